@@ -1,0 +1,216 @@
+/**
+ * A client for one Strata socket: one persistent connection carrying any
+ * number of requests at once (matched to responses by req_id), each with a
+ * timeout.
+ * @module
+ */
+
+import { parseResponse, type Response } from "./envelope.ts";
+import { type ErrorName, errorName, StrataError } from "./errors.ts";
+import { encodeFrame, FrameReader, FrameWriter } from "./frame.ts";
+
+/** Per-call options. */
+export interface CallOptions {
+  /** Capability token sent in `auth`. */
+  token?: string;
+  /** How long to wait for the response; defaults to the client's timeout. */
+  timeoutMs?: number;
+}
+
+/** Options for {@link Client.connect}. */
+export interface ClientOptions {
+  /** Default time to wait for a response, in ms (10 s unless given). */
+  timeoutMs?: number;
+  /** How long to wait for the connection itself, in ms (2 s unless given). */
+  connectTimeoutMs?: number;
+}
+
+interface Pending {
+  resolve(r: Response): void;
+  reject(e: unknown): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+const utf8 = new TextDecoder();
+
+/** An error response from a service, as a throwable value. */
+export class RemoteError extends StrataError {
+  constructor(body: { code: number; name?: string; message: string; details?: unknown }) {
+    const name = (errorName(body.code) ?? "INTERNAL") as ErrorName;
+    super(name, body.message, body.details as Record<string, unknown> | undefined);
+  }
+}
+
+/** Turns a failed connect into an UNAVAILABLE error that says what to do. */
+function unreachable(path: string, err: unknown): StrataError {
+  const why = err instanceof Deno.errors.NotFound
+    ? "no socket there"
+    : err instanceof Deno.errors.ConnectionRefused
+    ? "nothing is listening"
+    : err instanceof Deno.errors.NotCapable
+    ? "this program is not permitted to use that socket"
+    : err instanceof Error
+    ? err.message
+    : String(err);
+  return new StrataError("UNAVAILABLE", `cannot connect to ${path}: ${why}`, { path });
+}
+
+/** A persistent connection to one service socket. */
+export class Client {
+  readonly path: string;
+  #conn: Deno.Conn;
+  #writer: FrameWriter;
+  #pending = new Map<string, Pending>();
+  #prefix = crypto.randomUUID().slice(0, 8);
+  #seq = 0;
+  #timeoutMs: number;
+  #closed = false;
+  #reading: Promise<void>;
+
+  private constructor(path: string, conn: Deno.Conn, options: ClientOptions) {
+    this.path = path;
+    this.#conn = conn;
+    this.#writer = new FrameWriter(conn);
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#reading = this.#readLoop();
+  }
+
+  /** Connects to a socket; throws UNAVAILABLE when nothing answers there. */
+  static async connect(path: string, options: ClientOptions = {}): Promise<Client> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const conn = await Promise.race([
+        Deno.connect({ transport: "unix", path }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error("timed out")),
+            options.connectTimeoutMs ?? 2000,
+          );
+        }),
+      ]);
+      return new Client(path, conn, options);
+    } catch (err) {
+      throw unreachable(path, err);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Whether the connection has ended. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  async #readLoop(): Promise<void> {
+    const reader = new FrameReader(this.#conn);
+    let failure: unknown = new StrataError("UNAVAILABLE", `${this.path} closed the connection`);
+    try {
+      while (true) {
+        const body = await reader.next();
+        if (body === null) break;
+        const res = parseResponse(JSON.parse(utf8.decode(body)));
+        const p = this.#pending.get(res.req_id);
+        if (p) {
+          this.#pending.delete(res.req_id);
+          clearTimeout(p.timer);
+          p.resolve(res);
+        } else if (res.req_id === "" && !res.ok) {
+          // A connection-level refusal (over the limit, oversize frame).
+          failure = new RemoteError(res.error);
+          break;
+        }
+      }
+    } catch (err) {
+      if (!this.#closed) failure = err instanceof StrataError ? err : unreachable(this.path, err);
+    }
+    this.#shutdown(failure);
+  }
+
+  #shutdown(failure: unknown): void {
+    this.#closed = true;
+    for (const p of this.#pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(failure);
+    }
+    this.#pending.clear();
+    try {
+      this.#conn.close();
+    } catch { /* already closed */ }
+  }
+
+  /** Sends a request and resolves to the response envelope (ok or not). */
+  request(
+    method: string,
+    params?: Record<string, unknown>,
+    options: CallOptions = {},
+  ): Promise<Response> {
+    if (this.#closed) {
+      return Promise.reject(new StrataError("UNAVAILABLE", `${this.path}: connection closed`));
+    }
+    const reqId = `${this.#prefix}-${++this.#seq}`;
+    const frame = encodeFrame({
+      v: 1,
+      req_id: reqId,
+      method,
+      ...(options.token ? { auth: { token: options.token } } : {}),
+      ...(params ? { params } : {}),
+    });
+    const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
+    return new Promise<Response>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(reqId);
+        reject(
+          new StrataError(
+            "UNAVAILABLE",
+            `${method}: no answer from ${this.path} in ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+      this.#pending.set(reqId, { resolve, reject, timer });
+      this.#writer.write(frame).catch((err) => {
+        const p = this.#pending.get(reqId);
+        if (!p) return;
+        this.#pending.delete(reqId);
+        clearTimeout(timer);
+        reject(unreachable(this.path, err));
+      });
+    });
+  }
+
+  /** Sends a request and returns its result; a failed response throws RemoteError. */
+  async call<T = Record<string, unknown>>(
+    method: string,
+    params?: Record<string, unknown>,
+    options: CallOptions = {},
+  ): Promise<T> {
+    const res = await this.request(method, params, options);
+    if (!res.ok) throw new RemoteError(res.error);
+    return res.result as T;
+  }
+
+  /** Closes the connection; pending requests fail with UNAVAILABLE. */
+  async close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      try {
+        this.#conn.close();
+      } catch { /* already closed */ }
+    }
+    await this.#reading;
+  }
+}
+
+/** Connects, makes one call, and closes. */
+export async function callOnce<T = Record<string, unknown>>(
+  path: string,
+  method: string,
+  params?: Record<string, unknown>,
+  options: CallOptions & ClientOptions = {},
+): Promise<T> {
+  const client = await Client.connect(path, options);
+  try {
+    return await client.call<T>(method, params, options);
+  } finally {
+    await client.close();
+  }
+}

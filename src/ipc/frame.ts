@@ -1,0 +1,196 @@
+/**
+ * Length-prefixed JSON framing: a 4-byte big-endian length, then that many
+ * bytes of UTF-8 JSON, at most {@link MAX_FRAME} bytes.
+ *
+ * The reader never concatenates per frame: small frames are sliced out of one
+ * reusable buffer, large ones are read straight into a buffer of their size.
+ * The writer puts header and body in one buffer so a frame is one write.
+ * @module
+ */
+
+/** The largest frame body, in bytes (1 MiB). */
+export const MAX_FRAME = 1024 * 1024;
+
+/** Bytes in the length header. */
+export const HEADER_BYTES = 4;
+
+const READ_CHUNK = 64 * 1024;
+const encoder = new TextEncoder();
+
+/** Something frames can be read from (a Deno.Conn, a pipe, a test double). */
+export interface ByteSource {
+  read(p: Uint8Array): Promise<number | null>;
+}
+
+/** Something frames can be written to. */
+export interface ByteSink {
+  write(p: Uint8Array): Promise<number>;
+}
+
+/** A peer announced (or a sender tried to build) a frame over the size cap. */
+export class FrameTooLargeError extends Error {
+  /** The announced or encoded body size. */
+  readonly size: number;
+  constructor(size: number, max: number) {
+    super(`frame of ${size} bytes exceeds the ${max}-byte limit`);
+    this.name = "FrameTooLargeError";
+    this.size = size;
+  }
+}
+
+/** The stream ended in the middle of a frame. */
+export class TruncatedFrameError extends Error {
+  constructor(have: number, want: number) {
+    super(`connection closed after ${have} of ${want} bytes of a frame`);
+    this.name = "TruncatedFrameError";
+  }
+}
+
+/** Options for {@link FrameReader}. */
+export interface FrameReaderOptions {
+  /** The largest accepted body; defaults to {@link MAX_FRAME}. */
+  maxFrame?: number;
+}
+
+/**
+ * Reads frames one after another from a byte stream.
+ *
+ * `next()` resolves to the body of the next frame (a view that stays valid
+ * only until the following `next()` call), or null at a clean end of stream.
+ */
+export class FrameReader {
+  #source: ByteSource;
+  #buf = new Uint8Array(READ_CHUNK);
+  #start = 0;
+  #end = 0;
+  #max: number;
+
+  constructor(source: ByteSource, options: FrameReaderOptions = {}) {
+    this.#source = source;
+    this.#max = options.maxFrame ?? MAX_FRAME;
+  }
+
+  /** Bytes received but not yet returned as a frame. */
+  get buffered(): number {
+    return this.#end - this.#start;
+  }
+
+  /**
+   * Returns the next frame body, or null when the stream ends between frames.
+   * Throws FrameTooLargeError as soon as an oversize length is announced
+   * (before any of its body is read) and TruncatedFrameError on a cut frame.
+   */
+  async next(): Promise<Uint8Array | null> {
+    if (!(await this.#fill(HEADER_BYTES))) {
+      if (this.buffered === 0) return null;
+      throw new TruncatedFrameError(this.buffered, HEADER_BYTES);
+    }
+    const b = this.#buf;
+    const s = this.#start;
+    const length = ((b[s] << 24) | (b[s + 1] << 16) | (b[s + 2] << 8) | b[s + 3]) >>> 0;
+    if (length > this.#max) throw new FrameTooLargeError(length, this.#max);
+    this.#start += HEADER_BYTES;
+    if (length <= this.#buf.length) {
+      if (!(await this.#fill(length))) {
+        throw new TruncatedFrameError(this.buffered, length);
+      }
+      const body = this.#buf.subarray(this.#start, this.#start + length);
+      this.#start += length;
+      return body;
+    }
+    return await this.#readLarge(length);
+  }
+
+  /** Ensures `n` bytes are buffered; false when the stream ended first. */
+  async #fill(n: number): Promise<boolean> {
+    if (this.#end - this.#start >= n) return true;
+    if (this.#start + n > this.#buf.length) {
+      this.#buf.copyWithin(0, this.#start, this.#end);
+      this.#end -= this.#start;
+      this.#start = 0;
+    }
+    while (this.#end - this.#start < n) {
+      const got = await this.#source.read(this.#buf.subarray(this.#end));
+      if (got === null) return false;
+      this.#end += got;
+    }
+    return true;
+  }
+
+  /** Reads a body larger than the shared buffer straight into its own buffer. */
+  async #readLarge(length: number): Promise<Uint8Array> {
+    const body = new Uint8Array(length);
+    let have = this.#end - this.#start;
+    body.set(this.#buf.subarray(this.#start, this.#end));
+    this.#start = this.#end = 0;
+    while (have < length) {
+      const got = await this.#source.read(body.subarray(have));
+      if (got === null) throw new TruncatedFrameError(have, length);
+      have += got;
+    }
+    return body;
+  }
+}
+
+/**
+ * Encodes a JSON text as one frame (header and body in a single buffer).
+ * Throws FrameTooLargeError when the UTF-8 body would exceed `maxFrame`.
+ */
+export function encodeJsonFrame(json: string, maxFrame: number = MAX_FRAME): Uint8Array {
+  // UTF-8 needs at most 3 bytes per UTF-16 code unit; one byte past the cap
+  // is enough room to tell "fits" from "too large" without encoding twice.
+  const room = Math.min(json.length * 3, maxFrame + 1);
+  const out = new Uint8Array(HEADER_BYTES + room);
+  const { read, written } = encoder.encodeInto(json, out.subarray(HEADER_BYTES));
+  if (read < json.length || written > maxFrame) {
+    throw new FrameTooLargeError(read < json.length ? json.length : written, maxFrame);
+  }
+  out[0] = written >>> 24;
+  out[1] = (written >>> 16) & 0xff;
+  out[2] = (written >>> 8) & 0xff;
+  out[3] = written & 0xff;
+  return out.subarray(0, HEADER_BYTES + written);
+}
+
+/** Encodes a value as JSON in one frame. */
+export function encodeFrame(value: unknown, maxFrame: number = MAX_FRAME): Uint8Array {
+  return encodeJsonFrame(JSON.stringify(value), maxFrame);
+}
+
+/** Writes all of `bytes`, looping over short writes. */
+export async function writeAll(sink: ByteSink, bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < bytes.length) {
+    off += await sink.write(off === 0 ? bytes : bytes.subarray(off));
+  }
+}
+
+/**
+ * Serialises writes to one sink so concurrent responses never interleave.
+ * A failed write fails that call and every later one.
+ */
+export class FrameWriter {
+  #sink: ByteSink;
+  #tail: Promise<void> = Promise.resolve();
+  #error: unknown = undefined;
+
+  constructor(sink: ByteSink) {
+    this.#sink = sink;
+  }
+
+  /** Queues one already-encoded frame. */
+  write(frame: Uint8Array): Promise<void> {
+    const run = async () => {
+      if (this.#error !== undefined) throw this.#error;
+      try {
+        await writeAll(this.#sink, frame);
+      } catch (err) {
+        this.#error = err;
+        throw err;
+      }
+    };
+    const p = this.#tail.then(run, run);
+    this.#tail = p.catch(() => {});
+    return p;
+  }
+}

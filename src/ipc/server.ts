@@ -1,0 +1,473 @@
+/**
+ * The one server every Strata service runs: a Unix socket listener and a
+ * per-connection loop that takes each request through
+ * frame decode → envelope check → token verify (cached) → authorize →
+ * params check → handler → response frame.
+ *
+ * A service only declares its methods. The server adds `<service>.health`,
+ * enforces the limits (connections, in-flight requests per connection, idle
+ * time, time per request, frame size) and drains on stop.
+ * @module
+ */
+
+import type { Audit } from "../runtime/audit.ts";
+import { type Access, authorize, type AuthorizeContext } from "../policy/authorize.ts";
+import type { Capability } from "../token/claims.ts";
+import {
+  EnvelopeError,
+  errorResponse,
+  okResponse,
+  parseRequest,
+  type Request,
+} from "./envelope.ts";
+import { StrataError, toStrataError } from "./errors.ts";
+import {
+  encodeFrame,
+  encodeJsonFrame,
+  FrameReader,
+  FrameTooLargeError,
+  FrameWriter,
+  MAX_FRAME,
+} from "./frame.ts";
+import { type ParamsSchema, validateParams } from "./schema.ts";
+
+/** What a handler learns about the request besides its params. */
+export interface MethodContext {
+  /** The caller's verified capability (protected methods only). */
+  cap?: Capability;
+  /** The request id. */
+  reqId: string;
+  /** The connection's number, for handlers that keep per-connection state. */
+  connId: number;
+}
+
+/** A method a service offers. */
+export interface Method {
+  /** Full method name, "service.action". */
+  name: string;
+  /** The right it needs, or "public". Nothing is public unless it says so. */
+  access: Access;
+  /** Its params. */
+  params: ParamsSchema;
+  /** Does the work; what it returns is the result (or a {@link RawJson}). */
+  // deno-lint-ignore no-explicit-any
+  handler(params: any, ctx: MethodContext): unknown | Promise<unknown>;
+}
+
+/**
+ * A result that is already JSON text: spliced into the response as is, so a
+ * large payload is serialised once.
+ */
+export class RawJson {
+  readonly json: string;
+  constructor(json: string) {
+    this.json = json;
+  }
+}
+
+/** Resource limits of one server. */
+export interface ServerLimits {
+  /** Open connections at most; past it the oldest idle one is closed. */
+  maxConnections: number;
+  /** Requests one connection may have in flight before reading pauses. */
+  maxInFlight: number;
+  /** A connection with no complete frame and nothing in flight for this long is closed. */
+  idleTimeoutMs: number;
+  /** A request not answered within this gets UNAVAILABLE. */
+  requestTimeoutMs: number;
+  /** Largest request body. */
+  maxFrame: number;
+}
+
+/** The limits used unless a service overrides them. */
+export const DEFAULT_LIMITS: ServerLimits = {
+  maxConnections: 256,
+  maxInFlight: 32,
+  idleTimeoutMs: 60_000,
+  requestTimeoutMs: 30_000,
+  maxFrame: MAX_FRAME,
+};
+
+/** Options for {@link Server.listen}. */
+export interface ServerOptions {
+  /** The service name, e.g. "fs". */
+  service: string;
+  /** Socket path. */
+  path: string;
+  /** The methods offered. */
+  methods: Method[];
+  /** Token checking; required when any method is protected. */
+  auth?: Omit<AuthorizeContext, "service" | "now">;
+  limits?: Partial<ServerLimits>;
+  audit?: Audit;
+  /** Group id to own the socket; the socket is then 0660 instead of 0600. */
+  socketGid?: number;
+}
+
+interface ConnState {
+  id: number;
+  conn: Deno.Conn;
+  inFlight: number;
+  lastActive: number;
+  closed: boolean;
+  wake?: () => void;
+  pending: Set<Promise<void>>;
+}
+
+const MIN_SWEEP_MS = 250;
+
+/** Removes a stale socket file, refusing if another process still answers on it. */
+async function claimSocketPath(path: string): Promise<void> {
+  try {
+    const probe = await Deno.connect({ transport: "unix", path });
+    probe.close();
+    throw new StrataError("CONFLICT", `another process is already serving ${path}`);
+  } catch (err) {
+    if (err instanceof StrataError) throw err;
+    if (!(err instanceof Deno.errors.NotFound || err instanceof Deno.errors.ConnectionRefused)) {
+      throw err;
+    }
+  }
+  try {
+    Deno.removeSync(path);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+}
+
+/** A running server. */
+export class Server {
+  readonly service: string;
+  readonly path: string;
+  #listener: Deno.Listener;
+  #methods = new Map<string, Method>();
+  #limits: ServerLimits;
+  #auth?: ServerOptions["auth"];
+  #audit?: Audit;
+  #conns = new Map<number, ConnState>();
+  #nextId = 1;
+  #inFlight = 0;
+  #draining = false;
+  #drained?: () => void;
+  #sweep: ReturnType<typeof setTimeout>;
+  #started = Date.now();
+  #accepting: Promise<void>;
+
+  private constructor(options: ServerOptions, listener: Deno.Listener) {
+    this.service = options.service;
+    this.path = options.path;
+    this.#listener = listener;
+    this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.#auth = options.auth;
+    this.#audit = options.audit;
+    for (const m of [this.#healthMethod(), ...options.methods]) {
+      if (m.access !== "public" && typeof m.access?.right !== "string") {
+        throw new Error(`${m.name}: declares no right and is not public (deny by default)`);
+      }
+      if (m.access !== "public" && !this.#auth) {
+        throw new Error(`${m.name}: protected methods need the server's auth options`);
+      }
+      this.#methods.set(m.name, m);
+    }
+    const every = Math.max(MIN_SWEEP_MS, Math.min(1000, this.#limits.idleTimeoutMs / 4));
+    this.#sweep = setInterval(() => this.#closeIdle(), every);
+    Deno.unrefTimer(this.#sweep);
+    this.#accepting = this.#acceptLoop();
+  }
+
+  /** Claims the socket path, listens, sets the socket's mode and starts serving. */
+  static async listen(options: ServerOptions): Promise<Server> {
+    await claimSocketPath(options.path);
+    const listener = Deno.listen({ transport: "unix", path: options.path });
+    if (options.socketGid !== undefined) {
+      Deno.chownSync(options.path, null, options.socketGid);
+      Deno.chmodSync(options.path, 0o660);
+    } else {
+      Deno.chmodSync(options.path, 0o600);
+    }
+    return new Server(options, listener);
+  }
+
+  /** Open connections. */
+  get connections(): number {
+    return this.#conns.size;
+  }
+
+  /** Requests being worked on. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Whether a drain has begun. */
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  #healthMethod(): Method {
+    return {
+      name: `${this.service}.health`,
+      access: "public",
+      params: {},
+      handler: () => ({
+        status: this.#draining ? "draining" : "ok",
+        service: this.service,
+        pid: Deno.pid,
+        uptime_ms: Date.now() - this.#started,
+      }),
+    };
+  }
+
+  async #acceptLoop(): Promise<void> {
+    while (true) {
+      let conn: Deno.Conn;
+      try {
+        conn = await this.#listener.accept();
+      } catch (err) {
+        if (this.#draining || err instanceof Deno.errors.BadResource) return;
+        // Out of descriptors or similar: back off briefly rather than spin.
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
+      }
+      if (this.#conns.size >= this.#limits.maxConnections && !this.#evictIdle()) {
+        this.#refuse(conn);
+        continue;
+      }
+      this.#handle(conn);
+    }
+  }
+
+  /** Closes the longest-idle connection to make room; false if none is idle. */
+  #evictIdle(): boolean {
+    let victim: ConnState | undefined;
+    for (const s of this.#conns.values()) {
+      if (s.inFlight === 0 && (!victim || s.lastActive < victim.lastActive)) victim = s;
+    }
+    if (!victim) return false;
+    this.#closeConn(victim);
+    return true;
+  }
+
+  #refuse(conn: Deno.Conn): void {
+    const err = new StrataError(
+      "RESOURCE_EXHAUSTED",
+      `${this.service} has ${this.#conns.size} busy connections, its limit; retry shortly`,
+    );
+    conn.write(encodeFrame(errorResponse("", err))).catch(() => {}).finally(() => {
+      try {
+        conn.close();
+      } catch { /* already closed */ }
+    });
+  }
+
+  #closeConn(s: ConnState): void {
+    if (s.closed) return;
+    s.closed = true;
+    this.#conns.delete(s.id);
+    try {
+      s.conn.close();
+    } catch { /* already closed */ }
+    s.wake?.();
+  }
+
+  #closeIdle(): void {
+    const limit = Date.now() - this.#limits.idleTimeoutMs;
+    for (const s of this.#conns.values()) {
+      if (s.inFlight === 0 && s.lastActive < limit) this.#closeConn(s);
+    }
+  }
+
+  async #handle(conn: Deno.Conn): Promise<void> {
+    const s: ConnState = {
+      id: this.#nextId++,
+      conn,
+      inFlight: 0,
+      lastActive: Date.now(),
+      closed: false,
+      pending: new Set(),
+    };
+    this.#conns.set(s.id, s);
+    const reader = new FrameReader(conn, { maxFrame: this.#limits.maxFrame });
+    const writer = new FrameWriter(conn);
+    try {
+      while (!s.closed) {
+        while (s.inFlight >= this.#limits.maxInFlight && !s.closed) {
+          await new Promise<void>((r) => (s.wake = r));
+        }
+        let body: Uint8Array | null;
+        try {
+          body = await reader.next();
+        } catch (err) {
+          if (err instanceof FrameTooLargeError) {
+            // Refuse without reading the body, then hang up: the stream is
+            // no longer in step.
+            const e = new StrataError(
+              "INVALID_ARGUMENT",
+              `frame: announced ${err.size} bytes; the limit is ${this.#limits.maxFrame}`,
+            );
+            await writer.write(encodeFrame(errorResponse("", e))).catch(() => {});
+          }
+          break;
+        }
+        if (body === null) break;
+        s.lastActive = Date.now();
+        const p = this.#dispatch(body, s, writer);
+        s.pending.add(p);
+        p.finally(() => s.pending.delete(p));
+      }
+      // The peer may half-close after its last request: answer what is in flight.
+      await Promise.allSettled([...s.pending]);
+    } finally {
+      this.#closeConn(s);
+    }
+  }
+
+  #dispatch(body: Uint8Array, s: ConnState, writer: FrameWriter): Promise<void> {
+    s.inFlight++;
+    this.#inFlight++;
+    let req: Request | undefined;
+    let parseError: StrataError | undefined;
+    try {
+      // Parse now: `body` is only valid until the reader's next call.
+      req = parseRequest(body);
+    } catch (err) {
+      parseError = toStrataError(err);
+    }
+    return this.#answer(req, parseError, s)
+      .then((frame) => writer.write(frame))
+      .catch(() => this.#closeConn(s))
+      .finally(() => {
+        s.inFlight--;
+        this.#inFlight--;
+        s.lastActive = Date.now();
+        const wake = s.wake;
+        s.wake = undefined;
+        wake?.();
+        if (this.#draining && this.#inFlight === 0) this.#drained?.();
+      });
+  }
+
+  async #answer(
+    req: Request | undefined,
+    parseError: StrataError | undefined,
+    s: ConnState,
+  ): Promise<Uint8Array> {
+    if (!req) {
+      const reqId = parseError instanceof EnvelopeError ? parseError.reqId : "";
+      return encodeFrame(errorResponse(reqId, parseError!));
+    }
+    try {
+      const result = await this.#run(req, s);
+      if (result instanceof RawJson) {
+        return encodeJsonFrame(
+          `{"v":1,"req_id":${JSON.stringify(req.req_id)},"ok":true,"result":${result.json}}`,
+        );
+      }
+      return encodeFrame(okResponse(req.req_id, result ?? {}));
+    } catch (err) {
+      let e = toStrataError(err);
+      if (err instanceof FrameTooLargeError) {
+        e = new StrataError(
+          "RESOURCE_EXHAUSTED",
+          "result: larger than a 1 MiB frame; ask for less",
+        );
+      } else if (e.errorName === "INTERNAL") {
+        console.error(`${this.service}: ${req.method} failed:`, err);
+      }
+      return encodeFrame(errorResponse(req.req_id, e));
+    }
+  }
+
+  async #run(req: Request, s: ConnState): Promise<unknown> {
+    if (this.#draining) {
+      throw new StrataError("UNAVAILABLE", `${this.service} is stopping; retry once it is back`);
+    }
+    const method = this.#methods.get(req.method);
+    if (!method) {
+      const [svc] = req.method.split(".");
+      throw new StrataError(
+        "INVALID_ARGUMENT",
+        svc === this.service
+          ? `method: unknown method ${req.method}; ${this.service} offers ${
+            [...this.#methods.keys()].join(", ")
+          }`
+          : `method: ${req.method} is not served here (this is ${this.service}.sock)`,
+      );
+    }
+    let cap: Capability | undefined;
+    if (method.access !== "public") {
+      try {
+        cap = await authorize(req.auth?.token, method.access, {
+          service: this.service,
+          ...this.#auth!,
+        });
+      } catch (err) {
+        if (err instanceof StrataError) {
+          this.#audit?.event("auth.denied", {
+            method: req.method,
+            reason: err.details?.reason ?? err.errorName,
+            cap_id: err.details?.cap_id,
+          });
+        }
+        throw err;
+      }
+    }
+    const params = validateParams(method.params, req.params);
+    const out = method.handler(params, { cap, reqId: req.req_id, connId: s.id });
+    if (!(out instanceof Promise)) return out;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new StrataError(
+              "UNAVAILABLE",
+              `${req.method} took longer than ${this.#limits.requestTimeoutMs} ms`,
+            ),
+          ),
+        this.#limits.requestTimeoutMs,
+      );
+    });
+    try {
+      return await Promise.race([out, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Stops accepting, lets in-flight requests finish (new ones get
+   * UNAVAILABLE), then closes every connection. Resolves when drained or
+   * after `timeoutMs`.
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    if (!this.#draining) {
+      this.#draining = true;
+      try {
+        this.#listener.close();
+      } catch { /* already closed */ }
+    }
+    if (this.#inFlight > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        new Promise<void>((r) => (this.#drained = r)),
+        new Promise<void>((r) => (timer = setTimeout(r, timeoutMs))),
+      ]);
+      clearTimeout(timer);
+    }
+    this.close();
+    await this.#accepting;
+  }
+
+  /** Closes the listener and every connection at once, and removes the socket. */
+  close(): void {
+    this.#draining = true;
+    clearInterval(this.#sweep);
+    try {
+      this.#listener.close();
+    } catch { /* already closed */ }
+    for (const s of [...this.#conns.values()]) this.#closeConn(s);
+    try {
+      Deno.removeSync(this.path);
+    } catch { /* gone already */ }
+  }
+}
