@@ -1,0 +1,141 @@
+/**
+ * Ed25519 keys for PASETO v4.public: generation, PASERK serialisation
+ * (k4.secret, k4.public) and key ids (k4.pid).
+ *
+ * Signing and verification use Deno's native WebCrypto Ed25519;
+ * @noble/ed25519 re-derives the public key when a secret is loaded, so a
+ * corrupted key file is caught before it signs anything.
+ * @module
+ */
+
+import { getPublicKeyAsync } from "@noble/ed25519";
+import { BLAKE2b } from "@stablelib/blake2b";
+
+const encoder = new TextEncoder();
+const B64URL_RE = /^[A-Za-z0-9_-]*$/;
+
+/** Encodes bytes as unpadded base64url. */
+export function b64url(bytes: Uint8Array): string {
+  return bytes.toBase64({ alphabet: "base64url", omitPadding: true });
+}
+
+/**
+ * Decodes unpadded base64url, refusing padding, other alphabets, whitespace
+ * and non-canonical encodings (so one token has exactly one spelling).
+ * Returns undefined when the text is not canonical base64url.
+ */
+export function fromB64url(text: string): Uint8Array | undefined {
+  if (!B64URL_RE.test(text) || text.length % 4 === 1) return undefined;
+  let bytes: Uint8Array;
+  try {
+    bytes = Uint8Array.fromBase64(text, { alphabet: "base64url" });
+  } catch {
+    return undefined;
+  }
+  return b64url(bytes) === text ? bytes : undefined;
+}
+
+/** A signing key with its public half and id. */
+export interface SigningKey {
+  /** PASERK key id, "k4.pid.…". */
+  kid: string;
+  /** The 32-byte Ed25519 seed. */
+  seed: Uint8Array;
+  /** The 32-byte public key. */
+  publicKey: Uint8Array;
+  /** WebCrypto handle used to sign. */
+  privateKey: CryptoKey;
+}
+
+/** A public key ready to verify, with its id. */
+export interface VerifyKey {
+  kid: string;
+  publicKey: Uint8Array;
+  key: CryptoKey;
+}
+
+/** The PASERK of a public key: "k4.public." + base64url(pk). */
+export function publicPaserk(publicKey: Uint8Array): string {
+  return "k4.public." + b64url(publicKey);
+}
+
+/** The PASERK of a secret key: "k4.secret." + base64url(seed || pk). */
+export function secretPaserk(key: SigningKey): string {
+  const both = new Uint8Array(64);
+  both.set(key.seed, 0);
+  both.set(key.publicKey, 32);
+  return "k4.secret." + b64url(both);
+}
+
+/** The PASERK key id of a public key (k4.pid: BLAKE2b-264 of its PASERK). */
+export function keyId(publicKey: Uint8Array): string {
+  const header = "k4.pid.";
+  const h = new BLAKE2b(33);
+  h.update(encoder.encode(header + publicPaserk(publicKey)));
+  return header + b64url(h.digest());
+}
+
+async function importPrivate(seed: Uint8Array, publicKey: Uint8Array): Promise<CryptoKey> {
+  return await crypto.subtle.importKey(
+    "jwk",
+    { kty: "OKP", crv: "Ed25519", d: b64url(seed), x: b64url(publicKey) },
+    { name: "Ed25519" },
+    false,
+    ["sign"],
+  );
+}
+
+/** Imports a raw 32-byte public key for verification. */
+export async function importVerifyKey(publicKey: Uint8Array): Promise<VerifyKey> {
+  if (publicKey.length !== 32) throw new Error("an Ed25519 public key is 32 bytes");
+  const key = await crypto.subtle.importKey(
+    "raw",
+    publicKey as Uint8Array<ArrayBuffer>,
+    { name: "Ed25519" },
+    false,
+    ["verify"],
+  );
+  return { kid: keyId(publicKey), publicKey, key };
+}
+
+/** Generates a fresh Ed25519 signing key. */
+export async function generateSigningKey(): Promise<SigningKey> {
+  const seed = crypto.getRandomValues(new Uint8Array(32));
+  return await signingKeyFromSeed(seed);
+}
+
+/** Builds a signing key from its 32-byte seed. */
+export async function signingKeyFromSeed(seed: Uint8Array): Promise<SigningKey> {
+  if (seed.length !== 32) throw new Error("an Ed25519 seed is 32 bytes");
+  const publicKey = await getPublicKeyAsync(seed);
+  return {
+    kid: keyId(publicKey),
+    seed,
+    publicKey,
+    privateKey: await importPrivate(seed, publicKey),
+  };
+}
+
+/**
+ * Parses a "k4.secret." PASERK. Throws when it is malformed or when its
+ * public half does not match the one derived from the seed.
+ */
+export async function parseSecretPaserk(paserk: string): Promise<SigningKey> {
+  if (!paserk.startsWith("k4.secret.")) throw new Error('not a "k4.secret." key');
+  const both = fromB64url(paserk.slice("k4.secret.".length));
+  if (!both || both.length !== 64) throw new Error("k4.secret key data must be 64 bytes");
+  const key = await signingKeyFromSeed(both.slice(0, 32));
+  const stored = both.subarray(32);
+  if (!key.publicKey.every((b, i) => b === stored[i])) {
+    throw new Error("k4.secret key is corrupt: its public half does not match its seed");
+  }
+  return key;
+}
+
+/** Parses a "k4.public." PASERK into a verification key. */
+export async function parsePublicPaserk(paserk: string): Promise<VerifyKey> {
+  if (!paserk.startsWith("k4.public.")) throw new Error('not a "k4.public." key');
+  const raw = fromB64url(paserk.slice("k4.public.".length));
+  if (!raw || raw.length !== 32) throw new Error("k4.public key data must be 32 bytes");
+  return await importVerifyKey(raw);
+}

@@ -1,0 +1,83 @@
+/**
+ * Local token verification with a bounded cache of verified tokens.
+ *
+ * The cache holds only what a signature check proves (the parsed claims);
+ * expiry, not-before, revocation and rights are checked on every use by
+ * policy/authorize, so a cached token stops working the moment it expires or
+ * is revoked. Concurrent first uses of one token share one signature check.
+ * @module
+ */
+
+import { type Capability, parseClaims } from "./claims.ts";
+import type { KeyLookup } from "./key_set.ts";
+import { verifyV4Public } from "./paseto.ts";
+
+/** Options for {@link TokenVerifier}. */
+export interface TokenVerifierOptions {
+  /** The issuer tokens must name, "identity@<node_id>". */
+  issuer: string;
+  /** Where verification keys come from. */
+  keys: KeyLookup;
+  /** Most verified tokens kept; defaults to 4096. */
+  cacheSize?: number;
+}
+
+/** Verifies tokens locally (no call to identity) and caches the result. */
+export class TokenVerifier {
+  #issuer: string;
+  #keys: KeyLookup;
+  #max: number;
+  #cache = new Map<string, Capability>();
+  #pending = new Map<string, Promise<Capability>>();
+
+  constructor(options: TokenVerifierOptions) {
+    this.#issuer = options.issuer;
+    this.#keys = options.keys;
+    this.#max = options.cacheSize ?? 4096;
+  }
+
+  /** The issuer this verifier accepts. */
+  get issuer(): string {
+    return this.#issuer;
+  }
+
+  /** Number of cached verified tokens. */
+  get cached(): number {
+    return this.#cache.size;
+  }
+
+  /**
+   * Returns the capability a token proves, checking its signature and claims
+   * (issuer, audience, shape) on first use. Throws TokenError or ClaimsError.
+   */
+  verify(token: string): Promise<Capability> | Capability {
+    const hit = this.#cache.get(token);
+    if (hit) {
+      // Keep hot tokens: move to the young end of the insertion order.
+      this.#cache.delete(token);
+      this.#cache.set(token, hit);
+      return hit;
+    }
+    let p = this.#pending.get(token);
+    if (!p) {
+      p = this.#verifySlow(token).finally(() => this.#pending.delete(token));
+      this.#pending.set(token, p);
+    }
+    return p;
+  }
+
+  async #verifySlow(token: string): Promise<Capability> {
+    const payload = await verifyV4Public(token, (kid) => this.#keys.get(kid));
+    const cap = parseClaims(payload, { issuer: this.#issuer });
+    if (this.#cache.size >= this.#max) {
+      this.#cache.delete(this.#cache.keys().next().value!);
+    }
+    this.#cache.set(token, cap);
+    return cap;
+  }
+
+  /** Forgets every cached token (after the key set changed). */
+  clearCache(): void {
+    this.#cache.clear();
+  }
+}
