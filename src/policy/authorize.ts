@@ -1,0 +1,141 @@
+/**
+ * The one place that says yes or no to a request.
+ *
+ * Every protected method of every service goes through {@link authorize}:
+ * token present, signature valid, issuer and audience right, not before nbf,
+ * not expired, not revoked (itself or any ancestor), issued for this service,
+ * right held, rate limit met. Path constraints are checked where the path is
+ * resolved, by policy/paths. Anything not explicitly public needs a right.
+ * @module
+ */
+
+import { StrataError } from "../ipc/errors.ts";
+import { type Capability, ClaimsError } from "../token/claims.ts";
+import { TokenError } from "../token/paseto.ts";
+import type { RevocationSet } from "../token/revocation_set.ts";
+import type { TokenVerifier } from "../token/verifier.ts";
+import { parseRate, type RateLimiter } from "./rate_limit.ts";
+import { ANY_SERVICE } from "./rights.ts";
+
+/** What a method requires: a named right, or nothing ("public"). */
+export type Access = { right: string } | "public";
+
+/** What authorize needs to know besides the token. */
+export interface AuthorizeContext {
+  /** The service answering, e.g. "fs". */
+  service: string;
+  verifier: TokenVerifier;
+  revoked: RevocationSet;
+  limiter: RateLimiter;
+  /** The time to judge expiry by (epoch ms); defaults to now. */
+  now?: number;
+}
+
+/** Builds a refusal whose details carry the reason for the audit log. */
+function deny(
+  name: "UNAUTHENTICATED" | "PERMISSION_DENIED" | "RESOURCE_EXHAUSTED",
+  reason: string,
+  message: string,
+  extra: Record<string, unknown> = {},
+): StrataError {
+  return new StrataError(name, message, { reason, ...extra });
+}
+
+/**
+ * Checks a capability that has already been verified against the time, the
+ * revocation list, the service and the right. Throws the refusal.
+ */
+export function checkCapability(
+  cap: Capability,
+  right: string | undefined,
+  ctx: Omit<AuthorizeContext, "verifier" | "limiter">,
+): void {
+  const now = ctx.now ?? Date.now();
+  if (now < cap.nbfMs) {
+    throw deny(
+      "UNAUTHENTICATED",
+      "not_yet_valid",
+      `token: not valid before ${cap.claims.nbf}`,
+      { cap_id: cap.capId },
+    );
+  }
+  if (now >= cap.expMs) {
+    throw deny(
+      "UNAUTHENTICATED",
+      "expired",
+      `token: expired at ${cap.claims.exp}; ask identity.issue for a new one`,
+      { cap_id: cap.capId },
+    );
+  }
+  const revoked = ctx.revoked.revokedIn(cap.lineage);
+  if (revoked !== undefined) {
+    throw deny(
+      "UNAUTHENTICATED",
+      "revoked",
+      revoked === cap.capId
+        ? `token: capability ${revoked} has been revoked`
+        : `token: capability ${cap.capId} was delegated from ${revoked}, which has been revoked`,
+      { cap_id: cap.capId },
+    );
+  }
+  if (right === undefined) return;
+  if (cap.claims.service !== ANY_SERVICE && cap.claims.service !== ctx.service) {
+    throw deny(
+      "PERMISSION_DENIED",
+      "wrong_service",
+      `token: issued for service ${cap.claims.service}, not ${ctx.service}`,
+      { cap_id: cap.capId },
+    );
+  }
+  if (!cap.claims.rights.includes(right)) {
+    throw deny(
+      "PERMISSION_DENIED",
+      "missing_right",
+      `token: lacks the right ${right} (it has ${cap.claims.rights.join(", ") || "none"})`,
+      { cap_id: cap.capId, right },
+    );
+  }
+}
+
+/**
+ * Authorizes one request. Returns the caller's capability for protected
+ * methods (undefined for public ones) or throws the refusal.
+ */
+export async function authorize(
+  token: string | undefined,
+  access: Access,
+  ctx: AuthorizeContext,
+): Promise<Capability | undefined> {
+  if (access === "public") return undefined;
+  if (token === undefined || token === "") {
+    throw deny(
+      "UNAUTHENTICATED",
+      "no_token",
+      `auth.token: ${access.right} needs a capability token; pass one with -token or STRATA_TOKEN`,
+    );
+  }
+  let cap: Capability;
+  try {
+    cap = await ctx.verifier.verify(token);
+  } catch (err) {
+    if (err instanceof TokenError || err instanceof ClaimsError) {
+      throw deny("UNAUTHENTICATED", err.reason, err.message);
+    }
+    throw err;
+  }
+  checkCapability(cap, access.right, ctx);
+  const rateText = cap.claims.constraints.rate_limit;
+  if (rateText !== undefined) {
+    const rate = parseRate(rateText);
+    const wait = rate ? ctx.limiter.take(cap.capId, rate) : 0;
+    if (wait > 0) {
+      throw deny(
+        "RESOURCE_EXHAUSTED",
+        "rate_limited",
+        `rate limit ${rateText} of capability ${cap.capId} exceeded; retry in ${wait} ms`,
+        { cap_id: cap.capId, retry_after_ms: wait },
+      );
+    }
+  }
+  return cap;
+}
