@@ -1,0 +1,79 @@
+/**
+ * The command line that starts a Strata program: `deno run` with the
+ * program's permission flags in development, or the compiled binary next to
+ * the supervisor, whose flags were baked in by `deno task compile`.
+ * @module
+ */
+
+import { fileURLToPath } from "node:url";
+import { type Layout, layoutArgs } from "./config.ts";
+import { permissionFlags, type PermissionOptions, type Program } from "./permissions.ts";
+
+/** How programs are started. */
+export type LaunchMode =
+  | { kind: "dev"; deno: string; root: string }
+  | { kind: "compiled"; binDir: string };
+
+/** The repository root, for development launches. */
+export const REPO_ROOT: string = fileURLToPath(new URL("../../", import.meta.url)).replace(
+  /\/$/,
+  "",
+);
+
+/** The compiled binary name of each program. */
+export const BINARY_NAMES: Readonly<Record<Program, string>> = {
+  supervisor: "supervisor",
+  registry: "registry",
+  identity: "identity",
+  fs: "fs",
+  ctl: "strata-ctl",
+};
+
+/** The source entry of a program, relative to the repository root. */
+export function entryOf(program: Program): string {
+  return `src/${program}/main.ts`;
+}
+
+/**
+ * V8 settings for the long-running services: a small young generation keeps
+ * the resident size of an idle or lightly loaded service low.
+ */
+export const SERVICE_V8_FLAGS = "--max-semi-space-size=2";
+
+/** A command ready for Deno.Command. */
+export interface ProgramCommand {
+  cmd: string;
+  args: string[];
+}
+
+/**
+ * The command that starts `program` under `layout` in `mode`, followed by
+ * `extra` arguments for the program itself. In development the layout goes
+ * on the command line; a compiled binary has it baked in.
+ */
+export function programCommand(
+  program: Program,
+  layout: Layout,
+  mode: LaunchMode,
+  options: PermissionOptions & { extra?: string[] } = {},
+): ProgramCommand {
+  const extra = options.extra ?? [];
+  if (mode.kind === "compiled") {
+    // The layout was baked into the binary by `deno task compile`.
+    return { cmd: `${mode.binDir}/${BINARY_NAMES[program]}`, args: extra };
+  }
+  return {
+    cmd: mode.deno,
+    args: [
+      "run",
+      "--quiet",
+      "--no-prompt",
+      `--config=${mode.root}/deno.json`,
+      ...(program === "ctl" ? [] : [`--v8-flags=${SERVICE_V8_FLAGS}`]),
+      ...permissionFlags(program, layout, options),
+      `${mode.root}/${entryOf(program)}`,
+      ...layoutArgs(layout),
+      ...extra,
+    ],
+  };
+}

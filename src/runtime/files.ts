@@ -1,0 +1,64 @@
+/**
+ * Durable file writes: write to a temporary file, fsync it, rename it over
+ * the target, fsync the folder. A reader sees the old file or the new one,
+ * never half of either, and a crash at any point loses nothing acknowledged.
+ * @module
+ */
+
+import { posix } from "node:path";
+
+/** Options for {@link writeFileAtomic}. */
+export interface AtomicWriteOptions {
+  /** The temporary file to write first (must be writable by the program). */
+  tmpPath: string;
+  /** File mode, e.g. 0o600. */
+  mode?: number;
+  /** fsync file and folder (default true; off for files on tmpfs). */
+  durable?: boolean;
+}
+
+/** Replaces `path` with `data` atomically. */
+export function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  options: AtomicWriteOptions,
+): void {
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  const durable = options.durable ?? true;
+  const file = Deno.openSync(options.tmpPath, {
+    write: true,
+    create: true,
+    truncate: true,
+    mode: options.mode ?? 0o600,
+  });
+  try {
+    let off = 0;
+    while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
+    if (options.mode !== undefined) Deno.chmodSync(options.tmpPath, options.mode);
+    if (durable) file.syncSync();
+  } finally {
+    file.close();
+  }
+  Deno.renameSync(options.tmpPath, path);
+  if (durable) syncDir(posix.dirname(path));
+}
+
+/** fsyncs a folder so a rename or a new file in it survives a crash. */
+export function syncDir(dir: string): void {
+  try {
+    const d = Deno.openSync(dir, { read: true });
+    try {
+      d.syncSync();
+    } finally {
+      d.close();
+    }
+  } catch {
+    // Some file systems refuse fsync on folders; the data itself is synced.
+  }
+}
+
+/** Creates a folder (and parents) and sets its mode exactly. */
+export function ensureDir(dir: string, mode: number): void {
+  Deno.mkdirSync(dir, { recursive: true, mode });
+  Deno.chmodSync(dir, mode);
+}

@@ -1,0 +1,146 @@
+/**
+ * The single source of truth for each program's Deno permissions.
+ *
+ * For a program and a layout this states exactly which sockets it may use
+ * (`--allow-net=unix:<path>`, plus read and write on that path, which Deno
+ * also requires for a Unix socket), which files and folders it may read and
+ * write, which environment variables it may read and, for the supervisor
+ * alone, which programs it may run. The supervisor's spawn, the deno tasks
+ * and `deno task compile` all take their flags from here. Nothing gets -A,
+ * a bare --allow-read/--allow-write/--allow-net, --allow-sys or --allow-ffi.
+ * @module
+ */
+
+import {
+  CHILD_SERVICES,
+  type Layout,
+  runtimeFiles,
+  type ServiceName,
+  socketPath,
+  stateFiles,
+} from "./config.ts";
+
+/** A Strata program. */
+export type Program = ServiceName | "ctl";
+
+/** Every program, in the order the supervisor starts the services. */
+export const PROGRAMS: readonly Program[] = ["supervisor", ...CHILD_SERVICES, "ctl"];
+
+/** A program's grants, as lists (empty means "none"). */
+export interface PermissionSet {
+  /** Unix socket paths (each also needs read and write on the path). */
+  sockets: string[];
+  read: string[];
+  write: string[];
+  env: string[];
+  run: string[];
+}
+
+/** What the program needs besides the layout. */
+export interface PermissionOptions {
+  /** supervisor only: the exact commands it may start (its children). */
+  run?: string[];
+  /** ctl only: folders `fs get` may write downloads into. */
+  downloads?: string[];
+}
+
+/** The variable that overrides the binary of a supervised service. */
+export function binOverrideVar(service: string): string {
+  return `STRATA_${service.toUpperCase()}_BIN`;
+}
+
+/** Environment variables strata-ctl reads. */
+export const CTL_ENV = ["STRATA_TOKEN", "NO_COLOR"];
+
+/** Sockets each token-verifying service receives identity's pushes on. */
+const PUSH_TARGETS: ServiceName[] = ["registry", "fs", "supervisor"];
+
+function uniq(list: string[]): string[] {
+  return [...new Set(list)];
+}
+
+/** The grants of `program` under `layout`. */
+export function permissionSet(
+  program: Program,
+  layout: Layout,
+  options: PermissionOptions = {},
+): PermissionSet {
+  const rt = runtimeFiles(layout);
+  const st = stateFiles(layout);
+  const verifierReads = [rt.identityPub, rt.revocations];
+  const set: PermissionSet = { sockets: [], read: [], write: [], env: [], run: [] };
+  switch (program) {
+    case "registry":
+      set.sockets = [socketPath(layout, "registry")];
+      set.read = verifierReads;
+      set.write = [st.audit];
+      break;
+    case "identity":
+      set.sockets = [
+        socketPath(layout, "identity"),
+        ...PUSH_TARGETS.map((s) => socketPath(layout, s)),
+      ];
+      // A rename needs read and write on both names.
+      set.read = [
+        layout.stateDir,
+        rt.identityPub,
+        rt.identityPubTmp,
+        rt.revocations,
+        rt.revocationsTmp,
+      ];
+      set.write = [...set.read];
+      break;
+    case "fs":
+      set.sockets = [socketPath(layout, "fs")];
+      set.read = [...verifierReads, ...layout.fsRoots];
+      set.write = [st.audit];
+      break;
+    case "supervisor":
+      set.sockets = [
+        socketPath(layout, "supervisor"),
+        ...CHILD_SERVICES.map((s) => socketPath(layout, s)),
+      ];
+      // It creates the runtime dir and clears stale sockets from it.
+      set.read = [layout.runtimeDir];
+      set.write = [layout.runtimeDir, st.audit];
+      set.env = CHILD_SERVICES.map(binOverrideVar);
+      set.run = options.run ?? [];
+      break;
+    case "ctl":
+      set.sockets = [
+        socketPath(layout, "supervisor"),
+        ...CHILD_SERVICES.map((s) => socketPath(layout, s)),
+      ];
+      set.read = [st.operatorToken];
+      set.write = options.downloads ?? [];
+      set.env = CTL_ENV;
+      break;
+  }
+  if (program !== "supervisor" && program !== "ctl" && set.run.length > 0) {
+    throw new Error("only the supervisor may run programs");
+  }
+  return set;
+}
+
+/** The Deno command-line flags for `program` under `layout`. */
+export function permissionFlags(
+  program: Program,
+  layout: Layout,
+  options: PermissionOptions = {},
+): string[] {
+  const set = permissionSet(program, layout, options);
+  const flags: string[] = [];
+  const read = uniq([...set.sockets, ...set.read]);
+  const write = uniq([...set.sockets, ...set.write]);
+  for (const p of [...read, ...write, ...set.run]) {
+    if (p.includes(",")) throw new Error(`a path in a permission flag has a comma: ${p}`);
+  }
+  if (set.sockets.length > 0) {
+    flags.push(`--allow-net=${uniq(set.sockets).map((s) => `unix:${s}`).join(",")}`);
+  }
+  if (read.length > 0) flags.push(`--allow-read=${read.join(",")}`);
+  if (write.length > 0) flags.push(`--allow-write=${write.join(",")}`);
+  if (set.env.length > 0) flags.push(`--allow-env=${set.env.join(",")}`);
+  if (set.run.length > 0) flags.push(`--allow-run=${uniq(set.run).join(",")}`);
+  return flags;
+}

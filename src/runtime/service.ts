@@ -1,0 +1,126 @@
+/**
+ * Start-up and shut-down shared by the token-verifying services (registry,
+ * fs, supervisor): audit log, trust, the server with the service's methods
+ * and the `<service>.sync` push receiver, periodic refresh, signals and the
+ * supervisor pipe.
+ * @module
+ */
+
+import { StrataError } from "../ipc/errors.ts";
+import { type Method, Server, type ServerLimits } from "../ipc/server.ts";
+import { Trust } from "../token/trust.ts";
+import { Audit } from "./audit.ts";
+import { type Layout, type ServiceName, socketPath, stateFiles } from "./config.ts";
+import { onStopSignal, watchParentPipe } from "./lifecycle.ts";
+import { logger } from "./log.ts";
+
+/** How often files are re-checked in case a push from identity was missed. */
+const REFRESH_MS = 1000;
+
+/** Longest a SIGTERM drain may take before the service exits anyway. */
+export const MAX_DRAIN_MS = 30_000;
+
+/** What a service brings to {@link runService}. */
+export interface ServiceSetup {
+  service: ServiceName;
+  layout: Layout;
+  /** Started by the supervisor: watch the stdin pipe. */
+  supervised: boolean;
+  /** The service's methods, given its trust and audit. */
+  methods(trust: Trust, audit: Audit): Method[];
+  /** A ready-made audit log (identity writes events before it listens). */
+  audit?: Audit;
+  /** A ready-made trust (identity passes one over its own keys). */
+  trust?: Trust;
+  /** Offer `<service>.sync` for identity's pushes (default true). */
+  receivesPushes?: boolean;
+  /** Frames the supervisor writes on the pipe (registry only). */
+  onControlFrame?: (body: Uint8Array) => void;
+  /** Called before the process exits. */
+  onStop?: () => void | Promise<void>;
+  limits?: Partial<ServerLimits>;
+}
+
+/** A running service. */
+export interface RunningService {
+  server: Server;
+  trust: Trust;
+  audit: Audit;
+  /** Drains and exits. */
+  stop(drainMs: number): Promise<void>;
+}
+
+/** The `<service>.sync` method: identity's signed revocation pushes. */
+function syncMethod(service: string, trust: Trust): Method {
+  return {
+    name: `${service}.sync`,
+    // Authenticated by identity's signature on the list, not by a token.
+    access: "public",
+    params: { signed: { type: "string", minLength: 1, maxLength: 16 * 1024 * 1024 } },
+    handler: async (p: { signed: string }) => {
+      try {
+        return { applied: await trust.applyPush(p.signed) };
+      } catch {
+        throw new StrataError(
+          "UNAUTHENTICATED",
+          "signed: not a revocation list signed by this node's identity",
+          { reason: "bad_push" },
+        );
+      }
+    },
+  };
+}
+
+/** Runs a program's main, turning a start-up failure into one log line and exit 1. */
+export async function runMain(program: string, main: () => Promise<unknown>): Promise<void> {
+  try {
+    await main();
+  } catch (err) {
+    logger(program).error("failed to start", {
+      error: err instanceof Error ? err.message : String(err),
+    });
+    Deno.exit(1);
+  }
+}
+
+/** Starts a service and keeps it running until a signal or the supervisor's exit. */
+export async function runService(setup: ServiceSetup): Promise<RunningService> {
+  const log = logger(setup.service);
+  const audit = setup.audit ??
+    new Audit({ path: stateFiles(setup.layout).audit, program: setup.service });
+  const trust = setup.trust ?? new Trust(setup.layout);
+  const methods = setup.methods(trust, audit);
+  if (setup.receivesPushes ?? true) methods.push(syncMethod(setup.service, trust));
+  const server = await Server.listen({
+    service: setup.service,
+    path: socketPath(setup.layout, setup.service),
+    methods,
+    auth: trust.authContext,
+    audit,
+    limits: setup.limits,
+    socketGid: setup.layout.socketGid,
+  });
+  // Read the revocation list only once the socket is bound: a revocation
+  // identity publishes after this read reaches us as a push on the socket.
+  await trust.refresh();
+  const timer = setInterval(() => trust.refresh().catch(() => {}), REFRESH_MS);
+  Deno.unrefTimer(timer);
+
+  let stopped: Promise<void> | undefined;
+  const stop = (drainMs: number) => {
+    stopped ??= (async () => {
+      clearInterval(timer);
+      await server.drain(drainMs);
+      await setup.onStop?.();
+      audit.close();
+      log.info("stopped");
+    })();
+    return stopped;
+  };
+  onStopSignal(() => stop(MAX_DRAIN_MS));
+  if (setup.supervised) {
+    watchParentPipe(() => stop(1000).finally(() => Deno.exit(0)), setup.onControlFrame);
+  }
+  log.info("listening", { socket: server.path, pid: Deno.pid });
+  return { server, trust, audit, stop };
+}
