@@ -1,0 +1,147 @@
+/**
+ * Open file handles, each bound to the capability that opened it: only that
+ * capability can read or close it, revoking it (or any ancestor) closes the
+ * handle at once, and the handle dies with the token's expiry. Handles are
+ * bounded per capability and in total, and idle ones are closed.
+ * @module
+ */
+
+import { notFound, StrataError } from "../ipc/errors.ts";
+import type { Capability } from "../token/claims.ts";
+
+/** One open file. */
+export interface Handle {
+  id: string;
+  capId: string;
+  lineage: readonly string[];
+  expMs: number;
+  file: Deno.FsFile;
+  path: string;
+  lastUsed: number;
+  /** Serialises async reads, which seek and then read. */
+  lock: Promise<unknown>;
+  /** Async reads queued or running on this handle. */
+  asyncReads: number;
+}
+
+/** Limits of a {@link HandleTable}. */
+export interface HandleLimits {
+  perCapability: number;
+  total: number;
+  idleMs: number;
+}
+
+/** The limits fs runs with. */
+export const DEFAULT_HANDLE_LIMITS: HandleLimits = {
+  perCapability: 64,
+  total: 4096,
+  idleMs: 10 * 60_000,
+};
+
+/** The handles of one fs process. */
+export class HandleTable {
+  #handles = new Map<string, Handle>();
+  #perCap = new Map<string, number>();
+  #next = 1;
+  #limits: HandleLimits;
+
+  constructor(limits: Partial<HandleLimits> = {}) {
+    this.#limits = { ...DEFAULT_HANDLE_LIMITS, ...limits };
+  }
+
+  /** Open handles. */
+  get size(): number {
+    return this.#handles.size;
+  }
+
+  /** Registers an open file for `cap`; returns its handle id. */
+  add(cap: Capability, file: Deno.FsFile, path: string): string {
+    const mine = this.#perCap.get(cap.capId) ?? 0;
+    if (mine >= this.#limits.perCapability || this.#handles.size >= this.#limits.total) {
+      file.close();
+      throw new StrataError(
+        "RESOURCE_EXHAUSTED",
+        mine >= this.#limits.perCapability
+          ? `this capability already has ${mine} open handles; close some with fs.close`
+          : "fs has too many open handles; retry later",
+      );
+    }
+    const id = `h${this.#next++}`;
+    this.#handles.set(id, {
+      id,
+      capId: cap.capId,
+      lineage: cap.lineage,
+      expMs: cap.expMs,
+      file,
+      path,
+      lastUsed: Date.now(),
+      lock: Promise.resolve(),
+      asyncReads: 0,
+    });
+    this.#perCap.set(cap.capId, mine + 1);
+    return id;
+  }
+
+  /**
+   * Returns the handle if `cap` opened it. Another capability's handle and a
+   * missing one look the same (NOT_FOUND), so handles cannot be probed.
+   */
+  get(id: string, cap: Capability): Handle {
+    const h = this.#handles.get(id);
+    if (!h || h.capId !== cap.capId) {
+      throw notFound(
+        `handle: no open handle ${id} for this capability; open the file with fs.open`,
+      );
+    }
+    h.lastUsed = Date.now();
+    return h;
+  }
+
+  /** Closes one handle of `cap`. */
+  close(id: string, cap: Capability): void {
+    this.#drop(this.get(id, cap));
+  }
+
+  #drop(h: Handle): void {
+    if (!this.#handles.delete(h.id)) return;
+    const n = (this.#perCap.get(h.capId) ?? 1) - 1;
+    if (n > 0) this.#perCap.set(h.capId, n);
+    else this.#perCap.delete(h.capId);
+    // A large read may still hold the file: close it once that read is done.
+    h.lock.finally(() => {
+      try {
+        h.file.close();
+      } catch { /* already closed */ }
+    });
+  }
+
+  /** Closes every handle whose capability or an ancestor is in `capIds`. */
+  revoke(capIds: Iterable<string>): number {
+    const ids = new Set(capIds);
+    let closed = 0;
+    for (const h of [...this.#handles.values()]) {
+      if (h.lineage.some((id) => ids.has(id))) {
+        this.#drop(h);
+        closed++;
+      }
+    }
+    return closed;
+  }
+
+  /** Closes handles whose token expired or that sat idle too long. */
+  sweep(now: number = Date.now()): number {
+    let closed = 0;
+    for (const h of [...this.#handles.values()]) {
+      if (h.expMs <= now || now - h.lastUsed > this.#limits.idleMs) {
+        this.#drop(h);
+        closed++;
+      }
+    }
+    return closed;
+  }
+
+  /** Closes everything. */
+  closeAll(): void {
+    for (const h of [...this.#handles.values()]) this.#drop(h);
+  }
+}

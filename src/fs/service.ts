@@ -1,0 +1,188 @@
+/**
+ * The fs service: lists directories and reads files under its export roots,
+ * only for holders of a token with the matching right, confined to the
+ * token's path_prefix. Reads are binary-safe (data_b64 always, data too when
+ * the bytes are UTF-8 and fit the frame).
+ * @module
+ */
+
+import { invalidArgument } from "../ipc/errors.ts";
+import { MAX_FRAME } from "../ipc/frame.ts";
+import { type Method, RawJson } from "../ipc/server.ts";
+import { type Confinement, listConfined, openConfined } from "../policy/paths.ts";
+import type { Audit } from "../runtime/audit.ts";
+import type { Capability } from "../token/claims.ts";
+import type { Handle, HandleTable } from "./handles.ts";
+
+/**
+ * The largest fs.read: its base64 (4/3 of it) plus the envelope always fits a
+ * 1 MiB frame.
+ */
+export const MAX_READ = 767 * 1024;
+
+/** Reads at most this size are done synchronously (a few microseconds). */
+const SYNC_READ_MAX = 64 * 1024;
+
+/** Room for the frame header and the envelope (req_id is at most 128 chars). */
+const ENVELOPE_ROOM = 512;
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Extra bytes JSON escaping adds to UTF-8 text. */
+function escapeGrowth(bytes: Uint8Array): number {
+  let extra = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i];
+    if (b === 0x22 || b === 0x5c) extra += 1;
+    else if (b < 0x20) {
+      extra += b === 0x0a || b === 0x0d || b === 0x09 || b === 0x08 || b === 0x0c ? 1 : 5;
+    }
+  }
+  return extra;
+}
+
+/** Encodes a read result once, adding `data` only when it is text and fits. */
+export function readResult(bytes: Uint8Array, eof: boolean): RawJson {
+  const b64 = bytes.toBase64();
+  let data = "";
+  // Escaping only adds bytes, so this is a necessary condition for data to fit.
+  if (b64.length + bytes.length + ENVELOPE_ROOM <= MAX_FRAME) {
+    try {
+      const text = utf8.decode(bytes);
+      if (b64.length + bytes.length + escapeGrowth(bytes) + ENVELOPE_ROOM <= MAX_FRAME) {
+        data = `,"data":${JSON.stringify(text)}`;
+      }
+    } catch {
+      // Not UTF-8: data_b64 only.
+    }
+  }
+  return new RawJson(
+    `{"data_b64":"${b64}"${data},"bytes_read":${bytes.length},"eof":${eof}}`,
+  );
+}
+
+function readSyncAt(file: Deno.FsFile, offset: number, size: number): Uint8Array {
+  const buf = new Uint8Array(size);
+  file.seekSync(offset, Deno.SeekMode.Start);
+  let have = 0;
+  while (have < size) {
+    const n = file.readSync(buf.subarray(have));
+    if (n === null || n === 0) break;
+    have += n;
+  }
+  return have === size ? buf : buf.subarray(0, have);
+}
+
+async function readAsyncAt(file: Deno.FsFile, offset: number, size: number): Promise<Uint8Array> {
+  const buf = new Uint8Array(size);
+  await file.seek(offset, Deno.SeekMode.Start);
+  let have = 0;
+  while (have < size) {
+    const n = await file.read(buf.subarray(have));
+    if (n === null || n === 0) break;
+    have += n;
+  }
+  return have === size ? buf : buf.subarray(0, have);
+}
+
+/** What fs is built from. */
+export interface FsDeps {
+  roots: readonly string[];
+  handles: HandleTable;
+  audit: Audit;
+}
+
+function confinement(roots: readonly string[], cap: Capability): Confinement {
+  return { roots, prefix: cap.claims.constraints.path_prefix };
+}
+
+/** The methods fs serves. */
+export function fsMethods(d: FsDeps): Method[] {
+  const path = { type: "string", minLength: 1, maxLength: 4096 } as const;
+  return [
+    {
+      name: "fs.list",
+      access: { right: "fs.list" },
+      params: { path, limit: { type: "integer", default: 1000, min: 1, max: 5000 } },
+      handler: (p: { path: string; limit: number }, ctx) => {
+        const out = listConfined(p.path, confinement(d.roots, ctx.cap!), p.limit);
+        return out.truncated ? out : { path: out.path, entries: out.entries };
+      },
+    },
+    {
+      name: "fs.open",
+      access: { right: "fs.open" },
+      params: { path },
+      handler: (p: { path: string }, ctx) => {
+        const cap = ctx.cap!;
+        const opened = openConfined(p.path, confinement(d.roots, cap));
+        const handle = d.handles.add(cap, opened.file, opened.path);
+        d.audit.event("fs.open", { cap_id: cap.capId, path: opened.path, handle });
+        return { handle, size: opened.info.size };
+      },
+    },
+    {
+      name: "fs.read",
+      access: { right: "fs.read" },
+      params: {
+        handle: { type: "string", minLength: 1, maxLength: 32 },
+        offset: { type: "integer", default: 0, min: 0, max: Number.MAX_SAFE_INTEGER },
+        size: { type: "integer", default: 4096, min: 1, max: MAX_READ },
+      },
+      handler: (p: { handle: string; offset: number; size: number }, ctx) => {
+        const cap = ctx.cap!;
+        const h = d.handles.get(p.handle, cap);
+        const done = (bytes: Uint8Array) => {
+          const eof = p.offset + bytes.length >= h.file.statSync().size;
+          d.audit.event("fs.read", {
+            cap_id: cap.capId,
+            handle: h.id,
+            offset: p.offset,
+            bytes: bytes.length,
+          });
+          return readResult(bytes, eof);
+        };
+        if (p.size <= SYNC_READ_MAX && h.asyncReads === 0) {
+          return done(readSyncAt(h.file, p.offset, p.size));
+        }
+        return lockedRead(h, p.offset, p.size).then(done);
+      },
+    },
+    {
+      name: "fs.close",
+      access: { right: "fs.open" },
+      params: { handle: { type: "string", minLength: 1, maxLength: 32 } },
+      handler: (p: { handle: string }, ctx) => {
+        d.handles.close(p.handle, ctx.cap!);
+        return { status: "closed" };
+      },
+    },
+  ];
+}
+
+/**
+ * Runs an async read (seek, then read) on a handle after any other in flight
+ * on it; while one is pending, small reads queue here too instead of moving
+ * the file position under it.
+ */
+function lockedRead(h: Handle, offset: number, size: number): Promise<Uint8Array> {
+  h.asyncReads++;
+  const run = () => readAsyncAt(h.file, offset, size);
+  const p = h.lock.then(run, run).finally(() => h.asyncReads--);
+  h.lock = p.catch(() => {});
+  return p;
+}
+
+/** Checks the export roots: absolute, existing folders, not reached through a symlink. */
+export function checkRoots(roots: readonly string[]): string[] {
+  return roots.map((root) => {
+    const real = Deno.realPathSync(root);
+    if (real !== root) {
+      throw invalidArgument(
+        `fs root ${root} is a symbolic link to ${real}; export ${real} instead`,
+      );
+    }
+    if (!Deno.statSync(root).isDirectory) throw invalidArgument(`fs root ${root} is not a folder`);
+    return root;
+  });
+}

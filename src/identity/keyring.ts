@@ -1,0 +1,189 @@
+/**
+ * Identity's signing keys, kept in the state dir (keys.json, 0600): created
+ * on first start and reused after, so tokens outlive restarts.
+ *
+ * Each key records an upper bound on the expiry of every token it signed
+ * (`exp_bound`), written durably before a token that would exceed it is
+ * handed out. After a rotation the old key keeps verifying until that bound,
+ * that is, until the last token it signed has expired, and is then dropped.
+ * @module
+ */
+
+import { writeFileAtomic } from "../runtime/files.ts";
+import { parseRfc3339, rfc3339 } from "../token/claims.ts";
+import type { KeyLookup, KeySetDocument } from "../token/key_set.ts";
+import {
+  generateSigningKey,
+  importVerifyKey,
+  parseSecretPaserk,
+  publicPaserk,
+  secretPaserk,
+  type SigningKey,
+  type VerifyKey,
+} from "../token/keys.ts";
+
+/** Raising the bound by this much past a new token's expiry keeps writes rare. */
+const BOUND_SLACK_MS = 3600_000;
+
+interface StoredKey {
+  kid: string;
+  secret: string;
+  created: string;
+  exp_bound: string;
+  retired?: string;
+}
+
+interface StoredRing {
+  v: 1;
+  active: string;
+  keys: StoredKey[];
+}
+
+interface RingKey {
+  signing: SigningKey;
+  verify: VerifyKey;
+  created: string;
+  expBoundMs: number;
+  retired?: string;
+}
+
+/** Where the ring lives. */
+export interface KeyRingFiles {
+  keys: string;
+  keysTmp: string;
+}
+
+/** The active signing key and the retired keys that still verify. */
+export class KeyRing implements KeyLookup {
+  #files: KeyRingFiles;
+  #keys = new Map<string, RingKey>();
+  #active!: RingKey;
+
+  private constructor(files: KeyRingFiles) {
+    this.#files = files;
+  }
+
+  /** Loads the ring, creating it with a fresh key on first start. */
+  static async open(files: KeyRingFiles, now: number = Date.now()): Promise<KeyRing> {
+    const ring = new KeyRing(files);
+    let stored: StoredRing | undefined;
+    try {
+      stored = JSON.parse(await Deno.readTextFile(files.keys));
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) {
+        throw new Error(`${files.keys} is unreadable or corrupt (${err}); restore it from backup`);
+      }
+    }
+    if (!stored) {
+      await ring.#addActive(now);
+      ring.#save();
+      return ring;
+    }
+    for (const k of stored.keys) {
+      const expBoundMs = parseRfc3339(k.exp_bound);
+      if (k.kid !== stored.active && expBoundMs < now) continue; // every token it signed has expired
+      const signing = await parseSecretPaserk(k.secret);
+      if (signing.kid !== k.kid) throw new Error(`${files.keys}: key id mismatch for ${k.kid}`);
+      ring.#keys.set(k.kid, {
+        signing,
+        verify: await importVerifyKey(signing.publicKey),
+        created: k.created,
+        expBoundMs,
+        ...(k.retired ? { retired: k.retired } : {}),
+      });
+    }
+    const active = ring.#keys.get(stored.active);
+    if (!active) throw new Error(`${files.keys}: the active key ${stored.active} is missing`);
+    ring.#active = active;
+    if (ring.#keys.size !== stored.keys.length) ring.#save();
+    return ring;
+  }
+
+  async #addActive(now: number): Promise<RingKey> {
+    const signing = await generateSigningKey();
+    const key: RingKey = {
+      signing,
+      verify: await importVerifyKey(signing.publicKey),
+      created: rfc3339(now),
+      expBoundMs: now,
+    };
+    this.#keys.set(signing.kid, key);
+    this.#active = key;
+    return key;
+  }
+
+  #save(): void {
+    const doc: StoredRing = {
+      v: 1,
+      active: this.#active.signing.kid,
+      keys: [...this.#keys.values()].map((k) => ({
+        kid: k.signing.kid,
+        secret: secretPaserk(k.signing),
+        created: k.created,
+        exp_bound: rfc3339(k.expBoundMs),
+        ...(k.retired ? { retired: k.retired } : {}),
+      })),
+    };
+    writeFileAtomic(this.#files.keys, JSON.stringify(doc, null, 2) + "\n", {
+      tmpPath: this.#files.keysTmp,
+      mode: 0o600,
+    });
+  }
+
+  /** The key new tokens are signed with. */
+  get active(): SigningKey {
+    return this.#active.signing;
+  }
+
+  /** Looks up a verification key by id. */
+  get(kid: string): VerifyKey | undefined {
+    return this.#keys.get(kid)?.verify;
+  }
+
+  /**
+   * The latest time any token signed by any key here can expire. A
+   * revocation can be forgotten after it.
+   */
+  get latestExpiry(): number {
+    let max = 0;
+    for (const k of this.#keys.values()) max = Math.max(max, k.expBoundMs);
+    return max;
+  }
+
+  /**
+   * Makes sure the active key's recorded bound covers a token expiring at
+   * `expMs`, writing the ring durably first if it does not.
+   */
+  coverExpiry(expMs: number): void {
+    if (expMs <= this.#active.expBoundMs) return;
+    this.#active.expBoundMs = expMs + BOUND_SLACK_MS;
+    this.#save();
+  }
+
+  /** Retires the active key and makes a new one active. */
+  async rotate(now: number = Date.now()): Promise<{ previous: string; previousNotAfter: number }> {
+    const old = this.#active;
+    old.retired = rfc3339(now);
+    await this.#addActive(now);
+    for (const [kid, k] of this.#keys) {
+      if (k !== this.#active && k.expBoundMs < now) this.#keys.delete(kid);
+    }
+    this.#save();
+    return { previous: old.signing.kid, previousNotAfter: old.expBoundMs };
+  }
+
+  /** The public key set to publish. */
+  publicDocument(issuer: string): KeySetDocument {
+    return {
+      v: 1,
+      issuer,
+      active: this.#active.signing.kid,
+      keys: [...this.#keys.values()].map((k) => ({
+        kid: k.signing.kid,
+        public: publicPaserk(k.signing.publicKey),
+        created: k.created,
+        ...(k === this.#active ? {} : { not_after: rfc3339(k.expBoundMs) }),
+      })),
+    };
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * The durable revocation log: one JSON line per revocation in the state dir,
+ * appended and fsynced before identity answers, so a revocation survives any
+ * crash. At start the log is replayed, entries whose tokens can no longer be
+ * valid are dropped, and a torn last line (a crash mid-write) is discarded.
+ * @module
+ */
+
+import { writeFileAtomic } from "../runtime/files.ts";
+import { RevocationSet, type RevokedEntry } from "../token/revocation_set.ts";
+
+/** Where the log lives. */
+export interface RevocationLogFiles {
+  revocationLog: string;
+  revocationLogTmp: string;
+}
+
+interface LogLine extends RevokedEntry {
+  at: string;
+  by?: string;
+}
+
+/** The append-only log and the set it describes. */
+export class RevocationLog {
+  readonly set = new RevocationSet();
+  #file: Deno.FsFile;
+
+  private constructor(file: Deno.FsFile) {
+    this.#file = file;
+  }
+
+  /** Replays and compacts the log, then opens it for appending. */
+  static open(files: RevocationLogFiles, now: number = Date.now()): RevocationLog {
+    let text = "";
+    try {
+      text = Deno.readTextFileSync(files.revocationLog);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+    const kept: LogLine[] = [];
+    let dropped = 0;
+    for (const line of text.split("\n")) {
+      if (line === "") continue;
+      try {
+        const e = JSON.parse(line) as LogLine;
+        if (typeof e.cap_id === "string" && Number.isSafeInteger(e.exp) && e.exp * 1000 >= now) {
+          kept.push(e);
+          continue;
+        }
+      } catch {
+        // A torn line from a crash in the middle of an append.
+      }
+      dropped++;
+    }
+    if (dropped > 0) {
+      writeFileAtomic(files.revocationLog, kept.map((e) => JSON.stringify(e) + "\n").join(""), {
+        tmpPath: files.revocationLogTmp,
+        mode: 0o600,
+      });
+    }
+    const file = Deno.openSync(files.revocationLog, { append: true, create: true, mode: 0o600 });
+    const log = new RevocationLog(file);
+    log.set.add(kept);
+    return log;
+  }
+
+  /**
+   * Records a revocation durably (append, then fsync) and adds it to the set.
+   * Returns false when it was already revoked.
+   */
+  append(entry: RevokedEntry, by?: string): boolean {
+    if (this.set.has(entry.cap_id)) return false;
+    const line: LogLine = { ...entry, at: new Date().toISOString(), ...(by ? { by } : {}) };
+    const bytes = new TextEncoder().encode(JSON.stringify(line) + "\n");
+    let off = 0;
+    while (off < bytes.length) off += this.#file.writeSync(bytes.subarray(off));
+    this.#file.syncDataSync();
+    this.set.add([entry]);
+    return true;
+  }
+
+  /** Closes the log file. */
+  close(): void {
+    this.#file.close();
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * registry: the process entry. Registers itself, takes the supervisor's
+ * register/deregister frames on its stdin pipe, and serves registry.sock.
+ * @module
+ */
+
+import { parseRequest } from "../ipc/envelope.ts";
+import { parseLayoutArgs, socketPath } from "../runtime/config.ts";
+import { logger } from "../runtime/log.ts";
+import { runMain, runService } from "../runtime/service.ts";
+import { Registry, SUPERVISOR_OWNER } from "./service.ts";
+
+await runMain("registry", async () => {
+  const { layout, options } = parseLayoutArgs(Deno.args, { supervised: { type: "boolean" } });
+  const log = logger("registry");
+  let registry: Registry | undefined;
+  /** A frame from the supervisor's pipe: {method: registry.register | registry.deregister}. */
+  const control = (body: Uint8Array) => {
+    try {
+      const req = parseRequest(body);
+      const p = req.params ?? {};
+      if (req.method === "registry.register") {
+        registry!.register(
+          String(p.service),
+          String(p.endpoint),
+          Number(p.api_v ?? 1),
+          SUPERVISOR_OWNER,
+        );
+      } else if (req.method === "registry.deregister") {
+        registry!.deregister(String(p.service), SUPERVISOR_OWNER);
+      }
+    } catch (err) {
+      log.warn("bad control frame from the supervisor", { error: String(err) });
+    }
+  };
+  await runService({
+    service: "registry",
+    layout,
+    supervised: options.supervised === true,
+    methods: (_trust, audit) => {
+      registry = new Registry(audit);
+      registry.register(
+        "registry",
+        `unix://${socketPath(layout, "registry")}`,
+        1,
+        SUPERVISOR_OWNER,
+      );
+      return registry.methods();
+    },
+    onControlFrame: control,
+  });
+});

@@ -1,0 +1,95 @@
+/**
+ * supervisor: the process entry. Creates the runtime dir, serves
+ * supervisor.sock, starts registry, identity and fs in that order, and on
+ * SIGINT/SIGTERM stops them in reverse order.
+ * @module
+ */
+
+import { dirname } from "node:path";
+import { Audit } from "../runtime/audit.ts";
+import {
+  CHILD_SERVICES,
+  type ChildService,
+  type Layout,
+  layoutArgs,
+  parseLayoutArgs,
+  socketPath,
+  stateFiles,
+} from "../runtime/config.ts";
+import { type ProgramCommand, programCommand, REPO_ROOT } from "../runtime/command.ts";
+import { ensureDir } from "../runtime/files.ts";
+import { logger } from "../runtime/log.ts";
+import { binOverrideVar } from "../runtime/permissions.ts";
+import { runMain, runService } from "../runtime/service.ts";
+import { Manager, type ServiceSpec } from "./manager.ts";
+import { DEFAULT_DRAIN_MS, supervisorMethods } from "./service.ts";
+
+/** What each service needs before it starts. */
+const DEPENDENCIES: Record<ChildService, ChildService[]> = {
+  registry: [],
+  identity: ["registry"],
+  fs: ["identity"],
+};
+
+function envOrUndefined(name: string): string | undefined {
+  try {
+    return Deno.env.get(name) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The command of a child: STRATA_<NAME>_BIN if set; else, for a compiled
+ * supervisor, the binary next to it; else `deno run` of the source.
+ */
+function childCommand(name: ChildService, layout: Layout): ProgramCommand {
+  const override = envOrUndefined(binOverrideVar(name));
+  if (override) return { cmd: override, args: layoutArgs(layout) };
+  if (Deno.build.standalone) {
+    return programCommand(name, layout, { kind: "compiled", binDir: dirname(Deno.execPath()) });
+  }
+  return programCommand(name, layout, { kind: "dev", deno: Deno.execPath(), root: REPO_ROOT });
+}
+
+await runMain("supervisor", async () => {
+  const started = Date.now();
+  const { layout } = parseLayoutArgs(Deno.args);
+  const log = logger("supervisor");
+  ensureDir(layout.runtimeDir, layout.socketGid !== undefined ? 0o750 : 0o700);
+  if (layout.socketGid !== undefined) Deno.chownSync(layout.runtimeDir, null, layout.socketGid);
+  const specs: ServiceSpec[] = CHILD_SERVICES.map((name) => ({
+    name,
+    deps: DEPENDENCIES[name],
+    command: childCommand(name, layout),
+    socket: socketPath(layout, name),
+  }));
+  const audit = new Audit({ path: stateFiles(layout).audit, program: "supervisor" });
+  const manager = new Manager({ specs, audit, log });
+  audit.event("svc.start", { name: "supervisor", pid: Deno.pid });
+  await runService({
+    service: "supervisor",
+    layout,
+    supervised: false,
+    audit,
+    methods: () => supervisorMethods({ manager, nodeId: layout.nodeId, startedAt: started }),
+    onStop: () => manager.stopAll(DEFAULT_DRAIN_MS),
+  });
+  await manager.startAll();
+  const list = manager.list();
+  const healthy = list.filter((s) => s.state === "Healthy").map((s) => s.name);
+  const ms = Date.now() - started;
+  const out = (line: string) => console.log(`strata: ${line}`);
+  if (healthy.length === list.length) {
+    out(`all services healthy (${healthy.join(", ")}) in ${ms} ms; node ${layout.nodeId}`);
+  } else {
+    const bad = list.filter((s) => s.state !== "Healthy").map((s) => `${s.name} ${s.state}`);
+    out(`started in ${ms} ms, but not everything is healthy: ${bad.join(", ")}`);
+  }
+  out(`sockets in ${layout.runtimeDir}; operator token in ${stateFiles(layout).operatorToken}`);
+  out(
+    Deno.build.standalone
+      ? "try: strata-ctl supervisor.svc.list"
+      : "try: deno task ctl supervisor.svc.list   (Ctrl-C stops everything)",
+  );
+});

@@ -1,0 +1,443 @@
+/**
+ * The supervisor's process manager: starts each service in dependency order,
+ * declares it Healthy only once it answers its health call, restarts it with
+ * backoff when it crashes, quarantines it when it crashes too often, stops
+ * it with a drain, and keeps the registry told of every Healthy service.
+ *
+ * Children run in their own session (so a terminal's Ctrl-C reaches only the
+ * supervisor, which stops them in order) with a pipe on stdin that ends when
+ * the supervisor dies, however it dies.
+ * @module
+ */
+
+import { callOnce } from "../ipc/client.ts";
+import { notFound } from "../ipc/errors.ts";
+import { encodeFrame } from "../ipc/frame.ts";
+import type { Audit } from "../runtime/audit.ts";
+import type { ChildService } from "../runtime/config.ts";
+import type { ProgramCommand } from "../runtime/command.ts";
+import type { Logger } from "../runtime/log.ts";
+import { Backoff, type BackoffOptions, CrashWindow, type QuarantineOptions } from "./backoff.ts";
+import { assertTransition, type State } from "./states.ts";
+
+/** How to run one service. */
+export interface ServiceSpec {
+  name: ChildService;
+  /** Services that must be Healthy before this one starts. */
+  deps: ChildService[];
+  command: ProgramCommand;
+  socket: string;
+}
+
+/** What svc.list reports per service. */
+export interface ServiceStatus {
+  name: string;
+  state: State;
+  pid: number | null;
+  restarts: number;
+  last_exit: { code: number; signal: string | null } | null;
+  /** When it entered its state (RFC 3339). */
+  since: string;
+  /** Services it waits for, while Declared. */
+  waiting_for?: string[];
+}
+
+/** Options for {@link Manager}. */
+export interface ManagerOptions {
+  specs: ServiceSpec[];
+  audit: Audit;
+  log: Logger;
+  /** Time a child has to answer its first health call. */
+  readyTimeoutMs?: number;
+  /** Time between liveness checks of a Healthy child. */
+  healthIntervalMs?: number;
+  backoff?: Partial<BackoffOptions>;
+  quarantine?: Partial<QuarantineOptions>;
+}
+
+interface Unit {
+  spec: ServiceSpec;
+  state: State;
+  since: number;
+  child?: Deno.ChildProcess;
+  pipe?: WritableStreamDefaultWriter<Uint8Array>;
+  restarts: number;
+  lastExit: ServiceStatus["last_exit"];
+  backoff: Backoff;
+  crashes: CrashWindow;
+  /** Bumped at each spawn, so events of an old process are ignored. */
+  generation: number;
+  stopping: boolean;
+  exited?: Promise<void>;
+  timers: {
+    restart?: ReturnType<typeof setTimeout>;
+    stable?: ReturnType<typeof setTimeout>;
+    health?: ReturnType<typeof setTimeout>;
+  };
+  waiters: Array<() => void>;
+}
+
+/** Orders specs so each comes after its dependencies; throws on a cycle. */
+export function dependencyOrder(specs: readonly ServiceSpec[]): ChildService[] {
+  const byName = new Map(specs.map((s) => [s.name, s]));
+  const order: ChildService[] = [];
+  const mark = new Map<string, "visiting" | "done">();
+  const visit = (name: ChildService, path: string[]) => {
+    const m = mark.get(name);
+    if (m === "done") return;
+    if (m === "visiting") {
+      throw new Error(`dependency cycle: ${[...path, name].join(" → ")}`);
+    }
+    const spec = byName.get(name);
+    if (!spec) throw new Error(`${path.at(-1)} depends on ${name}, which is not declared`);
+    mark.set(name, "visiting");
+    for (const d of spec.deps) visit(d, [...path, name]);
+    mark.set(name, "done");
+    order.push(name);
+  };
+  for (const s of specs) visit(s.name, []);
+  return order;
+}
+
+const SETTLED: readonly State[] = ["Healthy", "Crashed", "Restarting", "Quarantined", "Stopped"];
+
+/** Starts, watches and stops the supervised services. */
+export class Manager {
+  #units = new Map<string, Unit>();
+  #order: ChildService[];
+  #o: Required<Pick<ManagerOptions, "readyTimeoutMs" | "healthIntervalMs">> & ManagerOptions;
+  #shuttingDown = false;
+  #seq = 0;
+  #onAnyChange: Array<() => void> = [];
+
+  constructor(options: ManagerOptions) {
+    this.#order = dependencyOrder(options.specs);
+    this.#o = { readyTimeoutMs: 10_000, healthIntervalMs: 5000, ...options };
+    for (const spec of options.specs) {
+      this.#units.set(spec.name, {
+        spec,
+        state: "Declared",
+        since: Date.now(),
+        restarts: 0,
+        lastExit: null,
+        backoff: new Backoff(options.backoff),
+        crashes: new CrashWindow(options.quarantine),
+        generation: 0,
+        stopping: false,
+        timers: {},
+        waiters: [],
+      });
+    }
+  }
+
+  /** Service names in dependency order. */
+  get order(): readonly string[] {
+    return this.#order;
+  }
+
+  #unit(name: string): Unit {
+    const u = this.#units.get(name);
+    if (!u) {
+      throw notFound(`no service ${name}; the supervisor runs ${this.#order.join(", ")}`);
+    }
+    return u;
+  }
+
+  #set(u: Unit, to: State): void {
+    assertTransition(u.state, to);
+    u.state = to;
+    u.since = Date.now();
+    const waiters = [...u.waiters, ...this.#onAnyChange];
+    u.waiters = [];
+    this.#onAnyChange = [];
+    for (const w of waiters) w();
+  }
+
+  /** Resolves once the service leaves Starting (or at once if it is not starting). */
+  #settled(u: Unit): Promise<State> {
+    if (SETTLED.includes(u.state) || u.state === "Declared") return Promise.resolve(u.state);
+    return new Promise((resolve) => u.waiters.push(() => resolve(this.#settled(u))));
+  }
+
+  /**
+   * Starts the services in dependency order (each once its dependencies are
+   * Healthy) and resolves when all are Healthy, when the rest cannot start
+   * (a dependency is Quarantined), or after `timeoutMs`.
+   */
+  async startAll(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    this.#startWaiting();
+    while (!this.#bootSettled() && Date.now() < deadline) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        this.#onAnyChange.push(resolve);
+        timer = setTimeout(resolve, deadline - Date.now());
+      });
+      clearTimeout(timer);
+    }
+  }
+
+  /** Every service is Healthy, or stuck behind one that will not come back by itself. */
+  #bootSettled(): boolean {
+    const blocked = (u: Unit): boolean =>
+      u.state === "Quarantined" || u.state === "Stopped" ||
+      (u.state === "Declared" && u.spec.deps.some((d) => blocked(this.#unit(d))));
+    return [...this.#units.values()].every((u) => u.state === "Healthy" || blocked(u));
+  }
+
+  #depsHealthy(u: Unit): boolean {
+    return u.spec.deps.every((d) => this.#unit(d).state === "Healthy");
+  }
+
+  /** Starts Declared services whose dependencies just became Healthy. */
+  #startWaiting(): void {
+    if (this.#shuttingDown) return;
+    for (const name of this.#order) {
+      const u = this.#unit(name);
+      if (u.state === "Declared" && this.#depsHealthy(u)) this.#launch(u);
+    }
+  }
+
+  #launch(u: Unit): void {
+    this.#set(u, "Starting");
+    const gen = ++u.generation;
+    u.stopping = false;
+    let child: Deno.ChildProcess;
+    try {
+      child = new Deno.Command(u.spec.command.cmd, {
+        args: [...u.spec.command.args, "--supervised"],
+        stdin: "piped",
+        stdout: "inherit",
+        stderr: "inherit",
+        detached: true,
+      }).spawn();
+    } catch (err) {
+      this.#o.log.error("cannot start", { name: u.spec.name, error: String(err) });
+      u.lastExit = { code: -1, signal: null };
+      this.#crashed(u);
+      return;
+    }
+    u.child = child;
+    u.pipe = child.stdin.getWriter();
+    // A pipe that breaks under us (the child died) is handled by the exit path.
+    u.pipe.closed.catch(() => {});
+    this.#o.audit.event("svc.start", { name: u.spec.name, pid: child.pid });
+    u.exited = child.status.then((st) => this.#onExit(u, gen, st));
+    this.#awaitReady(u, gen);
+  }
+
+  async #awaitReady(u: Unit, gen: number): Promise<void> {
+    const deadline = Date.now() + this.#o.readyTimeoutMs;
+    let delay = 5;
+    while (u.generation === gen && u.state === "Starting") {
+      if (await this.#healthy(u, 1000)) {
+        if (u.generation !== gen || u.state !== "Starting") return;
+        this.#becameHealthy(u);
+        return;
+      }
+      if (Date.now() >= deadline) {
+        this.#o.log.error("not ready in time; killing it", {
+          name: u.spec.name,
+          ready_timeout_ms: this.#o.readyTimeoutMs,
+        });
+        this.#kill(u, "SIGKILL");
+        return;
+      }
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 50);
+    }
+  }
+
+  async #healthy(u: Unit, timeoutMs: number): Promise<boolean> {
+    try {
+      const r = await callOnce<{ status: string }>(u.spec.socket, `${u.spec.name}.health`, {}, {
+        timeoutMs,
+        connectTimeoutMs: timeoutMs,
+      });
+      return r.status === "ok";
+    } catch {
+      return false;
+    }
+  }
+
+  #becameHealthy(u: Unit): void {
+    this.#set(u, "Healthy");
+    u.timers.stable = setTimeout(() => u.backoff.reset(), u.backoff.stableMs);
+    let misses = 0;
+    u.timers.health = setInterval(async () => {
+      if (u.state !== "Healthy" || u.stopping) return;
+      misses = (await this.#healthy(u, 2000)) ? 0 : misses + 1;
+      if (misses >= 3 && u.state === "Healthy" && !u.stopping) {
+        this.#o.log.error("failed 3 health checks; killing it", { name: u.spec.name });
+        this.#kill(u, "SIGKILL");
+      }
+    }, this.#o.healthIntervalMs);
+    if (u.spec.name === "registry") {
+      for (const other of this.#units.values()) {
+        if (other.state === "Healthy") this.#announce(other, true);
+      }
+    } else {
+      this.#announce(u, true);
+    }
+    this.#startWaiting();
+  }
+
+  /** Tells the registry (over its pipe) that a service came up or went away. */
+  #announce(u: Unit, up: boolean): void {
+    const reg = this.#units.get("registry");
+    if (!reg?.pipe || reg.state !== "Healthy" || u.spec.name === "registry") return;
+    const frame = encodeFrame({
+      v: 1,
+      req_id: `sup-${++this.#seq}`,
+      method: up ? "registry.register" : "registry.deregister",
+      params: up
+        ? { service: u.spec.name, endpoint: `unix://${u.spec.socket}`, api_v: 1 }
+        : { service: u.spec.name },
+    });
+    reg.pipe.write(frame).catch(() => {});
+  }
+
+  #clearTimers(u: Unit): void {
+    clearTimeout(u.timers.restart);
+    clearTimeout(u.timers.stable);
+    clearInterval(u.timers.health);
+    u.timers = {};
+  }
+
+  #kill(u: Unit, signal: Deno.Signal): void {
+    try {
+      u.child?.kill(signal);
+    } catch { /* already gone */ }
+  }
+
+  #onExit(u: Unit, gen: number, st: Deno.CommandStatus): void {
+    if (u.generation !== gen) return;
+    const wasHealthy = u.state === "Healthy";
+    u.lastExit = { code: st.code, signal: st.signal };
+    u.child = undefined;
+    u.pipe = undefined;
+    this.#clearTimers(u);
+    if (wasHealthy) this.#announce(u, false);
+    if (u.stopping || this.#shuttingDown) {
+      this.#set(u, "Stopped");
+      this.#o.audit.event("svc.stop", { name: u.spec.name, code: st.code, signal: st.signal });
+      return;
+    }
+    this.#o.audit.event("svc.crash", { name: u.spec.name, code: st.code, signal: st.signal });
+    this.#o.log.warn("exited unexpectedly", {
+      name: u.spec.name,
+      code: st.code,
+      signal: st.signal,
+    });
+    this.#crashed(u);
+  }
+
+  #crashed(u: Unit): void {
+    this.#set(u, "Crashed");
+    if (u.crashes.record()) {
+      this.#set(u, "Quarantined");
+      this.#o.log.error("crashed too often; quarantined until an operator starts it", {
+        name: u.spec.name,
+      });
+      return;
+    }
+    const delay = u.backoff.next();
+    this.#set(u, "Restarting");
+    u.timers.restart = setTimeout(() => {
+      if (u.state !== "Restarting") return;
+      u.restarts++;
+      this.#launch(u);
+    }, delay);
+  }
+
+  /** Starts a service (an operator's start: also lifts a quarantine). */
+  async start(name: string): Promise<ServiceStatus> {
+    const u = this.#unit(name);
+    if (u.state === "Healthy" || u.state === "Starting") {
+      await this.#settled(u);
+      return this.#status(u);
+    }
+    this.#clearTimers(u);
+    if (u.state === "Crashed") this.#set(u, "Stopped");
+    if (u.state === "Quarantined" || u.state === "Stopped") {
+      u.crashes.clear();
+      u.backoff.reset();
+    }
+    if (u.state === "Restarting") u.restarts++;
+    this.#launch(u);
+    await this.#settled(u);
+    return this.#status(u);
+  }
+
+  /**
+   * Stops a service: deregisters it, sends SIGTERM (the service then
+   * finishes its in-flight requests and exits), and SIGKILL if it is still
+   * running after `drainMs`.
+   */
+  async stop(name: string, drainMs: number): Promise<ServiceStatus> {
+    const u = this.#unit(name);
+    this.#clearTimers(u);
+    if (u.state === "Starting" || u.state === "Healthy") {
+      u.stopping = true;
+      if (u.state === "Healthy") this.#announce(u, false);
+      const exited = u.exited;
+      this.#kill(u, "SIGTERM");
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const done = await Promise.race([
+        exited?.then(() => true),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(false), drainMs))),
+      ]);
+      clearTimeout(timer);
+      if (!done) {
+        this.#o.log.warn("did not stop within the drain time; killing it", {
+          name,
+          drain_ms: drainMs,
+        });
+        this.#kill(u, "SIGKILL");
+        await exited;
+      }
+    } else if (u.state !== "Stopped") {
+      this.#set(u, "Stopped");
+    }
+    return this.#status(u);
+  }
+
+  /** Stops, then starts a service. */
+  async restart(name: string, drainMs: number): Promise<ServiceStatus> {
+    const u = this.#unit(name);
+    await this.stop(name, drainMs);
+    u.restarts++;
+    return await this.start(name);
+  }
+
+  /** Stops every service, in reverse dependency order. */
+  async stopAll(drainMs: number): Promise<void> {
+    this.#shuttingDown = true;
+    for (const name of [...this.#order].reverse()) await this.stop(name, drainMs);
+  }
+
+  #status(u: Unit): ServiceStatus {
+    const s: ServiceStatus = {
+      name: u.spec.name,
+      state: u.state,
+      pid: u.child?.pid ?? null,
+      restarts: u.restarts,
+      last_exit: u.lastExit,
+      since: new Date(u.since).toISOString(),
+    };
+    if (u.state === "Declared") {
+      s.waiting_for = u.spec.deps.filter((d) => this.#unit(d).state !== "Healthy");
+    }
+    return s;
+  }
+
+  /** The status of every service, in dependency order. */
+  list(): ServiceStatus[] {
+    return this.#order.map((n) => this.#status(this.#unit(n)));
+  }
+
+  /** The status of one service. */
+  status(name: string): ServiceStatus {
+    return this.#status(this.#unit(name));
+  }
+}
