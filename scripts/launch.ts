@@ -1,0 +1,110 @@
+/**
+ * The development launcher behind `deno task start` and `deno task ctl`.
+ *
+ * It works out the layout from the environment (STRATA_RUNTIME_DIR,
+ * STRATA_STATE_DIR, STRATA_NODE_ID, STRATA_FS_ROOTS, STRATA_SOCKET_GID) with
+ * development defaults, then starts the program with `deno run` and exactly
+ * the flags src/runtime/permissions.ts gives it. Defaults: the runtime dir is
+ * /run/strata when this user can write there, else $XDG_RUNTIME_DIR/strata,
+ * else /tmp/strata-$USER; the state dir is $XDG_STATE_HOME/strata (or
+ * ~/.local/state/strata); fs exports /tmp, so the seed README's examples
+ * work unchanged.
+ *
+ * Usage: deno run <launcher flags> scripts/launch.ts supervisor|ctl [args...]
+ * @module
+ */
+
+import { programCommand, REPO_ROOT } from "../src/runtime/command.ts";
+import { checkLayout, CHILD_SERVICES, type Layout } from "../src/runtime/config.ts";
+import { binOverrideVar, type Program } from "../src/runtime/permissions.ts";
+
+const SYSTEM_RUNTIME_DIR = "/run/strata";
+
+function env(name: string): string | undefined {
+  return Deno.env.get(name) || undefined;
+}
+
+/** Whether this user can create and write files in `dir`. */
+function writable(dir: string): boolean {
+  try {
+    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const probe = Deno.makeTempFileSync({ dir, prefix: ".probe-" });
+    Deno.removeSync(probe);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function fallbackRuntimeDir(): string {
+  const xdg = env("XDG_RUNTIME_DIR");
+  return xdg ? `${xdg}/strata` : `/tmp/strata-${env("USER") ?? "dev"}`;
+}
+
+/**
+ * The runtime dir: STRATA_RUNTIME_DIR, else /run/strata when usable, else
+ * the per-user fallback. strata-ctl looks for a running supervisor in both.
+ */
+function runtimeDir(program: Program): string {
+  const explicit = env("STRATA_RUNTIME_DIR");
+  if (explicit) return explicit;
+  if (program === "ctl") {
+    if (exists(`${SYSTEM_RUNTIME_DIR}/supervisor.sock`)) return SYSTEM_RUNTIME_DIR;
+    const fb = fallbackRuntimeDir();
+    return exists(`${fb}/supervisor.sock`) ? fb : SYSTEM_RUNTIME_DIR;
+  }
+  return writable(SYSTEM_RUNTIME_DIR) ? SYSTEM_RUNTIME_DIR : fallbackRuntimeDir();
+}
+
+function stateDir(): string {
+  const explicit = env("STRATA_STATE_DIR");
+  if (explicit) return explicit;
+  const xdg = env("XDG_STATE_HOME");
+  if (xdg) return `${xdg}/strata`;
+  const home = env("HOME");
+  return home ? `${home}/.local/state/strata` : `/tmp/strata-state-${env("USER") ?? "dev"}`;
+}
+
+const [program, ...rest] = Deno.args;
+if (program !== "supervisor" && program !== "ctl") {
+  console.error("usage: launch.ts supervisor|ctl [args...]");
+  Deno.exit(2);
+}
+const gid = env("STRATA_SOCKET_GID");
+const layout: Layout = checkLayout({
+  runtimeDir: runtimeDir(program),
+  stateDir: stateDir(),
+  nodeId: env("STRATA_NODE_ID") ?? "local",
+  fsRoots: (env("STRATA_FS_ROOTS") ?? "/tmp").split(":"),
+  ...(gid !== undefined ? { socketGid: Number(gid) } : {}),
+});
+const overrides = CHILD_SERVICES.map((s) => env(binOverrideVar(s))).filter((x) => x !== undefined);
+const { cmd, args } = programCommand(program, layout, {
+  kind: "dev",
+  deno: Deno.execPath(),
+  root: REPO_ROOT,
+}, {
+  run: program === "supervisor" ? [Deno.execPath(), ...overrides] : undefined,
+  extra: rest,
+});
+
+const child = new Deno.Command(cmd, {
+  args,
+  stdin: "inherit",
+  stdout: "inherit",
+  stderr: "inherit",
+})
+  .spawn();
+// Ctrl-C reaches the child too (same process group); wait for it to finish.
+Deno.addSignalListener("SIGINT", () => {});
+Deno.addSignalListener("SIGTERM", () => child.kill("SIGTERM"));
+Deno.exit((await child.status).code);

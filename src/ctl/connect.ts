@@ -1,0 +1,93 @@
+/**
+ * How strata-ctl reaches a service and which token it presents: endpoints
+ * come from the registry, falling back to the socket convention when the
+ * registry is down; the token is -token, else STRATA_TOKEN, else the
+ * operator token when the caller may read it.
+ * @module
+ */
+
+import { callOnce, type CallOptions, Client } from "../ipc/client.ts";
+import type { Response } from "../ipc/envelope.ts";
+import { StrataError } from "../ipc/errors.ts";
+import { type Layout, type ServiceName, socketPath, stateFiles } from "../runtime/config.ts";
+
+/** Services with a conventional socket. */
+const KNOWN: readonly string[] = ["supervisor", "registry", "identity", "fs"];
+
+/** How long ctl waits for the registry before using the convention. */
+const RESOLVE_TIMEOUT_MS = 500;
+
+/** Reads an environment variable the program may not be allowed to read. */
+export function envVar(name: string): string | undefined {
+  try {
+    return Deno.env.get(name) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The operator token, when this user may read it. */
+export function operatorToken(layout: Layout): string | undefined {
+  try {
+    return Deno.readTextFileSync(stateFiles(layout).operatorToken).trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The token to send: explicit, else STRATA_TOKEN, else the operator token. */
+export function chooseToken(layout: Layout, explicit?: string): string | undefined {
+  return explicit ?? envVar("STRATA_TOKEN") ?? operatorToken(layout);
+}
+
+/** The socket path of a service: via the registry, else by convention. */
+export async function endpointFor(layout: Layout, service: string): Promise<string> {
+  const conventional = KNOWN.includes(service)
+    ? socketPath(layout, service as ServiceName)
+    : undefined;
+  if (service !== "registry" && service !== "supervisor") {
+    try {
+      const r = await callOnce<{ endpoint: string }>(
+        socketPath(layout, "registry"),
+        "registry.resolve",
+        { service },
+        { timeoutMs: RESOLVE_TIMEOUT_MS, connectTimeoutMs: RESOLVE_TIMEOUT_MS },
+      );
+      if (r.endpoint.startsWith("unix://")) return r.endpoint.slice("unix://".length);
+    } catch {
+      // Registry down or service unknown to it: use the convention.
+    }
+  }
+  if (!conventional) {
+    throw new StrataError("NOT_FOUND", `no service ${service} is registered`);
+  }
+  return conventional;
+}
+
+/** Advice for an unreachable service, in one line. */
+export function unreachableAdvice(service: string, err: StrataError): string {
+  if (service === "supervisor") {
+    return `the supervisor is not running (${err.message}). ` +
+      "Start it with `deno task start` (or `systemctl start strata`).";
+  }
+  return `cannot reach ${service}: ${err.message}. ` +
+    "See `strata-ctl supervisor.svc.list`; start everything with `deno task start`.";
+}
+
+/** One request to the service that serves `method`. */
+export async function requestOnce(
+  layout: Layout,
+  method: string,
+  params: Record<string, unknown> | undefined,
+  options: CallOptions,
+): Promise<Response> {
+  const service = method.split(".")[0];
+  const client = await Client.connect(await endpointFor(layout, service), {
+    timeoutMs: options.timeoutMs,
+  });
+  try {
+    return await client.request(method, params, options);
+  } finally {
+    await client.close();
+  }
+}
