@@ -1,0 +1,288 @@
+/**
+ * Test harness: temp layouts, a real supervisor started with its real
+ * permission flags, raw socket exchanges, bounded waits, and clean-up of
+ * every process a test starts.
+ * @module
+ */
+
+import { Client } from "../src/ipc/client.ts";
+import type { Response } from "../src/ipc/envelope.ts";
+import { programCommand, REPO_ROOT } from "../src/runtime/command.ts";
+import {
+  CHILD_SERVICES,
+  type Layout,
+  type ServiceName,
+  socketPath,
+  stateFiles,
+} from "../src/runtime/config.ts";
+import { binOverrideVar } from "../src/runtime/permissions.ts";
+
+/** Waits until `cond` is true, polling; throws after `timeoutMs`. */
+export async function waitFor(
+  what: string,
+  cond: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      if (await cond()) return;
+    } catch {
+      // not yet
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/** A temp folder with a runtime dir, a state dir and an export root. */
+export interface TempLayout {
+  root: string;
+  layout: Layout;
+  /** The export root fs serves. */
+  exportRoot: string;
+  cleanup(): Promise<void>;
+}
+
+/** Makes a fresh temp layout under /tmp (short paths: sockets are capped at 108 bytes). */
+export async function tempLayout(): Promise<TempLayout> {
+  const root = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-t-" });
+  const exportRoot = `${root}/export`;
+  await Deno.mkdir(exportRoot);
+  const layout: Layout = {
+    runtimeDir: `${root}/rt`,
+    stateDir: `${root}/state`,
+    nodeId: "test",
+    fsRoots: [exportRoot],
+  };
+  return {
+    root,
+    layout,
+    exportRoot,
+    cleanup: () => Deno.remove(root, { recursive: true }).catch(() => {}),
+  };
+}
+
+/** A running supervisor and its services. */
+export interface Node {
+  layout: Layout;
+  exportRoot: string;
+  process: Deno.ChildProcess;
+  /** What the supervisor and its children printed (stdout and stderr). */
+  output(): string;
+  /** The operator token identity wrote. */
+  operatorToken(): string;
+  /** A persistent client to a service (closed by stop()). */
+  client(service: ServiceName): Promise<Client>;
+  /** One call on a shared client; returns the envelope. */
+  request(
+    service: ServiceName,
+    method: string,
+    params?: Record<string, unknown>,
+    token?: string,
+  ): Promise<Response>;
+  /** pids of the supervised children, from svc.list. */
+  childPids(): Promise<number[]>;
+  /** Stops the supervisor (SIGTERM, then SIGKILL) and checks nothing is left. */
+  stop(): Promise<void>;
+}
+
+/** Options for {@link startNode}. */
+export interface StartOptions {
+  /** Reuse a layout (e.g. to restart on the same state dir). */
+  temp?: TempLayout;
+  /** STRATA_<NAME>_BIN overrides. */
+  overrides?: Partial<Record<"registry" | "identity" | "fs", string>>;
+  /** Wait until every service is Healthy (default true). */
+  waitHealthy?: boolean;
+}
+
+/** Whether a process is alive. */
+export function alive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // A zombie (state Z) has exited; it only waits to be reaped.
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/** Starts a supervisor in a temp layout exactly as `deno task start` would. */
+export async function startNode(options: StartOptions = {}): Promise<Node & { temp: TempLayout }> {
+  const temp = options.temp ?? await tempLayout();
+  const overrides = options.overrides ?? {};
+  const env: Record<string, string> = {};
+  for (const s of CHILD_SERVICES) {
+    const o = overrides[s];
+    if (o) env[binOverrideVar(s)] = o;
+  }
+  const { cmd, args } = programCommand("supervisor", temp.layout, {
+    kind: "dev",
+    deno: Deno.execPath(),
+    root: REPO_ROOT,
+  }, { run: [Deno.execPath(), ...Object.values(overrides).filter((x): x is string => !!x)] });
+  const process = new Deno.Command(cmd, {
+    args,
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const chunks: string[] = [];
+  const decoder = new TextDecoder();
+  const drain = async (s: ReadableStream<Uint8Array>) => {
+    for await (const c of s) chunks.push(decoder.decode(c, { stream: true }));
+  };
+  const drained = Promise.all([drain(process.stdout), drain(process.stderr)]);
+  const clients = new Map<ServiceName, Client>();
+  const seenPids = new Set<number>();
+  const client = async (service: ServiceName) => {
+    let c = clients.get(service);
+    if (!c || c.closed) {
+      c = await Client.connect(socketPath(temp.layout, service));
+      clients.set(service, c);
+    }
+    return c;
+  };
+  const node = {
+    temp,
+    layout: temp.layout,
+    exportRoot: temp.exportRoot,
+    process,
+    output: () => chunks.join(""),
+    operatorToken: () => Deno.readTextFileSync(stateFiles(temp.layout).operatorToken).trim(),
+    client,
+    request: async (
+      service: ServiceName,
+      method: string,
+      params?: Record<string, unknown>,
+      token?: string,
+    ) => (await client(service)).request(method, params, { token }),
+    childPids: async () => {
+      const r = await node.request("supervisor", "supervisor.svc.list");
+      if (!r.ok) return [];
+      const pids = (r.result as { services: { pid: number | null }[] }).services
+        .map((s) => s.pid).filter((p): p is number => p !== null);
+      pids.forEach((p) => seenPids.add(p));
+      return pids;
+    },
+    stop: async () => {
+      for (const c of clients.values()) await c.close();
+      clients.clear();
+      await node.childPids().catch(() => []);
+      try {
+        process.kill("SIGTERM");
+      } catch { /* gone */ }
+      const exited = await Promise.race([
+        process.status.then(() => true),
+        new Promise<boolean>((r) => setTimeout(() => r(false), 15_000)),
+      ]);
+      if (!exited) {
+        process.kill("SIGKILL");
+        await process.status;
+      }
+      await drained;
+      // Nothing the test started may outlive it.
+      await waitFor("children to exit", () => [...seenPids].every((p) => !alive(p)), 5000)
+        .catch((err) => {
+          for (const p of seenPids) if (alive(p)) Deno.kill(p, "SIGKILL");
+          throw err;
+        });
+      if (!options.temp) await temp.cleanup();
+    },
+  };
+  if (options.waitHealthy ?? true) {
+    try {
+      await waitFor("every service Healthy", async () => {
+        const r = await node.request("supervisor", "supervisor.svc.list");
+        if (!r.ok) return false;
+        const list = (r.result as { services: { state: string }[] }).services;
+        return list.every((s) => s.state === "Healthy");
+      }, 20_000);
+      await node.childPids();
+    } catch (err) {
+      await node.stop().catch(() => {});
+      throw new Error(`${(err as Error).message}\n--- node output ---\n${node.output()}`);
+    }
+  }
+  return node;
+}
+
+/** Sends raw bytes to a socket and returns whatever comes back before it closes or goes quiet. */
+export async function rawExchange(
+  path: string,
+  bytes: Uint8Array,
+  options: { quietMs?: number; closeWrite?: boolean } = {},
+): Promise<{ data: Uint8Array; closed: boolean }> {
+  const conn = await Deno.connect({ transport: "unix", path });
+  try {
+    await conn.write(bytes).catch(() => {});
+    if (options.closeWrite) await conn.closeWrite().catch(() => {});
+    const parts: Uint8Array[] = [];
+    const buf = new Uint8Array(64 * 1024);
+    let closed = false;
+    while (true) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const n = await Promise.race([
+        conn.read(buf).catch(() => null),
+        new Promise<"quiet">((r) => (timer = setTimeout(() => r("quiet"), options.quietMs ?? 500))),
+      ]);
+      clearTimeout(timer);
+      if (n === "quiet") break;
+      if (n === null) {
+        closed = true;
+        break;
+      }
+      parts.push(buf.slice(0, n));
+    }
+    const total = parts.reduce((a, p) => a + p.length, 0);
+    const data = new Uint8Array(total);
+    let off = 0;
+    for (const p of parts) {
+      data.set(p, off);
+      off += p.length;
+    }
+    return { data, closed };
+  } finally {
+    try {
+      conn.close();
+    } catch { /* closed */ }
+  }
+}
+
+/** Decodes every complete frame in `data` as JSON. */
+export function decodeFrames(data: Uint8Array): unknown[] {
+  const out: unknown[] = [];
+  let off = 0;
+  while (off + 4 <= data.length) {
+    const len = new DataView(data.buffer, data.byteOffset + off).getUint32(0);
+    if (off + 4 + len > data.length) break;
+    out.push(JSON.parse(new TextDecoder().decode(data.subarray(off + 4, off + 4 + len))));
+    off += 4 + len;
+  }
+  return out;
+}
+
+/** Builds a frame from raw body bytes (or text), with an optional fake length. */
+export function rawFrame(body: string | Uint8Array, announced?: number): Uint8Array {
+  const b = typeof body === "string" ? new TextEncoder().encode(body) : body;
+  const out = new Uint8Array(4 + b.length);
+  new DataView(out.buffer).setUint32(0, announced ?? b.length);
+  out.set(b, 4);
+  return out;
+}
+
+/** Issues a token through identity with the operator token. */
+export async function issue(
+  node: Node,
+  params: Record<string, unknown>,
+  token?: string,
+): Promise<{ token: string; cap_id: string; expires: number }> {
+  const r = await node.request("identity", "identity.issue", params, token ?? node.operatorToken());
+  if (!r.ok) throw new Error(`issue failed: ${JSON.stringify(r.error)}`);
+  return r.result as { token: string; cap_id: string; expires: number };
+}
+
+/** The repository root, for tests that run scripts. */
+export { REPO_ROOT };
