@@ -77,3 +77,50 @@ export function programCommand(
     ],
   };
 }
+
+/** Where `deno task compile` writes binaries and where they will run from. */
+export interface CompileOptions {
+  /** The deno executable that compiles. */
+  deno: string;
+  /** Folder the binaries are written to. */
+  outDir: string;
+  /** Folder the binaries will run from (the supervisor's run grant); usually outDir. */
+  binDir: string;
+  /** STRATA_<NAME>_BIN overrides to allow the compiled supervisor to run. */
+  overrides?: string[];
+  /** A --target triple for cross-compiling. */
+  target?: string;
+}
+
+/**
+ * The `deno compile` command line of a program: its permission flags and
+ * its layout baked in, so the binary runs with exactly those grants.
+ */
+export function compileCommand(
+  program: Program,
+  layout: Layout,
+  options: CompileOptions,
+): ProgramCommand {
+  const run = program === "supervisor"
+    ? [
+      ...(["registry", "identity", "fs"] as const).map((s) =>
+        `${options.binDir}/${BINARY_NAMES[s]}`
+      ),
+      ...(options.overrides ?? []),
+    ]
+    : undefined;
+  return {
+    cmd: options.deno,
+    args: [
+      "compile",
+      "--quiet",
+      "--no-prompt",
+      ...(options.target ? [`--target=${options.target}`] : []),
+      `--output=${options.outDir}/${BINARY_NAMES[program]}`,
+      ...(program === "ctl" ? [] : [`--v8-flags=${SERVICE_V8_FLAGS}`]),
+      ...permissionFlags(program, layout, { run }),
+      `${REPO_ROOT}/${entryOf(program)}`,
+      ...layoutArgs(layout),
+    ],
+  };
+}

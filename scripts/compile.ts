@@ -1,0 +1,76 @@
+/**
+ * `deno task compile`: builds bin/supervisor, bin/registry, bin/identity,
+ * bin/fs and bin/strata-ctl with `deno compile`, each with the permission
+ * flags of src/runtime/permissions.ts and the layout baked in.
+ *
+ *   deno task compile [--runtime-dir=/run/strata] [--state-dir=/var/lib/strata]
+ *                     [--node-id=local] [--fs-roots=/srv/data:/srv/media]
+ *                     [--out=bin] [--bin-dir=<where they will be installed>]
+ *                     [--target=x86_64-unknown-linux-gnu] [--print]
+ *
+ * `deno compile` needs the denort runtime: it downloads it from dl.deno.land,
+ * or takes the file named by DENORT_BIN. Machines that cannot reach
+ * dl.deno.land must set DENORT_BIN (see README, "Compiled binaries").
+ * --print only prints the command lines.
+ * @module
+ */
+
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { BINARY_NAMES, compileCommand } from "../src/runtime/command.ts";
+import { checkLayout, CHILD_SERVICES, DEFAULT_LAYOUT } from "../src/runtime/config.ts";
+import { binOverrideVar, PROGRAMS } from "../src/runtime/permissions.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    "runtime-dir": { type: "string", default: DEFAULT_LAYOUT.runtimeDir },
+    "state-dir": { type: "string", default: DEFAULT_LAYOUT.stateDir },
+    "node-id": { type: "string", default: DEFAULT_LAYOUT.nodeId },
+    "fs-roots": { type: "string", default: "" },
+    "socket-gid": { type: "string" },
+    out: { type: "string", default: "bin" },
+    "bin-dir": { type: "string" },
+    target: { type: "string" },
+    print: { type: "boolean", default: false },
+  },
+});
+
+const layout = checkLayout({
+  runtimeDir: values["runtime-dir"],
+  stateDir: values["state-dir"],
+  nodeId: values["node-id"],
+  fsRoots: values["fs-roots"].split(":"),
+  ...(values["socket-gid"] !== undefined ? { socketGid: Number(values["socket-gid"]) } : {}),
+});
+const outDir = resolve(values.out);
+const binDir = values["bin-dir"] ? resolve(values["bin-dir"]) : outDir;
+const overrides = CHILD_SERVICES.map((s) => Deno.env.get(binOverrideVar(s)))
+  .filter((x): x is string => !!x);
+
+if (layout.fsRoots.length === 0 && !values.print) {
+  console.error("note: no --fs-roots given: the compiled fs will serve nothing");
+}
+for (const program of PROGRAMS) {
+  const { cmd, args } = compileCommand(program, layout, {
+    deno: Deno.execPath(),
+    outDir,
+    binDir,
+    overrides,
+    target: values.target,
+  });
+  if (values.print) {
+    console.log([cmd, ...args].join(" "));
+    continue;
+  }
+  console.log(`compiling ${outDir}/${BINARY_NAMES[program]}`);
+  const status = await new Deno.Command(cmd, { args, stdout: "inherit", stderr: "inherit" })
+    .spawn().status;
+  if (!status.success) {
+    console.error(
+      "deno compile failed. Without access to dl.deno.land it needs the denort runtime:\n" +
+        "  DENORT_BIN=/path/to/denort deno task compile …   (see README, Compiled binaries)",
+    );
+    Deno.exit(1);
+  }
+}

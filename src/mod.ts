@@ -1,0 +1,25 @@
+/**
+ * Strata for your own programs: a client for the Strata sockets and the
+ * protocol's error values.
+ *
+ * ```ts
+ * import { Client } from "./src/mod.ts";
+ * const fs = await Client.connect("/run/strata/fs.sock");
+ * const { entries } = await fs.call("fs.list", { path: "/srv/data" }, { token });
+ * await fs.close();
+ * ```
+ * @module
+ */
+
+export {
+  callOnce,
+  type CallOptions,
+  Client,
+  type ClientOptions,
+  RemoteError,
+} from "./ipc/client.ts";
+export type { ErrorResponse, OkResponse, Request, Response } from "./ipc/envelope.ts";
+export { type ErrorBody, ErrorCode, type ErrorName, StrataError } from "./ipc/errors.ts";
+export { MAX_FRAME } from "./ipc/frame.ts";
+export { DEFAULT_LAYOUT, type Layout, socketPath } from "./runtime/config.ts";
+export type { Claims, Constraints } from "./token/claims.ts";
