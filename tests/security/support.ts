@@ -125,7 +125,7 @@ export async function rawRequest(
   node: Node,
   service: ServiceName,
   json: string,
-  quietMs = 400,
+  quietMs = 250,
 ): Promise<{ frames: Response[]; closed: boolean }> {
   const r = await rawExchange(socketPath(node.layout, service), rawFrame(json), { quietMs });
   return { frames: decodeFrames(r.data) as Response[], closed: r.closed };

@@ -1,0 +1,230 @@
+/**
+ * Path confinement at fs.sock: "..", absolute paths elsewhere, symlinks out
+ * of the prefix, sibling prefixes and NUL bytes are refused; relative paths
+ * inside the prefix work; a token without a prefix is still held to the
+ * export roots.
+ */
+
+import assert from "node:assert/strict";
+import { issue, startNode } from "../helpers.ts";
+import { expectError, expectOk, rawRequest } from "./support.ts";
+
+interface Listing {
+  path: string;
+  entries: { name: string; is_dir: boolean; is_symlink: boolean }[];
+}
+
+Deno.test("path attacks at fs are refused; paths inside the prefix work", async (t) => {
+  const node = await startNode();
+  try {
+    const root = node.exportRoot;
+    const data = `${root}/data`;
+    // <root>/data        the token's prefix
+    // <root>/data-evil   a sibling whose name starts with the prefix
+    // <root>/other       a sibling folder inside the export root
+    await Deno.mkdir(`${data}/sub`, { recursive: true });
+    await Deno.mkdir(`${root}/data-evil`);
+    await Deno.mkdir(`${root}/other`);
+    await Deno.writeTextFile(`${data}/file.txt`, "inside");
+    await Deno.writeTextFile(`${data}/sub/deep.txt`, "deep");
+    await Deno.writeTextFile(`${root}/data-evil/secret.txt`, "evil secret");
+    await Deno.writeTextFile(`${root}/other/secret.txt`, "other secret");
+    await Deno.symlink("/etc", `${data}/to-etc`);
+    await Deno.symlink("/etc/hostname", `${data}/to-hostname`);
+    await Deno.symlink(`${root}/other`, `${data}/to-other`);
+    await Deno.symlink("../other/secret.txt", `${data}/to-other-secret`);
+    await Deno.symlink("sub/deep.txt", `${data}/to-deep`);
+    await Deno.symlink(data, `${root}/data-link`);
+
+    const tok = (await issue(node, {
+      service: "fs",
+      rights: ["fs.list", "fs.open", "fs.read"],
+      path_prefix: data,
+    })).token;
+    const list = (path: string, token = tok) => node.request("fs", "fs.list", { path }, token);
+    const open = (path: string, token = tok) => node.request("fs", "fs.open", { path }, token);
+    const readAll = async (path: string, token = tok) => {
+      const { handle } = expectOk<{ handle: string }>(await open(path, token));
+      const r = expectOk<{ data: string }>(
+        await node.request("fs", "fs.read", { handle }, token),
+      );
+      expectOk(await node.request("fs", "fs.close", { handle }, token));
+      return r.data;
+    };
+    const outsidePrefix = new RegExp(`is outside the token's path_prefix ${data}$`);
+
+    await t.step("relative paths inside the prefix work", async () => {
+      const top = expectOk<Listing>(await list("."));
+      assert.equal(top.path, data);
+      assert.deepEqual(top.entries.map((e) => e.name), [
+        "file.txt",
+        "sub",
+        "to-deep",
+        "to-etc",
+        "to-hostname",
+        "to-other",
+        "to-other-secret",
+      ]);
+      assert.equal(top.entries.find((e) => e.name === "to-etc")?.is_symlink, true);
+      assert.equal(expectOk<Listing>(await list("sub")).path, `${data}/sub`);
+      assert.equal(await readAll("file.txt"), "inside");
+      assert.equal(await readAll("sub/../file.txt"), "inside");
+      assert.equal(await readAll("./sub/deep.txt"), "deep");
+      assert.equal(await readAll(`${data}/sub/deep.txt`), "deep");
+      // A symlink that stays inside the prefix is followed.
+      assert.equal(await readAll("to-deep"), "deep");
+    });
+
+    await t.step('"../" escapes', async () => {
+      for (const p of ["..", "../other", "../other/secret.txt", "sub/../../other/secret.txt"]) {
+        expectError(await list(p), "PERMISSION_DENIED", outsidePrefix, "outside_prefix");
+        expectError(await open(p), "PERMISSION_DENIED", outsidePrefix, "outside_prefix");
+      }
+      expectError(
+        await open("../../../../../../../etc/passwd"),
+        "PERMISSION_DENIED",
+        /\/etc\/passwd is outside the token's path_prefix/,
+        "outside_prefix",
+      );
+      expectError(
+        await open(`${data}/../other/secret.txt`),
+        "PERMISSION_DENIED",
+        new RegExp(`path: ${root}/other/secret.txt is outside`),
+        "outside_prefix",
+      );
+    });
+
+    await t.step("absolute paths outside the prefix", async () => {
+      for (const p of ["/etc/hostname", "/etc", "/", root, `${root}/other/secret.txt`]) {
+        expectError(await open(p), "PERMISSION_DENIED", outsidePrefix, "outside_prefix");
+      }
+      expectError(await list("/"), "PERMISSION_DENIED", outsidePrefix, "outside_prefix");
+    });
+
+    await t.step("the sibling prefix <root>/data-evil is not inside <root>/data", async () => {
+      for (const p of [`${root}/data-evil`, `${root}/data-evil/secret.txt`, "../data-evil"]) {
+        expectError(await list(p), "PERMISSION_DENIED", outsidePrefix, "outside_prefix");
+      }
+      expectError(
+        await open(`${root}/data-evil/secret.txt`),
+        "PERMISSION_DENIED",
+        outsidePrefix,
+        "outside_prefix",
+      );
+    });
+
+    await t.step("symlinks inside the prefix that point out of it", async () => {
+      const escape = /resolves through a symbolic link to a place outside the token's reach/;
+      expectError(await list("to-etc"), "PERMISSION_DENIED", escape, "symlink_escape");
+      expectError(await open("to-etc/hostname"), "PERMISSION_DENIED", escape, "symlink_escape");
+      expectError(await open("to-etc/passwd"), "PERMISSION_DENIED", escape, "symlink_escape");
+      expectError(await open("to-hostname"), "PERMISSION_DENIED", escape, "symlink_escape");
+      // To a sibling folder that is inside the export root but not the prefix.
+      expectError(await list("to-other"), "PERMISSION_DENIED", escape, "symlink_escape");
+      expectError(await open("to-other/secret.txt"), "PERMISSION_DENIED", escape, "symlink_escape");
+      expectError(await open("to-other-secret"), "PERMISSION_DENIED", escape, "symlink_escape");
+    });
+
+    await t.step("NUL byte in the path (raw JSON \\u0000)", async () => {
+      for (const method of ["fs.list", "fs.open"]) {
+        const body = `{"v":1,"req_id":"nul","method":"${method}","auth":{"token":"${tok}"},` +
+          `"params":{"path":"${data}/file.txt\\u0000/../../../etc/passwd"}}`;
+        const { frames } = await rawRequest(node, "fs", body);
+        assert.equal(frames.length, 1);
+        assert.equal(frames[0].req_id, "nul");
+        expectError(frames[0], "INVALID_ARGUMENT", /^path: contains a NUL byte/);
+      }
+      const rel = `{"v":1,"req_id":"nul2","method":"fs.open","auth":{"token":"${tok}"},` +
+        `"params":{"path":"file.txt\\u0000"}}`;
+      expectError(
+        (await rawRequest(node, "fs", rel)).frames[0],
+        "INVALID_ARGUMENT",
+        /NUL byte/,
+      );
+    });
+
+    await t.step("empty and over-long paths", async () => {
+      expectError(await list(""), "INVALID_ARGUMENT", /params\.path: must not be empty/);
+      expectError(
+        await list("a/".repeat(2100)),
+        "INVALID_ARGUMENT",
+        /params\.path: must be at most 4096 characters/,
+      );
+    });
+
+    await t.step("a token without a path_prefix is held to the export roots", async () => {
+      const wide = (await issue(node, { service: "fs", rights: ["fs.list", "fs.open"] })).token;
+      const outsideRoots = new RegExp(`is outside the exported roots \\(${root}\\)`);
+      for (const p of ["/etc/hostname", "/etc/passwd", `${root}/../..`, "/", "/proc/self/environ"]) {
+        expectError(await open(p, wide), "PERMISSION_DENIED", outsideRoots, "outside_prefix");
+      }
+      expectError(await list("/etc", wide), "PERMISSION_DENIED", outsideRoots, "outside_prefix");
+      expectError(
+        await open(`${data}/to-hostname`, wide),
+        "PERMISSION_DENIED",
+        /resolves through a symbolic link/,
+        "symlink_escape",
+      );
+      expectError(
+        await open("file.txt", wide),
+        "INVALID_ARGUMENT",
+        /a relative path needs a token with a path_prefix/,
+      );
+      // Inside the roots it reaches everything, including the other folders.
+      const { handle } = expectOk<{ handle: string }>(
+        await open(`${root}/other/secret.txt`, wide),
+      );
+      assert.match(handle, /^h\d+$/);
+    });
+
+    await t.step("a path_prefix outside the export roots reaches nothing", async () => {
+      const etc = (await issue(node, { service: "fs", rights: ["fs.open"], path_prefix: "/etc" }))
+        .token;
+      expectError(
+        await open("/etc/hostname", etc),
+        "PERMISSION_DENIED",
+        /is outside the token's path_prefix \/etc/,
+        "outside_prefix",
+      );
+      expectError(await open("hostname", etc), "PERMISSION_DENIED", /outside/, "outside_prefix");
+    });
+
+    await t.step("a path_prefix that runs through a symlink is refused", async () => {
+      const linked = (await issue(node, {
+        service: "fs",
+        rights: ["fs.list"],
+        path_prefix: `${root}/data-link`,
+      })).token;
+      expectError(
+        await list(".", linked),
+        "PERMISSION_DENIED",
+        /runs through a symbolic link; issue it for the real path/,
+        "symlinked_prefix",
+      );
+    });
+
+    await t.step("another capability's handle cannot be read", async () => {
+      const { handle } = expectOk<{ handle: string }>(await open("file.txt"));
+      const other = (await issue(node, {
+        service: "fs",
+        rights: ["fs.read", "fs.open"],
+        path_prefix: data,
+      })).token;
+      expectError(
+        await node.request("fs", "fs.read", { handle }, other),
+        "NOT_FOUND",
+        /no open handle .* for this capability/,
+      );
+      expectError(
+        await node.request("fs", "fs.close", { handle }, other),
+        "NOT_FOUND",
+        /no open handle/,
+      );
+      // The owner still reads it.
+      const r = expectOk<{ data: string }>(await node.request("fs", "fs.read", { handle }, tok));
+      assert.equal(r.data, "inside");
+    });
+  } finally {
+    await node.stop();
+  }
+});
