@@ -97,15 +97,26 @@ export interface StartOptions {
   waitHealthy?: boolean;
 }
 
-/** Whether a process is alive. */
+/**
+ * Whether a process is alive (a zombie counts as dead: it has exited and
+ * only waits to be reaped). Deno refuses /proc/<pid> without --allow-all, so
+ * this asks ps; it never guesses "dead" from an error.
+ */
 export function alive(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    // A zombie (state Z) has exited; it only waits to be reaped.
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
+  const out = new Deno.Command("ps", { args: ["-o", "stat=", "-p", String(pid)] }).outputSync();
+  const stat = new TextDecoder().decode(out.stdout).trim();
+  if (!out.success) {
+    if (stat === "" && out.code === 1) return false; // no such process
+    throw new Error(`ps failed: ${new TextDecoder().decode(out.stderr)}`);
   }
+  return !stat.startsWith("Z");
+}
+
+/** Resident memory of a process, in MB (from ps). */
+export function rssMb(pid: number): number {
+  const out = new Deno.Command("ps", { args: ["-o", "rss=", "-p", String(pid)] }).outputSync();
+  if (!out.success) throw new Error(`no process ${pid}`);
+  return +(Number(new TextDecoder().decode(out.stdout).trim()) / 1024).toFixed(1);
 }
 
 /** Starts a supervisor in a temp layout exactly as `deno task start` would. */
