@@ -208,12 +208,16 @@ export class Server {
       name: `${this.service}.health`,
       access: "public",
       params: {},
-      handler: () => ({
-        status: this.#draining ? "draining" : "ok",
-        service: this.service,
-        pid: Deno.pid,
-        uptime_ms: Date.now() - this.#started,
-      }),
+      handler: () => {
+        const m = Deno.memoryUsage();
+        return {
+          status: this.#draining ? "draining" : "ok",
+          service: this.service,
+          pid: Deno.pid,
+          uptime_ms: Date.now() - this.#started,
+          memory: { rss: m.rss, heap_used: m.heapUsed, heap_total: m.heapTotal, external: m.external },
+        };
+      },
     };
   }
 
