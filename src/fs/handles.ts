@@ -6,6 +6,7 @@
  * @module
  */
 
+import { closeSync } from "node:fs";
 import { notFound, StrataError } from "../ipc/errors.ts";
 import type { Capability } from "../token/claims.ts";
 
@@ -15,13 +16,10 @@ export interface Handle {
   capId: string;
   lineage: readonly string[];
   expMs: number;
-  file: Deno.FsFile;
+  /** The open file descriptor; reads are positional, so a handle has no cursor. */
+  fd: number;
   path: string;
   lastUsed: number;
-  /** Serialises async reads, which seek and then read. */
-  lock: Promise<unknown>;
-  /** Async reads queued or running on this handle. */
-  asyncReads: number;
 }
 
 /** Limits of a {@link HandleTable}. */
@@ -55,10 +53,10 @@ export class HandleTable {
   }
 
   /** Registers an open file for `cap`; returns its handle id. */
-  add(cap: Capability, file: Deno.FsFile, path: string): string {
+  add(cap: Capability, fd: number, path: string): string {
     const mine = this.#perCap.get(cap.capId) ?? 0;
     if (mine >= this.#limits.perCapability || this.#handles.size >= this.#limits.total) {
-      file.close();
+      closeSync(fd);
       throw new StrataError(
         "RESOURCE_EXHAUSTED",
         mine >= this.#limits.perCapability
@@ -72,11 +70,9 @@ export class HandleTable {
       capId: cap.capId,
       lineage: cap.lineage,
       expMs: cap.expMs,
-      file,
+      fd,
       path,
       lastUsed: Date.now(),
-      lock: Promise.resolve(),
-      asyncReads: 0,
     });
     this.#perCap.set(cap.capId, mine + 1);
     return id;
@@ -107,12 +103,7 @@ export class HandleTable {
     const n = (this.#perCap.get(h.capId) ?? 1) - 1;
     if (n > 0) this.#perCap.set(h.capId, n);
     else this.#perCap.delete(h.capId);
-    // A large read may still hold the file: close it once that read is done.
-    h.lock.finally(() => {
-      try {
-        h.file.close();
-      } catch { /* already closed */ }
-    });
+    closeSync(h.fd);
   }
 
   /** Closes every handle whose capability or an ancestor is in `capIds`. */

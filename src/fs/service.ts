@@ -6,13 +6,14 @@
  * @module
  */
 
+import { fstatSync, readSync } from "node:fs";
 import { invalidArgument } from "../ipc/errors.ts";
 import { MAX_FRAME } from "../ipc/frame.ts";
 import { type Method, RawJson } from "../ipc/server.ts";
 import { type Confinement, listConfined, openConfined } from "../policy/paths.ts";
 import type { Audit } from "../runtime/audit.ts";
 import type { Capability } from "../token/claims.ts";
-import type { Handle, HandleTable } from "./handles.ts";
+import type { HandleTable } from "./handles.ts";
 
 /**
  * The largest fs.read: its base64 (4/3 of it) plus the envelope always fits a
@@ -20,13 +21,17 @@ import type { Handle, HandleTable } from "./handles.ts";
  */
 export const MAX_READ = 767 * 1024;
 
-/** Reads at most this size are done synchronously (a few microseconds). */
-const SYNC_READ_MAX = 64 * 1024;
-
 /** Room for the frame header and the envelope (req_id is at most 128 chars). */
 const ENVELOPE_ROOM = 512;
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * One buffer for every read. Reads are synchronous positional reads
+ * (pread), and the bytes are encoded before the handler returns, so the
+ * buffer is free again by the next request: no per-read allocation.
+ */
+const scratch = new Uint8Array(MAX_READ);
 
 /** Extra bytes JSON escaping adds to UTF-8 text. */
 function escapeGrowth(bytes: Uint8Array): number {
@@ -41,48 +46,26 @@ function escapeGrowth(bytes: Uint8Array): number {
   return extra;
 }
 
-/** Encodes a read result once, adding `data` only when it is text and fits. */
+/**
+ * Encodes a read result once, as parts the server writes straight into the
+ * frame, adding `data` only when the bytes are text and it fits.
+ */
 export function readResult(bytes: Uint8Array, eof: boolean): RawJson {
   const b64 = bytes.toBase64();
-  let data = "";
+  const parts = ['{"data_b64":"', b64, '"'];
   // Escaping only adds bytes, so this is a necessary condition for data to fit.
   if (b64.length + bytes.length + ENVELOPE_ROOM <= MAX_FRAME) {
     try {
       const text = utf8.decode(bytes);
       if (b64.length + bytes.length + escapeGrowth(bytes) + ENVELOPE_ROOM <= MAX_FRAME) {
-        data = `,"data":${JSON.stringify(text)}`;
+        parts.push(',"data":', JSON.stringify(text));
       }
     } catch {
       // Not UTF-8: data_b64 only.
     }
   }
-  return new RawJson(
-    `{"data_b64":"${b64}"${data},"bytes_read":${bytes.length},"eof":${eof}}`,
-  );
-}
-
-function readSyncAt(file: Deno.FsFile, offset: number, size: number): Uint8Array {
-  const buf = new Uint8Array(size);
-  file.seekSync(offset, Deno.SeekMode.Start);
-  let have = 0;
-  while (have < size) {
-    const n = file.readSync(buf.subarray(have));
-    if (n === null || n === 0) break;
-    have += n;
-  }
-  return have === size ? buf : buf.subarray(0, have);
-}
-
-async function readAsyncAt(file: Deno.FsFile, offset: number, size: number): Promise<Uint8Array> {
-  const buf = new Uint8Array(size);
-  await file.seek(offset, Deno.SeekMode.Start);
-  let have = 0;
-  while (have < size) {
-    const n = await file.read(buf.subarray(have));
-    if (n === null || n === 0) break;
-    have += n;
-  }
-  return have === size ? buf : buf.subarray(0, have);
+  parts.push(`,"bytes_read":${bytes.length},"eof":${eof}}`);
+  return new RawJson(parts);
 }
 
 /** What fs is built from. */
@@ -116,9 +99,9 @@ export function fsMethods(d: FsDeps): Method[] {
       handler: (p: { path: string }, ctx) => {
         const cap = ctx.cap!;
         const opened = openConfined(p.path, confinement(d.roots, cap));
-        const handle = d.handles.add(cap, opened.file, opened.path);
+        const handle = d.handles.add(cap, opened.fd, opened.path);
         d.audit.event("fs.open", { cap_id: cap.capId, path: opened.path, handle });
-        return { handle, size: opened.info.size };
+        return { handle, size: opened.size };
       },
     },
     {
@@ -132,20 +115,10 @@ export function fsMethods(d: FsDeps): Method[] {
       handler: (p: { handle: string; offset: number; size: number }, ctx) => {
         const cap = ctx.cap!;
         const h = d.handles.get(p.handle, cap);
-        const done = (bytes: Uint8Array) => {
-          const eof = p.offset + bytes.length >= h.file.statSync().size;
-          d.audit.event("fs.read", {
-            cap_id: cap.capId,
-            handle: h.id,
-            offset: p.offset,
-            bytes: bytes.length,
-          });
-          return readResult(bytes, eof);
-        };
-        if (p.size <= SYNC_READ_MAX && h.asyncReads === 0) {
-          return done(readSyncAt(h.file, p.offset, p.size));
-        }
-        return lockedRead(h, p.offset, p.size).then(done);
+        const n = readSync(h.fd, scratch, 0, p.size, p.offset);
+        const eof = p.offset + n >= fstatSync(h.fd).size;
+        d.audit.event("fs.read", { cap_id: cap.capId, handle: h.id, offset: p.offset, bytes: n });
+        return readResult(scratch.subarray(0, n), eof);
       },
     },
     {
@@ -158,19 +131,6 @@ export function fsMethods(d: FsDeps): Method[] {
       },
     },
   ];
-}
-
-/**
- * Runs an async read (seek, then read) on a handle after any other in flight
- * on it; while one is pending, small reads queue here too instead of moving
- * the file position under it.
- */
-function lockedRead(h: Handle, offset: number, size: number): Promise<Uint8Array> {
-  h.asyncReads++;
-  const run = () => readAsyncAt(h.file, offset, size);
-  const p = h.lock.then(run, run).finally(() => h.asyncReads--);
-  h.lock = p.catch(() => {});
-  return p;
 }
 
 /** Checks the export roots: absolute, existing folders, not reached through a symlink. */

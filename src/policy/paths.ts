@@ -6,11 +6,12 @@
  * disk), then resolved with realpath and checked again (so a symlink cannot
  * lead out). Opening checks that the file opened is the one that was checked
  * (same device and inode), so swapping a symlink between check and open wins
- * nothing. The metadata calls are synchronous: on a local disk they cost a
+ * nothing. The calls are synchronous: on a local disk they cost a
  * few microseconds, far less than a round trip through the async thread pool.
  * @module
  */
 
+import { closeSync, constants, fstatSync, openSync } from "node:fs";
 import { posix } from "node:path";
 import { invalidArgument, notFound, permissionDenied, StrataError } from "../ipc/errors.ts";
 import { isWithin, normalizeAbsolute } from "./constraints.ts";
@@ -94,39 +95,62 @@ export function resolveConfined(raw: string, c: Confinement): string {
 
 /** A file opened inside the confinement. */
 export interface ConfinedFile {
-  file: Deno.FsFile;
+  /** The open file descriptor (read it with node:fs readSync, at an offset). */
+  fd: number;
   /** The real path that was checked and opened. */
   path: string;
-  info: Deno.FileInfo;
+  size: number;
 }
 
-function sameFile(a: Deno.FileInfo, b: Deno.FileInfo): boolean {
-  return a.dev === b.dev && a.ino === b.ino;
+/** Maps a node:fs error to the protocol's, for the request path `shown`. */
+function openError(err: unknown, shown: string): unknown {
+  switch ((err as { code?: string }).code) {
+    case "ENOENT":
+      return notFound(`path: ${shown}: no such file or directory`);
+    case "ELOOP":
+      return permissionDenied("path: changed while it was being opened; try again", {
+        reason: "path_swapped",
+      });
+    case "EACCES":
+    case "EPERM":
+      return permissionDenied("refused by the operating system: permission denied");
+    case "EISDIR":
+      return invalidArgument("path: is a directory; use fs.list to read a directory");
+    default:
+      return err;
+  }
 }
 
 /**
  * Opens a regular file for reading inside the confinement, and proves the
- * opened file is the file that was checked.
+ * opened file is the file that was checked. The open is non-blocking (a FIFO
+ * or device swapped in cannot stall the service) and does not follow a
+ * final symlink (one swapped in after the check is refused).
  */
 export function openConfined(raw: string, c: Confinement): ConfinedFile {
   const real = resolveConfined(raw, c);
-  const file = Deno.openSync(real, { read: true });
+  let fd: number;
   try {
-    const info = file.statSync();
-    const again = Deno.realPathSync(real);
-    if (again !== real || !sameFile(info, Deno.statSync(real))) {
+    fd = openSync(real, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+  } catch (err) {
+    throw openError(err, raw);
+  }
+  try {
+    const info = fstatSync(fd);
+    if (info.isDirectory()) {
+      throw invalidArgument("path: is a directory; use fs.list to read a directory");
+    }
+    if (!info.isFile()) throw invalidArgument("path: not a regular file");
+    const st = Deno.statSync(real);
+    if (Deno.realPathSync(real) !== real || st.dev !== info.dev || st.ino !== info.ino) {
       throw permissionDenied("path: changed while it was being opened; try again", {
         reason: "path_swapped",
       });
     }
-    if (info.isDirectory) {
-      throw invalidArgument("path: is a directory; use fs.list to read a directory");
-    }
-    if (!info.isFile) throw invalidArgument("path: not a regular file");
-    return { file, path: real, info };
+    return { fd, path: real, size: info.size };
   } catch (err) {
-    file.close();
-    throw err;
+    closeSync(fd);
+    throw openError(err, raw);
   }
 }
 
@@ -168,7 +192,8 @@ export function listConfined(
     }
     entries.push({ name: e.name, is_dir: e.isDirectory, is_symlink: e.isSymlink, size });
   }
-  if (Deno.realPathSync(real) !== real || !sameFile(before, Deno.statSync(real))) {
+  const after = Deno.statSync(real);
+  if (Deno.realPathSync(real) !== real || before.dev !== after.dev || before.ino !== after.ino) {
     throw permissionDenied("path: changed while it was being listed; try again", {
       reason: "path_swapped",
     });

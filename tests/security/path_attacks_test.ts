@@ -6,8 +6,10 @@
  */
 
 import assert from "node:assert/strict";
+import { Client } from "../../src/ipc/client.ts";
+import { socketPath } from "../../src/runtime/config.ts";
 import { issue, startNode } from "../helpers.ts";
-import { expectError, expectOk, rawRequest } from "./support.ts";
+import { expectError, expectOk, rawRequest, svcStatus } from "./support.ts";
 
 interface Listing {
   path: string;
@@ -155,7 +157,9 @@ Deno.test("path attacks at fs are refused; paths inside the prefix work", async 
     await t.step("a token without a path_prefix is held to the export roots", async () => {
       const wide = (await issue(node, { service: "fs", rights: ["fs.list", "fs.open"] })).token;
       const outsideRoots = new RegExp(`is outside the exported roots \\(${root}\\)`);
-      for (const p of ["/etc/hostname", "/etc/passwd", `${root}/../..`, "/", "/proc/self/environ"]) {
+      for (
+        const p of ["/etc/hostname", "/etc/passwd", `${root}/../..`, "/", "/proc/self/environ"]
+      ) {
         expectError(await open(p, wide), "PERMISSION_DENIED", outsideRoots, "outside_prefix");
       }
       expectError(await list("/etc", wide), "PERMISSION_DENIED", outsideRoots, "outside_prefix");
@@ -223,6 +227,59 @@ Deno.test("path attacks at fs are refused; paths inside the prefix work", async 
       // The owner still reads it.
       const r = expectOk<{ data: string }>(await node.request("fs", "fs.read", { handle }, tok));
       assert.equal(r.data, "inside");
+    });
+  } finally {
+    await node.stop();
+  }
+});
+
+Deno.test("special files inside the prefix never hang fs", async (t) => {
+  const node = await startNode();
+  const fifo = `${node.exportRoot}/data/pipe`;
+  try {
+    await Deno.mkdir(`${node.exportRoot}/data/dir`, { recursive: true });
+    const made = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    assert(made.success, "mkfifo failed");
+    const fsPid = (await svcStatus(node, "fs")).pid;
+    const tok = (await issue(node, {
+      service: "fs",
+      rights: ["fs.list", "fs.open"],
+      path_prefix: `${node.exportRoot}/data`,
+    })).token;
+
+    await t.step("fs.open on a directory is refused (control)", async () => {
+      expectError(
+        await node.request("fs", "fs.open", { path: "dir" }, tok),
+        "INVALID_ARGUMENT",
+        /is a directory; use fs\.list/,
+      );
+    });
+
+    await t.step("a FIFO is listed, and opening it is refused without blocking fs", async () => {
+      const listing = expectOk<Listing>(await node.request("fs", "fs.list", { path: "." }, tok));
+      assert(listing.entries.some((e) => e.name === "pipe"));
+      const c = await Client.connect(socketPath(node.layout, "fs"));
+      const other = await Client.connect(socketPath(node.layout, "fs"));
+      try {
+        // Sent from one connection; a second one must still be answered meanwhile.
+        const opening = c.request("fs.open", { path: "pipe" }, { token: tok, timeoutMs: 2000 })
+          .catch((err: Error) => err);
+        const health = await other.request("fs.health", undefined, { timeoutMs: 2000 })
+          .catch((err: Error) => err);
+        assert(!(health instanceof Error), `fs stopped answering: ${health}`);
+        assert.equal(expectOk<{ pid: number }>(health).pid, fsPid);
+        const r = await opening;
+        assert(!(r instanceof Error), `fs.open on a FIFO got no answer: ${r}`);
+        expectError(r, "INVALID_ARGUMENT", /not a regular file/);
+      } finally {
+        // If fs is stuck in open(2) on the FIFO, a writer releases it; the
+        // writer gives up by itself after 2 s when no reader is there.
+        await new Deno.Command("timeout", {
+          args: ["2", "sh", "-c", 'exec 3>"$0"', fifo],
+        }).output();
+        await c.close();
+        await other.close();
+      }
     });
   } finally {
     await node.stop();
