@@ -312,8 +312,12 @@ export class IdentityService {
   }
 
   async #rotate(by: Capability) {
-    if (by.claims.service !== ANY_SERVICE) {
-      throw permissionDenied("identity.rotate_key: only the operator token may rotate the key");
+    // The operator token is the root: service "*" and no parent. A delegated
+    // token may carry the right, but rotating the node's key is not delegable.
+    if (by.claims.service !== ANY_SERVICE || by.claims.parent !== undefined) {
+      throw permissionDenied("identity.rotate_key: only the operator token may rotate the key", {
+        reason: "not_operator",
+      });
     }
     const { previous, previousNotAfter } = await this.#d.ring.rotate();
     this.publishKeys();
