@@ -132,29 +132,88 @@ export class FrameReader {
   }
 }
 
+/** Large frames are built in pooled buffers of this size (header + cap + 1). */
+const POOLED_FRAME_BYTES = HEADER_BYTES + MAX_FRAME + 1;
+
+/** Frames larger than this are built in a pooled buffer when a pool is given. */
+const POOL_MIN = 64 * 1024;
+
 /**
- * Encodes a JSON text as one frame (header and body in a single buffer).
- * Throws FrameTooLargeError when the UTF-8 body would exceed `maxFrame`.
+ * A few reusable buffers for large frames, so a stream of 1 MiB responses
+ * does not leave a trail of 1 MiB allocations for the garbage collector.
  */
-export function encodeJsonFrame(json: string, maxFrame: number = MAX_FRAME): Uint8Array {
+export class FramePool {
+  #free: Uint8Array[] = [];
+  #keep: number;
+
+  constructor(keep = 4) {
+    this.#keep = keep;
+  }
+
+  /** A buffer of POOLED_FRAME_BYTES. */
+  take(): Uint8Array {
+    return this.#free.pop() ?? new Uint8Array(POOLED_FRAME_BYTES);
+  }
+
+  /** Returns a frame built by take() once it has been written. */
+  give(frame: Uint8Array): void {
+    if (frame.buffer.byteLength === POOLED_FRAME_BYTES && this.#free.length < this.#keep) {
+      this.#free.push(new Uint8Array(frame.buffer as ArrayBuffer));
+    }
+  }
+}
+
+/** Options for {@link encodeJsonFrame}. */
+export interface EncodeOptions {
+  /** The largest body; defaults to {@link MAX_FRAME}. */
+  maxFrame?: number;
+  /** Where large frames take their buffer from (give it back after writing). */
+  pool?: FramePool;
+}
+
+/**
+ * Encodes JSON text, given whole or in parts, as one frame: header and body
+ * in a single buffer, the parts encoded one after another without joining
+ * them first. Throws FrameTooLargeError when the body would exceed the cap.
+ */
+export function encodeJsonFrame(
+  json: string | readonly string[],
+  options: EncodeOptions = {},
+): Uint8Array {
+  const parts = typeof json === "string" ? [json] : json;
+  const max = options.maxFrame ?? MAX_FRAME;
+  let chars = 0;
+  for (const p of parts) chars += p.length;
   // UTF-8 needs at most 3 bytes per UTF-16 code unit; one byte past the cap
   // is enough room to tell "fits" from "too large" without encoding twice.
-  const room = Math.min(json.length * 3, maxFrame + 1);
-  const out = new Uint8Array(HEADER_BYTES + room);
-  const { read, written } = encoder.encodeInto(json, out.subarray(HEADER_BYTES));
-  if (read < json.length || written > maxFrame) {
-    throw new FrameTooLargeError(read < json.length ? json.length : written, maxFrame);
+  const room = Math.min(chars * 3, max + 1);
+  const pooled = options.pool !== undefined && room > POOL_MIN && max <= MAX_FRAME;
+  const out = pooled ? options.pool!.take() : new Uint8Array(HEADER_BYTES + room);
+  const end = HEADER_BYTES + room;
+  let off = HEADER_BYTES;
+  for (const p of parts) {
+    const { read, written } = encoder.encodeInto(p, out.subarray(off, end));
+    off += written;
+    if (read < p.length) {
+      if (pooled) options.pool!.give(out);
+      throw new FrameTooLargeError(chars, max);
+    }
   }
-  out[0] = written >>> 24;
-  out[1] = (written >>> 16) & 0xff;
-  out[2] = (written >>> 8) & 0xff;
-  out[3] = written & 0xff;
-  return out.subarray(0, HEADER_BYTES + written);
+  const n = off - HEADER_BYTES;
+  if (n > max) {
+    if (pooled) options.pool!.give(out);
+    throw new FrameTooLargeError(n, max);
+  }
+  out[0] = n >>> 24;
+  out[1] = (n >>> 16) & 0xff;
+  out[2] = (n >>> 8) & 0xff;
+  out[3] = n & 0xff;
+  return out.subarray(0, off);
 }
 
 /** Encodes a value as JSON in one frame. */
 export function encodeFrame(value: unknown, maxFrame: number = MAX_FRAME): Uint8Array {
-  return encodeJsonFrame(JSON.stringify(value), maxFrame);
+  return encodeJsonFrame(JSON.stringify(value), { maxFrame });
 }
 
 /** Writes all of `bytes`, looping over short writes. */
@@ -165,31 +224,83 @@ export async function writeAll(sink: ByteSink, bytes: Uint8Array): Promise<void>
   }
 }
 
+/** A write that did not complete in time: the peer is not reading. */
+export class WriteTimeoutError extends Error {
+  constructor(ms: number) {
+    super(`peer did not take a frame within ${ms} ms`);
+    this.name = "WriteTimeoutError";
+  }
+}
+
+/** Options for {@link FrameWriter}. */
+export interface FrameWriterOptions {
+  /** Fail (and fail every later write) when one frame takes longer than this. */
+  timeoutMs?: number;
+}
+
 /**
- * Serialises writes to one sink so concurrent responses never interleave.
- * A failed write fails that call and every later one.
+ * Serialises writes to one sink so concurrent responses never interleave,
+ * and tracks how much is waiting and since when a write has been stuck.
+ * A failed or timed-out write fails that call and every later one.
  */
 export class FrameWriter {
   #sink: ByteSink;
   #tail: Promise<void> = Promise.resolve();
   #error: unknown = undefined;
+  #timeoutMs?: number;
+  #pending = 0;
+  #busySince = 0;
 
-  constructor(sink: ByteSink) {
+  constructor(sink: ByteSink, options: FrameWriterOptions = {}) {
     this.#sink = sink;
+    this.#timeoutMs = options.timeoutMs;
   }
 
-  /** Queues one already-encoded frame. */
-  write(frame: Uint8Array): Promise<void> {
+  /** Bytes queued or being written. */
+  get pendingBytes(): number {
+    return this.#pending;
+  }
+
+  /** When the write in progress started (performance.now()), or 0 when idle. */
+  get busySince(): number {
+    return this.#busySince;
+  }
+
+  /**
+   * Queues one already-encoded frame. `written` runs once the frame is fully
+   * written (not after a failure, when the sink may still hold the bytes).
+   */
+  write(frame: Uint8Array, written?: () => void): Promise<void> {
+    this.#pending += frame.length;
     const run = async () => {
       if (this.#error !== undefined) throw this.#error;
+      this.#busySince = performance.now();
+      let timer: ReturnType<typeof setTimeout> | undefined;
       try {
-        await writeAll(this.#sink, frame);
+        const write = writeAll(this.#sink, frame);
+        if (this.#timeoutMs === undefined) await write;
+        else {
+          write.catch(() => {}); // settles after the race is lost
+          await Promise.race([
+            write,
+            new Promise<never>((_, reject) => {
+              timer = setTimeout(
+                () => reject(new WriteTimeoutError(this.#timeoutMs!)),
+                this.#timeoutMs,
+              );
+            }),
+          ]);
+        }
+        written?.();
       } catch (err) {
         this.#error = err;
         throw err;
+      } finally {
+        clearTimeout(timer);
+        this.#busySince = 0;
       }
     };
-    const p = this.#tail.then(run, run);
+    const p = this.#tail.then(run, run).finally(() => (this.#pending -= frame.length));
     this.#tail = p.catch(() => {});
     return p;
   }

@@ -24,6 +24,7 @@ import { StrataError, toStrataError } from "./errors.ts";
 import {
   encodeFrame,
   encodeJsonFrame,
+  FramePool,
   FrameReader,
   FrameTooLargeError,
   FrameWriter,
@@ -55,13 +56,14 @@ export interface Method {
 }
 
 /**
- * A result that is already JSON text: spliced into the response as is, so a
- * large payload is serialised once.
+ * A result that is already JSON text, whole or in parts: encoded into the
+ * response frame as is, so a large payload is serialised once and never
+ * joined into one big string.
  */
 export class RawJson {
-  readonly json: string;
-  constructor(json: string) {
-    this.json = json;
+  readonly parts: readonly string[];
+  constructor(json: string | readonly string[]) {
+    this.parts = typeof json === "string" ? [json] : json;
   }
 }
 
@@ -75,6 +77,10 @@ export interface ServerLimits {
   idleTimeoutMs: number;
   /** A request not answered within this gets UNAVAILABLE. */
   requestTimeoutMs: number;
+  /** A response the peer does not take within this closes the connection. */
+  writeTimeoutMs: number;
+  /** Unsent response bytes per connection before reading pauses. */
+  maxPendingBytes: number;
   /** Largest request body. */
   maxFrame: number;
 }
@@ -85,8 +91,16 @@ export const DEFAULT_LIMITS: ServerLimits = {
   maxInFlight: 32,
   idleTimeoutMs: 60_000,
   requestTimeoutMs: 30_000,
+  writeTimeoutMs: 10_000,
+  maxPendingBytes: 4 * MAX_FRAME,
   maxFrame: MAX_FRAME,
 };
+
+/** While draining, a connection with nothing in flight for this long is closed. */
+const DRAIN_QUIET_MS = 50;
+
+/** A connection whose write has been stuck this long may be evicted for a newcomer. */
+const STALLED_MS = 1000;
 
 /** Options for {@link Server.listen}. */
 export interface ServerOptions {
@@ -107,6 +121,7 @@ export interface ServerOptions {
 interface ConnState {
   id: number;
   conn: Deno.Conn;
+  writer: FrameWriter;
   inFlight: number;
   lastActive: number;
   closed: boolean;
@@ -148,10 +163,10 @@ export class Server {
   #nextId = 1;
   #inFlight = 0;
   #draining = false;
-  #drained?: () => void;
   #sweep: ReturnType<typeof setTimeout>;
   #started = Date.now();
   #accepting: Promise<void>;
+  #pool = new FramePool();
 
   private constructor(options: ServerOptions, listener: Deno.Listener) {
     this.service = options.service;
@@ -215,7 +230,12 @@ export class Server {
           service: this.service,
           pid: Deno.pid,
           uptime_ms: Date.now() - this.#started,
-          memory: { rss: m.rss, heap_used: m.heapUsed, heap_total: m.heapTotal, external: m.external },
+          memory: {
+            rss: m.rss,
+            heap_used: m.heapUsed,
+            heap_total: m.heapTotal,
+            external: m.external,
+          },
         };
       },
     };
@@ -240,12 +260,28 @@ export class Server {
     }
   }
 
-  /** Closes the longest-idle connection to make room; false if none is idle. */
+  /**
+   * Makes room for a newcomer: closes the longest-idle connection, or else
+   * the one whose peer has stopped taking its responses the longest. False
+   * when every connection is busy and making progress.
+   */
   #evictIdle(): boolean {
-    let victim: ConnState | undefined;
+    let idle: ConnState | undefined;
+    let stalled: ConnState | undefined;
+    const now = performance.now();
     for (const s of this.#conns.values()) {
-      if (s.inFlight === 0 && (!victim || s.lastActive < victim.lastActive)) victim = s;
+      if (s.inFlight === 0) {
+        if (!idle || s.lastActive < idle.lastActive) idle = s;
+      } else {
+        const since = s.writer.busySince;
+        if (
+          since > 0 && now - since > STALLED_MS && (!stalled || since < stalled.writer.busySince)
+        ) {
+          stalled = s;
+        }
+      }
     }
+    const victim = idle ?? stalled;
     if (!victim) return false;
     this.#closeConn(victim);
     return true;
@@ -281,9 +317,11 @@ export class Server {
   }
 
   async #handle(conn: Deno.Conn): Promise<void> {
+    const writer = new FrameWriter(conn, { timeoutMs: this.#limits.writeTimeoutMs });
     const s: ConnState = {
       id: this.#nextId++,
       conn,
+      writer,
       inFlight: 0,
       lastActive: Date.now(),
       closed: false,
@@ -291,10 +329,14 @@ export class Server {
     };
     this.#conns.set(s.id, s);
     const reader = new FrameReader(conn, { maxFrame: this.#limits.maxFrame });
-    const writer = new FrameWriter(conn);
     try {
       while (!s.closed) {
-        while (s.inFlight >= this.#limits.maxInFlight && !s.closed) {
+        // Backpressure: stop reading while too much is in flight or unsent.
+        while (
+          !s.closed &&
+          (s.inFlight >= this.#limits.maxInFlight ||
+            writer.pendingBytes > this.#limits.maxPendingBytes)
+        ) {
           await new Promise<void>((r) => (s.wake = r));
         }
         let body: Uint8Array | null;
@@ -337,7 +379,7 @@ export class Server {
       parseError = toStrataError(err);
     }
     return this.#answer(req, parseError, s)
-      .then((frame) => writer.write(frame))
+      .then((frame) => writer.write(frame, () => this.#pool.give(frame)))
       .catch(() => this.#closeConn(s))
       .finally(() => {
         s.inFlight--;
@@ -346,7 +388,6 @@ export class Server {
         const wake = s.wake;
         s.wake = undefined;
         wake?.();
-        if (this.#draining && this.#inFlight === 0) this.#drained?.();
       });
   }
 
@@ -363,7 +404,12 @@ export class Server {
       const result = await this.#run(req, s);
       if (result instanceof RawJson) {
         return encodeJsonFrame(
-          `{"v":1,"req_id":${JSON.stringify(req.req_id)},"ok":true,"result":${result.json}}`,
+          [
+            `{"v":1,"req_id":${JSON.stringify(req.req_id)},"ok":true,"result":`,
+            ...result.parts,
+            "}",
+          ],
+          { pool: this.#pool },
         );
       }
       return encodeFrame(okResponse(req.req_id, result ?? {}));
@@ -382,9 +428,6 @@ export class Server {
   }
 
   async #run(req: Request, s: ConnState): Promise<unknown> {
-    if (this.#draining) {
-      throw new StrataError("UNAVAILABLE", `${this.service} is stopping; retry once it is back`);
-    }
     const method = this.#methods.get(req.method);
     if (!method) {
       const [svc] = req.method.split(".");
@@ -439,9 +482,10 @@ export class Server {
   }
 
   /**
-   * Stops accepting, lets in-flight requests finish (new ones get
-   * UNAVAILABLE), then closes every connection. Resolves when drained or
-   * after `timeoutMs`.
+   * Stops accepting connections and lets the open ones finish: requests
+   * already sent (in flight, or pipelined behind them) are answered, and each
+   * connection is closed once it has been quiet for a moment. Resolves when
+   * every connection is closed, or closes the rest after `timeoutMs`.
    */
   async drain(timeoutMs: number): Promise<void> {
     if (!this.#draining) {
@@ -450,13 +494,15 @@ export class Server {
         this.#listener.close();
       } catch { /* already closed */ }
     }
-    if (this.#inFlight > 0) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        new Promise<void>((r) => (this.#drained = r)),
-        new Promise<void>((r) => (timer = setTimeout(r, timeoutMs))),
-      ]);
-      clearTimeout(timer);
+    const deadline = Date.now() + timeoutMs;
+    while (this.#conns.size > 0 && Date.now() < deadline) {
+      const quietSince = Date.now() - DRAIN_QUIET_MS;
+      for (const c of [...this.#conns.values()]) {
+        if (c.inFlight === 0 && c.writer.pendingBytes === 0 && c.lastActive <= quietSince) {
+          this.#closeConn(c);
+        }
+      }
+      if (this.#conns.size > 0) await new Promise((r) => setTimeout(r, DRAIN_QUIET_MS / 2));
     }
     this.close();
     await this.#accepting;
