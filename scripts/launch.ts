@@ -20,7 +20,7 @@ import { binOverrideVar, type Program } from "../src/runtime/permissions.ts";
 
 const SYSTEM_RUNTIME_DIR = "/run/strata";
 
-function env(name: string): string | undefined {
+function getEnv(name: string): string | undefined {
   return Deno.env.get(name) || undefined;
 }
 
@@ -46,8 +46,8 @@ function exists(path: string): boolean {
 }
 
 function fallbackRuntimeDir(): string {
-  const xdg = env("XDG_RUNTIME_DIR");
-  return xdg ? `${xdg}/strata` : `/tmp/strata-${env("USER") ?? "dev"}`;
+  const xdg = getEnv("XDG_RUNTIME_DIR");
+  return xdg ? `${xdg}/strata` : `/tmp/strata-${getEnv("USER") ?? "dev"}`;
 }
 
 /**
@@ -55,7 +55,7 @@ function fallbackRuntimeDir(): string {
  * the per-user fallback. strata-ctl looks for a running supervisor in both.
  */
 function runtimeDir(program: Program): string {
-  const explicit = env("STRATA_RUNTIME_DIR");
+  const explicit = getEnv("STRATA_RUNTIME_DIR");
   if (explicit) return explicit;
   if (program === "ctl") {
     if (exists(`${SYSTEM_RUNTIME_DIR}/supervisor.sock`)) return SYSTEM_RUNTIME_DIR;
@@ -66,12 +66,12 @@ function runtimeDir(program: Program): string {
 }
 
 function stateDir(): string {
-  const explicit = env("STRATA_STATE_DIR");
+  const explicit = getEnv("STRATA_STATE_DIR");
   if (explicit) return explicit;
-  const xdg = env("XDG_STATE_HOME");
+  const xdg = getEnv("XDG_STATE_HOME");
   if (xdg) return `${xdg}/strata`;
-  const home = env("HOME");
-  return home ? `${home}/.local/state/strata` : `/tmp/strata-state-${env("USER") ?? "dev"}`;
+  const home = getEnv("HOME");
+  return home ? `${home}/.local/state/strata` : `/tmp/strata-state-${getEnv("USER") ?? "dev"}`;
 }
 
 const [program, ...rest] = Deno.args;
@@ -79,16 +79,18 @@ if (program !== "supervisor" && program !== "ctl") {
   console.error("usage: launch.ts supervisor|ctl [args...]");
   Deno.exit(2);
 }
-const gid = env("STRATA_SOCKET_GID");
+const gid = getEnv("STRATA_SOCKET_GID");
 const layout: Layout = checkLayout({
   runtimeDir: runtimeDir(program),
   stateDir: stateDir(),
-  nodeId: env("STRATA_NODE_ID") ?? "local",
-  fsRoots: (env("STRATA_FS_ROOTS") ?? "/tmp").split(":"),
+  nodeId: getEnv("STRATA_NODE_ID") ?? "local",
+  fsRoots: (getEnv("STRATA_FS_ROOTS") ?? "/tmp").split(":"),
   ...(gid !== undefined ? { socketGid: Number(gid) } : {}),
 });
-const overrides = CHILD_SERVICES.map((s) => env(binOverrideVar(s))).filter((x) => x !== undefined);
-const { cmd, args } = programCommand(program, layout, {
+const overrides = CHILD_SERVICES.map((s) => getEnv(binOverrideVar(s))).filter((x) =>
+  x !== undefined
+);
+const { cmd, args, env } = programCommand(program, layout, {
   kind: "dev",
   deno: Deno.execPath(),
   root: REPO_ROOT,

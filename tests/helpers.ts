@@ -128,14 +128,14 @@ export async function startNode(options: StartOptions = {}): Promise<Node & { te
     const o = overrides[s];
     if (o) env[binOverrideVar(s)] = o;
   }
-  const { cmd, args } = programCommand("supervisor", temp.layout, {
+  const command = programCommand("supervisor", temp.layout, {
     kind: "dev",
     deno: Deno.execPath(),
     root: REPO_ROOT,
   }, { run: [Deno.execPath(), ...Object.values(overrides).filter((x): x is string => !!x)] });
-  const process = new Deno.Command(cmd, {
-    args,
-    env,
+  const process = new Deno.Command(command.cmd, {
+    args: command.args,
+    env: { ...command.env, ...env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

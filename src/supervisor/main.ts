@@ -16,7 +16,7 @@ import {
   socketPath,
   stateFiles,
 } from "../runtime/config.ts";
-import { type ProgramCommand, programCommand, REPO_ROOT } from "../runtime/command.ts";
+import { type ProgramCommand, programCommand, REPO_ROOT, SERVICE_ENV } from "../runtime/command.ts";
 import { ensureDir } from "../runtime/files.ts";
 import { logger } from "../runtime/log.ts";
 import { binOverrideVar } from "../runtime/permissions.ts";
@@ -45,7 +45,7 @@ function envOrUndefined(name: string): string | undefined {
  */
 function childCommand(name: ChildService, layout: Layout): ProgramCommand {
   const override = envOrUndefined(binOverrideVar(name));
-  if (override) return { cmd: override, args: layoutArgs(layout) };
+  if (override) return { cmd: override, args: layoutArgs(layout), env: { ...SERVICE_ENV } };
   if (Deno.build.standalone) {
     return programCommand(name, layout, { kind: "compiled", binDir: dirname(Deno.execPath()) });
   }

@@ -206,6 +206,7 @@ export class Manager {
     try {
       child = new Deno.Command(u.spec.command.cmd, {
         args: [...u.spec.command.args, "--supervised"],
+        env: u.spec.command.env,
         stdin: "piped",
         stdout: "inherit",
         stderr: "inherit",
