@@ -94,7 +94,10 @@ export async function nodeSigningKey(node: Node): Promise<SigningKey> {
 
 /** A fresh random cap_id. */
 export function randomCapId(): string {
-  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0"))
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(16)),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
     .join("");
 }
 
@@ -188,4 +191,53 @@ export async function requestRetrying(
     }
   }
   throw last;
+}
+
+/**
+ * Like rawExchange, but writes every byte (a single write on a Unix socket
+ * may be short for large payloads) while reading the answers concurrently.
+ */
+export async function rawExchangeAll(
+  path: string,
+  bytes: Uint8Array,
+  quietMs = 500,
+): Promise<{ frames: Response[]; closed: boolean }> {
+  const conn = await Deno.connect({ transport: "unix", path });
+  const parts: Uint8Array[] = [];
+  let closed = false;
+  let closedByPeer = false;
+  let last = Date.now();
+  const reading = (async () => {
+    const buf = new Uint8Array(64 * 1024);
+    while (true) {
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) {
+        closed = true;
+        return;
+      }
+      parts.push(buf.slice(0, n));
+      last = Date.now();
+    }
+  })();
+  try {
+    let off = 0;
+    while (off < bytes.length) off += await conn.write(bytes.subarray(off));
+    last = Date.now();
+    while (!closed && Date.now() - last < quietMs) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    closedByPeer = closed;
+  } finally {
+    try {
+      conn.close();
+    } catch { /* closed */ }
+    await reading;
+  }
+  const data = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    data.set(p, off);
+    off += p.length;
+  }
+  return { frames: decodeFrames(data) as Response[], closed: closedByPeer };
 }

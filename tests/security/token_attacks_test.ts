@@ -32,8 +32,7 @@ Deno.test("token attacks at fs.list are refused", async (t) => {
       rights: ["fs.list"],
       path_prefix: `${root}/data`,
     });
-    const list = (token?: string) =>
-      node.request("fs", "fs.list", { path: `${root}/data` }, token);
+    const list = (token?: string) => node.request("fs", "fs.list", { path: `${root}/data` }, token);
 
     await t.step("baseline: the genuine token lists the folder", async () => {
       const r = expectOk<{ entries: { name: string }[] }>(await list(good.token));
@@ -163,7 +162,10 @@ Deno.test("token attacks at fs.list are refused", async (t) => {
 
     await t.step("a token signed by another Ed25519 key", async () => {
       const foreign = await generateSigningKey();
-      const token = await signV4Public(foreign, fsClaims(node, { constraints: { path_prefix: `${root}/data` } }));
+      const token = await signV4Public(
+        foreign,
+        fsClaims(node, { constraints: { path_prefix: `${root}/data` } }),
+      );
       expectError(
         await list(token),
         "UNAUTHENTICATED",

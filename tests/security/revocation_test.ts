@@ -1,0 +1,237 @@
+/**
+ * Revocation: no one but identity can change what fs considers revoked (no
+ * revoke/unrevoke method at fs, forged or replayed pushes are refused or
+ * change nothing), and a revocation survives a kill -9 of identity, of fs,
+ * and a restart of the whole node on the same state dir.
+ */
+
+import assert from "node:assert/strict";
+import { runtimeFiles, stateFiles } from "../../src/runtime/config.ts";
+import { generateSigningKey } from "../../src/token/keys.ts";
+import { signRevocationList } from "../../src/token/revocation_set.ts";
+import { issue, type Node, startNode, tempLayout, waitFor } from "../helpers.ts";
+import {
+  expectError,
+  expectOk,
+  footerKid,
+  killAndAwaitRestart,
+  requestRetrying,
+  svcStatus,
+} from "./support.ts";
+
+Deno.test("revocation pushes cannot be forged", async (t) => {
+  const node = await startNode();
+  try {
+    const root = node.exportRoot;
+    const victim = await issue(node, { service: "fs", rights: ["fs.list"], path_prefix: root });
+    const list = (token: string) => node.request("fs", "fs.list", { path: root }, token);
+    const sync = (signed: string) => node.request("fs", "fs.sync", { signed });
+    const fsPid = (await svcStatus(node, "fs")).pid;
+    // identity's own, genuine list from before any revocation (for the replay step).
+    const oldList = (await Deno.readTextFile(runtimeFiles(node.layout).revocations)).trim();
+    expectOk(await list(victim.token));
+
+    await t.step("fs has no revoke or unrevoke method", async () => {
+      for (const method of ["fs.revoke", "fs.unrevoke"]) {
+        expectError(
+          await node.request("fs", method, { cap_id: victim.cap_id }),
+          "INVALID_ARGUMENT",
+          new RegExp(`^method: unknown method ${method.replace(".", "\\.")}; fs offers `),
+        );
+        // Not even with a token that could revoke at identity.
+        expectError(
+          await node.request("fs", method, { cap_id: victim.cap_id }, node.operatorToken()),
+          "INVALID_ARGUMENT",
+          /unknown method/,
+        );
+      }
+      expectError(
+        await node.request("fs", "identity.revoke", { cap_id: victim.cap_id }),
+        "INVALID_ARGUMENT",
+        /identity\.revoke is not served here \(this is fs\.sock\)/,
+      );
+      expectError(
+        await node.request("identity", "identity.unrevoke", { cap_id: victim.cap_id }),
+        "INVALID_ARGUMENT",
+        /unknown method identity\.unrevoke/,
+      );
+      expectOk(await list(victim.token));
+    });
+
+    await t.step("fs.sync with a garbage signed string", async () => {
+      for (const signed of ["garbage", "v4.public.AAAA.BBBB", "v4.local.xyz", "x".repeat(5000)]) {
+        expectError(
+          await sync(signed),
+          "UNAUTHENTICATED",
+          /^signed: not a revocation list signed by this node's identity/,
+          "bad_push",
+        );
+      }
+      expectError(await sync(""), "INVALID_ARGUMENT", /params\.signed: must not be empty/);
+      expectOk(await list(victim.token));
+    });
+
+    await t.step("fs.sync with a list signed by a foreign key", async () => {
+      const foreign = await generateSigningKey();
+      const entry = { cap_id: victim.cap_id, exp: victim.expires + 60 };
+      const forged = await signRevocationList(foreign, "identity@test", [entry]);
+      expectError(await sync(forged), "UNAUTHENTICATED", /not a revocation list/, "bad_push");
+      // The same forgery claiming the node's key id.
+      const kid = footerKid(node.operatorToken());
+      const lying = await signRevocationList({ ...foreign, kid }, "identity@test", [entry]);
+      assert.equal(footerKid(lying), kid);
+      expectError(await sync(lying), "UNAUTHENTICATED", /not a revocation list/, "bad_push");
+      // The token that was not revoked still works.
+      expectOk(await list(victim.token));
+    });
+
+    await t.step("fs.sync with a genuine capability token in place of a list", async () => {
+      // Signed by the node's key, but not a revocation list: refused by its type.
+      expectError(await sync(victim.token), "UNAUTHENTICATED", /not a revocation list/, "bad_push");
+      expectError(
+        await sync(node.operatorToken()),
+        "UNAUTHENTICATED",
+        /not a revocation list/,
+        "bad_push",
+      );
+      expectOk(await list(victim.token));
+    });
+
+    await t.step("a real revocation reaches fs at once", async () => {
+      const r = expectOk<{ propagated: string[] }>(
+        await node.request(
+          "identity",
+          "identity.revoke",
+          { cap_id: victim.cap_id },
+          node.operatorToken(),
+        ),
+      );
+      assert(r.propagated.includes("fs"), JSON.stringify(r));
+      expectError(
+        await list(victim.token),
+        "UNAUTHENTICATED",
+        new RegExp(`capability ${victim.cap_id} has been revoked`),
+        "revoked",
+      );
+    });
+
+    await t.step("replaying identity's older (empty) list does not unrevoke", async () => {
+      const r = expectOk<{ applied: number }>(await sync(oldList));
+      assert.equal(r.applied, 0);
+      expectError(await list(victim.token), "UNAUTHENTICATED", /revoked/, "revoked");
+      // Nor does pushing identity's current list again.
+      const now = (await Deno.readTextFile(runtimeFiles(node.layout).revocations)).trim();
+      assert.equal(expectOk<{ applied: number }>(await sync(now)).applied, 0);
+      expectError(await list(victim.token), "UNAUTHENTICATED", /revoked/, "revoked");
+    });
+
+    await t.step("fs survived all of it (same pid, Healthy)", async () => {
+      const s = await svcStatus(node, "fs");
+      assert.equal(s.state, "Healthy");
+      assert.equal(s.pid, fsPid);
+    });
+  } finally {
+    await node.stop();
+  }
+});
+
+Deno.test("revocation survives kill -9 of identity, of fs, and a full restart", async (t) => {
+  const temp = await tempLayout();
+  let node: Node | undefined;
+  try {
+    node = await startNode({ temp });
+    const root = temp.exportRoot;
+    const revoked = await issue(node, { service: "fs", rights: ["fs.list"], path_prefix: root });
+    const kept = await issue(node, { service: "fs", rights: ["fs.list"], path_prefix: root });
+    const operatorBefore = node.operatorToken();
+    const list = (n: Node, token: string) =>
+      requestRetrying(n, "fs", "fs.list", { path: root }, token);
+    const introspect = async (n: Node, token: string) =>
+      expectOk<{ valid: boolean; reason?: string }>(
+        await requestRetrying(n, "identity", "identity.introspect", { token }),
+      );
+    const refusedEverywhere = async (n: Node, token: string, capId: string) => {
+      expectError(
+        await list(n, token),
+        "UNAUTHENTICATED",
+        new RegExp(`capability ${capId} has been revoked`),
+        "revoked",
+      );
+      const i = await introspect(n, token);
+      assert.equal(i.valid, false);
+      assert.equal(i.reason, "revoked");
+    };
+
+    expectOk(
+      await node.request(
+        "identity",
+        "identity.revoke",
+        { cap_id: revoked.cap_id },
+        node.operatorToken(),
+      ),
+    );
+    await refusedEverywhere(node, revoked.token, revoked.cap_id);
+    expectOk(await list(node, kept.token));
+    const log = await Deno.readTextFile(stateFiles(temp.layout).revocationLog);
+    assert(log.includes(revoked.cap_id), "the revocation is in the durable log");
+
+    await t.step("(a) kill -9 identity: still refused at fs and identity", async () => {
+      const n = node!;
+      await killAndAwaitRestart(n, "identity");
+      await refusedEverywhere(n, revoked.token, revoked.cap_id);
+      expectOk(await list(n, kept.token));
+      assert.equal((await introspect(n, kept.token)).valid, true);
+    });
+
+    await t.step(
+      "(b) kill -9 fs: still refused; a revocation made while fs is down holds too",
+      async () => {
+        const n = node!;
+        await killAndAwaitRestart(n, "fs");
+        await refusedEverywhere(n, revoked.token, revoked.cap_id);
+        expectOk(await list(n, kept.token));
+
+        // Revoke a third token right after fs is killed, before it is back.
+        const late = await issue(n, { service: "fs", rights: ["fs.list"], path_prefix: root });
+        expectOk(await list(n, late.token));
+        const before = await svcStatus(n, "fs");
+        Deno.kill(before.pid!, "SIGKILL");
+        const r = expectOk<{ propagated: string[]; unreachable: string[] }>(
+          await requestRetrying(
+            n,
+            "identity",
+            "identity.revoke",
+            { cap_id: late.cap_id },
+            n.operatorToken(),
+          ),
+        );
+        await waitFor("fs Healthy again", async () => {
+          const s = await svcStatus(n, "fs");
+          return s.state === "Healthy" && s.pid !== before.pid;
+        }, 15_000);
+        await n.childPids();
+        // Whether or not the push reached fs, fs must refuse it now.
+        assert.equal(r.propagated.length + r.unreachable.length, 3);
+        expectError(await list(n, late.token), "UNAUTHENTICATED", /has been revoked/, "revoked");
+        await refusedEverywhere(n, revoked.token, revoked.cap_id);
+        expectOk(await list(n, kept.token));
+      },
+    );
+
+    await t.step("(c) stop the node, start a new one on the same layout", async () => {
+      await node!.stop();
+      node = undefined;
+      node = await startNode({ temp });
+      const n = node;
+      await refusedEverywhere(n, revoked.token, revoked.cap_id);
+      // Keys persist: the token issued before the restart still works.
+      expectOk(await list(n, kept.token));
+      assert.equal((await introspect(n, kept.token)).valid, true);
+      // The operator token persists too (it was still valid).
+      assert.equal(n.operatorToken(), operatorBefore);
+    });
+  } finally {
+    await node?.stop();
+    await temp.cleanup();
+  }
+});
