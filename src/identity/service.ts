@@ -7,7 +7,7 @@
  */
 
 import { callOnce } from "../ipc/client.ts";
-import { permissionDenied } from "../ipc/errors.ts";
+import { invalidArgument, permissionDenied } from "../ipc/errors.ts";
 import type { Method } from "../ipc/server.ts";
 import { checkCapability } from "../policy/authorize.ts";
 import { attenuate, MAX_TTL_SECONDS } from "../policy/constraints.ts";
@@ -131,8 +131,8 @@ export class IdentityService {
     body: Omit<Claims, "jti" | "iss" | "aud" | "iat" | "nbf" | "exp">,
     expMs: number,
     now: number,
+    jti: string = newCapId(),
   ): Promise<Issued> {
-    const jti = newCapId();
     const claims: Claims = {
       jti,
       iss: this.#issuer,
@@ -212,8 +212,11 @@ export class IdentityService {
       {
         name: "identity.revoke",
         access: { right: "identity.revoke" },
-        params: { cap_id: CAP_ID },
-        handler: (p: { cap_id: string }, ctx) => this.#revoke(p.cap_id, ctx.cap!),
+        params: {
+          cap_id: { ...CAP_ID, optional: true },
+          token: { type: "string", optional: true, minLength: 1, maxLength: 8192 },
+        },
+        handler: (p: { cap_id?: string; token?: string }, ctx) => this.#revoke(p, ctx.cap!),
       },
       {
         name: "identity.introspect",
@@ -250,7 +253,9 @@ export class IdentityService {
   ): Promise<Issued> {
     const now = Date.now();
     const rights = resolveRights(p);
+    const capId = newCapId();
     const grant = attenuate(parent, {
+      cap_id: capId,
       service: p.service,
       rights,
       path_prefix: p.path_prefix,
@@ -276,11 +281,47 @@ export class IdentityService {
       },
       grant.expMs,
       now,
+      capId,
     );
   }
 
-  async #revoke(capId: string, by: Capability) {
-    const entry = { cap_id: capId, exp: Math.ceil(this.#d.ring.latestExpiry / 1000) };
+  /**
+   * Revokes a capability. The operator token may revoke any cap_id; any other
+   * holder of identity.revoke only its own capability or ones delegated from
+   * it, which it shows by passing the token (so its lineage can be read).
+   */
+  async #revoke(p: { cap_id?: string; token?: string }, by: Capability) {
+    let target: { capId: string; lineage?: readonly string[]; expMs?: number };
+    if (p.token !== undefined) {
+      let cap: Capability;
+      try {
+        cap = await this.#d.trust.verifier.verify(p.token);
+      } catch (err) {
+        throw invalidArgument(`params.token: not a token of this node (${(err as Error).message})`);
+      }
+      if (p.cap_id !== undefined && p.cap_id !== cap.capId) {
+        throw invalidArgument(`params.cap_id: the token's cap_id is ${cap.capId}, not ${p.cap_id}`);
+      }
+      target = cap;
+    } else if (p.cap_id !== undefined) {
+      target = { capId: p.cap_id };
+    } else {
+      throw invalidArgument("params: give cap_id, or the token to revoke");
+    }
+    const root = by.claims.service === ANY_SERVICE && by.claims.parent === undefined;
+    if (!root && target.capId !== by.capId && !target.lineage?.includes(by.capId)) {
+      throw permissionDenied(
+        target.lineage
+          ? `capability ${target.capId} was not delegated from yours (${by.capId})`
+          : "params.cap_id: you may revoke only your own capability or ones delegated from it; " +
+            "pass the token itself (params.token) so its lineage can be checked",
+        { reason: "not_in_your_tree" },
+      );
+    }
+    const capId = target.capId;
+    // Keep the entry until no token with this id can still be valid.
+    const expMs = target.expMs ?? this.#d.ring.latestExpiry;
+    const entry = { cap_id: capId, exp: Math.ceil(expMs / 1000) };
     const fresh = this.#d.revocations.append(entry, by.capId);
     if (!fresh) return { status: "revoked", cap_id: capId, already: true };
     await this.publishRevocations();

@@ -15,6 +15,7 @@ import { TokenError } from "../token/paseto.ts";
 import type { RevocationSet } from "../token/revocation_set.ts";
 import type { TokenVerifier } from "../token/verifier.ts";
 import { parseRate, type RateLimiter } from "./rate_limit.ts";
+import { rateBuckets } from "./constraints.ts";
 import { ANY_SERVICE } from "./rights.ts";
 
 /** What a method requires: a named right, or nothing ("public"). */
@@ -124,15 +125,14 @@ export async function authorize(
     throw err;
   }
   checkCapability(cap, access.right, ctx);
-  const rateText = cap.claims.constraints.rate_limit;
-  if (rateText !== undefined) {
-    const rate = parseRate(rateText);
-    const wait = rate ? ctx.limiter.take(cap.capId, rate) : 0;
+  for (const bucket of rateBuckets(cap)) {
+    const rate = parseRate(bucket.rate_limit);
+    const wait = rate ? ctx.limiter.take(bucket.cap_id, rate) : 0;
     if (wait > 0) {
       throw deny(
         "RESOURCE_EXHAUSTED",
         "rate_limited",
-        `rate limit ${rateText} of capability ${cap.capId} exceeded; retry in ${wait} ms`,
+        `rate limit ${bucket.rate_limit} of capability ${bucket.cap_id} exceeded; retry in ${wait} ms`,
         { cap_id: cap.capId, retry_after_ms: wait },
       );
     }

@@ -6,7 +6,7 @@
 
 import { posix } from "node:path";
 import { invalidArgument, permissionDenied } from "../ipc/errors.ts";
-import type { Capability, Constraints } from "../token/claims.ts";
+import type { Capability, Constraints, RateBucket } from "../token/claims.ts";
 import { rfc3339 } from "../token/claims.ts";
 import { parseRate } from "./rate_limit.ts";
 import { ANY_SERVICE } from "./rights.ts";
@@ -35,6 +35,8 @@ export function isWithin(path: string, prefix: string): boolean {
 
 /** What an issue request asks for, after its rights were resolved. */
 export interface GrantRequest {
+  /** The cap_id the new token will have. */
+  cap_id: string;
   service: string;
   rights: string[];
   path_prefix?: string;
@@ -49,6 +51,13 @@ export interface Grant {
   rights: string[];
   constraints: Constraints;
   expMs: number;
+}
+
+/** The buckets a capability draws from (its own rate_limit alone for a root token). */
+export function rateBuckets(cap: Capability): RateBucket[] {
+  const c = cap.claims.constraints;
+  if (c.rate_buckets) return c.rate_buckets;
+  return c.rate_limit !== undefined ? [{ cap_id: cap.capId, rate_limit: c.rate_limit }] : [];
 }
 
 /** The default token lifetime. */
@@ -101,8 +110,14 @@ export function attenuate(parent: Capability, req: GrantRequest, nowMs: number):
       );
     }
     constraints.rate_limit = req.rate_limit;
+    constraints.rate_buckets = [...rateBuckets(parent), {
+      cap_id: req.cap_id,
+      rate_limit: req.rate_limit,
+    }];
   } else if (p.constraints.rate_limit !== undefined) {
+    // Inherited: the child counts in its ancestors' buckets.
     constraints.rate_limit = p.constraints.rate_limit;
+    constraints.rate_buckets = rateBuckets(parent);
   }
   let expMs: number;
   if (req.ttl_seconds !== undefined) {

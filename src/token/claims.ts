@@ -13,8 +13,20 @@ export const MAX_CHAIN = 8;
 export interface Constraints {
   /** Absolute, normalised path the token's file access is confined to. */
   path_prefix?: string;
-  /** Request rate per capability, e.g. "50rps". */
+  /** Request rate per capability, e.g. "50rps" (the tightest that applies). */
   rate_limit?: string;
+  /**
+   * Every rate limit the token draws from: the one set on this token, if any,
+   * and those inherited from its ancestors, each keyed by the cap_id that set
+   * it, so children share their ancestors' buckets instead of multiplying them.
+   */
+  rate_buckets?: RateBucket[];
+}
+
+/** A rate limit and the capability whose bucket it counts in. */
+export interface RateBucket {
+  cap_id: string;
+  rate_limit: string;
 }
 
 /** The signed payload of a capability token. */
@@ -128,12 +140,22 @@ export function parseClaims(payload: unknown, options: ParseClaimsOptions): Capa
   if (typeof cons !== "object" || cons === null || Array.isArray(cons)) {
     fail("constraints is not an object");
   }
-  const { path_prefix, rate_limit } = cons as Record<string, unknown>;
+  const { path_prefix, rate_limit, rate_buckets } = cons as Record<string, unknown>;
   if (path_prefix !== undefined && typeof path_prefix !== "string") {
     fail("constraints.path_prefix is not a string");
   }
   if (rate_limit !== undefined && typeof rate_limit !== "string") {
     fail("constraints.rate_limit is not a string");
+  }
+  if (
+    rate_buckets !== undefined &&
+    (!Array.isArray(rate_buckets) || rate_buckets.length > MAX_CHAIN + 1 ||
+      !rate_buckets.every((b) =>
+        typeof b?.cap_id === "string" && CAP_ID_RE.test(b.cap_id) &&
+        typeof b.rate_limit === "string"
+      ))
+  ) {
+    fail("constraints.rate_buckets is not a list of {cap_id, rate_limit}");
   }
   const chain = c.chain ?? [];
   if (!isStringList(chain, MAX_CHAIN) || !chain.every((id) => CAP_ID_RE.test(id))) {

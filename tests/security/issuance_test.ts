@@ -18,7 +18,7 @@ interface Introspection {
     chain?: string[];
     service: string;
     rights: string[];
-    constraints: { path_prefix?: string; rate_limit?: string };
+    constraints: { path_prefix?: string; rate_limit?: string; rate_buckets?: unknown[] };
     exp: string;
   };
 }
@@ -162,7 +162,12 @@ Deno.test("issuance needs a capability and never widens it", async (t) => {
       const c = await issue(node, { service: "fs", rights: ["fs.read"] }, D.token);
       const i = await introspect(c.token);
       assert.equal(i.valid, true);
-      assert.deepEqual(i.claims!.constraints, { path_prefix: P, rate_limit: "100rps" });
+      assert.deepEqual(i.claims!.constraints, {
+        path_prefix: P,
+        rate_limit: "100rps",
+        // Inherited: it counts in D's bucket, not in one of its own.
+        rate_buckets: [{ cap_id: D.cap_id, rate_limit: "100rps" }],
+      });
     });
 
     // A valid, narrower child C of D.
@@ -182,7 +187,14 @@ Deno.test("issuance needs a capability and never widens it", async (t) => {
       assert.equal(i.claims!.parent, D.cap_id);
       assert.deepEqual(i.claims!.chain, [operatorCap, D.cap_id]);
       assert.deepEqual(i.claims!.rights, ["fs.open", "fs.read"]);
-      assert.deepEqual(i.claims!.constraints, { path_prefix: `${P}/sub`, rate_limit: "10rps" });
+      assert.deepEqual(i.claims!.constraints, {
+        path_prefix: `${P}/sub`,
+        rate_limit: "10rps",
+        rate_buckets: [
+          { cap_id: D.cap_id, rate_limit: "100rps" },
+          { cap_id: C.cap_id, rate_limit: "10rps" },
+        ],
+      });
       const opened = expectOk<{ handle: string }>(
         await node.request("fs", "fs.open", { path: "f.txt" }, C.token),
       );
