@@ -4,7 +4,7 @@
  * flags of src/runtime/permissions.ts and the layout baked in.
  *
  *   deno task compile [--runtime-dir=/run/strata] [--state-dir=/var/lib/strata]
- *                     [--node-id=local] [--fs-roots=/srv/data:/srv/media]
+ *                     [--node-id=local] [--fs-roots=/srv/data:/srv/media] [--group-access]
  *                     [--out=bin] [--bin-dir=<where they will be installed>]
  *                     [--target=x86_64-unknown-linux-gnu] [--print]
  *
@@ -28,7 +28,7 @@ const { values } = parseArgs({
     "state-dir": { type: "string", default: DEFAULT_LAYOUT.stateDir },
     "node-id": { type: "string", default: DEFAULT_LAYOUT.nodeId },
     "fs-roots": { type: "string", default: "" },
-    "socket-gid": { type: "string" },
+    "group-access": { type: "boolean", default: false },
     out: { type: "string", default: "bin" },
     "bin-dir": { type: "string" },
     target: { type: "string" },
@@ -41,7 +41,7 @@ const layout = checkLayout({
   stateDir: values["state-dir"],
   nodeId: values["node-id"],
   fsRoots: values["fs-roots"].split(":"),
-  ...(values["socket-gid"] !== undefined ? { socketGid: Number(values["socket-gid"]) } : {}),
+  ...(values["group-access"] ? { groupAccess: true } : {}),
 });
 const outDir = resolve(values.out);
 const binDir = values["bin-dir"] ? resolve(values["bin-dir"]) : outDir;

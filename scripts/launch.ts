@@ -2,7 +2,7 @@
  * The development launcher behind `deno task start` and `deno task ctl`.
  *
  * It works out the layout from the environment (STRATA_RUNTIME_DIR,
- * STRATA_STATE_DIR, STRATA_NODE_ID, STRATA_FS_ROOTS, STRATA_SOCKET_GID) with
+ * STRATA_STATE_DIR, STRATA_NODE_ID, STRATA_FS_ROOTS, STRATA_GROUP_ACCESS=1) with
  * development defaults, then starts the program with `deno run` and exactly
  * the flags src/runtime/permissions.ts gives it. Defaults: the runtime dir is
  * /run/strata when this user can write there, else $XDG_RUNTIME_DIR/strata,
@@ -79,13 +79,12 @@ if (program !== "supervisor" && program !== "ctl") {
   console.error("usage: launch.ts supervisor|ctl [args...]");
   Deno.exit(2);
 }
-const gid = getEnv("STRATA_SOCKET_GID");
 const layout: Layout = checkLayout({
   runtimeDir: runtimeDir(program),
   stateDir: stateDir(),
   nodeId: getEnv("STRATA_NODE_ID") ?? "local",
   fsRoots: (getEnv("STRATA_FS_ROOTS") ?? "/tmp").split(":"),
-  ...(gid !== undefined ? { socketGid: Number(gid) } : {}),
+  ...(getEnv("STRATA_GROUP_ACCESS") === "1" ? { groupAccess: true } : {}),
 });
 const overrides = CHILD_SERVICES.map((s) => getEnv(binOverrideVar(s))).filter((x) =>
   x !== undefined

@@ -114,8 +114,8 @@ export interface ServerOptions {
   auth?: Omit<AuthorizeContext, "service" | "now">;
   limits?: Partial<ServerLimits>;
   audit?: Audit;
-  /** Group id to own the socket; the socket is then 0660 instead of 0600. */
-  socketGid?: number;
+  /** Let the process's group connect: the socket is 0660 instead of 0600. */
+  groupAccess?: boolean;
 }
 
 interface ConnState {
@@ -194,12 +194,7 @@ export class Server {
   static async listen(options: ServerOptions): Promise<Server> {
     await claimSocketPath(options.path);
     const listener = Deno.listen({ transport: "unix", path: options.path });
-    if (options.socketGid !== undefined) {
-      Deno.chownSync(options.path, null, options.socketGid);
-      Deno.chmodSync(options.path, 0o660);
-    } else {
-      Deno.chmodSync(options.path, 0o600);
-    }
+    Deno.chmodSync(options.path, options.groupAccess ? 0o660 : 0o600);
     return new Server(options, listener);
   }
 

@@ -28,8 +28,12 @@ export interface Layout {
   nodeId: string;
   /** Directories fs may serve. */
   fsRoots: string[];
-  /** When set, sockets are 0660 owned by this group and the runtime dir 0750. */
-  socketGid?: number;
+  /**
+   * Let the service's group use the sockets: sockets 0660 and the runtime dir
+   * 0750 instead of 0600 and 0700. (Sockets belong to the group the services
+   * run as, e.g. systemd's Group=.)
+   */
+  groupAccess?: boolean;
 }
 
 /** The layout of a system install. */
@@ -65,18 +69,12 @@ export function checkLayout(layout: Layout): Layout {
       `node id must be 1-63 letters, digits, ".", "_" or "-": ${layout.nodeId}`,
     );
   }
-  if (
-    layout.socketGid !== undefined &&
-    (!Number.isSafeInteger(layout.socketGid) || layout.socketGid < 0)
-  ) {
-    throw new ConfigError(`socket gid must be a number: ${layout.socketGid}`);
-  }
   return {
     runtimeDir: checkDir(layout.runtimeDir, "runtime dir"),
     stateDir: checkDir(layout.stateDir, "state dir"),
     nodeId: layout.nodeId,
     fsRoots: layout.fsRoots.filter((r) => r !== "").map((r) => checkDir(r, "fs root")),
-    ...(layout.socketGid !== undefined ? { socketGid: layout.socketGid } : {}),
+    ...(layout.groupAccess ? { groupAccess: true } : {}),
   };
 }
 
@@ -86,7 +84,7 @@ const LAYOUT_OPTIONS = {
   "state-dir": { type: "string" },
   "node-id": { type: "string" },
   "fs-roots": { type: "string" },
-  "socket-gid": { type: "string" },
+  "group-access": { type: "boolean" },
 } as const;
 
 /** Other options a program's entry may take, by name: boolean or string. */
@@ -112,7 +110,7 @@ export function parseLayoutArgs(
     stateDir: (v["state-dir"] as string) ?? DEFAULT_LAYOUT.stateDir,
     nodeId: (v["node-id"] as string) ?? DEFAULT_LAYOUT.nodeId,
     fsRoots: v["fs-roots"] !== undefined ? (v["fs-roots"] as string).split(":") : [],
-    ...(v["socket-gid"] !== undefined ? { socketGid: Number(v["socket-gid"]) } : {}),
+    ...(v["group-access"] === true ? { groupAccess: true } : {}),
   });
   return { layout, options: v };
 }
@@ -125,7 +123,7 @@ export function layoutArgs(layout: Layout): string[] {
     `--node-id=${layout.nodeId}`,
   ];
   if (layout.fsRoots.length > 0) args.push(`--fs-roots=${layout.fsRoots.join(":")}`);
-  if (layout.socketGid !== undefined) args.push(`--socket-gid=${layout.socketGid}`);
+  if (layout.groupAccess) args.push("--group-access");
   return args;
 }
 
@@ -149,6 +147,8 @@ export function runtimeFiles(layout: Layout) {
     /** The signed revocation list (a v4.public token). */
     revocations: `${d}/revocations`,
     revocationsTmp: `${d}/revocations.tmp`,
+    /** Written by the supervisor once every service is Healthy (systemd's readiness check). */
+    ready: `${d}/ready`,
   };
 }
 

@@ -98,7 +98,7 @@ export async function runService(setup: ServiceSetup): Promise<RunningService> {
     auth: trust.authContext,
     audit,
     limits: setup.limits,
-    socketGid: setup.layout.socketGid,
+    groupAccess: setup.layout.groupAccess,
   });
   // Read the revocation list only once the socket is bound: a revocation
   // identity publishes after this read reaches us as a push on the socket.

@@ -13,6 +13,7 @@ import {
   type Layout,
   layoutArgs,
   parseLayoutArgs,
+  runtimeFiles,
   socketPath,
   stateFiles,
 } from "../runtime/config.ts";
@@ -56,8 +57,7 @@ await runMain("supervisor", async () => {
   const started = Date.now();
   const { layout } = parseLayoutArgs(Deno.args);
   const log = logger("supervisor");
-  ensureDir(layout.runtimeDir, layout.socketGid !== undefined ? 0o750 : 0o700);
-  if (layout.socketGid !== undefined) Deno.chownSync(layout.runtimeDir, null, layout.socketGid);
+  ensureDir(layout.runtimeDir, layout.groupAccess ? 0o750 : 0o700);
   const specs: ServiceSpec[] = CHILD_SERVICES.map((name) => ({
     name,
     deps: DEPENDENCIES[name],
@@ -73,18 +73,26 @@ await runMain("supervisor", async () => {
     supervised: false,
     audit,
     methods: () => supervisorMethods({ manager, nodeId: layout.nodeId, startedAt: started }),
-    onStop: () => manager.stopAll(DEFAULT_DRAIN_MS),
+    onStop: async () => {
+      try {
+        Deno.removeSync(runtimeFiles(layout).ready);
+      } catch { /* not ready yet */ }
+      await manager.stopAll(DEFAULT_DRAIN_MS);
+    },
   });
   await manager.startAll();
-  const list = manager.list();
-  const healthy = list.filter((s) => s.state === "Healthy").map((s) => s.name);
   const ms = Date.now() - started;
   const out = (line: string) => console.log(`strata: ${line}`);
-  if (healthy.length === list.length) {
-    out(`all services healthy (${healthy.join(", ")}) in ${ms} ms; node ${layout.nodeId}`);
+  const notHealthy = () => manager.list().filter((s) => s.state !== "Healthy");
+  const bad = notHealthy();
+  if (bad.length === 0) {
+    out(`all services healthy (${manager.order.join(", ")}) in ${ms} ms; node ${layout.nodeId}`);
   } else {
-    const bad = list.filter((s) => s.state !== "Healthy").map((s) => `${s.name} ${s.state}`);
-    out(`started in ${ms} ms, but not everything is healthy: ${bad.join(", ")}`);
+    out(
+      `started in ${ms} ms, but not everything is healthy: ${
+        bad.map((s) => `${s.name} ${s.state}`).join(", ")
+      }`,
+    );
   }
   out(`sockets in ${layout.runtimeDir}; operator token in ${stateFiles(layout).operatorToken}`);
   out(
@@ -92,4 +100,7 @@ await runMain("supervisor", async () => {
       ? "try: strata-ctl supervisor.svc.list"
       : "try: deno task ctl supervisor.svc.list   (Ctrl-C stops everything)",
   );
+  // Readiness for systemd (ExecStartPost waits for this file): every service Healthy.
+  while (notHealthy().length > 0) await new Promise((r) => setTimeout(r, 250));
+  Deno.writeTextFileSync(runtimeFiles(layout).ready, `${Deno.pid}\n`, { mode: 0o644 });
 });
