@@ -1,0 +1,114 @@
+/**
+ * Deployment files: the systemd unit's exposure and validity, the rendered
+ * unit in nix/ matching its template, every .nix file parsing, and the
+ * versions agreeing. Tools that are not installed make their test skipped
+ * (reported as ignored), never passed; .ci/run installs them.
+ */
+
+import assert from "node:assert/strict";
+import { renderUnit, TEMPLATE, UNIT_DEFAULTS } from "../../scripts/unit.ts";
+import { VERSION } from "../../src/version.ts";
+import { REPO_ROOT } from "../helpers.ts";
+
+function has(tool: string): boolean {
+  return new Deno.Command("sh", { args: ["-c", `command -v ${tool}`] }).outputSync().success;
+}
+
+async function run(cmd: string, args: string[]) {
+  const out = await new Deno.Command(cmd, { args, cwd: REPO_ROOT }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  return { ok: out.success, text };
+}
+
+const SYSTEMD = has("systemd-analyze");
+const NIX = has("nix-instantiate");
+
+Deno.test("nix/strata.service is the template rendered with the defaults", async () => {
+  const template = await Deno.readTextFile(TEMPLATE);
+  assert.equal(
+    await Deno.readTextFile(`${REPO_ROOT}/nix/strata.service`),
+    renderUnit(template, UNIT_DEFAULTS),
+    "run `deno task unit --out=nix/strata.service` after editing nix/strata.service.in",
+  );
+});
+
+Deno.test("the rendered unit has no placeholder left and confines fs's roots", async () => {
+  const unit = renderUnit(await Deno.readTextFile(TEMPLATE), {
+    ...UNIT_DEFAULTS,
+    fsRoots: ["/srv/a", "/srv/b"],
+    groupAccess: true,
+  });
+  assert(!/@[A-Z_]+@/.test(unit));
+  assert.match(unit, /^BindReadOnlyPaths=\/srv\/a \/srv\/b$/m);
+  assert.match(unit, /^RuntimeDirectoryMode=0750$/m);
+  assert.match(unit, /^MemoryDenyWriteExecute=no$/m);
+  assert.match(unit, /^RestrictAddressFamilies=AF_UNIX$/m);
+  assert.throws(
+    () => renderUnit("", { ...UNIT_DEFAULTS, runtimeDir: "/tmp/strata" }),
+    /below \/run/,
+  );
+});
+
+Deno.test({
+  name: `systemd-analyze security rates the unit 2.0 or lower${
+    SYSTEMD ? "" : " (skipped: no systemd-analyze)"
+  }`,
+  ignore: !SYSTEMD,
+  fn: async () => {
+    const r = await run("systemd-analyze", ["security", "--offline=yes", "nix/strata.service"]);
+    const m = /Overall exposure level for strata\.service: (\d+\.\d+)/.exec(r.text);
+    assert(m, r.text);
+    assert(Number(m[1]) <= 2.0, `exposure ${m[1]}:\n${r.text}`);
+  },
+});
+
+Deno.test({
+  name: `systemd-analyze verify reports nothing${SYSTEMD ? "" : " (skipped: no systemd-analyze)"}`,
+  ignore: !SYSTEMD,
+  fn: async () => {
+    // verify checks that ExecStart exists: render the unit with stand-in binaries.
+    const dir = await Deno.makeTempDir({ prefix: "strata-unit-" });
+    try {
+      await Deno.mkdir(`${dir}/bin`);
+      for (const b of ["supervisor", "registry", "identity", "fs", "strata-ctl"]) {
+        await Deno.writeTextFile(`${dir}/bin/${b}`, "#!/bin/sh\n", { mode: 0o755 });
+      }
+      const unit = renderUnit(await Deno.readTextFile(TEMPLATE), {
+        ...UNIT_DEFAULTS,
+        binDir: `${dir}/bin`,
+      });
+      await Deno.writeTextFile(`${dir}/strata.service`, unit);
+      const r = await run("systemd-analyze", ["verify", `${dir}/strata.service`]);
+      assert(r.ok, r.text);
+      assert.equal(r.text.trim(), "", r.text);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+const nixFiles: string[] = [];
+for (const dir of [REPO_ROOT, `${REPO_ROOT}/nix`]) {
+  for (const e of Deno.readDirSync(dir)) {
+    if (e.isFile && e.name.endsWith(".nix")) nixFiles.push(`${dir}/${e.name}`);
+  }
+}
+
+Deno.test({
+  name: `every .nix file parses (${nixFiles.length} files)${
+    NIX ? "" : " (skipped: no nix-instantiate)"
+  }`,
+  ignore: !NIX,
+  fn: async () => {
+    assert(nixFiles.length >= 3, "flake.nix, nix/package.nix, nix/module.nix");
+    for (const f of nixFiles) {
+      const r = await run("nix-instantiate", ["--parse", f]);
+      assert(r.ok, `${f}: ${r.text}`);
+    }
+  },
+});
+
+Deno.test("the Nix package's version is the program's", async () => {
+  const v = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}/nix/version.json`)).version;
+  assert.equal(v, VERSION);
+});
