@@ -53,6 +53,23 @@ function realPath(path: string, shown: string): string {
   }
 }
 
+/** Whether the token's path_prefix runs through a symlink (checked on refusals only). */
+function symlinkedPrefix(c: Confinement): boolean {
+  if (c.prefix === undefined) return false;
+  try {
+    return Deno.realPathSync(c.prefix) !== c.prefix;
+  } catch {
+    return false;
+  }
+}
+
+function symlinkedPrefixError(c: Confinement): StrataError {
+  return permissionDenied(
+    `token: path_prefix ${c.prefix} runs through a symbolic link; issue it for the real path`,
+    { reason: "symlinked_prefix" },
+  );
+}
+
 /**
  * Resolves a request path to a real path inside the confinement.
  * Relative paths are taken from the token's path_prefix.
@@ -72,19 +89,18 @@ export function resolveConfined(raw: string, c: Confinement): string {
     );
   }
   if (!inside(joined, c)) throw denyOutside(joined, c);
-  if (c.prefix !== undefined) {
-    // A prefix that runs through a symlink would let a delegated token reach
-    // wherever the link points, beyond its parent's prefix.
-    const realPrefix = realPath(c.prefix, c.prefix);
-    if (realPrefix !== c.prefix) {
-      throw permissionDenied(
-        `token: path_prefix ${c.prefix} runs through a symbolic link; issue it for the real path`,
-        { reason: "symlinked_prefix" },
-      );
-    }
+  let real: string;
+  try {
+    real = realPath(joined, joined);
+  } catch (err) {
+    // Through a symlinked prefix, "no such file" would tell what exists elsewhere.
+    if (symlinkedPrefix(c)) throw symlinkedPrefixError(c);
+    throw err;
   }
-  const real = realPath(joined, joined);
   if (!inside(real, c)) {
+    // A prefix that runs through a symlink fails here, since no real path lies
+    // below it: a delegated token cannot reach wherever the link points.
+    if (symlinkedPrefix(c)) throw symlinkedPrefixError(c);
     throw permissionDenied(
       `path: ${joined} resolves through a symbolic link to a place outside the token's reach`,
       { reason: "symlink_escape" },
@@ -192,8 +208,9 @@ export function listConfined(
     }
     entries.push({ name: e.name, is_dir: e.isDirectory, is_symlink: e.isSymlink, size });
   }
+  // The same directory (device and inode) must still be at that path.
   const after = Deno.statSync(real);
-  if (Deno.realPathSync(real) !== real || before.dev !== after.dev || before.ino !== after.ino) {
+  if (before.dev !== after.dev || before.ino !== after.ino) {
     throw permissionDenied("path: changed while it was being listed; try again", {
       reason: "path_swapped",
     });
