@@ -15,7 +15,14 @@ import { signV4Public } from "../src/token/paseto.ts";
 import { generateSigningKey, importVerifyKey } from "../src/token/keys.ts";
 import { TokenVerifier } from "../src/token/verifier.ts";
 import { AUDIENCE, newCapId, rfc3339 } from "../src/token/claims.ts";
-import { issue, rssMb, startNode, tempLayout, waitFor } from "../tests/helpers.ts";
+import {
+  issue,
+  type MemoryMb,
+  memoryMb,
+  startNode,
+  tempLayout,
+  waitFor,
+} from "../tests/helpers.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -201,8 +208,8 @@ try {
   const list = (await node.request("supervisor", "supervisor.svc.list")) as {
     result: { services: { name: string; pid: number }[] };
   };
-  const memory: Record<string, number> = { supervisor: rssMb(node.process.pid) };
-  for (const s of list.result.services) memory[s.name] = rssMb(s.pid);
+  const memory: Record<string, MemoryMb> = { supervisor: memoryMb(node.process.pid) };
+  for (const s of list.result.services) memory[s.name] = memoryMb(s.pid);
   results.memory_mb = memory;
 
   // Recovery: SIGKILL of fs until it is Healthy again (median of 3).
@@ -261,13 +268,10 @@ console.log();
 console.log(`token verification: first use ${v.first_use_us} µs, repeated use ${v.repeated_us} µs`);
 console.log(`supervisor start → all Healthy: ${results.start_to_healthy_ms} ms (median of 3)`);
 console.log(`SIGKILL fs → Healthy again: ${results.kill9_fs_to_healthy_ms} ms (median of 3)`);
-console.log(
-  `resident memory after load (MB): ${
-    Object.entries(results.memory_mb as Record<string, number>).map(([k, m]) => `${k} ${m}`).join(
-      ", ",
-    )
-  }`,
-);
+console.log("\nmemory after the load (MB): resident / proportional / private");
+for (const [name, m] of Object.entries(results.memory_mb as Record<string, MemoryMb>)) {
+  console.log(`  ${name.padEnd(10)} ${m.rss} / ${m.pss} / ${m.private}`);
+}
 await Deno.mkdir("bench", { recursive: true });
 await Deno.writeTextFile(values.out, JSON.stringify(results, null, 2) + "\n");
 console.log(`\nwritten to ${values.out}`);

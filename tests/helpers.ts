@@ -112,11 +112,33 @@ export function alive(pid: number): boolean {
   return !stat.startsWith("Z");
 }
 
-/** Resident memory of a process, in MB (from ps). */
-export function rssMb(pid: number): number {
-  const out = new Deno.Command("ps", { args: ["-o", "rss=", "-p", String(pid)] }).outputSync();
-  if (!out.success) throw new Error(`no process ${pid}`);
-  return +(Number(new TextDecoder().decode(out.stdout).trim()) / 1024).toFixed(1);
+/** Memory of a process in MB: resident, proportional (shared pages split), private. */
+export interface MemoryMb {
+  /** Resident set, including the Deno runtime's pages shared with other processes. */
+  rss: number;
+  /** Proportional set size: shared pages divided among the processes sharing them. */
+  pss: number;
+  /** Memory only this process uses (anonymous resident pages). */
+  private: number;
+}
+
+/** Reads a process's memory from /proc (through cat: Deno refuses /proc/<pid> without -A). */
+export function memoryMb(pid: number): MemoryMb {
+  const read = (file: string) => {
+    const out = new Deno.Command("cat", { args: [`/proc/${pid}/${file}`] }).outputSync();
+    if (!out.success) throw new Error(`no process ${pid}`);
+    return new TextDecoder().decode(out.stdout);
+  };
+  const kb = (text: string, key: string) =>
+    Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? NaN);
+  const status = read("status");
+  const rollup = read("smaps_rollup");
+  const mb = (k: number) => +(k / 1024).toFixed(1);
+  return {
+    rss: mb(kb(status, "VmRSS")),
+    pss: mb(kb(rollup, "Pss")),
+    private: mb(kb(status, "RssAnon")),
+  };
 }
 
 /** Starts a supervisor in a temp layout exactly as `deno task start` would. */

@@ -14,7 +14,7 @@ export const MAX_FRAME = 1024 * 1024;
 /** Bytes in the length header. */
 export const HEADER_BYTES = 4;
 
-const READ_CHUNK = 64 * 1024;
+const READ_CHUNK = 16 * 1024;
 const encoder = new TextEncoder();
 
 /** Something frames can be read from (a Deno.Conn, a pipe, a test double). */
