@@ -1,0 +1,135 @@
+/**
+ * strata-ctl's errors as values: each carries its exit code, what went wrong,
+ * what to try next, and the object `--json` prints for it.
+ * @module
+ */
+
+import type { ErrorBody } from "../ipc/errors.ts";
+
+/** Exit codes: 0 ok, 1 refused by a service, 2 usage or connection error. */
+export const EXIT = { OK: 0, REFUSED: 1, USAGE: 2 } as const;
+
+/** A usage error: printed as one line, exit 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** The machine form of a failure, as `--json` prints it on stdout. */
+export interface ErrorJson {
+  /** The protocol code, when a service answered or could not be reached. */
+  code?: number;
+  /** A protocol error name, or "USAGE" for a command-line mistake. */
+  name: string;
+  message: string;
+  details?: Record<string, unknown>;
+  /** What to try next. */
+  hint?: string;
+}
+
+/** A failure of a subcommand: a refusal (exit 1) or a usage/connection error (exit 2). */
+export class CtlError extends Error {
+  /** The exit code to leave with. */
+  readonly exit: number;
+  /** What to try next, or undefined when the message already says it. */
+  readonly hint?: string;
+  /** The error object printed by `--json`. */
+  readonly json: ErrorJson;
+
+  constructor(exit: number, json: ErrorJson) {
+    super(json.message);
+    this.name = "CtlError";
+    this.exit = exit;
+    this.hint = json.hint;
+    this.json = json;
+  }
+}
+
+/** Where to look up names, by the service that said NOT_FOUND. */
+const LOOK_UP: Readonly<Record<string, string>> = {
+  fs: "check the path with `strata-ctl fs ls FOLDER`",
+  supervisor: "see the services with `strata-ctl svc list`",
+  registry: "see what is registered with `strata-ctl registry list`",
+  identity: "check the name or id",
+};
+
+/**
+ * What to try after a refusal, by `details.reason`, then by protocol error
+ * name (and, for NOT_FOUND, by the service of `method`).
+ */
+export function hintFor(error: Pick<ErrorBody, "name" | "details">, method = ""): string {
+  const reason = typeof error.details?.reason === "string" ? error.details.reason : undefined;
+  switch (reason) {
+    case "no_token":
+      return "the operator token is used when you may read it: run as its owner, " +
+        "or give --state-dir (`strata-ctl token inspect` shows which token is sent)";
+    case "expired":
+    case "revoked":
+      return "get a new token with `strata-ctl token issue`";
+    case "missing_right":
+    case "wrong_service":
+      return "see what your token allows with `strata-ctl token inspect`, " +
+        "and issue one with that right (`strata-ctl token issue --help`)";
+    case "outside_prefix":
+    case "symlink_escape":
+    case "symlinked_prefix":
+    case "path_swapped":
+      return "use a path inside the token's path prefix and the exported roots " +
+        "(`strata-ctl token inspect` shows the prefix)";
+    case "rate_limited":
+      return "slow down: the token has a rate limit (`strata-ctl token inspect` shows it)";
+  }
+  switch (error.name) {
+    case "UNAUTHENTICATED":
+      return "pass a token with -token or STRATA_TOKEN, or check it with `strata-ctl token inspect`";
+    case "PERMISSION_DENIED":
+      return "see what your token allows with `strata-ctl token inspect`";
+    case "NOT_FOUND":
+      return LOOK_UP[method.split(".")[0]] ?? "check the name or path";
+    case "INVALID_ARGUMENT":
+      return "fix the value named above; `--help` after the command shows an example";
+    case "RESOURCE_EXHAUSTED":
+      return "wait a moment and try again";
+    case "CONFLICT":
+      return "that entry belongs to someone else; use another name";
+    case "UNAVAILABLE":
+      return "see `strata-ctl svc list`; start everything with `deno task start`";
+    default:
+      return "this is a bug in the service; its log (the supervisor's output) has the details";
+  }
+}
+
+/** A CtlError for a service's refusal of `method` (exit 1), with a hint. */
+export function refusal(error: ErrorBody, method?: string): CtlError {
+  return new CtlError(EXIT.REFUSED, {
+    code: error.code,
+    name: error.name,
+    message: error.message,
+    ...(error.details ? { details: error.details } : {}),
+    hint: hintFor(error, method),
+  });
+}
+
+/** A CtlError for a mistake on the command line (exit 2). */
+export function usage(message: string, hint?: string): CtlError {
+  return new CtlError(EXIT.USAGE, { name: "USAGE", message, ...(hint ? { hint } : {}) });
+}
+
+/**
+ * A usage error for a name that does not exist: the hint is "did you mean
+ * NEAR?" when there is a near one, else `otherwise`.
+ */
+export function unknownName(
+  message: string,
+  near: string | undefined,
+  otherwise: string,
+): CtlError {
+  return usage(message, near ? `did you mean ${near}?` : otherwise);
+}
+
+/** The one line printed on stderr for a failure: "strata-ctl: what; what to try". */
+export function errorLine(message: string, hint?: string): string {
+  return `strata-ctl: ${message}${hint ? `; ${hint}` : ""}`;
+}
