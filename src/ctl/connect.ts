@@ -71,7 +71,7 @@ export function unreachableAdvice(service: string, err: StrataError): string {
       "Start it with `deno task start` (or `systemctl start strata`).";
   }
   return `cannot reach ${service}: ${err.message}. ` +
-    "See `strata-ctl supervisor.svc.list`; start everything with `deno task start`.";
+    "See `strata-ctl svc list`; start everything with `deno task start`.";
 }
 
 /** One request to the service that serves `method`. */
