@@ -74,6 +74,19 @@ function stateDir(): string {
   return home ? `${home}/.local/state/strata` : `/tmp/strata-state-${getEnv("USER") ?? "dev"}`;
 }
 
+/**
+ * The folder strata-ctl runs in, and the only one it may write (for `fs
+ * get`): where the user typed the command. A deno task runs in the repo
+ * root and passes the user's folder as INIT_CWD. Nothing is granted for
+ * "/" or a path Deno's flags cannot carry (a comma); `fs get` then says to
+ * cd elsewhere or use `fs cat PATH > DEST`.
+ */
+function userDir(): { cwd: string; downloads: string[] } {
+  const cwd = getEnv("INIT_CWD") ?? Deno.cwd();
+  const grantable = cwd.startsWith("/") && cwd !== "/" && !cwd.includes(",");
+  return { cwd, downloads: grantable ? [cwd] : [] };
+}
+
 const [program, ...rest] = Deno.args;
 if (program !== "supervisor" && program !== "ctl") {
   console.error("usage: launch.ts supervisor|ctl [args...]");
@@ -89,17 +102,21 @@ const layout: Layout = checkLayout({
 const overrides = CHILD_SERVICES.map((s) => getEnv(binOverrideVar(s))).filter((x) =>
   x !== undefined
 );
+const user = program === "ctl" ? userDir() : undefined;
 const { cmd, args, env } = programCommand(program, layout, {
   kind: "dev",
   deno: Deno.execPath(),
   root: REPO_ROOT,
 }, {
   run: program === "supervisor" ? [Deno.execPath(), ...overrides] : undefined,
+  downloads: user?.downloads,
   extra: rest,
 });
 
 const child = new Deno.Command(cmd, {
   args,
+  ...(env ? { env } : {}),
+  ...(user ? { cwd: user.cwd } : {}),
   stdin: "inherit",
   stdout: "inherit",
   stderr: "inherit",

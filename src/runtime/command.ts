@@ -133,7 +133,12 @@ export function compileCommand(
       ...(options.target ? [`--target=${options.target}`] : []),
       `--output=${options.outDir}/${BINARY_NAMES[program]}`,
       ...(program === "ctl" ? [] : [`--v8-flags=${SERVICE_V8_FLAGS}`]),
-      ...permissionFlags(program, layout, { run }),
+      ...permissionFlags(program, layout, {
+        run,
+        // `fs get` saves into the folder strata-ctl is run from: a relative
+        // grant, which Deno resolves against the working directory at run time.
+        ...(program === "ctl" ? { downloads: ["."] } : {}),
+      }),
       `${REPO_ROOT}/${entryOf(program)}`,
       ...layoutArgs(layout),
     ],

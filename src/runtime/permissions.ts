@@ -40,7 +40,7 @@ export interface PermissionSet {
 export interface PermissionOptions {
   /** supervisor only: the exact commands it may start (its children). */
   run?: string[];
-  /** ctl only: folders `fs get` may write downloads into. */
+  /** ctl only: folders `fs get` may write downloads into (read and write, nothing else). */
   downloads?: string[];
 }
 
@@ -111,7 +111,10 @@ export function permissionSet(
         socketPath(layout, "supervisor"),
         ...CHILD_SERVICES.map((s) => socketPath(layout, s)),
       ];
-      set.read = [st.operatorToken];
+      // `fs get` writes a temporary file in a download folder and renames it
+      // into place; Deno needs read as well as write on both names for a
+      // rename (and to see whether DEST exists), so the folder is in both.
+      set.read = [st.operatorToken, ...(options.downloads ?? [])];
       set.write = options.downloads ?? [];
       set.env = CTL_ENV;
       break;
