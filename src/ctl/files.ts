@@ -1,0 +1,312 @@
+/**
+ * `fs cat` and `fs get`: a remote file streamed by repeated fs.read of the
+ * largest size, so files of any size pass through in bounded memory. `get`
+ * writes a temporary file beside DEST and renames it at the end, so DEST
+ * appears whole or not at all, and never replaces a file without --force.
+ * @module
+ */
+
+import { posix } from "node:path";
+import { CtlError, usage } from "./errors.ts";
+import { formatBytes, formatDuration, progressLine } from "./format.ts";
+import type { Session } from "./session.ts";
+
+/** The largest fs.read; equal to MAX_READ in src/fs/service.ts (a unit test checks). */
+export const READ_SIZE = 767 * 1024;
+
+/** What streaming needs of a Session: calls (a fake in tests). */
+export type Caller = Pick<Session, "call">;
+
+/** Receives the file's bytes in order. */
+export type Sink = (chunk: Uint8Array) => Promise<void>;
+
+/** Called after each chunk with the bytes so far and the size fs reported at open. */
+export type Progress = (done: number, total: number) => void;
+
+/** Options for {@link streamFile}. */
+export interface StreamOptions {
+  onProgress?: Progress;
+  /** First pause after a rate-limit refusal, doubling to 1 s (default 100 ms). */
+  retryDelayMs?: number;
+  /** Consecutive rate-limit refusals before giving up (default 50). */
+  maxRetries?: number;
+}
+
+interface ReadResult {
+  data_b64: string;
+  bytes_read: number;
+  eof: boolean;
+}
+
+/** Whether a failure is a rate-limit refusal worth waiting out. */
+function rateLimited(err: unknown): boolean {
+  return err instanceof CtlError && err.json.details?.reason === "rate_limited";
+}
+
+/** Calls fs, waiting out rate-limit refusals (a rate-limited token downloads slowly, not never). */
+async function callPatiently<T>(
+  session: Caller,
+  method: string,
+  params: Record<string, unknown>,
+  options: StreamOptions,
+): Promise<T> {
+  let delay = options.retryDelayMs ?? 100;
+  for (let attempt = 0;; attempt++) {
+    try {
+      return await session.call<T>(method, params);
+    } catch (err) {
+      if (!rateLimited(err) || attempt >= (options.maxRetries ?? 50)) throw err;
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 1000);
+    }
+  }
+}
+
+/**
+ * Opens `path` on fs, reads it to the end in READ_SIZE pieces, hands each to
+ * `sink`, and closes the handle whatever happens. Returns the bytes read.
+ */
+export async function streamFile(
+  session: Caller,
+  path: string,
+  sink: Sink,
+  options: StreamOptions = {},
+): Promise<{ bytes: number; size: number }> {
+  const { handle, size } = await callPatiently<{ handle: string; size: number }>(
+    session,
+    "fs.open",
+    { path },
+    options,
+  );
+  let offset = 0;
+  try {
+    options.onProgress?.(0, size);
+    while (true) {
+      const r = await callPatiently<ReadResult>(
+        session,
+        "fs.read",
+        { handle, offset, size: READ_SIZE },
+        options,
+      );
+      const bytes = Uint8Array.fromBase64(r.data_b64);
+      if (bytes.length > 0) await sink(bytes);
+      offset += bytes.length;
+      options.onProgress?.(offset, size);
+      if (r.eof || bytes.length === 0) break;
+    }
+  } finally {
+    await callPatiently(session, "fs.close", { handle }, options).catch(() => {
+      // The handle closes by itself after 10 minutes unused.
+    });
+  }
+  return { bytes: offset, size };
+}
+
+/** Writes all of `bytes` to `w` (a write may take only part). */
+export async function writeAll(w: { write(p: Uint8Array): Promise<number> }, bytes: Uint8Array) {
+  let off = 0;
+  while (off < bytes.length) off += await w.write(bytes.subarray(off));
+}
+
+/** What {@link getFile} did, as `fs get --json` prints it. */
+export interface GetResult {
+  /** The remote path. */
+  path: string;
+  /** The absolute local path written, or "-" for stdout. */
+  dest: string;
+  bytes: number;
+  elapsed_ms: number;
+}
+
+/** Options for {@link getFile}. */
+export interface GetOptions extends StreamOptions {
+  /** Replace DEST when it exists. */
+  force?: boolean;
+  /** The folder relative DESTs are taken from (default: Deno.cwd()). */
+  cwd?: string;
+}
+
+/**
+ * The local path `fs get PATH [DEST]` writes: DEST (relative to `cwd`), or
+ * the basename of PATH inside DEST when DEST is a folder, or inside `cwd`
+ * when DEST is omitted.
+ */
+export function resolveDest(
+  remote: string,
+  dest: string | undefined,
+  cwd: string,
+  isDir: (path: string) => boolean,
+): string {
+  const name = posix.basename(remote);
+  const named = () => {
+    if (name === "" || name === "." || name === "..") {
+      throw usage(
+        `cannot name the local file after ${remote}`,
+        "give DEST, e.g. `fs get PATH out.bin`",
+      );
+    }
+    return name;
+  };
+  if (dest === undefined) return posix.join(cwd, named());
+  const full = posix.resolve(cwd, dest);
+  if (dest.endsWith("/") || isDir(full)) return posix.join(full, named());
+  return full;
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
+/** Whether this program may create and rename files in `dir` (its Deno grant). */
+export function mayWriteIn(dir: string): boolean {
+  return Deno.permissions.querySync({ name: "write", path: dir }).state === "granted" &&
+    Deno.permissions.querySync({ name: "read", path: dir }).state === "granted";
+}
+
+/** The refusal for a DEST outside strata-ctl's write grant (the folder it runs in). */
+export function outsideGrant(remote: string, dest: string, cwd: string): CtlError {
+  const dir = posix.dirname(dest);
+  return usage(
+    `cannot write in ${dir}: strata-ctl may write only in the folder it was started from (${cwd})`,
+    `cd ${dir} and run it there, or use \`strata-ctl fs cat ${remote} > ${dest}\``,
+  );
+}
+
+/** Removes a file if it is there; never throws. */
+function discard(path: string): void {
+  try {
+    Deno.removeSync(path);
+  } catch { /* already gone */ }
+}
+
+/**
+ * Puts the finished temporary file at `dest`. Without `force` a hard link
+ * makes the name appear only if it is still free (atomically); with it, a
+ * rename replaces whatever is there.
+ */
+function publish(tmp: string, dest: string, force: boolean): void {
+  if (force) {
+    Deno.renameSync(tmp, dest);
+    return;
+  }
+  try {
+    Deno.linkSync(tmp, dest);
+    discard(tmp);
+    return;
+  } catch (err) {
+    if (err instanceof Deno.errors.AlreadyExists) {
+      throw usage(
+        `${dest} appeared while downloading; nothing was overwritten`,
+        "use --force to replace it",
+      );
+    }
+    // No hard links on this file system: check, then rename.
+  }
+  if (exists(dest)) {
+    throw usage(`${dest} appeared while downloading; nothing was overwritten`, "use --force");
+  }
+  Deno.renameSync(tmp, dest);
+}
+
+/**
+ * Downloads `remote` to `dest` ("-" for stdout) through a temporary file in
+ * DEST's folder, renamed at the end. Ctrl-C removes the temporary file.
+ */
+export async function getFile(
+  session: Caller,
+  remote: string,
+  dest: string | undefined,
+  options: GetOptions = {},
+): Promise<GetResult> {
+  const started = Date.now();
+  if (dest === "-") {
+    const { bytes } = await streamFile(
+      session,
+      remote,
+      (c) => writeAll(Deno.stdout, c),
+      options,
+    );
+    return { path: remote, dest: "-", bytes, elapsed_ms: Date.now() - started };
+  }
+  const cwd = options.cwd ?? Deno.cwd();
+  const target = resolveDest(remote, dest, cwd, isDirectory);
+  const dir = posix.dirname(target);
+  if (!mayWriteIn(dir)) throw outsideGrant(remote, target, cwd);
+  if (!isDirectory(dir)) {
+    throw usage(`the folder ${dir} does not exist`, `create it first (mkdir -p ${dir})`);
+  }
+  if (!options.force && exists(target)) {
+    throw usage(`${target} already exists`, "use --force to replace it, or give another DEST");
+  }
+  const tmp = `${dir}/.${posix.basename(target)}.${crypto.randomUUID().slice(0, 8)}.part`;
+  const file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o666 });
+  let closed = false;
+  const interrupted = () => {
+    if (!closed) file.close();
+    discard(tmp);
+    Deno.exit(130);
+  };
+  Deno.addSignalListener("SIGINT", interrupted);
+  try {
+    const { bytes } = await streamFile(session, remote, (c) => writeAll(file, c), options);
+    await file.sync();
+    file.close();
+    closed = true;
+    publish(tmp, target, options.force ?? false);
+    return { path: remote, dest: target, bytes, elapsed_ms: Date.now() - started };
+  } catch (err) {
+    if (!closed) file.close();
+    closed = true;
+    discard(tmp);
+    if (err instanceof Deno.errors.NotCapable) throw outsideGrant(remote, target, cwd);
+    throw err;
+  } finally {
+    Deno.removeSignalListener("SIGINT", interrupted);
+  }
+}
+
+/** The one-line summary of a finished download. */
+export function getSummary(r: GetResult): string {
+  const secs = r.elapsed_ms / 1000;
+  // A rate means something only for a transfer of some size.
+  const rate = r.bytes >= 1024 * 1024 && secs > 0
+    ? `, ${formatBytes(Math.round(r.bytes / secs))}/s`
+    : "";
+  const took = r.elapsed_ms < 1000 ? `${r.elapsed_ms} ms` : formatDuration(r.elapsed_ms);
+  return `saved ${r.dest} (${formatBytes(r.bytes)} in ${took}${rate})`;
+}
+
+/** A progress bar redrawn in place on a terminal, at most ten times a second. */
+export function terminalProgress(
+  write: (text: string) => void,
+  now: () => number = Date.now,
+): { onProgress: Progress; finish(): void } {
+  let last = -Infinity;
+  let drawn = false;
+  return {
+    onProgress(done, total) {
+      const t = now();
+      if (t - last < 100 && done < total) return;
+      last = t;
+      drawn = true;
+      write(`\r${progressLine(done, total)}\x1b[K`);
+    },
+    finish() {
+      if (drawn) write("\r\x1b[K");
+    },
+  };
+}

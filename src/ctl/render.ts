@@ -1,0 +1,239 @@
+/**
+ * The human form of each result strata-ctl prints: tables for lists, aligned
+ * label/value lines for one record, one sentence for an action. Pure
+ * functions of the result, the style and the clock.
+ * @module
+ */
+
+import type { Claims } from "../token/claims.ts";
+import {
+  type Color,
+  fields,
+  formatBytes,
+  formatDuration,
+  formatRelative,
+  formatTime,
+  list,
+  paint,
+  type Style,
+  table,
+} from "./format.ts";
+
+/** One service as supervisor.svc.list reports it. */
+export interface SvcEntry {
+  name: string;
+  state: string;
+  pid: number | null;
+  restarts: number;
+  last_exit: { code: number; signal: string | null } | null;
+  since: string;
+  waiting_for?: string[];
+}
+
+/** The result of supervisor.status. */
+export interface NodeStatus {
+  node_id: string;
+  uptime_sec: number;
+  version: string;
+  services: { total: number; healthy: number };
+}
+
+/** One entry of registry.list. */
+export interface RegistryEntry {
+  service: string;
+  endpoint: string;
+  api_v: number;
+  owner?: string;
+}
+
+/** The result of fs.list. */
+export interface Listing {
+  path: string;
+  entries: { name: string; is_dir: boolean; is_symlink: boolean; size: number }[];
+  truncated?: boolean;
+}
+
+/** The result of identity.introspect. */
+export interface Introspection {
+  valid: boolean;
+  claims?: Claims;
+  reason?: string;
+}
+
+/** The result of identity.revoke. */
+export interface Revoked {
+  status: string;
+  cap_id: string;
+  /** Absent when it was already revoked. */
+  propagated?: string[];
+  unreachable?: string[];
+  already?: boolean;
+}
+
+const STATE_COLOR: Readonly<Record<string, Color>> = {
+  Healthy: "green",
+  Starting: "yellow",
+  Restarting: "yellow",
+  Declared: "yellow",
+  Crashed: "red",
+  Quarantined: "red",
+  Stopped: "dim",
+};
+
+/** A supervisor state, coloured by how well it is going. */
+export function stateText(state: string, style: Style): string {
+  return paint(style, STATE_COLOR[state] ?? "bold", state);
+}
+
+function lastExit(e: SvcEntry["last_exit"]): string {
+  if (!e) return "-";
+  return e.signal ? `signal ${e.signal}` : `code ${e.code}`;
+}
+
+/** supervisor.svc.list as a table: name, state, pid, restarts, since, last exit. */
+export function renderSvcList(r: { services: SvcEntry[] }, style: Style, now: number): string {
+  const rows = r.services.map((s) => [
+    s.name,
+    stateText(s.state, style) +
+    (s.waiting_for?.length ? ` (waits for ${s.waiting_for.join(", ")})` : ""),
+    s.pid === null ? "-" : String(s.pid),
+    String(s.restarts),
+    formatRelative(Date.parse(s.since), now),
+    lastExit(s.last_exit),
+  ]);
+  return table(
+    [
+      { header: "NAME" },
+      { header: "STATE" },
+      { header: "PID", align: "right" },
+      { header: "RESTARTS", align: "right" },
+      { header: "SINCE" },
+      { header: "LAST EXIT" },
+    ],
+    rows,
+    style,
+  );
+}
+
+/** The answer of svc start, stop or restart, in one line. */
+export function renderSvcAction(verb: string, s: SvcEntry, style: Style): string {
+  const pid = s.pid === null ? "" : `, pid ${s.pid}`;
+  return `${verb} ${s.name}: ${stateText(s.state, style)}${pid}`;
+}
+
+/** supervisor.status as label/value lines, with a pointer when not all is well. */
+export function renderStatus(r: NodeStatus, style: Style): string {
+  const { total, healthy } = r.services;
+  const health = `${healthy} of ${total} healthy`;
+  const text = fields([
+    ["node", r.node_id],
+    ["version", r.version],
+    ["uptime", formatDuration(r.uptime_sec * 1000)],
+    ["services", paint(style, healthy === total ? "green" : "yellow", health)],
+  ], style);
+  return healthy === total ? text : `${text}\nsee which with \`strata-ctl svc list\``;
+}
+
+/** registry.list as a table. */
+export function renderRegistryList(r: { services: RegistryEntry[] }, style: Style): string {
+  const rows = r.services.map((s) => [s.service, s.endpoint, String(s.api_v), s.owner ?? "-"]);
+  return table(
+    [
+      { header: "SERVICE" },
+      { header: "ENDPOINT" },
+      { header: "API" },
+      { header: "OWNER" },
+    ],
+    rows,
+    style,
+  );
+}
+
+/** registry.resolve as label/value lines. */
+export function renderResolved(r: RegistryEntry, style: Style): string {
+  return fields([["service", r.service], ["endpoint", r.endpoint], ["api", `v${r.api_v}`]], style);
+}
+
+/** fs.list as a table: type, size, name (folders end in "/", links in "@"). */
+export function renderListing(r: Listing, style: Style): string {
+  if (r.entries.length === 0) return `${r.path}: empty`;
+  const rows = r.entries.map((e) => {
+    if (e.is_symlink) return ["link", "-", paint(style, "cyan", `${e.name}@`)];
+    if (e.is_dir) return ["dir", "-", paint(style, "blue", `${e.name}/`)];
+    return ["file", formatBytes(e.size), e.name];
+  });
+  const out = table(
+    [{ header: "TYPE" }, { header: "SIZE", align: "right" }, { header: "NAME" }],
+    rows,
+    style,
+  );
+  return r.truncated
+    ? `${out}\nonly the first ${r.entries.length} entries; ask for more with --limit (up to 5000)`
+    : out;
+}
+
+function rateOf(c: Claims): string {
+  const rate = c.constraints.rate_limit;
+  if (!rate) return "-";
+  const buckets = c.constraints.rate_buckets ?? [];
+  return buckets.length > 1 ? `${rate} (counts against ${buckets.length} limits)` : rate;
+}
+
+function timeLine(rfc3339: string, now: number): string {
+  const ms = Date.parse(rfc3339);
+  return `${formatTime(ms)} (${formatRelative(ms, now)})`;
+}
+
+/** The claims of a token as label/value lines. */
+export function claimLines(c: Claims, now: number): [string, string][] {
+  return [
+    ["cap_id", c.jti],
+    ["subject", c.sub],
+    ["service", c.service === "*" ? "* (every service)" : c.service],
+    ["rights", list(c.rights)],
+    ["prefix", c.constraints.path_prefix ?? "-"],
+    ["rate", rateOf(c)],
+    ["issued", timeLine(c.iat, now)],
+    ["expires", timeLine(c.exp, now)],
+    ["parent", c.parent ?? "- (a root token)"],
+    ["issuer", c.iss],
+  ];
+}
+
+/** identity.introspect: valid or why not, then the claims when there are any. */
+export function renderIntrospection(
+  r: Introspection,
+  style: Style,
+  now: number,
+  source?: string,
+): string {
+  const valid = r.valid
+    ? paint(style, "green", "yes")
+    : paint(style, "red", `no (${r.reason ?? "invalid"})`);
+  const pairs: [string, string][] = [["valid", valid]];
+  if (r.claims) pairs.push(...claimLines(r.claims, now));
+  if (source) pairs.push(["source", source]);
+  return fields(pairs, style);
+}
+
+/** A newly issued token: the token itself first (to copy), then what it allows. */
+export function renderIssued(token: string, claims: Claims | undefined, style: Style, now: number) {
+  const pairs: [string, string][] = [["token", token]];
+  if (claims) pairs.push(...claimLines(claims, now).filter(([k]) => k !== "issuer"));
+  return fields(pairs, style);
+}
+
+/** identity.revoke in a sentence, naming any service that has not heard yet. */
+export function renderRevoked(r: Revoked, style: Style): string {
+  const told = r.propagated ?? [];
+  const head = r.already
+    ? `${r.cap_id} was already revoked`
+    : `${paint(style, "bold", "revoked")} ${r.cap_id}; ${
+      told.length ? `${list(told)} refuse it now` : "no service was told yet"
+    }`;
+  return r.unreachable?.length
+    ? `${head}\nnot reached: ${
+      list(r.unreachable)
+    } (each reads the revocation list within a second once it runs)`
+    : head;
+}
