@@ -1,28 +1,26 @@
 /**
  * strata-ctl: the operator's CLI.
  *
- * Raw form (scripts depend on it, it stays as it is):
+ * Commands that read like systemctl or kubectl (`strata-ctl status`,
+ * `strata-ctl svc list`, `strata-ctl fs get PATH`; see commands.ts), and
+ * beside them the raw form, which scripts depend on and which stays as it is:
  *   strata-ctl [-token T | --token T] METHOD ['{json params}']
  * prints the response envelope as JSON; exit 0 when ok, 1 when refused, 2 on
  * a usage or connection error, with one line on stderr saying what to do.
+ * A first word with a dot is a METHOD; any other is a command.
  * @module
  */
 
 import { StrataError } from "../ipc/errors.ts";
 import { checkLayout, DEFAULT_LAYOUT, type Layout } from "../runtime/config.ts";
-import { chooseToken, requestOnce, unreachableAdvice } from "./connect.ts";
+import { COMMANDS, helpText } from "./commands.ts";
+import { chooseToken, envVar, requestOnce, unreachableAdvice } from "./connect.ts";
+import { runCommand } from "./dispatch.ts";
+import { errorLine, EXIT, UsageError } from "./errors.ts";
+import { writeAll } from "./files.ts";
 import { METHODS, nearest } from "./methods.ts";
 
-/** Exit codes. */
-export const EXIT = { OK: 0, REFUSED: 1, USAGE: 2 } as const;
-
-/** A usage error: printed as one line, exit 2. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
+export { EXIT, helpText, UsageError };
 
 /** The parsed command line. */
 export interface CtlArgs {
@@ -50,7 +48,9 @@ export function parseCtlArgs(argv: string[]): CtlArgs {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === "--") {
-      out.positionals.push(...argv.slice(i + 1));
+      // A subcommand parses its own words, and `--` still means "no more options" there.
+      const sub = out.positionals.length > 0 && !out.positionals[0].includes(".");
+      out.positionals.push(...(sub ? ["--"] : []), ...argv.slice(i + 1));
       break;
     }
     const m = /^--?([a-z][a-z-]*)(?:=(.*))?$/s.exec(arg);
@@ -82,35 +82,6 @@ export function parseCtlArgs(argv: string[]): CtlArgs {
   }
   out.layout = checkLayout(layout);
   return out;
-}
-
-/** The text of `strata-ctl --help`. */
-export function helpText(): string {
-  const width = Math.max(...METHODS.map((m) => m.method.length));
-  const lines = METHODS.map((m) => {
-    const example = m.example ? ` '${JSON.stringify(m.example)}'` : "";
-    const lock = m.protected ? "*" : " ";
-    return `  ${m.method.padEnd(width)} ${lock} ${m.summary}\n  ${
-      " ".repeat(width + 3)
-    }e.g. strata-ctl ${m.method}${example}`;
-  });
-  return [
-    "strata-ctl: talk to a Strata node",
-    "",
-    "Usage:",
-    "  strata-ctl [-token T | --token T] METHOD ['{json params}']",
-    "",
-    "Prints the response envelope as JSON. Exit 0 when ok, 1 when refused,",
-    "2 on a usage or connection error.",
-    "",
-    "Token: -token, else $STRATA_TOKEN, else the operator token in the state dir",
-    "when you may read it. Methods marked * need a token with that right.",
-    "",
-    "Methods:",
-    ...lines,
-    "",
-    "Options: --token T, --timeout MS, --runtime-dir DIR, --state-dir DIR, --help",
-  ].join("\n");
 }
 
 function parseParams(text: string | undefined): Record<string, unknown> | undefined {
@@ -162,27 +133,41 @@ export async function runRaw(args: CtlArgs): Promise<number> {
   return res.ok ? EXIT.OK : EXIT.REFUSED;
 }
 
+const encoder = new TextEncoder();
+
+/** Whether a stream is a terminal; false when Deno cannot tell. */
+function isTerminal(stream: { isTerminal(): boolean }): boolean {
+  try {
+    return stream.isTerminal();
+  } catch {
+    return false;
+  }
+}
+
 /** Runs strata-ctl with `argv`; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   try {
     const args = parseCtlArgs(argv);
-    if (args.help || args.positionals.length === 0) {
+    if (args.positionals.length === 0) {
       console.log(helpText());
       return args.help ? EXIT.OK : EXIT.USAGE;
     }
-    if (args.positionals[0].includes(".")) return await runRaw(args);
-    const near = nearest(args.positionals[0], METHODS.map((m) => m.method));
-    throw new UsageError(
-      `unknown command ${args.positionals[0]}${
-        near ? `; did you mean ${near}?` : ""
-      } (strata-ctl --help lists the methods)`,
-    );
-  } catch (err) {
-    if (err instanceof UsageError) {
-      console.error(`strata-ctl: ${err.message}`);
-      return EXIT.USAGE;
+    if (args.positionals[0].includes(".")) {
+      if (args.help) {
+        console.log(helpText());
+        return EXIT.OK;
+      }
+      return await runRaw(args);
     }
-    console.error(`strata-ctl: ${err instanceof Error ? err.message : String(err)}`);
+    return await runCommand(COMMANDS, args, {
+      stdout: (text) => writeAll(Deno.stdout, encoder.encode(text)),
+      stderr: (text) => Deno.stderr.writeSync(encoder.encode(text)),
+      stdoutIsTerminal: isTerminal(Deno.stdout),
+      stderrIsTerminal: isTerminal(Deno.stderr),
+      noColor: envVar("NO_COLOR"),
+    });
+  } catch (err) {
+    console.error(errorLine(err instanceof Error ? err.message : String(err)));
     return EXIT.USAGE;
   }
 }
