@@ -58,6 +58,8 @@ for (const program of PROGRAMS) {
     binDir,
     overrides,
     target: values.target,
+    // strata-ctl's `fs get` may save into the folder it is run from, and only there.
+    downloads: ["."],
   });
   if (values.print) {
     console.log([cmd, ...args].join(" "));

@@ -105,6 +105,12 @@ export interface CompileOptions {
   overrides?: string[];
   /** A --target triple for cross-compiling. */
   target?: string;
+  /**
+   * strata-ctl only: folders `fs get` may save into. `deno task compile`
+   * gives ".", a relative grant Deno resolves against the working directory
+   * when the binary runs, so strata-ctl saves where the operator runs it.
+   */
+  downloads?: string[];
 }
 
 /**
@@ -135,9 +141,7 @@ export function compileCommand(
       ...(program === "ctl" ? [] : [`--v8-flags=${SERVICE_V8_FLAGS}`]),
       ...permissionFlags(program, layout, {
         run,
-        // `fs get` saves into the folder strata-ctl is run from: a relative
-        // grant, which Deno resolves against the working directory at run time.
-        ...(program === "ctl" ? { downloads: ["."] } : {}),
+        ...(program === "ctl" && options.downloads ? { downloads: options.downloads } : {}),
       }),
       `${REPO_ROOT}/${entryOf(program)}`,
       ...layoutArgs(layout),
