@@ -52,7 +52,9 @@ export class RevocationLog {
       }
       dropped++;
     }
-    if (dropped > 0) {
+    // A last line without its newline (cut by a crash) would merge with the
+    // next append; rewriting the kept entries puts every line back on its own.
+    if (dropped > 0 || (text !== "" && !text.endsWith("\n"))) {
       writeFileAtomic(files.revocationLog, kept.map((e) => JSON.stringify(e) + "\n").join(""), {
         tmpPath: files.revocationLogTmp,
         mode: 0o600,

@@ -1,0 +1,157 @@
+/**
+ * Unit tests for src/identity/revocations.ts: the durable, append-only
+ * revocation log in a temp state dir.
+ */
+
+import assert from "node:assert/strict";
+import { RevocationLog, type RevocationLogFiles } from "../../src/identity/revocations.ts";
+import { newCapId } from "../../src/token/claims.ts";
+import { withTempDir } from "./support.ts";
+
+const NOW = Date.now();
+const SOON = Math.floor(NOW / 1000) + 3600;
+
+function filesIn(dir: string): RevocationLogFiles {
+  return {
+    revocationLog: `${dir}/revocations.log`,
+    revocationLogTmp: `${dir}/revocations.log.tmp`,
+  };
+}
+
+/** Opens the log, runs `fn`, and always closes it. */
+function withLog<T>(files: RevocationLogFiles, fn: (log: RevocationLog) => T, now = NOW): T {
+  const log = RevocationLog.open(files, now);
+  try {
+    return fn(log);
+  } finally {
+    log.close();
+  }
+}
+
+function lines(files: RevocationLogFiles): unknown[] {
+  return Deno.readTextFileSync(files.revocationLog).split("\n").filter((l) => l !== "").map((l) =>
+    JSON.parse(l)
+  );
+}
+
+Deno.test("RevocationLog: an append is durable: a reopened log knows it", async () => {
+  await withTempDir((dir) => {
+    // given a fresh log with one revocation appended
+    const files = filesIn(dir);
+    const a = newCapId();
+    withLog(files, (log) => {
+      assert.equal(log.append({ cap_id: a, exp: SOON }, "operator-cap"), true);
+      assert.ok(log.set.has(a));
+    });
+    // when it is reopened (a restart)
+    // then the revocation is still there
+    withLog(files, (log) => assert.ok(log.set.has(a)));
+    // and the file is one JSON line with when and by whom, mode 0600
+    const [line] = lines(files) as { cap_id: string; exp: number; at: string; by: string }[];
+    assert.equal(line.cap_id, a);
+    assert.equal(line.exp, SOON);
+    assert.equal(line.by, "operator-cap");
+    assert.ok(!Number.isNaN(Date.parse(line.at)));
+    assert.equal(Deno.statSync(files.revocationLog).mode! & 0o777, 0o600);
+  });
+});
+
+Deno.test("RevocationLog: appending an id already revoked returns false and writes nothing", async () => {
+  await withTempDir((dir) => {
+    const files = filesIn(dir);
+    const a = newCapId();
+    withLog(files, (log) => {
+      assert.equal(log.append({ cap_id: a, exp: SOON }), true);
+      assert.equal(log.append({ cap_id: a, exp: SOON }), false);
+    });
+    // and after a restart it is still a duplicate
+    withLog(files, (log) => assert.equal(log.append({ cap_id: a, exp: SOON + 5 }), false));
+    assert.equal(lines(files).length, 1);
+  });
+});
+
+Deno.test("RevocationLog: a torn last line is discarded on reopen, and later appends are intact", async () => {
+  await withTempDir((dir) => {
+    // given two revocations and then a crash in the middle of a third append
+    const files = filesIn(dir);
+    const [a, b, c] = [newCapId(), newCapId(), newCapId()];
+    withLog(files, (log) => {
+      log.append({ cap_id: a, exp: SOON });
+      log.append({ cap_id: b, exp: SOON });
+    });
+    Deno.writeTextFileSync(files.revocationLog, `{"cap_id":"${newCapId()}","ex`, { append: true });
+    // when reopened
+    withLog(files, (log) => {
+      // then the two whole entries are kept and the torn one is gone
+      assert.equal(log.set.size, 2);
+      assert.ok(log.set.has(a) && log.set.has(b));
+      log.append({ cap_id: c, exp: SOON });
+    });
+    // and the file now holds three whole lines
+    assert.deepEqual(lines(files).map((l) => (l as { cap_id: string }).cap_id), [a, b, c]);
+    withLog(files, (log) => assert.equal(log.set.size, 3));
+  });
+});
+
+Deno.test("RevocationLog: a last line that lost only its newline is not merged with the next append", async () => {
+  await withTempDir((dir) => {
+    // given a log whose last entry was written whole except for its trailing newline
+    // (a crash between the bytes of one write)
+    const files = filesIn(dir);
+    const [a, b] = [newCapId(), newCapId()];
+    Deno.writeTextFileSync(
+      files.revocationLog,
+      JSON.stringify({ cap_id: a, exp: SOON, at: new Date(NOW).toISOString() }),
+    );
+    // when the log is reopened and another revocation appended
+    withLog(files, (log) => {
+      assert.ok(log.set.has(a));
+      log.append({ cap_id: b, exp: SOON });
+    });
+    // then after another restart both revocations are still known
+    withLog(files, (log) => {
+      assert.ok(log.set.has(a), "the earlier revocation was lost");
+      assert.ok(log.set.has(b), "the later revocation was lost");
+    });
+  });
+});
+
+Deno.test("RevocationLog: entries whose tokens have expired are pruned on reopen", async () => {
+  await withTempDir((dir) => {
+    // given one entry expiring soon and one expiring much later
+    const files = filesIn(dir);
+    const [short, long] = [newCapId(), newCapId()];
+    const shortExp = Math.floor(NOW / 1000) + 10;
+    withLog(files, (log) => {
+      log.append({ cap_id: short, exp: shortExp });
+      log.append({ cap_id: long, exp: SOON });
+    });
+    // when reopened exactly at the short one's expiry, it is still kept
+    withLog(files, (log) => assert.ok(log.set.has(short)), shortExp * 1000);
+    // when reopened after it
+    withLog(files, (log) => {
+      // then only the live one remains, in memory and in the compacted file
+      assert.ok(!log.set.has(short));
+      assert.ok(log.set.has(long));
+    }, (shortExp + 1) * 1000);
+    assert.deepEqual(lines(files).map((l) => (l as { cap_id: string }).cap_id), [long]);
+  });
+});
+
+Deno.test("RevocationLog: lines that are not revocations are dropped on reopen", async () => {
+  await withTempDir((dir) => {
+    const files = filesIn(dir);
+    const a = newCapId();
+    Deno.writeTextFileSync(
+      files.revocationLog,
+      ["null", "[]", '{"cap_id":5,"exp":1}', JSON.stringify({ cap_id: a, exp: SOON }), ""].join(
+        "\n",
+      ),
+    );
+    withLog(files, (log) => {
+      assert.equal(log.set.size, 1);
+      assert.ok(log.set.has(a));
+    });
+    assert.equal(lines(files).length, 1);
+  });
+});
