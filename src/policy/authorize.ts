@@ -125,14 +125,18 @@ export async function authorize(
     throw err;
   }
   checkCapability(cap, access.right, ctx);
-  for (const bucket of rateBuckets(cap)) {
-    const rate = parseRate(bucket.rate_limit);
-    const wait = rate ? ctx.limiter.take(bucket.cap_id, rate) : 0;
+  const buckets = rateBuckets(cap).flatMap((b) => {
+    const rate = parseRate(b.rate_limit);
+    return rate ? [{ key: b.cap_id, rate, text: b.rate_limit }] : [];
+  });
+  if (buckets.length > 0) {
+    const { wait, blocked } = ctx.limiter.takeAll(buckets);
     if (wait > 0) {
+      const b = buckets[blocked!];
       throw deny(
         "RESOURCE_EXHAUSTED",
         "rate_limited",
-        `rate limit ${bucket.rate_limit} of capability ${bucket.cap_id} exceeded; retry in ${wait} ms`,
+        `rate limit ${b.text} of capability ${b.key} exceeded; retry in ${wait} ms`,
         { cap_id: cap.capId, retry_after_ms: wait },
       );
     }

@@ -44,11 +44,8 @@ export class RateLimiter {
     return this.#buckets.size;
   }
 
-  /**
-   * Takes one request from the bucket of `key`. Returns 0 when allowed, or the
-   * milliseconds until the next request would be.
-   */
-  take(key: string, rate: Rate, now: number = performance.now()): number {
+  /** The refilled bucket of `key`, now the most recently used. */
+  #bucket(key: string, rate: Rate, now: number): Bucket {
     let b = this.#buckets.get(key);
     if (b) {
       this.#buckets.delete(key);
@@ -61,10 +58,39 @@ export class RateLimiter {
       b = { tokens: rate.perSecond, at: now };
     }
     this.#buckets.set(key, b);
-    if (b.tokens >= 1) {
-      b.tokens -= 1;
-      return 0;
-    }
-    return Math.ceil(((1 - b.tokens) / rate.perSecond) * 1000);
+    return b;
+  }
+
+  /**
+   * Takes one request from the bucket of `key`. Returns 0 when allowed, or the
+   * milliseconds until the next request would be.
+   */
+  take(key: string, rate: Rate, now: number = performance.now()): number {
+    return this.takeAll([{ key, rate }], now).wait;
+  }
+
+  /**
+   * Takes one request from every bucket, or from none: a request one bucket
+   * refuses spends nothing from the others. `wait` is 0 when allowed, else the
+   * milliseconds until every bucket would allow it, and `blocked` the index of
+   * the bucket that waits longest.
+   */
+  takeAll(
+    items: readonly { key: string; rate: Rate }[],
+    now: number = performance.now(),
+  ): { wait: number; blocked?: number } {
+    const buckets = items.map((i) => this.#bucket(i.key, i.rate, now));
+    let wait = 0;
+    let blocked: number | undefined;
+    buckets.forEach((b, n) => {
+      const w = b.tokens < 1 ? Math.ceil(((1 - b.tokens) / items[n].rate.perSecond) * 1000) : 0;
+      if (w > wait) {
+        wait = w;
+        blocked = n;
+      }
+    });
+    if (wait > 0) return { wait, blocked };
+    for (const b of buckets) b.tokens -= 1;
+    return { wait: 0 };
   }
 }
