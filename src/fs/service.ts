@@ -21,8 +21,11 @@ import type { HandleTable } from "./handles.ts";
  */
 export const MAX_READ = 767 * 1024;
 
-/** Room for the frame header and the envelope (req_id is at most 128 chars). */
-const ENVELOPE_ROOM = 512;
+/**
+ * Room for the frame header and the envelope: a req_id is at most 128
+ * characters, which JSON escaping can make 768 bytes.
+ */
+const ENVELOPE_ROOM = 1024;
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 

@@ -196,7 +196,9 @@ export function encodeJsonFrame(
     off += written;
     if (read < p.length) {
       if (pooled) options.pool!.give(out);
-      throw new FrameTooLargeError(chars, max);
+      let bytes = 0;
+      for (const q of parts) bytes += encoder.encode(q).length; // error path only
+      throw new FrameTooLargeError(bytes, max);
     }
   }
   const n = off - HEADER_BYTES;

@@ -170,6 +170,9 @@ export function openConfined(raw: string, c: Confinement): ConfinedFile {
   }
 }
 
+/** fs.list looks at no more directory entries than this (bounded work per request). */
+export const MAX_SCAN = 100_000;
+
 /** One directory entry as fs.list reports it. */
 export interface DirEntry {
   name: string;
@@ -193,21 +196,32 @@ export function listConfined(
   if (!before.isDirectory) {
     throw invalidArgument("path: not a directory; use fs.open to read a file");
   }
-  const entries: DirEntry[] = [];
+  // Read the names, sort them, and stat only the ones returned: a truncated
+  // listing is the alphabetically first `limit`, at `limit` stats.
+  const found: Deno.DirEntry[] = [];
   let truncated = false;
   for (const e of Deno.readDirSync(real)) {
-    if (entries.length >= limit) {
+    if (found.length >= MAX_SCAN) {
       truncated = true;
       break;
     }
+    found.push(e);
+  }
+  found.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  if (found.length > limit) {
+    found.length = limit;
+    truncated = true;
+  }
+  const base = real === "/" ? "" : real;
+  const entries: DirEntry[] = found.map((e) => {
     let size = 0;
     try {
-      size = e.isFile ? Deno.lstatSync(real === "/" ? "/" + e.name : `${real}/${e.name}`).size : 0;
+      if (e.isFile) size = Deno.lstatSync(`${base}/${e.name}`).size;
     } catch {
       // The entry vanished between readdir and stat: report it with size 0.
     }
-    entries.push({ name: e.name, is_dir: e.isDirectory, is_symlink: e.isSymlink, size });
-  }
+    return { name: e.name, is_dir: e.isDirectory, is_symlink: e.isSymlink, size };
+  });
   // The same directory (device and inode) must still be at that path.
   const after = Deno.statSync(real);
   if (before.dev !== after.dev || before.ino !== after.ino) {
@@ -215,6 +229,5 @@ export function listConfined(
       reason: "path_swapped",
     });
   }
-  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return { path: real, entries, truncated };
 }

@@ -73,7 +73,11 @@ export function checkLayout(layout: Layout): Layout {
     runtimeDir: checkDir(layout.runtimeDir, "runtime dir"),
     stateDir: checkDir(layout.stateDir, "state dir"),
     nodeId: layout.nodeId,
-    fsRoots: layout.fsRoots.filter((r) => r !== "").map((r) => checkDir(r, "fs root")),
+    fsRoots: layout.fsRoots.filter((r) => r !== "").map((r) => {
+      // Roots travel colon-separated (--fs-roots, STRATA_FS_ROOTS).
+      if (r.includes(":")) throw new ConfigError(`fs root must not contain a colon: ${r}`);
+      return checkDir(r, "fs root");
+    }),
     ...(layout.groupAccess ? { groupAccess: true } : {}),
   };
 }

@@ -164,6 +164,8 @@ export function parseClaims(payload: unknown, options: ParseClaimsOptions): Capa
   if (c.parent !== undefined && c.parent !== chain[chain.length - 1]) {
     fail("parent is not the last entry of chain");
   }
+  // A token without constraints has none: normalise to {} for every reader.
+  c.constraints = cons;
   return {
     claims: c as unknown as Claims,
     capId: c.jti,
