@@ -1,0 +1,179 @@
+/**
+ * Unit tests for src/ipc/client.ts, against hand-written peers on Unix
+ * sockets in a temp dir.
+ */
+
+import assert from "node:assert/strict";
+import { callOnce, Client, RemoteError } from "../../src/ipc/client.ts";
+import { encodeFrame, FrameReader } from "../../src/ipc/frame.ts";
+import { rejectsStrata, withTempDir } from "./support.ts";
+
+type Req = { v: 1; req_id: string; method: string; auth?: { token: string }; params?: unknown };
+
+/**
+ * A peer that accepts one connection and answers each request with
+ * `answer(req)` (undefined: no answer). Resolves once the connection ends.
+ */
+function peer(
+  path: string,
+  answer: (req: Req) => unknown | undefined,
+): { done: Promise<Req[]> } {
+  const listener = Deno.listen({ transport: "unix", path });
+  const done = (async () => {
+    const seen: Req[] = [];
+    const conn = await listener.accept();
+    listener.close();
+    try {
+      const reader = new FrameReader(conn);
+      while (true) {
+        const body = await reader.next().catch(() => null);
+        if (body === null) break;
+        const req = JSON.parse(new TextDecoder().decode(body)) as Req;
+        seen.push(req);
+        const res = answer(req);
+        if (res !== undefined) await conn.write(encodeFrame(res));
+      }
+    } finally {
+      try {
+        conn.close();
+      } catch { /* closed */ }
+    }
+    return seen;
+  })();
+  return { done };
+}
+
+Deno.test("Client.connect: no socket file is UNAVAILABLE saying so", async () => {
+  await withTempDir(async (dir) => {
+    const err = await rejectsStrata(
+      Client.connect(`${dir}/none.sock`),
+      "UNAVAILABLE",
+      /cannot connect to .*none\.sock: no socket there/,
+    );
+    assert.equal(err.details?.path, `${dir}/none.sock`);
+  });
+});
+
+Deno.test("Client.connect: a path that is not a listening socket is UNAVAILABLE", async () => {
+  await withTempDir(async (dir) => {
+    // given a plain file where a socket should be
+    const path = `${dir}/plain.sock`;
+    Deno.writeTextFileSync(path, "");
+    // then connecting is refused as unavailable, naming the path
+    await rejectsStrata(Client.connect(path), "UNAVAILABLE", /cannot connect to .*plain\.sock: /);
+  });
+});
+
+Deno.test("Client: requests carry v, a unique req_id, the token and params; responses are matched by req_id", async () => {
+  await withTempDir(async (dir) => {
+    // given a peer that echoes each request's method and params
+    const path = `${dir}/p.sock`;
+    const p = peer(
+      path,
+      (req) => ({ v: 1, req_id: req.req_id, ok: true, result: { m: req.method, p: req.params } }),
+    );
+    const client = await Client.connect(path);
+    // when two calls are made at once, one with a token
+    const [a, b] = await Promise.all([
+      client.call("x.one", { n: 1 }, { token: "tok" }),
+      client.call("x.two"),
+    ]);
+    await client.close();
+    const seen = await p.done;
+    // then each got its own answer
+    assert.deepEqual(a, { m: "x.one", p: { n: 1 } });
+    assert.deepEqual(b, { m: "x.two" });
+    // and the requests were well-formed with distinct ids
+    assert.equal(seen.length, 2);
+    assert.notEqual(seen[0].req_id, seen[1].req_id);
+    const one = seen.find((r) => r.method === "x.one")!;
+    assert.deepEqual(one.auth, { token: "tok" });
+    assert.equal(one.v, 1);
+    assert.equal("auth" in seen.find((r) => r.method === "x.two")!, false);
+  });
+});
+
+Deno.test("Client.call: an error response throws RemoteError with its name and details", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/p.sock`;
+    const p = peer(path, (req) => ({
+      v: 1,
+      req_id: req.req_id,
+      ok: false,
+      error: {
+        code: 3,
+        name: "PERMISSION_DENIED",
+        message: "nope",
+        details: { reason: "missing_right" },
+      },
+    }));
+    const client = await Client.connect(path);
+    try {
+      const err = await rejectsStrata(client.call("x.y"), "PERMISSION_DENIED", /^nope$/);
+      assert.ok(err instanceof RemoteError);
+      assert.equal(err.details?.reason, "missing_right");
+    } finally {
+      await client.close();
+      await p.done;
+    }
+  });
+});
+
+Deno.test("Client: a request not answered in time is UNAVAILABLE", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/p.sock`;
+    const p = peer(path, () => undefined);
+    const client = await Client.connect(path);
+    try {
+      await rejectsStrata(
+        client.call("x.wait", undefined, { timeoutMs: 30 }),
+        "UNAVAILABLE",
+        /no answer from .* in 30 ms/,
+      );
+    } finally {
+      await client.close();
+      await p.done;
+    }
+  });
+});
+
+Deno.test('Client: a connection-level refusal (req_id "") fails the pending requests', async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/p.sock`;
+    const p = peer(path, () => ({
+      v: 1,
+      req_id: "",
+      ok: false,
+      error: { code: 7, name: "RESOURCE_EXHAUSTED", message: "busy" },
+    }));
+    const client = await Client.connect(path);
+    try {
+      await rejectsStrata(client.call("x.y"), "RESOURCE_EXHAUSTED", /busy/);
+      assert.equal(client.closed, true);
+    } finally {
+      await client.close();
+      await p.done;
+    }
+  });
+});
+
+Deno.test("Client: after close, requests fail at once with UNAVAILABLE", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/p.sock`;
+    const p = peer(path, () => undefined);
+    const client = await Client.connect(path);
+    await client.close();
+    await p.done;
+    assert.equal(client.closed, true);
+    await rejectsStrata(client.request("x.y"), "UNAVAILABLE", /connection closed/);
+  });
+});
+
+Deno.test("callOnce: connects, calls and closes", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/p.sock`;
+    const p = peer(path, (req) => ({ v: 1, req_id: req.req_id, ok: true, result: { ok: 1 } }));
+    assert.deepEqual(await callOnce(path, "x.y"), { ok: 1 });
+    assert.equal((await p.done).length, 1);
+  });
+});

@@ -1,0 +1,312 @@
+/**
+ * Unit tests for src/ipc/server.ts: one in-process server on a socket in a
+ * temp dir, driven with the real client and with raw frames.
+ */
+
+import assert from "node:assert/strict";
+import { Client } from "../../src/ipc/client.ts";
+import { encodeFrame, FrameReader, HEADER_BYTES, MAX_FRAME } from "../../src/ipc/frame.ts";
+import { type Method, RawJson, Server, type ServerOptions } from "../../src/ipc/server.ts";
+import { RateLimiter } from "../../src/policy/rate_limit.ts";
+import { generateSigningKey, importVerifyKey } from "../../src/token/keys.ts";
+import { RevocationSet } from "../../src/token/revocation_set.ts";
+import { TokenVerifier } from "../../src/token/verifier.ts";
+import { CountingLookup, ISSUER, makeClaims, mint, withTempDir } from "./support.ts";
+
+type ErrBody = { code: number; name: string; message: string; details?: Record<string, unknown> };
+type Envelope = { v: 1; req_id: string; ok: boolean; result?: unknown; error?: ErrBody };
+
+const ECHO: Method = {
+  name: "t.echo",
+  access: "public",
+  params: { text: { type: "string", maxLength: 100 }, n: { type: "integer", default: 1 } },
+  handler: (p: { text: string; n: number }) => ({ text: p.text.repeat(p.n) }),
+};
+
+/** Starts a server on a socket in `dir`, runs `fn`, and always drains the server. */
+async function withServer(
+  dir: string,
+  options: Partial<ServerOptions>,
+  fn: (server: Server, path: string) => Promise<void>,
+): Promise<void> {
+  const path = `${dir}/t.sock`;
+  const server = await Server.listen({ service: "t", path, methods: [ECHO], ...options });
+  try {
+    await fn(server, path);
+  } finally {
+    await server.drain(1000);
+  }
+}
+
+/** Sends raw bytes on a fresh connection and reads `count` response frames. */
+async function exchange(path: string, bytes: Uint8Array, count: number): Promise<Envelope[]> {
+  const conn = await Deno.connect({ transport: "unix", path });
+  try {
+    await conn.write(bytes);
+    const reader = new FrameReader(conn);
+    const out: Envelope[] = [];
+    for (let i = 0; i < count; i++) {
+      const body = await reader.next();
+      if (body === null) break;
+      out.push(JSON.parse(new TextDecoder().decode(body)));
+    }
+    return out;
+  } finally {
+    conn.close();
+  }
+}
+
+function frameText(text: string): Uint8Array {
+  const b = new TextEncoder().encode(text);
+  const out = new Uint8Array(HEADER_BYTES + b.length);
+  new DataView(out.buffer).setUint32(0, b.length);
+  out.set(b, HEADER_BYTES);
+  return out;
+}
+
+Deno.test("Server: answers a public method and its own health method; socket is 0600", async () => {
+  await withTempDir((dir) =>
+    withServer(dir, {}, async (_server, path) => {
+      // given a client connected to the server
+      const client = await Client.connect(path);
+      try {
+        // when it calls a declared method and the built-in health method
+        const echo = await client.call("t.echo", { text: "ab", n: 2 });
+        const health = await client.call<{ status: string; service: string }>("t.health");
+        // then both answer
+        assert.deepEqual(echo, { text: "abab" });
+        assert.equal(health.status, "ok");
+        assert.equal(health.service, "t");
+      } finally {
+        await client.close();
+      }
+      assert.equal(Deno.statSync(path).mode! & 0o777, 0o600);
+    })
+  );
+});
+
+Deno.test("Server: unknown methods, foreign methods and bad params are INVALID_ARGUMENT naming the problem", async () => {
+  await withTempDir((dir) =>
+    withServer(dir, {}, async (_server, path) => {
+      const client = await Client.connect(path);
+      try {
+        const unknown = await client.request("t.nope");
+        const foreign = await client.request("fs.list");
+        const badParam = await client.request("t.echo", { text: "a", txet: "b" });
+        const missing = await client.request("t.echo", {});
+        for (const r of [unknown, foreign, badParam, missing]) {
+          assert.equal(r.ok, false);
+        }
+        const msg = (r: typeof unknown) => (r.ok ? "" : r.error.message);
+        assert.match(msg(unknown), /unknown method t\.nope; t offers t\.health, t\.echo/);
+        assert.match(msg(foreign), /fs\.list is not served here \(this is t\.sock\)/);
+        assert.match(msg(badParam), /^params\.txet: unknown field/);
+        assert.match(msg(missing), /^params\.text: required/);
+      } finally {
+        await client.close();
+      }
+    })
+  );
+});
+
+Deno.test("Server: a protected method without a token is UNAUTHENTICATED; with a good token it runs", async () => {
+  await withTempDir(async (dir) => {
+    // given a server with one protected method and real token checking
+    const key = await generateSigningKey();
+    const auth = {
+      verifier: new TokenVerifier({
+        issuer: ISSUER,
+        keys: new CountingLookup([await importVerifyKey(key.publicKey)]),
+      }),
+      revoked: new RevocationSet(),
+      limiter: new RateLimiter(),
+    };
+    const secret: Method = {
+      name: "t.secret",
+      access: { right: "t.secret" },
+      params: {},
+      handler: (_p, ctx) => ({ cap: ctx.cap?.capId }),
+    };
+    await withServer(dir, { methods: [ECHO, secret], auth }, async (_server, path) => {
+      const client = await Client.connect(path);
+      try {
+        // when called without a token, then it is refused with a reason
+        const none = await client.request("t.secret");
+        assert.equal(none.ok, false);
+        if (!none.ok) {
+          assert.equal(none.error.name, "UNAUTHENTICATED");
+          assert.equal(none.error.details?.reason, "no_token");
+        }
+        // when called with a token holding the right, then the handler sees the capability
+        const claims = makeClaims({ service: "t", rights: ["t.secret"] });
+        const token = await mint(key, claims);
+        assert.deepEqual(await client.call("t.secret", undefined, { token }), { cap: claims.jti });
+        // and a token without the right is PERMISSION_DENIED
+        const weak = await mint(key, makeClaims({ service: "t", rights: [] }));
+        const denied = await client.request("t.secret", undefined, { token: weak });
+        assert.equal(denied.ok ? "" : denied.error.name, "PERMISSION_DENIED");
+      } finally {
+        await client.close();
+      }
+    });
+  });
+});
+
+Deno.test("Server.listen: a method that is neither public nor declares a right is refused", async () => {
+  await withTempDir(async (dir) => {
+    const bad = { ...ECHO, name: "t.bad", access: {} as { right: string } };
+    await assert.rejects(
+      Server.listen({ service: "t", path: `${dir}/t.sock`, methods: [bad] }),
+      /declares no right and is not public/,
+    );
+    const guarded: Method = { ...ECHO, name: "t.guarded", access: { right: "t.guarded" } };
+    await assert.rejects(
+      Server.listen({ service: "t", path: `${dir}/u.sock`, methods: [guarded] }),
+      /protected methods need the server's auth options/,
+    );
+  });
+});
+
+Deno.test("Server: envelope errors echo the salvaged req_id and keep the connection usable", async () => {
+  await withTempDir((dir) =>
+    withServer(dir, {}, async (_server, path) => {
+      // given a bad envelope, garbage, and then a good request, pipelined in one write
+      const bytes = new Uint8Array([
+        ...frameText('{"v":2,"req_id":"r-bad","method":"t.echo"}'),
+        ...frameText("not json"),
+        ...encodeFrame({ v: 1, req_id: "r-good", method: "t.echo", params: { text: "ok" } }),
+      ]);
+      const responses = await exchange(path, bytes, 3);
+      // then each gets an answer, the first two errors with what req_id could be read
+      const byId = new Map(responses.map((r) => [r.req_id, r]));
+      assert.equal(byId.get("r-bad")?.error?.name, "INVALID_ARGUMENT");
+      assert.match(byId.get("r-bad")!.error!.message, /^v: /);
+      assert.match(byId.get("")!.error!.message, /^frame: /);
+      assert.deepEqual(byId.get("r-good")?.result, { text: "ok" });
+    })
+  );
+});
+
+Deno.test('Server: an oversize frame is refused with req_id "" and the connection closed', async () => {
+  await withTempDir((dir) =>
+    withServer(dir, {}, async (_server, path) => {
+      const header = new Uint8Array(4);
+      new DataView(header.buffer).setUint32(0, MAX_FRAME + 1);
+      const [res, after] = await exchange(path, header, 2);
+      assert.equal(res.req_id, "");
+      assert.equal(res.error?.name, "INVALID_ARGUMENT");
+      assert.match(res.error!.message, /limit/);
+      assert.equal(after, undefined, "the server should hang up after an oversize frame");
+    })
+  );
+});
+
+Deno.test("Server: a RawJson result is spliced into the response as is", async () => {
+  await withTempDir((dir) => {
+    const raw: Method = {
+      name: "t.raw",
+      access: "public",
+      params: {},
+      handler: () => new RawJson('{"pre":"encoded","n":[1,2]}'),
+    };
+    return withServer(dir, { methods: [raw] }, async (_server, path) => {
+      const client = await Client.connect(path);
+      try {
+        assert.deepEqual(await client.call("t.raw"), { pre: "encoded", n: [1, 2] });
+      } finally {
+        await client.close();
+      }
+    });
+  });
+});
+
+Deno.test("Server: a handler slower than requestTimeoutMs gets UNAVAILABLE", async () => {
+  await withTempDir((dir) => {
+    let release!: () => void;
+    const stuck = new Promise<void>((r) => (release = r));
+    const slow: Method = {
+      name: "t.slow",
+      access: "public",
+      params: {},
+      handler: async () => {
+        await stuck;
+        return {};
+      },
+    };
+    return withServer(
+      dir,
+      { methods: [slow], limits: { requestTimeoutMs: 50 } },
+      async (_s, path) => {
+        const client = await Client.connect(path);
+        try {
+          const r = await client.request("t.slow");
+          assert.equal(r.ok ? "" : r.error.name, "UNAVAILABLE");
+          assert.match(r.ok ? "" : r.error.message, /took longer than 50 ms/);
+        } finally {
+          release();
+          await client.close();
+        }
+      },
+    );
+  });
+});
+
+Deno.test("Server: handler failures become protocol errors without leaking their messages", async () => {
+  await withTempDir((dir) => {
+    const missing: Method = {
+      name: "t.missing",
+      access: "public",
+      params: {},
+      handler: () => {
+        throw new Deno.errors.NotFound("/secret/path/in/message");
+      },
+    };
+    const buggy: Method = {
+      name: "t.buggy",
+      access: "public",
+      params: {},
+      handler: () => {
+        throw new TypeError("cannot read secret-material of undefined");
+      },
+    };
+    return withServer(dir, { methods: [ECHO, missing, buggy] }, async (_s, path) => {
+      const client = await Client.connect(path);
+      // the server logs INTERNAL failures; keep the test output clean
+      const logged: unknown[][] = [];
+      const original = console.error;
+      console.error = (...args: unknown[]) => void logged.push(args);
+      try {
+        // a file error maps to NOT_FOUND, a bug to INTERNAL; neither shows its message
+        const nf = await client.request("t.missing");
+        assert.equal(nf.ok ? "" : nf.error.name, "NOT_FOUND");
+        assert.doesNotMatch(nf.ok ? "" : nf.error.message, /secret/);
+        const bug = await client.request("t.buggy");
+        assert.equal(bug.ok ? "" : bug.error.name, "INTERNAL");
+        assert.doesNotMatch(bug.ok ? "" : bug.error.message, /secret/);
+        // and the bug went to the service's log instead
+        assert.equal(logged.length, 1);
+        // while the connection still works
+        assert.deepEqual(await client.call("t.echo", { text: "z" }), { text: "z" });
+      } finally {
+        console.error = original;
+        await client.close();
+      }
+    });
+  });
+});
+
+Deno.test("Server.listen: a socket another live server answers on is CONFLICT; close removes the socket", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/t.sock`;
+    const first = await Server.listen({ service: "t", path, methods: [ECHO] });
+    try {
+      await assert.rejects(
+        Server.listen({ service: "t", path, methods: [ECHO] }),
+        /another process is already serving/,
+      );
+    } finally {
+      await first.drain(100);
+    }
+    assert.throws(() => Deno.statSync(path), Deno.errors.NotFound);
+  });
+});

@@ -1,0 +1,173 @@
+/**
+ * Unit tests for src/registry/service.ts: the registry's table, endpoint
+ * checks and ownership rules, and its methods.
+ */
+
+import assert from "node:assert/strict";
+import type { MethodContext } from "../../src/ipc/server.ts";
+import { checkEndpoint, Registry, SUPERVISOR_OWNER } from "../../src/registry/service.ts";
+import { makeCap, throwsStrata } from "./support.ts";
+
+const OWNER_A = "a".repeat(32);
+const OWNER_B = "b".repeat(32);
+
+Deno.test("Registry: register then resolve returns the entry", () => {
+  // given an empty registry
+  const r = new Registry();
+  // when a service is registered
+  const e = r.register("fs", "unix:///run/strata/fs.sock", 1, SUPERVISOR_OWNER);
+  // then resolve finds it with its fields
+  assert.deepEqual(r.resolve("fs"), e);
+  assert.equal(e.endpoint, "unix:///run/strata/fs.sock");
+  assert.equal(e.api_v, 1);
+  assert.equal(e.owner, SUPERVISOR_OWNER);
+  assert.ok(!Number.isNaN(Date.parse(e.registered_at)));
+});
+
+Deno.test("Registry.resolve: an unregistered service is NOT_FOUND pointing at registry.list", () => {
+  throwsStrata(
+    () => new Registry().resolve("mail"),
+    "NOT_FOUND",
+    /service mail is not registered; registry\.list/,
+  );
+});
+
+Deno.test("Registry.list: every entry, sorted by service name", () => {
+  const r = new Registry();
+  r.register("registry", "unix:///r.sock", 1, SUPERVISOR_OWNER);
+  r.register("fs", "unix:///f.sock", 1, SUPERVISOR_OWNER);
+  r.register("identity", "unix:///i.sock", 2, OWNER_A);
+  assert.deepEqual(r.list().map((e) => e.service), ["fs", "identity", "registry"]);
+});
+
+Deno.test("Registry.register: a different owner overwriting an entry is CONFLICT, and the entry is kept", () => {
+  // given an entry owned by capability A
+  const r = new Registry();
+  r.register("my-svc", "unix:///run/a.sock", 1, OWNER_A);
+  // when B tries to replace it
+  throwsStrata(
+    () => r.register("my-svc", "unix:///run/b.sock", 1, OWNER_B),
+    "CONFLICT",
+    new RegExp(`service my-svc is registered by ${OWNER_A}; only it may change the entry`),
+  );
+  // then A's entry stands
+  assert.equal(r.resolve("my-svc").endpoint, "unix:///run/a.sock");
+  // and A itself may update it
+  assert.equal(r.register("my-svc", "unix:///run/a2.sock", 2, OWNER_A).api_v, 2);
+});
+
+Deno.test("Registry.register: a token cannot overwrite the supervisor's entry; the supervisor may overwrite any", () => {
+  const r = new Registry();
+  r.register("fs", "unix:///run/strata/fs.sock", 1, SUPERVISOR_OWNER);
+  throwsStrata(() => r.register("fs", "unix:///tmp/evil.sock", 1, OWNER_A), "CONFLICT");
+  assert.equal(r.resolve("fs").endpoint, "unix:///run/strata/fs.sock");
+  r.register("mine", "unix:///run/m.sock", 1, OWNER_A);
+  assert.equal(
+    r.register("mine", "unix:///run/sup.sock", 1, SUPERVISOR_OWNER).owner,
+    SUPERVISOR_OWNER,
+  );
+});
+
+Deno.test("checkEndpoint: unix:///absolute paths pass; tcp:// is refused as reserved", () => {
+  assert.equal(checkEndpoint("unix:///run/strata/fs.sock"), "unix:///run/strata/fs.sock");
+  throwsStrata(
+    () => checkEndpoint("tcp://127.0.0.1:9000"),
+    "INVALID_ARGUMENT",
+    /^params\.endpoint: tcp:\/\/ endpoints are reserved for a later version/,
+  );
+});
+
+Deno.test("checkEndpoint: relative, dotted, NUL and other schemes are INVALID_ARGUMENT", () => {
+  for (
+    const bad of [
+      "unix://run/fs.sock",
+      "unix:/run/fs.sock",
+      "/run/fs.sock",
+      "http://x/y",
+      "unix:///run/../etc/x.sock",
+      "unix:///run/./x.sock",
+      "unix:///run/x/..",
+      "unix:///run/x\0.sock",
+      "",
+    ]
+  ) {
+    throwsStrata(
+      () => checkEndpoint(bad),
+      "INVALID_ARGUMENT",
+      /^params\.endpoint: must be "unix:\/\/\/absolute\/path\.sock"/,
+    );
+  }
+  // names that merely contain dots are fine
+  assert.equal(checkEndpoint("unix:///run/my..svc.sock"), "unix:///run/my..svc.sock");
+});
+
+Deno.test("Registry.register: a refused endpoint leaves the table unchanged", () => {
+  const r = new Registry();
+  r.register("my-svc", "unix:///run/a.sock", 1, OWNER_A);
+  throwsStrata(() => r.register("my-svc", "tcp://1.2.3.4:5", 1, OWNER_A), "INVALID_ARGUMENT");
+  throwsStrata(() => r.register("other", "tcp://1.2.3.4:5", 1, OWNER_A), "INVALID_ARGUMENT");
+  assert.equal(r.resolve("my-svc").endpoint, "unix:///run/a.sock");
+  assert.deepEqual(r.list().map((e) => e.service), ["my-svc"]);
+});
+
+Deno.test("Registry.deregister: the owner and the supervisor may remove; others get CONFLICT; missing is false", () => {
+  const r = new Registry();
+  r.register("a-svc", "unix:///run/a.sock", 1, OWNER_A);
+  r.register("b-svc", "unix:///run/b.sock", 1, OWNER_B);
+  r.register("fs", "unix:///run/fs.sock", 1, SUPERVISOR_OWNER);
+  // another owner is refused and the entry stays
+  throwsStrata(() => r.deregister("a-svc", OWNER_B), "CONFLICT", /registered by a{32}/);
+  throwsStrata(() => r.deregister("fs", OWNER_A), "CONFLICT");
+  assert.ok(r.resolve("a-svc"));
+  // the owner removes its own, the supervisor anyone's
+  assert.equal(r.deregister("a-svc", OWNER_A), true);
+  assert.equal(r.deregister("b-svc", SUPERVISOR_OWNER), true);
+  assert.deepEqual(r.list().map((e) => e.service), ["fs"]);
+  // removing what is not there says so
+  assert.equal(r.deregister("a-svc", OWNER_A), false);
+});
+
+Deno.test("Registry.methods: resolve and list are public, register and deregister need registry.register", () => {
+  const methods = new Map(new Registry().methods().map((m) => [m.name, m]));
+  assert.equal(methods.get("registry.resolve")?.access, "public");
+  assert.equal(methods.get("registry.list")?.access, "public");
+  assert.deepEqual(methods.get("registry.register")?.access, { right: "registry.register" });
+  assert.deepEqual(methods.get("registry.deregister")?.access, { right: "registry.register" });
+});
+
+Deno.test("Registry.methods: register through the method is owned by the caller's cap_id", async () => {
+  // given the registry's methods and two callers
+  const r = new Registry();
+  const m = new Map(r.methods().map((x) => [x.name, x]));
+  const a = makeCap({ service: "registry", rights: ["registry.register"] });
+  const b = makeCap({ service: "registry", rights: ["registry.register"] });
+  const ctx = (cap: typeof a): MethodContext => ({ cap, reqId: "r", connId: 1 });
+  // when A registers through the method
+  const view = await m.get("registry.register")!.handler(
+    { service: "my-svc", endpoint: "unix:///run/my.sock", api_v: 1 },
+    ctx(a),
+  );
+  // then the answer has no owner, but list shows A's cap_id as the owner
+  assert.deepEqual(view, { service: "my-svc", endpoint: "unix:///run/my.sock", api_v: 1 });
+  assert.deepEqual(await m.get("registry.list")!.handler({}, ctx(a)), {
+    services: [{ service: "my-svc", endpoint: "unix:///run/my.sock", api_v: 1, owner: a.capId }],
+  });
+  assert.deepEqual(await m.get("registry.resolve")!.handler({ service: "my-svc" }, ctx(b)), view);
+  // and B can neither deregister nor overwrite it
+  assert.throws(
+    () => m.get("registry.deregister")!.handler({ service: "my-svc" }, ctx(b)),
+    /registered by/,
+  );
+  assert.deepEqual(await m.get("registry.deregister")!.handler({ service: "my-svc" }, ctx(a)), {
+    removed: true,
+  });
+});
+
+Deno.test("Registry.methods: the service name pattern is enforced by the params schema", () => {
+  const m = new Map(new Registry().methods().map((x) => [x.name, x]));
+  const pattern = (m.get("registry.resolve")!.params.service as { pattern: RegExp }).pattern;
+  for (const ok of ["fs", "my-service", "a_b9"]) assert.ok(pattern.test(ok), ok);
+  for (const bad of ["", "Fs", "9fs", "a".repeat(33), "fs.sock", "-x"]) {
+    assert.ok(!pattern.test(bad), bad);
+  }
+});

@@ -1,0 +1,99 @@
+/**
+ * Unit tests for src/runtime/audit.ts: batched JSON-line audit events, and
+ * that secrets never reach the log.
+ */
+
+import assert from "node:assert/strict";
+import { Audit } from "../../src/runtime/audit.ts";
+import { withTempDir } from "./support.ts";
+
+function lines(path: string): Record<string, unknown>[] {
+  return Deno.readTextFileSync(path).split("\n").filter((l) => l !== "").map((l) => JSON.parse(l));
+}
+
+Deno.test("Audit: an event becomes one JSON line with time, name, program and fields", async () => {
+  await withTempDir((dir) => {
+    // given an audit log in a temp state dir
+    const path = `${dir}/audit.log`;
+    const audit = new Audit({ path, program: "fs", stderr: false });
+    try {
+      // when an event is recorded and flushed
+      audit.event("fs.open", { cap_id: "c1", path: "/srv/x", handle: "h1" });
+      audit.flush();
+      // then the file holds it as one line
+      const [line] = lines(path);
+      assert.equal(line.event, "fs.open");
+      assert.equal(line.program, "fs");
+      assert.equal(line.cap_id, "c1");
+      assert.equal(line.path, "/srv/x");
+      assert.ok(!Number.isNaN(Date.parse(line.ts as string)));
+      assert.equal(Deno.statSync(path).mode! & 0o777, 0o600);
+    } finally {
+      audit.close();
+    }
+  });
+});
+
+Deno.test("Audit: token, secret and auth fields are never written; undefined fields are dropped", async () => {
+  await withTempDir((dir) => {
+    const path = `${dir}/audit.log`;
+    const audit = new Audit({ path, program: "identity", stderr: false });
+    try {
+      audit.event("cap.issued", {
+        cap_id: "c2",
+        token: "v4.public.SECRET",
+        secret: "k4.secret.SECRET",
+        auth: { token: "SECRET" },
+        parent: undefined,
+      });
+      audit.flush();
+      const text = Deno.readTextFileSync(path);
+      assert.doesNotMatch(text, /SECRET/);
+      const [line] = lines(path);
+      assert.equal(line.cap_id, "c2");
+      assert.equal("parent" in line, false);
+    } finally {
+      audit.close();
+    }
+  });
+});
+
+Deno.test("Audit: events are batched until flush (or close)", async () => {
+  await withTempDir((dir) => {
+    const path = `${dir}/audit.log`;
+    const audit = new Audit({ path, program: "fs", stderr: false });
+    audit.event("a");
+    audit.event("b");
+    // nothing is written before the batch is flushed
+    assert.equal(Deno.readTextFileSync(path), "");
+    // close flushes the batch in order
+    audit.close();
+    assert.deepEqual(lines(path).map((l) => l.event), ["a", "b"]);
+  });
+});
+
+Deno.test("Audit: a batch past 64 KiB is written at once", async () => {
+  await withTempDir((dir) => {
+    const path = `${dir}/audit.log`;
+    const audit = new Audit({ path, program: "fs", stderr: false });
+    try {
+      audit.event("big", { blob: "x".repeat(70 * 1024) });
+      assert.equal(lines(path).length, 1);
+    } finally {
+      audit.close();
+    }
+  });
+});
+
+Deno.test("Audit: a log whose folder does not exist yet does not throw", async () => {
+  await withTempDir((dir) => {
+    const audit = new Audit({
+      path: `${dir}/missing/audit.log`,
+      program: "registry",
+      stderr: false,
+    });
+    audit.event("registry.register", { service: "fs" });
+    audit.close();
+    assert.throws(() => Deno.statSync(`${dir}/missing`), Deno.errors.NotFound);
+  });
+});

@@ -1,0 +1,93 @@
+/**
+ * Unit tests for src/runtime/command.ts: the command line that starts each
+ * program.
+ */
+
+import assert from "node:assert/strict";
+import {
+  BINARY_NAMES,
+  entryOf,
+  programCommand,
+  REPO_ROOT,
+  SERVICE_ENV,
+  SERVICE_V8_FLAGS,
+} from "../../src/runtime/command.ts";
+import { type Layout, layoutArgs } from "../../src/runtime/config.ts";
+import { permissionFlags, PROGRAMS } from "../../src/runtime/permissions.ts";
+
+const LAYOUT: Layout = {
+  runtimeDir: "/run/st",
+  stateDir: "/var/lib/st",
+  nodeId: "n1",
+  fsRoots: ["/srv"],
+};
+const DEV = { kind: "dev", deno: "/usr/bin/deno", root: "/repo" } as const;
+
+Deno.test("programCommand (dev): deno run with the program's own flags, its entry, then the layout and extras", () => {
+  // given the fs program in development mode
+  const { cmd, args } = programCommand("fs", LAYOUT, DEV, { extra: ["--x"] });
+  // then it is deno run, with exactly fs's permission flags before the entry
+  assert.equal(cmd, "/usr/bin/deno");
+  const entry = args.indexOf("/repo/src/fs/main.ts");
+  assert.ok(entry > 0);
+  assert.deepEqual(args.slice(0, 4), ["run", "--quiet", "--no-prompt", "--config=/repo/deno.json"]);
+  assert.ok(args.includes(`--v8-flags=${SERVICE_V8_FLAGS}`));
+  const flags = args.slice(0, entry).filter((a) => a.startsWith("--allow-"));
+  assert.deepEqual(flags, permissionFlags("fs", LAYOUT));
+  // and after the entry: the layout, then the extra arguments
+  assert.deepEqual(args.slice(entry + 1), [...layoutArgs(LAYOUT), "--x"]);
+});
+
+Deno.test("programCommand (dev): no program gets a permission flag that is not its own", () => {
+  for (const program of PROGRAMS) {
+    const { args } = programCommand(
+      program,
+      LAYOUT,
+      DEV,
+      program === "supervisor" ? { run: ["/usr/bin/deno"] } : {},
+    );
+    const entry = args.indexOf(`/repo/${entryOf(program)}`);
+    const allow = args.filter((a, i) => i < entry && a.startsWith("--allow"));
+    assert.deepEqual(
+      allow,
+      permissionFlags(program, LAYOUT, program === "supervisor" ? { run: ["/usr/bin/deno"] } : {}),
+    );
+    // ctl is short-lived and keeps V8's defaults
+    assert.equal(args.some((a) => a.startsWith("--v8-flags")), program !== "ctl", program);
+  }
+});
+
+Deno.test("programCommand (compiled): the binary next to the supervisor, with only the extras", () => {
+  const c = programCommand("ctl", LAYOUT, { kind: "compiled", binDir: "/opt/strata/bin" }, {
+    extra: ["fs.list"],
+  });
+  assert.equal(c.cmd, "/opt/strata/bin/strata-ctl");
+  assert.deepEqual(c.args, ["fs.list"]);
+  const fs = programCommand("fs", LAYOUT, { kind: "compiled", binDir: "/opt/strata/bin" });
+  assert.equal(fs.cmd, "/opt/strata/bin/fs");
+  assert.deepEqual(fs.args, []);
+  assert.equal(BINARY_NAMES.supervisor, "supervisor");
+});
+
+Deno.test("programCommand: services get the service environment, ctl inherits its own", () => {
+  for (const mode of [DEV, { kind: "compiled", binDir: "/opt/strata/bin" } as const]) {
+    for (const program of PROGRAMS) {
+      const { env } = programCommand(
+        program,
+        LAYOUT,
+        mode,
+        program === "supervisor" ? { run: ["/x"] } : {},
+      );
+      if (program === "ctl") assert.equal(env, undefined, `${mode.kind} ctl`);
+      else assert.deepEqual(env, { ...SERVICE_ENV }, `${mode.kind} ${program}`);
+    }
+  }
+});
+
+Deno.test("REPO_ROOT: the repository root, without a trailing slash, with every program's entry", () => {
+  assert.ok(!REPO_ROOT.endsWith("/"));
+  Deno.statSync(`${REPO_ROOT}/deno.json`);
+  for (const program of PROGRAMS) {
+    assert.ok(Deno.statSync(`${REPO_ROOT}/${entryOf(program)}`).isFile, program);
+  }
+});

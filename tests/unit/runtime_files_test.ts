@@ -1,0 +1,60 @@
+/**
+ * Unit tests for src/runtime/files.ts: atomic file replacement and folders
+ * with exact modes, in temp dirs.
+ */
+
+import assert from "node:assert/strict";
+import { ensureDir, syncDir, writeFileAtomic } from "../../src/runtime/files.ts";
+import { withTempDir } from "./support.ts";
+
+Deno.test("writeFileAtomic: writes the content with the mode and leaves no temp file", async () => {
+  await withTempDir((dir) => {
+    // given a target and its temp path
+    const path = `${dir}/f.json`;
+    // when written with mode 0600
+    writeFileAtomic(path, '{"a":1}\n', { tmpPath: `${path}.tmp`, mode: 0o600 });
+    // then the target holds it, private, and the temp file is gone
+    assert.equal(Deno.readTextFileSync(path), '{"a":1}\n');
+    assert.equal(Deno.statSync(path).mode! & 0o777, 0o600);
+    assert.throws(() => Deno.statSync(`${path}.tmp`), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("writeFileAtomic: replaces an existing file by rename (a new inode), bytes too", async () => {
+  await withTempDir((dir) => {
+    const path = `${dir}/f.bin`;
+    Deno.writeTextFileSync(path, "old content that is longer");
+    const before = Deno.statSync(path).ino;
+    writeFileAtomic(path, new Uint8Array([1, 2, 3]), { tmpPath: `${dir}/t`, durable: false });
+    assert.deepEqual(Deno.readFileSync(path), new Uint8Array([1, 2, 3]));
+    assert.notEqual(Deno.statSync(path).ino, before);
+  });
+});
+
+Deno.test("writeFileAtomic: the mode is applied even to a stale temp file with a wider mode", async () => {
+  await withTempDir((dir) => {
+    const tmp = `${dir}/t`;
+    Deno.writeTextFileSync(tmp, "stale");
+    Deno.chmodSync(tmp, 0o666);
+    writeFileAtomic(`${dir}/f`, "new", { tmpPath: tmp, mode: 0o600 });
+    assert.equal(Deno.statSync(`${dir}/f`).mode! & 0o777, 0o600);
+    assert.equal(Deno.readTextFileSync(`${dir}/f`), "new");
+  });
+});
+
+Deno.test("ensureDir: creates parents and sets the exact mode, also on an existing folder", async () => {
+  await withTempDir((dir) => {
+    ensureDir(`${dir}/a/b`, 0o700);
+    assert.equal(Deno.statSync(`${dir}/a/b`).mode! & 0o777, 0o700);
+    Deno.chmodSync(`${dir}/a/b`, 0o755);
+    ensureDir(`${dir}/a/b`, 0o750);
+    assert.equal(Deno.statSync(`${dir}/a/b`).mode! & 0o777, 0o750);
+  });
+});
+
+Deno.test("syncDir: a folder that cannot be opened is not an error", async () => {
+  await withTempDir((dir) => {
+    syncDir(dir);
+    syncDir(`${dir}/does-not-exist`);
+  });
+});

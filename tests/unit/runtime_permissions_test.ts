@@ -1,0 +1,192 @@
+/**
+ * Unit tests for src/runtime/permissions.ts: each program's Deno flags, the
+ * second lock on every door.
+ */
+
+import assert from "node:assert/strict";
+import { type Layout, runtimeFiles, socketPath, stateFiles } from "../../src/runtime/config.ts";
+import {
+  binOverrideVar,
+  CTL_ENV,
+  permissionFlags,
+  permissionSet,
+  type Program,
+  PROGRAMS,
+} from "../../src/runtime/permissions.ts";
+
+const LAYOUT: Layout = {
+  runtimeDir: "/run/st",
+  stateDir: "/var/lib/st",
+  nodeId: "n1",
+  fsRoots: ["/srv/data", "/home/shared"],
+};
+
+const RUN = ["/usr/bin/deno", "/opt/strata/bin/fs"];
+
+/** The flags of `program` as a map from flag name to its comma list. */
+function flagsOf(program: Program, layout: Layout = LAYOUT): Map<string, string[]> {
+  const flags = permissionFlags(program, layout, program === "supervisor" ? { run: RUN } : {});
+  const out = new Map<string, string[]>();
+  for (const f of flags) {
+    const eq = f.indexOf("=");
+    assert.ok(eq > 0, `flag without a list: ${f}`);
+    assert.ok(!out.has(f.slice(0, eq)), `flag given twice: ${f}`);
+    out.set(f.slice(0, eq), f.slice(eq + 1).split(","));
+  }
+  return out;
+}
+
+Deno.test("permissionFlags: no program gets a bare or blanket permission", () => {
+  for (const program of PROGRAMS) {
+    const flags = permissionFlags(program, LAYOUT, program === "supervisor" ? { run: RUN } : {});
+    for (const f of flags) {
+      // no bare --allow-read, --allow-write, --allow-net, --allow-run, --allow-env
+      assert.ok(/^--allow-(read|write|net|run|env)=[^,]+(,[^,]+)*$/.test(f), `${program}: ${f}`);
+    }
+    for (
+      const banned of [
+        "-A",
+        "--allow-all",
+        "--allow-sys",
+        "--allow-ffi",
+        "--allow-hrtime",
+        "--allow-import",
+      ]
+    ) {
+      assert.ok(
+        !flags.some((f) => f === banned || f.startsWith(banned + "=")),
+        `${program} has ${banned}`,
+      );
+    }
+  }
+});
+
+Deno.test("permissionFlags: only the supervisor may run programs, exactly the ones it was given", () => {
+  for (const program of PROGRAMS) {
+    const run = flagsOf(program).get("--allow-run");
+    if (program === "supervisor") assert.deepEqual(run, RUN);
+    else assert.equal(run, undefined, `${program} has --allow-run`);
+  }
+  // a supervisor given nothing to run gets no --allow-run at all
+  assert.ok(!permissionFlags("supervisor", LAYOUT).some((f) => f.startsWith("--allow-run")));
+  // and a run list handed to another program is never granted
+  for (const p of ["registry", "identity", "fs"] as const) {
+    assert.deepEqual(permissionSet(p, LAYOUT, { run: ["/bin/sh"] }).run, [], p);
+  }
+  assert.ok(
+    !permissionFlags("ctl", LAYOUT, { run: ["/bin/sh"] }).some((f) => f.startsWith("--allow-run")),
+  );
+});
+
+Deno.test("permissionFlags: every socket in --allow-net is also in --allow-read and --allow-write", () => {
+  for (const program of PROGRAMS) {
+    const flags = flagsOf(program);
+    const net = flags.get("--allow-net") ?? [];
+    assert.ok(net.length > 0, `${program} has no socket`);
+    for (const entry of net) {
+      assert.match(entry, /^unix:\//, `${program}: ${entry}`);
+      const path = entry.slice("unix:".length);
+      assert.ok(flags.get("--allow-read")?.includes(path), `${program}: ${path} not readable`);
+      assert.ok(flags.get("--allow-write")?.includes(path), `${program}: ${path} not writable`);
+    }
+  }
+});
+
+Deno.test("permissionFlags: each service may use its own socket; identity also the ones it pushes to", () => {
+  const net = (p: Program) => flagsOf(p).get("--allow-net")!.map((s) => s.slice(5)).sort();
+  assert.deepEqual(net("registry"), [socketPath(LAYOUT, "registry")]);
+  assert.deepEqual(net("fs"), [socketPath(LAYOUT, "fs")]);
+  assert.deepEqual(
+    net("identity"),
+    (["identity", "registry", "fs", "supervisor"] as const).map((s) => socketPath(LAYOUT, s))
+      .sort(),
+  );
+  assert.deepEqual(
+    net("ctl"),
+    (["supervisor", "registry", "identity", "fs"] as const).map((s) => socketPath(LAYOUT, s))
+      .sort(),
+  );
+});
+
+Deno.test("permissionFlags: fs reads its export roots and the published files, and writes only the audit log", () => {
+  const flags = flagsOf("fs");
+  const read = flags.get("--allow-read")!;
+  for (const root of LAYOUT.fsRoots) assert.ok(read.includes(root), root);
+  assert.ok(read.includes(runtimeFiles(LAYOUT).identityPub));
+  assert.ok(read.includes(runtimeFiles(LAYOUT).revocations));
+  const write = flags.get("--allow-write")!.filter((p) => p !== socketPath(LAYOUT, "fs"));
+  assert.deepEqual(write, [stateFiles(LAYOUT).audit]);
+  // no roots, no extra reads
+  const bare = flagsOf("fs", { ...LAYOUT, fsRoots: [] }).get("--allow-read")!;
+  assert.ok(!bare.includes("/srv/data"));
+});
+
+Deno.test("permissionFlags: only identity can reach the state dir's keys and revocation log", () => {
+  const st = stateFiles(LAYOUT);
+  for (const program of PROGRAMS) {
+    const flags = flagsOf(program);
+    const reach = [...(flags.get("--allow-read") ?? []), ...(flags.get("--allow-write") ?? [])];
+    const touchesKeys = reach.some((p) =>
+      p === LAYOUT.stateDir || p === st.keys || p === st.revocationLog
+    );
+    assert.equal(touchesKeys, program === "identity", program);
+  }
+  // and ctl reads only the operator token from it
+  const ctlReads = flagsOf("ctl").get("--allow-read")!.filter((p) => p.startsWith(LAYOUT.stateDir));
+  assert.deepEqual(ctlReads, [st.operatorToken]);
+});
+
+Deno.test("permissionFlags: only identity (and the supervisor that owns the runtime dir) may write identity.pub", () => {
+  const pub = runtimeFiles(LAYOUT).identityPub;
+  for (const program of PROGRAMS) {
+    const write = flagsOf(program).get("--allow-write") ?? [];
+    const can = write.includes(pub) || write.includes(LAYOUT.runtimeDir);
+    assert.equal(can, program === "identity" || program === "supervisor", program);
+  }
+});
+
+Deno.test("permissionFlags: environment access is limited to named variables", () => {
+  assert.deepEqual(flagsOf("ctl").get("--allow-env"), CTL_ENV);
+  assert.deepEqual(flagsOf("supervisor").get("--allow-env"), [
+    "STRATA_REGISTRY_BIN",
+    "STRATA_IDENTITY_BIN",
+    "STRATA_FS_BIN",
+  ]);
+  for (const p of ["registry", "identity", "fs"] as const) {
+    assert.equal(flagsOf(p).get("--allow-env"), undefined, p);
+  }
+  assert.equal(binOverrideVar("fs"), "STRATA_FS_BIN");
+});
+
+Deno.test("permissionFlags: a path with a comma is refused, wherever it comes from", () => {
+  assert.throws(() => permissionFlags("fs", { ...LAYOUT, fsRoots: ["/srv/a,b"] }), /has a comma/);
+  assert.throws(
+    () => permissionFlags("identity", { ...LAYOUT, stateDir: "/var/a,b" }),
+    /has a comma/,
+  );
+  assert.throws(
+    () => permissionFlags("registry", { ...LAYOUT, runtimeDir: "/run/a,b" }),
+    /has a comma/,
+  );
+  assert.throws(
+    () => permissionFlags("ctl", LAYOUT, { downloads: ["/home/me/a,b"] }),
+    /has a comma/,
+  );
+  assert.throws(
+    () => permissionFlags("supervisor", LAYOUT, { run: ["/usr/bin/a,b"] }),
+    /has a comma/,
+  );
+});
+
+Deno.test("permissionFlags: ctl may write only the download folders it is given", () => {
+  assert.equal(
+    flagsOf("ctl").get("--allow-write")!.every((p) => p.endsWith(".sock")),
+    true,
+  );
+  const flags = permissionFlags("ctl", LAYOUT, { downloads: ["/home/me/dl"] });
+  assert.ok(
+    flags.includes(
+      `--allow-write=${[...permissionSet("ctl", LAYOUT).sockets, "/home/me/dl"].join(",")}`,
+    ),
+  );
+});

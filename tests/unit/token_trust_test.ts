@@ -1,0 +1,159 @@
+/**
+ * Unit tests for src/token/trust.ts: a service's local view of identity's
+ * published keys and revocations.
+ */
+
+import assert from "node:assert/strict";
+import type { Layout } from "../../src/runtime/config.ts";
+import { runtimeFiles } from "../../src/runtime/config.ts";
+import { newCapId } from "../../src/token/claims.ts";
+import {
+  generateSigningKey,
+  importVerifyKey,
+  publicPaserk,
+  type SigningKey,
+} from "../../src/token/keys.ts";
+import { RevocationSet, signRevocationList } from "../../src/token/revocation_set.ts";
+import { Trust } from "../../src/token/trust.ts";
+import { makeClaims, mint, withTempDir } from "./support.ts";
+
+const SOON = Math.floor(Date.now() / 1000) + 3600;
+
+function layoutIn(dir: string): Layout {
+  return { runtimeDir: dir, stateDir: `${dir}/state`, nodeId: "unit", fsRoots: [] };
+}
+
+function publishKeys(layout: Layout, keys: SigningKey[]): void {
+  const rt = runtimeFiles(layout);
+  const doc = {
+    v: 1,
+    issuer: "identity@unit",
+    active: keys[0].kid,
+    keys: keys.map((k) => ({
+      kid: k.kid,
+      public: publicPaserk(k.publicKey),
+      created: "2030-01-01T00:00:00Z",
+    })),
+  };
+  Deno.writeTextFileSync(rt.identityPubTmp, JSON.stringify(doc));
+  Deno.renameSync(rt.identityPubTmp, rt.identityPub);
+}
+
+Deno.test("Trust: the issuer comes from the node id", async () => {
+  await withTempDir((dir) => {
+    assert.equal(new Trust(layoutIn(dir)).issuer, "identity@unit");
+  });
+});
+
+Deno.test("Trust.refresh: merges the revocation file and reports newly revoked ids once", async () => {
+  await withTempDir(async (dir) => {
+    // given published keys and a signed revocation file naming one capability
+    const layout = layoutIn(dir);
+    const key = await generateSigningKey();
+    publishKeys(layout, [key]);
+    const a = newCapId();
+    Deno.writeTextFileSync(
+      runtimeFiles(layout).revocations,
+      await signRevocationList(key, "identity@unit", [{ cap_id: a, exp: SOON }]),
+    );
+    const trust = new Trust(layout);
+    const seen: string[][] = [];
+    trust.onRevoked((ids) => seen.push(ids));
+    // when refreshed twice
+    await trust.refresh();
+    await trust.refresh();
+    // then the id is revoked and reported exactly once
+    assert.ok(trust.revoked.has(a));
+    assert.deepEqual(seen, [[a]]);
+  });
+});
+
+Deno.test("Trust.refresh: a revocation file not verifiable yet is skipped without throwing", async () => {
+  await withTempDir(async (dir) => {
+    // given a revocation file signed by a key that is not published
+    const layout = layoutIn(dir);
+    const stranger = await generateSigningKey();
+    Deno.writeTextFileSync(
+      runtimeFiles(layout).revocations,
+      await signRevocationList(stranger, "identity@unit", [{ cap_id: newCapId(), exp: SOON }]),
+    );
+    const trust = new Trust(layout);
+    // when refreshed, then nothing is revoked and nothing throws
+    await trust.refresh();
+    assert.equal(trust.revoked.size, 0);
+  });
+});
+
+Deno.test("Trust.applyPush: applies a list signed by this node's identity, refuses any other", async () => {
+  await withTempDir(async (dir) => {
+    // given published keys
+    const layout = layoutIn(dir);
+    const key = await generateSigningKey();
+    const stranger = await generateSigningKey();
+    publishKeys(layout, [key]);
+    const trust = new Trust(layout);
+    const seen: string[] = [];
+    trust.onRevoked((ids) => seen.push(...ids));
+    const [a, b] = [newCapId(), newCapId()];
+    // when identity pushes a list, then its entries are applied and reported
+    assert.equal(
+      await trust.applyPush(
+        await signRevocationList(key, "identity@unit", [{ cap_id: a, exp: SOON }]),
+      ),
+      1,
+    );
+    assert.deepEqual(seen, [a]);
+    // and a replay adds nothing
+    assert.equal(
+      await trust.applyPush(
+        await signRevocationList(key, "identity@unit", [{ cap_id: a, exp: SOON }]),
+      ),
+      0,
+    );
+    // while a list signed by another key, or for another issuer, is refused
+    await assert.rejects(
+      trust.applyPush(
+        await signRevocationList(stranger, "identity@unit", [{ cap_id: b, exp: SOON }]),
+      ),
+    );
+    await assert.rejects(
+      trust.applyPush(await signRevocationList(key, "identity@other", [{ cap_id: b, exp: SOON }])),
+    );
+    assert.ok(!trust.revoked.has(b));
+  });
+});
+
+Deno.test("Trust: a changed key set clears the verifier's cache", async () => {
+  await withTempDir(async (dir) => {
+    // given a token verified (and cached) under key A
+    const layout = layoutIn(dir);
+    const [a, b] = [await generateSigningKey(), await generateSigningKey()];
+    publishKeys(layout, [a]);
+    const trust = new Trust(layout);
+    await trust.verifier.verify(await mint(a, makeClaims()));
+    assert.equal(trust.verifier.cached, 1);
+    // when identity publishes a new key set without A
+    publishKeys(layout, [b]);
+    await trust.refresh();
+    // then the cache is emptied, so A's tokens are verified afresh (and now fail)
+    assert.equal(trust.verifier.cached, 0);
+    assert.deepEqual(trust.keys.kids, [b.kid]);
+  });
+});
+
+Deno.test("Trust: identity may pass its own key ring and revocation set", async () => {
+  await withTempDir(async (dir) => {
+    const key = await generateSigningKey();
+    const vk = await importVerifyKey(key.publicKey);
+    const revoked = new RevocationSet();
+    const trust = new Trust(layoutIn(dir), {
+      keys: { get: (kid) => kid === vk.kid ? vk : undefined },
+      revoked,
+    });
+    // then tokens verify with the ring (nothing published) and the set is the one passed
+    const cap = await trust.verifier.verify(await mint(key, makeClaims()));
+    assert.equal(cap.claims.sub, "tester");
+    assert.equal(trust.revoked, revoked);
+    assert.equal(trust.authContext.revoked, revoked);
+  });
+});
