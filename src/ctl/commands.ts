@@ -37,11 +37,10 @@ import { issueParams, revokeParams } from "./tokens.ts";
 /** The NAME of a supervised service; a typo gets the nearest name. */
 function serviceName(name: string): string {
   if ((CHILD_SERVICES as readonly string[]).includes(name)) return name;
-  throw unknownName(
-    `there is no service ${name}`,
-    nearest(name, CHILD_SERVICES),
-    `the supervisor runs ${CHILD_SERVICES.join(", ")}`,
-  );
+  throw unknownName(`there is no service ${name}`, {
+    near: nearest(name, CHILD_SERVICES),
+    otherwise: `the supervisor runs ${CHILD_SERVICES.join(", ")}`,
+  });
 }
 
 /** `--drain` in milliseconds (default 5 s). */
@@ -80,7 +79,7 @@ function svcChange(name: "stop" | "restart", verb: string, summary: string): Com
         { name: serviceName(input.args[0]), ...(drain !== undefined ? { drain_ms: drain } : {}) },
         { timeoutMs: ctx.session.timeoutMs + (drain ?? 5000) },
       );
-      return { data: entry, text: renderSvcAction(verb, entry, ctx.style) };
+      return { data: entry, text: renderSvcAction(verb, entry, { style: ctx.style }) };
     },
   };
 }
@@ -101,7 +100,7 @@ const SVC: Group = {
           undefined,
           { auth: false },
         );
-        return { data: r, text: renderSvcList(r, ctx.style, ctx.now()) };
+        return { data: r, text: renderSvcList(r, { style: ctx.style, now: ctx.now() }) };
       },
     },
     {
@@ -117,7 +116,7 @@ const SVC: Group = {
           { name: serviceName(input.args[0]) },
           { timeoutMs: Math.max(ctx.session.timeoutMs, 30_000) },
         );
-        return { data: entry, text: renderSvcAction("started", entry, ctx.style) };
+        return { data: entry, text: renderSvcAction("started", entry, { style: ctx.style }) };
       },
     },
     svcChange("stop", "stopped", "drain and stop a service"),
@@ -176,7 +175,7 @@ const TOKEN: Group = {
         ).catch(() => undefined);
         return {
           data: issued,
-          text: renderIssued(issued.token, seen?.claims, ctx.style, ctx.now()),
+          text: renderIssued(issued.token, seen?.claims, { style: ctx.style, now: ctx.now() }),
         };
       },
     },
@@ -207,7 +206,7 @@ const TOKEN: Group = {
         );
         return {
           data: r,
-          text: renderIntrospection(r, ctx.style, ctx.now(), source),
+          text: renderIntrospection(r, { style: ctx.style, now: ctx.now(), source }),
           exit: r.valid ? EXIT.OK : EXIT.REFUSED,
         };
       },
@@ -227,7 +226,7 @@ const TOKEN: Group = {
       ],
       async run(ctx, input) {
         const r = await ctx.session.call<Revoked>("identity.revoke", revokeParams(input.args[0]));
-        return { data: r, text: renderRevoked(r, ctx.style) };
+        return { data: r, text: renderRevoked(r, { style: ctx.style }) };
       },
     },
   ],
@@ -270,7 +269,7 @@ const FS: Group = {
           path: input.args[0],
           ...(limit !== undefined ? { limit } : {}),
         });
-        return { data: r, text: renderListing(r, ctx.style) };
+        return { data: r, text: renderListing(r, { style: ctx.style }) };
       },
     },
     {
@@ -284,7 +283,7 @@ const FS: Group = {
         "strata-ctl fs cat /srv/data/a.tar | tar t",
       ],
       async run(ctx, input) {
-        await streamFile(ctx.session, input.args[0], (c) => writeAll(Deno.stdout, c));
+        await streamFile(ctx.session, input.args[0], { sink: (c) => writeAll(Deno.stdout, c) });
         return {};
       },
     },
@@ -309,7 +308,8 @@ const FS: Group = {
         const [remote, dest] = input.args;
         const progress = ctx.stderrIsTerminal ? terminalProgress(ctx.writeErr) : undefined;
         try {
-          const r = await getFile(ctx.session, remote, dest, {
+          const r = await getFile(ctx.session, remote, {
+            dest,
             force: input.options.force === true,
             onProgress: progress?.onProgress,
           });
@@ -339,7 +339,7 @@ const REGISTRY: Group = {
           undefined,
           { auth: false },
         );
-        return { data: r, text: renderRegistryList(r, ctx.style) };
+        return { data: r, text: renderRegistryList(r, { style: ctx.style }) };
       },
     },
     {
@@ -354,7 +354,7 @@ const REGISTRY: Group = {
           { service: input.args[0] },
           { auth: false },
         );
-        return { data: r, text: renderResolved(r, ctx.style) };
+        return { data: r, text: renderResolved(r, { style: ctx.style }) };
       },
     },
   ],
@@ -368,7 +368,7 @@ const STATUS: Command = {
   examples: ["strata-ctl status", "strata-ctl status --json"],
   async run(ctx) {
     const r = await ctx.session.call<NodeStatus>("supervisor.status", undefined, { auth: false });
-    return { data: r, text: renderStatus(r, ctx.style) };
+    return { data: r, text: renderStatus(r, { style: ctx.style }) };
   },
 };
 
@@ -389,13 +389,15 @@ const COMPLETION: Command = {
   async run(_ctx, input) {
     const shell = input.args[0];
     if (!(SHELLS as readonly string[]).includes(shell)) {
-      throw unknownName(
-        `no completion for ${shell}`,
-        nearest(shell, SHELLS),
-        `use one of ${SHELLS.join(", ")}`,
-      );
+      throw unknownName(`no completion for ${shell}`, {
+        near: nearest(shell, SHELLS),
+        otherwise: `use one of ${SHELLS.join(", ")}`,
+      });
     }
-    const script = completionScript(shell as typeof SHELLS[number], COMMANDS, METHODS);
+    const script = completionScript(shell as typeof SHELLS[number], {
+      entries: COMMANDS,
+      methods: METHODS,
+    });
     return { text: script.trimEnd() };
   },
 };

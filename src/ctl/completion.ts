@@ -365,13 +365,15 @@ ${lines.join("\n")}
 `;
 }
 
-/** The completion script for `shell`, covering `entries` and the raw `methods`. */
-export function completionScript(
-  shell: Shell,
-  entries: readonly Entry[],
-  methods: readonly MethodInfo[],
-): string {
-  const m = buildModel(entries, methods);
+/** What a completion script covers: the command table and the raw methods. */
+export interface CompletionOptions {
+  entries: readonly Entry[];
+  methods: readonly MethodInfo[];
+}
+
+/** The completion script for `shell`, covering the commands and the raw methods. */
+export function completionScript(shell: Shell, options: CompletionOptions): string {
+  const m = buildModel(options.entries, options.methods);
   if (shell === "bash") return bashScript(m);
   if (shell === "zsh") return zshScript(m);
   return fishScript(m);

@@ -69,23 +69,22 @@ export function findCommand(entries: readonly Entry[], words: readonly string[])
   if (!entry) {
     const groups = entries.filter((e) => isGroup(e) && e.commands.some((c) => c.name === first))
       .map((g) => `${g.name} ${first}`);
-    throw unknownName(
-      `unknown command ${first}`,
-      nearest(first, entries.map((e) => e.name)) ??
+    throw unknownName(`unknown command ${first}`, {
+      near: nearest(first, entries.map((e) => e.name)) ??
         (groups.length ? groups.join(" or ") : undefined),
-      "`strata-ctl --help` lists the commands (a raw METHOD has a dot, e.g. supervisor.status)",
-    );
+      otherwise:
+        "`strata-ctl --help` lists the commands (a raw METHOD has a dot, e.g. supervisor.status)",
+    });
   }
   if (!isGroup(entry)) return { command: entry, rest: words.slice(1) };
   if (second === undefined || second.startsWith("-")) return { group: entry, rest: words.slice(1) };
   const command = entry.commands.find((c) => c.name === second);
   if (!command) {
     const near = nearest(second, entry.commands.map((c) => c.name));
-    throw unknownName(
-      `unknown command ${entry.name} ${second}`,
-      near ? `${entry.name} ${near}` : undefined,
-      `\`strata-ctl ${entry.name} --help\` lists them`,
-    );
+    throw unknownName(`unknown command ${entry.name} ${second}`, {
+      near: near ? `${entry.name} ${near}` : undefined,
+      otherwise: `\`strata-ctl ${entry.name} --help\` lists them`,
+    });
   }
   return { group: entry, command, rest: words.slice(2) };
 }
@@ -98,11 +97,10 @@ function optionError(err: unknown, command: Command, group: Group | undefined): 
   const code = (err as { code?: string }).code;
   const opt = /'(-[^' ]*)/.exec(msg)?.[1] ?? "";
   if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
-    return unknownName(
-      `unknown option ${opt} for ${name}`,
-      nearest(opt, command.options.map((o) => `--${o.name}`)),
-      help,
-    );
+    return unknownName(`unknown option ${opt} for ${name}`, {
+      near: nearest(opt, command.options.map((o) => `--${o.name}`)),
+      otherwise: help,
+    });
   }
   if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
     const spec = command.options.find((o) => msg.includes(`--${o.name}`));
@@ -112,18 +110,24 @@ function optionError(err: unknown, command: Command, group: Group | undefined): 
   return usage(`${name}: ${msg.split("\n")[0]}`, help);
 }
 
+/** The group a command belongs to, for messages ("fs get"). */
+export interface ParseOptions {
+  group?: Group;
+}
+
 /** Parses a command's own words against its declared arguments and options. */
-export function parseInput(command: Command, group: Group | undefined, words: string[]): Input {
-  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {};
+export function parseInput(command: Command, words: string[], options: ParseOptions = {}): Input {
+  const group = options.group;
+  const specs: Record<string, { type: "string" | "boolean"; short?: string }> = {};
   for (const o of command.options) {
-    options[o.name] = {
+    specs[o.name] = {
       type: o.value ? "string" : "boolean",
       ...(o.short ? { short: o.short } : {}),
     };
   }
   let parsed;
   try {
-    parsed = parseArgs({ args: words, options, strict: true, allowPositionals: true });
+    parsed = parseArgs({ args: words, options: specs, strict: true, allowPositionals: true });
   } catch (err) {
     throw optionError(err, command, group);
   }
@@ -189,12 +193,15 @@ function commandWords(entries: readonly Entry[], positionals: readonly string[])
   return positionals.slice(0, sub ? 2 : 1).join(" ");
 }
 
+/** The command table to run from, and where output goes. */
+export interface RunOptions {
+  entries: readonly Entry[];
+  io: Io;
+}
+
 /** Runs the subcommand the positionals name; prints its outcome; returns the exit code. */
-export async function runCommand(
-  entries: readonly Entry[],
-  args: DispatchArgs,
-  io: Io,
-): Promise<number> {
+export async function runCommand(args: DispatchArgs, options: RunOptions): Promise<number> {
+  const { entries, io } = options;
   let session: Session | undefined;
   try {
     const found = findCommand(entries, args.positionals);
@@ -211,7 +218,7 @@ export async function runCommand(
         `e.g. \`${g.commands[0].examples[0]}\`; \`strata-ctl ${g.name} --help\` shows them all`,
       );
     }
-    const input = parseInput(found.command, found.group, found.rest);
+    const input = parseInput(found.command, found.rest, { group: found.group });
     session = new Session(args.layout, { token: args.token, timeoutMs: args.timeoutMs });
     const ctx: Context = {
       session,

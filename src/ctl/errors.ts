@@ -117,16 +117,18 @@ export function usage(message: string, hint?: string): CtlError {
   return new CtlError(EXIT.USAGE, { name: "USAGE", message, ...(hint ? { hint } : {}) });
 }
 
+/** What {@link unknownName} suggests: the nearest known name, else another hint. */
+export interface Suggestion {
+  near: string | undefined;
+  otherwise: string;
+}
+
 /**
  * A usage error for a name that does not exist: the hint is "did you mean
  * NEAR?" when there is a near one, else `otherwise`.
  */
-export function unknownName(
-  message: string,
-  near: string | undefined,
-  otherwise: string,
-): CtlError {
-  return usage(message, near ? `did you mean ${near}?` : otherwise);
+export function unknownName(message: string, s: Suggestion): CtlError {
+  return usage(message, s.near ? `did you mean ${s.near}?` : s.otherwise);
 }
 
 /** The one line printed on stderr for a failure: "strata-ctl: what; what to try". */

@@ -23,7 +23,7 @@ export type Sink = (chunk: Uint8Array) => Promise<void>;
 /** Called after each chunk with the bytes so far and the size fs reported at open. */
 export type Progress = (done: number, total: number) => void;
 
-/** Options for {@link streamFile}. */
+/** How to stream: progress reports and rate-limit retries. */
 export interface StreamOptions {
   onProgress?: Progress;
   /** First pause after a rate-limit refusal, doubling to 1 s (default 100 ms). */
@@ -62,16 +62,21 @@ async function callPatiently<T>(
   }
 }
 
+/** Options for {@link streamFile}: where the bytes go, and how to stream. */
+export interface StreamFileOptions extends StreamOptions {
+  sink: Sink;
+}
+
 /**
  * Opens `path` on fs, reads it to the end in READ_SIZE pieces, hands each to
- * `sink`, and closes the handle whatever happens. Returns the bytes read.
+ * `options.sink`, and closes the handle whatever happens. Returns the bytes read.
  */
 export async function streamFile(
   session: Caller,
   path: string,
-  sink: Sink,
-  options: StreamOptions = {},
+  options: StreamFileOptions,
 ): Promise<{ bytes: number; size: number }> {
+  const sink = options.sink;
   const { handle, size } = await callPatiently<{ handle: string; size: number }>(
     session,
     "fs.open",
@@ -120,10 +125,18 @@ export interface GetResult {
 
 /** Options for {@link getFile}. */
 export interface GetOptions extends StreamOptions {
+  /** The local file or folder (default: PATH's name in `cwd`; "-" for stdout). */
+  dest?: string;
   /** Replace DEST when it exists. */
   force?: boolean;
   /** The folder relative DESTs are taken from (default: Deno.cwd()). */
   cwd?: string;
+}
+
+/** Where relative DESTs start and how to tell a folder, for {@link resolveDest}. */
+export interface DestOptions {
+  cwd: string;
+  isDir(path: string): boolean;
 }
 
 /**
@@ -134,9 +147,9 @@ export interface GetOptions extends StreamOptions {
 export function resolveDest(
   remote: string,
   dest: string | undefined,
-  cwd: string,
-  isDir: (path: string) => boolean,
+  options: DestOptions,
 ): string {
+  const { cwd, isDir } = options;
   const name = posix.basename(remote);
   const named = () => {
     if (name === "" || name === "." || name === "..") {
@@ -178,7 +191,7 @@ export function mayWriteIn(dir: string): boolean {
 }
 
 /** The refusal for a DEST outside strata-ctl's write grant (the folder it runs in). */
-export function outsideGrant(remote: string, dest: string, cwd: string): CtlError {
+function outsideGrant(remote: string, dest: string, cwd: string): CtlError {
   const dir = posix.dirname(dest);
   return usage(
     `cannot write in ${dir}: strata-ctl may write only in the folder it was started from (${cwd})`,
@@ -223,27 +236,25 @@ function publish(tmp: string, dest: string, force: boolean): void {
 }
 
 /**
- * Downloads `remote` to `dest` ("-" for stdout) through a temporary file in
+ * Downloads `remote` to `options.dest` ("-" for stdout) through a temporary file in
  * DEST's folder, renamed at the end. Ctrl-C removes the temporary file.
  */
 export async function getFile(
   session: Caller,
   remote: string,
-  dest: string | undefined,
   options: GetOptions = {},
 ): Promise<GetResult> {
+  const dest = options.dest;
   const started = Date.now();
   if (dest === "-") {
-    const { bytes } = await streamFile(
-      session,
-      remote,
-      (c) => writeAll(Deno.stdout, c),
-      options,
-    );
+    const { bytes } = await streamFile(session, remote, {
+      ...options,
+      sink: (c) => writeAll(Deno.stdout, c),
+    });
     return { path: remote, dest: "-", bytes, elapsed_ms: Date.now() - started };
   }
   const cwd = options.cwd ?? Deno.cwd();
-  const target = resolveDest(remote, dest, cwd, isDirectory);
+  const target = resolveDest(remote, dest, { cwd, isDir: isDirectory });
   const dir = posix.dirname(target);
   if (!mayWriteIn(dir)) throw outsideGrant(remote, target, cwd);
   if (!isDirectory(dir)) {
@@ -262,7 +273,10 @@ export async function getFile(
   };
   Deno.addSignalListener("SIGINT", interrupted);
   try {
-    const { bytes } = await streamFile(session, remote, (c) => writeAll(file, c), options);
+    const { bytes } = await streamFile(session, remote, {
+      ...options,
+      sink: (c) => writeAll(file, c),
+    });
     await file.sync();
     file.close();
     closed = true;

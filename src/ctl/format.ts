@@ -32,7 +32,7 @@ export function colorWanted(isTerminal: boolean, noColor: string | undefined): b
 }
 
 /** `text` in `color` when the style has colour, else `text` unchanged. */
-export function paint(style: Style, color: Color, text: string): string {
+export function paint(color: Color, text: string, style: Style): string {
   return style.color ? `\x1b[${SGR[color]}m${text}\x1b[0m` : text;
 }
 
@@ -69,7 +69,7 @@ export function table(columns: readonly Column[], rows: readonly string[][], sty
     columns.map((c, i) => {
       const cell = cells[i] ?? "";
       const pad = " ".repeat(widths[i] - visibleWidth(cell));
-      const text = paintHeader ? paint(style, "bold", cell) : cell;
+      const text = paintHeader ? paint("bold", cell, style) : cell;
       if (c.align === "right") return pad + text;
       return i === columns.length - 1 ? text : text + pad;
     }).join("  ").trimEnd();
@@ -79,7 +79,7 @@ export function table(columns: readonly Column[], rows: readonly string[][], sty
 /** Label/value lines, the labels aligned: the human form of one record. */
 export function fields(pairs: readonly [string, string][], style: Style): string {
   const width = Math.max(0, ...pairs.map(([k]) => visibleWidth(k)));
-  return pairs.map(([k, v]) => `${paint(style, "dim", k.padEnd(width))}  ${v}`.trimEnd())
+  return pairs.map(([k, v]) => `${paint("dim", k.padEnd(width), style)}  ${v}`.trimEnd())
     .join("\n");
 }
 
@@ -142,8 +142,19 @@ export function formatBytes(n: number): string {
   return `${v.toFixed(1)} ${units[i]}`;
 }
 
+/** Options for {@link progressLine}. */
+export interface ProgressLineOptions {
+  /** Characters in the bar (default 30). */
+  width?: number;
+}
+
 /** The progress line of a download: a bar, the bytes so far and the percentage. */
-export function progressLine(done: number, total: number, width = 30): string {
+export function progressLine(
+  done: number,
+  total: number,
+  options: ProgressLineOptions = {},
+): string {
+  const width = options.width ?? 30;
   const frac = total > 0 ? Math.min(1, done / total) : 1;
   const full = Math.round(frac * width);
   const bar = "#".repeat(full) + "-".repeat(width - full);

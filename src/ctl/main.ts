@@ -159,12 +159,15 @@ export async function main(argv: string[]): Promise<number> {
       }
       return await runRaw(args);
     }
-    return await runCommand(COMMANDS, args, {
-      stdout: (text) => writeAll(Deno.stdout, encoder.encode(text)),
-      stderr: (text) => Deno.stderr.writeSync(encoder.encode(text)),
-      stdoutIsTerminal: isTerminal(Deno.stdout),
-      stderrIsTerminal: isTerminal(Deno.stderr),
-      noColor: envVar("NO_COLOR"),
+    return await runCommand(args, {
+      entries: COMMANDS,
+      io: {
+        stdout: (text) => writeAll(Deno.stdout, encoder.encode(text)),
+        stderr: (text) => Deno.stderr.writeSync(encoder.encode(text)),
+        stdoutIsTerminal: isTerminal(Deno.stdout),
+        stderrIsTerminal: isTerminal(Deno.stderr),
+        noColor: envVar("NO_COLOR"),
+      },
     });
   } catch (err) {
     console.error(errorLine(err instanceof Error ? err.message : String(err)));

@@ -70,6 +70,15 @@ export interface Revoked {
   already?: boolean;
 }
 
+/** How a result is shown: the style, the clock for relative times, where a token came from. */
+export interface RenderOptions {
+  style: Style;
+  /** Now, in ms since the epoch (default Date.now()). */
+  now?: number;
+  /** Where an inspected token came from ("-token", "STRATA_TOKEN", …). */
+  source?: string;
+}
+
 const STATE_COLOR: Readonly<Record<string, Color>> = {
   Healthy: "green",
   Starting: "yellow",
@@ -82,7 +91,7 @@ const STATE_COLOR: Readonly<Record<string, Color>> = {
 
 /** A supervisor state, coloured by how well it is going. */
 export function stateText(state: string, style: Style): string {
-  return paint(style, STATE_COLOR[state] ?? "bold", state);
+  return paint(STATE_COLOR[state] ?? "bold", state, style);
 }
 
 function lastExit(e: SvcEntry["last_exit"]): string {
@@ -91,7 +100,8 @@ function lastExit(e: SvcEntry["last_exit"]): string {
 }
 
 /** supervisor.svc.list as a table: name, state, pid, restarts, since, last exit. */
-export function renderSvcList(r: { services: SvcEntry[] }, style: Style, now: number): string {
+export function renderSvcList(r: { services: SvcEntry[] }, options: RenderOptions): string {
+  const { style, now = Date.now() } = options;
   const rows = r.services.map((s) => [
     s.name,
     stateText(s.state, style) +
@@ -116,26 +126,32 @@ export function renderSvcList(r: { services: SvcEntry[] }, style: Style, now: nu
 }
 
 /** The answer of svc start, stop or restart, in one line. */
-export function renderSvcAction(verb: string, s: SvcEntry, style: Style): string {
+export function renderSvcAction(verb: string, s: SvcEntry, options: RenderOptions): string {
+  const { style } = options;
   const pid = s.pid === null ? "" : `, pid ${s.pid}`;
   return `${verb} ${s.name}: ${stateText(s.state, style)}${pid}`;
 }
 
 /** supervisor.status as label/value lines, with a pointer when not all is well. */
-export function renderStatus(r: NodeStatus, style: Style): string {
+export function renderStatus(r: NodeStatus, options: RenderOptions): string {
+  const { style } = options;
   const { total, healthy } = r.services;
   const health = `${healthy} of ${total} healthy`;
   const text = fields([
     ["node", r.node_id],
     ["version", r.version],
     ["uptime", formatDuration(r.uptime_sec * 1000)],
-    ["services", paint(style, healthy === total ? "green" : "yellow", health)],
+    ["services", paint(healthy === total ? "green" : "yellow", health, style)],
   ], style);
   return healthy === total ? text : `${text}\nsee which with \`strata-ctl svc list\``;
 }
 
 /** registry.list as a table. */
-export function renderRegistryList(r: { services: RegistryEntry[] }, style: Style): string {
+export function renderRegistryList(
+  r: { services: RegistryEntry[] },
+  options: RenderOptions,
+): string {
+  const { style } = options;
   const rows = r.services.map((s) => [s.service, s.endpoint, String(s.api_v), s.owner ?? "-"]);
   return table(
     [
@@ -150,16 +166,18 @@ export function renderRegistryList(r: { services: RegistryEntry[] }, style: Styl
 }
 
 /** registry.resolve as label/value lines. */
-export function renderResolved(r: RegistryEntry, style: Style): string {
+export function renderResolved(r: RegistryEntry, options: RenderOptions): string {
+  const { style } = options;
   return fields([["service", r.service], ["endpoint", r.endpoint], ["api", `v${r.api_v}`]], style);
 }
 
 /** fs.list as a table: type, size, name (folders end in "/", links in "@"). */
-export function renderListing(r: Listing, style: Style): string {
+export function renderListing(r: Listing, options: RenderOptions): string {
+  const { style } = options;
   if (r.entries.length === 0) return `${r.path}: empty`;
   const rows = r.entries.map((e) => {
-    if (e.is_symlink) return ["link", "-", paint(style, "cyan", `${e.name}@`)];
-    if (e.is_dir) return ["dir", "-", paint(style, "blue", `${e.name}/`)];
+    if (e.is_symlink) return ["link", "-", paint("cyan", `${e.name}@`, style)];
+    if (e.is_dir) return ["dir", "-", paint("blue", `${e.name}/`, style)];
     return ["file", formatBytes(e.size), e.name];
   });
   const out = table(
@@ -201,15 +219,11 @@ export function claimLines(c: Claims, now: number): [string, string][] {
 }
 
 /** identity.introspect: valid or why not, then the claims when there are any. */
-export function renderIntrospection(
-  r: Introspection,
-  style: Style,
-  now: number,
-  source?: string,
-): string {
+export function renderIntrospection(r: Introspection, options: RenderOptions): string {
+  const { style, now = Date.now(), source } = options;
   const valid = r.valid
-    ? paint(style, "green", "yes")
-    : paint(style, "red", `no (${r.reason ?? "invalid"})`);
+    ? paint("green", "yes", style)
+    : paint("red", `no (${r.reason ?? "invalid"})`, style);
   const pairs: [string, string][] = [["valid", valid]];
   if (r.claims) pairs.push(...claimLines(r.claims, now));
   if (source) pairs.push(["source", source]);
@@ -217,18 +231,24 @@ export function renderIntrospection(
 }
 
 /** A newly issued token: the token itself first (to copy), then what it allows. */
-export function renderIssued(token: string, claims: Claims | undefined, style: Style, now: number) {
+export function renderIssued(
+  token: string,
+  claims: Claims | undefined,
+  options: RenderOptions,
+): string {
+  const { style, now = Date.now() } = options;
   const pairs: [string, string][] = [["token", token]];
   if (claims) pairs.push(...claimLines(claims, now).filter(([k]) => k !== "issuer"));
   return fields(pairs, style);
 }
 
 /** identity.revoke in a sentence, naming any service that has not heard yet. */
-export function renderRevoked(r: Revoked, style: Style): string {
+export function renderRevoked(r: Revoked, options: RenderOptions): string {
+  const { style } = options;
   const told = r.propagated ?? [];
   const head = r.already
     ? `${r.cap_id} was already revoked`
-    : `${paint(style, "bold", "revoked")} ${r.cap_id}; ${
+    : `${paint("bold", "revoked", style)} ${r.cap_id}; ${
       told.length ? `${list(told)} refuse it now` : "no service was told yet"
     }`;
   return r.unreachable?.length

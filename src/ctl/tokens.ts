@@ -36,8 +36,7 @@ function checkKnown(flag: string, given: string[], known: readonly string[], ser
     if (known.includes(g)) continue;
     throw unknownName(
       `${flag}: ${service} has no ${flag === "--rights" ? "right" : "action"} ${g}`,
-      nearest(g, known),
-      `${service} has ${known.join(", ")}`,
+      { near: nearest(g, known), otherwise: `${service} has ${known.join(", ")}` },
     );
   }
 }
@@ -74,11 +73,10 @@ export function issueParams(f: IssueFlags): Record<string, unknown> {
     throw usage("token issue needs --service", `e.g. --service fs (one of ${SERVICES.join(", ")})`);
   }
   if (f.service !== ANY_SERVICE && !SERVICES.includes(f.service)) {
-    throw unknownName(
-      `--service: there is no service ${f.service}`,
-      nearest(f.service, SERVICES),
-      `use one of ${SERVICES.join(", ")}`,
-    );
+    throw unknownName(`--service: there is no service ${f.service}`, {
+      near: nearest(f.service, SERVICES),
+      otherwise: `use one of ${SERVICES.join(", ")}`,
+    });
   }
   const rights = splitList(f.rights);
   const actions = splitList(f.actions);

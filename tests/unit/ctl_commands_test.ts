@@ -63,7 +63,7 @@ Deno.test("COMMANDS: every command has a summary and an example that parses", ()
       if (!words) continue;
       const found = findCommand(COMMANDS, parseCtlArgs(words).positionals);
       assert.equal(found.command, c, e);
-      parseInput(c, g, found.rest); // throws if the example is not a valid command line
+      parseInput(c, found.rest, { group: g }); // throws if the example is not a valid command line
     }
   }
 });
@@ -95,7 +95,7 @@ function offlineContext(): Context {
 /** Runs `words` as a command and expects a usage error matching `message` and `hint`. */
 async function assertRefusedLocally(words: string[], message: RegExp, hint?: RegExp) {
   const found = findCommand(COMMANDS, words);
-  const input = parseInput(found.command!, found.group, found.rest);
+  const input = parseInput(found.command!, found.rest, { group: found.group });
   await assert.rejects(found.command!.run(offlineContext(), input), (e: unknown) => {
     assert.ok(e instanceof CtlError, `${words.join(" ")}: ${e}`);
     assert.equal(e.exit, EXIT.USAGE);
@@ -137,7 +137,10 @@ Deno.test("completion, help and version work without a node", async () => {
   const ctx = offlineContext();
   const run = async (words: string[]) => {
     const found = findCommand(COMMANDS, words);
-    return await found.command!.run(ctx, parseInput(found.command!, found.group, found.rest));
+    return await found.command!.run(
+      ctx,
+      parseInput(found.command!, found.rest, { group: found.group }),
+    );
   };
   assert.match((await run(["completion", "bash"])).text!, /complete -F _strata_ctl strata-ctl/);
   assert.match((await run(["help"])).text!, /^strata-ctl: operate a Strata node/);

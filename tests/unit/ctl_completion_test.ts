@@ -15,7 +15,7 @@ const WORDS = COMMANDS.flatMap((
 
 Deno.test("completionScript: every shell names every command, subcommand, method and option", () => {
   for (const shell of SHELLS) {
-    const text = completionScript(shell, COMMANDS, METHODS);
+    const text = completionScript(shell, { entries: COMMANDS, methods: METHODS });
     for (const w of WORDS) assert.ok(text.includes(w), `${shell}: ${w}`);
     for (const m of METHODS) assert.ok(text.includes(m.method), `${shell}: ${m.method}`);
     for (const opt of ["json", "token", "timeout", "force", "service", "rights", "ttl", "drain"]) {
@@ -30,13 +30,13 @@ Deno.test("completionScript: every shell names every command, subcommand, method
 
 Deno.test("completionScript: each script registers itself for strata-ctl", () => {
   assert.match(
-    completionScript("bash", COMMANDS, METHODS),
+    completionScript("bash", { entries: COMMANDS, methods: METHODS }),
     /\ncomplete -F _strata_ctl strata-ctl\n$/,
   );
-  const zsh = completionScript("zsh", COMMANDS, METHODS);
+  const zsh = completionScript("zsh", { entries: COMMANDS, methods: METHODS });
   assert.match(zsh, /^#compdef strata-ctl\n/);
   assert.match(zsh, /compdef _strata_ctl strata-ctl/);
-  const fish = completionScript("fish", COMMANDS, METHODS);
+  const fish = completionScript("fish", { entries: COMMANDS, methods: METHODS });
   assert.match(fish, /\ncomplete -c strata-ctl -f\n/);
   assert.match(
     fish,
@@ -46,7 +46,7 @@ Deno.test("completionScript: each script registers itself for strata-ctl", () =>
 });
 
 Deno.test("completionScript: single quotes in summaries are escaped for the shell", () => {
-  const fish = completionScript("fish", COMMANDS, METHODS);
+  const fish = completionScript("fish", { entries: COMMANDS, methods: METHODS });
   // "write a file's bytes to stdout" must not end the quoted string
   assert.ok(fish.includes(`'write a file'\\''s bytes to stdout'`));
 });
@@ -67,7 +67,7 @@ async function bashComplete(script: string, words: string[]): Promise<string[]> 
 }
 
 Deno.test("bash: the script parses, and offers commands, subcommands, services and options", async () => {
-  const script = completionScript("bash", COMMANDS, METHODS);
+  const script = completionScript("bash", { entries: COMMANDS, methods: METHODS });
   const check = await new Deno.Command("bash", { args: ["-n", "-c", script] }).output();
   assert.ok(check.success, new TextDecoder().decode(check.stderr));
   assert.deepEqual(await bashComplete(script, ["strata-ctl", "sv"]), ["svc"]);

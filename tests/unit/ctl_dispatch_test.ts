@@ -92,38 +92,52 @@ Deno.test("findCommand: a typo suggests the nearest command, at either level", (
 });
 
 Deno.test("parseInput: arguments, long and short flags, values in either form", () => {
-  const a = parseInput(GET, FS, ["/a", "dest", "-f", "--limit", "5"]);
+  const a = parseInput(GET, ["/a", "dest", "-f", "--limit", "5"], { group: FS });
   assert.deepEqual(a.args, ["/a", "dest"]);
   assert.equal(a.options.force, true);
   assert.equal(a.options.limit, "5");
-  assert.equal(parseInput(GET, FS, ["--limit=7", "/a"]).options.limit, "7");
+  assert.equal(parseInput(GET, ["--limit=7", "/a"], { group: FS }).options.limit, "7");
   // `--` ends the options: a name starting with a dash is an argument
-  assert.deepEqual(parseInput(GET, FS, ["--", "-odd-name"]).args, ["-odd-name"]);
+  assert.deepEqual(parseInput(GET, ["--", "-odd-name"], { group: FS }).args, ["-odd-name"]);
 });
 
 Deno.test("parseInput: missing or extra arguments show the usage line", () => {
   assertUsage(
-    () => parseInput(GET, FS, []),
+    () => parseInput(GET, [], { group: FS }),
     /^fs get needs PATH$/,
     /usage: strata-ctl fs get PATH \[DEST\]/,
   );
-  assertUsage(() => parseInput(GET, FS, ["a", "b", "c"]), /unexpected argument c/, /usage:/);
-  assertUsage(() => parseInput(ISSUE, undefined, []), /issue needs --service/, /--service NAME/);
+  assertUsage(
+    () => parseInput(GET, ["a", "b", "c"], { group: FS }),
+    /unexpected argument c/,
+    /usage:/,
+  );
+  assertUsage(
+    () => parseInput(ISSUE, [], { group: undefined }),
+    /issue needs --service/,
+    /--service NAME/,
+  );
 });
 
 Deno.test("parseInput: an unknown option suggests the nearest; a value where none belongs is refused", () => {
   assertUsage(
-    () => parseInput(GET, FS, ["/a", "--froce"]),
+    () => parseInput(GET, ["/a", "--froce"], { group: FS }),
     /^unknown option --froce for fs get$/,
     /did you mean --force\?/,
   );
   assertUsage(
-    () => parseInput(GET, FS, ["/a", "--zzzzzzzz"]),
+    () => parseInput(GET, ["/a", "--zzzzzzzz"], { group: FS }),
     /unknown option/,
     /strata-ctl fs get --help/,
   );
-  assertUsage(() => parseInput(GET, FS, ["/a", "--force=yes"]), /--force takes no value/);
-  assertUsage(() => parseInput(GET, FS, ["/a", "--limit"]), /--limit needs a value \(N\)/);
+  assertUsage(
+    () => parseInput(GET, ["/a", "--force=yes"], { group: FS }),
+    /--force takes no value/,
+  );
+  assertUsage(
+    () => parseInput(GET, ["/a", "--limit"], { group: FS }),
+    /--limit needs a value \(N\)/,
+  );
 });
 
 /** An Io that keeps what was written. */
@@ -160,10 +174,10 @@ function tableWith(run: Command["run"]): Entry[] {
 Deno.test("runCommand: text by default, the result as JSON with --json", async () => {
   const entries = tableWith(() => Promise.resolve({ data: { a: 1 }, text: "a is 1" }));
   const io = captureIo();
-  assert.equal(await runCommand(entries, argsOf(["do"]), io), EXIT.OK);
+  assert.equal(await runCommand(argsOf(["do"]), { entries, io }), EXIT.OK);
   assert.deepEqual(io.out, ["a is 1\n"]);
   const json = captureIo();
-  assert.equal(await runCommand(entries, argsOf(["do"], { json: true }), json), EXIT.OK);
+  assert.equal(await runCommand(argsOf(["do"], { json: true }), { entries, io: json }), EXIT.OK);
   assert.deepEqual(JSON.parse(json.out.join("")), { a: 1 });
   assert.deepEqual(json.err, []);
 });
@@ -174,9 +188,12 @@ Deno.test("runCommand: colour only when stdout is a terminal and NO_COLOR is uns
     seen.push(ctx.style.color);
     return Promise.resolve({});
   });
-  await runCommand(entries, argsOf(["do"]), captureIo({ stdoutIsTerminal: true }));
-  await runCommand(entries, argsOf(["do"]), captureIo({ stdoutIsTerminal: true, noColor: "1" }));
-  await runCommand(entries, argsOf(["do"]), captureIo({ stdoutIsTerminal: false }));
+  await runCommand(argsOf(["do"]), { entries, io: captureIo({ stdoutIsTerminal: true }) });
+  await runCommand(argsOf(["do"]), {
+    entries,
+    io: captureIo({ stdoutIsTerminal: true, noColor: "1" }),
+  });
+  await runCommand(argsOf(["do"]), { entries, io: captureIo({ stdoutIsTerminal: false }) });
   assert.deepEqual(seen, [true, false, false]);
 });
 
@@ -185,12 +202,15 @@ Deno.test("runCommand: a refusal exits 1 with one line on stderr, and JSON on st
     Promise.reject(refusal({ code: 3, name: "PERMISSION_DENIED", message: "token: no fs.read" }))
   );
   const io = captureIo();
-  assert.equal(await runCommand(entries, argsOf(["do"]), io), EXIT.REFUSED);
+  assert.equal(await runCommand(argsOf(["do"]), { entries, io }), EXIT.REFUSED);
   assert.deepEqual(io.out, []);
   assert.equal(io.err.length, 1);
   assert.match(io.err[0], /^strata-ctl: token: no fs\.read; see what your token allows/);
   const json = captureIo();
-  assert.equal(await runCommand(entries, argsOf(["do"], { json: true }), json), EXIT.REFUSED);
+  assert.equal(
+    await runCommand(argsOf(["do"], { json: true }), { entries, io: json }),
+    EXIT.REFUSED,
+  );
   const body = JSON.parse(json.out.join(""));
   assert.equal(body.name, "PERMISSION_DENIED");
   assert.equal(body.code, 3);
@@ -202,7 +222,7 @@ Deno.test("runCommand: INVALID_ARGUMENT from a service points at the command's h
     Promise.reject(refusal({ code: 1, name: "INVALID_ARGUMENT", message: "params.path: bad" }))
   );
   const io = captureIo();
-  assert.equal(await runCommand(entries, argsOf(["do"]), io), EXIT.REFUSED);
+  assert.equal(await runCommand(argsOf(["do"]), { entries, io }), EXIT.REFUSED);
   assert.equal(
     io.err[0],
     "strata-ctl: params.path: bad; `strata-ctl do --help` shows the options and an example\n",
@@ -211,22 +231,31 @@ Deno.test("runCommand: INVALID_ARGUMENT from a service points at the command's h
 
 Deno.test("runCommand: --help prints the command's or group's help and exits 0", async () => {
   const io = captureIo();
-  assert.equal(await runCommand(COMMANDS, argsOf(["fs", "get"], { help: true }), io), EXIT.OK);
+  assert.equal(
+    await runCommand(argsOf(["fs", "get"], { help: true }), { entries: COMMANDS, io }),
+    EXIT.OK,
+  );
   assert.match(io.out[0], /^strata-ctl fs get: /);
   const group = captureIo();
-  assert.equal(await runCommand(COMMANDS, argsOf(["svc"], { help: true }), group), EXIT.OK);
+  assert.equal(
+    await runCommand(argsOf(["svc"], { help: true }), { entries: COMMANDS, io: group }),
+    EXIT.OK,
+  );
   assert.match(group.out[0], /^strata-ctl svc: /);
 });
 
 Deno.test("runCommand: a group without a command is a usage error listing its commands", async () => {
   const io = captureIo();
-  assert.equal(await runCommand(COMMANDS, argsOf(["svc"]), io), EXIT.USAGE);
+  assert.equal(await runCommand(argsOf(["svc"]), { entries: COMMANDS, io }), EXIT.USAGE);
   assert.match(io.err[0], /^strata-ctl: svc needs a command: list, start, stop, restart; e\.g\./);
 });
 
 Deno.test("runCommand: usage errors exit 2; with --json they print {name: USAGE} too", async () => {
   const io = captureIo();
-  assert.equal(await runCommand(COMMANDS, argsOf(["stauts"], { json: true }), io), EXIT.USAGE);
+  assert.equal(
+    await runCommand(argsOf(["stauts"], { json: true }), { entries: COMMANDS, io }),
+    EXIT.USAGE,
+  );
   assert.deepEqual(JSON.parse(io.out.join("")), {
     name: "USAGE",
     message: "unknown command stauts",
@@ -235,13 +264,16 @@ Deno.test("runCommand: usage errors exit 2; with --json they print {name: USAGE}
   assert.equal(io.err[0], "strata-ctl: unknown command stauts; did you mean status?\n");
   const thrown = captureIo();
   const entries = tableWith(() => Promise.reject(usage("nope", "try this")));
-  assert.equal(await runCommand(entries, argsOf(["do"]), thrown), EXIT.USAGE);
+  assert.equal(await runCommand(argsOf(["do"]), { entries, io: thrown }), EXIT.USAGE);
   assert.equal(thrown.err[0], "strata-ctl: nope; try this\n");
 });
 
 Deno.test("runCommand: a node that is not running is exit 2 with what to start", async () => {
   const io = captureIo();
-  assert.equal(await runCommand(COMMANDS, argsOf(["status"], { json: true }), io), EXIT.USAGE);
+  assert.equal(
+    await runCommand(argsOf(["status"], { json: true }), { entries: COMMANDS, io }),
+    EXIT.USAGE,
+  );
   const body = JSON.parse(io.out.join(""));
   assert.equal(body.name, "UNAVAILABLE");
   assert.equal(body.code, 6);

@@ -76,10 +76,13 @@ Deno.test("usage: exit 2, name USAGE, with or without a hint", () => {
 
 Deno.test("unknownName: 'did you mean' when something is near, else the fallback", () => {
   assert.equal(
-    unknownName("unknown command stauts", "status", "see --help").hint,
+    unknownName("unknown command stauts", { near: "status", otherwise: "see --help" }).hint,
     "did you mean status?",
   );
-  assert.equal(unknownName("unknown command zzz", undefined, "see --help").hint, "see --help");
+  assert.equal(
+    unknownName("unknown command zzz", { near: undefined, otherwise: "see --help" }).hint,
+    "see --help",
+  );
 });
 
 Deno.test("errorLine: 'strata-ctl: what went wrong; what to try'", () => {

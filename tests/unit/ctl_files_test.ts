@@ -110,7 +110,8 @@ Deno.test("streamFile: the whole file in READ_SIZE reads, in order, then the han
   const got = collector();
   const progress: number[] = [];
   // when it is streamed
-  const r = await streamFile(fs.caller, "/srv/a.bin", got.sink, {
+  const r = await streamFile(fs.caller, "/srv/a.bin", {
+    sink: got.sink,
     onProgress: (done, total) => {
       assert.equal(total, data.length);
       progress.push(done);
@@ -129,11 +130,14 @@ Deno.test("streamFile: the whole file in READ_SIZE reads, in order, then the han
 
 Deno.test("streamFile: an empty file and a file of exactly one read", async () => {
   const empty = fakeFs({ "/e": new Uint8Array(0) });
-  assert.deepEqual(await streamFile(empty.caller, "/e", collector().sink), { bytes: 0, size: 0 });
+  assert.deepEqual(await streamFile(empty.caller, "/e", { sink: collector().sink }), {
+    bytes: 0,
+    size: 0,
+  });
   const exact = randomBytes(READ_SIZE);
   const one = fakeFs({ "/x": exact });
   const got = collector();
-  await streamFile(one.caller, "/x", got.sink);
+  await streamFile(one.caller, "/x", { sink: got.sink });
   assert.deepEqual(got.bytes(), exact);
   assert.equal(one.calls.filter((c) => c.method === "fs.read").length, 1);
 });
@@ -142,7 +146,7 @@ Deno.test("streamFile: rate-limit refusals are waited out, not fatal", async () 
   const data = randomBytes(READ_SIZE * 3);
   const fs = fakeFs({ "/r": data }, { limitEvery: 2 });
   const got = collector();
-  await streamFile(fs.caller, "/r", got.sink, { retryDelayMs: 1 });
+  await streamFile(fs.caller, "/r", { sink: got.sink, retryDelayMs: 1 });
   assert.deepEqual(got.bytes(), data);
 });
 
@@ -157,24 +161,27 @@ Deno.test("streamFile: other refusals end it, and the handle is still closed", a
     },
   };
   await assert.rejects(
-    streamFile(failing, "/f", collector().sink),
+    streamFile(failing, "/f", { sink: collector().sink }),
     (e: unknown) => e instanceof CtlError && e.exit === EXIT.REFUSED,
   );
   assert.equal(fs.handles.size, 0);
   // and a missing file is the service's NOT_FOUND
-  await assert.rejects(streamFile(fs.caller, "/missing", collector().sink), /no such file/);
+  await assert.rejects(
+    streamFile(fs.caller, "/missing", { sink: collector().sink }),
+    /no such file/,
+  );
 });
 
 Deno.test("resolveDest: default name, relative and absolute DEST, a folder keeps the name", () => {
   const isDir = (p: string) => p === "/home/me/dl" || p === "/home/me";
-  assert.equal(resolveDest("/srv/a.txt", undefined, "/home/me", isDir), "/home/me/a.txt");
-  assert.equal(resolveDest("/srv/a.txt", "b.txt", "/home/me", isDir), "/home/me/b.txt");
-  assert.equal(resolveDest("/srv/a.txt", "dl", "/home/me", isDir), "/home/me/dl/a.txt");
-  assert.equal(resolveDest("/srv/a.txt", "new/", "/home/me", isDir), "/home/me/new/a.txt");
-  assert.equal(resolveDest("/srv/a.txt", "/tmp/c", "/home/me", isDir), "/tmp/c");
-  assert.equal(resolveDest("rel/a.txt", undefined, "/home/me", isDir), "/home/me/a.txt");
+  assert.equal(resolveDest("/srv/a.txt", undefined, { cwd: "/home/me", isDir }), "/home/me/a.txt");
+  assert.equal(resolveDest("/srv/a.txt", "b.txt", { cwd: "/home/me", isDir }), "/home/me/b.txt");
+  assert.equal(resolveDest("/srv/a.txt", "dl", { cwd: "/home/me", isDir }), "/home/me/dl/a.txt");
+  assert.equal(resolveDest("/srv/a.txt", "new/", { cwd: "/home/me", isDir }), "/home/me/new/a.txt");
+  assert.equal(resolveDest("/srv/a.txt", "/tmp/c", { cwd: "/home/me", isDir }), "/tmp/c");
+  assert.equal(resolveDest("rel/a.txt", undefined, { cwd: "/home/me", isDir }), "/home/me/a.txt");
   assert.throws(
-    () => resolveDest("/", undefined, "/home/me", isDir),
+    () => resolveDest("/", undefined, { cwd: "/home/me", isDir }),
     (e: unknown) => e instanceof CtlError && /give DEST/.test(e.hint ?? ""),
   );
 });
@@ -184,7 +191,7 @@ Deno.test("getFile: DEST appears complete, beside no leftover temporary file", a
     const data = randomBytes(READ_SIZE + 99);
     const fs = fakeFs({ "/srv/data/img.bin": data });
     // when it is downloaded with no DEST
-    const r = await getFile(fs.caller, "/srv/data/img.bin", undefined, { cwd: dir });
+    const r = await getFile(fs.caller, "/srv/data/img.bin", { cwd: dir });
     // then it is there under its own name, byte for byte, and nothing else is
     assert.equal(r.dest, `${dir}/img.bin`);
     assert.equal(r.bytes, data.length);
@@ -198,7 +205,7 @@ Deno.test("getFile: an existing DEST is refused (exit 2) and left alone, unless 
     const fs = fakeFs({ "/a.txt": new TextEncoder().encode("new") });
     await Deno.writeTextFile(`${dir}/a.txt`, "old");
     await assert.rejects(
-      getFile(fs.caller, "/a.txt", "a.txt", { cwd: dir }),
+      getFile(fs.caller, "/a.txt", { dest: "a.txt", cwd: dir }),
       (e: unknown) =>
         e instanceof CtlError && e.exit === EXIT.USAGE && /already exists/.test(e.message) &&
         /--force/.test(e.hint ?? ""),
@@ -206,7 +213,7 @@ Deno.test("getFile: an existing DEST is refused (exit 2) and left alone, unless 
     assert.equal(await Deno.readTextFile(`${dir}/a.txt`), "old");
     // nothing was even opened
     assert.equal(fs.calls.length, 0);
-    await getFile(fs.caller, "/a.txt", "a.txt", { cwd: dir, force: true });
+    await getFile(fs.caller, "/a.txt", { dest: "a.txt", cwd: dir, force: true });
     assert.equal(await Deno.readTextFile(`${dir}/a.txt`), "new");
     assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["a.txt"]);
   });
@@ -215,7 +222,7 @@ Deno.test("getFile: an existing DEST is refused (exit 2) and left alone, unless 
 Deno.test("getFile: a failed download leaves neither DEST nor the temporary file", async () => {
   await withTempDir(async (dir) => {
     const fs = fakeFs({});
-    await assert.rejects(getFile(fs.caller, "/missing.bin", undefined, { cwd: dir }), CtlError);
+    await assert.rejects(getFile(fs.caller, "/missing.bin", { cwd: dir }), CtlError);
     assert.deepEqual([...Deno.readDirSync(dir)], []);
   });
 });
@@ -224,7 +231,7 @@ Deno.test("getFile: a missing folder is a usage error that says to create it", a
   await withTempDir(async (dir) => {
     const fs = fakeFs({ "/a": new Uint8Array(1) });
     await assert.rejects(
-      getFile(fs.caller, "/a", "no/such/", { cwd: dir }),
+      getFile(fs.caller, "/a", { dest: "no/such/", cwd: dir }),
       (e: unknown) => e instanceof CtlError && /does not exist/.test(e.message),
     );
   });

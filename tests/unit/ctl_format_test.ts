@@ -31,10 +31,10 @@ Deno.test("colorWanted: only on a terminal, and only when NO_COLOR is unset or e
 });
 
 Deno.test("paint: ANSI codes with colour, the text unchanged without", () => {
-  assert.equal(paint(PLAIN, "green", "ok"), "ok");
-  assert.equal(paint(COLOR, "green", "ok"), "\x1b[32mok\x1b[0m");
-  assert.equal(stripAnsi(paint(COLOR, "red", "no")), "no");
-  assert.equal(visibleWidth(paint(COLOR, "bold", "héllo")), 5);
+  assert.equal(paint("green", "ok", PLAIN), "ok");
+  assert.equal(paint("green", "ok", COLOR), "\x1b[32mok\x1b[0m");
+  assert.equal(stripAnsi(paint("red", "no", COLOR)), "no");
+  assert.equal(visibleWidth(paint("bold", "héllo", COLOR)), 5);
 });
 
 Deno.test("table: columns as wide as their widest cell, two spaces apart, no trailing spaces", () => {
@@ -61,7 +61,7 @@ Deno.test("table: coloured cells do not change the layout", () => {
   const plain = table([{ header: "NAME" }, { header: "STATE" }], rows, PLAIN);
   const coloured = table(
     [{ header: "NAME" }, { header: "STATE" }],
-    rows.map(([n, s]) => [paint(COLOR, "green", n), s]),
+    rows.map(([n, s]) => [paint("green", n, COLOR), s]),
     COLOR,
   );
   assert.notEqual(coloured, plain);
@@ -122,13 +122,13 @@ Deno.test("formatBytes: bytes, then binary units with one decimal", () => {
 });
 
 Deno.test("progressLine: a bar as full as the fraction done, the percentage and the sizes", () => {
-  assert.equal(progressLine(0, 100, 10), "[----------]   0%  0 B of 100 B");
-  assert.equal(progressLine(50, 100, 10), "[#####-----]  50%  50 B of 100 B");
-  assert.equal(progressLine(100, 100, 10), "[##########] 100%  100 B of 100 B");
+  assert.equal(progressLine(0, 100, { width: 10 }), "[----------]   0%  0 B of 100 B");
+  assert.equal(progressLine(50, 100, { width: 10 }), "[#####-----]  50%  50 B of 100 B");
+  assert.equal(progressLine(100, 100, { width: 10 }), "[##########] 100%  100 B of 100 B");
   // a file that grew while it was read never overflows the bar
-  assert.equal(progressLine(150, 100, 10), "[##########] 100%  150 B of 100 B");
+  assert.equal(progressLine(150, 100, { width: 10 }), "[##########] 100%  150 B of 100 B");
   // an empty file is done at once
-  assert.equal(progressLine(0, 0, 4), "[####] 100%  0 B of 0 B");
+  assert.equal(progressLine(0, 0, { width: 4 }), "[####] 100%  0 B of 0 B");
 });
 
 Deno.test("list: comma-separated, or '-' for nothing", () => {

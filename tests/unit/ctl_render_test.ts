@@ -56,23 +56,19 @@ const CLAIMS: Claims = {
 
 Deno.test("renderSvcList: one aligned row per service with state, pid, restarts, since, last exit", () => {
   // given a healthy service, a crashed one and one waiting for another
-  const text = renderSvcList(
-    {
-      services: [
-        svc({ name: "registry" }),
-        svc({
-          name: "fs",
-          state: "Crashed",
-          pid: null,
-          restarts: 3,
-          last_exit: { code: 1, signal: null },
-        }),
-        svc({ name: "identity", state: "Declared", pid: null, waiting_for: ["registry"] }),
-      ],
-    },
-    PLAIN,
-    NOW,
-  );
+  const text = renderSvcList({
+    services: [
+      svc({ name: "registry" }),
+      svc({
+        name: "fs",
+        state: "Crashed",
+        pid: null,
+        restarts: 3,
+        last_exit: { code: 1, signal: null },
+      }),
+      svc({ name: "identity", state: "Declared", pid: null, waiting_for: ["registry"] }),
+    ],
+  }, { style: PLAIN, now: NOW });
   const lines = text.split("\n");
   // then the header and the rows line up
   assert.match(lines[0], /^NAME\s+STATE\s+PID\s+RESTARTS\s+SINCE\s+LAST EXIT$/);
@@ -84,13 +80,9 @@ Deno.test("renderSvcList: one aligned row per service with state, pid, restarts,
 });
 
 Deno.test("renderSvcList: a signal shows as the last exit", () => {
-  const text = renderSvcList(
-    {
-      services: [svc({ last_exit: { code: 137, signal: "SIGKILL" } })],
-    },
-    PLAIN,
-    NOW,
-  );
+  const text = renderSvcList({
+    services: [svc({ last_exit: { code: 137, signal: "SIGKILL" } })],
+  }, { style: PLAIN, now: NOW });
   assert.match(text, /signal SIGKILL$/);
 });
 
@@ -101,9 +93,12 @@ Deno.test("stateText: green when healthy, red when crashed, only with colour", (
 });
 
 Deno.test("renderSvcAction: what was done, the state and the pid", () => {
-  assert.equal(renderSvcAction("started", svc({}), PLAIN), "started fs: Healthy, pid 4242");
   assert.equal(
-    renderSvcAction("stopped", svc({ state: "Stopped", pid: null }), PLAIN),
+    renderSvcAction("started", svc({}), { style: PLAIN }),
+    "started fs: Healthy, pid 4242",
+  );
+  assert.equal(
+    renderSvcAction("stopped", svc({ state: "Stopped", pid: null }), { style: PLAIN }),
     "stopped fs: Stopped",
   );
 });
@@ -114,14 +109,14 @@ Deno.test("renderStatus: node, version, uptime, health; a pointer when something
     uptime_sec: 3725,
     version: "0.4.0",
     services: { total: 3, healthy: 3 },
-  }, PLAIN);
+  }, { style: PLAIN });
   assert.equal(ok, "node      local\nversion   0.4.0\nuptime    1h 2m\nservices  3 of 3 healthy");
   const bad = renderStatus({
     node_id: "local",
     uptime_sec: 5,
     version: "0.4.0",
     services: { total: 3, healthy: 2 },
-  }, PLAIN);
+  }, { style: PLAIN });
   assert.match(bad, /2 of 3 healthy\nsee which with `strata-ctl svc list`$/);
 });
 
@@ -131,12 +126,12 @@ Deno.test("renderRegistryList and renderResolved: services and endpoints", () =>
       { service: "fs", endpoint: "unix:///run/strata/fs.sock", api_v: 1, owner: "supervisor" },
       { service: "my-svc", endpoint: "unix:///run/strata/my.sock", api_v: 2 },
     ],
-  }, PLAIN).split("\n");
+  }, { style: PLAIN }).split("\n");
   assert.match(list[0], /^SERVICE\s+ENDPOINT\s+API\s+OWNER$/);
   assert.match(list[1], /^fs\s+unix:\/\/\/run\/strata\/fs\.sock\s+1\s+supervisor$/);
   assert.match(list[2], /^my-svc\s+unix:\/\/\/run\/strata\/my\.sock\s+2\s+-$/);
   assert.equal(
-    renderResolved({ service: "fs", endpoint: "unix:///x.sock", api_v: 1 }, PLAIN),
+    renderResolved({ service: "fs", endpoint: "unix:///x.sock", api_v: 1 }, { style: PLAIN }),
     "service   fs\nendpoint  unix:///x.sock\napi       v1",
   );
 });
@@ -150,7 +145,7 @@ Deno.test("renderListing: type, size (right-aligned, human), name; folders end i
       { name: "sub", is_dir: true, is_symlink: false, size: 4096 },
       { name: "ln", is_dir: false, is_symlink: true, size: 0 },
     ],
-  }, PLAIN);
+  }, { style: PLAIN });
   assert.equal(
     text,
     [
@@ -164,17 +159,21 @@ Deno.test("renderListing: type, size (right-aligned, human), name; folders end i
 });
 
 Deno.test("renderListing: an empty folder says so; a truncated one says how to see more", () => {
-  assert.equal(renderListing({ path: "/srv/e", entries: [] }, PLAIN), "/srv/e: empty");
+  assert.equal(renderListing({ path: "/srv/e", entries: [] }, { style: PLAIN }), "/srv/e: empty");
   const t = renderListing({
     path: "/srv",
     entries: [{ name: "a", is_dir: false, is_symlink: false, size: 1 }],
     truncated: true,
-  }, PLAIN);
+  }, { style: PLAIN });
   assert.match(t, /only the first 1 entries; ask for more with --limit \(up to 5000\)$/);
 });
 
 Deno.test("renderIntrospection: valid, then every claim a person asks about", () => {
-  const text = renderIntrospection({ valid: true, claims: CLAIMS }, PLAIN, NOW, "-token");
+  const text = renderIntrospection({ valid: true, claims: CLAIMS }, {
+    style: PLAIN,
+    now: NOW,
+    source: "-token",
+  });
   assert.equal(
     text,
     [
@@ -195,38 +194,39 @@ Deno.test("renderIntrospection: valid, then every claim a person asks about", ()
 });
 
 Deno.test("renderIntrospection: why a token is not valid, with or without its claims", () => {
-  const revoked = renderIntrospection(
-    { valid: false, reason: "revoked", claims: CLAIMS },
-    PLAIN,
-    NOW,
-  );
+  const revoked = renderIntrospection({ valid: false, reason: "revoked", claims: CLAIMS }, {
+    style: PLAIN,
+    now: NOW,
+  });
   assert.ok(revoked.startsWith("valid    no (revoked)\ncap_id"), revoked);
   assert.equal(
-    renderIntrospection({ valid: false, reason: "bad_signature" }, PLAIN, NOW),
+    renderIntrospection({ valid: false, reason: "bad_signature" }, { style: PLAIN, now: NOW }),
     "valid  no (bad_signature)",
   );
-  const root = renderIntrospection(
-    {
-      valid: true,
-      claims: { ...CLAIMS, service: "*", parent: undefined, constraints: {} },
-    },
-    PLAIN,
-    NOW,
-  );
+  const root = renderIntrospection({
+    valid: true,
+    claims: { ...CLAIMS, service: "*", parent: undefined, constraints: {} },
+  }, { style: PLAIN, now: NOW });
   assert.ok(root.includes("service  * (every service)"), root);
   assert.ok(root.includes("prefix   -\n"), root);
   assert.ok(root.includes("rate     -\n"), root);
   assert.ok(root.includes("parent   - (a root token)"), root);
-  assert.match(stripAnsi(renderIntrospection({ valid: true }, COLOR, NOW)), /^valid {2}yes$/);
+  assert.match(
+    stripAnsi(renderIntrospection({ valid: true }, { style: COLOR, now: NOW })),
+    /^valid {2}yes$/,
+  );
 });
 
 Deno.test("renderIssued: the token first, on its own line, then what it allows", () => {
-  const text = renderIssued("v4.public.T", CLAIMS, PLAIN, NOW);
+  const text = renderIssued("v4.public.T", CLAIMS, { style: PLAIN, now: NOW });
   const lines = text.split("\n");
   assert.equal(lines[0], "token    v4.public.T");
   assert.ok(lines.includes("rights   fs.list, fs.read"));
   assert.ok(!text.includes("issuer"));
-  assert.equal(renderIssued("v4.public.T", undefined, PLAIN, NOW), "token  v4.public.T");
+  assert.equal(
+    renderIssued("v4.public.T", undefined, { style: PLAIN, now: NOW }),
+    "token  v4.public.T",
+  );
 });
 
 Deno.test("renderRevoked: revoked and who refuses it; already revoked; who was not reached", () => {
@@ -237,7 +237,7 @@ Deno.test("renderRevoked: revoked and who refuses it; already revoked; who was n
       cap_id: cap,
       propagated: ["fs", "registry"],
       unreachable: [],
-    }, PLAIN),
+    }, { style: PLAIN }),
     `revoked ${cap}; fs, registry refuse it now`,
   );
   assert.equal(
@@ -247,7 +247,7 @@ Deno.test("renderRevoked: revoked and who refuses it; already revoked; who was n
       propagated: [],
       unreachable: [],
       already: true,
-    }, PLAIN),
+    }, { style: PLAIN }),
     `${cap} was already revoked`,
   );
   const partial = renderRevoked({
@@ -255,6 +255,6 @@ Deno.test("renderRevoked: revoked and who refuses it; already revoked; who was n
     cap_id: cap,
     propagated: ["registry"],
     unreachable: ["fs"],
-  }, PLAIN);
+  }, { style: PLAIN });
   assert.match(partial, /\nnot reached: fs \(each reads the revocation list within a second/);
 });
