@@ -25,7 +25,7 @@ export const SHELLS = ["bash", "zsh", "fish"] as const;
 export type Shell = typeof SHELLS[number];
 
 /** Options the launcher passes first; they take a value but are never offered. */
-const LAUNCHER_OPTIONS = ["node-id", "fs-roots", "socket-gid"];
+const LAUNCHER_OPTIONS = ["node-id", "fs-roots"];
 
 /** One command as completion sees it: its words, options and arguments. */
 interface Leaf {

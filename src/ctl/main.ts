@@ -76,7 +76,8 @@ export function parseCtlArgs(argv: string[]): CtlArgs {
     else if (name === "help" || name === "h") out.help = true;
     else if (LAYOUT_FLAGS[name] !== undefined) {
       (layout as unknown as Record<string, string>)[LAYOUT_FLAGS[name]] = value();
-    } else if (name === "fs-roots" || name === "socket-gid") value();
+    } else if (name === "fs-roots") value(); // the launcher's layout; ctl serves no files
+    else if (name === "group-access") continue;
     else if (out.positionals.length > 0) out.positionals.push(arg); // a subcommand's own option
     else throw new UsageError(`unknown option ${arg}; see strata-ctl --help`);
   }

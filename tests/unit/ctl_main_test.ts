@@ -44,8 +44,7 @@ Deno.test("parseCtlArgs: layout options set the layout, in either spelling", () 
     "-node-id",
     "n7",
     "--fs-roots=/ignored",
-    "--socket-gid",
-    "5",
+    "--group-access",
     "registry.list",
   ]);
   assert.equal(a.layout.runtimeDir, "/run/x");
