@@ -6,6 +6,7 @@
  */
 
 import { Client } from "../src/ipc/client.ts";
+import { writeAll } from "../src/ipc/frame.ts";
 import type { Response } from "../src/ipc/envelope.ts";
 import { programCommand, REPO_ROOT } from "../src/runtime/command.ts";
 import {
@@ -250,7 +251,8 @@ export async function rawExchange(
 ): Promise<{ data: Uint8Array; closed: boolean }> {
   const conn = await Deno.connect({ transport: "unix", path });
   try {
-    await conn.write(bytes).catch(() => {});
+    // One write may take only part of a large buffer: write it all.
+    await writeAll(conn, bytes).catch(() => {});
     if (options.closeWrite) await conn.closeWrite().catch(() => {});
     const parts: Uint8Array[] = [];
     const buf = new Uint8Array(64 * 1024);

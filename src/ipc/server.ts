@@ -20,7 +20,7 @@ import {
   parseRequest,
   type Request,
 } from "./envelope.ts";
-import { StrataError, toStrataError } from "./errors.ts";
+import { type ErrorName, StrataError, toStrataError } from "./errors.ts";
 import {
   encodeFrame,
   encodeJsonFrame,
@@ -96,6 +96,12 @@ export const DEFAULT_LIMITS: ServerLimits = {
   maxFrame: MAX_FRAME,
 };
 
+/**
+ * A connection is closed once it has had this many malformed or
+ * unauthenticated requests, and more of those than successful ones.
+ */
+export const MAX_REFUSALS = 32;
+
 /** While draining, a connection with nothing in flight for this long is closed. */
 const DRAIN_QUIET_MS = 50;
 
@@ -123,6 +129,9 @@ interface ConnState {
   conn: Deno.Conn;
   writer: FrameWriter;
   inFlight: number;
+  /** INVALID_ARGUMENT / UNAUTHENTICATED answers, and successful ones. */
+  refusals: number;
+  successes: number;
   lastActive: number;
   closed: boolean;
   wake?: () => void;
@@ -318,6 +327,8 @@ export class Server {
       conn,
       writer,
       inFlight: 0,
+      refusals: 0,
+      successes: 0,
       lastActive: Date.now(),
       closed: false,
       pending: new Set(),
@@ -374,7 +385,16 @@ export class Server {
       parseError = toStrataError(err);
     }
     return this.#answer(req, parseError, s)
-      .then((frame) => writer.write(frame, () => this.#pool.give(frame)))
+      .then(({ frame, refusal }) => {
+        // A client that mostly sends garbage or bad credentials is cut off
+        // instead of being answered for ever.
+        if (refusal === "INVALID_ARGUMENT" || refusal === "UNAUTHENTICATED") s.refusals++;
+        else if (refusal === undefined) s.successes++;
+        const written = writer.write(frame, () => this.#pool.give(frame));
+        return s.refusals >= MAX_REFUSALS && s.refusals > s.successes
+          ? written.finally(() => this.#closeConn(s))
+          : written;
+      })
       .catch(() => this.#closeConn(s))
       .finally(() => {
         s.inFlight--;
@@ -386,19 +406,23 @@ export class Server {
       });
   }
 
+  /** The response frame of one request, and the error name when it is a refusal. */
   async #answer(
     req: Request | undefined,
     parseError: StrataError | undefined,
     s: ConnState,
-  ): Promise<Uint8Array> {
+  ): Promise<{ frame: Uint8Array; refusal?: ErrorName }> {
     if (!req) {
       const reqId = parseError instanceof EnvelopeError ? parseError.reqId : "";
-      return encodeFrame(errorResponse(reqId, parseError!));
+      return {
+        frame: encodeFrame(errorResponse(reqId, parseError!)),
+        refusal: parseError!.errorName,
+      };
     }
     try {
       const result = await this.#run(req, s);
       if (result instanceof RawJson) {
-        return encodeJsonFrame(
+        const frame = encodeJsonFrame(
           [
             `{"v":1,"req_id":${JSON.stringify(req.req_id)},"ok":true,"result":`,
             ...result.parts,
@@ -406,8 +430,9 @@ export class Server {
           ],
           { pool: this.#pool },
         );
+        return { frame };
       }
-      return encodeFrame(okResponse(req.req_id, result ?? {}));
+      return { frame: encodeFrame(okResponse(req.req_id, result ?? {})) };
     } catch (err) {
       let e = toStrataError(err);
       if (err instanceof FrameTooLargeError) {
@@ -418,7 +443,7 @@ export class Server {
       } else if (e.errorName === "INTERNAL") {
         console.error(`${this.service}: ${req.method} failed:`, err);
       }
-      return encodeFrame(errorResponse(req.req_id, e));
+      return { frame: encodeFrame(errorResponse(req.req_id, e)), refusal: e.errorName };
     }
   }
 

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { Client } from "../../src/ipc/client.ts";
 import { socketPath } from "../../src/runtime/config.ts";
+import { MAX_REFUSALS } from "../../src/ipc/server.ts";
 import { decodeFrames, issue, rawExchange, rawFrame, startNode } from "../helpers.ts";
 import { expectError, expectOk, rawExchangeAll, rawRequest, svcStatus } from "./support.ts";
 import type { Response } from "../../src/ipc/envelope.ts";
@@ -271,6 +272,46 @@ Deno.test({
         c.close();
       } catch { /* closed */ }
     }
+    await node.stop();
+  }
+});
+
+Deno.test("a connection that keeps sending garbage or bad tokens is cut off", async (t) => {
+  const node = await startNode();
+  const path = socketPath(node.layout, "fs");
+  try {
+    await t.step(
+      `after ${MAX_REFUSALS} refusals in a row the connection closes`,
+      async () => {
+        const one = rawFrame("x");
+        const burst = new Uint8Array(one.length * 100);
+        for (let i = 0; i < 100; i++) burst.set(one, i * one.length);
+        const r = await rawExchangeAll(path, burst, 1000);
+        assert(r.closed, "the connection should have been closed");
+        assert.equal(r.frames.length, MAX_REFUSALS);
+      },
+    );
+    await t.step("a client that succeeds more than it fails is not cut off", async () => {
+      const bad = rawFrame(
+        `{"v":1,"req_id":"b","method":"fs.list","auth":{"token":"junk"},"params":{"path":"/"}}`,
+      );
+      const good = rawFrame('{"v":1,"req_id":"g","method":"fs.health"}');
+      const parts: Uint8Array[] = [];
+      for (let round = 0; round < 3; round++) {
+        for (let i = 0; i < MAX_REFUSALS; i++) parts.push(good);
+        for (let i = 0; i < MAX_REFUSALS - 1; i++) parts.push(bad);
+      }
+      const all = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+      let off = 0;
+      for (const p of parts) {
+        all.set(p, off);
+        off += p.length;
+      }
+      const r = await rawExchangeAll(path, all, 1000);
+      assert.equal(r.frames.length, parts.length);
+      assert(!r.closed, "a client that also succeeds is not cut off");
+    });
+  } finally {
     await node.stop();
   }
 });
