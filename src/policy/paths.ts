@@ -173,6 +173,56 @@ export function openConfined(raw: string, c: Confinement): ConfinedFile {
 /** fs.list looks at no more directory entries than this (bounded work per request). */
 export const MAX_SCAN = 100_000;
 
+/** A directory's entries, sorted by name, as of one modification time. */
+interface Listing {
+  stamp: string;
+  entries: Deno.DirEntry[];
+  truncated: boolean;
+}
+
+/** Directories whose names are remembered (only small ones: at most this many entries). */
+const LISTING_CACHE = { dirs: 256, entries: 1000 };
+const listings = new Map<string, Listing>();
+
+/**
+ * The sorted entries of a directory. Adding, removing or renaming an entry
+ * changes the directory's mtime and ctime, so names remembered under the
+ * directory's device, inode and those times are exactly what readdir would
+ * return; sizes are never remembered (every listing stats its files).
+ */
+function dirEntries(real: string, info: Deno.FileInfo): Listing {
+  const stamp = `${info.dev}:${info.ino}:${info.mtime?.getTime()}:${info.ctime?.getTime()}`;
+  const hit = listings.get(real);
+  if (hit && hit.stamp === stamp) {
+    listings.delete(real);
+    listings.set(real, hit);
+    return hit;
+  }
+  // Read the names and sort them: a truncated listing is the alphabetically
+  // first `limit`, and only the entries returned are stat'ed.
+  const entries: Deno.DirEntry[] = [];
+  let truncated = false;
+  for (const e of Deno.readDirSync(real)) {
+    if (entries.length >= MAX_SCAN) {
+      truncated = true;
+      break;
+    }
+    entries.push(e);
+  }
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const listing = { stamp, entries, truncated };
+  // File times have millisecond precision here, so a change in the same
+  // millisecond as the one remembered would go unseen: only directories left
+  // alone for a second are remembered.
+  const quietFor = Date.now() -
+    Math.max(info.mtime?.getTime() ?? Infinity, info.ctime?.getTime() ?? Infinity);
+  if (entries.length <= LISTING_CACHE.entries && quietFor > 1000) {
+    if (listings.size >= LISTING_CACHE.dirs) listings.delete(listings.keys().next().value!);
+    listings.set(real, listing);
+  }
+  return listing;
+}
+
 /** One directory entry as fs.list reports it. */
 export interface DirEntry {
   name: string;
@@ -196,22 +246,9 @@ export function listConfined(
   if (!before.isDirectory) {
     throw invalidArgument("path: not a directory; use fs.open to read a file");
   }
-  // Read the names, sort them, and stat only the ones returned: a truncated
-  // listing is the alphabetically first `limit`, at `limit` stats.
-  const found: Deno.DirEntry[] = [];
-  let truncated = false;
-  for (const e of Deno.readDirSync(real)) {
-    if (found.length >= MAX_SCAN) {
-      truncated = true;
-      break;
-    }
-    found.push(e);
-  }
-  found.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  if (found.length > limit) {
-    found.length = limit;
-    truncated = true;
-  }
+  const listed = dirEntries(real, before);
+  const truncated = listed.truncated || listed.entries.length > limit;
+  const found = listed.entries.length > limit ? listed.entries.slice(0, limit) : listed.entries;
   const base = real === "/" ? "" : real;
   const entries: DirEntry[] = found.map((e) => {
     let size = 0;

@@ -93,8 +93,7 @@ export function parseRfc3339(text: unknown): number {
 
 /** A fresh random capability id (128 bits, hex). */
 export function newCapId(): string {
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  return crypto.getRandomValues(new Uint8Array(16)).toHex();
 }
 
 function isStringList(x: unknown, max: number): x is string[] {

@@ -343,3 +343,33 @@ Deno.test("listConfined: a file is INVALID_ARGUMENT, and confinement applies", a
     );
   });
 });
+
+Deno.test("listConfined: remembered names never hide a change, and sizes are always fresh", async () => {
+  // Given a directory that changes quickly, then one left alone for a second
+  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-list-" });
+  try {
+    const c = { roots: [dir] };
+    // When files appear one after another within milliseconds
+    for (let i = 0; i < 50; i++) {
+      await Deno.writeTextFile(`${dir}/f${String(i).padStart(2, "0")}`, "x");
+      // Then every listing has every file
+      assert.equal(listConfined(dir, c, 1000).entries.length, i + 1);
+    }
+    await new Promise((r) => setTimeout(r, 1100));
+    assert.equal(listConfined(dir, c, 1000).entries[0].size, 1); // now remembered
+    // When a file grows (the directory itself does not change)
+    await Deno.writeTextFile(`${dir}/f00`, "grown");
+    // Then the size is current
+    assert.equal(listConfined(dir, c, 1000).entries[0].size, 5);
+    // When an entry is added or removed
+    await Deno.writeTextFile(`${dir}/new`, "");
+    await Deno.remove(`${dir}/f01`);
+    const names = listConfined(dir, c, 1000).entries.map((e) => e.name);
+    // Then the listing shows it
+    assert(names.includes("new"));
+    assert(!names.includes("f01"));
+    assert.equal(names.length, 50);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
