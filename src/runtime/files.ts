@@ -57,8 +57,20 @@ export function syncDir(dir: string): void {
   }
 }
 
-/** Creates a folder (and parents) and sets its mode exactly. */
+/**
+ * Creates a folder (and parents) and sets its mode exactly. Refuses a
+ * symlink in its place, and fails unless this user owns it (only the owner
+ * may chmod), so a folder planted by someone else in /tmp is never used.
+ */
 export function ensureDir(dir: string, mode: number): void {
   Deno.mkdirSync(dir, { recursive: true, mode });
-  Deno.chmodSync(dir, mode);
+  const st = Deno.lstatSync(dir);
+  if (st.isSymlink || !st.isDirectory) {
+    throw new Error(`${dir} is not a folder (a symlink or file is in its place); remove it`);
+  }
+  try {
+    Deno.chmodSync(dir, mode);
+  } catch (err) {
+    throw new Error(`${dir} belongs to another user (${err}); remove it or choose another dir`);
+  }
 }

@@ -58,3 +58,18 @@ Deno.test("syncDir: a folder that cannot be opened is not an error", async () =>
     syncDir(`${dir}/does-not-exist`);
   });
 });
+
+Deno.test("ensureDir: a symlink planted where the folder should be is refused", async () => {
+  // Given a symlink at the runtime dir's path, pointing to a folder elsewhere
+  const base = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-ensure-" });
+  try {
+    await Deno.mkdir(`${base}/elsewhere`, { mode: 0o755 });
+    await Deno.symlink(`${base}/elsewhere`, `${base}/rt`);
+    // When the supervisor ensures its runtime dir there
+    // Then it refuses, and the target's mode is untouched
+    assert.throws(() => ensureDir(`${base}/rt`, 0o700), /not a folder/);
+    assert.equal((await Deno.stat(`${base}/elsewhere`)).mode! & 0o777, 0o755);
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
+});
