@@ -31,7 +31,7 @@ import {
   usageLine,
 } from "./spec.ts";
 
-/** The global part of the command line (main.ts's CtlArgs has these fields). */
+/** The global part of the command line, as main.ts's parseCtlArgs returns it. */
 export interface DispatchArgs {
   layout: Layout;
   token?: string;

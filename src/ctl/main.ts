@@ -15,22 +15,15 @@ import { StrataError } from "../ipc/errors.ts";
 import { checkLayout, DEFAULT_LAYOUT, type Layout } from "../runtime/config.ts";
 import { COMMANDS, helpText } from "./commands.ts";
 import { chooseToken, envVar, requestOnce, unreachableAdvice } from "./connect.ts";
-import { runCommand } from "./dispatch.ts";
+import { type DispatchArgs, runCommand } from "./dispatch.ts";
 import { errorLine, EXIT, UsageError } from "./errors.ts";
 import { writeAll } from "./files.ts";
 import { METHODS, nearest } from "./methods.ts";
 
 export { EXIT, helpText, UsageError };
 
-/** The parsed command line. */
-export interface CtlArgs {
-  layout: Layout;
-  token?: string;
-  timeoutMs: number;
-  json: boolean;
-  help: boolean;
-  positionals: string[];
-}
+/** The parsed command line (the same shape the subcommands are run with). */
+export type CtlArgs = DispatchArgs;
 
 const LAYOUT_FLAGS: Record<string, keyof Layout> = {
   "runtime-dir": "runtimeDir",

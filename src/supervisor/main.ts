@@ -97,8 +97,8 @@ await runMain("supervisor", async () => {
   out(`sockets in ${layout.runtimeDir}; operator token in ${stateFiles(layout).operatorToken}`);
   out(
     Deno.build.standalone
-      ? "try: strata-ctl supervisor.svc.list"
-      : "try: deno task ctl supervisor.svc.list   (Ctrl-C stops everything)",
+      ? "try: strata-ctl svc list"
+      : "try: deno task ctl svc list   (Ctrl-C stops everything)",
   );
   // Readiness for systemd (ExecStartPost waits for this file): every service Healthy.
   while (notHealthy().length > 0) await new Promise((r) => setTimeout(r, 250));
