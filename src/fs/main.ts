@@ -3,11 +3,12 @@
  * @module
  */
 
-import { parseLayoutArgs } from "../runtime/config.ts";
+import { Audit } from "../runtime/audit.ts";
+import { parseLayoutArgs, stateFiles } from "../runtime/config.ts";
 import { logger } from "../runtime/log.ts";
 import { runMain, runService } from "../runtime/service.ts";
 import { HandleTable } from "./handles.ts";
-import { checkRoots, fsMethods } from "./service.ts";
+import { checkRoots, type FsDeps, fsMethods } from "./service.ts";
 
 /** How often expired and idle handles are closed. */
 const SWEEP_MS = 10_000;
@@ -19,17 +20,22 @@ await runMain("fs", async () => {
     logger("fs").warn("no export roots (--fs-roots): every path will be refused");
   }
   const handles = new HandleTable();
+  const audit = new Audit({ path: stateFiles(layout).audit, program: "fs" });
+  const deps: FsDeps = { roots, handles, audit };
   const sweep = setInterval(() => handles.sweep(), SWEEP_MS);
   Deno.unrefTimer(sweep);
   const running = await runService({
     service: "fs",
     layout,
     supervised: options.supervised === true,
-    methods: (_trust, audit) => fsMethods({ roots, handles, audit }),
+    audit,
+    methods: () => fsMethods(deps),
     onStop: () => {
       clearInterval(sweep);
       handles.closeAll();
     },
   });
   running.trust.onRevoked((ids) => handles.revoke(ids));
+  // The socket is fs's own file: its owner is the uid fs runs as.
+  deps.uid = Deno.lstatSync(running.server.path).uid ?? undefined;
 });

@@ -74,12 +74,14 @@ export function readResult(bytes: Uint8Array, eof: boolean): RawJson {
 /** What fs is built from. */
 export interface FsDeps {
   roots: readonly string[];
+  /** fs's own uid (from its socket, since reading it would need --allow-sys); see policy/paths. */
+  uid?: number;
   handles: HandleTable;
   audit: Audit;
 }
 
-function confinement(roots: readonly string[], cap: Capability): Confinement {
-  return { roots, prefix: cap.claims.constraints.path_prefix };
+function confinement(d: FsDeps, cap: Capability): Confinement {
+  return { roots: d.roots, prefix: cap.claims.constraints.path_prefix, uid: d.uid };
 }
 
 /** The methods fs serves. */
@@ -91,7 +93,7 @@ export function fsMethods(d: FsDeps): Method[] {
       access: { right: "fs.list" },
       params: { path, limit: { type: "integer", default: 1000, min: 1, max: 5000 } },
       handler: (p: { path: string; limit: number }, ctx) => {
-        const out = listConfined(p.path, confinement(d.roots, ctx.cap!), p.limit);
+        const out = listConfined(p.path, confinement(d, ctx.cap!), p.limit);
         return out.truncated ? out : { path: out.path, entries: out.entries };
       },
     },
@@ -101,7 +103,7 @@ export function fsMethods(d: FsDeps): Method[] {
       params: { path },
       handler: (p: { path: string }, ctx) => {
         const cap = ctx.cap!;
-        const opened = openConfined(p.path, confinement(d.roots, cap));
+        const opened = openConfined(p.path, confinement(d, cap));
         const handle = d.handles.add(cap, opened.fd, opened.path);
         d.audit.event("fs.open", { cap_id: cap.capId, path: opened.path, handle });
         return { handle, size: opened.size };

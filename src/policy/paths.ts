@@ -4,10 +4,12 @@
  * A request path is joined to the token's path_prefix, checked lexically
  * (so "..", absolute paths elsewhere and sibling prefixes never touch the
  * disk), then resolved with realpath and checked again (so a symlink cannot
- * lead out). Opening checks that the file opened is the one that was checked
- * (same device and inode), so swapping a symlink between check and open wins
- * nothing. The calls are synchronous: on a local disk they cost a
- * few microseconds, far less than a round trip through the async thread pool.
+ * lead out). Because Deno opens by path, a path is served only through
+ * folders that no other user can change (so nothing on it can be swapped for
+ * a symlink between the check and the use), and an opened file must be the
+ * one now at its path. The calls are synchronous: on a local disk they cost
+ * a few microseconds, far less than a round trip through the async thread
+ * pool.
  * @module
  */
 
@@ -22,6 +24,8 @@ export interface Confinement {
   roots: readonly string[];
   /** The token's path_prefix, if it has one. */
   prefix?: string;
+  /** The service's own uid: folders it (or root) owns are ones no other user can change. */
+  uid?: number;
 }
 
 /** The longest request path accepted. */
@@ -137,14 +141,63 @@ function openError(err: unknown, shown: string): unknown {
   }
 }
 
+/** A path that changed between its check and its use. */
+function swapped(what: string): StrataError {
+  return permissionDenied(`path: changed while it was being ${what}; try again`, {
+    reason: "path_swapped",
+  });
+}
+
+/** Whether a file belongs to root or to the service itself. */
+function ours(st: Deno.FileInfo, c: Confinement): boolean {
+  return st.uid === 0 || (c.uid !== undefined && st.uid === c.uid);
+}
+
 /**
- * Opens a regular file for reading inside the confinement, and proves the
- * opened file is the file that was checked. The open is non-blocking (a FIFO
- * or device swapped in cannot stall the service) and does not follow a
- * final symlink (one swapped in after the check is refused).
+ * Refuses a path that other users could redirect. Deno opens files by path
+ * (there is no openat), so a folder on the path that someone else can
+ * rename or replace lets them swap in a symlink between the check and the
+ * open and send fs anywhere the service user can read, whatever its
+ * --allow-read says (Deno checks the path as written, not where it leads).
+ * So, as sshd's StrictModes does, every name from the export root down to
+ * `real` (down to its folder when `lastMayChange`) must be a name only root
+ * or the service user can change: its folder is theirs and not group- or
+ * world-writable, or sticky (like /tmp) with the entry itself theirs.
+ */
+function assertStable(real: string, c: Confinement, what: string, lastMayChange: boolean): void {
+  const root = c.roots.find((r) => isWithin(real, r));
+  if (root === undefined) throw denyOutside(real, c);
+  if (real === root) return;
+  const names = real.slice(root === "/" ? 1 : root.length + 1).split("/");
+  const check = lastMayChange ? names.length - 1 : names.length;
+  let folder = Deno.lstatSync(root);
+  let path = root === "/" ? "" : root;
+  for (let i = 0; i < check; i++) {
+    path += "/" + names[i];
+    const st = Deno.lstatSync(path);
+    if (st.isSymlink) throw swapped(what);
+    const othersMayWrite = !ours(folder, c) || (folder.mode! & 0o022) !== 0;
+    const sticky = (folder.mode! & 0o1000) !== 0;
+    if (othersMayWrite && !(sticky && ours(st, c))) {
+      throw permissionDenied(
+        `path: ${posix.dirname(path)} can be changed by other users, so ${path} could be ` +
+          "swapped for a symlink; fs serves only paths that root or its own user controls",
+        { reason: "changeable_path" },
+      );
+    }
+    folder = st;
+  }
+}
+
+/**
+ * Opens a regular file for reading inside the confinement: only through
+ * folders no other user can change, non-blocking (a FIFO or device cannot
+ * stall the service), without following a final symlink, and checked
+ * afterwards to be the file now at that path (same device and inode).
  */
 export function openConfined(raw: string, c: Confinement): ConfinedFile {
   const real = resolveConfined(raw, c);
+  assertStable(real, c, "opened", true);
   let fd: number;
   try {
     fd = openSync(real, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
@@ -157,12 +210,8 @@ export function openConfined(raw: string, c: Confinement): ConfinedFile {
       throw invalidArgument("path: is a directory; use fs.list to read a directory");
     }
     if (!info.isFile()) throw invalidArgument("path: not a regular file");
-    const st = Deno.statSync(real);
-    if (Deno.realPathSync(real) !== real || st.dev !== info.dev || st.ino !== info.ino) {
-      throw permissionDenied("path: changed while it was being opened; try again", {
-        reason: "path_swapped",
-      });
-    }
+    const now = Deno.lstatSync(real);
+    if (now.dev !== info.dev || now.ino !== info.ino) throw swapped("opened");
     return { fd, path: real, size: info.size };
   } catch (err) {
     closeSync(fd);
@@ -171,7 +220,7 @@ export function openConfined(raw: string, c: Confinement): ConfinedFile {
 }
 
 /** fs.list looks at no more directory entries than this (bounded work per request). */
-export const MAX_SCAN = 100_000;
+export const MAX_SCAN = 10_000;
 
 /** A directory's entries, sorted by name, as of one modification time. */
 interface Listing {
@@ -242,29 +291,24 @@ export function listConfined(
   limit: number,
 ): { path: string; entries: DirEntry[]; truncated: boolean } {
   const real = resolveConfined(raw, c);
-  const before = Deno.statSync(real);
-  if (!before.isDirectory) {
+  assertStable(real, c, "listed", false);
+  const info = Deno.statSync(real);
+  if (!info.isDirectory) {
     throw invalidArgument("path: not a directory; use fs.open to read a file");
   }
-  const listed = dirEntries(real, before);
+  const listed = dirEntries(real, info);
   const truncated = listed.truncated || listed.entries.length > limit;
   const found = listed.entries.length > limit ? listed.entries.slice(0, limit) : listed.entries;
   const base = real === "/" ? "" : real;
   const entries: DirEntry[] = found.map((e) => {
     let size = 0;
     try {
+      // lstat: an entry that is (or becomes) a symlink is reported, never followed.
       if (e.isFile) size = Deno.lstatSync(`${base}/${e.name}`).size;
     } catch {
       // The entry vanished between readdir and stat: report it with size 0.
     }
     return { name: e.name, is_dir: e.isDirectory, is_symlink: e.isSymlink, size };
   });
-  // The same directory (device and inode) must still be at that path.
-  const after = Deno.statSync(real);
-  if (before.dev !== after.dev || before.ino !== after.ino) {
-    throw permissionDenied("path: changed while it was being listed; try again", {
-      reason: "path_swapped",
-    });
-  }
   return { path: real, entries, truncated };
 }

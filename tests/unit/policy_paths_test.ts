@@ -12,6 +12,7 @@ import {
   openConfined,
   resolveConfined,
 } from "../../src/policy/paths.ts";
+import type { StrataError } from "../../src/ipc/errors.ts";
 import { throwsStrata, withTempDir } from "./support.ts";
 
 /**
@@ -372,4 +373,64 @@ Deno.test("listConfined: remembered names never hide a change, and sizes are alw
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+const AS_ROOT =
+  new TextDecoder().decode(new Deno.Command("id", { args: ["-u"] }).outputSync().stdout)
+    .trim() === "0";
+
+Deno.test({
+  name: `paths through folders other users can change are refused${
+    AS_ROOT ? "" : " (skipped: needs root)"
+  }`,
+  ignore: !AS_ROOT,
+  fn: async () => {
+    const root = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-stable-" });
+    try {
+      const c = { roots: [root], uid: 0 };
+      const reason = (fn: () => unknown) => {
+        try {
+          fn();
+          return "served";
+        } catch (err) {
+          return (err as StrataError).details?.reason ?? (err as StrataError).errorName;
+        }
+      };
+      // Given a folder that belongs to another user, with a file and a folder in it
+      await Deno.mkdir(`${root}/theirs/sub`, { recursive: true });
+      await Deno.writeTextFile(`${root}/theirs/f.txt`, "x");
+      await Deno.writeTextFile(`${root}/theirs/sub/g.txt`, "x");
+      await Deno.chown(`${root}/theirs/sub`, 65534, 65534);
+      await Deno.chown(`${root}/theirs`, 65534, 65534);
+      // Then the folder itself and the files directly in it are served: its name cannot
+      // be swapped, and a file swapped for a symlink is refused by O_NOFOLLOW
+      assert.equal(reason(() => listConfined(`${root}/theirs`, c, 10)), "served");
+      assert.equal(reason(() => openConfined(`${root}/theirs/f.txt`, c)), "served");
+      // But nothing reached through a folder inside it, whose name they could swap
+      assert.equal(reason(() => listConfined(`${root}/theirs/sub`, c, 10)), "changeable_path");
+      assert.equal(reason(() => openConfined(`${root}/theirs/sub/g.txt`, c)), "changeable_path");
+      // Given a world-writable folder of ours without the sticky bit
+      await Deno.mkdir(`${root}/open`);
+      await Deno.writeTextFile(`${root}/open/f.txt`, "x");
+      await Deno.chmod(`${root}/open`, 0o777);
+      // Then what is in it is refused (anyone could rename f.txt), the folder itself is listed
+      assert.equal(reason(() => openConfined(`${root}/open/f.txt`, c)), "served");
+      await Deno.mkdir(`${root}/open/sub`);
+      await Deno.writeTextFile(`${root}/open/sub/g.txt`, "x");
+      assert.equal(reason(() => openConfined(`${root}/open/sub/g.txt`, c)), "changeable_path");
+      // Given a sticky world-writable folder (like /tmp) holding a folder of ours
+      await Deno.mkdir(`${root}/tmp/ours`, { recursive: true });
+      await Deno.writeTextFile(`${root}/tmp/ours/f.txt`, "x");
+      await Deno.chmod(`${root}/tmp`, 0o1777);
+      // Then it is served: only its owner may rename an entry of a sticky folder
+      assert.equal(reason(() => openConfined(`${root}/tmp/ours/f.txt`, c)), "served");
+      // But a folder of another user's inside it is not
+      await Deno.mkdir(`${root}/tmp/bob`);
+      await Deno.writeTextFile(`${root}/tmp/bob/f.txt`, "x");
+      await Deno.chown(`${root}/tmp/bob`, 65534, 65534);
+      assert.equal(reason(() => openConfined(`${root}/tmp/bob/f.txt`, c)), "changeable_path");
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
 });
