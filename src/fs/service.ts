@@ -92,8 +92,10 @@ export function fsMethods(d: FsDeps): Method[] {
       name: "fs.list",
       access: { right: "fs.list" },
       params: { path, limit: { type: "integer", default: 1000, min: 1, max: 5000 } },
-      handler: (p: { path: string; limit: number }, ctx) => {
-        const out = listConfined(p.path, confinement(d, ctx.cap!), p.limit);
+      // About 100 bytes of JSON per entry, and as much again while it is built.
+      cost: (p: { limit: number }) => p.limit * 256,
+      handler: async (p: { path: string; limit: number }, ctx) => {
+        const out = await listConfined(p.path, confinement(d, ctx.cap!), p.limit);
         return out.truncated ? out : { path: out.path, entries: out.entries };
       },
     },
@@ -117,6 +119,8 @@ export function fsMethods(d: FsDeps): Method[] {
         offset: { type: "integer", default: 0, min: 0, max: Number.MAX_SAFE_INTEGER },
         size: { type: "integer", default: 4096, min: 1, max: MAX_READ },
       },
+      // base64 (4/3), the text form (at most 1x), and the frame: below 4x the size.
+      cost: (p: { size: number }) => p.size > 64 * 1024 ? p.size * 4 : 0,
       handler: (p: { handle: string; offset: number; size: number }, ctx) => {
         const cap = ctx.cap!;
         const h = d.handles.get(p.handle, cap);

@@ -52,6 +52,18 @@ export interface FrameReaderOptions {
   maxFrame?: number;
 }
 
+/** Options for one {@link FrameReader.next} call. */
+export interface NextOptions {
+  /**
+   * Called with the length of a body larger than the reader's own buffer,
+   * before any of it is read, e.g. to wait for room in a memory budget.
+   */
+  reserve?: (length: number) => Promise<void> | void;
+}
+
+/** The size of the reader's own buffer: bodies up to this size need no allocation. */
+export const SMALL_FRAME = READ_CHUNK;
+
 /**
  * Reads frames one after another from a byte stream.
  *
@@ -80,7 +92,7 @@ export class FrameReader {
    * Throws FrameTooLargeError as soon as an oversize length is announced
    * (before any of its body is read) and TruncatedFrameError on a cut frame.
    */
-  async next(): Promise<Uint8Array | null> {
+  async next(options: NextOptions = {}): Promise<Uint8Array | null> {
     if (!(await this.#fill(HEADER_BYTES))) {
       if (this.buffered === 0) return null;
       throw new TruncatedFrameError(this.buffered, HEADER_BYTES);
@@ -90,6 +102,8 @@ export class FrameReader {
     const length = ((b[s] << 24) | (b[s + 1] << 16) | (b[s + 2] << 8) | b[s + 3]) >>> 0;
     if (length > this.#max) throw new FrameTooLargeError(length, this.#max);
     this.#start += HEADER_BYTES;
+    // Large bodies stay in the socket until the caller has room for them.
+    if (length > this.#buf.length && options.reserve) await options.reserve(length);
     if (length <= this.#buf.length) {
       if (!(await this.#fill(length))) {
         throw new TruncatedFrameError(this.buffered, length);

@@ -20,6 +20,7 @@ import {
   parseRequest,
   type Request,
 } from "./envelope.ts";
+import { ByteBudget } from "./budget.ts";
 import { type ErrorName, StrataError, toStrataError } from "./errors.ts";
 import {
   encodeFrame,
@@ -50,6 +51,13 @@ export interface Method {
   access: Access;
   /** Its params. */
   params: ParamsSchema;
+  /**
+   * Bytes its response may hold in memory (strings and frame) for these
+   * params, reserved from the server's response budget before the handler
+   * runs. Only methods with large responses need it.
+   */
+  // deno-lint-ignore no-explicit-any
+  cost?(params: any): number;
   /** Does the work; what it returns is the result (or a {@link RawJson}). */
   // deno-lint-ignore no-explicit-any
   handler(params: any, ctx: MethodContext): unknown | Promise<unknown>;
@@ -81,6 +89,10 @@ export interface ServerLimits {
   writeTimeoutMs: number;
   /** Unsent response bytes per connection before reading pauses. */
   maxPendingBytes: number;
+  /** Bytes of large request bodies held at once, across all connections. */
+  requestBudget: number;
+  /** Bytes that large responses (methods with a cost) may hold at once, across all connections. */
+  responseBudget: number;
   /** Largest request body. */
   maxFrame: number;
 }
@@ -93,6 +105,8 @@ export const DEFAULT_LIMITS: ServerLimits = {
   requestTimeoutMs: 30_000,
   writeTimeoutMs: 10_000,
   maxPendingBytes: 4 * MAX_FRAME,
+  requestBudget: 8 * MAX_FRAME,
+  responseBudget: 16 * MAX_FRAME,
   maxFrame: MAX_FRAME,
 };
 
@@ -122,6 +136,12 @@ export interface ServerOptions {
   audit?: Audit;
   /** Let the process's group connect: the socket is 0660 instead of 0600. */
   groupAccess?: boolean;
+}
+
+/** Budget bytes one request holds until its response is written. */
+interface Held {
+  request: number;
+  response: number;
 }
 
 interface ConnState {
@@ -176,6 +196,8 @@ export class Server {
   #started = Date.now();
   #accepting: Promise<void>;
   #pool = new FramePool();
+  #requestBudget: ByteBudget;
+  #responseBudget: ByteBudget;
 
   private constructor(options: ServerOptions, listener: Deno.Listener) {
     this.service = options.service;
@@ -184,6 +206,8 @@ export class Server {
     this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.#auth = options.auth;
     this.#audit = options.audit;
+    this.#requestBudget = new ByteBudget(this.#limits.requestBudget);
+    this.#responseBudget = new ByteBudget(this.#limits.responseBudget);
     for (const m of [this.#healthMethod(), ...options.methods]) {
       if (m.access !== "public" && typeof m.access?.right !== "string") {
         throw new Error(`${m.name}: declares no right and is not public (deny by default)`);
@@ -346,9 +370,13 @@ export class Server {
           await new Promise<void>((r) => (s.wake = r));
         }
         let body: Uint8Array | null;
+        const held: Held = { request: 0, response: 0 };
         try {
-          body = await reader.next();
+          body = await reader.next({
+            reserve: async (n) => void (held.request = await this.#requestBudget.take(n)),
+          });
         } catch (err) {
+          this.#requestBudget.give(held.request);
           if (err instanceof FrameTooLargeError) {
             // Refuse without reading the body, then hang up: the stream is
             // no longer in step.
@@ -362,7 +390,7 @@ export class Server {
         }
         if (body === null) break;
         s.lastActive = Date.now();
-        const p = this.#dispatch(body, s, writer);
+        const p = this.#dispatch(body, s, writer, held);
         s.pending.add(p);
         p.finally(() => s.pending.delete(p));
       }
@@ -373,7 +401,7 @@ export class Server {
     }
   }
 
-  #dispatch(body: Uint8Array, s: ConnState, writer: FrameWriter): Promise<void> {
+  #dispatch(body: Uint8Array, s: ConnState, writer: FrameWriter, held: Held): Promise<void> {
     s.inFlight++;
     this.#inFlight++;
     let req: Request | undefined;
@@ -384,7 +412,7 @@ export class Server {
     } catch (err) {
       parseError = toStrataError(err);
     }
-    return this.#answer(req, parseError, s)
+    return this.#answer(req, parseError, s, held)
       .then(({ frame, refusal }) => {
         // A client that mostly sends garbage or bad credentials is cut off
         // instead of being answered for ever.
@@ -397,6 +425,8 @@ export class Server {
       })
       .catch(() => this.#closeConn(s))
       .finally(() => {
+        this.#requestBudget.give(held.request);
+        this.#responseBudget.give(held.response);
         s.inFlight--;
         this.#inFlight--;
         s.lastActive = Date.now();
@@ -411,6 +441,7 @@ export class Server {
     req: Request | undefined,
     parseError: StrataError | undefined,
     s: ConnState,
+    held: Held,
   ): Promise<{ frame: Uint8Array; refusal?: ErrorName }> {
     if (!req) {
       const reqId = parseError instanceof EnvelopeError ? parseError.reqId : "";
@@ -420,7 +451,7 @@ export class Server {
       };
     }
     try {
-      const result = await this.#run(req, s);
+      const result = await this.#run(req, s, held);
       if (result instanceof RawJson) {
         const frame = encodeJsonFrame(
           [
@@ -447,7 +478,7 @@ export class Server {
     }
   }
 
-  async #run(req: Request, s: ConnState): Promise<unknown> {
+  async #run(req: Request, s: ConnState, held: Held): Promise<unknown> {
     const method = this.#methods.get(req.method);
     if (!method) {
       const [svc] = req.method.split(".");
@@ -479,6 +510,9 @@ export class Server {
       }
     }
     const params = validateParams(method.params, req.params);
+    // Room for a large response before it is made (given back once written).
+    const cost = method.cost?.(params) ?? 0;
+    if (cost > 0) held.response = await this.#responseBudget.take(cost);
     const out = method.handler(params, { cap, reqId: req.req_id, connId: s.id });
     if (!(out instanceof Promise)) return out;
     let timer: ReturnType<typeof setTimeout> | undefined;

@@ -16,6 +16,7 @@
 import { closeSync, constants, fstatSync, openSync } from "node:fs";
 import { posix } from "node:path";
 import { invalidArgument, notFound, permissionDenied, StrataError } from "../ipc/errors.ts";
+import { ByteBudget } from "../ipc/budget.ts";
 import { isWithin, normalizeAbsolute } from "./constraints.ts";
 
 /** Where a request may reach: the service's export roots and the token's prefix. */
@@ -233,13 +234,16 @@ interface Listing {
 const LISTING_CACHE = { dirs: 256, entries: 1000 };
 const listings = new Map<string, Listing>();
 
+/** Folders read at once. */
+const scans = new ByteBudget(2);
+
 /**
  * The sorted entries of a directory. Adding, removing or renaming an entry
  * changes the directory's mtime and ctime, so names remembered under the
  * directory's device, inode and those times are exactly what readdir would
  * return; sizes are never remembered (every listing stats its files).
  */
-function dirEntries(real: string, info: Deno.FileInfo): Listing {
+async function dirEntries(real: string, info: Deno.FileInfo): Promise<Listing> {
   const stamp = `${info.dev}:${info.ino}:${info.mtime?.getTime()}:${info.ctime?.getTime()}`;
   const hit = listings.get(real);
   if (hit && hit.stamp === stamp) {
@@ -248,15 +252,23 @@ function dirEntries(real: string, info: Deno.FileInfo): Listing {
     return hit;
   }
   // Read the names and sort them: a truncated listing is the alphabetically
-  // first `limit`, and only the entries returned are stat'ed.
+  // first `limit`, and only the entries returned are stat'ed. Reading a
+  // folder happens off the event loop (a huge one takes a while and would
+  // stall every other request), a few folders at a time (each read holds
+  // all its names in memory).
   const entries: Deno.DirEntry[] = [];
   let truncated = false;
-  for (const e of Deno.readDirSync(real)) {
-    if (entries.length >= MAX_SCAN) {
-      truncated = true;
-      break;
+  const slot = await scans.take(1);
+  try {
+    for await (const e of Deno.readDir(real)) {
+      if (entries.length >= MAX_SCAN) {
+        truncated = true;
+        break;
+      }
+      entries.push(e);
     }
-    entries.push(e);
+  } finally {
+    scans.give(slot);
   }
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const listing = { stamp, entries, truncated };
@@ -285,18 +297,18 @@ export interface DirEntry {
  * directory listed is still the one that was checked. Symlinks are reported,
  * not followed.
  */
-export function listConfined(
+export async function listConfined(
   raw: string,
   c: Confinement,
   limit: number,
-): { path: string; entries: DirEntry[]; truncated: boolean } {
+): Promise<{ path: string; entries: DirEntry[]; truncated: boolean }> {
   const real = resolveConfined(raw, c);
   assertStable(real, c, "listed", false);
   const info = Deno.statSync(real);
   if (!info.isDirectory) {
     throw invalidArgument("path: not a directory; use fs.open to read a file");
   }
-  const listed = dirEntries(real, info);
+  const listed = await dirEntries(real, info);
   const truncated = listed.truncated || listed.entries.length > limit;
   const found = listed.entries.length > limit ? listed.entries.slice(0, limit) : listed.entries;
   const base = real === "/" ? "" : real;

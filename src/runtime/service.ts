@@ -7,6 +7,7 @@
  */
 
 import { StrataError } from "../ipc/errors.ts";
+import { MAX_FRAME } from "../ipc/frame.ts";
 import { type Method, Server, type ServerLimits } from "../ipc/server.ts";
 import { Trust } from "../token/trust.ts";
 import { Audit } from "./audit.ts";
@@ -56,7 +57,7 @@ function syncMethod(service: string, trust: Trust): Method {
     name: `${service}.sync`,
     // Authenticated by identity's signature on the list, not by a token.
     access: "public",
-    params: { signed: { type: "string", minLength: 1, maxLength: 16 * 1024 * 1024 } },
+    params: { signed: { type: "string", minLength: 1, maxLength: MAX_FRAME } },
     handler: async (p: { signed: string }) => {
       try {
         return { applied: await trust.applyPush(p.signed) };

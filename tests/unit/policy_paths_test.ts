@@ -13,7 +13,7 @@ import {
   resolveConfined,
 } from "../../src/policy/paths.ts";
 import type { StrataError } from "../../src/ipc/errors.ts";
-import { throwsStrata, withTempDir } from "./support.ts";
+import { rejectsStrata, throwsStrata, withTempDir } from "./support.ts";
 
 /**
  * Builds, under `dir`:
@@ -296,10 +296,10 @@ Deno.test("openConfined: refuses what resolveConfined refuses, without leaking",
 });
 
 Deno.test("listConfined: entries sorted by name, with sizes, kinds and symlinks reported not followed", async () => {
-  await withTempDir((dir) => {
+  await withTempDir(async (dir) => {
     const { exp, roots } = tree(dir);
     // when the data folder is listed
-    const out = listConfined(`${exp}/data`, { roots }, 100);
+    const out = await listConfined(`${exp}/data`, { roots }, 100);
     // then every entry is there, sorted, with file sizes
     assert.equal(out.path, `${exp}/data`);
     assert.equal(out.truncated, false);
@@ -313,10 +313,10 @@ Deno.test("listConfined: entries sorted by name, with sizes, kinds and symlinks 
 });
 
 Deno.test("listConfined: a limit truncates the listing and says so", async () => {
-  await withTempDir((dir) => {
+  await withTempDir(async (dir) => {
     const { exp, roots } = tree(dir);
     // when listed with room for two of the four entries
-    const out = listConfined(`${exp}/data`, { roots }, 2);
+    const out = await listConfined(`${exp}/data`, { roots }, 2);
     // then two come back, sorted, and the listing is marked truncated
     assert.equal(out.entries.length, 2);
     assert.equal(out.truncated, true);
@@ -324,22 +324,22 @@ Deno.test("listConfined: a limit truncates the listing and says so", async () =>
     assert.deepEqual(names, [...names].sort());
     for (const n of names) assert.ok(["a.txt", "b.bin", "sub", "up"].includes(n));
     // and a limit equal to the count is not truncated
-    assert.equal(listConfined(`${exp}/data`, { roots }, 4).truncated, false);
+    assert.equal((await listConfined(`${exp}/data`, { roots }, 4)).truncated, false);
   });
 });
 
 Deno.test("listConfined: a file is INVALID_ARGUMENT, and confinement applies", async () => {
-  await withTempDir((dir) => {
+  await withTempDir(async (dir) => {
     const { exp, roots } = tree(dir);
-    throwsStrata(
+    await rejectsStrata(
       () => listConfined(`${exp}/data/a.txt`, { roots }, 10),
       "INVALID_ARGUMENT",
       /not a directory/,
     );
-    throwsStrata(() => listConfined(`${dir}/outside`, { roots }, 10), "PERMISSION_DENIED");
+    await rejectsStrata(() => listConfined(`${dir}/outside`, { roots }, 10), "PERMISSION_DENIED");
     // a relative "." lists the prefix itself
     assert.equal(
-      listConfined(".", { roots, prefix: `${exp}/data/sub` }, 10).entries[0].name,
+      (await listConfined(".", { roots, prefix: `${exp}/data/sub` }, 10)).entries[0].name,
       "c.txt",
     );
   });
@@ -354,18 +354,18 @@ Deno.test("listConfined: remembered names never hide a change, and sizes are alw
     for (let i = 0; i < 50; i++) {
       await Deno.writeTextFile(`${dir}/f${String(i).padStart(2, "0")}`, "x");
       // Then every listing has every file
-      assert.equal(listConfined(dir, c, 1000).entries.length, i + 1);
+      assert.equal((await listConfined(dir, c, 1000)).entries.length, i + 1);
     }
     await new Promise((r) => setTimeout(r, 1100));
-    assert.equal(listConfined(dir, c, 1000).entries[0].size, 1); // now remembered
+    assert.equal((await listConfined(dir, c, 1000)).entries[0].size, 1); // now remembered
     // When a file grows (the directory itself does not change)
     await Deno.writeTextFile(`${dir}/f00`, "grown");
     // Then the size is current
-    assert.equal(listConfined(dir, c, 1000).entries[0].size, 5);
+    assert.equal((await listConfined(dir, c, 1000)).entries[0].size, 5);
     // When an entry is added or removed
     await Deno.writeTextFile(`${dir}/new`, "");
     await Deno.remove(`${dir}/f01`);
-    const names = listConfined(dir, c, 1000).entries.map((e) => e.name);
+    const names = (await listConfined(dir, c, 1000)).entries.map((e) => e.name);
     // Then the listing shows it
     assert(names.includes("new"));
     assert(!names.includes("f01"));
@@ -388,6 +388,14 @@ Deno.test({
     const root = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-stable-" });
     try {
       const c = { roots: [root], uid: 0 };
+      const reasonAsync = async (fn: () => Promise<unknown>) => {
+        try {
+          await fn();
+          return "served";
+        } catch (err) {
+          return (err as StrataError).details?.reason ?? (err as StrataError).errorName;
+        }
+      };
       const reason = (fn: () => unknown) => {
         try {
           fn();
@@ -404,10 +412,13 @@ Deno.test({
       await Deno.chown(`${root}/theirs`, 65534, 65534);
       // Then the folder itself and the files directly in it are served: its name cannot
       // be swapped, and a file swapped for a symlink is refused by O_NOFOLLOW
-      assert.equal(reason(() => listConfined(`${root}/theirs`, c, 10)), "served");
+      assert.equal(await reasonAsync(() => listConfined(`${root}/theirs`, c, 10)), "served");
       assert.equal(reason(() => openConfined(`${root}/theirs/f.txt`, c)), "served");
       // But nothing reached through a folder inside it, whose name they could swap
-      assert.equal(reason(() => listConfined(`${root}/theirs/sub`, c, 10)), "changeable_path");
+      assert.equal(
+        await reasonAsync(() => listConfined(`${root}/theirs/sub`, c, 10)),
+        "changeable_path",
+      );
       assert.equal(reason(() => openConfined(`${root}/theirs/sub/g.txt`, c)), "changeable_path");
       // Given a world-writable folder of ours without the sticky bit
       await Deno.mkdir(`${root}/open`);

@@ -1,0 +1,51 @@
+/**
+ * A memory budget shared by every connection of a server: bytes are taken
+ * before a large request body is read or a large response is made, and
+ * given back once it is done with, so no mix of clients can make a service
+ * hold more than the budget at once. Waiters are served first come, first
+ * served.
+ * @module
+ */
+
+/** A pool of bytes that callers take from and give back to. */
+export class ByteBudget {
+  #total: number;
+  #free: number;
+  #waiting: { n: number; go: () => void }[] = [];
+
+  constructor(total: number) {
+    this.#total = total;
+    this.#free = total;
+  }
+
+  /** Bytes not taken. */
+  get free(): number {
+    return this.#free;
+  }
+
+  /**
+   * Takes `n` bytes (at most the whole budget, so one large request can
+   * always proceed alone), waiting until they are free. Returns the amount
+   * taken, which is what must be given back.
+   */
+  take(n: number): number | Promise<number> {
+    const want = Math.min(Math.max(0, n), this.#total);
+    if (this.#waiting.length === 0 && this.#free >= want) {
+      this.#free -= want;
+      return want;
+    }
+    return new Promise((resolve) => {
+      this.#waiting.push({ n: want, go: () => resolve(want) });
+    });
+  }
+
+  /** Gives back what take() returned. */
+  give(n: number): void {
+    this.#free += n;
+    while (this.#waiting.length > 0 && this.#free >= this.#waiting[0].n) {
+      const w = this.#waiting.shift()!;
+      this.#free -= w.n;
+      w.go();
+    }
+  }
+}
