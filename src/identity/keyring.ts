@@ -156,19 +156,35 @@ export class KeyRing implements KeyLookup {
    */
   coverExpiry(expMs: number): void {
     if (expMs <= this.#active.expBoundMs) return;
+    const before = this.#active.expBoundMs;
     this.#active.expBoundMs = expMs + BOUND_SLACK_MS;
-    this.#save();
+    try {
+      this.#save();
+    } catch (err) {
+      // Not on disk, so not true: a token must not be signed beyond it.
+      this.#active.expBoundMs = before;
+      throw err;
+    }
   }
 
   /** Retires the active key and makes a new one active. */
   async rotate(now: number = Date.now()): Promise<{ previous: string; previousNotAfter: number }> {
     const old = this.#active;
+    const keys = new Map(this.#keys);
     old.retired = rfc3339(now);
     await this.#addActive(now);
     for (const [kid, k] of this.#keys) {
       if (k !== this.#active && k.expBoundMs < now) this.#keys.delete(kid);
     }
-    this.#save();
+    try {
+      this.#save();
+    } catch (err) {
+      // The new key was never stored: go on signing with the old one.
+      delete old.retired;
+      this.#keys = keys;
+      this.#active = old;
+      throw err;
+    }
     return { previous: old.signing.kid, previousNotAfter: old.expBoundMs };
   }
 

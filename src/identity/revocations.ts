@@ -74,9 +74,19 @@ export class RevocationLog {
     if (this.set.has(entry.cap_id)) return false;
     const line: LogLine = { ...entry, at: new Date().toISOString(), ...(by ? { by } : {}) };
     const bytes = new TextEncoder().encode(JSON.stringify(line) + "\n");
-    let off = 0;
-    while (off < bytes.length) off += this.#file.writeSync(bytes.subarray(off));
-    this.#file.syncDataSync();
+    const size = this.#file.statSync().size;
+    try {
+      let off = 0;
+      while (off < bytes.length) off += this.#file.writeSync(bytes.subarray(off));
+      this.#file.syncDataSync();
+    } catch (err) {
+      // A half-written line (disk full) would merge with the next append and
+      // take both with it at the next start: cut it off before failing.
+      try {
+        this.#file.truncateSync(size);
+      } catch { /* the open() compaction at the next start still drops it */ }
+      throw err;
+    }
     this.set.add([entry]);
     return true;
   }

@@ -152,3 +152,20 @@ Deno.test("KeyRing.open: the active key is kept even when its own bound has pass
     assert.equal(later.active.kid, ring.active.kid);
   });
 });
+
+Deno.test("KeyRing: a bound or rotation that cannot be written is not adopted", async () => {
+  await withTempDir(async (dir) => {
+    // Given a ring whose next write will fail (its temp file's path is taken by a folder)
+    const files = filesIn(dir);
+    const ring = await KeyRing.open(files, T0);
+    const active = ring.active.kid;
+    await Deno.mkdir(files.keysTmp);
+    // When the bound must grow, or the key rotate
+    // Then both fail, and the ring in memory is what is on disk
+    assert.throws(() => ring.coverExpiry(T0 + 48 * HOUR));
+    assert.throws(() => ring.coverExpiry(T0 + 48 * HOUR), "still refuses: nothing was adopted");
+    await assert.rejects(() => ring.rotate(T0));
+    assert.equal(ring.active.kid, active);
+    assert.deepEqual(stored(files).keys.map((k) => k.kid), [active]);
+  });
+});
