@@ -354,6 +354,8 @@ export class Manager {
   /** Starts a service (an operator's start: also lifts a quarantine). */
   async start(name: string): Promise<ServiceStatus> {
     const u = this.#unit(name);
+    // A stop in progress finishes first; then the service starts afresh.
+    if (u.stopping && u.exited) await u.exited;
     if (u.state === "Healthy" || u.state === "Starting") {
       await this.#settled(u);
       return this.#status(u);
@@ -378,7 +380,11 @@ export class Manager {
   async stop(name: string, drainMs: number): Promise<ServiceStatus> {
     const u = this.#unit(name);
     this.#clearTimers(u);
-    if (u.state === "Starting" || u.state === "Healthy") {
+    if (u.stopping && u.exited) {
+      // Already stopping: wait for that stop; a second SIGTERM would make
+      // the service skip its drain and exit at once.
+      await u.exited;
+    } else if (u.state === "Starting" || u.state === "Healthy") {
       u.stopping = true;
       if (u.state === "Healthy") this.#announce(u, false);
       const exited = u.exited;

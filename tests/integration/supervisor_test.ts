@@ -231,3 +231,30 @@ Deno.test("strata-ctl falls back to the socket convention when the registry is d
     await node.stop();
   }
 });
+
+Deno.test("concurrent stops drain once; a start during a stop starts the service afresh", async () => {
+  const node = await startNode();
+  try {
+    const op = node.operatorToken();
+    const sup = await node.client("supervisor");
+    const call = (method: string, name: string) =>
+      sup.call<Svc>(`supervisor.svc.${method}`, { name }, { token: op });
+    // Two stops at once: one SIGTERM, one clean drain (exit code 0, not 130).
+    const [a, b] = await Promise.all([call("stop", "fs"), call("stop", "fs")]);
+    assert.equal(a.state, "Stopped");
+    assert.equal(b.state, "Stopped");
+    assert.deepEqual(a.last_exit, { code: 0, signal: null });
+    // A start while a stop is under way waits for it, then starts a new process.
+    const before = (await call("start", "fs")).pid;
+    const [stopped, started] = await Promise.all([call("stop", "fs"), call("start", "fs")]);
+    // The stopped process drained and exited cleanly; the start that waited for it
+    // has already begun the next one by the time the stop answers.
+    assert.deepEqual(stopped.last_exit, { code: 0, signal: null });
+    assert.equal(started.state, "Healthy");
+    assert.notEqual(started.pid, before);
+    assert.equal((await svc(node, "fs")).state, "Healthy");
+    await node.childPids();
+  } finally {
+    await node.stop();
+  }
+});
