@@ -77,6 +77,8 @@ export interface IdentityDeps {
 export class IdentityService {
   #d: IdentityDeps;
   #issuer: string;
+  /** The cap_id of the operator token in the state dir. */
+  #operatorCap?: string;
 
   constructor(deps: IdentityDeps) {
     this.#d = deps;
@@ -160,16 +162,18 @@ export class IdentityService {
    * constraints), minting one on first start or when it is revoked, expiring
    * or signed by a key that is gone.
    */
-  async ensureOperatorToken(options: { force?: boolean } = {}): Promise<void> {
+  async ensureOperatorToken(): Promise<void> {
     const st = stateFiles(this.#d.layout);
     const now = Date.now();
     try {
-      if (options.force) throw new Error("replace it");
       const cap = await this.#d.trust.verifier.verify(
         (await Deno.readTextFile(st.operatorToken)).trim(),
       );
       checkCapability(cap, undefined, { service: "identity", revoked: this.#d.revocations.set });
-      if (cap.claims.service === ANY_SERVICE && cap.expMs - now > OPERATOR_RENEW_MS) return;
+      if (cap.claims.service === ANY_SERVICE && cap.expMs - now > OPERATOR_RENEW_MS) {
+        this.#operatorCap = cap.capId;
+        return;
+      }
     } catch {
       // Missing, unreadable, revoked or signed by a dropped key: mint anew.
     }
@@ -189,6 +193,7 @@ export class IdentityService {
       tmpPath: st.operatorTokenTmp,
       mode: 0o600,
     });
+    this.#operatorCap = issued.cap_id;
     this.#d.log.info("operator token written", { path: st.operatorToken, cap_id: issued.cap_id });
   }
 
@@ -327,6 +332,11 @@ export class IdentityService {
     await this.publishRevocations();
     const spread = await this.push([entry]);
     this.#d.audit.event("cap.revoked", { cap_id: capId, by: by.capId, ...spread });
+    if (capId === this.#operatorCap) {
+      // The operator revoked its own token (and with it every token delegated
+      // from it): write a new one at once rather than lock the operator out.
+      await this.ensureOperatorToken();
+    }
     if (spread.unreachable.length > 0) {
       this.#d.log.warn("revocation not pushed; those services will read the list file", {
         cap_id: capId,
@@ -363,7 +373,8 @@ export class IdentityService {
     const { previous, previousNotAfter } = await this.#d.ring.rotate();
     this.publishKeys();
     await this.publishRevocations();
-    await this.ensureOperatorToken({ force: true });
+    // The operator token is not replaced: the old key keeps verifying it, and
+    // a second root token would stay valid beside it.
     const spread = await this.push([]);
     this.#d.audit.event("key.rotated", { kid: this.#d.ring.active.kid, previous, by: by.capId });
     return {

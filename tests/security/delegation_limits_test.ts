@@ -126,3 +126,33 @@ Deno.test("children share their ancestors' rate-limit buckets", async () => {
     await node.stop();
   }
 });
+
+Deno.test("revoking the operator token revokes every token, and identity writes a new one", async () => {
+  const node = await startNode();
+  try {
+    const old = node.operatorToken();
+    const child = await issue(node, { service: "fs", rights: ["fs.list"] });
+    const opCap = expectOk<{ claims: { jti: string } }>(
+      await node.request("identity", "identity.introspect", { token: old }),
+    ).claims.jti;
+    expectOk(await node.request("identity", "identity.revoke", { cap_id: opCap }, old));
+    // Everything delegated from it is refused, the old operator token too.
+    expectError(
+      await node.request("fs", "fs.list", { path: node.exportRoot }, child.token),
+      "UNAUTHENTICATED",
+      /revoked/,
+    );
+    expectError(
+      await node.request("identity", "identity.issue", { service: "fs", rights: ["fs.list"] }, old),
+      "UNAUTHENTICATED",
+      /revoked/,
+    );
+    // The operator is not locked out: a new operator token is in the state dir.
+    const fresh = node.operatorToken();
+    assert.notEqual(fresh, old);
+    const again = await issue(node, { service: "fs", rights: ["fs.list"] }, fresh);
+    expectOk(await node.request("fs", "fs.list", { path: node.exportRoot }, again.token));
+  } finally {
+    await node.stop();
+  }
+});

@@ -80,8 +80,12 @@ Deno.test("key rotation: operator only, old and new tokens verify at fs", async 
       assert.notEqual(rotated.kid, kidNow);
       assert.match(rotated.kid, /^k4\.pid\./);
       assert(rotated.propagated.includes("fs"), JSON.stringify(rotated));
-      // The operator token file was re-minted under the new key.
-      assert.equal(footerKid(node.operatorToken()), rotated.kid);
+      // The operator token is kept (the old key keeps verifying it): a second
+      // root token would stay valid beside it.
+      assert.equal(footerKid(node.operatorToken()), kidNow);
+      expectOk(
+        await node.request("identity", "identity.introspect", { token: node.operatorToken() }),
+      );
     });
 
     await t.step("a token issued before rotation still works at fs", async () => {
