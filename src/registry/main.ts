@@ -8,7 +8,7 @@ import { parseRequest } from "../ipc/envelope.ts";
 import { parseLayoutArgs, socketPath } from "../runtime/config.ts";
 import { logger } from "../runtime/log.ts";
 import { runMain, runService } from "../runtime/service.ts";
-import { Registry, SUPERVISOR_OWNER } from "./service.ts";
+import { Registry, SUPERVISOR } from "./service.ts";
 
 await runMain("registry", async () => {
   const { layout, options } = parseLayoutArgs(Deno.args, { supervised: { type: "boolean" } });
@@ -20,33 +20,32 @@ await runMain("registry", async () => {
       const req = parseRequest(body);
       const p = req.params ?? {};
       if (req.method === "registry.register") {
-        registry!.register(
-          String(p.service),
-          String(p.endpoint),
-          Number(p.api_v ?? 1),
-          SUPERVISOR_OWNER,
-        );
+        registry!.register({
+          service: String(p.service),
+          endpoint: String(p.endpoint),
+          api_v: Number(p.api_v ?? 1),
+        }, SUPERVISOR);
       } else if (req.method === "registry.deregister") {
-        registry!.deregister(String(p.service), SUPERVISOR_OWNER);
+        registry!.deregister(String(p.service), SUPERVISOR);
       }
     } catch (err) {
       log.warn("bad control frame from the supervisor", { error: String(err) });
     }
   };
-  await runService({
+  const running = await runService({
     service: "registry",
     layout,
     supervised: options.supervised === true,
     methods: (_trust, audit) => {
       registry = new Registry(audit);
-      registry.register(
-        "registry",
-        `unix://${socketPath(layout, "registry")}`,
-        1,
-        SUPERVISOR_OWNER,
-      );
+      registry.register({
+        service: "registry",
+        endpoint: `unix://${socketPath(layout, "registry")}`,
+        api_v: 1,
+      }, SUPERVISOR);
       return registry.methods();
     },
     onControlFrame: control,
   });
+  running.trust.onRevoked((ids) => registry!.dropRevoked(ids));
 });

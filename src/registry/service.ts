@@ -1,14 +1,15 @@
 /**
  * The registry: where services are found. Entries written by the supervisor
  * (over its private pipe) describe the services it runs; holders of the
- * registry.register right may add their own, but never overwrite the
- * supervisor's.
+ * registry.register right may add their own, within limits, never under a
+ * name the supervisor runs, and only for as long as their token lives.
  * @module
  */
 
-import { invalidArgument, notFound, StrataError } from "../ipc/errors.ts";
+import { invalidArgument, notFound, permissionDenied, StrataError } from "../ipc/errors.ts";
 import type { Method } from "../ipc/server.ts";
 import type { Audit } from "../runtime/audit.ts";
+import type { Capability } from "../token/claims.ts";
 
 /** One registered service. */
 export interface Entry {
@@ -20,14 +21,39 @@ export interface Entry {
   owner: string;
 }
 
+/** What a registration says. */
+export interface Registration {
+  service: string;
+  endpoint: string;
+  api_v: number;
+}
+
+/** Who registers: the supervisor, or a capability (whose lineage and expiry bound the entry). */
+export type Owner = typeof SUPERVISOR | Capability;
+
 /** The owner name of entries the supervisor wrote. */
 export const SUPERVISOR_OWNER = "supervisor";
+
+/** The supervisor as an owner. */
+export const SUPERVISOR = { capId: SUPERVISOR_OWNER } as const;
+
+/** Names only the supervisor may register: the services it runs, and itself. */
+export const RESERVED = ["supervisor", "registry", "identity", "fs"];
+
+/** Limits of the table. */
+export const REGISTRY_LIMITS = { entries: 256, perOwner: 16 };
 
 const SERVICE = {
   type: "string",
   pattern: /^[a-z][a-z0-9_-]{0,31}$/,
   hint: "must be a lowercase name like fs or my-service",
 } as const;
+
+interface Row extends Entry {
+  /** The owner's lineage (a revoked ancestor removes the entry) and expiry. */
+  lineage: readonly string[];
+  expMs: number;
+}
 
 /** Checks an endpoint URL: unix:///absolute/path today; tcp:// is reserved. */
 export function checkEndpoint(endpoint: string): string {
@@ -42,9 +68,13 @@ export function checkEndpoint(endpoint: string): string {
   return endpoint;
 }
 
+function isSupervisor(owner: Owner): boolean {
+  return owner.capId === SUPERVISOR_OWNER;
+}
+
 /** The registry's table. */
 export class Registry {
-  #entries = new Map<string, Entry>();
+  #rows = new Map<string, Row>();
   #audit?: Audit;
 
   constructor(audit?: Audit) {
@@ -52,50 +82,95 @@ export class Registry {
   }
 
   /** Adds or replaces an entry; only its owner (or the supervisor) may replace it. */
-  register(service: string, endpoint: string, apiV: number, owner: string): Entry {
-    const old = this.#entries.get(service);
-    if (old && old.owner !== owner && owner !== SUPERVISOR_OWNER) {
+  register(reg: Registration, owner: Owner): Entry {
+    const { service } = reg;
+    const sup = isSupervisor(owner);
+    if (!sup && RESERVED.includes(service)) {
+      throw permissionDenied(`service ${service} is run by the supervisor; register another name`, {
+        reason: "reserved_name",
+      });
+    }
+    const old = this.#live(service);
+    if (old && old.owner !== owner.capId && !sup) {
       throw new StrataError(
         "CONFLICT",
         `service ${service} is registered by ${old.owner}; only it may change the entry`,
       );
     }
-    const entry: Entry = {
+    if (!old && !sup) {
+      if (this.#rows.size >= REGISTRY_LIMITS.entries) {
+        throw new StrataError("RESOURCE_EXHAUSTED", "the registry is full; deregister something");
+      }
+      const mine = [...this.#rows.values()].filter((r) => r.owner === owner.capId).length;
+      if (mine >= REGISTRY_LIMITS.perOwner) {
+        throw new StrataError(
+          "RESOURCE_EXHAUSTED",
+          `this capability already registered ${mine} services, the most one may`,
+        );
+      }
+    }
+    const row: Row = {
       service,
-      endpoint: checkEndpoint(endpoint),
-      api_v: apiV,
+      endpoint: checkEndpoint(reg.endpoint),
+      api_v: reg.api_v,
       registered_at: new Date().toISOString(),
-      owner,
+      owner: owner.capId,
+      lineage: sup ? [] : (owner as Capability).lineage,
+      expMs: sup ? Infinity : (owner as Capability).expMs,
     };
-    this.#entries.set(service, entry);
-    this.#audit?.event("registry.register", { service, endpoint, owner });
-    return entry;
+    this.#rows.set(service, row);
+    this.#audit?.event("registry.register", { service, endpoint: row.endpoint, owner: row.owner });
+    return this.#entry(row);
   }
 
   /** Removes an entry if `owner` owns it (the supervisor may remove any). */
-  deregister(service: string, owner: string): boolean {
-    const old = this.#entries.get(service);
+  deregister(service: string, owner: Owner): boolean {
+    const old = this.#live(service);
     if (!old) return false;
-    if (old.owner !== owner && owner !== SUPERVISOR_OWNER) {
+    if (old.owner !== owner.capId && !isSupervisor(owner)) {
       throw new StrataError("CONFLICT", `service ${service} is registered by ${old.owner}`);
     }
-    this.#entries.delete(service);
-    this.#audit?.event("registry.deregister", { service, owner });
+    this.#rows.delete(service);
+    this.#audit?.event("registry.deregister", { service, owner: owner.capId });
     return true;
+  }
+
+  /** Drops the entries of revoked capabilities (or of tokens delegated from them). */
+  dropRevoked(capIds: Iterable<string>): void {
+    const ids = new Set(capIds);
+    for (const [name, row] of this.#rows) {
+      if (row.lineage.some((id) => ids.has(id))) this.#rows.delete(name);
+    }
+  }
+
+  /** An entry whose owner's token has not expired; expired ones are dropped. */
+  #live(service: string): Row | undefined {
+    const row = this.#rows.get(service);
+    if (row && row.expMs <= Date.now()) {
+      this.#rows.delete(service);
+      return undefined;
+    }
+    return row;
+  }
+
+  #entry(row: Row): Entry {
+    const { lineage: _l, expMs: _e, ...entry } = row;
+    return entry;
   }
 
   /** Looks a service up. */
   resolve(service: string): Entry {
-    const e = this.#entries.get(service);
-    if (!e) {
+    const row = this.#live(service);
+    if (!row) {
       throw notFound(`service ${service} is not registered; registry.list shows what is`);
     }
-    return e;
+    return this.#entry(row);
   }
 
-  /** Every entry, sorted by name. */
+  /** Every live entry, sorted by name. */
   list(): Entry[] {
-    return [...this.#entries.values()].sort((a, b) => a.service.localeCompare(b.service));
+    return [...this.#rows.keys()].map((k) => this.#live(k)).filter((r): r is Row => !!r)
+      .sort((a, b) => a.service.localeCompare(b.service)).map((r) => this.#entry(r));
   }
 
   /** The methods the registry serves on its socket. */
@@ -122,15 +197,14 @@ export class Registry {
           endpoint: { type: "string", minLength: 1, maxLength: 1024 },
           api_v: { type: "integer", default: 1, min: 1, max: 1000 },
         },
-        handler: (p: { service: string; endpoint: string; api_v: number }, ctx) =>
-          view(this.register(p.service, p.endpoint, p.api_v, ctx.cap!.capId)),
+        handler: (p: Registration, ctx) => view(this.register(p, ctx.cap!)),
       },
       {
         name: "registry.deregister",
         access: { right: "registry.register" },
         params: { service: SERVICE },
         handler: (p: { service: string }, ctx) => ({
-          removed: this.deregister(p.service, ctx.cap!.capId),
+          removed: this.deregister(p.service, ctx.cap!),
         }),
       },
     ];

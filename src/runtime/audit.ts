@@ -18,10 +18,22 @@ export interface AuditOptions {
   program: string;
   /** Also copy each line to stderr (default true). */
   stderr?: boolean;
+  /** Rotate the file past this size (default {@link MAX_AUDIT_BYTES}). */
+  maxBytes?: number;
 }
 
 /** Field names that must never reach the log. */
 const SECRET_FIELDS = new Set(["token", "secret", "auth"]);
+
+/** The log is rotated (to audit.log.1) when it grows past this. */
+export const MAX_AUDIT_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Refusals are logged at most this often (a burst of `burst`, then `perSecond`
+ * a second); the rest are counted in one auth.denied.suppressed line a
+ * second, so a flood of bad requests cannot fill the disk.
+ */
+export const DENIED_RATE = { perSecond: 20, burst: 100 };
 
 /** A batched writer of audit events. */
 export class Audit {
@@ -33,10 +45,15 @@ export class Audit {
   #lines: string[] = [];
   #bytes = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #deniedTokens = DENIED_RATE.burst;
+  #deniedAt = Date.now();
+  #suppressed = 0;
+  #maxBytes: number;
 
   constructor(options: AuditOptions) {
     this.#program = options.program;
     this.#stderr = options.stderr ?? true;
+    this.#maxBytes = options.maxBytes ?? MAX_AUDIT_BYTES;
     this.#path = options.path;
     this.#open();
   }
@@ -56,6 +73,7 @@ export class Audit {
 
   /** Records one event, e.g. `event("fs.open", {cap_id, path})`. */
   event(name: string, fields: Record<string, unknown> = {}): void {
+    if (name === "auth.denied" && !this.#takeDenied()) return;
     const clean: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(fields)) {
       if (v !== undefined && !SECRET_FIELDS.has(k)) clean[k] = v;
@@ -75,6 +93,55 @@ export class Audit {
     }
   }
 
+  /** Whether one more refusal may be logged now; counts it as suppressed if not. */
+  #takeDenied(): boolean {
+    const now = Date.now();
+    this.#deniedTokens = Math.min(
+      DENIED_RATE.burst,
+      this.#deniedTokens + ((now - this.#deniedAt) / 1000) * DENIED_RATE.perSecond,
+    );
+    this.#deniedAt = now;
+    if (this.#deniedTokens >= 1) {
+      this.#deniedTokens -= 1;
+      return true;
+    }
+    if (this.#suppressed++ === 0) {
+      // One summary line a second while the flood lasts.
+      const t = setTimeout(() => {
+        const count = this.#suppressed;
+        this.#suppressed = 0;
+        this.event("auth.denied.suppressed", { count });
+      }, 1000);
+      Deno.unrefTimer(t);
+    }
+    return false;
+  }
+
+  /**
+   * Follows a rotation by another process (the path now names a new file)
+   * and rotates the file itself once it has grown past MAX_AUDIT_BYTES.
+   */
+  #rotate(): void {
+    if (!this.#file || !this.#path) return;
+    try {
+      const mine = this.#file.statSync();
+      let current: Deno.FileInfo | undefined;
+      try {
+        current = Deno.statSync(this.#path);
+      } catch { /* renamed away and not yet recreated */ }
+      if (current?.ino === mine.ino && mine.size > this.#maxBytes) {
+        Deno.renameSync(this.#path, `${this.#path}.1`);
+      } else if (current?.ino === mine.ino) {
+        return;
+      }
+      this.#file.close();
+      this.#file = undefined;
+      this.#open();
+    } catch {
+      // Rotation is best effort; writing goes on to the file we have.
+    }
+  }
+
   /** Writes out every pending line now. */
   flush(): void {
     clearTimeout(this.#timer);
@@ -84,6 +151,7 @@ export class Audit {
     this.#lines = [];
     this.#bytes = 0;
     this.#open();
+    this.#rotate();
     try {
       // One write per batch: O_APPEND keeps concurrent writers' batches whole.
       this.#file?.writeSync(bytes);

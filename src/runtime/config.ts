@@ -169,7 +169,8 @@ export function stateFiles(layout: Layout) {
     /** Append-only revocation log (JSON lines, fsynced). */
     revocationLog: `${d}/revocations.log`,
     revocationLogTmp: `${d}/revocations.log.tmp`,
-    /** Audit events of every service (JSON lines). */
+    /** Audit events of every service (JSON lines), and the previous one after rotation. */
     audit: `${d}/audit.log`,
+    auditOld: `${d}/audit.log.1`,
   };
 }

@@ -68,12 +68,14 @@ export function permissionSet(
   const rt = runtimeFiles(layout);
   const st = stateFiles(layout);
   const verifierReads = [rt.identityPub, rt.revocations];
+  // Rotating the audit log renames it, which needs read and write on both names.
+  const audit = [st.audit, st.auditOld];
   const set: PermissionSet = { sockets: [], read: [], write: [], env: [], run: [] };
   switch (program) {
     case "registry":
       set.sockets = [socketPath(layout, "registry")];
-      set.read = verifierReads;
-      set.write = [st.audit];
+      set.read = [...verifierReads, ...audit];
+      set.write = audit;
       break;
     case "identity":
       set.sockets = [
@@ -92,8 +94,8 @@ export function permissionSet(
       break;
     case "fs":
       set.sockets = [socketPath(layout, "fs")];
-      set.read = [...verifierReads, ...layout.fsRoots];
-      set.write = [st.audit];
+      set.read = [...verifierReads, ...audit, ...layout.fsRoots];
+      set.write = audit;
       break;
     case "supervisor":
       set.sockets = [
@@ -101,8 +103,8 @@ export function permissionSet(
         ...CHILD_SERVICES.map((s) => socketPath(layout, s)),
       ];
       // It creates the runtime dir and clears stale sockets from it.
-      set.read = [layout.runtimeDir];
-      set.write = [layout.runtimeDir, st.audit];
+      set.read = [layout.runtimeDir, ...audit];
+      set.write = [layout.runtimeDir, ...audit];
       set.env = CHILD_SERVICES.map(binOverrideVar);
       set.run = options.run ?? [];
       break;

@@ -5,17 +5,26 @@
 
 import assert from "node:assert/strict";
 import type { MethodContext } from "../../src/ipc/server.ts";
-import { checkEndpoint, Registry, SUPERVISOR_OWNER } from "../../src/registry/service.ts";
+import {
+  checkEndpoint,
+  Registry,
+  REGISTRY_LIMITS,
+  SUPERVISOR,
+  SUPERVISOR_OWNER,
+} from "../../src/registry/service.ts";
 import { makeCap, throwsStrata } from "./support.ts";
 
-const OWNER_A = "a".repeat(32);
-const OWNER_B = "b".repeat(32);
+const OWNER_A = makeCap({ jti: "a".repeat(32) });
+const OWNER_B = makeCap({ jti: "b".repeat(32) });
 
 Deno.test("Registry: register then resolve returns the entry", () => {
   // given an empty registry
   const r = new Registry();
   // when a service is registered
-  const e = r.register("fs", "unix:///run/strata/fs.sock", 1, SUPERVISOR_OWNER);
+  const e = r.register(
+    { service: "fs", endpoint: "unix:///run/strata/fs.sock", api_v: 1 },
+    SUPERVISOR,
+  );
   // then resolve finds it with its fields
   assert.deepEqual(r.resolve("fs"), e);
   assert.equal(e.endpoint, "unix:///run/strata/fs.sock");
@@ -34,36 +43,43 @@ Deno.test("Registry.resolve: an unregistered service is NOT_FOUND pointing at re
 
 Deno.test("Registry.list: every entry, sorted by service name", () => {
   const r = new Registry();
-  r.register("registry", "unix:///r.sock", 1, SUPERVISOR_OWNER);
-  r.register("fs", "unix:///f.sock", 1, SUPERVISOR_OWNER);
-  r.register("identity", "unix:///i.sock", 2, OWNER_A);
-  assert.deepEqual(r.list().map((e) => e.service), ["fs", "identity", "registry"]);
+  r.register({ service: "registry", endpoint: "unix:///r.sock", api_v: 1 }, SUPERVISOR);
+  r.register({ service: "fs", endpoint: "unix:///f.sock", api_v: 1 }, SUPERVISOR);
+  r.register({ service: "my-identity", endpoint: "unix:///i.sock", api_v: 2 }, OWNER_A);
+  assert.deepEqual(r.list().map((e) => e.service), ["fs", "my-identity", "registry"]);
 });
 
 Deno.test("Registry.register: a different owner overwriting an entry is CONFLICT, and the entry is kept", () => {
   // given an entry owned by capability A
   const r = new Registry();
-  r.register("my-svc", "unix:///run/a.sock", 1, OWNER_A);
+  r.register({ service: "my-svc", endpoint: "unix:///run/a.sock", api_v: 1 }, OWNER_A);
   // when B tries to replace it
   throwsStrata(
-    () => r.register("my-svc", "unix:///run/b.sock", 1, OWNER_B),
+    () => r.register({ service: "my-svc", endpoint: "unix:///run/b.sock", api_v: 1 }, OWNER_B),
     "CONFLICT",
-    new RegExp(`service my-svc is registered by ${OWNER_A}; only it may change the entry`),
+    new RegExp(`service my-svc is registered by ${OWNER_A.capId}; only it may change the entry`),
   );
   // then A's entry stands
   assert.equal(r.resolve("my-svc").endpoint, "unix:///run/a.sock");
   // and A itself may update it
-  assert.equal(r.register("my-svc", "unix:///run/a2.sock", 2, OWNER_A).api_v, 2);
+  assert.equal(
+    r.register({ service: "my-svc", endpoint: "unix:///run/a2.sock", api_v: 2 }, OWNER_A).api_v,
+    2,
+  );
 });
 
 Deno.test("Registry.register: a token cannot overwrite the supervisor's entry; the supervisor may overwrite any", () => {
   const r = new Registry();
-  r.register("fs", "unix:///run/strata/fs.sock", 1, SUPERVISOR_OWNER);
-  throwsStrata(() => r.register("fs", "unix:///tmp/evil.sock", 1, OWNER_A), "CONFLICT");
+  r.register({ service: "fs", endpoint: "unix:///run/strata/fs.sock", api_v: 1 }, SUPERVISOR);
+  throwsStrata(
+    () => r.register({ service: "fs", endpoint: "unix:///tmp/evil.sock", api_v: 1 }, OWNER_A),
+    "PERMISSION_DENIED",
+    /run by the supervisor/,
+  );
   assert.equal(r.resolve("fs").endpoint, "unix:///run/strata/fs.sock");
-  r.register("mine", "unix:///run/m.sock", 1, OWNER_A);
+  r.register({ service: "mine", endpoint: "unix:///run/m.sock", api_v: 1 }, OWNER_A);
   assert.equal(
-    r.register("mine", "unix:///run/sup.sock", 1, SUPERVISOR_OWNER).owner,
+    r.register({ service: "mine", endpoint: "unix:///run/sup.sock", api_v: 1 }, SUPERVISOR).owner,
     SUPERVISOR_OWNER,
   );
 });
@@ -103,25 +119,31 @@ Deno.test("checkEndpoint: relative, dotted, NUL and other schemes are INVALID_AR
 
 Deno.test("Registry.register: a refused endpoint leaves the table unchanged", () => {
   const r = new Registry();
-  r.register("my-svc", "unix:///run/a.sock", 1, OWNER_A);
-  throwsStrata(() => r.register("my-svc", "tcp://1.2.3.4:5", 1, OWNER_A), "INVALID_ARGUMENT");
-  throwsStrata(() => r.register("other", "tcp://1.2.3.4:5", 1, OWNER_A), "INVALID_ARGUMENT");
+  r.register({ service: "my-svc", endpoint: "unix:///run/a.sock", api_v: 1 }, OWNER_A);
+  throwsStrata(
+    () => r.register({ service: "my-svc", endpoint: "tcp://1.2.3.4:5", api_v: 1 }, OWNER_A),
+    "INVALID_ARGUMENT",
+  );
+  throwsStrata(
+    () => r.register({ service: "other", endpoint: "tcp://1.2.3.4:5", api_v: 1 }, OWNER_A),
+    "INVALID_ARGUMENT",
+  );
   assert.equal(r.resolve("my-svc").endpoint, "unix:///run/a.sock");
   assert.deepEqual(r.list().map((e) => e.service), ["my-svc"]);
 });
 
 Deno.test("Registry.deregister: the owner and the supervisor may remove; others get CONFLICT; missing is false", () => {
   const r = new Registry();
-  r.register("a-svc", "unix:///run/a.sock", 1, OWNER_A);
-  r.register("b-svc", "unix:///run/b.sock", 1, OWNER_B);
-  r.register("fs", "unix:///run/fs.sock", 1, SUPERVISOR_OWNER);
+  r.register({ service: "a-svc", endpoint: "unix:///run/a.sock", api_v: 1 }, OWNER_A);
+  r.register({ service: "b-svc", endpoint: "unix:///run/b.sock", api_v: 1 }, OWNER_B);
+  r.register({ service: "fs", endpoint: "unix:///run/fs.sock", api_v: 1 }, SUPERVISOR);
   // another owner is refused and the entry stays
   throwsStrata(() => r.deregister("a-svc", OWNER_B), "CONFLICT", /registered by a{32}/);
   throwsStrata(() => r.deregister("fs", OWNER_A), "CONFLICT");
   assert.ok(r.resolve("a-svc"));
   // the owner removes its own, the supervisor anyone's
   assert.equal(r.deregister("a-svc", OWNER_A), true);
-  assert.equal(r.deregister("b-svc", SUPERVISOR_OWNER), true);
+  assert.equal(r.deregister("b-svc", SUPERVISOR), true);
   assert.deepEqual(r.list().map((e) => e.service), ["fs"]);
   // removing what is not there says so
   assert.equal(r.deregister("a-svc", OWNER_A), false);
@@ -169,5 +191,49 @@ Deno.test("Registry.methods: the service name pattern is enforced by the params 
   for (const ok of ["fs", "my-service", "a_b9"]) assert.ok(pattern.test(ok), ok);
   for (const bad of ["", "Fs", "9fs", "a".repeat(33), "fs.sock", "-x"]) {
     assert.ok(!pattern.test(bad), bad);
+  }
+});
+
+Deno.test("Registry: names the supervisor runs are its own even while they are not registered", () => {
+  const r = new Registry();
+  for (const name of ["supervisor", "registry", "identity", "fs"]) {
+    throwsStrata(
+      () => r.register({ service: name, endpoint: "unix:///tmp/evil.sock", api_v: 1 }, OWNER_A),
+      "PERMISSION_DENIED",
+    );
+  }
+});
+
+Deno.test("Registry: entries are bounded per owner and in total", () => {
+  const r = new Registry();
+  for (let i = 0; i < REGISTRY_LIMITS.perOwner; i++) {
+    r.register({ service: `a-${i}`, endpoint: "unix:///run/a.sock", api_v: 1 }, OWNER_A);
+  }
+  throwsStrata(
+    () => r.register({ service: "a-more", endpoint: "unix:///run/a.sock", api_v: 1 }, OWNER_A),
+    "RESOURCE_EXHAUSTED",
+  );
+  // updating an entry it already has is still fine
+  r.register({ service: "a-0", endpoint: "unix:///run/a2.sock", api_v: 1 }, OWNER_A);
+});
+
+Deno.test("Registry: an entry goes when its owner's token expires or is revoked", () => {
+  const r = new Registry();
+  const now = Date.now();
+  const parent = makeCap();
+  const short = makeCap({ exp: new Date(now + 50).toISOString() }, now);
+  const child = makeCap({ parent: parent.capId, chain: [parent.capId] });
+  r.register({ service: "short", endpoint: "unix:///run/s.sock", api_v: 1 }, short);
+  r.register({ service: "child", endpoint: "unix:///run/c.sock", api_v: 1 }, child);
+  // revoking the parent removes what the child registered
+  r.dropRevoked([parent.capId]);
+  throwsStrata(() => r.resolve("child"), "NOT_FOUND");
+  // and an expired owner's entry is gone once its time has passed
+  const later = Date.now;
+  Date.now = () => now + 60_000;
+  try {
+    throwsStrata(() => r.resolve("short"), "NOT_FOUND");
+  } finally {
+    Date.now = later;
   }
 });

@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { Audit } from "../../src/runtime/audit.ts";
+import { Audit, DENIED_RATE } from "../../src/runtime/audit.ts";
 import { withTempDir } from "./support.ts";
 
 function lines(path: string): Record<string, unknown>[] {
@@ -95,5 +95,49 @@ Deno.test("Audit: a log whose folder does not exist yet does not throw", async (
     audit.event("registry.register", { service: "fs" });
     audit.close();
     assert.throws(() => Deno.statSync(`${dir}/missing`), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("Audit: a flood of refusals is logged in part and counted, not written out in full", async () => {
+  await withTempDir(async (dir) => {
+    // Given an audit log
+    const audit = new Audit({ path: `${dir}/audit.log`, program: "fs", stderr: false });
+    // When 1,000 refusals arrive at once
+    for (let i = 0; i < 1000; i++) {
+      audit.event("auth.denied", { method: "fs.list", reason: "no_token" });
+    }
+    audit.event("fs.open", { cap_id: "c" });
+    await new Promise((r) => setTimeout(r, 1100));
+    audit.close();
+    // Then only the burst is written, with a count of the rest, and other events are untouched
+    const lines = Deno.readTextFileSync(`${dir}/audit.log`).trim().split("\n").map((l) =>
+      JSON.parse(l)
+    );
+    const denied = lines.filter((l) => l.event === "auth.denied").length;
+    assert(denied >= DENIED_RATE.burst && denied <= DENIED_RATE.burst + 5, `${denied} written`);
+    const summary = lines.find((l) => l.event === "auth.denied.suppressed");
+    assert.equal(summary?.count, 1000 - denied);
+    assert(lines.some((l) => l.event === "fs.open"));
+  });
+});
+
+Deno.test("Audit: the log is rotated to audit.log.1 past its size, and writers follow", async () => {
+  await withTempDir((dir) => {
+    const path = `${dir}/audit.log`;
+    const a = new Audit({ path, program: "a", stderr: false, maxBytes: 1024 });
+    const b = new Audit({ path, program: "b", stderr: false, maxBytes: 1024 });
+    for (let i = 0; i < 40; i++) {
+      a.event("fs.read", { n: i, pad: "x".repeat(40) });
+      a.flush();
+      b.event("fs.read", { n: i, pad: "y".repeat(40) });
+      b.flush();
+    }
+    a.close();
+    b.close();
+    // Neither file grows much past the limit, and both writers' lines are in the current one.
+    assert(Deno.statSync(path).size < 4096, `${Deno.statSync(path).size}`);
+    assert(Deno.statSync(`${path}.1`).size > 0);
+    const current = Deno.readTextFileSync(path);
+    assert(current.includes('"program":"a"') && current.includes('"program":"b"'));
   });
 });
