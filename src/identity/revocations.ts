@@ -24,6 +24,7 @@ interface LogLine extends RevokedEntry {
 export class RevocationLog {
   readonly set = new RevocationSet();
   #file: Deno.FsFile;
+  #byCaller = new Map<string, number>();
 
   private constructor(file: Deno.FsFile) {
     this.#file = file;
@@ -63,6 +64,7 @@ export class RevocationLog {
     const file = Deno.openSync(files.revocationLog, { append: true, create: true, mode: 0o600 });
     const log = new RevocationLog(file);
     log.set.add(kept);
+    for (const e of kept) if (e.by) log.#count(e.by);
     return log;
   }
 
@@ -88,7 +90,17 @@ export class RevocationLog {
       throw err;
     }
     this.set.add([entry]);
+    if (by) this.#count(by);
     return true;
+  }
+
+  #count(by: string): void {
+    this.#byCaller.set(by, (this.#byCaller.get(by) ?? 0) + 1);
+  }
+
+  /** How many live revocations `capId` has made (counted since the log was opened). */
+  countBy(capId: string): number {
+    return this.#byCaller.get(capId) ?? 0;
   }
 
   /** Closes the log file. */

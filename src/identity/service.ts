@@ -7,7 +7,7 @@
  */
 
 import { callOnce } from "../ipc/client.ts";
-import { invalidArgument, permissionDenied } from "../ipc/errors.ts";
+import { invalidArgument, permissionDenied, StrataError } from "../ipc/errors.ts";
 import type { Method } from "../ipc/server.ts";
 import { checkCapability } from "../policy/authorize.ts";
 import { attenuate, MAX_TTL_SECONDS } from "../policy/constraints.ts";
@@ -33,7 +33,7 @@ import {
   rfc3339,
 } from "../token/claims.ts";
 import { signV4Public } from "../token/paseto.ts";
-import { type RevokedEntry, signRevocationList } from "../token/revocation_set.ts";
+import { LIST_CHUNK, type RevokedEntry, signRevocationList } from "../token/revocation_set.ts";
 import type { Trust } from "../token/trust.ts";
 import type { KeyRing } from "./keyring.ts";
 import type { RevocationLog } from "./revocations.ts";
@@ -46,6 +46,12 @@ const OPERATOR_TTL_MS = 365 * 24 * 3600_000;
 
 /** An operator token with less left than this is replaced at start. */
 const OPERATOR_RENEW_MS = 30 * 24 * 3600_000;
+
+/** Live revocations identity keeps at most (each is dropped once its token has expired). */
+export const MAX_LIVE_REVOCATIONS = 100_000;
+
+/** Live revocations one delegated capability may have made. */
+export const MAX_REVOCATIONS_PER_CALLER = 1000;
 
 /** How long identity waits for each service to take a push. */
 const PUSH_TIMEOUT_MS = 1000;
@@ -95,24 +101,48 @@ export class IdentityService {
     );
   }
 
-  /** Writes the signed list of every live revocation to the runtime dir. */
+  /**
+   * Writes every live revocation to the runtime dir's list file, signed in
+   * lines of LIST_CHUNK entries (at start, and after a key rotation).
+   */
   async publishRevocations(): Promise<void> {
     const rt = runtimeFiles(this.#d.layout);
-    const signed = await signRevocationList(
-      this.#d.ring.active,
-      this.#issuer,
-      this.#d.revocations.set.entries(),
-    );
-    writeFileAtomic(rt.revocations, signed + "\n", {
+    const entries = this.#d.revocations.set.entries();
+    // At least one line: an empty list, signed, says "nothing is revoked".
+    const lines: string[] = [];
+    for (let i = 0; i === 0 || i < entries.length; i += LIST_CHUNK) {
+      const chunk = entries.slice(i, i + LIST_CHUNK);
+      lines.push(await signRevocationList(this.#d.ring.active, this.#issuer, chunk) + "\n");
+    }
+    writeFileAtomic(rt.revocations, lines.join(""), {
       tmpPath: rt.revocationsTmp,
       mode: 0o600,
       durable: false,
     });
   }
 
+  /** Appends one signed revocation to the list file (one write, one line). */
+  #appendRevocation(signed: string): void {
+    const file = Deno.openSync(runtimeFiles(this.#d.layout).revocations, {
+      append: true,
+      create: true,
+      mode: 0o600,
+    });
+    try {
+      file.writeSync(new TextEncoder().encode(signed + "\n"));
+    } finally {
+      file.close();
+    }
+  }
+
   /** Sends a signed list to every service; reports who took it. */
   async push(entries: RevokedEntry[]): Promise<{ propagated: string[]; unreachable: string[] }> {
-    const signed = await signRevocationList(this.#d.ring.active, this.#issuer, entries);
+    return await this.#pushSigned(
+      await signRevocationList(this.#d.ring.active, this.#issuer, entries),
+    );
+  }
+
+  async #pushSigned(signed: string): Promise<{ propagated: string[]; unreachable: string[] }> {
     const results = await Promise.allSettled(
       PUSH_TARGETS.map((svc) =>
         callOnce(socketPath(this.#d.layout, svc), `${svc}.sync`, { signed }, {
@@ -325,12 +355,31 @@ export class IdentityService {
     }
     const capId = target.capId;
     // Keep the entry until no token with this id can still be valid.
-    const expMs = target.expMs ?? this.#d.ring.latestExpiry;
+    const expMs = target.expMs ??
+      (target.capId === by.capId ? by.expMs : this.#d.ring.latestExpiry);
     const entry = { cap_id: capId, exp: Math.ceil(expMs / 1000) };
+    if (!root) {
+      const mine = this.#d.revocations.countBy(by.capId);
+      if (mine >= MAX_REVOCATIONS_PER_CALLER) {
+        throw new StrataError(
+          "RESOURCE_EXHAUSTED",
+          `this capability already has ${mine} live revocations, the most one may`,
+        );
+      }
+    }
+    if (this.#d.revocations.set.size >= MAX_LIVE_REVOCATIONS) {
+      throw new StrataError(
+        "RESOURCE_EXHAUSTED",
+        `${MAX_LIVE_REVOCATIONS} revocations are live, the most identity keeps; ` +
+          "they go as the tokens they name expire",
+      );
+    }
     const fresh = this.#d.revocations.append(entry, by.capId);
     if (!fresh) return { status: "revoked", cap_id: capId, already: true };
-    await this.publishRevocations();
-    const spread = await this.push([entry]);
+    // The list file first (for services that start meanwhile), then the push.
+    const signed = await signRevocationList(this.#d.ring.active, this.#issuer, [entry]);
+    this.#appendRevocation(signed);
+    const spread = await this.#pushSigned(signed);
     this.#d.audit.event("cap.revoked", { cap_id: capId, by: by.capId, ...spread });
     if (capId === this.#operatorCap) {
       // The operator revoked its own token (and with it every token delegated

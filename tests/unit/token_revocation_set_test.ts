@@ -169,21 +169,62 @@ Deno.test("RevocationFile: loads the list when the file changed, and only then",
   });
 });
 
-Deno.test("RevocationFile: a file that does not verify is refused and retried on the next load", async () => {
+Deno.test("RevocationFile: a line signed by a key not known yet is retried on the next load", async () => {
   await withTempDir(async (dir) => {
     // given a file signed by a key the verifier does not know yet
     const path = `${dir}/revocations`;
     const key = await generateSigningKey();
     const keys = new CountingLookup();
     const a = newCapId();
-    Deno.writeTextFileSync(path, await signRevocationList(key, ISSUER, [{ cap_id: a, exp: SOON }]));
+    Deno.writeTextFileSync(
+      path,
+      (await signRevocationList(key, ISSUER, [{ cap_id: a, exp: SOON }])) + "\n",
+    );
     const file = new RevocationFile(path);
     const set = new RevocationSet();
-    // when loaded, then it fails and nothing is merged
-    await assert.rejects(file.load(set, keys, ISSUER));
+    // when loaded, then nothing is merged (and nothing throws)
+    assert.deepEqual(await file.load(set, keys, ISSUER), []);
     assert.equal(set.size, 0);
     // and once the key is known, the same unchanged file loads
     keys.add(await importVerifyKey(key.publicKey));
     assert.deepEqual(await file.load(set, keys, ISSUER), [a]);
+  });
+});
+
+Deno.test("RevocationFile: lines appended later are read from where it left off", async () => {
+  await withTempDir(async (dir) => {
+    // given a file of one line, already read
+    const path = `${dir}/revocations`;
+    const key = await generateSigningKey();
+    const keys = new CountingLookup([await importVerifyKey(key.publicKey)]);
+    const line = async (id: string) =>
+      (await signRevocationList(key, ISSUER, [{ cap_id: id, exp: SOON }])) + "\n";
+    const [a, b, c] = [newCapId(), newCapId(), newCapId()];
+    Deno.writeTextFileSync(path, await line(a));
+    const file = new RevocationFile(path);
+    const set = new RevocationSet();
+    assert.deepEqual(await file.load(set, keys, ISSUER), [a]);
+    // when a whole line and half of another are appended
+    const third = await line(c);
+    Deno.writeTextFileSync(path, (await line(b)) + third.slice(0, 20), { append: true });
+    // then only the whole line is merged, verifying nothing twice
+    const calls = keys.calls;
+    assert.deepEqual(await file.load(set, keys, ISSUER), [b]);
+    assert.equal(keys.calls, calls + 1);
+    // and the rest of the torn line, once written, is read too
+    Deno.writeTextFileSync(path, third.slice(20), { append: true });
+    assert.deepEqual(await file.load(set, keys, ISSUER), [c]);
+  });
+});
+
+Deno.test("RevocationFile: a line that can never verify is skipped, not a wall", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/revocations`;
+    const key = await generateSigningKey();
+    const keys = new CountingLookup([await importVerifyKey(key.publicKey)]);
+    const a = newCapId();
+    const good = (await signRevocationList(key, ISSUER, [{ cap_id: a, exp: SOON }])) + "\n";
+    Deno.writeTextFileSync(path, "v4.public.garbage\n" + good);
+    assert.deepEqual(await new RevocationFile(path).load(new RevocationSet(), keys, ISSUER), [a]);
   });
 });

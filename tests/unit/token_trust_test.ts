@@ -54,7 +54,7 @@ Deno.test("Trust.refresh: merges the revocation file and reports newly revoked i
     const a = newCapId();
     Deno.writeTextFileSync(
       runtimeFiles(layout).revocations,
-      await signRevocationList(key, "identity@unit", [{ cap_id: a, exp: SOON }]),
+      (await signRevocationList(key, "identity@unit", [{ cap_id: a, exp: SOON }])) + "\n",
     );
     const trust = new Trust(layout);
     const seen: string[][] = [];
