@@ -300,6 +300,7 @@ export class IdentityService {
     if (parent.lineage.length > MAX_CHAIN) {
       throw permissionDenied(
         `delegation is limited to ${MAX_CHAIN} levels; issue from a shallower token`,
+        { reason: "broader_than_parent", field: "depth" },
       );
     }
     const constraints: Constraints = grant.constraints;

@@ -74,6 +74,7 @@ export function attenuate(parent: Capability, req: GrantRequest, nowMs: number):
   if (p.service !== ANY_SERVICE && req.service !== p.service) {
     throw permissionDenied(
       `params.service: your capability is for ${p.service}; it cannot mint tokens for ${req.service}`,
+      { reason: "broader_than_parent", field: "service" },
     );
   }
   const extra = req.rights.filter((r) => !p.rights.includes(r));
