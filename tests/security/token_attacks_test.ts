@@ -332,8 +332,9 @@ Deno.test("token attacks at fs.list are refused", async (t) => {
           service: "fs",
           endpoint: "unix:///tmp/evil.sock",
         }, reg.token),
-        "CONFLICT",
-        /registered by supervisor/,
+        "PERMISSION_DENIED",
+        /run by the supervisor/,
+        "reserved_name",
       );
       const resolved = expectOk<{ endpoint: string }>(
         await node.request("registry", "registry.resolve", { service: "fs" }),

@@ -108,14 +108,14 @@ Deno.test("permissionFlags: each service may use its own socket; identity also t
   );
 });
 
-Deno.test("permissionFlags: fs reads its export roots and the published files, and writes only the audit log", () => {
+Deno.test("permissionFlags: fs reads its export roots and the published files, and writes only the audit log (and its rotation)", () => {
   const flags = flagsOf("fs");
   const read = flags.get("--allow-read")!;
   for (const root of LAYOUT.fsRoots) assert.ok(read.includes(root), root);
   assert.ok(read.includes(runtimeFiles(LAYOUT).identityPub));
   assert.ok(read.includes(runtimeFiles(LAYOUT).revocations));
   const write = flags.get("--allow-write")!.filter((p) => p !== socketPath(LAYOUT, "fs"));
-  assert.deepEqual(write, [stateFiles(LAYOUT).audit]);
+  assert.deepEqual(write, [stateFiles(LAYOUT).audit, stateFiles(LAYOUT).auditOld]);
   // no roots, no extra reads
   const bare = flagsOf("fs", { ...LAYOUT, fsRoots: [] }).get("--allow-read")!;
   assert.ok(!bare.includes("/srv/data"));
