@@ -10,7 +10,7 @@ import { fstatSync, readSync } from "node:fs";
 import { invalidArgument } from "../ipc/errors.ts";
 import { MAX_FRAME } from "../ipc/frame.ts";
 import { type Method, RawJson } from "../ipc/server.ts";
-import { type Confinement, listConfined, openConfined } from "../policy/paths.ts";
+import { type Confinement, listConfined, type Listed, openConfined } from "../policy/paths.ts";
 import type { Audit } from "../runtime/audit.ts";
 import type { Capability } from "../token/claims.ts";
 import type { HandleTable } from "./handles.ts";
@@ -94,9 +94,11 @@ export function fsMethods(d: FsDeps): Method[] {
       params: { path, limit: { type: "integer", default: 1000, min: 1, max: 5000 } },
       // About 100 bytes of JSON per entry, and as much again while it is built.
       cost: (p: { limit: number }) => p.limit * 256,
-      handler: async (p: { path: string; limit: number }, ctx) => {
-        const out = await listConfined(p.path, confinement(d, ctx.cap!), p.limit);
-        return out.truncated ? out : { path: out.path, entries: out.entries };
+      handler: (p: { path: string; limit: number }, ctx) => {
+        const shape = (out: Listed) =>
+          out.truncated ? out : { path: out.path, entries: out.entries };
+        const out = listConfined(p.path, confinement(d, ctx.cap!), p.limit);
+        return out instanceof Promise ? out.then(shape) : shape(out);
       },
     },
     {

@@ -512,7 +512,10 @@ export class Server {
     const params = validateParams(method.params, req.params);
     // Room for a large response before it is made (given back once written).
     const cost = method.cost?.(params) ?? 0;
-    if (cost > 0) held.response = await this.#responseBudget.take(cost);
+    if (cost > 0) {
+      const taken = this.#responseBudget.take(cost);
+      held.response = typeof taken === "number" ? taken : await taken;
+    }
     const out = method.handler(params, { cap, reqId: req.req_id, connId: s.id });
     if (!(out instanceof Promise)) return out;
     let timer: ReturnType<typeof setTimeout> | undefined;

@@ -243,7 +243,7 @@ const scans = new ByteBudget(2);
  * directory's device, inode and those times are exactly what readdir would
  * return; sizes are never remembered (every listing stats its files).
  */
-async function dirEntries(real: string, info: Deno.FileInfo): Promise<Listing> {
+function dirEntries(real: string, info: Deno.FileInfo): Listing | Promise<Listing> {
   const stamp = `${info.dev}:${info.ino}:${info.mtime?.getTime()}:${info.ctime?.getTime()}`;
   const hit = listings.get(real);
   if (hit && hit.stamp === stamp) {
@@ -251,11 +251,17 @@ async function dirEntries(real: string, info: Deno.FileInfo): Promise<Listing> {
     listings.set(real, hit);
     return hit;
   }
-  // Read the names and sort them: a truncated listing is the alphabetically
-  // first `limit`, and only the entries returned are stat'ed. Reading a
-  // folder happens off the event loop (a huge one takes a while and would
-  // stall every other request), a few folders at a time (each read holds
-  // all its names in memory).
+  return readListing(real, info, stamp);
+}
+
+/**
+ * Reads the names and sorts them: a truncated listing is the alphabetically
+ * first `limit`, and only the entries returned are stat'ed. Reading a folder
+ * happens off the event loop (a huge one takes a while and would stall every
+ * other request), a few folders at a time (each read holds all its names in
+ * memory).
+ */
+async function readListing(real: string, info: Deno.FileInfo, stamp: string): Promise<Listing> {
   const entries: Deno.DirEntry[] = [];
   let truncated = false;
   const slot = await scans.take(1);
@@ -297,25 +303,39 @@ export interface DirEntry {
  * directory listed is still the one that was checked. Symlinks are reported,
  * not followed.
  */
-export async function listConfined(
+export function listConfined(
   raw: string,
   c: Confinement,
   limit: number,
-): Promise<{ path: string; entries: DirEntry[]; truncated: boolean }> {
+): Listed | Promise<Listed> {
   const real = resolveConfined(raw, c);
   assertStable(real, c, "listed", false);
   const info = Deno.statSync(real);
   if (!info.isDirectory) {
     throw invalidArgument("path: not a directory; use fs.open to read a file");
   }
-  const listed = await dirEntries(real, info);
+  const listing = dirEntries(real, info);
+  // A remembered folder is answered at once; one that must be read, later.
+  return listing instanceof Promise
+    ? listing.then((l) => sized(real, l, limit))
+    : sized(real, listing, limit);
+}
+
+/** A listing as fs.list returns it. */
+export interface Listed {
+  path: string;
+  entries: DirEntry[];
+  truncated: boolean;
+}
+
+/** The first `limit` entries with their sizes (lstat: a symlink is reported, never followed). */
+function sized(real: string, listed: Listing, limit: number): Listed {
   const truncated = listed.truncated || listed.entries.length > limit;
   const found = listed.entries.length > limit ? listed.entries.slice(0, limit) : listed.entries;
   const base = real === "/" ? "" : real;
   const entries: DirEntry[] = found.map((e) => {
     let size = 0;
     try {
-      // lstat: an entry that is (or becomes) a symlink is reported, never followed.
       if (e.isFile) size = Deno.lstatSync(`${base}/${e.name}`).size;
     } catch {
       // The entry vanished between readdir and stat: report it with size 0.

@@ -332,11 +332,14 @@ Deno.test("listConfined: a file is INVALID_ARGUMENT, and confinement applies", a
   await withTempDir(async (dir) => {
     const { exp, roots } = tree(dir);
     await rejectsStrata(
-      () => listConfined(`${exp}/data/a.txt`, { roots }, 10),
+      async () => await listConfined(`${exp}/data/a.txt`, { roots }, 10),
       "INVALID_ARGUMENT",
       /not a directory/,
     );
-    await rejectsStrata(() => listConfined(`${dir}/outside`, { roots }, 10), "PERMISSION_DENIED");
+    await rejectsStrata(
+      async () => await listConfined(`${dir}/outside`, { roots }, 10),
+      "PERMISSION_DENIED",
+    );
     // a relative "." lists the prefix itself
     assert.equal(
       (await listConfined(".", { roots, prefix: `${exp}/data/sub` }, 10)).entries[0].name,
@@ -388,7 +391,7 @@ Deno.test({
     const root = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-stable-" });
     try {
       const c = { roots: [root], uid: 0 };
-      const reasonAsync = async (fn: () => Promise<unknown>) => {
+      const reasonAsync = async (fn: () => unknown) => {
         try {
           await fn();
           return "served";
