@@ -18,6 +18,11 @@ import {
 } from "../src/runtime/config.ts";
 import { binOverrideVar } from "../src/runtime/permissions.ts";
 
+/** Whether the tests run as root (some attacks need a second user, made by chown). */
+export const AS_ROOT: boolean = new TextDecoder().decode(
+  new Deno.Command("id", { args: ["-u"] }).outputSync().stdout,
+).trim() === "0";
+
 /** Waits until `cond` is true, polling; throws after `timeoutMs`. */
 export async function waitFor(
   what: string,

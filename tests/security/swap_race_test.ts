@@ -11,11 +11,9 @@
 import assert from "node:assert/strict";
 import { Client } from "../../src/ipc/client.ts";
 import { socketPath } from "../../src/runtime/config.ts";
-import { issue, REPO_ROOT, startNode, tempLayout } from "../helpers.ts";
+import { AS_ROOT, issue, REPO_ROOT, startNode, tempLayout } from "../helpers.ts";
 
 const NOBODY = 65534;
-const ROOT = new TextDecoder().decode(new Deno.Command("id", { args: ["-u"] }).outputSync().stdout)
-  .trim() === "0";
 
 async function chownR(path: string, uid: number): Promise<void> {
   // chown -h: change symlinks themselves, not what they point to.
@@ -25,9 +23,9 @@ async function chownR(path: string, uid: number): Promise<void> {
 
 Deno.test({
   name: `another user swapping a folder for a symlink cannot lead fs out of the prefix${
-    ROOT ? "" : " (skipped: needs root to run the attacker as another user)"
+    AS_ROOT ? "" : " (skipped: needs root to run the attacker as another user)"
   }`,
-  ignore: !ROOT,
+  ignore: !AS_ROOT,
   fn: async () => {
     const temp = await tempLayout();
     await Deno.chmod(temp.root, 0o755);

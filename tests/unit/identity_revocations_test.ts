@@ -4,6 +4,7 @@
  */
 
 import assert from "node:assert/strict";
+import { AS_ROOT } from "../helpers.ts";
 import { RevocationLog, type RevocationLogFiles } from "../../src/identity/revocations.ts";
 import { newCapId } from "../../src/token/claims.ts";
 import { withTempDir } from "./support.ts";
@@ -155,10 +156,6 @@ Deno.test("RevocationLog: lines that are not revocations are dropped on reopen",
     assert.equal(lines(files).length, 1);
   });
 });
-
-const AS_ROOT =
-  new TextDecoder().decode(new Deno.Command("id", { args: ["-u"] }).outputSync().stdout)
-    .trim() === "0";
 
 Deno.test({
   name: `RevocationLog: an append cut short by a full disk leaves no half line behind${

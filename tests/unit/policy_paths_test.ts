@@ -4,6 +4,7 @@
  */
 
 import assert from "node:assert/strict";
+import { AS_ROOT } from "../helpers.ts";
 import { closeSync, openSync, readSync } from "node:fs";
 import {
   type Confinement,
@@ -377,10 +378,6 @@ Deno.test("listConfined: remembered names never hide a change, and sizes are alw
     await Deno.remove(dir, { recursive: true });
   }
 });
-
-const AS_ROOT =
-  new TextDecoder().decode(new Deno.Command("id", { args: ["-u"] }).outputSync().stdout)
-    .trim() === "0";
 
 Deno.test({
   name: `paths through folders other users can change are refused${
