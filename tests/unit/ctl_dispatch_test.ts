@@ -12,20 +12,10 @@ import {
   parseInput,
   runCommand,
 } from "../../src/ctl/dispatch.ts";
-import { CtlError, EXIT, refusal, usage } from "../../src/ctl/errors.ts";
+import { EXIT, refusal, usage } from "../../src/ctl/errors.ts";
 import type { Command, Entry, Group } from "../../src/ctl/spec.ts";
 import type { Layout } from "../../src/runtime/config.ts";
-
-/** Asserts that `fn` throws a usage error whose message and hint match. */
-function assertUsage(fn: () => unknown, message: RegExp, hint?: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof CtlError, `expected a CtlError, got ${e}`);
-    assert.equal(e.exit, EXIT.USAGE);
-    assert.match(e.message, message);
-    if (hint) assert.match(e.hint ?? "", hint);
-    return true;
-  });
-}
+import { assertUsage } from "./support.ts";
 
 const GET: Command = {
   name: "get",

@@ -4,7 +4,6 @@
  */
 
 import assert from "node:assert/strict";
-import { CtlError, EXIT } from "../../src/ctl/errors.ts";
 import {
   issueParams,
   MAX_TTL_SECONDS,
@@ -13,17 +12,7 @@ import {
   splitList,
   ttlSeconds,
 } from "../../src/ctl/tokens.ts";
-
-/** Asserts that `fn` throws a usage error whose message and hint match. */
-function assertUsage(fn: () => unknown, message: RegExp, hint?: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof CtlError, `expected a CtlError, got ${e}`);
-    assert.equal(e.exit, EXIT.USAGE);
-    assert.match(e.message, message);
-    if (hint) assert.match(e.hint ?? "", hint);
-    return true;
-  });
-}
+import { assertUsage } from "./support.ts";
 
 Deno.test("issueParams: the issue's own example", () => {
   // given the flags of `token issue --service fs --rights fs.read,fs.list --path-prefix /srv/data --ttl 1h --rate 50rps`

@@ -6,6 +6,7 @@
  */
 
 import assert from "node:assert/strict";
+import { CtlError, EXIT } from "../../src/ctl/errors.ts";
 import { type ErrorName, StrataError } from "../../src/ipc/errors.ts";
 import type { Capability, Claims } from "../../src/token/claims.ts";
 import { AUDIENCE, newCapId, rfc3339 } from "../../src/token/claims.ts";
@@ -131,4 +132,15 @@ export function concat(...parts: Uint8Array[]): Uint8Array {
     off += p.length;
   }
   return out;
+}
+
+/** Asserts that `fn` throws a usage error whose message and hint match. */
+export function assertUsage(fn: () => unknown, message: RegExp, hint?: RegExp): void {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof CtlError, `expected a CtlError, got ${e}`);
+    assert.equal(e.exit, EXIT.USAGE);
+    assert.match(e.message, message);
+    if (hint) assert.match(e.hint ?? "", hint);
+    return true;
+  });
 }
