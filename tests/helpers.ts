@@ -69,6 +69,35 @@ export async function tempLayout(): Promise<TempLayout> {
   };
 }
 
+/**
+ * The development layout of `deno task start` without /run/strata: /tmp
+ * exported, the runtime dir the fallback /tmp/strata-$USER (directly in
+ * /tmp), the state dir ~/.local/state/strata (HOME in /var/tmp) or, with
+ * `stateUnderTmp`, a STRATA_STATE_DIR under /tmp. See scripts/launch.ts.
+ */
+export async function devTmpLayout(stateUnderTmp: boolean): Promise<TempLayout> {
+  const base = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-t-" });
+  // A state dir outside /tmp stands for ~/.local/state/strata (HOME in /var/tmp).
+  const home = stateUnderTmp ? base : await Deno.makeTempDir({ dir: "/var/tmp", prefix: "st-h-" });
+  const layout: Layout = {
+    // The launcher's last fallback, /tmp/strata-$USER: directly inside /tmp.
+    runtimeDir: `/tmp/strata-${base.slice(-8)}`,
+    stateDir: stateUnderTmp ? `${base}/state` : `${home}/.local/state/strata`,
+    nodeId: "test",
+    fsRoots: ["/tmp"],
+  };
+  return {
+    root: base,
+    layout,
+    exportRoot: "/tmp",
+    cleanup: async () => {
+      for (const d of new Set([base, home, layout.runtimeDir])) {
+        await Deno.remove(d, { recursive: true }).catch(() => {});
+      }
+    },
+  };
+}
+
 /** A running supervisor and its services. */
 export interface Node {
   layout: Layout;

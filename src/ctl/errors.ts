@@ -78,6 +78,9 @@ export function hintFor(error: Pick<ErrorBody, "name" | "details">, method = "")
     case "path_swapped":
       return "use a path inside the token's path prefix and the exported roots " +
         "(`strata-ctl token inspect` shows the prefix)";
+    case "strata_private":
+      return "that is Strata's own state or runtime folder, never served; " +
+        "export and ask for paths outside it";
     case "rate_limited":
       return "slow down: the token has a rate limit (`strata-ctl token inspect` shows it)";
   }

@@ -4,11 +4,11 @@
  */
 
 import { Audit } from "../runtime/audit.ts";
-import { parseLayoutArgs, stateFiles } from "../runtime/config.ts";
+import { parseLayoutArgs, runtimeFiles, stateFiles } from "../runtime/config.ts";
 import { logger } from "../runtime/log.ts";
 import { runMain, runService } from "../runtime/service.ts";
 import { HandleTable } from "./handles.ts";
-import { checkRoots, type FsDeps, fsMethods } from "./service.ts";
+import { checkRoots, type FsDeps, fsMethods, overlapWarning, privateDirs } from "./service.ts";
 
 /** How often expired and idle handles are closed. */
 const SWEEP_MS = 10_000;
@@ -19,9 +19,12 @@ await runMain("fs", async () => {
   if (roots.length === 0) {
     logger("fs").warn("no export roots (--fs-roots): every path will be refused");
   }
+  const overlap = overlapWarning(roots, layout);
+  if (overlap) logger("fs").warn(overlap);
   const handles = new HandleTable();
   const audit = new Audit({ path: stateFiles(layout).audit, program: "fs" });
-  const deps: FsDeps = { roots, handles, audit };
+  const known = [stateFiles(layout).audit, runtimeFiles(layout).identityPub];
+  const deps: FsDeps = { roots, handles, audit, private: privateDirs(layout, known) };
   const sweep = setInterval(() => handles.sweep(), SWEEP_MS);
   Deno.unrefTimer(sweep);
   const running = await runService({
@@ -38,4 +41,5 @@ await runMain("fs", async () => {
   running.trust.onRevoked((ids) => handles.revoke(ids));
   // The socket is fs's own file: its owner is the uid fs runs as.
   deps.uid = Deno.lstatSync(running.server.path).uid ?? undefined;
+  deps.private = privateDirs(layout, [...known, running.server.path]);
 });

@@ -7,11 +7,14 @@
  */
 
 import { fstatSync, readSync } from "node:fs";
+import { posix } from "node:path";
 import { invalidArgument } from "../ipc/errors.ts";
 import { MAX_FRAME } from "../ipc/frame.ts";
 import { type Method, RawJson } from "../ipc/server.ts";
 import { type Confinement, listConfined, type Listed, openConfined } from "../policy/paths.ts";
+import { isWithin } from "../policy/constraints.ts";
 import type { Audit } from "../runtime/audit.ts";
+import type { Layout } from "../runtime/config.ts";
 import type { Capability } from "../token/claims.ts";
 import type { HandleTable } from "./handles.ts";
 
@@ -76,12 +79,19 @@ export interface FsDeps {
   roots: readonly string[];
   /** fs's own uid (from its socket, since reading it would need --allow-sys); see policy/paths. */
   uid?: number;
+  /** Strata's state and runtime dirs (as configured and as resolved): never served. */
+  private?: readonly string[];
   handles: HandleTable;
   audit: Audit;
 }
 
 function confinement(d: FsDeps, cap: Capability): Confinement {
-  return { roots: d.roots, prefix: cap.claims.constraints.path_prefix, uid: d.uid };
+  return {
+    roots: d.roots,
+    prefix: cap.claims.constraints.path_prefix,
+    uid: d.uid,
+    private: d.private,
+  };
 }
 
 /** The methods fs serves. */
@@ -142,6 +152,41 @@ export function fsMethods(d: FsDeps): Method[] {
       },
     },
   ];
+}
+
+/**
+ * Strata's own folders as fs must refuse them: the state and runtime dirs as
+ * configured, and as they resolve (found through files fs may read, since
+ * its sandbox refuses the folders themselves), so a symlink cannot reach them.
+ */
+export function privateDirs(layout: Layout, known: readonly string[]): string[] {
+  const dirs = [layout.stateDir, layout.runtimeDir];
+  for (const file of known) {
+    try {
+      dirs.push(posix.dirname(Deno.realPathSync(file)));
+    } catch {
+      // Not there yet: the configured form still holds.
+    }
+  }
+  return [...new Set(dirs)];
+}
+
+/**
+ * The one start-up warning about the export roots: which of them contain (or
+ * lie inside) Strata's own folders, whose contents fs refuses to serve.
+ */
+export function overlapWarning(roots: readonly string[], layout: Layout): string | undefined {
+  const own = [["state dir", layout.stateDir], ["runtime dir", layout.runtimeDir]];
+  const hits: string[] = [];
+  for (const root of roots) {
+    for (const [what, dir] of own) {
+      if (isWithin(dir, root)) hits.push(`${root} contains the ${what} ${dir}`);
+      else if (isWithin(root, dir)) hits.push(`${root} lies inside the ${what} ${dir}`);
+    }
+  }
+  if (hits.length === 0) return undefined;
+  return `export roots overlap Strata's own folders (${hits.join("; ")}): ` +
+    "fs refuses every path inside those folders";
 }
 
 /** Checks the export roots: absolute, existing folders, not reached through a symlink. */

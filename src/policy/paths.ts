@@ -27,18 +27,64 @@ export interface Confinement {
   prefix?: string;
   /** The service's own uid: folders it (or root) owns are ones no other user can change. */
   uid?: number;
+  /**
+   * Strata's own folders (state dir, runtime dir; as configured and as
+   * resolved), never served whatever the roots and the prefix say.
+   */
+  private?: readonly string[];
 }
 
 /** The longest request path accepted. */
 export const MAX_PATH = 4096;
 
+/** The longest name of one file or folder, in UTF-8 bytes (Linux's NAME_MAX). */
+export const MAX_NAME_BYTES = 255;
+
+/** The longest whole path the kernel takes, in UTF-8 bytes (PATH_MAX less the NUL). */
+const MAX_PATH_BYTES = 4095;
+
+const encoder = new TextEncoder();
+
 function denyOutside(shown: string, c: Confinement): StrataError {
+  const roots = c.roots.length > 0 ? c.roots.join(", ") : "none";
+  if (c.prefix !== undefined && !isWithin(shown, c.prefix)) {
+    return permissionDenied(`path: ${shown} is outside the token's path_prefix ${c.prefix}`, {
+      reason: "outside_prefix",
+    });
+  }
+  // Inside the prefix (or no prefix): the roots are what it is outside of.
+  const prefixToo = c.prefix !== undefined && !c.roots.some((r) => isWithin(c.prefix!, r))
+    ? `; the token's path_prefix ${c.prefix} lies outside them too, so the token reaches nothing`
+    : "";
   return permissionDenied(
-    c.prefix !== undefined
-      ? `path: ${shown} is outside the token's path_prefix ${c.prefix}`
-      : `path: ${shown} is outside the exported roots (${c.roots.join(", ")})`,
+    `path: ${shown} is outside the exported roots (${roots})${prefixToo}`,
     { reason: "outside_prefix" },
   );
+}
+
+/** Refuses a path inside one of Strata's own folders (keys, tokens, sockets). */
+function assertNotPrivate(path: string, shown: string, c: Confinement): void {
+  const dir = c.private?.find((d) => isWithin(path, d));
+  if (dir === undefined) return;
+  throw permissionDenied(
+    `path: ${shown} is inside ${dir}, one of Strata's own folders (keys, tokens, sockets), ` +
+      "which fs never serves; export and ask for paths outside it",
+    { reason: "strata_private" },
+  );
+}
+
+/** Refuses a path the kernel would reject as too long, before it reaches the disk. */
+function assertNameLengths(joined: string): void {
+  if (encoder.encode(joined).length > MAX_PATH_BYTES) {
+    throw invalidArgument(`path: longer than ${MAX_PATH_BYTES} bytes once joined and encoded`);
+  }
+  for (const name of joined.split("/")) {
+    if (encoder.encode(name).length > MAX_NAME_BYTES) {
+      throw invalidArgument(
+        `path: the name "${name.slice(0, 32)}…" is longer than ${MAX_NAME_BYTES} bytes`,
+      );
+    }
+  }
 }
 
 function inside(path: string, c: Confinement): boolean {
@@ -46,15 +92,12 @@ function inside(path: string, c: Confinement): boolean {
   return c.roots.some((root) => isWithin(path, root));
 }
 
-/** Realpath that maps "does not exist" to NOT_FOUND naming the request path. */
+/** Realpath with its failures mapped to the protocol's errors, naming the request path. */
 function realPath(path: string, shown: string): string {
   try {
     return Deno.realPathSync(path);
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) {
-      throw notFound(`path: ${shown}: no such file or directory`);
-    }
-    throw err;
+    throw pathError(err, shown);
   }
 }
 
@@ -94,6 +137,8 @@ export function resolveConfined(raw: string, c: Confinement): string {
     );
   }
   if (!inside(joined, c)) throw denyOutside(joined, c);
+  assertNotPrivate(joined, joined, c);
+  assertNameLengths(joined);
   let real: string;
   try {
     real = realPath(joined, joined);
@@ -111,6 +156,8 @@ export function resolveConfined(raw: string, c: Confinement): string {
       { reason: "symlink_escape" },
     );
   }
+  // A symlink in an export root may lead into Strata's own folders.
+  assertNotPrivate(real, joined, c);
   return real;
 }
 
@@ -123,20 +170,42 @@ export interface ConfinedFile {
   size: number;
 }
 
-/** Maps a node:fs error to the protocol's, for the request path `shown`. */
-function openError(err: unknown, shown: string): unknown {
+/**
+ * Maps a file-system error (Deno's or node:fs's, both carry `code`) to the
+ * protocol's, naming the request path `shown`: whatever the path, the answer
+ * is INVALID_ARGUMENT, NOT_FOUND or PERMISSION_DENIED, never INTERNAL.
+ * `opening` tells a final symlink met by O_NOFOLLOW (a swap) from a loop.
+ */
+export function pathError(err: unknown, shown: string, opening = false): unknown {
+  if (err instanceof StrataError) return err;
+  if (err instanceof Deno.errors.NotCapable) {
+    return permissionDenied(`path: ${shown} is outside what fs's sandbox lets it read`);
+  }
   switch ((err as { code?: string }).code) {
     case "ENOENT":
       return notFound(`path: ${shown}: no such file or directory`);
+    case "ENOTDIR":
+      return invalidArgument(`path: ${shown}: a name on the path is a file, not a folder`);
     case "ELOOP":
-      return permissionDenied("path: changed while it was being opened; try again", {
-        reason: "path_swapped",
-      });
+      return opening
+        ? permissionDenied("path: changed while it was being opened; try again", {
+          reason: "path_swapped",
+        })
+        : invalidArgument(`path: ${shown}: too many levels of symbolic links`);
+    case "ENAMETOOLONG":
+      return invalidArgument(`path: ${shown.slice(0, 64)}…: a name or the path is too long`);
     case "EACCES":
     case "EPERM":
-      return permissionDenied("refused by the operating system: permission denied");
+      return permissionDenied(`path: ${shown}: refused by the operating system`);
     case "EISDIR":
       return invalidArgument("path: is a directory; use fs.list to read a directory");
+    case "ENXIO":
+    case "ENODEV":
+    case "EOPNOTSUPP":
+      return invalidArgument(`path: ${shown} is not a regular file (a socket or device)`);
+    case "EINVAL":
+    case "EILSEQ":
+      return invalidArgument(`path: ${shown} is not a name the file system accepts`);
     default:
       return err;
   }
@@ -197,13 +266,14 @@ function assertStable(real: string, c: Confinement, what: string, lastMayChange:
  * afterwards to be the file now at that path (same device and inode).
  */
 export function openConfined(raw: string, c: Confinement): ConfinedFile {
-  const real = resolveConfined(raw, c);
-  assertStable(real, c, "opened", true);
+  let real: string;
   let fd: number;
   try {
+    real = resolveConfined(raw, c);
+    assertStable(real, c, "opened", true);
     fd = openSync(real, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
   } catch (err) {
-    throw openError(err, raw);
+    throw pathError(err, raw, true);
   }
   try {
     const info = fstatSync(fd);
@@ -216,7 +286,7 @@ export function openConfined(raw: string, c: Confinement): ConfinedFile {
     return { fd, path: real, size: info.size };
   } catch (err) {
     closeSync(fd);
-    throw openError(err, raw);
+    throw pathError(err, raw, true);
   }
 }
 
@@ -308,16 +378,22 @@ export function listConfined(
   c: Confinement,
   limit: number,
 ): Listed | Promise<Listed> {
-  const real = resolveConfined(raw, c);
-  assertStable(real, c, "listed", false);
-  const info = Deno.statSync(real);
+  let real: string;
+  let info: Deno.FileInfo;
+  try {
+    real = resolveConfined(raw, c);
+    assertStable(real, c, "listed", false);
+    info = Deno.statSync(real);
+  } catch (err) {
+    throw pathError(err, raw);
+  }
   if (!info.isDirectory) {
     throw invalidArgument("path: not a directory; use fs.open to read a file");
   }
   const listing = dirEntries(real, info);
   // A remembered folder is answered at once; one that must be read, later.
   return listing instanceof Promise
-    ? listing.then((l) => sized(real, l, limit))
+    ? listing.then((l) => sized(real, l, limit), (err) => Promise.reject(pathError(err, raw)))
     : sized(real, listing, limit);
 }
 

@@ -11,6 +11,7 @@
  * @module
  */
 
+import { isWithin } from "../policy/constraints.ts";
 import {
   CHILD_SERVICES,
   type Layout,
@@ -31,6 +32,8 @@ export interface PermissionSet {
   /** Unix socket paths (each also needs read and write on the path). */
   sockets: string[];
   read: string[];
+  /** Refused reads, even below a granted folder (a more specific read grant still wins). */
+  denyRead: string[];
   write: string[];
   env: string[];
   run: string[];
@@ -70,7 +73,7 @@ export function permissionSet(
   const verifierReads = [rt.identityPub, rt.revocations];
   // Rotating the audit log renames it, which needs read and write on both names.
   const audit = [st.audit, st.auditOld];
-  const set: PermissionSet = { sockets: [], read: [], write: [], env: [], run: [] };
+  const set: PermissionSet = { sockets: [], read: [], denyRead: [], write: [], env: [], run: [] };
   switch (program) {
     case "registry":
       set.sockets = [socketPath(layout, "registry")];
@@ -95,6 +98,15 @@ export function permissionSet(
     case "fs":
       set.sockets = [socketPath(layout, "fs")];
       set.read = [...verifierReads, ...audit, ...layout.fsRoots];
+      // An export root may contain Strata's own folders (/tmp and a
+      // fallback runtime dir, say): fs reads there only what it is granted.
+      // Only a folder inside a root is carved out: elsewhere the grants are
+      // exact already, and Deno 2.9.6 misjudges a deny with more specific
+      // allows below it when another such deny lies outside every root
+      // (it then refuses those allows too: fails closed, but breaks fs).
+      set.denyRead = [layout.stateDir, layout.runtimeDir].filter((dir) =>
+        layout.fsRoots.some((root) => isWithin(dir, root))
+      );
       set.write = audit;
       break;
     case "supervisor":
@@ -121,6 +133,9 @@ export function permissionSet(
       set.env = CTL_ENV;
       break;
   }
+  // Only identity reads the signing key, whatever folder another grant covers
+  // (a runtime dir around the state dir, a download folder that is the state dir).
+  if (program !== "identity") set.denyRead.push(st.keys, st.keysTmp);
   if (program !== "supervisor" && program !== "ctl" && set.run.length > 0) {
     throw new Error("only the supervisor may run programs");
   }
@@ -137,13 +152,15 @@ export function permissionFlags(
   const flags: string[] = [];
   const read = uniq([...set.sockets, ...set.read]);
   const write = uniq([...set.sockets, ...set.write]);
-  for (const p of [...read, ...write, ...set.run]) {
+  const denyRead = uniq(set.denyRead);
+  for (const p of [...read, ...denyRead, ...write, ...set.run]) {
     if (p.includes(",")) throw new Error(`a path in a permission flag has a comma: ${p}`);
   }
   if (set.sockets.length > 0) {
     flags.push(`--allow-net=${uniq(set.sockets).map((s) => `unix:${s}`).join(",")}`);
   }
   if (read.length > 0) flags.push(`--allow-read=${read.join(",")}`);
+  if (denyRead.length > 0) flags.push(`--deny-read=${denyRead.join(",")}`);
   if (write.length > 0) flags.push(`--allow-write=${write.join(",")}`);
   if (set.env.length > 0) flags.push(`--allow-env=${set.env.join(",")}`);
   if (set.run.length > 0) flags.push(`--allow-run=${uniq(set.run).join(",")}`);

@@ -8,8 +8,30 @@
 
 import assert from "node:assert/strict";
 import { programCommand, REPO_ROOT } from "../../src/runtime/command.ts";
-import { PROGRAMS } from "../../src/runtime/permissions.ts";
-import { tempLayout } from "../helpers.ts";
+import { type Program, PROGRAMS } from "../../src/runtime/permissions.ts";
+import { type Layout, runtimeFiles, stateFiles } from "../../src/runtime/config.ts";
+import { devTmpLayout, tempLayout } from "../helpers.ts";
+
+/** Runs `program` with its real flags under `layout` and the probe preloaded; returns its report. */
+async function probe(program: Program, layout: Layout): Promise<Record<string, string>> {
+  const { cmd, args } = programCommand(program, layout, {
+    kind: "dev",
+    deno: Deno.execPath(),
+    root: REPO_ROOT,
+  }, { run: program === "supervisor" ? [Deno.execPath()] : undefined });
+  const entry = args.findIndex((a) => a.endsWith("/main.ts"));
+  const probeArgs = [
+    ...args.slice(0, entry),
+    `--preload=${REPO_ROOT}/tests/fixtures/sandbox_probe.ts`,
+    ...args.slice(entry),
+  ];
+  const out = await new Deno.Command(cmd, { args: probeArgs, stdin: "null" }).output();
+  const text = new TextDecoder().decode(out.stdout).trim();
+  assert(out.success, `probe failed: ${text}\n${new TextDecoder().decode(out.stderr)}`);
+  const r = JSON.parse(text.split("\n").at(-1)!);
+  assert.equal(r.program, program);
+  return r;
+}
 
 for (const program of PROGRAMS) {
   Deno.test(`sandbox: ${program} is refused by Deno outside its grant`, async () => {
@@ -49,6 +71,37 @@ for (const program of PROGRAMS) {
       for (const a of probeArgs) {
         assert(!/^--allow-(all|read|write|net|run|env)$/.test(a), `${program} has ${a}`);
         assert(!/^(-A|--allow-sys|--allow-ffi)/.test(a), `${program} has ${a}`);
+      }
+    } finally {
+      await temp.cleanup();
+    }
+  });
+}
+
+for (const stateUnderTmp of [false, true]) {
+  const name = stateUnderTmp ? "the state dir under exported /tmp" : "the default dev layout";
+  Deno.test(`sandbox: ${name}: only identity reads the key; fs nothing of Strata's own folders`, async () => {
+    const temp = await devTmpLayout(stateUnderTmp);
+    try {
+      const { layout } = temp;
+      const st = stateFiles(layout);
+      const rt = runtimeFiles(layout);
+      await Deno.mkdir(layout.stateDir, { recursive: true, mode: 0o700 });
+      await Deno.mkdir(layout.runtimeDir, { mode: 0o700 });
+      for (const f of [st.keys, st.operatorToken, st.audit, rt.identityPub]) {
+        await Deno.writeTextFile(f, "x");
+      }
+      for (const program of PROGRAMS) {
+        const r = await probe(program, layout);
+        const expected = program === "identity" ? "allowed" : "NotCapable";
+        assert.equal(r.readKey, expected, `${program} reading keys.json`);
+        if (program !== "fs") continue;
+        assert.equal(r.fsOperatorToken, "NotCapable");
+        assert.equal(r.fsListState, "NotCapable");
+        assert.equal(r.fsListRuntime, "NotCapable");
+        // Its exact grants inside them still work (the more specific rule wins).
+        assert.equal(r.fsIdentityPub, "allowed");
+        assert.equal(r.fsAudit, "allowed");
       }
     } finally {
       await temp.cleanup();

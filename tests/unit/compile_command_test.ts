@@ -17,7 +17,7 @@ const layout: Layout = {
 const options = { deno: "/usr/bin/deno", outDir: "/build/out", binDir: "/opt/strata/bin" };
 
 function flagsOf(args: string[]): string[] {
-  return args.filter((a) => a.startsWith("--allow-") || a === "-A");
+  return args.filter((a) => a.startsWith("--allow-") || a.startsWith("--deny-") || a === "-A");
 }
 
 for (const program of PROGRAMS) {

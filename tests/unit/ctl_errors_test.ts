@@ -36,6 +36,7 @@ Deno.test("hintFor: the reason decides first", () => {
   assert.match(hint("revoked"), /strata-ctl token issue/);
   assert.match(hint("missing_right", "PERMISSION_DENIED"), /token inspect.*right/);
   assert.match(hint("outside_prefix", "PERMISSION_DENIED"), /path prefix/);
+  assert.match(hint("strata_private", "PERMISSION_DENIED"), /Strata's own .*never served/);
   assert.match(hint("rate_limited", "RESOURCE_EXHAUSTED"), /rate limit/);
 });
 

@@ -41,7 +41,10 @@ Deno.test("permissionFlags: no program gets a bare or blanket permission", () =>
     const flags = permissionFlags(program, LAYOUT, program === "supervisor" ? { run: RUN } : {});
     for (const f of flags) {
       // no bare --allow-read, --allow-write, --allow-net, --allow-run, --allow-env
-      assert.ok(/^--allow-(read|write|net|run|env)=[^,]+(,[^,]+)*$/.test(f), `${program}: ${f}`);
+      assert.ok(
+        /^--(allow-(read|write|net|run|env)|deny-read)=[^,]+(,[^,]+)*$/.test(f),
+        `${program}: ${f}`,
+      );
     }
     for (
       const banned of [
@@ -131,9 +134,35 @@ Deno.test("permissionFlags: only identity can reach the state dir's keys and rev
     );
     assert.equal(touchesKeys, program === "identity", program);
   }
+  // and, whatever folder a grant covers, every other program is refused the key by name
+  for (const program of PROGRAMS) {
+    const deny = flagsOf(program).get("--deny-read") ?? [];
+    assert.equal(deny.includes(st.keys) && deny.includes(st.keysTmp), program !== "identity");
+  }
   // and ctl reads only the operator token from it
   const ctlReads = flagsOf("ctl").get("--allow-read")!.filter((p) => p.startsWith(LAYOUT.stateDir));
   assert.deepEqual(ctlReads, [st.operatorToken]);
+});
+
+Deno.test("permissionFlags: fs is refused the state and runtime dirs that lie inside an export root", () => {
+  const dev = { ...LAYOUT, fsRoots: ["/tmp"], runtimeDir: "/tmp/strata-me" };
+  const st = stateFiles(LAYOUT);
+  const keys = [st.keys, st.keysTmp];
+  assert.deepEqual(flagsOf("fs", dev).get("--deny-read"), [dev.runtimeDir, ...keys]);
+  const both = { ...dev, stateDir: "/tmp/st" };
+  assert.deepEqual(flagsOf("fs", both).get("--deny-read")!.slice(0, 2), [
+    "/tmp/st",
+    dev.runtimeDir,
+  ]);
+  // outside every root the grants are exact already: only the key is named
+  assert.deepEqual(flagsOf("fs").get("--deny-read"), keys);
+  // the exact grants inside them stay (Deno lets the more specific one win)
+  const read = flagsOf("fs", both).get("--allow-read")!;
+  for (
+    const p of [runtimeFiles(both).identityPub, stateFiles(both).audit, "/tmp/strata-me/fs.sock"]
+  ) {
+    assert.ok(read.includes(p), p);
+  }
 });
 
 Deno.test("permissionFlags: only identity (and the supervisor that owns the runtime dir) may write identity.pub", () => {
