@@ -31,8 +31,8 @@ import {
   type Revoked,
   type SvcEntry,
 } from "./render.ts";
-import type { Command, Entry, Group, Input, OptionSpec, Outcome } from "./spec.ts";
-import { issueParams, revokeParams } from "./tokens.ts";
+import type { Command, Context, Entry, Group, Input, OptionSpec, Outcome } from "./spec.ts";
+import { issueParams, prefixWarning, revokeParams } from "./tokens.ts";
 
 /** The NAME of a supervised service; a typo gets the nearest name. */
 function serviceName(name: string): string {
@@ -82,6 +82,21 @@ function svcChange(name: "stop" | "restart", verb: string, summary: string): Com
       return { data: entry, text: renderSvcAction(verb, entry, { style: ctx.style }) };
     },
   };
+}
+
+/**
+ * Warns on stderr when an fs token's path_prefix lies outside every root fs
+ * serves, asking fs itself (fs.roots), since only the running fs knows its
+ * roots. Best effort: when fs cannot be asked, nothing is printed.
+ */
+async function warnOutsideRoots(ctx: Context, params: Record<string, unknown>): Promise<void> {
+  const prefix = params.path_prefix;
+  if (typeof prefix !== "string" || (params.service !== "fs" && params.service !== "*")) return;
+  const answer = await ctx.session.call<{ roots: string[] }>("fs.roots", undefined, {
+    auth: false,
+  }).catch(() => undefined);
+  const warning = answer && prefixWarning(prefix, answer.roots);
+  if (warning) ctx.writeErr(`strata-ctl: ${warning}\n`);
 }
 
 const SVC: Group = {
@@ -162,10 +177,12 @@ const TOKEN: Group = {
         "export STRATA_TOKEN=$(strata-ctl token issue --service fs --actions list,open,read -q)",
       ],
       async run(ctx, input) {
+        const params = issueParams(input.options);
         const issued = await ctx.session.call<{ token: string; cap_id: string; expires: number }>(
           "identity.issue",
-          issueParams(input.options),
+          params,
         );
+        await warnOutsideRoots(ctx, params);
         if (ctx.json) return { data: issued };
         if (input.options.quiet) return { data: issued, text: issued.token };
         const seen = await ctx.session.call<Introspection>(

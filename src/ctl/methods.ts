@@ -78,6 +78,7 @@ export const METHODS: readonly MethodInfo[] = [
     protected: true,
   },
   { method: "fs.close", summary: "close a handle", example: { handle: "h1" }, protected: true },
+  { method: "fs.roots", summary: "the export roots fs serves", protected: false },
   { method: "registry.list", summary: "every registered service", protected: false },
   {
     method: "registry.resolve",

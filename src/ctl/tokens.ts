@@ -6,6 +6,8 @@
  * @module
  */
 
+import { posix } from "node:path";
+import { isWithin } from "../policy/constraints.ts";
 import { actionOf, ANY_SERVICE, rightsOf, SERVICES } from "../policy/rights.ts";
 import { unknownName, usage } from "./errors.ts";
 import { parseDuration } from "./format.ts";
@@ -105,6 +107,20 @@ export function issueParams(f: IssueFlags): Record<string, unknown> {
   if (f.rate !== undefined) params.rate_limit = rateLimit(f.rate);
   if (f.sub !== undefined) params.sub = f.sub;
   return params;
+}
+
+/**
+ * The warning `token issue` prints for a path_prefix outside every root fs
+ * serves (fs would refuse every path of such a token), or undefined.
+ */
+export function prefixWarning(prefix: string, roots: readonly string[]): string | undefined {
+  // identity refuses a relative prefix with its own error.
+  if (!prefix.startsWith("/")) return undefined;
+  const p = posix.normalize(prefix).replace(/(.)\/$/, "$1");
+  if (roots.some((root) => isWithin(p, root))) return undefined;
+  const served = roots.length > 0 ? roots.join(", ") : "none";
+  return `warning: --path-prefix ${prefix} lies outside the roots fs serves (${served}); ` +
+    "fs will refuse every path of this token";
 }
 
 const CAP_ID_RE = /^[0-9a-f]{32}$/;

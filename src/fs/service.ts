@@ -143,6 +143,15 @@ export function fsMethods(d: FsDeps): Method[] {
       },
     },
     {
+      // Public: root paths are configuration, not secrets, and `strata-ctl
+      // token issue` must check a prefix with whatever token it holds
+      // (identity.issue is not an fs right). Only socket users can ask.
+      name: "fs.roots",
+      access: "public",
+      params: {},
+      handler: () => ({ roots: d.roots }),
+    },
+    {
       name: "fs.close",
       access: { right: "fs.open" },
       params: { handle: { type: "string", minLength: 1, maxLength: 32 } },

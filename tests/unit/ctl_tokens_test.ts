@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import {
   issueParams,
   MAX_TTL_SECONDS,
+  prefixWarning,
   rateLimit,
   revokeParams,
   splitList,
@@ -113,4 +114,19 @@ Deno.test("revokeParams: a token goes as params.token, a cap_id as params.cap_id
 Deno.test("splitList: trimmed, without empty items", () => {
   assert.deepEqual(splitList(" a, b,,c "), ["a", "b", "c"]);
   assert.deepEqual(splitList(undefined), []);
+});
+
+Deno.test("prefixWarning: a prefix outside every root fs serves is named, with the roots", () => {
+  const roots = ["/srv/data", "/tmp"];
+  assert.equal(prefixWarning("/srv/data", roots), undefined);
+  assert.equal(prefixWarning("/srv/data/sub/", roots), undefined);
+  assert.equal(prefixWarning("/tmp/x/../y", roots), undefined);
+  assert.match(
+    prefixWarning("/srv/database", roots)!,
+    /--path-prefix \/srv\/database lies outside the roots fs serves \(\/srv\/data, \/tmp\)/,
+  );
+  assert.match(prefixWarning("/tmp/../etc", roots)!, /outside/);
+  assert.match(prefixWarning("/srv", [])!, /\(none\)/);
+  // a relative prefix is identity's to refuse
+  assert.equal(prefixWarning("srv", roots), undefined);
 });

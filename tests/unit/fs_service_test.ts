@@ -209,6 +209,7 @@ Deno.test("fs methods: declared rights and params", () => {
       "fs.open": { right: "fs.open" },
       "fs.read": { right: "fs.read" },
       "fs.close": { right: "fs.open" },
+      "fs.roots": "public",
     });
     const read = fs.methods.get("fs.read") as Method;
     assert.deepEqual(read.params.size, { type: "integer", default: 4096, min: 1, max: MAX_READ });
