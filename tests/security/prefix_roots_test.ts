@@ -29,6 +29,11 @@ async function ctl(node: Node, args: string[]) {
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
+/** `strata-ctl token issue` of an fs token with `prefix`, printing only the token. */
+function issueArgs(prefix: string, rights = "fs.list"): string[] {
+  return ["token", "issue", "--service", "fs", "--rights", rights, "--path-prefix", prefix, "-q"];
+}
+
 Deno.test("prefix outside the roots: the error names the roots, and token issue warns", async (t) => {
   const node = await startNode();
   try {
@@ -42,17 +47,7 @@ Deno.test("prefix outside the roots: the error names the roots, and token issue 
 
     let token = "";
     await t.step("token issue warns of a prefix outside the roots, and still issues", async () => {
-      const r = await ctl(node, [
-        "token",
-        "issue",
-        "--service",
-        "fs",
-        "--rights",
-        "fs.list,fs.open",
-        "--path-prefix",
-        "/srv/data",
-        "-q",
-      ]);
+      const r = await ctl(node, issueArgs("/srv/data", "fs.list,fs.open"));
       assert.equal(r.code, 0, r.stderr);
       token = r.stdout.trim();
       assert.match(token, /^v4\.public\./);
@@ -63,32 +58,12 @@ Deno.test("prefix outside the roots: the error names the roots, and token issue 
 
     await t.step("no warning for a prefix inside a root", async () => {
       for (const prefix of [root, `${root}/sub`, `${root}/`]) {
-        const r = await ctl(node, [
-          "token",
-          "issue",
-          "--service",
-          "fs",
-          "--rights",
-          "fs.list",
-          "--path-prefix",
-          prefix,
-          "-q",
-        ]);
+        const r = await ctl(node, issueArgs(prefix));
         assert.equal(r.code, 0, r.stderr);
         assert.equal(r.stderr, "", prefix);
       }
       // A sibling of a root (/tmp/x-export vs /tmp/x/export) is outside it.
-      const sibling = await ctl(node, [
-        "token",
-        "issue",
-        "--service",
-        "fs",
-        "--rights",
-        "fs.list",
-        "--path-prefix",
-        `${root}-evil`,
-        "-q",
-      ]);
+      const sibling = await ctl(node, issueArgs(`${root}-evil`));
       assert.match(sibling.stderr, roots);
     });
 

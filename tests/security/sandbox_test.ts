@@ -12,8 +12,11 @@ import { type Program, PROGRAMS } from "../../src/runtime/permissions.ts";
 import { type Layout, runtimeFiles, stateFiles } from "../../src/runtime/config.ts";
 import { devTmpLayout, tempLayout } from "../helpers.ts";
 
-/** Runs `program` with its real flags under `layout` and the probe preloaded; returns its report. */
-async function probe(program: Program, layout: Layout): Promise<Record<string, string>> {
+/** Runs `program` with its real flags under `layout` and the probe preloaded: its report and argv. */
+async function probe(
+  program: Program,
+  layout: Layout,
+): Promise<{ report: Record<string, string>; args: string[] }> {
   const { cmd, args } = programCommand(program, layout, {
     kind: "dev",
     deno: Deno.execPath(),
@@ -30,29 +33,14 @@ async function probe(program: Program, layout: Layout): Promise<Record<string, s
   assert(out.success, `probe failed: ${text}\n${new TextDecoder().decode(out.stderr)}`);
   const r = JSON.parse(text.split("\n").at(-1)!);
   assert.equal(r.program, program);
-  return r;
+  return { report: r, args: probeArgs };
 }
 
 for (const program of PROGRAMS) {
   Deno.test(`sandbox: ${program} is refused by Deno outside its grant`, async () => {
     const temp = await tempLayout();
     try {
-      const { cmd, args } = programCommand(program, temp.layout, {
-        kind: "dev",
-        deno: Deno.execPath(),
-        root: REPO_ROOT,
-      }, { run: program === "supervisor" ? [Deno.execPath()] : undefined });
-      const entry = args.findIndex((a) => a.endsWith("/main.ts"));
-      const probeArgs = [
-        ...args.slice(0, entry),
-        `--preload=${REPO_ROOT}/tests/fixtures/sandbox_probe.ts`,
-        ...args.slice(entry),
-      ];
-      const out = await new Deno.Command(cmd, { args: probeArgs, stdin: "null" }).output();
-      const text = new TextDecoder().decode(out.stdout).trim();
-      assert(out.success, `probe failed: ${text}\n${new TextDecoder().decode(out.stderr)}`);
-      const r = JSON.parse(text.split("\n").at(-1)!);
-      assert.equal(r.program, program);
+      const { report: r, args: probeArgs } = await probe(program, temp.layout);
       for (
         const key of [
           "readOutside",
@@ -92,7 +80,7 @@ for (const stateUnderTmp of [false, true]) {
         await Deno.writeTextFile(f, "x");
       }
       for (const program of PROGRAMS) {
-        const r = await probe(program, layout);
+        const { report: r } = await probe(program, layout);
         const expected = program === "identity" ? "allowed" : "NotCapable";
         assert.equal(r.readKey, expected, `${program} reading keys.json`);
         if (program !== "fs") continue;
