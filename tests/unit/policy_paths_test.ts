@@ -202,6 +202,76 @@ Deno.test("resolveConfined: a NUL byte, an empty path or an over-long path is IN
   });
 });
 
+Deno.test("resolveConfined: a name over 255 bytes or a path over 4095 bytes is INVALID_ARGUMENT before the disk", async () => {
+  await withTempDir((dir) => {
+    const { exp, roots } = tree(dir);
+    for (const raw of [`${exp}/${"x".repeat(256)}`, `${exp}/data/${"é".repeat(128)}`]) {
+      throwsStrata(() => resolveConfined(raw, { roots }), "INVALID_ARGUMENT", /^path: .*255 bytes/);
+    }
+    // 3000 characters, 4500 bytes: within the characters, over the bytes
+    throwsStrata(
+      () => resolveConfined("é/".repeat(1500), { roots, prefix: exp }),
+      "INVALID_ARGUMENT",
+      /^path: longer than 4095 bytes/,
+    );
+    // exactly 255 bytes is a name the kernel takes: NOT_FOUND, not a length error
+    throwsStrata(() => resolveConfined(`${exp}/${"x".repeat(255)}`, { roots }), "NOT_FOUND");
+  });
+});
+
+Deno.test("resolveConfined: Strata's own folders are refused, by path, through a symlink and as the prefix", async () => {
+  await withTempDir((dir) => {
+    const { exp, roots } = tree(dir);
+    const state = `${exp}/state`;
+    Deno.mkdirSync(state);
+    Deno.writeTextFileSync(`${state}/keys.json`, "{}");
+    Deno.symlinkSync(`${state}/keys.json`, `${exp}/data/keys`);
+    const c: Confinement = { roots, private: [state] };
+    for (const raw of [state, `${state}/keys.json`, `${state}/missing`, `${exp}/data/../state`]) {
+      const err = throwsStrata(() => resolveConfined(raw, c), "PERMISSION_DENIED", /^path: /);
+      assert.equal(reason(err), "strata_private", raw);
+    }
+    const link = throwsStrata(() => resolveConfined(`${exp}/data/keys`, c), "PERMISSION_DENIED");
+    assert.equal(reason(link), "strata_private");
+    const prefixed = throwsStrata(
+      () => resolveConfined("keys.json", { ...c, prefix: state }),
+      "PERMISSION_DENIED",
+    );
+    assert.equal(reason(prefixed), "strata_private");
+    // the folder around it is still served, and a sibling name is not caught
+    assert.equal(resolveConfined(`${exp}/data/a.txt`, c), `${exp}/data/a.txt`);
+    Deno.mkdirSync(`${exp}/state-not`);
+    assert.equal(resolveConfined(`${exp}/state-not`, c), `${exp}/state-not`);
+  });
+});
+
+Deno.test("openConfined: a Unix socket and a symlink loop are INVALID_ARGUMENT naming the path", async () => {
+  await withTempDir((dir) => {
+    const { exp, roots } = tree(dir);
+    const listener = Deno.listen({ transport: "unix", path: `${exp}/s.sock` });
+    try {
+      throwsStrata(
+        () => openConfined(`${exp}/s.sock`, { roots }),
+        "INVALID_ARGUMENT",
+        /^path: .*not a regular file/,
+      );
+    } finally {
+      listener.close();
+    }
+    Deno.symlinkSync("loop", `${exp}/loop`);
+    throwsStrata(
+      () => openConfined(`${exp}/loop`, { roots }),
+      "INVALID_ARGUMENT",
+      /^path: .*symbolic links/,
+    );
+    throwsStrata(
+      () => listConfined(`${exp}/top.txt/x`, { roots }, 10),
+      "INVALID_ARGUMENT",
+      /^path: .*not a folder/,
+    );
+  });
+});
+
 Deno.test("resolveConfined: a relative path without a prefix is INVALID_ARGUMENT", async () => {
   await withTempDir((dir) => {
     const { roots } = tree(dir);
