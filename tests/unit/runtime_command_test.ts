@@ -32,7 +32,7 @@ Deno.test("programCommand (dev): deno run with the program's own flags, its entr
   assert.ok(entry > 0);
   assert.deepEqual(args.slice(0, 4), ["run", "--quiet", "--no-prompt", "--config=/repo/deno.json"]);
   assert.ok(args.includes(`--v8-flags=${SERVICE_V8_FLAGS}`));
-  const flags = args.slice(0, entry).filter((a) => a.startsWith("--allow-"));
+  const flags = args.slice(0, entry).filter((a) => /^--(allow|deny)-/.test(a));
   assert.deepEqual(flags, permissionFlags("fs", LAYOUT));
   // and after the entry: the layout, then the extra arguments
   assert.deepEqual(args.slice(entry + 1), [...layoutArgs(LAYOUT), "--x"]);
@@ -47,7 +47,7 @@ Deno.test("programCommand (dev): no program gets a permission flag that is not i
       program === "supervisor" ? { run: ["/usr/bin/deno"] } : {},
     );
     const entry = args.indexOf(`/repo/${entryOf(program)}`);
-    const allow = args.filter((a, i) => i < entry && a.startsWith("--allow"));
+    const allow = args.filter((a, i) => i < entry && /^--(allow|deny)-/.test(a));
     assert.deepEqual(
       allow,
       permissionFlags(program, LAYOUT, program === "supervisor" ? { run: ["/usr/bin/deno"] } : {}),
