@@ -176,7 +176,7 @@ export interface ConfinedFile {
  * is INVALID_ARGUMENT, NOT_FOUND or PERMISSION_DENIED, never INTERNAL.
  * `opening` tells a final symlink met by O_NOFOLLOW (a swap) from a loop.
  */
-export function pathError(err: unknown, shown: string, opening = false): unknown {
+function pathError(err: unknown, shown: string, opening = false): unknown {
   if (err instanceof StrataError) return err;
   if (err instanceof Deno.errors.NotCapable) {
     return permissionDenied(`path: ${shown} is outside what fs's sandbox lets it read`);
