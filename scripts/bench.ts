@@ -1,41 +1,43 @@
 /**
- * `deno task bench`: starts a supervisor in a temp dir, drives the real
- * sockets with persistent client connections, prints a table and writes the
- * same figures to bench/results.json.
+ * `deno task bench`: starts a node in a temp dir, drives its real sockets
+ * with persistent protocol-level client connections (one request at a time
+ * on each), prints a table and writes the figures to bench/results.json.
  *
- *   deno task bench [--seconds=3] [--out=bench/results.json]
+ *   deno task bench [--seconds=3] [--rounds=1] [--out=bench/results.json]
+ *   deno task bench --baseline REF [--rounds=3]
+ *
+ * With --baseline, a second copy of the project at git ref REF is extracted
+ * into a temp dir and both nodes run side by side; every figure is measured
+ * interleaved (ours, baseline, then baseline, ours, …) for --rounds rounds,
+ * and the table gives each side's median and their ratio. The machine's
+ * speed drifts during a day, so only ratios from one such run are claims.
+ * Each node is started the way its own code starts the supervisor
+ * (src/runtime/command.ts of that copy), with its own permission flags.
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { Client } from "../src/ipc/client.ts";
 import type { Response } from "../src/ipc/envelope.ts";
-import { socketPath } from "../src/runtime/config.ts";
-import { signV4Public } from "../src/token/paseto.ts";
-import { generateSigningKey, importVerifyKey } from "../src/token/keys.ts";
-import { TokenVerifier } from "../src/token/verifier.ts";
-import { AUDIENCE, newCapId, rfc3339 } from "../src/token/claims.ts";
-import {
-  issue,
-  type MemoryMb,
-  memoryMb,
-  startNode,
-  tempLayout,
-  waitFor,
-} from "../tests/helpers.ts";
+import { alive, memoryMb, waitFor } from "../tests/helpers.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
   options: {
     seconds: { type: "string", default: "3" },
+    rounds: { type: "string" },
+    baseline: { type: "string" },
     out: { type: "string", default: "bench/results.json" },
   },
 });
 const SECONDS = Number(values.seconds);
+const ROUNDS = Number(values.rounds ?? (values.baseline ? 3 : 1));
+const DENO = Deno.execPath();
+const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
+const decoder = new TextDecoder();
 
+/** One rate measured under load. */
 interface Load {
-  name: string;
-  connections: number;
   ops_per_sec: number;
   p50_ms: number;
   p99_ms: number;
@@ -43,9 +45,139 @@ interface Load {
   errors: number;
 }
 
+/** A copy of Strata that can be started: this checkout, or a baseline ref. */
+interface Subject {
+  name: string;
+  root: string;
+}
+
+/** A running node of one subject. */
+interface RunningNode {
+  subject: Subject;
+  dir: string;
+  layout: { runtimeDir: string; stateDir: string; nodeId: string; fsRoots: string[] };
+  exportRoot: string;
+  process: Deno.ChildProcess;
+  pids: Set<number>;
+}
+
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function sock(n: RunningNode, service: string): string {
+  return `${n.layout.runtimeDir}/${service}.sock`;
+}
+
+/** Extracts the project at `ref` into a temp dir (git archive: tracked files only). */
+async function checkoutRef(ref: string): Promise<Subject> {
+  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-base-" });
+  const archive = new Deno.Command("git", {
+    args: ["-C", ROOT, "archive", "--format=tar", ref],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const tar = new Deno.Command("tar", { args: ["-x", "-C", dir], stdin: "piped" }).spawn();
+  await archive.stdout.pipeTo(tar.stdin);
+  const [a, t] = await Promise.all([archive.output(), tar.status]);
+  if (!a.success || !t.success) {
+    throw new Error(`git archive ${ref} failed: ${decoder.decode(a.stderr).trim()}`);
+  }
+  const rev = new Deno.Command("git", { args: ["-C", ROOT, "rev-parse", "--short", ref] })
+    .outputSync();
+  return { name: `baseline ${decoder.decode(rev.stdout).trim()}`, root: dir };
+}
+
+/** The command a subject's own code gives for one of its programs. */
+async function commandOf(
+  s: Subject,
+  program: "supervisor" | "ctl",
+  layout: RunningNode["layout"],
+): Promise<{ cmd: string; args: string[]; env?: Record<string, string> }> {
+  const mod = await import(`file://${s.root}/src/runtime/command.ts`);
+  return mod.programCommand(program, layout, { kind: "dev", deno: DENO, root: s.root }, {
+    run: program === "supervisor" ? [DENO] : undefined,
+  });
+}
+
+/** Starts a subject's supervisor on a fresh temp layout and waits until all is Healthy. */
+async function startSubject(s: Subject): Promise<{ node: RunningNode; ms: number }> {
+  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-b-" });
+  const exportRoot = `${dir}/export`;
+  await Deno.mkdir(exportRoot);
+  const layout = {
+    runtimeDir: `${dir}/rt`,
+    stateDir: `${dir}/state`,
+    nodeId: "bench",
+    fsRoots: [exportRoot],
+  };
+  const c = await commandOf(s, "supervisor", layout);
+  const t0 = performance.now();
+  const process = new Deno.Command(c.cmd, {
+    args: c.args,
+    env: c.env,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const node: RunningNode = { subject: s, dir, layout, exportRoot, process, pids: new Set() };
+  await waitFor(`${s.name}: every service Healthy`, async () => {
+    const list = await services(node);
+    return list.length > 0 && list.every((x) => x.state === "Healthy");
+  }, 20_000);
+  const ms = performance.now() - t0;
+  for (const x of await services(node)) if (x.pid) node.pids.add(x.pid);
+  return { node, ms };
+}
+
+async function call(
+  path: string,
+  method: string,
+  params?: Record<string, unknown>,
+  token?: string,
+) {
+  const c = await Client.connect(path, { timeoutMs: 5000, connectTimeoutMs: 500 });
+  try {
+    return await c.request(method, params, { token });
+  } finally {
+    await c.close();
+  }
+}
+
+async function services(n: RunningNode): Promise<{ name: string; pid: number; state: string }[]> {
+  const r = await call(sock(n, "supervisor"), "supervisor.svc.list");
+  return r.ok
+    ? (r.result as { services: { name: string; pid: number; state: string }[] }).services
+    : [];
+}
+
+async function stopSubject(n: RunningNode): Promise<void> {
+  for (const x of await services(n).catch(() => [])) if (x.pid) n.pids.add(x.pid);
+  try {
+    n.process.kill("SIGTERM");
+  } catch { /* gone */ }
+  const done = await Promise.race([
+    n.process.status.then(() => true),
+    new Promise<boolean>((r) => setTimeout(() => r(false), 15_000)),
+  ]);
+  if (!done) {
+    n.process.kill("SIGKILL");
+    await n.process.status;
+  }
+  await waitFor("children gone", () => [...n.pids].every((p) => !alive(p)), 5000).catch(() => {
+    for (const p of n.pids) if (alive(p)) Deno.kill(p, "SIGKILL");
+  });
+  await Deno.remove(n.dir, { recursive: true }).catch(() => {});
+}
+
+function operatorToken(n: RunningNode): string {
+  return Deno.readTextFileSync(`${n.layout.stateDir}/operator.token`).trim();
 }
 
 /**
@@ -53,10 +185,9 @@ function percentile(sorted: number[], p: number): number {
  * request after another for SECONDS seconds.
  */
 async function load(
-  name: string,
   path: string,
   connections: number,
-  setup: (c: Client) => Promise<(c: Client) => Promise<Response>>,
+  setup: (c: Client) => Promise<() => Promise<Response>>,
   bytesOf?: (r: Response) => number,
 ): Promise<Load> {
   const clients = await Promise.all(
@@ -67,15 +198,15 @@ async function load(
   let errors = 0;
   let bytes = 0;
   // Warm up: JIT, token cache, file cache.
-  await Promise.all(clients.map(async (c, i) => {
-    for (let k = 0; k < 50; k++) await ops[i](c);
+  await Promise.all(ops.map(async (op) => {
+    for (let k = 0; k < 20; k++) await op();
   }));
   const start = performance.now();
   const end = start + SECONDS * 1000;
-  await Promise.all(clients.map(async (c, i) => {
+  await Promise.all(ops.map(async (op) => {
     while (performance.now() < end) {
       const t0 = performance.now();
-      const r = await ops[i](c);
+      const r = await op();
       latencies.push(performance.now() - t0);
       if (!r.ok) errors++;
       else if (bytesOf) bytes += bytesOf(r);
@@ -85,8 +216,6 @@ async function load(
   await Promise.all(clients.map((c) => c.close()));
   latencies.sort((a, b) => a - b);
   const out: Load = {
-    name,
-    connections,
     ops_per_sec: Math.round(latencies.length / elapsed),
     p50_ms: +percentile(latencies, 50).toFixed(3),
     p99_ms: +percentile(latencies, 99).toFixed(3),
@@ -96,182 +225,388 @@ async function load(
   return out;
 }
 
-/** Token verification cost, in-process, on the same code path services use. */
-async function verification(): Promise<{ first_use_us: number; repeated_us: number }> {
-  const key = await generateSigningKey();
-  const vk = await importVerifyKey(key.publicKey);
-  const now = Date.now();
-  const claims = () => ({
-    jti: newCapId(),
-    iss: "identity@bench",
-    aud: AUDIENCE,
-    sub: "bench",
-    iat: rfc3339(now),
-    nbf: rfc3339(now),
-    exp: rfc3339(now + 3600_000),
-    service: "fs",
-    actions: ["read"],
-    rights: ["fs.read"],
-    constraints: { path_prefix: "/tmp" },
-  });
-  const n = 2000;
-  const tokens = await Promise.all(Array.from({ length: n }, () => signV4Public(key, claims())));
-  const verifier = new TokenVerifier({
-    issuer: "identity@bench",
-    keys: { get: () => vk },
-    cacheSize: n,
-  });
-  // Warm up the code paths on other tokens.
-  const warm = await Promise.all(Array.from({ length: 200 }, () => signV4Public(key, claims())));
-  for (const t of warm) await verifier.verify(t);
-  let t0 = performance.now();
-  for (const t of tokens) await verifier.verify(t);
-  const first = ((performance.now() - t0) * 1000) / n;
-  const reps = 200_000;
-  t0 = performance.now();
-  for (let i = 0; i < reps; i++) await verifier.verify(tokens[i % 100]);
-  const repeated = ((performance.now() - t0) * 1000) / reps;
-  return { first_use_us: +first.toFixed(1), repeated_us: +repeated.toFixed(2) };
-}
-
-// --- start-up: median of 3 cold starts on fresh state dirs ---
-const starts: number[] = [];
-for (let i = 0; i < 3; i++) {
-  const t0 = performance.now();
-  const n = await startNode();
-  starts.push(performance.now() - t0);
-  await n.stop();
-}
-starts.sort((a, b) => a - b);
-
-const temp = await tempLayout();
-const node = await startNode({ temp });
-const results: Record<string, unknown> = {};
-try {
-  const op = node.operatorToken();
-  const dir = `${temp.exportRoot}/list20`;
+/** Files every node serves: a folder of 20 entries, a 4 KiB file and a 64 MiB one. */
+async function fillExport(n: RunningNode): Promise<void> {
+  const dir = `${n.exportRoot}/list20`;
   await Deno.mkdir(dir);
   for (let i = 0; i < 20; i++) {
     await Deno.writeTextFile(`${dir}/file-${i}.txt`, "x".repeat(i * 100));
   }
-  await Deno.writeFile(`${temp.exportRoot}/4k.bin`, crypto.getRandomValues(new Uint8Array(4096)));
-  const big = new Uint8Array(64 * 1024 * 1024);
-  for (let i = 0; i < big.length; i += 65536) {
-    big.set(crypto.getRandomValues(new Uint8Array(65536)), i);
+  await Deno.writeFile(`${n.exportRoot}/4k.bin`, crypto.getRandomValues(new Uint8Array(4096)));
+  const f = await Deno.open(`${n.exportRoot}/64m.bin`, { write: true, create: true });
+  const chunk = new Uint8Array(1024 * 1024);
+  for (let i = 0; i < 64; i++) {
+    for (let j = 0; j < chunk.length; j += 65536) {
+      crypto.getRandomValues(chunk.subarray(j, j + 65536));
+    }
+    await f.write(chunk);
   }
-  await Deno.writeFile(`${temp.exportRoot}/64m.bin`, big);
-  const fsTok = (await issue(node, { service: "fs", actions: ["list", "open", "read"] })).token;
-  const idPath = socketPath(node.layout, "identity");
-  const fsPath = socketPath(node.layout, "fs");
-  const issueOp = () =>
-    Promise.resolve((c: Client) =>
+  f.close();
+}
+
+async function issueToken(n: RunningNode, params: Record<string, unknown>): Promise<string> {
+  const r = await call(sock(n, "identity"), "identity.issue", params, operatorToken(n));
+  if (!r.ok) throw new Error(`${n.subject.name}: issue failed: ${JSON.stringify(r.error)}`);
+  return (r.result as { token: string }).token;
+}
+
+const READ_SIZES = { small: 4096, large: 720 * 1024 };
+
+/** One figure: how to measure it on a node, and whether more is better. */
+interface Figure {
+  name: string;
+  unit: string;
+  higherIsBetter: boolean;
+  measure(n: RunningNode): Promise<{ value: number; detail?: Load }>;
+}
+
+function rate(
+  name: string,
+  service: string,
+  connections: number,
+  setup: (n: RunningNode) => (c: Client) => Promise<() => Promise<Response>>,
+  bytesOf?: (r: Response) => number,
+): Figure {
+  return {
+    name: `${name}, ${connections} conn`,
+    unit: bytesOf ? "MB/s" : "ops/s",
+    higherIsBetter: true,
+    async measure(n) {
+      const l = await load(sock(n, service), connections, setup(n), bytesOf);
+      return { value: bytesOf ? l.mb_per_sec! : l.ops_per_sec, detail: l };
+    },
+  };
+}
+
+const fsTokens = new Map<RunningNode, string>();
+async function fsToken(n: RunningNode): Promise<string> {
+  let t = fsTokens.get(n);
+  if (!t) {
+    t = await issueToken(n, { service: "fs", actions: ["list", "open", "read"] });
+    fsTokens.set(n, t);
+  }
+  return t;
+}
+
+function issueOp(n: RunningNode) {
+  const op = operatorToken(n);
+  return (c: Client) =>
+    Promise.resolve(() =>
       c.request("identity.issue", { service: "fs", actions: ["read"], path_prefix: "/tmp" }, {
         token: op,
       })
     );
-  const listOp = () =>
-    Promise.resolve((c: Client) => c.request("fs.list", { path: dir }, { token: fsTok }));
-  const readOp = (file: string, size: number) => async (c: Client) => {
-    const { handle } = await c.call<{ handle: string }>("fs.open", { path: file }, {
-      token: fsTok,
-    });
+}
+
+/** Issue a token on identity, then use it once on fs (its first use: a full verification). */
+function issueThenUse(n: RunningNode) {
+  const op = operatorToken(n);
+  return async (c: Client) => {
+    const fsc = await Client.connect(sock(n, "fs"), { timeoutMs: 30_000 });
+    const path = `${n.exportRoot}/list20`;
+    return async () => {
+      const r = await c.request("identity.issue", {
+        service: "fs",
+        actions: ["list"],
+        path_prefix: n.exportRoot,
+        ttl_seconds: 600,
+      }, { token: op });
+      if (!r.ok) return r;
+      return await fsc.request("fs.list", { path }, {
+        token: (r.result as { token: string }).token,
+      });
+    };
+  };
+}
+
+function listOp(n: RunningNode) {
+  return async (c: Client) => {
+    const tok = await fsToken(n);
+    const path = `${n.exportRoot}/list20`;
+    return () => c.request("fs.list", { path }, { token: tok });
+  };
+}
+
+function readOp(file: string, size: number) {
+  return (n: RunningNode) => async (c: Client) => {
+    const tok = await fsToken(n);
+    const { handle } = await c.call<{ handle: string }>("fs.open", {
+      path: `${n.exportRoot}/${file}`,
+    }, { token: tok });
     let offset = 0;
-    return (c2: Client) => {
-      const r = c2.request("fs.read", { handle, offset, size }, { token: fsTok });
+    return () => {
+      const r = c.request("fs.read", { handle, offset, size }, { token: tok });
       offset = (offset + size) % (64 * 1024 * 1024 - size);
       return r;
     };
   };
-  const bytesRead = (r: Response) => (r.ok ? (r.result as { bytes_read: number }).bytes_read : 0);
-  const loads: Load[] = [];
-  for (const c of [1, 8]) loads.push(await load("identity.issue", idPath, c, issueOp));
-  for (const c of [1, 8]) loads.push(await load("fs.list (20 entries)", fsPath, c, listOp));
-  for (const c of [1, 8]) {
-    loads.push(await load("fs.read 4 KiB", fsPath, c, readOp(`${temp.exportRoot}/4k.bin`, 4096)));
-  }
-  const chunk = 767 * 1024;
-  for (const c of [1, 4]) {
-    loads.push(
-      await load(
-        "fs.read 767 KiB",
-        fsPath,
-        c,
-        readOp(`${temp.exportRoot}/64m.bin`, chunk),
-        bytesRead,
-      ),
-    );
-  }
-  results.loads = loads;
-  results.verification = await verification();
-
-  // Memory of each service after the load.
-  const list = (await node.request("supervisor", "supervisor.svc.list")) as {
-    result: { services: { name: string; pid: number }[] };
-  };
-  const memory: Record<string, MemoryMb> = { supervisor: memoryMb(node.process.pid) };
-  for (const s of list.result.services) memory[s.name] = memoryMb(s.pid);
-  results.memory_mb = memory;
-
-  // Recovery: SIGKILL of fs until it is Healthy again (median of 3).
-  const recoveries: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    const before = (await node.request("supervisor", "supervisor.svc.list")) as {
-      result: { services: { name: string; pid: number }[] };
-    };
-    const fsPid = before.result.services.find((s) => s.name === "fs")!.pid;
-    const t0 = performance.now();
-    Deno.kill(fsPid, "SIGKILL");
-    await waitFor("fs Healthy again", async () => {
-      const r = (await node.request("supervisor", "supervisor.svc.list")) as {
-        result: { services: { name: string; pid: number; state: string }[] };
-      };
-      const f = r.result.services.find((s) => s.name === "fs")!;
-      return f.state === "Healthy" && f.pid !== fsPid;
-    }, 10_000);
-    recoveries.push(performance.now() - t0);
-    await node.childPids();
-    // Let the backoff reset window pass is not needed: three crashes stay under quarantine.
-  }
-  recoveries.sort((a, b) => a - b);
-  results.start_to_healthy_ms = Math.round(starts[1]);
-  results.kill9_fs_to_healthy_ms = Math.round(recoveries[1]);
-} finally {
-  await node.stop();
-  await temp.cleanup();
 }
 
-results.machine = {
-  deno: Deno.version.deno,
-  cores: navigator.hardwareConcurrency,
-  seconds_per_load: SECONDS,
-  date: new Date().toISOString(),
+/** Revokes tokens issued beforehand (each op: one identity.revoke of a fresh cap_id). */
+function revokeOp(n: RunningNode) {
+  const op = operatorToken(n);
+  return async (c: Client) => {
+    const ids: string[] = [];
+    // Enough for a fast identity: refilled if it runs out.
+    const refill = async () => {
+      for (let i = 0; i < 200; i++) {
+        const r = await c.request("identity.issue", {
+          service: "fs",
+          actions: ["read"],
+          ttl_seconds: 600,
+        }, { token: op });
+        if (r.ok) ids.push((r.result as { cap_id: string }).cap_id);
+      }
+    };
+    await refill();
+    return async () => {
+      if (ids.length === 0) await refill();
+      return await c.request("identity.revoke", { cap_id: ids.pop()! }, { token: op });
+    };
+  };
+}
+
+const bytesRead = (r: Response) => (r.ok ? (r.result as { bytes_read: number }).bytes_read : 0);
+
+const RATES: Figure[] = [
+  rate("identity.issue", "identity", 8, issueOp),
+  rate("issue, then first use on fs.list", "identity", 4, issueThenUse),
+  rate("fs.list of 20 entries", "fs", 8, listOp),
+  rate("fs.list of 20 entries", "fs", 1, listOp),
+  rate("fs.read 4 KiB", "fs", 8, readOp("4k.bin", READ_SIZES.small)),
+  rate("fs.read 720 KiB", "fs", 4, readOp("64m.bin", READ_SIZES.large), bytesRead),
+  rate("identity.revoke", "identity", 8, revokeOp),
+];
+
+/** Wall time of `strata-ctl status`, run as its own program with its own flags (median of 10). */
+function ctlStatus(kind: "direct" | "task"): Figure {
+  return {
+    name: kind === "direct"
+      ? "strata-ctl status, wall time (deno run with its flags)"
+      : "strata-ctl status, wall time (deno task -q ctl)",
+    unit: "ms",
+    higherIsBetter: false,
+    async measure(n) {
+      const env = {
+        STRATA_RUNTIME_DIR: n.layout.runtimeDir,
+        STRATA_STATE_DIR: n.layout.stateDir,
+        NO_COLOR: "1",
+      };
+      const c = kind === "direct"
+        ? { ...(await commandOf(n.subject, "ctl", n.layout)), cwd: undefined }
+        : {
+          cmd: DENO,
+          args: ["task", "-q", "--config", `${n.subject.root}/deno.json`, "ctl"],
+          env: {},
+        };
+      const times: number[] = [];
+      for (let i = 0; i < 11; i++) {
+        const t0 = performance.now();
+        const out = await new Deno.Command(c.cmd, {
+          args: [...c.args, "status"],
+          env: { ...c.env, ...env },
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const ms = performance.now() - t0;
+        if (!out.success) {
+          throw new Error(
+            `${n.subject.name}: strata-ctl status failed: ${decoder.decode(out.stderr)}`,
+          );
+        }
+        if (i > 0) times.push(ms); // the first run warms the disk cache
+      }
+      return { value: median(times) };
+    },
+  };
+}
+
+const KILL_FS: Figure = {
+  name: "kill -9 fs → Healthy again",
+  unit: "ms",
+  higherIsBetter: false,
+  async measure(n) {
+    const fs = (await services(n)).find((s) => s.name === "fs")!;
+    const t0 = performance.now();
+    Deno.kill(fs.pid, "SIGKILL");
+    await waitFor("fs Healthy again", async () => {
+      const f = (await services(n)).find((s) => s.name === "fs");
+      return f !== undefined && f.state === "Healthy" && f.pid !== fs.pid;
+    }, 10_000);
+    const ms = performance.now() - t0;
+    for (const x of await services(n)) if (x.pid) n.pids.add(x.pid);
+    return { value: ms };
+  },
 };
 
+/** Memory of each process of a node (MB). */
+async function memoryOf(n: RunningNode) {
+  const out: Record<string, ReturnType<typeof memoryMb>> = {
+    supervisor: memoryMb(n.process.pid),
+  };
+  for (const s of await services(n)) out[s.name] = memoryMb(s.pid);
+  return out;
+}
+
+// --- the run ---
+const subjects: Subject[] = [{ name: "ours", root: ROOT }];
+if (values.baseline) subjects.push(await checkoutRef(values.baseline));
+
+interface Row {
+  figure: string;
+  unit: string;
+  higherIsBetter: boolean;
+  samples: Record<string, number[]>;
+  details: Record<string, Load[]>;
+}
+const rows: Row[] = [];
+function rowFor(f: { name: string; unit: string; higherIsBetter: boolean }): Row {
+  let r = rows.find((x) => x.figure === f.name);
+  if (!r) {
+    r = {
+      figure: f.name,
+      unit: f.unit,
+      higherIsBetter: f.higherIsBetter,
+      samples: {},
+      details: {},
+    };
+    rows.push(r);
+  }
+  return r;
+}
+function record(
+  f: { name: string; unit: string; higherIsBetter: boolean },
+  s: Subject,
+  v: number,
+  d?: Load,
+) {
+  const r = rowFor(f);
+  (r.samples[s.name] ??= []).push(+v.toFixed(3));
+  if (d) (r.details[s.name] ??= []).push(d);
+}
+
+/** Subjects in the order of round `i`: alternated so neither side always goes first. */
+function orderOf(i: number): Subject[] {
+  return i % 2 === 0 ? subjects : [...subjects].reverse();
+}
+
+const START = { name: "start → all Healthy", unit: "ms", higherIsBetter: false };
+const nodes = new Map<Subject, RunningNode>();
+const memory: Record<string, unknown>[] = [];
+try {
+  // Start-up, interleaved: each round starts a fresh node of each subject; the last stays up.
+  for (let i = 0; i < ROUNDS; i++) {
+    for (const s of orderOf(i)) {
+      const { node, ms } = await startSubject(s);
+      record(START, s, ms);
+      if (i < ROUNDS - 1) await stopSubject(node);
+      else nodes.set(s, node);
+      console.error(`${s.name}: started in ${ms.toFixed(0)} ms`);
+    }
+  }
+  for (const n of nodes.values()) await fillExport(n);
+  const figures: Figure[] = [...RATES, ctlStatus("direct"), ctlStatus("task")];
+  for (const f of figures) {
+    for (let i = 0; i < ROUNDS; i++) {
+      for (const s of orderOf(i)) {
+        const { value, detail } = await f.measure(nodes.get(s)!);
+        record(f, s, value, detail);
+        console.error(`${s.name}: ${f.name}: ${value} ${f.unit}`);
+      }
+    }
+  }
+  // Memory after the load, before the kills restart fs.
+  for (const s of subjects) {
+    const m = await memoryOf(nodes.get(s)!);
+    memory.push({ subject: s.name, ...m });
+    const total = Object.values(m).reduce((a, x) => a + x.pss, 0);
+    const PSS = {
+      name: "PSS of all four processes after the load",
+      unit: "MB",
+      higherIsBetter: false,
+    };
+    record(PSS, s, total);
+    const RSS = {
+      name: "RSS of all four processes after the load",
+      unit: "MB",
+      higherIsBetter: false,
+    };
+    record(RSS, s, Object.values(m).reduce((a, x) => a + x.rss, 0));
+  }
+  for (let i = 0; i < ROUNDS; i++) {
+    for (const s of orderOf(i)) {
+      const { value } = await KILL_FS.measure(nodes.get(s)!);
+      record(KILL_FS, s, value);
+    }
+  }
+} finally {
+  for (const n of nodes.values()) await stopSubject(n);
+  for (const s of subjects) {
+    if (s.root !== ROOT) await Deno.remove(s.root, { recursive: true }).catch(() => {});
+  }
+}
+
 // --- report ---
-const loads = results.loads as Load[];
-const row = (cells: string[]) => `| ${cells.join(" | ")} |`;
-console.log(row(["measure", "connections", "ops/s", "p50 ms", "p99 ms", "MB/s", "errors"]));
-console.log(row(["---", "---:", "---:", "---:", "---:", "---:", "---:"]));
-for (const l of loads) {
-  console.log(row([
-    l.name,
-    String(l.connections),
-    l.ops_per_sec.toLocaleString("en-US"),
-    l.p50_ms.toFixed(3),
-    l.p99_ms.toFixed(3),
-    l.mb_per_sec !== undefined ? l.mb_per_sec.toFixed(1) : "",
-    String(l.errors),
-  ]));
+const fmt = (v: number) => (v >= 100 ? Math.round(v).toLocaleString("en-US") : v.toFixed(1));
+const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
+const [ours, base] = subjects;
+const header = ["figure", "unit", ours.name];
+if (base) header.push(base.name, "ours vs baseline");
+console.log(`\n${ROUNDS} round(s), ${SECONDS} s per load; medians`);
+console.log(line(header));
+console.log(line(header.map((_, i) => (i < 2 ? "---" : "---:"))));
+const summary: Record<string, unknown>[] = [];
+for (const r of rows) {
+  const a = median(r.samples[ours.name]);
+  const cells = [r.figure, r.unit, fmt(a)];
+  const entry: Record<string, unknown> = { figure: r.figure, unit: r.unit, ours: a };
+  if (base) {
+    const b = median(r.samples[base.name]);
+    // Always "how many times better": above 1 means ours is better.
+    const ratio = r.higherIsBetter ? a / b : b / a;
+    cells.push(fmt(b), `${ratio.toFixed(2)}×`);
+    Object.assign(entry, { baseline: b, better_by: +ratio.toFixed(3) });
+  }
+  console.log(line(cells));
+  summary.push(entry);
 }
-const v = results.verification as { first_use_us: number; repeated_us: number };
-console.log();
-console.log(`token verification: first use ${v.first_use_us} µs, repeated use ${v.repeated_us} µs`);
-console.log(`supervisor start → all Healthy: ${results.start_to_healthy_ms} ms (median of 3)`);
-console.log(`SIGKILL fs → Healthy again: ${results.kill9_fs_to_healthy_ms} ms (median of 3)`);
+console.log("\np50 / p99 latency (ms), median over rounds:");
+for (const r of rows) {
+  for (const s of subjects) {
+    const d = r.details[s.name];
+    if (!d) continue;
+    const p50 = median(d.map((x) => x.p50_ms));
+    const p99 = median(d.map((x) => x.p99_ms));
+    const errs = d.reduce((a, x) => a + x.errors, 0);
+    console.log(
+      `  ${r.figure} [${s.name}]: ${p50.toFixed(3)} / ${p99.toFixed(3)}${
+        errs ? ` (${errs} errors)` : ""
+      }`,
+    );
+  }
+}
 console.log("\nmemory after the load (MB): resident / proportional / private");
-for (const [name, m] of Object.entries(results.memory_mb as Record<string, MemoryMb>)) {
-  console.log(`  ${name.padEnd(10)} ${m.rss} / ${m.pss} / ${m.private}`);
+for (const m of memory) {
+  console.log(`  ${m.subject}`);
+  for (const [name, v] of Object.entries(m)) {
+    if (name === "subject") continue;
+    const x = v as ReturnType<typeof memoryMb>;
+    console.log(`    ${name.padEnd(10)} ${x.rss} / ${x.pss} / ${x.private}`);
+  }
 }
+const results = {
+  machine: {
+    deno: Deno.version.deno,
+    cores: navigator.hardwareConcurrency,
+    seconds_per_load: SECONDS,
+    rounds: ROUNDS,
+    baseline: values.baseline ?? null,
+    date: new Date().toISOString(),
+  },
+  summary,
+  rows,
+  memory_mb: memory,
+};
 await Deno.mkdir("bench", { recursive: true });
 await Deno.writeTextFile(values.out, JSON.stringify(results, null, 2) + "\n");
 console.log(`\nwritten to ${values.out}`);

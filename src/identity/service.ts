@@ -165,12 +165,13 @@ export class IdentityService {
     now: number,
     jti: string = newCapId(),
   ): Promise<Issued> {
+    const issued = rfc3339(now);
     const claims: Claims = {
       jti,
       iss: this.#issuer,
       aud: AUDIENCE,
-      iat: rfc3339(now),
-      nbf: rfc3339(now),
+      iat: issued,
+      nbf: issued,
       exp: rfc3339(expMs),
       ...body,
     };

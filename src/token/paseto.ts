@@ -1,5 +1,5 @@
 /**
- * PASETO v4.public signing and verification on WebCrypto Ed25519.
+ * PASETO v4.public signing and verification on Ed25519 (node:crypto, see keys.ts).
  *
  * The pre-authentication encoding comes from paseto-ts, which the tests also
  * use as the interoperability oracle in both directions. Verification is
@@ -12,6 +12,7 @@
 // first initialises the cycle in the order it needs.
 import "paseto-ts/lib/magic";
 import { PAE } from "paseto-ts/lib/pae";
+import { sign, verify } from "node:crypto";
 import { b64url, fromB64url, type SigningKey, type VerifyKey } from "./keys.ts";
 
 const HEADER = "v4.public.";
@@ -46,12 +47,16 @@ export interface Footer {
   kid: string;
 }
 
-/** Signs `payload` as a v4.public token whose footer names the key id. */
-export async function signV4Public(key: SigningKey, payload: unknown): Promise<string> {
+/**
+ * Signs `payload` as a v4.public token whose footer names the key id.
+ * Synchronous: an Ed25519 signature costs less than a round trip through a
+ * promise.
+ */
+export function signV4Public(key: SigningKey, payload: unknown): string {
   const m = encoder.encode(JSON.stringify(payload));
   const f = encoder.encode(JSON.stringify({ kid: key.kid } satisfies Footer));
-  const m2 = PAE(HEADER_BYTES, m, f, EMPTY) as Uint8Array<ArrayBuffer>;
-  const sig = new Uint8Array(await crypto.subtle.sign("Ed25519", key.privateKey, m2));
+  const m2 = PAE(HEADER_BYTES, m, f, EMPTY);
+  const sig = sign(null, m2, key.privateKey);
   const body = new Uint8Array(m.length + sig.length);
   body.set(m, 0);
   body.set(sig, m.length);
@@ -141,13 +146,8 @@ export async function verifyV4Public(
   if (!key) {
     throw new TokenError("unknown_key", "token: signed by a key this node does not know");
   }
-  const m2 = PAE(HEADER_BYTES, p.message, p.footerBytes, EMPTY) as Uint8Array<ArrayBuffer>;
-  const ok = await crypto.subtle.verify(
-    "Ed25519",
-    key.key,
-    p.signature as Uint8Array<ArrayBuffer>,
-    m2,
-  );
+  const m2 = PAE(HEADER_BYTES, p.message, p.footerBytes, EMPTY);
+  const ok = verify(null, m2, key.key, p.signature);
   if (!ok) throw new TokenError("bad_signature", "token: signature is not valid");
   try {
     return JSON.parse(utf8.decode(p.message));

@@ -4,6 +4,7 @@
  */
 
 import assert from "node:assert/strict";
+import { sign, verify } from "node:crypto";
 import {
   b64url,
   fromB64url,
@@ -148,12 +149,34 @@ Deno.test("importVerifyKey: verifies what the signing key signs, and only that",
   const key = await generateSigningKey();
   const vk = await importVerifyKey(key.publicKey);
   const msg = new TextEncoder().encode("hello");
-  const sig = await crypto.subtle.sign("Ed25519", key.privateKey, msg);
+  const sig = sign(null, msg, key.privateKey);
   // then the signature verifies, and not over another message
-  assert.equal(await crypto.subtle.verify("Ed25519", vk.key, sig, msg), true);
-  assert.equal(
-    await crypto.subtle.verify("Ed25519", vk.key, sig, new TextEncoder().encode("hellp")),
+  assert.equal(verify(null, msg, vk.key, sig), true);
+  assert.equal(verify(null, new TextEncoder().encode("hellp"), vk.key, sig), false);
+  // and WebCrypto agrees in both directions (keys move as raw public bytes and JWK)
+  const web = await crypto.subtle.importKey(
+    "raw",
+    vk.publicKey as Uint8Array<ArrayBuffer>,
+    {
+      name: "Ed25519",
+    },
     false,
+    ["verify"],
   );
+  assert.equal(await crypto.subtle.verify("Ed25519", web, new Uint8Array(sig), msg), true);
+  const webPriv = await crypto.subtle.importKey(
+    "jwk",
+    {
+      kty: "OKP",
+      crv: "Ed25519",
+      d: key.seed.toBase64({ alphabet: "base64url", omitPadding: true }),
+      x: key.publicKey.toBase64({ alphabet: "base64url", omitPadding: true }),
+    },
+    { name: "Ed25519" },
+    false,
+    ["sign"],
+  );
+  const webSig = new Uint8Array(await crypto.subtle.sign("Ed25519", webPriv, msg));
+  assert.equal(verify(null, msg, vk.key, webSig), true);
   await assert.rejects(importVerifyKey(new Uint8Array(33)), /32 bytes/);
 });

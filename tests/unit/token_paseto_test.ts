@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { sign } from "node:crypto";
 // Our module first: it loads paseto-ts's modules in the order their import cycle needs.
 import {
   MAX_TOKEN_LENGTH,
@@ -244,9 +245,7 @@ Deno.test("verifyV4Public: a correctly signed payload that is not JSON is malfor
   const m = encoder.encode("not json at all");
   const footer = encoder.encode(JSON.stringify({ kid: f.key.kid }));
   const m2 = PAE(encoder.encode("v4.public."), m, footer, new Uint8Array(0));
-  const sig = new Uint8Array(
-    await crypto.subtle.sign("Ed25519", f.key.privateKey, m2 as Uint8Array<ArrayBuffer>),
-  );
+  const sig = new Uint8Array(sign(null, m2, f.key.privateKey));
   const body = new Uint8Array(m.length + 64);
   body.set(m);
   body.set(sig, m.length);
