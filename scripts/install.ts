@@ -8,6 +8,7 @@
  *                     [--state-dir=/var/lib/strata] [--node-id=local]
  *                     [--fs-roots=/srv/strata] [--group-access]
  *                     [--user=strata] [--group=strata] [--deno=<deno the launchers run>]
+ *                     [--deps=<a DENO_DIR holding the locked npm packages: no network>]
  *
  * It writes, below the prefix:
  *   bin/strata-supervisor, strata-registry, strata-identity, strata-fs, strata-ctl
@@ -40,6 +41,7 @@ const { values } = parseArgs({
     user: { type: "string", default: UNIT_DEFAULTS.user },
     group: { type: "string", default: UNIT_DEFAULTS.group },
     deno: { type: "string" },
+    deps: { type: "string" },
   },
 });
 
@@ -107,13 +109,19 @@ cpSync(`${REPO_ROOT}/src`, `${app}/src`, { recursive: true });
 cpSync(`${REPO_ROOT}/README.md`, `${doc}/README.md`);
 cpSync(`${REPO_ROOT}/api/protocol.md`, `${doc}/protocol.md`);
 
-// 2. Its npm dependencies, exactly as deno.lock pins them, fetched and type-checked.
-console.log(`fetching and type-checking into ${denoDir}`);
+// 2. Its npm dependencies, exactly as deno.lock pins them, fetched (or taken
+// from --deps, as the Nix build does) and type-checked.
+if (values.deps) {
+  cpSync(resolve(values.deps), denoDir, { recursive: true });
+  makeWritable(denoDir); // a copy out of the Nix store is read-only
+}
+console.log(`${values.deps ? "type-checking" : "fetching and type-checking"} into ${denoDir}`);
 const check = await new Deno.Command(deno, {
   args: [
     "check",
     "--quiet",
     "--frozen",
+    ...(values.deps ? ["--cached-only"] : []),
     `--config=${app}/deno.json`,
     ...PROGRAMS.map((p) => `${app}/${entryOf(p)}`),
   ],
