@@ -55,12 +55,9 @@ async function taskUnit(args: string[]): Promise<string> {
   return decoder.decode(out.stdout);
 }
 
-const nixTest = (name: string, fn: () => Promise<void>) =>
-  Deno.test({
-    name: `${name}${NIX ? "" : " (skipped: no nix-instantiate)"}`,
-    ignore: !NIX,
-    fn,
-  });
+function nixTest(name: string, fn: () => Promise<void>): void {
+  Deno.test({ name: `${name}${NIX ? "" : " (skipped: no nix-instantiate)"}`, ignore: !NIX, fn });
+}
 
 nixTest("NixOS module: the defaults render the unit deno task unit renders", async () => {
   const r = await moduleUnit({});
