@@ -347,18 +347,25 @@ Deno.test({
         return `start took ${ms} ms`;
       });
 
-      await check("the hardening holds (PrivateUsers=yes, ProcSubset=pid, no caps)", async () => {
-        const pid = await mainPid(box);
-        const map = await box.must(`cat /proc/${pid}/uid_map`);
-        // A private user namespace maps only root and the service user, not the whole range.
-        assert(!/^\s*0\s+0\s+4294967295\s*$/m.test(map), `uid_map is the host's:\n${map}`);
-        const status = await box.must(`cat /proc/${pid}/status`);
-        assert.match(status, /^CapBnd:\s+0+$/m);
-        assert.match(status, /^NoNewPrivs:\s+1$/m);
-        assert.match(status, /^Seccomp:\s+2$/m);
-        const mounts = await box.must(`cat /proc/${pid}/mountinfo`);
-        assert.match(mounts, / \/proc .*subset=pid/, "proc is not mounted with subset=pid");
-      });
+      await check(
+        "the hardening holds (PrivateUsers, ProcSubset=pid, no caps, read-only /, loopback only)",
+        async () => {
+          const pid = await mainPid(box);
+          const map = await box.must(`cat /proc/${pid}/uid_map`);
+          // A private user namespace maps only root and the service user, not the whole range.
+          assert(!/^\s*0\s+0\s+4294967295\s*$/m.test(map), `uid_map is the host's:\n${map}`);
+          const status = await box.must(`cat /proc/${pid}/status`);
+          assert.match(status, /^CapBnd:\s+0+$/m);
+          assert.match(status, /^NoNewPrivs:\s+1$/m);
+          assert.match(status, /^Seccomp:\s+2$/m);
+          const mounts = await box.must(`cat /proc/${pid}/mountinfo`);
+          assert.match(mounts, / \/proc .*subset=pid/, "proc is not mounted with subset=pid");
+          assert.match(mounts, /^\S+ \S+ \S+ \S+ \/ ro[, ]/m, "/ is not read-only");
+          const links = (await box.must(`cat /proc/${pid}/net/dev`)).split("\n").slice(2)
+            .map((l) => l.trim().split(":")[0]).filter((l) => l !== "");
+          assert.deepEqual(links, ["lo"], "the service sees a network besides loopback");
+        },
+      );
 
       await check("strata-ctl status reports all healthy", async () => {
         const s = JSON.parse(await box.must(`cd / && runuser -u strata -- ${CTL} status --json`));
