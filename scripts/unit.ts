@@ -89,7 +89,9 @@ function checkName(name: string, what: string): string {
 
 /** Fills the template. */
 export function renderUnit(template: string, o: UnitOptions): string {
-  if (!(o.form in SUPERVISOR)) throw new Error(`form must be installed or compiled: ${o.form}`);
+  if (!Object.hasOwn(SUPERVISOR, o.form)) {
+    throw new Error(`form must be installed or compiled: ${o.form}`);
+  }
   const values: Record<string, string> = {
     EXEC_START: `${checkUnitPath(o.binDir, "the bin dir")}/${SUPERVISOR[o.form]}`,
     RUNTIME_DIR: o.runtimeDir,
