@@ -11,18 +11,18 @@
     {
       packages = forAllSystems (pkgs:
         let
+          # The installed form (deno run launchers on nixpkgs' deno); see nix/package.nix.
           strata = pkgs.callPackage ./nix/package.nix { src = self; };
-          one = name: pkgs.runCommand "strata-${name}" { meta.mainProgram = name; } ''
+          one = name: pkgs.runCommand "${name}" { meta.mainProgram = name; } ''
             mkdir -p $out/bin && ln -s ${strata}/bin/${name} $out/bin/${name}
           '';
         in
         {
           default = strata;
-          # The supervisor runs the binaries next to it, so it is the whole set.
+          # The compiled form: deno compile binaries on nixpkgs' denort.
+          compiled = strata.override { form = "compiled"; };
+          # The supervisor runs the launchers next to it, so it is the whole set.
           supervisor = strata;
-          identity = one "identity";
-          fs = one "fs";
-          registry = one "registry";
           strata-ctl = one "strata-ctl";
         });
 

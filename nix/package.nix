@@ -1,46 +1,79 @@
-# Strata's compiled binaries: `deno compile` of each program with its
-# permission flags and layout baked in (see scripts/compile.ts). The layout is
-# a build parameter, so the NixOS module builds the package it needs.
+# Strata for Nix, in either form (see README, "Running Strata"):
+#   form = "installed": `deno task install` into $out: the program, a read-only
+#     DENO_DIR with the locked npm packages, type-checked, and launchers
+#     (bin/strata-supervisor, strata-ctl, ...) that `deno run` each program with
+#     exactly its flags. Runs on nixpkgs' deno; needs no denort.
+#   form = "compiled": `deno task compile` into $out/bin (supervisor, registry,
+#     identity, fs, strata-ctl), built on nixpkgs' `denort` package (nixpkgs'
+#     `deno` deletes its bin/denort; the runtime is a package of its own).
+# The layout is a build parameter in both forms, so the NixOS module builds the
+# package it needs.
 #
-# `deno compile` needs the npm packages (fetched into a fixed-output
-# derivation, pinned by deno.lock) and the denort runtime (from nixpkgs' deno).
+# The npm packages are exactly the tarballs deno.lock names, each fetched with
+# the lock's own sha512 integrity: nothing is hashed that the registry can change
+# (no packuments, no dist-tags), so there is no dependency hash to keep up to date.
 {
   lib,
   stdenvNoCC,
+  fetchurl,
   deno,
+  # nixpkgs' denort (same version as deno); only the compiled form uses it.
+  denort ? null,
   src,
+  form ? "installed",
   runtimeDir ? "/run/strata",
   stateDir ? "/var/lib/strata",
   nodeId ? "local",
   fsRoots ? [ ],
   groupAccess ? false,
-  # The hash of the npm dependency cache. After changing deno.lock, build once
-  # with lib.fakeHash; Nix prints the hash to put here.
-  depsHash ? lib.fakeHash,
-  # The denort runtime that matches `deno`. nixpkgs' deno ships it; point this
-  # elsewhere if yours does not.
-  denort ? "${deno}/bin/denort",
 }:
+assert lib.assertMsg (form == "installed" || form == "compiled")
+  "strata: form must be \"installed\" or \"compiled\", not ${form}";
+assert lib.assertMsg (form != "compiled" || denort != null)
+  "strata: the compiled form needs nixpkgs' denort package (pass denort = pkgs.denort)";
 let
   version = (builtins.fromJSON (builtins.readFile (src + "/nix/version.json"))).version;
-  entries = "src/supervisor/main.ts src/registry/main.ts src/identity/main.ts src/fs/main.ts src/ctl/main.ts";
+  lock = builtins.fromJSON (builtins.readFile (src + "/deno.lock"));
 
-  deps = stdenvNoCC.mkDerivation {
-    pname = "strata-deno-deps";
-    inherit version src;
-    nativeBuildInputs = [ deno ];
-    dontConfigure = true;
-    buildPhase = ''
-      export DENO_DIR=$out DENO_NO_UPDATE_CHECK=1 HOME=$TMPDIR
-      deno cache --frozen --lock=deno.lock ${entries}
-      # Drop caches that are not needed to compile and are not reproducible.
-      rm -rf $out/*_cache_* $out/*.sqlite* $out/gen
-    '';
-    dontInstall = true;
-    outputHashMode = "recursive";
-    outputHashAlgo = "sha256";
-    outputHash = depsHash;
-  };
+  # "@scope/name@1.2.3" -> { name = "@scope/name"; version = "1.2.3"; }
+  splitKey = key:
+    let m = builtins.match "(@?[^@]+)@([^@_]+)" key;
+    in
+    if m == null then throw "strata: deno.lock npm entry ${key} is not name@version (peer-dependency suffixes are not supported)"
+    else { name = builtins.elemAt m 0; version = builtins.elemAt m 1; };
+
+  npmPackages = builtins.map (key:
+    let
+      p = splitKey key;
+      entry = lock.npm.${key};
+    in
+    p // {
+      tarball = fetchurl {
+        url = "https://registry.npmjs.org/${p.name}/-/${baseNameOf p.name}-${p.version}.tgz";
+        hash = entry.integrity;
+      };
+    }) (builtins.attrNames (lock.npm or { }));
+
+  # A DENO_DIR holding the locked packages, laid out as deno's own npm cache.
+  deps =
+    assert lib.assertMsg (!(lock ? jsr) && !(lock ? remote))
+      "strata: deno.lock has jsr or remote entries; only npm packages are fetched here";
+    stdenvNoCC.mkDerivation {
+      pname = "strata-deno-deps";
+      inherit version;
+      dontUnpack = true;
+      installPhase = lib.concatStringsSep "\n" (builtins.map (p: ''
+        mkdir -p "$out/npm/registry.npmjs.org/${p.name}/${p.version}"
+        tar -xzf ${p.tarball} -C "$out/npm/registry.npmjs.org/${p.name}/${p.version}" --strip-components=1
+      '') npmPackages);
+    };
+
+  layoutFlags = lib.concatStringsSep " " ([
+    "--runtime-dir=${runtimeDir}"
+    "--state-dir=${stateDir}"
+    "--node-id=${nodeId}"
+    "--fs-roots=${lib.concatStringsSep ":" fsRoots}"
+  ] ++ lib.optional groupAccess "--group-access");
 in
 stdenvNoCC.mkDerivation {
   pname = "strata";
@@ -50,24 +83,25 @@ stdenvNoCC.mkDerivation {
   buildPhase = ''
     export DENO_DIR=$TMPDIR/deno DENO_NO_UPDATE_CHECK=1 HOME=$TMPDIR
     cp -r ${deps} $DENO_DIR && chmod -R u+w $DENO_DIR
-    export DENORT_BIN=${denort}
+  '' + (if form == "compiled" then ''
+    export DENORT_BIN=${denort}/bin/denort
     deno run --cached-only --allow-run --allow-env --allow-read scripts/compile.ts \
-      --runtime-dir=${runtimeDir} --state-dir=${stateDir} --node-id=${nodeId} \
-      --fs-roots=${lib.concatStringsSep ":" fsRoots} \
-      ${lib.optionalString groupAccess "--group-access"} \
-      --out=$out/bin --bin-dir=$out/bin
-  '';
+      ${layoutFlags} --out=$out/bin --bin-dir=$out/bin
+  '' else ''
+    deno run --cached-only --allow-run --allow-env --allow-read --allow-write scripts/install.ts \
+      ${layoutFlags} --prefix=$out --deps=$DENO_DIR --deno=${deno}/bin/deno
+  '');
   installPhase = ''
-    mkdir -p $out/share/doc/strata $out/lib/systemd/system
+    mkdir -p $out/share/doc/strata
     cp README.md api/protocol.md $out/share/doc/strata/
   '';
   # deno compile appends the program to the runtime; stripping would cut it off.
   dontStrip = true;
-  passthru = { inherit deps; };
+  passthru = { inherit deps form npmPackages; };
   meta = {
     description = "Capability-based service runtime on Deno: supervisor, identity, fs, registry, strata-ctl";
     license = lib.licenses.mit;
     platforms = lib.platforms.linux;
-    mainProgram = "supervisor";
+    mainProgram = if form == "compiled" then "supervisor" else "strata-supervisor";
   };
 }

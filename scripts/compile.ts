@@ -8,16 +8,21 @@
  *                     [--out=bin] [--bin-dir=<where they will be installed>]
  *                     [--target=x86_64-unknown-linux-gnu] [--print]
  *
+ * It type-checks every program once (`deno check`, with the compiler's own
+ * heap), then compiles each with --no-check: `deno compile` applies the
+ * --v8-flags it bakes into the services (a 64 MB heap) to itself too, which
+ * is too small for the type checker on a cold cache.
+ *
  * `deno compile` needs the denort runtime: it downloads it from dl.deno.land,
  * or takes the file named by DENORT_BIN. Machines that cannot reach
- * dl.deno.land must set DENORT_BIN (see README, "Compiled binaries").
+ * dl.deno.land must set DENORT_BIN (see README, "3. Compiled form").
  * --print only prints the command lines.
  * @module
  */
 
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { BINARY_NAMES, compileCommand } from "../src/runtime/command.ts";
+import { BINARY_NAMES, checkCommand, compileCommand } from "../src/runtime/command.ts";
 import { checkLayout, CHILD_SERVICES, DEFAULT_LAYOUT } from "../src/runtime/config.ts";
 import { binOverrideVar, PROGRAMS } from "../src/runtime/permissions.ts";
 
@@ -51,6 +56,32 @@ const overrides = CHILD_SERVICES.map((s) => Deno.env.get(binOverrideVar(s)))
 if (layout.fsRoots.length === 0 && !values.print) {
   console.error("note: no --fs-roots given: the compiled fs will serve nothing");
 }
+/** The true cause of a failed `deno compile`, from its error output. */
+function compileFailure(stderr: string): string {
+  if (/Could not find denort at/.test(stderr)) {
+    return `DENORT_BIN names no file (${Deno.env.get("DENORT_BIN")}): point it at a denort runtime`;
+  }
+  if (/dl\.deno\.land/.test(stderr)) {
+    return "deno compile could not download the denort runtime from dl.deno.land:\n" +
+      "  DENORT_BIN=/path/to/denort deno task compile …   (see README, 3. Compiled form)";
+  }
+  if (/out of memory|heap limit/i.test(stderr)) {
+    return "deno compile ran out of memory (the compiler itself, not the program)";
+  }
+  return "deno compile failed; its error is above";
+}
+
+const decoder = new TextDecoder();
+const check = checkCommand(Deno.execPath(), PROGRAMS);
+if (values.print) console.log([check.cmd, ...check.args].join(" "));
+else {
+  console.log(`type-checking ${PROGRAMS.length} programs`);
+  const status = await new Deno.Command(check.cmd, { args: check.args }).spawn().status;
+  if (!status.success) {
+    console.error("type check failed (see above): nothing was compiled");
+    Deno.exit(1);
+  }
+}
 for (const program of PROGRAMS) {
   const { cmd, args } = compileCommand(program, layout, {
     deno: Deno.execPath(),
@@ -66,13 +97,12 @@ for (const program of PROGRAMS) {
     continue;
   }
   console.log(`compiling ${outDir}/${BINARY_NAMES[program]}`);
-  const status = await new Deno.Command(cmd, { args, stdout: "inherit", stderr: "inherit" })
-    .spawn().status;
-  if (!status.success) {
-    console.error(
-      "deno compile failed. Without access to dl.deno.land it needs the denort runtime:\n" +
-        "  DENORT_BIN=/path/to/denort deno task compile …   (see README, Compiled binaries)",
-    );
+  const out = await new Deno.Command(cmd, { args, stdout: "inherit", stderr: "piped" }).output();
+  const stderr = decoder.decode(out.stderr);
+  if (!out.success) {
+    await Deno.stderr.write(out.stderr);
+    console.error(`${BINARY_NAMES[program]}: ${compileFailure(stderr)}`);
     Deno.exit(1);
   }
 }
+if (!values.print) console.log(`compiled ${PROGRAMS.length} programs into ${outDir}`);

@@ -1,7 +1,8 @@
 /**
  * The command line that starts a Strata program: `deno run` with the
- * program's permission flags in development, or the compiled binary next to
- * the supervisor, whose flags were baked in by `deno task compile`.
+ * program's permission flags in development, the compiled binary next to
+ * the supervisor, whose flags were baked in by `deno task compile`, or the
+ * launcher `deno task install` wrote for it (`deno run` with the same flags).
  * @module
  */
 
@@ -12,7 +13,8 @@ import { permissionFlags, type PermissionOptions, type Program } from "./permiss
 /** How programs are started. */
 export type LaunchMode =
   | { kind: "dev"; deno: string; root: string }
-  | { kind: "compiled"; binDir: string };
+  | { kind: "compiled"; binDir: string }
+  | { kind: "installed"; binDir: string };
 
 /** The repository root, for development launches. */
 export const REPO_ROOT: string = fileURLToPath(new URL("../../", import.meta.url)).replace(
@@ -26,6 +28,15 @@ export const BINARY_NAMES: Readonly<Record<Program, string>> = {
   registry: "registry",
   identity: "identity",
   fs: "fs",
+  ctl: "strata-ctl",
+};
+
+/** The launcher name of each program in the installed form (`deno task install`). */
+export const LAUNCHER_NAMES: Readonly<Record<Program, string>> = {
+  supervisor: "strata-supervisor",
+  registry: "strata-registry",
+  identity: "strata-identity",
+  fs: "strata-fs",
   ctl: "strata-ctl",
 };
 
@@ -71,10 +82,12 @@ export function programCommand(
   options: PermissionOptions & { extra?: string[] } = {},
 ): ProgramCommand {
   const extra = options.extra ?? [];
-  if (mode.kind === "compiled") {
-    // The layout was baked into the binary by `deno task compile`.
+  if (mode.kind === "compiled" || mode.kind === "installed") {
+    // The layout and flags were baked into the binary by `deno task compile`,
+    // or into the launcher by `deno task install`.
+    const names = mode.kind === "compiled" ? BINARY_NAMES : LAUNCHER_NAMES;
     return {
-      cmd: `${mode.binDir}/${BINARY_NAMES[program]}`,
+      cmd: `${mode.binDir}/${names[program]}`,
       args: extra,
       ...(program === "ctl" ? {} : { env: { ...SERVICE_ENV } }),
     };
@@ -117,8 +130,11 @@ export interface CompileOptions {
 }
 
 /**
- * The `deno compile` command line of a program: its permission flags and
- * its layout baked in, so the binary runs with exactly those grants.
+ * The `deno compile` command line of a program: its permission flags, its
+ * V8 flags and its layout baked in, so the binary runs with exactly those.
+ * `deno compile` also applies --v8-flags to itself, and the services' heap
+ * cap is too small for the type checker, so this compiles with --no-check:
+ * `deno task compile` type-checks every program first (checkCommand).
  */
 export function compileCommand(
   program: Program,
@@ -139,6 +155,7 @@ export function compileCommand(
       "compile",
       "--quiet",
       "--no-prompt",
+      "--no-check",
       ...(options.target ? [`--target=${options.target}`] : []),
       `--output=${options.outDir}/${BINARY_NAMES[program]}`,
       ...(program === "ctl" ? [] : [`--v8-flags=${SERVICE_V8_FLAGS}`]),
@@ -148,6 +165,24 @@ export function compileCommand(
       }),
       `${REPO_ROOT}/${entryOf(program)}`,
       ...layoutArgs(layout),
+    ],
+  };
+}
+
+/**
+ * The `deno check` command line for every program, run once before
+ * compiling with the compiler's own (uncapped) heap; `--frozen` refuses a
+ * dependency that differs from deno.lock.
+ */
+export function checkCommand(deno: string, programs: readonly Program[]): ProgramCommand {
+  return {
+    cmd: deno,
+    args: [
+      "check",
+      "--quiet",
+      "--frozen",
+      `--config=${REPO_ROOT}/deno.json`,
+      ...programs.map((p) => `${REPO_ROOT}/${entryOf(p)}`),
     ],
   };
 }

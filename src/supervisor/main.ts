@@ -41,12 +41,15 @@ function envOrUndefined(name: string): string | undefined {
 }
 
 /**
- * The command of a child: STRATA_<NAME>_BIN if set; else, for a compiled
- * supervisor, the binary next to it; else `deno run` of the source.
+ * The command of a child: STRATA_<NAME>_BIN if set; else, installed by
+ * `deno task install` (--launchers=DIR), the child's launcher in DIR; else,
+ * for a compiled supervisor, the binary next to it; else `deno run` of the
+ * source.
  */
-function childCommand(name: ChildService, layout: Layout): ProgramCommand {
+function childCommand(name: ChildService, layout: Layout, launchers?: string): ProgramCommand {
   const override = envOrUndefined(binOverrideVar(name));
   if (override) return { cmd: override, args: layoutArgs(layout), env: { ...SERVICE_ENV } };
+  if (launchers) return programCommand(name, layout, { kind: "installed", binDir: launchers });
   if (Deno.build.standalone) {
     return programCommand(name, layout, { kind: "compiled", binDir: dirname(Deno.execPath()) });
   }
@@ -55,13 +58,14 @@ function childCommand(name: ChildService, layout: Layout): ProgramCommand {
 
 await runMain("supervisor", async () => {
   const started = Date.now();
-  const { layout } = parseLayoutArgs(Deno.args);
+  const { layout, options } = parseLayoutArgs(Deno.args, { launchers: { type: "string" } });
+  const launchers = options.launchers as string | undefined;
   const log = logger("supervisor");
   ensureDir(layout.runtimeDir, layout.groupAccess ? 0o750 : 0o700);
   const specs: ServiceSpec[] = CHILD_SERVICES.map((name) => ({
     name,
     deps: DEPENDENCIES[name],
-    command: childCommand(name, layout),
+    command: childCommand(name, layout, launchers),
     socket: socketPath(layout, name),
   }));
   const audit = new Audit({ path: stateFiles(layout).audit, program: "supervisor" });
@@ -96,7 +100,7 @@ await runMain("supervisor", async () => {
   }
   out(`sockets in ${layout.runtimeDir}; operator token in ${stateFiles(layout).operatorToken}`);
   out(
-    Deno.build.standalone
+    Deno.build.standalone || launchers
       ? "try: strata-ctl svc list"
       : "try: deno task ctl svc list   (Ctrl-C stops everything)",
   );

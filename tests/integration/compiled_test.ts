@@ -1,17 +1,24 @@
 /**
- * The compiled binaries end to end: `deno compile` of every program for a
- * temp layout, the compiled supervisor starting the compiled services next
- * to it, and the compiled strata-ctl talking to them.
+ * The compiled binaries: `deno task compile` builds all five on a cold
+ * cache with any executable as DENORT_BIN, with each program's flags baked
+ * in; and, end to end, the compiled supervisor starting the compiled
+ * services next to it, and the compiled strata-ctl talking to them.
  *
- * deno compile needs the denort runtime (downloaded from dl.deno.land, or
- * DENORT_BIN). Where no working denort is available this test is skipped,
- * and says so; it is never counted as passed.
+ * Running a compiled binary needs a real denort runtime (downloaded from
+ * dl.deno.land, or DENORT_BIN). Where none is available the end-to-end test
+ * is skipped, and says so; it is never counted as passed. The build test
+ * always runs: building needs no working runtime.
  */
 
 import assert from "node:assert/strict";
-import { compileCommand } from "../../src/runtime/command.ts";
-import { socketPath } from "../../src/runtime/config.ts";
-import { PROGRAMS } from "../../src/runtime/permissions.ts";
+import {
+  BINARY_NAMES,
+  compileCommand,
+  REPO_ROOT,
+  SERVICE_V8_FLAGS,
+} from "../../src/runtime/command.ts";
+import { type Layout, layoutArgs, socketPath } from "../../src/runtime/config.ts";
+import { permissionSet, PROGRAMS } from "../../src/runtime/permissions.ts";
 import { Client } from "../../src/ipc/client.ts";
 import { alive, tempLayout, waitFor } from "../helpers.ts";
 
@@ -37,6 +44,82 @@ function denortWorks(): boolean {
 }
 
 const WORKS = denortWorks();
+
+/** The metadata `deno compile` appends to a binary: the JSON object that starts with "argv". */
+function bakedMetadata(binary: Uint8Array): Record<string, unknown> {
+  const text = new TextDecoder("latin1").decode(binary);
+  const start = text.indexOf('{"argv":');
+  assert(start >= 0, "no deno compile metadata in the binary");
+  let depth = 0;
+  let inString = false;
+  for (let i = start; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === "\\") i++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === "{") depth++;
+    else if (c === "}" && --depth === 0) return JSON.parse(text.slice(start, i + 1));
+  }
+  throw new Error("unterminated deno compile metadata");
+}
+
+Deno.test("deno task compile builds all five on a cold cache, the V8 flags baked in", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-compile-" });
+  try {
+    const layout: Layout = {
+      runtimeDir: `${dir}/run`,
+      stateDir: `${dir}/state`,
+      nodeId: "cold",
+      fsRoots: [`${dir}/srv`],
+    };
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "task",
+        "--quiet",
+        "compile",
+        `--out=${dir}/bin`,
+        ...layoutArgs(layout),
+      ],
+      cwd: REPO_ROOT,
+      // A fresh DENO_DIR is a cold cache; building takes any file as the runtime.
+      env: { DENO_DIR: `${dir}/deno`, DENORT_BIN: "/bin/true", NO_COLOR: "1" },
+    }).output();
+    const log = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    assert(out.success, log);
+    assert.match(log, /compiled 5 programs into /);
+    for (const program of PROGRAMS) {
+      const meta = bakedMetadata(await Deno.readFile(`${dir}/bin/${BINARY_NAMES[program]}`));
+      const v8 = meta.v8_flags as string[];
+      for (const flag of SERVICE_V8_FLAGS.split(",")) {
+        assert.equal(v8.includes(flag), program !== "ctl", `${program}: ${flag} in ${v8}`);
+      }
+      assert.deepEqual(meta.argv, layoutArgs(layout), program);
+      // The grants are the permission module's (ctl's download folder is ".").
+      const perms = meta.permissions as Record<string, string[] | null>;
+      const sockets = [...new Set(permissionSet(program, layout).sockets)];
+      assert.deepEqual(perms.allow_net, sockets.map((s) => `unix:${s}`), program);
+      assert.equal(perms.allow_run !== null, program === "supervisor", program);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("deno task compile names a missing DENORT_BIN as the cause", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-compile-" });
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["task", "--quiet", "compile", `--out=${dir}/bin`],
+      cwd: REPO_ROOT,
+      env: { DENORT_BIN: `${dir}/no-denort`, NO_COLOR: "1" },
+    }).output();
+    assert(!out.success);
+    assert.match(new TextDecoder().decode(out.stderr), /DENORT_BIN names no file/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
 
 Deno.test({
   name: WORKS

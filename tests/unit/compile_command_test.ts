@@ -4,7 +4,13 @@
  */
 
 import assert from "node:assert/strict";
-import { BINARY_NAMES, compileCommand, programCommand } from "../../src/runtime/command.ts";
+import {
+  BINARY_NAMES,
+  checkCommand,
+  compileCommand,
+  programCommand,
+  SERVICE_V8_FLAGS,
+} from "../../src/runtime/command.ts";
 import { type Layout, layoutArgs } from "../../src/runtime/config.ts";
 import { permissionFlags, PROGRAMS } from "../../src/runtime/permissions.ts";
 
@@ -81,4 +87,21 @@ Deno.test("compile and dev launches give a program the same grants", () => {
     const strip = (flags: string[]) => flags.filter((f) => !f.startsWith("--allow-run"));
     assert.deepEqual(strip(flagsOf(dev.args)), strip(flagsOf(compiled.args)), program);
   }
+});
+
+Deno.test("compile: services get the runtime V8 flags baked in; the compiler checks nothing", () => {
+  for (const program of PROGRAMS) {
+    const { args } = compileCommand(program, layout, options);
+    // deno compile applies --v8-flags to itself too: the type check is a separate step.
+    assert(args.includes("--no-check"), program);
+    assert.equal(
+      args.includes(`--v8-flags=${SERVICE_V8_FLAGS}`),
+      program !== "ctl",
+      program,
+    );
+  }
+  const check = checkCommand("/usr/bin/deno", PROGRAMS);
+  assert.deepEqual(check.args.slice(0, 3), ["check", "--quiet", "--frozen"]);
+  assert(!check.args.some((a) => a.startsWith("--v8-flags")));
+  assert.equal(check.args.filter((a) => a.endsWith("/main.ts")).length, PROGRAMS.length);
 });

@@ -69,6 +69,18 @@ Deno.test("programCommand (compiled): the binary next to the supervisor, with on
   assert.equal(BINARY_NAMES.supervisor, "supervisor");
 });
 
+Deno.test("programCommand (installed): the launcher deno task install wrote, with only the extras", () => {
+  const fs = programCommand("fs", LAYOUT, { kind: "installed", binDir: "/opt/strata/bin" });
+  assert.equal(fs.cmd, "/opt/strata/bin/strata-fs");
+  assert.deepEqual(fs.args, []);
+  assert.deepEqual(fs.env, { MALLOC_ARENA_MAX: "2" });
+  const ctl = programCommand("ctl", LAYOUT, { kind: "installed", binDir: "/opt/strata/bin" }, {
+    extra: ["status"],
+  });
+  assert.equal(ctl.cmd, "/opt/strata/bin/strata-ctl");
+  assert.deepEqual(ctl.args, ["status"]);
+});
+
 Deno.test("programCommand: services get the service environment, ctl inherits its own", () => {
   for (const mode of [DEV, { kind: "compiled", binDir: "/opt/strata/bin" } as const]) {
     for (const program of PROGRAMS) {

@@ -1,0 +1,182 @@
+/**
+ * `deno task install`: the installed form, which needs no denort. Lays down
+ * the program, its npm dependencies fetched and type-checked into a DENO_DIR
+ * that is read-only once installed, and one launcher per program that runs
+ * `deno run` with exactly that program's flags from src/runtime/permissions.ts.
+ *
+ *   deno task install [--prefix=/opt/strata] [--runtime-dir=/run/strata]
+ *                     [--state-dir=/var/lib/strata] [--node-id=local]
+ *                     [--fs-roots=/srv/strata] [--group-access]
+ *                     [--user=strata] [--group=strata] [--deno=<deno the launchers run>]
+ *                     [--deps=<a DENO_DIR holding the locked npm packages: no network>]
+ *
+ * It writes, below the prefix:
+ *   bin/strata-supervisor, strata-registry, strata-identity, strata-fs, strata-ctl
+ *   lib/strata/app/    deno.json, deno.lock and src/ (the program)
+ *   lib/strata/deno/   the DENO_DIR (npm packages from deno.lock, type-checked)
+ *   lib/systemd/system/strata.service   the unit for this layout (installed form)
+ *   share/doc/strata/  README.md, protocol.md
+ * The supervisor starts its children through their launchers, so its run
+ * grant is those three files and nothing else.
+ * @module
+ */
+
+import { cpSync } from "node:fs";
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { entryOf, LAUNCHER_NAMES, programCommand, REPO_ROOT } from "../src/runtime/command.ts";
+import { checkLayout, CHILD_SERVICES, DEFAULT_LAYOUT } from "../src/runtime/config.ts";
+import { binOverrideVar, PROGRAMS } from "../src/runtime/permissions.ts";
+import { renderUnit, TEMPLATE, UNIT_DEFAULTS } from "./unit.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    prefix: { type: "string", default: "/opt/strata" },
+    "runtime-dir": { type: "string", default: DEFAULT_LAYOUT.runtimeDir },
+    "state-dir": { type: "string", default: DEFAULT_LAYOUT.stateDir },
+    "node-id": { type: "string", default: DEFAULT_LAYOUT.nodeId },
+    "fs-roots": { type: "string", default: UNIT_DEFAULTS.fsRoots.join(":") },
+    "group-access": { type: "boolean", default: false },
+    user: { type: "string", default: UNIT_DEFAULTS.user },
+    group: { type: "string", default: UNIT_DEFAULTS.group },
+    deno: { type: "string" },
+    deps: { type: "string" },
+  },
+});
+
+/** Quotes one word for /bin/sh. */
+function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/** Sets every file and folder below `path` to read-only (folders stay searchable). */
+function makeReadOnly(path: string): void {
+  const info = Deno.lstatSync(path);
+  if (info.isSymlink) return;
+  if (info.isDirectory) {
+    for (const e of Deno.readDirSync(path)) makeReadOnly(`${path}/${e.name}`);
+    Deno.chmodSync(path, 0o555);
+  } else Deno.chmodSync(path, (info.mode ?? 0o444) & 0o555 | 0o444);
+}
+
+/** Makes `path` writable again so a reinstall can replace it. */
+function makeWritable(path: string): void {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.lstatSync(path);
+  } catch {
+    return;
+  }
+  if (info.isSymlink) return;
+  Deno.chmodSync(path, (info.mode ?? 0) | 0o200);
+  if (info.isDirectory) {
+    for (const e of Deno.readDirSync(path)) {
+      makeWritable(`${path}/${e.name}`);
+    }
+  }
+}
+
+if (!values.prefix.startsWith("/")) {
+  console.error(`--prefix must be an absolute path: ${values.prefix}`);
+  Deno.exit(2);
+}
+const layout = checkLayout({
+  runtimeDir: values["runtime-dir"],
+  stateDir: values["state-dir"],
+  nodeId: values["node-id"],
+  fsRoots: values["fs-roots"].split(":"),
+  ...(values["group-access"] ? { groupAccess: true } : {}),
+});
+const prefix = resolve(values.prefix);
+const deno = values.deno ?? Deno.execPath();
+const bin = `${prefix}/bin`;
+const lib = `${prefix}/lib/strata`;
+const app = `${lib}/app`;
+const denoDir = `${lib}/deno`;
+const doc = `${prefix}/share/doc/strata`;
+const overrides = CHILD_SERVICES.map((s) => Deno.env.get(binOverrideVar(s)))
+  .filter((x): x is string => !!x);
+
+// 1. The program, replacing an earlier install.
+makeWritable(lib);
+await Deno.remove(lib, { recursive: true }).catch(() => {});
+for (const dir of [bin, app, doc, `${prefix}/lib/systemd/system`]) {
+  await Deno.mkdir(dir, { recursive: true, mode: 0o755 });
+}
+for (const f of ["deno.json", "deno.lock"]) cpSync(`${REPO_ROOT}/${f}`, `${app}/${f}`);
+cpSync(`${REPO_ROOT}/src`, `${app}/src`, { recursive: true });
+cpSync(`${REPO_ROOT}/README.md`, `${doc}/README.md`);
+cpSync(`${REPO_ROOT}/api/protocol.md`, `${doc}/protocol.md`);
+
+// 2. Its npm dependencies, exactly as deno.lock pins them, fetched (or taken
+// from --deps, as the Nix build does) and type-checked.
+if (values.deps) {
+  cpSync(resolve(values.deps), denoDir, { recursive: true });
+  makeWritable(denoDir); // a copy out of the Nix store is read-only
+}
+console.log(`${values.deps ? "type-checking" : "fetching and type-checking"} into ${denoDir}`);
+const check = await new Deno.Command(deno, {
+  args: [
+    "check",
+    "--quiet",
+    "--frozen",
+    ...(values.deps ? ["--cached-only"] : []),
+    `--config=${app}/deno.json`,
+    ...PROGRAMS.map((p) => `${app}/${entryOf(p)}`),
+  ],
+  env: { DENO_DIR: denoDir, DENO_NO_UPDATE_CHECK: "1" },
+}).spawn().status;
+if (!check.success) {
+  console.error("install: type check or fetch failed (see above); nothing was made read-only");
+  Deno.exit(1);
+}
+makeReadOnly(lib);
+
+// 3. The launchers: `deno run` with exactly each program's flags.
+for (const program of PROGRAMS) {
+  const { cmd, args, env } = programCommand(program, layout, { kind: "dev", deno, root: app }, {
+    run: program === "supervisor"
+      ? [...CHILD_SERVICES.map((s) => `${bin}/${LAUNCHER_NAMES[s]}`), ...overrides]
+      : undefined,
+    // strata-ctl's `fs get` may save into the folder it is run from, and only there.
+    downloads: program === "ctl" ? ["."] : undefined,
+    extra: program === "supervisor" ? [`--launchers=${bin}`] : [],
+  });
+  // Only what is cached: the launchers never fetch.
+  const words = [cmd, args[0], "--cached-only", "--frozen", ...args.slice(1)];
+  const vars = { DENO_DIR: denoDir, DENO_NO_UPDATE_CHECK: "1", ...env };
+  const script = [
+    "#!/bin/sh",
+    `# ${LAUNCHER_NAMES[program]}: written by \`deno task install\`; runs Strata's ${program}`,
+    "# with exactly its flags from src/runtime/permissions.ts. Reinstall to change it.",
+    ...Object.entries(vars).map(([k, v]) => `export ${k}=${shellQuote(v)}`),
+    `exec ${words.map(shellQuote).join(" ")} "$@"`,
+    "",
+  ].join("\n");
+  const path = `${bin}/${LAUNCHER_NAMES[program]}`;
+  await Deno.writeTextFile(path, script, { mode: 0o755 });
+  await Deno.chmod(path, 0o755);
+}
+
+// 4. The unit for this layout (a layout outside /run and /var/lib gets none).
+const unitPath = `${prefix}/lib/systemd/system/strata.service`;
+try {
+  const unit = renderUnit(await Deno.readTextFile(TEMPLATE), {
+    ...UNIT_DEFAULTS,
+    form: "installed",
+    binDir: bin,
+    runtimeDir: layout.runtimeDir,
+    stateDir: layout.stateDir,
+    fsRoots: layout.fsRoots,
+    groupAccess: layout.groupAccess ?? false,
+    user: values.user,
+    group: values.group,
+    docDir: doc,
+  });
+  await Deno.writeTextFile(unitPath, unit, { mode: 0o644 });
+  console.log(`installed into ${prefix}: launchers in ${bin}, systemd unit ${unitPath}`);
+} catch (e) {
+  console.log(`installed into ${prefix}: launchers in ${bin}`);
+  console.log(`note: no systemd unit written: ${(e as Error).message}`);
+}

@@ -1,0 +1,91 @@
+/**
+ * The installed form end to end, outside systemd: `deno task install` into a
+ * temp prefix for a temp layout, the launchers carrying exactly each
+ * program's flags, the supervisor starting its children through their
+ * launchers (its run grant is those three files, not deno), and strata-ctl
+ * talking to them. (tests/deploy/systemd_boot_test.ts runs the same install
+ * under a real systemd.)
+ */
+
+import assert from "node:assert/strict";
+import { LAUNCHER_NAMES, SERVICE_V8_FLAGS } from "../../src/runtime/command.ts";
+import { CHILD_SERVICES, layoutArgs } from "../../src/runtime/config.ts";
+import { permissionFlags, PROGRAMS } from "../../src/runtime/permissions.ts";
+import { alive, REPO_ROOT, tempLayout, waitFor } from "../helpers.ts";
+
+const decoder = new TextDecoder();
+
+/** The words of a launcher's exec line (the launchers quote nothing these paths need). */
+function execWords(script: string): string[] {
+  const line = script.split("\n").find((l) => l.startsWith("exec "));
+  assert(line, script);
+  return line.slice("exec ".length).split(" ");
+}
+
+Deno.test("deno task install: launchers with exactly each program's flags, run for real", async () => {
+  const temp = await tempLayout();
+  const prefix = `${temp.root}/opt`;
+  const bin = `${prefix}/bin`;
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["task", "--quiet", "install", `--prefix=${prefix}`, ...layoutArgs(temp.layout)],
+      cwd: REPO_ROOT,
+      env: { NO_COLOR: "1" },
+    }).output();
+    assert(out.success, decoder.decode(out.stdout) + decoder.decode(out.stderr));
+
+    for (const program of PROGRAMS) {
+      const words = execWords(await Deno.readTextFile(`${bin}/${LAUNCHER_NAMES[program]}`));
+      assert.deepEqual(words.slice(1, 4), ["run", "--cached-only", "--frozen"], program);
+      const run = program === "supervisor"
+        ? CHILD_SERVICES.map((s) => `${bin}/${LAUNCHER_NAMES[s]}`)
+        : undefined;
+      const downloads = program === "ctl" ? ["."] : undefined;
+      assert.deepEqual(
+        words.filter((w) => w.startsWith("--allow-")),
+        permissionFlags(program, temp.layout, { run, downloads }),
+        program,
+      );
+      assert.equal(words.includes(`--v8-flags=${SERVICE_V8_FLAGS}`), program !== "ctl", program);
+      assert(!words.some((w) => /^(-A|--allow-all)$/.test(w)), program);
+    }
+    // The supervisor may run its children's launchers and nothing else, not deno itself.
+    const sup = execWords(await Deno.readTextFile(`${bin}/strata-supervisor`));
+    assert.deepEqual(sup.filter((w) => w.startsWith("--allow-run")), [
+      `--allow-run=${bin}/strata-registry,${bin}/strata-identity,${bin}/strata-fs`,
+    ]);
+    assert(sup.includes(`--launchers=${bin}`));
+    // The DENO_DIR is read-only once installed.
+    const denoDir = await Deno.stat(`${prefix}/lib/strata/deno`);
+    assert.equal((denoDir.mode ?? 0) & 0o222, 0, "the DENO_DIR is writable");
+
+    const child = new Deno.Command(`${bin}/strata-supervisor`, { stdout: "null", stderr: "null" })
+      .spawn();
+    try {
+      await waitFor("every service Healthy", async () => {
+        const r = await new Deno.Command(`${bin}/strata-ctl`, { args: ["svc", "list", "--json"] })
+          .output();
+        const list = JSON.parse(decoder.decode(r.stdout)).services as { state: string }[];
+        return list.length === 3 && list.every((s) => s.state === "Healthy");
+      }, 20_000);
+      const r = await new Deno.Command(`${bin}/strata-ctl`, { args: ["status", "--json"] })
+        .output();
+      assert.deepEqual(JSON.parse(decoder.decode(r.stdout)).services, { total: 3, healthy: 3 });
+      // Each child was started through its launcher: deno run of the installed program.
+      const ps = await new Deno.Command("ps", {
+        args: ["-o", "args=", "--ppid", String(child.pid)],
+      })
+        .output();
+      const children = decoder.decode(ps.stdout).trim().split("\n");
+      assert.equal(children.length, 3, children.join("\n"));
+      for (const c of children) assert.match(c, new RegExp(`${prefix}/lib/strata/app/src/`));
+    } finally {
+      child.kill("SIGTERM");
+      assert.equal((await child.status).code, 0);
+      assert(!alive(child.pid));
+    }
+  } finally {
+    await new Deno.Command("chmod", { args: ["-R", "u+w", temp.root] }).output();
+    await temp.cleanup();
+  }
+});
