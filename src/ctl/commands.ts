@@ -11,7 +11,14 @@ import { completionScript, SHELLS } from "./completion.ts";
 import { findCommand } from "./dispatch.ts";
 import { EXIT, unknownName, usage } from "./errors.ts";
 import { parseDuration } from "./format.ts";
-import { getFile, getSummary, streamFile, terminalProgress, writeAll } from "./files.ts";
+import {
+  getFile,
+  getSummary,
+  streamFile,
+  terminalProgress,
+  untilReaderGone,
+  writeAll,
+} from "./files.ts";
 import { commandHelp, groupHelp, overviewHelp } from "./help.ts";
 import { METHODS, nearest } from "./methods.ts";
 import {
@@ -172,7 +179,7 @@ const TOKEN: Group = {
         "hold identity.issue; the new token is never broader than it.",
       ],
       examples: [
-        "strata-ctl token issue --service fs --rights fs.read,fs.list --path-prefix /srv/data --ttl 1h",
+        "strata-ctl token issue --service fs --rights fs.open,fs.read,fs.list --path-prefix /srv/data --ttl 1h",
         "strata-ctl token issue --service fs --actions open,read --ttl 15m --rate 50rps",
         "export STRATA_TOKEN=$(strata-ctl token issue --service fs --actions list,open,read -q)",
       ],
@@ -300,7 +307,9 @@ const FS: Group = {
         "strata-ctl fs cat /srv/data/a.tar | tar t",
       ],
       async run(ctx, input) {
-        await streamFile(ctx.session, input.args[0], { sink: (c) => writeAll(Deno.stdout, c) });
+        await untilReaderGone(
+          streamFile(ctx.session, input.args[0], { sink: (c) => writeAll(Deno.stdout, c) }),
+        );
         return {};
       },
     },
@@ -325,12 +334,16 @@ const FS: Group = {
         const [remote, dest] = input.args;
         const progress = ctx.stderrIsTerminal ? terminalProgress(ctx.writeErr) : undefined;
         try {
-          const r = await getFile(ctx.session, remote, {
+          const download = getFile(ctx.session, remote, {
             dest,
             force: input.options.force === true,
             onProgress: progress?.onProgress,
           });
-          if (r.dest === "-") return {};
+          if (dest === "-") {
+            await untilReaderGone(download);
+            return {};
+          }
+          const r = await download;
           return { data: r, text: getSummary(r) };
         } finally {
           progress?.finish();
