@@ -228,8 +228,10 @@ const TOKEN: Group = {
           { token },
           { auth: false },
         );
+        // cap_id, as the text form says it, beside the claims' own name for it (jti).
+        const data = r.claims ? { valid: r.valid, cap_id: r.claims.jti, ...r } : r;
         return {
-          data: r,
+          data,
           text: renderIntrospection(r, { style: ctx.style, now: ctx.now(), source }),
           exit: r.valid ? EXIT.OK : EXIT.REFUSED,
         };
@@ -395,10 +397,24 @@ const STATUS: Command = {
   summary: "the node at a glance: id, version, uptime and health",
   args: [],
   options: [],
-  examples: ["strata-ctl status", "strata-ctl status --json"],
+  description: [
+    "Exits 0 when every service is Healthy, 3 when the node is degraded (some service",
+    "is not), 2 when the supervisor cannot be reached, so a script can test it as it",
+    "would `systemctl is-system-running`.",
+  ],
+  examples: [
+    "strata-ctl status",
+    "strata-ctl status --json",
+    "strata-ctl status >/dev/null || strata-ctl svc list",
+  ],
   async run(ctx) {
     const r = await ctx.session.call<NodeStatus>("supervisor.status", undefined, { auth: false });
-    return { data: r, text: renderStatus(r, { style: ctx.style }) };
+    const healthy = r.services.healthy === r.services.total;
+    return {
+      data: r,
+      text: renderStatus(r, { style: ctx.style }),
+      exit: healthy ? EXIT.OK : EXIT.DEGRADED,
+    };
   },
 };
 

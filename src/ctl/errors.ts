@@ -10,8 +10,12 @@ import { CHILD_SERVICES } from "../runtime/config.ts";
 /** The services `strata-ctl svc start` can start. */
 const SUPERVISED: readonly string[] = CHILD_SERVICES;
 
-/** Exit codes: 0 ok, 1 refused by a service, 2 usage or connection error. */
-export const EXIT = { OK: 0, REFUSED: 1, USAGE: 2 } as const;
+/**
+ * Exit codes: 0 ok, 1 refused by a service, 2 usage or connection error, 3
+ * the node or service asked about is not (all) Healthy (`status`, `svc
+ * status`), as `systemctl status` exits 3 for a unit that is not running.
+ */
+export const EXIT = { OK: 0, REFUSED: 1, USAGE: 2, DEGRADED: 3 } as const;
 
 /** A usage error: printed as one line, exit 2. */
 export class UsageError extends Error {

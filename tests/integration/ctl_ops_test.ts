@@ -37,6 +37,52 @@ Deno.test("strata-ctl: advice, pipes, examples and options that stay true", asyn
       }
     });
 
+    await t.step("status exits 3 while the node is degraded, 0 once all is Healthy", async () => {
+      await expectExit(node, ["svc", "stop", "fs"], 0);
+      try {
+        const human = await expectExit(node, ["status"], 3);
+        assert.match(
+          human.stdout,
+          /\nservices {2}2 of 3 healthy\nsee which with `strata-ctl svc list`\n$/,
+        );
+        assert.equal(human.stderr, "");
+        const json = JSON.parse((await expectExit(node, ["status", "--json"], 3)).stdout);
+        assert.deepEqual(json.services, { total: 3, healthy: 2 });
+      } finally {
+        await expectExit(node, ["svc", "start", "fs"], 0);
+        await node.childPids();
+      }
+      await expectExit(node, ["status"], 0);
+      await expectExit(node, ["status", "--json"], 0);
+    });
+
+    await t.step("token inspect says cap_id in its text and its JSON", async () => {
+      const issued = JSON.parse(
+        (await expectExit(node, [
+          "token",
+          "issue",
+          "--service",
+          "fs",
+          "--actions",
+          "list",
+          "--json",
+        ], 0))
+          .stdout,
+      );
+      const text = await expectExit(node, ["token", "inspect", issued.token], 0);
+      assert.ok(text.stdout.includes(`\ncap_id   ${issued.cap_id}\n`), text.stdout);
+      const json = JSON.parse(
+        (await expectExit(node, ["token", "inspect", issued.token, "--json"], 0)).stdout,
+      );
+      assert.equal(json.cap_id, issued.cap_id);
+      assert.equal(json.valid, true);
+      assert.equal(json.claims.jti, issued.cap_id);
+      const bad = JSON.parse(
+        (await expectExit(node, ["token", "inspect", "v4.public.nope", "--json"], 1)).stdout,
+      );
+      assert.deepEqual(bad, { valid: false, reason: "malformed" });
+    });
+
     await t.step("fs cat FILE | head: ends quietly with exit 0, like cat", async () => {
       for (
         const args of [["fs", "cat", `${root}/big.txt`], ["fs", "get", `${root}/big.txt`, "-"]]
