@@ -229,7 +229,9 @@ const TOKEN: Group = {
           { auth: false },
         );
         // cap_id, as the text form says it, beside the claims' own name for it (jti).
-        const data = r.claims ? { valid: r.valid, cap_id: r.claims.jti, ...r } : r;
+        const data = r.claims
+          ? { valid: r.valid, cap_id: r.claims.jti, reason: r.reason, claims: r.claims }
+          : r;
         return {
           data,
           text: renderIntrospection(r, { style: ctx.style, now: ctx.now(), source }),
