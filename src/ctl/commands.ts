@@ -9,7 +9,7 @@ import { CHILD_SERVICES } from "../runtime/config.ts";
 import { VERSION } from "../version.ts";
 import { completionScript, SHELLS } from "./completion.ts";
 import { findCommand } from "./dispatch.ts";
-import { EXIT, unknownName, usage } from "./errors.ts";
+import { CtlError, EXIT, unknownName, usage } from "./errors.ts";
 import { parseDuration } from "./format.ts";
 import {
   getFile,
@@ -24,18 +24,24 @@ import { METHODS, nearest } from "./methods.ts";
 import {
   type Introspection,
   type Listing,
+  type LogLine,
+  type LogPage,
+  type LogTail,
   type NodeStatus,
   type RegistryEntry,
   renderIntrospection,
   renderIssued,
   renderListing,
+  renderLogLines,
   renderRegistryList,
   renderResolved,
   renderRevoked,
   renderStatus,
   renderSvcAction,
+  renderSvcDetail,
   renderSvcList,
   type Revoked,
+  type SvcDetail,
   type SvcEntry,
 } from "./render.ts";
 import type { Command, Context, Entry, Group, Input, OptionSpec, Outcome } from "./spec.ts";
@@ -106,6 +112,27 @@ async function warnOutsideRoots(ctx: Context, params: Record<string, unknown>): 
   if (warning) ctx.writeErr(`strata-ctl: ${warning}\n`);
 }
 
+/** `-n`/`--lines`: how many log lines, 1 to 1000. */
+function LINES_OPTION(byDefault: number): OptionSpec {
+  return {
+    name: "lines",
+    short: "n",
+    value: "N",
+    summary: `the last N log lines (default ${byDefault}, up to 1000)`,
+  };
+}
+
+/** The value of `-n`/`--lines`. */
+function linesOf(input: Input, byDefault: number): number {
+  const text = input.options.lines as string | undefined;
+  if (text === undefined) return byDefault;
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 1 || n > 1000) {
+    throw usage(`--lines: ${text} is not a number from 1 to 1000`, "e.g. -n 100");
+  }
+  return n;
+}
+
 const SVC: Group = {
   name: "svc",
   summary: "list, start, stop and restart the supervised services",
@@ -123,6 +150,40 @@ const SVC: Group = {
           { auth: false },
         );
         return { data: r, text: renderSvcList(r, { style: ctx.style, now: ctx.now() }) };
+      },
+    },
+    {
+      name: "status",
+      summary: "one service in detail, with its last log lines",
+      args: [{ name: "NAME", complete: "supervised" }],
+      options: [LINES_OPTION(10)],
+      description: [
+        "Like `systemctl status`: state and since when, pid, restarts (after a crash and",
+        "by an operator), last exit, memory, endpoint and log file, then the last log lines",
+        "(which need supervisor.logs: the operator token has it). Exits 3 when the service",
+        "is not Healthy.",
+      ],
+      examples: ["strata-ctl svc status fs", "strata-ctl svc status identity -n 30"],
+      async run(ctx, input) {
+        const name = serviceName(input.args[0]);
+        const detail = await ctx.session.call<SvcDetail>(
+          "supervisor.svc.status",
+          { name },
+          { auth: false },
+        );
+        const tail: LogTail = await ctx.session.call<LogPage>("supervisor.logs", {
+          service: name,
+          lines: linesOf(input, 10),
+        }).then((p) => ({ lines: p.lines }), (err) => ({
+          error: err instanceof CtlError
+            ? `${err.message}; ${err.hint ?? ""}`.replace(/; $/, "")
+            : String(err),
+        }));
+        return {
+          data: { ...detail, logs: "lines" in tail ? tail.lines : null },
+          text: renderSvcDetail(detail, tail, { style: ctx.style, now: ctx.now() }),
+          exit: detail.state === "Healthy" ? EXIT.OK : EXIT.DEGRADED,
+        };
       },
     },
     {
@@ -420,6 +481,77 @@ const STATUS: Command = {
   },
 };
 
+/** How often `logs -f` asks for new lines. */
+const FOLLOW_POLL_MS = 500;
+
+const LOGS: Command = {
+  name: "logs",
+  summary: "the services' log lines; -f follows them",
+  args: [{ name: "SERVICE", optional: true, complete: "supervised" }],
+  options: [
+    { name: "follow", short: "f", summary: "keep printing new lines until Ctrl-C" },
+    { name: "since", value: "DURATION", summary: "only lines from the last DURATION (10m, 2h)" },
+    LINES_OPTION(100),
+  ],
+  description: [
+    "Like journalctl: one service's lines, or every service's in order. The supervisor",
+    "keeps each service's last 1000 lines for this; the files in <state dir>/logs/",
+    "(0600, rotated at 4 MiB) hold more. Needs supervisor.logs (the operator token has it).",
+  ],
+  examples: [
+    "strata-ctl logs fs",
+    "strata-ctl logs -f",
+    "strata-ctl logs identity --since 10m -n 500",
+    "strata-ctl logs --json | jq -r '.lines[].line'",
+  ],
+  async run(ctx, input) {
+    const service = input.args[0] === undefined ? undefined : serviceName(input.args[0]);
+    const sinceText = input.options.since as string | undefined;
+    const sinceMs = sinceText === undefined ? undefined : parseDuration(sinceText);
+    if (sinceText !== undefined && sinceMs === undefined) {
+      throw usage(
+        `--since: cannot read "${sinceText}" as a duration`,
+        "use e.g. 90s, 10m, 2h or 1d",
+      );
+    }
+    const params = {
+      ...(service ? { service } : {}),
+      lines: linesOf(input, 100),
+      ...(sinceMs !== undefined ? { since_ms: Math.max(0, ctx.now() - sinceMs) } : {}),
+    };
+    const page = await ctx.session.call<LogPage>("supervisor.logs", params);
+    if (input.options.follow !== true) {
+      return { data: page, text: page.lines.length ? renderLogLines(page.lines) : undefined };
+    }
+    // Following: each line as it comes (--json: one JSON object per line).
+    const show = (lines: LogLine[]) =>
+      lines.length === 0 ? Promise.resolve() : writeAll(
+        Deno.stdout,
+        encoder.encode(
+          (ctx.json ? lines.map((l) => JSON.stringify(l)).join("\n") : renderLogLines(lines)) +
+            "\n",
+        ),
+      );
+    await untilReaderGone((async () => {
+      await show(page.lines);
+      let after = page.next;
+      while (true) {
+        await new Promise((r) => setTimeout(r, FOLLOW_POLL_MS));
+        const more = await ctx.session.call<LogPage>("supervisor.logs", {
+          ...(service ? { service } : {}),
+          lines: 1000,
+          after,
+        });
+        await show(more.lines);
+        after = more.next;
+      }
+    })());
+    return {};
+  },
+};
+
+const encoder = new TextEncoder();
+
 const COMPLETION: Command = {
   name: "completion",
   summary: "print a shell completion script (bash, zsh or fish)",
@@ -491,6 +623,7 @@ const HELP: Command = {
 export const COMMANDS: readonly Entry[] = [
   STATUS,
   SVC,
+  LOGS,
   TOKEN,
   FS,
   REGISTRY,

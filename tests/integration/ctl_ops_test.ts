@@ -8,7 +8,11 @@
 
 import assert from "node:assert/strict";
 import { ctlCommand, ctlEnv, expectExit } from "../ctl_support.ts";
-import { devTmpLayout, REPO_ROOT, startNode } from "../helpers.ts";
+import { KeyRing } from "../../src/identity/keyring.ts";
+import { stateFiles } from "../../src/runtime/config.ts";
+import { type Claims, newCapId } from "../../src/token/claims.ts";
+import { signV4Public } from "../../src/token/paseto.ts";
+import { devTmpLayout, issue, REPO_ROOT, startNode, tempLayout, waitFor } from "../helpers.ts";
 
 Deno.test("strata-ctl: advice, pipes, examples and options that stay true", async (t) => {
   const node = await startNode();
@@ -196,6 +200,14 @@ Deno.test("deno task ctl finds a supervisor in any fallback runtime dir, or says
     const found = await taskCtl(["status", "--json"], env);
     assert.equal(found.code, 0, found.stderr);
     assert.equal(JSON.parse(found.stdout).node_id, "test");
+    // The state dir lies inside the export root (/tmp) here: fs serves none of
+    // the services' log files in it.
+    const logFile = `${stateFiles(temp.layout).logs}/fs.log`;
+    assert.ok(Deno.statSync(logFile).isFile);
+    for (const args of [["fs", "cat", logFile], ["fs", "ls", stateFiles(temp.layout).logs]]) {
+      const r = await expectExit(node, args, 1);
+      assert.match(r.stderr, /Strata's own state or runtime folder/, r.stderr);
+    }
   } finally {
     await node.stop();
   }
@@ -210,5 +222,219 @@ Deno.test("deno task ctl finds a supervisor in any fallback runtime dir, or says
   } finally {
     await temp.cleanup();
     await Deno.remove(xdg, { recursive: true });
+  }
+});
+
+Deno.test("strata-ctl svc status and logs: state, restarts by cause, memory, log lines", async (t) => {
+  const node = await startNode();
+  const st = stateFiles(node.layout);
+  try {
+    await t.step("svc status: like systemctl status, exit 0 while Healthy", async () => {
+      const r = await expectExit(node, ["svc", "status", "fs"], 0);
+      const lines = r.stdout.split("\n");
+      assert.match(lines[0], /^fs: Healthy since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(/);
+      assert.match(r.stdout, /\npid {8}\d+\n/);
+      assert.match(r.stdout, /\nrestarts {3}0 \(0 after a crash, 0 by an operator\)\n/);
+      assert.match(r.stdout, /\nlast exit {2}-\n/);
+      assert.match(r.stdout, /\nmemory {5}\d+\.\d MiB resident \(heap /);
+      assert.ok(r.stdout.includes(`\nendpoint   unix://${node.layout.runtimeDir}/fs.sock\n`));
+      assert.ok(r.stdout.includes(`\nlog        ${st.logs}/fs.log\n`));
+      assert.match(r.stdout, /\n\n\d{4}-\d\d-\d\d \d\d:\d\d:\d\d fs {7}listening {2}socket=/);
+      const json = JSON.parse(
+        (await expectExit(node, ["svc", "status", "fs", "--json"], 0)).stdout,
+      );
+      assert.equal(json.state, "Healthy");
+      assert.ok(json.memory.rss > 1024 * 1024);
+      assert.deepEqual(json.restarts_by, { crash: 0, operator: 0 });
+      assert.ok(json.logs.some((l: { line: string }) => JSON.parse(l.line).msg === "listening"));
+      const typo = await expectExit(node, ["svc", "status", "fss"], 2);
+      assert.match(typo.stderr, /no service fss; did you mean fs\?/);
+    });
+
+    await t.step("the log lines are kept in <state>/logs, 0600, and still reach stderr", () => {
+      for (const s of ["registry", "identity", "fs"]) {
+        const info = Deno.statSync(`${st.logs}/${s}.log`);
+        assert.equal(info.mode! & 0o777, 0o600, s);
+        const first = Deno.readTextFileSync(`${st.logs}/${s}.log`).split("\n")[0];
+        assert.equal(JSON.parse(first).program, s);
+      }
+      assert.equal(Deno.statSync(st.logs).mode! & 0o777, 0o700);
+      assert.match(node.output(), /"program":"fs","msg":"listening"/);
+    });
+
+    await t.step("restarts apart: one by an operator, one after a crash", async () => {
+      await expectExit(node, ["svc", "restart", "fs", "--drain", "1s"], 0);
+      const pid = JSON.parse((await expectExit(node, ["svc", "status", "fs", "--json"], 0)).stdout)
+        .pid;
+      Deno.kill(pid, "SIGKILL");
+      await waitFor("fs back after the crash", async () => {
+        const r = await node.request("supervisor", "supervisor.svc.status", { name: "fs" });
+        if (!r.ok) return false;
+        const s = r.result as { state: string; pid: number };
+        return s.state === "Healthy" && s.pid !== pid;
+      }, 15_000);
+      await node.childPids();
+      const json = JSON.parse(
+        (await expectExit(node, ["svc", "status", "fs", "--json"], 0)).stdout,
+      );
+      assert.deepEqual(json.restarts_by, { crash: 1, operator: 1 });
+      assert.equal(json.restarts, 2);
+      assert.deepEqual(json.last_exit, { code: 137, signal: "SIGKILL" });
+      const human = await expectExit(node, ["svc", "status", "fs"], 0);
+      assert.match(human.stdout, /\nrestarts {3}2 \(1 after a crash, 1 by an operator\)\n/);
+      assert.match(human.stdout, /\nlast exit {2}signal SIGKILL\n/);
+    });
+
+    await t.step(
+      "svc status of a stopped service exits 3, its last lines still shown",
+      async () => {
+        await expectExit(node, ["svc", "stop", "fs"], 0);
+        try {
+          const r = await expectExit(node, ["svc", "status", "fs"], 3);
+          assert.match(r.stdout, /^fs: Stopped since /);
+          assert.match(r.stdout, /\npid {8}-\n/);
+          assert.match(r.stdout, /\nmemory {5}-\n/);
+          assert.match(r.stdout, /fs {7}stopped/);
+          const json = JSON.parse(
+            (await expectExit(node, ["svc", "status", "fs", "--json"], 3)).stdout,
+          );
+          assert.equal(json.memory, null);
+        } finally {
+          await expectExit(node, ["svc", "start", "fs"], 0);
+          await node.childPids();
+        }
+      },
+    );
+
+    await t.step("logs: every service's lines in order; SERVICE, -n, --since; --json", async () => {
+      const all = await expectExit(node, ["logs"], 0);
+      for (const s of ["registry", "identity", "fs"]) {
+        assert.match(all.stdout, new RegExp(`\\d\\d:\\d\\d:\\d\\d ${s} +listening`), s);
+      }
+      const fs = await expectExit(node, ["logs", "fs"], 0);
+      const fsLines = fs.stdout.trimEnd().split("\n");
+      assert.ok(fsLines.every((l) => / fs {7}/.test(l)), fs.stdout);
+      const two = await expectExit(node, ["logs", "fs", "-n", "2"], 0);
+      assert.deepEqual(two.stdout.trimEnd().split("\n"), fsLines.slice(-2));
+      const json = JSON.parse((await expectExit(node, ["logs", "--json", "-n", "5"], 0)).stdout);
+      assert.equal(json.lines.length, 5);
+      assert.ok(
+        json.lines.every((l: { seq: number }, i: number, a: { seq: number }[]) =>
+          i === 0 || l.seq > a[i - 1].seq
+        ),
+      );
+      assert.ok(json.next >= json.lines.at(-1).seq);
+      const none = await expectExit(node, ["logs", "fs", "--since", "1ms"], 0);
+      assert.ok(none.stdout.split("\n").length <= fsLines.length);
+      const bad = await expectExit(node, ["logs", "--since", "yesterday"], 2);
+      assert.match(bad.stderr, /--since: cannot read "yesterday" as a duration/);
+      const many = await expectExit(node, ["logs", "-n", "5000"], 2);
+      assert.match(many.stderr, /--lines: 5000 is not a number from 1 to 1000/);
+      const unknown = await expectExit(node, ["logs", "regsitry"], 2);
+      assert.match(unknown.stderr, /did you mean registry\?/);
+    });
+
+    await t.step("logs -f: new lines appear as they are written", async () => {
+      const { cmd, args } = ctlCommand(node, ["logs", "fs", "-f", "-n", "1"]);
+      const child = new Deno.Command(cmd, {
+        args,
+        clearEnv: true,
+        env: ctlEnv(),
+        stdin: "null",
+        stdout: "piped",
+        stderr: "null",
+      }).spawn();
+      let seen = "";
+      const reading = (async () => {
+        for await (const c of child.stdout.pipeThrough(new TextDecoderStream())) seen += c;
+      })();
+      try {
+        await waitFor("the first line", () => seen.includes("\n"), 10_000);
+        const before = seen;
+        await expectExit(node, ["svc", "restart", "fs", "--drain", "1s"], 0);
+        await waitFor(
+          "the restart's lines",
+          () => /fs {7}stopped[\s\S]*fs {7}listening/.test(seen.slice(before.length)),
+          10_000,
+        );
+      } finally {
+        child.kill("SIGINT");
+        await child.status;
+        await reading;
+        await node.childPids();
+      }
+    });
+
+    await t.step("logs need supervisor.logs: refused with the reason (exit 1)", async () => {
+      const fsToken = (await issue(node, { service: "fs", actions: ["list"] })).token;
+      const r = await expectExit(node, ["-token", fsToken, "logs"], 1);
+      assert.match(r.stderr, /lacks the right supervisor\.logs|issued for service fs/);
+      const status = await expectExit(node, ["-token", fsToken, "svc", "status", "fs"], 0);
+      assert.match(status.stdout, /\(no log lines: token: /);
+      const json = JSON.parse(
+        (await expectExit(node, ["-token", fsToken, "svc", "status", "fs", "--json"], 0)).stdout,
+      );
+      assert.equal(json.logs, null);
+      const sup = (await issue(node, { service: "supervisor", actions: ["svc.start"] })).token;
+      const denied = await node.request("supervisor", "supervisor.logs", {}, sup);
+      assert.equal(denied.ok, false);
+      assert.equal(!denied.ok && denied.error.details?.reason, "missing_right");
+      const allowed = (await issue(node, { service: "supervisor", actions: ["logs"] })).token;
+      const ok = await node.request("supervisor", "supervisor.logs", { lines: 1 }, allowed);
+      assert.ok(ok.ok, JSON.stringify(ok));
+    });
+  } finally {
+    await node.stop();
+  }
+});
+
+Deno.test("an operator token minted before supervisor.logs existed still reads the logs; a delegated one must list it", async () => {
+  const temp = await tempLayout();
+  const first = await startNode({ temp });
+  const st = stateFiles(temp.layout);
+  let old: Claims;
+  try {
+    const seen = await first.request("identity", "identity.introspect", {
+      token: first.operatorToken(),
+    });
+    assert.ok(seen.ok);
+    old = (seen.result as { claims: Claims }).claims;
+  } finally {
+    await first.stop();
+  }
+  // The operator token of a node from before the right: the same root
+  // capability, its rights listing everything but supervisor.logs.
+  const ring = await KeyRing.open({ keys: st.keys, keysTmp: st.keysTmp });
+  const rights = old.rights.filter((r) => r !== "supervisor.logs");
+  const capId = newCapId();
+  const token = await signV4Public(ring.active, { ...old, jti: capId, rights, actions: rights });
+  Deno.writeTextFileSync(st.operatorToken, token + "\n", { mode: 0o600 });
+  const node = await startNode({ temp });
+  try {
+    // identity kept it (still valid for a year), and it reads the logs
+    assert.equal(node.operatorToken(), token);
+    const inspect = await expectExit(node, ["token", "inspect"], 0);
+    assert.ok(inspect.stdout.includes(`cap_id   ${capId}\n`));
+    assert.doesNotMatch(inspect.stdout, /supervisor\.logs/);
+    const logs = await expectExit(node, ["logs", "-n", "3"], 0);
+    assert.equal(logs.stdout.trimEnd().split("\n").length, 3);
+    // a delegated token for every service holds only what it lists
+    const star = (await issue(node, { service: "*", rights: ["supervisor.svc.start"] })).token;
+    const r = await node.request("supervisor", "supervisor.logs", {}, star);
+    assert.equal(r.ok, false);
+    assert.equal(!r.ok && r.error.details?.reason, "missing_right");
+    // and the old operator token cannot delegate the right it never listed
+    const refused = await expectExit(node, [
+      "token",
+      "issue",
+      "--service",
+      "supervisor",
+      "--actions",
+      "logs",
+    ], 1);
+    assert.match(refused.stderr, /supervisor\.logs not held by your capability/);
+  } finally {
+    await node.stop();
+    await temp.cleanup();
   }
 });
