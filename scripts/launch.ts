@@ -10,6 +10,10 @@
  * ~/.local/state/strata); fs exports /tmp, so the seed README's examples
  * work unchanged.
  *
+ * The supervisor prints readable log lines on a terminal and JSON otherwise
+ * (`deno task start --json` asks for JSON anyway); `--help` and `--version`
+ * are passed on to the program.
+ *
  * Usage: deno run <launcher flags> scripts/launch.ts supervisor|ctl [args...]
  * @module
  */
@@ -105,8 +109,10 @@ if (program !== "supervisor" && program !== "ctl") {
   console.error("usage: launch.ts supervisor|ctl [args...]");
   Deno.exit(2);
 }
+// `--help` and `--version` only print: no runtime dir is probed (or created) for them.
+const onlyAsks = rest.some((a) => a === "--help" || a === "-h" || a === "--version");
 const layout: Layout = checkLayout({
-  runtimeDir: runtimeDir(program),
+  runtimeDir: onlyAsks ? SYSTEM_RUNTIME_DIR : runtimeDir(program),
   stateDir: stateDir(),
   nodeId: getEnv("STRATA_NODE_ID") ?? "local",
   fsRoots: (getEnv("STRATA_FS_ROOTS") ?? "/tmp").split(":"),

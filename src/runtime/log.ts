@@ -33,9 +33,15 @@ export interface Logger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
-/** A field's value as a word: strings as they are (quoted when they hold spaces), else JSON. */
+/**
+ * A field's value as a word: strings as they are (quoted when they hold
+ * spaces), lists of words joined by commas, anything else as JSON.
+ */
 function fieldValue(v: unknown): string {
   if (typeof v === "string") return /[\s"]/.test(v) || v === "" ? JSON.stringify(v) : v;
+  if (Array.isArray(v) && v.every((x) => typeof x === "string" && !/[\s",]/.test(x))) {
+    return v.length ? v.join(",") : "-";
+  }
   return JSON.stringify(v) ?? String(v);
 }
 
@@ -74,7 +80,9 @@ export function humanLine(line: string, options: HumanLineOptions = {}): string 
   const time = options.date ? at.slice(0, 19).replace("T", " ") : at.slice(11, 19);
   const who = String(program ?? "-").padEnd(options.programWidth ?? 10);
   const lvl = level === "info" || level === undefined ? "" : `${String(level).toUpperCase()} `;
-  const kv = Object.entries(fields).map(([k, v]) => `${k}=${fieldValue(v)}`).join(" ");
+  // A field with no value (signal=null on a plain exit) says nothing: left out.
+  const kv = Object.entries(fields).filter(([, v]) => v !== null && v !== undefined)
+    .map(([k, v]) => `${k}=${fieldValue(v)}`).join(" ");
   return `${time} ${who} ${lvl}${msg}${kv ? `  ${kv}` : ""}`;
 }
 

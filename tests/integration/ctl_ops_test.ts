@@ -7,9 +7,10 @@
  */
 
 import assert from "node:assert/strict";
-import { ctlCommand, ctlEnv, expectExit } from "../ctl_support.ts";
+import { ctlCommand, ctlEnv, expectExit, hasScript } from "../ctl_support.ts";
 import { KeyRing } from "../../src/identity/keyring.ts";
-import { stateFiles } from "../../src/runtime/config.ts";
+import { programCommand } from "../../src/runtime/command.ts";
+import { runtimeFiles, stateFiles } from "../../src/runtime/config.ts";
 import { type Claims, newCapId } from "../../src/token/claims.ts";
 import { signV4Public } from "../../src/token/paseto.ts";
 import { devTmpLayout, issue, REPO_ROOT, startNode, tempLayout, waitFor } from "../helpers.ts";
@@ -437,4 +438,87 @@ Deno.test("an operator token minted before supervisor.logs existed still reads t
     await node.stop();
     await temp.cleanup();
   }
+});
+
+/** Starts the supervisor on a pseudo-terminal (script(1)); returns what the terminal showed. */
+async function supervisorOnTerminal(extra: string[]): Promise<string> {
+  const temp = await tempLayout();
+  const { cmd, args, env } = programCommand("supervisor", temp.layout, {
+    kind: "dev",
+    deno: Deno.execPath(),
+    root: REPO_ROOT,
+  }, { run: [Deno.execPath()], extra });
+  const line = [cmd, ...args].map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
+  const child = new Deno.Command("script", {
+    args: ["-qfec", line, "/dev/null"],
+    clearEnv: true,
+    env: { ...ctlEnv(), ...env, SHELL: "/bin/sh", TERM: "xterm" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  let screen = "";
+  const reading = (async () => {
+    for await (const c of child.stdout.pipeThrough(new TextDecoderStream())) screen += c;
+  })();
+  const ready = runtimeFiles(temp.layout).ready;
+  try {
+    await waitFor("every service Healthy", () => Deno.statSync(ready).isFile, 20_000);
+  } finally {
+    // The ready file holds the supervisor's pid; SIGTERM stops it and its children.
+    const pid = Number(Deno.readTextFileSync(ready).trim());
+    if (pid > 0) Deno.kill(pid, "SIGTERM");
+    else child.kill("SIGKILL");
+    await child.status;
+    await reading;
+    await temp.cleanup();
+  }
+  return screen;
+}
+
+Deno.test({
+  name: "deno task start on a terminal: readable lines; --json asks for JSON; --help and --version",
+  ignore: !hasScript(),
+  async fn() {
+    const human = (await supervisorOnTerminal([])).split(/\r?\n/);
+    for (const s of ["registry", "identity", "fs"]) {
+      assert.ok(
+        human.some((l) => new RegExp(`^\\d\\d:\\d\\d:\\d\\d ${s} +listening {2}socket=`).test(l)),
+        `${s} in\n${human.join("\n")}`,
+      );
+    }
+    assert.ok(human.some((l) => /^\d\d:\d\d:\d\d supervisor +svc\.start {2}name=registry/.test(l)));
+    assert.ok(human.some((l) => /^strata: all services healthy/.test(l)), human.join("\n"));
+    assert.ok(!human.some((l) => l.startsWith('{"ts"')), human.join("\n"));
+    const json = (await supervisorOnTerminal(["--json"])).split(/\r?\n/);
+    assert.ok(
+      json.some((l) => /^\{"ts":"[^"]+","level":"info","program":"fs","msg":"listening"/.test(l)),
+    );
+    assert.ok(
+      json.some((l) => /^\{"ts":"[^"]+","event":"svc\.start","program":"supervisor"/.test(l)),
+    );
+
+    const temp = await tempLayout();
+    try {
+      for (
+        const [flag, want] of [[
+          "--help",
+          /^supervisor \d+\.\d+\.\d+: starts registry[\s\S]*Usage: deno task start \[--json\]/,
+        ], ["--version", /^supervisor \d+\.\d+\.\d+\n$/]] as const
+      ) {
+        const { cmd, args } = programCommand("supervisor", temp.layout, {
+          kind: "dev",
+          deno: Deno.execPath(),
+          root: REPO_ROOT,
+        }, { run: [Deno.execPath()], extra: [flag] });
+        const out = await new Deno.Command(cmd, { args, stdin: "null" }).output();
+        assert.equal(out.code, 0, flag);
+        assert.match(new TextDecoder().decode(out.stdout), want);
+      }
+      // nothing was started or created for them
+      assert.throws(() => Deno.statSync(temp.layout.runtimeDir));
+    } finally {
+      await temp.cleanup();
+    }
+  },
 });
