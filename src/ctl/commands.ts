@@ -543,6 +543,7 @@ const LOGS: Command = {
           after,
         });
         await show(more.lines);
+        // A restarted supervisor numbers its lines afresh: follow from its count.
         after = more.next;
       }
     })());
