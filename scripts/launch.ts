@@ -10,6 +10,10 @@
  * ~/.local/state/strata); fs exports /tmp, so the seed README's examples
  * work unchanged.
  *
+ * The supervisor prints readable log lines on a terminal and JSON otherwise
+ * (`deno task start --json` asks for JSON anyway); `--help` and `--version`
+ * are passed on to the program.
+ *
  * Usage: deno run <launcher flags> scripts/launch.ts supervisor|ctl [args...]
  * @module
  */
@@ -36,33 +40,46 @@ function writable(dir: string): boolean {
   }
 }
 
-function exists(path: string): boolean {
+/** What is at a supervisor socket path: "ok", or why there is none, in a few words. */
+function probeSocket(path: string): string {
   try {
     Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
+    return "ok";
+  } catch (err) {
+    if (err instanceof Deno.errors.PermissionDenied) return "permission denied";
+    if (err instanceof Deno.errors.NotCapable) return "not allowed to look";
+    return "no supervisor.sock";
   }
 }
 
-function fallbackRuntimeDir(): string {
+/** The per-user runtime dirs, in the order the supervisor's launcher prefers them. */
+function fallbackRuntimeDirs(): string[] {
   const xdg = getEnv("XDG_RUNTIME_DIR");
-  return xdg ? `${xdg}/strata` : `/tmp/strata-${getEnv("USER") ?? "dev"}`;
+  const tmp = `/tmp/strata-${getEnv("USER") ?? "dev"}`;
+  return xdg ? [`${xdg}/strata`, tmp] : [tmp];
 }
+
+/** Where strata-ctl looked for a running supervisor, for its advice when none was found. */
+const lookedIn: string[] = [];
 
 /**
  * The runtime dir: STRATA_RUNTIME_DIR, else /run/strata when usable, else
- * the per-user fallback. strata-ctl looks for a running supervisor in both.
+ * the per-user fallback. strata-ctl looks for a running supervisor in each
+ * of them (the supervisor may have been started with another
+ * XDG_RUNTIME_DIR) and, finding none, says where it looked.
  */
 function runtimeDir(program: Program): string {
   const explicit = getEnv("STRATA_RUNTIME_DIR");
   if (explicit) return explicit;
   if (program === "ctl") {
-    if (exists(`${SYSTEM_RUNTIME_DIR}/supervisor.sock`)) return SYSTEM_RUNTIME_DIR;
-    const fb = fallbackRuntimeDir();
-    return exists(`${fb}/supervisor.sock`) ? fb : SYSTEM_RUNTIME_DIR;
+    for (const dir of [SYSTEM_RUNTIME_DIR, ...fallbackRuntimeDirs()]) {
+      const found = probeSocket(`${dir}/supervisor.sock`);
+      if (found === "ok") return dir;
+      lookedIn.push(`${dir} (${found})`);
+    }
+    return SYSTEM_RUNTIME_DIR;
   }
-  return writable(SYSTEM_RUNTIME_DIR) ? SYSTEM_RUNTIME_DIR : fallbackRuntimeDir();
+  return writable(SYSTEM_RUNTIME_DIR) ? SYSTEM_RUNTIME_DIR : fallbackRuntimeDirs()[0];
 }
 
 function stateDir(): string {
@@ -92,8 +109,10 @@ if (program !== "supervisor" && program !== "ctl") {
   console.error("usage: launch.ts supervisor|ctl [args...]");
   Deno.exit(2);
 }
+// `--help` and `--version` only print: no runtime dir is probed (or created) for them.
+const onlyAsks = rest.some((a) => a === "--help" || a === "-h" || a === "--version");
 const layout: Layout = checkLayout({
-  runtimeDir: runtimeDir(program),
+  runtimeDir: onlyAsks ? SYSTEM_RUNTIME_DIR : runtimeDir(program),
   stateDir: stateDir(),
   nodeId: getEnv("STRATA_NODE_ID") ?? "local",
   fsRoots: (getEnv("STRATA_FS_ROOTS") ?? "/tmp").split(":"),
@@ -110,7 +129,7 @@ const { cmd, args, env } = programCommand(program, layout, {
 }, {
   run: program === "supervisor" ? [Deno.execPath(), ...overrides] : undefined,
   downloads: user?.downloads,
-  extra: rest,
+  extra: [...lookedIn.map((l) => `--looked-in=${l}`), ...rest],
 });
 
 const child = new Deno.Command(cmd, {

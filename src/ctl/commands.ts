@@ -9,26 +9,39 @@ import { CHILD_SERVICES } from "../runtime/config.ts";
 import { VERSION } from "../version.ts";
 import { completionScript, SHELLS } from "./completion.ts";
 import { findCommand } from "./dispatch.ts";
-import { EXIT, unknownName, usage } from "./errors.ts";
+import { CtlError, EXIT, unknownName, usage } from "./errors.ts";
 import { parseDuration } from "./format.ts";
-import { getFile, getSummary, streamFile, terminalProgress, writeAll } from "./files.ts";
+import {
+  getFile,
+  getSummary,
+  streamFile,
+  terminalProgress,
+  untilReaderGone,
+  writeAll,
+} from "./files.ts";
 import { commandHelp, groupHelp, overviewHelp } from "./help.ts";
 import { METHODS, nearest } from "./methods.ts";
 import {
   type Introspection,
   type Listing,
+  type LogLine,
+  type LogPage,
+  type LogTail,
   type NodeStatus,
   type RegistryEntry,
   renderIntrospection,
   renderIssued,
   renderListing,
+  renderLogLines,
   renderRegistryList,
   renderResolved,
   renderRevoked,
   renderStatus,
   renderSvcAction,
+  renderSvcDetail,
   renderSvcList,
   type Revoked,
+  type SvcDetail,
   type SvcEntry,
 } from "./render.ts";
 import type { Command, Context, Entry, Group, Input, OptionSpec, Outcome } from "./spec.ts";
@@ -99,6 +112,27 @@ async function warnOutsideRoots(ctx: Context, params: Record<string, unknown>): 
   if (warning) ctx.writeErr(`strata-ctl: ${warning}\n`);
 }
 
+/** `-n`/`--lines`: how many log lines, 1 to 1000. */
+function LINES_OPTION(byDefault: number): OptionSpec {
+  return {
+    name: "lines",
+    short: "n",
+    value: "N",
+    summary: `the last N log lines (default ${byDefault}, up to 1000)`,
+  };
+}
+
+/** The value of `-n`/`--lines`. */
+function linesOf(input: Input, byDefault: number): number {
+  const text = input.options.lines as string | undefined;
+  if (text === undefined) return byDefault;
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 1 || n > 1000) {
+    throw usage(`--lines: ${text} is not a number from 1 to 1000`, "e.g. -n 100");
+  }
+  return n;
+}
+
 const SVC: Group = {
   name: "svc",
   summary: "list, start, stop and restart the supervised services",
@@ -116,6 +150,40 @@ const SVC: Group = {
           { auth: false },
         );
         return { data: r, text: renderSvcList(r, { style: ctx.style, now: ctx.now() }) };
+      },
+    },
+    {
+      name: "status",
+      summary: "one service in detail, with its last log lines",
+      args: [{ name: "NAME", complete: "supervised" }],
+      options: [LINES_OPTION(10)],
+      description: [
+        "Like `systemctl status`: state and since when, pid, restarts (after a crash and",
+        "by an operator), last exit, memory, endpoint and log file, then the last log lines",
+        "(which need supervisor.logs: the operator token has it). Exits 3 when the service",
+        "is not Healthy.",
+      ],
+      examples: ["strata-ctl svc status fs", "strata-ctl svc status identity -n 30"],
+      async run(ctx, input) {
+        const name = serviceName(input.args[0]);
+        const detail = await ctx.session.call<SvcDetail>(
+          "supervisor.svc.status",
+          { name },
+          { auth: false },
+        );
+        const tail: LogTail = await ctx.session.call<LogPage>("supervisor.logs", {
+          service: name,
+          lines: linesOf(input, 10),
+        }).then((p) => ({ lines: p.lines }), (err) => ({
+          error: err instanceof CtlError
+            ? `${err.message}; ${err.hint ?? ""}`.replace(/; $/, "")
+            : String(err),
+        }));
+        return {
+          data: { ...detail, logs: "lines" in tail ? tail.lines : null },
+          text: renderSvcDetail(detail, tail, { style: ctx.style, now: ctx.now() }),
+          exit: detail.state === "Healthy" ? EXIT.OK : EXIT.DEGRADED,
+        };
       },
     },
     {
@@ -172,7 +240,7 @@ const TOKEN: Group = {
         "hold identity.issue; the new token is never broader than it.",
       ],
       examples: [
-        "strata-ctl token issue --service fs --rights fs.read,fs.list --path-prefix /srv/data --ttl 1h",
+        "strata-ctl token issue --service fs --rights fs.open,fs.read,fs.list --path-prefix /srv/data --ttl 1h",
         "strata-ctl token issue --service fs --actions open,read --ttl 15m --rate 50rps",
         "export STRATA_TOKEN=$(strata-ctl token issue --service fs --actions list,open,read -q)",
       ],
@@ -221,8 +289,12 @@ const TOKEN: Group = {
           { token },
           { auth: false },
         );
+        // cap_id, as the text form says it, beside the claims' own name for it (jti).
+        const data = r.claims
+          ? { valid: r.valid, cap_id: r.claims.jti, reason: r.reason, claims: r.claims }
+          : r;
         return {
-          data: r,
+          data,
           text: renderIntrospection(r, { style: ctx.style, now: ctx.now(), source }),
           exit: r.valid ? EXIT.OK : EXIT.REFUSED,
         };
@@ -300,7 +372,9 @@ const FS: Group = {
         "strata-ctl fs cat /srv/data/a.tar | tar t",
       ],
       async run(ctx, input) {
-        await streamFile(ctx.session, input.args[0], { sink: (c) => writeAll(Deno.stdout, c) });
+        await untilReaderGone(
+          streamFile(ctx.session, input.args[0], { sink: (c) => writeAll(Deno.stdout, c) }),
+        );
         return {};
       },
     },
@@ -325,12 +399,16 @@ const FS: Group = {
         const [remote, dest] = input.args;
         const progress = ctx.stderrIsTerminal ? terminalProgress(ctx.writeErr) : undefined;
         try {
-          const r = await getFile(ctx.session, remote, {
+          const download = getFile(ctx.session, remote, {
             dest,
             force: input.options.force === true,
             onProgress: progress?.onProgress,
           });
-          if (r.dest === "-") return {};
+          if (dest === "-") {
+            await untilReaderGone(download);
+            return {};
+          }
+          const r = await download;
           return { data: r, text: getSummary(r) };
         } finally {
           progress?.finish();
@@ -382,12 +460,98 @@ const STATUS: Command = {
   summary: "the node at a glance: id, version, uptime and health",
   args: [],
   options: [],
-  examples: ["strata-ctl status", "strata-ctl status --json"],
+  description: [
+    "Exits 0 when every service is Healthy, 3 when the node is degraded (some service",
+    "is not), 2 when the supervisor cannot be reached, so a script can test it as it",
+    "would `systemctl is-system-running`.",
+  ],
+  examples: [
+    "strata-ctl status",
+    "strata-ctl status --json",
+    "strata-ctl status >/dev/null || strata-ctl svc list",
+  ],
   async run(ctx) {
     const r = await ctx.session.call<NodeStatus>("supervisor.status", undefined, { auth: false });
-    return { data: r, text: renderStatus(r, { style: ctx.style }) };
+    const healthy = r.services.healthy === r.services.total;
+    return {
+      data: r,
+      text: renderStatus(r, { style: ctx.style }),
+      exit: healthy ? EXIT.OK : EXIT.DEGRADED,
+    };
   },
 };
+
+/** How often `logs -f` asks for new lines. */
+const FOLLOW_POLL_MS = 500;
+
+const LOGS: Command = {
+  name: "logs",
+  summary: "the services' log lines; -f follows them",
+  args: [{ name: "SERVICE", optional: true, complete: "supervised" }],
+  options: [
+    { name: "follow", short: "f", summary: "keep printing new lines until Ctrl-C" },
+    { name: "since", value: "DURATION", summary: "only lines from the last DURATION (10m, 2h)" },
+    LINES_OPTION(100),
+  ],
+  description: [
+    "Like journalctl: one service's lines, or every service's in order. The supervisor",
+    "keeps each service's last 1000 lines for this; the files in <state dir>/logs/",
+    "(0600, rotated at 4 MiB) hold more. Needs supervisor.logs (the operator token has it).",
+  ],
+  examples: [
+    "strata-ctl logs fs",
+    "strata-ctl logs -f",
+    "strata-ctl logs identity --since 10m -n 500",
+    "strata-ctl logs --json | jq -r '.lines[].line'",
+  ],
+  async run(ctx, input) {
+    const service = input.args[0] === undefined ? undefined : serviceName(input.args[0]);
+    const sinceText = input.options.since as string | undefined;
+    const sinceMs = sinceText === undefined ? undefined : parseDuration(sinceText);
+    if (sinceText !== undefined && sinceMs === undefined) {
+      throw usage(
+        `--since: cannot read "${sinceText}" as a duration`,
+        "use e.g. 90s, 10m, 2h or 1d",
+      );
+    }
+    const params = {
+      ...(service ? { service } : {}),
+      lines: linesOf(input, 100),
+      ...(sinceMs !== undefined ? { since_ms: Math.max(0, ctx.now() - sinceMs) } : {}),
+    };
+    const page = await ctx.session.call<LogPage>("supervisor.logs", params);
+    if (input.options.follow !== true) {
+      return { data: page, text: page.lines.length ? renderLogLines(page.lines) : undefined };
+    }
+    // Following: each line as it comes (--json: one JSON object per line).
+    const show = (lines: LogLine[]) =>
+      lines.length === 0 ? Promise.resolve() : writeAll(
+        Deno.stdout,
+        encoder.encode(
+          (ctx.json ? lines.map((l) => JSON.stringify(l)).join("\n") : renderLogLines(lines)) +
+            "\n",
+        ),
+      );
+    await untilReaderGone((async () => {
+      await show(page.lines);
+      let after = page.next;
+      while (true) {
+        await new Promise((r) => setTimeout(r, FOLLOW_POLL_MS));
+        const more = await ctx.session.call<LogPage>("supervisor.logs", {
+          ...(service ? { service } : {}),
+          lines: 1000,
+          after,
+        });
+        await show(more.lines);
+        // A restarted supervisor numbers its lines afresh: follow from its count.
+        after = more.next;
+      }
+    })());
+    return {};
+  },
+};
+
+const encoder = new TextEncoder();
 
 const COMPLETION: Command = {
   name: "completion",
@@ -460,6 +624,7 @@ const HELP: Command = {
 export const COMMANDS: readonly Entry[] = [
   STATUS,
   SVC,
+  LOGS,
   TOKEN,
   FS,
   REGISTRY,

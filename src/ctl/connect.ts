@@ -9,7 +9,13 @@
 import { callOnce, type CallOptions, Client } from "../ipc/client.ts";
 import type { Response } from "../ipc/envelope.ts";
 import { StrataError } from "../ipc/errors.ts";
-import { type Layout, type ServiceName, socketPath, stateFiles } from "../runtime/config.ts";
+import {
+  CHILD_SERVICES,
+  type Layout,
+  type ServiceName,
+  socketPath,
+  stateFiles,
+} from "../runtime/config.ts";
 
 /** Services with a conventional socket. */
 const KNOWN: readonly string[] = ["supervisor", "registry", "identity", "fs"];
@@ -64,14 +70,36 @@ export async function endpointFor(layout: Layout, service: string): Promise<stri
   return conventional;
 }
 
-/** Advice for an unreachable service, in one line. */
-export function unreachableAdvice(service: string, err: StrataError): string {
+/** What {@link unreachableAdvice} may add: where the launcher looked for a supervisor. */
+export interface AdviceOptions {
+  /** Each runtime dir the launcher tried, with what it found ("DIR: no supervisor.sock"). */
+  lookedIn?: readonly string[];
+}
+
+/**
+ * Advice for an unreachable service, in one line: start the supervisor when
+ * it is the one missing (naming every place the launcher looked for it),
+ * else start just that service through the running supervisor.
+ */
+export function unreachableAdvice(
+  service: string,
+  err: StrataError,
+  options: AdviceOptions = {},
+): string {
   if (service === "supervisor") {
-    return `the supervisor is not running (${err.message}). ` +
-      "Start it with `deno task start` (or `systemctl start strata`).";
+    const looked = options.lookedIn?.length ? `; looked in ${options.lookedIn.join(", ")}` : "";
+    return `the supervisor is not running (${err.message}${looked}). ` +
+      "Start it with `deno task start` (or `systemctl start strata`), " +
+      "or point --runtime-dir (STRATA_RUNTIME_DIR) at the folder it runs in.";
+  }
+  if ((CHILD_SERVICES as readonly string[]).includes(service)) {
+    return `cannot reach ${service}: ${err.message}. ` +
+      `Start it with \`strata-ctl svc start ${service}\` ` +
+      "(`strata-ctl svc list` shows its state and last exit).";
   }
   return `cannot reach ${service}: ${err.message}. ` +
-    "See `strata-ctl svc list`; start everything with `deno task start`.";
+    "It is not a supervised service: start the program that serves it " +
+    "(`strata-ctl registry list` shows what is registered).";
 }
 
 /** One request to the service that serves `method`. */

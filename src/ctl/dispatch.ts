@@ -39,6 +39,8 @@ export interface DispatchArgs {
   json: boolean;
   help: boolean;
   positionals: string[];
+  /** Where the launcher looked for the supervisor (its hidden --looked-in options). */
+  lookedIn?: string[];
 }
 
 /** Where output goes, and what the terminal is like. */
@@ -110,6 +112,25 @@ function optionError(err: unknown, command: Command, group: Group | undefined): 
   return usage(`${name}: ${msg.split("\n")[0]}`, help);
 }
 
+/**
+ * Vault-style single-dash long options (`-ttl 1h`, `-path-prefix=/srv`) in
+ * their double-dash form, so every long option takes one dash or two; a
+ * cluster of the command's one-letter flags (`-qf`) stays as it is, and so
+ * does everything after `--`.
+ */
+export function doubleDashes(command: Command, words: readonly string[]): string[] {
+  const shorts = new Set(command.options.flatMap((o) => (o.short ? [o.short] : [])));
+  const end = words.indexOf("--");
+  const options = end === -1 ? words : words.slice(0, end);
+  const out = options.map((w) => {
+    const m = /^-([a-z][a-z-]+)(=.*)?$/s.exec(w);
+    if (!m) return w;
+    const cluster = m[2] === undefined && [...m[1]].every((c) => shorts.has(c));
+    return cluster ? w : `-${w}`;
+  });
+  return end === -1 ? out : [...out, ...words.slice(end)];
+}
+
 /** The group a command belongs to, for messages ("fs get"). */
 export interface ParseOptions {
   group?: Group;
@@ -127,7 +148,12 @@ export function parseInput(command: Command, words: string[], options: ParseOpti
   }
   let parsed;
   try {
-    parsed = parseArgs({ args: words, options: specs, strict: true, allowPositionals: true });
+    parsed = parseArgs({
+      args: doubleDashes(command, words),
+      options: specs,
+      strict: true,
+      allowPositionals: true,
+    });
   } catch (err) {
     throw optionError(err, command, group);
   }
@@ -219,7 +245,11 @@ export async function runCommand(args: DispatchArgs, options: RunOptions): Promi
       );
     }
     const input = parseInput(found.command, found.rest, { group: found.group });
-    session = new Session(args.layout, { token: args.token, timeoutMs: args.timeoutMs });
+    session = new Session(args.layout, {
+      token: args.token,
+      timeoutMs: args.timeoutMs,
+      lookedIn: args.lookedIn,
+    });
     const ctx: Context = {
       session,
       style: { color: colorWanted(io.stdoutIsTerminal, io.noColor) },

@@ -5,9 +5,17 @@
  */
 
 import type { ErrorBody } from "../ipc/errors.ts";
+import { CHILD_SERVICES } from "../runtime/config.ts";
 
-/** Exit codes: 0 ok, 1 refused by a service, 2 usage or connection error. */
-export const EXIT = { OK: 0, REFUSED: 1, USAGE: 2 } as const;
+/** The services `strata-ctl svc start` can start. */
+const SUPERVISED: readonly string[] = CHILD_SERVICES;
+
+/**
+ * Exit codes: 0 ok, 1 refused by a service, 2 usage or connection error, 3
+ * the node or service asked about is not (all) Healthy (`status`, `svc
+ * status`), as `systemctl status` exits 3 for a unit that is not running.
+ */
+export const EXIT = { OK: 0, REFUSED: 1, USAGE: 2, DEGRADED: 3 } as const;
 
 /** A usage error: printed as one line, exit 2. */
 export class UsageError extends Error {
@@ -98,7 +106,10 @@ export function hintFor(error: Pick<ErrorBody, "name" | "details">, method = "")
     case "CONFLICT":
       return "that entry belongs to someone else; use another name";
     case "UNAVAILABLE":
-      return "see `strata-ctl svc list`; start everything with `deno task start`";
+      return SUPERVISED.includes(method.split(".")[0])
+        ? `start it with \`strata-ctl svc start ${method.split(".")[0]}\` ` +
+          "(`strata-ctl svc list` shows its state)"
+        : "see `strata-ctl svc list` for the state of each service";
     default:
       return "this is a bug in the service; its log (the supervisor's output) has the details";
   }

@@ -113,6 +113,21 @@ export async function writeAll(w: { write(p: Uint8Array): Promise<number> }, byt
   while (off < bytes.length) off += await w.write(bytes.subarray(off));
 }
 
+/**
+ * Waits for a transfer to stdout; a reader that went away early (`| head`)
+ * ends it quietly, as cat does, instead of as an error. Returns whether the
+ * reader took everything.
+ */
+export async function untilReaderGone(transfer: Promise<unknown>): Promise<boolean> {
+  try {
+    await transfer;
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.BrokenPipe) return false;
+    throw err;
+  }
+}
+
 /** What {@link getFile} did, as `fs get --json` prints it. */
 export interface GetResult {
   /** The remote path. */

@@ -71,6 +71,7 @@ export function parseCtlArgs(argv: string[]): CtlArgs {
       (layout as unknown as Record<string, string>)[LAYOUT_FLAGS[name]] = value();
     } else if (name === "fs-roots") value(); // the launcher's layout; ctl serves no files
     else if (name === "group-access") continue;
+    else if (name === "looked-in") (out.lookedIn ??= []).push(value()); // set by the launcher
     else if (out.positionals.length > 0) out.positionals.push(arg); // a subcommand's own option
     else throw new UsageError(`unknown option ${arg}; see strata-ctl --help`);
   }
@@ -119,7 +120,7 @@ export async function runRaw(args: CtlArgs): Promise<number> {
     });
   } catch (err) {
     if (err instanceof StrataError && err.errorName === "UNAVAILABLE") {
-      throw new UsageError(unreachableAdvice(service, err));
+      throw new UsageError(unreachableAdvice(service, err, { lookedIn: args.lookedIn }));
     }
     throw err;
   }

@@ -23,6 +23,18 @@ export const METHODS: readonly MethodInfo[] = [
     protected: false,
   },
   {
+    method: "supervisor.svc.status",
+    summary: "one service in detail: restarts by cause, memory, endpoint",
+    example: { name: "fs" },
+    protected: false,
+  },
+  {
+    method: "supervisor.logs",
+    summary: "the services' last log lines (operator)",
+    example: { service: "fs", lines: 100 },
+    protected: true,
+  },
+  {
     method: "supervisor.svc.start",
     summary: "start a service (lifts a quarantine)",
     example: { name: "fs" },

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { humanLine } from "../runtime/log.ts";
 import type { Claims } from "../token/claims.ts";
 import {
   type Color,
@@ -28,6 +29,29 @@ export interface SvcEntry {
   last_exit: { code: number; signal: string | null } | null;
   since: string;
   waiting_for?: string[];
+}
+
+/** supervisor.svc.status: one service in detail. */
+export interface SvcDetail extends SvcEntry {
+  restarts_by: { crash: number; operator: number };
+  memory: { rss: number; heap_used: number; heap_total: number; external: number } | null;
+  endpoint: string;
+  log_file: string | null;
+}
+
+/** One line of supervisor.logs. */
+export interface LogLine {
+  seq: number;
+  ts: string;
+  service: string;
+  line: string;
+}
+
+/** The result of supervisor.logs. */
+export interface LogPage {
+  lines: LogLine[];
+  next: number;
+  truncated?: boolean;
 }
 
 /** The result of supervisor.status. */
@@ -256,4 +280,45 @@ export function renderRevoked(r: Revoked, options: RenderOptions): string {
       list(r.unreachable)
     } (each reads the revocation list within a second once it runs)`
     : head;
+}
+
+/** Log lines as journalctl shows them: date and time, service, level when not info, message, fields. */
+export function renderLogLines(lines: readonly LogLine[]): string {
+  return lines.map((l) => humanLine(l.line, { date: true, programWidth: 8 })).join("\n");
+}
+
+/** How `svc status` got on with the log lines: the lines, or why there are none. */
+export type LogTail = { lines: LogLine[] } | { error: string };
+
+/**
+ * `svc status NAME` like `systemctl status`: the state and since when, pid,
+ * restarts by cause, last exit, memory, endpoint, log file, then the last
+ * log lines (or why they could not be read).
+ */
+export function renderSvcDetail(d: SvcDetail, tail: LogTail, options: RenderOptions): string {
+  const { style, now = Date.now() } = options;
+  const since = Date.parse(d.since);
+  const memory = d.memory
+    ? `${formatBytes(d.memory.rss)} resident (heap ${formatBytes(d.memory.heap_used)} of ${
+      formatBytes(d.memory.heap_total)
+    })`
+    : "-";
+  const head = `${paint("bold", d.name, style)}: ${stateText(d.state, style)} since ${
+    formatTime(since)
+  } (${formatRelative(since, now)})`;
+  const body = fields([
+    ["pid", d.pid === null ? "-" : String(d.pid)],
+    [
+      "restarts",
+      `${d.restarts} (${d.restarts_by.crash} after a crash, ${d.restarts_by.operator} by an operator)`,
+    ],
+    ["last exit", lastExit(d.last_exit)],
+    ["memory", memory],
+    ["endpoint", d.endpoint],
+    ["log", d.log_file ?? "-"],
+  ], style);
+  const logs = "lines" in tail
+    ? (tail.lines.length ? renderLogLines(tail.lines) : "(no log lines yet)")
+    : paint("dim", `(no log lines: ${tail.error})`, style);
+  return `${head}\n${body}\n\n${logs}`;
 }

@@ -9,7 +9,13 @@
 import { Client } from "../ipc/client.ts";
 import { StrataError } from "../ipc/errors.ts";
 import type { Layout } from "../runtime/config.ts";
-import { chooseToken, endpointFor, envVar, unreachableAdvice } from "./connect.ts";
+import {
+  type AdviceOptions,
+  chooseToken,
+  endpointFor,
+  envVar,
+  unreachableAdvice,
+} from "./connect.ts";
 import { CtlError, EXIT, refusal } from "./errors.ts";
 
 /** Options for a {@link Session}. */
@@ -18,6 +24,8 @@ export interface SessionOptions {
   token?: string;
   /** How long to wait for each answer, in ms. */
   timeoutMs: number;
+  /** Where the launcher looked for the supervisor, for the advice when it is not running. */
+  lookedIn?: readonly string[];
 }
 
 /** Per-call options. */
@@ -36,12 +44,14 @@ export class Session {
   readonly layout: Layout;
   readonly timeoutMs: number;
   #explicit?: string;
+  #lookedIn?: readonly string[];
   #clients = new Map<string, Client>();
 
   constructor(layout: Layout, options: SessionOptions) {
     this.layout = layout;
     this.timeoutMs = options.timeoutMs;
     this.#explicit = options.token;
+    this.#lookedIn = options.lookedIn;
   }
 
   /** The token requests carry: -token, else STRATA_TOKEN, else the operator token. */
@@ -67,7 +77,7 @@ export class Session {
       this.#clients.set(service, c);
       return c;
     } catch (err) {
-      throw unreachable(service, err);
+      throw unreachable(service, err, { lookedIn: this.#lookedIn });
     }
   }
 
@@ -86,7 +96,7 @@ export class Session {
         timeoutMs: options.timeoutMs ?? this.timeoutMs,
       });
     } catch (err) {
-      throw unreachable(service, err, method);
+      throw unreachable(service, err, { method, lookedIn: this.#lookedIn });
     }
     if (!res.ok) throw refusal(res.error, method);
     return res.result as T;
@@ -100,14 +110,18 @@ export class Session {
 }
 
 /** A connection failure as a CtlError (exit 2) with advice; other errors pass through. */
-function unreachable(service: string, err: unknown, method?: string): unknown {
+function unreachable(
+  service: string,
+  err: unknown,
+  options: AdviceOptions & { method?: string },
+): unknown {
   if (err instanceof StrataError && err.errorName === "UNAVAILABLE") {
     return new CtlError(EXIT.USAGE, {
       code: err.code,
       name: "UNAVAILABLE",
-      message: unreachableAdvice(service, err),
+      message: unreachableAdvice(service, err, { lookedIn: options.lookedIn }),
     });
   }
-  if (err instanceof StrataError) return refusal(err.toBody(), method);
+  if (err instanceof StrataError) return refusal(err.toBody(), options.method);
   return err;
 }

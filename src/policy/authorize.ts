@@ -16,7 +16,7 @@ import type { RevocationSet } from "../token/revocation_set.ts";
 import type { TokenVerifier } from "../token/verifier.ts";
 import { parseRate, type RateLimiter } from "./rate_limit.ts";
 import { rateBuckets } from "./constraints.ts";
-import { ANY_SERVICE } from "./rights.ts";
+import { ANY_SERVICE, ROOT_IMPLIED_RIGHTS } from "./rights.ts";
 
 /** What a method requires: a named right, or nothing ("public"). */
 export type Access = { right: string } | "public";
@@ -88,7 +88,8 @@ export function checkCapability(
       { cap_id: cap.capId },
     );
   }
-  if (!cap.claims.rights.includes(right)) {
+  const root = cap.claims.service === ANY_SERVICE && cap.claims.parent === undefined;
+  if (!cap.claims.rights.includes(right) && !(root && ROOT_IMPLIED_RIGHTS.includes(right))) {
     throw deny(
       "PERMISSION_DENIED",
       "missing_right",

@@ -11,9 +11,25 @@ import { invalidArgument } from "../ipc/errors.ts";
 export const SERVICE_RIGHTS: Readonly<Record<string, readonly string[]>> = {
   fs: ["fs.open", "fs.read", "fs.list"],
   identity: ["identity.issue", "identity.revoke", "identity.rotate_key"],
-  supervisor: ["supervisor.svc.start", "supervisor.svc.stop", "supervisor.svc.restart"],
+  supervisor: [
+    "supervisor.svc.start",
+    "supervisor.svc.stop",
+    "supervisor.svc.restart",
+    "supervisor.logs",
+  ],
   registry: ["registry.register"],
 };
+
+/**
+ * Rights added after operator tokens were first minted. The operator token
+ * (the root capability: service "*" and no parent, which only identity's
+ * operator-token step mints) lists every right of the day it was minted; one
+ * minted before these existed holds them as well, so the operator token on
+ * disk keeps working without being replaced. A delegated token holds only
+ * the rights it lists, and the operator can delegate these only once its
+ * token lists them (a new operator token does).
+ */
+export const ROOT_IMPLIED_RIGHTS: readonly string[] = ["supervisor.logs"];
 
 /** The service name that stands for "every service" (the operator token). */
 export const ANY_SERVICE = "*";

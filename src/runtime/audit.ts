@@ -6,6 +6,8 @@
  * @module
  */
 
+import { emitLine, logFormat } from "./log.ts";
+
 const encoder = new TextEncoder();
 const FLUSH_MS = 100;
 const FLUSH_BYTES = 64 * 1024;
@@ -147,7 +149,8 @@ export class Audit {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     if (this.#lines.length === 0) return;
-    const bytes = encoder.encode(this.#lines.join(""));
+    const text = this.#lines.join("");
+    const bytes = encoder.encode(text);
     this.#lines = [];
     this.#bytes = 0;
     this.#open();
@@ -158,7 +161,9 @@ export class Audit {
     } catch {
       // A full disk must not take the service down; stderr still has it.
     }
-    if (this.#stderr) {
+    if (this.#stderr && logFormat() === "human") {
+      for (const line of text.split("\n")) if (line !== "") emitLine(line);
+    } else if (this.#stderr) {
       try {
         Deno.stderr.writeSync(bytes);
       } catch { /* no stderr */ }

@@ -172,5 +172,7 @@ export function stateFiles(layout: Layout) {
     /** Audit events of every service (JSON lines), and the previous one after rotation. */
     audit: `${d}/audit.log`,
     auditOld: `${d}/audit.log.1`,
+    /** The supervised services' log files (`<service>.log`, rotated to `.log.1`; 0600). */
+    logs: `${d}/logs`,
   };
 }

@@ -114,9 +114,11 @@ export function permissionSet(
         socketPath(layout, "supervisor"),
         ...CHILD_SERVICES.map((s) => socketPath(layout, s)),
       ];
-      // It creates the runtime dir and clears stale sockets from it.
-      set.read = [layout.runtimeDir, ...audit];
-      set.write = [layout.runtimeDir, ...audit];
+      // It creates the runtime dir and clears stale sockets from it, and
+      // keeps each child's log lines in the logs folder (rotating them is a
+      // rename, which needs read and write there too).
+      set.read = [layout.runtimeDir, ...audit, st.logs];
+      set.write = [layout.runtimeDir, ...audit, st.logs];
       set.env = CHILD_SERVICES.map(binOverrideVar);
       set.run = options.run ?? [];
       break;

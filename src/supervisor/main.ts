@@ -19,11 +19,40 @@ import {
 } from "../runtime/config.ts";
 import { type ProgramCommand, programCommand, REPO_ROOT, SERVICE_ENV } from "../runtime/command.ts";
 import { ensureDir } from "../runtime/files.ts";
-import { logger } from "../runtime/log.ts";
+import { emitLine, logger, setLogFormat } from "../runtime/log.ts";
 import { binOverrideVar } from "../runtime/permissions.ts";
 import { runMain, runService } from "../runtime/service.ts";
+import { VERSION } from "../version.ts";
+import { LogBook } from "./logs.ts";
 import { Manager, type ServiceSpec } from "./manager.ts";
 import { DEFAULT_DRAIN_MS, supervisorMethods } from "./service.ts";
+
+/** `--help`: what the supervisor does and takes. */
+const HELP = `supervisor ${VERSION}: starts registry, identity and fs, restarts them when they
+crash, and stops them in order on Ctrl-C or SIGTERM.
+
+Usage: deno task start [--json]      (a compiled one: supervisor [--json])
+
+Options:
+  --json      log lines as JSON even on a terminal (they are JSON when not on one)
+  --help      this help
+  --version   the version
+
+Layout (set by deno task start from STRATA_RUNTIME_DIR, STRATA_STATE_DIR, STRATA_NODE_ID,
+STRATA_FS_ROOTS and STRATA_GROUP_ACCESS=1): --runtime-dir DIR --state-dir DIR --node-id ID
+--fs-roots DIR:DIR --group-access
+
+Each service's log lines are also kept in <state dir>/logs/<service>.log (0600, rotated at
+4 MiB): strata-ctl logs [SERVICE] [-f] shows them.`;
+
+/** Whether stderr is a terminal; false when Deno cannot tell. */
+function stderrIsTerminal(): boolean {
+  try {
+    return Deno.stderr.isTerminal();
+  } catch {
+    return false;
+  }
+}
 
 /** What each service needs before it starts. */
 const DEPENDENCIES: Record<ChildService, ChildService[]> = {
@@ -56,10 +85,24 @@ function childCommand(name: ChildService, layout: Layout, launchers?: string): P
   return programCommand(name, layout, { kind: "dev", deno: Deno.execPath(), root: REPO_ROOT });
 }
 
+if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
+  console.log(HELP);
+  Deno.exit(0);
+}
+if (Deno.args.includes("--version")) {
+  console.log(`supervisor ${VERSION}`);
+  Deno.exit(0);
+}
+
 await runMain("supervisor", async () => {
   const started = Date.now();
-  const { layout, options } = parseLayoutArgs(Deno.args, { launchers: { type: "string" } });
+  const { layout, options } = parseLayoutArgs(Deno.args, {
+    launchers: { type: "string" },
+    json: { type: "boolean" },
+  });
   const launchers = options.launchers as string | undefined;
+  // A person at a terminal reads lines; journald, files and pipes get JSON.
+  setLogFormat(options.json !== true && stderrIsTerminal() ? "human" : "json");
   const log = logger("supervisor");
   ensureDir(layout.runtimeDir, layout.groupAccess ? 0o750 : 0o700);
   const specs: ServiceSpec[] = CHILD_SERVICES.map((name) => ({
@@ -69,19 +112,21 @@ await runMain("supervisor", async () => {
     socket: socketPath(layout, name),
   }));
   const audit = new Audit({ path: stateFiles(layout).audit, program: "supervisor" });
-  const manager = new Manager({ specs, audit, log });
+  const logs = new LogBook(layout, CHILD_SERVICES, (_service, line) => emitLine(line));
+  const manager = new Manager({ specs, audit, log, logs });
   audit.event("svc.start", { name: "supervisor", pid: Deno.pid });
   await runService({
     service: "supervisor",
     layout,
     supervised: false,
     audit,
-    methods: () => supervisorMethods({ manager, nodeId: layout.nodeId, startedAt: started }),
+    methods: () => supervisorMethods({ manager, logs, nodeId: layout.nodeId, startedAt: started }),
     onStop: async () => {
       try {
         Deno.removeSync(runtimeFiles(layout).ready);
       } catch { /* not ready yet */ }
       await manager.stopAll(DEFAULT_DRAIN_MS);
+      logs.close();
     },
   });
   await manager.startAll();

@@ -18,6 +18,7 @@ import type { ChildService } from "../runtime/config.ts";
 import type { ProgramCommand } from "../runtime/command.ts";
 import type { Logger } from "../runtime/log.ts";
 import { Backoff, type BackoffOptions, CrashWindow, type QuarantineOptions } from "./backoff.ts";
+import { type LogBook, pumpLines } from "./logs.ts";
 import { assertTransition, type State } from "./states.ts";
 
 /** How to run one service. */
@@ -42,6 +43,18 @@ export interface ServiceStatus {
   waiting_for?: string[];
 }
 
+/** What svc.status adds for one service: restarts by cause, memory, endpoint, log file. */
+export interface ServiceDetail extends ServiceStatus {
+  /** Restarts by the supervisor after a crash, and by an operator (restart, or start after a crash). */
+  restarts_by: { crash: number; operator: number };
+  /** What its health call reported just now (bytes), or null when it did not answer. */
+  memory: { rss: number; heap_used: number; heap_total: number; external: number } | null;
+  /** Where it listens. */
+  endpoint: string;
+  /** The file its log lines go to, or null when the supervisor keeps none. */
+  log_file: string | null;
+}
+
 /** Options for {@link Manager}. */
 export interface ManagerOptions {
   specs: ServiceSpec[];
@@ -53,6 +66,8 @@ export interface ManagerOptions {
   healthIntervalMs?: number;
   backoff?: Partial<BackoffOptions>;
   quarantine?: Partial<QuarantineOptions>;
+  /** Where children's stdout and stderr lines go; without it they inherit the supervisor's. */
+  logs?: LogBook;
 }
 
 interface Unit {
@@ -62,6 +77,8 @@ interface Unit {
   child?: Deno.ChildProcess;
   pipe?: WritableStreamDefaultWriter<Uint8Array>;
   restarts: number;
+  /** Of `restarts`, those an operator asked for. */
+  operatorRestarts: number;
   lastExit: ServiceStatus["last_exit"];
   backoff: Backoff;
   crashes: CrashWindow;
@@ -119,6 +136,7 @@ export class Manager {
         state: "Declared",
         since: Date.now(),
         restarts: 0,
+        operatorRestarts: 0,
         lastExit: null,
         backoff: new Backoff(options.backoff),
         crashes: new CrashWindow(options.quarantine),
@@ -203,13 +221,15 @@ export class Manager {
     const gen = ++u.generation;
     u.stopping = false;
     let child: Deno.ChildProcess;
+    const logs = this.#o.logs;
+    const output = logs ? "piped" : "inherit";
     try {
       child = new Deno.Command(u.spec.command.cmd, {
         args: [...u.spec.command.args, "--supervised"],
         env: u.spec.command.env,
         stdin: "piped",
-        stdout: "inherit",
-        stderr: "inherit",
+        stdout: output,
+        stderr: output,
         detached: true,
       }).spawn();
     } catch (err) {
@@ -219,6 +239,11 @@ export class Manager {
       return;
     }
     u.child = child;
+    if (logs) {
+      for (const stream of [child.stdout, child.stderr]) {
+        pumpLines(stream, (line) => logs.add(u.spec.name, line));
+      }
+    }
     u.pipe = child.stdin.getWriter();
     // A pipe that breaks under us (the child died) is handled by the exit path.
     u.pipe.closed.catch(() => {});
@@ -366,7 +391,10 @@ export class Manager {
       u.crashes.clear();
       u.backoff.reset();
     }
-    if (u.state === "Restarting") u.restarts++;
+    if (u.state === "Restarting") {
+      u.restarts++;
+      u.operatorRestarts++;
+    }
     this.#launch(u);
     await this.#settled(u);
     return this.#status(u);
@@ -414,6 +442,7 @@ export class Manager {
     const u = this.#unit(name);
     await this.stop(name, drainMs);
     u.restarts++;
+    u.operatorRestarts++;
     return await this.start(name);
   }
 
@@ -446,5 +475,31 @@ export class Manager {
   /** The status of one service. */
   status(name: string): ServiceStatus {
     return this.#status(this.#unit(name));
+  }
+
+  /** The status of one service with restarts by cause, its memory (asked now) and endpoint. */
+  async detail(name: string): Promise<ServiceDetail> {
+    const u = this.#unit(name);
+    let memory: ServiceDetail["memory"] = null;
+    if (u.state === "Healthy" || u.state === "Starting") {
+      try {
+        const r = await callOnce<{ memory: NonNullable<ServiceDetail["memory"]> }>(
+          u.spec.socket,
+          `${u.spec.name}.health`,
+          {},
+          { timeoutMs: 1000, connectTimeoutMs: 1000 },
+        );
+        memory = r.memory ?? null;
+      } catch {
+        // Not answering just now: memory unknown.
+      }
+    }
+    return {
+      ...this.#status(u),
+      restarts_by: { crash: u.restarts - u.operatorRestarts, operator: u.operatorRestarts },
+      memory,
+      endpoint: `unix://${u.spec.socket}`,
+      log_file: this.#o.logs?.pathOf(u.spec.name) ?? null,
+    };
   }
 }

@@ -1,17 +1,22 @@
 /**
- * The supervisor's methods: status and svc.list for anyone who can reach the
- * socket; svc.start, svc.stop and svc.restart for holders of the matching
- * supervisor right.
+ * The supervisor's methods: status, svc.list and svc.status for anyone who
+ * can reach the socket; svc.start, svc.stop and svc.restart for holders of
+ * the matching supervisor right, and the services' log lines (logs) for
+ * holders of supervisor.logs.
  * @module
  */
 
 import type { Method } from "../ipc/server.ts";
 import { VERSION } from "../version.ts";
+import { MAX_FRAME } from "../ipc/frame.ts";
+import { type LogBook, RING_LINES } from "./logs.ts";
 import type { Manager } from "./manager.ts";
 
 /** What the supervisor's methods need. */
 export interface SupervisorDeps {
   manager: Manager;
+  /** The services' log lines. */
+  logs: LogBook;
   nodeId: string;
   startedAt: number;
 }
@@ -46,6 +51,32 @@ export function supervisorMethods(d: SupervisorDeps): Method[] {
       access: "public",
       params: {},
       handler: () => ({ services: d.manager.list() }),
+    },
+    {
+      name: "supervisor.svc.status",
+      access: "public",
+      params: { name },
+      handler: (p: { name: string }) => d.manager.detail(p.name),
+    },
+    {
+      name: "supervisor.logs",
+      access: { right: "supervisor.logs" },
+      params: {
+        service: { ...name, optional: true },
+        lines: { type: "integer", default: 100, min: 1, max: RING_LINES },
+        since_ms: { type: "integer", optional: true, min: 0 },
+        after: { type: "integer", optional: true, min: 0 },
+      },
+      cost: () => MAX_FRAME,
+      handler: (p: { service?: string; lines: number; since_ms?: number; after?: number }) => {
+        if (p.service !== undefined) d.manager.status(p.service); // NOT_FOUND names the services
+        return d.logs.read({
+          service: p.service,
+          lines: p.lines,
+          sinceMs: p.since_ms,
+          after: p.after,
+        });
+      },
     },
     {
       name: "supervisor.svc.start",

@@ -73,6 +73,7 @@ Deno.test("bash: the script parses, and offers commands, subcommands, services a
   assert.deepEqual(await bashComplete(script, ["strata-ctl", "sv"]), ["svc"]);
   assert.deepEqual(await bashComplete(script, ["strata-ctl", "svc", ""]), [
     "list",
+    "status",
     "start",
     "stop",
     "restart",

@@ -237,7 +237,10 @@ Deno.test("runCommand: --help prints the command's or group's help and exits 0",
 Deno.test("runCommand: a group without a command is a usage error listing its commands", async () => {
   const io = captureIo();
   assert.equal(await runCommand(argsOf(["svc"]), { entries: COMMANDS, io }), EXIT.USAGE);
-  assert.match(io.err[0], /^strata-ctl: svc needs a command: list, start, stop, restart; e\.g\./);
+  assert.match(
+    io.err[0],
+    /^strata-ctl: svc needs a command: list, status, start, stop, restart; e\.g\./,
+  );
 });
 
 Deno.test("runCommand: usage errors exit 2; with --json they print {name: USAGE} too", async () => {

@@ -1,0 +1,269 @@
+/**
+ * The services' log lines, kept by the supervisor: each child's stdout and
+ * stderr are read line by line, passed on to the supervisor's own stderr
+ * (journald under systemd, the terminal under `deno task start`), appended
+ * to `<state dir>/logs/<service>.log` (0600, one JSON object per line,
+ * rotated to `.log.1` at {@link MAX_LOG_BYTES}), and the last
+ * {@link RING_LINES} of each service are held in memory for the
+ * `supervisor.logs` method.
+ * @module
+ */
+
+import type { Layout } from "../runtime/config.ts";
+import { stateFiles } from "../runtime/config.ts";
+
+/** A log file is renamed to `.log.1` (replacing the previous one) when it would pass this size. */
+export const MAX_LOG_BYTES = 4 * 1024 * 1024;
+
+/** Lines of each service held in memory (what `supervisor.logs` can return). */
+export const RING_LINES = 1000;
+
+/** A longer line is cut into pieces of this many characters. */
+export const MAX_LINE_CHARS = 8192;
+
+/**
+ * Characters of lines one `supervisor.logs` answer carries at most, so that
+ * even fully escaped (a control character is 6 in JSON) it fits in a frame.
+ */
+export const MAX_PAGE_CHARS = 128 * 1024;
+
+/** One line of a service's log, as `supervisor.logs` returns it. */
+export interface LogLine {
+  /** Increases by one for each line the supervisor keeps (across services). */
+  seq: number;
+  /** When the line was written (RFC 3339). */
+  ts: string;
+  service: string;
+  /** The line: a JSON object with ts, level, program and msg (a service's logger writes these). */
+  line: string;
+}
+
+/** What {@link LogBook.read} returns: the lines, and the cursor to follow from. */
+export interface LogPage {
+  lines: LogLine[];
+  /** Pass as `after` to get only lines kept after these. */
+  next: number;
+  /** More lines matched than one answer carries (ask again with `after: next`). */
+  truncated?: boolean;
+}
+
+/** Which lines to read: a service (default all), at most `lines`, newer than `since`/`after`. */
+export interface LogQuery {
+  service?: string;
+  lines: number;
+  /** Only lines written at or after this time (epoch ms). */
+  sinceMs?: number;
+  /** Only lines with a seq above this. */
+  after?: number;
+}
+
+/** Where lines go besides the book: the supervisor's stderr, one line at a time. */
+export type Passthrough = (service: string, line: string) => void;
+
+const encoder = new TextEncoder();
+
+/**
+ * A line as it is kept: a service's JSON log line as it is (it has its own
+ * ts), anything else (a panic, a stray print) wrapped into one.
+ */
+export function normalizeLine(
+  service: string,
+  text: string,
+  now: number,
+): { ts: string; line: string } {
+  if (text.startsWith("{")) {
+    try {
+      const o = JSON.parse(text);
+      if (
+        o && typeof o === "object" && typeof o.ts === "string" && !Number.isNaN(Date.parse(o.ts))
+      ) {
+        return { ts: o.ts, line: text };
+      }
+    } catch {
+      // Not JSON after all: wrap it below.
+    }
+  }
+  const ts = new Date(now).toISOString();
+  return { ts, line: JSON.stringify({ ts, level: "info", program: service, msg: text }) };
+}
+
+/** One service's log file: appended to, rotated at MAX_LOG_BYTES, 0600. */
+class LogFile {
+  #path: string;
+  #file?: Deno.FsFile;
+  #size = 0;
+  #dir: string;
+
+  constructor(dir: string, service: string) {
+    this.#dir = dir;
+    this.#path = `${dir}/${service}.log`;
+  }
+
+  get path(): string {
+    return this.#path;
+  }
+
+  #open(): Deno.FsFile | undefined {
+    if (this.#file) return this.#file;
+    try {
+      Deno.mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
+      this.#file = Deno.openSync(this.#path, { append: true, create: true, mode: 0o600 });
+      this.#size = this.#file.statSync().size;
+      return this.#file;
+    } catch {
+      // The state dir may not exist yet (identity creates it) or be full:
+      // the line is still in memory and on stderr; the next line tries again.
+      return undefined;
+    }
+  }
+
+  append(line: string): void {
+    const bytes = encoder.encode(line + "\n");
+    if (this.#file && this.#size + bytes.length > MAX_LOG_BYTES) this.#rotate();
+    const file = this.#open();
+    if (!file) return;
+    try {
+      let off = 0;
+      while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
+      this.#size += bytes.length;
+    } catch {
+      this.close();
+    }
+  }
+
+  #rotate(): void {
+    this.close();
+    try {
+      Deno.renameSync(this.#path, `${this.#path}.1`);
+    } catch {
+      // Could not rotate: keep appending rather than lose lines.
+    }
+  }
+
+  /** The last `n` lines on disk (the current file, then the rotated one if need be). */
+  tail(n: number): string[] {
+    const read = (p: string) => {
+      try {
+        return Deno.readTextFileSync(p).split("\n").filter((l) => l !== "");
+      } catch {
+        return [];
+      }
+    };
+    let lines = read(this.#path);
+    if (lines.length < n) lines = [...read(`${this.#path}.1`), ...lines];
+    return lines.slice(-n);
+  }
+
+  close(): void {
+    try {
+      this.#file?.close();
+    } catch { /* already closed */ }
+    this.#file = undefined;
+  }
+}
+
+/** The log lines of every supervised service: files, memory, and the pass-through. */
+export class LogBook {
+  #files = new Map<string, LogFile>();
+  #rings = new Map<string, LogLine[]>();
+  #seq = 0;
+  #passthrough?: Passthrough;
+
+  /** Opens the book for `services`, loading the last lines each left on disk. */
+  constructor(layout: Layout, services: readonly string[], passthrough?: Passthrough) {
+    this.#passthrough = passthrough;
+    const dir = stateFiles(layout).logs;
+    for (const s of services) {
+      const file = new LogFile(dir, s);
+      this.#files.set(s, file);
+      this.#rings.set(
+        s,
+        file.tail(RING_LINES).map((line) => {
+          const n = normalizeLine(s, line, Date.now());
+          return { seq: ++this.#seq, ts: n.ts, service: s, line: n.line };
+        }),
+      );
+    }
+  }
+
+  /** The file a service's lines go to. */
+  pathOf(service: string): string | undefined {
+    return this.#files.get(service)?.path;
+  }
+
+  /** Keeps one line a service wrote (without its newline). */
+  add(service: string, text: string): void {
+    const ring = this.#rings.get(service);
+    if (!ring || text === "") return;
+    for (let i = 0; i < text.length; i += MAX_LINE_CHARS) {
+      const piece = text.slice(i, i + MAX_LINE_CHARS);
+      const n = normalizeLine(service, piece, Date.now());
+      this.#passthrough?.(service, n.line);
+      this.#files.get(service)!.append(n.line);
+      ring.push({ seq: ++this.#seq, ts: n.ts, service, line: n.line });
+      if (ring.length > RING_LINES) ring.splice(0, ring.length - RING_LINES);
+    }
+  }
+
+  /**
+   * Lines of one service or all, in the order they were kept: the last
+   * `q.lines` of them; or, following (`after` given), the first `q.lines`
+   * after the cursor, so that a follower misses none.
+   */
+  read(q: LogQuery): LogPage {
+    const rings = q.service ? [this.#rings.get(q.service) ?? []] : [...this.#rings.values()];
+    const matched = rings.flat().filter((l) =>
+      (q.after === undefined || l.seq > q.after) &&
+      (q.sinceMs === undefined || Date.parse(l.ts) >= q.sinceMs)
+    ).sort((a, b) => a.seq - b.seq);
+    const following = q.after !== undefined;
+    const ordered = following ? matched : matched.reverse();
+    const lines: LogLine[] = [];
+    let chars = 0;
+    for (const l of ordered) {
+      if (lines.length >= q.lines || chars + l.line.length > MAX_PAGE_CHARS) break;
+      lines.push(l);
+      chars += l.line.length;
+    }
+    const truncated = lines.length < matched.length;
+    if (!following) lines.reverse();
+    const next = following && truncated ? lines.at(-1)?.seq ?? q.after! : this.#seq;
+    return { lines, next, ...(truncated ? { truncated } : {}) };
+  }
+
+  /** Closes every file. */
+  close(): void {
+    for (const f of this.#files.values()) f.close();
+  }
+}
+
+/**
+ * Reads a child's stream line by line into the book until it ends (a
+ * partial last line is kept too).
+ */
+export async function pumpLines(
+  stream: ReadableStream<Uint8Array>,
+  onLine: (line: string) => void,
+): Promise<void> {
+  const decoder = new TextDecoder();
+  let pending = "";
+  try {
+    for await (const chunk of stream) {
+      pending += decoder.decode(chunk, { stream: true });
+      let nl: number;
+      while ((nl = pending.indexOf("\n")) !== -1) {
+        onLine(pending.slice(0, nl).replace(/\r$/, ""));
+        pending = pending.slice(nl + 1);
+      }
+      // A runaway line without a newline is cut rather than held without bound.
+      while (pending.length > MAX_LINE_CHARS) {
+        onLine(pending.slice(0, MAX_LINE_CHARS));
+        pending = pending.slice(MAX_LINE_CHARS);
+      }
+    }
+  } catch {
+    // The child is gone; what it wrote so far is kept.
+  }
+  pending += decoder.decode();
+  if (pending !== "") onLine(pending);
+}
