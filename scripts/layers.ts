@@ -144,9 +144,9 @@ for (const [key, files] of edges) {
     problems.push(`${key}: ${ra < 0 ? a : b} is in no layer (scripts/layers.ts lists them)`);
   } else if (rb >= ra) {
     problems.push(
-      `${key}: ${rb === ra ? "imports a folder of its own layer" : "runs up a layer"} (${
-        files[0]
-      }${files.length > 1 ? `, and ${files.length - 1} more` : ""})`,
+      `${key}: ${rb === ra ? "imports a folder of its own layer" : "runs up a layer"} (${files[0]}${
+        files.length > 1 ? `, and ${files.length - 1} more` : ""
+      })`,
     );
   }
 }
