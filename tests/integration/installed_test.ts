@@ -42,7 +42,7 @@ Deno.test("deno task install: launchers with exactly each program's flags, run f
         : undefined;
       const downloads = program === "ctl" ? ["."] : undefined;
       assert.deepEqual(
-        words.filter((w) => w.startsWith("--allow-")),
+        words.filter((w) => w.startsWith("--allow-") || w.startsWith("--deny-")),
         permissionFlags(program, temp.layout, { run, downloads }),
         program,
       );
