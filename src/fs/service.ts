@@ -121,8 +121,9 @@ export function fsMethods(d: FsDeps): Method[] {
         offset: { type: "integer", default: 0, min: 0, max: Number.MAX_SAFE_INTEGER },
         size: { type: "integer", default: 4096, min: 1, max: MAX_READ },
       },
-      // base64 (4/3), the text form (at most 1x), and the frame: below 4x the size.
-      cost: (p: { size: number }) => p.size > 64 * 1024 ? p.size * 4 : 0,
+      // base64 (4/3), the text form (at most 1x), and the frame: below 4x the
+      // size. Every read counts, however small: unread answers add up.
+      cost: (p: { size: number }) => p.size * 4,
       handler: (p: { handle: string; offset: number; size: number }, ctx) => {
         const cap = ctx.cap!;
         const h = d.handles.get(p.handle, cap);

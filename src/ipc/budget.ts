@@ -39,6 +39,21 @@ export class ByteBudget {
     });
   }
 
+  /** Callers waiting for bytes. */
+  get waiting(): number {
+    return this.#waiting.length;
+  }
+
+  /**
+   * Counts `n` more bytes as taken (or `-n` as given back) at once, without
+   * waiting: for bytes that already exist, such as a response larger than
+   * its estimate. `free` may go below zero; later takes then wait.
+   */
+  charge(n: number): void {
+    if (n < 0) this.give(-n);
+    else this.#free -= n;
+  }
+
   /** Gives back what take() returned. */
   give(n: number): void {
     this.#free += n;

@@ -53,8 +53,9 @@ export interface Method {
   params: ParamsSchema;
   /**
    * Bytes its response may hold in memory (strings and frame) for these
-   * params, reserved from the server's response budget before the handler
-   * runs. Only methods with large responses need it.
+   * params, reserved from the connection's and the server's response budgets
+   * before the handler runs. Methods whose responses can be large need it;
+   * every response counts with its real size once it is made.
    */
   // deno-lint-ignore no-explicit-any
   cost?(params: any): number;
@@ -87,11 +88,18 @@ export interface ServerLimits {
   requestTimeoutMs: number;
   /** A response the peer does not take within this closes the connection. */
   writeTimeoutMs: number;
-  /** Unsent response bytes per connection before reading pauses. */
+  /**
+   * Response bytes one connection may hold (being made or unsent) before its
+   * further requests wait: a peer that does not read stalls only itself.
+   */
   maxPendingBytes: number;
-  /** Bytes of large request bodies held at once, across all connections. */
+  /** Bytes of large request bodies held at once, across all connections (taken as they arrive). */
   requestBudget: number;
-  /** Bytes that large responses (methods with a cost) may hold at once, across all connections. */
+  /**
+   * Response bytes held at once across all connections. Every response counts;
+   * one larger than its connection's share waits for room, and peers that have
+   * stopped reading are cut off to make it.
+   */
   responseBudget: number;
   /** Largest request body. */
   maxFrame: number;
@@ -104,7 +112,7 @@ export const DEFAULT_LIMITS: ServerLimits = {
   idleTimeoutMs: 60_000,
   requestTimeoutMs: 30_000,
   writeTimeoutMs: 10_000,
-  maxPendingBytes: 4 * MAX_FRAME,
+  maxPendingBytes: 256 * 1024,
   requestBudget: 8 * MAX_FRAME,
   responseBudget: 16 * MAX_FRAME,
   maxFrame: MAX_FRAME,
@@ -141,7 +149,10 @@ export interface ServerOptions {
 /** Budget bytes one request holds until its response is written. */
 interface Held {
   request: number;
+  /** From the server's response budget. */
   response: number;
+  /** From its connection's response budget. */
+  conn: number;
 }
 
 interface ConnState {
@@ -154,6 +165,10 @@ interface ConnState {
   successes: number;
   lastActive: number;
   closed: boolean;
+  /** Response bytes this connection may hold (see ServerLimits.maxPendingBytes). */
+  budget: ByteBudget;
+  /** Bytes it holds of the server's response budget. */
+  serverBytes: number;
   wake?: () => void;
   pending: Set<Promise<void>>;
 }
@@ -315,6 +330,19 @@ export class Server {
     return true;
   }
 
+  /**
+   * Makes room in the response budget when responses wait for it: closes
+   * every connection that holds some of it while its peer has taken nothing
+   * for STALLED_MS (what it held is given back as its writes fail).
+   */
+  #relieve(): void {
+    const now = performance.now();
+    for (const s of [...this.#conns.values()]) {
+      const since = s.writer.busySince;
+      if (s.serverBytes > 0 && since > 0 && now - since > STALLED_MS) this.#closeConn(s);
+    }
+  }
+
   #refuse(conn: Deno.Conn): void {
     const err = new StrataError(
       "RESOURCE_EXHAUSTED",
@@ -338,6 +366,7 @@ export class Server {
   }
 
   #closeIdle(): void {
+    if (this.#responseBudget.waiting > 0) this.#relieve();
     const limit = Date.now() - this.#limits.idleTimeoutMs;
     for (const s of this.#conns.values()) {
       if (s.inFlight === 0 && s.lastActive < limit) this.#closeConn(s);
@@ -355,25 +384,33 @@ export class Server {
       successes: 0,
       lastActive: Date.now(),
       closed: false,
+      budget: new ByteBudget(this.#limits.maxPendingBytes),
+      serverBytes: 0,
       pending: new Set(),
     };
     this.#conns.set(s.id, s);
     const reader = new FrameReader(conn, { maxFrame: this.#limits.maxFrame });
     try {
       while (!s.closed) {
-        // Backpressure: stop reading while too much is in flight or unsent.
+        // Backpressure: stop reading while too much is in flight or unsent, or
+        // while a request already waits for room for its response (a peer that
+        // does not read gets no more of its requests parsed and checked).
         while (
           !s.closed &&
           (s.inFlight >= this.#limits.maxInFlight ||
-            writer.pendingBytes > this.#limits.maxPendingBytes)
+            writer.pendingBytes > this.#limits.maxPendingBytes ||
+            s.budget.waiting > 0)
         ) {
           await new Promise<void>((r) => (s.wake = r));
         }
         let body: Uint8Array | null;
-        const held: Held = { request: 0, response: 0 };
+        const held: Held = { request: 0, response: 0, conn: 0 };
         try {
           body = await reader.next({
-            reserve: async (n) => void (held.request = await this.#requestBudget.take(n)),
+            reserve: async (n) => {
+              const taken = this.#requestBudget.take(n);
+              held.request += typeof taken === "number" ? taken : await taken;
+            },
           });
         } catch (err) {
           this.#requestBudget.give(held.request);
@@ -412,8 +449,25 @@ export class Server {
     } catch (err) {
       parseError = toStrataError(err);
     }
-    return this.#answer(req, parseError, s, held)
+    // Room for the response in its connection first, before any work is done
+    // on the request: while the peer is not reading, its requests wait here
+    // (and the read loop pauses), so it stalls only itself.
+    const room = s.budget.take(req ? this.#costOf(req) : 0);
+    const answered = typeof room === "number"
+      ? (held.conn = room, this.#answer(req, parseError, s, held))
+      : room.then((n) => {
+        held.conn = n;
+        if (s.closed) throw new StrataError("UNAVAILABLE", "connection closed");
+        return this.#answer(req, parseError, s, held);
+      });
+    return answered
       .then(({ frame, refusal }) => {
+        // The response counts with its real size until it is written.
+        s.budget.charge(frame.length - held.conn);
+        held.conn = frame.length;
+        this.#responseBudget.charge(frame.length - held.response);
+        s.serverBytes += frame.length - held.response;
+        held.response = frame.length;
         // A client that mostly sends garbage or bad credentials is cut off
         // instead of being answered for ever.
         if (refusal === "INVALID_ARGUMENT" || refusal === "UNAUTHENTICATED") s.refusals++;
@@ -427,6 +481,8 @@ export class Server {
       .finally(() => {
         this.#requestBudget.give(held.request);
         this.#responseBudget.give(held.response);
+        s.serverBytes -= held.response;
+        s.budget.give(held.conn);
         s.inFlight--;
         this.#inFlight--;
         s.lastActive = Date.now();
@@ -434,6 +490,17 @@ export class Server {
         s.wake = undefined;
         wake?.();
       });
+  }
+
+  /** What a request's response may cost (0 when its method or params are unknown or bad). */
+  #costOf(req: Request): number {
+    const method = this.#methods.get(req.method);
+    if (!method?.cost) return 0;
+    try {
+      return method.cost(validateParams(method.params, req.params));
+    } catch {
+      return 0;
+    }
   }
 
   /** The response frame of one request, and the error name when it is a refusal. */
@@ -461,7 +528,11 @@ export class Server {
           ],
           { pool: this.#pool },
         );
-        return { frame };
+        // The pooled buffer is 1 MiB whatever the frame's size: a frame that
+        // may wait for a slow peer keeps only its own bytes (what it is counted as).
+        const exact = frame.slice();
+        this.#pool.give(frame);
+        return { frame: exact };
       }
       return { frame: encodeFrame(okResponse(req.req_id, result ?? {})) };
     } catch (err) {
@@ -510,11 +581,23 @@ export class Server {
       }
     }
     const params = validateParams(method.params, req.params);
-    // Room for a large response before it is made (given back once written).
+    // Room for the response in the server's budget (its connection's was
+    // taken in #dispatch; both are given back once it is written). Only a
+    // response larger than a connection's share waits for it.
     const cost = method.cost?.(params) ?? 0;
-    if (cost > 0) {
-      const taken = this.#responseBudget.take(cost);
-      held.response = typeof taken === "number" ? taken : await taken;
+    if (cost <= this.#limits.maxPendingBytes) {
+      this.#responseBudget.charge(cost);
+      held.response = cost;
+      s.serverBytes += cost;
+    } else {
+      let taken = this.#responseBudget.take(cost);
+      if (typeof taken !== "number") {
+        this.#relieve();
+        taken = await taken;
+      }
+      held.response = taken;
+      s.serverBytes += taken;
+      if (s.closed) throw new StrataError("UNAVAILABLE", "connection closed");
     }
     const out = method.handler(params, { cap, reqId: req.req_id, connId: s.id });
     if (!(out instanceof Promise)) return out;
