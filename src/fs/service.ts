@@ -60,8 +60,11 @@ export function readResult(bytes: Uint8Array, eof: boolean): RawJson {
   if (b64.length + bytes.length + ENVELOPE_ROOM <= MAX_FRAME) {
     try {
       const text = utf8.decode(bytes);
-      if (b64.length + bytes.length + escapeGrowth(bytes) + ENVELOPE_ROOM <= MAX_FRAME) {
-        parts.push(',"data":', JSON.stringify(text));
+      const growth = escapeGrowth(bytes);
+      if (b64.length + bytes.length + growth + ENVELOPE_ROOM <= MAX_FRAME) {
+        // Text that needs no escaping goes in as it is: one copy less per read.
+        if (growth === 0) parts.push(',"data":"', text, '"');
+        else parts.push(',"data":', JSON.stringify(text));
       }
     } catch {
       // Not UTF-8: data_b64 only.

@@ -114,7 +114,7 @@ export const DEFAULT_LIMITS: ServerLimits = {
   writeTimeoutMs: 10_000,
   maxPendingBytes: 256 * 1024,
   requestBudget: 8 * MAX_FRAME,
-  responseBudget: 16 * MAX_FRAME,
+  responseBudget: 8 * MAX_FRAME,
   maxFrame: MAX_FRAME,
 };
 
@@ -129,6 +129,16 @@ const DRAIN_QUIET_MS = 50;
 
 /** A connection whose write has been stuck this long may be evicted for a newcomer. */
 const STALLED_MS = 1000;
+
+/**
+ * While responses wait for the server's budget, a connection that holds some
+ * of it, has more requests waiting, and whose write has been stuck this long
+ * is closed to make room.
+ */
+const RELIEF_STALL_MS = 50;
+
+/** How often the server looks for such connections while responses wait. */
+const RELIEF_EVERY_MS = 25;
 
 /** Options for {@link Server.listen}. */
 export interface ServerOptions {
@@ -213,6 +223,7 @@ export class Server {
   #pool = new FramePool();
   #requestBudget: ByteBudget;
   #responseBudget: ByteBudget;
+  #relief?: ReturnType<typeof setTimeout>;
 
   private constructor(options: ServerOptions, listener: Deno.Listener) {
     this.service = options.service;
@@ -330,16 +341,37 @@ export class Server {
     return true;
   }
 
+  /** Runs #relieve every RELIEF_EVERY_MS while responses wait for the server's budget. */
+  #startRelief(): void {
+    if (this.#relief !== undefined) return;
+    const tick = () => {
+      this.#relief = undefined;
+      if (this.#responseBudget.waiting === 0 || this.#draining) return;
+      this.#relieve();
+      this.#relief = setTimeout(tick, RELIEF_EVERY_MS);
+      Deno.unrefTimer(this.#relief);
+    };
+    this.#relieve();
+    this.#relief = setTimeout(tick, RELIEF_EVERY_MS);
+    Deno.unrefTimer(this.#relief);
+  }
+
   /**
-   * Makes room in the response budget when responses wait for it: closes
-   * every connection that holds some of it while its peer has taken nothing
-   * for STALLED_MS (what it held is given back as its writes fail).
+   * Makes room in the response budget while responses wait for it: closes
+   * the connections that hold some of it, have more requests waiting behind
+   * it, and whose peer has taken nothing for RELIEF_STALL_MS: peers that
+   * pipeline requests and do not read the answers (what they held is given
+   * back as their writes fail).
    */
   #relieve(): void {
     const now = performance.now();
     for (const s of [...this.#conns.values()]) {
       const since = s.writer.busySince;
-      if (s.serverBytes > 0 && since > 0 && now - since > STALLED_MS) this.#closeConn(s);
+      if (
+        s.serverBytes > 0 && s.budget.waiting > 0 && since > 0 && now - since > RELIEF_STALL_MS
+      ) {
+        this.#closeConn(s);
+      }
     }
   }
 
@@ -366,7 +398,6 @@ export class Server {
   }
 
   #closeIdle(): void {
-    if (this.#responseBudget.waiting > 0) this.#relieve();
     const limit = Date.now() - this.#limits.idleTimeoutMs;
     for (const s of this.#conns.values()) {
       if (s.inFlight === 0 && s.lastActive < limit) this.#closeConn(s);
@@ -582,17 +613,13 @@ export class Server {
     }
     const params = validateParams(method.params, req.params);
     // Room for the response in the server's budget (its connection's was
-    // taken in #dispatch; both are given back once it is written). Only a
-    // response larger than a connection's share waits for it.
+    // taken in #dispatch; both are given back once it is written). A method
+    // without a cost makes only small answers: they count once made.
     const cost = method.cost?.(params) ?? 0;
-    if (cost <= this.#limits.maxPendingBytes) {
-      this.#responseBudget.charge(cost);
-      held.response = cost;
-      s.serverBytes += cost;
-    } else {
+    if (cost > 0) {
       let taken = this.#responseBudget.take(cost);
       if (typeof taken !== "number") {
-        this.#relieve();
+        this.#startRelief();
         taken = await taken;
       }
       held.response = taken;
@@ -652,6 +679,7 @@ export class Server {
   close(): void {
     this.#draining = true;
     clearInterval(this.#sweep);
+    clearTimeout(this.#relief);
     try {
       this.#listener.close();
     } catch { /* already closed */ }
