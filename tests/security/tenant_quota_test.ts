@@ -13,6 +13,7 @@ import {
   OPERATOR_RESERVED_REVOCATIONS,
 } from "../../src/identity/service.ts";
 import { DEFAULT_HANDLE_LIMITS } from "../../src/fs/handles.ts";
+import { REGISTRY_LIMITS } from "../../src/registry/service.ts";
 import { issue, startNode, tempLayout } from "../helpers.ts";
 import { expectError, expectOk, randomCapId } from "./support.ts";
 
@@ -55,6 +56,51 @@ Deno.test("one delegation tree cannot fill fs's handle table", async () => {
     const other = await issue(node, { service: "fs", rights: ["fs.open"], ttl_seconds: 600 });
     expectOk(await fs.request("fs.open", { path: file }, { token: other.token }));
     expectOk(await fs.request("fs.open", { path: file }, { token: node.operatorToken() }));
+  } finally {
+    await node.stop();
+  }
+});
+
+Deno.test("one delegation tree cannot fill the registry", async () => {
+  const node = await startNode();
+  try {
+    const L = await issue(node, {
+      service: "*",
+      rights: ["identity.issue", "registry.register"],
+      ttl_seconds: 600,
+    });
+    const { perOwner, perTree } = REGISTRY_LIMITS;
+    const reg = await node.client("registry");
+    const register = (service: string, token: string) =>
+      reg.request("registry.register", { service, endpoint: "unix:///run/x.sock" }, { token });
+    let made = 0;
+    let refused = false;
+    for (let c = 0; c <= perTree / perOwner && !refused; c++) {
+      const child = await issue(
+        node,
+        { service: "registry", rights: ["registry.register"] },
+        L.token,
+      );
+      for (let i = 0; i < perOwner; i++) {
+        const r = await register(`t${c}-${i}`, child.token);
+        if (!r.ok) {
+          expectError(
+            r,
+            "RESOURCE_EXHAUSTED",
+            new RegExp(`delegation tree of capability ${L.cap_id} already registered ${perTree}`),
+          );
+          refused = true;
+          break;
+        }
+        made++;
+      }
+    }
+    assert(refused, `one tree registered ${made} services`);
+    assert.equal(made, perTree);
+    // Another tenant, and the operator, still register.
+    const other = await issue(node, { service: "registry", rights: ["registry.register"] });
+    expectOk(await register("other", other.token));
+    expectOk(await register("ops", node.operatorToken()));
   } finally {
     await node.stop();
   }
