@@ -140,6 +140,12 @@ const RELIEF_STALL_MS = 50;
 /** How often the server looks for such connections while responses wait. */
 const RELIEF_EVERY_MS = 25;
 
+/**
+ * While request bodies wait for the server's budget, a connection holding
+ * some of it for a body that has been arriving this long is closed.
+ */
+const BODY_STALL_MS = 250;
+
 /** Options for {@link Server.listen}. */
 export interface ServerOptions {
   /** The service name, e.g. "fs". */
@@ -175,10 +181,15 @@ interface ConnState {
   successes: number;
   lastActive: number;
   closed: boolean;
+  /** Aborted on close: withdraws the connection's waiting budget takes. */
+  aborted: AbortController;
   /** Response bytes this connection may hold (see ServerLimits.maxPendingBytes). */
   budget: ByteBudget;
   /** Bytes it holds of the server's response budget. */
   serverBytes: number;
+  /** Request budget held by the large body being read, and since when it arrives. */
+  bodyBytes: number;
+  bodySince: number;
   wake?: () => void;
   pending: Set<Promise<void>>;
 }
@@ -341,12 +352,13 @@ export class Server {
     return true;
   }
 
-  /** Runs #relieve every RELIEF_EVERY_MS while responses wait for the server's budget. */
+  /** Runs #relieve every RELIEF_EVERY_MS while anything waits for the server's budgets. */
   #startRelief(): void {
     if (this.#relief !== undefined) return;
     const tick = () => {
       this.#relief = undefined;
-      if (this.#responseBudget.waiting === 0 || this.#draining) return;
+      const waiting = this.#responseBudget.waiting + this.#requestBudget.waiting;
+      if (waiting === 0 || this.#draining) return;
       this.#relieve();
       this.#relief = setTimeout(tick, RELIEF_EVERY_MS);
       Deno.unrefTimer(this.#relief);
@@ -361,15 +373,22 @@ export class Server {
    * the connections that hold some of it, have more requests waiting behind
    * it, and whose peer has taken nothing for RELIEF_STALL_MS: peers that
    * pipeline requests and do not read the answers (what they held is given
-   * back as their writes fail).
+   * back as their writes fail). While request bodies wait for theirs, it
+   * closes the connections that hold some of it for a body that has been
+   * arriving for longer than BODY_STALL_MS: senders too slow to share it.
    */
   #relieve(): void {
     const now = performance.now();
+    const responses = this.#responseBudget.waiting > 0;
+    const requests = this.#requestBudget.waiting > 0;
     for (const s of [...this.#conns.values()]) {
       const since = s.writer.busySince;
       if (
-        s.serverBytes > 0 && s.budget.waiting > 0 && since > 0 && now - since > RELIEF_STALL_MS
+        responses && s.serverBytes > 0 && s.budget.waiting > 0 && since > 0 &&
+        now - since > RELIEF_STALL_MS
       ) {
+        this.#closeConn(s);
+      } else if (requests && s.bodyBytes > 0 && now - s.bodySince > BODY_STALL_MS) {
         this.#closeConn(s);
       }
     }
@@ -391,6 +410,7 @@ export class Server {
     if (s.closed) return;
     s.closed = true;
     this.#conns.delete(s.id);
+    s.aborted.abort(new StrataError("UNAVAILABLE", "connection closed"));
     try {
       s.conn.close();
     } catch { /* already closed */ }
@@ -415,8 +435,11 @@ export class Server {
       successes: 0,
       lastActive: Date.now(),
       closed: false,
+      aborted: new AbortController(),
       budget: new ByteBudget(this.#limits.maxPendingBytes),
       serverBytes: 0,
+      bodyBytes: 0,
+      bodySince: 0,
       pending: new Set(),
     };
     this.#conns.set(s.id, s);
@@ -439,11 +462,19 @@ export class Server {
         try {
           body = await reader.next({
             reserve: async (n) => {
-              const taken = this.#requestBudget.take(n);
-              held.request += typeof taken === "number" ? taken : await taken;
+              if (s.bodyBytes === 0) s.bodySince = performance.now();
+              let taken = this.#requestBudget.take(n, s.aborted.signal);
+              if (typeof taken !== "number") {
+                this.#startRelief();
+                taken = await taken;
+              }
+              held.request += taken;
+              s.bodyBytes += taken;
             },
           });
+          s.bodyBytes = 0;
         } catch (err) {
+          s.bodyBytes = 0;
           this.#requestBudget.give(held.request);
           if (err instanceof FrameTooLargeError) {
             // Refuse without reading the body, then hang up: the stream is
@@ -483,7 +514,7 @@ export class Server {
     // Room for the response in its connection first, before any work is done
     // on the request: while the peer is not reading, its requests wait here
     // (and the read loop pauses), so it stalls only itself.
-    const room = s.budget.take(req ? this.#costOf(req) : 0);
+    const room = s.budget.take(req ? this.#costOf(req) : 0, s.aborted.signal);
     const answered = typeof room === "number"
       ? (held.conn = room, this.#answer(req, parseError, s, held))
       : room.then((n) => {
@@ -617,7 +648,7 @@ export class Server {
     // without a cost makes only small answers: they count once made.
     const cost = method.cost?.(params) ?? 0;
     if (cost > 0) {
-      let taken = this.#responseBudget.take(cost);
+      let taken = this.#responseBudget.take(cost, s.aborted.signal);
       if (typeof taken !== "number") {
         this.#startRelief();
         taken = await taken;

@@ -36,3 +36,22 @@ Deno.test("ByteBudget.take: waiters are served in order, a take is capped at the
   await Promise.all([first, second]);
   assert.deepEqual(order, ["a80", "b10"]);
 });
+
+Deno.test("ByteBudget.take: an aborted waiter leaves the queue, and those behind it are served", async () => {
+  // given a full budget, a large waiter that gets aborted and a small one behind it
+  const b = new ByteBudget(100);
+  assert.equal(b.take(90), 90);
+  const stop = new AbortController();
+  const large = b.take(50, stop.signal) as Promise<number>;
+  const small = b.take(10) as Promise<number>;
+  assert.equal(b.waiting, 2);
+  // when the large one is aborted
+  stop.abort(new Error("connection closed"));
+  // then it rejects with the reason, and the small one gets its bytes at once
+  await assert.rejects(large, /connection closed/);
+  assert.equal(await small, 10);
+  assert.equal(b.waiting, 0);
+  assert.equal(b.free, 0);
+  // and a take with an already aborted signal that would wait rejects at once
+  await assert.rejects(b.take(5, stop.signal) as Promise<number>, /connection closed/);
+});
