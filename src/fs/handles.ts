@@ -2,7 +2,9 @@
  * Open file handles, each bound to the capability that opened it: only that
  * capability can read or close it, revoking it (or any ancestor) closes the
  * handle at once, and the handle dies with the token's expiry. Handles are
- * bounded per capability and in total, and idle ones are closed.
+ * bounded per capability, per delegation tree (a handle counts against every
+ * ancestor below the root token, as rate buckets do, so one tree cannot fill
+ * the table) and in total, and idle ones are closed.
  * @module
  */
 
@@ -25,6 +27,8 @@ export interface Handle {
 /** Limits of a {@link HandleTable}. */
 export interface HandleLimits {
   perCapability: number;
+  /** Handles one delegated capability and everything delegated from it may hold. */
+  perTree: number;
   total: number;
   idleMs: number;
 }
@@ -32,9 +36,23 @@ export interface HandleLimits {
 /** The limits fs runs with. */
 export const DEFAULT_HANDLE_LIMITS: HandleLimits = {
   perCapability: 64,
+  perTree: 256,
   total: 4096,
   idleMs: 10 * 60_000,
 };
+
+/**
+ * The ancestors a handle counts against as a tree: every capability in the
+ * lineage but the root token, which is the operator's and so every tree's.
+ */
+function treeIds(lineage: readonly string[]): readonly string[] {
+  return lineage.length > 1 ? lineage.slice(1) : [];
+}
+
+/** Every id whose count a handle adds to: its own capability and its tree's. */
+function countedIds(lineage: readonly string[]): readonly string[] {
+  return lineage.length > 1 ? lineage.slice(1) : lineage;
+}
 
 /** The handles of one fs process. */
 export class HandleTable {
@@ -55,14 +73,15 @@ export class HandleTable {
   /** Registers an open file for `cap`; returns its handle id. */
   add(cap: Capability, fd: number, path: string): string {
     const mine = this.#perCap.get(cap.capId) ?? 0;
-    if (mine >= this.#limits.perCapability || this.#handles.size >= this.#limits.total) {
+    const full = mine >= this.#limits.perCapability
+      ? `this capability already has ${mine} open handles; close some with fs.close`
+      : this.#fullTree(cap) ??
+        (this.#handles.size >= this.#limits.total
+          ? "fs has too many open handles; retry later"
+          : undefined);
+    if (full !== undefined) {
       closeSync(fd);
-      throw new StrataError(
-        "RESOURCE_EXHAUSTED",
-        mine >= this.#limits.perCapability
-          ? `this capability already has ${mine} open handles; close some with fs.close`
-          : "fs has too many open handles; retry later",
-      );
+      throw new StrataError("RESOURCE_EXHAUSTED", full);
     }
     const id = `h${this.#next++}`;
     this.#handles.set(id, {
@@ -74,8 +93,22 @@ export class HandleTable {
       path,
       lastUsed: Date.now(),
     });
-    this.#perCap.set(cap.capId, mine + 1);
+    for (const id of countedIds(cap.lineage)) {
+      this.#perCap.set(id, (this.#perCap.get(id) ?? 0) + 1);
+    }
     return id;
+  }
+
+  /** Why `cap`'s delegation tree may open no more, or undefined when it may. */
+  #fullTree(cap: Capability): string | undefined {
+    for (const id of treeIds(cap.lineage)) {
+      const n = this.#perCap.get(id) ?? 0;
+      if (n >= this.#limits.perTree) {
+        return `the delegation tree of capability ${id} already has ${n} open handles, ` +
+          `its limit; close some with fs.close or revoke unused children`;
+      }
+    }
+    return undefined;
   }
 
   /**
@@ -100,9 +133,11 @@ export class HandleTable {
 
   #drop(h: Handle): void {
     if (!this.#handles.delete(h.id)) return;
-    const n = (this.#perCap.get(h.capId) ?? 1) - 1;
-    if (n > 0) this.#perCap.set(h.capId, n);
-    else this.#perCap.delete(h.capId);
+    for (const id of countedIds(h.lineage)) {
+      const n = (this.#perCap.get(id) ?? 1) - 1;
+      if (n > 0) this.#perCap.set(id, n);
+      else this.#perCap.delete(id);
+    }
     closeSync(h.fd);
   }
 

@@ -64,8 +64,12 @@ export function readResult(bytes: Uint8Array, eof: boolean): RawJson {
   // Binary bytes are told apart without a thrown decoding error, which cost
   // more than the read itself.
   if (b64.length + bytes.length + ENVELOPE_ROOM <= MAX_FRAME && isUtf8(bytes)) {
-    if (b64.length + bytes.length + escapeGrowth(bytes) + ENVELOPE_ROOM <= MAX_FRAME) {
-      parts.push(',"data":', JSON.stringify(utf8.decode(bytes)));
+    const growth = escapeGrowth(bytes);
+    if (b64.length + bytes.length + growth + ENVELOPE_ROOM <= MAX_FRAME) {
+      const text = utf8.decode(bytes);
+      // Text that needs no escaping goes in as it is: one copy less per read.
+      if (growth === 0) parts.push(',"data":"', text, '"');
+      else parts.push(',"data":', JSON.stringify(text));
     }
   }
   parts.push(`,"bytes_read":${bytes.length},"eof":${eof}}`);
@@ -129,8 +133,9 @@ export function fsMethods(d: FsDeps): Method[] {
         offset: { type: "integer", default: 0, min: 0, max: Number.MAX_SAFE_INTEGER },
         size: { type: "integer", default: 4096, min: 1, max: MAX_READ },
       },
-      // base64 (4/3), the text form (at most 1x), and the frame: below 4x the size.
-      cost: (p: { size: number }) => p.size > 64 * 1024 ? p.size * 4 : 0,
+      // base64 (4/3), the text form (at most 1x), and the frame: below 4x the
+      // size. Every read counts, however small: unread answers add up.
+      cost: (p: { size: number }) => p.size * 4,
       handler: (p: { handle: string; offset: number; size: number }, ctx) => {
         const cap = ctx.cap!;
         const h = d.handles.get(p.handle, cap);

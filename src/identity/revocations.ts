@@ -18,6 +18,8 @@ export interface RevocationLogFiles {
 interface LogLine extends RevokedEntry {
   at: string;
   by?: string;
+  /** The caller's ancestors below the root token: the revocation counts against them too. */
+  by_tree?: string[];
 }
 
 /** The append-only log and the set it describes. */
@@ -64,17 +66,23 @@ export class RevocationLog {
     const file = Deno.openSync(files.revocationLog, { append: true, create: true, mode: 0o600 });
     const log = new RevocationLog(file);
     log.set.add(kept);
-    for (const e of kept) if (e.by) log.#count(e.by);
+    for (const e of kept) if (e.by) log.#count(e.by, e.by_tree);
     return log;
   }
 
   /**
    * Records a revocation durably (append, then fsync) and adds it to the set.
-   * Returns false when it was already revoked.
+   * `byTree` are the caller's ancestors below the root token, whose quota it
+   * also uses. Returns false when it was already revoked.
    */
-  append(entry: RevokedEntry, by?: string): boolean {
+  append(entry: RevokedEntry, by?: string, byTree: readonly string[] = []): boolean {
     if (this.set.has(entry.cap_id)) return false;
-    const line: LogLine = { ...entry, at: new Date().toISOString(), ...(by ? { by } : {}) };
+    const line: LogLine = {
+      ...entry,
+      at: new Date().toISOString(),
+      ...(by ? { by } : {}),
+      ...(by && byTree.length > 0 ? { by_tree: [...byTree] } : {}),
+    };
     const bytes = new TextEncoder().encode(JSON.stringify(line) + "\n");
     const size = this.#file.statSync().size;
     try {
@@ -90,15 +98,20 @@ export class RevocationLog {
       throw err;
     }
     this.set.add([entry]);
-    if (by) this.#count(by);
+    if (by) this.#count(by, byTree);
     return true;
   }
 
-  #count(by: string): void {
-    this.#byCaller.set(by, (this.#byCaller.get(by) ?? 0) + 1);
+  #count(by: string, tree: readonly string[] = []): void {
+    for (const id of new Set([by, ...tree])) {
+      this.#byCaller.set(id, (this.#byCaller.get(id) ?? 0) + 1);
+    }
   }
 
-  /** How many live revocations `capId` has made (counted since the log was opened). */
+  /**
+   * How many live revocations `capId` and the capabilities delegated from it
+   * have made (counted since the log was opened).
+   */
   countBy(capId: string): number {
     return this.#byCaller.get(capId) ?? 0;
   }

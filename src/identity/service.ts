@@ -50,8 +50,14 @@ const OPERATOR_RENEW_MS = 30 * 24 * 3600_000;
 /** Live revocations identity keeps at most (each is dropped once its token has expired). */
 export const MAX_LIVE_REVOCATIONS = 100_000;
 
-/** Live revocations one delegated capability may have made. */
+/**
+ * Live revocations one delegated capability, together with everything
+ * delegated from it, may have made.
+ */
 export const MAX_REVOCATIONS_PER_CALLER = 1000;
+
+/** Live revocations kept for the operator token alone: delegated ones stop short of them. */
+export const OPERATOR_RESERVED_REVOCATIONS = 10_000;
 
 /** How long identity waits for each service to take a push. */
 const PUSH_TIMEOUT_MS = 1000;
@@ -360,23 +366,32 @@ export class IdentityService {
     const expMs = target.expMs ??
       (target.capId === by.capId ? by.expMs : this.#d.ring.latestExpiry);
     const entry = { cap_id: capId, exp: Math.ceil(expMs / 1000) };
+    // A delegated caller's revocations count against every ancestor below the
+    // root token too, so a tree shares one quota; the last revocations are
+    // kept for the operator, so its revoke is never refused for lack of room.
+    const tree = by.lineage.length > 1 ? by.lineage.slice(1) : [by.capId];
     if (!root) {
-      const mine = this.#d.revocations.countBy(by.capId);
-      if (mine >= MAX_REVOCATIONS_PER_CALLER) {
-        throw new StrataError(
-          "RESOURCE_EXHAUSTED",
-          `this capability already has ${mine} live revocations, the most one may`,
-        );
+      for (const id of tree) {
+        const used = this.#d.revocations.countBy(id);
+        if (used >= MAX_REVOCATIONS_PER_CALLER) {
+          throw new StrataError(
+            "RESOURCE_EXHAUSTED",
+            `the delegation tree of capability ${id} already has ${used} live revocations, ` +
+              "the most one may; they go as the tokens they name expire",
+          );
+        }
       }
     }
-    if (this.#d.revocations.set.size >= MAX_LIVE_REVOCATIONS) {
+    const room = root ? MAX_LIVE_REVOCATIONS : MAX_LIVE_REVOCATIONS - OPERATOR_RESERVED_REVOCATIONS;
+    if (this.#d.revocations.set.size >= room) {
       throw new StrataError(
         "RESOURCE_EXHAUSTED",
-        `${MAX_LIVE_REVOCATIONS} revocations are live, the most identity keeps; ` +
-          "they go as the tokens they name expire",
+        `${this.#d.revocations.set.size} revocations are live, the most identity keeps` +
+          (root ? "" : " for delegated tokens (the rest is the operator's)") +
+          "; they go as the tokens they name expire",
       );
     }
-    const fresh = this.#d.revocations.append(entry, by.capId);
+    const fresh = this.#d.revocations.append(entry, by.capId, tree);
     if (!fresh) return { status: "revoked", cap_id: capId, already: true };
     // The list file first (for services that start meanwhile), then the push.
     const signed = await signRevocationList(this.#d.ring.active, this.#issuer, [entry]);

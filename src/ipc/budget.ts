@@ -26,17 +26,50 @@ export class ByteBudget {
   /**
    * Takes `n` bytes (at most the whole budget, so one large request can
    * always proceed alone), waiting until they are free. Returns the amount
-   * taken, which is what must be given back.
+   * taken, which is what must be given back. Aborting `signal` withdraws a
+   * waiting take (it rejects with the signal's reason), so a caller that is
+   * cut off while it waits does not keep its place, nor what it took before.
    */
-  take(n: number): number | Promise<number> {
+  take(n: number, signal?: AbortSignal): number | Promise<number> {
     const want = Math.min(Math.max(0, n), this.#total);
     if (this.#waiting.length === 0 && this.#free >= want) {
       this.#free -= want;
       return want;
     }
-    return new Promise((resolve) => {
-      this.#waiting.push({ n: want, go: () => resolve(want) });
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise((resolve, reject) => {
+      const abort = () => {
+        const i = this.#waiting.indexOf(waiter);
+        if (i < 0) return;
+        this.#waiting.splice(i, 1);
+        this.give(0); // those behind it may fit now
+        reject(signal!.reason);
+      };
+      const waiter = {
+        n: want,
+        go: () => {
+          signal?.removeEventListener("abort", abort);
+          resolve(want);
+        },
+      };
+      signal?.addEventListener("abort", abort, { once: true });
+      this.#waiting.push(waiter);
     });
+  }
+
+  /** Callers waiting for bytes. */
+  get waiting(): number {
+    return this.#waiting.length;
+  }
+
+  /**
+   * Counts `n` more bytes as taken (or `-n` as given back) at once, without
+   * waiting: for bytes that already exist, such as a response larger than
+   * its estimate. `free` may go below zero; later takes then wait.
+   */
+  charge(n: number): void {
+    if (n < 0) this.give(-n);
+    else this.#free -= n;
   }
 
   /** Gives back what take() returned. */

@@ -55,10 +55,12 @@ export interface FrameReaderOptions {
 /** Options for one {@link FrameReader.next} call. */
 export interface NextOptions {
   /**
-   * Called with the length of a body larger than the reader's own buffer,
-   * before any of it is read, e.g. to wait for room in a memory budget.
+   * For a body larger than the reader's own buffer: called with a number of
+   * bytes before they are taken from the stream, a chunk at a time as the
+   * body arrives (the calls add up to its length), e.g. to wait for room in a
+   * memory budget. A slow sender so holds only about what it has sent.
    */
-  reserve?: (length: number) => Promise<void> | void;
+  reserve?: (bytes: number) => Promise<void> | void;
 }
 
 /** The size of the reader's own buffer: bodies up to this size need no allocation. */
@@ -102,8 +104,6 @@ export class FrameReader {
     const length = ((b[s] << 24) | (b[s + 1] << 16) | (b[s + 2] << 8) | b[s + 3]) >>> 0;
     if (length > this.#max) throw new FrameTooLargeError(length, this.#max);
     this.#start += HEADER_BYTES;
-    // Large bodies stay in the socket until the caller has room for them.
-    if (length > this.#buf.length && options.reserve) await options.reserve(length);
     if (length <= this.#buf.length) {
       if (!(await this.#fill(length))) {
         throw new TruncatedFrameError(this.buffered, length);
@@ -112,7 +112,7 @@ export class FrameReader {
       this.#start += length;
       return body;
     }
-    return await this.#readLarge(length);
+    return await this.#readLarge(length, options.reserve);
   }
 
   /** Ensures `n` bytes are buffered; false when the stream ended first. */
@@ -131,14 +131,29 @@ export class FrameReader {
     return true;
   }
 
-  /** Reads a body larger than the shared buffer straight into its own buffer. */
-  async #readLarge(length: number): Promise<Uint8Array> {
+  /**
+   * Reads a body larger than the shared buffer straight into its own buffer
+   * (whose pages are only touched as bytes arrive). The rest of the body stays
+   * in the socket until `reserve` has room for the next chunk of it.
+   */
+  async #readLarge(
+    length: number,
+    reserve?: (bytes: number) => Promise<void> | void,
+  ): Promise<Uint8Array> {
     const body = new Uint8Array(length);
-    let have = this.#end - this.#start;
-    body.set(this.#buf.subarray(this.#start, this.#end));
+    let have = Math.min(this.#end - this.#start, length);
+    let reserved = 0;
+    if (reserve && have > 0) await reserve(have);
+    reserved = have;
+    body.set(this.#buf.subarray(this.#start, this.#start + have));
     this.#start = this.#end = 0;
     while (have < length) {
-      const got = await this.#source.read(body.subarray(have));
+      if (have === reserved) {
+        const n = Math.min(READ_CHUNK, length - reserved);
+        if (reserve) await reserve(n);
+        reserved += n;
+      }
+      const got = await this.#source.read(body.subarray(have, reserved));
       if (got === null) throw new TruncatedFrameError(have, length);
       have += got;
     }

@@ -53,8 +53,9 @@ export interface Method {
   params: ParamsSchema;
   /**
    * Bytes its response may hold in memory (strings and frame) for these
-   * params, reserved from the server's response budget before the handler
-   * runs. Only methods with large responses need it.
+   * params, reserved from the connection's and the server's response budgets
+   * before the handler runs. Methods whose responses can be large need it;
+   * every response counts with its real size once it is made.
    */
   // deno-lint-ignore no-explicit-any
   cost?(params: any): number;
@@ -87,11 +88,18 @@ export interface ServerLimits {
   requestTimeoutMs: number;
   /** A response the peer does not take within this closes the connection. */
   writeTimeoutMs: number;
-  /** Unsent response bytes per connection before reading pauses. */
+  /**
+   * Response bytes one connection may hold (being made or unsent) before its
+   * further requests wait: a peer that does not read stalls only itself.
+   */
   maxPendingBytes: number;
-  /** Bytes of large request bodies held at once, across all connections. */
+  /** Bytes of large request bodies held at once, across all connections (taken as they arrive). */
   requestBudget: number;
-  /** Bytes that large responses (methods with a cost) may hold at once, across all connections. */
+  /**
+   * Response bytes held at once across all connections. Every response counts;
+   * one larger than its connection's share waits for room, and peers that have
+   * stopped reading are cut off to make it.
+   */
   responseBudget: number;
   /** Largest request body. */
   maxFrame: number;
@@ -104,9 +112,9 @@ export const DEFAULT_LIMITS: ServerLimits = {
   idleTimeoutMs: 60_000,
   requestTimeoutMs: 30_000,
   writeTimeoutMs: 10_000,
-  maxPendingBytes: 4 * MAX_FRAME,
+  maxPendingBytes: 256 * 1024,
   requestBudget: 8 * MAX_FRAME,
-  responseBudget: 16 * MAX_FRAME,
+  responseBudget: 8 * MAX_FRAME,
   maxFrame: MAX_FRAME,
 };
 
@@ -121,6 +129,22 @@ const DRAIN_QUIET_MS = 50;
 
 /** A connection whose write has been stuck this long may be evicted for a newcomer. */
 const STALLED_MS = 1000;
+
+/**
+ * While responses wait for the server's budget, a connection that holds some
+ * of it, has more requests waiting, and whose write has been stuck this long
+ * is closed to make room.
+ */
+const RELIEF_STALL_MS = 50;
+
+/** How often the server looks for such connections while responses wait. */
+const RELIEF_EVERY_MS = 25;
+
+/**
+ * While request bodies wait for the server's budget, a connection holding
+ * some of it for a body that has been arriving this long is closed.
+ */
+const BODY_STALL_MS = 250;
 
 /** Options for {@link Server.listen}. */
 export interface ServerOptions {
@@ -141,7 +165,10 @@ export interface ServerOptions {
 /** Budget bytes one request holds until its response is written. */
 interface Held {
   request: number;
+  /** From the server's response budget. */
   response: number;
+  /** From its connection's response budget. */
+  conn: number;
 }
 
 interface ConnState {
@@ -154,6 +181,15 @@ interface ConnState {
   successes: number;
   lastActive: number;
   closed: boolean;
+  /** Aborted on close: withdraws the connection's waiting budget takes. */
+  aborted: AbortController;
+  /** Response bytes this connection may hold (see ServerLimits.maxPendingBytes). */
+  budget: ByteBudget;
+  /** Bytes it holds of the server's response budget. */
+  serverBytes: number;
+  /** Request budget held by the large body being read, and since when it arrives. */
+  bodyBytes: number;
+  bodySince: number;
   wake?: () => void;
   pending: Set<Promise<void>>;
 }
@@ -198,6 +234,7 @@ export class Server {
   #pool = new FramePool();
   #requestBudget: ByteBudget;
   #responseBudget: ByteBudget;
+  #relief?: ReturnType<typeof setTimeout>;
 
   private constructor(options: ServerOptions, listener: Deno.Listener) {
     this.service = options.service;
@@ -315,6 +352,48 @@ export class Server {
     return true;
   }
 
+  /** Runs #relieve every RELIEF_EVERY_MS while anything waits for the server's budgets. */
+  #startRelief(): void {
+    if (this.#relief !== undefined) return;
+    const tick = () => {
+      this.#relief = undefined;
+      const waiting = this.#responseBudget.waiting + this.#requestBudget.waiting;
+      if (waiting === 0 || this.#draining) return;
+      this.#relieve();
+      this.#relief = setTimeout(tick, RELIEF_EVERY_MS);
+      Deno.unrefTimer(this.#relief);
+    };
+    this.#relieve();
+    this.#relief = setTimeout(tick, RELIEF_EVERY_MS);
+    Deno.unrefTimer(this.#relief);
+  }
+
+  /**
+   * Makes room in the response budget while responses wait for it: closes
+   * the connections that hold some of it, have more requests waiting behind
+   * it, and whose peer has taken nothing for RELIEF_STALL_MS: peers that
+   * pipeline requests and do not read the answers (what they held is given
+   * back as their writes fail). While request bodies wait for theirs, it
+   * closes the connections that hold some of it for a body that has been
+   * arriving for longer than BODY_STALL_MS: senders too slow to share it.
+   */
+  #relieve(): void {
+    const now = performance.now();
+    const responses = this.#responseBudget.waiting > 0;
+    const requests = this.#requestBudget.waiting > 0;
+    for (const s of [...this.#conns.values()]) {
+      const since = s.writer.busySince;
+      if (
+        responses && s.serverBytes > 0 && s.budget.waiting > 0 && since > 0 &&
+        now - since > RELIEF_STALL_MS
+      ) {
+        this.#closeConn(s);
+      } else if (requests && s.bodyBytes > 0 && now - s.bodySince > BODY_STALL_MS) {
+        this.#closeConn(s);
+      }
+    }
+  }
+
   #refuse(conn: Deno.Conn): void {
     const err = new StrataError(
       "RESOURCE_EXHAUSTED",
@@ -331,6 +410,7 @@ export class Server {
     if (s.closed) return;
     s.closed = true;
     this.#conns.delete(s.id);
+    s.aborted.abort(new StrataError("UNAVAILABLE", "connection closed"));
     try {
       s.conn.close();
     } catch { /* already closed */ }
@@ -355,27 +435,46 @@ export class Server {
       successes: 0,
       lastActive: Date.now(),
       closed: false,
+      aborted: new AbortController(),
+      budget: new ByteBudget(this.#limits.maxPendingBytes),
+      serverBytes: 0,
+      bodyBytes: 0,
+      bodySince: 0,
       pending: new Set(),
     };
     this.#conns.set(s.id, s);
     const reader = new FrameReader(conn, { maxFrame: this.#limits.maxFrame });
     try {
       while (!s.closed) {
-        // Backpressure: stop reading while too much is in flight or unsent.
+        // Backpressure: stop reading while too much is in flight or unsent, or
+        // while a request already waits for room for its response (a peer that
+        // does not read gets no more of its requests parsed and checked).
         while (
           !s.closed &&
           (s.inFlight >= this.#limits.maxInFlight ||
-            writer.pendingBytes > this.#limits.maxPendingBytes)
+            writer.pendingBytes > this.#limits.maxPendingBytes ||
+            s.budget.waiting > 0)
         ) {
           await new Promise<void>((r) => (s.wake = r));
         }
         let body: Uint8Array | null;
-        const held: Held = { request: 0, response: 0 };
+        const held: Held = { request: 0, response: 0, conn: 0 };
         try {
           body = await reader.next({
-            reserve: async (n) => void (held.request = await this.#requestBudget.take(n)),
+            reserve: async (n) => {
+              if (s.bodyBytes === 0) s.bodySince = performance.now();
+              let taken = this.#requestBudget.take(n, s.aborted.signal);
+              if (typeof taken !== "number") {
+                this.#startRelief();
+                taken = await taken;
+              }
+              held.request += taken;
+              s.bodyBytes += taken;
+            },
           });
+          s.bodyBytes = 0;
         } catch (err) {
+          s.bodyBytes = 0;
           this.#requestBudget.give(held.request);
           if (err instanceof FrameTooLargeError) {
             // Refuse without reading the body, then hang up: the stream is
@@ -412,8 +511,25 @@ export class Server {
     } catch (err) {
       parseError = toStrataError(err);
     }
-    return this.#answer(req, parseError, s, held)
+    // Room for the response in its connection first, before any work is done
+    // on the request: while the peer is not reading, its requests wait here
+    // (and the read loop pauses), so it stalls only itself.
+    const room = s.budget.take(req ? this.#costOf(req) : 0, s.aborted.signal);
+    const answered = typeof room === "number"
+      ? (held.conn = room, this.#answer(req, parseError, s, held))
+      : room.then((n) => {
+        held.conn = n;
+        if (s.closed) throw new StrataError("UNAVAILABLE", "connection closed");
+        return this.#answer(req, parseError, s, held);
+      });
+    return answered
       .then(({ frame, refusal }) => {
+        // The response counts with its real size until it is written.
+        s.budget.charge(frame.length - held.conn);
+        held.conn = frame.length;
+        this.#responseBudget.charge(frame.length - held.response);
+        s.serverBytes += frame.length - held.response;
+        held.response = frame.length;
         // A client that mostly sends garbage or bad credentials is cut off
         // instead of being answered for ever.
         if (refusal === "INVALID_ARGUMENT" || refusal === "UNAUTHENTICATED") s.refusals++;
@@ -427,6 +543,8 @@ export class Server {
       .finally(() => {
         this.#requestBudget.give(held.request);
         this.#responseBudget.give(held.response);
+        s.serverBytes -= held.response;
+        s.budget.give(held.conn);
         s.inFlight--;
         this.#inFlight--;
         s.lastActive = Date.now();
@@ -434,6 +552,17 @@ export class Server {
         s.wake = undefined;
         wake?.();
       });
+  }
+
+  /** What a request's response may cost (0 when its method or params are unknown or bad). */
+  #costOf(req: Request): number {
+    const method = this.#methods.get(req.method);
+    if (!method?.cost) return 0;
+    try {
+      return method.cost(validateParams(method.params, req.params));
+    } catch {
+      return 0;
+    }
   }
 
   /** The response frame of one request, and the error name when it is a refusal. */
@@ -461,7 +590,11 @@ export class Server {
           ],
           { pool: this.#pool },
         );
-        return { frame };
+        // The pooled buffer is 1 MiB whatever the frame's size: a frame that
+        // may wait for a slow peer keeps only its own bytes (what it is counted as).
+        const exact = frame.slice();
+        this.#pool.give(frame);
+        return { frame: exact };
       }
       return { frame: encodeFrame(okResponse(req.req_id, result ?? {})) };
     } catch (err) {
@@ -510,11 +643,19 @@ export class Server {
       }
     }
     const params = validateParams(method.params, req.params);
-    // Room for a large response before it is made (given back once written).
+    // Room for the response in the server's budget (its connection's was
+    // taken in #dispatch; both are given back once it is written). A method
+    // without a cost makes only small answers: they count once made.
     const cost = method.cost?.(params) ?? 0;
     if (cost > 0) {
-      const taken = this.#responseBudget.take(cost);
-      held.response = typeof taken === "number" ? taken : await taken;
+      let taken = this.#responseBudget.take(cost, s.aborted.signal);
+      if (typeof taken !== "number") {
+        this.#startRelief();
+        taken = await taken;
+      }
+      held.response = taken;
+      s.serverBytes += taken;
+      if (s.closed) throw new StrataError("UNAVAILABLE", "connection closed");
     }
     const out = method.handler(params, { cap, reqId: req.req_id, connId: s.id });
     if (!(out instanceof Promise)) return out;
@@ -569,6 +710,7 @@ export class Server {
   close(): void {
     this.#draining = true;
     clearInterval(this.#sweep);
+    clearTimeout(this.#relief);
     try {
       this.#listener.close();
     } catch { /* already closed */ }

@@ -40,8 +40,12 @@ export const SUPERVISOR = { capId: SUPERVISOR_OWNER } as const;
 /** Names only the supervisor may register: the services it runs, and itself. */
 export const RESERVED = ["supervisor", "registry", "identity", "fs"];
 
-/** Limits of the table. */
-export const REGISTRY_LIMITS = { entries: 256, perOwner: 16 };
+/**
+ * Limits of the table: entries per capability, per delegation tree (an entry
+ * counts against every ancestor of its owner below the operator token), and
+ * in all, of which the last `operatorReserve` only root tokens may take.
+ */
+export const REGISTRY_LIMITS = { entries: 256, perOwner: 16, perTree: 64, operatorReserve: 32 };
 
 const SERVICE = {
   type: "string",
@@ -98,7 +102,11 @@ export class Registry {
       );
     }
     if (!old && !sup) {
-      if (this.#rows.size >= REGISTRY_LIMITS.entries) {
+      const tree = (owner as Capability).lineage.slice(1);
+      const room = tree.length > 0
+        ? REGISTRY_LIMITS.entries - REGISTRY_LIMITS.operatorReserve
+        : REGISTRY_LIMITS.entries;
+      if (this.#rows.size >= room) {
         throw new StrataError("RESOURCE_EXHAUSTED", "the registry is full; deregister something");
       }
       const mine = [...this.#rows.values()].filter((r) => r.owner === owner.capId).length;
@@ -107,6 +115,16 @@ export class Registry {
           "RESOURCE_EXHAUSTED",
           `this capability already registered ${mine} services, the most one may`,
         );
+      }
+      for (const id of tree) {
+        const used = [...this.#rows.values()].filter((r) => r.lineage.includes(id)).length;
+        if (used >= REGISTRY_LIMITS.perTree) {
+          throw new StrataError(
+            "RESOURCE_EXHAUSTED",
+            `the delegation tree of capability ${id} already registered ${used} services, ` +
+              "the most one may; deregister some",
+          );
+        }
       }
     }
     const row: Row = {

@@ -230,3 +230,33 @@ Deno.test("HandleTable.closeAll: closes every handle", async () => {
     assert.deepEqual(fds.map(isOpen), [false, false, false]);
   });
 });
+
+Deno.test("HandleTable: a delegation tree shares one limit, below the root token", async () => {
+  await withFiles((open) => {
+    // given a tenant T delegated from the operator O, and T's two children
+    const table = new HandleTable({ perCapability: 2, perTree: 3 });
+    const o = makeCap();
+    const t = makeCap({ chain: [o.capId], parent: o.capId });
+    const under = [o.capId, t.capId];
+    const c1 = makeCap({ chain: under, parent: t.capId });
+    const c2 = makeCap({ chain: under, parent: t.capId });
+    const first = table.add(c1, open(), "/1");
+    table.add(c1, open(), "/2");
+    table.add(c2, open(), "/3");
+    // when a child opens a fourth handle in the tree
+    const fd = open();
+    throwsStrata(
+      () => table.add(c2, fd, "/4"),
+      "RESOURCE_EXHAUSTED",
+      new RegExp(`delegation tree of capability ${t.capId} already has 3 open handles`),
+    );
+    assert.ok(!isOpen(fd));
+    // then another tenant of the same operator, and the operator itself, still open
+    table.add(makeCap({ chain: [o.capId], parent: o.capId }), open(), "/5");
+    table.add(o, open(), "/6");
+    // and closing a handle of the tree frees its slot
+    table.close(first, c1);
+    table.add(c2, open(), "/7");
+    table.closeAll();
+  });
+});

@@ -483,3 +483,41 @@ Deno.test("FrameWriter: a write the peer does not take within timeoutMs fails, a
   assert.equal(sink.waiting, 1);
   sink.release();
 });
+
+Deno.test("FrameReader.next: a large body is reserved a chunk at a time as it arrives", async () => {
+  // given a 100 KiB body that arrives 1,000 bytes per read
+  const body = new Uint8Array(100 * 1024).fill(0x61);
+  const source = new FakeSource([frameOf(body)], 1000);
+  const reader = new FrameReader(source);
+  const calls: { n: number; delivered: number }[] = [];
+  // when it is read with a reserve callback
+  const got = await reader.next({
+    reserve: (n) => void calls.push({ n, delivered: source.delivered }),
+  });
+  // then the body is whole, and the reservations add up to its length
+  assert.equal(got!.length, body.length);
+  assert.equal(calls.reduce((a, c) => a + c.n, 0), body.length);
+  // and each reservation is for at most 16 KiB, made only once the bytes
+  // reserved before it had arrived (a slow sender holds about what it sent)
+  let reserved = 0;
+  for (const c of calls) {
+    assert(c.n <= 16 * 1024, `reserved ${c.n} at once`);
+    assert(reserved <= c.delivered, `reserved ${reserved} before ${c.delivered} bytes arrived`);
+    reserved += c.n;
+  }
+});
+
+Deno.test("FrameReader.next: no more of a large body is read until its reservation resolves", async () => {
+  // given a 64 KiB body whose second reservation never resolves
+  const source = new FakeSource([frameOf(new Uint8Array(64 * 1024))]);
+  const reader = new FrameReader(source);
+  let calls = 0;
+  const reading = reader.next({
+    reserve: () => (++calls === 1 ? undefined : new Promise<void>(() => {})),
+  });
+  reading.catch(() => {});
+  await new Promise((r) => setTimeout(r, 20));
+  // then the reader has taken from the source only what the first reservation covers
+  assert.equal(calls, 2);
+  assert(source.delivered <= HEADER_BYTES + 16 * 1024, `read ${source.delivered} bytes`);
+});

@@ -310,3 +310,44 @@ Deno.test("Server.listen: a socket another live server answers on is CONFLICT; c
     assert.throws(() => Deno.statSync(path), Deno.errors.NotFound);
   });
 });
+
+Deno.test("Server: a peer that pipelines and never reads stalls only itself", async () => {
+  await withTempDir((dir) => {
+    // given a method whose answers are 100 KB, and a connection budget of 256 KiB
+    let made = 0;
+    const big: Method = {
+      name: "t.big",
+      access: "public",
+      params: {},
+      cost: () => 100_000,
+      handler: () => {
+        made++;
+        return { blob: "x".repeat(100_000) };
+      },
+    };
+    return withServer(dir, { methods: [ECHO, big] }, async (_server, path) => {
+      // when one peer sends 200 requests and reads nothing
+      const frame = frameText('{"v":1,"req_id":"b","method":"t.big"}');
+      const all = new Uint8Array(frame.length * 200);
+      for (let i = 0; i < 200; i++) all.set(frame, i * frame.length);
+      const idle = await Deno.connect({ transport: "unix", path });
+      try {
+        await idle.write(all);
+        await new Promise((r) => setTimeout(r, 300));
+        // then only about what its socket and its budget hold was made for it
+        assert(made <= 8, `${made} answers of 100 KB made for a peer that reads nothing`);
+        // and another client is answered at once
+        const client = await Client.connect(path);
+        try {
+          const t0 = performance.now();
+          assert.equal((await client.call<{ text: string }>("t.echo", { text: "hi" })).text, "hi");
+          assert(performance.now() - t0 < 500);
+        } finally {
+          await client.close();
+        }
+      } finally {
+        idle.close();
+      }
+    });
+  });
+});

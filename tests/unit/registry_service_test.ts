@@ -237,3 +237,40 @@ Deno.test("Registry: an entry goes when its owner's token expires or is revoked"
     Date.now = later;
   }
 });
+
+Deno.test("Registry: a delegation tree shares one limit and leaves room for root tokens", () => {
+  const r = new Registry();
+  const root = makeCap();
+  const tenant = makeCap({ parent: root.capId, chain: [root.capId] });
+  const child = () => makeCap({ parent: tenant.capId, chain: [root.capId, tenant.capId] });
+  // given a tenant whose children have registered the tree's whole share
+  let n = 0;
+  for (let c = 0; c < REGISTRY_LIMITS.perTree / REGISTRY_LIMITS.perOwner; c++) {
+    const owner = child();
+    for (let i = 0; i < REGISTRY_LIMITS.perOwner; i++) {
+      r.register({ service: `t-${n++}`, endpoint: "unix:///run/t.sock", api_v: 1 }, owner);
+    }
+  }
+  // then a fresh child of the tenant is refused, naming the tree
+  throwsStrata(
+    () => r.register({ service: "t-more", endpoint: "unix:///run/t.sock", api_v: 1 }, child()),
+    "RESOURCE_EXHAUSTED",
+    new RegExp(`delegation tree of capability ${tenant.capId} already registered 64`),
+  );
+  // while other tenants fill the rest but the root's reserve
+  const room = REGISTRY_LIMITS.entries - REGISTRY_LIMITS.operatorReserve;
+  while (n < room) {
+    const other = makeCap({ parent: root.capId, chain: [root.capId] });
+    for (let i = 0; i < REGISTRY_LIMITS.perOwner && n < room; i++) {
+      r.register({ service: `o-${n++}`, endpoint: "unix:///run/o.sock", api_v: 1 }, other);
+    }
+  }
+  const late = makeCap({ parent: root.capId, chain: [root.capId] });
+  throwsStrata(
+    () => r.register({ service: "late", endpoint: "unix:///run/l.sock", api_v: 1 }, late),
+    "RESOURCE_EXHAUSTED",
+    /registry is full/,
+  );
+  // and the root token still registers
+  r.register({ service: "ops", endpoint: "unix:///run/ops.sock", api_v: 1 }, root);
+});
