@@ -8,6 +8,8 @@ import assert from "node:assert/strict";
 import { generateSigningKey } from "../../src/token/keys.ts";
 import { signV4Public } from "../../src/token/paseto.ts";
 import { rfc3339 } from "../../src/token/claims.ts";
+import { Client } from "../../src/ipc/client.ts";
+import { socketPath } from "../../src/runtime/config.ts";
 import { issue, startNode } from "../helpers.ts";
 import {
   claimsOf,
@@ -32,7 +34,16 @@ Deno.test("token attacks at fs.list are refused", async (t) => {
       rights: ["fs.list"],
       path_prefix: `${root}/data`,
     });
-    const list = (token?: string) => node.request("fs", "fs.list", { path: `${root}/data` }, token);
+    // Each attempt on a connection of its own: fs closes a connection that has
+    // sent 32 refusals and fewer successes, and this test sends far more.
+    const list = async (token?: string) => {
+      const c = await Client.connect(socketPath(node.layout, "fs"));
+      try {
+        return await c.request("fs.list", { path: `${root}/data` }, { token });
+      } finally {
+        await c.close();
+      }
+    };
 
     await t.step("baseline: the genuine token lists the folder", async () => {
       const r = expectOk<{ entries: { name: string }[] }>(await list(good.token));
