@@ -9,7 +9,7 @@
 import { Client } from "../ipc/client.ts";
 import { StrataError } from "../ipc/errors.ts";
 import type { Layout } from "../runtime/config.ts";
-import { chooseToken, endpointFor, envVar, unreachableAdvice } from "./connect.ts";
+import { chooseToken, endpointFor, envToken, unreachableAdvice } from "./connect.ts";
 import { CtlError, EXIT, refusal } from "./errors.ts";
 
 /** Options for a {@link Session}. */
@@ -52,7 +52,7 @@ export class Session {
   /** Where {@link token} comes from, for `token inspect`. */
   tokenSource(): TokenSource {
     if (this.#explicit !== undefined) return "-token";
-    if (envVar("STRATA_TOKEN") !== undefined) return "STRATA_TOKEN";
+    if (envToken() !== undefined) return "STRATA_TOKEN";
     return this.token() !== undefined ? "operator token" : "none";
   }
 
