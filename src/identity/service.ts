@@ -129,12 +129,20 @@ export class IdentityService {
    */
   async publishRevocations(): Promise<void> {
     const rt = runtimeFiles(this.#d.layout);
-    const entries = this.#d.revocations.set.entries();
-    // At least one line: an empty list, signed, says "nothing is revoked".
     const lines: string[] = [];
-    for (let i = 0; i === 0 || i < entries.length; i += LIST_CHUNK) {
-      const chunk = entries.slice(i, i + LIST_CHUNK);
-      lines.push(await signRevocationList(this.#d.ring.active, this.#issuer, chunk) + "\n");
+    const signed = new Set<string>();
+    // A batch that becomes durable while this signs may append its line to
+    // the file being replaced: sign until nothing is left over, then write
+    // (synchronously after the last look at the set).
+    while (true) {
+      const entries = this.#d.revocations.set.entries().filter((e) => !signed.has(e.cap_id));
+      if (entries.length === 0 && lines.length > 0) break;
+      // At least one line: an empty list, signed, says "nothing is revoked".
+      for (let i = 0; i === 0 || i < entries.length; i += LIST_CHUNK) {
+        const chunk = entries.slice(i, i + LIST_CHUNK);
+        lines.push(await signRevocationList(this.#d.ring.active, this.#issuer, chunk) + "\n");
+      }
+      for (const e of entries) signed.add(e.cap_id);
     }
     writeFileAtomic(rt.revocations, lines.join(""), {
       tmpPath: rt.revocationsTmp,

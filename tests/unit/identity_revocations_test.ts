@@ -206,3 +206,26 @@ Deno.test({
     });
   },
 });
+
+Deno.test("RevocationLog.appendAll: a batch is recorded at once, skipping ids already revoked or repeated", async () => {
+  await withTempDir(async (dir) => {
+    // given a log that knows a
+    const files = filesIn(dir);
+    const [a, b, c] = [newCapId(), newCapId(), newCapId()];
+    await withLog(files, async (log) => {
+      await log.append({ cap_id: a, exp: SOON });
+      // when a batch names a again, b twice and c
+      const fresh = await log.appendAll([
+        { entry: { cap_id: a, exp: SOON } },
+        { entry: { cap_id: b, exp: SOON }, by: "x" },
+        { entry: { cap_id: b, exp: SOON }, by: "x" },
+        { entry: { cap_id: c, exp: SOON }, by: "x" },
+      ]);
+      // then b and c are recorded, once each, and counted for their revoker
+      assert.deepEqual(fresh.map((e) => e.cap_id), [b, c]);
+      assert.equal(log.countBy("x"), 2);
+    });
+    assert.deepEqual(lines(files).map((l) => (l as { cap_id: string }).cap_id), [a, b, c]);
+    await withLog(files, (log) => assert.equal(log.set.size, 3));
+  });
+});
