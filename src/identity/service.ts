@@ -105,8 +105,8 @@ export class IdentityService {
   #flushing = false;
   /** cap_id → settles when its revocation is durable and pushed (queued or in a batch). */
   #inFlight = new Map<string, Promise<Spread>>();
-  /** One persistent connection per push target. */
-  #pushClients = new Map<ServiceName, Client>();
+  /** One persistent connection per push target (while it connects, the promise of it). */
+  #pushClients = new Map<ServiceName, Promise<Client>>();
 
   constructor(deps: IdentityDeps) {
     this.#d = deps;
@@ -189,22 +189,26 @@ export class IdentityService {
    */
   async #pushTo(svc: ServiceName, signed: string): Promise<void> {
     for (let attempt = 0;; attempt++) {
-      let client = this.#pushClients.get(svc);
-      const fresh = !client || client.closed;
-      if (!client || client.closed) {
-        client = await Client.connect(socketPath(this.#d.layout, svc), {
+      let connecting = this.#pushClients.get(svc);
+      const reused = connecting !== undefined;
+      if (!connecting) {
+        // Shared by concurrent pushes, so one connection per service is opened.
+        connecting = Client.connect(socketPath(this.#d.layout, svc), {
           timeoutMs: PUSH_TIMEOUT_MS,
           connectTimeoutMs: PUSH_TIMEOUT_MS,
         });
-        this.#pushClients.set(svc, client);
+        this.#pushClients.set(svc, connecting);
       }
+      let client: Client | undefined;
       try {
+        client = await connecting;
+        if (client.closed) throw new StrataError("UNAVAILABLE", `${svc}: connection closed`);
         await client.call(`${svc}.sync`, { signed });
         return;
       } catch (err) {
-        await client.close().catch(() => {});
-        if (this.#pushClients.get(svc) === client) this.#pushClients.delete(svc);
-        if (fresh || attempt > 0) throw err;
+        if (this.#pushClients.get(svc) === connecting) this.#pushClients.delete(svc);
+        await client?.close().catch(() => {});
+        if (!reused || attempt > 0) throw err;
       }
     }
   }
@@ -213,7 +217,7 @@ export class IdentityService {
   async close(): Promise<void> {
     const clients = [...this.#pushClients.values()];
     this.#pushClients.clear();
-    await Promise.all(clients.map((c) => c.close().catch(() => {})));
+    await Promise.all(clients.map((c) => c.then((c) => c.close()).catch(() => {})));
   }
 
   async #mint(
@@ -523,30 +527,31 @@ export class IdentityService {
       await new Promise<void>((resolve) => setImmediate(resolve));
       while (this.#queue.length > 0) {
         const batch = this.#queue.splice(0);
-        let entries: RevokedEntry[];
         try {
-          entries = await this.#d.revocations.appendAll(batch);
+          await this.#d.revocations.appendAll(batch);
         } catch (err) {
           for (const q of batch) q.reject(err);
           continue;
         }
-        void this.#spread(batch, entries);
+        void this.#spread(batch);
       }
     } finally {
       this.#flushing = false;
     }
   }
 
-  /** Signs a durable batch, appends it to the list file, pushes it, and answers its callers. */
-  async #spread(batch: Queued[], entries: RevokedEntry[]): Promise<void> {
+  /**
+   * Signs a durable batch, appends it to the list file, pushes it, and
+   * answers its callers. Every entry is sent, also one the log already had
+   * (a retry after a batch that failed past its fsync).
+   */
+  async #spread(batch: Queued[]): Promise<void> {
     try {
-      let spread: Spread = { propagated: [...PUSH_TARGETS], unreachable: [] };
-      if (entries.length > 0) {
-        // The list file first (for services that start meanwhile), then the push.
-        const signed = await signRevocationList(this.#d.ring.active, this.#issuer, entries);
-        this.#appendRevocation(signed);
-        spread = await this.#pushSigned(signed);
-      }
+      const entries = batch.map((q) => q.entry);
+      // The list file first (for services that start meanwhile), then the push.
+      const signed = await signRevocationList(this.#d.ring.active, this.#issuer, entries);
+      this.#appendRevocation(signed);
+      const spread = await this.#pushSigned(signed);
       for (const q of batch) q.resolve(spread);
     } catch (err) {
       for (const q of batch) q.reject(err);
