@@ -42,8 +42,8 @@ interface StoredRing {
   cap_ids?: { key: string; legacy_until?: string };
 }
 
-/** The first 6 bytes of every sealed cap_id: a random id opens to them with chance 2^-48. */
-const CAP_ID_TAG = new TextEncoder().encode("strata");
+/** The first 4 bytes of every sealed cap_id: a random id opens to them with chance 2^-32. */
+const CAP_ID_TAG = new TextEncoder().encode("stra");
 
 interface RingKey {
   signing: SigningKey;
@@ -193,33 +193,35 @@ export class KeyRing implements KeyLookup {
   }
 
   /**
-   * A fresh cap_id for a token expiring at `expMs`: the tag, the expiry and
-   * 48 random bits, sealed with AES-128 under the ring's cap_id key. Identity
-   * thus knows every id it handed out (and until when) without writing a
-   * record per token.
+   * A fresh cap_id for a token expiring at `expMs`: the tag, the expiry, a
+   * flags byte (1: a root capability) and 56 random bits, sealed with AES-128
+   * under the ring's cap_id key. Identity thus knows every id it handed out
+   * (until when, and whether it is a root) without writing a record per token.
    */
-  newCapId(expMs: number): string {
+  newCapId(expMs: number, options: { root?: boolean } = {}): string {
     const block = new Uint8Array(16);
     block.set(CAP_ID_TAG, 0);
-    new DataView(block.buffer).setUint32(6, Math.floor(expMs / 1000));
-    crypto.getRandomValues(block.subarray(10));
+    new DataView(block.buffer).setUint32(4, Math.floor(expMs / 1000));
+    block[8] = options.root ? 1 : 0;
+    crypto.getRandomValues(block.subarray(9));
     const c = createCipheriv("aes-128-ecb", this.#capIdKey, null).setAutoPadding(false);
     return new Uint8Array([...c.update(block), ...c.final()]).toHex();
   }
 
   /**
-   * When the token with this cap_id expires (epoch ms), if this node issued
-   * it; undefined for an id it never issued. An unsealed id from before the
-   * cap_id key existed is answered with the latest expiry any such token can have.
+   * What identity sealed in a cap_id: when its token expires (epoch ms) and
+   * whether it is a root capability; undefined for an id it never issued. An
+   * unsealed id from before the cap_id key existed is answered with the
+   * latest expiry any such token can have (and root unknown: false).
    */
-  issuedExpiry(capId: string, now: number = Date.now()): number | undefined {
+  openCapId(capId: string, now: number = Date.now()): { expMs: number; root: boolean } | undefined {
     if (!/^[0-9a-f]{32}$/.test(capId)) return undefined;
     const d = createDecipheriv("aes-128-ecb", this.#capIdKey, null).setAutoPadding(false);
     const block = new Uint8Array([...d.update(Uint8Array.fromHex(capId)), ...d.final()]);
     if (CAP_ID_TAG.every((b, i) => block[i] === b)) {
-      return new DataView(block.buffer).getUint32(6) * 1000;
+      return { expMs: new DataView(block.buffer).getUint32(4) * 1000, root: block[8] === 1 };
     }
-    return this.#legacyUntilMs > now ? this.#legacyUntilMs : undefined;
+    return this.#legacyUntilMs > now ? { expMs: this.#legacyUntilMs, root: false } : undefined;
   }
 
   /**

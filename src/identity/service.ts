@@ -224,7 +224,9 @@ export class IdentityService {
     body: Omit<Claims, "jti" | "iss" | "aud" | "iat" | "nbf" | "exp">,
     expMs: number,
     now: number,
-    jti: string = this.#d.ring.newCapId(expMs),
+    jti: string = this.#d.ring.newCapId(expMs, {
+      root: body.service === ANY_SERVICE && body.parent === undefined,
+    }),
   ): Promise<Issued> {
     const claims: Claims = {
       jti,
@@ -414,15 +416,16 @@ export class IdentityService {
       const root = cap.claims.service === ANY_SERVICE && cap.claims.parent === undefined;
       target = { capId: cap.capId, lineage: cap.lineage, expMs: cap.expMs, root };
     } else if (p.cap_id !== undefined) {
-      const expMs = this.#d.ring.issuedExpiry(p.cap_id, now);
-      if (expMs === undefined) {
+      const sealed = this.#d.ring.openCapId(p.cap_id, now);
+      if (sealed === undefined) {
         throw notFound(
           `params.cap_id: ${p.cap_id} was never issued by this node's identity, so nothing ` +
             "was revoked; check the id (strata-ctl token inspect shows a token's cap_id)",
           { reason: "never_issued" },
         );
       }
-      target = { capId: p.cap_id, expMs, root: p.cap_id === this.#operatorCap };
+      const root = sealed.root || p.cap_id === this.#operatorCap;
+      target = { capId: p.cap_id, expMs: sealed.expMs, root };
     } else {
       throw invalidArgument("params: give cap_id, or the token to revoke");
     }

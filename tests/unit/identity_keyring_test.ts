@@ -203,12 +203,17 @@ Deno.test("KeyRing cap_ids: identity knows the ids it sealed and their expiry, a
     assert.match(id, /^[0-9a-f]{32}$/);
     assert.notEqual(ring.newCapId(exp), id, "two ids for the same expiry differ");
     // then it opens to the expiry in whole seconds (the token's exp claim), also after a restart
-    assert.equal(ring.issuedExpiry(id, T0), T0 + HOUR);
-    assert.equal((await KeyRing.open(files, T0)).issuedExpiry(id, T0), T0 + HOUR);
+    assert.deepEqual(ring.openCapId(id, T0), { expMs: T0 + HOUR, root: false });
+    assert.deepEqual((await KeyRing.open(files, T0)).openCapId(id, T0), {
+      expMs: T0 + HOUR,
+      root: false,
+    });
+    // and a root capability's id says so
+    assert.equal(ring.openCapId(ring.newCapId(exp, { root: true }), T0)?.root, true);
     // and an id it never made, or one with a digit changed, is unknown
     const typo = id.slice(0, 31) + (id[31] === "0" ? "1" : "0");
     for (const other of [typo, "0".repeat(32), crypto.randomUUID().replaceAll("-", "")]) {
-      assert.equal(ring.issuedExpiry(other, T0), undefined, other);
+      assert.equal(ring.openCapId(other, T0), undefined, other);
     }
   });
 });
@@ -226,9 +231,9 @@ Deno.test("KeyRing cap_ids: a ring from before sealed ids accepts any id until i
     const upgraded = await KeyRing.open(files, T0);
     // then an unsealed (old, random) id may be live until then, and no longer
     const old = crypto.randomUUID().replaceAll("-", "");
-    assert.equal(upgraded.issuedExpiry(old, T0), T0 + 2 * HOUR);
-    assert.equal(upgraded.issuedExpiry(old, T0 + 2 * HOUR + 1), undefined);
+    assert.equal(upgraded.openCapId(old, T0)?.expMs, T0 + 2 * HOUR);
+    assert.equal(upgraded.openCapId(old, T0 + 2 * HOUR + 1), undefined);
     // and the window is stored, so a restart keeps it
-    assert.equal((await KeyRing.open(files, T0)).issuedExpiry(old, T0), T0 + 2 * HOUR);
+    assert.equal((await KeyRing.open(files, T0)).openCapId(old, T0)?.expMs, T0 + 2 * HOUR);
   });
 });
