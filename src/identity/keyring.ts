@@ -9,7 +9,7 @@
  * @module
  */
 
-import { createCipheriv, createDecipheriv } from "node:crypto";
+import { type Cipheriv, createCipheriv, createDecipheriv, type Decipheriv } from "node:crypto";
 import { writeFileAtomic } from "../runtime/files.ts";
 import { parseRfc3339, rfc3339 } from "../token/claims.ts";
 import type { KeyLookup, KeySetDocument } from "../token/key_set.ts";
@@ -65,6 +65,8 @@ export class KeyRing implements KeyLookup {
   #keys = new Map<string, RingKey>();
   #active!: RingKey;
   #capIdKey!: Uint8Array;
+  /** AES-128-ECB without padding, one block per update: kept, not made per id. */
+  #seal?: { cipher: Cipheriv; decipher: Decipheriv };
   /** Ids not sealed (made before the cap_id key existed) may be live until then. */
   #legacyUntilMs = 0;
 
@@ -204,8 +206,15 @@ export class KeyRing implements KeyLookup {
     new DataView(block.buffer).setUint32(4, Math.floor(expMs / 1000));
     block[8] = options.root ? 1 : 0;
     crypto.getRandomValues(block.subarray(9));
-    const c = createCipheriv("aes-128-ecb", this.#capIdKey, null).setAutoPadding(false);
-    return new Uint8Array([...c.update(block), ...c.final()]).toHex();
+    return new Uint8Array(this.#sealer().cipher.update(block)).toHex();
+  }
+
+  #sealer(): { cipher: Cipheriv; decipher: Decipheriv } {
+    this.#seal ??= {
+      cipher: createCipheriv("aes-128-ecb", this.#capIdKey, null).setAutoPadding(false),
+      decipher: createDecipheriv("aes-128-ecb", this.#capIdKey, null).setAutoPadding(false),
+    };
+    return this.#seal;
   }
 
   /**
@@ -216,8 +225,7 @@ export class KeyRing implements KeyLookup {
    */
   openCapId(capId: string, now: number = Date.now()): { expMs: number; root: boolean } | undefined {
     if (!/^[0-9a-f]{32}$/.test(capId)) return undefined;
-    const d = createDecipheriv("aes-128-ecb", this.#capIdKey, null).setAutoPadding(false);
-    const block = new Uint8Array([...d.update(Uint8Array.fromHex(capId)), ...d.final()]);
+    const block = new Uint8Array(this.#sealer().decipher.update(Uint8Array.fromHex(capId)));
     if (CAP_ID_TAG.every((b, i) => block[i] === b)) {
       return { expMs: new DataView(block.buffer).getUint32(4) * 1000, root: block[8] === 1 };
     }
