@@ -304,17 +304,25 @@ const TOKEN: Group = {
       name: "revoke",
       summary: "revoke a capability and everything delegated from it",
       args: [{ name: "CAP_ID|TOKEN" }],
-      options: [],
+      options: [{
+        name: "force",
+        short: "f",
+        summary: "allow revoking the root operator capability (and with it every token)",
+      }],
       description: [
         "Give the cap_id, or the token itself (a delegated revoker must give the token).",
-        "Every reachable service refuses it when this returns.",
+        "Every reachable service refuses it when this returns. An id this node never",
+        "issued, or a token that has expired, is NOT_FOUND. The operator token is",
+        "revoked only with --force: every token of the node goes with it.",
       ],
       examples: [
         "strata-ctl token revoke 3f9a0c1e5b7d4f2a8c6e0b1d3f5a7c9e",
         'strata-ctl token revoke "$TOKEN"',
       ],
       async run(ctx, input) {
-        const r = await ctx.session.call<Revoked>("identity.revoke", revokeParams(input.args[0]));
+        const params = revokeParams(input.args[0]);
+        if (input.options.force === true) params.confirm_root = true;
+        const r = await ctx.session.call<Revoked>("identity.revoke", params);
         return { data: r, text: renderRevoked(r, { style: ctx.style }) };
       },
     },

@@ -2,7 +2,8 @@
  * How strata-ctl reaches a service and which token it presents: endpoints
  * come from the registry, falling back to the socket convention when the
  * registry is down; the token is -token, else STRATA_TOKEN, else the
- * operator token when the caller may read it.
+ * operator token when the caller may read it (only when no token was given
+ * at all: an empty -token or STRATA_TOKEN is a usage error, never "all rights").
  * @module
  */
 
@@ -16,6 +17,7 @@ import {
   socketPath,
   stateFiles,
 } from "../runtime/config.ts";
+import { usage } from "./errors.ts";
 
 /** Services with a conventional socket. */
 const KNOWN: readonly string[] = ["supervisor", "registry", "identity", "fs"];
@@ -41,9 +43,39 @@ export function operatorToken(layout: Layout): string | undefined {
   }
 }
 
-/** The token to send: explicit, else STRATA_TOKEN, else the operator token. */
+/** STRATA_TOKEN as set, "" included (undefined when unset or unreadable). */
+export function envToken(): string | undefined {
+  try {
+    return Deno.env.get("STRATA_TOKEN");
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The token to send: explicit, else STRATA_TOKEN, else the operator token.
+ * A given but empty token throws a usage error (exit 2).
+ */
 export function chooseToken(layout: Layout, explicit?: string): string | undefined {
-  return explicit ?? envVar("STRATA_TOKEN") ?? operatorToken(layout);
+  if (explicit !== undefined) {
+    if (explicit.trim() === "") {
+      throw usage(
+        "-token is empty; give a token, or leave -token out to use STRATA_TOKEN or the operator token",
+      );
+    }
+    return explicit;
+  }
+  const env = envToken();
+  if (env !== undefined) {
+    if (env.trim() === "") {
+      throw usage(
+        "STRATA_TOKEN is set but empty; set it to a token, or unset it (unset STRATA_TOKEN) " +
+          "to use the operator token",
+      );
+    }
+    return env;
+  }
+  return operatorToken(layout);
 }
 
 /** The socket path of a service: via the registry, else by convention. */

@@ -13,7 +13,7 @@ import {
   type AdviceOptions,
   chooseToken,
   endpointFor,
-  envVar,
+  envToken,
   unreachableAdvice,
 } from "./connect.ts";
 import { CtlError, EXIT, refusal } from "./errors.ts";
@@ -62,7 +62,7 @@ export class Session {
   /** Where {@link token} comes from, for `token inspect`. */
   tokenSource(): TokenSource {
     if (this.#explicit !== undefined) return "-token";
-    if (envVar("STRATA_TOKEN") !== undefined) return "STRATA_TOKEN";
+    if (envToken() !== undefined) return "STRATA_TOKEN";
     return this.token() !== undefined ? "operator token" : "none";
   }
 

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { type Cipheriv, createCipheriv, createDecipheriv, type Decipheriv } from "node:crypto";
 import { writeFileAtomic } from "../runtime/files.ts";
 import { parseRfc3339, rfc3339 } from "../token/claims.ts";
 import type { KeyLookup, KeySetDocument } from "../token/key_set.ts";
@@ -37,7 +38,12 @@ interface StoredRing {
   v: 1;
   active: string;
   keys: StoredKey[];
+  /** The AES-128 key cap_ids are sealed with (hex), and until when ids from before it existed may be live. */
+  cap_ids?: { key: string; legacy_until?: string };
 }
+
+/** The first 4 bytes of every sealed cap_id: a random id opens to them with chance 2^-32. */
+const CAP_ID_TAG = new TextEncoder().encode("stra");
 
 interface RingKey {
   signing: SigningKey;
@@ -58,6 +64,11 @@ export class KeyRing implements KeyLookup {
   #files: KeyRingFiles;
   #keys = new Map<string, RingKey>();
   #active!: RingKey;
+  #capIdKey!: Uint8Array;
+  /** AES-128-ECB without padding, one block per update: kept, not made per id. */
+  #seal?: { cipher: Cipheriv; decipher: Decipheriv };
+  /** Ids not sealed (made before the cap_id key existed) may be live until then. */
+  #legacyUntilMs = 0;
 
   private constructor(files: KeyRingFiles) {
     this.#files = files;
@@ -76,6 +87,7 @@ export class KeyRing implements KeyLookup {
     }
     if (!stored) {
       await ring.#addActive(now);
+      ring.#capIdKey = crypto.getRandomValues(new Uint8Array(16));
       ring.#save();
       return ring;
     }
@@ -95,7 +107,18 @@ export class KeyRing implements KeyLookup {
     const active = ring.#keys.get(stored.active);
     if (!active) throw new Error(`${files.keys}: the active key ${stored.active} is missing`);
     ring.#active = active;
-    if (ring.#keys.size !== stored.keys.length) ring.#save();
+    if (stored.cap_ids) {
+      ring.#capIdKey = Uint8Array.fromHex(stored.cap_ids.key);
+      ring.#legacyUntilMs = stored.cap_ids.legacy_until
+        ? parseRfc3339(stored.cap_ids.legacy_until)
+        : 0;
+    } else {
+      // A ring from before sealed cap_ids: the random ids it handed out stay
+      // revocable by id until every token signed so far has expired.
+      ring.#capIdKey = crypto.getRandomValues(new Uint8Array(16));
+      ring.#legacyUntilMs = ring.latestExpiry;
+    }
+    if (ring.#keys.size !== stored.keys.length || !stored.cap_ids) ring.#save();
     return ring;
   }
 
@@ -123,6 +146,10 @@ export class KeyRing implements KeyLookup {
         exp_bound: rfc3339(k.expBoundMs),
         ...(k.retired ? { retired: k.retired } : {}),
       })),
+      cap_ids: {
+        key: this.#capIdKey.toHex(),
+        ...(this.#legacyUntilMs > 0 ? { legacy_until: rfc3339(this.#legacyUntilMs) } : {}),
+      },
     };
     writeFileAtomic(this.#files.keys, JSON.stringify(doc, null, 2) + "\n", {
       tmpPath: this.#files.keysTmp,
@@ -167,22 +194,81 @@ export class KeyRing implements KeyLookup {
     }
   }
 
-  /** Retires the active key and makes a new one active. */
-  async rotate(now: number = Date.now()): Promise<{ previous: string; previousNotAfter: number }> {
+  /**
+   * A fresh cap_id for a token expiring at `expMs`: the tag, the expiry, a
+   * flags byte (1: a root capability) and 56 random bits, sealed with AES-128
+   * under the ring's cap_id key. Identity thus knows every id it handed out
+   * (until when, and whether it is a root) without writing a record per token.
+   */
+  newCapId(expMs: number, options: { root?: boolean } = {}): string {
+    const block = new Uint8Array(16);
+    block.set(CAP_ID_TAG, 0);
+    new DataView(block.buffer).setUint32(4, Math.floor(expMs / 1000));
+    block[8] = options.root ? 1 : 0;
+    crypto.getRandomValues(block.subarray(9));
+    return new Uint8Array(this.#sealer().cipher.update(block)).toHex();
+  }
+
+  #sealer(): { cipher: Cipheriv; decipher: Decipheriv } {
+    this.#seal ??= {
+      cipher: createCipheriv("aes-128-ecb", this.#capIdKey, null).setAutoPadding(false),
+      decipher: createDecipheriv("aes-128-ecb", this.#capIdKey, null).setAutoPadding(false),
+    };
+    return this.#seal;
+  }
+
+  /**
+   * What identity sealed in a cap_id: when its token expires (epoch ms) and
+   * whether it is a root capability; undefined for an id it never issued. An
+   * unsealed id from before the cap_id key existed is answered with the
+   * latest expiry any such token can have (and root unknown: false).
+   */
+  openCapId(capId: string, now: number = Date.now()): { expMs: number; root: boolean } | undefined {
+    if (!/^[0-9a-f]{32}$/.test(capId)) return undefined;
+    const block = new Uint8Array(this.#sealer().decipher.update(Uint8Array.fromHex(capId)));
+    if (CAP_ID_TAG.every((b, i) => block[i] === b)) {
+      return { expMs: new DataView(block.buffer).getUint32(4) * 1000, root: block[8] === 1 };
+    }
+    return this.#legacyUntilMs > now ? { expMs: this.#legacyUntilMs, root: false } : undefined;
+  }
+
+  /**
+   * Retires the active key and makes a new one active. `publish` (writing the
+   * key set where verifiers read it) runs in the same synchronous step as the
+   * switch, so no token signed by the new key exists before the key set
+   * naming it is published; when it throws, the rotation is undone.
+   */
+  async rotate(
+    now: number = Date.now(),
+    options: { publish?: () => void } = {},
+  ): Promise<{ previous: string; previousNotAfter: number }> {
+    const signing = await generateSigningKey();
+    const fresh: RingKey = {
+      signing,
+      verify: await importVerifyKey(signing.publicKey),
+      created: rfc3339(now),
+      expBoundMs: now,
+    };
+    // From here on synchronous: nothing can sign between the switch and the publish.
     const old = this.#active;
     const keys = new Map(this.#keys);
     old.retired = rfc3339(now);
-    await this.#addActive(now);
+    this.#keys.set(signing.kid, fresh);
+    this.#active = fresh;
     for (const [kid, k] of this.#keys) {
       if (k !== this.#active && k.expBoundMs < now) this.#keys.delete(kid);
     }
     try {
       this.#save();
+      options.publish?.();
     } catch (err) {
-      // The new key was never stored: go on signing with the old one.
+      // Not stored or not published: go on signing with the old key.
       delete old.retired;
       this.#keys = keys;
       this.#active = old;
+      try {
+        this.#save();
+      } catch { /* keys.json names the new key; identity publishes it at its next start */ }
       throw err;
     }
     return { previous: old.signing.kid, previousNotAfter: old.expBoundMs };

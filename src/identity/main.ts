@@ -36,6 +36,9 @@ await runMain("identity", async () => {
     trust,
     receivesPushes: false,
     methods: () => identity.methods(),
-    onStop: () => revocations.close(),
+    onStop: async () => {
+      await identity.close();
+      revocations.close();
+    },
   });
 });

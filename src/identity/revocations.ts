@@ -1,6 +1,6 @@
 /**
  * The durable revocation log: one JSON line per revocation in the state dir,
- * appended and fsynced before identity answers, so a revocation survives any
+ * appended and fsynced (one fsync per batch of revocations) before identity answers, so a revocation survives any
  * crash. At start the log is replayed, entries whose tokens can no longer be
  * valid are dropped, and a torn last line (a crash mid-write) is discarded.
  * @module
@@ -71,24 +71,37 @@ export class RevocationLog {
   }
 
   /**
-   * Records a revocation durably (append, then fsync) and adds it to the set.
-   * `byTree` are the caller's ancestors below the root token, whose quota it
-   * also uses. Returns false when it was already revoked.
+   * Records revocations durably, with one write and one fsync for them all
+   * (group commit), then adds them to the set. `byTree` of an item are the
+   * caller's ancestors below the root token, whose quota it also uses.
+   * Entries already in the set are skipped; returns the ones recorded. Calls
+   * must not overlap.
    */
-  append(entry: RevokedEntry, by?: string, byTree: readonly string[] = []): boolean {
-    if (this.set.has(entry.cap_id)) return false;
-    const line: LogLine = {
-      ...entry,
-      at: new Date().toISOString(),
-      ...(by ? { by } : {}),
-      ...(by && byTree.length > 0 ? { by_tree: [...byTree] } : {}),
-    };
-    const bytes = new TextEncoder().encode(JSON.stringify(line) + "\n");
+  async appendAll(
+    items: readonly { entry: RevokedEntry; by?: string; byTree?: readonly string[] }[],
+  ): Promise<RevokedEntry[]> {
+    const seen = new Set<string>();
+    const fresh = items.filter(({ entry }) =>
+      !this.set.has(entry.cap_id) && !seen.has(entry.cap_id) && seen.add(entry.cap_id)
+    );
+    if (fresh.length === 0) return [];
+    const at = new Date().toISOString();
+    const text = fresh.map(({ entry, by, byTree }) => {
+      const line: LogLine = {
+        ...entry,
+        at,
+        ...(by ? { by } : {}),
+        ...(by && byTree && byTree.length > 0 ? { by_tree: [...byTree] } : {}),
+      };
+      return JSON.stringify(line) + "\n";
+    }).join("");
+    const bytes = new TextEncoder().encode(text);
     const size = this.#file.statSync().size;
     try {
       let off = 0;
       while (off < bytes.length) off += this.#file.writeSync(bytes.subarray(off));
-      this.#file.syncDataSync();
+      // Off the event loop: requests that arrive meanwhile form the next batch.
+      await this.#file.syncData();
     } catch (err) {
       // A half-written line (disk full) would merge with the next append and
       // take both with it at the next start: cut it off before failing.
@@ -97,9 +110,18 @@ export class RevocationLog {
       } catch { /* the open() compaction at the next start still drops it */ }
       throw err;
     }
-    this.set.add([entry]);
-    if (by) this.#count(by, byTree);
-    return true;
+    this.set.add(fresh.map((it) => it.entry));
+    for (const it of fresh) if (it.by) this.#count(it.by, it.byTree);
+    return fresh.map((it) => it.entry);
+  }
+
+  /** Records one revocation (see appendAll); false when it was already revoked. */
+  async append(
+    entry: RevokedEntry,
+    by?: string,
+    byTree: readonly string[] = [],
+  ): Promise<boolean> {
+    return (await this.appendAll([{ entry, by, byTree }])).length === 1;
   }
 
   #count(by: string, tree: readonly string[] = []): void {

@@ -6,8 +6,9 @@
  * @module
  */
 
-import { callOnce } from "../ipc/client.ts";
-import { invalidArgument, permissionDenied, StrataError } from "../ipc/errors.ts";
+import { setImmediate } from "node:timers";
+import { Client } from "../ipc/client.ts";
+import { invalidArgument, notFound, permissionDenied, StrataError } from "../ipc/errors.ts";
 import type { Method } from "../ipc/server.ts";
 import { checkCapability } from "../policy/authorize.ts";
 import { attenuate, MAX_TTL_SECONDS } from "../policy/constraints.ts";
@@ -29,7 +30,6 @@ import {
   type Claims,
   type Constraints,
   MAX_CHAIN,
-  newCapId,
   rfc3339,
 } from "../token/claims.ts";
 import { signV4Public } from "../token/paseto.ts";
@@ -85,12 +85,36 @@ export interface IdentityDeps {
   log: Logger;
 }
 
+/** What a push reports: who took it, who could not be reached. */
+interface Spread {
+  propagated: string[];
+  unreachable: string[];
+}
+
+/** A revocation waiting for its batch. */
+interface Queued {
+  entry: RevokedEntry;
+  by: string;
+  /** The caller's ancestors below the root token, whose quota it also uses. */
+  byTree: readonly string[];
+  resolve(spread: Spread): void;
+  reject(err: unknown): void;
+}
+
 /** Identity's state and methods. */
 export class IdentityService {
   #d: IdentityDeps;
   #issuer: string;
   /** The cap_id of the operator token in the state dir. */
   #operatorCap?: string;
+  /** Revocations waiting for the next batch (group commit). */
+  #queue: Queued[] = [];
+  /** Whether the batch loop runs. */
+  #flushing = false;
+  /** cap_id → settles when its revocation is durable and pushed (queued or in a batch). */
+  #inFlight = new Map<string, Promise<Spread>>();
+  /** One persistent connection per push target (while it connects, the promise of it). */
+  #pushClients = new Map<ServiceName, Promise<Client>>();
 
   constructor(deps: IdentityDeps) {
     this.#d = deps;
@@ -113,12 +137,20 @@ export class IdentityService {
    */
   async publishRevocations(): Promise<void> {
     const rt = runtimeFiles(this.#d.layout);
-    const entries = this.#d.revocations.set.entries();
-    // At least one line: an empty list, signed, says "nothing is revoked".
     const lines: string[] = [];
-    for (let i = 0; i === 0 || i < entries.length; i += LIST_CHUNK) {
-      const chunk = entries.slice(i, i + LIST_CHUNK);
-      lines.push(await signRevocationList(this.#d.ring.active, this.#issuer, chunk) + "\n");
+    const signed = new Set<string>();
+    // A batch that becomes durable while this signs may append its line to
+    // the file being replaced: sign until nothing is left over, then write
+    // (synchronously after the last look at the set).
+    while (true) {
+      const entries = this.#d.revocations.set.entries().filter((e) => !signed.has(e.cap_id));
+      if (entries.length === 0 && lines.length > 0) break;
+      // At least one line: an empty list, signed, says "nothing is revoked".
+      for (let i = 0; i === 0 || i < entries.length; i += LIST_CHUNK) {
+        const chunk = entries.slice(i, i + LIST_CHUNK);
+        lines.push(await signRevocationList(this.#d.ring.active, this.#issuer, chunk) + "\n");
+      }
+      for (const e of entries) signed.add(e.cap_id);
     }
     writeFileAtomic(rt.revocations, lines.join(""), {
       tmpPath: rt.revocationsTmp,
@@ -142,21 +174,14 @@ export class IdentityService {
   }
 
   /** Sends a signed list to every service; reports who took it. */
-  async push(entries: RevokedEntry[]): Promise<{ propagated: string[]; unreachable: string[] }> {
+  async push(entries: RevokedEntry[]): Promise<Spread> {
     return await this.#pushSigned(
       await signRevocationList(this.#d.ring.active, this.#issuer, entries),
     );
   }
 
-  async #pushSigned(signed: string): Promise<{ propagated: string[]; unreachable: string[] }> {
-    const results = await Promise.allSettled(
-      PUSH_TARGETS.map((svc) =>
-        callOnce(socketPath(this.#d.layout, svc), `${svc}.sync`, { signed }, {
-          timeoutMs: PUSH_TIMEOUT_MS,
-          connectTimeoutMs: PUSH_TIMEOUT_MS,
-        })
-      ),
-    );
+  async #pushSigned(signed: string): Promise<Spread> {
+    const results = await Promise.allSettled(PUSH_TARGETS.map((svc) => this.#pushTo(svc, signed)));
     const propagated: string[] = [];
     const unreachable: string[] = [];
     results.forEach((r, i) =>
@@ -165,11 +190,51 @@ export class IdentityService {
     return { propagated, unreachable };
   }
 
+  /**
+   * Pushes on the target's persistent connection; a connection that broke
+   * (the service restarted) is replaced once. Resolves when the service has
+   * applied the list.
+   */
+  async #pushTo(svc: ServiceName, signed: string): Promise<void> {
+    for (let attempt = 0;; attempt++) {
+      let connecting = this.#pushClients.get(svc);
+      const reused = connecting !== undefined;
+      if (!connecting) {
+        // Shared by concurrent pushes, so one connection per service is opened.
+        connecting = Client.connect(socketPath(this.#d.layout, svc), {
+          timeoutMs: PUSH_TIMEOUT_MS,
+          connectTimeoutMs: PUSH_TIMEOUT_MS,
+        });
+        this.#pushClients.set(svc, connecting);
+      }
+      let client: Client | undefined;
+      try {
+        client = await connecting;
+        if (client.closed) throw new StrataError("UNAVAILABLE", `${svc}: connection closed`);
+        await client.call(`${svc}.sync`, { signed });
+        return;
+      } catch (err) {
+        if (this.#pushClients.get(svc) === connecting) this.#pushClients.delete(svc);
+        await client?.close().catch(() => {});
+        if (!reused || attempt > 0) throw err;
+      }
+    }
+  }
+
+  /** Closes the push connections (at stop). */
+  async close(): Promise<void> {
+    const clients = [...this.#pushClients.values()];
+    this.#pushClients.clear();
+    await Promise.all(clients.map((c) => c.then((c) => c.close()).catch(() => {})));
+  }
+
   async #mint(
     body: Omit<Claims, "jti" | "iss" | "aud" | "iat" | "nbf" | "exp">,
     expMs: number,
     now: number,
-    jti: string = newCapId(),
+    jti: string = this.#d.ring.newCapId(expMs, {
+      root: body.service === ANY_SERVICE && body.parent === undefined,
+    }),
   ): Promise<Issued> {
     const issued = rfc3339(now);
     const claims: Claims = {
@@ -257,8 +322,10 @@ export class IdentityService {
         params: {
           cap_id: { ...CAP_ID, optional: true },
           token: { type: "string", optional: true, minLength: 1, maxLength: 8192 },
+          confirm_root: { type: "boolean", optional: true },
         },
-        handler: (p: { cap_id?: string; token?: string }, ctx) => this.#revoke(p, ctx.cap!),
+        handler: (p: { cap_id?: string; token?: string; confirm_root?: boolean }, ctx) =>
+          this.#revoke(p, ctx.cap!),
       },
       {
         name: "identity.introspect",
@@ -295,9 +362,10 @@ export class IdentityService {
   ): Promise<Issued> {
     const now = Date.now();
     const rights = resolveRights(p);
-    const capId = newCapId();
+    // The cap_id seals the expiry, known only after attenuate: a stand-in first.
+    const pending = "0".repeat(32);
     const grant = attenuate(parent, {
-      cap_id: capId,
+      cap_id: pending,
       service: p.service,
       rights,
       path_prefix: p.path_prefix,
@@ -310,7 +378,13 @@ export class IdentityService {
         { reason: "broader_than_parent", field: "depth" },
       );
     }
+    const capId = this.#d.ring.newCapId(grant.expMs);
     const constraints: Constraints = grant.constraints;
+    if (constraints.rate_buckets) {
+      constraints.rate_buckets = constraints.rate_buckets.map((b) =>
+        b.cap_id === pending ? { ...b, cap_id: capId } : b
+      );
+    }
     const prefix = grant.service === ANY_SERVICE ? undefined : `${grant.service}.`;
     return await this.#mint(
       {
@@ -332,9 +406,12 @@ export class IdentityService {
    * Revokes a capability. The operator token may revoke any cap_id; any other
    * holder of identity.revoke only its own capability or ones delegated from
    * it, which it shows by passing the token (so its lineage can be read).
+   * Answers only once the revocation is durable and every running service
+   * has applied it, for a repeat as for the first call.
    */
-  async #revoke(p: { cap_id?: string; token?: string }, by: Capability) {
-    let target: { capId: string; lineage?: readonly string[]; expMs?: number };
+  async #revoke(p: { cap_id?: string; token?: string; confirm_root?: boolean }, by: Capability) {
+    const now = Date.now();
+    let target: { capId: string; lineage?: readonly string[]; expMs: number; root: boolean };
     if (p.token !== undefined) {
       let cap: Capability;
       try {
@@ -345,9 +422,19 @@ export class IdentityService {
       if (p.cap_id !== undefined && p.cap_id !== cap.capId) {
         throw invalidArgument(`params.cap_id: the token's cap_id is ${cap.capId}, not ${p.cap_id}`);
       }
-      target = cap;
+      const root = cap.claims.service === ANY_SERVICE && cap.claims.parent === undefined;
+      target = { capId: cap.capId, lineage: cap.lineage, expMs: cap.expMs, root };
     } else if (p.cap_id !== undefined) {
-      target = { capId: p.cap_id };
+      const sealed = this.#d.ring.openCapId(p.cap_id, now);
+      if (sealed === undefined) {
+        throw notFound(
+          `params.cap_id: ${p.cap_id} was never issued by this node's identity, so nothing ` +
+            "was revoked; check the id (strata-ctl token inspect shows a token's cap_id)",
+          { reason: "never_issued" },
+        );
+      }
+      const root = sealed.root || p.cap_id === this.#operatorCap;
+      target = { capId: p.cap_id, expMs: sealed.expMs, root };
     } else {
       throw invalidArgument("params: give cap_id, or the token to revoke");
     }
@@ -361,11 +448,34 @@ export class IdentityService {
         { reason: "not_in_your_tree" },
       );
     }
+    if (target.expMs <= now) {
+      throw notFound(
+        `${p.token !== undefined ? "params.token" : "params.cap_id"}: capability ` +
+          `${target.capId} expired at ${rfc3339(target.expMs)}; no service accepts it, ` +
+          "so there is nothing to revoke",
+        { reason: "expired" },
+      );
+    }
+    if (target.root && p.confirm_root !== true) {
+      throw invalidArgument(
+        `params.confirm_root: ${target.capId} is the node's root operator capability; revoking ` +
+          "it revokes every token delegated from it (every token of the node) and identity " +
+          "writes a new operator token. Pass confirm_root: true (strata-ctl token revoke " +
+          "--force) if that is what you mean",
+        { reason: "confirm_root" },
+      );
+    }
     const capId = target.capId;
+    const waiting = this.#inFlight.get(capId);
+    if (waiting) {
+      // A revocation of the same id is under way: answer once it is in effect.
+      const ok = await waiting.then(() => true, () => false);
+      if (ok) return { status: "revoked", cap_id: capId, already: true };
+    } else if (this.#d.revocations.set.has(capId)) {
+      return { status: "revoked", cap_id: capId, already: true };
+    }
     // Keep the entry until no token with this id can still be valid.
-    const expMs = target.expMs ??
-      (target.capId === by.capId ? by.expMs : this.#d.ring.latestExpiry);
-    const entry = { cap_id: capId, exp: Math.ceil(expMs / 1000) };
+    const entry = { cap_id: capId, exp: Math.ceil(target.expMs / 1000) };
     // A delegated caller's revocations count against every ancestor below the
     // root token too, so a tree shares one quota; the last revocations are
     // kept for the operator, so its revoke is never refused for lack of room.
@@ -391,12 +501,7 @@ export class IdentityService {
           "; they go as the tokens they name expire",
       );
     }
-    const fresh = this.#d.revocations.append(entry, by.capId, tree);
-    if (!fresh) return { status: "revoked", cap_id: capId, already: true };
-    // The list file first (for services that start meanwhile), then the push.
-    const signed = await signRevocationList(this.#d.ring.active, this.#issuer, [entry]);
-    this.#appendRevocation(signed);
-    const spread = await this.#pushSigned(signed);
+    const spread = await this.#commit(entry, by.capId, tree);
     this.#d.audit.event("cap.revoked", { cap_id: capId, by: by.capId, ...spread });
     if (capId === this.#operatorCap) {
       // The operator revoked its own token (and with it every token delegated
@@ -410,6 +515,68 @@ export class IdentityService {
       });
     }
     return { status: "revoked", cap_id: capId, ...spread };
+  }
+
+  /**
+   * Queues a revocation for the next batch and resolves once that batch is
+   * durable and pushed. A repeat of the same id meanwhile waits on the same promise.
+   */
+  #commit(entry: RevokedEntry, by: string, byTree: readonly string[]): Promise<Spread> {
+    const done = new Promise<Spread>((resolve, reject) => {
+      this.#queue.push({ entry, by, byTree, resolve, reject });
+    });
+    this.#inFlight.set(entry.cap_id, done);
+    const forget = () => {
+      if (this.#inFlight.get(entry.cap_id) === done) this.#inFlight.delete(entry.cap_id);
+    };
+    done.then(forget, forget);
+    if (!this.#flushing) void this.#flush();
+    return done;
+  }
+
+  /**
+   * Group commit: every revocation that arrived while the previous batch was
+   * being written goes out together, with one fsync of the log, one signed
+   * line in the list file and one push to each service. A batch is pushed
+   * while the next one is written; each is answered once it is durable and
+   * every running service has applied it.
+   */
+  async #flush(): Promise<void> {
+    this.#flushing = true;
+    try {
+      // Let the requests already read in this turn of the event loop join the batch.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      while (this.#queue.length > 0) {
+        const batch = this.#queue.splice(0);
+        try {
+          await this.#d.revocations.appendAll(batch);
+        } catch (err) {
+          for (const q of batch) q.reject(err);
+          continue;
+        }
+        void this.#spread(batch);
+      }
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  /**
+   * Signs a durable batch, appends it to the list file, pushes it, and
+   * answers its callers. Every entry is sent, also one the log already had
+   * (a retry after a batch that failed past its fsync).
+   */
+  async #spread(batch: Queued[]): Promise<void> {
+    try {
+      const entries = batch.map((q) => q.entry);
+      // The list file first (for services that start meanwhile), then the push.
+      const signed = await signRevocationList(this.#d.ring.active, this.#issuer, entries);
+      this.#appendRevocation(signed);
+      const spread = await this.#pushSigned(signed);
+      for (const q of batch) q.resolve(spread);
+    } catch (err) {
+      for (const q of batch) q.reject(err);
+    }
   }
 
   async #introspect(token: string) {
@@ -436,8 +603,11 @@ export class IdentityService {
         reason: "not_operator",
       });
     }
-    const { previous, previousNotAfter } = await this.#d.ring.rotate();
-    this.publishKeys();
+    // The key set naming the new key is published in the same synchronous
+    // step that makes it active: no token it signs is handed out before.
+    const { previous, previousNotAfter } = await this.#d.ring.rotate(Date.now(), {
+      publish: () => this.publishKeys(),
+    });
     await this.publishRevocations();
     // The operator token is not replaced: the old key keeps verifying it, and
     // a second root token would stay valid beside it.

@@ -92,6 +92,9 @@ export async function runService(setup: ServiceSetup): Promise<RunningService> {
   const trust = setup.trust ?? new Trust(setup.layout);
   const methods = setup.methods(trust, audit);
   if (setup.receivesPushes ?? true) methods.push(syncMethod(setup.service, trust));
+  // Read the list before serving anything, so a revocation identity could
+  // not push while the socket was down is not missed by the first requests.
+  await trust.refresh();
   const server = await Server.listen({
     service: setup.service,
     path: socketPath(setup.layout, setup.service),
@@ -101,8 +104,8 @@ export async function runService(setup: ServiceSetup): Promise<RunningService> {
     limits: setup.limits,
     groupAccess: setup.layout.groupAccess,
   });
-  // Read the revocation list only once the socket is bound: a revocation
-  // identity publishes after this read reaches us as a push on the socket.
+  // And again once the socket is bound: a revocation identity publishes
+  // after this read reaches us as a push on the socket.
   await trust.refresh();
   const timer = setInterval(() => trust.refresh().catch(() => {}), REFRESH_MS);
   Deno.unrefTimer(timer);

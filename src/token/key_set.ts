@@ -2,9 +2,13 @@
  * The published key set: the public keys identity signs with, by key id,
  * written to $STRATA_RUNTIME_DIR/identity.pub and read by every verifier.
  *
- * A verifier reloads the file when it changes (checked on an unknown key id
- * and when identity announces a change), so a rotated key is picked up
- * without a restart.
+ * A verifier reloads the file when it changes, so a rotated key is picked up
+ * without a restart. The rule on an unknown key id is exact: the answer waits
+ * for a stat of identity.pub that began after the lookup, and the file is
+ * re-read when that stat shows it changed. Identity publishes the key set
+ * before it hands out any token signed by a new key, so such a token is
+ * never refused as unknown_key. Lookups that miss meanwhile share one stat
+ * (at most one runs and one waits), which bounds what unknown key ids cost.
  * @module
  */
 
@@ -57,8 +61,6 @@ export interface KeyLookup {
 
 /** Options for {@link PublishedKeys}. */
 export interface PublishedKeysOptions {
-  /** Least time between two "has the file changed?" checks. */
-  recheckMs?: number;
   /** Called after a reload that changed the set. */
   onChange?: () => void;
 }
@@ -71,14 +73,13 @@ export class PublishedKeys implements KeyLookup {
   #path: string;
   #keys = new Map<string, VerifyKey>();
   #stamp = "";
-  #lastCheck = 0;
-  #recheckMs: number;
   #onChange?: () => void;
   #loading?: Promise<void>;
+  /** The check that starts once #loading ends, shared by the misses that arrived meanwhile. */
+  #queued?: Promise<void>;
 
   constructor(path: string, options: PublishedKeysOptions = {}) {
     this.#path = path;
-    this.#recheckMs = options.recheckMs ?? 100;
     this.#onChange = options.onChange;
   }
 
@@ -87,23 +88,32 @@ export class PublishedKeys implements KeyLookup {
     return [...this.#keys.keys()];
   }
 
-  /** Looks a key up; on a miss, reloads the file if it changed. */
+  /** Looks a key up; on a miss, re-checks the file (see the module doc) before answering. */
   async get(kid: string): Promise<VerifyKey | undefined> {
     const hit = this.#keys.get(kid);
     if (hit) return hit;
-    if (Date.now() - this.#lastCheck < this.#recheckMs) return undefined;
     await this.refresh();
     return this.#keys.get(kid);
   }
 
-  /** Re-reads the file when its inode, size or mtime changed. */
+  /**
+   * Re-reads the file when its inode, size or mtime changed. Resolves after
+   * a check that began after the call: a check already running may have
+   * looked before the file changed, so the caller waits for the next one.
+   */
   refresh(): Promise<void> {
-    this.#loading ??= this.#refresh().finally(() => (this.#loading = undefined));
-    return this.#loading;
+    if (!this.#loading) {
+      this.#loading = this.#refresh().finally(() => (this.#loading = undefined));
+      return this.#loading;
+    }
+    this.#queued ??= this.#loading.catch(() => {}).then(() => {
+      this.#queued = undefined;
+      return this.refresh();
+    });
+    return this.#queued;
   }
 
   async #refresh(): Promise<void> {
-    this.#lastCheck = Date.now();
     let stamp: string;
     try {
       const st = await Deno.stat(this.#path);

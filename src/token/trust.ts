@@ -64,7 +64,7 @@ export class Trust {
    * not signed by this node's identity.
    */
   async applyPush(signed: string): Promise<number> {
-    await this.keys.refresh();
+    // A list signed by a key not loaded yet makes the lookup re-check identity.pub.
     const entries = await openRevocationList(signed, this.keys, this.issuer);
     const added = this.revoked.add(entries);
     if (added.length > 0) this.#onRevoked(added);

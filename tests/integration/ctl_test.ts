@@ -366,9 +366,9 @@ Deno.test("strata-ctl commands against a real supervisor", async (t) => {
       assert.equal(json.details.reason, "missing_right");
       const outside = await expectExit(node, ["fs", "ls", "/etc"], 1);
       assert.match(outside.stderr, /outside the exported roots/);
-      const noToken = await expectExit(node, ["-token", "", "svc", "restart", "fs"], 1, {
-        env: {},
-      });
+      // No token at all: no STRATA_TOKEN, and a state dir without an operator token.
+      const noState = ["--state-dir", `${root}/no-state`];
+      const noToken = await expectExit(node, [...noState, "svc", "restart", "fs"], 1, { env: {} });
       assert.match(noToken.stderr, /needs a capability token.*; the operator token is used when/);
     });
 

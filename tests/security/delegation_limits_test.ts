@@ -135,7 +135,9 @@ Deno.test("revoking the operator token revokes every token, and identity writes 
     const opCap = expectOk<{ claims: { jti: string } }>(
       await node.request("identity", "identity.introspect", { token: old }),
     ).claims.jti;
-    expectOk(await node.request("identity", "identity.revoke", { cap_id: opCap }, old));
+    expectOk(
+      await node.request("identity", "identity.revoke", { cap_id: opCap, confirm_root: true }, old),
+    );
     // Everything delegated from it is refused, the old operator token too.
     expectError(
       await node.request("fs", "fs.list", { path: node.exportRoot }, child.token),

@@ -12,7 +12,8 @@ import type { Response } from "../../src/ipc/envelope.ts";
 import { issuerOf, type ServiceName, socketPath, stateFiles } from "../../src/runtime/config.ts";
 import { rfc3339 } from "../../src/token/claims.ts";
 import { b64url, fromB64url, parseSecretPaserk, type SigningKey } from "../../src/token/keys.ts";
-import { decodeFrames, type Node, rawExchange, rawFrame, waitFor } from "../helpers.ts";
+import { programCommand } from "../../src/runtime/command.ts";
+import { decodeFrames, type Node, rawExchange, rawFrame, REPO_ROOT, waitFor } from "../helpers.ts";
 
 /** A response that must be an error: checks name, message and (optionally) reason. */
 export function expectError(
@@ -240,4 +241,33 @@ export async function rawExchangeAll(
     off += p.length;
   }
   return { frames: decodeFrames(data) as Response[], closed: closedByPeer };
+}
+
+/**
+ * Runs the real strata-ctl for `node` with `args` and only `env` (plus what
+ * Deno needs) in its environment; returns its exit code and output.
+ */
+export async function runCtl(
+  node: Node,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const cmd = programCommand("ctl", node.layout, {
+    kind: "dev",
+    deno: Deno.execPath(),
+    root: REPO_ROOT,
+  }, { extra: args });
+  const base: Record<string, string> = { NO_COLOR: "1" };
+  for (const name of ["HOME", "PATH", "DENO_DIR", "XDG_CACHE_HOME"]) {
+    const v = Deno.env.get(name);
+    if (v !== undefined) base[name] = v;
+  }
+  const out = await new Deno.Command(cmd.cmd, {
+    args: cmd.args,
+    clearEnv: true,
+    env: { ...base, ...env },
+    stdin: "null",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }

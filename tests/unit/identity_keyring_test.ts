@@ -169,3 +169,71 @@ Deno.test("KeyRing: a bound or rotation that cannot be written is not adopted", 
     assert.deepEqual(stored(files).keys.map((k) => k.kid), [active]);
   });
 });
+
+Deno.test("KeyRing.rotate: the new key is active only once publish has run, and not if it throws", async () => {
+  await withTempDir(async (dir) => {
+    // given a ring
+    const files = filesIn(dir);
+    const ring = await KeyRing.open(files, T0);
+    const old = ring.active.kid;
+    // when it rotates, publish sees the new key already active (same synchronous step)
+    let seen = "";
+    await ring.rotate(T0 + 1000, { publish: () => (seen = ring.active.kid) });
+    assert.notEqual(seen, old);
+    assert.equal(ring.active.kid, seen);
+    // when a publish fails, the rotation is undone, in memory and on disk
+    await assert.rejects(() =>
+      ring.rotate(T0 + 2000, {
+        publish: () => {
+          throw new Error("disk full");
+        },
+      }), /disk full/);
+    assert.equal(ring.active.kid, seen);
+    assert.equal(stored(files).active, seen);
+  });
+});
+
+Deno.test("KeyRing cap_ids: identity knows the ids it sealed and their expiry, across a restart", async () => {
+  await withTempDir(async (dir) => {
+    // given a ring that made an id for a token expiring at T0 + 1 h (and a bit)
+    const files = filesIn(dir);
+    const ring = await KeyRing.open(files, T0);
+    const exp = T0 + HOUR + 999;
+    const id = ring.newCapId(exp);
+    assert.match(id, /^[0-9a-f]{32}$/);
+    assert.notEqual(ring.newCapId(exp), id, "two ids for the same expiry differ");
+    // then it opens to the expiry in whole seconds (the token's exp claim), also after a restart
+    assert.deepEqual(ring.openCapId(id, T0), { expMs: T0 + HOUR, root: false });
+    assert.deepEqual((await KeyRing.open(files, T0)).openCapId(id, T0), {
+      expMs: T0 + HOUR,
+      root: false,
+    });
+    // and a root capability's id says so
+    assert.equal(ring.openCapId(ring.newCapId(exp, { root: true }), T0)?.root, true);
+    // and an id it never made, or one with a digit changed, is unknown
+    const typo = id.slice(0, 31) + (id[31] === "0" ? "1" : "0");
+    for (const other of [typo, "0".repeat(32), crypto.randomUUID().replaceAll("-", "")]) {
+      assert.equal(ring.openCapId(other, T0), undefined, other);
+    }
+  });
+});
+
+Deno.test("KeyRing cap_ids: a ring from before sealed ids accepts any id until its tokens expired", async () => {
+  await withTempDir(async (dir) => {
+    // given a keys.json written without a cap_id key, whose key signed up to T0 + 2 h
+    const files = filesIn(dir);
+    const ring = await KeyRing.open(files, T0);
+    ring.coverExpiry(T0 + HOUR);
+    const doc = JSON.parse(Deno.readTextFileSync(files.keys));
+    delete doc.cap_ids;
+    Deno.writeTextFileSync(files.keys, JSON.stringify(doc));
+    // when it is opened by this version
+    const upgraded = await KeyRing.open(files, T0);
+    // then an unsealed (old, random) id may be live until then, and no longer
+    const old = crypto.randomUUID().replaceAll("-", "");
+    assert.equal(upgraded.openCapId(old, T0)?.expMs, T0 + 2 * HOUR);
+    assert.equal(upgraded.openCapId(old, T0 + 2 * HOUR + 1), undefined);
+    // and the window is stored, so a restart keeps it
+    assert.equal((await KeyRing.open(files, T0)).openCapId(old, T0)?.expMs, T0 + 2 * HOUR);
+  });
+});

@@ -20,10 +20,14 @@ function filesIn(dir: string): RevocationLogFiles {
 }
 
 /** Opens the log, runs `fn`, and always closes it. */
-function withLog<T>(files: RevocationLogFiles, fn: (log: RevocationLog) => T, now = NOW): T {
+async function withLog<T>(
+  files: RevocationLogFiles,
+  fn: (log: RevocationLog) => T | Promise<T>,
+  now = NOW,
+): Promise<T> {
   const log = RevocationLog.open(files, now);
   try {
-    return fn(log);
+    return await fn(log);
   } finally {
     log.close();
   }
@@ -36,17 +40,17 @@ function lines(files: RevocationLogFiles): unknown[] {
 }
 
 Deno.test("RevocationLog: an append is durable: a reopened log knows it", async () => {
-  await withTempDir((dir) => {
+  await withTempDir(async (dir) => {
     // given a fresh log with one revocation appended
     const files = filesIn(dir);
     const a = newCapId();
-    withLog(files, (log) => {
-      assert.equal(log.append({ cap_id: a, exp: SOON }, "operator-cap"), true);
+    await withLog(files, async (log) => {
+      assert.equal(await log.append({ cap_id: a, exp: SOON }, "operator-cap"), true);
       assert.ok(log.set.has(a));
     });
     // when it is reopened (a restart)
     // then the revocation is still there
-    withLog(files, (log) => assert.ok(log.set.has(a)));
+    await withLog(files, (log) => assert.ok(log.set.has(a)));
     // and the file is one JSON line with when and by whom, mode 0600
     const [line] = lines(files) as { cap_id: string; exp: number; at: string; by: string }[];
     assert.equal(line.cap_id, a);
@@ -58,44 +62,47 @@ Deno.test("RevocationLog: an append is durable: a reopened log knows it", async 
 });
 
 Deno.test("RevocationLog: appending an id already revoked returns false and writes nothing", async () => {
-  await withTempDir((dir) => {
+  await withTempDir(async (dir) => {
     const files = filesIn(dir);
     const a = newCapId();
-    withLog(files, (log) => {
-      assert.equal(log.append({ cap_id: a, exp: SOON }), true);
-      assert.equal(log.append({ cap_id: a, exp: SOON }), false);
+    await withLog(files, async (log) => {
+      assert.equal(await log.append({ cap_id: a, exp: SOON }), true);
+      assert.equal(await log.append({ cap_id: a, exp: SOON }), false);
     });
     // and after a restart it is still a duplicate
-    withLog(files, (log) => assert.equal(log.append({ cap_id: a, exp: SOON + 5 }), false));
+    await withLog(
+      files,
+      async (log) => assert.equal(await log.append({ cap_id: a, exp: SOON + 5 }), false),
+    );
     assert.equal(lines(files).length, 1);
   });
 });
 
 Deno.test("RevocationLog: a torn last line is discarded on reopen, and later appends are intact", async () => {
-  await withTempDir((dir) => {
+  await withTempDir(async (dir) => {
     // given two revocations and then a crash in the middle of a third append
     const files = filesIn(dir);
     const [a, b, c] = [newCapId(), newCapId(), newCapId()];
-    withLog(files, (log) => {
-      log.append({ cap_id: a, exp: SOON });
-      log.append({ cap_id: b, exp: SOON });
+    await withLog(files, async (log) => {
+      await log.append({ cap_id: a, exp: SOON });
+      await log.append({ cap_id: b, exp: SOON });
     });
     Deno.writeTextFileSync(files.revocationLog, `{"cap_id":"${newCapId()}","ex`, { append: true });
     // when reopened
-    withLog(files, (log) => {
+    await withLog(files, async (log) => {
       // then the two whole entries are kept and the torn one is gone
       assert.equal(log.set.size, 2);
       assert.ok(log.set.has(a) && log.set.has(b));
-      log.append({ cap_id: c, exp: SOON });
+      await log.append({ cap_id: c, exp: SOON });
     });
     // and the file now holds three whole lines
     assert.deepEqual(lines(files).map((l) => (l as { cap_id: string }).cap_id), [a, b, c]);
-    withLog(files, (log) => assert.equal(log.set.size, 3));
+    await withLog(files, (log) => assert.equal(log.set.size, 3));
   });
 });
 
 Deno.test("RevocationLog: a last line that lost only its newline is not merged with the next append", async () => {
-  await withTempDir((dir) => {
+  await withTempDir(async (dir) => {
     // given a log whose last entry was written whole except for its trailing newline
     // (a crash between the bytes of one write)
     const files = filesIn(dir);
@@ -105,12 +112,12 @@ Deno.test("RevocationLog: a last line that lost only its newline is not merged w
       JSON.stringify({ cap_id: a, exp: SOON, at: new Date(NOW).toISOString() }),
     );
     // when the log is reopened and another revocation appended
-    withLog(files, (log) => {
+    await withLog(files, async (log) => {
       assert.ok(log.set.has(a));
-      log.append({ cap_id: b, exp: SOON });
+      await log.append({ cap_id: b, exp: SOON });
     });
     // then after another restart both revocations are still known
-    withLog(files, (log) => {
+    await withLog(files, (log) => {
       assert.ok(log.set.has(a), "the earlier revocation was lost");
       assert.ok(log.set.has(b), "the later revocation was lost");
     });
@@ -118,19 +125,19 @@ Deno.test("RevocationLog: a last line that lost only its newline is not merged w
 });
 
 Deno.test("RevocationLog: entries whose tokens have expired are pruned on reopen", async () => {
-  await withTempDir((dir) => {
+  await withTempDir(async (dir) => {
     // given one entry expiring soon and one expiring much later
     const files = filesIn(dir);
     const [short, long] = [newCapId(), newCapId()];
     const shortExp = Math.floor(NOW / 1000) + 10;
-    withLog(files, (log) => {
-      log.append({ cap_id: short, exp: shortExp });
-      log.append({ cap_id: long, exp: SOON });
+    await withLog(files, async (log) => {
+      await log.append({ cap_id: short, exp: shortExp });
+      await log.append({ cap_id: long, exp: SOON });
     });
     // when reopened exactly at the short one's expiry, it is still kept
-    withLog(files, (log) => assert.ok(log.set.has(short)), shortExp * 1000);
+    await withLog(files, (log) => assert.ok(log.set.has(short)), shortExp * 1000);
     // when reopened after it
-    withLog(files, (log) => {
+    await withLog(files, (log) => {
       // then only the live one remains, in memory and in the compacted file
       assert.ok(!log.set.has(short));
       assert.ok(log.set.has(long));
@@ -140,7 +147,7 @@ Deno.test("RevocationLog: entries whose tokens have expired are pruned on reopen
 });
 
 Deno.test("RevocationLog: lines that are not revocations are dropped on reopen", async () => {
-  await withTempDir((dir) => {
+  await withTempDir(async (dir) => {
     const files = filesIn(dir);
     const a = newCapId();
     Deno.writeTextFileSync(
@@ -149,7 +156,7 @@ Deno.test("RevocationLog: lines that are not revocations are dropped on reopen",
         "\n",
       ),
     );
-    withLog(files, (log) => {
+    await withLog(files, (log) => {
       assert.equal(log.set.size, 1);
       assert.ok(log.set.has(a));
     });
@@ -175,11 +182,11 @@ Deno.test({
         const files = filesIn(mnt);
         const written: string[] = [];
         let failed = false;
-        withLog(files, (log) => {
+        await withLog(files, async (log) => {
           for (let i = 0; i < 200 && !failed; i++) {
             const id = newCapId();
             try {
-              log.append({ cap_id: id, exp: SOON });
+              await log.append({ cap_id: id, exp: SOON });
               written.push(id);
             } catch {
               failed = true;
@@ -189,7 +196,7 @@ Deno.test({
         assert(failed, "the disk never filled");
         // When the log is opened again
         // Then every acknowledged revocation is there, and the file ends on a whole line
-        withLog(files, (log) => {
+        await withLog(files, (log) => {
           for (const id of written) assert(log.set.has(id), `lost ${id}`);
         });
         assert(Deno.readTextFileSync(files.revocationLog).endsWith("\n"));
@@ -198,4 +205,27 @@ Deno.test({
       }
     });
   },
+});
+
+Deno.test("RevocationLog.appendAll: a batch is recorded at once, skipping ids already revoked or repeated", async () => {
+  await withTempDir(async (dir) => {
+    // given a log that knows a
+    const files = filesIn(dir);
+    const [a, b, c] = [newCapId(), newCapId(), newCapId()];
+    await withLog(files, async (log) => {
+      await log.append({ cap_id: a, exp: SOON });
+      // when a batch names a again, b twice and c
+      const fresh = await log.appendAll([
+        { entry: { cap_id: a, exp: SOON } },
+        { entry: { cap_id: b, exp: SOON }, by: "x" },
+        { entry: { cap_id: b, exp: SOON }, by: "x" },
+        { entry: { cap_id: c, exp: SOON }, by: "x" },
+      ]);
+      // then b and c are recorded, once each, and counted for their revoker
+      assert.deepEqual(fresh.map((e) => e.cap_id), [b, c]);
+      assert.equal(log.countBy("x"), 2);
+    });
+    assert.deepEqual(lines(files).map((l) => (l as { cap_id: string }).cap_id), [a, b, c]);
+    await withLog(files, (log) => assert.equal(log.set.size, 3));
+  });
 });
