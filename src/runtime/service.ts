@@ -92,6 +92,23 @@ export async function runService(setup: ServiceSetup): Promise<RunningService> {
   const trust = setup.trust ?? new Trust(setup.layout);
   const methods = setup.methods(trust, audit);
   if (setup.receivesPushes ?? true) methods.push(syncMethod(setup.service, trust));
+  // Filled in as start-up goes on; a stop before then has less to undo.
+  const up: { server?: Server; timer?: ReturnType<typeof setInterval> } = {};
+  let stopped: Promise<void> | undefined;
+  const stop = (drainMs: number) => {
+    stopped ??= (async () => {
+      clearInterval(up.timer);
+      await up.server?.drain(drainMs);
+      await setup.onStop?.();
+      audit.close();
+      log.info("stopped");
+    })();
+    return stopped;
+  };
+  // Signals are handled from before the socket is bound: the supervisor may
+  // send SIGTERM as soon as the health call answers, and that must drain,
+  // not kill the process by the signal's default action.
+  onStopSignal(() => stop(MAX_DRAIN_MS));
   // Read the list before serving anything, so a revocation identity could
   // not push while the socket was down is not missed by the first requests.
   await trust.refresh();
@@ -106,22 +123,10 @@ export async function runService(setup: ServiceSetup): Promise<RunningService> {
   });
   // And again once the socket is bound: a revocation identity publishes
   // after this read reaches us as a push on the socket.
+  up.server = server;
   await trust.refresh();
-  const timer = setInterval(() => trust.refresh().catch(() => {}), REFRESH_MS);
-  Deno.unrefTimer(timer);
-
-  let stopped: Promise<void> | undefined;
-  const stop = (drainMs: number) => {
-    stopped ??= (async () => {
-      clearInterval(timer);
-      await server.drain(drainMs);
-      await setup.onStop?.();
-      audit.close();
-      log.info("stopped");
-    })();
-    return stopped;
-  };
-  onStopSignal(() => stop(MAX_DRAIN_MS));
+  up.timer = setInterval(() => trust.refresh().catch(() => {}), REFRESH_MS);
+  Deno.unrefTimer(up.timer);
   if (setup.supervised) {
     watchParentPipe(() => stop(1000).finally(() => Deno.exit(0)), setup.onControlFrame);
   }
