@@ -17,8 +17,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { Client } from "../src/ipc/client.ts";
-import type { Response } from "../src/ipc/envelope.ts";
+import { Client } from "../src/server/client.ts";
+import type { Response } from "../src/wire/envelope.ts";
 import { alive, memoryMb, waitFor } from "../tests/helpers.ts";
 
 const { values } = parseArgs({

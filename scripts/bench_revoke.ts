@@ -9,7 +9,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { Client } from "../src/ipc/client.ts";
+import { Client } from "../src/server/client.ts";
 import { socketPath } from "../src/runtime/config.ts";
 import { startNode } from "../tests/helpers.ts";
 

@@ -7,20 +7,22 @@
  *   deno run --allow-read --allow-write=/tmp --allow-run scripts/layers.ts [--graph]
  *
  * The layers, bottom first (docs/architecture.md draws them):
- *   wire, runtime            frames, envelopes, errors, schemas, budgets; config, permissions,
- *                            clock, log, audit, files: neither imports anything of Strata
+ *   wire                     frames, envelopes, errors, schemas, budgets: imports nothing of Strata
+ *   runtime                  config, permissions, paths, clock, log, audit, files, version
  *   api                      the method table: each service's methods, declared once
  *   token, sources           trust: PASETO, keys, claims, verifier; where key sets, revocations
  *                            and registry entries come from
  *   policy                   decisions: authorize, attenuation, constraints, path prefixes
  *   server                   transports (unix, tcp+TLS), the connection loop, limits, the client
  *   identity fs registry supervisor ctl     the services and the CLI
- *   programs                 each src/<program>/main.ts, the node composition, and src/mod.ts
+ *   programs                 each src/<program>/main.ts, src/node/ (what every program's main
+ *                            shares: signals, the supervisor pipe, running a service), src/mod.ts
  * @module
  */
 
 const LAYERS: readonly (readonly string[])[] = [
-  ["wire", "runtime"],
+  ["wire"],
+  ["runtime"],
   ["api"],
   ["token", "sources"],
   ["policy"],

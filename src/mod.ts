@@ -17,9 +17,9 @@ export {
   Client,
   type ClientOptions,
   RemoteError,
-} from "./ipc/client.ts";
-export type { ErrorResponse, OkResponse, Request, Response } from "./ipc/envelope.ts";
-export { type ErrorBody, ErrorCode, type ErrorName, StrataError } from "./ipc/errors.ts";
-export { MAX_FRAME } from "./ipc/frame.ts";
+} from "./server/client.ts";
+export type { ErrorResponse, OkResponse, Request, Response } from "./wire/envelope.ts";
+export { type ErrorBody, ErrorCode, type ErrorName, StrataError } from "./wire/errors.ts";
+export { MAX_FRAME } from "./wire/frame.ts";
 export { DEFAULT_LAYOUT, type Layout, socketPath } from "./runtime/config.ts";
 export type { Claims, Constraints } from "./token/claims.ts";

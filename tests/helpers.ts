@@ -5,9 +5,9 @@
  * @module
  */
 
-import { Client } from "../src/ipc/client.ts";
-import { writeAll } from "../src/ipc/frame.ts";
-import type { Response } from "../src/ipc/envelope.ts";
+import { Client } from "../src/server/client.ts";
+import { writeAll } from "../src/wire/frame.ts";
+import type { Response } from "../src/wire/envelope.ts";
 import { programCommand, REPO_ROOT } from "../src/runtime/command.ts";
 import {
   CHILD_SERVICES,

@@ -6,7 +6,7 @@
  */
 
 import { CHILD_SERVICES } from "../runtime/config.ts";
-import { VERSION } from "../version.ts";
+import { VERSION } from "../runtime/version.ts";
 import { completionScript, SHELLS } from "./completion.ts";
 import { findCommand } from "./dispatch.ts";
 import { CtlError, EXIT, unknownName, usage } from "./errors.ts";

@@ -7,9 +7,9 @@
  * @module
  */
 
-import { callOnce, type CallOptions, Client } from "../ipc/client.ts";
-import type { Response } from "../ipc/envelope.ts";
-import { StrataError } from "../ipc/errors.ts";
+import { callOnce, type CallOptions, Client } from "../server/client.ts";
+import type { Response } from "../wire/envelope.ts";
+import { StrataError } from "../wire/errors.ts";
 import {
   CHILD_SERVICES,
   type Layout,

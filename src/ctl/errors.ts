@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { ErrorBody } from "../ipc/errors.ts";
+import type { ErrorBody } from "../wire/errors.ts";
 import { CHILD_SERVICES } from "../runtime/config.ts";
 
 /** The services `strata-ctl svc start` can start. */

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { StrataError } from "../ipc/errors.ts";
+import { StrataError } from "../wire/errors.ts";
 import { checkLayout, DEFAULT_LAYOUT, type Layout } from "../runtime/config.ts";
 import { COMMANDS, helpText } from "./commands.ts";
 import { chooseToken, envVar, requestOnce, unreachableAdvice } from "./connect.ts";

@@ -6,8 +6,8 @@
  * @module
  */
 
-import { Client } from "../ipc/client.ts";
-import { StrataError } from "../ipc/errors.ts";
+import { Client } from "../server/client.ts";
+import { StrataError } from "../wire/errors.ts";
 import type { Layout } from "../runtime/config.ts";
 import {
   type AdviceOptions,

@@ -7,7 +7,7 @@
  */
 
 import { posix } from "node:path";
-import { isWithin } from "../policy/constraints.ts";
+import { isWithin } from "../runtime/paths.ts";
 import { actionOf, ANY_SERVICE, rightsOf, SERVICES } from "../policy/rights.ts";
 import { unknownName, usage } from "./errors.ts";
 import { parseDuration } from "./format.ts";

@@ -9,7 +9,7 @@
  */
 
 import { closeSync } from "node:fs";
-import { notFound, StrataError } from "../ipc/errors.ts";
+import { notFound, StrataError } from "../wire/errors.ts";
 import type { Capability } from "../token/claims.ts";
 
 /** One open file. */

@@ -6,7 +6,7 @@
 import { Audit } from "../runtime/audit.ts";
 import { parseLayoutArgs, runtimeFiles, stateFiles } from "../runtime/config.ts";
 import { logger } from "../runtime/log.ts";
-import { runMain, runService } from "../runtime/service.ts";
+import { runMain, runService } from "../node/service.ts";
 import { HandleTable } from "./handles.ts";
 import { checkRoots, type FsDeps, fsMethods, overlapWarning, privateDirs } from "./service.ts";
 

@@ -9,11 +9,11 @@
 import { isUtf8 } from "node:buffer";
 import { fstatSync, readSync } from "node:fs";
 import { posix } from "node:path";
-import { invalidArgument } from "../ipc/errors.ts";
-import { MAX_FRAME } from "../ipc/frame.ts";
-import { type Method, RawJson } from "../ipc/server.ts";
+import { invalidArgument } from "../wire/errors.ts";
+import { MAX_FRAME } from "../wire/frame.ts";
+import { type Method, RawJson } from "../server/server.ts";
 import { type Confinement, listConfined, type Listed, openConfined } from "../policy/paths.ts";
-import { isWithin } from "../policy/constraints.ts";
+import { isWithin } from "../runtime/paths.ts";
 import type { Audit } from "../runtime/audit.ts";
 import type { Layout } from "../runtime/config.ts";
 import type { Capability } from "../token/claims.ts";

@@ -9,7 +9,7 @@ import { Audit } from "../runtime/audit.ts";
 import { parseLayoutArgs, stateFiles } from "../runtime/config.ts";
 import { ensureDir } from "../runtime/files.ts";
 import { logger } from "../runtime/log.ts";
-import { runMain, runService } from "../runtime/service.ts";
+import { runMain, runService } from "../node/service.ts";
 import { Trust } from "../token/trust.ts";
 import { KeyRing } from "./keyring.ts";
 import { RevocationLog } from "./revocations.ts";

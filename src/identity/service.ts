@@ -7,9 +7,9 @@
  */
 
 import { setImmediate } from "node:timers";
-import { Client } from "../ipc/client.ts";
-import { invalidArgument, notFound, permissionDenied, StrataError } from "../ipc/errors.ts";
-import type { Method } from "../ipc/server.ts";
+import { Client } from "../server/client.ts";
+import { invalidArgument, notFound, permissionDenied, StrataError } from "../wire/errors.ts";
+import type { Method } from "../server/server.ts";
 import { checkCapability } from "../policy/authorize.ts";
 import { attenuate, MAX_TTL_SECONDS } from "../policy/constraints.ts";
 import { actionOf, allRights, ANY_SERVICE, resolveRights } from "../policy/rights.ts";

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { StrataError } from "../ipc/errors.ts";
+import { StrataError } from "../wire/errors.ts";
 import { type Capability, ClaimsError } from "../token/claims.ts";
 import { TokenError } from "../token/paseto.ts";
 import type { RevocationSet } from "../token/revocation_set.ts";

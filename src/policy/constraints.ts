@@ -5,7 +5,8 @@
  */
 
 import { posix } from "node:path";
-import { invalidArgument, permissionDenied } from "../ipc/errors.ts";
+import { isWithin } from "../runtime/paths.ts";
+import { invalidArgument, permissionDenied } from "../wire/errors.ts";
 import type { Capability, Constraints, RateBucket } from "../token/claims.ts";
 import { rfc3339 } from "../token/claims.ts";
 import { parseRate } from "./rate_limit.ts";
@@ -25,12 +26,6 @@ export function normalizeAbsolute(path: string, field: string): string {
   }
   const n = posix.normalize(path);
   return n.length > 1 && n.endsWith("/") ? n.slice(0, -1) : n;
-}
-
-/** Whether `path` is `prefix` or lies below it (so /tmpfoo is not in /tmp). */
-export function isWithin(path: string, prefix: string): boolean {
-  if (prefix === "/") return path.startsWith("/");
-  return path === prefix || (path.startsWith(prefix) && path.charCodeAt(prefix.length) === 47);
 }
 
 /** What an issue request asks for, after its rights were resolved. */

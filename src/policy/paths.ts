@@ -15,9 +15,10 @@
 
 import { closeSync, constants, fstatSync, openSync } from "node:fs";
 import { posix } from "node:path";
-import { invalidArgument, notFound, permissionDenied, StrataError } from "../ipc/errors.ts";
-import { ByteBudget } from "../ipc/budget.ts";
-import { isWithin, normalizeAbsolute } from "./constraints.ts";
+import { invalidArgument, notFound, permissionDenied, StrataError } from "../wire/errors.ts";
+import { ByteBudget } from "../wire/budget.ts";
+import { normalizeAbsolute } from "./constraints.ts";
+import { isWithin } from "../runtime/paths.ts";
 
 /** Where a request may reach: the service's export roots and the token's prefix. */
 export interface Confinement {

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { invalidArgument } from "../ipc/errors.ts";
+import { invalidArgument } from "../wire/errors.ts";
 
 /** Every right, by the service that defines it. */
 export const SERVICE_RIGHTS: Readonly<Record<string, readonly string[]>> = {

@@ -4,10 +4,10 @@
  * @module
  */
 
-import { parseRequest } from "../ipc/envelope.ts";
+import { parseRequest } from "../wire/envelope.ts";
 import { parseLayoutArgs, socketPath } from "../runtime/config.ts";
 import { logger } from "../runtime/log.ts";
-import { runMain, runService } from "../runtime/service.ts";
+import { runMain, runService } from "../node/service.ts";
 import { Registry, SUPERVISOR } from "./service.ts";
 
 await runMain("registry", async () => {

@@ -6,8 +6,8 @@
  * @module
  */
 
-import { invalidArgument, notFound, permissionDenied, StrataError } from "../ipc/errors.ts";
-import type { Method } from "../ipc/server.ts";
+import { invalidArgument, notFound, permissionDenied, StrataError } from "../wire/errors.ts";
+import type { Method } from "../server/server.ts";
 import type { Audit } from "../runtime/audit.ts";
 import type { Capability } from "../token/claims.ts";
 

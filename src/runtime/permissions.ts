@@ -11,7 +11,7 @@
  * @module
  */
 
-import { isWithin } from "../policy/constraints.ts";
+import { isWithin } from "./paths.ts";
 import {
   CHILD_SERVICES,
   type Layout,

@@ -21,8 +21,8 @@ import { type ProgramCommand, programCommand, REPO_ROOT, SERVICE_ENV } from "../
 import { ensureDir } from "../runtime/files.ts";
 import { emitLine, logger, setLogFormat } from "../runtime/log.ts";
 import { binOverrideVar } from "../runtime/permissions.ts";
-import { runMain, runService } from "../runtime/service.ts";
-import { VERSION } from "../version.ts";
+import { runMain, runService } from "../node/service.ts";
+import { VERSION } from "../runtime/version.ts";
 import { LogBook } from "./logs.ts";
 import { Manager, type ServiceSpec } from "./manager.ts";
 import { DEFAULT_DRAIN_MS, supervisorMethods } from "./service.ts";

@@ -10,9 +10,9 @@
  * @module
  */
 
-import { callOnce } from "../ipc/client.ts";
-import { notFound } from "../ipc/errors.ts";
-import { encodeFrame } from "../ipc/frame.ts";
+import { callOnce } from "../server/client.ts";
+import { notFound } from "../wire/errors.ts";
+import { encodeFrame } from "../wire/frame.ts";
 import type { Audit } from "../runtime/audit.ts";
 import type { ChildService } from "../runtime/config.ts";
 import type { ProgramCommand } from "../runtime/command.ts";

@@ -6,9 +6,9 @@
  * @module
  */
 
-import type { Method } from "../ipc/server.ts";
-import { VERSION } from "../version.ts";
-import { MAX_FRAME } from "../ipc/frame.ts";
+import type { Method } from "../server/server.ts";
+import { VERSION } from "../runtime/version.ts";
+import { MAX_FRAME } from "../wire/frame.ts";
 import { type LogBook, RING_LINES } from "./logs.ts";
 import type { Manager } from "./manager.ts";
 

@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { renderUnit, TEMPLATE, UNIT_DEFAULTS } from "../../scripts/unit.ts";
-import { VERSION } from "../../src/version.ts";
+import { VERSION } from "../../src/runtime/version.ts";
 import { REPO_ROOT } from "../helpers.ts";
 
 function has(tool: string): boolean {

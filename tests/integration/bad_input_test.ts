@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { socketPath } from "../../src/runtime/config.ts";
-import { Client } from "../../src/ipc/client.ts";
+import { Client } from "../../src/server/client.ts";
 import { decodeFrames, rawExchange, rawFrame, startNode } from "../helpers.ts";
 
 const SERVICES = ["supervisor", "registry", "identity", "fs"] as const;

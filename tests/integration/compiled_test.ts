@@ -19,7 +19,7 @@ import {
 } from "../../src/runtime/command.ts";
 import { type Layout, layoutArgs, socketPath } from "../../src/runtime/config.ts";
 import { permissionSet, PROGRAMS } from "../../src/runtime/permissions.ts";
-import { Client } from "../../src/ipc/client.ts";
+import { Client } from "../../src/server/client.ts";
 import { alive, tempLayout, waitFor } from "../helpers.ts";
 
 /** Whether DENORT_BIN names a runtime that really runs compiled programs. */

@@ -4,8 +4,8 @@
  */
 
 import assert from "node:assert/strict";
-import type { OkResponse } from "../../src/ipc/envelope.ts";
-import { Client } from "../../src/ipc/client.ts";
+import type { OkResponse } from "../../src/wire/envelope.ts";
+import { Client } from "../../src/server/client.ts";
 import { programCommand, REPO_ROOT } from "../../src/runtime/command.ts";
 import { socketPath } from "../../src/runtime/config.ts";
 import { alive, issue, startNode, tempLayout, waitFor } from "../helpers.ts";

@@ -9,8 +9,8 @@
  */
 
 import assert from "node:assert/strict";
-import { Client } from "../../src/ipc/client.ts";
-import type { Response } from "../../src/ipc/envelope.ts";
+import { Client } from "../../src/server/client.ts";
+import type { Response } from "../../src/wire/envelope.ts";
 import { type ServiceName, socketPath } from "../../src/runtime/config.ts";
 import { generateSigningKey } from "../../src/token/keys.ts";
 import { signV4Public } from "../../src/token/paseto.ts";

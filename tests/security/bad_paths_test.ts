@@ -9,8 +9,8 @@
  */
 
 import assert from "node:assert/strict";
-import { Client } from "../../src/ipc/client.ts";
-import type { Response } from "../../src/ipc/envelope.ts";
+import { Client } from "../../src/server/client.ts";
+import type { Response } from "../../src/wire/envelope.ts";
 import { socketPath } from "../../src/runtime/config.ts";
 import { AS_ROOT, decodeFrames, issue, rawExchange, rawFrame, startNode } from "../helpers.ts";
 import { expectError, svcStatus } from "./support.ts";

@@ -5,12 +5,12 @@
  */
 
 import assert from "node:assert/strict";
-import { Client } from "../../src/ipc/client.ts";
+import { Client } from "../../src/server/client.ts";
 import { socketPath } from "../../src/runtime/config.ts";
-import { MAX_REFUSALS } from "../../src/ipc/server.ts";
+import { MAX_REFUSALS } from "../../src/server/server.ts";
 import { decodeFrames, issue, rawExchange, rawFrame, startNode } from "../helpers.ts";
 import { expectError, expectOk, rawExchangeAll, rawRequest, svcStatus } from "./support.ts";
-import type { Response } from "../../src/ipc/envelope.ts";
+import type { Response } from "../../src/wire/envelope.ts";
 
 /** Reads from a connection until it closes (true) or `ms` pass (false). */
 async function closesWithin(conn: Deno.UnixConn, ms: number): Promise<boolean> {

@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import type { Response } from "../../src/ipc/envelope.ts";
+import type { Response } from "../../src/wire/envelope.ts";
 import { issue, startNode } from "../helpers.ts";
 import { expectError, expectOk } from "./support.ts";
 

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { Client } from "../../src/ipc/client.ts";
+import { Client } from "../../src/server/client.ts";
 import { socketPath } from "../../src/runtime/config.ts";
 import { issue, startNode } from "../helpers.ts";
 import { expectError, expectOk, rawRequest, svcStatus } from "./support.ts";

@@ -6,12 +6,12 @@
  */
 
 import assert from "node:assert/strict";
-import { Client } from "../../src/ipc/client.ts";
-import { MAX_FRAME, writeAll } from "../../src/ipc/frame.ts";
+import { Client } from "../../src/server/client.ts";
+import { MAX_FRAME, writeAll } from "../../src/wire/frame.ts";
 import { socketPath } from "../../src/runtime/config.ts";
 import { decodeFrames, issue, memoryMb, rawFrame, REPO_ROOT, startNode } from "../helpers.ts";
 import { expectOk, svcStatus } from "./support.ts";
-import type { Response } from "../../src/ipc/envelope.ts";
+import type { Response } from "../../src/wire/envelope.ts";
 
 /** fs's RSS must stay below this in the flood (it reached 800 MB before the budgets). */
 const RSS_CEILING_MB = 150;

@@ -7,8 +7,8 @@
  */
 
 import assert from "node:assert/strict";
-import type { ErrorBody } from "../../src/ipc/errors.ts";
-import type { Response } from "../../src/ipc/envelope.ts";
+import type { ErrorBody } from "../../src/wire/errors.ts";
+import type { Response } from "../../src/wire/envelope.ts";
 import { issuerOf, type ServiceName, socketPath, stateFiles } from "../../src/runtime/config.ts";
 import { rfc3339 } from "../../src/token/claims.ts";
 import { b64url, fromB64url, parseSecretPaserk, type SigningKey } from "../../src/token/keys.ts";

@@ -9,7 +9,7 @@
  */
 
 import assert from "node:assert/strict";
-import { Client } from "../../src/ipc/client.ts";
+import { Client } from "../../src/server/client.ts";
 import { socketPath } from "../../src/runtime/config.ts";
 import { AS_ROOT, issue, REPO_ROOT, startNode, tempLayout } from "../helpers.ts";
 

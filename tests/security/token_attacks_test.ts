@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { generateSigningKey } from "../../src/token/keys.ts";
 import { signV4Public } from "../../src/token/paseto.ts";
 import { rfc3339 } from "../../src/token/claims.ts";
-import { Client } from "../../src/ipc/client.ts";
+import { Client } from "../../src/server/client.ts";
 import { socketPath } from "../../src/runtime/config.ts";
 import { issue, startNode } from "../helpers.ts";
 import {

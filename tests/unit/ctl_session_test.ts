@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { CtlError, EXIT } from "../../src/ctl/errors.ts";
 import { Session } from "../../src/ctl/session.ts";
-import { encodeFrame, FrameReader } from "../../src/ipc/frame.ts";
+import { encodeFrame, FrameReader } from "../../src/wire/frame.ts";
 import type { Layout } from "../../src/runtime/config.ts";
 
 type Req = { req_id: string; method: string; auth?: { token: string }; params?: unknown };

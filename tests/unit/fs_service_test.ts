@@ -6,9 +6,9 @@
 import assert from "node:assert/strict";
 import { HandleTable } from "../../src/fs/handles.ts";
 import { checkRoots, fsMethods, MAX_READ, readResult } from "../../src/fs/service.ts";
-import { encodeFrame, encodeJsonFrame, FrameReader, MAX_FRAME } from "../../src/ipc/frame.ts";
-import { MAX_REQ_ID } from "../../src/ipc/envelope.ts";
-import { type Method, type MethodContext, RawJson, Server } from "../../src/ipc/server.ts";
+import { encodeFrame, encodeJsonFrame, FrameReader, MAX_FRAME } from "../../src/wire/frame.ts";
+import { MAX_REQ_ID } from "../../src/wire/envelope.ts";
+import { type Method, type MethodContext, RawJson, Server } from "../../src/server/server.ts";
 import { RateLimiter } from "../../src/policy/rate_limit.ts";
 import { Audit } from "../../src/runtime/audit.ts";
 import type { Capability } from "../../src/token/claims.ts";

@@ -8,7 +8,6 @@ import {
   attenuate,
   DEFAULT_TTL_SECONDS,
   type GrantRequest,
-  isWithin,
   normalizeAbsolute,
   rateBuckets,
 } from "../../src/policy/constraints.ts";
@@ -54,15 +53,6 @@ Deno.test("normalizeAbsolute: relative paths and NUL bytes are INVALID_ARGUMENT 
     "INVALID_ARGUMENT",
     /^p: contains a NUL byte/,
   );
-});
-
-Deno.test("isWithin: the prefix itself and paths below it, never a sibling with a longer name", () => {
-  assert.ok(isWithin("/tmp", "/tmp"));
-  assert.ok(isWithin("/tmp/a/b", "/tmp"));
-  assert.ok(!isWithin("/tmpfoo", "/tmp"));
-  assert.ok(!isWithin("/tmpfoo/a", "/tmp"));
-  assert.ok(!isWithin("/", "/tmp"));
-  assert.ok(isWithin("/anything", "/"));
 });
 
 Deno.test("attenuate: a subset of rights is granted with the parent's service", () => {

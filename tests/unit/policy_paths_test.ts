@@ -13,7 +13,7 @@ import {
   openConfined,
   resolveConfined,
 } from "../../src/policy/paths.ts";
-import type { StrataError } from "../../src/ipc/errors.ts";
+import type { StrataError } from "../../src/wire/errors.ts";
 import { rejectsStrata, throwsStrata, withTempDir } from "./support.ts";
 
 /**

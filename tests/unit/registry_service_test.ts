@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import type { MethodContext } from "../../src/ipc/server.ts";
+import type { MethodContext } from "../../src/server/server.ts";
 import {
   checkEndpoint,
   Registry,

@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { CtlError, EXIT } from "../../src/ctl/errors.ts";
-import { type ErrorName, StrataError } from "../../src/ipc/errors.ts";
+import { type ErrorName, StrataError } from "../../src/wire/errors.ts";
 import type { Capability, Claims } from "../../src/token/claims.ts";
 import { AUDIENCE, newCapId, rfc3339 } from "../../src/token/claims.ts";
 import type { KeyLookup } from "../../src/token/key_set.ts";

@@ -1,12 +1,12 @@
 /**
- * Unit tests for src/ipc/server.ts: one in-process server on a socket in a
+ * Unit tests for src/server/server.ts: one in-process server on a socket in a
  * temp dir, driven with the real client and with raw frames.
  */
 
 import assert from "node:assert/strict";
-import { Client } from "../../src/ipc/client.ts";
-import { encodeFrame, FrameReader, HEADER_BYTES, MAX_FRAME } from "../../src/ipc/frame.ts";
-import { type Method, RawJson, Server, type ServerOptions } from "../../src/ipc/server.ts";
+import { Client } from "../../src/server/client.ts";
+import { encodeFrame, FrameReader, HEADER_BYTES, MAX_FRAME } from "../../src/wire/frame.ts";
+import { type Method, RawJson, Server, type ServerOptions } from "../../src/server/server.ts";
 import { RateLimiter } from "../../src/policy/rate_limit.ts";
 import { generateSigningKey, importVerifyKey } from "../../src/token/keys.ts";
 import { RevocationSet } from "../../src/token/revocation_set.ts";

@@ -1,7 +1,7 @@
-/** Unit tests for src/ipc/budget.ts: a shared pool of bytes, first come first served. */
+/** Unit tests for src/wire/budget.ts: a shared pool of bytes, first come first served. */
 
 import assert from "node:assert/strict";
-import { ByteBudget } from "../../src/ipc/budget.ts";
+import { ByteBudget } from "../../src/wire/budget.ts";
 
 Deno.test("ByteBudget.charge: bytes that already exist count at once, and later takes wait", async () => {
   // given a budget of 100 with 60 taken

@@ -1,9 +1,9 @@
 /**
- * Unit tests for src/ipc/schema.ts: params validation by a declared schema.
+ * Unit tests for src/wire/schema.ts: params validation by a declared schema.
  */
 
 import assert from "node:assert/strict";
-import { type ParamsSchema, validateParams } from "../../src/ipc/schema.ts";
+import { type ParamsSchema, validateParams } from "../../src/wire/schema.ts";
 import { throwsStrata } from "./support.ts";
 
 const SCHEMA: ParamsSchema = {

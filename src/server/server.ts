@@ -19,9 +19,9 @@ import {
   okResponse,
   parseRequest,
   type Request,
-} from "./envelope.ts";
-import { ByteBudget } from "./budget.ts";
-import { type ErrorName, StrataError, toStrataError } from "./errors.ts";
+} from "../wire/envelope.ts";
+import { ByteBudget } from "../wire/budget.ts";
+import { type ErrorName, StrataError, toStrataError } from "../wire/errors.ts";
 import {
   encodeFrame,
   encodeJsonFrame,
@@ -30,8 +30,8 @@ import {
   FrameTooLargeError,
   FrameWriter,
   MAX_FRAME,
-} from "./frame.ts";
-import { type ParamsSchema, validateParams } from "./schema.ts";
+} from "../wire/frame.ts";
+import { type ParamsSchema, validateParams } from "../wire/schema.ts";
 
 /** What a handler learns about the request besides its params. */
 export interface MethodContext {

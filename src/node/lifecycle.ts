@@ -9,7 +9,7 @@
  * @module
  */
 
-import { FrameReader } from "../ipc/frame.ts";
+import { FrameReader } from "../wire/frame.ts";
 
 /** Runs `stop` once on the first SIGINT or SIGTERM; a second one exits at once. */
 export function onStopSignal(stop: (signal: Deno.Signal) => Promise<void> | void): void {

@@ -6,14 +6,14 @@
  * @module
  */
 
-import { StrataError } from "../ipc/errors.ts";
-import { MAX_FRAME } from "../ipc/frame.ts";
-import { type Method, Server, type ServerLimits } from "../ipc/server.ts";
+import { StrataError } from "../wire/errors.ts";
+import { MAX_FRAME } from "../wire/frame.ts";
+import { type Method, Server, type ServerLimits } from "../server/server.ts";
 import { Trust } from "../token/trust.ts";
-import { Audit } from "./audit.ts";
-import { type Layout, type ServiceName, socketPath, stateFiles } from "./config.ts";
+import { Audit } from "../runtime/audit.ts";
+import { type Layout, type ServiceName, socketPath, stateFiles } from "../runtime/config.ts";
 import { onStopSignal, watchParentPipe } from "./lifecycle.ts";
-import { logger } from "./log.ts";
+import { logger } from "../runtime/log.ts";
 
 /** How often files are re-checked in case a push from identity was missed. */
 const REFRESH_MS = 1000;

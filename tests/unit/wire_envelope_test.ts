@@ -1,5 +1,5 @@
 /**
- * Unit tests for src/ipc/envelope.ts: request validation names the field at
+ * Unit tests for src/wire/envelope.ts: request validation names the field at
  * fault and salvages the req_id; response builders and parsing.
  */
 
@@ -12,8 +12,8 @@ import {
   okResponse,
   parseRequest,
   parseResponse,
-} from "../../src/ipc/envelope.ts";
-import { StrataError } from "../../src/ipc/errors.ts";
+} from "../../src/wire/envelope.ts";
+import { StrataError } from "../../src/wire/errors.ts";
 
 const encoder = new TextEncoder();
 

@@ -1,5 +1,5 @@
 /**
- * Unit tests for src/ipc/errors.ts: codes, names, wire bodies, and the
+ * Unit tests for src/wire/errors.ts: codes, names, wire bodies, and the
  * mapping of anything thrown to a protocol error.
  */
 
@@ -13,7 +13,7 @@ import {
   StrataError,
   toStrataError,
   unauthenticated,
-} from "../../src/ipc/errors.ts";
+} from "../../src/wire/errors.ts";
 
 Deno.test("ErrorCode: the numeric codes are the ones api/protocol.md fixes", () => {
   assert.deepEqual({ ...ErrorCode }, {

@@ -1,11 +1,11 @@
 /**
- * Unit tests for src/ipc/client.ts, against hand-written peers on Unix
+ * Unit tests for src/server/client.ts, against hand-written peers on Unix
  * sockets in a temp dir.
  */
 
 import assert from "node:assert/strict";
-import { callOnce, Client, RemoteError } from "../../src/ipc/client.ts";
-import { encodeFrame, FrameReader } from "../../src/ipc/frame.ts";
+import { callOnce, Client, RemoteError } from "../../src/server/client.ts";
+import { encodeFrame, FrameReader } from "../../src/wire/frame.ts";
 import { rejectsStrata, withTempDir } from "./support.ts";
 
 type Req = { v: 1; req_id: string; method: string; auth?: { token: string }; params?: unknown };

@@ -1,5 +1,5 @@
 /**
- * Unit tests for src/ipc/frame.ts: length-prefixed framing over fake byte
+ * Unit tests for src/wire/frame.ts: length-prefixed framing over fake byte
  * sources and sinks.
  */
 
@@ -18,7 +18,7 @@ import {
   TruncatedFrameError,
   writeAll,
   WriteTimeoutError,
-} from "../../src/ipc/frame.ts";
+} from "../../src/wire/frame.ts";
 import { concat } from "./support.ts";
 
 const encoder = new TextEncoder();

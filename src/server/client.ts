@@ -5,9 +5,9 @@
  * @module
  */
 
-import { parseResponse, type Response } from "./envelope.ts";
-import { type ErrorName, errorName, StrataError } from "./errors.ts";
-import { encodeFrame, FrameReader, FrameWriter } from "./frame.ts";
+import { parseResponse, type Response } from "../wire/envelope.ts";
+import { type ErrorName, errorName, StrataError } from "../wire/errors.ts";
+import { encodeFrame, FrameReader, FrameWriter } from "../wire/frame.ts";
 
 /** Per-call options. */
 export interface CallOptions {
