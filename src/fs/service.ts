@@ -97,7 +97,7 @@ function confinement(d: FsDeps, cap: Capability): Confinement {
 }
 
 /** The methods fs serves. */
-export function fsMethods(d: FsDeps): Method[] {
+export function fsMethods(d: FsDeps): Method<Capability>[] {
   const path = { type: "string", minLength: 1, maxLength: 4096 } as const;
   return [
     {

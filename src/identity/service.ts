@@ -300,7 +300,7 @@ export class IdentityService {
   }
 
   /** The methods identity serves. */
-  methods(): Method[] {
+  methods(): Method<Capability>[] {
     return [
       {
         name: "identity.issue",

@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { Capability } from "../token/claims.ts";
 import { StrataError } from "../wire/errors.ts";
 import { MAX_FRAME } from "../wire/frame.ts";
 import { type Method, Server, type ServerLimits } from "../server/server.ts";
@@ -14,6 +15,9 @@ import { Audit } from "../runtime/audit.ts";
 import { type Layout, type ServiceName, socketPath, stateFiles } from "../runtime/config.ts";
 import { onStopSignal, watchParentPipe } from "./lifecycle.ts";
 import { logger } from "../runtime/log.ts";
+import { authorize } from "../policy/authorize.ts";
+import { RateLimiter } from "../policy/rate_limit.ts";
+import type { RequestChain } from "../server/server.ts";
 
 /** How often files are re-checked in case a push from identity was missed. */
 const REFRESH_MS = 1000;
@@ -28,7 +32,7 @@ export interface ServiceSetup {
   /** Started by the supervisor: watch the stdin pipe. */
   supervised: boolean;
   /** The service's methods, given its trust and audit. */
-  methods(trust: Trust, audit: Audit): Method[];
+  methods(trust: Trust, audit: Audit): Method<Capability>[];
   /** A ready-made audit log (identity writes events before it listens). */
   audit?: Audit;
   /** A ready-made trust (identity passes one over its own keys). */
@@ -44,15 +48,40 @@ export interface ServiceSetup {
 
 /** A running service. */
 export interface RunningService {
-  server: Server;
+  server: Server<Capability>;
   trust: Trust;
   audit: Audit;
   /** Drains and exits. */
   stop(drainMs: number): Promise<void>;
 }
 
+/**
+ * The request chain of a token-verifying service: the token verified
+ * locally against the trust's keys and revocations, the right and rate
+ * limits checked by policy/authorize, and every refusal written to the
+ * audit log (its reason and cap_id, never the token).
+ */
+export function requestChain(
+  service: string,
+  parts: { trust: Trust; audit: Audit },
+): RequestChain<Capability> {
+  const limiter = new RateLimiter();
+  return {
+    authorize: (token, right) =>
+      authorize(token, { right }, { service, ...parts.trust.authContext, limiter }) as Promise<
+        Capability
+      >,
+    refused: (method, err) =>
+      parts.audit.event("auth.denied", {
+        method,
+        reason: err.details?.reason ?? err.errorName,
+        cap_id: err.details?.cap_id,
+      }),
+  };
+}
+
 /** The `<service>.sync` method: identity's signed revocation pushes. */
-function syncMethod(service: string, trust: Trust): Method {
+function syncMethod(service: string, trust: Trust): Method<Capability> {
   return {
     name: `${service}.sync`,
     // Authenticated by identity's signature on the list, not by a token.
@@ -116,8 +145,7 @@ export async function runService(setup: ServiceSetup): Promise<RunningService> {
     service: setup.service,
     path: socketPath(setup.layout, setup.service),
     methods,
-    auth: trust.authContext,
-    audit,
+    chain: requestChain(setup.service, { trust, audit }),
     limits: setup.limits,
     groupAccess: setup.layout.groupAccess,
   });

@@ -9,6 +9,7 @@
  * @module
  */
 
+import type { Access } from "../api/method.ts";
 import { StrataError } from "../wire/errors.ts";
 import { type Capability, ClaimsError } from "../token/claims.ts";
 import { TokenError } from "../token/paseto.ts";
@@ -17,9 +18,6 @@ import type { TokenVerifier } from "../token/verifier.ts";
 import { parseRate, type RateLimiter } from "./rate_limit.ts";
 import { rateBuckets } from "./constraints.ts";
 import { ANY_SERVICE, ROOT_IMPLIED_RIGHTS } from "./rights.ts";
-
-/** What a method requires: a named right, or nothing ("public"). */
-export type Access = { right: string } | "public";
 
 /** What authorize needs to know besides the token. */
 export interface AuthorizeContext {

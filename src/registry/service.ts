@@ -192,7 +192,7 @@ export class Registry {
   }
 
   /** The methods the registry serves on its socket. */
-  methods(): Method[] {
+  methods(): Method<Capability>[] {
     const view = (e: Entry) => ({ service: e.service, endpoint: e.endpoint, api_v: e.api_v });
     return [
       {

@@ -1,18 +1,19 @@
 /**
- * The one server every Strata service runs: a Unix socket listener and a
- * per-connection loop that takes each request through
- * frame decode → envelope check → token verify (cached) → authorize →
- * params check → handler → response frame.
+ * The one server every Strata service runs: a listener and a per-connection
+ * loop that takes each request through
+ * frame decode → envelope check → the request chain it is given
+ * (authenticate, authorize, constraints, audit of refusals) → params check →
+ * handler → response frame.
  *
  * A service only declares its methods. The server adds `<service>.health`,
  * enforces the limits (connections, in-flight requests per connection, idle
- * time, time per request, frame size) and drains on stop.
+ * time, time per request, frame size, memory budgets) and drains on stop.
+ * It imports nothing of tokens or policy: the program that composes the
+ * service hands it the chain.
  * @module
  */
 
-import type { Audit } from "../runtime/audit.ts";
-import { type Access, authorize, type AuthorizeContext } from "../policy/authorize.ts";
-import type { Capability } from "../token/claims.ts";
+import type { Access } from "../api/method.ts";
 import {
   EnvelopeError,
   errorResponse,
@@ -33,10 +34,25 @@ import {
 } from "../wire/frame.ts";
 import { type ParamsSchema, validateParams } from "../wire/schema.ts";
 
+/**
+ * The request steps the server runs for a protected method, given to it by
+ * the program that composes the service.
+ */
+export interface RequestChain<C = unknown> {
+  /**
+   * Authenticates the token and authorizes `right` (and the token's
+   * constraints): returns the caller's capability, or throws the refusal as
+   * a StrataError.
+   */
+  authorize(token: string | undefined, right: string): C | Promise<C>;
+  /** Told of each refusal `authorize` threw (the audit trail). */
+  refused?(method: string, err: StrataError): void;
+}
+
 /** What a handler learns about the request besides its params. */
-export interface MethodContext {
+export interface MethodContext<C = unknown> {
   /** The caller's verified capability (protected methods only). */
-  cap?: Capability;
+  cap?: C;
   /** The request id. */
   reqId: string;
   /** The connection's number, for handlers that keep per-connection state. */
@@ -44,7 +60,7 @@ export interface MethodContext {
 }
 
 /** A method a service offers. */
-export interface Method {
+export interface Method<C = unknown> {
   /** Full method name, "service.action". */
   name: string;
   /** The right it needs, or "public". Nothing is public unless it says so. */
@@ -61,7 +77,7 @@ export interface Method {
   cost?(params: any): number;
   /** Does the work; what it returns is the result (or a {@link RawJson}). */
   // deno-lint-ignore no-explicit-any
-  handler(params: any, ctx: MethodContext): unknown | Promise<unknown>;
+  handler(params: any, ctx: MethodContext<C>): unknown | Promise<unknown>;
 }
 
 /**
@@ -147,17 +163,16 @@ const RELIEF_EVERY_MS = 25;
 const BODY_STALL_MS = 250;
 
 /** Options for {@link Server.listen}. */
-export interface ServerOptions {
+export interface ServerOptions<C = unknown> {
   /** The service name, e.g. "fs". */
   service: string;
   /** Socket path. */
   path: string;
   /** The methods offered. */
-  methods: Method[];
-  /** Token checking; required when any method is protected. */
-  auth?: Omit<AuthorizeContext, "service" | "now">;
+  methods: Method<C>[];
+  /** The request chain; required when any method is protected. */
+  chain?: RequestChain<C>;
   limits?: Partial<ServerLimits>;
-  audit?: Audit;
   /** Let the process's group connect: the socket is 0660 instead of 0600. */
   groupAccess?: boolean;
 }
@@ -216,14 +231,13 @@ async function claimSocketPath(path: string): Promise<void> {
 }
 
 /** A running server. */
-export class Server {
+export class Server<C = unknown> {
   readonly service: string;
   readonly path: string;
   #listener: Deno.Listener;
-  #methods = new Map<string, Method>();
+  #methods = new Map<string, Method<C>>();
   #limits: ServerLimits;
-  #auth?: ServerOptions["auth"];
-  #audit?: Audit;
+  #chain?: RequestChain<C>;
   #conns = new Map<number, ConnState>();
   #nextId = 1;
   #inFlight = 0;
@@ -236,21 +250,20 @@ export class Server {
   #responseBudget: ByteBudget;
   #relief?: ReturnType<typeof setTimeout>;
 
-  private constructor(options: ServerOptions, listener: Deno.Listener) {
+  private constructor(options: ServerOptions<C>, listener: Deno.Listener) {
     this.service = options.service;
     this.path = options.path;
     this.#listener = listener;
     this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
-    this.#auth = options.auth;
-    this.#audit = options.audit;
+    this.#chain = options.chain;
     this.#requestBudget = new ByteBudget(this.#limits.requestBudget);
     this.#responseBudget = new ByteBudget(this.#limits.responseBudget);
     for (const m of [this.#healthMethod(), ...options.methods]) {
       if (m.access !== "public" && typeof m.access?.right !== "string") {
         throw new Error(`${m.name}: declares no right and is not public (deny by default)`);
       }
-      if (m.access !== "public" && !this.#auth) {
-        throw new Error(`${m.name}: protected methods need the server's auth options`);
+      if (m.access !== "public" && !this.#chain) {
+        throw new Error(`${m.name}: protected methods need the server's request chain`);
       }
       this.#methods.set(m.name, m);
     }
@@ -261,7 +274,7 @@ export class Server {
   }
 
   /** Claims the socket path, listens, sets the socket's mode and starts serving. */
-  static async listen(options: ServerOptions): Promise<Server> {
+  static async listen<C>(options: ServerOptions<C>): Promise<Server<C>> {
     await claimSocketPath(options.path);
     const listener = Deno.listen({ transport: "unix", path: options.path });
     Deno.chmodSync(options.path, options.groupAccess ? 0o660 : 0o600);
@@ -283,7 +296,7 @@ export class Server {
     return this.#draining;
   }
 
-  #healthMethod(): Method {
+  #healthMethod(): Method<C> {
     return {
       name: `${this.service}.health`,
       access: "public",
@@ -624,21 +637,12 @@ export class Server {
           : `method: ${req.method} is not served here (this is ${this.service}.sock)`,
       );
     }
-    let cap: Capability | undefined;
+    let cap: C | undefined;
     if (method.access !== "public") {
       try {
-        cap = await authorize(req.auth?.token, method.access, {
-          service: this.service,
-          ...this.#auth!,
-        });
+        cap = await this.#chain!.authorize(req.auth?.token, method.access.right);
       } catch (err) {
-        if (err instanceof StrataError) {
-          this.#audit?.event("auth.denied", {
-            method: req.method,
-            reason: err.details?.reason ?? err.errorName,
-            cap_id: err.details?.cap_id,
-          });
-        }
+        if (err instanceof StrataError) this.#chain!.refused?.(req.method, err);
         throw err;
       }
     }

@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { Capability } from "../token/claims.ts";
 import type { Method } from "../server/server.ts";
 import { VERSION } from "../runtime/version.ts";
 import { MAX_FRAME } from "../wire/frame.ts";
@@ -25,7 +26,7 @@ export interface SupervisorDeps {
 export const DEFAULT_DRAIN_MS = 5000;
 
 /** The methods the supervisor serves. */
-export function supervisorMethods(d: SupervisorDeps): Method[] {
+export function supervisorMethods(d: SupervisorDeps): Method<Capability>[] {
   const name = { type: "string", minLength: 1, maxLength: 32 } as const;
   const drain = { type: "integer", default: DEFAULT_DRAIN_MS, min: 0, max: 120_000 } as const;
   return [

@@ -1,14 +1,12 @@
 /**
  * Everything a service needs to judge tokens on its own: the published key
- * set, the revocations it knows of, the verifier with its cache, and the
- * per-capability rate limiter. Identity keeps these current by pushing
+ * set, the revocations it knows of, and the verifier with its cache. Identity keeps these current by pushing
  * signed revocation lists; the service also re-reads the files now and then,
  * in case a push was missed.
  * @module
  */
 
 import { issuerOf, type Layout, runtimeFiles } from "../runtime/config.ts";
-import { RateLimiter } from "../policy/rate_limit.ts";
 import { type KeyLookup, PublishedKeys } from "./key_set.ts";
 import { openRevocationList, RevocationFile, RevocationSet } from "./revocation_set.ts";
 import { TokenVerifier } from "./verifier.ts";
@@ -19,7 +17,6 @@ export class Trust {
   readonly keys: PublishedKeys;
   readonly revoked: RevocationSet;
   readonly verifier: TokenVerifier;
-  readonly limiter = new RateLimiter();
   #file: RevocationFile;
   #onRevoked: (ids: string[]) => void = () => {};
 
@@ -43,7 +40,7 @@ export class Trust {
 
   /** The pieces authorize() needs. */
   get authContext() {
-    return { verifier: this.verifier, revoked: this.revoked, limiter: this.limiter };
+    return { verifier: this.verifier, revoked: this.revoked };
   }
 
   /** Re-reads the key set and the revocation list if either changed. */

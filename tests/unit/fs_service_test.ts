@@ -10,6 +10,8 @@ import { encodeFrame, encodeJsonFrame, FrameReader, MAX_FRAME } from "../../src/
 import { MAX_REQ_ID } from "../../src/wire/envelope.ts";
 import { type Method, type MethodContext, RawJson, Server } from "../../src/server/server.ts";
 import { RateLimiter } from "../../src/policy/rate_limit.ts";
+import { authorize, type AuthorizeContext } from "../../src/policy/authorize.ts";
+import type { RequestChain } from "../../src/server/server.ts";
 import { Audit } from "../../src/runtime/audit.ts";
 import type { Capability } from "../../src/token/claims.ts";
 import { generateSigningKey, importVerifyKey } from "../../src/token/keys.ts";
@@ -41,6 +43,14 @@ function responseFrame(reqId: string, r: RawJson): Uint8Array {
   return encodeJsonFrame(
     `{"v":1,"req_id":${JSON.stringify(reqId)},"ok":true,"result":${rawText(r)}}`,
   );
+}
+
+/** The chain fs gets in production: policy's authorize for service fs. */
+function requestChain(ctx: Omit<AuthorizeContext, "service">): RequestChain<Capability> {
+  return {
+    authorize: (token, right) =>
+      authorize(token, { right }, { service: "fs", ...ctx }) as Promise<Capability>,
+  };
 }
 
 Deno.test("readResult: UTF-8 bytes carry data and data_b64", () => {
@@ -116,7 +126,7 @@ function fsFixture(root: string) {
   const methods = new Map(fsMethods({ roots: [root], handles, audit }).map((m) => [m.name, m]));
   const call = async (name: string, params: Record<string, unknown>, cap: Capability) => {
     const m = methods.get(name)!;
-    const ctx: MethodContext = { cap, reqId: "r", connId: 1 };
+    const ctx: MethodContext<Capability> = { cap, reqId: "r", connId: 1 };
     const out = await m.handler(params, ctx);
     return out instanceof RawJson ? JSON.parse(rawText(out)) : out;
   };
@@ -235,14 +245,14 @@ Deno.test("fs.read over a socket: a text read that gets data still fits one fram
       service: "fs",
       path: `${dir}/fs.sock`,
       methods: fsMethods({ roots: [dir], handles, audit }),
-      auth: {
+      chain: requestChain({
         verifier: new TokenVerifier({
           issuer: ISSUER,
           keys: new CountingLookup([await importVerifyKey(key.publicKey)]),
         }),
         revoked: new RevocationSet(),
         limiter: new RateLimiter(),
-      },
+      }),
     });
     const conn = await Deno.connect({ transport: "unix", path: `${dir}/fs.sock` });
     try {

@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import type { MethodContext } from "../../src/server/server.ts";
+import type { Capability } from "../../src/token/claims.ts";
 import {
   checkEndpoint,
   Registry,
@@ -163,7 +164,7 @@ Deno.test("Registry.methods: register through the method is owned by the caller'
   const m = new Map(r.methods().map((x) => [x.name, x]));
   const a = makeCap({ service: "registry", rights: ["registry.register"] });
   const b = makeCap({ service: "registry", rights: ["registry.register"] });
-  const ctx = (cap: typeof a): MethodContext => ({ cap, reqId: "r", connId: 1 });
+  const ctx = (cap: typeof a): MethodContext<Capability> => ({ cap, reqId: "r", connId: 1 });
   // when A registers through the method
   const view = await m.get("registry.register")!.handler(
     { service: "my-svc", endpoint: "unix:///run/my.sock", api_v: 1 },

@@ -6,7 +6,15 @@
 import assert from "node:assert/strict";
 import { Client } from "../../src/server/client.ts";
 import { encodeFrame, FrameReader, HEADER_BYTES, MAX_FRAME } from "../../src/wire/frame.ts";
-import { type Method, RawJson, Server, type ServerOptions } from "../../src/server/server.ts";
+import {
+  type Method,
+  RawJson,
+  type RequestChain,
+  Server,
+  type ServerOptions,
+} from "../../src/server/server.ts";
+import { authorize } from "../../src/policy/authorize.ts";
+import type { Capability } from "../../src/token/claims.ts";
 import { RateLimiter } from "../../src/policy/rate_limit.ts";
 import { generateSigningKey, importVerifyKey } from "../../src/token/keys.ts";
 import { RevocationSet } from "../../src/token/revocation_set.ts";
@@ -113,21 +121,24 @@ Deno.test("Server: a protected method without a token is UNAUTHENTICATED; with a
   await withTempDir(async (dir) => {
     // given a server with one protected method and real token checking
     const key = await generateSigningKey();
-    const auth = {
-      verifier: new TokenVerifier({
-        issuer: ISSUER,
-        keys: new CountingLookup([await importVerifyKey(key.publicKey)]),
-      }),
-      revoked: new RevocationSet(),
-      limiter: new RateLimiter(),
+    const verifier = new TokenVerifier({
+      issuer: ISSUER,
+      keys: new CountingLookup([await importVerifyKey(key.publicKey)]),
+    });
+    const revoked = new RevocationSet();
+    const limiter = new RateLimiter();
+    // The chain a program would give the server: policy's authorize over the trust.
+    const chain: RequestChain = {
+      authorize: (token, right) =>
+        authorize(token, { right }, { service: "t", verifier, revoked, limiter }),
     };
     const secret: Method = {
       name: "t.secret",
       access: { right: "t.secret" },
       params: {},
-      handler: (_p, ctx) => ({ cap: ctx.cap?.capId }),
+      handler: (_p, ctx) => ({ cap: (ctx.cap as Capability | undefined)?.capId }),
     };
-    await withServer(dir, { methods: [ECHO, secret], auth }, async (_server, path) => {
+    await withServer(dir, { methods: [ECHO, secret], chain }, async (_server, path) => {
       const client = await Client.connect(path);
       try {
         // when called without a token, then it is refused with a reason
@@ -162,7 +173,7 @@ Deno.test("Server.listen: a method that is neither public nor declares a right i
     const guarded: Method = { ...ECHO, name: "t.guarded", access: { right: "t.guarded" } };
     await assert.rejects(
       Server.listen({ service: "t", path: `${dir}/u.sock`, methods: [guarded] }),
-      /protected methods need the server's auth options/,
+      /protected methods need the server's request chain/,
     );
   });
 });

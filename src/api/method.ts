@@ -1,0 +1,24 @@
+/**
+ * The shape of a method declaration: what every service, the server,
+ * strata-ctl and the docs know of a method without its handler.
+ * @module
+ */
+
+import type { ParamsSchema } from "../wire/schema.ts";
+
+/** What a method requires: a named right, or nothing ("public"). */
+export type Access = { right: string } | "public";
+
+/** One method, declared once: everything about it but its handler. */
+export interface MethodSpec {
+  /** Full method name, "service.action". */
+  name: string;
+  /** The right it needs, or "public". Nothing is public unless it says so. */
+  access: Access;
+  /** Its params. */
+  params: ParamsSchema;
+  /** One line: what it does (help, completion, docs). */
+  summary: string;
+  /** Example params, when it takes any (help and docs). */
+  example?: Record<string, unknown>;
+}
