@@ -1,4 +1,4 @@
-# Strata for Nix, in either form (see README, "Running Strata"):
+# Strata for Nix, in either form (see docs/operations.md):
 #   form = "installed": `deno task install` into $out: the program, a read-only
 #     DENO_DIR with the locked npm packages, type-checked, and launchers
 #     (bin/strata-supervisor, strata-ctl, ...) that `deno run` each program with
@@ -93,7 +93,7 @@ stdenvNoCC.mkDerivation {
   '');
   installPhase = ''
     mkdir -p $out/share/doc/strata
-    cp README.md api/protocol.md $out/share/doc/strata/
+    cp -r README.md docs api/protocol.md $out/share/doc/strata/
   '';
   # deno compile appends the program to the runtime; stripping would cut it off.
   dontStrip = true;

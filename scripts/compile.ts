@@ -15,7 +15,7 @@
  *
  * `deno compile` needs the denort runtime: it downloads it from dl.deno.land,
  * or takes the file named by DENORT_BIN. Machines that cannot reach
- * dl.deno.land must set DENORT_BIN (see README, "3. Compiled form").
+ * dl.deno.land must set DENORT_BIN (see docs/operations.md, "3. Compiled form").
  * --print only prints the command lines.
  * @module
  */
@@ -63,7 +63,7 @@ function compileFailure(stderr: string): string {
   }
   if (/dl\.deno\.land/.test(stderr)) {
     return "deno compile could not download the denort runtime from dl.deno.land:\n" +
-      "  DENORT_BIN=/path/to/denort deno task compile …   (see README, 3. Compiled form)";
+      "  DENORT_BIN=/path/to/denort deno task compile …   (see docs/operations.md, 3. Compiled form)";
   }
   if (/out of memory|heap limit/i.test(stderr)) {
     return "deno compile ran out of memory (the compiler itself, not the program)";

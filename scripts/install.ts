@@ -15,7 +15,7 @@
  *   lib/strata/app/    deno.json, deno.lock and src/ (the program)
  *   lib/strata/deno/   the DENO_DIR (npm packages from deno.lock, type-checked)
  *   lib/systemd/system/strata.service   the unit for this layout (installed form)
- *   share/doc/strata/  README.md, protocol.md
+ *   share/doc/strata/  README.md, docs/, protocol.md
  * The supervisor starts its children through their launchers, so its run
  * grant is those three files and nothing else.
  * @module
@@ -107,6 +107,7 @@ for (const dir of [bin, app, doc, `${prefix}/lib/systemd/system`]) {
 for (const f of ["deno.json", "deno.lock"]) cpSync(`${REPO_ROOT}/${f}`, `${app}/${f}`);
 cpSync(`${REPO_ROOT}/src`, `${app}/src`, { recursive: true });
 cpSync(`${REPO_ROOT}/README.md`, `${doc}/README.md`);
+cpSync(`${REPO_ROOT}/docs`, `${doc}/docs`, { recursive: true }); // README links to docs/*.md
 cpSync(`${REPO_ROOT}/api/protocol.md`, `${doc}/protocol.md`);
 
 // 2. Its npm dependencies, exactly as deno.lock pins them, fetched (or taken

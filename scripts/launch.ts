@@ -7,7 +7,7 @@
  * the flags src/runtime/permissions.ts gives it. Defaults: the runtime dir is
  * /run/strata when this user can write there, else $XDG_RUNTIME_DIR/strata,
  * else /tmp/strata-$USER; the state dir is $XDG_STATE_HOME/strata (or
- * ~/.local/state/strata); fs exports /tmp, so the seed README's examples
+ * ~/.local/state/strata); fs exports /tmp, so the README's examples
  * work unchanged.
  *
  * The supervisor prints readable log lines on a terminal and JSON otherwise

@@ -1,7 +1,9 @@
 /**
- * `deno task test`: format check, lint, type check, then every unit,
- * integration and security test, ending with a plain `N passed, N failed`
- * line (fmt, lint and check count as one test each).
+ * `deno task test`: format check, lint, type check, the layer check
+ * (scripts/layers.ts), the doc lint of the public API (`deno doc --lint
+ * src/mod.ts`), then every unit, integration and security test, ending with a
+ * plain `N passed, N failed` line (fmt, lint, check, layers and doc lint count
+ * as one test each).
  *
  * Usage: deno task test [-- extra args for deno test, e.g. --filter smoke]
  * @module
@@ -51,6 +53,17 @@ if (Deno.version.deno !== PINNED) {
 await step("fmt", ["fmt", "--check"]);
 await step("lint", ["lint"]);
 await step("check", ["check", "src", "scripts", "tests"]);
+// Imports only point down a layer; the script prints the offending imports.
+await step("layers", [
+  "run",
+  "--no-prompt",
+  "--allow-read",
+  "--allow-write=/tmp",
+  `--allow-run=${deno}`,
+  "scripts/layers.ts",
+]);
+// Every symbol src/mod.ts exports, and every type those reach, has its JSDoc.
+await step("doc lint", ["doc", "--lint", "src/mod.ts"]);
 
 const extra = Deno.args[0] === "--" ? Deno.args.slice(1) : Deno.args;
 console.log("== test: deno test");

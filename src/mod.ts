@@ -21,5 +21,12 @@ export {
 export type { ErrorResponse, OkResponse, Request, Response } from "./wire/envelope.ts";
 export { type ErrorBody, ErrorCode, type ErrorName, StrataError } from "./wire/errors.ts";
 export { MAX_FRAME } from "./wire/frame.ts";
-export { DEFAULT_LAYOUT, type Layout, socketPath } from "./runtime/config.ts";
-export type { Claims, Constraints } from "./token/claims.ts";
+export {
+  CHILD_SERVICES,
+  type ChildService,
+  DEFAULT_LAYOUT,
+  type Layout,
+  type ServiceName,
+  socketPath,
+} from "./runtime/config.ts";
+export type { Claims, Constraints, RateBucket } from "./token/claims.ts";

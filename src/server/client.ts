@@ -35,6 +35,7 @@ const utf8 = new TextDecoder();
 
 /** An error response from a service, as a throwable value. */
 export class RemoteError extends StrataError {
+  /** Rebuilds the error from a response's `error` object (an unknown code becomes INTERNAL). */
   constructor(body: { code: number; name?: string; message: string; details?: unknown }) {
     const name = (errorName(body.code) ?? "INTERNAL") as ErrorName;
     super(name, body.message, body.details as Record<string, unknown> | undefined);
@@ -57,6 +58,7 @@ function unreachable(path: string, err: unknown): StrataError {
 
 /** A persistent connection to one service socket. */
 export class Client {
+  /** The socket this client is connected to. */
   readonly path: string;
   #conn: Deno.Conn;
   #writer: FrameWriter;

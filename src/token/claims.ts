@@ -25,7 +25,9 @@ export interface Constraints {
 
 /** A rate limit and the capability whose bucket it counts in. */
 export interface RateBucket {
+  /** The capability that set the limit, whose bucket is shared by its descendants. */
   cap_id: string;
+  /** The limit, e.g. "50rps". */
   rate_limit: string;
 }
 
@@ -39,9 +41,11 @@ export interface Claims {
   iss: string;
   /** Always "strata". */
   aud: string;
-  /** RFC 3339 times. */
+  /** Issued at (RFC 3339). */
   iat: string;
+  /** Not valid before (RFC 3339). */
   nbf: string;
+  /** Expires at (RFC 3339). */
   exp: string;
   /** The service the token is for ("*" only for the operator token). */
   service: string;
@@ -49,6 +53,7 @@ export interface Claims {
   actions: string[];
   /** Full rights, e.g. "fs.read". */
   rights: string[];
+  /** What narrows the rights: the path prefix and the rate limits. */
   constraints: Constraints;
   /** cap_id of the token this one was delegated from. */
   parent?: string;

@@ -18,26 +18,39 @@ const METHOD_RE = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){1,3}$/;
 
 /** A request envelope: `{v, req_id, method, auth?, params?}`. */
 export interface Request {
+  /** The protocol version; always 1. */
   v: 1;
+  /** The caller's id for this request, echoed in the response. */
   req_id: string;
+  /** `service.action`, e.g. "fs.read". */
   method: string;
+  /** The capability token the request presents. */
   auth?: { token: string };
+  /** The method's parameters. */
   params?: Record<string, unknown>;
 }
 
 /** A successful response envelope. */
 export interface OkResponse<T = unknown> {
+  /** The protocol version; always 1. */
   v: 1;
+  /** The req_id of the request this answers. */
   req_id: string;
+  /** Always true here: the method succeeded. */
   ok: true;
+  /** The method's result. */
   result: T;
 }
 
 /** A failed response envelope. */
 export interface ErrorResponse {
+  /** The protocol version; always 1. */
   v: 1;
+  /** The req_id of the request this answers ("" when it could not be read). */
   req_id: string;
+  /** Always false here: the request was refused. */
   ok: false;
+  /** Why it was refused. */
   error: ErrorBody;
 }
 

@@ -23,9 +23,13 @@ export type ErrorName = keyof typeof ErrorCode;
 
 /** The error object carried in a response envelope. */
 export interface ErrorBody {
+  /** The numeric protocol code, e.g. 3. */
   code: number;
+  /** The code's name, e.g. "PERMISSION_DENIED". */
   name: ErrorName;
+  /** What went wrong and how to fix it, for people. */
   message: string;
+  /** Machine-readable facts, e.g. `{reason: "missing_right"}`. */
   details?: Record<string, unknown>;
 }
 
@@ -45,6 +49,7 @@ export class StrataError extends Error {
   /** Extra machine-readable facts about the failure. */
   readonly details?: Record<string, unknown>;
 
+  /** An error with a protocol name, a message naming the field and fix, and details. */
   constructor(
     name: ErrorName,
     message: string,
