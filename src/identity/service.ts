@@ -15,7 +15,7 @@ import { PUSH_TARGETS as PUSH_TO } from "../api/mod.ts";
 import { IDENTITY_METHODS } from "../api/identity.ts";
 import { checkCapability } from "../policy/authorize.ts";
 import { attenuate } from "../policy/constraints.ts";
-import { actionOf, allRights, ANY_SERVICE, resolveRights } from "../policy/rights.ts";
+import { actionOf, allRights, ANY_SERVICE, isRoot, resolveRights } from "../policy/rights.ts";
 import type { Audit } from "../runtime/audit.ts";
 import {
   issuerOf,
@@ -384,7 +384,7 @@ export class IdentityService {
       if (p.cap_id !== undefined && p.cap_id !== cap.capId) {
         throw invalidArgument(`params.cap_id: the token's cap_id is ${cap.capId}, not ${p.cap_id}`);
       }
-      const root = cap.claims.service === ANY_SERVICE && cap.claims.parent === undefined;
+      const root = isRoot(cap);
       target = { capId: cap.capId, lineage: cap.lineage, expMs: cap.expMs, root };
     } else if (p.cap_id !== undefined) {
       const sealed = this.#d.ring.openCapId(p.cap_id, now);
@@ -400,7 +400,7 @@ export class IdentityService {
     } else {
       throw invalidArgument("params: give cap_id, or the token to revoke");
     }
-    const root = by.claims.service === ANY_SERVICE && by.claims.parent === undefined;
+    const root = isRoot(by);
     if (!root && target.capId !== by.capId && !target.lineage?.includes(by.capId)) {
       throw permissionDenied(
         target.lineage
@@ -560,7 +560,7 @@ export class IdentityService {
   async #rotate(by: Capability) {
     // The operator token is the root: service "*" and no parent. A delegated
     // token may carry the right, but rotating the node's key is not delegable.
-    if (by.claims.service !== ANY_SERVICE || by.claims.parent !== undefined) {
+    if (!isRoot(by)) {
       throw permissionDenied("identity.rotate_key: only the operator token may rotate the key", {
         reason: "not_operator",
       });
