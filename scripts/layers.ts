@@ -8,8 +8,9 @@
  *
  * The layers, bottom first (docs/architecture.md draws them):
  *   wire                     frames, envelopes, errors, schemas, budgets: imports nothing of Strata
+ *   api                      the method table: each service's methods, declared once (below
+ *                            runtime, whose service lists and push targets derive from it)
  *   runtime                  config, permissions, paths, clock, log, audit, files, version
- *   api                      the method table: each service's methods, declared once
  *   token, sources           trust: PASETO, keys, claims, verifier; where key sets, revocations
  *                            and registry entries come from
  *   policy                   decisions: authorize, attenuation, constraints, path prefixes
@@ -22,8 +23,8 @@
 
 const LAYERS: readonly (readonly string[])[] = [
   ["wire"],
-  ["runtime"],
   ["api"],
+  ["runtime"],
   ["token", "sources"],
   ["policy"],
   ["server"],

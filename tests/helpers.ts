@@ -130,6 +130,8 @@ export interface StartOptions {
   overrides?: Partial<Record<"registry" | "identity" | "fs", string>>;
   /** Wait until every service is Healthy (default true). */
   waitHealthy?: boolean;
+  /** Start a copy of the project at this folder, by its own src/runtime/command.ts. */
+  root?: string;
 }
 
 /**
@@ -185,10 +187,13 @@ export async function startNode(options: StartOptions = {}): Promise<Node & { te
     const o = overrides[s];
     if (o) env[binOverrideVar(s)] = o;
   }
-  const command = programCommand("supervisor", temp.layout, {
+  const commandOf: typeof programCommand = options.root
+    ? (await import(`file://${options.root}/src/runtime/command.ts`)).programCommand
+    : programCommand;
+  const command = commandOf("supervisor", temp.layout, {
     kind: "dev",
     deno: Deno.execPath(),
-    root: REPO_ROOT,
+    root: options.root ?? REPO_ROOT,
   }, { run: [Deno.execPath(), ...Object.values(overrides).filter((x): x is string => !!x)] });
   const process = new Deno.Command(command.cmd, {
     args: command.args,

@@ -18,9 +18,10 @@ import {
   stateFiles,
 } from "../runtime/config.ts";
 import { usage } from "./errors.ts";
+import { SERVICES } from "../api/mod.ts";
 
-/** Services with a conventional socket. */
-const KNOWN: readonly string[] = ["supervisor", "registry", "identity", "fs"];
+/** Services with a conventional socket: those of the method table. */
+const KNOWN: readonly string[] = SERVICES;
 
 /** How long ctl waits for the registry before using the convention. */
 const RESOLVE_TIMEOUT_MS = 500;

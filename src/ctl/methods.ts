@@ -1,8 +1,11 @@
 /**
  * The methods strata-ctl knows, with a one-line summary and an example each,
- * for `--help`, suggestions and shell completion.
+ * for `--help`, suggestions and shell completion: derived from the method
+ * table, so a method declared in src/api/ is listed here too.
  * @module
  */
+
+import { METHODS as TABLE } from "../api/mod.ts";
 
 /** One method as the CLI presents it. */
 export interface MethodInfo {
@@ -14,103 +17,18 @@ export interface MethodInfo {
   protected: boolean;
 }
 
-/** Every method of every service. */
-export const METHODS: readonly MethodInfo[] = [
-  { method: "supervisor.status", summary: "node id, uptime and version", protected: false },
-  {
-    method: "supervisor.svc.list",
-    summary: "state, pid and restarts of each service",
-    protected: false,
-  },
-  {
-    method: "supervisor.svc.status",
-    summary: "one service in detail: restarts by cause, memory, endpoint",
-    example: { name: "fs" },
-    protected: false,
-  },
-  {
-    method: "supervisor.logs",
-    summary: "the services' last log lines (operator)",
-    example: { service: "fs", lines: 100 },
-    protected: true,
-  },
-  {
-    method: "supervisor.svc.start",
-    summary: "start a service (lifts a quarantine)",
-    example: { name: "fs" },
-    protected: true,
-  },
-  {
-    method: "supervisor.svc.stop",
-    summary: "drain and stop a service",
-    example: { name: "fs", drain_ms: 5000 },
-    protected: true,
-  },
-  {
-    method: "supervisor.svc.restart",
-    summary: "stop, then start a service",
-    example: { name: "fs" },
-    protected: true,
-  },
-  {
-    method: "identity.issue",
-    summary: "mint a capability token (no broader than yours)",
-    example: { service: "fs", actions: ["open", "read", "list"], path_prefix: "/tmp" },
-    protected: true,
-  },
-  {
-    method: "identity.revoke",
-    summary: "revoke a capability and everything delegated from it",
-    example: { cap_id: "<cap_id>" },
-    protected: true,
-  },
-  {
-    method: "identity.introspect",
-    summary: "is this token valid, and what does it say",
-    example: { token: "<token>" },
-    protected: false,
-  },
-  {
-    method: "identity.rotate_key",
-    summary: "sign with a new key from now on (operator only)",
-    protected: true,
-  },
-  { method: "identity.keys", summary: "the published public key set", protected: false },
-  { method: "fs.list", summary: "list a directory", example: { path: "/tmp" }, protected: true },
-  {
-    method: "fs.open",
-    summary: "open a file for reading; returns a handle",
-    example: { path: "/tmp/test.txt" },
-    protected: true,
-  },
-  {
-    method: "fs.read",
-    summary: "read from a handle",
-    example: { handle: "h1", offset: 0, size: 4096 },
-    protected: true,
-  },
-  { method: "fs.close", summary: "close a handle", example: { handle: "h1" }, protected: true },
-  { method: "fs.roots", summary: "the export roots fs serves", protected: false },
-  { method: "registry.list", summary: "every registered service", protected: false },
-  {
-    method: "registry.resolve",
-    summary: "the endpoint of a service",
-    example: { service: "fs" },
-    protected: false,
-  },
-  {
-    method: "registry.register",
-    summary: "register a service of your own",
-    example: { service: "my-svc", endpoint: "unix:///run/strata/my-svc.sock", api_v: 1 },
-    protected: true,
-  },
-  {
-    method: "registry.deregister",
-    summary: "remove your registration",
-    example: { service: "my-svc" },
-    protected: true,
-  },
-];
+/**
+ * Every method of every service a person calls, as the method table
+ * (src/api/) declares it: all but `<service>.sync`, which only identity sends.
+ */
+export const METHODS: readonly MethodInfo[] = TABLE.filter((m) => m.servedBy !== "node").map((
+  m,
+) => ({
+  method: m.name,
+  summary: m.summary,
+  example: m.example,
+  protected: m.access !== "public",
+}));
 
 /** Levenshtein distance, for "did you mean" suggestions. */
 export function editDistance(a: string, b: string): number {

@@ -12,6 +12,8 @@ import { posix } from "node:path";
 import { invalidArgument } from "../wire/errors.ts";
 import { MAX_FRAME } from "../wire/frame.ts";
 import { type Method, RawJson } from "../server/server.ts";
+import { bindMethods } from "../server/bind.ts";
+import { FS_METHODS, MAX_READ } from "../api/fs.ts";
 import { type Confinement, listConfined, type Listed, openConfined } from "../policy/paths.ts";
 import { isWithin } from "../runtime/paths.ts";
 import type { Audit } from "../runtime/audit.ts";
@@ -19,11 +21,8 @@ import type { Layout } from "../runtime/config.ts";
 import type { Capability } from "../token/claims.ts";
 import type { HandleTable } from "./handles.ts";
 
-/**
- * The largest fs.read: its base64 (4/3 of it) plus the envelope always fits a
- * 1 MiB frame.
- */
-export const MAX_READ = 767 * 1024;
+/** The largest fs.read (declared with fs's methods). */
+export { MAX_READ };
 
 /**
  * Room for the frame header and the envelope: a req_id is at most 128
@@ -96,14 +95,10 @@ function confinement(d: FsDeps, cap: Capability): Confinement {
   };
 }
 
-/** The methods fs serves. */
+/** The methods fs serves (declared in src/api/fs.ts). */
 export function fsMethods(d: FsDeps): Method<Capability>[] {
-  const path = { type: "string", minLength: 1, maxLength: 4096 } as const;
-  return [
-    {
-      name: "fs.list",
-      access: { right: "fs.list" },
-      params: { path, limit: { type: "integer", default: 1000, min: 1, max: 5000 } },
+  return bindMethods<Capability>(FS_METHODS, {
+    "fs.list": {
       // About 100 bytes of JSON per entry, and as much again while it is built.
       cost: (p: { limit: number }) => p.limit * 256,
       handler: (p: { path: string; limit: number }, ctx) => {
@@ -113,10 +108,7 @@ export function fsMethods(d: FsDeps): Method<Capability>[] {
         return out instanceof Promise ? out.then(shape) : shape(out);
       },
     },
-    {
-      name: "fs.open",
-      access: { right: "fs.open" },
-      params: { path },
+    "fs.open": {
       handler: (p: { path: string }, ctx) => {
         const cap = ctx.cap!;
         const opened = openConfined(p.path, confinement(d, cap));
@@ -125,14 +117,7 @@ export function fsMethods(d: FsDeps): Method<Capability>[] {
         return { handle, size: opened.size };
       },
     },
-    {
-      name: "fs.read",
-      access: { right: "fs.read" },
-      params: {
-        handle: { type: "string", minLength: 1, maxLength: 32 },
-        offset: { type: "integer", default: 0, min: 0, max: Number.MAX_SAFE_INTEGER },
-        size: { type: "integer", default: 4096, min: 1, max: MAX_READ },
-      },
+    "fs.read": {
       // base64 (4/3), the text form (at most 1x), and the frame: below 4x the
       // size. Every read counts, however small: unread answers add up.
       cost: (p: { size: number }) => p.size * 4,
@@ -145,25 +130,14 @@ export function fsMethods(d: FsDeps): Method<Capability>[] {
         return readResult(scratch.subarray(0, n), eof);
       },
     },
-    {
-      // Public: root paths are configuration, not secrets, and `strata-ctl
-      // token issue` must check a prefix with whatever token it holds
-      // (identity.issue is not an fs right). Only socket users can ask.
-      name: "fs.roots",
-      access: "public",
-      params: {},
-      handler: () => ({ roots: d.roots }),
-    },
-    {
-      name: "fs.close",
-      access: { right: "fs.open" },
-      params: { handle: { type: "string", minLength: 1, maxLength: 32 } },
+    "fs.roots": { handler: () => ({ roots: d.roots }) },
+    "fs.close": {
       handler: (p: { handle: string }, ctx) => {
         d.handles.close(p.handle, ctx.cap!);
         return { status: "closed" };
       },
     },
-  ];
+  });
 }
 
 /**

@@ -34,7 +34,6 @@ await runMain("identity", async () => {
     supervised: options.supervised === true,
     audit,
     trust,
-    receivesPushes: false,
     methods: () => identity.methods(),
     onStop: async () => {
       await identity.close();

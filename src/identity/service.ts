@@ -10,9 +10,12 @@ import { setImmediate } from "node:timers";
 import { Client } from "../server/client.ts";
 import { invalidArgument, notFound, permissionDenied, StrataError } from "../wire/errors.ts";
 import type { Method } from "../server/server.ts";
+import { bindMethods } from "../server/bind.ts";
+import { PUSH_TARGETS as PUSH_TO } from "../api/mod.ts";
+import { IDENTITY_METHODS } from "../api/identity.ts";
 import { checkCapability } from "../policy/authorize.ts";
-import { attenuate, MAX_TTL_SECONDS } from "../policy/constraints.ts";
-import { actionOf, allRights, ANY_SERVICE, resolveRights } from "../policy/rights.ts";
+import { attenuate } from "../policy/constraints.ts";
+import { actionOf, allRights, ANY_SERVICE, isRoot, resolveRights } from "../policy/rights.ts";
 import type { Audit } from "../runtime/audit.ts";
 import {
   issuerOf,
@@ -38,8 +41,8 @@ import type { Trust } from "../token/trust.ts";
 import type { KeyRing } from "./keyring.ts";
 import type { RevocationLog } from "./revocations.ts";
 
-/** The services identity pushes revocations to. */
-export const PUSH_TARGETS: readonly ServiceName[] = ["registry", "fs", "supervisor"];
+/** The services identity pushes revocations to: those whose methods include `<service>.sync`. */
+export const PUSH_TARGETS: readonly ServiceName[] = PUSH_TO;
 
 /** Lifetime of the operator token. */
 const OPERATOR_TTL_MS = 365 * 24 * 3600_000;
@@ -61,12 +64,6 @@ export const OPERATOR_RESERVED_REVOCATIONS = 10_000;
 
 /** How long identity waits for each service to take a push. */
 const PUSH_TIMEOUT_MS = 1000;
-
-const CAP_ID = {
-  type: "string",
-  pattern: /^[0-9a-f]{32}$/,
-  hint: "must be 32 hex digits",
-} as const;
 
 /** What a successful issue returns. */
 export interface Issued {
@@ -299,53 +296,18 @@ export class IdentityService {
     this.#d.log.info("operator token written", { path: st.operatorToken, cap_id: issued.cap_id });
   }
 
-  /** The methods identity serves. */
+  /** The methods identity serves (declared in src/api/identity.ts). */
   methods(): Method<Capability>[] {
-    return [
-      {
-        name: "identity.issue",
-        access: { right: "identity.issue" },
-        params: {
-          service: { type: "string", minLength: 1, maxLength: 32 },
-          actions: { type: "string[]", optional: true, maxItems: 32, maxItemLength: 64 },
-          rights: { type: "string[]", optional: true, maxItems: 32, maxItemLength: 64 },
-          path_prefix: { type: "string", optional: true, maxLength: 4096 },
-          ttl_seconds: { type: "integer", optional: true, min: 1, max: MAX_TTL_SECONDS },
-          rate_limit: { type: "string", optional: true, maxLength: 16 },
-          sub: { type: "string", optional: true, minLength: 1, maxLength: 128 },
-        },
-        handler: (p, ctx) => this.#issue(p, ctx.cap!),
-      },
-      {
-        name: "identity.revoke",
-        access: { right: "identity.revoke" },
-        params: {
-          cap_id: { ...CAP_ID, optional: true },
-          token: { type: "string", optional: true, minLength: 1, maxLength: 8192 },
-          confirm_root: { type: "boolean", optional: true },
-        },
+    return bindMethods<Capability>(IDENTITY_METHODS, {
+      "identity.issue": { handler: (p, ctx) => this.#issue(p, ctx.cap!) },
+      "identity.revoke": {
         handler: (p: { cap_id?: string; token?: string; confirm_root?: boolean }, ctx) =>
           this.#revoke(p, ctx.cap!),
       },
-      {
-        name: "identity.introspect",
-        access: "public",
-        params: { token: { type: "string", minLength: 1, maxLength: 8192 } },
-        handler: (p: { token: string }) => this.#introspect(p.token),
-      },
-      {
-        name: "identity.rotate_key",
-        access: { right: "identity.rotate_key" },
-        params: {},
-        handler: (_p, ctx) => this.#rotate(ctx.cap!),
-      },
-      {
-        name: "identity.keys",
-        access: "public",
-        params: {},
-        handler: () => this.#d.ring.publicDocument(this.#issuer),
-      },
-    ];
+      "identity.introspect": { handler: (p: { token: string }) => this.#introspect(p.token) },
+      "identity.rotate_key": { handler: (_p, ctx) => this.#rotate(ctx.cap!) },
+      "identity.keys": { handler: () => this.#d.ring.publicDocument(this.#issuer) },
+    });
   }
 
   async #issue(
@@ -422,7 +384,7 @@ export class IdentityService {
       if (p.cap_id !== undefined && p.cap_id !== cap.capId) {
         throw invalidArgument(`params.cap_id: the token's cap_id is ${cap.capId}, not ${p.cap_id}`);
       }
-      const root = cap.claims.service === ANY_SERVICE && cap.claims.parent === undefined;
+      const root = isRoot(cap);
       target = { capId: cap.capId, lineage: cap.lineage, expMs: cap.expMs, root };
     } else if (p.cap_id !== undefined) {
       const sealed = this.#d.ring.openCapId(p.cap_id, now);
@@ -438,7 +400,7 @@ export class IdentityService {
     } else {
       throw invalidArgument("params: give cap_id, or the token to revoke");
     }
-    const root = by.claims.service === ANY_SERVICE && by.claims.parent === undefined;
+    const root = isRoot(by);
     if (!root && target.capId !== by.capId && !target.lineage?.includes(by.capId)) {
       throw permissionDenied(
         target.lineage
@@ -598,7 +560,7 @@ export class IdentityService {
   async #rotate(by: Capability) {
     // The operator token is the root: service "*" and no parent. A delegated
     // token may carry the right, but rotating the node's key is not delegable.
-    if (by.claims.service !== ANY_SERVICE || by.claims.parent !== undefined) {
+    if (!isRoot(by)) {
       throw permissionDenied("identity.rotate_key: only the operator token may rotate the key", {
         reason: "not_operator",
       });

@@ -8,7 +8,7 @@
 
 import type { Capability } from "../token/claims.ts";
 import { StrataError } from "../wire/errors.ts";
-import { MAX_FRAME } from "../wire/frame.ts";
+import { PUSH_TARGETS, syncSpec } from "../api/mod.ts";
 import { type Method, Server, type ServerLimits } from "../server/server.ts";
 import { Trust } from "../token/trust.ts";
 import { Audit } from "../runtime/audit.ts";
@@ -37,7 +37,7 @@ export interface ServiceSetup {
   audit?: Audit;
   /** A ready-made trust (identity passes one over its own keys). */
   trust?: Trust;
-  /** Offer `<service>.sync` for identity's pushes (default true). */
+  /** Offer `<service>.sync` for identity's pushes (default: when src/api/ declares it). */
   receivesPushes?: boolean;
   /** Frames the supervisor writes on the pipe (registry only). */
   onControlFrame?: (body: Uint8Array) => void;
@@ -83,10 +83,7 @@ export function requestChain(
 /** The `<service>.sync` method: identity's signed revocation pushes. */
 function syncMethod(service: string, trust: Trust): Method<Capability> {
   return {
-    name: `${service}.sync`,
-    // Authenticated by identity's signature on the list, not by a token.
-    access: "public",
-    params: { signed: { type: "string", minLength: 1, maxLength: MAX_FRAME } },
+    ...syncSpec(service),
     handler: async (p: { signed: string }) => {
       try {
         return { applied: await trust.applyPush(p.signed) };
@@ -120,7 +117,8 @@ export async function runService(setup: ServiceSetup): Promise<RunningService> {
     new Audit({ path: stateFiles(setup.layout).audit, program: setup.service });
   const trust = setup.trust ?? new Trust(setup.layout);
   const methods = setup.methods(trust, audit);
-  if (setup.receivesPushes ?? true) methods.push(syncMethod(setup.service, trust));
+  const pushed = (PUSH_TARGETS as readonly string[]).includes(setup.service);
+  if (setup.receivesPushes ?? pushed) methods.push(syncMethod(setup.service, trust));
   // Filled in as start-up goes on; a stop before then has less to undo.
   const up: { server?: Server; timer?: ReturnType<typeof setInterval> } = {};
   let stopped: Promise<void> | undefined;

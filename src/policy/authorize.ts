@@ -17,7 +17,7 @@ import type { RevocationSet } from "../token/revocation_set.ts";
 import type { TokenVerifier } from "../token/verifier.ts";
 import { parseRate, type RateLimiter } from "./rate_limit.ts";
 import { rateBuckets } from "./constraints.ts";
-import { ANY_SERVICE, ROOT_IMPLIED_RIGHTS } from "./rights.ts";
+import { ANY_SERVICE, isRoot } from "./rights.ts";
 
 /** What authorize needs to know besides the token. */
 export interface AuthorizeContext {
@@ -86,8 +86,8 @@ export function checkCapability(
       { cap_id: cap.capId },
     );
   }
-  const root = cap.claims.service === ANY_SERVICE && cap.claims.parent === undefined;
-  if (!cap.claims.rights.includes(right) && !(root && ROOT_IMPLIED_RIGHTS.includes(right))) {
+  // The root capability holds every right, present and future.
+  if (!isRoot(cap) && !cap.claims.rights.includes(right)) {
     throw deny(
       "PERMISSION_DENIED",
       "missing_right",

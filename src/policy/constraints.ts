@@ -10,10 +10,11 @@ import { invalidArgument, permissionDenied } from "../wire/errors.ts";
 import type { Capability, Constraints, RateBucket } from "../token/claims.ts";
 import { rfc3339 } from "../token/claims.ts";
 import { parseRate } from "./rate_limit.ts";
-import { ANY_SERVICE } from "./rights.ts";
+import { ANY_SERVICE, isRoot } from "./rights.ts";
+import { MAX_TTL_SECONDS } from "../api/identity.ts";
 
-/** The longest token lifetime identity grants: one year. */
-export const MAX_TTL_SECONDS = 365 * 24 * 3600;
+/** The longest token lifetime identity grants: one year (declared with identity.issue). */
+export { MAX_TTL_SECONDS };
 
 /**
  * Normalises an absolute path (collapses "." and "..", drops a trailing
@@ -72,7 +73,8 @@ export function attenuate(parent: Capability, req: GrantRequest, nowMs: number):
       { reason: "broader_than_parent", field: "service" },
     );
   }
-  const extra = req.rights.filter((r) => !p.rights.includes(r));
+  // The root capability holds every right, present and future: it delegates any.
+  const extra = isRoot(parent) ? [] : req.rights.filter((r) => !p.rights.includes(r));
   if (extra.length > 0) {
     throw permissionDenied(
       `params.rights: ${extra.join(", ")} not held by your capability, so it cannot delegate them`,

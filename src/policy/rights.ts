@@ -6,36 +6,28 @@
  */
 
 import { invalidArgument } from "../wire/errors.ts";
+import { SERVICE_RIGHTS, SERVICES as API_SERVICES } from "../api/mod.ts";
+import type { Capability } from "../token/claims.ts";
 
-/** Every right, by the service that defines it. */
-export const SERVICE_RIGHTS: Readonly<Record<string, readonly string[]>> = {
-  fs: ["fs.open", "fs.read", "fs.list"],
-  identity: ["identity.issue", "identity.revoke", "identity.rotate_key"],
-  supervisor: [
-    "supervisor.svc.start",
-    "supervisor.svc.stop",
-    "supervisor.svc.restart",
-    "supervisor.logs",
-  ],
-  registry: ["registry.register"],
-};
+/** Every right, by the service that defines it (derived from the method table, src/api/). */
+export { SERVICE_RIGHTS };
 
-/**
- * Rights added after operator tokens were first minted. The operator token
- * (the root capability: service "*" and no parent, which only identity's
- * operator-token step mints) lists every right of the day it was minted; one
- * minted before these existed holds them as well, so the operator token on
- * disk keeps working without being replaced. A delegated token holds only
- * the rights it lists, and the operator can delegate these only once its
- * token lists them (a new operator token does).
- */
-export const ROOT_IMPLIED_RIGHTS: readonly string[] = ["supervisor.logs"];
+/** Names of the services that define rights. */
+export const SERVICES: readonly string[] = API_SERVICES;
 
 /** The service name that stands for "every service" (the operator token). */
 export const ANY_SERVICE = "*";
 
-/** Names of the services that define rights. */
-export const SERVICES: readonly string[] = Object.keys(SERVICE_RIGHTS);
+/**
+ * Whether `cap` is the root capability: service "*" and no parent (only
+ * identity's operator-token step mints one). It holds every right, present
+ * and future, for calling and for delegating, whatever its `rights` list
+ * (the rights of the day it was minted): adding a method never strands the
+ * operator.
+ */
+export function isRoot(cap: Capability): boolean {
+  return cap.claims.service === ANY_SERVICE && cap.claims.parent === undefined;
+}
 
 /** Every right of every service. */
 export function allRights(): string[] {

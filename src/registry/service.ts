@@ -8,6 +8,9 @@
 
 import { invalidArgument, notFound, permissionDenied, StrataError } from "../wire/errors.ts";
 import type { Method } from "../server/server.ts";
+import { bindMethods } from "../server/bind.ts";
+import { SERVICES } from "../api/mod.ts";
+import { REGISTRY_METHODS } from "../api/registry.ts";
 import type { Audit } from "../runtime/audit.ts";
 import type { Capability } from "../token/claims.ts";
 
@@ -38,7 +41,7 @@ export const SUPERVISOR_OWNER = "supervisor";
 export const SUPERVISOR = { capId: SUPERVISOR_OWNER } as const;
 
 /** Names only the supervisor may register: the services it runs, and itself. */
-export const RESERVED = ["supervisor", "registry", "identity", "fs"];
+export const RESERVED: readonly string[] = SERVICES;
 
 /**
  * Limits of the table: entries per capability, per delegation tree (an entry
@@ -46,12 +49,6 @@ export const RESERVED = ["supervisor", "registry", "identity", "fs"];
  * in all, of which the last `operatorReserve` only root tokens may take.
  */
 export const REGISTRY_LIMITS = { entries: 256, perOwner: 16, perTree: 64, operatorReserve: 32 };
-
-const SERVICE = {
-  type: "string",
-  pattern: /^[a-z][a-z0-9_-]{0,31}$/,
-  hint: "must be a lowercase name like fs or my-service",
-} as const;
 
 interface Row extends Entry {
   /** The owner's lineage (a revoked ancestor removes the entry) and expiry. */
@@ -191,40 +188,24 @@ export class Registry {
       .sort((a, b) => a.service.localeCompare(b.service)).map((r) => this.#entry(r));
   }
 
-  /** The methods the registry serves on its socket. */
+  /** The methods the registry serves on its socket (declared in src/api/registry.ts). */
   methods(): Method<Capability>[] {
     const view = (e: Entry) => ({ service: e.service, endpoint: e.endpoint, api_v: e.api_v });
-    return [
-      {
-        name: "registry.resolve",
-        access: "public",
-        params: { service: SERVICE },
+    return bindMethods<Capability>(REGISTRY_METHODS, {
+      "registry.resolve": {
         handler: (p: { service: string }) => view(this.resolve(p.service)),
       },
-      {
-        name: "registry.list",
-        access: "public",
-        params: {},
+      "registry.list": {
         handler: () => ({ services: this.list().map((e) => ({ ...view(e), owner: e.owner })) }),
       },
-      {
-        name: "registry.register",
-        access: { right: "registry.register" },
-        params: {
-          service: SERVICE,
-          endpoint: { type: "string", minLength: 1, maxLength: 1024 },
-          api_v: { type: "integer", default: 1, min: 1, max: 1000 },
-        },
+      "registry.register": {
         handler: (p: Registration, ctx) => view(this.register(p, ctx.cap!)),
       },
-      {
-        name: "registry.deregister",
-        access: { right: "registry.register" },
-        params: { service: SERVICE },
+      "registry.deregister": {
         handler: (p: { service: string }, ctx) => ({
           removed: this.deregister(p.service, ctx.cap!),
         }),
       },
-    ];
+    });
   }
 }

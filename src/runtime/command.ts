@@ -7,7 +7,7 @@
  */
 
 import { fileURLToPath } from "node:url";
-import { type Layout, layoutArgs } from "./config.ts";
+import { CHILD_SERVICES, type Layout, layoutArgs } from "./config.ts";
 import { permissionFlags, type PermissionOptions, type Program } from "./permissions.ts";
 
 /** How programs are started. */
@@ -142,9 +142,7 @@ export function compileCommand(
 ): ProgramCommand {
   const run = program === "supervisor"
     ? [
-      ...(["registry", "identity", "fs"] as const).map((s) =>
-        `${options.binDir}/${BINARY_NAMES[s]}`
-      ),
+      ...CHILD_SERVICES.map((s) => `${options.binDir}/${BINARY_NAMES[s]}`),
       ...(options.overrides ?? []),
     ]
     : undefined;

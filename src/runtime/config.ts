@@ -8,9 +8,10 @@
 
 import { posix } from "node:path";
 import { parseArgs } from "node:util";
+import { SUPERVISED } from "../api/mod.ts";
 
 /** The services the supervisor runs, in dependency order. */
-export const CHILD_SERVICES = ["registry", "identity", "fs"] as const;
+export const CHILD_SERVICES = SUPERVISED;
 
 /** A service the supervisor runs. */
 export type ChildService = typeof CHILD_SERVICES[number];

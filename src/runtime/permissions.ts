@@ -12,6 +12,7 @@
  */
 
 import { isWithin } from "./paths.ts";
+import { PUSH_TARGETS as PUSHED } from "../api/mod.ts";
 import {
   CHILD_SERVICES,
   type Layout,
@@ -55,8 +56,8 @@ export function binOverrideVar(service: string): string {
 /** Environment variables strata-ctl reads. */
 export const CTL_ENV = ["STRATA_TOKEN", "NO_COLOR"];
 
-/** Sockets each token-verifying service receives identity's pushes on. */
-const PUSH_TARGETS: ServiceName[] = ["registry", "fs", "supervisor"];
+/** The services whose sockets identity pushes revocations to (those that declare `<service>.sync`). */
+const PUSH_TARGETS: readonly ServiceName[] = PUSHED;
 
 function uniq(list: string[]): string[] {
   return [...new Set(list)];

@@ -13,7 +13,7 @@
  * @module
  */
 
-import type { Access } from "../api/method.ts";
+import { type Access, healthSpec } from "../api/method.ts";
 import {
   EnvelopeError,
   errorResponse,
@@ -298,9 +298,7 @@ export class Server<C = unknown> {
 
   #healthMethod(): Method<C> {
     return {
-      name: `${this.service}.health`,
-      access: "public",
-      params: {},
+      ...healthSpec(this.service),
       handler: () => {
         const m = Deno.memoryUsage();
         return {

@@ -11,12 +11,13 @@
 
 import type { Layout } from "../runtime/config.ts";
 import { stateFiles } from "../runtime/config.ts";
+import { RING_LINES } from "../api/supervisor.ts";
 
 /** A log file is renamed to `.log.1` (replacing the previous one) when it would pass this size. */
 export const MAX_LOG_BYTES = 4 * 1024 * 1024;
 
-/** Lines of each service held in memory (what `supervisor.logs` can return). */
-export const RING_LINES = 1000;
+/** Lines of each service held in memory (what `supervisor.logs` can return; declared with it). */
+export { RING_LINES };
 
 /** A longer line is cut into pieces of this many characters. */
 export const MAX_LINE_CHARS = 8192;

@@ -10,7 +10,9 @@ import type { Capability } from "../token/claims.ts";
 import type { Method } from "../server/server.ts";
 import { VERSION } from "../runtime/version.ts";
 import { MAX_FRAME } from "../wire/frame.ts";
-import { type LogBook, RING_LINES } from "./logs.ts";
+import type { LogBook } from "./logs.ts";
+import { bindMethods } from "../server/bind.ts";
+import { DEFAULT_DRAIN_MS, SUPERVISOR_METHODS } from "../api/supervisor.ts";
 import type { Manager } from "./manager.ts";
 
 /** What the supervisor's methods need. */
@@ -23,17 +25,12 @@ export interface SupervisorDeps {
 }
 
 /** Default time a stopping service gets to finish its requests. */
-export const DEFAULT_DRAIN_MS = 5000;
+export { DEFAULT_DRAIN_MS };
 
-/** The methods the supervisor serves. */
+/** The methods the supervisor serves (declared in src/api/supervisor.ts). */
 export function supervisorMethods(d: SupervisorDeps): Method<Capability>[] {
-  const name = { type: "string", minLength: 1, maxLength: 32 } as const;
-  const drain = { type: "integer", default: DEFAULT_DRAIN_MS, min: 0, max: 120_000 } as const;
-  return [
-    {
-      name: "supervisor.status",
-      access: "public",
-      params: {},
+  return bindMethods<Capability>(SUPERVISOR_METHODS, {
+    "supervisor.status": {
       handler: () => {
         const list = d.manager.list();
         return {
@@ -47,27 +44,11 @@ export function supervisorMethods(d: SupervisorDeps): Method<Capability>[] {
         };
       },
     },
-    {
-      name: "supervisor.svc.list",
-      access: "public",
-      params: {},
-      handler: () => ({ services: d.manager.list() }),
-    },
-    {
-      name: "supervisor.svc.status",
-      access: "public",
-      params: { name },
+    "supervisor.svc.list": { handler: () => ({ services: d.manager.list() }) },
+    "supervisor.svc.status": {
       handler: (p: { name: string }) => d.manager.detail(p.name),
     },
-    {
-      name: "supervisor.logs",
-      access: { right: "supervisor.logs" },
-      params: {
-        service: { ...name, optional: true },
-        lines: { type: "integer", default: 100, min: 1, max: RING_LINES },
-        since_ms: { type: "integer", optional: true, min: 0 },
-        after: { type: "integer", optional: true, min: 0 },
-      },
+    "supervisor.logs": {
       cost: () => MAX_FRAME,
       handler: (p: { service?: string; lines: number; since_ms?: number; after?: number }) => {
         if (p.service !== undefined) d.manager.status(p.service); // NOT_FOUND names the services
@@ -79,23 +60,14 @@ export function supervisorMethods(d: SupervisorDeps): Method<Capability>[] {
         });
       },
     },
-    {
-      name: "supervisor.svc.start",
-      access: { right: "supervisor.svc.start" },
-      params: { name },
+    "supervisor.svc.start": {
       handler: (p: { name: string }) => d.manager.start(p.name),
     },
-    {
-      name: "supervisor.svc.stop",
-      access: { right: "supervisor.svc.stop" },
-      params: { name, drain_ms: drain },
+    "supervisor.svc.stop": {
       handler: (p: { name: string; drain_ms: number }) => d.manager.stop(p.name, p.drain_ms),
     },
-    {
-      name: "supervisor.svc.restart",
-      access: { right: "supervisor.svc.restart" },
-      params: { name, drain_ms: drain },
+    "supervisor.svc.restart": {
       handler: (p: { name: string; drain_ms: number }) => d.manager.restart(p.name, p.drain_ms),
     },
-  ];
+  });
 }

@@ -91,10 +91,10 @@ Deno.test("bash: the script parses, and offers commands, subcommands, services a
     ],
   );
   assert.deepEqual(await bashComplete(script, ["strata-ctl", "token", "issue", "--service", ""]), [
-    "fs",
-    "identity",
     "supervisor",
     "registry",
+    "identity",
+    "fs",
   ]);
   assert.deepEqual(await bashComplete(script, ["strata-ctl", "fs", "get", "--f"]), ["--force"]);
   assert.ok(

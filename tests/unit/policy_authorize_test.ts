@@ -167,6 +167,21 @@ Deno.test("authorize: a token for service * is accepted by any service", async (
   assert.ok(await authorize(token, { right: "registry.register" }, w.ctx));
 });
 
+Deno.test("authorize: the root capability (service *, no parent) holds every right, present and future", async () => {
+  const w = await world("fs");
+  // An operator token minted before fs.stat existed lists none of it.
+  const root = await w.token({ service: "*", rights: ["fs.list"], actions: ["fs.list"] });
+  assert.ok(await authorize(root, { right: "fs.stat" }, w.ctx));
+  // A delegated * token holds only what it lists.
+  const parent = newCapId();
+  const star = await w.token({ service: "*", rights: ["fs.list"], parent, chain: [parent] });
+  const err = await rejectsStrata(
+    authorize(star, { right: "fs.stat" }, w.ctx),
+    "PERMISSION_DENIED",
+  );
+  assert.equal(err.details?.reason, "missing_right");
+});
+
 Deno.test("authorize: a token without the right is PERMISSION_DENIED missing_right", async () => {
   // given a token holding only fs.list
   const w = await world();

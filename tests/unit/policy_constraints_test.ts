@@ -62,6 +62,15 @@ Deno.test("attenuate: a subset of rights is granted with the parent's service", 
   assert.deepEqual(g.constraints, {});
 });
 
+Deno.test("attenuate: the root capability delegates any right, also one it does not list", () => {
+  const root = makeCap({ service: "*", rights: ["fs.list"], exp: rfc3339(NOW + HOUR) }, NOW);
+  const g = attenuate(root, req({ rights: ["fs.stat"] }), NOW);
+  assert.deepEqual(g.rights, ["fs.stat"]);
+  // a delegated * token (it has a parent) delegates only what it lists
+  const star = makeCap({ service: "*", rights: ["fs.list"], parent: newCapId() }, NOW);
+  throwsStrata(() => attenuate(star, req({ rights: ["fs.stat"] }), NOW), "PERMISSION_DENIED");
+});
+
 Deno.test("attenuate: a right the parent lacks is PERMISSION_DENIED naming rights", () => {
   const p = makeCap({ rights: ["fs.list"], exp: rfc3339(NOW + HOUR) }, NOW);
   const err = throwsStrata(

@@ -23,7 +23,7 @@ Deno.test("SERVICE_RIGHTS: every right is named after its service", () => {
 });
 
 Deno.test("rightsOf: a service's own rights; * has all; an unknown service has none", () => {
-  assert.deepEqual(rightsOf("fs"), ["fs.open", "fs.read", "fs.list"]);
+  assert.deepEqual(rightsOf("fs"), ["fs.list", "fs.open", "fs.read"]);
   assert.deepEqual(rightsOf(ANY_SERVICE), allRights());
   assert.equal(allRights().length, 11);
   assert.deepEqual(rightsOf("nope"), []);
@@ -60,12 +60,12 @@ Deno.test("resolveRights: an unknown action or right is INVALID_ARGUMENT listing
   throwsStrata(
     () => resolveRights({ service: "fs", actions: ["write"] }),
     "INVALID_ARGUMENT",
-    /^params\.actions: fs has no action "write"; expected open, read, list/,
+    /^params\.actions: fs has no action "write"; expected list, open, read/,
   );
   throwsStrata(
     () => resolveRights({ service: "fs", rights: ["fs.write"] }),
     "INVALID_ARGUMENT",
-    /^params\.rights: fs has no right "fs\.write"; expected fs\.open, fs\.read, fs\.list/,
+    /^params\.rights: fs has no right "fs\.write"; expected fs\.list, fs\.open, fs\.read/,
   );
   // a real right of another service is not a right of this one
   throwsStrata(
@@ -79,7 +79,7 @@ Deno.test("resolveRights: an unknown service is INVALID_ARGUMENT naming params.s
   throwsStrata(
     () => resolveRights({ service: "mail", actions: ["send"] }),
     "INVALID_ARGUMENT",
-    /^params\.service: unknown service "mail"; expected one of fs, identity, supervisor, registry/,
+    /^params\.service: unknown service "mail"; expected one of supervisor, registry, identity, fs/,
   );
 });
 
