@@ -277,13 +277,18 @@ export async function startNode(options: StartOptions = {}): Promise<Node & { te
   return node;
 }
 
-/** Sends raw bytes to a socket and returns whatever comes back before it closes or goes quiet. */
+/**
+ * Sends raw bytes to a socket (or over the connection `connect` opens: TLS,
+ * plain TCP) and returns whatever comes back before it closes or goes quiet.
+ */
 export async function rawExchange(
   path: string,
   bytes: Uint8Array,
-  options: { quietMs?: number; closeWrite?: boolean } = {},
+  options: { quietMs?: number; closeWrite?: boolean; connect?: () => Promise<Deno.Conn> } = {},
 ): Promise<{ data: Uint8Array; closed: boolean }> {
-  const conn = await Deno.connect({ transport: "unix", path });
+  const conn = options.connect
+    ? await options.connect()
+    : await Deno.connect({ transport: "unix", path });
   try {
     // One write may take only part of a large buffer: write it all.
     await writeAll(conn, bytes).catch(() => {});
