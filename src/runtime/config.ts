@@ -51,8 +51,11 @@ export interface Layout {
 
 /** The PEM files of the tcp:// transport. */
 export interface TlsFiles {
+  /** The certificate chain tcp:// listeners present. */
   cert?: string;
+  /** Its private key (only a tcp:// listener may read it). */
   key?: string;
+  /** The CA clients check tcp:// servers' certificates against. */
   ca?: string;
 }
 

@@ -32,6 +32,7 @@ export interface DialOptions {
 export interface Listening {
   /** The endpoint URL, e.g. "unix:///run/strata/fs.sock" or "tcp://127.0.0.1:7402". */
   readonly endpoint: string;
+  /** The listener whose connections the server accepts (a Deno.TlsListener for tcp://). */
   readonly listener: Deno.Listener;
   /** Stops listening and, for a Unix socket, removes its file. */
   close(): void;

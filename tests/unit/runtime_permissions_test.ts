@@ -248,14 +248,21 @@ Deno.test("permissionFlags: --allow-net is derived from the endpoints: exact uni
   assert(ctl.get("--allow-net")!.includes("127.0.0.1:7402"));
   assert(ctl.get("--allow-read")!.includes("/etc/strata/tls/ca.pem"));
   assert(!ctl.get("--allow-read")!.includes("/etc/strata/tls/fs.key"));
-  // and every other program keeps exactly its sockets, and is refused the key
+  // and every other program keeps exactly its sockets, and cannot read the key
   for (const program of ["registry", "identity", "supervisor", "ctl"] as const) {
     const before = flagsOf(program, LAYOUT).get("--allow-net")!;
     const after = flagsOf(program, TCP_LAYOUT).get("--allow-net")!;
     assert.deepEqual(after.filter((g) => g.startsWith("unix:")), before, program);
-    assert(flagsOf(program, TCP_LAYOUT).get("--deny-read")!.includes("/etc/strata/tls/fs.key"));
+    assert(!flagsOf(program, TCP_LAYOUT).get("--allow-read")!.includes("/etc/strata/tls/fs.key"));
   }
-  assert(!flagsOf("fs", TCP_LAYOUT).get("--deny-read")!.includes("/etc/strata/tls/fs.key"));
+  // a key kept in a folder another program may read (identity's state dir) is refused to it
+  const inState: Layout = {
+    ...TCP_LAYOUT,
+    tls: { ...TCP_LAYOUT.tls, key: "/var/lib/st/tls/fs.key" },
+  };
+  assert(flagsOf("identity", inState).get("--deny-read")!.includes("/var/lib/st/tls/fs.key"));
+  assert(!flagsOf("fs", inState).get("--deny-read")!.includes("/var/lib/st/tls/fs.key"));
+  assert(flagsOf("fs", inState).get("--allow-read")!.includes("/var/lib/st/tls/fs.key"));
   // and no grant is bare: every entry names a socket path or a host and a port
   for (const program of PROGRAMS) {
     for (const g of flagsOf(program, TCP_LAYOUT).get("--allow-net") ?? []) {
