@@ -157,9 +157,11 @@ export function permissionSet(
   // Only identity reads the signing key, whatever folder another grant covers
   // (a runtime dir around the state dir, a download folder that is the state dir).
   if (program !== "identity") set.denyRead.push(st.keys, st.keysTmp);
-  // And only a tcp:// listener reads the TLS key, whatever folder another grant covers.
+  // And only a tcp:// listener reads the TLS key, whatever folder another grant covers
+  // (strata-ctl's download folder may be ".", resolved where it runs: always refused there).
   const key = tls.key;
-  if (!listensTcp && key && set.read.some((g) => isWithin(key, g))) set.denyRead.push(key);
+  const covered = key && (program === "ctl" || set.read.some((g) => isWithin(key, g)));
+  if (!listensTcp && key && covered) set.denyRead.push(key);
   if (program !== "supervisor" && program !== "ctl" && set.run.length > 0) {
     throw new Error("only the supervisor may run programs");
   }

@@ -261,6 +261,7 @@ Deno.test("permissionFlags: --allow-net is derived from the endpoints: exact uni
     tls: { ...TCP_LAYOUT.tls, key: "/var/lib/st/tls/fs.key" },
   };
   assert(flagsOf("identity", inState).get("--deny-read")!.includes("/var/lib/st/tls/fs.key"));
+  assert(flagsOf("ctl", TCP_LAYOUT).get("--deny-read")!.includes("/etc/strata/tls/fs.key"));
   assert(!flagsOf("fs", inState).get("--deny-read")!.includes("/var/lib/st/tls/fs.key"));
   assert(flagsOf("fs", inState).get("--allow-read")!.includes("/var/lib/st/tls/fs.key"));
   // and no grant is bare: every entry names a socket path or a host and a port
