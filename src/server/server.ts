@@ -270,8 +270,8 @@ export class Server<C = unknown> {
 
   /**
    * Listens on every endpoint (a Unix socket path is claimed and given its
-   * mode; tcp:// serves TLS) and starts serving; if one cannot be bound, the
-   * others are closed again.
+   * mode; tcp:// serves TLS) and starts serving; if one cannot be bound (or
+   * the methods are refused), the others are closed again.
    */
   static async listen<C>(options: ServerOptions<C>): Promise<Server<C>> {
     const endpoints = [
@@ -284,11 +284,11 @@ export class Server<C = unknown> {
       for (const e of endpoints) {
         listening.push(await listen(e, { groupAccess: options.groupAccess, ...options.tls }));
       }
+      return new Server(options, listening);
     } catch (err) {
       for (const l of listening) l.close();
       throw err;
     }
-    return new Server(options, listening);
   }
 
   /** Open connections. */

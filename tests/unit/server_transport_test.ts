@@ -132,5 +132,12 @@ Deno.test("transport: a tcp:// endpoint without its certificate or key files is 
       "INVALID_ARGUMENT",
     );
     assert.throws(() => Deno.statSync(`${dir}/t.sock`), Deno.errors.NotFound);
+    // and so does one whose methods are refused (a protected method without a chain)
+    const bad: Method = { ...ECHO, access: { right: "t.echo" } };
+    await assert.rejects(
+      Server.listen({ service: "t", path: `${dir}/t.sock`, methods: [bad] }),
+      /protected methods need the server's request chain/,
+    );
+    assert.throws(() => Deno.statSync(`${dir}/t.sock`), Deno.errors.NotFound);
   });
 });
