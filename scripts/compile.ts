@@ -23,7 +23,12 @@
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { BINARY_NAMES, checkCommand, compileCommand } from "../src/runtime/command.ts";
-import { checkLayout, CHILD_SERVICES, DEFAULT_LAYOUT } from "../src/runtime/config.ts";
+import {
+  checkLayout,
+  CHILD_SERVICES,
+  DEFAULT_LAYOUT,
+  transportFromEnv,
+} from "../src/runtime/config.ts";
 import { binOverrideVar, PROGRAMS } from "../src/runtime/permissions.ts";
 
 const { values } = parseArgs({
@@ -47,6 +52,7 @@ const layout = checkLayout({
   nodeId: values["node-id"],
   fsRoots: values["fs-roots"].split(":"),
   ...(values["group-access"] ? { groupAccess: true } : {}),
+  ...transportFromEnv((n) => Deno.env.get(n)),
 });
 const outDir = resolve(values.out);
 const binDir = values["bin-dir"] ? resolve(values["bin-dir"]) : outDir;

@@ -25,7 +25,12 @@ import { cpSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { entryOf, LAUNCHER_NAMES, programCommand, REPO_ROOT } from "../src/runtime/command.ts";
-import { checkLayout, CHILD_SERVICES, DEFAULT_LAYOUT } from "../src/runtime/config.ts";
+import {
+  checkLayout,
+  CHILD_SERVICES,
+  DEFAULT_LAYOUT,
+  transportFromEnv,
+} from "../src/runtime/config.ts";
 import { binOverrideVar, PROGRAMS } from "../src/runtime/permissions.ts";
 import { renderUnit, TEMPLATE, UNIT_DEFAULTS } from "./unit.ts";
 
@@ -87,6 +92,7 @@ const layout = checkLayout({
   nodeId: values["node-id"],
   fsRoots: values["fs-roots"].split(":"),
   ...(values["group-access"] ? { groupAccess: true } : {}),
+  ...transportFromEnv((n) => Deno.env.get(n)),
 });
 const prefix = resolve(values.prefix);
 const deno = values.deno ?? Deno.execPath();

@@ -2,7 +2,8 @@
  * The development launcher behind `deno task start` and `deno task ctl`.
  *
  * It works out the layout from the environment (STRATA_RUNTIME_DIR,
- * STRATA_STATE_DIR, STRATA_NODE_ID, STRATA_FS_ROOTS, STRATA_GROUP_ACCESS=1) with
+ * STRATA_STATE_DIR, STRATA_NODE_ID, STRATA_FS_ROOTS, STRATA_GROUP_ACCESS=1,
+ * STRATA_<SERVICE>_LISTEN and STRATA_TLS_CERT / _KEY / _CA) with
  * development defaults, then starts the program with `deno run` and exactly
  * the flags src/runtime/permissions.ts gives it. Defaults: the runtime dir is
  * /run/strata when this user can write there, else $XDG_RUNTIME_DIR/strata,
@@ -19,7 +20,12 @@
  */
 
 import { programCommand, REPO_ROOT } from "../src/runtime/command.ts";
-import { checkLayout, CHILD_SERVICES, type Layout } from "../src/runtime/config.ts";
+import {
+  checkLayout,
+  CHILD_SERVICES,
+  type Layout,
+  transportFromEnv,
+} from "../src/runtime/config.ts";
 import { binOverrideVar, type Program } from "../src/runtime/permissions.ts";
 
 const SYSTEM_RUNTIME_DIR = "/run/strata";
@@ -117,6 +123,7 @@ const layout: Layout = checkLayout({
   nodeId: getEnv("STRATA_NODE_ID") ?? "local",
   fsRoots: (getEnv("STRATA_FS_ROOTS") ?? "/tmp").split(":"),
   ...(getEnv("STRATA_GROUP_ACCESS") === "1" ? { groupAccess: true } : {}),
+  ...transportFromEnv(getEnv),
 });
 const overrides = CHILD_SERVICES.map((s) => getEnv(binOverrideVar(s))).filter((x) =>
   x !== undefined

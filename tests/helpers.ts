@@ -282,13 +282,18 @@ export async function startNode(options: StartOptions = {}): Promise<Node & { te
   return node;
 }
 
-/** Sends raw bytes to a socket and returns whatever comes back before it closes or goes quiet. */
+/**
+ * Sends raw bytes to a socket (or over the connection `connect` opens: TLS,
+ * plain TCP) and returns whatever comes back before it closes or goes quiet.
+ */
 export async function rawExchange(
   path: string,
   bytes: Uint8Array,
-  options: { quietMs?: number; closeWrite?: boolean } = {},
+  options: { quietMs?: number; closeWrite?: boolean; connect?: () => Promise<Deno.Conn> } = {},
 ): Promise<{ data: Uint8Array; closed: boolean }> {
-  const conn = await Deno.connect({ transport: "unix", path });
+  const conn = options.connect
+    ? await options.connect()
+    : await Deno.connect({ transport: "unix", path });
   try {
     // One write may take only part of a large buffer: write it all.
     await writeAll(conn, bytes).catch(() => {});
@@ -360,3 +365,91 @@ export async function issue(
 
 /** The repository root, for tests that run scripts. */
 export { REPO_ROOT };
+
+/** PEM files made for a test: a CA, a server certificate for 127.0.0.1 it signed, and a stranger CA. */
+export interface TestTls {
+  /** The CA certificate clients trust. */
+  ca: string;
+  /** The server's certificate (signed by `ca`, for IP 127.0.0.1) and key. */
+  cert: string;
+  key: string;
+  /** A CA that signed nothing here: a client trusting only it must refuse the server. */
+  otherCa: string;
+}
+
+/** Makes TLS files in `dir` with Debian's openssl (EC P-256, valid one day). */
+export async function makeTestTls(dir: string): Promise<TestTls> {
+  const openssl = async (args: string[]) => {
+    const out = await new Deno.Command("/usr/bin/openssl", { args, cwd: dir, stderr: "piped" })
+      .output();
+    if (!out.success) {
+      throw new Error(`openssl ${args[0]} failed: ${new TextDecoder().decode(out.stderr)}`);
+    }
+  };
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  for (const name of ["ca", "other-ca"]) {
+    await openssl([
+      "req",
+      "-x509",
+      ...ec,
+      "-keyout",
+      `${name}.key`,
+      "-out",
+      `${name}.pem`,
+      "-days",
+      "1",
+      "-subj",
+      `/CN=strata test ${name}`,
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+  }
+  await openssl([
+    "req",
+    ...ec,
+    "-keyout",
+    "server.key",
+    "-out",
+    "server.csr",
+    "-subj",
+    "/CN=127.0.0.1",
+  ]);
+  await Deno.writeTextFile(
+    `${dir}/server.ext`,
+    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n" +
+      "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n",
+  );
+  await openssl([
+    "x509",
+    "-req",
+    "-in",
+    "server.csr",
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    "server.pem",
+    "-days",
+    "1",
+    "-extfile",
+    "server.ext",
+  ]);
+  return {
+    ca: `${dir}/ca.pem`,
+    cert: `${dir}/server.pem`,
+    key: `${dir}/server.key`,
+    otherCa: `${dir}/other-ca.pem`,
+  };
+}
+
+/** A free TCP port on 127.0.0.1 (bound, read and released; a test binds it right after). */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}

@@ -79,10 +79,13 @@ export function chooseToken(layout: Layout, explicit?: string): string | undefin
   return operatorToken(layout);
 }
 
-/** The socket path of a service: via the registry, else by convention. */
+/**
+ * The endpoint of a service: via the registry (unix:// or tcp://), else its
+ * socket by convention.
+ */
 export async function endpointFor(layout: Layout, service: string): Promise<string> {
   const conventional = KNOWN.includes(service)
-    ? socketPath(layout, service as ServiceName)
+    ? `unix://${socketPath(layout, service as ServiceName)}`
     : undefined;
   if (service !== "registry" && service !== "supervisor") {
     try {
@@ -92,7 +95,7 @@ export async function endpointFor(layout: Layout, service: string): Promise<stri
         { service },
         { timeoutMs: RESOLVE_TIMEOUT_MS, connectTimeoutMs: RESOLVE_TIMEOUT_MS },
       );
-      if (r.endpoint.startsWith("unix://")) return r.endpoint.slice("unix://".length);
+      if (r.endpoint.startsWith("unix://") || r.endpoint.startsWith("tcp://")) return r.endpoint;
     } catch {
       // Registry down or service unknown to it: use the convention.
     }
@@ -101,6 +104,21 @@ export async function endpointFor(layout: Layout, service: string): Promise<stri
     throw new StrataError("NOT_FOUND", `no service ${service} is registered`);
   }
   return conventional;
+}
+
+/**
+ * A connection to `service` at the endpoint {@link endpointFor} finds; a
+ * tcp:// one is checked against the layout's CA (--tls-ca).
+ */
+export async function connectTo(
+  layout: Layout,
+  service: string,
+  options: { timeoutMs?: number } = {},
+): Promise<Client> {
+  return await Client.connect(await endpointFor(layout, service), {
+    timeoutMs: options.timeoutMs,
+    caFile: layout.tls?.ca,
+  });
 }
 
 /** What {@link unreachableAdvice} may add: where the launcher looked for a supervisor. */
@@ -143,9 +161,7 @@ export async function requestOnce(
   options: CallOptions,
 ): Promise<Response> {
   const service = method.split(".")[0];
-  const client = await Client.connect(await endpointFor(layout, service), {
-    timeoutMs: options.timeoutMs,
-  });
+  const client = await connectTo(layout, service, { timeoutMs: options.timeoutMs });
   try {
     return await client.request(method, params, options);
   } finally {

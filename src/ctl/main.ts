@@ -12,7 +12,7 @@
  */
 
 import { StrataError } from "../wire/errors.ts";
-import { checkLayout, DEFAULT_LAYOUT, type Layout } from "../runtime/config.ts";
+import { checkLayout, type ChildService, DEFAULT_LAYOUT, type Layout } from "../runtime/config.ts";
 import { COMMANDS, helpText } from "./commands.ts";
 import { chooseToken, envVar, requestOnce, unreachableAdvice } from "./connect.ts";
 import { type DispatchArgs, runCommand } from "./dispatch.ts";
@@ -71,7 +71,13 @@ export function parseCtlArgs(argv: string[]): CtlArgs {
       (layout as unknown as Record<string, string>)[LAYOUT_FLAGS[name]] = value();
     } else if (name === "fs-roots") value(); // the launcher's layout; ctl serves no files
     else if (name === "group-access") continue;
-    else if (name === "looked-in") (out.lookedIn ??= []).push(value()); // set by the launcher
+    else if (/^tls-(cert|key|ca)$/.test(name)) {
+      // The CA checks tcp:// servers; cert and key come with a layout that has listeners.
+      (layout.tls ??= {})[name.slice(4) as "cert" | "key" | "ca"] = value();
+    } else if (/^[a-z]+-listen$/.test(name)) {
+      // The layout's tcp:// endpoints (the registry may resolve a service to one).
+      (layout.listen ??= {})[name.slice(0, -7) as ChildService] = value();
+    } else if (name === "looked-in") (out.lookedIn ??= []).push(value()); // set by the launcher
     else if (out.positionals.length > 0) out.positionals.push(arg); // a subcommand's own option
     else throw new UsageError(`unknown option ${arg}; see strata-ctl --help`);
   }

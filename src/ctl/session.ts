@@ -12,7 +12,7 @@ import type { Layout } from "../runtime/config.ts";
 import {
   type AdviceOptions,
   chooseToken,
-  endpointFor,
+  connectTo,
   envToken,
   unreachableAdvice,
 } from "./connect.ts";
@@ -71,9 +71,7 @@ export class Session {
     const open = this.#clients.get(service);
     if (open && !open.closed) return open;
     try {
-      const c = await Client.connect(await endpointFor(this.layout, service), {
-        timeoutMs: this.timeoutMs,
-      });
+      const c = await connectTo(this.layout, service, { timeoutMs: this.timeoutMs });
       this.#clients.set(service, c);
       return c;
     } catch (err) {

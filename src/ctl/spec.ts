@@ -145,5 +145,11 @@ export const GLOBAL_OPTIONS: readonly OptionSpec[] = [
     summary: "where the operator token is",
     complete: "files",
   },
+  {
+    name: "tls-ca",
+    value: "FILE",
+    summary: "the CA (PEM) that tcp:// services' certificates must chain to",
+    complete: "files",
+  },
   { name: "help", short: "h", summary: "this help; after a command, that command's help" },
 ];

@@ -198,7 +198,8 @@ export class IdentityService {
       const reused = connecting !== undefined;
       if (!connecting) {
         // Shared by concurrent pushes, so one connection per service is opened.
-        connecting = Client.connect(socketPath(this.#d.layout, svc), {
+        // Pushes go to the service's socket on this node (its unix:// endpoint).
+        connecting = Client.connect(`unix://${socketPath(this.#d.layout, svc)}`, {
           timeoutMs: PUSH_TIMEOUT_MS,
           connectTimeoutMs: PUSH_TIMEOUT_MS,
         });

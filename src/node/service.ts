@@ -12,7 +12,7 @@ import { PUSH_TARGETS, syncSpec } from "../api/mod.ts";
 import { type Method, Server, type ServerLimits } from "../server/server.ts";
 import { Trust } from "../token/trust.ts";
 import { Audit } from "../runtime/audit.ts";
-import { type Layout, type ServiceName, socketPath, stateFiles } from "../runtime/config.ts";
+import { endpointsOf, type Layout, type ServiceName, stateFiles } from "../runtime/config.ts";
 import { onStopSignal, watchParentPipe } from "./lifecycle.ts";
 import { logger } from "../runtime/log.ts";
 import { authorize } from "../policy/authorize.ts";
@@ -141,7 +141,8 @@ export async function runService(setup: ServiceSetup): Promise<RunningService> {
   await trust.refresh();
   const server = await Server.listen({
     service: setup.service,
-    path: socketPath(setup.layout, setup.service),
+    endpoints: endpointsOf(setup.layout, setup.service),
+    tls: { certFile: setup.layout.tls?.cert, keyFile: setup.layout.tls?.key },
     methods,
     chain: requestChain(setup.service, { trust, audit }),
     limits: setup.limits,
@@ -156,6 +157,11 @@ export async function runService(setup: ServiceSetup): Promise<RunningService> {
   if (setup.supervised) {
     watchParentPipe(() => stop(1000).finally(() => Deno.exit(0)), setup.onControlFrame);
   }
-  log.info("listening", { socket: server.path, pid: Deno.pid });
+  const tcp = server.endpoints.filter((e) => e.startsWith("tcp://"));
+  log.info("listening", {
+    socket: server.path,
+    ...(tcp.length ? { tcp: tcp.join(",") } : {}),
+    pid: Deno.pid,
+  });
   return { server, trust, audit, stop };
 }

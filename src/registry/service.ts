@@ -7,6 +7,7 @@
  */
 
 import { invalidArgument, notFound, permissionDenied, StrataError } from "../wire/errors.ts";
+import { formatEndpoint, parseEndpoint } from "../wire/endpoint.ts";
 import type { Method } from "../server/server.ts";
 import { bindMethods } from "../server/bind.ts";
 import { SERVICES } from "../api/mod.ts";
@@ -56,17 +57,17 @@ interface Row extends Entry {
   expMs: number;
 }
 
-/** Checks an endpoint URL: unix:///absolute/path today; tcp:// is reserved. */
+/**
+ * Checks an endpoint URL: unix:///absolute/path.sock, or tcp://host:port
+ * (served with TLS; see server/transport.ts). Returns its normal form.
+ */
 export function checkEndpoint(endpoint: string): string {
-  if (endpoint.startsWith("tcp://")) {
-    throw invalidArgument("params.endpoint: tcp:// endpoints are reserved for a later version");
+  if (!/^(unix|tcp):\/\//.test(endpoint)) {
+    throw invalidArgument(
+      'params.endpoint: must be "unix:///absolute/path.sock" or "tcp://host:port"',
+    );
   }
-  if (
-    !endpoint.startsWith("unix:///") || endpoint.includes("\0") || /\/\.\.?(\/|$)/.test(endpoint)
-  ) {
-    throw invalidArgument('params.endpoint: must be "unix:///absolute/path.sock"');
-  }
-  return endpoint;
+  return formatEndpoint(parseEndpoint(endpoint, "params.endpoint"));
 }
 
 function isSupervisor(owner: Owner): boolean {

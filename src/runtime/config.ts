@@ -9,6 +9,8 @@
 import { posix } from "node:path";
 import { parseArgs } from "node:util";
 import { SUPERVISED } from "../api/mod.ts";
+import { formatEndpoint, parseEndpoint } from "../wire/endpoint.ts";
+import { isWithin } from "./paths.ts";
 
 /** The services the supervisor runs, in dependency order. */
 export const CHILD_SERVICES = SUPERVISED;
@@ -35,6 +37,27 @@ export interface Layout {
    * run as, e.g. systemd's Group=.)
    */
   groupAccess?: boolean;
+  /**
+   * A tcp:// endpoint (TLS) a service listens on besides its socket, e.g.
+   * `{ fs: "tcp://127.0.0.1:7402" }` (`--fs-listen`). Needs `tls.cert` and `tls.key`.
+   */
+  listen?: Partial<Record<ChildService, string>>;
+  /**
+   * TLS files (PEM): the certificate and key tcp:// listeners present
+   * (`--tls-cert`, `--tls-key`), and the CA clients check tcp:// servers
+   * against (`--tls-ca`).
+   */
+  tls?: TlsFiles;
+}
+
+/** The PEM files of the tcp:// transport. */
+export interface TlsFiles {
+  /** The certificate chain tcp:// listeners present. */
+  cert?: string;
+  /** Its private key (only a tcp:// listener may read it). */
+  key?: string;
+  /** The CA clients check tcp:// servers' certificates against. */
+  ca?: string;
 }
 
 /** The layout of a system install. */
@@ -63,6 +86,43 @@ function checkDir(value: string, what: string): string {
   return n.length > 1 && n.endsWith("/") ? n.slice(0, -1) : n;
 }
 
+/** Checks the tcp:// listen endpoints and TLS files; they travel as options. */
+function checkTransport(layout: Layout): Pick<Layout, "listen" | "tls"> {
+  const listen: Partial<Record<ChildService, string>> = {};
+  for (const [service, url] of Object.entries(layout.listen ?? {})) {
+    if (url === undefined || url === "") continue;
+    if (!(CHILD_SERVICES as readonly string[]).includes(service)) {
+      throw new ConfigError(
+        `${service} cannot listen on tcp://; only ${CHILD_SERVICES.join(", ")}`,
+      );
+    }
+    let ep;
+    try {
+      ep = parseEndpoint(url, `--${service}-listen`);
+    } catch (err) {
+      throw new ConfigError((err as Error).message);
+    }
+    if (ep.kind !== "tcp") {
+      throw new ConfigError(`--${service}-listen: must be tcp://host:port (its socket is given)`);
+    }
+    listen[service as ChildService] = formatEndpoint(ep);
+  }
+  const tls: TlsFiles = {};
+  for (const k of ["cert", "key", "ca"] as const) {
+    const file = layout.tls?.[k];
+    if (file) tls[k] = checkDir(file, `--tls-${k}`);
+  }
+  if (Object.keys(listen).length > 0 && (!tls.cert || !tls.key)) {
+    throw new ConfigError(
+      "a tcp:// listen endpoint needs --tls-cert=FILE and --tls-key=FILE (PEM): it serves TLS only",
+    );
+  }
+  return {
+    ...(Object.keys(listen).length > 0 ? { listen } : {}),
+    ...(Object.keys(tls).length > 0 ? { tls } : {}),
+  };
+}
+
 /** Checks and normalises a layout; throws ConfigError naming the bad value. */
 export function checkLayout(layout: Layout): Layout {
   if (!NODE_ID_RE.test(layout.nodeId)) {
@@ -70,7 +130,7 @@ export function checkLayout(layout: Layout): Layout {
       `node id must be 1-63 letters, digits, ".", "_" or "-": ${layout.nodeId}`,
     );
   }
-  return {
+  const checked = {
     runtimeDir: checkDir(layout.runtimeDir, "runtime dir"),
     stateDir: checkDir(layout.stateDir, "state dir"),
     nodeId: layout.nodeId,
@@ -80,7 +140,16 @@ export function checkLayout(layout: Layout): Layout {
       return checkDir(r, "fs root");
     }),
     ...(layout.groupAccess ? { groupAccess: true } : {}),
+    ...checkTransport(layout),
   };
+  const key = checked.tls?.key;
+  const root = key && checked.fsRoots.find((r) => isWithin(key, r));
+  if (root) {
+    throw new ConfigError(
+      `--tls-key: ${key} lies inside the export root ${root}, which fs serves; keep it outside`,
+    );
+  }
+  return checked;
 }
 
 /** The options that carry a layout on a command line. */
@@ -90,6 +159,10 @@ const LAYOUT_OPTIONS = {
   "node-id": { type: "string" },
   "fs-roots": { type: "string" },
   "group-access": { type: "boolean" },
+  ...Object.fromEntries(CHILD_SERVICES.map((s) => [`${s}-listen`, { type: "string" }])),
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
+  "tls-ca": { type: "string" },
 } as const;
 
 /** Other options a program's entry may take, by name: boolean or string. */
@@ -116,8 +189,39 @@ export function parseLayoutArgs(
     nodeId: (v["node-id"] as string) ?? DEFAULT_LAYOUT.nodeId,
     fsRoots: v["fs-roots"] !== undefined ? (v["fs-roots"] as string).split(":") : [],
     ...(v["group-access"] === true ? { groupAccess: true } : {}),
+    listen: Object.fromEntries(
+      CHILD_SERVICES.filter((s) => v[`${s}-listen`] !== undefined).map((s) => [
+        s,
+        v[`${s}-listen`] as string,
+      ]),
+    ),
+    tls: {
+      cert: v["tls-cert"] as string | undefined,
+      key: v["tls-key"] as string | undefined,
+      ca: v["tls-ca"] as string | undefined,
+    },
   });
   return { layout, options: v };
+}
+
+/**
+ * The transport part of a layout from environment variables (how the
+ * launcher, `deno task compile` and `deno task install` take it):
+ * STRATA_<SERVICE>_LISTEN=tcp://host:port, STRATA_TLS_CERT, STRATA_TLS_KEY
+ * and STRATA_TLS_CA (PEM files). Checked by checkLayout like the options.
+ */
+export function transportFromEnv(
+  get: (name: string) => string | undefined,
+): Pick<Layout, "listen" | "tls"> {
+  const listen = Object.fromEntries(
+    CHILD_SERVICES.map((s) => [s, get(`STRATA_${s.toUpperCase()}_LISTEN`)]).filter(([, v]) => v),
+  );
+  const tls = {
+    cert: get("STRATA_TLS_CERT"),
+    key: get("STRATA_TLS_KEY"),
+    ca: get("STRATA_TLS_CA"),
+  };
+  return { listen, tls };
 }
 
 /** The command-line form of a layout (the inverse of parseLayoutArgs). */
@@ -129,12 +233,27 @@ export function layoutArgs(layout: Layout): string[] {
   ];
   if (layout.fsRoots.length > 0) args.push(`--fs-roots=${layout.fsRoots.join(":")}`);
   if (layout.groupAccess) args.push("--group-access");
+  for (const [service, url] of Object.entries(layout.listen ?? {})) {
+    args.push(`--${service}-listen=${url}`);
+  }
+  for (const k of ["cert", "key", "ca"] as const) {
+    if (layout.tls?.[k]) args.push(`--tls-${k}=${layout.tls[k]}`);
+  }
   return args;
 }
 
 /** The socket a service listens on. */
 export function socketPath(layout: Layout, service: ServiceName): string {
   return `${layout.runtimeDir}/${service}.sock`;
+}
+
+/**
+ * The endpoint URLs a service listens on: its socket (`unix://`), and the
+ * tcp:// endpoint the layout gives it, if any.
+ */
+export function endpointsOf(layout: Layout, service: ServiceName): string[] {
+  const tcp = layout.listen?.[service as ChildService];
+  return [`unix://${socketPath(layout, service)}`, ...(tcp ? [tcp] : [])];
 }
 
 /** The issuer name tokens of this node carry. */

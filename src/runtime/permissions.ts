@@ -1,9 +1,10 @@
 /**
  * The single source of truth for each program's Deno permissions.
  *
- * For a program and a layout this states exactly which sockets it may use
- * (`--allow-net=unix:<path>`, plus read and write on that path, which Deno
- * also requires for a Unix socket), which files and folders it may read and
+ * For a program and a layout this states exactly which endpoints it may
+ * listen on or dial, `--allow-net` derived from them (`unix:<path>`, plus
+ * read and write on that path, which Deno also requires for a Unix socket;
+ * `host:port` for tcp://, plus read on the TLS files it needs), which files and folders it may read and
  * write, which environment variables it may read and, for the supervisor
  * alone, which programs it may run. The supervisor's spawn, the deno tasks
  * and `deno task compile` all take their flags from here. Nothing gets -A,
@@ -13,8 +14,10 @@
 
 import { isWithin } from "./paths.ts";
 import { PUSH_TARGETS as PUSHED } from "../api/mod.ts";
+import { netGrant, parseEndpoint } from "../wire/endpoint.ts";
 import {
   CHILD_SERVICES,
+  endpointsOf,
   type Layout,
   runtimeFiles,
   type ServiceName,
@@ -30,7 +33,9 @@ export const PROGRAMS: readonly Program[] = ["supervisor", ...CHILD_SERVICES, "c
 
 /** A program's grants, as lists (empty means "none"). */
 export interface PermissionSet {
-  /** Unix socket paths (each also needs read and write on the path). */
+  /** Endpoint URLs it listens on or dials: its `--allow-net` is derived from these. */
+  endpoints: string[];
+  /** The Unix socket paths among them (each also needs read and write on the path). */
   sockets: string[];
   read: string[];
   /** Refused reads, even below a granted folder (a more specific read grant still wins). */
@@ -74,18 +79,25 @@ export function permissionSet(
   const verifierReads = [rt.identityPub, rt.revocations];
   // Rotating the audit log renames it, which needs read and write on both names.
   const audit = [st.audit, st.auditOld];
-  const set: PermissionSet = { sockets: [], read: [], denyRead: [], write: [], env: [], run: [] };
+  const set: PermissionSet = {
+    endpoints: [],
+    sockets: [],
+    read: [],
+    denyRead: [],
+    write: [],
+    env: [],
+    run: [],
+  };
+  const unix = (s: ServiceName) => `unix://${socketPath(layout, s)}`;
   switch (program) {
     case "registry":
-      set.sockets = [socketPath(layout, "registry")];
+      set.endpoints = endpointsOf(layout, "registry");
       set.read = [...verifierReads, ...audit];
       set.write = audit;
       break;
     case "identity":
-      set.sockets = [
-        socketPath(layout, "identity"),
-        ...PUSH_TARGETS.map((s) => socketPath(layout, s)),
-      ];
+      // Pushes go to the services' sockets on this node.
+      set.endpoints = [...endpointsOf(layout, "identity"), ...PUSH_TARGETS.map(unix)];
       // A rename needs read and write on both names.
       set.read = [
         layout.stateDir,
@@ -97,7 +109,7 @@ export function permissionSet(
       set.write = [...set.read];
       break;
     case "fs":
-      set.sockets = [socketPath(layout, "fs")];
+      set.endpoints = endpointsOf(layout, "fs");
       set.read = [...verifierReads, ...audit, ...layout.fsRoots];
       // An export root may contain Strata's own folders (/tmp and a
       // fallback runtime dir, say): fs reads there only what it is granted.
@@ -111,10 +123,8 @@ export function permissionSet(
       set.write = audit;
       break;
     case "supervisor":
-      set.sockets = [
-        socketPath(layout, "supervisor"),
-        ...CHILD_SERVICES.map((s) => socketPath(layout, s)),
-      ];
+      // Its health checks use the children's sockets.
+      set.endpoints = [unix("supervisor"), ...CHILD_SERVICES.map(unix)];
       // It creates the runtime dir and clears stale sockets from it, and
       // keeps each child's log lines in the logs folder (rotating them is a
       // rename, which needs read and write there too).
@@ -124,9 +134,10 @@ export function permissionSet(
       set.run = options.run ?? [];
       break;
     case "ctl":
-      set.sockets = [
-        socketPath(layout, "supervisor"),
-        ...CHILD_SERVICES.map((s) => socketPath(layout, s)),
+      // Every endpoint of the node: the registry may resolve a service to its tcp:// one.
+      set.endpoints = [
+        unix("supervisor"),
+        ...CHILD_SERVICES.flatMap((s) => endpointsOf(layout, s)),
       ];
       // `fs get` writes a temporary file in a download folder and renames it
       // into place; Deno needs read as well as write on both names for a
@@ -136,9 +147,22 @@ export function permissionSet(
       set.env = CTL_ENV;
       break;
   }
+  const parsed = set.endpoints.map((e) => parseEndpoint(e));
+  set.sockets = parsed.flatMap((e) => e.kind === "unix" ? [e.path] : []);
+  // TLS files: a tcp:// listener reads its certificate and key, a dialer the CA.
+  const tls = layout.tls ?? {};
+  const listensTcp = program !== "ctl" &&
+    parsed.some((e) => e.kind === "tcp");
+  if (listensTcp && tls.cert && tls.key) set.read.push(tls.cert, tls.key);
+  if (program === "ctl" && tls.ca) set.read.push(tls.ca);
   // Only identity reads the signing key, whatever folder another grant covers
   // (a runtime dir around the state dir, a download folder that is the state dir).
   if (program !== "identity") set.denyRead.push(st.keys, st.keysTmp);
+  // And only a tcp:// listener reads the TLS key, whatever folder another grant covers
+  // (strata-ctl's download folder may be ".", resolved where it runs: always refused there).
+  const key = tls.key;
+  const covered = key && (program === "ctl" || set.read.some((g) => isWithin(key, g)));
+  if (!listensTcp && key && covered) set.denyRead.push(key);
   if (program !== "supervisor" && program !== "ctl" && set.run.length > 0) {
     throw new Error("only the supervisor may run programs");
   }
@@ -153,15 +177,14 @@ export function permissionFlags(
 ): string[] {
   const set = permissionSet(program, layout, options);
   const flags: string[] = [];
+  const net = uniq(set.endpoints.map((e) => netGrant(parseEndpoint(e))));
   const read = uniq([...set.sockets, ...set.read]);
   const write = uniq([...set.sockets, ...set.write]);
   const denyRead = uniq(set.denyRead);
-  for (const p of [...read, ...denyRead, ...write, ...set.run]) {
+  for (const p of [...net, ...read, ...denyRead, ...write, ...set.run]) {
     if (p.includes(",")) throw new Error(`a path in a permission flag has a comma: ${p}`);
   }
-  if (set.sockets.length > 0) {
-    flags.push(`--allow-net=${uniq(set.sockets).map((s) => `unix:${s}`).join(",")}`);
-  }
+  if (net.length > 0) flags.push(`--allow-net=${net.join(",")}`);
   if (read.length > 0) flags.push(`--allow-read=${read.join(",")}`);
   if (denyRead.length > 0) flags.push(`--deny-read=${denyRead.join(",")}`);
   if (write.length > 0) flags.push(`--allow-write=${write.join(",")}`);

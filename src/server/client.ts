@@ -1,13 +1,14 @@
 /**
- * A client for one Strata socket: one persistent connection carrying any
- * number of requests at once (matched to responses by req_id), each with a
- * timeout.
+ * A client for one Strata endpoint (a Unix socket, or tcp:// with TLS; see
+ * server/transport.ts): one persistent connection carrying any number of
+ * requests at once (matched to responses by req_id), each with a timeout.
  * @module
  */
 
 import { parseResponse, type Response } from "../wire/envelope.ts";
 import { type ErrorName, errorName, StrataError } from "../wire/errors.ts";
 import { encodeFrame, FrameReader, FrameWriter } from "../wire/frame.ts";
+import { dial } from "./transport.ts";
 
 /** Per-call options. */
 export interface CallOptions {
@@ -23,6 +24,8 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** How long to wait for the connection itself, in ms (2 s unless given). */
   connectTimeoutMs?: number;
+  /** tcp:// only: the CA certificate (PEM file) the server's certificate must chain to. */
+  caFile?: string;
 }
 
 interface Pending {
@@ -56,9 +59,9 @@ function unreachable(path: string, err: unknown): StrataError {
   return new StrataError("UNAVAILABLE", `cannot connect to ${path}: ${why}`, { path });
 }
 
-/** A persistent connection to one service socket. */
+/** A persistent connection to one service endpoint. */
 export class Client {
-  /** The socket this client is connected to. */
+  /** The socket path or endpoint URL it was given. */
   readonly path: string;
   #conn: Deno.Conn;
   #writer: FrameWriter;
@@ -77,25 +80,13 @@ export class Client {
     this.#reading = this.#readLoop();
   }
 
-  /** Connects to a socket; throws UNAVAILABLE when nothing answers there. */
+  /**
+   * Connects to a socket path or an endpoint URL (unix:// or tcp:// with
+   * TLS); throws UNAVAILABLE when nothing answers there or TLS fails.
+   */
   static async connect(path: string, options: ClientOptions = {}): Promise<Client> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      const conn = await Promise.race([
-        Deno.connect({ transport: "unix", path }),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error("timed out")),
-            options.connectTimeoutMs ?? 2000,
-          );
-        }),
-      ]);
-      return new Client(path, conn, options);
-    } catch (err) {
-      throw unreachable(path, err);
-    } finally {
-      clearTimeout(timer);
-    }
+    const conn = await dial(path, { caFile: options.caFile, timeoutMs: options.connectTimeoutMs });
+    return new Client(path, conn, options);
   }
 
   /** Whether the connection has ended. */

@@ -33,6 +33,7 @@ import {
   MAX_FRAME,
 } from "../wire/frame.ts";
 import { type ParamsSchema, validateParams } from "../wire/schema.ts";
+import { listen, type Listening } from "./transport.ts";
 
 /**
  * The request steps the server runs for a protected method, given to it by
@@ -166,8 +167,15 @@ const BODY_STALL_MS = 250;
 export interface ServerOptions<C = unknown> {
   /** The service name, e.g. "fs". */
   service: string;
-  /** Socket path. */
-  path: string;
+  /** Socket path: the same as the endpoint `unix://<path>`. */
+  path?: string;
+  /**
+   * Endpoint URLs to listen on (see server/transport.ts), besides `path`:
+   * every connection runs through the same request path and limits.
+   */
+  endpoints?: string[];
+  /** The certificate and key files of tcp:// endpoints. */
+  tls?: { certFile?: string; keyFile?: string };
   /** The methods offered. */
   methods: Method<C>[];
   /** The request chain; required when any method is protected. */
@@ -211,30 +219,14 @@ interface ConnState {
 
 const MIN_SWEEP_MS = 250;
 
-/** Removes a stale socket file, refusing if another process still answers on it. */
-async function claimSocketPath(path: string): Promise<void> {
-  try {
-    const probe = await Deno.connect({ transport: "unix", path });
-    probe.close();
-    throw new StrataError("CONFLICT", `another process is already serving ${path}`);
-  } catch (err) {
-    if (err instanceof StrataError) throw err;
-    if (!(err instanceof Deno.errors.NotFound || err instanceof Deno.errors.ConnectionRefused)) {
-      throw err;
-    }
-  }
-  try {
-    Deno.removeSync(path);
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-  }
-}
-
 /** A running server. */
 export class Server<C = unknown> {
   readonly service: string;
+  /** The Unix socket path ("" when the server has none). */
   readonly path: string;
-  #listener: Deno.Listener;
+  /** The endpoint URLs it listens on. */
+  readonly endpoints: readonly string[];
+  #listening: Listening[];
   #methods = new Map<string, Method<C>>();
   #limits: ServerLimits;
   #chain?: RequestChain<C>;
@@ -250,10 +242,11 @@ export class Server<C = unknown> {
   #responseBudget: ByteBudget;
   #relief?: ReturnType<typeof setTimeout>;
 
-  private constructor(options: ServerOptions<C>, listener: Deno.Listener) {
+  private constructor(options: ServerOptions<C>, listening: Listening[]) {
     this.service = options.service;
-    this.path = options.path;
-    this.#listener = listener;
+    this.endpoints = listening.map((l) => l.endpoint);
+    this.path = this.endpoints.find((e) => e.startsWith("unix://"))?.slice("unix://".length) ?? "";
+    this.#listening = listening;
     this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.#chain = options.chain;
     this.#requestBudget = new ByteBudget(this.#limits.requestBudget);
@@ -270,15 +263,32 @@ export class Server<C = unknown> {
     const every = Math.max(MIN_SWEEP_MS, Math.min(1000, this.#limits.idleTimeoutMs / 4));
     this.#sweep = setInterval(() => this.#closeIdle(), every);
     Deno.unrefTimer(this.#sweep);
-    this.#accepting = this.#acceptLoop();
+    this.#accepting = Promise.all(listening.map((l) => this.#acceptLoop(l.listener))).then(
+      () => {},
+    );
   }
 
-  /** Claims the socket path, listens, sets the socket's mode and starts serving. */
+  /**
+   * Listens on every endpoint (a Unix socket path is claimed and given its
+   * mode; tcp:// serves TLS) and starts serving; if one cannot be bound (or
+   * the methods are refused), the others are closed again.
+   */
   static async listen<C>(options: ServerOptions<C>): Promise<Server<C>> {
-    await claimSocketPath(options.path);
-    const listener = Deno.listen({ transport: "unix", path: options.path });
-    Deno.chmodSync(options.path, options.groupAccess ? 0o660 : 0o600);
-    return new Server(options, listener);
+    const endpoints = [
+      ...(options.path !== undefined ? [options.path] : []),
+      ...(options.endpoints ?? []),
+    ];
+    if (endpoints.length === 0) throw new Error(`${options.service}: no endpoint to listen on`);
+    const listening: Listening[] = [];
+    try {
+      for (const e of endpoints) {
+        listening.push(await listen(e, { groupAccess: options.groupAccess, ...options.tls }));
+      }
+      return new Server(options, listening);
+    } catch (err) {
+      for (const l of listening) l.close();
+      throw err;
+    }
   }
 
   /** Open connections. */
@@ -317,11 +327,11 @@ export class Server<C = unknown> {
     };
   }
 
-  async #acceptLoop(): Promise<void> {
+  async #acceptLoop(listener: Deno.Listener): Promise<void> {
     while (true) {
       let conn: Deno.Conn;
       try {
-        conn = await this.#listener.accept();
+        conn = await listener.accept();
       } catch (err) {
         if (this.#draining || err instanceof Deno.errors.BadResource) return;
         // Out of descriptors or similar: back off briefly rather than spin.
@@ -690,9 +700,11 @@ export class Server<C = unknown> {
   async drain(timeoutMs: number): Promise<void> {
     if (!this.#draining) {
       this.#draining = true;
-      try {
-        this.#listener.close();
-      } catch { /* already closed */ }
+      for (const l of this.#listening) {
+        try {
+          l.listener.close();
+        } catch { /* already closed */ }
+      }
     }
     const deadline = Date.now() + timeoutMs;
     while (this.#conns.size > 0 && Date.now() < deadline) {
@@ -708,17 +720,12 @@ export class Server<C = unknown> {
     await this.#accepting;
   }
 
-  /** Closes the listener and every connection at once, and removes the socket. */
+  /** Closes the listeners and every connection at once, and removes the socket. */
   close(): void {
     this.#draining = true;
     clearInterval(this.#sweep);
     clearTimeout(this.#relief);
-    try {
-      this.#listener.close();
-    } catch { /* already closed */ }
+    for (const l of this.#listening) l.close();
     for (const s of [...this.#conns.values()]) this.#closeConn(s);
-    try {
-      Deno.removeSync(this.path);
-    } catch { /* gone already */ }
   }
 }

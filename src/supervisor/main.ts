@@ -41,6 +41,8 @@ Options:
 Layout (set by deno task start from STRATA_RUNTIME_DIR, STRATA_STATE_DIR, STRATA_NODE_ID,
 STRATA_FS_ROOTS and STRATA_GROUP_ACCESS=1): --runtime-dir DIR --state-dir DIR --node-id ID
 --fs-roots DIR:DIR --group-access
+A tcp:// endpoint with TLS besides a socket (STRATA_FS_LISTEN, STRATA_TLS_CERT, STRATA_TLS_KEY,
+STRATA_TLS_CA): --fs-listen tcp://HOST:PORT --tls-cert FILE --tls-key FILE [--tls-ca FILE]
 
 Each service's log lines are also kept in <state dir>/logs/<service>.log (0600, rotated at
 4 MiB): strata-ctl logs [SERVICE] [-f] shows them.`;
@@ -109,7 +111,7 @@ await runMain("supervisor", async () => {
     name,
     deps: DEPENDENCIES[name],
     command: childCommand(name, layout, launchers),
-    socket: socketPath(layout, name),
+    endpoint: `unix://${socketPath(layout, name)}`,
   }));
   const audit = new Audit({ path: stateFiles(layout).audit, program: "supervisor" });
   const logs = new LogBook(layout, CHILD_SERVICES, (_service, line) => emitLine(line));

@@ -27,7 +27,8 @@ export interface ServiceSpec {
   /** Services that must be Healthy before this one starts. */
   deps: ChildService[];
   command: ProgramCommand;
-  socket: string;
+  /** Where it answers health checks and is announced: its socket, `unix:///…/<name>.sock`. */
+  endpoint: string;
 }
 
 /** What svc.list reports per service. */
@@ -276,7 +277,7 @@ export class Manager {
 
   async #healthy(u: Unit, timeoutMs: number): Promise<boolean> {
     try {
-      const r = await callOnce<{ status: string }>(u.spec.socket, `${u.spec.name}.health`, {}, {
+      const r = await callOnce<{ status: string }>(u.spec.endpoint, `${u.spec.name}.health`, {}, {
         timeoutMs,
         connectTimeoutMs: timeoutMs,
       });
@@ -317,7 +318,7 @@ export class Manager {
       req_id: `sup-${++this.#seq}`,
       method: up ? "registry.register" : "registry.deregister",
       params: up
-        ? { service: u.spec.name, endpoint: `unix://${u.spec.socket}`, api_v: 1 }
+        ? { service: u.spec.name, endpoint: u.spec.endpoint, api_v: 1 }
         : { service: u.spec.name },
     });
     reg.pipe.write(frame).catch(() => {});
@@ -484,7 +485,7 @@ export class Manager {
     if (u.state === "Healthy" || u.state === "Starting") {
       try {
         const r = await callOnce<{ memory: NonNullable<ServiceDetail["memory"]> }>(
-          u.spec.socket,
+          u.spec.endpoint,
           `${u.spec.name}.health`,
           {},
           { timeoutMs: 1000, connectTimeoutMs: 1000 },
@@ -498,7 +499,7 @@ export class Manager {
       ...this.#status(u),
       restarts_by: { crash: u.restarts - u.operatorRestarts, operator: u.operatorRestarts },
       memory,
-      endpoint: `unix://${u.spec.socket}`,
+      endpoint: u.spec.endpoint,
       log_file: this.#o.logs?.pathOf(u.spec.name) ?? null,
     };
   }

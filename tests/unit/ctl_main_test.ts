@@ -104,3 +104,21 @@ Deno.test("helpText: lists every method, marking the protected ones", () => {
   }
   assert.match(text, /strata-ctl \[-token T \| --token T\] METHOD/);
 });
+
+Deno.test("parseCtlArgs: --tls-ca and the layout's tcp:// listeners become the layout", () => {
+  const args = parseCtlArgs([
+    "--fs-listen=tcp://127.0.0.1:7402",
+    "--tls-cert=/etc/s/c.pem",
+    "--tls-key=/etc/s/k.pem",
+    "--tls-ca",
+    "/etc/s/ca.pem",
+    "status",
+  ]);
+  assert.deepEqual(args.layout.listen, { fs: "tcp://127.0.0.1:7402" });
+  assert.deepEqual(args.layout.tls, {
+    cert: "/etc/s/c.pem",
+    key: "/etc/s/k.pem",
+    ca: "/etc/s/ca.pem",
+  });
+  assert.deepEqual(args.positionals, ["status"]);
+});

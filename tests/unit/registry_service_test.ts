@@ -85,13 +85,19 @@ Deno.test("Registry.register: a token cannot overwrite the supervisor's entry; t
   );
 });
 
-Deno.test("checkEndpoint: unix:///absolute paths pass; tcp:// is refused as reserved", () => {
+Deno.test("checkEndpoint: unix:///absolute paths and tcp://host:port pass", () => {
   assert.equal(checkEndpoint("unix:///run/strata/fs.sock"), "unix:///run/strata/fs.sock");
-  throwsStrata(
-    () => checkEndpoint("tcp://127.0.0.1:9000"),
-    "INVALID_ARGUMENT",
-    /^params\.endpoint: tcp:\/\/ endpoints are reserved for a later version/,
-  );
+  assert.equal(checkEndpoint("tcp://127.0.0.1:9000"), "tcp://127.0.0.1:9000");
+  assert.equal(checkEndpoint("tcp://node-b.example:7402"), "tcp://node-b.example:7402");
+  for (
+    const bad of ["tcp://127.0.0.1", "tcp://h:0", "tcp://h:99999", "tcp://h:80/x", "tcp://[::1]:80"]
+  ) {
+    throwsStrata(
+      () => checkEndpoint(bad),
+      "INVALID_ARGUMENT",
+      /^params\.endpoint: must be "tcp:\/\/host:port"/,
+    );
+  }
 });
 
 Deno.test("checkEndpoint: relative, dotted, NUL and other schemes are INVALID_ARGUMENT", () => {
@@ -122,11 +128,11 @@ Deno.test("Registry.register: a refused endpoint leaves the table unchanged", ()
   const r = new Registry();
   r.register({ service: "my-svc", endpoint: "unix:///run/a.sock", api_v: 1 }, OWNER_A);
   throwsStrata(
-    () => r.register({ service: "my-svc", endpoint: "tcp://1.2.3.4:5", api_v: 1 }, OWNER_A),
+    () => r.register({ service: "my-svc", endpoint: "tcp://1.2.3.4", api_v: 1 }, OWNER_A),
     "INVALID_ARGUMENT",
   );
   throwsStrata(
-    () => r.register({ service: "other", endpoint: "tcp://1.2.3.4:5", api_v: 1 }, OWNER_A),
+    () => r.register({ service: "other", endpoint: "http://1.2.3.4:5", api_v: 1 }, OWNER_A),
     "INVALID_ARGUMENT",
   );
   assert.equal(r.resolve("my-svc").endpoint, "unix:///run/a.sock");

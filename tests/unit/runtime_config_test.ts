@@ -8,6 +8,7 @@ import {
   checkLayout,
   ConfigError,
   DEFAULT_LAYOUT,
+  endpointsOf,
   issuerOf,
   type Layout,
   layoutArgs,
@@ -15,6 +16,7 @@ import {
   runtimeFiles,
   socketPath,
   stateFiles,
+  transportFromEnv,
 } from "../../src/runtime/config.ts";
 
 const LAYOUT: Layout = {
@@ -163,4 +165,67 @@ Deno.test("derived paths: sockets, issuer, runtime and state files", () => {
       assert.equal(v, `${target}.tmp`, k);
     }
   }
+});
+
+Deno.test("layout: tcp:// listen endpoints and TLS files survive the round trip, and give endpoints", () => {
+  const layout: Layout = {
+    ...LAYOUT,
+    listen: { fs: "tcp://127.0.0.1:7402" },
+    tls: { cert: "/etc/strata/fs.pem", key: "/etc/strata/fs.key", ca: "/etc/strata/ca.pem" },
+  };
+  const args = layoutArgs(layout);
+  for (
+    const a of [
+      "--fs-listen=tcp://127.0.0.1:7402",
+      "--tls-cert=/etc/strata/fs.pem",
+      "--tls-key=/etc/strata/fs.key",
+      "--tls-ca=/etc/strata/ca.pem",
+    ]
+  ) assert(args.includes(a), a);
+  assert.deepEqual(parseLayoutArgs(args).layout, layout);
+  assert.deepEqual(endpointsOf(layout, "fs"), [
+    `unix://${socketPath(layout, "fs")}`,
+    "tcp://127.0.0.1:7402",
+  ]);
+  // a service without one has only its socket, as before
+  assert.deepEqual(endpointsOf(layout, "registry"), [`unix://${socketPath(layout, "registry")}`]);
+  assert.deepEqual(endpointsOf(LAYOUT, "fs"), [`unix://${socketPath(LAYOUT, "fs")}`]);
+});
+
+Deno.test("layout: a bad listen endpoint or TLS file is a ConfigError naming the option", () => {
+  const tls = { cert: "/etc/s/c.pem", key: "/etc/s/k.pem" };
+  const bad: [Partial<Layout>, RegExp][] = [
+    [{ listen: { fs: "tcp://127.0.0.1" }, tls }, /--fs-listen: must be "tcp:\/\/host:port"/],
+    [{ listen: { fs: "unix:///run/x.sock" }, tls }, /--fs-listen: must be tcp:\/\/host:port/],
+    [{ listen: { fs: "tcp://127.0.0.1:7402" } }, /needs --tls-cert=FILE and --tls-key=FILE/],
+    [{ listen: { fs: "tcp://127.0.0.1:7402" }, tls: { cert: "/c" } }, /--tls-key=FILE/],
+    [{ tls: { cert: "relative.pem" } }, /--tls-cert must be an absolute path/],
+    [{ tls: { ca: "/a,b.pem" } }, /--tls-ca must not contain a comma/],
+    [
+      { listen: { fs: "tcp://127.0.0.1:7402" }, tls: { cert: "/c", key: "/srv/data/k.pem" } },
+      /--tls-key: \/srv\/data\/k\.pem lies inside the export root \/srv\/data/,
+    ],
+  ];
+  for (const [extra, message] of bad) {
+    assert.throws(
+      () => checkLayout({ ...LAYOUT, ...extra }),
+      (e: unknown) => e instanceof ConfigError && message.test(e.message),
+      JSON.stringify(extra),
+    );
+  }
+  // a --supervisor-listen is no option: the supervisor stays on its socket
+  assert.throws(() => parseLayoutArgs(["--supervisor-listen=tcp://127.0.0.1:1"]));
+});
+
+Deno.test("transportFromEnv: STRATA_<SERVICE>_LISTEN and STRATA_TLS_* give the same layout as the options", () => {
+  const env: Record<string, string> = {
+    STRATA_FS_LISTEN: "tcp://127.0.0.1:7402",
+    STRATA_TLS_CERT: "/etc/s/c.pem",
+    STRATA_TLS_KEY: "/etc/s/k.pem",
+  };
+  const layout = checkLayout({ ...LAYOUT, ...transportFromEnv((n) => env[n]) });
+  assert.deepEqual(layout.listen, { fs: "tcp://127.0.0.1:7402" });
+  assert.deepEqual(layout.tls, { cert: "/etc/s/c.pem", key: "/etc/s/k.pem" });
+  // and with none set the layout is unchanged
+  assert.deepEqual(checkLayout({ ...LAYOUT, ...transportFromEnv(() => undefined) }), LAYOUT);
 });

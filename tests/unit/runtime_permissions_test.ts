@@ -219,3 +219,67 @@ Deno.test("permissionFlags: ctl may write only the download folders it is given"
     ),
   );
 });
+
+/** The layout with fs also listening on tcp:// and the TLS files outside every root. */
+const TCP_LAYOUT: Layout = {
+  ...LAYOUT,
+  listen: { fs: "tcp://127.0.0.1:7402" },
+  tls: {
+    cert: "/etc/strata/tls/fs.pem",
+    key: "/etc/strata/tls/fs.key",
+    ca: "/etc/strata/tls/ca.pem",
+  },
+};
+
+Deno.test("permissionFlags: --allow-net is derived from the endpoints: exact unix:<path> and host:port", () => {
+  // given a node whose fs also listens on tcp://
+  // then fs may use its socket and exactly that host:port, and reads its certificate and key
+  const fs = flagsOf("fs", TCP_LAYOUT);
+  assert.deepEqual(fs.get("--allow-net"), [`unix:${socketPath(LAYOUT, "fs")}`, "127.0.0.1:7402"]);
+  assert(fs.get("--allow-read")!.includes("/etc/strata/tls/fs.pem"));
+  assert(fs.get("--allow-read")!.includes("/etc/strata/tls/fs.key"));
+  assert(!fs.get("--allow-read")!.includes("/etc/strata/tls/ca.pem"));
+  assert.deepEqual(permissionSet("fs", TCP_LAYOUT).endpoints, [
+    `unix://${socketPath(LAYOUT, "fs")}`,
+    "tcp://127.0.0.1:7402",
+  ]);
+  // and strata-ctl may dial it too, reading the CA (not the key, which it is refused)
+  const ctl = flagsOf("ctl", TCP_LAYOUT);
+  assert(ctl.get("--allow-net")!.includes("127.0.0.1:7402"));
+  assert(ctl.get("--allow-read")!.includes("/etc/strata/tls/ca.pem"));
+  assert(!ctl.get("--allow-read")!.includes("/etc/strata/tls/fs.key"));
+  // and every other program keeps exactly its sockets, and cannot read the key
+  for (const program of ["registry", "identity", "supervisor", "ctl"] as const) {
+    const before = flagsOf(program, LAYOUT).get("--allow-net")!;
+    const after = flagsOf(program, TCP_LAYOUT).get("--allow-net")!;
+    assert.deepEqual(after.filter((g) => g.startsWith("unix:")), before, program);
+    assert(!flagsOf(program, TCP_LAYOUT).get("--allow-read")!.includes("/etc/strata/tls/fs.key"));
+  }
+  // a key kept in a folder another program may read (identity's state dir) is refused to it
+  const inState: Layout = {
+    ...TCP_LAYOUT,
+    tls: { ...TCP_LAYOUT.tls, key: "/var/lib/st/tls/fs.key" },
+  };
+  assert(flagsOf("identity", inState).get("--deny-read")!.includes("/var/lib/st/tls/fs.key"));
+  assert(flagsOf("ctl", TCP_LAYOUT).get("--deny-read")!.includes("/etc/strata/tls/fs.key"));
+  assert(!flagsOf("fs", inState).get("--deny-read")!.includes("/var/lib/st/tls/fs.key"));
+  assert(flagsOf("fs", inState).get("--allow-read")!.includes("/var/lib/st/tls/fs.key"));
+  // and no grant is bare: every entry names a socket path or a host and a port
+  for (const program of PROGRAMS) {
+    for (const g of flagsOf(program, TCP_LAYOUT).get("--allow-net") ?? []) {
+      assert.match(g, /^unix:\/.+|^[A-Za-z0-9.-]+:\d+$/, `${program}: ${g}`);
+    }
+  }
+});
+
+Deno.test("permissionFlags: a unix-only layout's --allow-net is exactly the sockets, as before", () => {
+  assert.deepEqual(flagsOf("registry").get("--allow-net"), [
+    `unix:${socketPath(LAYOUT, "registry")}`,
+  ]);
+  assert.deepEqual(
+    flagsOf("identity").get("--allow-net"),
+    ["identity", "registry", "fs", "supervisor"].map((s) =>
+      `unix:${socketPath(LAYOUT, s as "fs")}`
+    ),
+  );
+});

@@ -13,7 +13,7 @@ function spec(name: string, deps: string[]): ServiceSpec {
     name: name as ChildService,
     deps: deps as ChildService[],
     command: { cmd: "/bin/true", args: [] },
-    socket: `/run/x/${name}.sock`,
+    endpoint: `unix:///run/x/${name}.sock`,
   };
 }
 
