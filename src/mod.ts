@@ -28,5 +28,7 @@ export {
   type Layout,
   type ServiceName,
   socketPath,
+  type TlsFiles,
 } from "./runtime/config.ts";
+export { API, type ApiService, type SupervisedService } from "./api/mod.ts";
 export type { Claims, Constraints, RateBucket } from "./token/claims.ts";

@@ -36,11 +36,13 @@ const SUPERVISOR: ApiService = "supervisor";
 /** Every service, in the table's order. */
 export const SERVICES: readonly ApiService[] = Object.keys(API) as ApiService[];
 
+/** A service the supervisor runs. */
+export type SupervisedService = Exclude<ApiService, "supervisor">;
+
 /** The services the supervisor runs: every service but itself, in start order. */
-export const SUPERVISED = SERVICES.filter((s) => s !== SUPERVISOR) as Exclude<
-  ApiService,
-  "supervisor"
->[];
+export const SUPERVISED: readonly SupervisedService[] = SERVICES.filter((s) =>
+  s !== SUPERVISOR
+) as SupervisedService[];
 
 /** Every method of every service. */
 export const METHODS: readonly MethodSpec[] = Object.values(API).flat();

@@ -8,15 +8,15 @@
 
 import { posix } from "node:path";
 import { parseArgs } from "node:util";
-import { SUPERVISED } from "../api/mod.ts";
+import { SUPERVISED, type SupervisedService } from "../api/mod.ts";
 import { formatEndpoint, parseEndpoint } from "../wire/endpoint.ts";
 import { isWithin } from "./paths.ts";
 
 /** The services the supervisor runs, in dependency order. */
-export const CHILD_SERVICES = SUPERVISED;
+export const CHILD_SERVICES: readonly SupervisedService[] = SUPERVISED;
 
 /** A service the supervisor runs. */
-export type ChildService = typeof CHILD_SERVICES[number];
+export type ChildService = SupervisedService;
 
 /** Every service with a socket. */
 export type ServiceName = ChildService | "supervisor";

@@ -21,11 +21,11 @@ interface Edit {
   text: string;
 }
 
-/** The page's edits: ```ts blocks starting `// <file>: before|replace the line <anchor>`. */
+/** The page's edits: ```ts ignore blocks starting `// <file>: before|replace the line <anchor>`. */
 function pageEdits(): Edit[] {
   const page = Deno.readTextFileSync(`${REPO_ROOT}/${PAGE}`);
   const edits: Edit[] = [];
-  for (const [, body] of page.matchAll(/```ts\n([\s\S]*?)```/g)) {
+  for (const [, body] of page.matchAll(/```ts ignore\n([\s\S]*?)```/g)) {
     const [first, ...rest] = body.split("\n");
     const m = /^\/\/ (\S+): (before|replace) the line {3}(.+)$/.exec(first);
     if (!m) continue;
