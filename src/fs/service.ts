@@ -12,7 +12,8 @@ import { posix } from "node:path";
 import { invalidArgument } from "../wire/errors.ts";
 import { MAX_FRAME } from "../wire/frame.ts";
 import { type Method, RawJson } from "../server/server.ts";
-import { type Confinement, listConfined, type Listed, openConfined } from "../policy/paths.ts";
+import type { Confinement } from "../policy/paths.ts";
+import { listConfined, type Listed, openConfined } from "./confined.ts";
 import { isWithin } from "../runtime/paths.ts";
 import type { Audit } from "../runtime/audit.ts";
 import type { Layout } from "../runtime/config.ts";
@@ -79,7 +80,7 @@ export function readResult(bytes: Uint8Array, eof: boolean): RawJson {
 /** What fs is built from. */
 export interface FsDeps {
   roots: readonly string[];
-  /** fs's own uid (from its socket, since reading it would need --allow-sys); see policy/paths. */
+  /** fs's own uid (from its socket, since reading it would need --allow-sys); see fs/confined.ts. */
   uid?: number;
   /** Strata's state and runtime dirs (as configured and as resolved): never served. */
   private?: readonly string[];
