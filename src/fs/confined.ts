@@ -29,6 +29,7 @@ import {
   symlinkEscapeError,
 } from "../policy/paths.ts";
 import { isWithin } from "../runtime/paths.ts";
+import { type Clock, systemClock } from "../runtime/clock.ts";
 
 /** Realpath with its failures mapped to the protocol's errors, naming the request path. */
 function realPath(path: string, shown: string): string {
@@ -212,7 +213,7 @@ const scans = new ByteBudget(2);
  * directory's device, inode and those times are exactly what readdir would
  * return; sizes are never remembered (every listing stats its files).
  */
-function dirEntries(real: string, info: Deno.FileInfo): Listing | Promise<Listing> {
+function dirEntries(real: string, info: Deno.FileInfo, clock: Clock): Listing | Promise<Listing> {
   const stamp = `${info.dev}:${info.ino}:${info.mtime?.getTime()}:${info.ctime?.getTime()}`;
   const hit = listings.get(real);
   if (hit && hit.stamp === stamp) {
@@ -220,7 +221,7 @@ function dirEntries(real: string, info: Deno.FileInfo): Listing | Promise<Listin
     listings.set(real, hit);
     return hit;
   }
-  return readListing(real, info, stamp);
+  return readListing(real, info, { stamp, clock });
 }
 
 /**
@@ -230,7 +231,11 @@ function dirEntries(real: string, info: Deno.FileInfo): Listing | Promise<Listin
  * other request), a few folders at a time (each read holds all its names in
  * memory).
  */
-async function readListing(real: string, info: Deno.FileInfo, stamp: string): Promise<Listing> {
+async function readListing(
+  real: string,
+  info: Deno.FileInfo,
+  { stamp, clock }: { stamp: string; clock: Clock },
+): Promise<Listing> {
   const entries: Deno.DirEntry[] = [];
   let truncated = false;
   const slot = await scans.take(1);
@@ -250,7 +255,7 @@ async function readListing(real: string, info: Deno.FileInfo, stamp: string): Pr
   // File times have millisecond precision here, so a change in the same
   // millisecond as the one remembered would go unseen: only directories left
   // alone for a second are remembered.
-  const quietFor = Date.now() -
+  const quietFor = clock.now() -
     Math.max(info.mtime?.getTime() ?? Infinity, info.ctime?.getTime() ?? Infinity);
   if (entries.length <= LISTING_CACHE.entries && quietFor > 1000) {
     if (listings.size >= LISTING_CACHE.dirs) listings.delete(listings.keys().next().value!);
@@ -267,6 +272,14 @@ export interface DirEntry {
   size: number;
 }
 
+/** Options for {@link listConfined}. */
+export interface ListOptions {
+  /** The most entries returned (the listing says when it was truncated). */
+  limit: number;
+  /** Decides whether a folder has been quiet long enough to remember (default the system's). */
+  clock?: Clock;
+}
+
 /**
  * Lists a directory inside the confinement, checking afterwards that the
  * directory listed is still the one that was checked. Symlinks are reported,
@@ -275,7 +288,7 @@ export interface DirEntry {
 export function listConfined(
   raw: string,
   c: Confinement,
-  limit: number,
+  { limit, clock = systemClock }: ListOptions,
 ): Listed | Promise<Listed> {
   let real: string;
   let info: Deno.FileInfo;
@@ -289,7 +302,7 @@ export function listConfined(
   if (!info.isDirectory) {
     throw invalidArgument("path: not a directory; use fs.open to read a file");
   }
-  const listing = dirEntries(real, info);
+  const listing = dirEntries(real, info, clock);
   // A remembered folder is answered at once; one that must be read, later.
   return listing instanceof Promise
     ? listing.then((l) => sized(real, l, limit), (err) => Promise.reject(pathError(err, raw)))

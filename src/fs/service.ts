@@ -110,7 +110,7 @@ export function fsMethods(d: FsDeps): Method<Capability>[] {
       handler: (p: { path: string; limit: number }, ctx) => {
         const shape = (out: Listed) =>
           out.truncated ? out : { path: out.path, entries: out.entries };
-        const out = listConfined(p.path, confinement(d, ctx.cap!), p.limit);
+        const out = listConfined(p.path, confinement(d, ctx.cap!), { limit: p.limit });
         return out instanceof Promise ? out.then(shape) : shape(out);
       },
     },

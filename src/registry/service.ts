@@ -9,6 +9,7 @@
 import { invalidArgument, notFound, permissionDenied, StrataError } from "../wire/errors.ts";
 import type { Method } from "../server/server.ts";
 import type { Audit } from "../runtime/audit.ts";
+import { type Clock, systemClock } from "../runtime/clock.ts";
 import type { Capability } from "../token/claims.ts";
 
 /** One registered service. */
@@ -76,13 +77,21 @@ function isSupervisor(owner: Owner): boolean {
   return owner.capId === SUPERVISOR_OWNER;
 }
 
+/** Options for {@link Registry}. */
+export interface RegistryOptions {
+  /** When entries expire with their owner's token (default {@link systemClock}). */
+  clock?: Clock;
+}
+
 /** The registry's table. */
 export class Registry {
   #rows = new Map<string, Row>();
   #audit?: Audit;
+  #clock: Clock;
 
-  constructor(audit?: Audit) {
+  constructor(audit?: Audit, options: RegistryOptions = {}) {
     this.#audit = audit;
+    this.#clock = options.clock ?? systemClock;
   }
 
   /** Adds or replaces an entry; only its owner (or the supervisor) may replace it. */
@@ -131,7 +140,7 @@ export class Registry {
       service,
       endpoint: checkEndpoint(reg.endpoint),
       api_v: reg.api_v,
-      registered_at: new Date().toISOString(),
+      registered_at: new Date(this.#clock.now()).toISOString(),
       owner: owner.capId,
       lineage: sup ? [] : (owner as Capability).lineage,
       expMs: sup ? Infinity : (owner as Capability).expMs,
@@ -164,7 +173,7 @@ export class Registry {
   /** An entry whose owner's token has not expired; expired ones are dropped. */
   #live(service: string): Row | undefined {
     const row = this.#rows.get(service);
-    if (row && row.expMs <= Date.now()) {
+    if (row && row.expMs <= this.#clock.now()) {
       this.#rows.delete(service);
       return undefined;
     }

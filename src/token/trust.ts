@@ -10,6 +10,7 @@ import { issuerOf, type Layout, runtimeFiles } from "../runtime/config.ts";
 import { type KeyLookup, PublishedKeys } from "./key_set.ts";
 import { openRevocationList, RevocationFile, RevocationSet } from "./revocation_set.ts";
 import { TokenVerifier } from "./verifier.ts";
+import { type Clock, systemClock } from "../runtime/clock.ts";
 
 /** A service's local view of what identity has signed and revoked. */
 export class Trust {
@@ -19,12 +20,18 @@ export class Trust {
   readonly verifier: TokenVerifier;
   #file: RevocationFile;
   #onRevoked: (ids: string[]) => void = () => {};
+  #clock: Clock;
 
   /**
    * Identity passes its own key ring and revocation set; every other service
    * reads what identity publishes in the runtime dir.
    */
-  constructor(layout: Layout, own?: { keys: KeyLookup; revoked: RevocationSet }) {
+  constructor(
+    layout: Layout,
+    own?: { keys: KeyLookup; revoked: RevocationSet },
+    options: { clock?: Clock } = {},
+  ) {
+    this.#clock = options.clock ?? systemClock;
     const rt = runtimeFiles(layout);
     this.issuer = issuerOf(layout);
     this.keys = new PublishedKeys(rt.identityPub, { onChange: () => this.verifier.clearCache() });
@@ -52,7 +59,7 @@ export class Trust {
     } catch {
       // Not verifiable yet (e.g. signed by a key not yet published): retried later.
     }
-    this.revoked.prune();
+    this.revoked.prune(this.#clock.now());
     if (added.length > 0) this.#onRevoked(added);
   }
 

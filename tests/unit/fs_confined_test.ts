@@ -9,6 +9,7 @@ import { AS_ROOT } from "../helpers.ts";
 import { closeSync, openSync, readSync } from "node:fs";
 import { type Confinement, MAX_PATH } from "../../src/policy/paths.ts";
 import { listConfined, openConfined, resolveConfined } from "../../src/fs/confined.ts";
+import { ManualClock } from "../../src/runtime/clock.ts";
 import type { StrataError } from "../../src/wire/errors.ts";
 import { rejectsStrata, throwsStrata, withTempDir } from "./support.ts";
 
@@ -261,7 +262,7 @@ Deno.test("openConfined: a Unix socket and a symlink loop are INVALID_ARGUMENT n
       /^path: .*symbolic links/,
     );
     throwsStrata(
-      () => listConfined(`${exp}/top.txt/x`, { roots }, 10),
+      () => listConfined(`${exp}/top.txt/x`, { roots }, { limit: 10 }),
       "INVALID_ARGUMENT",
       /^path: .*not a folder/,
     );
@@ -366,7 +367,7 @@ Deno.test("listConfined: entries sorted by name, with sizes, kinds and symlinks 
   await withTempDir(async (dir) => {
     const { exp, roots } = tree(dir);
     // when the data folder is listed
-    const out = await listConfined(`${exp}/data`, { roots }, 100);
+    const out = await listConfined(`${exp}/data`, { roots }, { limit: 100 });
     // then every entry is there, sorted, with file sizes
     assert.equal(out.path, `${exp}/data`);
     assert.equal(out.truncated, false);
@@ -383,7 +384,7 @@ Deno.test("listConfined: a limit truncates the listing and says so", async () =>
   await withTempDir(async (dir) => {
     const { exp, roots } = tree(dir);
     // when listed with room for two of the four entries
-    const out = await listConfined(`${exp}/data`, { roots }, 2);
+    const out = await listConfined(`${exp}/data`, { roots }, { limit: 2 });
     // then two come back, sorted, and the listing is marked truncated
     assert.equal(out.entries.length, 2);
     assert.equal(out.truncated, true);
@@ -391,7 +392,7 @@ Deno.test("listConfined: a limit truncates the listing and says so", async () =>
     assert.deepEqual(names, [...names].sort());
     for (const n of names) assert.ok(["a.txt", "b.bin", "sub", "up"].includes(n));
     // and a limit equal to the count is not truncated
-    assert.equal((await listConfined(`${exp}/data`, { roots }, 4)).truncated, false);
+    assert.equal((await listConfined(`${exp}/data`, { roots }, { limit: 4 })).truncated, false);
   });
 });
 
@@ -399,17 +400,18 @@ Deno.test("listConfined: a file is INVALID_ARGUMENT, and confinement applies", a
   await withTempDir(async (dir) => {
     const { exp, roots } = tree(dir);
     await rejectsStrata(
-      async () => await listConfined(`${exp}/data/a.txt`, { roots }, 10),
+      async () => await listConfined(`${exp}/data/a.txt`, { roots }, { limit: 10 }),
       "INVALID_ARGUMENT",
       /not a directory/,
     );
     await rejectsStrata(
-      async () => await listConfined(`${dir}/outside`, { roots }, 10),
+      async () => await listConfined(`${dir}/outside`, { roots }, { limit: 10 }),
       "PERMISSION_DENIED",
     );
     // a relative "." lists the prefix itself
     assert.equal(
-      (await listConfined(".", { roots, prefix: `${exp}/data/sub` }, 10)).entries[0].name,
+      (await listConfined(".", { roots, prefix: `${exp}/data/sub` }, { limit: 10 })).entries[0]
+        .name,
       "c.txt",
     );
   });
@@ -420,22 +422,25 @@ Deno.test("listConfined: remembered names never hide a change, and sizes are alw
   const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-list-" });
   try {
     const c = { roots: [dir] };
+    const clock = new ManualClock();
+    const opts = { limit: 1000, clock };
     // When files appear one after another within milliseconds
     for (let i = 0; i < 50; i++) {
       await Deno.writeTextFile(`${dir}/f${String(i).padStart(2, "0")}`, "x");
       // Then every listing has every file
-      assert.equal((await listConfined(dir, c, 1000)).entries.length, i + 1);
+      assert.equal((await listConfined(dir, c, opts)).entries.length, i + 1);
     }
-    await new Promise((r) => setTimeout(r, 1100));
-    assert.equal((await listConfined(dir, c, 1000)).entries[0].size, 1); // now remembered
+    // When the directory has been left alone for over a second
+    clock.advance(1100);
+    assert.equal((await listConfined(dir, c, opts)).entries[0].size, 1); // now remembered
     // When a file grows (the directory itself does not change)
     await Deno.writeTextFile(`${dir}/f00`, "grown");
     // Then the size is current
-    assert.equal((await listConfined(dir, c, 1000)).entries[0].size, 5);
+    assert.equal((await listConfined(dir, c, opts)).entries[0].size, 5);
     // When an entry is added or removed
     await Deno.writeTextFile(`${dir}/new`, "");
     await Deno.remove(`${dir}/f01`);
-    const names = (await listConfined(dir, c, 1000)).entries.map((e) => e.name);
+    const names = (await listConfined(dir, c, opts)).entries.map((e) => e.name);
     // Then the listing shows it
     assert(names.includes("new"));
     assert(!names.includes("f01"));
@@ -478,11 +483,14 @@ Deno.test({
       await Deno.chown(`${root}/theirs`, 65534, 65534);
       // Then the folder itself and the files directly in it are served: its name cannot
       // be swapped, and a file swapped for a symlink is refused by O_NOFOLLOW
-      assert.equal(await reasonAsync(() => listConfined(`${root}/theirs`, c, 10)), "served");
+      assert.equal(
+        await reasonAsync(() => listConfined(`${root}/theirs`, c, { limit: 10 })),
+        "served",
+      );
       assert.equal(reason(() => openConfined(`${root}/theirs/f.txt`, c)), "served");
       // But nothing reached through a folder inside it, whose name they could swap
       assert.equal(
-        await reasonAsync(() => listConfined(`${root}/theirs/sub`, c, 10)),
+        await reasonAsync(() => listConfined(`${root}/theirs/sub`, c, { limit: 10 })),
         "changeable_path",
       );
       assert.equal(reason(() => openConfined(`${root}/theirs/sub/g.txt`, c)), "changeable_path");

@@ -344,6 +344,8 @@ Deno.test("Server: a peer that pipelines and never reads stalls only itself", as
       const idle = await Deno.connect({ transport: "unix", path });
       try {
         await idle.write(all);
+        // Gives the server time to answer through a real socket; the check is an
+        // upper bound on what it made, so there is no event to wait for.
         await new Promise((r) => setTimeout(r, 300));
         // then only about what its socket and its budget hold was made for it
         assert(made <= 8, `${made} answers of 100 KB made for a peer that reads nothing`);
