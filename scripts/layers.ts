@@ -10,8 +10,10 @@
  *   wire                     frames, envelopes, errors, schemas, budgets: imports nothing of Strata
  *   runtime                  config, permissions, paths, clock, log, audit, files, version
  *   api                      the method table: each service's methods, declared once
- *   token, sources           trust: PASETO, keys, claims, verifier; where key sets, revocations
- *                            and registry entries come from
+ *   token                    PASETO, keys, claims, the verifier, the in-memory revocation set
+ *   sources                  where key sets, revocations and registry entries come from (a
+ *                            snapshot and a change feed each; files + pushes today) and the
+ *                            trust they feed
  *   policy                   decisions: authorize, attenuation, constraints, path prefixes
  *   server                   transports (unix, tcp+TLS), the connection loop, limits, the client
  *   identity fs registry supervisor ctl     the services and the CLI
@@ -24,7 +26,8 @@ const LAYERS: readonly (readonly string[])[] = [
   ["wire"],
   ["runtime"],
   ["api"],
-  ["token", "sources"],
+  ["token"],
+  ["sources"],
   ["policy"],
   ["server"],
   ["identity", "fs", "registry", "supervisor", "ctl"],

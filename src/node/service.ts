@@ -10,7 +10,7 @@ import type { Capability } from "../token/claims.ts";
 import { StrataError } from "../wire/errors.ts";
 import { MAX_FRAME } from "../wire/frame.ts";
 import { type Method, Server, type ServerLimits } from "../server/server.ts";
-import { Trust } from "../token/trust.ts";
+import { Trust } from "../sources/trust.ts";
 import { Audit } from "../runtime/audit.ts";
 import { type Layout, type ServiceName, socketPath, stateFiles } from "../runtime/config.ts";
 import { onStopSignal, watchParentPipe } from "./lifecycle.ts";

@@ -10,6 +10,11 @@ import { invalidArgument, notFound, permissionDenied, StrataError } from "../wir
 import type { Method } from "../server/server.ts";
 import type { Audit } from "../runtime/audit.ts";
 import { type Clock, systemClock } from "../runtime/clock.ts";
+import {
+  MemoryRegistryStore,
+  type RegistryRecord,
+  type RegistryStore,
+} from "../sources/registry_store.ts";
 import type { Capability } from "../token/claims.ts";
 
 /** One registered service. */
@@ -54,11 +59,8 @@ const SERVICE = {
   hint: "must be a lowercase name like fs or my-service",
 } as const;
 
-interface Row extends Entry {
-  /** The owner's lineage (a revoked ancestor removes the entry) and expiry. */
-  lineage: readonly string[];
-  expMs: number;
-}
+/** A row of the table: the entry, the owner's lineage and expiry (see sources/registry_store). */
+type Row = RegistryRecord;
 
 /** Checks an endpoint URL: unix:///absolute/path today; tcp:// is reserved. */
 export function checkEndpoint(endpoint: string): string {
@@ -81,17 +83,20 @@ function isSupervisor(owner: Owner): boolean {
 export interface RegistryOptions {
   /** When entries expire with their owner's token (default {@link systemClock}). */
   clock?: Clock;
+  /** Where the table is kept (default a {@link MemoryRegistryStore}). */
+  store?: RegistryStore;
 }
 
 /** The registry's table. */
 export class Registry {
-  #rows = new Map<string, Row>();
+  #rows: RegistryStore;
   #audit?: Audit;
   #clock: Clock;
 
   constructor(audit?: Audit, options: RegistryOptions = {}) {
     this.#audit = audit;
     this.#clock = options.clock ?? systemClock;
+    this.#rows = options.store ?? new MemoryRegistryStore();
   }
 
   /** Adds or replaces an entry; only its owner (or the supervisor) may replace it. */
@@ -118,7 +123,7 @@ export class Registry {
       if (this.#rows.size >= room) {
         throw new StrataError("RESOURCE_EXHAUSTED", "the registry is full; deregister something");
       }
-      const mine = [...this.#rows.values()].filter((r) => r.owner === owner.capId).length;
+      const mine = this.#rows.snapshot().filter((r) => r.owner === owner.capId).length;
       if (mine >= REGISTRY_LIMITS.perOwner) {
         throw new StrataError(
           "RESOURCE_EXHAUSTED",
@@ -126,7 +131,7 @@ export class Registry {
         );
       }
       for (const id of tree) {
-        const used = [...this.#rows.values()].filter((r) => r.lineage.includes(id)).length;
+        const used = this.#rows.snapshot().filter((r) => r.lineage.includes(id)).length;
         if (used >= REGISTRY_LIMITS.perTree) {
           throw new StrataError(
             "RESOURCE_EXHAUSTED",
@@ -145,7 +150,7 @@ export class Registry {
       lineage: sup ? [] : (owner as Capability).lineage,
       expMs: sup ? Infinity : (owner as Capability).expMs,
     };
-    this.#rows.set(service, row);
+    this.#rows.put(row);
     this.#audit?.event("registry.register", { service, endpoint: row.endpoint, owner: row.owner });
     return this.#entry(row);
   }
@@ -165,8 +170,8 @@ export class Registry {
   /** Drops the entries of revoked capabilities (or of tokens delegated from them). */
   dropRevoked(capIds: Iterable<string>): void {
     const ids = new Set(capIds);
-    for (const [name, row] of this.#rows) {
-      if (row.lineage.some((id) => ids.has(id))) this.#rows.delete(name);
+    for (const row of this.#rows.snapshot()) {
+      if (row.lineage.some((id) => ids.has(id))) this.#rows.delete(row.service);
     }
   }
 
@@ -196,7 +201,7 @@ export class Registry {
 
   /** Every live entry, sorted by name. */
   list(): Entry[] {
-    return [...this.#rows.keys()].map((k) => this.#live(k)).filter((r): r is Row => !!r)
+    return this.#rows.snapshot().map((r) => this.#live(r.service)).filter((r): r is Row => !!r)
       .sort((a, b) => a.service.localeCompare(b.service)).map((r) => this.#entry(r));
   }
 

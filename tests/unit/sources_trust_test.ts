@@ -1,5 +1,5 @@
 /**
- * Unit tests for src/token/trust.ts: a service's local view of identity's
+ * Unit tests for src/sources/trust.ts: a service's local view of identity's
  * published keys and revocations.
  */
 
@@ -14,7 +14,7 @@ import {
   type SigningKey,
 } from "../../src/token/keys.ts";
 import { RevocationSet, signRevocationList } from "../../src/token/revocation_set.ts";
-import { Trust } from "../../src/token/trust.ts";
+import { Trust } from "../../src/sources/trust.ts";
 import { makeClaims, mint, withTempDir } from "./support.ts";
 
 const SOON = Math.floor(Date.now() / 1000) + 3600;
