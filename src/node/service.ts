@@ -13,7 +13,7 @@ import { type Method, Server, type ServerLimits } from "../server/server.ts";
 import { Trust } from "../sources/trust.ts";
 import { Audit } from "../runtime/audit.ts";
 import { type Layout, type ServiceName, socketPath, stateFiles } from "../runtime/config.ts";
-import { onStopSignal, watchParentPipe } from "./lifecycle.ts";
+import { onStopSignal, parentPipe, watchParentPipe } from "./lifecycle.ts";
 import { logger } from "../runtime/log.ts";
 import { authorize } from "../policy/authorize.ts";
 import { RateLimiter } from "../policy/rate_limit.ts";
@@ -39,8 +39,12 @@ export interface ServiceSetup {
   trust?: Trust;
   /** Offer `<service>.sync` for identity's pushes (default true). */
   receivesPushes?: boolean;
-  /** Frames the supervisor writes on the pipe (registry only). */
-  onControlFrame?: (body: Uint8Array) => void;
+  /**
+   * Serve requests the supervisor writes on its pipe, as this principal
+   * (registry only): they take the socket's request path, with the pipe in
+   * place of a token.
+   */
+  pipePrincipal?: Capability;
   /** Called before the process exits. */
   onStop?: () => void | Promise<void>;
   limits?: Partial<ServerLimits>;
@@ -156,7 +160,13 @@ export async function runService(setup: ServiceSetup): Promise<RunningService> {
   up.timer = setInterval(() => trust.refresh().catch(() => {}), REFRESH_MS);
   Deno.unrefTimer(up.timer);
   if (setup.supervised) {
-    watchParentPipe(() => stop(1000).finally(() => Deno.exit(0)), setup.onControlFrame);
+    const gone = () => stop(1000).finally(() => Deno.exit(0));
+    if (setup.pipePrincipal === undefined) watchParentPipe(gone);
+    else {
+      const onRefused = (res: Record<string, unknown>) =>
+        log.warn("refused a request from the supervisor's pipe", { response: res });
+      server.servePrivate(parentPipe(gone, { onRefused }), { principal: setup.pipePrincipal });
+    }
   }
   log.info("listening", { socket: server.path, pid: Deno.pid });
   return { server, trust, audit, stop };

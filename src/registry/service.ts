@@ -1,6 +1,7 @@
 /**
  * The registry: where services are found. Entries written by the supervisor
- * (over its private pipe) describe the services it runs; holders of the
+ * (requests on its private pipe, served by the same request path as the
+ * socket's, as the SUPERVISOR principal) describe the services it runs; holders of the
  * registry.register right may add their own, within limits, never under a
  * name the supervisor runs, and only for as long as their token lives.
  * @module
