@@ -25,6 +25,12 @@ export interface RevocationSource {
   subscribe(fn: (entries: RevokedEntry[]) => void): Unsubscribe;
 }
 
+/** A source that also takes identity's signed pushes (the `<service>.sync` method). */
+export interface PushableRevocationSource extends RevocationSource {
+  /** Verifies a signed list and delivers its entries before it resolves; throws if forged. */
+  push(signed: string): Promise<void>;
+}
+
 /** What a {@link FileRevocationSource} reads and checks with. */
 export interface FileRevocationOptions {
   /** The keys a line's signature must verify with. */
@@ -41,7 +47,7 @@ export interface FileRevocationOptions {
  * only the lines added since (from the start again when the file was
  * replaced). A line signed by a key not loaded yet is read again next time.
  */
-export class FileRevocationSource implements RevocationSource {
+export class FileRevocationSource implements PushableRevocationSource {
   #path: string;
   #o: FileRevocationOptions;
   #ino = -1;

@@ -14,12 +14,17 @@ import type { KeyLookup } from "../token/key_set.ts";
 import { RevocationSet } from "../token/revocation_set.ts";
 import { TokenVerifier } from "../token/verifier.ts";
 import { FileKeySetSource, KeySetLookup, type KeySetSource } from "./key_set.ts";
-import { FileRevocationSource } from "./revocations.ts";
+import { FileRevocationSource, type PushableRevocationSource } from "./revocations.ts";
 
 /** Options for {@link Trust}. */
 export interface TrustOptions {
   /** Where the key set comes from (default identity.pub in the runtime dir). */
   keySource?: KeySetSource;
+  /**
+   * Where revocations come from (default the signed list file in the runtime
+   * dir, checked with this trust's keys, and identity's pushes).
+   */
+  revocationSource?: PushableRevocationSource;
   /** When revoked entries may be pruned (default {@link systemClock}). */
   clock?: Clock;
 }
@@ -30,7 +35,7 @@ export class Trust {
   readonly keys: KeySetLookup;
   readonly revoked: RevocationSet;
   readonly verifier: TokenVerifier;
-  #revocations: FileRevocationSource;
+  #revocations: PushableRevocationSource;
   #onRevoked: (ids: string[]) => void = () => {};
   #lastAdded = 0;
   #clock: Clock;
@@ -53,10 +58,8 @@ export class Trust {
     this.revoked = own?.revoked ?? new RevocationSet();
     const lookup = own?.keys ?? this.keys;
     this.verifier = new TokenVerifier({ issuer: this.issuer, keys: lookup });
-    this.#revocations = new FileRevocationSource(rt.revocations, {
-      keys: lookup,
-      issuer: this.issuer,
-    });
+    this.#revocations = options.revocationSource ??
+      new FileRevocationSource(rt.revocations, { keys: lookup, issuer: this.issuer });
     // The feed fills the in-memory set the hot path reads, synchronously.
     this.#revocations.subscribe((entries) => {
       const added = this.revoked.add(entries);
