@@ -134,7 +134,9 @@ export function symlinkEscapeError(joined: string): StrataError {
 
 /** The owner and mode of a folder or entry, as lstat reports them. */
 export interface Ownership {
+  /** The owner's uid. */
   uid: number | null;
+  /** The mode bits (permissions, sticky). */
   mode: number | null;
 }
 

@@ -44,6 +44,7 @@ export class FileKeySetSource implements KeySetSource {
   /** The check that starts once #loading ends, shared by the misses that arrived meanwhile. */
   #queued?: Promise<void>;
 
+  /** A source over the key set file at `path` (identity.pub). */
   constructor(path: string) {
     this.#path = path;
   }
@@ -103,6 +104,7 @@ export class FileKeySetSource implements KeySetSource {
 export class KeySetLookup implements KeyLookup {
   #source: KeySetSource;
 
+  /** A lookup over `source`'s snapshots. */
   constructor(source: KeySetSource) {
     this.#source = source;
   }

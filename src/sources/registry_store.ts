@@ -12,8 +12,11 @@ import type { Unsubscribe } from "./key_set.ts";
 
 /** One row of the table: the entry, and what bounds its life. */
 export interface RegistryRecord {
+  /** The service name, the table's key. */
   service: string;
+  /** Where it listens: unix:///path.sock. */
   endpoint: string;
+  /** The API version it speaks. */
   api_v: number;
   /** RFC 3339. */
   registered_at: string;

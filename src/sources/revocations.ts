@@ -54,6 +54,7 @@ export class FileRevocationSource implements PushableRevocationSource {
   #offset = 0;
   #listeners = new Set<(entries: RevokedEntry[]) => void>();
 
+  /** A source over the signed list file at `path`, checked with `options`. */
   constructor(path: string, options: FileRevocationOptions) {
     this.#path = path;
     this.#o = options;

@@ -31,9 +31,13 @@ export interface TrustOptions {
 
 /** A service's local view of what identity has signed and revoked. */
 export class Trust {
+  /** "identity@<node_id>": the issuer tokens and revocation lists must name. */
   readonly issuer: string;
+  /** The key lookup the verifier uses, fed by the key set source. */
   readonly keys: KeySetLookup;
+  /** The revoked capabilities, in memory, fed by the revocation source. */
   readonly revoked: RevocationSet;
+  /** Verifies tokens against the keys (with its cache). */
   readonly verifier: TokenVerifier;
   #revocations: PushableRevocationSource;
   #onRevoked: (ids: string[]) => void = () => {};
