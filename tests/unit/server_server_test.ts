@@ -20,6 +20,7 @@ import { generateSigningKey, importVerifyKey } from "../../src/token/keys.ts";
 import { RevocationSet } from "../../src/token/revocation_set.ts";
 import { TokenVerifier } from "../../src/token/verifier.ts";
 import { CountingLookup, ISSUER, makeClaims, mint, withTempDir } from "./support.ts";
+import { decodeFrames } from "../helpers.ts";
 
 type ErrBody = { code: number; name: string; message: string; details?: Record<string, unknown> };
 type Envelope = { v: 1; req_id: string; ok: boolean; result?: unknown; error?: ErrBody };
@@ -420,7 +421,7 @@ Deno.test("Server.servePrivate: requests run as the principal, through the same 
       );
       await (server as unknown as Server<string>).servePrivate(conn, { principal: "supervisor" });
       // then the good one ran as the principal and every other one was refused by the server
-      const answers = decodeAll(new Uint8Array(conn.written));
+      const answers = decodeFrames(new Uint8Array(conn.written)) as Envelope[];
       assert.deepEqual(seen, [["fs", "supervisor"]]);
       assert.equal(chainCalls, 0);
       const byId = new Map(answers.map((a) => [a.req_id, a]));
@@ -432,14 +433,3 @@ Deno.test("Server.servePrivate: requests run as the principal, through the same 
     });
   });
 });
-
-function decodeAll(bytes: Uint8Array): Envelope[] {
-  const out: Envelope[] = [];
-  let off = 0;
-  while (off + HEADER_BYTES <= bytes.length) {
-    const len = new DataView(bytes.buffer, bytes.byteOffset + off).getUint32(0);
-    out.push(JSON.parse(new TextDecoder().decode(bytes.subarray(off + 4, off + 4 + len))));
-    off += 4 + len;
-  }
-  return out;
-}
