@@ -11,8 +11,10 @@
  *   api                      the method table: each service's methods, declared once (below
  *                            runtime, whose service lists and push targets derive from it)
  *   runtime                  config, permissions, paths, clock, log, audit, files, version
- *   token, sources           trust: PASETO, keys, claims, verifier; where key sets, revocations
- *                            and registry entries come from
+ *   token                    PASETO, keys, claims, the verifier, the in-memory revocation set
+ *   sources                  where key sets, revocations and registry entries come from (a
+ *                            snapshot and a change feed each; files + pushes today) and the
+ *                            trust they feed
  *   policy                   decisions: authorize, attenuation, constraints, path prefixes
  *   server                   transports (unix, tcp+TLS), the connection loop, limits, the client
  *   identity fs registry supervisor ctl     the services and the CLI
@@ -25,7 +27,8 @@ const LAYERS: readonly (readonly string[])[] = [
   ["wire"],
   ["api"],
   ["runtime"],
-  ["token", "sources"],
+  ["token"],
+  ["sources"],
   ["policy"],
   ["server"],
   ["identity", "fs", "registry", "supervisor", "ctl"],

@@ -36,6 +36,7 @@ export async function waitFor(
     } catch {
       // not yet
     }
+    // Polls a condition on real processes (sockets, files, services): no event to await.
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);

@@ -14,7 +14,8 @@ import { MAX_FRAME } from "../wire/frame.ts";
 import { type Method, RawJson } from "../server/server.ts";
 import { bindMethods } from "../server/bind.ts";
 import { FS_METHODS, MAX_READ } from "../api/fs.ts";
-import { type Confinement, listConfined, type Listed, openConfined } from "../policy/paths.ts";
+import type { Confinement } from "../policy/paths.ts";
+import { listConfined, type Listed, openConfined } from "./confined.ts";
 import { isWithin } from "../runtime/paths.ts";
 import type { Audit } from "../runtime/audit.ts";
 import type { Layout } from "../runtime/config.ts";
@@ -78,7 +79,7 @@ export function readResult(bytes: Uint8Array, eof: boolean): RawJson {
 /** What fs is built from. */
 export interface FsDeps {
   roots: readonly string[];
-  /** fs's own uid (from its socket, since reading it would need --allow-sys); see policy/paths. */
+  /** fs's own uid (from its socket, since reading it would need --allow-sys); see fs/confined.ts. */
   uid?: number;
   /** Strata's state and runtime dirs (as configured and as resolved): never served. */
   private?: readonly string[];
@@ -104,7 +105,7 @@ export function fsMethods(d: FsDeps): Method<Capability>[] {
       handler: (p: { path: string; limit: number }, ctx) => {
         const shape = (out: Listed) =>
           out.truncated ? out : { path: out.path, entries: out.entries };
-        const out = listConfined(p.path, confinement(d, ctx.cap!), p.limit);
+        const out = listConfined(p.path, confinement(d, ctx.cap!), { limit: p.limit });
         return out instanceof Promise ? out.then(shape) : shape(out);
       },
     },

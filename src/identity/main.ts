@@ -10,7 +10,7 @@ import { parseLayoutArgs, stateFiles } from "../runtime/config.ts";
 import { ensureDir } from "../runtime/files.ts";
 import { logger } from "../runtime/log.ts";
 import { runMain, runService } from "../node/service.ts";
-import { Trust } from "../token/trust.ts";
+import { Trust } from "../sources/trust.ts";
 import { KeyRing } from "./keyring.ts";
 import { RevocationLog } from "./revocations.ts";
 import { IdentityService } from "./service.ts";

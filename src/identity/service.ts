@@ -37,7 +37,7 @@ import {
 } from "../token/claims.ts";
 import { signV4Public } from "../token/paseto.ts";
 import { LIST_CHUNK, type RevokedEntry, signRevocationList } from "../token/revocation_set.ts";
-import type { Trust } from "../token/trust.ts";
+import type { Trust } from "../sources/trust.ts";
 import type { KeyRing } from "./keyring.ts";
 import type { RevocationLog } from "./revocations.ts";
 

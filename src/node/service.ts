@@ -10,10 +10,10 @@ import type { Capability } from "../token/claims.ts";
 import { StrataError } from "../wire/errors.ts";
 import { PUSH_TARGETS, syncSpec } from "../api/mod.ts";
 import { type Method, Server, type ServerLimits } from "../server/server.ts";
-import { Trust } from "../token/trust.ts";
+import { Trust } from "../sources/trust.ts";
 import { Audit } from "../runtime/audit.ts";
 import { endpointsOf, type Layout, type ServiceName, stateFiles } from "../runtime/config.ts";
-import { onStopSignal, watchParentPipe } from "./lifecycle.ts";
+import { onStopSignal, parentPipe, watchParentPipe } from "./lifecycle.ts";
 import { logger } from "../runtime/log.ts";
 import { authorize } from "../policy/authorize.ts";
 import { RateLimiter } from "../policy/rate_limit.ts";
@@ -39,8 +39,12 @@ export interface ServiceSetup {
   trust?: Trust;
   /** Offer `<service>.sync` for identity's pushes (default: when src/api/ declares it). */
   receivesPushes?: boolean;
-  /** Frames the supervisor writes on the pipe (registry only). */
-  onControlFrame?: (body: Uint8Array) => void;
+  /**
+   * Serve requests the supervisor writes on its pipe, as this principal
+   * (registry only): they take the socket's request path, with the pipe in
+   * place of a token.
+   */
+  pipePrincipal?: Capability;
   /** Called before the process exits. */
   onStop?: () => void | Promise<void>;
   limits?: Partial<ServerLimits>;
@@ -155,7 +159,13 @@ export async function runService(setup: ServiceSetup): Promise<RunningService> {
   up.timer = setInterval(() => trust.refresh().catch(() => {}), REFRESH_MS);
   Deno.unrefTimer(up.timer);
   if (setup.supervised) {
-    watchParentPipe(() => stop(1000).finally(() => Deno.exit(0)), setup.onControlFrame);
+    const gone = () => stop(1000).finally(() => Deno.exit(0));
+    if (setup.pipePrincipal === undefined) watchParentPipe(gone);
+    else {
+      const onRefused = (res: Record<string, unknown>) =>
+        log.warn("refused a request from the supervisor's pipe", { response: res });
+      server.servePrivate(parentPipe(gone, { onRefused }), { principal: setup.pipePrincipal });
+    }
   }
   const tcp = server.endpoints.filter((e) => e.startsWith("tcp://"));
   log.info("listening", {

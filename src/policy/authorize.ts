@@ -5,7 +5,7 @@
  * token present, signature valid, issuer and audience right, not before nbf,
  * not expired, not revoked (itself or any ancestor), issued for this service,
  * right held, rate limit met. Path constraints are checked where the path is
- * resolved, by policy/paths. Anything not explicitly public needs a right.
+ * resolved, by policy/paths and fs/confined. Anything not explicitly public needs a right.
  * @module
  */
 

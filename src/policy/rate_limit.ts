@@ -3,6 +3,8 @@
  * @module
  */
 
+import { type Clock, systemClock } from "../runtime/clock.ts";
+
 /** A rate, parsed from "50rps". */
 export interface Rate {
   perSecond: number;
@@ -25,6 +27,8 @@ interface Bucket {
 export interface RateLimiterOptions {
   /** Most buckets kept; the least recently used is dropped past it. */
   maxBuckets?: number;
+  /** Where refills measure time from (default {@link systemClock}'s monotonic time). */
+  clock?: Clock;
 }
 
 /**
@@ -34,9 +38,11 @@ export interface RateLimiterOptions {
 export class RateLimiter {
   #buckets = new Map<string, Bucket>();
   #max: number;
+  #clock: Clock;
 
   constructor(options: RateLimiterOptions = {}) {
     this.#max = options.maxBuckets ?? 10_000;
+    this.#clock = options.clock ?? systemClock;
   }
 
   /** Buckets currently held. */
@@ -65,7 +71,7 @@ export class RateLimiter {
    * Takes one request from the bucket of `key`. Returns 0 when allowed, or the
    * milliseconds until the next request would be.
    */
-  take(key: string, rate: Rate, now: number = performance.now()): number {
+  take(key: string, rate: Rate, now: number = this.#clock.monotonic()): number {
     return this.takeAll([{ key, rate }], now).wait;
   }
 
@@ -77,7 +83,7 @@ export class RateLimiter {
    */
   takeAll(
     items: readonly { key: string; rate: Rate }[],
-    now: number = performance.now(),
+    now: number = this.#clock.monotonic(),
   ): { wait: number; blocked?: number } {
     const buckets = items.map((i) => this.#bucket(i.key, i.rate, now));
     let wait = 0;

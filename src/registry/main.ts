@@ -1,37 +1,19 @@
 /**
- * registry: the process entry. Registers itself, takes the supervisor's
- * register/deregister frames on its stdin pipe, and serves registry.sock.
+ * registry: the process entry. Registers itself, serves registry.sock, and
+ * serves the supervisor's register/deregister requests on its stdin pipe
+ * through the same request path, as the supervisor (the pipe is the
+ * credential: only the supervisor holds it).
  * @module
  */
 
-import { parseRequest } from "../wire/envelope.ts";
 import { parseLayoutArgs, socketPath } from "../runtime/config.ts";
-import { logger } from "../runtime/log.ts";
+import type { Capability } from "../token/claims.ts";
 import { runMain, runService } from "../node/service.ts";
 import { Registry, SUPERVISOR } from "./service.ts";
 
 await runMain("registry", async () => {
   const { layout, options } = parseLayoutArgs(Deno.args, { supervised: { type: "boolean" } });
-  const log = logger("registry");
   let registry: Registry | undefined;
-  /** A frame from the supervisor's pipe: {method: registry.register | registry.deregister}. */
-  const control = (body: Uint8Array) => {
-    try {
-      const req = parseRequest(body);
-      const p = req.params ?? {};
-      if (req.method === "registry.register") {
-        registry!.register({
-          service: String(p.service),
-          endpoint: String(p.endpoint),
-          api_v: Number(p.api_v ?? 1),
-        }, SUPERVISOR);
-      } else if (req.method === "registry.deregister") {
-        registry!.deregister(String(p.service), SUPERVISOR);
-      }
-    } catch (err) {
-      log.warn("bad control frame from the supervisor", { error: String(err) });
-    }
-  };
   const running = await runService({
     service: "registry",
     layout,
@@ -45,7 +27,9 @@ await runMain("registry", async () => {
       }, SUPERVISOR);
       return registry.methods();
     },
-    onControlFrame: control,
+    // The registry's handlers take an Owner (a Capability or SUPERVISOR, see
+    // Registry.register), and the pipe's requests run as SUPERVISOR.
+    pipePrincipal: SUPERVISOR as unknown as Capability,
   });
   running.trust.onRevoked((ids) => registry!.dropRevoked(ids));
 });

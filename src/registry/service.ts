@@ -1,6 +1,7 @@
 /**
  * The registry: where services are found. Entries written by the supervisor
- * (over its private pipe) describe the services it runs; holders of the
+ * (requests on its private pipe, served by the same request path as the
+ * socket's, as the SUPERVISOR principal) describe the services it runs; holders of the
  * registry.register right may add their own, within limits, never under a
  * name the supervisor runs, and only for as long as their token lives.
  * @module
@@ -13,6 +14,12 @@ import { bindMethods } from "../server/bind.ts";
 import { SERVICES } from "../api/mod.ts";
 import { REGISTRY_METHODS } from "../api/registry.ts";
 import type { Audit } from "../runtime/audit.ts";
+import { type Clock, systemClock } from "../runtime/clock.ts";
+import {
+  MemoryRegistryStore,
+  type RegistryRecord,
+  type RegistryStore,
+} from "../sources/registry_store.ts";
 import type { Capability } from "../token/claims.ts";
 
 /** One registered service. */
@@ -51,11 +58,8 @@ export const RESERVED: readonly string[] = SERVICES;
  */
 export const REGISTRY_LIMITS = { entries: 256, perOwner: 16, perTree: 64, operatorReserve: 32 };
 
-interface Row extends Entry {
-  /** The owner's lineage (a revoked ancestor removes the entry) and expiry. */
-  lineage: readonly string[];
-  expMs: number;
-}
+/** A row of the table: the entry, the owner's lineage and expiry (see sources/registry_store). */
+type Row = RegistryRecord;
 
 /**
  * Checks an endpoint URL: unix:///absolute/path.sock, or tcp://host:port
@@ -74,13 +78,24 @@ function isSupervisor(owner: Owner): boolean {
   return owner.capId === SUPERVISOR_OWNER;
 }
 
+/** Options for {@link Registry}. */
+export interface RegistryOptions {
+  /** When entries expire with their owner's token (default {@link systemClock}). */
+  clock?: Clock;
+  /** Where the table is kept (default a {@link MemoryRegistryStore}). */
+  store?: RegistryStore;
+}
+
 /** The registry's table. */
 export class Registry {
-  #rows = new Map<string, Row>();
+  #rows: RegistryStore;
   #audit?: Audit;
+  #clock: Clock;
 
-  constructor(audit?: Audit) {
+  constructor(audit?: Audit, options: RegistryOptions = {}) {
     this.#audit = audit;
+    this.#clock = options.clock ?? systemClock;
+    this.#rows = options.store ?? new MemoryRegistryStore();
   }
 
   /** Adds or replaces an entry; only its owner (or the supervisor) may replace it. */
@@ -107,7 +122,7 @@ export class Registry {
       if (this.#rows.size >= room) {
         throw new StrataError("RESOURCE_EXHAUSTED", "the registry is full; deregister something");
       }
-      const mine = [...this.#rows.values()].filter((r) => r.owner === owner.capId).length;
+      const mine = this.#rows.snapshot().filter((r) => r.owner === owner.capId).length;
       if (mine >= REGISTRY_LIMITS.perOwner) {
         throw new StrataError(
           "RESOURCE_EXHAUSTED",
@@ -115,7 +130,7 @@ export class Registry {
         );
       }
       for (const id of tree) {
-        const used = [...this.#rows.values()].filter((r) => r.lineage.includes(id)).length;
+        const used = this.#rows.snapshot().filter((r) => r.lineage.includes(id)).length;
         if (used >= REGISTRY_LIMITS.perTree) {
           throw new StrataError(
             "RESOURCE_EXHAUSTED",
@@ -129,12 +144,12 @@ export class Registry {
       service,
       endpoint: checkEndpoint(reg.endpoint),
       api_v: reg.api_v,
-      registered_at: new Date().toISOString(),
+      registered_at: new Date(this.#clock.now()).toISOString(),
       owner: owner.capId,
       lineage: sup ? [] : (owner as Capability).lineage,
       expMs: sup ? Infinity : (owner as Capability).expMs,
     };
-    this.#rows.set(service, row);
+    this.#rows.put(row);
     this.#audit?.event("registry.register", { service, endpoint: row.endpoint, owner: row.owner });
     return this.#entry(row);
   }
@@ -154,15 +169,15 @@ export class Registry {
   /** Drops the entries of revoked capabilities (or of tokens delegated from them). */
   dropRevoked(capIds: Iterable<string>): void {
     const ids = new Set(capIds);
-    for (const [name, row] of this.#rows) {
-      if (row.lineage.some((id) => ids.has(id))) this.#rows.delete(name);
+    for (const row of this.#rows.snapshot()) {
+      if (row.lineage.some((id) => ids.has(id))) this.#rows.delete(row.service);
     }
   }
 
   /** An entry whose owner's token has not expired; expired ones are dropped. */
   #live(service: string): Row | undefined {
     const row = this.#rows.get(service);
-    if (row && row.expMs <= Date.now()) {
+    if (row && row.expMs <= this.#clock.now()) {
       this.#rows.delete(service);
       return undefined;
     }
@@ -185,7 +200,7 @@ export class Registry {
 
   /** Every live entry, sorted by name. */
   list(): Entry[] {
-    return [...this.#rows.keys()].map((k) => this.#live(k)).filter((r): r is Row => !!r)
+    return this.#rows.snapshot().map((r) => this.#live(r.service)).filter((r): r is Row => !!r)
       .sort((a, b) => a.service.localeCompare(b.service)).map((r) => this.#entry(r));
   }
 

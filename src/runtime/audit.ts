@@ -7,6 +7,7 @@
  */
 
 import { emitLine, logFormat } from "./log.ts";
+import { type Cancel, type Clock, systemClock } from "./clock.ts";
 
 const encoder = new TextEncoder();
 const FLUSH_MS = 100;
@@ -22,6 +23,8 @@ export interface AuditOptions {
   stderr?: boolean;
   /** Rotate the file past this size (default {@link MAX_AUDIT_BYTES}). */
   maxBytes?: number;
+  /** Timestamps, the refusal rate and the flush timer (default {@link systemClock}). */
+  clock?: Clock;
 }
 
 /** Field names that must never reach the log. */
@@ -46,13 +49,16 @@ export class Audit {
   #stderr: boolean;
   #lines: string[] = [];
   #bytes = 0;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timer: Cancel | undefined;
   #deniedTokens = DENIED_RATE.burst;
-  #deniedAt = Date.now();
+  #deniedAt: number;
   #suppressed = 0;
   #maxBytes: number;
+  #clock: Clock;
 
   constructor(options: AuditOptions) {
+    this.#clock = options.clock ?? systemClock;
+    this.#deniedAt = this.#clock.monotonic();
     this.#program = options.program;
     this.#stderr = options.stderr ?? true;
     this.#maxBytes = options.maxBytes ?? MAX_AUDIT_BYTES;
@@ -65,11 +71,11 @@ export class Audit {
    * it, and the registry starts first), so a failure is retried each second.
    */
   #open(): void {
-    if (this.#file || !this.#path || Date.now() < this.#retryAt) return;
+    if (this.#file || !this.#path || this.#clock.monotonic() < this.#retryAt) return;
     try {
       this.#file = Deno.openSync(this.#path, { append: true, create: true, mode: 0o600 });
     } catch {
-      this.#retryAt = Date.now() + 1000;
+      this.#retryAt = this.#clock.monotonic() + 1000;
     }
   }
 
@@ -81,7 +87,7 @@ export class Audit {
       if (v !== undefined && !SECRET_FIELDS.has(k)) clean[k] = v;
     }
     const line = JSON.stringify({
-      ts: new Date().toISOString(),
+      ts: new Date(this.#clock.now()).toISOString(),
       event: name,
       program: this.#program,
       ...clean,
@@ -90,14 +96,13 @@ export class Audit {
     this.#bytes += line.length;
     if (this.#bytes >= FLUSH_BYTES) this.flush();
     else if (this.#timer === undefined) {
-      this.#timer = setTimeout(() => this.flush(), FLUSH_MS);
-      Deno.unrefTimer(this.#timer);
+      this.#timer = this.#clock.after(FLUSH_MS, () => this.flush());
     }
   }
 
   /** Whether one more refusal may be logged now; counts it as suppressed if not. */
   #takeDenied(): boolean {
-    const now = Date.now();
+    const now = this.#clock.monotonic();
     this.#deniedTokens = Math.min(
       DENIED_RATE.burst,
       this.#deniedTokens + ((now - this.#deniedAt) / 1000) * DENIED_RATE.perSecond,
@@ -109,12 +114,11 @@ export class Audit {
     }
     if (this.#suppressed++ === 0) {
       // One summary line a second while the flood lasts.
-      const t = setTimeout(() => {
+      this.#clock.after(1000, () => {
         const count = this.#suppressed;
         this.#suppressed = 0;
         this.event("auth.denied.suppressed", { count });
-      }, 1000);
-      Deno.unrefTimer(t);
+      });
     }
     return false;
   }
@@ -146,7 +150,7 @@ export class Audit {
 
   /** Writes out every pending line now. */
   flush(): void {
-    clearTimeout(this.#timer);
+    this.#timer?.();
     this.#timer = undefined;
     if (this.#lines.length === 0) return;
     const text = this.#lines.join("");

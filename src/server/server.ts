@@ -24,6 +24,8 @@ import {
 import { ByteBudget } from "../wire/budget.ts";
 import { type ErrorName, StrataError, toStrataError } from "../wire/errors.ts";
 import {
+  type ByteSink,
+  type ByteSource,
   encodeFrame,
   encodeJsonFrame,
   FramePool,
@@ -185,6 +187,17 @@ export interface ServerOptions<C = unknown> {
   groupAccess?: boolean;
 }
 
+/** A byte stream both ways that can be closed: a socket, or a private pipe pair. */
+export interface Duplex extends ByteSource, ByteSink {
+  close(): void;
+}
+
+/** Options for {@link Server.servePrivate}. */
+export interface PrivateConnOptions<C> {
+  /** Who the connection's holder is: its protected requests run as this, without a token. */
+  principal: C;
+}
+
 /** Budget bytes one request holds until its response is written. */
 interface Held {
   request: number;
@@ -194,9 +207,15 @@ interface Held {
   conn: number;
 }
 
-interface ConnState {
+interface ConnState<C = unknown> {
   id: number;
-  conn: Deno.Conn;
+  conn: Duplex;
+  /**
+   * A private connection's principal (see Server.servePrivate): protected
+   * requests run as it instead of through the chain, and the connection is
+   * never closed as idle, evicted, relieved or cut off for refusals.
+   */
+  principal?: { as: C };
   writer: FrameWriter;
   inFlight: number;
   /** INVALID_ARGUMENT / UNAUTHENTICATED answers, and successful ones. */
@@ -230,7 +249,7 @@ export class Server<C = unknown> {
   #methods = new Map<string, Method<C>>();
   #limits: ServerLimits;
   #chain?: RequestChain<C>;
-  #conns = new Map<number, ConnState>();
+  #conns = new Map<number, ConnState<C>>();
   #nextId = 1;
   #inFlight = 0;
   #draining = false;
@@ -352,10 +371,11 @@ export class Server<C = unknown> {
    * when every connection is busy and making progress.
    */
   #evictIdle(): boolean {
-    let idle: ConnState | undefined;
-    let stalled: ConnState | undefined;
+    let idle: ConnState<C> | undefined;
+    let stalled: ConnState<C> | undefined;
     const now = performance.now();
     for (const s of this.#conns.values()) {
+      if (s.principal) continue;
       if (s.inFlight === 0) {
         if (!idle || s.lastActive < idle.lastActive) idle = s;
       } else {
@@ -403,6 +423,7 @@ export class Server<C = unknown> {
     const responses = this.#responseBudget.waiting > 0;
     const requests = this.#requestBudget.waiting > 0;
     for (const s of [...this.#conns.values()]) {
+      if (s.principal) continue;
       const since = s.writer.busySince;
       if (
         responses && s.serverBytes > 0 && s.budget.waiting > 0 && since > 0 &&
@@ -427,7 +448,7 @@ export class Server<C = unknown> {
     });
   }
 
-  #closeConn(s: ConnState): void {
+  #closeConn(s: ConnState<C>): void {
     if (s.closed) return;
     s.closed = true;
     this.#conns.delete(s.id);
@@ -441,15 +462,28 @@ export class Server<C = unknown> {
   #closeIdle(): void {
     const limit = Date.now() - this.#limits.idleTimeoutMs;
     for (const s of this.#conns.values()) {
-      if (s.inFlight === 0 && s.lastActive < limit) this.#closeConn(s);
+      if (s.inFlight === 0 && s.lastActive < limit && !s.principal) this.#closeConn(s);
     }
   }
 
-  async #handle(conn: Deno.Conn): Promise<void> {
+  /**
+   * Serves a private connection, one only a trusted party holds (the
+   * supervisor's pipe to the registry), through the same request path as the
+   * socket's (frame, envelope, method table, params schema, handler, limits),
+   * except that its protected requests run as `principal` instead of through
+   * the chain: holding the connection is the credential. Resolves when it
+   * ends.
+   */
+  servePrivate(conn: Duplex, options: PrivateConnOptions<C>): Promise<void> {
+    return this.#handle(conn, { as: options.principal });
+  }
+
+  async #handle(conn: Duplex, principal?: { as: C }): Promise<void> {
     const writer = new FrameWriter(conn, { timeoutMs: this.#limits.writeTimeoutMs });
-    const s: ConnState = {
+    const s: ConnState<C> = {
       id: this.#nextId++,
       conn,
+      principal,
       writer,
       inFlight: 0,
       refusals: 0,
@@ -521,7 +555,7 @@ export class Server<C = unknown> {
     }
   }
 
-  #dispatch(body: Uint8Array, s: ConnState, writer: FrameWriter, held: Held): Promise<void> {
+  #dispatch(body: Uint8Array, s: ConnState<C>, writer: FrameWriter, held: Held): Promise<void> {
     s.inFlight++;
     this.#inFlight++;
     let req: Request | undefined;
@@ -556,7 +590,7 @@ export class Server<C = unknown> {
         if (refusal === "INVALID_ARGUMENT" || refusal === "UNAUTHENTICATED") s.refusals++;
         else if (refusal === undefined) s.successes++;
         const written = writer.write(frame, () => this.#pool.give(frame));
-        return s.refusals >= MAX_REFUSALS && s.refusals > s.successes
+        return s.refusals >= MAX_REFUSALS && s.refusals > s.successes && !s.principal
           ? written.finally(() => this.#closeConn(s))
           : written;
       })
@@ -590,7 +624,7 @@ export class Server<C = unknown> {
   async #answer(
     req: Request | undefined,
     parseError: StrataError | undefined,
-    s: ConnState,
+    s: ConnState<C>,
     held: Held,
   ): Promise<{ frame: Uint8Array; refusal?: ErrorName }> {
     if (!req) {
@@ -632,7 +666,7 @@ export class Server<C = unknown> {
     }
   }
 
-  async #run(req: Request, s: ConnState, held: Held): Promise<unknown> {
+  async #run(req: Request, s: ConnState<C>, held: Held): Promise<unknown> {
     const method = this.#methods.get(req.method);
     if (!method) {
       const [svc] = req.method.split(".");
@@ -646,7 +680,9 @@ export class Server<C = unknown> {
       );
     }
     let cap: C | undefined;
-    if (method.access !== "public") {
+    if (method.access !== "public" && s.principal) {
+      cap = s.principal.as;
+    } else if (method.access !== "public") {
       try {
         cap = await this.#chain!.authorize(req.auth?.token, method.access.right);
       } catch (err) {

@@ -309,7 +309,11 @@ export class Manager {
     this.#startWaiting();
   }
 
-  /** Tells the registry (over its pipe) that a service came up or went away. */
+  /**
+   * Tells the registry that a service came up or went away: a request on its
+   * stdin pipe, which the registry serves through its request path (envelope,
+   * params schema, handler) as the supervisor; only this process holds it.
+   */
   #announce(u: Unit, up: boolean): void {
     const reg = this.#units.get("registry");
     if (!reg?.pipe || reg.state !== "Healthy" || u.spec.name === "registry") return;

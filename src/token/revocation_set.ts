@@ -1,6 +1,7 @@
 /**
- * Revoked capabilities as every verifier holds them, and the signed
- * revocation list identity publishes and pushes.
+ * Revoked capabilities as every verifier holds them (in memory, for the hot
+ * path), and the signed revocation list identity publishes and pushes: its
+ * signing and verifying. Reading the list file is sources/revocations.ts's.
  *
  * Revocation only ever adds: a verifier merges every list it is given and
  * never forgets an entry before the token it names has expired, so a replayed
@@ -10,7 +11,7 @@
 
 import type { KeyLookup } from "./key_set.ts";
 import type { SigningKey } from "./keys.ts";
-import { signV4Public, TokenError, verifyV4Public } from "./paseto.ts";
+import { signV4Public, verifyV4Public } from "./paseto.ts";
 
 /** One revoked capability: its id and when its token expires (unix seconds). */
 export interface RevokedEntry {
@@ -107,76 +108,5 @@ export async function openRevocationList(
   return payload.revoked;
 }
 
-/** Entries per signed line of the revocation list file. */
+/** Entries per signed line of the revocation list file (see sources/revocations.ts). */
 export const LIST_CHUNK = 1000;
-
-/**
- * The revocation list file in the runtime dir: one signed list per line.
- * Identity writes it whole at start (in chunks of {@link LIST_CHUNK}) and
- * appends one line per revocation, so a revocation costs the same however
- * many came before it. A reader remembers how far it has read and merges
- * only the lines added since (from the start again when the file was
- * replaced).
- */
-export class RevocationFile {
-  #path: string;
-  #ino = -1;
-  #offset = 0;
-
-  constructor(path: string) {
-    this.#path = path;
-  }
-
-  /**
-   * Merges what was added to the file since the last call into `set`, and
-   * returns the newly revoked ids. A missing file is "nothing revoked yet";
-   * a line signed by a key the reader has not loaded yet is read again next
-   * time.
-   */
-  async load(set: RevocationSet, keys: KeyLookup, issuer: string): Promise<string[]> {
-    let file: Deno.FsFile;
-    try {
-      file = await Deno.open(this.#path, { read: true });
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound) return [];
-      throw err;
-    }
-    try {
-      const st = await file.stat();
-      if ((st.ino ?? -1) !== this.#ino || st.size < this.#offset) {
-        this.#ino = st.ino ?? -1;
-        this.#offset = 0;
-      }
-      if (st.size === this.#offset) return [];
-      await file.seek(this.#offset, Deno.SeekMode.Start);
-      const bytes = new Uint8Array(st.size - this.#offset);
-      let have = 0;
-      while (have < bytes.length) {
-        const n = await file.read(bytes.subarray(have));
-        if (n === null) break;
-        have += n;
-      }
-      // Only whole lines: a line being appended right now is read next time.
-      const decoder = new TextDecoder();
-      const added: string[] = [];
-      let start = 0;
-      for (let nl = bytes.indexOf(10); nl >= 0 && nl < have; nl = bytes.indexOf(10, start)) {
-        const line = decoder.decode(bytes.subarray(start, nl));
-        if (line !== "") {
-          try {
-            added.push(...set.add(await openRevocationList(line, keys, issuer)));
-          } catch (err) {
-            // Signed by a key not loaded yet: retry from this line next time.
-            // Anything else (a torn or forged line) can never verify: skip it.
-            if (err instanceof TokenError && err.reason === "unknown_key") break;
-          }
-        }
-        start = nl + 1;
-      }
-      this.#offset += start;
-      return added;
-    } finally {
-      file.close();
-    }
-  }
-}

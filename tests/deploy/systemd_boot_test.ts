@@ -74,6 +74,7 @@ async function until<T>(what: string, ms: number, probe: () => Promise<T | undef
     } catch (e) {
       last = e;
     }
+    // Polls a real systemd-booted machine.
     await sleep(100);
   }
   throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${last}` : ""}`);

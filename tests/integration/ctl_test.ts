@@ -209,6 +209,7 @@ Deno.test("strata-ctl commands against a real supervisor", async (t) => {
               } catch { /* renamed away between readDir and stat: not seen */ }
             }
           }
+          // Samples the folder a real strata-ctl process downloads into, as often as it can.
           await new Promise((r) => setTimeout(r, 2));
         }
         const out = await output;
@@ -314,6 +315,7 @@ Deno.test("strata-ctl commands against a real supervisor", async (t) => {
             () => names(dir).some((n) => n.endsWith(".part")),
             10_000,
           );
+          // Lets the real strata-ctl process get well into the download before it is interrupted.
           await new Promise((r) => setTimeout(r, 300));
           child.kill("SIGINT");
           const out = await child.output();

@@ -81,7 +81,8 @@ Deno.test("a child that exits at once ends Quarantined; svc.start brings it back
     assert.equal(q.pid, null);
     assert.deepEqual(q.last_exit, { code: 3, signal: null });
     assert.equal(q.restarts, 4, "five starts: the first and four restarts");
-    // It stays quarantined: no more restarts.
+    // It stays quarantined: no more restarts. (An absence has no event to wait
+    // for: this gives the real supervisor time in which a restart would show.)
     await new Promise((r) => setTimeout(r, 500));
     assert.equal((await svc(node, "fs")).state, "Quarantined");
 

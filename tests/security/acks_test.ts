@@ -167,6 +167,8 @@ Deno.test("revoking an id identity never issued, or an expired one, is NOT_FOUND
 
     await t.step("an expired token, by cap_id and by token", async () => {
       const short = await issue(node, { service: "fs", rights: ["fs.list"], ttl_seconds: 1 });
+      // Waits for the real identity process's clock to pass the token's expiry
+      // (ttl_seconds has a 1 s minimum, and an expired token has no event).
       await new Promise((r) => setTimeout(r, 2100));
       expectError(await revoke({ cap_id: short.cap_id }), "NOT_FOUND", /expired at/, "expired");
       expectError(await revoke({ token: short.token }), "NOT_FOUND", /expired at/, "expired");

@@ -138,6 +138,7 @@ Deno.test("frames, connection floods and rate limits at fs.sock", async (t) => {
       for (const c of conns.slice(0, 20)) {
         await c.write(rawFrame('{"v":1,"req_id":"x","method":"fs.health"}').subarray(0, 10));
       }
+      // Lets the real fs process take in the 400 connections and the half frames.
       await new Promise((r) => setTimeout(r, 200));
       const h = await health();
       assert.equal(h.status, "ok");
@@ -240,7 +241,20 @@ Deno.test({
         floods.push(c);
         c.write(burst).catch(() => {});
       }
-      await new Promise((r) => setTimeout(r, 500));
+      // fs has reached the flood: the last flooder's garbage is being answered
+      // with errors (which it reads no further).
+      const last = floods.at(-1)!;
+      const got = new Uint8Array(64 * 1024);
+      let have = 0;
+      const deadline = Date.now() + 10_000;
+      while (decodeFrames(got.subarray(0, have)).length === 0 && Date.now() < deadline) {
+        const n = await last.read(got.subarray(have));
+        if (n === null) break;
+        have += n;
+      }
+      const answers = decodeFrames(got.subarray(0, have)) as Response[];
+      assert(answers.length > 0, "fs never answered the flood");
+      assert.equal(answers[0].ok, false, "garbage earns an error answer");
     });
 
     await t.step("a fresh client is still answered within 3 s", async () => {
@@ -261,6 +275,7 @@ Deno.test({
           }
         } catch (err) {
           last = err;
+          // Retries a fresh client against the real, flooded fs until the deadline.
           await new Promise((r) => setTimeout(r, 200));
         }
       }

@@ -161,6 +161,7 @@ Deno.test({
         }
         worstHealthMs = Math.max(worstHealthMs, performance.now() - t0);
         sample();
+        // The sampling interval of the real fs process's health and memory.
         await new Promise((r) => setTimeout(r, 50));
       }
     })();
@@ -168,6 +169,7 @@ Deno.test({
     const flooder = startFlooder(path, 250, burst);
     try {
       await flooder.ready;
+      // How long the real flooder process floods the real fs: the measured period.
       await new Promise((r) => setTimeout(r, FLOOD_MS));
     } finally {
       stop = true;
@@ -233,6 +235,7 @@ async function worstOf(path: string, frame: Uint8Array, times: number): Promise<
     } finally {
       conn.close();
     }
+    // Spaces the samples of the real fs process's latency.
     await new Promise((r) => setTimeout(r, 100));
   }
   return worst;
@@ -259,6 +262,7 @@ Deno.test({
     trickle = setInterval(() => {
       for (const c of slow) c.write(new Uint8Array([0x20])).catch(() => {});
     }, 100);
+    // Lets the real fs process take in the 200 trickling clients before measuring.
     await new Promise((r) => setTimeout(r, 500));
     // A good client's request of about 18 KB (JSON with whitespace), several times.
     const body = `{"v":1,"req_id":"good","method":"fs.list","auth":{"token":${
@@ -271,6 +275,7 @@ Deno.test({
     new DataView(almost.buffer).setUint32(0, MAX_FRAME);
     almost[4] = 0x7b;
     slow.push(...await flood(path, 16, almost));
+    // Lets the real fs process read the 16 almost-whole frames before measuring.
     await new Promise((r) => setTimeout(r, 300));
     const stallMs = await worstOf(path, rawFrame(body), 5);
     const rss = memoryMb(before.pid!).rss;

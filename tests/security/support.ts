@@ -188,6 +188,7 @@ export async function requestRetrying(
       return await node.request(service, method, params, token);
     } catch (err) {
       last = err;
+      // Retries until the real service (restarting, or not yet bound) answers.
       await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -225,6 +226,7 @@ export async function rawExchangeAll(
     while (off < bytes.length) off += await conn.write(bytes.subarray(off));
     last = Date.now();
     while (!closed && Date.now() - last < quietMs) {
+      // Polls whether the real peer closed the connection or went quiet.
       await new Promise((r) => setTimeout(r, 20));
     }
     closedByPeer = closed;

@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { parseRate, RateLimiter } from "../../src/policy/rate_limit.ts";
+import { ManualClock } from "../../src/runtime/clock.ts";
 
 Deno.test("parseRate: <n>rps from 1 to 9,999,999; anything else is not a rate", () => {
   assert.deepEqual(parseRate("50rps"), { perSecond: 50 });
@@ -87,4 +88,17 @@ Deno.test("RateLimiter: bounded buckets evict the least recently used", () => {
   assert.ok(limiter.take("c", rate, 0) > 0);
   assert.equal(limiter.take("a", rate, 0), 0);
   assert.equal(limiter.size, 2);
+});
+
+Deno.test("RateLimiter: with an injected clock, a spent bucket refills as the clock advances", () => {
+  const clock = new ManualClock();
+  const limiter = new RateLimiter({ clock });
+  const rate = { perSecond: 2 };
+  assert.equal(limiter.take("a", rate), 0);
+  assert.equal(limiter.take("a", rate), 0);
+  assert.equal(limiter.take("a", rate), 500);
+  clock.advance(400);
+  assert.equal(limiter.take("a", rate), 100);
+  clock.advance(100);
+  assert.equal(limiter.take("a", rate), 0);
 });

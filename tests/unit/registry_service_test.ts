@@ -4,7 +4,10 @@
  */
 
 import assert from "node:assert/strict";
-import type { MethodContext } from "../../src/server/server.ts";
+import { type MethodContext, Server } from "../../src/server/server.ts";
+import { StrataError } from "../../src/wire/errors.ts";
+import { encodeFrame } from "../../src/wire/frame.ts";
+import { decodeFrames } from "../helpers.ts";
 import type { Capability } from "../../src/token/claims.ts";
 import {
   checkEndpoint,
@@ -13,7 +16,8 @@ import {
   SUPERVISOR,
   SUPERVISOR_OWNER,
 } from "../../src/registry/service.ts";
-import { makeCap, throwsStrata } from "./support.ts";
+import { ManualClock } from "../../src/runtime/clock.ts";
+import { makeCap, throwsStrata, withTempDir } from "./support.ts";
 
 const OWNER_A = makeCap({ jti: "a".repeat(32) });
 const OWNER_B = makeCap({ jti: "b".repeat(32) });
@@ -225,8 +229,9 @@ Deno.test("Registry: entries are bounded per owner and in total", () => {
 });
 
 Deno.test("Registry: an entry goes when its owner's token expires or is revoked", () => {
-  const r = new Registry();
-  const now = Date.now();
+  const clock = new ManualClock();
+  const r = new Registry(undefined, { clock });
+  const now = clock.now();
   const parent = makeCap();
   const short = makeCap({ exp: new Date(now + 50).toISOString() }, now);
   const child = makeCap({ parent: parent.capId, chain: [parent.capId] });
@@ -235,14 +240,11 @@ Deno.test("Registry: an entry goes when its owner's token expires or is revoked"
   // revoking the parent removes what the child registered
   r.dropRevoked([parent.capId]);
   throwsStrata(() => r.resolve("child"), "NOT_FOUND");
-  // and an expired owner's entry is gone once its time has passed
-  const later = Date.now;
-  Date.now = () => now + 60_000;
-  try {
-    throwsStrata(() => r.resolve("short"), "NOT_FOUND");
-  } finally {
-    Date.now = later;
-  }
+  // the short-lived entry is there until its owner's token expires
+  assert.equal(r.resolve("short").service, "short");
+  // and gone once its time has passed
+  clock.advance(60_000);
+  throwsStrata(() => r.resolve("short"), "NOT_FOUND");
 });
 
 Deno.test("Registry: a delegation tree shares one limit and leaves room for root tokens", () => {
@@ -280,4 +282,62 @@ Deno.test("Registry: a delegation tree shares one limit and leaves room for root
   );
   // and the root token still registers
   r.register({ service: "ops", endpoint: "unix:///run/ops.sock", api_v: 1 }, root);
+});
+
+Deno.test("Registry over a private connection: the supervisor's requests take the validated path", async () => {
+  await withTempDir(async (dir) => {
+    // given the registry's methods on a server whose chain refuses every token
+    const registry = new Registry();
+    const server = await Server.listen<Capability>({
+      service: "registry",
+      path: `${dir}/registry.sock`,
+      methods: registry.methods(),
+      chain: {
+        authorize: () => {
+          throw new StrataError("UNAUTHENTICATED", "token: none");
+        },
+      },
+    });
+    try {
+      // when the supervisor's pipe sends a reserved name, a bad name and a bad endpoint
+      const frames = [
+        { req_id: "ok", params: { service: "fs", endpoint: "unix:///run/fs.sock" } },
+        { req_id: "name", params: { service: "F S", endpoint: "unix:///run/x.sock" } },
+        { req_id: "missing", params: { service: "mail" } },
+        { req_id: "endpoint", params: { service: "mail", endpoint: "unix://relative" } },
+      ].map((r) => encodeFrame({ v: 1, method: "registry.register", ...r }));
+      const written: number[] = [];
+      let sent = false;
+      const bytes = new Uint8Array(frames.flatMap((f) => [...f]));
+      await server.servePrivate({
+        read: (p: Uint8Array) => {
+          if (sent) return Promise.resolve(null);
+          sent = true;
+          p.set(bytes);
+          return Promise.resolve(bytes.length);
+        },
+        write: (p: Uint8Array) => {
+          written.push(...p);
+          return Promise.resolve(p.length);
+        },
+        close: () => {},
+      }, { principal: SUPERVISOR as unknown as Capability });
+      // then the reserved name is registered as the supervisor's, and the rest get the socket's errors
+      const answers = new Map(
+        (decodeFrames(new Uint8Array(written)) as Record<string, unknown>[]).map((
+          a,
+        ) => [a.req_id as string, a]),
+      );
+      assert.equal(answers.get("ok")?.ok, true);
+      assert.equal(registry.resolve("fs").owner, SUPERVISOR_OWNER);
+      for (const id of ["name", "missing", "endpoint"]) {
+        const err = answers.get(id)?.error as { name: string; message: string } | undefined;
+        assert.equal(err?.name, "INVALID_ARGUMENT", id);
+        assert.match(err!.message, /params\.(service|endpoint)/, id);
+      }
+      throwsStrata(() => registry.resolve("mail"), "NOT_FOUND");
+    } finally {
+      await server.drain(1000);
+    }
+  });
 });

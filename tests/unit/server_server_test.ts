@@ -20,6 +20,7 @@ import { generateSigningKey, importVerifyKey } from "../../src/token/keys.ts";
 import { RevocationSet } from "../../src/token/revocation_set.ts";
 import { TokenVerifier } from "../../src/token/verifier.ts";
 import { CountingLookup, ISSUER, makeClaims, mint, withTempDir } from "./support.ts";
+import { decodeFrames } from "../helpers.ts";
 
 type ErrBody = { code: number; name: string; message: string; details?: Record<string, unknown> };
 type Envelope = { v: 1; req_id: string; ok: boolean; result?: unknown; error?: ErrBody };
@@ -344,6 +345,8 @@ Deno.test("Server: a peer that pipelines and never reads stalls only itself", as
       const idle = await Deno.connect({ transport: "unix", path });
       try {
         await idle.write(all);
+        // Gives the server time to answer through a real socket; the check is an
+        // upper bound on what it made, so there is no event to wait for.
         await new Promise((r) => setTimeout(r, 300));
         // then only about what its socket and its budget hold was made for it
         assert(made <= 8, `${made} answers of 100 KB made for a peer that reads nothing`);
@@ -359,6 +362,74 @@ Deno.test("Server: a peer that pipelines and never reads stalls only itself", as
       } finally {
         idle.close();
       }
+    });
+  });
+});
+
+/** An in-memory connection: reads `input`, then end of file; keeps what is written. */
+function memoryConn(input: Uint8Array) {
+  let off = 0;
+  const written: number[] = [];
+  return {
+    written,
+    read(p: Uint8Array): Promise<number | null> {
+      if (off >= input.length) return Promise.resolve(null);
+      const n = Math.min(p.length, input.length - off);
+      p.set(input.subarray(off, off + n));
+      off += n;
+      return Promise.resolve(n);
+    },
+    write(p: Uint8Array): Promise<number> {
+      written.push(...p);
+      return Promise.resolve(p.length);
+    },
+    close() {},
+  };
+}
+
+Deno.test("Server.servePrivate: requests run as the principal, through the same envelope and params checks", async () => {
+  await withTempDir((dir) => {
+    // given a protected method and a chain that refuses everything (and counts)
+    let chainCalls = 0;
+    const seen: unknown[] = [];
+    const chain: RequestChain<string> = {
+      authorize: () => {
+        chainCalls++;
+        throw new Error("the chain must not be asked for a private connection");
+      },
+    };
+    const register: Method<string> = {
+      name: "t.register",
+      access: { right: "t.register" },
+      params: { service: { type: "string", pattern: /^[a-z]+$/ } },
+      handler: (p: { service: string }, ctx) => {
+        seen.push([p.service, ctx.cap]);
+        return { ok: true };
+      },
+    };
+    return withServer(dir, { methods: [register] as Method[], chain }, async (server) => {
+      // when the private connection sends a good request, bad params, a bad envelope
+      // and an unknown method, with no token at all
+      const conn = memoryConn(
+        new Uint8Array([
+          ...frameText('{"v":1,"req_id":"a","method":"t.register","params":{"service":"fs"}}'),
+          ...frameText('{"v":1,"req_id":"b","method":"t.register","params":{"service":"F/S"}}'),
+          ...frameText('{"v":1,"req_id":"c","method":"t.register","params":{}}'),
+          ...frameText('{"v":2,"req_id":"d","method":"t.register"}'),
+          ...frameText('{"v":1,"req_id":"e","method":"t.nope","params":{}}'),
+        ]),
+      );
+      await (server as unknown as Server<string>).servePrivate(conn, { principal: "supervisor" });
+      // then the good one ran as the principal and every other one was refused by the server
+      const answers = decodeFrames(new Uint8Array(conn.written)) as Envelope[];
+      assert.deepEqual(seen, [["fs", "supervisor"]]);
+      assert.equal(chainCalls, 0);
+      const byId = new Map(answers.map((a) => [a.req_id, a]));
+      assert.equal(byId.get("a")?.ok, true);
+      for (const id of ["b", "c", "e"]) {
+        assert.equal(byId.get(id)?.error?.name, "INVALID_ARGUMENT", id);
+      }
+      assert.equal(answers.filter((a) => !a.ok).length, 4);
     });
   });
 });

@@ -1,6 +1,7 @@
 /**
  * Unit tests for src/token/revocation_set.ts: the add-only revocation set,
- * the signed revocation list, and the revocation file in the runtime dir.
+ * the signed revocation list (the file in the runtime dir is tested in
+ * sources_revocations_test.ts).
  */
 
 import assert from "node:assert/strict";
@@ -10,12 +11,11 @@ import { signV4Public, TokenError } from "../../src/token/paseto.ts";
 import {
   openRevocationList,
   REVOCATION_LIST_TYPE,
-  RevocationFile,
   RevocationSet,
   type RevokedEntry,
   signRevocationList,
 } from "../../src/token/revocation_set.ts";
-import { CountingLookup, ISSUER, withTempDir } from "./support.ts";
+import { CountingLookup, ISSUER } from "./support.ts";
 
 const SOON = Math.floor(Date.now() / 1000) + 3600;
 
@@ -127,104 +127,4 @@ Deno.test("openRevocationList: a wrong issuer, a wrong type or malformed entries
     const bad = await signV4Public(key, { typ: REVOCATION_LIST_TYPE, iss: ISSUER, revoked });
     await assert.rejects(openRevocationList(bad, keys, ISSUER), /malformed entries/);
   }
-});
-
-Deno.test("RevocationFile: a missing file is nothing revoked yet", async () => {
-  await withTempDir(async (dir) => {
-    const set = new RevocationSet();
-    const keys = new CountingLookup();
-    assert.deepEqual(await new RevocationFile(`${dir}/revocations`).load(set, keys, ISSUER), []);
-    assert.equal(set.size, 0);
-  });
-});
-
-Deno.test("RevocationFile: loads the list when the file changed, and only then", async () => {
-  await withTempDir(async (dir) => {
-    // given a revocation file with one entry
-    const path = `${dir}/revocations`;
-    const key = await generateSigningKey();
-    const keys = new CountingLookup([await importVerifyKey(key.publicKey)]);
-    const [a, b] = [newCapId(), newCapId()];
-    const write = async (entries: RevokedEntry[]) => {
-      Deno.writeTextFileSync(
-        `${path}.tmp`,
-        (await signRevocationList(key, ISSUER, entries)) + "\n",
-      );
-      Deno.renameSync(`${path}.tmp`, path);
-    };
-    await write([{ cap_id: a, exp: SOON }]);
-    const file = new RevocationFile(path);
-    const set = new RevocationSet();
-    // when loaded, then the entry is merged
-    assert.deepEqual(await file.load(set, keys, ISSUER), [a]);
-    assert.equal(keys.calls, 1);
-    // when loaded again without a change, then the file is not verified again
-    assert.deepEqual(await file.load(set, keys, ISSUER), []);
-    assert.equal(keys.calls, 1);
-    // when identity rewrites it with a second entry, then only the new one is reported
-    await write([{ cap_id: a, exp: SOON }, { cap_id: b, exp: SOON }]);
-    assert.deepEqual(await file.load(set, keys, ISSUER), [b]);
-    assert.equal(keys.calls, 2);
-    assert.ok(set.has(a) && set.has(b));
-  });
-});
-
-Deno.test("RevocationFile: a line signed by a key not known yet is retried on the next load", async () => {
-  await withTempDir(async (dir) => {
-    // given a file signed by a key the verifier does not know yet
-    const path = `${dir}/revocations`;
-    const key = await generateSigningKey();
-    const keys = new CountingLookup();
-    const a = newCapId();
-    Deno.writeTextFileSync(
-      path,
-      (await signRevocationList(key, ISSUER, [{ cap_id: a, exp: SOON }])) + "\n",
-    );
-    const file = new RevocationFile(path);
-    const set = new RevocationSet();
-    // when loaded, then nothing is merged (and nothing throws)
-    assert.deepEqual(await file.load(set, keys, ISSUER), []);
-    assert.equal(set.size, 0);
-    // and once the key is known, the same unchanged file loads
-    keys.add(await importVerifyKey(key.publicKey));
-    assert.deepEqual(await file.load(set, keys, ISSUER), [a]);
-  });
-});
-
-Deno.test("RevocationFile: lines appended later are read from where it left off", async () => {
-  await withTempDir(async (dir) => {
-    // given a file of one line, already read
-    const path = `${dir}/revocations`;
-    const key = await generateSigningKey();
-    const keys = new CountingLookup([await importVerifyKey(key.publicKey)]);
-    const line = async (id: string) =>
-      (await signRevocationList(key, ISSUER, [{ cap_id: id, exp: SOON }])) + "\n";
-    const [a, b, c] = [newCapId(), newCapId(), newCapId()];
-    Deno.writeTextFileSync(path, await line(a));
-    const file = new RevocationFile(path);
-    const set = new RevocationSet();
-    assert.deepEqual(await file.load(set, keys, ISSUER), [a]);
-    // when a whole line and half of another are appended
-    const third = await line(c);
-    Deno.writeTextFileSync(path, (await line(b)) + third.slice(0, 20), { append: true });
-    // then only the whole line is merged, verifying nothing twice
-    const calls = keys.calls;
-    assert.deepEqual(await file.load(set, keys, ISSUER), [b]);
-    assert.equal(keys.calls, calls + 1);
-    // and the rest of the torn line, once written, is read too
-    Deno.writeTextFileSync(path, third.slice(20), { append: true });
-    assert.deepEqual(await file.load(set, keys, ISSUER), [c]);
-  });
-});
-
-Deno.test("RevocationFile: a line that can never verify is skipped, not a wall", async () => {
-  await withTempDir(async (dir) => {
-    const path = `${dir}/revocations`;
-    const key = await generateSigningKey();
-    const keys = new CountingLookup([await importVerifyKey(key.publicKey)]);
-    const a = newCapId();
-    const good = (await signRevocationList(key, ISSUER, [{ cap_id: a, exp: SOON }])) + "\n";
-    Deno.writeTextFileSync(path, "v4.public.garbage\n" + good);
-    assert.deepEqual(await new RevocationFile(path).load(new RevocationSet(), keys, ISSUER), [a]);
-  });
 });

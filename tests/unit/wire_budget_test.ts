@@ -30,6 +30,7 @@ Deno.test("ByteBudget.take: waiters are served in order, a take is capped at the
   const second = (b.take(10) as Promise<number>).then((n) => order.push(`b${n}`));
   // a small take does not overtake a larger one that waits before it
   b.give(50);
+  // One macrotask turn, so every promise callback that could run has run (not a wait on time).
   await new Promise((r) => setTimeout(r, 0));
   assert.deepEqual(order, []);
   b.give(50);

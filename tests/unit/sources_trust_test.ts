@@ -1,5 +1,5 @@
 /**
- * Unit tests for src/token/trust.ts: a service's local view of identity's
+ * Unit tests for src/sources/trust.ts: a service's local view of identity's
  * published keys and revocations.
  */
 
@@ -12,9 +12,11 @@ import {
   importVerifyKey,
   publicPaserk,
   type SigningKey,
+  type VerifyKey,
 } from "../../src/token/keys.ts";
 import { RevocationSet, signRevocationList } from "../../src/token/revocation_set.ts";
-import { Trust } from "../../src/token/trust.ts";
+import { Trust } from "../../src/sources/trust.ts";
+import type { KeySetSource } from "../../src/sources/key_set.ts";
 import { makeClaims, mint, withTempDir } from "./support.ts";
 
 const SOON = Math.floor(Date.now() / 1000) + 3600;
@@ -155,5 +157,54 @@ Deno.test("Trust: identity may pass its own key ring and revocation set", async 
     assert.equal(cap.claims.sub, "tester");
     assert.equal(trust.revoked, revoked);
     assert.equal(trust.authContext.revoked, revoked);
+  });
+});
+
+Deno.test("Trust: fed by sources it is given, the in-memory view follows their feeds", async () => {
+  await withTempDir(async (dir) => {
+    // given a key set source and a revocation source that are not files
+    const key = await generateSigningKey();
+    const verifyKey = await importVerifyKey(key.publicKey);
+    let keys = new Map<string, VerifyKey>();
+    const keyFeed: ((k: ReadonlyMap<string, VerifyKey>) => void)[] = [];
+    const keySource: KeySetSource = {
+      snapshot: () => keys,
+      refresh: () => Promise.resolve(),
+      subscribe: (fn) => {
+        keyFeed.push(fn);
+        return () => {};
+      },
+    };
+    let deliver: (entries: { cap_id: string; exp: number }[]) => void = () => {};
+    const revocationSource = {
+      snapshot: () => Promise.resolve([]),
+      poll: () => Promise.resolve(),
+      push: (signed: string) => {
+        deliver([{ cap_id: signed, exp: SOON }]);
+        return Promise.resolve();
+      },
+      subscribe: (fn: typeof deliver) => {
+        deliver = fn;
+        return () => {};
+      },
+    };
+    const trust = new Trust(layoutIn(dir), undefined, { keySource, revocationSource });
+    const seen: string[] = [];
+    trust.onRevoked((ids) => seen.push(...ids));
+    // when the key source's set changes, then lookups see it and the verifier's cache is cleared
+    assert.equal(await trust.keys.get(key.kid), undefined);
+    keys = new Map([[key.kid, verifyKey]]);
+    for (const fn of keyFeed) fn(keys);
+    assert.equal(trust.keys.get(key.kid), verifyKey);
+    await trust.verifier.verify(await mint(key, makeClaims()));
+    assert.equal(trust.verifier.cached, 1);
+    for (const fn of keyFeed) fn(keys);
+    assert.equal(trust.verifier.cached, 0);
+    // and a push through the revocation source is in the set before applyPush resolves
+    const a = newCapId();
+    assert.equal(await trust.applyPush(a), 1);
+    assert.ok(trust.revoked.has(a));
+    assert.deepEqual(seen, [a]);
+    assert.equal(await trust.applyPush(a), 0);
   });
 });

@@ -1,0 +1,128 @@
+/**
+ * Where a verifier's key set comes from: a {@link KeySetSource} gives a
+ * snapshot, a change feed and a re-read on demand; {@link FileKeySetSource}
+ * is today's, identity.pub in the runtime dir; {@link KeySetLookup} is the
+ * hot path's synchronous in-memory lookup fed by any source.
+ *
+ * The rule on an unknown key id is exact: the answer waits for a re-read of
+ * the source that began after the lookup. For the file, that is a stat of
+ * identity.pub, and the file is re-read when the stat shows it changed.
+ * Identity publishes the key set before it hands out any token signed by a
+ * new key, so such a token is never refused as unknown_key. Lookups that miss
+ * meanwhile share one stat (at most one runs and one waits), which bounds what
+ * unknown key ids cost.
+ * @module
+ */
+
+import type { VerifyKey } from "../token/keys.ts";
+import { importKeySet, type KeyLookup } from "../token/key_set.ts";
+
+/** Stops a subscription to a change feed. */
+export type Unsubscribe = () => void;
+
+/** A key set: what it holds now, its changes, and a re-read on demand. */
+export interface KeySetSource {
+  /** The keys held now, by key id. */
+  snapshot(): ReadonlyMap<string, VerifyKey>;
+  /** Re-reads the set; resolves after a read that began after the call. */
+  refresh(): Promise<void>;
+  /** The change feed: `fn` runs after each change of the set, with the new snapshot. */
+  subscribe(fn: (keys: ReadonlyMap<string, VerifyKey>) => void): Unsubscribe;
+}
+
+/**
+ * The key set read from identity.pub, reloaded when the file's inode, size or
+ * mtime changes. A missing file means "no keys yet" (identity has not
+ * started), not an error.
+ */
+export class FileKeySetSource implements KeySetSource {
+  #path: string;
+  #keys: ReadonlyMap<string, VerifyKey> = new Map();
+  #stamp = "";
+  #listeners = new Set<(keys: ReadonlyMap<string, VerifyKey>) => void>();
+  #loading?: Promise<void>;
+  /** The check that starts once #loading ends, shared by the misses that arrived meanwhile. */
+  #queued?: Promise<void>;
+
+  /** A source over the key set file at `path` (identity.pub). */
+  constructor(path: string) {
+    this.#path = path;
+  }
+
+  /** The keys loaded by the last read. */
+  snapshot(): ReadonlyMap<string, VerifyKey> {
+    return this.#keys;
+  }
+
+  /** Subscribes to changes of the set. */
+  subscribe(fn: (keys: ReadonlyMap<string, VerifyKey>) => void): Unsubscribe {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  /**
+   * Re-reads the file when it changed. Resolves after a check that began
+   * after the call: a check already running may have looked before the file
+   * changed, so the caller waits for the next one.
+   */
+  refresh(): Promise<void> {
+    if (!this.#loading) {
+      this.#loading = this.#refresh().finally(() => (this.#loading = undefined));
+      return this.#loading;
+    }
+    this.#queued ??= this.#loading.catch(() => {}).then(() => {
+      this.#queued = undefined;
+      return this.refresh();
+    });
+    return this.#queued;
+  }
+
+  async #refresh(): Promise<void> {
+    let stamp: string;
+    try {
+      const st = await Deno.stat(this.#path);
+      stamp = `${st.ino}:${st.size}:${st.mtime?.getTime()}`;
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return;
+      throw err;
+    }
+    if (stamp === this.#stamp) return;
+    const keys = await importKeySet(JSON.parse(await Deno.readTextFile(this.#path)));
+    this.#stamp = stamp;
+    const changed = keys.size !== this.#keys.size ||
+      [...keys.keys()].some((k) => !this.#keys.has(k));
+    this.#keys = keys;
+    if (changed) { for (const fn of this.#listeners) fn(keys); }
+  }
+}
+
+/**
+ * The verifier's key lookup over a source: a hit is answered from the
+ * snapshot in memory; a miss waits for one re-read that began after it (see
+ * the module doc) and looks again.
+ */
+export class KeySetLookup implements KeyLookup {
+  #source: KeySetSource;
+
+  /** A lookup over `source`'s snapshots. */
+  constructor(source: KeySetSource) {
+    this.#source = source;
+  }
+
+  /** The key ids currently loaded. */
+  get kids(): string[] {
+    return [...this.#source.snapshot().keys()];
+  }
+
+  /** Looks a key up; on a miss, re-reads the source once before answering. */
+  get(kid: string): VerifyKey | Promise<VerifyKey | undefined> {
+    const hit = this.#source.snapshot().get(kid);
+    if (hit) return hit;
+    return this.#source.refresh().then(() => this.#source.snapshot().get(kid));
+  }
+
+  /** Re-reads the source (the periodic check and the start-up read). */
+  refresh(): Promise<void> {
+    return this.#source.refresh();
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * Everything a service needs to judge tokens on its own: the key set, the
+ * revocations it knows of, and the verifier with its cache, each fed from a
+ * source. Today's sources are the files identity publishes in the runtime
+ * dir and the signed revocation lists it pushes; the service also re-reads
+ * the files now and then, in case a push was missed. The hot path (verify,
+ * revokedIn) reads only memory.
+ * @module
+ */
+
+import { issuerOf, type Layout, runtimeFiles } from "../runtime/config.ts";
+import { type Clock, systemClock } from "../runtime/clock.ts";
+import type { KeyLookup } from "../token/key_set.ts";
+import { RevocationSet } from "../token/revocation_set.ts";
+import { TokenVerifier } from "../token/verifier.ts";
+import { FileKeySetSource, KeySetLookup, type KeySetSource } from "./key_set.ts";
+import { FileRevocationSource, type PushableRevocationSource } from "./revocations.ts";
+
+/** Options for {@link Trust}. */
+export interface TrustOptions {
+  /** Where the key set comes from (default identity.pub in the runtime dir). */
+  keySource?: KeySetSource;
+  /**
+   * Where revocations come from (default the signed list file in the runtime
+   * dir, checked with this trust's keys, and identity's pushes).
+   */
+  revocationSource?: PushableRevocationSource;
+  /** When revoked entries may be pruned (default {@link systemClock}). */
+  clock?: Clock;
+}
+
+/** A service's local view of what identity has signed and revoked. */
+export class Trust {
+  /** "identity@<node_id>": the issuer tokens and revocation lists must name. */
+  readonly issuer: string;
+  /** The key lookup the verifier uses, fed by the key set source. */
+  readonly keys: KeySetLookup;
+  /** The revoked capabilities, in memory, fed by the revocation source. */
+  readonly revoked: RevocationSet;
+  /** Verifies tokens against the keys (with its cache). */
+  readonly verifier: TokenVerifier;
+  #revocations: PushableRevocationSource;
+  #onRevoked: (ids: string[]) => void = () => {};
+  #lastAdded = 0;
+  #clock: Clock;
+
+  /**
+   * Identity passes its own key ring and revocation set; every other service
+   * reads what identity publishes in the runtime dir.
+   */
+  constructor(
+    layout: Layout,
+    own?: { keys: KeyLookup; revoked: RevocationSet },
+    options: TrustOptions = {},
+  ) {
+    this.#clock = options.clock ?? systemClock;
+    const rt = runtimeFiles(layout);
+    this.issuer = issuerOf(layout);
+    const source = options.keySource ?? new FileKeySetSource(rt.identityPub);
+    source.subscribe(() => this.verifier.clearCache());
+    this.keys = new KeySetLookup(source);
+    this.revoked = own?.revoked ?? new RevocationSet();
+    const lookup = own?.keys ?? this.keys;
+    this.verifier = new TokenVerifier({ issuer: this.issuer, keys: lookup });
+    this.#revocations = options.revocationSource ??
+      new FileRevocationSource(rt.revocations, { keys: lookup, issuer: this.issuer });
+    // The feed fills the in-memory set the hot path reads, synchronously.
+    this.#revocations.subscribe((entries) => {
+      const added = this.revoked.add(entries);
+      this.#lastAdded = added.length;
+      if (added.length > 0) this.#onRevoked(added);
+    });
+  }
+
+  /** Sets what to do when capabilities become revoked (fs closes their handles). */
+  onRevoked(fn: (ids: string[]) => void): void {
+    this.#onRevoked = fn;
+  }
+
+  /** The pieces authorize() needs. */
+  get authContext(): { verifier: TokenVerifier; revoked: RevocationSet } {
+    return { verifier: this.verifier, revoked: this.revoked };
+  }
+
+  /** Re-reads the key set and the revocation list if either changed. */
+  async refresh(): Promise<void> {
+    await this.keys.refresh();
+    try {
+      await this.#revocations.poll();
+    } catch {
+      // Not readable now: retried on the next refresh.
+    }
+    this.revoked.prune(this.#clock.now());
+  }
+
+  /**
+   * Applies a signed revocation list pushed by identity, before it resolves.
+   * Returns how many entries were new. Throws when it is not signed by this
+   * node's identity.
+   */
+  async applyPush(signed: string): Promise<number> {
+    this.#lastAdded = 0;
+    await this.#revocations.push(signed);
+    return this.#lastAdded;
+  }
+}
