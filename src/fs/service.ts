@@ -119,9 +119,11 @@ export function fsMethods(d: FsDeps): Method<Capability>[] {
       },
     },
     "fs.read": {
-      // base64 (4/3), the text form (at most 1x), and the frame: below 4x the
-      // size. Every read counts, however small: unread answers add up.
-      cost: (p: { size: number }) => p.size * 4,
+      // What the answer holds while it is made: the base64 string (4/3 of
+      // the size) and the frame with it (4/3 again). Text adds its own copy
+      // to the frame, which is counted at its real size once made. Every
+      // read counts, however small: unread answers add up.
+      cost: (p: { size: number }) => Math.ceil((p.size * 8) / 3),
       handler: (p: { handle: string; offset: number; size: number }, ctx) => {
         const cap = ctx.cap!;
         const h = d.handles.get(p.handle, cap);
