@@ -22,6 +22,7 @@ import {
 import { commandHelp, groupHelp, overviewHelp } from "./help.ts";
 import { METHODS, nearest } from "./methods.ts";
 import {
+  type CapList,
   type Introspection,
   type Listing,
   type LogLine,
@@ -29,6 +30,7 @@ import {
   type LogTail,
   type NodeStatus,
   type RegistryEntry,
+  renderCapList,
   renderIntrospection,
   renderIssued,
   renderListing,
@@ -209,7 +211,7 @@ const SVC: Group = {
 
 const TOKEN: Group = {
   name: "token",
-  summary: "issue, inspect and revoke capability tokens",
+  summary: "issue, list, inspect and revoke capability tokens",
   commands: [
     {
       name: "issue",
@@ -262,6 +264,51 @@ const TOKEN: Group = {
           data: issued,
           text: renderIssued(issued.token, seen?.claims, { style: ctx.style, now: ctx.now() }),
         };
+      },
+    },
+    {
+      name: "list",
+      summary: "the live capabilities identity has issued",
+      args: [],
+      options: [
+        { name: "service", value: "NAME", summary: "only tokens for NAME", complete: "services" },
+        { name: "sub", value: "NAME", summary: "only tokens issued to NAME" },
+        { name: "revoked", summary: "only revoked ones" },
+        { name: "live", summary: "only ones not revoked" },
+        {
+          name: "lines",
+          short: "n",
+          value: "N",
+          summary: "at most N, newest first (default 1000, up to 2000)",
+        },
+      ],
+      description: [
+        "Like `vault list auth/token/accessors`: cap_id, subject, service, rights, prefix,",
+        "expiry, parent, and whether it (or an ancestor) is revoked. The operator token",
+        "sees every capability; a delegated token sees its own and those delegated from",
+        "it. Needs identity.list (the operator token has it).",
+      ],
+      examples: [
+        "strata-ctl token list",
+        "strata-ctl token list --service fs --live",
+        "strata-ctl token list --json | jq -r '.capabilities[].cap_id'",
+      ],
+      async run(ctx, input) {
+        const o = input.options;
+        if (o.revoked === true && o.live === true) {
+          throw usage("--revoked and --live exclude each other", "give one of them, or neither");
+        }
+        const n = o.lines === undefined ? 1000 : Number(o.lines);
+        if (!Number.isSafeInteger(n) || n < 1 || n > 2000) {
+          throw usage(`--lines: ${o.lines} is not a number from 1 to 2000`, "e.g. -n 50");
+        }
+        const r = await ctx.session.call<CapList>("identity.list", {
+          ...(o.service !== undefined ? { service: o.service } : {}),
+          ...(o.sub !== undefined ? { sub: o.sub } : {}),
+          ...(o.revoked === true ? { revoked: true } : o.live === true ? { revoked: false } : {}),
+          limit: n,
+        });
+        return { data: r, text: renderCapList(r, { style: ctx.style, now: ctx.now() }) };
       },
     },
     {

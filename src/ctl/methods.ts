@@ -65,6 +65,12 @@ export const METHODS: readonly MethodInfo[] = [
     protected: true,
   },
   {
+    method: "identity.list",
+    summary: "the live capabilities issued (operator: all; else your tree)",
+    example: { service: "fs", limit: 100 },
+    protected: true,
+  },
+  {
     method: "identity.introspect",
     summary: "is this token valid, and what does it say",
     example: { token: "<token>" },

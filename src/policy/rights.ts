@@ -10,7 +10,7 @@ import { invalidArgument } from "../wire/errors.ts";
 /** Every right, by the service that defines it. */
 export const SERVICE_RIGHTS: Readonly<Record<string, readonly string[]>> = {
   fs: ["fs.open", "fs.read", "fs.list"],
-  identity: ["identity.issue", "identity.revoke", "identity.rotate_key"],
+  identity: ["identity.issue", "identity.revoke", "identity.rotate_key", "identity.list"],
   supervisor: [
     "supervisor.svc.start",
     "supervisor.svc.stop",
@@ -29,7 +29,7 @@ export const SERVICE_RIGHTS: Readonly<Record<string, readonly string[]>> = {
  * the rights it lists, and the operator can delegate these only once its
  * token lists them (a new operator token does).
  */
-export const ROOT_IMPLIED_RIGHTS: readonly string[] = ["supervisor.logs"];
+export const ROOT_IMPLIED_RIGHTS: readonly string[] = ["supervisor.logs", "identity.list"];
 
 /** The service name that stands for "every service" (the operator token). */
 export const ANY_SERVICE = "*";
