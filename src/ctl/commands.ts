@@ -6,6 +6,7 @@
  */
 
 import { CHILD_SERVICES } from "../runtime/config.ts";
+import { humanLine } from "../runtime/log.ts";
 import { VERSION } from "../runtime/version.ts";
 import { completionScript, SHELLS } from "./completion.ts";
 import { findCommand } from "./dispatch.ts";
@@ -608,6 +609,105 @@ const LOGS: Command = {
 
 const encoder = new TextEncoder();
 
+/** One page of supervisor.audit. */
+interface AuditPage {
+  events: Record<string, unknown>[];
+  next: string;
+  truncated?: boolean;
+  more?: boolean;
+}
+
+/** Audit events as journalctl shows lines: date and time, program, event, fields. */
+function renderAuditEvents(events: readonly Record<string, unknown>[]): string {
+  return events.map((e) => humanLine(JSON.stringify(e), { date: true, programWidth: 10 }))
+    .join("\n");
+}
+
+const AUDIT: Command = {
+  name: "audit",
+  summary: "the audit trail, filtered; -f follows it",
+  args: [],
+  options: [
+    { name: "follow", short: "f", summary: "keep printing new events until Ctrl-C" },
+    { name: "since", value: "DURATION", summary: "only events from the last DURATION (10m, 2h)" },
+    { name: "cap", value: "CAP_ID", summary: "only events about CAP_ID (its own, by it, from it)" },
+    {
+      name: "event",
+      value: "EVENT",
+      summary: "only EVENT, or every event under a prefix (cap, fs.open, auth.denied)",
+    },
+    LINES_OPTION(100),
+  ],
+  description: [
+    "Every service's audit events (cap.issued, cap.revoked, auth.denied, fs.open, fs.read,",
+    "svc.start, key.rotated, …), read by the supervisor from <state dir>/audit.log and",
+    "audit.log.1, which stay 0600. Needs supervisor.audit (the operator token has it).",
+  ],
+  examples: [
+    "strata-ctl audit -n 20",
+    "strata-ctl audit --event auth.denied --since 1h",
+    "strata-ctl audit -f --cap 3f9a0c1e5b7d4f2a8c6e0b1d3f5a7c9e",
+    "strata-ctl audit --json | jq -r '.events[].event'",
+  ],
+  async run(ctx, input) {
+    const o = input.options;
+    const sinceText = o.since as string | undefined;
+    const sinceMs = sinceText === undefined ? undefined : parseDuration(sinceText);
+    if (sinceText !== undefined && sinceMs === undefined) {
+      throw usage(
+        `--since: cannot read "${sinceText}" as a duration`,
+        "use e.g. 90s, 10m, 2h or 1d",
+      );
+    }
+    const cap = o.cap as string | undefined;
+    if (cap !== undefined && !/^[0-9a-f]{32}$/.test(cap)) {
+      throw usage(
+        `--cap: ${cap} is not a cap_id`,
+        "a cap_id is 32 hex digits (strata-ctl token list)",
+      );
+    }
+    const filters = {
+      ...(cap !== undefined ? { cap_id: cap } : {}),
+      ...(o.event !== undefined ? { event: o.event } : {}),
+    };
+    const page = await ctx.session.call<AuditPage>("supervisor.audit", {
+      ...filters,
+      lines: linesOf(input, 100),
+      ...(sinceMs !== undefined ? { since_ms: Math.max(0, ctx.now() - sinceMs) } : {}),
+    });
+    if (o.follow !== true) {
+      const note = page.more ? "\n(older events were not searched; narrow with --since)" : "";
+      return {
+        data: page,
+        text: page.events.length ? renderAuditEvents(page.events) + note : undefined,
+      };
+    }
+    const show = (events: Record<string, unknown>[]) =>
+      events.length === 0 ? Promise.resolve() : writeAll(
+        Deno.stdout,
+        encoder.encode(
+          (ctx.json ? events.map((e) => JSON.stringify(e)).join("\n") : renderAuditEvents(events)) +
+            "\n",
+        ),
+      );
+    await untilReaderGone((async () => {
+      await show(page.events);
+      let after = page.next;
+      while (true) {
+        await new Promise((r) => setTimeout(r, FOLLOW_POLL_MS));
+        const more = await ctx.session.call<AuditPage>("supervisor.audit", {
+          ...filters,
+          lines: 1000,
+          after,
+        });
+        await show(more.events);
+        after = more.next;
+      }
+    })());
+    return {};
+  },
+};
+
 const COMPLETION: Command = {
   name: "completion",
   summary: "print a shell completion script (bash, zsh or fish)",
@@ -680,6 +780,7 @@ export const COMMANDS: readonly Entry[] = [
   STATUS,
   SVC,
   LOGS,
+  AUDIT,
   TOKEN,
   FS,
   REGISTRY,

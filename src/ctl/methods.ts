@@ -35,6 +35,12 @@ export const METHODS: readonly MethodInfo[] = [
     protected: true,
   },
   {
+    method: "supervisor.audit",
+    summary: "the audit trail, filtered; a cursor to follow it (operator)",
+    example: { event: "auth.denied", lines: 50 },
+    protected: true,
+  },
+  {
     method: "supervisor.svc.start",
     summary: "start a service (lifts a quarantine)",
     example: { name: "fs" },

@@ -16,6 +16,7 @@ export const SERVICE_RIGHTS: Readonly<Record<string, readonly string[]>> = {
     "supervisor.svc.stop",
     "supervisor.svc.restart",
     "supervisor.logs",
+    "supervisor.audit",
   ],
   registry: ["registry.register"],
 };
@@ -29,7 +30,11 @@ export const SERVICE_RIGHTS: Readonly<Record<string, readonly string[]>> = {
  * the rights it lists, and the operator can delegate these only once its
  * token lists them (a new operator token does).
  */
-export const ROOT_IMPLIED_RIGHTS: readonly string[] = ["supervisor.logs", "identity.list"];
+export const ROOT_IMPLIED_RIGHTS: readonly string[] = [
+  "supervisor.logs",
+  "identity.list",
+  "supervisor.audit",
+];
 
 /** The service name that stands for "every service" (the operator token). */
 export const ANY_SERVICE = "*";

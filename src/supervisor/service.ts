@@ -1,8 +1,9 @@
 /**
  * The supervisor's methods: status, svc.list and svc.status for anyone who
  * can reach the socket; svc.start, svc.stop and svc.restart for holders of
- * the matching supervisor right, and the services' log lines (logs) for
- * holders of supervisor.logs.
+ * the matching supervisor right, the services' log lines (logs) for
+ * holders of supervisor.logs, and the audit trail (audit) for holders of
+ * supervisor.audit.
  * @module
  */
 
@@ -10,6 +11,7 @@ import type { Capability } from "../token/claims.ts";
 import type { Method } from "../server/server.ts";
 import { VERSION } from "../runtime/version.ts";
 import { MAX_FRAME } from "../wire/frame.ts";
+import { type AuditFiles, MAX_EVENTS, readAudit } from "./audit_trail.ts";
 import { type LogBook, RING_LINES } from "./logs.ts";
 import type { Manager } from "./manager.ts";
 
@@ -18,6 +20,8 @@ export interface SupervisorDeps {
   manager: Manager;
   /** The services' log lines. */
   logs: LogBook;
+  /** The audit trail's files (for supervisor.audit). */
+  audit: AuditFiles;
   nodeId: string;
   startedAt: number;
 }
@@ -78,6 +82,37 @@ export function supervisorMethods(d: SupervisorDeps): Method<Capability>[] {
           after: p.after,
         });
       },
+    },
+    {
+      name: "supervisor.audit",
+      access: { right: "supervisor.audit" },
+      params: {
+        lines: { type: "integer", default: 100, min: 1, max: MAX_EVENTS },
+        since_ms: { type: "integer", optional: true, min: 0 },
+        cap_id: {
+          type: "string",
+          optional: true,
+          pattern: /^[0-9a-f]{32}$/,
+          hint: "must be 32 hex digits",
+        },
+        event: { type: "string", optional: true, minLength: 1, maxLength: 64 },
+        after: { type: "string", optional: true, minLength: 3, maxLength: 40 },
+      },
+      cost: () => MAX_FRAME,
+      handler: (p: {
+        lines: number;
+        since_ms?: number;
+        cap_id?: string;
+        event?: string;
+        after?: string;
+      }) =>
+        readAudit(d.audit, {
+          lines: p.lines,
+          sinceMs: p.since_ms,
+          capId: p.cap_id,
+          event: p.event,
+          after: p.after,
+        }),
     },
     {
       name: "supervisor.svc.start",

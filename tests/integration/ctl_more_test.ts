@@ -1,13 +1,15 @@
 /**
  * strata-ctl for every day, part two, against a real supervisor: `token
  * list` (what identity issued, the operator's view and a delegated token's
- * tree, kept across a restart), in human and --json form, with exit codes.
+ * tree, kept across a restart) and `audit` (filtered, followed, through
+ * supervisor.audit), in human and --json form, with exit codes.
  */
 
 import assert from "node:assert/strict";
-import { expectExit } from "../ctl_support.ts";
+import { ctlCommand, ctlEnv, expectExit } from "../ctl_support.ts";
 import { stateFiles } from "../../src/runtime/config.ts";
-import { issue, startNode } from "../helpers.ts";
+import { permissionSet } from "../../src/runtime/permissions.ts";
+import { issue, startNode, waitFor } from "../helpers.ts";
 
 interface Listed {
   cap_id: string;
@@ -127,6 +129,126 @@ Deno.test("strata-ctl token list: the operator sees all, a delegated token its o
         a.cap_id,
         opId,
       ]);
+    });
+  } finally {
+    await node.stop();
+  }
+});
+
+interface AuditEvent {
+  ts: string;
+  event: string;
+  program: string;
+  cap_id?: string;
+  by?: string;
+  parent?: string;
+}
+
+Deno.test("strata-ctl audit: the trail through supervisor.audit, filtered and followed", async (t) => {
+  const node = await startNode();
+  try {
+    Deno.writeTextFileSync(`${node.exportRoot}/a.txt`, "a\n");
+    const x = await issue(node, { service: "fs", actions: ["list", "open"] });
+    const opened = await node.request(
+      "fs",
+      "fs.open",
+      { path: `${node.exportRoot}/a.txt` },
+      x.token,
+    );
+    assert.ok(opened.ok);
+    const denied = await node.request("fs", "fs.read", { handle: "h1" }, x.token);
+    assert.equal(denied.ok, false);
+    const events = async (args: string[]) => {
+      let got: AuditEvent[] = [];
+      // Services write their events in batches every 100 ms.
+      await waitFor("the events", async () => {
+        const r = await expectExit(node, ["audit", "--json", ...args], 0);
+        got = JSON.parse(r.stdout).events;
+        return got.length > 0;
+      }, 5000);
+      return got;
+    };
+
+    await t.step("--cap: the capability's events, from every service", async () => {
+      await waitFor("fs's denial", async () => {
+        const got = await events(["--cap", x.cap_id]);
+        return got.some((e) => e.event === "auth.denied");
+      }, 5000);
+      const got = await events(["--cap", x.cap_id]);
+      assert.ok(got.every((e) => e.cap_id === x.cap_id || e.by === x.cap_id), JSON.stringify(got));
+      assert.deepEqual(
+        [...new Set(got.map((e) => e.event))].sort(),
+        ["auth.denied", "cap.issued", "fs.open"],
+      );
+      const human = await expectExit(node, ["audit", "--cap", x.cap_id], 0);
+      assert.match(
+        human.stdout,
+        new RegExp(
+          `^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d identity +cap\\.issued  cap_id=${x.cap_id}`,
+          "m",
+        ),
+      );
+      assert.match(human.stdout, /fs +auth\.denied  method=fs\.read reason=missing_right/);
+    });
+
+    await t.step("--event: one event or a prefix; -n; --since", async () => {
+      const issued = await events(["--event", "cap.issued"]);
+      assert.ok(issued.length >= 2); // the operator token's and x's
+      assert.ok(issued.every((e) => e.event === "cap.issued"));
+      const fsEvents = await events(["--event", "fs"]);
+      assert.ok(fsEvents.every((e) => e.event.startsWith("fs.")));
+      assert.ok(fsEvents.some((e) => e.event === "fs.open"));
+      const last = await events(["-n", "1"]);
+      assert.equal(last.length, 1);
+      const recent = await events(["--since", "10m", "--event", "cap.issued"]);
+      assert.equal(recent.length, issued.length);
+      const none = await expectExit(node, ["audit", "--since", "1s", "--event", "key.rotated"], 0);
+      assert.equal(none.stdout, "");
+      const bad = await expectExit(node, ["audit", "--cap", "nope"], 2);
+      assert.match(bad.stderr, /--cap: nope is not a cap_id/);
+    });
+
+    await t.step("-f: new events appear as they are written", async () => {
+      const { cmd, args } = ctlCommand(node, ["audit", "-f", "--event", "cap.issued", "-n", "1"]);
+      const child = new Deno.Command(cmd, {
+        args,
+        clearEnv: true,
+        env: ctlEnv(),
+        stdin: "null",
+        stdout: "piped",
+        stderr: "null",
+      }).spawn();
+      let seen = "";
+      const reading = (async () => {
+        for await (const c of child.stdout.pipeThrough(new TextDecoderStream())) seen += c;
+      })();
+      try {
+        await waitFor("the last event", () => seen.includes("\n"), 10_000);
+        const ids: string[] = [];
+        for (let i = 0; i < 3; i++) {
+          ids.push((await issue(node, { service: "fs", actions: ["list"] })).cap_id);
+        }
+        await waitFor("the three new events", () => ids.every((id) => seen.includes(id)), 10_000);
+        const lines = seen.trimEnd().split("\n");
+        assert.equal(lines.length, 4, seen);
+        assert.ok(lines.every((l) => / identity +cap\.issued  cap_id=/.test(l)), seen);
+      } finally {
+        child.kill("SIGINT");
+        await child.status;
+        await reading;
+      }
+    });
+
+    await t.step("needs supervisor.audit; ctl itself is not granted the 0600 file", async () => {
+      const logsOnly = await issue(node, { service: "supervisor", actions: ["logs"] });
+      const r = await expectExit(node, ["-token", logsOnly.token, "audit"], 1);
+      assert.match(r.stderr, /lacks the right supervisor\.audit/);
+      const st = stateFiles(node.layout);
+      assert.equal(Deno.statSync(st.audit).mode! & 0o777, 0o600);
+      const ctlReads = permissionSet("ctl", node.layout).read;
+      assert.ok(!ctlReads.includes(st.audit) && !ctlReads.includes(node.layout.stateDir));
+      const allowed = await issue(node, { service: "supervisor", actions: ["audit"] });
+      await expectExit(node, ["-token", allowed.token, "audit", "-n", "1"], 0);
     });
   } finally {
     await node.stop();
