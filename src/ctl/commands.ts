@@ -459,6 +459,12 @@ const FS: Group = {
             dest,
             force: input.options.force === true,
             onProgress: progress?.onProgress,
+            // The terminal echoed ^C on the bar's line: clear it, and leave the
+            // prompt on a fresh line with a word on what happened.
+            onInterrupt: () => {
+              progress?.finish();
+              ctx.writeErr("strata-ctl: interrupted; nothing was saved\n");
+            },
           });
           if (dest === "-") {
             await untilReaderGone(download);

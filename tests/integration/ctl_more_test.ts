@@ -2,14 +2,15 @@
  * strata-ctl for every day, part two, against a real supervisor: `token
  * list` (what identity issued, the operator's view and a delegated token's
  * tree, kept across a restart) and `audit` (filtered, followed, through
- * supervisor.audit), in human and --json form, with exit codes.
+ * supervisor.audit), in human and --json form, with exit codes; and `fs get`
+ * on a terminal (script(1)) of 40 and 120 columns, and interrupted by Ctrl-C.
  */
 
 import assert from "node:assert/strict";
-import { ctlCommand, ctlEnv, expectExit } from "../ctl_support.ts";
+import { ctlCommand, ctlEnv, expectExit, hasScript } from "../ctl_support.ts";
 import { stateFiles } from "../../src/runtime/config.ts";
 import { permissionSet } from "../../src/runtime/permissions.ts";
-import { issue, startNode, waitFor } from "../helpers.ts";
+import { issue, type Node, startNode, waitFor } from "../helpers.ts";
 
 interface Listed {
   cap_id: string;
@@ -253,4 +254,131 @@ Deno.test("strata-ctl audit: the trail through supervisor.audit, filtered and fo
   } finally {
     await node.stop();
   }
+});
+
+/** The shell line that runs strata-ctl on a terminal `cols` wide (inside script(1)). */
+function onTerminalLine(node: Node, args: string[], cols: number, downloads: string[]): string {
+  const { cmd, args: argv } = ctlCommand(node, args, { downloads });
+  const quoted = [cmd, ...argv].map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
+  return `stty cols ${cols} rows 24; exec ${quoted}`;
+}
+
+/** script(1) running `line` on a pseudo-terminal, its stdin piped (to type Ctrl-C). */
+function scriptProcess(line: string, cwd: string): Deno.ChildProcess {
+  const env = ctlEnv();
+  delete env.NO_COLOR;
+  return new Deno.Command("script", {
+    args: ["-qec", line, "/dev/null"],
+    cwd,
+    clearEnv: true,
+    env: { ...env, SHELL: "/bin/sh", TERM: "xterm" },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+/** What each redraw of the bar showed: the text between a carriage return and the erase. */
+function redraws(screen: string): string[] {
+  return [...screen.matchAll(/\r([^\r\n]*?)\x1b\[K/g)].map((m) => m[1]).filter((s) => s !== "");
+}
+
+Deno.test({
+  name: "fs get on a terminal: rate and ETA, one line that fits 40 and 120 columns, Ctrl-C says so",
+  ignore: !hasScript(),
+  fn: async (t) => {
+    const node = await startNode();
+    const dl = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-ctl-dl-" });
+    const size = 6 * 1024 * 1024;
+    Deno.writeFileSync(`${node.exportRoot}/six.bin`, new Uint8Array(size).fill(7));
+    try {
+      for (const cols of [40, 120]) {
+        await t.step(`${cols} columns`, async () => {
+          // A rate-limited token makes the download last long enough to redraw a few times.
+          const slow = await issue(node, {
+            service: "fs",
+            actions: ["open", "read"],
+            rate_limit: "4rps",
+          });
+          const line = onTerminalLine(
+            node,
+            ["-token", slow.token, "fs", "get", `${node.exportRoot}/six.bin`, `c${cols}.bin`],
+            cols,
+            [dl],
+          );
+          const child = scriptProcess(line, dl);
+          await child.stdin.close();
+          const out = await child.output();
+          const screen = new TextDecoder().decode(out.stdout);
+          assert.equal(out.code, 0, JSON.stringify(screen));
+          const shown = redraws(screen);
+          assert.ok(shown.length >= 3, JSON.stringify(screen));
+          for (const s of shown) assert.ok(s.length <= cols - 1, `${s.length} > ${cols - 1}: ${s}`);
+          // never scrolled: the bar stays on one line, and the summary is the only line after it
+          assert.equal(screen.split("\n").length, 2, JSON.stringify(screen));
+          assert.match(screen, /saved .*c\d+\.bin \(6\.0 MiB in /);
+          const withRate = shown.filter((s) => /\d+\.\d (KiB|MiB)\/s  ETA \d+s/.test(s));
+          assert.ok(withRate.length >= 1, JSON.stringify(shown));
+          if (cols === 120) {
+            assert.ok(
+              withRate.some((s) =>
+                /^\[#*-*\] +\d+%  [\d.]+ (B|KiB|MiB) of 6\.0 MiB  [\d.]+ (KiB|MiB)\/s  ETA \d+s$/
+                  .test(s)
+              ),
+              JSON.stringify(shown),
+            );
+          } else {
+            assert.ok(withRate.every((s) => /^\[#*-*\] +\d+%  /.test(s)), JSON.stringify(shown));
+          }
+          assert.deepEqual(Deno.readFileSync(`${dl}/c${cols}.bin`).length, size);
+        });
+      }
+
+      await t.step(
+        "Ctrl-C: the prompt on a fresh line, a word, nothing saved, exit 130",
+        async () => {
+          const slow = await issue(node, {
+            service: "fs",
+            actions: ["open", "read"],
+            rate_limit: "1rps",
+          });
+          const line = onTerminalLine(
+            node,
+            ["-token", slow.token, "fs", "get", `${node.exportRoot}/six.bin`, "cut.bin"],
+            80,
+            [dl],
+          );
+          const child = scriptProcess(line, dl);
+          let screen = "";
+          const reading = (async () => {
+            for await (const c of child.stdout.pipeThrough(new TextDecoderStream())) screen += c;
+          })();
+          const writer = child.stdin.getWriter();
+          try {
+            await waitFor("the bar", () => /\d+\.\d (KiB|MiB)\/s  ETA/.test(screen), 15_000);
+            // Ctrl-C typed on the terminal: the tty sends SIGINT to the foreground process group.
+            await writer.write(new Uint8Array([0x03]));
+            const status = await child.status;
+            await reading;
+            assert.equal(status.code, 130, JSON.stringify(screen));
+            // the bar (and the echoed ^C) cleared, then one line with the word, ending the screen
+            assert.match(screen, /\r\x1b\[Kstrata-ctl: interrupted; nothing was saved\r\n$/);
+            assert.deepEqual(
+              [...Deno.readDirSync(dl)].map((e) => e.name).filter((n) => n.includes("cut")),
+              [],
+            );
+          } finally {
+            await writer.close().catch(() => {});
+            try {
+              child.kill("SIGKILL");
+            } catch { /* ended */ }
+            await child.status;
+          }
+        },
+      );
+    } finally {
+      await node.stop();
+      await Deno.remove(dl, { recursive: true });
+    }
+  },
 });
