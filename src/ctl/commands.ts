@@ -32,6 +32,7 @@ import {
   type NodeStatus,
   type RegistryEntry,
   renderCapList,
+  renderCapRecord,
   renderIntrospection,
   renderIssued,
   renderListing,
@@ -315,15 +316,21 @@ const TOKEN: Group = {
     {
       name: "inspect",
       summary: "is a token valid, and what does it allow",
-      args: [{ name: "TOKEN", optional: true }],
+      args: [{ name: "TOKEN|CAP_ID", optional: true, complete: "caps" }],
       options: [],
       description: [
         "Without TOKEN, inspects the token strata-ctl would present; `-` reads it from",
-        "stdin. Exits 1 when the token is not valid.",
+        "stdin. A CAP_ID shows identity's record of it (token list; needs identity.list).",
+        "Exits 1 when the token is not valid.",
       ],
-      examples: ["strata-ctl token inspect", 'strata-ctl token inspect "$TOKEN"'],
+      examples: [
+        "strata-ctl token inspect",
+        'strata-ctl token inspect "$TOKEN"',
+        "strata-ctl token inspect 3f9a0c1e5b7d4f2a8c6e0b1d3f5a7c9e",
+      ],
       async run(ctx, input) {
         const given = input.args[0];
+        if (given !== undefined && CAP_ID_RE.test(given)) return await inspectCapId(ctx, given);
         const token = given === "-" ? await readStdin() : given ?? ctx.session.token();
         if (!token) {
           throw usage(
@@ -351,7 +358,7 @@ const TOKEN: Group = {
     {
       name: "revoke",
       summary: "revoke a capability and everything delegated from it",
-      args: [{ name: "CAP_ID|TOKEN" }],
+      args: [{ name: "CAP_ID|TOKEN", complete: "caps" }],
       options: [{
         name: "force",
         short: "f",
@@ -377,6 +384,30 @@ const TOKEN: Group = {
   ],
 };
 
+const CAP_ID_RE = /^[0-9a-f]{32}$/;
+
+/**
+ * `token inspect CAP_ID`: identity's record of a live capability, found
+ * with identity.list (the operator's view, or the caller's tree).
+ */
+async function inspectCapId(ctx: Context, capId: string): Promise<Outcome> {
+  const r = await ctx.session.call<CapList>("identity.list", { limit: 2000 });
+  const c = r.capabilities.find((c) => c.cap_id === capId);
+  if (!c) {
+    throw new CtlError(EXIT.REFUSED, {
+      name: "NOT_FOUND",
+      message: `no live capability ${capId} in identity's record`,
+      hint: "it has expired, belongs to another tree than your token's, or is mistyped; " +
+        "`strata-ctl token list` shows what is live",
+    });
+  }
+  return {
+    data: { valid: !c.revoked, cap_id: c.cap_id, capability: c },
+    text: renderCapRecord(c, { style: ctx.style, now: ctx.now() }),
+    exit: c.revoked ? EXIT.REFUSED : EXIT.OK,
+  };
+}
+
 /** The whole of stdin as text, trimmed (for `token inspect -`). */
 async function readStdin(): Promise<string> {
   return (await new Response(Deno.stdin.readable).text()).trim();
@@ -400,7 +431,7 @@ const FS: Group = {
     {
       name: "ls",
       summary: "list a folder",
-      args: [{ name: "PATH" }],
+      args: [{ name: "PATH", complete: "remote" }],
       options: [{
         name: "limit",
         value: "N",
@@ -420,7 +451,7 @@ const FS: Group = {
     {
       name: "cat",
       summary: "write a file's bytes to stdout",
-      args: [{ name: "PATH" }],
+      args: [{ name: "PATH", complete: "remote" }],
       options: [],
       description: ["Binary-safe, any size; `strata-ctl fs cat PATH > FILE` saves it anywhere."],
       examples: [
@@ -437,7 +468,11 @@ const FS: Group = {
     {
       name: "get",
       summary: "download a file; DEST appears whole or not at all",
-      args: [{ name: "PATH" }, { name: "DEST", optional: true, complete: "files" }],
+      args: [{ name: "PATH", complete: "remote" }, {
+        name: "DEST",
+        optional: true,
+        complete: "files",
+      }],
       options: [{ name: "force", short: "f", summary: "replace DEST if it exists" }],
       description: [
         "DEST defaults to PATH's name in the current folder; a folder as DEST keeps the",

@@ -390,3 +390,24 @@ export function renderCapList(r: CapList, options: RenderOptions): string {
   if (r.dropped) notes.push(`${r.dropped} older records were dropped to stay within bounds`);
   return [out, ...notes].join("\n");
 }
+
+/** One capability of identity.list as label/value lines, like `token inspect` of its token. */
+export function renderCapRecord(c: IssuedCap, options: RenderOptions): string {
+  const { style, now = Date.now() } = options;
+  const when = (sec: number) => `${formatTime(sec * 1000)} (${formatRelative(sec * 1000, now)})`;
+  const valid = c.revoked
+    ? paint("red", `no (revoked${c.revoked_via ? ` via ${c.revoked_via}` : ""})`, style)
+    : paint("green", "yes", style);
+  return fields([
+    ["valid", valid],
+    ["cap_id", c.cap_id],
+    ["subject", c.sub],
+    ["service", c.service === "*" ? "* (every service)" : c.service],
+    ["rights", list(c.rights)],
+    ["prefix", c.path_prefix ?? "-"],
+    ["issued", when(c.iat)],
+    ["expires", when(c.exp)],
+    ["parent", c.parent ?? "- (a root token)"],
+    ["source", "identity's record (token list)"],
+  ], style);
+}

@@ -3,7 +3,8 @@
  * list` (what identity issued, the operator's view and a delegated token's
  * tree, kept across a restart) and `audit` (filtered, followed, through
  * supervisor.audit), in human and --json form, with exit codes; and `fs get`
- * on a terminal (script(1)) of 40 and 120 columns, and interrupted by Ctrl-C.
+ * on a terminal (script(1)) of 40 and 120 columns, and interrupted by Ctrl-C;
+ * completion of remote paths and cap_ids in a real bash.
  */
 
 import assert from "node:assert/strict";
@@ -381,4 +382,131 @@ Deno.test({
       await Deno.remove(dl, { recursive: true });
     }
   },
+});
+
+/**
+ * Runs the bash completion script strata-ctl prints for `words` (the last
+ * being completed) in a real bash, with `strata-ctl` on PATH running the
+ * real program against `node`; returns the offers.
+ */
+async function bashOffers(
+  node: Node,
+  words: string[],
+  env: Record<string, string> = {},
+): Promise<string[]> {
+  const bin = await Deno.makeTempDir({ prefix: "strata-ctl-bin-" });
+  try {
+    const { cmd, args } = ctlCommand(node, []);
+    const quoted = [cmd, ...args].map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
+    Deno.writeTextFileSync(`${bin}/strata-ctl`, `#!/bin/sh\nexec ${quoted} "$@"\n`, {
+      mode: 0o755,
+    });
+    const script = (await expectExit(node, ["completion", "bash"], 0)).stdout;
+    const program = [
+      script,
+      `COMP_WORDS=(${words.map((w) => `'${w}'`).join(" ")}); COMP_CWORD=${words.length - 1}`,
+      "COMPREPLY=()",
+      "_strata_ctl",
+      'printf "%s\\n" "${COMPREPLY[@]}"',
+    ].join("\n");
+    const out = await new Deno.Command("bash", {
+      args: ["--norc", "-c", program],
+      cwd: "/",
+      clearEnv: true,
+      env: { ...ctlEnv(env), PATH: `${bin}:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}` },
+    }).output();
+    assert.ok(out.success, new TextDecoder().decode(out.stderr));
+    return new TextDecoder().decode(out.stdout).split("\n").filter((l) => l !== "");
+  } finally {
+    await Deno.remove(bin, { recursive: true });
+  }
+}
+
+Deno.test("completion in a real bash: remote paths from fs with the current token, cap_ids from identity", async (t) => {
+  const node = await startNode();
+  const root = node.exportRoot;
+  Deno.mkdirSync(`${root}/docs`);
+  Deno.writeTextFileSync(`${root}/docs/a.txt`, "a");
+  Deno.writeTextFileSync(`${root}/docs/b.txt`, "b");
+  Deno.writeTextFileSync(`${root}/data.bin`, "d");
+  try {
+    await t.step("fs ls|cat|get PATH: the folder's entries, folders ending in /", async () => {
+      assert.deepEqual(await bashOffers(node, ["strata-ctl", "fs", "ls", `${root}/d`]), [
+        `${root}/data.bin`,
+        `${root}/docs/`,
+      ]);
+      assert.deepEqual(await bashOffers(node, ["strata-ctl", "fs", "cat", `${root}/docs/`]), [
+        `${root}/docs/a.txt`,
+        `${root}/docs/b.txt`,
+      ]);
+      assert.deepEqual(
+        await bashOffers(node, ["strata-ctl", "--json", "fs", "get", `${root}/docs/b`]),
+        [`${root}/docs/b.txt`],
+      );
+      // DEST is still a local file
+      const local = await bashOffers(node, ["strata-ctl", "fs", "get", `${root}/data.bin`, "/et"]);
+      assert.deepEqual(local, ["/etc"]);
+    });
+
+    await t.step(
+      "with the token the line gives (-token, else STRATA_TOKEN): what it may list",
+      async () => {
+        const docs = await issue(node, {
+          service: "fs",
+          actions: ["list"],
+          path_prefix: `${root}/docs`,
+        });
+        // relative to the token's prefix
+        assert.deepEqual(
+          await bashOffers(node, ["strata-ctl", "-token", docs.token, "fs", "ls", ""]),
+          ["a.txt", "b.txt"],
+        );
+        assert.deepEqual(
+          await bashOffers(node, ["strata-ctl", "fs", "cat", `${root}/docs/a`], {
+            STRATA_TOKEN: docs.token,
+          }),
+          [`${root}/docs/a.txt`],
+        );
+        // outside its prefix, or without fs.list: nothing is offered
+        assert.deepEqual(
+          await bashOffers(node, ["strata-ctl", "-token", docs.token, "fs", "ls", `${root}/d`]),
+          [],
+        );
+        const openOnly = await issue(node, { service: "fs", actions: ["open"] });
+        assert.deepEqual(
+          await bashOffers(node, ["strata-ctl", "--token", openOnly.token, "fs", "ls", `${root}/`]),
+          [],
+        );
+      },
+    );
+
+    await t.step("token revoke|inspect: the cap_ids of live capabilities", async () => {
+      const a = await issue(node, { service: "fs", actions: ["list"] });
+      const b = await issue(node, { service: "fs", actions: ["list"] });
+      const offered = await bashOffers(node, ["strata-ctl", "token", "revoke", ""]);
+      assert.ok(offered.includes(a.cap_id) && offered.includes(b.cap_id), offered.join(" "));
+      assert.ok(offered.every((id) => /^[0-9a-f]{32}$/.test(id)));
+      assert.deepEqual(
+        await bashOffers(node, ["strata-ctl", "token", "inspect", a.cap_id.slice(0, 12)]),
+        [a.cap_id],
+      );
+      await expectExit(node, ["token", "revoke", a.cap_id], 0);
+      const after = await bashOffers(node, ["strata-ctl", "token", "revoke", ""]);
+      assert.ok(!after.includes(a.cap_id) && after.includes(b.cap_id));
+    });
+
+    await t.step("token inspect CAP_ID: identity's record of it; revoked exits 1", async () => {
+      const c = await issue(node, { service: "fs", actions: ["list", "open"], sub: "ci" });
+      const r = await expectExit(node, ["token", "inspect", c.cap_id], 0);
+      assert.match(r.stdout, /^valid +yes\ncap_id +[0-9a-f]{32}\nsubject +ci\nservice +fs\n/);
+      assert.match(r.stdout, /\nrights +fs\.list, fs\.open\n/);
+      await expectExit(node, ["token", "revoke", c.cap_id], 0);
+      const revoked = await expectExit(node, ["token", "inspect", c.cap_id, "--json"], 1);
+      assert.equal(JSON.parse(revoked.stdout).valid, false);
+      const missing = await expectExit(node, ["token", "inspect", "0".repeat(32)], 1);
+      assert.match(missing.stderr, /no live capability 0{32} in identity's record/);
+    });
+  } finally {
+    await node.stop();
+  }
 });
