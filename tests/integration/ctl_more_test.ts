@@ -190,7 +190,7 @@ Deno.test("strata-ctl audit: the trail through supervisor.audit, filtered and fo
           "m",
         ),
       );
-      assert.match(human.stdout, /fs +auth\.denied  method=fs\.read reason=missing_right/);
+      assert.match(human.stdout, /fs +auth\.denied {2}method=fs\.read reason=missing_right/);
     });
 
     await t.step("--event: one event or a prefix; -n; --since", async () => {
@@ -233,7 +233,7 @@ Deno.test("strata-ctl audit: the trail through supervisor.audit, filtered and fo
         await waitFor("the three new events", () => ids.every((id) => seen.includes(id)), 10_000);
         const lines = seen.trimEnd().split("\n");
         assert.equal(lines.length, 4, seen);
-        assert.ok(lines.every((l) => / identity +cap\.issued  cap_id=/.test(l)), seen);
+        assert.ok(lines.every((l) => / identity +cap\.issued {2}cap_id=/.test(l)), seen);
       } finally {
         child.kill("SIGINT");
         await child.status;
@@ -279,9 +279,13 @@ function scriptProcess(line: string, cwd: string): Deno.ChildProcess {
   }).spawn();
 }
 
+/** The escape character that starts a terminal control sequence. */
+const ESC = String.fromCharCode(0x1b);
+
 /** What each redraw of the bar showed: the text between a carriage return and the erase. */
 function redraws(screen: string): string[] {
-  return [...screen.matchAll(/\r([^\r\n]*?)\x1b\[K/g)].map((m) => m[1]).filter((s) => s !== "");
+  const redraw = new RegExp(`\\r([^\\r\\n]*?)${ESC}\\[K`, "g");
+  return [...screen.matchAll(redraw)].map((m) => m[1]).filter((s) => s !== "");
 }
 
 Deno.test({
@@ -318,18 +322,18 @@ Deno.test({
           // never scrolled: the bar stays on one line, and the summary is the only line after it
           assert.equal(screen.split("\n").length, 2, JSON.stringify(screen));
           assert.match(screen, /saved .*c\d+\.bin \(6\.0 MiB in /);
-          const withRate = shown.filter((s) => /\d+\.\d (KiB|MiB)\/s  ETA \d+s/.test(s));
+          const withRate = shown.filter((s) => /\d+\.\d (KiB|MiB)\/s {2}ETA \d+s/.test(s));
           assert.ok(withRate.length >= 1, JSON.stringify(shown));
           if (cols === 120) {
             assert.ok(
               withRate.some((s) =>
-                /^\[#*-*\] +\d+%  [\d.]+ (B|KiB|MiB) of 6\.0 MiB  [\d.]+ (KiB|MiB)\/s  ETA \d+s$/
+                /^\[#*-*\] +\d+% {2}[\d.]+ (B|KiB|MiB) of 6\.0 MiB {2}[\d.]+ (KiB|MiB)\/s {2}ETA \d+s$/
                   .test(s)
               ),
               JSON.stringify(shown),
             );
           } else {
-            assert.ok(withRate.every((s) => /^\[#*-*\] +\d+%  /.test(s)), JSON.stringify(shown));
+            assert.ok(withRate.every((s) => /^\[#*-*\] +\d+% {2}/.test(s)), JSON.stringify(shown));
           }
           assert.deepEqual(Deno.readFileSync(`${dl}/c${cols}.bin`).length, size);
         });
@@ -356,14 +360,17 @@ Deno.test({
           })();
           const writer = child.stdin.getWriter();
           try {
-            await waitFor("the bar", () => /\d+\.\d (KiB|MiB)\/s  ETA/.test(screen), 15_000);
+            await waitFor("the bar", () => /\d+\.\d (KiB|MiB)\/s {2}ETA/.test(screen), 15_000);
             // Ctrl-C typed on the terminal: the tty sends SIGINT to the foreground process group.
             await writer.write(new Uint8Array([0x03]));
             const status = await child.status;
             await reading;
             assert.equal(status.code, 130, JSON.stringify(screen));
             // the bar (and the echoed ^C) cleared, then one line with the word, ending the screen
-            assert.match(screen, /\r\x1b\[Kstrata-ctl: interrupted; nothing was saved\r\n$/);
+            assert.ok(
+              screen.endsWith(`\r${ESC}[Kstrata-ctl: interrupted; nothing was saved\r\n`),
+              JSON.stringify(screen),
+            );
             assert.deepEqual(
               [...Deno.readDirSync(dl)].map((e) => e.name).filter((n) => n.includes("cut")),
               [],

@@ -8,6 +8,7 @@ import { progressLine } from "../../src/ctl/format.ts";
 import { terminalProgress } from "../../src/ctl/files.ts";
 
 const MIB = 1024 * 1024;
+const ESC = String.fromCharCode(0x1b);
 
 Deno.test("progressLine: with a rate, the rate and the time left", () => {
   assert.equal(
@@ -15,7 +16,7 @@ Deno.test("progressLine: with a rate, the rate and the time left", () => {
     "[########----------------------]  25%  2.0 MiB of 8.0 MiB  2.0 MiB/s  ETA 3s",
   );
   // the rate is not known yet
-  assert.match(progressLine(0, 8 * MIB, { rateBps: 0, columns: 120 }), /  --\/s  ETA --$/);
+  assert.match(progressLine(0, 8 * MIB, { rateBps: 0, columns: 120 }), / {2}--\/s {2}ETA --$/);
 });
 
 Deno.test("progressLine: fits every width from 1 to 200 in one column less, keeping the most it can", () => {
@@ -43,11 +44,11 @@ Deno.test("terminalProgress: the rate over the last seconds, cut to the width as
   p.onProgress(0, 10 * MIB);
   t = 1000;
   p.onProgress(MIB, 10 * MIB);
-  assert.match(writes[1], /  1\.0 MiB of 10\.0 MiB  1\.0 MiB\/s  ETA 9s\x1b\[K$/);
+  assert.ok(writes[1].endsWith(`  1.0 MiB of 10.0 MiB  1.0 MiB/s  ETA 9s${ESC}[K`), writes[1]);
   cols = 40;
   t = 2000;
   p.onProgress(3 * MIB, 10 * MIB);
   const shown = writes[2].slice(1, -3);
   assert.ok(shown.length <= 39, shown);
-  assert.match(shown, /1\.5 MiB\/s  ETA 5s$/);
+  assert.match(shown, /1\.5 MiB\/s {2}ETA 5s$/);
 });
