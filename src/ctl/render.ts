@@ -357,7 +357,8 @@ export function renderCapList(r: CapList, options: RenderOptions): string {
     c.cap_id,
     c.sub,
     c.service,
-    c.service === "*" ? "(every right)" : list(c.rights),
+    // The root capability holds every right, also those added after it was minted.
+    c.service === "*" && c.parent === undefined ? "(every right)" : list(c.rights),
     c.path_prefix ?? "-",
     formatRelative(c.exp * 1000, now),
     c.parent ?? "-",

@@ -72,6 +72,8 @@ Deno.test("strata-ctl token list: the operator sees all, a delegated token its o
       assert.equal(lines.length, 6);
       assert.ok(lines[3].startsWith(`${b.cap_id}  team-a-ci  fs`), lines[2]);
       assert.match(lines[3], / in 59m \d+s +[0-9a-f]{32} +live$/);
+      // a delegated token for every service lists its rights; only the root holds them all
+      assert.match(lines[4], /^[0-9a-f]{32} {2}team-a +\* +fs\.list, fs\.open, identity\.issue, /);
       assert.match(lines[5], new RegExp(`^${opId}  operator +\\* +\\(every right\\)`));
       const fsOnly = await list(["--service", "fs", "--json"]);
       assert.deepEqual(fsOnly.capabilities.map((c) => c.cap_id), [other.cap_id, b.cap_id]);
