@@ -26,9 +26,13 @@ import {
   type Layout,
   transportFromEnv,
 } from "../src/runtime/config.ts";
+import {
+  fallbackRuntimeDirs,
+  findRuntimeDir,
+  SYSTEM_RUNTIME_DIR,
+  userStateDir,
+} from "../src/runtime/locate.ts";
 import { binOverrideVar, type Program } from "../src/runtime/permissions.ts";
-
-const SYSTEM_RUNTIME_DIR = "/run/strata";
 
 function getEnv(name: string): string | undefined {
   return Deno.env.get(name) || undefined;
@@ -46,25 +50,6 @@ function writable(dir: string): boolean {
   }
 }
 
-/** What is at a supervisor socket path: "ok", or why there is none, in a few words. */
-function probeSocket(path: string): string {
-  try {
-    Deno.statSync(path);
-    return "ok";
-  } catch (err) {
-    if (err instanceof Deno.errors.PermissionDenied) return "permission denied";
-    if (err instanceof Deno.errors.NotCapable) return "not allowed to look";
-    return "no supervisor.sock";
-  }
-}
-
-/** The per-user runtime dirs, in the order the supervisor's launcher prefers them. */
-function fallbackRuntimeDirs(): string[] {
-  const xdg = getEnv("XDG_RUNTIME_DIR");
-  const tmp = `/tmp/strata-${getEnv("USER") ?? "dev"}`;
-  return xdg ? [`${xdg}/strata`, tmp] : [tmp];
-}
-
 /** Where strata-ctl looked for a running supervisor, for its advice when none was found. */
 const lookedIn: string[] = [];
 
@@ -78,23 +63,15 @@ function runtimeDir(program: Program): string {
   const explicit = getEnv("STRATA_RUNTIME_DIR");
   if (explicit) return explicit;
   if (program === "ctl") {
-    for (const dir of [SYSTEM_RUNTIME_DIR, ...fallbackRuntimeDirs()]) {
-      const found = probeSocket(`${dir}/supervisor.sock`);
-      if (found === "ok") return dir;
-      lookedIn.push(`${dir} (${found})`);
-    }
-    return SYSTEM_RUNTIME_DIR;
+    const found = findRuntimeDir();
+    lookedIn.push(...found.lookedIn);
+    return found.dir ?? SYSTEM_RUNTIME_DIR;
   }
   return writable(SYSTEM_RUNTIME_DIR) ? SYSTEM_RUNTIME_DIR : fallbackRuntimeDirs()[0];
 }
 
 function stateDir(): string {
-  const explicit = getEnv("STRATA_STATE_DIR");
-  if (explicit) return explicit;
-  const xdg = getEnv("XDG_STATE_HOME");
-  if (xdg) return `${xdg}/strata`;
-  const home = getEnv("HOME");
-  return home ? `${home}/.local/state/strata` : `/tmp/strata-state-${getEnv("USER") ?? "dev"}`;
+  return getEnv("STRATA_STATE_DIR") ?? userStateDir();
 }
 
 /**

@@ -1,15 +1,34 @@
 /**
- * Strata for your own programs: a client for the Strata sockets and the
- * protocol's error values.
+ * Strata for your own programs: `Strata.connect()`, which finds a node and a
+ * token as strata-ctl does and offers typed calls; a plain client for the
+ * Strata sockets; and the protocol's error values. docs/library.md lists the
+ * Deno flags a program needs.
  *
  * ```ts
- * import { Client } from "./src/mod.ts";
- * const fs = await Client.connect("/run/strata/fs.sock");
- * const { entries } = await fs.call("fs.list", { path: "/srv/data" }, { token });
- * await fs.close();
+ * import { Strata } from "./src/mod.ts";
+ * const strata = await Strata.connect();
+ * const { entries } = await strata.fs.list("/tmp");
+ * await strata.close();
  * ```
  * @module
  */
+
+export {
+  type ConnectOptions,
+  type DirEntry,
+  type FsCalls,
+  type IdentityCalls,
+  type Introspection,
+  type IssuedToken,
+  type IssueParams,
+  type Listing,
+  type LiveCapabilities,
+  type LiveCapability,
+  type NodeStatus,
+  type Revocation,
+  Strata,
+  type SupervisorCalls,
+} from "./strata.ts";
 
 export {
   callOnce,

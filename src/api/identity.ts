@@ -9,6 +9,9 @@ import { healthSpec, type MethodSpec } from "./method.ts";
 /** The longest token lifetime identity grants: one year. */
 export const MAX_TTL_SECONDS = 365 * 24 * 3600;
 
+/** Capabilities one identity.list answer returns at most. */
+export const LIST_MAX = 2000;
+
 const CAP_ID = {
   type: "string",
   pattern: /^[0-9a-f]{32}$/,
@@ -56,6 +59,18 @@ export const IDENTITY_METHODS: readonly MethodSpec[] = [
     access: { right: "identity.rotate_key" },
     params: {},
     summary: "sign with a new key from now on (operator only)",
+  },
+  {
+    name: "identity.list",
+    access: { right: "identity.list" },
+    params: {
+      service: { type: "string", optional: true, minLength: 1, maxLength: 32 },
+      sub: { type: "string", optional: true, minLength: 1, maxLength: 128 },
+      revoked: { type: "boolean", optional: true },
+      limit: { type: "integer", default: 1000, min: 1, max: LIST_MAX },
+    },
+    summary: "the live capabilities identity issued (the operator: all; others: their own tree)",
+    example: { service: "fs", limit: 100 },
   },
   {
     name: "identity.keys",

@@ -12,6 +12,9 @@ export const DEFAULT_DRAIN_MS = 5000;
 /** Log lines of each service the supervisor holds in memory (and supervisor.logs returns at most). */
 export const RING_LINES = 1000;
 
+/** Audit events one supervisor.audit answer returns at most. */
+export const MAX_EVENTS = 1000;
+
 const NAME = { type: "string", minLength: 1, maxLength: 32 } as const;
 const DRAIN = { type: "integer", default: DEFAULT_DRAIN_MS, min: 0, max: 120_000 } as const;
 
@@ -48,6 +51,24 @@ export const SUPERVISOR_METHODS: readonly MethodSpec[] = [
     },
     summary: "the services' last log lines (operator)",
     example: { service: "fs", lines: 100 },
+  },
+  {
+    name: "supervisor.audit",
+    access: { right: "supervisor.audit" },
+    params: {
+      lines: { type: "integer", default: 100, min: 1, max: MAX_EVENTS },
+      since_ms: { type: "integer", optional: true, min: 0 },
+      cap_id: {
+        type: "string",
+        optional: true,
+        pattern: /^[0-9a-f]{32}$/,
+        hint: "must be 32 hex digits",
+      },
+      event: { type: "string", optional: true, minLength: 1, maxLength: 64 },
+      after: { type: "string", optional: true, minLength: 3, maxLength: 40 },
+    },
+    summary: "the audit trail, filtered; a cursor to follow it (operator)",
+    example: { event: "auth.denied", lines: 50 },
   },
   {
     name: "supervisor.svc.start",

@@ -6,6 +6,7 @@
  */
 
 import { CHILD_SERVICES } from "../runtime/config.ts";
+import { humanLine } from "../runtime/log.ts";
 import { VERSION } from "../runtime/version.ts";
 import { completionScript, SHELLS } from "./completion.ts";
 import { findCommand } from "./dispatch.ts";
@@ -22,6 +23,7 @@ import {
 import { commandHelp, groupHelp, overviewHelp } from "./help.ts";
 import { METHODS, nearest } from "./methods.ts";
 import {
+  type CapList,
   type Introspection,
   type Listing,
   type LogLine,
@@ -29,6 +31,8 @@ import {
   type LogTail,
   type NodeStatus,
   type RegistryEntry,
+  renderCapList,
+  renderCapRecord,
   renderIntrospection,
   renderIssued,
   renderListing,
@@ -209,7 +213,7 @@ const SVC: Group = {
 
 const TOKEN: Group = {
   name: "token",
-  summary: "issue, inspect and revoke capability tokens",
+  summary: "issue, list, inspect and revoke capability tokens",
   commands: [
     {
       name: "issue",
@@ -265,17 +269,68 @@ const TOKEN: Group = {
       },
     },
     {
+      name: "list",
+      summary: "the live capabilities identity has issued",
+      args: [],
+      options: [
+        { name: "service", value: "NAME", summary: "only tokens for NAME", complete: "services" },
+        { name: "sub", value: "NAME", summary: "only tokens issued to NAME" },
+        { name: "revoked", summary: "only revoked ones" },
+        { name: "live", summary: "only ones not revoked" },
+        {
+          name: "lines",
+          short: "n",
+          value: "N",
+          summary: "at most N, newest first (default 1000, up to 2000)",
+        },
+      ],
+      description: [
+        "Like `vault list auth/token/accessors`: cap_id, subject, service, rights, prefix,",
+        "expiry, parent, and whether it (or an ancestor) is revoked. The operator token",
+        "sees every capability; a delegated token sees its own and those delegated from",
+        "it. Needs identity.list (the operator token has it).",
+      ],
+      examples: [
+        "strata-ctl token list",
+        "strata-ctl token list --service fs --live",
+        "strata-ctl token list --json | jq -r '.capabilities[].cap_id'",
+      ],
+      async run(ctx, input) {
+        const o = input.options;
+        if (o.revoked === true && o.live === true) {
+          throw usage("--revoked and --live exclude each other", "give one of them, or neither");
+        }
+        const n = o.lines === undefined ? 1000 : Number(o.lines);
+        if (!Number.isSafeInteger(n) || n < 1 || n > 2000) {
+          throw usage(`--lines: ${o.lines} is not a number from 1 to 2000`, "e.g. -n 50");
+        }
+        const r = await ctx.session.call<CapList>("identity.list", {
+          ...(o.service !== undefined ? { service: o.service } : {}),
+          ...(o.sub !== undefined ? { sub: o.sub } : {}),
+          ...(o.revoked === true ? { revoked: true } : o.live === true ? { revoked: false } : {}),
+          limit: n,
+        });
+        return { data: r, text: renderCapList(r, { style: ctx.style, now: ctx.now() }) };
+      },
+    },
+    {
       name: "inspect",
       summary: "is a token valid, and what does it allow",
-      args: [{ name: "TOKEN", optional: true }],
+      args: [{ name: "TOKEN|CAP_ID", optional: true, complete: "caps" }],
       options: [],
       description: [
         "Without TOKEN, inspects the token strata-ctl would present; `-` reads it from",
-        "stdin. Exits 1 when the token is not valid.",
+        "stdin. A CAP_ID shows identity's record of it (token list; needs identity.list).",
+        "Exits 1 when the token is not valid.",
       ],
-      examples: ["strata-ctl token inspect", 'strata-ctl token inspect "$TOKEN"'],
+      examples: [
+        "strata-ctl token inspect",
+        'strata-ctl token inspect "$TOKEN"',
+        "strata-ctl token inspect 3f9a0c1e5b7d4f2a8c6e0b1d3f5a7c9e",
+      ],
       async run(ctx, input) {
         const given = input.args[0];
+        if (given !== undefined && CAP_ID_RE.test(given)) return await inspectCapId(ctx, given);
         const token = given === "-" ? await readStdin() : given ?? ctx.session.token();
         if (!token) {
           throw usage(
@@ -303,7 +358,7 @@ const TOKEN: Group = {
     {
       name: "revoke",
       summary: "revoke a capability and everything delegated from it",
-      args: [{ name: "CAP_ID|TOKEN" }],
+      args: [{ name: "CAP_ID|TOKEN", complete: "caps" }],
       options: [{
         name: "force",
         short: "f",
@@ -329,6 +384,30 @@ const TOKEN: Group = {
   ],
 };
 
+const CAP_ID_RE = /^[0-9a-f]{32}$/;
+
+/**
+ * `token inspect CAP_ID`: identity's record of a live capability, found
+ * with identity.list (the operator's view, or the caller's tree).
+ */
+async function inspectCapId(ctx: Context, capId: string): Promise<Outcome> {
+  const r = await ctx.session.call<CapList>("identity.list", { limit: 2000 });
+  const c = r.capabilities.find((c) => c.cap_id === capId);
+  if (!c) {
+    throw new CtlError(EXIT.REFUSED, {
+      name: "NOT_FOUND",
+      message: `no live capability ${capId} in identity's record`,
+      hint: "it has expired, belongs to another tree than your token's, or is mistyped; " +
+        "`strata-ctl token list` shows what is live",
+    });
+  }
+  return {
+    data: { valid: !c.revoked, cap_id: c.cap_id, capability: c },
+    text: renderCapRecord(c, { style: ctx.style, now: ctx.now() }),
+    exit: c.revoked ? EXIT.REFUSED : EXIT.OK,
+  };
+}
+
 /** The whole of stdin as text, trimmed (for `token inspect -`). */
 async function readStdin(): Promise<string> {
   return (await new Response(Deno.stdin.readable).text()).trim();
@@ -352,7 +431,7 @@ const FS: Group = {
     {
       name: "ls",
       summary: "list a folder",
-      args: [{ name: "PATH" }],
+      args: [{ name: "PATH", complete: "remote" }],
       options: [{
         name: "limit",
         value: "N",
@@ -372,7 +451,7 @@ const FS: Group = {
     {
       name: "cat",
       summary: "write a file's bytes to stdout",
-      args: [{ name: "PATH" }],
+      args: [{ name: "PATH", complete: "remote" }],
       options: [],
       description: ["Binary-safe, any size; `strata-ctl fs cat PATH > FILE` saves it anywhere."],
       examples: [
@@ -389,7 +468,11 @@ const FS: Group = {
     {
       name: "get",
       summary: "download a file; DEST appears whole or not at all",
-      args: [{ name: "PATH" }, { name: "DEST", optional: true, complete: "files" }],
+      args: [{ name: "PATH", complete: "remote" }, {
+        name: "DEST",
+        optional: true,
+        complete: "files",
+      }],
       options: [{ name: "force", short: "f", summary: "replace DEST if it exists" }],
       description: [
         "DEST defaults to PATH's name in the current folder; a folder as DEST keeps the",
@@ -411,6 +494,12 @@ const FS: Group = {
             dest,
             force: input.options.force === true,
             onProgress: progress?.onProgress,
+            // The terminal echoed ^C on the bar's line: clear it, and leave the
+            // prompt on a fresh line with a word on what happened.
+            onInterrupt: () => {
+              progress?.finish();
+              ctx.writeErr("strata-ctl: interrupted; nothing was saved\n");
+            },
           });
           if (dest === "-") {
             await untilReaderGone(download);
@@ -561,6 +650,105 @@ const LOGS: Command = {
 
 const encoder = new TextEncoder();
 
+/** One page of supervisor.audit. */
+interface AuditPage {
+  events: Record<string, unknown>[];
+  next: string;
+  truncated?: boolean;
+  more?: boolean;
+}
+
+/** Audit events as journalctl shows lines: date and time, program, event, fields. */
+function renderAuditEvents(events: readonly Record<string, unknown>[]): string {
+  return events.map((e) => humanLine(JSON.stringify(e), { date: true, programWidth: 10 }))
+    .join("\n");
+}
+
+const AUDIT: Command = {
+  name: "audit",
+  summary: "the audit trail, filtered; -f follows it",
+  args: [],
+  options: [
+    { name: "follow", short: "f", summary: "keep printing new events until Ctrl-C" },
+    { name: "since", value: "DURATION", summary: "only events from the last DURATION (10m, 2h)" },
+    { name: "cap", value: "CAP_ID", summary: "only events about CAP_ID (its own, by it, from it)" },
+    {
+      name: "event",
+      value: "EVENT",
+      summary: "only EVENT, or every event under a prefix (cap, fs.open, auth.denied)",
+    },
+    LINES_OPTION(100),
+  ],
+  description: [
+    "Every service's audit events (cap.issued, cap.revoked, auth.denied, fs.open, fs.read,",
+    "svc.start, key.rotated, …), read by the supervisor from <state dir>/audit.log and",
+    "audit.log.1, which stay 0600. Needs supervisor.audit (the operator token has it).",
+  ],
+  examples: [
+    "strata-ctl audit -n 20",
+    "strata-ctl audit --event auth.denied --since 1h",
+    "strata-ctl audit -f --cap 3f9a0c1e5b7d4f2a8c6e0b1d3f5a7c9e",
+    "strata-ctl audit --json | jq -r '.events[].event'",
+  ],
+  async run(ctx, input) {
+    const o = input.options;
+    const sinceText = o.since as string | undefined;
+    const sinceMs = sinceText === undefined ? undefined : parseDuration(sinceText);
+    if (sinceText !== undefined && sinceMs === undefined) {
+      throw usage(
+        `--since: cannot read "${sinceText}" as a duration`,
+        "use e.g. 90s, 10m, 2h or 1d",
+      );
+    }
+    const cap = o.cap as string | undefined;
+    if (cap !== undefined && !/^[0-9a-f]{32}$/.test(cap)) {
+      throw usage(
+        `--cap: ${cap} is not a cap_id`,
+        "a cap_id is 32 hex digits (strata-ctl token list)",
+      );
+    }
+    const filters = {
+      ...(cap !== undefined ? { cap_id: cap } : {}),
+      ...(o.event !== undefined ? { event: o.event } : {}),
+    };
+    const page = await ctx.session.call<AuditPage>("supervisor.audit", {
+      ...filters,
+      lines: linesOf(input, 100),
+      ...(sinceMs !== undefined ? { since_ms: Math.max(0, ctx.now() - sinceMs) } : {}),
+    });
+    if (o.follow !== true) {
+      const note = page.more ? "\n(older events were not searched; narrow with --since)" : "";
+      return {
+        data: page,
+        text: page.events.length ? renderAuditEvents(page.events) + note : undefined,
+      };
+    }
+    const show = (events: Record<string, unknown>[]) =>
+      events.length === 0 ? Promise.resolve() : writeAll(
+        Deno.stdout,
+        encoder.encode(
+          (ctx.json ? events.map((e) => JSON.stringify(e)).join("\n") : renderAuditEvents(events)) +
+            "\n",
+        ),
+      );
+    await untilReaderGone((async () => {
+      await show(page.events);
+      let after = page.next;
+      while (true) {
+        await new Promise((r) => setTimeout(r, FOLLOW_POLL_MS));
+        const more = await ctx.session.call<AuditPage>("supervisor.audit", {
+          ...filters,
+          lines: 1000,
+          after,
+        });
+        await show(more.events);
+        after = more.next;
+      }
+    })());
+    return {};
+  },
+};
+
 const COMPLETION: Command = {
   name: "completion",
   summary: "print a shell completion script (bash, zsh or fish)",
@@ -633,6 +821,7 @@ export const COMMANDS: readonly Entry[] = [
   STATUS,
   SVC,
   LOGS,
+  AUDIT,
   TOKEN,
   FS,
   REGISTRY,

@@ -146,6 +146,11 @@ export interface GetOptions extends StreamOptions {
   force?: boolean;
   /** The folder relative DESTs are taken from (default: Deno.cwd()). */
   cwd?: string;
+  /**
+   * Called on Ctrl-C once the temporary file is gone, before the exit (130):
+   * to clear the progress bar and say so.
+   */
+  onInterrupt?: () => void;
 }
 
 /** Where relative DESTs start and how to tell a folder, for {@link resolveDest}. */
@@ -284,6 +289,7 @@ export async function getFile(
   const interrupted = () => {
     if (!closed) file.close();
     discard(tmp);
+    options.onInterrupt?.();
     Deno.exit(130);
   };
   Deno.addSignalListener("SIGINT", interrupted);
@@ -319,20 +325,50 @@ export function getSummary(r: GetResult): string {
   return `saved ${r.dest} (${formatBytes(r.bytes)} in ${took}${rate})`;
 }
 
-/** A progress bar redrawn in place on a terminal, at most ten times a second. */
+/** Options for {@link terminalProgress}. */
+export interface TerminalProgressOptions {
+  /** The terminal's width now (default: Deno.consoleSize(), 80 when it cannot tell). */
+  columns?: () => number;
+}
+
+/** The terminal's width, asked anew at each redraw (it may have been resized). */
+function consoleColumns(): number {
+  try {
+    return Deno.consoleSize().columns || 80;
+  } catch {
+    return 80;
+  }
+}
+
+/** How far back the rate looks: recent enough to follow a change, long enough to be steady. */
+const RATE_WINDOW_MS = 3000;
+
+/**
+ * A progress bar redrawn in place on a terminal, at most ten times a second,
+ * with the rate over the last few seconds and the time left, cut to the
+ * terminal's width so that it never wraps.
+ */
 export function terminalProgress(
   write: (text: string) => void,
   now: () => number = Date.now,
+  options: TerminalProgressOptions = {},
 ): { onProgress: Progress; finish(): void } {
+  const columns = options.columns ?? consoleColumns;
   let last = -Infinity;
   let drawn = false;
+  const samples: { t: number; done: number }[] = [];
   return {
     onProgress(done, total) {
       const t = now();
+      samples.push({ t, done });
+      while (samples.length > 2 && t - samples[1].t >= RATE_WINDOW_MS) samples.shift();
       if (t - last < 100 && done < total) return;
       last = t;
       drawn = true;
-      write(`\r${progressLine(done, total)}\x1b[K`);
+      const first = samples[0];
+      // A rate from less than a quarter second says little: shown as unknown until then.
+      const rateBps = t - first.t >= 250 ? ((done - first.done) * 1000) / (t - first.t) : 0;
+      write(`\r${progressLine(done, total, { rateBps, columns: columns() })}\x1b[K`);
     },
     finish() {
       if (drawn) write("\r\x1b[K");

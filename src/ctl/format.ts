@@ -144,22 +144,64 @@ export function formatBytes(n: number): string {
 
 /** Options for {@link progressLine}. */
 export interface ProgressLineOptions {
-  /** Characters in the bar (default 30). */
+  /** Characters in the bar (default 30; with `columns`, what fits, at most 30). */
   width?: number;
+  /** Bytes a second lately, when known: the line then shows the rate and the time left. */
+  rateBps?: number;
+  /**
+   * The terminal's width: the line is cut to fit in one column less (a line
+   * that reaches the last column wraps on some terminals). The bar shrinks
+   * first, then the total, the bytes so far and the bar go, in that order;
+   * the percentage, rate and time left stay longest.
+   */
+  columns?: number;
 }
 
-/** The progress line of a download: a bar, the bytes so far and the percentage. */
+/**
+ * The progress line of a download: a bar, the percentage, the bytes so far
+ * (of the total), and with a rate the rate and the time left.
+ */
 export function progressLine(
   done: number,
   total: number,
   options: ProgressLineOptions = {},
 ): string {
-  const width = options.width ?? 30;
   const frac = total > 0 ? Math.min(1, done / total) : 1;
-  const full = Math.round(frac * width);
-  const bar = "#".repeat(full) + "-".repeat(width - full);
+  const bar = (width: number) => {
+    const full = Math.round(frac * width);
+    return `[${"#".repeat(full)}${"-".repeat(width - full)}]`;
+  };
   const pct = `${Math.floor(frac * 100)}%`.padStart(4);
-  return `[${bar}] ${pct}  ${formatBytes(done)} of ${formatBytes(total)}`;
+  const rate = options.rateBps;
+  const speed = rate === undefined ? [] : rate > 0
+    ? [
+      `${formatBytes(Math.round(rate))}/s`,
+      `ETA ${done >= total ? "0s" : formatDuration(((total - done) / rate) * 1000 + 999)}`,
+    ]
+    : ["--/s", "ETA --"];
+  const sizes = `${formatBytes(done)} of ${formatBytes(total)}`;
+  if (options.columns === undefined) {
+    return [`${bar(options.width ?? 30)} ${pct}`, sizes, ...speed].join("  ");
+  }
+  const room = Math.max(1, options.columns - 1);
+  // From the fullest line to the barest: the first that fits with a bar of 10 or more.
+  const variants: { parts: string[]; withBar: boolean }[] = [
+    { parts: [pct, sizes, ...speed], withBar: true },
+    { parts: [pct, formatBytes(done), ...speed], withBar: true },
+    { parts: [pct, ...speed], withBar: true },
+    { parts: [pct, ...speed], withBar: false },
+    { parts: [pct.trim()], withBar: false },
+  ];
+  for (const v of variants) {
+    const rest = v.parts.join("  ");
+    if (!v.withBar) {
+      if (rest.length <= room) return rest;
+      continue;
+    }
+    const width = Math.min(options.width ?? 30, room - rest.length - 3);
+    if (width >= 10) return `${bar(width)} ${rest}`;
+  }
+  return pct.trim().slice(0, room);
 }
 
 /** A list for one cell or line: "a, b, c", or "-" when empty. */

@@ -14,6 +14,7 @@
 import { StrataError } from "../wire/errors.ts";
 import { checkLayout, type ChildService, DEFAULT_LAYOUT, type Layout } from "../runtime/config.ts";
 import { COMMANDS, helpText } from "./commands.ts";
+import { COMPLETE_COMMAND } from "./dynamic.ts";
 import { chooseToken, envVar, requestOnce, unreachableAdvice } from "./connect.ts";
 import { type DispatchArgs, runCommand } from "./dispatch.ts";
 import { errorLine, EXIT, UsageError } from "./errors.ts";
@@ -158,7 +159,8 @@ export async function main(argv: string[]): Promise<number> {
       return await runRaw(args);
     }
     return await runCommand(args, {
-      entries: COMMANDS,
+      // The hidden __complete, which the completion scripts run, besides the listed commands.
+      entries: [...COMMANDS, COMPLETE_COMMAND],
       io: {
         stdout: (text) => writeAll(Deno.stdout, encoder.encode(text)),
         stderr: (text) => Deno.stderr.writeSync(encoder.encode(text)),

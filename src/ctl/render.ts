@@ -94,6 +94,29 @@ export interface Revoked {
   already?: boolean;
 }
 
+/** One capability of identity.list. */
+export interface IssuedCap {
+  cap_id: string;
+  sub: string;
+  service: string;
+  rights: string[];
+  path_prefix?: string;
+  iat: number;
+  exp: number;
+  parent?: string;
+  chain: string[];
+  revoked: boolean;
+  revoked_via?: string;
+}
+
+/** The result of identity.list. */
+export interface CapList {
+  capabilities: IssuedCap[];
+  total: number;
+  truncated?: boolean;
+  dropped?: number;
+}
+
 /** How a result is shown: the style, the clock for relative times, where a token came from. */
 export interface RenderOptions {
   style: Style;
@@ -321,4 +344,71 @@ export function renderSvcDetail(d: SvcDetail, tail: LogTail, options: RenderOpti
     ? (tail.lines.length ? renderLogLines(tail.lines) : "(no log lines yet)")
     : paint("dim", `(no log lines: ${tail.error})`, style);
   return `${head}\n${body}\n\n${logs}`;
+}
+
+/**
+ * identity.list as a table, newest first: cap_id, subject, service, rights,
+ * prefix, expiry, parent, state; then what was left out.
+ */
+export function renderCapList(r: CapList, options: RenderOptions): string {
+  const { style, now = Date.now() } = options;
+  if (r.capabilities.length === 0) return "no live capabilities";
+  const rows = r.capabilities.map((c) => [
+    c.cap_id,
+    c.sub,
+    c.service,
+    // The root capability holds every right, also those added after it was minted.
+    c.service === "*" && c.parent === undefined ? "(every right)" : list(c.rights),
+    c.path_prefix ?? "-",
+    formatRelative(c.exp * 1000, now),
+    c.parent ?? "-",
+    c.revoked
+      ? paint(
+        "red",
+        c.revoked_via ? `revoked (via ${c.revoked_via.slice(0, 8)})` : "revoked",
+        style,
+      )
+      : paint("green", "live", style),
+  ]);
+  const out = table(
+    [
+      { header: "CAP_ID" },
+      { header: "SUBJECT" },
+      { header: "SERVICE" },
+      { header: "RIGHTS" },
+      { header: "PREFIX" },
+      { header: "EXPIRES" },
+      { header: "PARENT" },
+      { header: "STATE" },
+    ],
+    rows,
+    style,
+  );
+  const notes: string[] = [];
+  if (r.truncated) {
+    notes.push(`only the newest ${r.capabilities.length} of ${r.total}; ask for more with -n`);
+  }
+  if (r.dropped) notes.push(`${r.dropped} older records were dropped to stay within bounds`);
+  return [out, ...notes].join("\n");
+}
+
+/** One capability of identity.list as label/value lines, like `token inspect` of its token. */
+export function renderCapRecord(c: IssuedCap, options: RenderOptions): string {
+  const { style, now = Date.now() } = options;
+  const when = (sec: number) => `${formatTime(sec * 1000)} (${formatRelative(sec * 1000, now)})`;
+  const valid = c.revoked
+    ? paint("red", `no (revoked${c.revoked_via ? ` via ${c.revoked_via}` : ""})`, style)
+    : paint("green", "yes", style);
+  return fields([
+    ["valid", valid],
+    ["cap_id", c.cap_id],
+    ["subject", c.sub],
+    ["service", c.service === "*" ? "* (every service)" : c.service],
+    ["rights", list(c.rights)],
+    ["prefix", c.path_prefix ?? "-"],
+    ["issued", when(c.iat)],
+    ["expires", when(c.exp)],
+    ["parent", c.parent ?? "- (a root token)"],
+    ["source", "identity's record (token list)"],
+  ], style);
 }

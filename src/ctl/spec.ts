@@ -10,10 +10,13 @@ import type { Session } from "./session.ts";
 
 /**
  * What a shell may offer for a value: service names (any service, or the
- * supervised ones), local files, strata-ctl's commands, nothing, or fixed words.
+ * supervised ones), local files, strata-ctl's commands, remote paths (asked
+ * of fs), cap_ids (asked of identity), nothing, or fixed words.
  */
 export type Completion =
   | "services"
+  | "remote"
+  | "caps"
   | "supervised"
   | "files"
   | "commands"

@@ -11,6 +11,7 @@ import { ensureDir } from "../runtime/files.ts";
 import { logger } from "../runtime/log.ts";
 import { runMain, runService } from "../node/service.ts";
 import { Trust } from "../sources/trust.ts";
+import { IssuedBook } from "./issued.ts";
 import { KeyRing } from "./keyring.ts";
 import { RevocationLog } from "./revocations.ts";
 import { IdentityService } from "./service.ts";
@@ -23,8 +24,9 @@ await runMain("identity", async () => {
   const audit = new Audit({ path: st.audit, program: "identity" });
   const ring = await KeyRing.open(st);
   const revocations = RevocationLog.open(st);
+  const issued = IssuedBook.open(st);
   const trust = new Trust(layout, { keys: ring, revoked: revocations.set });
-  const identity = new IdentityService({ layout, ring, revocations, trust, audit, log });
+  const identity = new IdentityService({ layout, ring, revocations, issued, trust, audit, log });
   identity.publishKeys();
   await identity.publishRevocations();
   await identity.ensureOperatorToken();
@@ -38,6 +40,7 @@ await runMain("identity", async () => {
     onStop: async () => {
       await identity.close();
       revocations.close();
+      issued.close();
     },
   });
 });

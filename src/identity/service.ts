@@ -13,6 +13,7 @@ import type { Method } from "../server/server.ts";
 import { bindMethods } from "../server/bind.ts";
 import { PUSH_TARGETS as PUSH_TO } from "../api/mod.ts";
 import { IDENTITY_METHODS } from "../api/identity.ts";
+import { MAX_FRAME } from "../wire/frame.ts";
 import { checkCapability } from "../policy/authorize.ts";
 import { attenuate } from "../policy/constraints.ts";
 import { actionOf, allRights, ANY_SERVICE, isRoot, resolveRights } from "../policy/rights.ts";
@@ -38,6 +39,7 @@ import {
 import { signV4Public } from "../token/paseto.ts";
 import { LIST_CHUNK, type RevokedEntry, signRevocationList } from "../token/revocation_set.ts";
 import type { Trust } from "../sources/trust.ts";
+import type { IssuedBook, IssuedRecord } from "./issued.ts";
 import type { KeyRing } from "./keyring.ts";
 import type { RevocationLog } from "./revocations.ts";
 
@@ -72,11 +74,41 @@ export interface Issued {
   expires: number;
 }
 
+/** Characters of capabilities one identity.list answer carries at most (well within a frame). */
+const LIST_MAX_CHARS = 512 * 1024;
+
+/** Filters of identity.list. */
+interface ListParams {
+  service?: string;
+  sub?: string;
+  revoked?: boolean;
+  limit: number;
+}
+
+/** One capability as identity.list returns it. */
+export interface Listed extends IssuedRecord {
+  revoked: boolean;
+  /** The ancestor whose revocation revoked it (absent when it was revoked itself). */
+  revoked_via?: string;
+}
+
+/** What identity.list returns. */
+export interface ListAnswer {
+  capabilities: Listed[];
+  /** How many matched (more than returned when truncated). */
+  total: number;
+  truncated?: boolean;
+  /** Live records dropped for room since identity started (operator only). */
+  dropped?: number;
+}
+
 /** What identity is built from. */
 export interface IdentityDeps {
   layout: Layout;
   ring: KeyRing;
   revocations: RevocationLog;
+  /** The record of issued capabilities, for identity.list. */
+  issued: IssuedBook;
   trust: Trust;
   audit: Audit;
   log: Logger;
@@ -246,6 +278,19 @@ export class IdentityService {
     };
     this.#d.ring.coverExpiry(expMs);
     const token = await signV4Public(this.#d.ring.active, claims);
+    this.#d.issued.add({
+      cap_id: jti,
+      sub: body.sub,
+      service: body.service,
+      rights: body.rights,
+      ...(body.constraints.path_prefix !== undefined
+        ? { path_prefix: body.constraints.path_prefix }
+        : {}),
+      iat: Math.floor(now / 1000),
+      exp: Math.floor(expMs / 1000),
+      ...(body.parent !== undefined ? { parent: body.parent } : {}),
+      chain: body.chain ?? [],
+    });
     this.#d.audit.event("cap.issued", {
       cap_id: jti,
       parent: body.parent,
@@ -272,6 +317,18 @@ export class IdentityService {
       checkCapability(cap, undefined, { service: "identity", revoked: this.#d.revocations.set });
       if (cap.claims.service === ANY_SERVICE && cap.expMs - now > OPERATOR_RENEW_MS) {
         this.#operatorCap = cap.capId;
+        // Minted before identity kept a record of what it issued: list it too.
+        if (!this.#d.issued.has(cap.capId)) {
+          this.#d.issued.add({
+            cap_id: cap.capId,
+            sub: cap.claims.sub,
+            service: cap.claims.service,
+            rights: cap.claims.rights,
+            iat: Math.floor(Date.parse(cap.claims.iat) / 1000),
+            exp: Math.floor(cap.expMs / 1000),
+            chain: [],
+          });
+        }
         return;
       }
     } catch {
@@ -307,6 +364,10 @@ export class IdentityService {
       },
       "identity.introspect": { handler: (p: { token: string }) => this.#introspect(p.token) },
       "identity.rotate_key": { handler: (_p, ctx) => this.#rotate(ctx.cap!) },
+      "identity.list": {
+        cost: () => MAX_FRAME,
+        handler: (p: ListParams, ctx) => this.#list(p, ctx.cap!),
+      },
       "identity.keys": { handler: () => this.#d.ring.publicDocument(this.#issuer) },
     });
   }
@@ -540,6 +601,41 @@ export class IdentityService {
     } catch (err) {
       for (const q of batch) q.reject(err);
     }
+  }
+
+  /**
+   * The live capabilities identity issued: every one for the operator token,
+   * otherwise the caller's own and those delegated from it. Newest first.
+   */
+  #list(p: ListParams, by: Capability): ListAnswer {
+    const root = by.claims.service === ANY_SERVICE && by.claims.parent === undefined;
+    const revoked = this.#d.revocations.set;
+    const matched: Listed[] = [];
+    for (const r of this.#d.issued.list({ tree: root ? undefined : by.capId }).reverse()) {
+      if (p.service !== undefined && r.service !== p.service) continue;
+      if (p.sub !== undefined && r.sub !== p.sub) continue;
+      const via = revoked.revokedIn([...r.chain, r.cap_id]);
+      if (p.revoked !== undefined && p.revoked !== (via !== undefined)) continue;
+      matched.push({
+        ...r,
+        revoked: via !== undefined,
+        ...(via !== undefined && via !== r.cap_id ? { revoked_via: via } : {}),
+      });
+    }
+    const capabilities: Listed[] = [];
+    let chars = 0;
+    for (const c of matched) {
+      if (capabilities.length >= p.limit) break;
+      chars += JSON.stringify(c).length;
+      if (chars > LIST_MAX_CHARS) break;
+      capabilities.push(c);
+    }
+    return {
+      capabilities,
+      total: matched.length,
+      ...(matched.length > capabilities.length ? { truncated: true } : {}),
+      ...(root && this.#d.issued.dropped > 0 ? { dropped: this.#d.issued.dropped } : {}),
+    };
   }
 
   async #introspect(token: string) {

@@ -289,6 +289,9 @@ export function stateFiles(layout: Layout) {
     /** Append-only revocation log (JSON lines, fsynced). */
     revocationLog: `${d}/revocations.log`,
     revocationLogTmp: `${d}/revocations.log.tmp`,
+    /** The capabilities identity has issued, for listing (JSON lines, not fsynced; 0600). */
+    issuedLog: `${d}/issued.log`,
+    issuedLogTmp: `${d}/issued.log.tmp`,
     /** Audit events of every service (JSON lines), and the previous one after rotation. */
     audit: `${d}/audit.log`,
     auditOld: `${d}/audit.log.1`,

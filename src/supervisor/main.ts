@@ -122,7 +122,14 @@ await runMain("supervisor", async () => {
     layout,
     supervised: false,
     audit,
-    methods: () => supervisorMethods({ manager, logs, nodeId: layout.nodeId, startedAt: started }),
+    methods: () =>
+      supervisorMethods({
+        manager,
+        logs,
+        audit: stateFiles(layout),
+        nodeId: layout.nodeId,
+        startedAt: started,
+      }),
     onStop: async () => {
       try {
         Deno.removeSync(runtimeFiles(layout).ready);

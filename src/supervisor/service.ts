@@ -1,8 +1,9 @@
 /**
  * The supervisor's methods: status, svc.list and svc.status for anyone who
  * can reach the socket; svc.start, svc.stop and svc.restart for holders of
- * the matching supervisor right, and the services' log lines (logs) for
- * holders of supervisor.logs.
+ * the matching supervisor right, the services' log lines (logs) for
+ * holders of supervisor.logs, and the audit trail (audit) for holders of
+ * supervisor.audit.
  * @module
  */
 
@@ -13,6 +14,7 @@ import { MAX_FRAME } from "../wire/frame.ts";
 import type { LogBook } from "./logs.ts";
 import { bindMethods } from "../server/bind.ts";
 import { DEFAULT_DRAIN_MS, SUPERVISOR_METHODS } from "../api/supervisor.ts";
+import { type AuditFiles, readAudit } from "./audit_trail.ts";
 import type { Manager } from "./manager.ts";
 
 /** What the supervisor's methods need. */
@@ -20,6 +22,8 @@ export interface SupervisorDeps {
   manager: Manager;
   /** The services' log lines. */
   logs: LogBook;
+  /** The audit trail's files (for supervisor.audit). */
+  audit: AuditFiles;
   nodeId: string;
   startedAt: number;
 }
@@ -59,6 +63,23 @@ export function supervisorMethods(d: SupervisorDeps): Method<Capability>[] {
           after: p.after,
         });
       },
+    },
+    "supervisor.audit": {
+      cost: () => MAX_FRAME,
+      handler: (p: {
+        lines: number;
+        since_ms?: number;
+        cap_id?: string;
+        event?: string;
+        after?: string;
+      }) =>
+        readAudit(d.audit, {
+          lines: p.lines,
+          sinceMs: p.since_ms,
+          capId: p.cap_id,
+          event: p.event,
+          after: p.after,
+        }),
     },
     "supervisor.svc.start": {
       handler: (p: { name: string }) => d.manager.start(p.name),

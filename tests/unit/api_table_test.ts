@@ -92,8 +92,15 @@ Deno.test("each service binds a handler to every method it declares, and to no o
       trust: stub,
       audit: stub,
       log: stub,
+      issued: stub,
     }).methods(),
-    supervisor: supervisorMethods({ manager: stub, logs: stub, nodeId: "n", startedAt: 0 }),
+    supervisor: supervisorMethods({
+      manager: stub,
+      logs: stub,
+      audit: stub,
+      nodeId: "n",
+      startedAt: 0,
+    }),
   };
   assert.deepEqual(Object.keys(own).sort(), [...SERVICES].sort());
   for (const s of SERVICES) {

@@ -71,7 +71,7 @@ Deno.test("findCommand: a typo suggests the nearest command, at either level", (
   assertUsage(
     () => findCommand(COMMANDS, ["list"]),
     /unknown command list/,
-    /svc list or registry list/,
+    /svc list or token list or registry list/,
   );
   // nothing near: where to look, and what a raw method looks like
   assertUsage(

@@ -25,7 +25,7 @@ Deno.test("SERVICE_RIGHTS: every right is named after its service", () => {
 Deno.test("rightsOf: a service's own rights; * has all; an unknown service has none", () => {
   assert.deepEqual(rightsOf("fs"), ["fs.list", "fs.open", "fs.read"]);
   assert.deepEqual(rightsOf(ANY_SERVICE), allRights());
-  assert.equal(allRights().length, 11);
+  assert.equal(allRights().length, 13);
   assert.deepEqual(rightsOf("nope"), []);
 });
 

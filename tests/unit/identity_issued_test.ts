@@ -1,0 +1,81 @@
+/**
+ * Unit tests for src/identity/issued.ts: the record of issued capabilities
+ * is kept across a reopen, forgets expired ones, stays within its bound and
+ * survives a torn last line.
+ */
+
+import assert from "node:assert/strict";
+import { IssuedBook, type IssuedRecord } from "../../src/identity/issued.ts";
+
+function rec(id: number, exp: number, chain: string[] = []): IssuedRecord {
+  const capId = id.toString(16).padStart(32, "0");
+  return { cap_id: capId, sub: "t", service: "fs", rights: ["fs.list"], iat: 0, exp, chain };
+}
+
+function files(dir: string) {
+  return { issuedLog: `${dir}/issued.log`, issuedLogTmp: `${dir}/issued.log.tmp` };
+}
+
+Deno.test("IssuedBook: kept across a reopen (0600), expired ones dropped, a torn line skipped", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const now = 1_000_000_000_000;
+    const book = IssuedBook.open(files(dir), { now });
+    book.add(rec(1, now / 1000 + 60));
+    book.add(rec(2, now / 1000 + 10, [rec(1, 0).cap_id]));
+    book.add(rec(3, now / 1000 + 60));
+    book.close();
+    assert.equal(Deno.statSync(`${dir}/issued.log`).mode! & 0o777, 0o600);
+    Deno.writeTextFileSync(`${dir}/issued.log`, '{"cap_id":"torn', { append: true });
+    const later = IssuedBook.open(files(dir), { now: now + 30_000 });
+    assert.deepEqual(later.list({ now: now + 30_000 }).map((r) => r.cap_id), [
+      rec(1, 0).cap_id,
+      rec(3, 0).cap_id,
+    ]);
+    // the file was compacted: the expired and the torn lines are gone
+    assert.equal(Deno.readTextFileSync(`${dir}/issued.log`).split("\n").length, 3);
+    later.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("IssuedBook: a tree is the capability and those whose chain holds it", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const exp = Math.floor(Date.now() / 1000) + 60;
+    const book = IssuedBook.open(files(dir));
+    const a = rec(1, exp);
+    book.add(a);
+    book.add(rec(2, exp, [a.cap_id]));
+    book.add(rec(3, exp, [a.cap_id, rec(2, 0).cap_id]));
+    book.add(rec(4, exp));
+    assert.deepEqual(book.list({ tree: rec(2, 0).cap_id }).map((r) => r.cap_id), [
+      rec(2, 0).cap_id,
+      rec(3, 0).cap_id,
+    ]);
+    assert.equal(book.list({ tree: a.cap_id }).length, 3);
+    book.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("IssuedBook: bounded; expired ones go first, then the oldest, and it says how many", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const nowSec = Math.floor(Date.now() / 1000);
+    const book = IssuedBook.open(files(dir), { max: 200 });
+    book.add(rec(1, nowSec - 1)); // already expired: pruned for room first
+    for (let i = 2; i <= 200; i++) book.add(rec(i, nowSec + 60));
+    book.add(rec(201, nowSec + 60));
+    assert.equal(book.dropped, 0);
+    assert.equal(book.size, 200);
+    book.add(rec(202, nowSec + 60));
+    assert.equal(book.dropped, 2);
+    assert.equal(book.list()[0].cap_id, rec(4, 0).cap_id);
+    book.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
