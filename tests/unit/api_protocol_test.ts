@@ -83,5 +83,5 @@ Deno.test("the protocol.md parser sees a method missing, added, or with another 
   assert.equal(documentedMethods().get("fs.close"), "fs.open");
   assert.equal(documentedMethods().get("fs.roots"), "public");
   assert.equal(documentedMethods().get("identity.rotate_key"), "identity.rotate_key");
-  assert.equal(documentedRights().get("supervisor")?.length, 4);
+  assert.equal(documentedRights().get("supervisor")?.length, 5);
 });

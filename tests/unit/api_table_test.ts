@@ -129,7 +129,7 @@ Deno.test("derived from the table: rights, push targets, supervised services, re
   assert.deepEqual(SERVICE_RIGHTS.fs, ["fs.list", "fs.open", "fs.read"]);
   assert.deepEqual(SERVICE_RIGHTS.registry, ["registry.register"]);
   assert.deepEqual(rightsOf("*"), allRights());
-  assert.equal(allRights().length, 11);
+  assert.equal(allRights().length, 13);
   // identity pushes to the services that declare <service>.sync, and not to itself.
   assert.deepEqual([...PUSH_TARGETS].sort(), ["fs", "registry", "supervisor"]);
   assert.deepEqual(IDENTITY_PUSH_TARGETS, PUSH_TARGETS);
