@@ -40,19 +40,6 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
  */
 const scratch = new Uint8Array(MAX_READ);
 
-/** Extra bytes JSON escaping adds to UTF-8 text. */
-function escapeGrowth(bytes: Uint8Array): number {
-  let extra = 0;
-  for (let i = 0; i < bytes.length; i++) {
-    const b = bytes[i];
-    if (b === 0x22 || b === 0x5c) extra += 1;
-    else if (b < 0x20) {
-      extra += b === 0x0a || b === 0x0d || b === 0x09 || b === 0x08 || b === 0x0c ? 1 : 5;
-    }
-  }
-  return extra;
-}
-
 /**
  * Encodes a read result once, as parts the server writes straight into the
  * frame, adding `data` only when the bytes are text and it fits.
@@ -64,12 +51,14 @@ export function readResult(bytes: Uint8Array, eof: boolean): RawJson {
   // Binary bytes are told apart without a thrown decoding error, which cost
   // more than the read itself.
   if (b64.length + bytes.length + ENVELOPE_ROOM <= MAX_FRAME && isUtf8(bytes)) {
-    const growth = escapeGrowth(bytes);
+    const text = utf8.decode(bytes);
+    const quoted = JSON.stringify(text);
+    // Escapes are ASCII, so escaping adds as many bytes as it adds UTF-16
+    // units (native JSON.stringify finds them far faster than a loop over
+    // the bytes did).
+    const growth = quoted.length - 2 - text.length;
     if (b64.length + bytes.length + growth + ENVELOPE_ROOM <= MAX_FRAME) {
-      const text = utf8.decode(bytes);
-      // Text that needs no escaping goes in as it is: one copy less per read.
-      if (growth === 0) parts.push(',"data":"', text, '"');
-      else parts.push(',"data":', JSON.stringify(text));
+      parts.push(',"data":', quoted);
     }
   }
   parts.push(`,"bytes_read":${bytes.length},"eof":${eof}}`);
@@ -100,8 +89,10 @@ function confinement(d: FsDeps, cap: Capability): Confinement {
 export function fsMethods(d: FsDeps): Method<Capability>[] {
   return bindMethods<Capability>(FS_METHODS, {
     "fs.list": {
-      // About 100 bytes of JSON per entry, and as much again while it is built.
-      cost: (p: { limit: number }) => p.limit * 256,
+      // About 100 bytes of JSON per entry, and as much again while it is
+      // built. Most folders are small: room for 64 entries is taken up front,
+      // and a larger listing counts at its real size once it is made.
+      cost: (p: { limit: number }) => Math.min(p.limit, 64) * 256,
       handler: (p: { path: string; limit: number }, ctx) => {
         const shape = (out: Listed) =>
           out.truncated ? out : { path: out.path, entries: out.entries };
@@ -124,6 +115,7 @@ export function fsMethods(d: FsDeps): Method<Capability>[] {
       // to the frame, which is counted at its real size once made. Every
       // read counts, however small: unread answers add up.
       cost: (p: { size: number }) => Math.ceil((p.size * 8) / 3),
+      heavy: (p: { size: number }) => p.size >= 32 * 1024,
       handler: (p: { handle: string; offset: number; size: number }, ctx) => {
         const cap = ctx.cap!;
         const h = d.handles.get(p.handle, cap);

@@ -14,6 +14,9 @@ export interface Handler<C = unknown> {
   /** Bytes its response may hold for these params (see {@link Method.cost}). */
   // deno-lint-ignore no-explicit-any
   cost?(params: any): number;
+  /** Whether the work for these params is heavy (see {@link Method.heavy}). */
+  // deno-lint-ignore no-explicit-any
+  heavy?(params: any): boolean;
   /** Does the work. */
   // deno-lint-ignore no-explicit-any
   handler(params: any, ctx: MethodContext<C>): unknown | Promise<unknown>;
@@ -47,6 +50,7 @@ export function bindMethods<C>(
     access: s.access,
     params: s.params,
     cost: handlers[s.name].cost,
+    heavy: handlers[s.name].heavy,
     handler: handlers[s.name].handler,
   }));
 }

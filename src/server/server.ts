@@ -78,6 +78,9 @@ export interface Method<C = unknown> {
    */
   // deno-lint-ignore no-explicit-any
   cost?(params: any): number;
+  /** Whether the work for these params is long enough to take turns with other heavy work. */
+  // deno-lint-ignore no-explicit-any
+  heavy?(params: any): boolean;
   /** Does the work; what it returns is the result (or a {@link RawJson}). */
   // deno-lint-ignore no-explicit-any
   handler(params: any, ctx: MethodContext<C>): unknown | Promise<unknown>;
@@ -164,6 +167,62 @@ const RELIEF_EVERY_MS = 25;
  * some of it for a body that has been arriving this long is closed.
  */
 const BODY_STALL_MS = 250;
+
+/** Heavy handlers that start at once in one turn of the event loop. */
+const HEAVY_AT_ONCE = 4;
+
+/**
+ * Heavy work takes turns when it comes in bursts. Up to
+ * {@link HEAVY_AT_ONCE} heavy handlers that arrive in one turn of the event
+ * loop start at once; past that (a burst of clients sending large reads at
+ * the same moment), the rest wait and are let go one per timer tick, so the
+ * loop reads the sockets between them and a small request from another
+ * client is answered at once instead of queueing behind the whole burst.
+ * Ordinary traffic, a few large reads at a time, never waits. The end of a
+ * turn is told by a message through a MessageChannel (open only while work
+ * comes in); the ticks are 0 ms timers (about 2 ms each here).
+ */
+class Turns {
+  #waiting: (() => void)[] = [];
+  #arrived = 0;
+  #channel?: MessageChannel;
+  #ticking = false;
+
+  /** Undefined when the caller may go now; else resolves when it is its turn. */
+  take(): Promise<void> | undefined {
+    this.#arrived++;
+    this.#endOfTurn();
+    if (this.#arrived <= HEAVY_AT_ONCE && this.#waiting.length === 0) return undefined;
+    const turn = new Promise<void>((go) => this.#waiting.push(go));
+    this.#tick();
+    return turn;
+  }
+
+  /** Counts arrivals afresh at the end of this turn. */
+  #endOfTurn(): void {
+    if (this.#channel) return;
+    const channel = new MessageChannel();
+    this.#channel = channel;
+    channel.port1.onmessage = () => {
+      this.#arrived = 0;
+      channel.port1.close();
+      channel.port2.close();
+      this.#channel = undefined;
+    };
+    channel.port2.postMessage(0);
+  }
+
+  /** Lets one waiter go per tick while any wait. */
+  #tick(): void {
+    if (this.#ticking) return;
+    this.#ticking = true;
+    setTimeout(() => {
+      this.#ticking = false;
+      this.#waiting.shift()?.();
+      if (this.#waiting.length > 0) this.#tick();
+    }, 0);
+  }
+}
 
 /** Options for {@link Server.listen}. */
 export interface ServerOptions<C = unknown> {
@@ -260,6 +319,7 @@ export class Server<C = unknown> {
   #requestBudget: ByteBudget;
   #responseBudget: ByteBudget;
   #relief?: ReturnType<typeof setTimeout>;
+  #turns = new Turns();
 
   private constructor(options: ServerOptions<C>, listening: Listening[]) {
     this.service = options.service;
@@ -694,6 +754,14 @@ export class Server<C = unknown> {
     // Room for the response in the server's budget (its connection's was
     // taken in #dispatch; both are given back once it is written). A method
     // without a cost makes only small answers: they count once made.
+    // Heavy work first waits for its turn, holding none of the server's budget meanwhile.
+    if (method.heavy?.(params)) {
+      const turn = this.#turns.take();
+      if (turn) {
+        await turn;
+        if (s.closed) throw new StrataError("UNAVAILABLE", "connection closed");
+      }
+    }
     const cost = method.cost?.(params) ?? 0;
     if (cost > 0) {
       let taken = this.#responseBudget.take(cost, s.aborted.signal);

@@ -20,11 +20,13 @@ const RSS_CEILING_MB = 150;
 const GOOD_MEDIAN_CEILING_MS = 100;
 
 /**
- * A good client's worst fs.list latency while the flood runs, on a loaded
- * 2-core box: the burst of 250 new connections costs fs a few hundred ms of
- * CPU at its start (before the budgets, no answer came within 5 s).
+ * A good client's worst fs.list latency while the flood runs: the issue's
+ * bound. The burst of 250 new connections' large reads takes turns (one per
+ * timer tick past the first few), so small requests are answered between
+ * them; before the budgets no answer came within 5 s, and before the turns
+ * the burst held the event loop for 150-400 ms.
  */
-const GOOD_WORST_CEILING_MS = 1000;
+const GOOD_WORST_CEILING_MS = 100;
 
 /**
  * A good client's worst 18 KB request latency among slow senders (it was
