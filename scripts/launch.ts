@@ -3,7 +3,8 @@
  *
  * It works out the layout from the environment (STRATA_RUNTIME_DIR,
  * STRATA_STATE_DIR, STRATA_NODE_ID, STRATA_FS_ROOTS, STRATA_GROUP_ACCESS=1,
- * STRATA_<SERVICE>_LISTEN and STRATA_TLS_CERT / _KEY / _CA) with
+ * STRATA_<SERVICE>_LISTEN, STRATA_TLS_CERT / _KEY / _CA, and cluster mode's
+ * STRATA_CLUSTER, STRATA_ETCD_ENDPOINTS, STRATA_CLUSTER_ROOT / _CA) with
  * development defaults, then starts the program with `deno run` and exactly
  * the flags src/runtime/permissions.ts gives it. Defaults: the runtime dir is
  * /run/strata when this user can write there, else $XDG_RUNTIME_DIR/strata,
@@ -23,6 +24,7 @@ import { programCommand, REPO_ROOT } from "../src/runtime/command.ts";
 import {
   checkLayout,
   CHILD_SERVICES,
+  clusterFromEnv,
   type Layout,
   transportFromEnv,
 } from "../src/runtime/config.ts";
@@ -110,6 +112,21 @@ function userDir(): { cwd: string; downloads: string[] } {
   return { cwd, downloads: grantable ? [cwd] : [] };
 }
 
+/**
+ * Cluster mode: the etcd3 package's proto folder (its gRPC client reads it),
+ * found in this Deno's npm cache unless STRATA_ETCD_PROTO names it.
+ */
+function withProto(part: Pick<Layout, "cluster">): Pick<Layout, "cluster"> {
+  const c = part.cluster;
+  if (!c || c.proto) return part;
+  const out = new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stderr: "null" })
+    .outputSync();
+  const cache = out.success ? JSON.parse(new TextDecoder().decode(out.stdout)).npmCache : undefined;
+  return typeof cache === "string"
+    ? { cluster: { ...c, proto: `${cache}/registry.npmjs.org/etcd3/1.1.2/proto` } }
+    : part;
+}
+
 const [program, ...rest] = Deno.args;
 if (program !== "supervisor" && program !== "ctl") {
   console.error("usage: launch.ts supervisor|ctl [args...]");
@@ -124,6 +141,7 @@ const layout: Layout = checkLayout({
   fsRoots: (getEnv("STRATA_FS_ROOTS") ?? "/tmp").split(":"),
   ...(getEnv("STRATA_GROUP_ACCESS") === "1" ? { groupAccess: true } : {}),
   ...transportFromEnv(getEnv),
+  ...withProto(clusterFromEnv(getEnv)),
 });
 const overrides = CHILD_SERVICES.map((s) => getEnv(binOverrideVar(s))).filter((x) =>
   x !== undefined

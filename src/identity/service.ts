@@ -18,6 +18,7 @@ import { attenuate } from "../policy/constraints.ts";
 import { actionOf, allRights, ANY_SERVICE, isRoot, resolveRights } from "../policy/rights.ts";
 import type { Audit } from "../runtime/audit.ts";
 import {
+  audienceOf,
   issuerOf,
   type Layout,
   runtimeFiles,
@@ -28,7 +29,6 @@ import {
 import { writeFileAtomic } from "../runtime/files.ts";
 import type { Logger } from "../runtime/log.ts";
 import {
-  AUDIENCE,
   type Capability,
   type Claims,
   type Constraints,
@@ -238,7 +238,7 @@ export class IdentityService {
     const claims: Claims = {
       jti,
       iss: this.#issuer,
-      aud: AUDIENCE,
+      aud: audienceOf(this.#d.layout),
       iat: issued,
       nbf: issued,
       exp: rfc3339(expMs),
