@@ -20,6 +20,7 @@
  * @module
  */
 
+import { resolve } from "node:path";
 import { programCommand, REPO_ROOT } from "../src/runtime/command.ts";
 import {
   checkLayout,
@@ -127,6 +128,15 @@ function withProto(part: Pick<Layout, "cluster">): Pick<Layout, "cluster"> {
     : part;
 }
 
+/** The value of `--name VALUE` or `--name=VALUE` among `args`. */
+function optionValue(args: string[], name: string): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === name) return args[i + 1];
+    if (args[i].startsWith(`${name}=`)) return args[i].slice(name.length + 1);
+  }
+  return undefined;
+}
+
 const [program, ...rest] = Deno.args;
 if (program !== "supervisor" && program !== "ctl") {
   console.error("usage: launch.ts supervisor|ctl [args...]");
@@ -147,6 +157,11 @@ const overrides = CHILD_SERVICES.map((s) => getEnv(binOverrideVar(s))).filter((x
   x !== undefined
 );
 const user = program === "ctl" ? userDir() : undefined;
+// `strata-ctl cluster ...` reads and writes the operator's cluster folder (--dir, default here)
+// and runs openssl; no other command gets either.
+const clusterDir = program === "ctl" && rest.includes("cluster") && user
+  ? resolve(user.cwd, optionValue(rest, "--dir") ?? ".")
+  : undefined;
 const { cmd, args, env } = programCommand(program, layout, {
   kind: "dev",
   deno: Deno.execPath(),
@@ -154,6 +169,7 @@ const { cmd, args, env } = programCommand(program, layout, {
 }, {
   run: program === "supervisor" ? [Deno.execPath(), ...overrides] : undefined,
   downloads: user?.downloads,
+  clusterDir,
   extra: [...lookedIn.map((l) => `--looked-in=${l}`), ...rest],
 });
 

@@ -11,7 +11,6 @@ import { StrataError } from "../wire/errors.ts";
 import { PUSH_TARGETS, syncSpec } from "../api/mod.ts";
 import { type Method, Server, type ServerLimits } from "../server/server.ts";
 import { Trust } from "../sources/trust.ts";
-import { clusterKeySource } from "../sources/cluster.ts";
 import { Audit } from "../runtime/audit.ts";
 import { endpointsOf, type Layout, type ServiceName, stateFiles } from "../runtime/config.ts";
 import { onStopSignal, parentPipe, watchParentPipe } from "./lifecycle.ts";
@@ -106,6 +105,8 @@ function syncMethod(service: string, trust: Trust): Method<Capability> {
 /** A verifying service's trust: identity.pub alone, or in cluster mode also the endorsements in etcd. */
 async function defaultTrust(layout: Layout): Promise<Trust> {
   if (!layout.cluster) return new Trust(layout);
+  // Loaded only in cluster mode: the etcd client (grpc-js) reads variables as it loads.
+  const { clusterKeySource } = await import("../sources/cluster.ts");
   const keySource = await clusterKeySource(layout);
   return new Trust(layout, undefined, { keySource, issuers: keySource.issuers });
 }

@@ -53,6 +53,11 @@ export interface PermissionOptions {
   run?: string[];
   /** ctl only: folders `fs get` may write downloads into (read and write, nothing else). */
   downloads?: string[];
+  /**
+   * ctl only, for `strata-ctl cluster`: the operator's cluster folder (root
+   * key, CA), read and written, and openssl, run.
+   */
+  clusterDir?: string;
 }
 
 /** The variable that overrides the binary of a supervised service. */
@@ -80,6 +85,9 @@ export const GRPC_ENV = [
   "no_proxy",
   "no_grpc_proxy",
 ];
+
+/** Debian's openssl: strata-ctl's cluster commands make the cluster CA and node certificates with it. */
+export const OPENSSL = "/usr/bin/openssl";
 
 /** The programs that talk to etcd in cluster mode: the verifying services, and strata-ctl's `cluster join`. */
 const ETCD_CLIENTS: readonly Program[] = ["supervisor", "registry", "fs", "ctl"];
@@ -167,8 +175,13 @@ export function permissionSet(
       // into place; Deno needs read as well as write on both names for a
       // rename (and to see whether DEST exists), so the folder is in both.
       set.read = [st.operatorToken, ...(options.downloads ?? [])];
-      set.write = options.downloads ?? [];
+      set.write = [...options.downloads ?? []];
       set.env = CTL_ENV;
+      if (options.clusterDir) {
+        set.read.push(options.clusterDir);
+        set.write.push(options.clusterDir);
+        set.run = [OPENSSL];
+      }
       break;
   }
   // Cluster mode: etcd's client URLs (exact host:port), grpc-js's variables,

@@ -15,7 +15,12 @@ import {
   layoutArgs,
   parseLayoutArgs,
 } from "../../src/runtime/config.ts";
-import { GRPC_ENV, permissionFlags, permissionSet } from "../../src/runtime/permissions.ts";
+import {
+  GRPC_ENV,
+  OPENSSL,
+  permissionFlags,
+  permissionSet,
+} from "../../src/runtime/permissions.ts";
 
 const BASE: Layout = {
   runtimeDir: "/run/s",
@@ -69,7 +74,10 @@ Deno.test("cluster config: bad values are refused naming the option", () => {
   bad({ name: "p", etcd: ["https://h:1"], root: "/r" }, /--etcd-endpoints: https:\/\/h:1/);
   bad({ name: "p", etcd: ["http://h:99999"], root: "/r" }, /--etcd-endpoints/);
   bad({ name: "p", etcd: ["http://h:1"] }, /--cluster-root: cluster mode needs/);
-  bad({ name: "p", etcd: ["http://h:1"], root: "rel.pub" }, /--cluster-root must be an absolute path/);
+  bad(
+    { name: "p", etcd: ["http://h:1"], root: "rel.pub" },
+    /--cluster-root must be an absolute path/,
+  );
 });
 
 Deno.test("cluster grants: etcd host:port exactly, grpc-js's variables, the root key; identity none", () => {
@@ -91,4 +99,14 @@ Deno.test("cluster grants: etcd host:port exactly, grpc-js's variables, the root
       permissionFlags(p, BASE),
     );
   }
+});
+
+Deno.test("cluster grants: only `strata-ctl cluster` gets its folder and openssl", () => {
+  const plain = permissionSet("ctl", CLUSTER);
+  assert.deepEqual(plain.run, []);
+  const admin = permissionSet("ctl", CLUSTER, { clusterDir: "/home/op/root" });
+  assert.deepEqual(admin.run, [OPENSSL]);
+  assert.ok(admin.read.includes("/home/op/root") && admin.write.includes("/home/op/root"));
+  // The node's signing keys stay out of reach whatever the folder.
+  assert.ok(admin.denyRead.includes(`${CLUSTER.stateDir}/keys.json`));
 });
