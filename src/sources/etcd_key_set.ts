@@ -73,12 +73,28 @@ export class EtcdKeySetSource implements KeySetSource {
     return this.#issuers;
   }
 
-  /** Reads the endorsements and starts watching the prefix. */
+  /**
+   * Reads the endorsements and starts watching the prefix. Does not wait for
+   * etcd: a node that cannot reach it starts with its own keys (and trusts
+   * others once it can read them; the service's periodic refresh retries).
+   */
   async start(): Promise<void> {
     await this.refresh();
-    const watcher = await this.#o.client.watch().prefix(this.#prefix).create();
+    this.watching = this.#watch();
+  }
+
+  /** Settles once the prefix watch is set up (or could not be: then only refreshes read etcd). */
+  watching: Promise<void> = Promise.resolve();
+
+  async #watch(): Promise<void> {
+    let watcher: Watcher;
+    try {
+      watcher = await this.#o.client.watch().prefix(this.#prefix).create();
+    } catch {
+      return; // The periodic refresh still reads etcd.
+    }
     if (this.#closed) {
-      await watcher.cancel();
+      await watcher.cancel().catch(() => {});
       return;
     }
     this.#watcher = watcher;

@@ -59,6 +59,7 @@ Deno.test("etcd key set: only the root's endorsements make keys trusted, each fo
         clock,
       });
       await source.start();
+      await source.watching;
       try {
         const lookup = new KeySetLookup(source);
         const verifier = new TokenVerifier({
