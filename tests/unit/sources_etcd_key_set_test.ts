@@ -124,3 +124,47 @@ Deno.test("etcd key set: only the root's endorsements make keys trusted, each fo
     await etcd.stop();
   }
 });
+
+Deno.test("etcd key set: three members, one killed -9: endorsements still read and watched", async () => {
+  const etcd = await startEtcd(3);
+  // The writer talks to the members that stay up.
+  const writer = new Etcd3({ hosts: etcd.endpoints.slice(1) });
+  try {
+    await withTempDir(async (dir) => {
+      const root = await generateSigningKey();
+      const [a, b] = await Promise.all([generateSigningKey(), generateSigningKey()]);
+      const prefix = endorsementsPrefix(CLUSTER);
+      await writer.put(`${prefix}A`).value(endorse(root, "A", [a], Date.now() + 3600_000));
+      const source = new EtcdKeySetSource({
+        cluster: CLUSTER,
+        client: new Etcd3({ hosts: etcd.endpoints }),
+        root: await importVerifyKey(root.publicKey),
+        local: new FileKeySetSource(`${dir}/identity.pub`),
+      });
+      await source.start();
+      await source.watching;
+      try {
+        assert.ok(source.snapshot().has(a.kid));
+        etcd.members[0].kill("SIGKILL");
+        await etcd.members[0].status;
+        await writer.put(`${prefix}B`).value(endorse(root, "B", [b], Date.now() + 3600_000));
+        const t0 = performance.now();
+        const deadline = Date.now() + 10_000;
+        while (!source.snapshot().has(b.kid) && Date.now() < deadline) {
+          await source.refresh().catch(() => {});
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        assert.ok(source.snapshot().has(b.kid), "B's endorsement read with one member down");
+        console.log(
+          `  seen ${(performance.now() - t0).toFixed(0)} ms after the put, one member down`,
+        );
+        assert.ok(source.snapshot().has(a.kid));
+      } finally {
+        source.close();
+      }
+    });
+  } finally {
+    writer.close();
+    await etcd.stop();
+  }
+});
