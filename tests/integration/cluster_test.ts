@@ -144,6 +144,26 @@ Deno.test("cluster: A's tokens on B only while the root endorses A; forged keys 
       assert.match(refused.error.message, /not signed by the cluster root/);
     }
 
+    // Rotation on A: the new key is A's at once, other nodes' once the operator re-endorses A;
+    // tokens signed by the old key keep working on B meanwhile.
+    const rotated = await a.request("identity", "identity.rotate_key", {}, a.operatorToken());
+    assert.ok(rotated.ok, JSON.stringify(rotated));
+    const tokA2 = (await issue(a, { service: "fs", actions: ["list"] })).token;
+    assert.ok((await a.request("fs", "fs.list", { path: a.exportRoot }, tokA2)).ok);
+    const early = await listOnB(b, tokA2);
+    assert.equal(!early.ok && early.error.details?.reason, "unknown_key");
+    assert.ok((await listOnB(b, tokA)).ok, "the old key is still endorsed");
+    const rejoined = await ctl(a.layout, op, ["cluster", "join", "a", "--dir", op]) as {
+      kids: string[];
+    };
+    assert.equal(rejoined.kids.length, 2, "the new key and the old one, until its not_after");
+    const t2 = performance.now();
+    const afterRejoin = await listOnB(b, tokA2);
+    assert.ok(afterRejoin.ok, JSON.stringify(afterRejoin));
+    console.log(
+      `  rotated key honoured on B after re-join (${(performance.now() - t2).toFixed(1)} ms)`,
+    );
+
     // Withdrawing A's endorsement: B refuses A's token (cached or not), A still honours it.
     const t1 = performance.now();
     await ctl(b.layout, op, ["cluster", "leave", "a"]);
@@ -157,6 +177,8 @@ Deno.test("cluster: A's tokens on B only while the root endorses A; forged keys 
     const l = last as unknown as { error: { name: string; details?: { reason?: string } } };
     assert.equal(l.error.name, "UNAUTHENTICATED");
     assert.equal(l.error.details?.reason, "unendorsed_key");
+    const rotatedOnB = await listOnB(b, tokA2);
+    assert.equal(!rotatedOnB.ok && rotatedOnB.error.details?.reason, "unendorsed_key");
     const home = await a.request("fs", "fs.list", { path: a.exportRoot }, tokA);
     assert.ok(home.ok, "A honours its own identity's tokens without etcd's word");
   } finally {
