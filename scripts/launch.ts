@@ -137,6 +137,15 @@ function optionValue(args: string[], name: string): string | undefined {
   return undefined;
 }
 
+/** strata-ctl's command: the first word that is neither an option nor a global option's value. */
+function commandWord(args: string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    if (/^--?(token|timeout)$/.test(args[i])) i++;
+    else if (!args[i].startsWith("-")) return args[i];
+  }
+  return undefined;
+}
+
 const [program, ...rest] = Deno.args;
 if (program !== "supervisor" && program !== "ctl") {
   console.error("usage: launch.ts supervisor|ctl [args...]");
@@ -159,7 +168,7 @@ const overrides = CHILD_SERVICES.map((s) => getEnv(binOverrideVar(s))).filter((x
 const user = program === "ctl" ? userDir() : undefined;
 // `strata-ctl cluster ...` reads and writes the operator's cluster folder (--dir, default here)
 // and runs openssl; no other command gets either.
-const clusterDir = program === "ctl" && rest.includes("cluster") && user
+const clusterDir = program === "ctl" && commandWord(rest) === "cluster" && user
   ? resolve(user.cwd, optionValue(rest, "--dir") ?? ".")
   : undefined;
 const { cmd, args, env } = programCommand(program, layout, {

@@ -2,7 +2,7 @@
  * strata-ctl's cluster commands (docs/cluster.md): the operator's root of
  * trust and the endorsement of nodes.
  *
- * `cluster init` makes, in the operator's folder (0700, files 0600 but the
+ * `cluster init` makes, in the operator's folder (made 0700 if new; files 0600 but the
  * public ones): the root key (`root.key`, a k4.secret PASERK, like the
  * signing keys in src/token/keys.ts) and its public half (`root.pub`, the
  * trust anchor each node is configured with), and the cluster CA (`ca.key`,
