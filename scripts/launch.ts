@@ -3,7 +3,8 @@
  *
  * It works out the layout from the environment (STRATA_RUNTIME_DIR,
  * STRATA_STATE_DIR, STRATA_NODE_ID, STRATA_FS_ROOTS, STRATA_GROUP_ACCESS=1,
- * STRATA_<SERVICE>_LISTEN and STRATA_TLS_CERT / _KEY / _CA) with
+ * STRATA_<SERVICE>_LISTEN, STRATA_TLS_CERT / _KEY / _CA, and cluster mode's
+ * STRATA_CLUSTER, STRATA_ETCD_ENDPOINTS, STRATA_CLUSTER_ROOT / _CA) with
  * development defaults, then starts the program with `deno run` and exactly
  * the flags src/runtime/permissions.ts gives it. Defaults: the runtime dir is
  * /run/strata when this user can write there, else $XDG_RUNTIME_DIR/strata,
@@ -19,10 +20,12 @@
  * @module
  */
 
+import { resolve } from "node:path";
 import { programCommand, REPO_ROOT } from "../src/runtime/command.ts";
 import {
   checkLayout,
   CHILD_SERVICES,
+  clusterFromEnv,
   type Layout,
   transportFromEnv,
 } from "../src/runtime/config.ts";
@@ -87,6 +90,39 @@ function userDir(): { cwd: string; downloads: string[] } {
   return { cwd, downloads: grantable ? [cwd] : [] };
 }
 
+/**
+ * Cluster mode: the etcd3 package's proto folder (its gRPC client reads it),
+ * found in this Deno's npm cache unless STRATA_ETCD_PROTO names it.
+ */
+function withProto(part: Pick<Layout, "cluster">): Pick<Layout, "cluster"> {
+  const c = part.cluster;
+  if (!c || c.proto) return part;
+  const out = new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stderr: "null" })
+    .outputSync();
+  const cache = out.success ? JSON.parse(new TextDecoder().decode(out.stdout)).npmCache : undefined;
+  return typeof cache === "string"
+    ? { cluster: { ...c, proto: `${cache}/registry.npmjs.org/etcd3/1.1.2/proto` } }
+    : part;
+}
+
+/** The value of `--name VALUE` or `--name=VALUE` among `args`. */
+function optionValue(args: string[], name: string): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === name) return args[i + 1];
+    if (args[i].startsWith(`${name}=`)) return args[i].slice(name.length + 1);
+  }
+  return undefined;
+}
+
+/** strata-ctl's command: the first word that is neither an option nor a global option's value. */
+function commandWord(args: string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    if (/^--?(token|timeout)$/.test(args[i])) i++;
+    else if (!args[i].startsWith("-")) return args[i];
+  }
+  return undefined;
+}
+
 const [program, ...rest] = Deno.args;
 if (program !== "supervisor" && program !== "ctl") {
   console.error("usage: launch.ts supervisor|ctl [args...]");
@@ -101,11 +137,17 @@ const layout: Layout = checkLayout({
   fsRoots: (getEnv("STRATA_FS_ROOTS") ?? "/tmp").split(":"),
   ...(getEnv("STRATA_GROUP_ACCESS") === "1" ? { groupAccess: true } : {}),
   ...transportFromEnv(getEnv),
+  ...withProto(clusterFromEnv(getEnv)),
 });
 const overrides = CHILD_SERVICES.map((s) => getEnv(binOverrideVar(s))).filter((x) =>
   x !== undefined
 );
 const user = program === "ctl" ? userDir() : undefined;
+// `strata-ctl cluster ...` reads and writes the operator's cluster folder (--dir, default here)
+// and runs openssl; no other command gets either.
+const clusterDir = program === "ctl" && commandWord(rest) === "cluster" && user
+  ? resolve(user.cwd, optionValue(rest, "--dir") ?? ".")
+  : undefined;
 const { cmd, args, env } = programCommand(program, layout, {
   kind: "dev",
   deno: Deno.execPath(),
@@ -113,6 +155,7 @@ const { cmd, args, env } = programCommand(program, layout, {
 }, {
   run: program === "supervisor" ? [Deno.execPath(), ...overrides] : undefined,
   downloads: user?.downloads,
+  clusterDir,
   extra: [...lookedIn.map((l) => `--looked-in=${l}`), ...rest],
 });
 

@@ -43,6 +43,7 @@ export { MAX_FRAME } from "./wire/frame.ts";
 export {
   CHILD_SERVICES,
   type ChildService,
+  type ClusterConfig,
   DEFAULT_LAYOUT,
   type Layout,
   type ServiceName,

@@ -5,8 +5,11 @@
  * @module
  */
 
+import { posix } from "node:path";
+import type { Etcd3 } from "etcd3";
 import { CHILD_SERVICES } from "../runtime/config.ts";
 import { humanLine } from "../runtime/log.ts";
+import { DEFAULT_ENDORSEMENT_TTL_MS, initCluster, joinNode, leaveNode } from "./cluster.ts";
 import { VERSION } from "../runtime/version.ts";
 import { completionScript, SHELLS } from "./completion.ts";
 import { findCommand } from "./dispatch.ts";
@@ -816,6 +819,128 @@ const HELP: Command = {
   },
 };
 
+/** `--dir` of the cluster commands: the operator's cluster folder (default: here). */
+function clusterDir(input: Input): string {
+  const dir = (input.options.dir as string | undefined) ?? ".";
+  return posix.resolve(Deno.cwd(), dir);
+}
+
+/** The cluster section a command that writes to etcd needs, and a client of its etcd. */
+async function clusterOf(ctx: Context): Promise<{ name: string; etcd: Etcd3 }> {
+  const c = ctx.session.layout.cluster;
+  if (!c) {
+    throw usage(
+      "this node is not configured for a cluster",
+      "set STRATA_CLUSTER, STRATA_ETCD_ENDPOINTS and STRATA_CLUSTER_ROOT (see docs/cluster.md)",
+    );
+  }
+  // Loaded only here: the etcd client (grpc-js) reads variables as it loads.
+  const { etcdClient } = await import("../sources/cluster.ts");
+  return { name: c.name, etcd: etcdClient(ctx.session.layout) };
+}
+
+const DIR: OptionSpec = {
+  name: "dir",
+  value: "DIR",
+  summary: "the operator's cluster folder: root key and CA (default: here)",
+  complete: "files",
+};
+
+const CLUSTER: Group = {
+  name: "cluster",
+  summary: "the cluster's root of trust and its nodes (docs/cluster.md)",
+  commands: [
+    {
+      name: "init",
+      summary: "create the cluster's root key and CA in --dir (kept by the operator)",
+      args: [],
+      options: [DIR, { name: "name", value: "NAME", summary: "the cluster's name (for the CA)" }],
+      examples: ["strata-ctl cluster init --dir ~/strata-root"],
+      async run(ctx, input) {
+        const name = (input.options.name as string | undefined) ??
+          ctx.session.layout.cluster?.name ?? "strata";
+        const r = await initCluster(clusterDir(input), { name });
+        return {
+          data: r,
+          text: `root key ${r.root_kid} in ${r.dir}/root.key (keep it offline)
+` +
+            `trust anchor: ${r.root_pub} (every node's --cluster-root)
+cluster CA: ${r.ca}`,
+        };
+      },
+    },
+    {
+      name: "join",
+      summary: "endorse NODE's identity keys with the root key, in etcd, and issue its certificate",
+      args: [{ name: "NODE" }],
+      options: [
+        DIR,
+        { name: "keys", value: "FILE", summary: "NODE's identity.pub (default: ask this node)" },
+        { name: "ttl", value: "DURATION", summary: "how long the endorsement holds (default 30d)" },
+        { name: "host", value: "LIST", summary: "IPs or names of NODE's tcp:// endpoints" },
+      ],
+      examples: ["strata-ctl cluster join a --dir ~/strata-root --host 10.0.0.1"],
+      async run(ctx, input) {
+        const node = input.args[0];
+        const ttlText = input.options.ttl as string | undefined;
+        const ttlMs = ttlText === undefined ? DEFAULT_ENDORSEMENT_TTL_MS : parseDuration(ttlText);
+        if (ttlMs === undefined || ttlMs < 1000) {
+          throw usage(`--ttl: cannot read "${ttlText}" as a duration`, "use e.g. 12h or 30d");
+        }
+        const file = input.options.keys as string | undefined;
+        const keys = file
+          ? JSON.parse(await Deno.readTextFile(file))
+          : await ctx.session.call("identity.keys", undefined, { auth: false });
+        const hosts = ((input.options.host as string | undefined) ?? "").split(",")
+          .filter((h) => h !== "");
+        const cluster = await clusterOf(ctx);
+        try {
+          const r = await joinNode(node, {
+            dir: clusterDir(input),
+            cluster: cluster.name,
+            keys,
+            ttlMs,
+            etcd: cluster.etcd,
+            hosts,
+          });
+          return {
+            data: r,
+            text: `endorsed ${r.issuer} (${r.kids.length} key${r.kids.length === 1 ? "" : "s"})` +
+              ` until ${r.expires} at ${r.etcd_key}` +
+              (r.cert
+                ? `
+certificate ${r.cert}, key ${r.key}: hand them to ${node}`
+                : ""),
+          };
+        } finally {
+          cluster.etcd.close();
+        }
+      },
+    },
+    {
+      name: "leave",
+      summary: "withdraw NODE's endorsement: no node trusts its keys any more",
+      args: [{ name: "NODE" }],
+      options: [],
+      examples: ["strata-ctl cluster leave b"],
+      async run(ctx, input) {
+        const cluster = await clusterOf(ctx);
+        try {
+          const r = await leaveNode(input.args[0], { cluster: cluster.name, etcd: cluster.etcd });
+          return {
+            data: r,
+            text: r.withdrawn
+              ? `withdrew the endorsement of ${r.node}`
+              : `${r.node} had no endorsement`,
+          };
+        } finally {
+          cluster.etcd.close();
+        }
+      },
+    },
+  ],
+};
+
 /** Every command, in the order `--help` lists them. */
 export const COMMANDS: readonly Entry[] = [
   STATUS,
@@ -825,6 +950,7 @@ export const COMMANDS: readonly Entry[] = [
   TOKEN,
   FS,
   REGISTRY,
+  CLUSTER,
   COMPLETION,
   VERSION_COMMAND,
   HELP,

@@ -91,6 +91,9 @@ export function hintFor(error: Pick<ErrorBody, "name" | "details">, method = "")
         "export and ask for paths outside it";
     case "rate_limited":
       return "slow down: the token has a rate limit (`strata-ctl token inspect` shows it)";
+    case "unendorsed_key":
+      return "the issuing node is not endorsed by the cluster root: the operator runs " +
+        "`strata-ctl cluster join NODE` (docs/cluster.md)";
   }
   switch (error.name) {
     case "UNAUTHENTICATED":

@@ -32,6 +32,8 @@ const LAYOUT_FLAGS: Record<string, keyof Layout> = {
   "node-id": "nodeId",
 };
 
+const CLUSTER_FLAGS = ["cluster", "etcd-endpoints", "cluster-root", "cluster-ca", "etcd-proto"];
+
 /**
  * Parses global options anywhere before or after the command. Accepts the
  * Go-style `-token T` of the seed CLI as well as `--token T` and `--token=T`.
@@ -78,6 +80,15 @@ export function parseCtlArgs(argv: string[]): CtlArgs {
     } else if (/^[a-z]+-listen$/.test(name)) {
       // The layout's tcp:// endpoints (the registry may resolve a service to one).
       (layout.listen ??= {})[name.slice(0, -7) as ChildService] = value();
+    } else if (CLUSTER_FLAGS.includes(name)) {
+      // Cluster mode (docs/cluster.md): `cluster join` and `leave` write to its etcd.
+      const c = (layout.cluster ??= { name: "", etcd: [], root: "" });
+      const v = value();
+      if (name === "cluster") c.name = v;
+      else if (name === "etcd-endpoints") c.etcd = v.split(",").filter((e) => e !== "");
+      else if (name === "cluster-root") c.root = v;
+      else if (name === "cluster-ca") c.ca = v;
+      else c.proto = v;
     } else if (name === "looked-in") (out.lookedIn ??= []).push(value()); // set by the launcher
     else if (out.positionals.length > 0) out.positionals.push(arg); // a subcommand's own option
     else throw new UsageError(`unknown option ${arg}; see strata-ctl --help`);

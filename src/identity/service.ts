@@ -19,6 +19,7 @@ import { attenuate } from "../policy/constraints.ts";
 import { actionOf, allRights, ANY_SERVICE, isRoot, resolveRights } from "../policy/rights.ts";
 import type { Audit } from "../runtime/audit.ts";
 import {
+  audienceOf,
   issuerOf,
   type Layout,
   runtimeFiles,
@@ -29,7 +30,6 @@ import {
 import { writeFileAtomic } from "../runtime/files.ts";
 import type { Logger } from "../runtime/log.ts";
 import {
-  AUDIENCE,
   type Capability,
   type Claims,
   type Constraints,
@@ -270,7 +270,7 @@ export class IdentityService {
     const claims: Claims = {
       jti,
       iss: this.#issuer,
-      aud: AUDIENCE,
+      aud: audienceOf(this.#d.layout),
       iat: issued,
       nbf: issued,
       exp: rfc3339(expMs),

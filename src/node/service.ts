@@ -102,6 +102,15 @@ function syncMethod(service: string, trust: Trust): Method<Capability> {
   };
 }
 
+/** A verifying service's trust: identity.pub alone, or in cluster mode also the endorsements in etcd. */
+async function defaultTrust(layout: Layout): Promise<Trust> {
+  if (!layout.cluster) return new Trust(layout);
+  // Loaded only in cluster mode: the etcd client (grpc-js) reads variables as it loads.
+  const { clusterKeySource } = await import("../sources/cluster.ts");
+  const keySource = await clusterKeySource(layout);
+  return new Trust(layout, undefined, { keySource, issuers: keySource.issuers });
+}
+
 /** Runs a program's main, turning a start-up failure into one log line and exit 1. */
 export async function runMain(program: string, main: () => Promise<unknown>): Promise<void> {
   try {
@@ -119,7 +128,7 @@ export async function runService(setup: ServiceSetup): Promise<RunningService> {
   const log = logger(setup.service);
   const audit = setup.audit ??
     new Audit({ path: stateFiles(setup.layout).audit, program: setup.service });
-  const trust = setup.trust ?? new Trust(setup.layout);
+  const trust = setup.trust ?? await defaultTrust(setup.layout);
   const methods = setup.methods(trust, audit);
   const pushed = (PUSH_TARGETS as readonly string[]).includes(setup.service);
   if (setup.receivesPushes ?? pushed) methods.push(syncMethod(setup.service, trust));
@@ -131,6 +140,7 @@ export async function runService(setup: ServiceSetup): Promise<RunningService> {
       clearInterval(up.timer);
       await up.server?.drain(drainMs);
       await setup.onStop?.();
+      trust.close();
       audit.close();
       log.info("stopped");
     })();

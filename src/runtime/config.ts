@@ -48,6 +48,29 @@ export interface Layout {
    * against (`--tls-ca`).
    */
   tls?: TlsFiles;
+  /** Cluster mode (see docs/cluster.md); absent: a single node, the default. */
+  cluster?: ClusterConfig;
+}
+
+/**
+ * Cluster mode: the etcd the node shares state through and the trust anchor
+ * it judges that state by (`--cluster`, `--etcd-endpoints`, `--cluster-root`,
+ * `--cluster-ca`, `--etcd-proto`; STRATA_CLUSTER and friends).
+ */
+export interface ClusterConfig {
+  /** The cluster's name: tokens' audience and the etcd prefix `/strata/<name>/`. */
+  name: string;
+  /** etcd client URLs, `http://host:port` (Deno grants them exactly). */
+  etcd: string[];
+  /** The cluster's root public key (a k4.public PASERK file): the trust anchor. */
+  root: string;
+  /** The cluster CA certificate (PEM) for tcp:// between nodes. */
+  ca?: string;
+  /**
+   * The etcd3 package's proto folder, which its gRPC client reads at start
+   * (`<npmCache>/registry.npmjs.org/etcd3/1.1.2/proto`; `deno info --json` prints npmCache).
+   */
+  proto?: string;
 }
 
 /** The PEM files of the tcp:// transport. */
@@ -123,6 +146,43 @@ function checkTransport(layout: Layout): Pick<Layout, "listen" | "tls"> {
   };
 }
 
+const ETCD_URL_RE = /^http:\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+
+/** Checks the cluster section; cluster mode needs a name, etcd endpoints and the root key. */
+function checkCluster(cluster: ClusterConfig | undefined): Pick<Layout, "cluster"> {
+  if (cluster === undefined) return {};
+  const { name, etcd, root, ca, proto } = cluster;
+  if (!name && etcd.length === 0 && !root && !ca && !proto) return {};
+  if (!name || !NODE_ID_RE.test(name)) {
+    throw new ConfigError(
+      `--cluster: the cluster name must be 1-63 letters, digits, ".", "_" or "-": ${name ?? ""}`,
+    );
+  }
+  if (etcd.length === 0) {
+    throw new ConfigError("--etcd-endpoints: cluster mode needs http://host:port,... of etcd");
+  }
+  for (const url of etcd) {
+    const m = ETCD_URL_RE.exec(url);
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) {
+      throw new ConfigError(`--etcd-endpoints: ${url} is not http://host:port`);
+    }
+  }
+  if (!root) {
+    throw new ConfigError(
+      "--cluster-root: cluster mode needs the root public key file (strata-ctl cluster init)",
+    );
+  }
+  return {
+    cluster: {
+      name,
+      etcd: [...etcd],
+      root: checkDir(root, "--cluster-root"),
+      ...(ca ? { ca: checkDir(ca, "--cluster-ca") } : {}),
+      ...(proto ? { proto: checkDir(proto, "--etcd-proto") } : {}),
+    },
+  };
+}
+
 /** Checks and normalises a layout; throws ConfigError naming the bad value. */
 export function checkLayout(layout: Layout): Layout {
   if (!NODE_ID_RE.test(layout.nodeId)) {
@@ -141,6 +201,7 @@ export function checkLayout(layout: Layout): Layout {
     }),
     ...(layout.groupAccess ? { groupAccess: true } : {}),
     ...checkTransport(layout),
+    ...checkCluster(layout.cluster),
   };
   const key = checked.tls?.key;
   const root = key && checked.fsRoots.find((r) => isWithin(key, r));
@@ -163,6 +224,11 @@ const LAYOUT_OPTIONS = {
   "tls-cert": { type: "string" },
   "tls-key": { type: "string" },
   "tls-ca": { type: "string" },
+  "cluster": { type: "string" },
+  "etcd-endpoints": { type: "string" },
+  "cluster-root": { type: "string" },
+  "cluster-ca": { type: "string" },
+  "etcd-proto": { type: "string" },
 } as const;
 
 /** Other options a program's entry may take, by name: boolean or string. */
@@ -200,6 +266,7 @@ export function parseLayoutArgs(
       key: v["tls-key"] as string | undefined,
       ca: v["tls-ca"] as string | undefined,
     },
+    cluster: clusterSection((name) => v[name] as string | undefined, "option"),
   });
   return { layout, options: v };
 }
@@ -224,6 +291,52 @@ export function transportFromEnv(
   return { listen, tls };
 }
 
+/** Where each cluster setting comes from: its option and its environment variable. */
+const CLUSTER_SETTINGS = {
+  name: ["cluster", "STRATA_CLUSTER"],
+  etcd: ["etcd-endpoints", "STRATA_ETCD_ENDPOINTS"],
+  root: ["cluster-root", "STRATA_CLUSTER_ROOT"],
+  ca: ["cluster-ca", "STRATA_CLUSTER_CA"],
+  proto: ["etcd-proto", "STRATA_ETCD_PROTO"],
+} as const;
+
+/** The cluster section from options or variables; undefined when none is set. */
+function clusterSection(
+  get: (name: string) => string | undefined,
+  from: "option" | "env",
+): ClusterConfig | undefined {
+  const at = from === "option" ? 0 : 1;
+  const [name, etcd, root, ca, proto] = (["name", "etcd", "root", "ca", "proto"] as const).map(
+    (k) => get(CLUSTER_SETTINGS[k][at]) || undefined,
+  );
+  if (!name && !etcd && !root && !ca && !proto) return undefined;
+  return {
+    name: name ?? "",
+    etcd: (etcd ?? "").split(",").filter((e) => e !== ""),
+    root: root ?? "",
+    ...(ca ? { ca } : {}),
+    ...(proto ? { proto } : {}),
+  };
+}
+
+/**
+ * The cluster part of a layout from environment variables (the launcher's
+ * way, like {@link transportFromEnv}): STRATA_CLUSTER, STRATA_ETCD_ENDPOINTS
+ * (comma-separated http://host:port), STRATA_CLUSTER_ROOT, STRATA_CLUSTER_CA
+ * and STRATA_ETCD_PROTO. Checked by checkLayout.
+ */
+export function clusterFromEnv(
+  get: (name: string) => string | undefined,
+): Pick<Layout, "cluster"> {
+  const cluster = clusterSection(get, "env");
+  return cluster ? { cluster } : {};
+}
+
+/** The audience tokens of this node carry: the cluster's name, or "strata" on a single node. */
+export function audienceOf(layout: Layout): string {
+  return layout.cluster?.name ?? "strata";
+}
+
 /** The command-line form of a layout (the inverse of parseLayoutArgs). */
 export function layoutArgs(layout: Layout): string[] {
   const args = [
@@ -238,6 +351,13 @@ export function layoutArgs(layout: Layout): string[] {
   }
   for (const k of ["cert", "key", "ca"] as const) {
     if (layout.tls?.[k]) args.push(`--tls-${k}=${layout.tls[k]}`);
+  }
+  const c = layout.cluster;
+  if (c) {
+    args.push(`--cluster=${c.name}`, `--etcd-endpoints=${c.etcd.join(",")}`);
+    args.push(`--cluster-root=${c.root}`);
+    if (c.ca) args.push(`--cluster-ca=${c.ca}`);
+    if (c.proto) args.push(`--etcd-proto=${c.proto}`);
   }
   return args;
 }

@@ -35,6 +35,8 @@ export const PROGRAMS: readonly Program[] = ["supervisor", ...CHILD_SERVICES, "c
 export interface PermissionSet {
   /** Endpoint URLs it listens on or dials: its `--allow-net` is derived from these. */
   endpoints: string[];
+  /** Other `--allow-net` grants, host:port (etcd in cluster mode). */
+  net: string[];
   /** The Unix socket paths among them (each also needs read and write on the path). */
   sockets: string[];
   read: string[];
@@ -51,6 +53,11 @@ export interface PermissionOptions {
   run?: string[];
   /** ctl only: folders `fs get` may write downloads into (read and write, nothing else). */
   downloads?: string[];
+  /**
+   * ctl only, for `strata-ctl cluster`: the operator's cluster folder (root
+   * key, CA), read and written, and openssl, run.
+   */
+  clusterDir?: string;
 }
 
 /** The variable that overrides the binary of a supervised service. */
@@ -60,6 +67,30 @@ export function binOverrideVar(service: string): string {
 
 /** Environment variables strata-ctl reads. */
 export const CTL_ENV = ["STRATA_TOKEN", "NO_COLOR"];
+
+/** The variables @grpc/grpc-js (under the etcd3 client) reads when it loads. */
+export const GRPC_ENV = [
+  "GRPC_VERBOSITY",
+  "GRPC_TRACE",
+  "GRPC_NODE_VERBOSITY",
+  "GRPC_NODE_TRACE",
+  "GRPC_NODE_USE_ALTERNATIVE_RESOLVER",
+  "GRPC_NODE_DEBUG_SEND_ERROR_DETAILS",
+  "GRPC_EXPERIMENTAL_ENABLE_OUTLIER_DETECTION",
+  "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+  "GRPC_SSL_CIPHER_SUITES",
+  "grpc_proxy",
+  "https_proxy",
+  "http_proxy",
+  "no_proxy",
+  "no_grpc_proxy",
+];
+
+/** Debian's openssl: strata-ctl's cluster commands make the cluster CA and node certificates with it. */
+export const OPENSSL = "/usr/bin/openssl";
+
+/** The programs that talk to etcd in cluster mode: the verifying services, and strata-ctl's `cluster join`. */
+const ETCD_CLIENTS: readonly Program[] = ["supervisor", "registry", "fs", "ctl"];
 
 /** The services whose sockets identity pushes revocations to (those that declare `<service>.sync`). */
 const PUSH_TARGETS: readonly ServiceName[] = PUSHED;
@@ -81,6 +112,7 @@ export function permissionSet(
   const audit = [st.audit, st.auditOld];
   const set: PermissionSet = {
     endpoints: [],
+    net: [],
     sockets: [],
     read: [],
     denyRead: [],
@@ -143,9 +175,23 @@ export function permissionSet(
       // into place; Deno needs read as well as write on both names for a
       // rename (and to see whether DEST exists), so the folder is in both.
       set.read = [st.operatorToken, ...(options.downloads ?? [])];
-      set.write = options.downloads ?? [];
+      set.write = [...options.downloads ?? []];
       set.env = CTL_ENV;
+      if (options.clusterDir) {
+        set.read.push(options.clusterDir);
+        set.write.push(options.clusterDir);
+        set.run = [OPENSSL];
+      }
       break;
+  }
+  // Cluster mode: etcd's client URLs (exact host:port), grpc-js's variables,
+  // the etcd3 package's proto folder, and the root public key to judge by.
+  const cluster = layout.cluster;
+  let etcdNet: string[] = [];
+  if (cluster && ETCD_CLIENTS.includes(program)) {
+    etcdNet = cluster.etcd.map((url) => new URL(url).host);
+    set.env.push(...GRPC_ENV);
+    set.read.push(cluster.root, ...(cluster.proto ? [cluster.proto] : []));
   }
   const parsed = set.endpoints.map((e) => parseEndpoint(e));
   set.sockets = parsed.flatMap((e) => e.kind === "unix" ? [e.path] : []);
@@ -163,6 +209,7 @@ export function permissionSet(
   const key = tls.key;
   const covered = key && (program === "ctl" || set.read.some((g) => isWithin(key, g)));
   if (!listensTcp && key && covered) set.denyRead.push(key);
+  set.net = etcdNet;
   if (program !== "supervisor" && program !== "ctl" && set.run.length > 0) {
     throw new Error("only the supervisor may run programs");
   }
@@ -177,7 +224,7 @@ export function permissionFlags(
 ): string[] {
   const set = permissionSet(program, layout, options);
   const flags: string[] = [];
-  const net = uniq(set.endpoints.map((e) => netGrant(parseEndpoint(e))));
+  const net = uniq([...set.endpoints.map((e) => netGrant(parseEndpoint(e))), ...set.net]);
   const read = uniq([...set.sockets, ...set.read]);
   const write = uniq([...set.sockets, ...set.write]);
   const denyRead = uniq(set.denyRead);

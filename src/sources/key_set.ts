@@ -16,6 +16,7 @@
 
 import type { VerifyKey } from "../token/keys.ts";
 import { importKeySet, type KeyLookup } from "../token/key_set.ts";
+import { TokenError } from "../token/paseto.ts";
 
 /** Stops a subscription to a change feed. */
 export type Unsubscribe = () => void;
@@ -28,6 +29,10 @@ export interface KeySetSource {
   refresh(): Promise<void>;
   /** The change feed: `fn` runs after each change of the set, with the new snapshot. */
   subscribe(fn: (keys: ReadonlyMap<string, VerifyKey>) => void): Unsubscribe;
+  /** Why a key id the source knows of is not trusted (cluster mode: no valid endorsement). */
+  refusal?(kid: string): string | undefined;
+  /** Releases what the source holds open (an etcd client). */
+  close?(): void;
 }
 
 /**
@@ -114,11 +119,25 @@ export class KeySetLookup implements KeyLookup {
     return [...this.#source.snapshot().keys()];
   }
 
-  /** Looks a key up; on a miss, re-reads the source once before answering. */
+  /**
+   * Looks a key up; on a miss, re-reads the source once before answering.
+   * A key the source refuses (an endorsement that does not hold) is a
+   * TokenError "unendorsed_key" with the reason, not just unknown.
+   */
   get(kid: string): VerifyKey | Promise<VerifyKey | undefined> {
     const hit = this.#source.snapshot().get(kid);
     if (hit) return hit;
-    return this.#source.refresh().then(() => this.#source.snapshot().get(kid));
+    return this.#source.refresh().then(() => {
+      const key = this.#source.snapshot().get(kid);
+      const why = key ? undefined : this.#source.refusal?.(kid);
+      if (why !== undefined) {
+        throw new TokenError(
+          "unendorsed_key",
+          `token: signed by key ${kid}, which the cluster root does not endorse: ${why}`,
+        );
+      }
+      return key;
+    });
   }
 
   /** Re-reads the source (the periodic check and the start-up read). */

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { issuerOf, type Layout, runtimeFiles } from "../runtime/config.ts";
+import { audienceOf, issuerOf, type Layout, runtimeFiles } from "../runtime/config.ts";
 import { type Clock, systemClock } from "../runtime/clock.ts";
 import type { KeyLookup } from "../token/key_set.ts";
 import { RevocationSet } from "../token/revocation_set.ts";
@@ -27,6 +27,8 @@ export interface TrustOptions {
   revocationSource?: PushableRevocationSource;
   /** When revoked entries may be pruned (default {@link systemClock}). */
   clock?: Clock;
+  /** Cluster mode: the other issuers accepted, kept current by the key source. */
+  issuers?: ReadonlySet<string>;
 }
 
 /** A service's local view of what identity has signed and revoked. */
@@ -43,6 +45,7 @@ export class Trust {
   #onRevoked: (ids: string[]) => void = () => {};
   #lastAdded = 0;
   #clock: Clock;
+  #source: KeySetSource;
 
   /**
    * Identity passes its own key ring and revocation set; every other service
@@ -61,7 +64,13 @@ export class Trust {
     this.keys = new KeySetLookup(source);
     this.revoked = own?.revoked ?? new RevocationSet();
     const lookup = own?.keys ?? this.keys;
-    this.verifier = new TokenVerifier({ issuer: this.issuer, keys: lookup });
+    this.verifier = new TokenVerifier({
+      issuer: this.issuer,
+      keys: lookup,
+      issuers: options.issuers,
+      audience: audienceOf(layout),
+    });
+    this.#source = source;
     this.#revocations = options.revocationSource ??
       new FileRevocationSource(rt.revocations, { keys: lookup, issuer: this.issuer });
     // The feed fills the in-memory set the hot path reads, synchronously.
@@ -70,6 +79,11 @@ export class Trust {
       this.#lastAdded = added.length;
       if (added.length > 0) this.#onRevoked(added);
     });
+  }
+
+  /** Releases the key source (cluster mode: its etcd client). */
+  close(): void {
+    this.#source.close?.();
   }
 
   /** Sets what to do when capabilities become revoked (fs closes their handles). */

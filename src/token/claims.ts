@@ -113,6 +113,10 @@ function fail(message: string): never {
 export interface ParseClaimsOptions {
   /** The issuer this node trusts, "identity@<node_id>". */
   issuer: string;
+  /** Cluster mode: the other issuers accepted (each endorsed identity of the cluster), live. */
+  issuers?: ReadonlySet<string>;
+  /** The audience tokens must name: the cluster's name, else {@link AUDIENCE}. */
+  audience?: string;
 }
 
 /** Checks a verified payload's shape, issuer and audience. */
@@ -122,14 +126,19 @@ export function parseClaims(payload: unknown, options: ParseClaimsOptions): Capa
   }
   const c = payload as Record<string, unknown>;
   if (typeof c.jti !== "string" || !CAP_ID_RE.test(c.jti)) fail("jti is not a capability id");
-  if (c.iss !== options.issuer) {
+  if (c.iss !== options.issuer && !(typeof c.iss === "string" && options.issuers?.has(c.iss))) {
     throw new ClaimsError(
       "wrong_issuer",
-      `token: issued by ${JSON.stringify(c.iss)}, not by this node's identity (${options.issuer})`,
+      options.issuers
+        ? `token: issued by ${JSON.stringify(c.iss)}, not by an endorsed identity of this cluster`
+        : `token: issued by ${
+          JSON.stringify(c.iss)
+        }, not by this node's identity (${options.issuer})`,
     );
   }
-  if (c.aud !== AUDIENCE) {
-    throw new ClaimsError("wrong_audience", `token: audience is not "${AUDIENCE}"`);
+  const audience = options.audience ?? AUDIENCE;
+  if (c.aud !== audience) {
+    throw new ClaimsError("wrong_audience", `token: audience is not "${audience}"`);
   }
   const expMs = parseRfc3339(c.exp);
   const nbfMs = parseRfc3339(c.nbf);

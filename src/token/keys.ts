@@ -57,6 +57,8 @@ export interface VerifyKey {
   publicKey: Uint8Array;
   /** node:crypto handle used to verify. */
   key: KeyObject;
+  /** The only issuer tokens signed by this key may name (cluster mode: from its endorsement). */
+  issuer?: string;
 }
 
 /** The PASERK of a public key: "k4.public." + base64url(pk). */

@@ -29,6 +29,7 @@ export type TokenFailure =
   | "malformed"
   | "unsupported_version"
   | "unknown_key"
+  | "unendorsed_key"
   | "bad_signature";
 
 /** A token that failed verification, with the reason. */

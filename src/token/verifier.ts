@@ -8,7 +8,8 @@
  * @module
  */
 
-import { type Capability, parseClaims } from "./claims.ts";
+import { type Capability, ClaimsError, parseClaims } from "./claims.ts";
+import type { VerifyKey } from "./keys.ts";
 import type { KeyLookup } from "./key_set.ts";
 import { verifyV4Public } from "./paseto.ts";
 
@@ -16,6 +17,10 @@ import { verifyV4Public } from "./paseto.ts";
 export interface TokenVerifierOptions {
   /** The issuer tokens must name, "identity@<node_id>". */
   issuer: string;
+  /** Cluster mode: the other issuers accepted (the endorsed identities), kept current by the source. */
+  issuers?: ReadonlySet<string>;
+  /** The audience tokens must name (default "strata"; the cluster's name in cluster mode). */
+  audience?: string;
   /** Where verification keys come from. */
   keys: KeyLookup;
   /** Most verified tokens kept; defaults to 4096. */
@@ -26,6 +31,8 @@ export interface TokenVerifierOptions {
 export class TokenVerifier {
   #issuer: string;
   #keys: KeyLookup;
+  #issuers?: ReadonlySet<string>;
+  #audience?: string;
   #max: number;
   #cache = new Map<string, Capability>();
   #pending = new Map<string, Promise<Capability>>();
@@ -33,6 +40,8 @@ export class TokenVerifier {
   constructor(options: TokenVerifierOptions) {
     this.#issuer = options.issuer;
     this.#keys = options.keys;
+    this.#issuers = options.issuers;
+    this.#audience = options.audience;
     this.#max = options.cacheSize ?? 4096;
   }
 
@@ -67,8 +76,20 @@ export class TokenVerifier {
   }
 
   async #verifySlow(token: string): Promise<Capability> {
-    const payload = await verifyV4Public(token, (kid) => this.#keys.get(kid));
-    const cap = parseClaims(payload, { issuer: this.#issuer });
+    let used: VerifyKey | undefined;
+    const payload = await verifyV4Public(token, async (kid) => (used = await this.#keys.get(kid)));
+    const cap = parseClaims(payload, {
+      issuer: this.#issuer,
+      issuers: this.#issuers,
+      audience: this.#audience,
+    });
+    // A key endorsed for one identity never vouches for another's tokens.
+    if (used?.issuer !== undefined && used.issuer !== cap.claims.iss) {
+      throw new ClaimsError(
+        "wrong_issuer",
+        `token: names issuer ${cap.claims.iss} but is signed by a key of ${used.issuer}`,
+      );
+    }
     if (this.#cache.size >= this.#max) {
       this.#cache.delete(this.#cache.keys().next().value!);
     }

@@ -1,0 +1,291 @@
+/**
+ * strata-ctl's cluster commands (docs/cluster.md): the operator's root of
+ * trust and the endorsement of nodes.
+ *
+ * `cluster init` makes, in the operator's folder (made 0700 if new; files 0600 but the
+ * public ones): the root key (`root.key`, a k4.secret PASERK, like the
+ * signing keys in src/token/keys.ts) and its public half (`root.pub`, the
+ * trust anchor each node is configured with), and the cluster CA (`ca.key`,
+ * `ca.pem`) for TLS between nodes. The CA is made with Debian's openssl at
+ * init time: the project has no well-kept npm X.509 library already, and
+ * openssl is on every machine that runs etcd.
+ *
+ * `cluster join NODE` signs the node identity's published keys with the
+ * root key, writes the endorsement to etcd, and issues the node a TLS
+ * certificate signed by the CA. `cluster leave NODE` withdraws it.
+ * @module
+ */
+
+import { posix } from "node:path";
+import type { Etcd3 } from "etcd3";
+import { OPENSSL } from "../runtime/permissions.ts";
+import type { KeySetDocument } from "../token/key_set.ts";
+import { rfc3339 } from "../token/claims.ts";
+import { signEndorsement } from "../token/endorsement.ts";
+import {
+  generateSigningKey,
+  parsePublicPaserk,
+  parseSecretPaserk,
+  publicPaserk,
+  secretPaserk,
+} from "../token/keys.ts";
+import { endorsementsPrefix } from "../sources/etcd_key_set.ts";
+import { CtlError, EXIT, usage } from "./errors.ts";
+
+/** The files of the operator's cluster folder. */
+export function clusterFiles(dir: string) {
+  return {
+    rootKey: `${dir}/root.key`,
+    rootPub: `${dir}/root.pub`,
+    caKey: `${dir}/ca.key`,
+    caCert: `${dir}/ca.pem`,
+    /** Certificates issued to nodes: `<node>.pem` and `<node>.key`. */
+    nodes: `${dir}/nodes`,
+  };
+}
+
+/** How long an endorsement holds unless `--ttl` says otherwise (30 days). */
+export const DEFAULT_ENDORSEMENT_TTL_MS = 30 * 24 * 3600_000;
+
+/** How long the CA and node certificates are valid (days). */
+const CA_DAYS = 3650;
+const NODE_DAYS = 365;
+
+function failed(message: string, hint?: string): CtlError {
+  return new CtlError(EXIT.REFUSED, { name: "FAILED", message, ...(hint ? { hint } : {}) });
+}
+
+async function openssl(args: string[], cwd: string): Promise<void> {
+  let out;
+  try {
+    out = await new Deno.Command(OPENSSL, { args, cwd, stdout: "null", stderr: "piped" }).output();
+  } catch (err) {
+    throw failed(
+      `cannot run ${OPENSSL}: ${(err as Error).message}`,
+      "install it (apt-get install openssl)",
+    );
+  }
+  if (!out.success) {
+    throw failed(`openssl ${args[0]} failed: ${new TextDecoder().decode(out.stderr).trim()}`);
+  }
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
+/** What `cluster init` made. */
+export interface InitResult {
+  dir: string;
+  root_kid: string;
+  root_pub: string;
+  ca: string;
+}
+
+/**
+ * Creates the cluster's root of trust in `dir`. Refuses to overwrite one:
+ * a new root key would orphan every endorsement signed with the old.
+ */
+export async function initCluster(dir: string, options: { name: string }): Promise<InitResult> {
+  const f = clusterFiles(dir);
+  for (const file of [f.rootKey, f.caKey]) {
+    if (exists(file)) {
+      throw usage(
+        `${file} exists: this folder already holds a cluster's root of trust`,
+        "use another --dir, or keep this one (a new root orphans every endorsement)",
+      );
+    }
+  }
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  const root = await generateSigningKey();
+  await Deno.writeTextFile(f.rootKey, secretPaserk(root) + "\n", { mode: 0o600, createNew: true });
+  await Deno.writeTextFile(f.rootPub, publicPaserk(root.publicKey) + "\n", { mode: 0o644 });
+  await openssl([
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    f.caKey,
+    "-out",
+    f.caCert,
+    "-days",
+    String(CA_DAYS),
+    "-subj",
+    `/CN=strata cluster ${options.name} CA`,
+    "-addext",
+    "basicConstraints=critical,CA:TRUE,pathlen:0",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
+  ], dir);
+  await Deno.chmod(f.caKey, 0o600);
+  return { dir, root_kid: root.kid, root_pub: f.rootPub, ca: f.caCert };
+}
+
+/** What `cluster join` did. */
+export interface JoinResult {
+  node: string;
+  issuer: string;
+  kids: string[];
+  expires: string;
+  etcd_key: string;
+  cert?: string;
+  key?: string;
+}
+
+/** Options for {@link joinNode}. */
+export interface JoinOptions {
+  /** The operator's cluster folder (root.key, ca.key, ca.pem). */
+  dir: string;
+  /** The cluster's name. */
+  cluster: string;
+  /** The node identity's published key set (identity.keys or its identity.pub). */
+  keys: KeySetDocument;
+  /** How long the endorsement holds, ms. */
+  ttlMs: number;
+  /** Where the endorsement is written. */
+  etcd: Etcd3;
+  /** IPs or DNS names the node's tcp:// endpoints listen on (the certificate's names). */
+  hosts: string[];
+  now?: number;
+}
+
+const HOST_RE = /^[A-Za-z0-9.:-]{1,253}$/;
+
+/**
+ * Endorses `node`: signs its identity's keys with the root key, writes the
+ * endorsement to etcd, and issues a certificate for `hosts` signed by the CA.
+ */
+export async function joinNode(node: string, options: JoinOptions): Promise<JoinResult> {
+  const f = clusterFiles(options.dir);
+  let root;
+  try {
+    root = await parseSecretPaserk((await Deno.readTextFile(f.rootKey)).trim());
+  } catch (err) {
+    throw usage(
+      `cannot read the root key ${f.rootKey}: ${(err as Error).message}`,
+      "run strata-ctl cluster init first, or give --dir where it keeps its files",
+    );
+  }
+  const issuer = `identity@${node}`;
+  if (options.keys?.issuer !== issuer || !Array.isArray(options.keys.keys)) {
+    throw usage(
+      `the key set is ${JSON.stringify(options.keys?.issuer)}'s, not ${issuer}'s`,
+      `run join on node ${node}, or give --keys its identity.pub`,
+    );
+  }
+  const now = options.now ?? Date.now();
+  const keys = [];
+  for (const k of options.keys.keys) {
+    if (k.not_after !== undefined && Date.parse(k.not_after) < now) continue;
+    const parsed = await parsePublicPaserk(k.public).catch(() => undefined);
+    if (!parsed || parsed.kid !== k.kid) throw usage(`the key set's key ${k.kid} is malformed`);
+    keys.push({ kid: k.kid, public: k.public });
+  }
+  if (keys.length === 0) throw usage(`${issuer} publishes no current key`);
+  const expMs = now + options.ttlMs;
+  const signed = signEndorsement(root, { cluster: options.cluster, node, keys, expMs });
+  const etcdKey = `${endorsementsPrefix(options.cluster)}${node}`;
+  try {
+    await options.etcd.put(etcdKey).value(signed);
+  } catch (err) {
+    throw failed(
+      `cannot write the endorsement to etcd: ${(err as Error).message}`,
+      "check --etcd-endpoints and that etcd is up",
+    );
+  }
+  const result: JoinResult = {
+    node,
+    issuer,
+    kids: keys.map((k) => k.kid),
+    expires: rfc3339(expMs),
+    etcd_key: etcdKey,
+  };
+  if (options.hosts.length > 0) Object.assign(result, await issueCert(node, options));
+  return result;
+}
+
+/** Issues `node` a TLS certificate for its hosts (server and client use), signed by the CA. */
+async function issueCert(
+  node: string,
+  options: JoinOptions,
+): Promise<{ cert: string; key: string }> {
+  const f = clusterFiles(options.dir);
+  for (const h of options.hosts) {
+    if (!HOST_RE.test(h)) throw usage(`--host: ${h} is not an IP address or DNS name`);
+  }
+  const isIp = (h: string) => /^[0-9.]+$/.test(h) || h.includes(":");
+  const san = options.hosts.map((h) => isIp(h) ? `IP:${h}` : `DNS:${h}`).join(",");
+  await Deno.mkdir(f.nodes, { recursive: true, mode: 0o700 });
+  const key = posix.join(f.nodes, `${node}.key`);
+  const cert = posix.join(f.nodes, `${node}.pem`);
+  const csr = posix.join(f.nodes, `${node}.csr`);
+  const ext = posix.join(f.nodes, `${node}.ext`);
+  await openssl([
+    "req",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    key,
+    "-out",
+    csr,
+    "-subj",
+    `/CN=${node}`,
+  ], options.dir);
+  await Deno.chmod(key, 0o600);
+  await Deno.writeTextFile(
+    ext,
+    "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n" +
+      `extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=${san}\n`,
+  );
+  await openssl([
+    "x509",
+    "-req",
+    "-in",
+    csr,
+    "-CA",
+    f.caCert,
+    "-CAkey",
+    f.caKey,
+    "-CAcreateserial",
+    "-out",
+    cert,
+    "-days",
+    String(NODE_DAYS),
+    "-extfile",
+    ext,
+  ], options.dir);
+  await Deno.remove(csr).catch(() => {});
+  await Deno.remove(ext).catch(() => {});
+  return { cert, key };
+}
+
+/** Withdraws `node`'s endorsement: every node stops trusting its keys. */
+export async function leaveNode(
+  node: string,
+  options: { cluster: string; etcd: Etcd3 },
+): Promise<{ node: string; etcd_key: string; withdrawn: boolean }> {
+  const etcdKey = `${endorsementsPrefix(options.cluster)}${node}`;
+  let deleted;
+  try {
+    deleted = await options.etcd.delete().key(etcdKey);
+  } catch (err) {
+    throw failed(
+      `cannot delete the endorsement in etcd: ${(err as Error).message}`,
+      "check --etcd-endpoints and that etcd is up",
+    );
+  }
+  return { node, etcd_key: etcdKey, withdrawn: Number(deleted.deleted) > 0 };
+}

@@ -1,0 +1,52 @@
+/**
+ * The sources of a cluster node (docs/cluster.md): the etcd client made from
+ * the layout's cluster section, and the key set that trusts this node's own
+ * identity and every identity the cluster root endorses.
+ * @module
+ */
+
+import { Etcd3 } from "etcd3";
+import { type Layout, runtimeFiles } from "../runtime/config.ts";
+import type { Clock } from "../runtime/clock.ts";
+import { parsePublicPaserk, type VerifyKey } from "../token/keys.ts";
+import { EtcdKeySetSource } from "./etcd_key_set.ts";
+import { FileKeySetSource } from "./key_set.ts";
+
+/** A client of the layout's etcd (cluster mode only). */
+export function etcdClient(layout: Layout): Etcd3 {
+  const cluster = layout.cluster;
+  if (!cluster) throw new Error("etcd: this node is not in cluster mode (--cluster)");
+  return new Etcd3({ hosts: cluster.etcd, dialTimeout: 3000 });
+}
+
+/** Reads the cluster root's public key (a k4.public PASERK file). */
+export async function readRootKey(path: string): Promise<VerifyKey> {
+  const text = (await Deno.readTextFile(path)).trim();
+  try {
+    return await parsePublicPaserk(text);
+  } catch (err) {
+    throw new Error(`--cluster-root: ${path} is not a k4.public key: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * The started key set of a cluster node: identity.pub for its own keys, and
+ * the endorsements in etcd judged against the root key.
+ */
+export async function clusterKeySource(
+  layout: Layout,
+  options: { clock?: Clock } = {},
+): Promise<EtcdKeySetSource> {
+  const cluster = layout.cluster;
+  if (!cluster) throw new Error("cluster key set: this node is not in cluster mode (--cluster)");
+  const root = await readRootKey(cluster.root);
+  const source = new EtcdKeySetSource({
+    cluster: cluster.name,
+    client: etcdClient(layout),
+    root,
+    local: new FileKeySetSource(runtimeFiles(layout).identityPub),
+    clock: options.clock,
+  });
+  await source.start();
+  return source;
+}

@@ -1,0 +1,244 @@
+/**
+ * Cluster mode's key set (docs/cluster.md): this node identity's own keys
+ * (identity.pub, as on a single node) and the keys of every identity the
+ * cluster root endorses, read from etcd under `/strata/<cluster>/endorsements/`
+ * and kept current by a prefix watch.
+ *
+ * etcd is the transport, not the root of trust: an entry counts only when it
+ * verifies against the root public key the node was configured with, names
+ * the node it is stored under and has not expired. Keys of entries that do
+ * not hold, and keys whose endorsement expired or was withdrawn, are refused
+ * with that reason ({@link EtcdKeySetSource.refusal}), not just as unknown.
+ * @module
+ */
+
+import type { Etcd3, Watcher } from "etcd3";
+import type { VerifyKey } from "../token/keys.ts";
+import { claimedKeyIds, type Endorsement, verifyEndorsement } from "../token/endorsement.ts";
+import { type Cancel, type Clock, systemClock } from "../runtime/clock.ts";
+import type { KeySetSource, Unsubscribe } from "./key_set.ts";
+
+/** The most refused key ids whose reason is remembered. */
+const MAX_REFUSALS = 4096;
+
+/** The etcd prefix of a cluster's endorsements. */
+export function endorsementsPrefix(cluster: string): string {
+  return `/strata/${cluster}/endorsements/`;
+}
+
+/** Options for {@link EtcdKeySetSource}. */
+export interface EtcdKeySetOptions {
+  /** The cluster's name (the prefix and the name endorsements must carry). */
+  cluster: string;
+  /** A connected etcd client; closed by {@link EtcdKeySetSource.close}. */
+  client: Etcd3;
+  /** The cluster root's public key: the trust anchor. */
+  root: VerifyKey;
+  /** This node identity's own keys (identity.pub): trusted without etcd. */
+  local: KeySetSource;
+  /** Expiry of endorsements is judged by this clock (default the system's). */
+  clock?: Clock;
+}
+
+/** The key set of a cluster node: its own keys and every endorsed identity's. */
+export class EtcdKeySetSource implements KeySetSource {
+  #o: EtcdKeySetOptions;
+  #clock: Clock;
+  #prefix: string;
+  /** The raw values under the prefix, by node, as last read. */
+  #raw = new Map<string, string>();
+  #endorsed = new Map<string, Endorsement>();
+  #refused = new Map<string, string>();
+  #keys: ReadonlyMap<string, VerifyKey> = new Map();
+  #issuers = new Set<string>();
+  #listeners = new Set<(keys: ReadonlyMap<string, VerifyKey>) => void>();
+  #loading?: Promise<void>;
+  #queued?: Promise<void>;
+  #watcher?: Watcher;
+  #expiryTimer?: Cancel;
+  #closed = false;
+  /** Why the last read of etcd failed, while it fails. */
+  lastError?: string;
+
+  /** A source over `options.cluster`'s endorsements; call {@link start} before use. */
+  constructor(options: EtcdKeySetOptions) {
+    this.#o = options;
+    this.#clock = options.clock ?? systemClock;
+    this.#prefix = endorsementsPrefix(options.cluster);
+    options.local.subscribe(() => this.#rebuild());
+  }
+
+  /** The issuers of the endorsed identities, kept current (the verifier's accepted issuers). */
+  get issuers(): ReadonlySet<string> {
+    return this.#issuers;
+  }
+
+  /**
+   * Reads the endorsements and starts watching the prefix. Does not wait for
+   * etcd: a node that cannot reach it starts with its own keys (and trusts
+   * others once it can read them; the service's periodic refresh retries).
+   */
+  async start(): Promise<void> {
+    await this.refresh();
+    this.watching = this.#watch();
+  }
+
+  /** Settles once the prefix watch is set up (or could not be: then only refreshes read etcd). */
+  watching: Promise<void> = Promise.resolve();
+
+  async #watch(): Promise<void> {
+    let watcher: Watcher;
+    try {
+      watcher = await this.#o.client.watch().prefix(this.#prefix).create();
+    } catch {
+      return; // The periodic refresh still reads etcd.
+    }
+    if (this.#closed) {
+      await watcher.cancel().catch(() => {});
+      return;
+    }
+    this.#watcher = watcher;
+    const reread = () => void this.refresh().catch(() => {});
+    watcher.on("put", reread).on("delete", reread).on("connected", reread);
+    watcher.on("error", () => {});
+  }
+
+  /** The keys trusted now, by key id. */
+  snapshot(): ReadonlyMap<string, VerifyKey> {
+    return this.#keys;
+  }
+
+  /** Why a key id is refused, when an endorsement named it but does not hold. */
+  refusal(kid: string): string | undefined {
+    return this.#keys.has(kid) ? undefined : this.#refused.get(kid);
+  }
+
+  /** Subscribes to changes of the set. */
+  subscribe(fn: (keys: ReadonlyMap<string, VerifyKey>) => void): Unsubscribe {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  /** Re-reads identity.pub and etcd; resolves after a read that began after the call. */
+  refresh(): Promise<void> {
+    if (!this.#loading) {
+      this.#loading = this.#refresh().finally(() => (this.#loading = undefined));
+      return this.#loading;
+    }
+    this.#queued ??= this.#loading.catch(() => {}).then(() => {
+      this.#queued = undefined;
+      return this.refresh();
+    });
+    return this.#queued;
+  }
+
+  /** Stops the watch and closes the etcd client. */
+  close(): void {
+    this.#closed = true;
+    this.#expiryTimer?.();
+    void this.#watcher?.cancel().catch(() => {});
+    this.#o.client.close();
+  }
+
+  async #refresh(): Promise<void> {
+    await this.#o.local.refresh();
+    try {
+      const all = await this.#o.client.getAll().prefix(this.#prefix).strings();
+      const raw = new Map<string, string>();
+      for (const [k, v] of Object.entries(all)) raw.set(k.slice(this.#prefix.length), v);
+      this.#raw = raw;
+      this.lastError = undefined;
+    } catch (err) {
+      // etcd unreachable: what was last read still holds, each endorsement until
+      // its expiry (the bound on foreign tokens during a partition is a later slice).
+      this.lastError = (err as Error).message;
+    }
+    await this.#judge();
+  }
+
+  /** Verifies every entry against the root; what does not hold is refused with the reason. */
+  async #judge(): Promise<void> {
+    const now = this.#clock.now();
+    const endorsed = new Map<string, Endorsement>();
+    const refused = new Map<string, string>();
+    // Keys once endorsed and now absent: withdrawn (or their node's entry replaced).
+    for (const [node, e] of this.#endorsed) {
+      if (!this.#raw.has(node)) {
+        for (const k of e.keys) refused.set(k.kid, `the endorsement of ${node} was withdrawn`);
+      }
+    }
+    for (const [kid, why] of this.#refused) if (!refused.has(kid)) refused.set(kid, why);
+    for (const [node, value] of this.#raw) {
+      try {
+        const e = await verifyEndorsement(value, this.#o.root, {
+          cluster: this.#o.cluster,
+          node,
+          now,
+        });
+        endorsed.set(node, e);
+        for (const k of e.keys) refused.delete(k.kid);
+        // Keys dropped from a node's renewed endorsement no longer count.
+        for (const old of this.#endorsed.get(node)?.keys ?? []) {
+          if (!e.keys.some((k) => k.kid === old.kid)) {
+            refused.set(old.kid, `the endorsement of ${node} no longer names it`);
+          }
+        }
+      } catch (err) {
+        for (const kid of claimedKeyIds(value)) refused.set(kid, (err as Error).message);
+        for (const k of this.#endorsed.get(node)?.keys ?? []) {
+          refused.set(k.kid, (err as Error).message);
+        }
+      }
+    }
+    this.#endorsed = endorsed;
+    // Reasons are kept for what etcd once held, within a bound (oldest go first).
+    while (refused.size > MAX_REFUSALS) refused.delete(refused.keys().next().value!);
+    this.#refused = refused;
+    this.#rebuild();
+  }
+
+  /** Drops the endorsements past their expiry, at once (no etcd read, no await). */
+  #expire(): void {
+    const now = this.#clock.now();
+    for (const [node, e] of this.#endorsed) {
+      if (e.expMs > now) continue;
+      this.#endorsed.delete(node);
+      const when = new Date(e.expMs).toISOString();
+      for (const k of e.keys) {
+        this.#refused.set(
+          k.kid,
+          `the endorsement of ${node} expired at ${when}; run strata-ctl cluster join ${node} again`,
+        );
+      }
+    }
+    this.#rebuild();
+  }
+
+  #rebuild(): void {
+    const keys = new Map<string, VerifyKey>();
+    const issuers = new Set<string>();
+    let soonest = Infinity;
+    for (const e of this.#endorsed.values()) {
+      issuers.add(e.issuer);
+      soonest = Math.min(soonest, e.expMs);
+      for (const k of e.keys) keys.set(k.kid, k);
+    }
+    // The node's own keys are its own identity's: never judged by etcd.
+    for (const [kid, k] of this.#o.local.snapshot()) keys.set(kid, k);
+    // A key id names one public key; what can change is the set and each key's issuer.
+    const changed = keys.size !== this.#keys.size ||
+      [...keys].some(([kid, k]) =>
+        !this.#keys.has(kid) || this.#keys.get(kid)!.issuer !== k.issuer
+      );
+    this.#keys = keys;
+    this.#issuers.clear();
+    for (const i of issuers) this.#issuers.add(i);
+    this.#expiryTimer?.();
+    if (soonest !== Infinity && !this.#closed) {
+      // An endorsement stops holding at its expiry, watch event or not.
+      const wait = Math.max(0, Math.min(soonest - this.#clock.now() + 1, 2 ** 31 - 1));
+      this.#expiryTimer = this.#clock.after(wait, () => this.#expire());
+    }
+    if (changed) { for (const fn of this.#listeners) fn(keys); }
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * Endorsements: the cluster root's signature over one node identity's
+ * published keys (cluster mode, docs/cluster.md). An endorsement is a
+ * v4.public token signed by the root key, so anyone who can write to etcd
+ * still cannot make a key trusted: a verifier takes a key only from an
+ * endorsement that verifies against the root public key it was configured
+ * with, names the cluster and node it is stored under, and has not expired.
+ * @module
+ */
+
+import { parseRfc3339, rfc3339 } from "./claims.ts";
+import { fromB64url, parsePublicPaserk, type SigningKey, type VerifyKey } from "./keys.ts";
+import { signV4Public, verifyV4Public } from "./paseto.ts";
+
+/** The `typ` of an endorsement's payload. */
+export const ENDORSEMENT_TYPE = "strata.endorsement";
+
+/** One endorsed key: its id and its public PASERK. */
+export interface EndorsedKey {
+  kid: string;
+  /** "k4.public.…" */
+  public: string;
+}
+
+/** What the root signs. */
+export interface EndorsementBody {
+  /** The cluster's name. */
+  cluster: string;
+  /** The node whose identity's keys these are. */
+  node: string;
+  /** The keys tokens of `identity@<node>` may be signed with. */
+  keys: EndorsedKey[];
+  /** Epoch ms after which the endorsement no longer holds. */
+  expMs: number;
+}
+
+/** An endorsement that verified: the issuer and its keys, each bound to that issuer. */
+export interface Endorsement {
+  /** "identity@<node>". */
+  issuer: string;
+  /** The endorsed keys, ready to verify, each with `issuer` set. */
+  keys: VerifyKey[];
+  /** When it stops holding (epoch ms). */
+  expMs: number;
+}
+
+/** An endorsement that does not hold, with the reason in its message. */
+export class EndorsementError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "EndorsementError";
+  }
+}
+
+/** Signs an endorsement with the cluster's root key. */
+export function signEndorsement(root: SigningKey, body: EndorsementBody): string {
+  return signV4Public(root, {
+    typ: ENDORSEMENT_TYPE,
+    cluster: body.cluster,
+    node: body.node,
+    iss: `identity@${body.node}`,
+    keys: body.keys.map((k) => ({ kid: k.kid, public: k.public })),
+    iat: rfc3339(Date.now()),
+    exp: rfc3339(body.expMs),
+  });
+}
+
+/**
+ * Verifies an endorsement stored for `expect.node` against the root public
+ * key: signature, type, cluster, node and expiry. Throws EndorsementError.
+ */
+export async function verifyEndorsement(
+  signed: string,
+  root: VerifyKey,
+  expect: { cluster: string; node: string; now: number },
+): Promise<Endorsement> {
+  let payload: Record<string, unknown>;
+  try {
+    payload = await verifyV4Public(signed, (kid) => kid === root.kid ? root : undefined) as Record<
+      string,
+      unknown
+    >;
+  } catch (err) {
+    throw new EndorsementError(
+      `endorsement of ${expect.node}: not signed by the cluster root (${(err as Error).message})`,
+    );
+  }
+  if (payload?.typ !== ENDORSEMENT_TYPE) {
+    throw new EndorsementError(`endorsement of ${expect.node}: not an endorsement`);
+  }
+  if (payload.cluster !== expect.cluster || payload.node !== expect.node) {
+    throw new EndorsementError(
+      `endorsement of ${expect.node}: signed for ${String(payload.node)} in cluster ${
+        String(payload.cluster)
+      }`,
+    );
+  }
+  const expMs = parseRfc3339(payload.exp);
+  if (Number.isNaN(expMs) || expMs <= expect.now) {
+    throw new EndorsementError(
+      `endorsement of ${expect.node}: expired at ${
+        String(payload.exp)
+      }; run strata-ctl cluster join ${expect.node} again`,
+    );
+  }
+  const issuer = `identity@${expect.node}`;
+  if (payload.iss !== issuer || !Array.isArray(payload.keys)) {
+    throw new EndorsementError(`endorsement of ${expect.node}: malformed`);
+  }
+  const keys: VerifyKey[] = [];
+  for (const k of payload.keys as EndorsedKey[]) {
+    const key = await parsePublicPaserk(String(k?.public)).catch(() => undefined);
+    if (!key || key.kid !== k.kid) {
+      throw new EndorsementError(`endorsement of ${expect.node}: key ${String(k?.kid)} malformed`);
+    }
+    keys.push({ ...key, issuer });
+  }
+  return { issuer, keys, expMs };
+}
+
+/**
+ * The key ids an endorsement claims, read WITHOUT checking its signature:
+ * only to name them in a refusal's reason, never to trust them.
+ */
+export function claimedKeyIds(signed: string): string[] {
+  try {
+    const body = fromB64url(signed.split(".")[2] ?? "");
+    if (!body || body.length < 64) return [];
+    const payload = JSON.parse(new TextDecoder().decode(body.subarray(0, body.length - 64)));
+    return Array.isArray(payload?.keys)
+      ? payload.keys.flatMap((k: EndorsedKey) => typeof k?.kid === "string" ? [k.kid] : [])
+      : [];
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * Test etcd clusters: 1 or 3 members of Debian's etcd (/usr/bin/etcd) on
+ * loopback ports, in a temp dir, started and stopped by pid. Nothing here
+ * uses a system-wide etcd.
+ * @module
+ */
+
+import { alive, freePort, waitFor } from "./helpers.ts";
+
+/** Where Debian's etcd-server puts the server (`apt-get install etcd-server`). */
+export const ETCD_BIN = "/usr/bin/etcd";
+
+/** A running test etcd. */
+export interface TestEtcd {
+  /** The client URLs, http://127.0.0.1:PORT, one per member. */
+  endpoints: string[];
+  /** The members' processes, in order (for kill -9 of one). */
+  members: Deno.ChildProcess[];
+  /** Stops every member (SIGTERM, SIGKILL after 1 s) and removes the data dirs. */
+  stop(): Promise<void>;
+}
+
+/** Whether Debian's etcd is installed (the cluster tests need it). */
+export function haveEtcd(): boolean {
+  try {
+    return Deno.statSync(ETCD_BIN).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/** Starts an etcd of `size` members (1 or 3) on loopback and waits until it answers. */
+export async function startEtcd(size: 1 | 3 = 1): Promise<TestEtcd> {
+  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-etcd-" });
+  const ports = Array.from({ length: size }, () => ({ client: freePort(), peer: freePort() }));
+  const names = ports.map((_, i) => `m${i}`);
+  const initial = ports.map((p, i) => `${names[i]}=http://127.0.0.1:${p.peer}`).join(",");
+  const members = ports.map((p, i) =>
+    new Deno.Command(ETCD_BIN, {
+      args: [
+        `--name=${names[i]}`,
+        `--data-dir=${dir}/${names[i]}`,
+        `--listen-client-urls=http://127.0.0.1:${p.client}`,
+        `--advertise-client-urls=http://127.0.0.1:${p.client}`,
+        `--listen-peer-urls=http://127.0.0.1:${p.peer}`,
+        `--initial-advertise-peer-urls=http://127.0.0.1:${p.peer}`,
+        `--initial-cluster=${initial}`,
+        "--initial-cluster-state=new",
+        `--initial-cluster-token=${dir.slice(-8)}`,
+      ],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn()
+  );
+  const endpoints = ports.map((p) => `http://127.0.0.1:${p.client}`);
+  const stop = async () => {
+    for (const m of members) {
+      try {
+        m.kill("SIGTERM");
+      } catch { /* gone */ }
+    }
+    for (const m of members) {
+      const exited = await Promise.race([
+        m.status.then(() => true),
+        // A leader whose peer is gone tries to hand over for seconds: its data dir goes anyway.
+        new Promise<boolean>((r) => setTimeout(() => r(false), 1000)),
+      ]);
+      if (!exited) {
+        m.kill("SIGKILL");
+        await m.status;
+      }
+    }
+    await waitFor("etcd members to exit", () => members.every((m) => !alive(m.pid)), 5000);
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
+  try {
+    // Every member reports healthy once the cluster has a leader.
+    await waitFor("etcd to be healthy", async () => {
+      for (const e of endpoints) {
+        const r = await fetch(`${e}/health`);
+        const body = await r.json();
+        if (body.health !== "true") return false;
+      }
+      return true;
+    }, 15_000);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { endpoints, members, stop };
+}

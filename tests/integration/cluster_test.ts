@@ -1,0 +1,191 @@
+/**
+ * Cluster mode with real processes (docs/cluster.md): one etcd and two
+ * Strata nodes, A and B, on this machine (separate runtime and state dirs,
+ * each with its own supervisor). strata-ctl makes the root of trust and
+ * endorses both nodes; a token issued on A is honoured by B's fs; a key
+ * written to etcd without the root's signature is ignored and its tokens
+ * refused with the reason; withdrawing A's endorsement makes B refuse A's
+ * tokens while A still honours its own.
+ */
+
+import assert from "node:assert/strict";
+import { Etcd3 } from "etcd3";
+import { programCommand } from "../../src/runtime/command.ts";
+import type { Layout } from "../../src/runtime/config.ts";
+import { generateSigningKey, publicPaserk } from "../../src/token/keys.ts";
+import { signEndorsement } from "../../src/token/endorsement.ts";
+import { signV4Public } from "../../src/token/paseto.ts";
+import { newCapId, rfc3339 } from "../../src/token/claims.ts";
+import { endorsementsPrefix } from "../../src/sources/etcd_key_set.ts";
+import { issue, type Node, REPO_ROOT, startNode, tempLayout, waitFor } from "../helpers.ts";
+import { startEtcd } from "../etcd.ts";
+
+const CLUSTER = "it";
+
+/** The etcd3 package's proto folder in this Deno's npm cache (what the launcher finds). */
+function etcdProto(): string {
+  const out = new Deno.Command(Deno.execPath(), { args: ["info", "--json"] }).outputSync();
+  const cache = JSON.parse(new TextDecoder().decode(out.stdout)).npmCache as string;
+  return `${cache}/registry.npmjs.org/etcd3/1.1.2/proto`;
+}
+
+/** Runs strata-ctl as the launcher would for `cluster ...`, with `dir` as its cluster folder. */
+async function ctl(layout: Layout, dir: string, args: string[]): Promise<unknown> {
+  const { cmd, args: argv } = programCommand("ctl", layout, {
+    kind: "dev",
+    deno: Deno.execPath(),
+    root: REPO_ROOT,
+  }, { clusterDir: dir, extra: ["--json", ...args] });
+  const out = await new Deno.Command(cmd, { args: argv, cwd: dir }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.equal(
+    out.code,
+    0,
+    `strata-ctl ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`,
+  );
+  return JSON.parse(text);
+}
+
+/** fs.list of B's export root with `token`, over B's socket. */
+async function listOnB(b: Node, token: string) {
+  return await b.request("fs", "fs.list", { path: b.exportRoot }, token);
+}
+
+Deno.test("cluster: A's tokens on B only while the root endorses A; forged keys refused", async () => {
+  const etcd = await startEtcd(1);
+  const op = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-op-" });
+  const nodes: Node[] = [];
+  const temps: Awaited<ReturnType<typeof tempLayout>>[] = [];
+  const writer = new Etcd3({ hosts: etcd.endpoints });
+  try {
+    const cluster = {
+      name: CLUSTER,
+      etcd: etcd.endpoints,
+      root: `${op}/root.pub`,
+      proto: etcdProto(),
+    };
+    for (const id of ["a", "b"]) {
+      const t = await tempLayout();
+      t.layout = { ...t.layout, nodeId: id, cluster };
+      temps.push(t);
+    }
+    // The operator's root of trust, made before any node starts.
+    const init = await ctl(temps[0].layout, op, ["cluster", "init", "--dir", op]) as {
+      root_kid: string;
+    };
+    assert.match(init.root_kid, /^k4\.pid\./);
+    for (const f of ["root.key", "ca.key"]) {
+      assert.equal(Deno.statSync(`${op}/${f}`).mode! & 0o777, 0o600, f);
+    }
+    for (const temp of temps) nodes.push(await startNode({ temp }));
+    const [a, b] = nodes;
+
+    const tokA = (await issue(a, { service: "fs", actions: ["list"] })).token;
+    // Not endorsed yet: B does not know A's key.
+    const before = await listOnB(b, tokA);
+    assert.equal(before.ok, false);
+    assert.equal(!before.ok && before.error.details?.reason, "unknown_key");
+
+    // The operator endorses both nodes (run on each node, asking its identity for its keys).
+    const joined = await ctl(a.layout, op, [
+      "cluster",
+      "join",
+      "a",
+      "--dir",
+      op,
+      "--host",
+      "127.0.0.1",
+    ]) as { issuer: string; cert: string };
+    assert.equal(joined.issuer, "identity@a");
+    const verify = await new Deno.Command("/usr/bin/openssl", {
+      args: ["verify", "-CAfile", `${op}/ca.pem`, joined.cert],
+    }).output();
+    assert.ok(verify.success, "the node certificate is signed by the cluster CA");
+    await ctl(b.layout, op, ["cluster", "join", "b", "--dir", op]);
+
+    // A's token on B's fs: honoured.
+    const t0 = performance.now();
+    const ok = await listOnB(b, tokA);
+    assert.ok(ok.ok, JSON.stringify(ok));
+    console.log(`  A's token honoured by B's fs (${(performance.now() - t0).toFixed(1)} ms)`);
+    // And B's own token there, with the cluster as audience.
+    const tokB = (await issue(b, { service: "fs", actions: ["list"] })).token;
+    assert.ok((await listOnB(b, tokB)).ok);
+
+    // A key written to etcd by someone without the root key: ignored, its tokens refused.
+    const forger = await generateSigningKey();
+    const mallory = await generateSigningKey();
+    await writer.put(`${endorsementsPrefix(CLUSTER)}mallory`).value(signEndorsement(forger, {
+      cluster: CLUSTER,
+      node: "mallory",
+      keys: [{ kid: mallory.kid, public: publicPaserk(mallory.publicKey) }],
+      expMs: Date.now() + 3600_000,
+    }));
+    const now = Date.now();
+    const jti = newCapId();
+    const forged = signV4Public(mallory, {
+      jti,
+      sub: "mallory",
+      iss: "identity@mallory",
+      aud: CLUSTER,
+      iat: rfc3339(now),
+      nbf: rfc3339(now - 1000),
+      exp: rfc3339(now + 600_000),
+      service: "fs",
+      actions: ["list"],
+      rights: ["fs.list"],
+      constraints: {},
+    });
+    const refused = await listOnB(b, forged);
+    assert.equal(refused.ok, false);
+    if (!refused.ok) {
+      assert.equal(refused.error.name, "UNAUTHENTICATED");
+      assert.equal(refused.error.details?.reason, "unendorsed_key", refused.error.message);
+      assert.match(refused.error.message, /not signed by the cluster root/);
+    }
+
+    // Rotation on A: the new key is A's at once, other nodes' once the operator re-endorses A;
+    // tokens signed by the old key keep working on B meanwhile.
+    const rotated = await a.request("identity", "identity.rotate_key", {}, a.operatorToken());
+    assert.ok(rotated.ok, JSON.stringify(rotated));
+    const tokA2 = (await issue(a, { service: "fs", actions: ["list"] })).token;
+    assert.ok((await a.request("fs", "fs.list", { path: a.exportRoot }, tokA2)).ok);
+    const early = await listOnB(b, tokA2);
+    assert.equal(!early.ok && early.error.details?.reason, "unknown_key");
+    assert.ok((await listOnB(b, tokA)).ok, "the old key is still endorsed");
+    const rejoined = await ctl(a.layout, op, ["cluster", "join", "a", "--dir", op]) as {
+      kids: string[];
+    };
+    assert.equal(rejoined.kids.length, 2, "the new key and the old one, until its not_after");
+    const t2 = performance.now();
+    const afterRejoin = await listOnB(b, tokA2);
+    assert.ok(afterRejoin.ok, JSON.stringify(afterRejoin));
+    console.log(
+      `  rotated key honoured on B after re-join (${(performance.now() - t2).toFixed(1)} ms)`,
+    );
+
+    // Withdrawing A's endorsement: B refuses A's token (cached or not), A still honours it.
+    const t1 = performance.now();
+    await ctl(b.layout, op, ["cluster", "leave", "a"]);
+    let last;
+    await waitFor("B to refuse A's token", async () => {
+      last = await listOnB(b, tokA);
+      return !last.ok;
+    }, 5000);
+    console.log(`  A's token refused on B ${(performance.now() - t1).toFixed(0)} ms after leave`);
+    assert.ok(last && !(last as { ok: boolean }).ok);
+    const l = last as unknown as { error: { name: string; details?: { reason?: string } } };
+    assert.equal(l.error.name, "UNAUTHENTICATED");
+    assert.equal(l.error.details?.reason, "unendorsed_key");
+    const rotatedOnB = await listOnB(b, tokA2);
+    assert.equal(!rotatedOnB.ok && rotatedOnB.error.details?.reason, "unendorsed_key");
+    const home = await a.request("fs", "fs.list", { path: a.exportRoot }, tokA);
+    assert.ok(home.ok, "A honours its own identity's tokens without etcd's word");
+  } finally {
+    writer.close();
+    for (const n of nodes) await n.stop().catch((e) => console.error(e));
+    for (const t of temps) await t.cleanup();
+    await etcd.stop();
+    await Deno.remove(op, { recursive: true }).catch(() => {});
+  }
+});

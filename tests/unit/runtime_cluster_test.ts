@@ -1,0 +1,112 @@
+/**
+ * Cluster mode's configuration (src/runtime/config.ts) and the grants it
+ * derives (src/runtime/permissions.ts): options and STRATA_* variables give
+ * the same layout, bad values name the option, and only the etcd clients get
+ * etcd's exact host:port, grpc-js's variables and the root key.
+ */
+
+import assert from "node:assert/strict";
+import {
+  audienceOf,
+  checkLayout,
+  clusterFromEnv,
+  ConfigError,
+  type Layout,
+  layoutArgs,
+  parseLayoutArgs,
+} from "../../src/runtime/config.ts";
+import {
+  GRPC_ENV,
+  OPENSSL,
+  permissionFlags,
+  permissionSet,
+} from "../../src/runtime/permissions.ts";
+
+const BASE: Layout = {
+  runtimeDir: "/run/s",
+  stateDir: "/var/lib/s",
+  nodeId: "a",
+  fsRoots: ["/srv"],
+};
+
+const CLUSTER: Layout = {
+  ...BASE,
+  cluster: {
+    name: "prod",
+    etcd: ["http://127.0.0.1:2379", "http://10.0.0.2:2379"],
+    root: "/etc/strata/root.pub",
+    ca: "/etc/strata/ca.pem",
+    proto: "/deno/npm/registry.npmjs.org/etcd3/1.1.2/proto",
+  },
+};
+
+Deno.test("cluster config: options and variables give the same layout, and round-trip", () => {
+  const fromArgs = parseLayoutArgs(layoutArgs(CLUSTER)).layout;
+  assert.deepEqual(fromArgs, CLUSTER);
+  const env: Record<string, string> = {
+    STRATA_CLUSTER: "prod",
+    STRATA_ETCD_ENDPOINTS: "http://127.0.0.1:2379,http://10.0.0.2:2379",
+    STRATA_CLUSTER_ROOT: "/etc/strata/root.pub",
+    STRATA_CLUSTER_CA: "/etc/strata/ca.pem",
+    STRATA_ETCD_PROTO: "/deno/npm/registry.npmjs.org/etcd3/1.1.2/proto",
+  };
+  assert.deepEqual(checkLayout({ ...BASE, ...clusterFromEnv((n) => env[n]) }), CLUSTER);
+  assert.equal(audienceOf(CLUSTER), "prod");
+});
+
+Deno.test("cluster config: single-node mode is untouched when nothing is set", () => {
+  assert.deepEqual(clusterFromEnv(() => undefined), {});
+  const { layout } = parseLayoutArgs(layoutArgs(BASE));
+  assert.equal(layout.cluster, undefined);
+  assert.equal(audienceOf(layout), "strata");
+  assert.ok(!layoutArgs(layout).some((a) => a.startsWith("--cluster")));
+});
+
+Deno.test("cluster config: bad values are refused naming the option", () => {
+  const bad = (c: Partial<NonNullable<Layout["cluster"]>>, re: RegExp) =>
+    assert.throws(
+      () => checkLayout({ ...BASE, cluster: { name: "", etcd: [], root: "", ...c } }),
+      (e: unknown) => e instanceof ConfigError && re.test(e.message),
+    );
+  bad({ etcd: ["http://h:1"], root: "/r" }, /--cluster: the cluster name/);
+  bad({ name: "a/b", etcd: ["http://h:1"], root: "/r" }, /--cluster/);
+  bad({ name: "p", root: "/r" }, /--etcd-endpoints: cluster mode needs/);
+  bad({ name: "p", etcd: ["https://h:1"], root: "/r" }, /--etcd-endpoints: https:\/\/h:1/);
+  bad({ name: "p", etcd: ["http://h:99999"], root: "/r" }, /--etcd-endpoints/);
+  bad({ name: "p", etcd: ["http://h:1"] }, /--cluster-root: cluster mode needs/);
+  bad(
+    { name: "p", etcd: ["http://h:1"], root: "rel.pub" },
+    /--cluster-root must be an absolute path/,
+  );
+});
+
+Deno.test("cluster grants: etcd host:port exactly, grpc-js's variables, the root key; identity none", () => {
+  for (const p of ["supervisor", "registry", "fs", "ctl"] as const) {
+    const flags = permissionFlags(p, CLUSTER).join(" ");
+    assert.match(flags, /--allow-net=[^ ]*127\.0\.0\.1:2379,10\.0\.0\.2:2379/, p);
+    const set = permissionSet(p, CLUSTER);
+    assert.ok(GRPC_ENV.every((v) => set.env.includes(v)), p);
+    assert.ok(set.read.includes("/etc/strata/root.pub"), p);
+    assert.ok(set.read.includes(CLUSTER.cluster!.proto!), p);
+  }
+  const identity = permissionSet("identity", CLUSTER);
+  assert.deepEqual(identity.net, []);
+  assert.ok(!identity.env.some((v) => GRPC_ENV.includes(v)));
+  // Without a cluster section the flags are exactly the single-node ones.
+  for (const p of ["supervisor", "registry", "identity", "fs", "ctl"] as const) {
+    assert.deepEqual(
+      permissionFlags(p, { ...CLUSTER, cluster: undefined }),
+      permissionFlags(p, BASE),
+    );
+  }
+});
+
+Deno.test("cluster grants: only `strata-ctl cluster` gets its folder and openssl", () => {
+  const plain = permissionSet("ctl", CLUSTER);
+  assert.deepEqual(plain.run, []);
+  const admin = permissionSet("ctl", CLUSTER, { clusterDir: "/home/op/root" });
+  assert.deepEqual(admin.run, [OPENSSL]);
+  assert.ok(admin.read.includes("/home/op/root") && admin.write.includes("/home/op/root"));
+  // The node's signing keys stay out of reach whatever the folder.
+  assert.ok(admin.denyRead.includes(`${CLUSTER.stateDir}/keys.json`));
+});

@@ -1,0 +1,170 @@
+/**
+ * Tests of src/sources/etcd_key_set.ts and src/token/endorsement.ts against
+ * a real etcd on loopback (tests/etcd.ts): only an endorsement signed by the
+ * cluster root makes a key trusted, for its own issuer only; forged, foreign,
+ * expired and withdrawn ones are refused as unendorsed_key with the reason.
+ */
+
+import assert from "node:assert/strict";
+import { Etcd3 } from "etcd3";
+import { ManualClock } from "../../src/runtime/clock.ts";
+import {
+  generateSigningKey,
+  importVerifyKey,
+  publicPaserk,
+  type SigningKey,
+} from "../../src/token/keys.ts";
+import { signEndorsement } from "../../src/token/endorsement.ts";
+import { TokenError } from "../../src/token/paseto.ts";
+import { TokenVerifier } from "../../src/token/verifier.ts";
+import { ClaimsError } from "../../src/token/claims.ts";
+import { endorsementsPrefix, EtcdKeySetSource } from "../../src/sources/etcd_key_set.ts";
+import { FileKeySetSource, KeySetLookup } from "../../src/sources/key_set.ts";
+import { startEtcd } from "../etcd.ts";
+import { makeClaims, mint, withTempDir } from "./support.ts";
+
+const CLUSTER = "c1";
+
+function endorse(root: SigningKey, node: string, keys: SigningKey[], expMs: number): string {
+  return signEndorsement(root, {
+    cluster: CLUSTER,
+    node,
+    keys: keys.map((k) => ({ kid: k.kid, public: publicPaserk(k.publicKey) })),
+    expMs,
+  });
+}
+
+Deno.test("etcd key set: only the root's endorsements make keys trusted, each for its issuer", async () => {
+  const etcd = await startEtcd(1);
+  const writer = new Etcd3({ hosts: etcd.endpoints });
+  const clock = new ManualClock(Date.now());
+  try {
+    await withTempDir(async (dir) => {
+      const root = await generateSigningKey();
+      const [a, b, forger, mallory] = await Promise.all(
+        [1, 2, 3, 4].map(() => generateSigningKey()),
+      );
+      const prefix = endorsementsPrefix(CLUSTER);
+      const hour = clock.now() + 3600_000;
+      await writer.put(`${prefix}A`).value(endorse(root, "A", [a], hour));
+      // Signed by a key that is not the root: written by anyone who can write to etcd.
+      await writer.put(`${prefix}mallory`).value(endorse(forger, "mallory", [mallory], hour));
+      // The root's endorsement of B, stored under another node's name.
+      await writer.put(`${prefix}evil`).value(endorse(root, "B", [b], hour));
+      const source = new EtcdKeySetSource({
+        cluster: CLUSTER,
+        client: new Etcd3({ hosts: etcd.endpoints }),
+        root: await importVerifyKey(root.publicKey),
+        local: new FileKeySetSource(`${dir}/identity.pub`),
+        clock,
+      });
+      await source.start();
+      await source.watching;
+      try {
+        const lookup = new KeySetLookup(source);
+        const verifier = new TokenVerifier({
+          issuer: "identity@B",
+          issuers: source.issuers,
+          audience: CLUSTER,
+          keys: lookup,
+        });
+        const claims = (iss: string) => makeClaims({ iss, aud: CLUSTER });
+        // A's token, signed by A's endorsed key: accepted.
+        const capA = await verifier.verify(await mint(a, claims("identity@A")));
+        assert.equal(capA.claims.iss, "identity@A");
+        assert.deepEqual([...source.issuers], ["identity@A"]);
+        // A's key cannot vouch for another issuer's tokens.
+        await assert.rejects(
+          async () => await verifier.verify(await mint(a, claims("identity@C"))),
+          (e: unknown) => e instanceof ClaimsError && e.reason === "wrong_issuer",
+        );
+        // Forged and misfiled endorsements: refused with the reason.
+        for (
+          const [key, iss, why] of [
+            [mallory, "identity@mallory", /not signed by the cluster root/],
+            [b, "identity@B", /signed for B/],
+          ] as const
+        ) {
+          await assert.rejects(
+            async () => await verifier.verify(await mint(key, claims(iss))),
+            (e: unknown) =>
+              e instanceof TokenError && e.reason === "unendorsed_key" && why.test(e.message),
+          );
+        }
+        // Withdrawn: the watch drops A's key and says why.
+        const tokenA2 = await mint(a, claims("identity@A"));
+        await writer.delete().key(`${prefix}A`);
+        const deadline = Date.now() + 5000;
+        while (source.snapshot().has(a.kid) && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        await assert.rejects(
+          async () => await verifier.verify(tokenA2),
+          (e: unknown) =>
+            e instanceof TokenError && e.reason === "unendorsed_key" &&
+            /withdrawn/.test(e.message),
+        );
+        // Re-endorsed with a short expiry: trusted, then refused once it expires.
+        await writer.put(`${prefix}A`).value(endorse(root, "A", [a], clock.now() + 60_000));
+        await source.refresh();
+        assert.ok(source.snapshot().has(a.kid));
+        clock.advance(61_000);
+        assert.ok(!source.snapshot().has(a.kid), "an expired endorsement stops holding");
+        await assert.rejects(
+          async () => await verifier.verify(await mint(a, claims("identity@A"))),
+          (e: unknown) =>
+            e instanceof TokenError && e.reason === "unendorsed_key" && /expired/.test(e.message),
+        );
+      } finally {
+        source.close();
+      }
+    });
+  } finally {
+    writer.close();
+    await etcd.stop();
+  }
+});
+
+Deno.test("etcd key set: three members, one killed -9: endorsements still read and watched", async () => {
+  const etcd = await startEtcd(3);
+  // The writer talks to the members that stay up.
+  const writer = new Etcd3({ hosts: etcd.endpoints.slice(1) });
+  try {
+    await withTempDir(async (dir) => {
+      const root = await generateSigningKey();
+      const [a, b] = await Promise.all([generateSigningKey(), generateSigningKey()]);
+      const prefix = endorsementsPrefix(CLUSTER);
+      await writer.put(`${prefix}A`).value(endorse(root, "A", [a], Date.now() + 3600_000));
+      const source = new EtcdKeySetSource({
+        cluster: CLUSTER,
+        client: new Etcd3({ hosts: etcd.endpoints }),
+        root: await importVerifyKey(root.publicKey),
+        local: new FileKeySetSource(`${dir}/identity.pub`),
+      });
+      await source.start();
+      await source.watching;
+      try {
+        assert.ok(source.snapshot().has(a.kid));
+        etcd.members[0].kill("SIGKILL");
+        await etcd.members[0].status;
+        await writer.put(`${prefix}B`).value(endorse(root, "B", [b], Date.now() + 3600_000));
+        const t0 = performance.now();
+        const deadline = Date.now() + 10_000;
+        while (!source.snapshot().has(b.kid) && Date.now() < deadline) {
+          await source.refresh().catch(() => {});
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        assert.ok(source.snapshot().has(b.kid), "B's endorsement read with one member down");
+        console.log(
+          `  seen ${(performance.now() - t0).toFixed(0)} ms after the put, one member down`,
+        );
+        assert.ok(source.snapshot().has(a.kid));
+      } finally {
+        source.close();
+      }
+    });
+  } finally {
+    writer.close();
+    await etcd.stop();
+  }
+});
