@@ -8,6 +8,7 @@
  * @module
  */
 
+import { SERVICES } from "./api/mod.ts";
 import { Client } from "./server/client.ts";
 import { type Layout, type ServiceName, socketPath, stateFiles } from "./runtime/config.ts";
 import { findRuntimeDir, readEnv, stateDirCandidates } from "./runtime/locate.ts";
@@ -280,7 +281,7 @@ export class Strata {
         return this.#client(service);
       });
     }
-    if (!["supervisor", "registry", "identity", "fs"].includes(service)) {
+    if (!(SERVICES as readonly string[]).includes(service)) {
       return Promise.reject(
         new StrataError(
           "INVALID_ARGUMENT",
