@@ -106,9 +106,14 @@ function syncMethod(service: string, trust: Trust): Method<Capability> {
 async function defaultTrust(layout: Layout): Promise<Trust> {
   if (!layout.cluster) return new Trust(layout);
   // Loaded only in cluster mode: the etcd client (grpc-js) reads variables as it loads.
-  const { clusterKeySource } = await import("../sources/cluster.ts");
+  const { clusterKeySource, clusterRevocationSource } = await import("../sources/cluster.ts");
   const keySource = await clusterKeySource(layout);
-  return new Trust(layout, undefined, { keySource, issuers: keySource.issuers });
+  const revocationSource = clusterRevocationSource(layout, keySource);
+  return new Trust(layout, undefined, {
+    keySource,
+    revocationSource,
+    issuers: keySource.issuers,
+  });
 }
 
 /** Runs a program's main, turning a start-up failure into one log line and exit 1. */

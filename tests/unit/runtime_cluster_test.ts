@@ -80,8 +80,8 @@ Deno.test("cluster config: bad values are refused naming the option", () => {
   );
 });
 
-Deno.test("cluster grants: etcd host:port exactly, grpc-js's variables, the root key; identity none", () => {
-  for (const p of ["supervisor", "registry", "fs", "ctl"] as const) {
+Deno.test("cluster grants: etcd host:port exactly, grpc-js's variables, the root key", () => {
+  for (const p of ["supervisor", "registry", "identity", "fs", "ctl"] as const) {
     const flags = permissionFlags(p, CLUSTER).join(" ");
     assert.match(flags, /--allow-net=[^ ]*127\.0\.0\.1:2379,10\.0\.0\.2:2379/, p);
     const set = permissionSet(p, CLUSTER);
@@ -89,9 +89,6 @@ Deno.test("cluster grants: etcd host:port exactly, grpc-js's variables, the root
     assert.ok(set.read.includes("/etc/strata/root.pub"), p);
     assert.ok(set.read.includes(CLUSTER.cluster!.proto!), p);
   }
-  const identity = permissionSet("identity", CLUSTER);
-  assert.deepEqual(identity.net, []);
-  assert.ok(!identity.env.some((v) => GRPC_ENV.includes(v)));
   // Without a cluster section the flags are exactly the single-node ones.
   for (const p of ["supervisor", "registry", "identity", "fs", "ctl"] as const) {
     assert.deepEqual(
