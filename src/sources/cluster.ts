@@ -6,7 +6,12 @@
  */
 
 import { Etcd3 } from "etcd3";
-import { issuerOf, type Layout, runtimeFiles } from "../runtime/config.ts";
+import {
+  DEFAULT_PARTITION_BOUND_MS,
+  issuerOf,
+  type Layout,
+  runtimeFiles,
+} from "../runtime/config.ts";
 import type { Clock } from "../runtime/clock.ts";
 import { parsePublicPaserk, type VerifyKey } from "../token/keys.ts";
 import { EtcdKeySetSource } from "./etcd_key_set.ts";
@@ -73,6 +78,7 @@ export function clusterRevocationSource(
     client: keys.client,
     keys: lookup,
     localIssuer: issuer,
+    partitionBoundMs: cluster.partitionBoundMs ?? DEFAULT_PARTITION_BOUND_MS,
     local: new FileRevocationSource(runtimeFiles(layout).revocations, { keys: lookup, issuer }),
   });
 }

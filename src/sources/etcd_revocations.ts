@@ -68,6 +68,8 @@ export interface EtcdRevocationOptions {
   localIssuer: string;
   /** This node's own list file and pushes. */
   local: PushableRevocationSource;
+  /** Cut off from etcd longer than this (ms), the node refuses other nodes' tokens. */
+  partitionBoundMs: number;
 }
 
 /** This node's revocations and every other node's, from etcd. */
@@ -80,6 +82,7 @@ export class EtcdRevocationSource implements PushableRevocationSource {
   /** Keys signed by a key not known yet: read again at the next poll. */
   #retry = new Set<string>();
   #watcher?: Watcher;
+  #watching?: Promise<void>;
   #watchUp = false;
   #closed = false;
   /** When etcd's prefix was last read whole or the watch last delivered (ms, performance.now). */
@@ -122,13 +125,42 @@ export class EtcdRevocationSource implements PushableRevocationSource {
   }
 
   /**
+   * Why this node cannot vouch for other nodes' tokens now: it has not read
+   * etcd for longer than the partition bound (or not at all since it started),
+   * so it may have missed their revocations. Undefined once it has caught up.
+   */
+  cutOff(): string | undefined {
+    const since = performance.now() - this.lastContact;
+    if (since <= this.#o.partitionBoundMs) return undefined;
+    const bound = `the partition bound of ${this.#o.partitionBoundMs / 1000} s`;
+    return (since === Infinity
+      ? "this node has not read the cluster's revocations from etcd since it started"
+      : `this node has not reached etcd for ${(since / 1000).toFixed(1)} s, more than ${bound}`) +
+      ", so it may have missed revocations of other nodes' tokens; it honours only its own " +
+      "identity's tokens until it has caught up with etcd" +
+      (this.lastError ? ` (etcd: ${this.lastError})` : "");
+  }
+
+  /**
    * Reads the local list, then etcd's prefix whole while the watch is not up
-   * (at start, after a reconnect, or entries signed by a key not known yet).
+   * (at start, after a reconnect, after a partition, or entries signed by a
+   * key not known yet); otherwise one small read shows etcd is still there.
    */
   async poll(): Promise<void> {
     await this.#o.local.poll();
-    if (!this.#watcher && !this.#closed) await this.#watch();
-    if (!this.#watchUp || this.#retry.size > 0) {
+    // Not awaited: with etcd down, setting up the watch waits for it.
+    if (!this.#watching && !this.#closed) this.#watching = this.#watch();
+    if (this.#watchUp && this.#retry.size === 0 && this.cutOff() === undefined) {
+      const asked = performance.now();
+      try {
+        await this.#o.client.get(this.#prefix).exec();
+        this.lastError = undefined;
+      } catch (err) {
+        this.lastError = (err as Error).message;
+        throw err;
+      }
+      this.lastContact = Math.max(this.lastContact, asked);
+    } else {
       // Read whole after the watch is set up, so nothing put meanwhile is missed.
       const watching = this.#watcher !== undefined;
       await this.#readAll();
@@ -144,6 +176,7 @@ export class EtcdRevocationSource implements PushableRevocationSource {
 
   async #readAll(): Promise<void> {
     let all: Record<string, string>;
+    const asked = performance.now();
     try {
       all = await this.#o.client.getAll().prefix(this.#prefix).strings();
       this.lastError = undefined;
@@ -153,7 +186,8 @@ export class EtcdRevocationSource implements PushableRevocationSource {
     }
     this.#retry.clear();
     for (const [k, v] of Object.entries(all)) await this.#apply(k, v);
-    this.lastContact = performance.now();
+    // Caught up as of when the read was asked (what was put before it is applied).
+    this.lastContact = Math.max(this.lastContact, asked);
   }
 
   async #watch(): Promise<void> {
@@ -161,7 +195,8 @@ export class EtcdRevocationSource implements PushableRevocationSource {
     try {
       watcher = await this.#o.client.watch().prefix(this.#prefix).create();
     } catch {
-      return; // poll reads the prefix whole meanwhile, and tries again.
+      this.#watching = undefined; // poll reads the prefix whole meanwhile, and tries again.
+      return;
     }
     if (this.#closed) {
       await watcher.cancel().catch(() => {});
@@ -169,7 +204,6 @@ export class EtcdRevocationSource implements PushableRevocationSource {
     }
     this.#watcher = watcher;
     watcher.on("put", (kv: IKeyValue) => {
-      this.lastContact = performance.now();
       void this.#apply(kv.key.toString(), kv.value.toString());
     });
     // A broken stream may have missed puts: read whole until it is back.

@@ -298,3 +298,72 @@ Deno.test("cluster: a revocation on A holds on B within the watch's delay, and a
     await Deno.remove(op, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("cluster: cut off from etcd past the bound, B refuses A's tokens as UNAVAILABLE, not its own", async () => {
+  const etcd = await startEtcd(1);
+  const op = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-op-" });
+  const nodes: Node[] = [];
+  const temps: Awaited<ReturnType<typeof tempLayout>>[] = [];
+  let paused = false;
+  try {
+    const cluster = {
+      name: CLUSTER,
+      etcd: etcd.endpoints,
+      root: `${op}/root.pub`,
+      proto: etcdProto(),
+      partitionBoundMs: 1000,
+    };
+    for (const id of ["a", "b"]) {
+      const t = await tempLayout();
+      t.layout = { ...t.layout, nodeId: id, cluster };
+      temps.push(t);
+    }
+    await ctl(temps[0].layout, op, ["cluster", "init", "--dir", op]);
+    for (const temp of temps) nodes.push(await startNode({ temp }));
+    const [a, b] = nodes;
+    await ctl(a.layout, op, ["cluster", "join", "a", "--dir", op]);
+    await ctl(b.layout, op, ["cluster", "join", "b", "--dir", op]);
+    const tokA = (await issue(a, { service: "fs", actions: ["list"] })).token;
+    const tokB = (await issue(b, { service: "fs", actions: ["list"] })).token;
+    await waitFor("B to honour A's token", async () => (await listOnB(b, tokA)).ok, 5000);
+
+    // etcd stops answering (SIGSTOP: connections stay open, nothing comes back).
+    etcd.members[0].kill("SIGSTOP");
+    paused = true;
+    const t0 = performance.now();
+    let last;
+    await waitFor("B to refuse A's token", async () => {
+      last = await listOnB(b, tokA);
+      return !last.ok;
+    }, 10_000);
+    console.log(
+      `  A's token refused on B ${(performance.now() - t0).toFixed(0)} ms after etcd stopped`,
+    );
+    const l = last as unknown as {
+      error: { name: string; message: string; details?: { reason?: string } };
+    };
+    assert.equal(l.error.name, "UNAVAILABLE");
+    assert.equal(l.error.details?.reason, "partitioned");
+    assert.match(l.error.message, /issued by identity@a; this node has not reached etcd for/);
+    // Counted from B's last contact with etcd (it checks every second), not from the stop.
+    const cut = Number(/not reached etcd for ([\d.]+) s/.exec(l.error.message)?.[1]);
+    assert.ok(cut >= 1.0, `refused only past the 1 s bound: ${l.error.message}`);
+    const own = await listOnB(b, tokB);
+    assert.ok(own.ok, `B honours its own identity's token: ${JSON.stringify(own)}`);
+
+    // etcd answers again: B catches up (re-reads the revocations) and honours A's token.
+    etcd.members[0].kill("SIGCONT");
+    paused = false;
+    const t1 = performance.now();
+    await waitFor("B to honour A's token again", async () => (await listOnB(b, tokA)).ok, 10_000);
+    console.log(
+      `  A's token honoured on B ${(performance.now() - t1).toFixed(0)} ms after etcd resumed`,
+    );
+  } finally {
+    if (paused) etcd.members[0].kill("SIGCONT");
+    for (const n of nodes) await n.stop().catch((e) => console.error(e));
+    for (const t of temps) await t.cleanup();
+    await etcd.stop();
+    await Deno.remove(op, { recursive: true }).catch(() => {});
+  }
+});

@@ -37,6 +37,7 @@ const CLUSTER: Layout = {
     root: "/etc/strata/root.pub",
     ca: "/etc/strata/ca.pem",
     proto: "/deno/npm/registry.npmjs.org/etcd3/1.1.2/proto",
+    partitionBoundMs: 1500,
   },
 };
 
@@ -49,6 +50,7 @@ Deno.test("cluster config: options and variables give the same layout, and round
     STRATA_CLUSTER_ROOT: "/etc/strata/root.pub",
     STRATA_CLUSTER_CA: "/etc/strata/ca.pem",
     STRATA_ETCD_PROTO: "/deno/npm/registry.npmjs.org/etcd3/1.1.2/proto",
+    STRATA_PARTITION_BOUND_MS: "1500",
   };
   assert.deepEqual(checkLayout({ ...BASE, ...clusterFromEnv((n) => env[n]) }), CLUSTER);
   assert.equal(audienceOf(CLUSTER), "prod");
@@ -74,6 +76,9 @@ Deno.test("cluster config: bad values are refused naming the option", () => {
   bad({ name: "p", etcd: ["https://h:1"], root: "/r" }, /--etcd-endpoints: https:\/\/h:1/);
   bad({ name: "p", etcd: ["http://h:99999"], root: "/r" }, /--etcd-endpoints/);
   bad({ name: "p", etcd: ["http://h:1"] }, /--cluster-root: cluster mode needs/);
+  for (const partitionBoundMs of [NaN, 50, 1.5]) {
+    bad({ name: "p", etcd: ["http://h:1"], root: "/r", partitionBoundMs }, /--partition-bound-ms/);
+  }
   bad(
     { name: "p", etcd: ["http://h:1"], root: "rel.pub" },
     /--cluster-root must be an absolute path/,
