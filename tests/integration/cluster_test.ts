@@ -5,7 +5,9 @@
  * endorses both nodes; a token issued on A is honoured by B's fs; a key
  * written to etcd without the root's signature is ignored and its tokens
  * refused with the reason; withdrawing A's endorsement makes B refuse A's
- * tokens while A still honours its own.
+ * tokens while A still honours its own. Revocations on A reach B through
+ * etcd (propagation printed); cut off from etcd past the bound, B refuses
+ * A's tokens and keeps its own.
  */
 
 import assert from "node:assert/strict";
