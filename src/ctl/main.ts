@@ -32,7 +32,14 @@ const LAYOUT_FLAGS: Record<string, keyof Layout> = {
   "node-id": "nodeId",
 };
 
-const CLUSTER_FLAGS = ["cluster", "etcd-endpoints", "cluster-root", "cluster-ca", "etcd-proto"];
+const CLUSTER_FLAGS = [
+  "cluster",
+  "etcd-endpoints",
+  "cluster-root",
+  "cluster-ca",
+  "etcd-proto",
+  "partition-bound-ms",
+];
 
 /**
  * Parses global options anywhere before or after the command. Accepts the
@@ -88,6 +95,7 @@ export function parseCtlArgs(argv: string[]): CtlArgs {
       else if (name === "etcd-endpoints") c.etcd = v.split(",").filter((e) => e !== "");
       else if (name === "cluster-root") c.root = v;
       else if (name === "cluster-ca") c.ca = v;
+      else if (name === "partition-bound-ms") c.partitionBoundMs = Number(v);
       else c.proto = v;
     } else if (name === "looked-in") (out.lookedIn ??= []).push(value()); // set by the launcher
     else if (out.positionals.length > 0) out.positionals.push(arg); // a subcommand's own option

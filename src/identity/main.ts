@@ -6,7 +6,8 @@
  */
 
 import { Audit } from "../runtime/audit.ts";
-import { parseLayoutArgs, stateFiles } from "../runtime/config.ts";
+import { type Layout, parseLayoutArgs, stateFiles } from "../runtime/config.ts";
+import type { RevokedEntry } from "../token/revocation_set.ts";
 import { ensureDir } from "../runtime/files.ts";
 import { logger } from "../runtime/log.ts";
 import { runMain, runService } from "../node/service.ts";
@@ -15,6 +16,20 @@ import { IssuedBook } from "./issued.ts";
 import { KeyRing } from "./keyring.ts";
 import { RevocationLog } from "./revocations.ts";
 import { IdentityService } from "./service.ts";
+
+/** Cluster mode: writes identity's signed revocation batches to etcd. */
+async function etcdPublisher(layout: Layout) {
+  // Loaded only in cluster mode: the etcd client (grpc-js) reads variables as it loads.
+  const { etcdClient } = await import("../sources/cluster.ts");
+  const { publishRevocations } = await import("../sources/etcd_revocations.ts");
+  const client = etcdClient(layout);
+  const where = { cluster: layout.cluster!.name, node: layout.nodeId };
+  return {
+    publish: (signed: string, entries: RevokedEntry[]) =>
+      publishRevocations(client, signed, { ...where, entries }),
+    close: () => client.close(),
+  };
+}
 
 await runMain("identity", async () => {
   const { layout, options } = parseLayoutArgs(Deno.args, { supervised: { type: "boolean" } });
@@ -26,7 +41,17 @@ await runMain("identity", async () => {
   const revocations = RevocationLog.open(st);
   const issued = IssuedBook.open(st);
   const trust = new Trust(layout, { keys: ring, revoked: revocations.set });
-  const identity = new IdentityService({ layout, ring, revocations, issued, trust, audit, log });
+  const publish = layout.cluster ? await etcdPublisher(layout) : undefined;
+  const identity = new IdentityService({
+    layout,
+    ring,
+    revocations,
+    issued,
+    trust,
+    audit,
+    log,
+    publish: publish?.publish,
+  });
   identity.publishKeys();
   await identity.publishRevocations();
   await identity.ensureOperatorToken();
@@ -41,6 +66,7 @@ await runMain("identity", async () => {
       await identity.close();
       revocations.close();
       issued.close();
+      publish?.close();
     },
   });
 });

@@ -112,6 +112,11 @@ export interface IdentityDeps {
   trust: Trust;
   audit: Audit;
   log: Logger;
+  /**
+   * Cluster mode: writes a signed batch to etcd, resolving once etcd committed
+   * it (sources/etcd_revocations.ts); a revoke answers ok only after that.
+   */
+  publish?: (signed: string, entries: RevokedEntry[]) => Promise<unknown>;
 }
 
 /** What a push reports: who took it, who could not be reached. */
@@ -144,6 +149,8 @@ export class IdentityService {
   #inFlight = new Map<string, Promise<Spread>>();
   /** One persistent connection per push target (while it connects, the promise of it). */
   #pushClients = new Map<ServiceName, Promise<Client>>();
+  /** Cluster mode: ids revoked here whose write to etcd failed (a retry writes them again). */
+  #unpublished = new Set<string>();
 
   constructor(deps: IdentityDeps) {
     this.#d = deps;
@@ -495,7 +502,7 @@ export class IdentityService {
       // A revocation of the same id is under way: answer once it is in effect.
       const ok = await waiting.then(() => true, () => false);
       if (ok) return { status: "revoked", cap_id: capId, already: true };
-    } else if (this.#d.revocations.set.has(capId)) {
+    } else if (this.#d.revocations.set.has(capId) && !this.#unpublished.has(capId)) {
       return { status: "revoked", cap_id: capId, already: true };
     }
     // Keep the entry until no token with this id can still be valid.
@@ -596,10 +603,36 @@ export class IdentityService {
       // The list file first (for services that start meanwhile), then the push.
       const signed = await signRevocationList(this.#d.ring.active, this.#issuer, entries);
       this.#appendRevocation(signed);
-      const spread = await this.#pushSigned(signed);
+      // Cluster mode: etcd's commit and the local push go together; ok needs both.
+      const [spread, published] = await Promise.all([
+        this.#pushSigned(signed),
+        this.#publish(signed, entries),
+      ]);
+      if (!published) {
+        throw new StrataError(
+          "UNAVAILABLE",
+          "etcd: the revocation is in effect on this node but could not be written to etcd, " +
+            "so other nodes may still honour the token; check etcd and revoke again",
+          { reason: "etcd_unreachable" },
+        );
+      }
       for (const q of batch) q.resolve(spread);
     } catch (err) {
       for (const q of batch) q.reject(err);
+    }
+  }
+
+  /** Writes a batch to etcd (cluster mode); false when etcd did not commit it. */
+  async #publish(signed: string, entries: RevokedEntry[]): Promise<boolean> {
+    if (!this.#d.publish) return true;
+    try {
+      await this.#d.publish(signed, entries);
+      for (const e of entries) this.#unpublished.delete(e.cap_id);
+      return true;
+    } catch (err) {
+      for (const e of entries) this.#unpublished.add(e.cap_id);
+      this.#d.log.warn("revocation not written to etcd", { error: (err as Error).message });
+      return false;
     }
   }
 

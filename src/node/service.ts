@@ -12,7 +12,13 @@ import { PUSH_TARGETS, syncSpec } from "../api/mod.ts";
 import { type Method, Server, type ServerLimits } from "../server/server.ts";
 import { Trust } from "../sources/trust.ts";
 import { Audit } from "../runtime/audit.ts";
-import { endpointsOf, type Layout, type ServiceName, stateFiles } from "../runtime/config.ts";
+import {
+  endpointsOf,
+  issuerOf,
+  type Layout,
+  type ServiceName,
+  stateFiles,
+} from "../runtime/config.ts";
 import { onStopSignal, parentPipe, watchParentPipe } from "./lifecycle.ts";
 import { logger } from "../runtime/log.ts";
 import { authorize } from "../policy/authorize.ts";
@@ -106,9 +112,17 @@ function syncMethod(service: string, trust: Trust): Method<Capability> {
 async function defaultTrust(layout: Layout): Promise<Trust> {
   if (!layout.cluster) return new Trust(layout);
   // Loaded only in cluster mode: the etcd client (grpc-js) reads variables as it loads.
-  const { clusterKeySource } = await import("../sources/cluster.ts");
+  const { clusterKeySource, clusterRevocationSource } = await import("../sources/cluster.ts");
   const keySource = await clusterKeySource(layout);
-  return new Trust(layout, undefined, { keySource, issuers: keySource.issuers });
+  const revocationSource = clusterRevocationSource(layout, keySource);
+  const own = issuerOf(layout);
+  return new Trust(layout, undefined, {
+    keySource,
+    revocationSource,
+    issuers: keySource.issuers,
+    // Its own identity's revocations reach it without etcd; other nodes' need etcd.
+    cannotVouch: (issuer) => issuer === own ? undefined : revocationSource.cutOff(),
+  });
 }
 
 /** Runs a program's main, turning a start-up failure into one log line and exit 1. */

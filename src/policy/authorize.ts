@@ -28,11 +28,16 @@ export interface AuthorizeContext {
   limiter: RateLimiter;
   /** The time to judge expiry by (epoch ms); defaults to now. */
   now?: number;
+  /**
+   * Cluster mode: why this node cannot vouch for tokens of `issuer` now (cut
+   * off from etcd past the partition bound), or undefined when it can.
+   */
+  cannotVouch?: (issuer: string) => string | undefined;
 }
 
 /** Builds a refusal whose details carry the reason for the audit log. */
 function deny(
-  name: "UNAUTHENTICATED" | "PERMISSION_DENIED" | "RESOURCE_EXHAUSTED",
+  name: "UNAUTHENTICATED" | "PERMISSION_DENIED" | "RESOURCE_EXHAUSTED" | "UNAVAILABLE",
   reason: string,
   message: string,
   extra: Record<string, unknown> = {},
@@ -65,6 +70,12 @@ export function checkCapability(
       `token: expired at ${cap.claims.exp}; ask identity.issue for a new one`,
       { cap_id: cap.capId },
     );
+  }
+  const cutOff = ctx.cannotVouch?.(cap.claims.iss);
+  if (cutOff !== undefined) {
+    throw deny("UNAVAILABLE", "partitioned", `token: issued by ${cap.claims.iss}; ${cutOff}`, {
+      cap_id: cap.capId,
+    });
   }
   const revoked = ctx.revoked.revokedIn(cap.lineage);
   if (revoked !== undefined) {

@@ -71,7 +71,15 @@ export interface ClusterConfig {
    * (`<npmCache>/registry.npmjs.org/etcd3/1.1.2/proto`; `deno info --json` prints npmCache).
    */
   proto?: string;
+  /**
+   * How long (ms) a node may be cut off from etcd before it refuses other
+   * nodes' tokens (`--partition-bound-ms`; default {@link DEFAULT_PARTITION_BOUND_MS}).
+   */
+  partitionBoundMs?: number;
 }
+
+/** A node cut off from etcd this long refuses other nodes' tokens (docs/cluster.md). */
+export const DEFAULT_PARTITION_BOUND_MS = 30_000;
 
 /** The PEM files of the tcp:// transport. */
 export interface TlsFiles {
@@ -151,8 +159,13 @@ const ETCD_URL_RE = /^http:\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 /** Checks the cluster section; cluster mode needs a name, etcd endpoints and the root key. */
 function checkCluster(cluster: ClusterConfig | undefined): Pick<Layout, "cluster"> {
   if (cluster === undefined) return {};
-  const { name, etcd, root, ca, proto } = cluster;
+  const { name, etcd, root, ca, proto, partitionBoundMs: bound } = cluster;
   if (!name && etcd.length === 0 && !root && !ca && !proto) return {};
+  if (bound !== undefined && (!Number.isSafeInteger(bound) || bound < 100)) {
+    throw new ConfigError(
+      `--partition-bound-ms: give whole milliseconds, at least 100 (default 30000): ${bound}`,
+    );
+  }
   if (!name || !NODE_ID_RE.test(name)) {
     throw new ConfigError(
       `--cluster: the cluster name must be 1-63 letters, digits, ".", "_" or "-": ${name ?? ""}`,
@@ -179,6 +192,7 @@ function checkCluster(cluster: ClusterConfig | undefined): Pick<Layout, "cluster
       root: checkDir(root, "--cluster-root"),
       ...(ca ? { ca: checkDir(ca, "--cluster-ca") } : {}),
       ...(proto ? { proto: checkDir(proto, "--etcd-proto") } : {}),
+      ...(bound !== undefined ? { partitionBoundMs: bound } : {}),
     },
   };
 }
@@ -229,6 +243,7 @@ const LAYOUT_OPTIONS = {
   "cluster-root": { type: "string" },
   "cluster-ca": { type: "string" },
   "etcd-proto": { type: "string" },
+  "partition-bound-ms": { type: "string" },
 } as const;
 
 /** Other options a program's entry may take, by name: boolean or string. */
@@ -298,6 +313,7 @@ const CLUSTER_SETTINGS = {
   root: ["cluster-root", "STRATA_CLUSTER_ROOT"],
   ca: ["cluster-ca", "STRATA_CLUSTER_CA"],
   proto: ["etcd-proto", "STRATA_ETCD_PROTO"],
+  bound: ["partition-bound-ms", "STRATA_PARTITION_BOUND_MS"],
 } as const;
 
 /** The cluster section from options or variables; undefined when none is set. */
@@ -310,12 +326,14 @@ function clusterSection(
     (k) => get(CLUSTER_SETTINGS[k][at]) || undefined,
   );
   if (!name && !etcd && !root && !ca && !proto) return undefined;
+  const bound = get(CLUSTER_SETTINGS.bound[at]);
   return {
     name: name ?? "",
     etcd: (etcd ?? "").split(",").filter((e) => e !== ""),
     root: root ?? "",
     ...(ca ? { ca } : {}),
     ...(proto ? { proto } : {}),
+    ...(bound ? { partitionBoundMs: Number(bound) } : {}),
   };
 }
 
@@ -358,6 +376,7 @@ export function layoutArgs(layout: Layout): string[] {
     args.push(`--cluster-root=${c.root}`);
     if (c.ca) args.push(`--cluster-ca=${c.ca}`);
     if (c.proto) args.push(`--etcd-proto=${c.proto}`);
+    if (c.partitionBoundMs !== undefined) args.push(`--partition-bound-ms=${c.partitionBoundMs}`);
   }
   return args;
 }

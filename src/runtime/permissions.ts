@@ -89,8 +89,11 @@ export const GRPC_ENV = [
 /** Debian's openssl: strata-ctl's cluster commands make the cluster CA and node certificates with it. */
 export const OPENSSL = "/usr/bin/openssl";
 
-/** The programs that talk to etcd in cluster mode: the verifying services, and strata-ctl's `cluster join`. */
-const ETCD_CLIENTS: readonly Program[] = ["supervisor", "registry", "fs", "ctl"];
+/**
+ * The programs that talk to etcd in cluster mode: the verifying services,
+ * identity (it writes its revocations there), and strata-ctl's `cluster join`.
+ */
+const ETCD_CLIENTS: readonly Program[] = ["supervisor", "registry", "identity", "fs", "ctl"];
 
 /** The services whose sockets identity pushes revocations to (those that declare `<service>.sync`). */
 const PUSH_TARGETS: readonly ServiceName[] = PUSHED;

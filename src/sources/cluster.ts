@@ -6,11 +6,18 @@
  */
 
 import { Etcd3 } from "etcd3";
-import { type Layout, runtimeFiles } from "../runtime/config.ts";
+import {
+  DEFAULT_PARTITION_BOUND_MS,
+  issuerOf,
+  type Layout,
+  runtimeFiles,
+} from "../runtime/config.ts";
 import type { Clock } from "../runtime/clock.ts";
 import { parsePublicPaserk, type VerifyKey } from "../token/keys.ts";
 import { EtcdKeySetSource } from "./etcd_key_set.ts";
-import { FileKeySetSource } from "./key_set.ts";
+import { FileKeySetSource, KeySetLookup } from "./key_set.ts";
+import { EtcdRevocationSource } from "./etcd_revocations.ts";
+import { FileRevocationSource } from "./revocations.ts";
 
 /** A client of the layout's etcd (cluster mode only). */
 export function etcdClient(layout: Layout): Etcd3 {
@@ -49,4 +56,29 @@ export async function clusterKeySource(
   });
   await source.start();
   return source;
+}
+
+/**
+ * The revocation source of a cluster node: this node's list file and pushes,
+ * and every node's signed revocations in etcd, judged by `keys`' endorsements
+ * (read on the first poll, then watched).
+ */
+export function clusterRevocationSource(
+  layout: Layout,
+  keys: EtcdKeySetSource,
+): EtcdRevocationSource {
+  const cluster = layout.cluster;
+  if (!cluster) {
+    throw new Error("cluster revocations: this node is not in cluster mode (--cluster)");
+  }
+  const lookup = new KeySetLookup(keys);
+  const issuer = issuerOf(layout);
+  return new EtcdRevocationSource({
+    cluster: cluster.name,
+    client: keys.client,
+    keys: lookup,
+    localIssuer: issuer,
+    partitionBoundMs: cluster.partitionBoundMs ?? DEFAULT_PARTITION_BOUND_MS,
+    local: new FileRevocationSource(runtimeFiles(layout).revocations, { keys: lookup, issuer }),
+  });
 }

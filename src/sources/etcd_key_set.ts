@@ -68,6 +68,11 @@ export class EtcdKeySetSource implements KeySetSource {
     options.local.subscribe(() => this.#rebuild());
   }
 
+  /** The etcd client this source reads with (shared by the node's revocation source). */
+  get client(): Etcd3 {
+    return this.#o.client;
+  }
+
   /** The issuers of the endorsed identities, kept current (the verifier's accepted issuers). */
   get issuers(): ReadonlySet<string> {
     return this.#issuers;

@@ -29,6 +29,8 @@ export interface TrustOptions {
   clock?: Clock;
   /** Cluster mode: the other issuers accepted, kept current by the key source. */
   issuers?: ReadonlySet<string>;
+  /** Cluster mode: why tokens of `issuer` cannot be vouched for now (see policy/authorize). */
+  cannotVouch?: (issuer: string) => string | undefined;
 }
 
 /** A service's local view of what identity has signed and revoked. */
@@ -46,6 +48,7 @@ export class Trust {
   #lastAdded = 0;
   #clock: Clock;
   #source: KeySetSource;
+  #cannotVouch?: (issuer: string) => string | undefined;
 
   /**
    * Identity passes its own key ring and revocation set; every other service
@@ -71,6 +74,7 @@ export class Trust {
       audience: audienceOf(layout),
     });
     this.#source = source;
+    this.#cannotVouch = options.cannotVouch;
     this.#revocations = options.revocationSource ??
       new FileRevocationSource(rt.revocations, { keys: lookup, issuer: this.issuer });
     // The feed fills the in-memory set the hot path reads, synchronously.
@@ -92,8 +96,12 @@ export class Trust {
   }
 
   /** The pieces authorize() needs. */
-  get authContext(): { verifier: TokenVerifier; revoked: RevocationSet } {
-    return { verifier: this.verifier, revoked: this.revoked };
+  get authContext(): {
+    verifier: TokenVerifier;
+    revoked: RevocationSet;
+    cannotVouch?: (issuer: string) => string | undefined;
+  } {
+    return { verifier: this.verifier, revoked: this.revoked, cannotVouch: this.#cannotVouch };
   }
 
   /** Re-reads the key set and the revocation list if either changed. */

@@ -81,7 +81,8 @@ export async function signRevocationList(
   });
 }
 
-function isEntry(x: unknown): x is RevokedEntry {
+/** Whether `x` is a well-formed revocation entry (a 32-hex cap_id and an integer exp). */
+export function isRevokedEntry(x: unknown): x is RevokedEntry {
   const e = x as RevokedEntry;
   return typeof e === "object" && e !== null && typeof e.cap_id === "string" &&
     /^[0-9a-f]{32}$/.test(e.cap_id) && Number.isSafeInteger(e.exp);
@@ -102,7 +103,7 @@ export async function openRevocationList(
   if (payload?.typ !== REVOCATION_LIST_TYPE || payload.iss !== issuer) {
     throw new Error("revocation list: wrong type or issuer");
   }
-  if (!Array.isArray(payload.revoked) || !payload.revoked.every(isEntry)) {
+  if (!Array.isArray(payload.revoked) || !payload.revoked.every(isRevokedEntry)) {
     throw new Error("revocation list: malformed entries");
   }
   return payload.revoked;

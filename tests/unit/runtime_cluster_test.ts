@@ -37,6 +37,7 @@ const CLUSTER: Layout = {
     root: "/etc/strata/root.pub",
     ca: "/etc/strata/ca.pem",
     proto: "/deno/npm/registry.npmjs.org/etcd3/1.1.2/proto",
+    partitionBoundMs: 1500,
   },
 };
 
@@ -49,6 +50,7 @@ Deno.test("cluster config: options and variables give the same layout, and round
     STRATA_CLUSTER_ROOT: "/etc/strata/root.pub",
     STRATA_CLUSTER_CA: "/etc/strata/ca.pem",
     STRATA_ETCD_PROTO: "/deno/npm/registry.npmjs.org/etcd3/1.1.2/proto",
+    STRATA_PARTITION_BOUND_MS: "1500",
   };
   assert.deepEqual(checkLayout({ ...BASE, ...clusterFromEnv((n) => env[n]) }), CLUSTER);
   assert.equal(audienceOf(CLUSTER), "prod");
@@ -74,14 +76,17 @@ Deno.test("cluster config: bad values are refused naming the option", () => {
   bad({ name: "p", etcd: ["https://h:1"], root: "/r" }, /--etcd-endpoints: https:\/\/h:1/);
   bad({ name: "p", etcd: ["http://h:99999"], root: "/r" }, /--etcd-endpoints/);
   bad({ name: "p", etcd: ["http://h:1"] }, /--cluster-root: cluster mode needs/);
+  for (const partitionBoundMs of [NaN, 50, 1.5]) {
+    bad({ name: "p", etcd: ["http://h:1"], root: "/r", partitionBoundMs }, /--partition-bound-ms/);
+  }
   bad(
     { name: "p", etcd: ["http://h:1"], root: "rel.pub" },
     /--cluster-root must be an absolute path/,
   );
 });
 
-Deno.test("cluster grants: etcd host:port exactly, grpc-js's variables, the root key; identity none", () => {
-  for (const p of ["supervisor", "registry", "fs", "ctl"] as const) {
+Deno.test("cluster grants: etcd host:port exactly, grpc-js's variables, the root key", () => {
+  for (const p of ["supervisor", "registry", "identity", "fs", "ctl"] as const) {
     const flags = permissionFlags(p, CLUSTER).join(" ");
     assert.match(flags, /--allow-net=[^ ]*127\.0\.0\.1:2379,10\.0\.0\.2:2379/, p);
     const set = permissionSet(p, CLUSTER);
@@ -89,9 +94,6 @@ Deno.test("cluster grants: etcd host:port exactly, grpc-js's variables, the root
     assert.ok(set.read.includes("/etc/strata/root.pub"), p);
     assert.ok(set.read.includes(CLUSTER.cluster!.proto!), p);
   }
-  const identity = permissionSet("identity", CLUSTER);
-  assert.deepEqual(identity.net, []);
-  assert.ok(!identity.env.some((v) => GRPC_ENV.includes(v)));
   // Without a cluster section the flags are exactly the single-node ones.
   for (const p of ["supervisor", "registry", "identity", "fs", "ctl"] as const) {
     assert.deepEqual(

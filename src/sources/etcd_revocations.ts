@@ -1,0 +1,255 @@
+/**
+ * Cluster mode's revocations (docs/cluster.md): identity writes each signed
+ * batch of revocations to etcd under `/strata/<cluster>/revocations/<node>/`,
+ * and every node's services read that prefix at start and watch it, on top of
+ * their own node's list file and pushes ({@link FileRevocationSource}).
+ *
+ * etcd is the transport, not the trust: an entry counts only when it is a
+ * revocation list signed by a key endorsed for the issuer `identity@<node>`
+ * of the node it is stored under (or by this node's own identity); anything
+ * else is ignored. Entries carry an etcd lease that ends after the last token
+ * they name expires, so etcd prunes them itself.
+ * @module
+ */
+
+import type { Etcd3, IKeyValue, Watcher } from "etcd3";
+import type { KeyLookup } from "../token/key_set.ts";
+import type { VerifyKey } from "../token/keys.ts";
+import { verifyV4Public } from "../token/paseto.ts";
+import {
+  isRevokedEntry,
+  REVOCATION_LIST_TYPE,
+  type RevokedEntry,
+} from "../token/revocation_set.ts";
+import type { Unsubscribe } from "./key_set.ts";
+import type { PushableRevocationSource } from "./revocations.ts";
+
+/** The largest signed batch read from etcd (etcd's own request limit is 1.5 MiB). */
+const MAX_ENTRY_LENGTH = 2 * 1024 * 1024;
+
+/** Seconds a revocation's etcd lease outlives the last token it names (clock skew). */
+export const PRUNE_SLACK_S = 300;
+
+/** The etcd prefix of a cluster's revocations (one key per signed batch, under its node). */
+export function revocationsPrefix(cluster: string): string {
+  return `/strata/${cluster}/revocations/`;
+}
+
+/**
+ * Writes one signed batch to etcd and resolves once etcd committed it. The
+ * key names the node and the batch; the lease ends {@link PRUNE_SLACK_S}
+ * after the latest expiry in the batch, which is when etcd deletes it.
+ */
+export async function publishRevocations(
+  client: Etcd3,
+  signed: string,
+  options: { cluster: string; node: string; entries: RevokedEntry[] },
+): Promise<string> {
+  const lastExp = Math.max(...options.entries.map((e) => e.exp));
+  const ttl = Math.max(60, lastExp - Math.floor(Date.now() / 1000) + PRUNE_SLACK_S);
+  const lease = client.lease(ttl, { autoKeepAlive: false });
+  // A batch id that sorts by time and never collides (a restart keeps the node name).
+  const id = `${Date.now().toString().padStart(15, "0")}-${crypto.randomUUID()}`;
+  const key = `${revocationsPrefix(options.cluster)}${options.node}/${id}`;
+  await lease.put(key).value(signed);
+  // Not lease.release(): that would stop nothing we need; the lease just runs out.
+  return key;
+}
+
+/** Options for {@link EtcdRevocationSource}. */
+export interface EtcdRevocationOptions {
+  /** The cluster's name (the prefix). */
+  cluster: string;
+  /** A connected etcd client (not closed here: the key source owns it). */
+  client: Etcd3;
+  /** The cluster's trusted keys (this node's and the endorsed ones). */
+  keys: KeyLookup;
+  /** This node's own issuer, `identity@<node>` (its keys carry no endorsement). */
+  localIssuer: string;
+  /** This node's own list file and pushes. */
+  local: PushableRevocationSource;
+  /** Cut off from etcd longer than this (ms), the node refuses other nodes' tokens. */
+  partitionBoundMs: number;
+}
+
+/** This node's revocations and every other node's, from etcd. */
+export class EtcdRevocationSource implements PushableRevocationSource {
+  #o: EtcdRevocationOptions;
+  #prefix: string;
+  #listeners = new Set<(entries: RevokedEntry[]) => void>();
+  /** etcd keys already applied (a value is never rewritten under its key). */
+  #seen = new Set<string>();
+  /** Keys signed by a key not known yet: read again at the next poll. */
+  #retry = new Set<string>();
+  #watcher?: Watcher;
+  #watching?: Promise<void>;
+  #watchUp = false;
+  #closed = false;
+  /** When etcd's prefix was last read whole or the watch last delivered (ms, performance.now). */
+  lastContact = -Infinity;
+  /** Why the last read of etcd failed, while it fails. */
+  lastError?: string;
+
+  /** A source over `options.cluster`'s revocations; {@link poll} reads etcd first. */
+  constructor(options: EtcdRevocationOptions) {
+    this.#o = options;
+    this.#prefix = revocationsPrefix(options.cluster);
+    options.local.subscribe((entries) => this.#deliver(entries));
+  }
+
+  /** Subscribes to revocations as they are learned. */
+  subscribe(fn: (entries: RevokedEntry[]) => void): Unsubscribe {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  #deliver(entries: RevokedEntry[]): void {
+    if (entries.length === 0) return;
+    for (const fn of this.#listeners) fn(entries);
+  }
+
+  /** Identity's pushes on this node: as on a single node. */
+  push(signed: string): Promise<void> {
+    return this.#o.local.push(signed);
+  }
+
+  /** The local list's entries and every valid entry in etcd now. */
+  async snapshot(): Promise<RevokedEntry[]> {
+    const out = await this.#o.local.snapshot();
+    const all = await this.#o.client.getAll().prefix(this.#prefix).strings();
+    for (const [k, v] of Object.entries(all)) {
+      const got = await this.#open(k, v).catch(() => undefined);
+      if (got) out.push(...got);
+    }
+    return out;
+  }
+
+  /**
+   * Why this node cannot vouch for other nodes' tokens now: it has not read
+   * etcd for longer than the partition bound (or not at all since it started),
+   * so it may have missed their revocations. Undefined once it has caught up.
+   */
+  cutOff(): string | undefined {
+    const since = performance.now() - this.lastContact;
+    if (since <= this.#o.partitionBoundMs) return undefined;
+    const bound = `the partition bound of ${this.#o.partitionBoundMs / 1000} s`;
+    return (since === Infinity
+      ? "this node has not read the cluster's revocations from etcd since it started"
+      : `this node has not reached etcd for ${(since / 1000).toFixed(1)} s, more than ${bound}`) +
+      ", so it may have missed revocations of other nodes' tokens; it honours only its own " +
+      "identity's tokens until it has caught up with etcd" +
+      (this.lastError ? ` (etcd: ${this.lastError})` : "");
+  }
+
+  /**
+   * Reads the local list, then etcd's prefix whole while the watch is not up
+   * (at start, after a reconnect, after a partition, or entries signed by a
+   * key not known yet); otherwise one small read shows etcd is still there.
+   */
+  async poll(): Promise<void> {
+    await this.#o.local.poll();
+    // Not awaited: with etcd down, setting up the watch waits for it.
+    if (!this.#watching && !this.#closed) this.#watching = this.#watch();
+    if (this.#watchUp && this.#retry.size === 0 && this.cutOff() === undefined) {
+      const asked = performance.now();
+      try {
+        await this.#o.client.get(this.#prefix).exec();
+        this.lastError = undefined;
+      } catch (err) {
+        this.lastError = (err as Error).message;
+        throw err;
+      }
+      this.lastContact = Math.max(this.lastContact, asked);
+    } else {
+      // Read whole after the watch is set up, so nothing put meanwhile is missed.
+      const watching = this.#watcher !== undefined;
+      await this.#readAll();
+      if (watching) this.#watchUp = true;
+    }
+  }
+
+  /** Stops the watch. */
+  close(): void {
+    this.#closed = true;
+    void this.#watcher?.cancel().catch(() => {});
+  }
+
+  async #readAll(): Promise<void> {
+    let all: Record<string, string>;
+    const asked = performance.now();
+    try {
+      all = await this.#o.client.getAll().prefix(this.#prefix).strings();
+      this.lastError = undefined;
+    } catch (err) {
+      this.lastError = (err as Error).message;
+      throw err;
+    }
+    this.#retry.clear();
+    for (const [k, v] of Object.entries(all)) await this.#apply(k, v);
+    // Caught up as of when the read was asked (what was put before it is applied).
+    this.lastContact = Math.max(this.lastContact, asked);
+  }
+
+  async #watch(): Promise<void> {
+    let watcher: Watcher;
+    try {
+      watcher = await this.#o.client.watch().prefix(this.#prefix).create();
+    } catch {
+      this.#watching = undefined; // poll reads the prefix whole meanwhile, and tries again.
+      return;
+    }
+    if (this.#closed) {
+      await watcher.cancel().catch(() => {});
+      return;
+    }
+    this.#watcher = watcher;
+    watcher.on("put", (kv: IKeyValue) => {
+      void this.#apply(kv.key.toString(), kv.value.toString());
+    });
+    // A broken stream may have missed puts: read whole until it is back.
+    watcher.on("disconnected", () => (this.#watchUp = false));
+    watcher.on("connected", () => {
+      void this.#readAll().then(() => (this.#watchUp = true), () => {});
+    });
+    watcher.on("error", () => (this.#watchUp = false));
+  }
+
+  async #apply(key: string, value: string): Promise<void> {
+    if (this.#seen.has(key)) return;
+    let entries: RevokedEntry[] | undefined;
+    try {
+      entries = await this.#open(key, value);
+    } catch (err) {
+      // Signed by a key this node does not know yet: read again later. Forged: ignored.
+      if ((err as { reason?: string }).reason === "unknown_key") this.#retry.add(key);
+      return;
+    }
+    this.#seen.add(key);
+    if (entries) this.#deliver(entries);
+  }
+
+  /**
+   * Verifies one etcd entry: a revocation list whose issuer is the node it is
+   * stored under, signed by a key trusted for that issuer.
+   */
+  async #open(key: string, value: string): Promise<RevokedEntry[]> {
+    const node = key.slice(this.#prefix.length).split("/")[0];
+    const issuer = `identity@${node}`;
+    let used: VerifyKey | undefined;
+    const payload = await verifyV4Public(value, async (kid) => {
+      used = await this.#o.keys.get(kid);
+      return used;
+    }, { maxLength: MAX_ENTRY_LENGTH }) as Record<string, unknown>;
+    if (payload?.typ !== REVOCATION_LIST_TYPE || payload.iss !== issuer) {
+      throw new Error(`revocations in etcd: ${key} is not a list issued by ${issuer}`);
+    }
+    if ((used?.issuer ?? this.#o.localIssuer) !== issuer) {
+      throw new Error(`revocations in etcd: ${key} is signed by a key not endorsed for ${issuer}`);
+    }
+    const revoked = payload.revoked;
+    if (!Array.isArray(revoked) || !revoked.every(isRevokedEntry)) {
+      throw new Error(`revocations in etcd: ${key} has malformed entries`);
+    }
+    return revoked;
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * Tests of src/sources/etcd_revocations.ts against a real etcd on loopback
+ * (tests/etcd.ts): a revocation list in etcd counts only when it is signed by
+ * a key the root endorses for the node it is filed under; forged, misfiled
+ * and mislabelled lists are ignored. Published batches carry a lease and
+ * reach a watching source.
+ */
+
+import assert from "node:assert/strict";
+import { Etcd3 } from "etcd3";
+import { generateSigningKey, importVerifyKey, publicPaserk } from "../../src/token/keys.ts";
+import { signEndorsement } from "../../src/token/endorsement.ts";
+import { type RevokedEntry, signRevocationList } from "../../src/token/revocation_set.ts";
+import { endorsementsPrefix, EtcdKeySetSource } from "../../src/sources/etcd_key_set.ts";
+import {
+  EtcdRevocationSource,
+  publishRevocations,
+  revocationsPrefix,
+} from "../../src/sources/etcd_revocations.ts";
+import { FileRevocationSource } from "../../src/sources/revocations.ts";
+import { FileKeySetSource, KeySetLookup } from "../../src/sources/key_set.ts";
+import { newCapId } from "../../src/token/claims.ts";
+import { startEtcd } from "../etcd.ts";
+import { withTempDir } from "./support.ts";
+import { waitFor } from "../helpers.ts";
+
+const CLUSTER = "c1";
+
+Deno.test("etcd revocations: only lists signed by a key endorsed for their node count", async () => {
+  const etcd = await startEtcd(1);
+  const writer = new Etcd3({ hosts: etcd.endpoints });
+  try {
+    await withTempDir(async (dir) => {
+      const [root, a, b, stranger] = await Promise.all(
+        [1, 2, 3, 4].map(() => generateSigningKey()),
+      );
+      const hour = Date.now() + 3600_000;
+      for (const [node, key] of [["a", a], ["b", b]] as const) {
+        await writer.put(`${endorsementsPrefix(CLUSTER)}${node}`).value(signEndorsement(root, {
+          cluster: CLUSTER,
+          node,
+          keys: [{ kid: key.kid, public: publicPaserk(key.publicKey) }],
+          expMs: hour,
+        }));
+      }
+      const entry = (): RevokedEntry => ({
+        cap_id: newCapId(),
+        exp: Math.floor(Date.now() / 1000) + 600,
+      });
+      const [good, misfiled, mislabelled, forged, later] = [1, 2, 3, 4, 5].map(entry);
+      const prefix = revocationsPrefix(CLUSTER);
+      await writer.put(`${prefix}a/1`).value(await signRevocationList(a, "identity@a", [good]));
+      // A's list filed under B; A's key claiming to speak for B; a key nobody endorsed.
+      await writer.put(`${prefix}b/1`).value(await signRevocationList(a, "identity@a", [misfiled]));
+      await writer.put(`${prefix}b/2`).value(
+        await signRevocationList(a, "identity@b", [mislabelled]),
+      );
+      await writer.put(`${prefix}a/2`).value(
+        await signRevocationList(stranger, "identity@a", [forged]),
+      );
+
+      const keys = new EtcdKeySetSource({
+        cluster: CLUSTER,
+        client: new Etcd3({ hosts: etcd.endpoints }),
+        root: await importVerifyKey(root.publicKey),
+        local: new FileKeySetSource(`${dir}/identity.pub`),
+      });
+      await keys.start();
+      const lookup = new KeySetLookup(keys);
+      const source = new EtcdRevocationSource({
+        cluster: CLUSTER,
+        client: keys.client,
+        keys: lookup,
+        localIssuer: "identity@c",
+        partitionBoundMs: 30_000,
+        local: new FileRevocationSource(`${dir}/revocations`, {
+          keys: lookup,
+          issuer: "identity@c",
+        }),
+      });
+      const got = new Set<string>();
+      source.subscribe((entries) => entries.forEach((e) => got.add(e.cap_id)));
+      try {
+        await source.poll();
+        assert.deepEqual([...got], [good.cap_id]);
+
+        // A batch published the way identity does: leased, and delivered by the watch.
+        const key = await publishRevocations(
+          writer,
+          await signRevocationList(b, "identity@b", [
+            later,
+          ]),
+          { cluster: CLUSTER, node: "b", entries: [later] },
+        );
+        await waitFor("the watch to deliver", () => got.has(later.cap_id), 5000);
+        const kv = (await writer.get(key).exec()).kvs[0];
+        assert.notEqual(kv.lease, "0");
+        for (const id of [misfiled, mislabelled, forged]) assert.ok(!got.has(id.cap_id));
+      } finally {
+        source.close();
+        keys.close();
+      }
+    });
+  } finally {
+    writer.close();
+    await etcd.stop();
+  }
+});
