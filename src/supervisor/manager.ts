@@ -242,7 +242,7 @@ export class Manager {
     u.child = child;
     if (logs) {
       for (const stream of [child.stdout, child.stderr]) {
-        pumpLines(stream, (line) => logs.add(u.spec.name, line));
+        pumpLines(stream, (lines) => logs.addLines(u.spec.name, lines));
       }
     }
     u.pipe = child.stdin.getWriter();
