@@ -360,10 +360,10 @@ export class Manager {
       code: st.code,
       signal: st.signal,
     });
-    this.#crashed(u);
+    this.#crashed(u, wasHealthy);
   }
 
-  #crashed(u: Unit): void {
+  #crashed(u: Unit, wasHealthy = false): void {
     this.#set(u, "Crashed");
     if (u.crashes.record()) {
       this.#set(u, "Quarantined");
@@ -372,7 +372,7 @@ export class Manager {
       });
       return;
     }
-    const delay = u.backoff.next();
+    const delay = u.backoff.next({ wasHealthy });
     this.#set(u, "Restarting");
     u.timers.restart = setTimeout(() => {
       if (u.state !== "Restarting") return;
