@@ -271,7 +271,8 @@ export class Manager {
         return;
       }
       await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 2, 50);
+      // Polled often: a refused connect costs microseconds, a late one costs start-up time.
+      delay = Math.min(delay * 2, 10);
     }
   }
 
