@@ -22,7 +22,12 @@ await runMain("fs", async () => {
   const overlap = overlapWarning(roots, layout);
   if (overlap) logger("fs").warn(overlap);
   const handles = new HandleTable();
-  const audit = new Audit({ path: stateFiles(layout).audit, program: "fs" });
+  // Under the supervisor the audit trail is audit.log alone (see identity/main.ts).
+  const audit = new Audit({
+    path: stateFiles(layout).audit,
+    program: "fs",
+    stderr: options.supervised !== true,
+  });
   const known = [stateFiles(layout).audit, runtimeFiles(layout).identityPub];
   const deps: FsDeps = { roots, handles, audit, private: privateDirs(layout, known) };
   const sweep = setInterval(() => handles.sweep(), SWEEP_MS);

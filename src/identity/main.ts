@@ -36,7 +36,13 @@ await runMain("identity", async () => {
   const st = stateFiles(layout);
   ensureDir(layout.stateDir, 0o700);
   const log = logger("identity");
-  const audit = new Audit({ path: st.audit, program: "identity" });
+  // Under the supervisor the audit trail is audit.log alone: a copy on stderr
+  // would pass every request through the supervisor and bury the log lines.
+  const audit = new Audit({
+    path: st.audit,
+    program: "identity",
+    stderr: options.supervised !== true,
+  });
   const ring = await KeyRing.open(st);
   const revocations = RevocationLog.open(st);
   const issued = IssuedBook.open(st);

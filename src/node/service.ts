@@ -141,7 +141,12 @@ export async function runMain(program: string, main: () => Promise<unknown>): Pr
 export async function runService(setup: ServiceSetup): Promise<RunningService> {
   const log = logger(setup.service);
   const audit = setup.audit ??
-    new Audit({ path: stateFiles(setup.layout).audit, program: setup.service });
+    new Audit({
+      path: stateFiles(setup.layout).audit,
+      program: setup.service,
+      // Under the supervisor the audit trail is audit.log alone (see identity/main.ts).
+      stderr: !setup.supervised,
+    });
   const trust = setup.trust ?? await defaultTrust(setup.layout);
   const methods = setup.methods(trust, audit);
   const pushed = (PUSH_TARGETS as readonly string[]).includes(setup.service);

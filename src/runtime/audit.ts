@@ -1,6 +1,6 @@
 /**
- * Audit events: one JSON line per event to the state dir's audit.log and to
- * stderr. Lines are batched (flushed every 100 ms or at 64 KiB) so auditing
+ * Audit events: one JSON line per event to the state dir's audit.log and
+ * (unless the service runs under the supervisor) to stderr. Lines are batched (flushed every 100 ms or at 64 KiB) so auditing
  * every read costs one write per batch, not one per request. A token is never
  * written: only its cap_id.
  * @module

@@ -96,6 +96,19 @@ export function emitLine(line: string): void {
   }
 }
 
+/** Writes log lines to stderr in this program's format, in one write (a batch passed on). */
+export function emitLines(lines: readonly string[]): void {
+  if (lines.length === 0) return;
+  const out = format === "human" ? lines.map((l) => humanLine(l)) : lines;
+  const bytes = encoder.encode(out.join("\n") + "\n");
+  try {
+    let off = 0;
+    while (off < bytes.length) off += Deno.stderr.writeSync(bytes.subarray(off));
+  } catch {
+    // stderr is gone (parent died): nothing useful left to do with the lines.
+  }
+}
+
 /** Returns a logger that tags each line with `program`. */
 export function logger(program: string): Logger {
   const write = (level: Level, msg: string, fields?: Record<string, unknown>) => {

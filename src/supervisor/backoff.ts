@@ -26,10 +26,17 @@ export interface QuarantineOptions {
 /** Five crashes within two minutes. */
 export const DEFAULT_QUARANTINE: QuarantineOptions = { crashes: 5, windowMs: 120_000 };
 
-/** The delay before each successive restart. */
+/**
+ * The delay before each successive restart. The first crash of a service
+ * that was Healthy (and has been stable since the last reset) restarts it at
+ * once: a one-off (an OOM kill, a stray kill -9) costs no waiting. Crashes
+ * after that wait, 100 ms doubling; a crash loop is stopped by quarantine
+ * ({@link CrashWindow}), which counts every crash either way.
+ */
 export class Backoff {
   #opts: BackoffOptions;
   #attempt = 0;
+  #immediateUsed = false;
 
   constructor(options: Partial<BackoffOptions> = {}) {
     this.#opts = { ...DEFAULT_BACKOFF, ...options };
@@ -40,8 +47,15 @@ export class Backoff {
     return this.#opts.stableMs;
   }
 
-  /** The next delay: initial, then doubling, capped at max. */
-  next(): number {
+  /**
+   * The next delay: initial, then doubling, capped at max; 0 for the first
+   * crash since the last reset of a service that had become Healthy.
+   */
+  next(options: { wasHealthy?: boolean } = {}): number {
+    if (options.wasHealthy && this.#attempt === 0 && !this.#immediateUsed) {
+      this.#immediateUsed = true;
+      return 0;
+    }
     const d = Math.min(this.#opts.maxMs, this.#opts.initialMs * 2 ** this.#attempt);
     this.#attempt = Math.min(this.#attempt + 1, 30);
     return d;
@@ -50,6 +64,7 @@ export class Backoff {
   /** Back to the initial delay. */
   reset(): void {
     this.#attempt = 0;
+    this.#immediateUsed = false;
   }
 }
 

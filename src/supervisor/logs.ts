@@ -19,6 +19,9 @@ export const MAX_LOG_BYTES = 4 * 1024 * 1024;
 /** Lines of each service held in memory (what `supervisor.logs` can return; declared with it). */
 export { RING_LINES };
 
+/** Lines a ring may hold past RING_LINES before it is trimmed back. */
+const RING_SLACK = 64;
+
 /** A longer line is cut into pieces of this many characters. */
 export const MAX_LINE_CHARS = 8192;
 
@@ -118,8 +121,9 @@ class LogFile {
     }
   }
 
-  append(line: string): void {
-    const bytes = encoder.encode(line + "\n");
+  /** Appends lines (without their newlines) in one write: a child's chunk costs one system call. */
+  append(lines: readonly string[]): void {
+    const bytes = encoder.encode(lines.join("\n") + "\n");
     if (this.#file && this.#size + bytes.length > MAX_LOG_BYTES) this.#rotate();
     const file = this.#open();
     if (!file) return;
@@ -194,16 +198,31 @@ export class LogBook {
 
   /** Keeps one line a service wrote (without its newline). */
   add(service: string, text: string): void {
+    this.addLines(service, [text]);
+  }
+
+  /**
+   * Keeps the lines a service wrote in one chunk: each is passed on and kept
+   * in memory, and the file gets them in one write.
+   */
+  addLines(service: string, texts: readonly string[]): void {
     const ring = this.#rings.get(service);
-    if (!ring || text === "") return;
-    for (let i = 0; i < text.length; i += MAX_LINE_CHARS) {
-      const piece = text.slice(i, i + MAX_LINE_CHARS);
-      const n = normalizeLine(service, piece, Date.now());
-      this.#passthrough?.(service, n.line);
-      this.#files.get(service)!.append(n.line);
-      ring.push({ seq: ++this.#seq, ts: n.ts, service, line: n.line });
-      if (ring.length > RING_LINES) ring.splice(0, ring.length - RING_LINES);
+    if (!ring) return;
+    const kept: string[] = [];
+    const now = Date.now();
+    for (const text of texts) {
+      for (let i = 0; i < text.length; i += MAX_LINE_CHARS) {
+        const piece = text.slice(i, i + MAX_LINE_CHARS);
+        const n = normalizeLine(service, piece, now);
+        this.#passthrough?.(service, n.line);
+        kept.push(n.line);
+        ring.push({ seq: ++this.#seq, ts: n.ts, service, line: n.line });
+      }
     }
+    if (kept.length === 0) return;
+    // Trimmed in steps rather than a line at a time (read() looks at the last RING_LINES only).
+    if (ring.length >= RING_LINES + RING_SLACK) ring.splice(0, ring.length - RING_LINES);
+    this.#files.get(service)!.append(kept);
   }
 
   /**
@@ -212,7 +231,8 @@ export class LogBook {
    * after the cursor, so that a follower misses none.
    */
   read(q: LogQuery): LogPage {
-    const rings = q.service ? [this.#rings.get(q.service) ?? []] : [...this.#rings.values()];
+    const rings = (q.service ? [this.#rings.get(q.service) ?? []] : [...this.#rings.values()])
+      .map((r) => r.length > RING_LINES ? r.slice(-RING_LINES) : r);
     const matched = rings.flat().filter((l) =>
       (q.after === undefined || l.seq > q.after) &&
       (q.sinceMs === undefined || Date.parse(l.ts) >= q.sinceMs)
@@ -239,32 +259,37 @@ export class LogBook {
 }
 
 /**
- * Reads a child's stream line by line into the book until it ends (a
- * partial last line is kept too).
+ * Reads a child's stream into the book until it ends: the complete lines of
+ * each chunk are handed on together (a partial last line is kept too).
  */
 export async function pumpLines(
   stream: ReadableStream<Uint8Array>,
-  onLine: (line: string) => void,
+  onLines: (lines: string[]) => void,
 ): Promise<void> {
   const decoder = new TextDecoder();
   let pending = "";
   try {
     for await (const chunk of stream) {
       pending += decoder.decode(chunk, { stream: true });
+      const lines: string[] = [];
+      let start = 0;
       let nl: number;
-      while ((nl = pending.indexOf("\n")) !== -1) {
-        onLine(pending.slice(0, nl).replace(/\r$/, ""));
-        pending = pending.slice(nl + 1);
+      while ((nl = pending.indexOf("\n", start)) !== -1) {
+        const end = nl > start && pending.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
+        lines.push(pending.slice(start, end));
+        start = nl + 1;
       }
+      pending = pending.slice(start);
       // A runaway line without a newline is cut rather than held without bound.
       while (pending.length > MAX_LINE_CHARS) {
-        onLine(pending.slice(0, MAX_LINE_CHARS));
+        lines.push(pending.slice(0, MAX_LINE_CHARS));
         pending = pending.slice(MAX_LINE_CHARS);
       }
+      if (lines.length > 0) onLines(lines);
     }
   } catch {
     // The child is gone; what it wrote so far is kept.
   }
   pending += decoder.decode();
-  if (pending !== "") onLine(pending);
+  if (pending !== "") onLines([pending]);
 }

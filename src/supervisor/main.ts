@@ -19,7 +19,7 @@ import {
 } from "../runtime/config.ts";
 import { type ProgramCommand, programCommand, REPO_ROOT, SERVICE_ENV } from "../runtime/command.ts";
 import { ensureDir } from "../runtime/files.ts";
-import { emitLine, logger, setLogFormat } from "../runtime/log.ts";
+import { emitLines, logger, setLogFormat } from "../runtime/log.ts";
 import { binOverrideVar } from "../runtime/permissions.ts";
 import { runMain, runService } from "../node/service.ts";
 import { VERSION } from "../runtime/version.ts";
@@ -87,6 +87,14 @@ function childCommand(name: ChildService, layout: Layout, launchers?: string): P
   return programCommand(name, layout, { kind: "dev", deno: Deno.execPath(), root: REPO_ROOT });
 }
 
+/** The children's lines waiting to be passed on to stderr. */
+const passing: string[] = [];
+
+/** Passes a child's line on to stderr: the lines of one chunk go out in one write. */
+function passOn(_service: string, line: string): void {
+  if (passing.push(line) === 1) queueMicrotask(() => emitLines(passing.splice(0)));
+}
+
 if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
   console.log(HELP);
   Deno.exit(0);
@@ -114,7 +122,7 @@ await runMain("supervisor", async () => {
     endpoint: `unix://${socketPath(layout, name)}`,
   }));
   const audit = new Audit({ path: stateFiles(layout).audit, program: "supervisor" });
-  const logs = new LogBook(layout, CHILD_SERVICES, (_service, line) => emitLine(line));
+  const logs = new LogBook(layout, CHILD_SERVICES, passOn);
   const manager = new Manager({ specs, audit, log, logs });
   audit.event("svc.start", { name: "supervisor", pid: Deno.pid });
   await runService({

@@ -242,7 +242,7 @@ export class Manager {
     u.child = child;
     if (logs) {
       for (const stream of [child.stdout, child.stderr]) {
-        pumpLines(stream, (line) => logs.add(u.spec.name, line));
+        pumpLines(stream, (lines) => logs.addLines(u.spec.name, lines));
       }
     }
     u.pipe = child.stdin.getWriter();
@@ -271,7 +271,8 @@ export class Manager {
         return;
       }
       await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 2, 50);
+      // Polled often: a refused connect costs microseconds, a late one costs start-up time.
+      delay = Math.min(delay * 2, 10);
     }
   }
 
@@ -360,10 +361,10 @@ export class Manager {
       code: st.code,
       signal: st.signal,
     });
-    this.#crashed(u);
+    this.#crashed(u, wasHealthy);
   }
 
-  #crashed(u: Unit): void {
+  #crashed(u: Unit, wasHealthy = false): void {
     this.#set(u, "Crashed");
     if (u.crashes.record()) {
       this.#set(u, "Quarantined");
@@ -372,7 +373,7 @@ export class Manager {
       });
       return;
     }
-    const delay = u.backoff.next();
+    const delay = u.backoff.next({ wasHealthy });
     this.#set(u, "Restarting");
     u.timers.restart = setTimeout(() => {
       if (u.state !== "Restarting") return;

@@ -108,3 +108,18 @@ Deno.test("CrashWindow: options override the defaults", () => {
   w2.record(0);
   assert.equal(w2.record(1000), false);
 });
+
+Deno.test("Backoff: a Healthy service's first crash restarts at once, later ones wait", () => {
+  // given a service that had become Healthy
+  const b = new Backoff();
+  // when it crashes again and again
+  const delays = [b.next({ wasHealthy: true }), b.next({ wasHealthy: true }), b.next()];
+  // then only the first restart is immediate; a loop still backs off
+  assert.deepEqual(delays, [0, 100, 200]);
+  // and once it has been stable (reset), the next crash restarts at once again
+  b.reset();
+  assert.equal(b.next({ wasHealthy: true }), 0);
+  // while a crash before it ever became Healthy waits
+  const starting = new Backoff();
+  assert.equal(starting.next({ wasHealthy: false }), 100);
+});

@@ -96,7 +96,7 @@ Deno.test("pumpLines and normalizeLine: split, cut runaway lines, wrap what is n
     new TextEncoder().encode("first\r\nsec"),
     new TextEncoder().encode(`ond\n${long}`),
   ]);
-  await pumpLines(stream, (l) => got.push(l));
+  await pumpLines(stream, (ls) => got.push(...ls));
   assert.deepEqual(got, ["first", "second", "y".repeat(MAX_LINE_CHARS), "yyyyy"]);
   const kept = jsonLine("fs", "listening");
   assert.equal(normalizeLine("fs", kept, 0).line, kept);
