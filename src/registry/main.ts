@@ -35,7 +35,12 @@ async function clusterStore(
     endpointsOf,
   });
   await store.start();
-  const cluster = { node: layout.nodeId, entries: () => store.cluster(), endpointsOf };
+  const cluster = {
+    node: layout.nodeId,
+    entries: () => store.cluster(),
+    endpointsOf,
+    readAt: () => store.lastRead,
+  };
   return { store, cluster, close: () => store.close() };
 }
 

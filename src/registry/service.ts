@@ -97,12 +97,19 @@ export interface ClusterView {
   entries(): ClusterEntry[];
   /** Every endpoint of one of this node's rows (its socket, and its tcp:// one). */
   endpointsOf(record: RegistryRecord): string[];
+  /** When every node's rows were last read whole from etcd (ms since the epoch; 0: never). */
+  readAt?(): number;
 }
 
 /** A cluster entry as answered: its endpoint for other nodes is its tcp:// one when it has one. */
 export interface NodeEntry extends Entry {
   node: string;
   endpoints: string[];
+}
+
+/** A time of the last read of etcd, RFC 3339, or null when there was none yet. */
+function readAtText(ms: number): string | null {
+  return ms > 0 ? new Date(ms).toISOString() : null;
 }
 
 /** The endpoint another node dials: the first tcp:// one, else the first. */
@@ -293,6 +300,8 @@ export class Registry {
           services: this.#cluster
             ? this.listCluster().map((e) => ({ ...nodeView(e), owner: e.owner }))
             : this.list().map((e) => ({ ...view(e), owner: e.owner })),
+          // How fresh the other nodes' rows are: when etcd was last read whole.
+          ...(this.#cluster?.readAt ? { read_at: readAtText(this.#cluster.readAt()) } : {}),
         }),
       },
       "registry.register": {

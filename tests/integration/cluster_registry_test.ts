@@ -182,6 +182,29 @@ Deno.test("cluster registry: B's fs found and read from A over TLS; B's entries 
       await Deno.remove(dl, { recursive: true });
     }
 
+    // The cluster views on A: B's fs probed over TLS (a peer), B's other services not.
+    const all = await ctlJson(a.layout, op, ["svc", "list", "--all-nodes"]) as {
+      services: { node: string; service: string; health: string }[];
+    };
+    const health = (node: string, service: string) =>
+      all.services.find((x) => x.node === node && x.service === service)?.health;
+    assert.equal(health("b", "fs"), "ok");
+    assert.equal(health("b", "identity"), "not probed");
+    assert.equal(health("a", "fs"), "ok");
+    const status = await ctlJson(a.layout, op, ["cluster", "status"]) as {
+      etcd: { reachable: boolean; ms: number };
+      registry_staleness_ms: number;
+      nodes: { node: string; up: boolean; endorsed: string }[];
+    };
+    assert.equal(status.etcd.reachable, true);
+    assert.ok(status.registry_staleness_ms < 5000, `stale: ${status.registry_staleness_ms}`);
+    assert.deepEqual(status.nodes.map((n) => [n.node, n.up]), [["a", true], ["b", true]]);
+    assert.match(status.nodes[1].endorsed, /^yes until /);
+    console.log(
+      `  cluster status on A: etcd read ${status.etcd.ms} ms, registry view ` +
+        `${status.registry_staleness_ms} ms old`,
+    );
+
     // A TLS server whose certificate another CA signed: the client refuses it.
     const tlsDir = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-rogue-" });
     try {
@@ -239,6 +262,9 @@ Deno.test("cluster registry: B's fs found and read from A over TLS; B's entries 
       node: "b",
     });
     assert.equal(!resolveGone.ok && resolveGone.error.name, "NOT_FOUND");
+    // cluster status on A: B still endorsed, but down.
+    const after = await ctlJson(a.layout, op, ["cluster", "status"]) as typeof status;
+    assert.deepEqual(after.nodes.map((n) => [n.node, n.up]), [["a", true], ["b", false]]);
     await b.stop().catch(() => {});
     nodes.pop();
   } finally {
