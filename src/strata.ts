@@ -25,6 +25,13 @@ export interface ConnectOptions {
   token?: string;
   /** How long to wait for each answer, in ms (default 10000). */
   timeoutMs?: number;
+  /**
+   * Cluster mode: call the services of this node (found through this node's
+   * registry, `registry.resolve {service, node}`) over their tcp:// endpoint.
+   */
+  node?: string;
+  /** With `node`: the cluster CA (PEM file) the other node's certificate must chain to. */
+  caFile?: string;
 }
 
 /** One entry of a folder, as fs.list returns it. */
@@ -198,10 +205,17 @@ export class Strata {
   readonly supervisor: SupervisorCalls;
   #token?: string;
   #timeoutMs: number;
+  #remote?: { node: string; caFile?: string };
   #clients = new Map<string, Promise<Client>>();
 
-  private constructor(layout: Layout, token: string | undefined, timeoutMs: number) {
+  private constructor(
+    layout: Layout,
+    token: string | undefined,
+    options: { timeoutMs: number; node?: string; caFile?: string },
+  ) {
+    const timeoutMs = options.timeoutMs;
     this.layout = layout;
+    if (options.node !== undefined) this.#remote = { node: options.node, caFile: options.caFile };
     this.#token = token;
     this.#timeoutMs = timeoutMs;
     this.fs = {
@@ -244,7 +258,11 @@ export class Strata {
     const stateDirs = options.stateDir !== undefined ? [options.stateDir] : stateDirCandidates();
     const token = chooseToken(options.token, stateDirs);
     const layout: Layout = { runtimeDir, stateDir: stateDirs[0], nodeId: "local", fsRoots: [] };
-    const strata = new Strata(layout, token, options.timeoutMs ?? 10_000);
+    const strata = new Strata(layout, token, {
+      timeoutMs: options.timeoutMs ?? 10_000,
+      node: options.node,
+      caFile: options.caFile,
+    });
     // Reach the node now, so a wrong folder fails here rather than at the first call.
     await strata.#client("supervisor");
     return strata;
@@ -289,12 +307,35 @@ export class Strata {
         ),
       );
     }
-    const connecting = Client.connect(socketPath(this.layout, service as ServiceName), {
-      timeoutMs: this.#timeoutMs,
-    });
+    const remote = service === "supervisor" || service === "registry" ? undefined : this.#remote;
+    const connecting = remote
+      ? this.#remoteEndpoint(service, remote.node).then((endpoint) =>
+        Client.connect(endpoint, { timeoutMs: this.#timeoutMs, caFile: remote.caFile })
+      )
+      : Client.connect(socketPath(this.layout, service as ServiceName), {
+        timeoutMs: this.#timeoutMs,
+      });
     this.#clients.set(service, connecting);
     connecting.catch(() => this.#clients.delete(service));
     return connecting;
+  }
+
+  /** The tcp:// endpoint of `service` on `node`, from this node's registry. */
+  async #remoteEndpoint(service: string, node: string): Promise<string> {
+    const registry = await this.#client("registry");
+    const r = await registry.call<{ endpoint: string; endpoints?: string[] }>(
+      "registry.resolve",
+      { service, node },
+    );
+    const tcp = (r.endpoints ?? [r.endpoint]).find((e) => e.startsWith("tcp://"));
+    if (!tcp) {
+      throw new StrataError(
+        "NOT_FOUND",
+        `service ${service} on node ${node} has no tcp:// endpoint; it must listen on one ` +
+          "(docs/cluster.md)",
+      );
+    }
+    return tcp;
   }
 
   async #readFile(path: string): Promise<Uint8Array> {

@@ -18,8 +18,16 @@ export const REGISTRY_METHODS: readonly MethodSpec[] = [
   {
     name: "registry.resolve",
     access: "public",
-    params: { service: SERVICE },
-    summary: "the endpoint of a service",
+    params: {
+      service: SERVICE,
+      node: {
+        type: "string",
+        optional: true,
+        pattern: /^[A-Za-z0-9._-]{1,63}$/,
+        hint: "must be a node id like a or node-2 (cluster mode only)",
+      },
+    },
+    summary: "the endpoint of a service (on a node of the cluster)",
     example: { service: "fs" },
   },
   {

@@ -10,6 +10,12 @@ import type { Etcd3 } from "etcd3";
 import { CHILD_SERVICES } from "../runtime/config.ts";
 import { humanLine } from "../runtime/log.ts";
 import { DEFAULT_ENDORSEMENT_TTL_MS, initCluster, joinNode, leaveNode } from "./cluster.ts";
+import {
+  allNodeServices,
+  clusterStatus,
+  renderAllNodes,
+  renderClusterStatus,
+} from "./cluster_status.ts";
 import { VERSION } from "../runtime/version.ts";
 import { completionScript, SHELLS } from "./completion.ts";
 import { findCommand } from "./dispatch.ts";
@@ -148,9 +154,22 @@ const SVC: Group = {
       name: "list",
       summary: "state, pid, restarts and last exit of each service",
       args: [],
-      options: [],
-      examples: ["strata-ctl svc list"],
-      async run(ctx) {
+      options: [{
+        name: "all-nodes",
+        summary: "cluster mode: every node's services from the registry, with their health",
+      }],
+      examples: ["strata-ctl svc list", "strata-ctl svc list --all-nodes"],
+      async run(ctx, input) {
+        if (input.options["all-nodes"] === true) {
+          if (!ctx.session.layout.cluster) {
+            throw usage(
+              "--all-nodes: this node is not in a cluster",
+              "set STRATA_CLUSTER and friends (docs/cluster.md), or leave --all-nodes out",
+            );
+          }
+          const services = await allNodeServices(ctx.session);
+          return { data: { services }, text: renderAllNodes(services) };
+        }
         const r = await ctx.session.call<{ services: SvcEntry[] }>(
           "supervisor.svc.list",
           undefined,
@@ -912,6 +931,27 @@ cluster CA: ${r.ca}`,
 certificate ${r.cert}, key ${r.key}: hand them to ${node}`
                 : ""),
           };
+        } finally {
+          cluster.etcd.close();
+        }
+      },
+    },
+    {
+      name: "status",
+      summary: "every node: endorsement, registry lease, services and their health, etcd",
+      args: [],
+      options: [],
+      description: [
+        "Nodes come from the endorsements in etcd and from this node's registry; a node",
+        "is up while its registry's lease lives. Another node's service is probed over",
+        "its tcp:// endpoint when that host:port is in --cluster-peers (STRATA_CLUSTER_PEERS).",
+      ],
+      examples: ["strata-ctl cluster status"],
+      async run(ctx) {
+        const cluster = await clusterOf(ctx);
+        try {
+          const s = await clusterStatus(ctx.session, { etcd: cluster.etcd });
+          return { data: s, text: renderClusterStatus(s) };
         } finally {
           cluster.etcd.close();
         }

@@ -107,17 +107,55 @@ export async function endpointFor(layout: Layout, service: string): Promise<stri
 }
 
 /**
- * A connection to `service` at the endpoint {@link endpointFor} finds; a
- * tcp:// one is checked against the layout's CA (--tls-ca).
+ * Cluster mode: the tcp:// endpoint of `service` on node `node`, from this
+ * node's registry (`registry.resolve {service, node}`); another node is
+ * reached only over tcp:// (its sockets are on its machine).
+ */
+export async function nodeEndpointFor(
+  layout: Layout,
+  service: string,
+  options: { node: string },
+): Promise<string> {
+  if (!layout.cluster) {
+    throw usage(
+      `--node ${options.node}: this node is not in a cluster; set STRATA_CLUSTER and friends ` +
+        "(docs/cluster.md) or leave --node out",
+    );
+  }
+  const r = await callOnce<{ endpoint: string; endpoints?: string[]; node?: string }>(
+    socketPath(layout, "registry"),
+    "registry.resolve",
+    { service, node: options.node },
+    { timeoutMs: RESOLVE_TIMEOUT_MS * 4, connectTimeoutMs: RESOLVE_TIMEOUT_MS * 4 },
+  );
+  if (r.node !== undefined && r.node === layout.nodeId) return r.endpoint;
+  const tcp = (r.endpoints ?? [r.endpoint]).find((e) => e.startsWith("tcp://"));
+  if (!tcp) {
+    throw new StrataError(
+      "NOT_FOUND",
+      `service ${service} on node ${options.node} has no tcp:// endpoint; start it there ` +
+        `with --${service}-listen=tcp://HOST:PORT (docs/cluster.md)`,
+    );
+  }
+  return tcp;
+}
+
+/**
+ * A connection to `service` at the endpoint {@link endpointFor} finds (or,
+ * with `node`, its tcp:// endpoint on that node); a tcp:// one is checked
+ * against the cluster CA (--cluster-ca), else the layout's CA (--tls-ca).
  */
 export async function connectTo(
   layout: Layout,
   service: string,
-  options: { timeoutMs?: number } = {},
+  options: { timeoutMs?: number; node?: string } = {},
 ): Promise<Client> {
-  return await Client.connect(await endpointFor(layout, service), {
+  const endpoint = options.node !== undefined
+    ? await nodeEndpointFor(layout, service, { node: options.node })
+    : await endpointFor(layout, service);
+  return await Client.connect(endpoint, {
     timeoutMs: options.timeoutMs,
-    caFile: layout.tls?.ca,
+    caFile: layout.cluster?.ca ?? layout.tls?.ca,
   });
 }
 
@@ -158,10 +196,13 @@ export async function requestOnce(
   layout: Layout,
   method: string,
   params: Record<string, unknown> | undefined,
-  options: CallOptions,
+  options: CallOptions & { node?: string },
 ): Promise<Response> {
   const service = method.split(".")[0];
-  const client = await connectTo(layout, service, { timeoutMs: options.timeoutMs });
+  const client = await connectTo(layout, service, {
+    timeoutMs: options.timeoutMs,
+    node: options.node,
+  });
   try {
     return await client.request(method, params, options);
   } finally {

@@ -41,6 +41,8 @@ export interface DispatchArgs {
   positionals: string[];
   /** Where the launcher looked for the supervisor (its hidden --looked-in options). */
   lookedIn?: string[];
+  /** Cluster mode: the node whose services to call (`--node NAME`). */
+  node?: string;
 }
 
 /** Where output goes, and what the terminal is like. */
@@ -249,6 +251,7 @@ export async function runCommand(args: DispatchArgs, options: RunOptions): Promi
       token: args.token,
       timeoutMs: args.timeoutMs,
       lookedIn: args.lookedIn,
+      node: args.node,
     });
     const ctx: Context = {
       session,

@@ -39,6 +39,7 @@ const CLUSTER_FLAGS = [
   "cluster-ca",
   "etcd-proto",
   "partition-bound-ms",
+  "cluster-peers",
 ];
 
 /**
@@ -76,6 +77,7 @@ export function parseCtlArgs(argv: string[]): CtlArgs {
       }
       out.timeoutMs = ms;
     } else if (name === "json") out.json = true;
+    else if (name === "node") out.node = value(); // cluster mode: call that node's services
     else if (name === "help" || name === "h") out.help = true;
     else if (LAYOUT_FLAGS[name] !== undefined) {
       (layout as unknown as Record<string, string>)[LAYOUT_FLAGS[name]] = value();
@@ -96,6 +98,7 @@ export function parseCtlArgs(argv: string[]): CtlArgs {
       else if (name === "cluster-root") c.root = v;
       else if (name === "cluster-ca") c.ca = v;
       else if (name === "partition-bound-ms") c.partitionBoundMs = Number(v);
+      else if (name === "cluster-peers") c.peers = v.split(",").filter((p) => p !== "");
       else c.proto = v;
     } else if (name === "looked-in") (out.lookedIn ??= []).push(value()); // set by the launcher
     else if (out.positionals.length > 0) out.positionals.push(arg); // a subcommand's own option
@@ -136,6 +139,7 @@ export async function runRaw(args: CtlArgs): Promise<number> {
     res = await requestOnce(args.layout, method, params, {
       token: chooseToken(args.layout, args.token),
       timeoutMs: args.timeoutMs,
+      node: args.node,
     });
   } catch (err) {
     if (err instanceof StrataError && err.errorName === "UNAVAILABLE") {

@@ -26,6 +26,8 @@ export interface SessionOptions {
   timeoutMs: number;
   /** Where the launcher looked for the supervisor, for the advice when it is not running. */
   lookedIn?: readonly string[];
+  /** Cluster mode: call the services of this node (`--node NAME`) over tcp://. */
+  node?: string;
 }
 
 /** Per-call options. */
@@ -45,6 +47,8 @@ export class Session {
   readonly timeoutMs: number;
   #explicit?: string;
   #lookedIn?: readonly string[];
+  /** The node whose services are called (`--node`); this node's when absent. */
+  readonly node?: string;
   #clients = new Map<string, Client>();
 
   constructor(layout: Layout, options: SessionOptions) {
@@ -52,6 +56,7 @@ export class Session {
     this.timeoutMs = options.timeoutMs;
     this.#explicit = options.token;
     this.#lookedIn = options.lookedIn;
+    this.node = options.node;
   }
 
   /** The token requests carry: -token, else STRATA_TOKEN, else the operator token. */
@@ -71,7 +76,9 @@ export class Session {
     const open = this.#clients.get(service);
     if (open && !open.closed) return open;
     try {
-      const c = await connectTo(this.layout, service, { timeoutMs: this.timeoutMs });
+      // The supervisor is always this node's: --node picks where services run.
+      const node = service === "supervisor" || service === "registry" ? undefined : this.node;
+      const c = await connectTo(this.layout, service, { timeoutMs: this.timeoutMs, node });
       this.#clients.set(service, c);
       return c;
     } catch (err) {

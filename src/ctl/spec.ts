@@ -137,6 +137,11 @@ export const GLOBAL_OPTIONS: readonly OptionSpec[] = [
   { name: "json", summary: "print the machine form (JSON) instead of text" },
   { name: "timeout", value: "MS", summary: "how long to wait for each answer (default 10000)" },
   {
+    name: "node",
+    value: "NAME",
+    summary: "cluster mode: call that node's services over tcp:// (docs/cluster.md)",
+  },
+  {
     name: "runtime-dir",
     value: "DIR",
     summary: "where the node's sockets are",

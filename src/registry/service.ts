@@ -21,6 +21,7 @@ import {
   type RegistryStore,
 } from "../sources/registry_store.ts";
 import type { Capability } from "../token/claims.ts";
+import type { ClusterEntry } from "../sources/etcd_registry_store.ts";
 
 /** One registered service. */
 export interface Entry {
@@ -84,6 +85,36 @@ export interface RegistryOptions {
   clock?: Clock;
   /** Where the table is kept (default a {@link MemoryRegistryStore}). */
   store?: RegistryStore;
+  /** Cluster mode: this node's id and every node's rows (an EtcdRegistryStore). */
+  cluster?: ClusterView;
+}
+
+/** What the registry of a cluster node sees of the other nodes. */
+export interface ClusterView {
+  /** This node's id. */
+  node: string;
+  /** Every node's rows as last read from etcd. */
+  entries(): ClusterEntry[];
+  /** Every endpoint of one of this node's rows (its socket, and its tcp:// one). */
+  endpointsOf(record: RegistryRecord): string[];
+  /** When every node's rows were last read whole from etcd (ms since the epoch; 0: never). */
+  readAt?(): number;
+}
+
+/** A cluster entry as answered: its endpoint for other nodes is its tcp:// one when it has one. */
+export interface NodeEntry extends Entry {
+  node: string;
+  endpoints: string[];
+}
+
+/** A time of the last read of etcd, RFC 3339, or null when there was none yet. */
+function readAtText(ms: number): string | null {
+  return ms > 0 ? new Date(ms).toISOString() : null;
+}
+
+/** The endpoint another node dials: the first tcp:// one, else the first. */
+function remoteEndpoint(endpoints: string[]): string {
+  return endpoints.find((e) => e.startsWith("tcp://")) ?? endpoints[0];
 }
 
 /** The registry's table. */
@@ -91,9 +122,11 @@ export class Registry {
   #rows: RegistryStore;
   #audit?: Audit;
   #clock: Clock;
+  #cluster?: ClusterView;
 
   constructor(audit?: Audit, options: RegistryOptions = {}) {
     this.#audit = audit;
+    this.#cluster = options.cluster;
     this.#clock = options.clock ?? systemClock;
     this.#rows = options.store ?? new MemoryRegistryStore();
   }
@@ -198,6 +231,51 @@ export class Registry {
     return this.#entry(row);
   }
 
+  /**
+   * Cluster mode: `service` on `node` (this node when absent), with its node
+   * and every endpoint; for another node the endpoint is its tcp:// one.
+   */
+  resolveOn(service: string, node?: string): NodeEntry {
+    const c = this.#cluster;
+    if (!c) {
+      throw invalidArgument(
+        "params.node: this node is not in a cluster (docs/cluster.md); leave node out",
+      );
+    }
+    if (node === undefined || node === c.node) {
+      const row = this.#live(service);
+      if (row) return { ...this.#entry(row), node: c.node, endpoints: c.endpointsOf(row) };
+      if (node !== undefined) {
+        throw notFound(
+          `service ${service} is not registered on node ${node}; registry.list shows what is`,
+        );
+      }
+    }
+    const found = c.entries().find((e) =>
+      e.service === service && e.node !== c.node && (node === undefined || e.node === node)
+    );
+    if (!found) {
+      const where = node === undefined ? "on any node" : `on node ${node}`;
+      throw notFound(
+        `service ${service} is not registered ${where}; registry.list shows every node's services`,
+      );
+    }
+    return { ...found, endpoint: remoteEndpoint(found.endpoints) };
+  }
+
+  /** Cluster mode: this node's live entries and every other node's, by node and name. */
+  listCluster(): NodeEntry[] {
+    const c = this.#cluster!;
+    const own: NodeEntry[] = this.#rows.snapshot().map((r) => this.#live(r.service))
+      .filter((r): r is Row => !!r)
+      .map((r) => ({ ...this.#entry(r), node: c.node, endpoints: c.endpointsOf(r) }));
+    const others: NodeEntry[] = c.entries().filter((e) => e.node !== c.node)
+      .map((e) => ({ ...e, endpoint: remoteEndpoint(e.endpoints) }));
+    return [...own, ...others].sort((a, b) =>
+      a.node.localeCompare(b.node) || a.service.localeCompare(b.service)
+    );
+  }
+
   /** Every live entry, sorted by name. */
   list(): Entry[] {
     return this.#rows.snapshot().map((r) => this.#live(r.service)).filter((r): r is Row => !!r)
@@ -207,12 +285,24 @@ export class Registry {
   /** The methods the registry serves on its socket (declared in src/api/registry.ts). */
   methods(): Method<Capability>[] {
     const view = (e: Entry) => ({ service: e.service, endpoint: e.endpoint, api_v: e.api_v });
+    const nodeView = (e: NodeEntry) => ({ ...view(e), node: e.node, endpoints: e.endpoints });
     return bindMethods<Capability>(REGISTRY_METHODS, {
       "registry.resolve": {
-        handler: (p: { service: string }) => view(this.resolve(p.service)),
+        handler: (p: { service: string; node?: string }) =>
+          this.#cluster
+            ? nodeView(this.resolveOn(p.service, p.node))
+            : p.node === undefined
+            ? view(this.resolve(p.service))
+            : view(this.resolveOn(p.service, p.node)),
       },
       "registry.list": {
-        handler: () => ({ services: this.list().map((e) => ({ ...view(e), owner: e.owner })) }),
+        handler: () => ({
+          services: this.#cluster
+            ? this.listCluster().map((e) => ({ ...nodeView(e), owner: e.owner }))
+            : this.list().map((e) => ({ ...view(e), owner: e.owner })),
+          // How fresh the other nodes' rows are: when etcd was last read whole.
+          ...(this.#cluster?.readAt ? { read_at: readAtText(this.#cluster.readAt()) } : {}),
+        }),
       },
       "registry.register": {
         handler: (p: Registration, ctx) => view(this.register(p, ctx.cap!)),

@@ -76,6 +76,12 @@ export interface ClusterConfig {
    * nodes' tokens (`--partition-bound-ms`; default {@link DEFAULT_PARTITION_BOUND_MS}).
    */
   partitionBoundMs?: number;
+  /**
+   * The `host:port`s of other nodes' tcp:// endpoints this node's strata-ctl
+   * may dial (`--cluster-peers`, STRATA_CLUSTER_PEERS): its exact net grant
+   * for `--node NAME`.
+   */
+  peers?: string[];
 }
 
 /** A node cut off from etcd this long refuses other nodes' tokens (docs/cluster.md). */
@@ -159,7 +165,7 @@ const ETCD_URL_RE = /^http:\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 /** Checks the cluster section; cluster mode needs a name, etcd endpoints and the root key. */
 function checkCluster(cluster: ClusterConfig | undefined): Pick<Layout, "cluster"> {
   if (cluster === undefined) return {};
-  const { name, etcd, root, ca, proto, partitionBoundMs: bound } = cluster;
+  const { name, etcd, root, ca, proto, partitionBoundMs: bound, peers } = cluster;
   if (!name && etcd.length === 0 && !root && !ca && !proto) return {};
   if (bound !== undefined && (!Number.isSafeInteger(bound) || bound < 100)) {
     throw new ConfigError(
@@ -180,6 +186,12 @@ function checkCluster(cluster: ClusterConfig | undefined): Pick<Layout, "cluster
       throw new ConfigError(`--etcd-endpoints: ${url} is not http://host:port`);
     }
   }
+  for (const peer of peers ?? []) {
+    const m = ETCD_URL_RE.exec(`http://${peer}`);
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) {
+      throw new ConfigError(`--cluster-peers: ${peer} is not host:port (a peer's tcp:// endpoint)`);
+    }
+  }
   if (!root) {
     throw new ConfigError(
       "--cluster-root: cluster mode needs the root public key file (strata-ctl cluster init)",
@@ -193,6 +205,7 @@ function checkCluster(cluster: ClusterConfig | undefined): Pick<Layout, "cluster
       ...(ca ? { ca: checkDir(ca, "--cluster-ca") } : {}),
       ...(proto ? { proto: checkDir(proto, "--etcd-proto") } : {}),
       ...(bound !== undefined ? { partitionBoundMs: bound } : {}),
+      ...(peers && peers.length > 0 ? { peers: [...peers] } : {}),
     },
   };
 }
@@ -244,6 +257,7 @@ const LAYOUT_OPTIONS = {
   "cluster-ca": { type: "string" },
   "etcd-proto": { type: "string" },
   "partition-bound-ms": { type: "string" },
+  "cluster-peers": { type: "string" },
 } as const;
 
 /** Other options a program's entry may take, by name: boolean or string. */
@@ -314,6 +328,7 @@ const CLUSTER_SETTINGS = {
   ca: ["cluster-ca", "STRATA_CLUSTER_CA"],
   proto: ["etcd-proto", "STRATA_ETCD_PROTO"],
   bound: ["partition-bound-ms", "STRATA_PARTITION_BOUND_MS"],
+  peers: ["cluster-peers", "STRATA_CLUSTER_PEERS"],
 } as const;
 
 /** The cluster section from options or variables; undefined when none is set. */
@@ -327,6 +342,7 @@ function clusterSection(
   );
   if (!name && !etcd && !root && !ca && !proto) return undefined;
   const bound = get(CLUSTER_SETTINGS.bound[at]);
+  const peers = (get(CLUSTER_SETTINGS.peers[at]) ?? "").split(",").filter((p) => p !== "");
   return {
     name: name ?? "",
     etcd: (etcd ?? "").split(",").filter((e) => e !== ""),
@@ -334,6 +350,7 @@ function clusterSection(
     ...(ca ? { ca } : {}),
     ...(proto ? { proto } : {}),
     ...(bound ? { partitionBoundMs: Number(bound) } : {}),
+    ...(peers.length > 0 ? { peers } : {}),
   };
 }
 
@@ -377,6 +394,7 @@ export function layoutArgs(layout: Layout): string[] {
     if (c.ca) args.push(`--cluster-ca=${c.ca}`);
     if (c.proto) args.push(`--etcd-proto=${c.proto}`);
     if (c.partitionBoundMs !== undefined) args.push(`--partition-bound-ms=${c.partitionBoundMs}`);
+    if (c.peers) args.push(`--cluster-peers=${c.peers.join(",")}`);
   }
   return args;
 }

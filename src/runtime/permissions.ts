@@ -204,6 +204,12 @@ export function permissionSet(
     parsed.some((e) => e.kind === "tcp");
   if (listensTcp && tls.cert && tls.key) set.read.push(tls.cert, tls.key);
   if (program === "ctl" && tls.ca) set.read.push(tls.ca);
+  // strata-ctl --node NAME dials other nodes' tcp:// endpoints: exactly the
+  // configured peers, checked against the cluster CA.
+  if (program === "ctl" && cluster) {
+    etcdNet.push(...cluster.peers ?? []);
+    if (cluster.ca) set.read.push(cluster.ca);
+  }
   // Only identity reads the signing key, whatever folder another grant covers
   // (a runtime dir around the state dir, a download folder that is the state dir).
   if (program !== "identity") set.denyRead.push(st.keys, st.keysTmp);

@@ -122,3 +122,19 @@ Deno.test("parseCtlArgs: --tls-ca and the layout's tcp:// listeners become the l
   });
   assert.deepEqual(args.positionals, ["status"]);
 });
+
+Deno.test("parseCtlArgs: --node NAME before or after the command; --cluster-peers", () => {
+  assert.equal(parseCtlArgs(["--node", "b", "fs", "get", "/x"]).node, "b");
+  assert.equal(parseCtlArgs(["fs", "get", "/x", "--node=b"]).node, "b");
+  assert.equal(parseCtlArgs(["fs.list"]).node, undefined);
+  const a = parseCtlArgs([
+    "--cluster=c",
+    "--etcd-endpoints=http://127.0.0.1:2379",
+    "--cluster-root=/r.pub",
+    "--cluster-peers=10.0.0.2:7402,10.0.0.3:7402",
+    "svc",
+    "list",
+    "--all-nodes",
+  ]);
+  assert.deepEqual(a.layout.cluster?.peers, ["10.0.0.2:7402", "10.0.0.3:7402"]);
+});

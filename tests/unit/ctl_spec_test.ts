@@ -56,7 +56,7 @@ Deno.test("usageLine: arguments, optional ones in brackets, then options", () =>
 Deno.test("GLOBAL_OPTIONS: the options parseCtlArgs takes, each explained", () => {
   assert.deepEqual(
     GLOBAL_OPTIONS.map((o) => o.name),
-    ["token", "json", "timeout", "runtime-dir", "state-dir", "tls-ca", "help"],
+    ["token", "json", "timeout", "node", "runtime-dir", "state-dir", "tls-ca", "help"],
   );
   for (const o of GLOBAL_OPTIONS) assert.ok(o.summary.length > 5, o.name);
 });

@@ -341,3 +341,36 @@ Deno.test("Registry over a private connection: the supervisor's requests take th
     }
   });
 });
+
+Deno.test("Registry: node in registry.resolve is refused on a single node; cluster answers carry node", () => {
+  // given a single-node registry
+  const single = new Registry();
+  single.register({ service: "fs", endpoint: "unix:///r/fs.sock", api_v: 1 }, SUPERVISOR);
+  // then asking for a node is bad input, not INTERNAL, and names the field
+  throwsStrata(() => single.resolveOn("fs", "b"), "INVALID_ARGUMENT", /params\.node/);
+  // given a cluster node "a" that sees node b's fs with a tcp:// endpoint
+  const other = {
+    node: "b",
+    service: "fs",
+    endpoints: ["unix:///rb/fs.sock", "tcp://10.0.0.2:7402"],
+    api_v: 1,
+    registered_at: new Date(0).toISOString(),
+    owner: SUPERVISOR_OWNER,
+  };
+  const r = new Registry(undefined, {
+    cluster: {
+      node: "a",
+      entries: () => [other],
+      endpointsOf: (rec) => [rec.endpoint, "tcp://10.0.0.1:7402"],
+    },
+  });
+  r.register({ service: "fs", endpoint: "unix:///ra/fs.sock", api_v: 1 }, SUPERVISOR);
+  // then without node it is this node's entry, with both endpoints
+  assert.deepEqual(r.resolveOn("fs").endpoints, ["unix:///ra/fs.sock", "tcp://10.0.0.1:7402"]);
+  assert.equal(r.resolveOn("fs").node, "a");
+  // and on b it is b's, answered with its tcp:// endpoint
+  assert.equal(r.resolveOn("fs", "b").endpoint, "tcp://10.0.0.2:7402");
+  throwsStrata(() => r.resolveOn("fs", "c"), "NOT_FOUND", /on node c/);
+  // and the list holds both nodes' entries, sorted by node
+  assert.deepEqual(r.listCluster().map((e) => `${e.node}/${e.service}`), ["a/fs", "b/fs"]);
+});

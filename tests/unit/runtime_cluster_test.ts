@@ -112,3 +112,22 @@ Deno.test("cluster grants: only `strata-ctl cluster` gets its folder and openssl
   // The node's signing keys stay out of reach whatever the folder.
   assert.ok(admin.denyRead.includes(`${CLUSTER.stateDir}/keys.json`));
 });
+
+Deno.test("cluster grants: strata-ctl dials exactly the --cluster-peers, and reads the cluster CA", () => {
+  const layout = {
+    ...CLUSTER,
+    cluster: { ...CLUSTER.cluster!, ca: "/etc/strata/ca.pem", peers: ["10.0.0.7:7402"] },
+  };
+  const ctl = permissionFlags("ctl", layout).join(" ");
+  assert.match(ctl, /--allow-net=[^ ]*10\.0\.0\.7:7402/);
+  assert.ok(permissionSet("ctl", layout).read.includes("/etc/strata/ca.pem"));
+  // No service is granted the peers: only strata-ctl dials other nodes.
+  for (const p of ["supervisor", "registry", "identity", "fs"] as const) {
+    assert.doesNotMatch(permissionFlags(p, layout).join(" "), /10\.0\.0\.7/, p);
+  }
+  // A peer that is not host:port is refused with the option's name.
+  assert.throws(
+    () => checkLayout({ ...layout, cluster: { ...layout.cluster, peers: ["http://x:1"] } }),
+    /--cluster-peers: http:\/\/x:1 is not host:port/,
+  );
+});
