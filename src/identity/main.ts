@@ -17,6 +17,9 @@ import { KeyRing } from "./keyring.ts";
 import { RevocationLog } from "./revocations.ts";
 import { IdentityService } from "./service.ts";
 
+/** How often identity writes revocations that etcd has not committed yet again (ms). */
+const RETRY_PUBLISH_MS = 1000;
+
 /** Cluster mode: writes identity's signed revocation batches to etcd. */
 async function etcdPublisher(layout: Layout) {
   // Loaded only in cluster mode: the etcd client (grpc-js) reads variables as it loads.
@@ -55,6 +58,12 @@ await runMain("identity", async () => {
   identity.publishKeys();
   await identity.publishRevocations();
   await identity.ensureOperatorToken();
+  // Cluster mode: revocations whose etcd write failed (also before a restart) are
+  // written again every second until etcd commits them.
+  const retry = publish
+    ? setInterval(() => void identity.retryPublish().catch(() => {}), RETRY_PUBLISH_MS)
+    : undefined;
+  void identity.retryPublish().catch(() => {});
   await runService({
     service: "identity",
     layout,
@@ -63,6 +72,7 @@ await runMain("identity", async () => {
     trust,
     methods: () => identity.methods(),
     onStop: async () => {
+      clearInterval(retry);
       await identity.close();
       revocations.close();
       issued.close();

@@ -85,6 +85,8 @@ export class EtcdRevocationSource implements PushableRevocationSource {
   #watching?: Promise<void>;
   #watchUp = false;
   #closed = false;
+  /** The read of etcd under way (at most one). */
+  #polling?: Promise<void>;
   /** When etcd's prefix was last read whole or the watch last delivered (ms, performance.now). */
   lastContact = -Infinity;
   /** Why the last read of etcd failed, while it fails. */
@@ -148,6 +150,12 @@ export class EtcdRevocationSource implements PushableRevocationSource {
    */
   async poll(): Promise<void> {
     await this.#o.local.poll();
+    // Cut off, a read of etcd may hang until etcd answers: keep at most one outstanding.
+    this.#polling ??= this.#pollEtcd().finally(() => (this.#polling = undefined));
+    await this.#polling;
+  }
+
+  async #pollEtcd(): Promise<void> {
     // Not awaited: with etcd down, setting up the watch waits for it.
     if (!this.#watching && !this.#closed) this.#watching = this.#watch();
     if (this.#watchUp && this.#retry.size === 0 && this.cutOff() === undefined) {
