@@ -36,9 +36,22 @@ export function revocationsPrefix(cluster: string): string {
 }
 
 /**
+ * How long one attempt to write a batch may take (ms). A write proposed while
+ * etcd elects a new leader (its leader was killed) is dropped by etcd and
+ * answered only after etcd's request timeout (7 s by default); tried again,
+ * it reaches the new leader within about a second of the election.
+ */
+export const PUBLISH_ATTEMPT_MS = 1500;
+
+/** Attempts per batch before the write counts as failed (identity then retries it later). */
+const PUBLISH_ATTEMPTS = 3;
+
+/**
  * Writes one signed batch to etcd and resolves once etcd committed it. The
  * key names the node and the batch; the lease ends {@link PRUNE_SLACK_S}
- * after the latest expiry in the batch, which is when etcd deletes it.
+ * after the latest expiry in the batch, which is when etcd deletes it. Each
+ * attempt has {@link PUBLISH_ATTEMPT_MS}; a retry writes the same key (a late
+ * first attempt and the retry store the same value).
  */
 export async function publishRevocations(
   client: Etcd3,
@@ -47,13 +60,21 @@ export async function publishRevocations(
 ): Promise<string> {
   const lastExp = Math.max(...options.entries.map((e) => e.exp));
   const ttl = Math.max(60, lastExp - Math.floor(Date.now() / 1000) + PRUNE_SLACK_S);
-  const lease = client.lease(ttl, { autoKeepAlive: false });
   // A batch id that sorts by time and never collides (a restart keeps the node name).
   const id = `${Date.now().toString().padStart(15, "0")}-${crypto.randomUUID()}`;
   const key = `${revocationsPrefix(options.cluster)}${options.node}/${id}`;
-  await lease.put(key).value(signed);
-  // Not lease.release(): that would stop nothing we need; the lease just runs out.
-  return key;
+  for (let attempt = 1;; attempt++) {
+    const deadline = new Date(Date.now() + PUBLISH_ATTEMPT_MS);
+    // Not lease.release() afterwards: the lease just runs out (a failed attempt's too).
+    const lease = client.lease(ttl, { autoKeepAlive: false, deadline });
+    lease.on("lost", () => {}); // The put below reports the failure.
+    try {
+      await lease.put(key).value(signed).options({ deadline });
+      return key;
+    } catch (err) {
+      if (attempt >= PUBLISH_ATTEMPTS) throw err;
+    }
+  }
 }
 
 /** Options for {@link EtcdRevocationSource}. */
