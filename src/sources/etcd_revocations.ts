@@ -39,19 +39,25 @@ export function revocationsPrefix(cluster: string): string {
  * How long one attempt to write a batch may take (ms). A write proposed while
  * etcd elects a new leader (its leader was killed) is dropped by etcd and
  * answered only after etcd's request timeout (7 s by default); tried again,
- * it reaches the new leader within about a second of the election.
+ * it reaches the new leader once one is elected.
  */
 export const PUBLISH_ATTEMPT_MS = 1500;
 
-/** Attempts per batch before the write counts as failed (identity then retries it later). */
-const PUBLISH_ATTEMPTS = 3;
+/**
+ * How long a batch is tried (ms) before the write counts as failed and
+ * identity answers etcd_unreachable (it then keeps writing it every second).
+ */
+export const PUBLISH_BUDGET_MS = 4000;
+
+/** Pause after a failed attempt (ms): etcd refusing at once (no leader yet, a member down). */
+const PUBLISH_PAUSE_MS = 100;
 
 /**
  * Writes one signed batch to etcd and resolves once etcd committed it. The
  * key names the node and the batch; the lease ends {@link PRUNE_SLACK_S}
  * after the latest expiry in the batch, which is when etcd deletes it. Each
- * attempt has {@link PUBLISH_ATTEMPT_MS}; a retry writes the same key (a late
- * first attempt and the retry store the same value).
+ * attempt has {@link PUBLISH_ATTEMPT_MS}, tried for {@link PUBLISH_BUDGET_MS};
+ * a retry writes the same key (a late first attempt stores the same value).
  */
 export async function publishRevocations(
   client: Etcd3,
@@ -63,8 +69,9 @@ export async function publishRevocations(
   // A batch id that sorts by time and never collides (a restart keeps the node name).
   const id = `${Date.now().toString().padStart(15, "0")}-${crypto.randomUUID()}`;
   const key = `${revocationsPrefix(options.cluster)}${options.node}/${id}`;
-  for (let attempt = 1;; attempt++) {
-    const deadline = new Date(Date.now() + PUBLISH_ATTEMPT_MS);
+  const until = Date.now() + PUBLISH_BUDGET_MS;
+  for (;;) {
+    const deadline = new Date(Math.min(until, Date.now() + PUBLISH_ATTEMPT_MS));
     // Not lease.release() afterwards: the lease just runs out (a failed attempt's too).
     const lease = client.lease(ttl, { autoKeepAlive: false, deadline });
     lease.on("lost", () => {}); // The put below reports the failure.
@@ -72,7 +79,8 @@ export async function publishRevocations(
       await lease.put(key).value(signed).options({ deadline });
       return key;
     } catch (err) {
-      if (attempt >= PUBLISH_ATTEMPTS) throw err;
+      if (Date.now() + PUBLISH_PAUSE_MS >= until) throw err;
+      await new Promise((r) => setTimeout(r, PUBLISH_PAUSE_MS));
     }
   }
 }
