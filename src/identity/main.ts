@@ -21,15 +21,16 @@ import { IdentityService } from "./service.ts";
 const RETRY_PUBLISH_MS = 1000;
 
 /** Cluster mode: writes identity's signed revocation batches to etcd. */
-async function etcdPublisher(layout: Layout) {
+async function etcdPublisher(layout: Layout, keys: KeyRing) {
   // Loaded only in cluster mode: the etcd client (grpc-js) reads variables as it loads.
   const { etcdClient } = await import("../sources/cluster.ts");
-  const { publishRevocations } = await import("../sources/etcd_revocations.ts");
+  const { publishRevocations, readPublished } = await import("../sources/etcd_revocations.ts");
   const client = etcdClient(layout);
   const where = { cluster: layout.cluster!.name, node: layout.nodeId };
   return {
     publish: (signed: string, entries: RevokedEntry[]) =>
       publishRevocations(client, signed, { ...where, entries }),
+    published: () => readPublished(client, { ...where, keys }),
     close: () => client.close(),
   };
 }
@@ -44,7 +45,7 @@ await runMain("identity", async () => {
   const revocations = RevocationLog.open(st);
   const issued = IssuedBook.open(st);
   const trust = new Trust(layout, { keys: ring, revoked: revocations.set });
-  const publish = layout.cluster ? await etcdPublisher(layout) : undefined;
+  const publish = layout.cluster ? await etcdPublisher(layout, ring) : undefined;
   const identity = new IdentityService({
     layout,
     ring,
@@ -54,6 +55,7 @@ await runMain("identity", async () => {
     audit,
     log,
     publish: publish?.publish,
+    published: publish?.published,
   });
   identity.publishKeys();
   await identity.publishRevocations();

@@ -122,6 +122,8 @@ export interface IdentityDeps {
    * it (sources/etcd_revocations.ts); a revoke answers ok only after that.
    */
   publish?: (signed: string, entries: RevokedEntry[]) => Promise<unknown>;
+  /** Cluster mode: the cap_ids of this node's revocations in etcd now (read at start). */
+  published?: () => Promise<Set<string>>;
 }
 
 /** What a push reports: who took it, who could not be reached. */
@@ -161,6 +163,8 @@ export class IdentityService {
   #unpublished = new Map<string, RevokedEntry>();
   /** The retry under way, so at most one is outstanding. */
   #retrying?: Promise<void>;
+  /** Whether the log was compared with etcd since identity started. */
+  #reconciled = false;
 
   constructor(deps: IdentityDeps) {
     this.#d = deps;
@@ -212,12 +216,31 @@ export class IdentityService {
    * signed batch (called every second and at start; at most one at a time).
    */
   retryPublish(): Promise<void> {
-    if (!this.#d.publish || this.#unpublished.size === 0) return Promise.resolve();
+    if (!this.#d.publish) return Promise.resolve();
+    if (this.#unpublished.size === 0 && (this.#reconciled || !this.#d.published)) {
+      return Promise.resolve();
+    }
     this.#retrying ??= this.#retryPublish().finally(() => (this.#retrying = undefined));
     return this.#retrying;
   }
 
   async #retryPublish(): Promise<void> {
+    if (!this.#reconciled && this.#d.published) {
+      // Every live revocation of the log that etcd lacks is written again.
+      const inEtcd = await this.#d.published();
+      let added = 0;
+      for (const e of this.#d.revocations.set.entries()) {
+        if (!inEtcd.has(e.cap_id) && !this.#unpublished.has(e.cap_id)) {
+          this.#unpublished.set(e.cap_id, e);
+          added++;
+        }
+      }
+      this.#reconciled = true;
+      if (added > 0) {
+        this.#saveUnpublished();
+        this.#d.log.warn("revocations missing from etcd; writing them", { count: added });
+      }
+    }
     const now = Date.now() / 1000;
     for (const [id, e] of this.#unpublished) if (e.exp <= now) this.#unpublished.delete(id);
     const entries = [...this.#unpublished.values()].slice(0, LIST_CHUNK);

@@ -290,3 +290,31 @@ export class EtcdRevocationSource implements PushableRevocationSource {
     return revoked;
   }
 }
+
+/**
+ * The cap_ids of the revocations `options.node` has in etcd now: identity
+ * compares them with its log at start and writes again what etcd lacks (a
+ * batch durable on the node when identity stopped before etcd answered, or
+ * entries deleted from etcd). Only lists signed by `options.keys` count.
+ */
+export async function readPublished(
+  client: Etcd3,
+  options: { cluster: string; node: string; keys: KeyLookup },
+): Promise<Set<string>> {
+  const prefix = `${revocationsPrefix(options.cluster)}${options.node}/`;
+  const all = await client.getAll().prefix(prefix).strings();
+  const out = new Set<string>();
+  for (const value of Object.values(all)) {
+    try {
+      const p = await verifyV4Public(value, (kid) => options.keys.get(kid), {
+        maxLength: MAX_ENTRY_LENGTH,
+      }) as Record<string, unknown>;
+      if (p?.typ !== REVOCATION_LIST_TYPE || p.iss !== `identity@${options.node}`) continue;
+      if (!Array.isArray(p.revoked)) continue;
+      for (const e of p.revoked) if (isRevokedEntry(e)) out.add(e.cap_id);
+    } catch {
+      // Not signed by this node's identity: it vouches for nothing here.
+    }
+  }
+  return out;
+}

@@ -13,6 +13,7 @@
 import assert from "node:assert/strict";
 import { Etcd3 } from "etcd3";
 import { stateFiles } from "../../src/runtime/config.ts";
+import { revocationsPrefix } from "../../src/sources/etcd_revocations.ts";
 import { issue, type Node, startNode, tempLayout, waitFor } from "../helpers.ts";
 import { startEtcd, type TestEtcd } from "../etcd.ts";
 import { ctl, etcdProto, listOn } from "../cluster_support.ts";
@@ -225,6 +226,29 @@ Deno.test("cluster failover: every etcd member killed; own tokens served, foreig
     // What was in etcd before survived the restart of every member.
     const old = await listOn(b, toks[0].token);
     assert.equal(!old.ok && old.error.details?.reason, "revoked", JSON.stringify(old));
+
+    // etcd loses A's entries (deleted behind A's back): A's identity, restarted, compares its
+    // log with etcd and writes them again; B, restarted with nothing in memory, refuses both.
+    const writer = new Etcd3({ hosts: etcd.endpoints });
+    try {
+      const mine = `${revocationsPrefix(CLUSTER)}a/`;
+      await writer.delete().prefix(mine).exec();
+      await nodes[0].stop();
+      nodes[0] = await startNode({ temp: temps[0] });
+      await waitFor(
+        "A to write its revocations again",
+        async () => (await writer.getAll().prefix(mine).keys()).length > 0,
+      );
+      await nodes[1].stop();
+      nodes[1] = await startNode({ temp: temps[1] });
+      for (const t of [toks[0], toks[2]]) {
+        const x = await listOn(nodes[1], t.token);
+        assert.equal(!x.ok && x.error.details?.reason, "revoked", JSON.stringify(x));
+      }
+      assert.ok((await listOn(nodes[1], toks[1].token)).ok);
+    } finally {
+      writer.close();
+    }
   } finally {
     await cleanup(nodes, temps, etcd, op);
   }
