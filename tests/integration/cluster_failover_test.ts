@@ -123,15 +123,20 @@ Deno.test("cluster failover: etcd's leader killed -9, then restarted and another
     await etcd.members[leader].status;
     const t0 = performance.now();
     const r = await revoke(a, toks[1].cap_id);
-    assert.ok(r.ok, `revoke with etcd's leader killed: ${JSON.stringify(r)}`);
     const revokeMs = performance.now() - t0;
-    const { ms } = await refusedFor(nodes[1], toks[1].token, "revoked");
-    console.log(
-      `  leader killed: revoke on A answered in ${revokeMs.toFixed(0)} ms, ` +
-        `refused on B ${ms.toFixed(0)} ms later`,
+    // ok once the new leader commits it; if the election outlasts identity's 4 s of tries
+    // (a loaded machine), etcd_unreachable, and identity's retry writes it moments later.
+    assert.ok(
+      r.ok || r.error.details?.reason === "etcd_unreachable",
+      `revoke with etcd's leader killed: ${JSON.stringify(r)}`,
     );
     // Not etcd's 7 s request timeout for a write proposed to the dead leader: tried again.
     assert.ok(revokeMs < 5000, `revoke took ${revokeMs.toFixed(0)} ms with the leader killed`);
+    const { ms } = await refusedFor(nodes[1], toks[1].token, "revoked");
+    console.log(
+      `  leader killed: revoke on A answered ${r.ok ? "ok" : "etcd_unreachable"} in ` +
+        `${revokeMs.toFixed(0)} ms, refused on B ${ms.toFixed(0)} ms later`,
+    );
     // Past the partition bound, B is still in touch through the two members left.
     await new Promise((r) => setTimeout(r, 2500));
     const still = await listOn(nodes[1], toks[0].token);
