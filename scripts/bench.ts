@@ -20,6 +20,8 @@ import { parseArgs } from "node:util";
 import { Client } from "../src/server/client.ts";
 import type { Response } from "../src/wire/envelope.ts";
 import { alive, memoryMb, waitFor } from "../tests/helpers.ts";
+import { haveEtcd } from "../tests/etcd.ts";
+import { revocationPropagation } from "./bench_cluster.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -546,6 +548,25 @@ try {
   }
 }
 
+// Cluster mode (this checkout only): three etcd members and three nodes, when etcd is installed.
+const PROPAGATION = {
+  name: "revocation propagation p99 across three nodes",
+  unit: "ms",
+  higherIsBetter: false,
+};
+if (haveEtcd()) {
+  const p = await revocationPropagation(200);
+  record(PROPAGATION, subjects[0], p.p99_ms);
+  console.error(
+    `${subjects[0].name}: ${PROPAGATION.name}: p50 ${p.p50_ms.toFixed(1)} / p99 ` +
+      `${p.p99_ms.toFixed(1)} / max ${p.max_ms.toFixed(1)} ms over ${p.revocations}`,
+  );
+} else {
+  console.log(
+    `skipped: ${PROPAGATION.name} (etcd is not installed: apt-get install etcd-server)`,
+  );
+}
+
 // --- report ---
 const fmt = (v: number) => (v >= 100 ? Math.round(v).toLocaleString("en-US") : v.toFixed(1));
 const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
@@ -560,7 +581,9 @@ for (const r of rows) {
   const a = median(r.samples[ours.name]);
   const cells = [r.figure, r.unit, fmt(a)];
   const entry: Record<string, unknown> = { figure: r.figure, unit: r.unit, ours: a };
-  if (base) {
+  if (base && !r.samples[base.name]) {
+    cells.push("–", "–"); // Measured on this checkout only (the cluster figures).
+  } else if (base) {
     const b = median(r.samples[base.name]);
     // Always "how many times better": above 1 means ours is better.
     const ratio = r.higherIsBetter ? a / b : b / a;

@@ -16,6 +16,8 @@ export interface TestEtcd {
   endpoints: string[];
   /** The members' processes, in order (for kill -9 of one). */
   members: Deno.ChildProcess[];
+  /** Starts member `i` again on its data dir, after it was killed; waits until it is healthy. */
+  restart(i: number): Promise<void>;
   /** Stops every member (SIGTERM, SIGKILL after 1 s) and removes the data dirs. */
   stop(): Promise<void>;
 }
@@ -35,7 +37,7 @@ export async function startEtcd(size: 1 | 3 = 1): Promise<TestEtcd> {
   const ports = Array.from({ length: size }, () => ({ client: freePort(), peer: freePort() }));
   const names = ports.map((_, i) => `m${i}`);
   const initial = ports.map((p, i) => `${names[i]}=http://127.0.0.1:${p.peer}`).join(",");
-  const members = ports.map((p, i) =>
+  const spawn = (p: { client: number; peer: number }, i: number) =>
     new Deno.Command(ETCD_BIN, {
       args: [
         `--name=${names[i]}`,
@@ -51,8 +53,8 @@ export async function startEtcd(size: 1 | 3 = 1): Promise<TestEtcd> {
       stdin: "null",
       stdout: "null",
       stderr: "null",
-    }).spawn()
-  );
+    }).spawn();
+  const members = ports.map(spawn);
   const endpoints = ports.map((p) => `http://127.0.0.1:${p.client}`);
   const stop = async () => {
     for (const m of members) {
@@ -74,19 +76,27 @@ export async function startEtcd(size: 1 | 3 = 1): Promise<TestEtcd> {
     await waitFor("etcd members to exit", () => members.every((m) => !alive(m.pid)), 5000);
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
-  try {
-    // Every member reports healthy once the cluster has a leader.
-    await waitFor("etcd to be healthy", async () => {
-      for (const e of endpoints) {
-        const r = await fetch(`${e}/health`);
-        const body = await r.json();
-        if (body.health !== "true") return false;
+  // Every member reports healthy once the cluster has a leader.
+  const healthy = (urls: string[]) =>
+    waitFor("etcd to be healthy", async () => {
+      for (const e of urls) {
+        const r = await fetch(`${e}/health`).catch(() => undefined);
+        const body = await r?.json().catch(() => undefined);
+        if (body?.health !== "true") return false;
       }
       return true;
     }, 15_000);
+  const restart = async (i: number) => {
+    if (alive(members[i].pid)) throw new Error(`etcd member ${i} is still running`);
+    // The data dir holds the member's identity: --initial-cluster-state is ignored.
+    members[i] = spawn(ports[i], i);
+    await healthy([endpoints[i]]);
+  };
+  try {
+    await healthy(endpoints);
   } catch (err) {
     await stop();
     throw err;
   }
-  return { endpoints, members, stop };
+  return { endpoints, members, restart, stop };
 }

@@ -17,16 +17,20 @@ import { KeyRing } from "./keyring.ts";
 import { RevocationLog } from "./revocations.ts";
 import { IdentityService } from "./service.ts";
 
+/** How often identity writes revocations that etcd has not committed yet again (ms). */
+const RETRY_PUBLISH_MS = 1000;
+
 /** Cluster mode: writes identity's signed revocation batches to etcd. */
-async function etcdPublisher(layout: Layout) {
+async function etcdPublisher(layout: Layout, keys: KeyRing) {
   // Loaded only in cluster mode: the etcd client (grpc-js) reads variables as it loads.
   const { etcdClient } = await import("../sources/cluster.ts");
-  const { publishRevocations } = await import("../sources/etcd_revocations.ts");
+  const { publishRevocations, readPublished } = await import("../sources/etcd_revocations.ts");
   const client = etcdClient(layout);
   const where = { cluster: layout.cluster!.name, node: layout.nodeId };
   return {
     publish: (signed: string, entries: RevokedEntry[]) =>
       publishRevocations(client, signed, { ...where, entries }),
+    published: () => readPublished(client, { ...where, keys }),
     close: () => client.close(),
   };
 }
@@ -47,7 +51,7 @@ await runMain("identity", async () => {
   const revocations = RevocationLog.open(st);
   const issued = IssuedBook.open(st);
   const trust = new Trust(layout, { keys: ring, revoked: revocations.set });
-  const publish = layout.cluster ? await etcdPublisher(layout) : undefined;
+  const publish = layout.cluster ? await etcdPublisher(layout, ring) : undefined;
   const identity = new IdentityService({
     layout,
     ring,
@@ -57,10 +61,17 @@ await runMain("identity", async () => {
     audit,
     log,
     publish: publish?.publish,
+    published: publish?.published,
   });
   identity.publishKeys();
   await identity.publishRevocations();
   await identity.ensureOperatorToken();
+  // Cluster mode: revocations whose etcd write failed (also before a restart) are
+  // written again every second until etcd commits them.
+  const retry = publish
+    ? setInterval(() => void identity.retryPublish().catch(() => {}), RETRY_PUBLISH_MS)
+    : undefined;
+  void identity.retryPublish().catch(() => {});
   await runService({
     service: "identity",
     layout,
@@ -69,6 +80,7 @@ await runMain("identity", async () => {
     trust,
     methods: () => identity.methods(),
     onStop: async () => {
+      clearInterval(retry);
       await identity.close();
       revocations.close();
       issued.close();

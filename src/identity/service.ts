@@ -37,7 +37,12 @@ import {
   rfc3339,
 } from "../token/claims.ts";
 import { signV4Public } from "../token/paseto.ts";
-import { LIST_CHUNK, type RevokedEntry, signRevocationList } from "../token/revocation_set.ts";
+import {
+  isRevokedEntry,
+  LIST_CHUNK,
+  type RevokedEntry,
+  signRevocationList,
+} from "../token/revocation_set.ts";
 import type { Trust } from "../sources/trust.ts";
 import type { IssuedBook, IssuedRecord } from "./issued.ts";
 import type { KeyRing } from "./keyring.ts";
@@ -117,6 +122,8 @@ export interface IdentityDeps {
    * it (sources/etcd_revocations.ts); a revoke answers ok only after that.
    */
   publish?: (signed: string, entries: RevokedEntry[]) => Promise<unknown>;
+  /** Cluster mode: the cap_ids of this node's revocations in etcd now (read at start). */
+  published?: () => Promise<Set<string>>;
 }
 
 /** What a push reports: who took it, who could not be reached. */
@@ -149,12 +156,99 @@ export class IdentityService {
   #inFlight = new Map<string, Promise<Spread>>();
   /** One persistent connection per push target (while it connects, the promise of it). */
   #pushClients = new Map<ServiceName, Promise<Client>>();
-  /** Cluster mode: ids revoked here whose write to etcd failed (a retry writes them again). */
-  #unpublished = new Set<string>();
+  /**
+   * Cluster mode: revocations made here whose write to etcd failed, kept in
+   * the state dir and written again by {@link retryPublish} until etcd commits them.
+   */
+  #unpublished = new Map<string, RevokedEntry>();
+  /** The retry under way, so at most one is outstanding. */
+  #retrying?: Promise<void>;
+  /** Whether the log was compared with etcd since identity started. */
+  #reconciled = false;
 
   constructor(deps: IdentityDeps) {
     this.#d = deps;
     this.#issuer = issuerOf(deps.layout);
+    if (deps.publish) this.#loadUnpublished();
+  }
+
+  /** Reads the pending etcd writes a previous run left (expired ones are dropped). */
+  #loadUnpublished(): void {
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(stateFiles(this.#d.layout).etcdPending);
+    } catch {
+      return; // None pending.
+    }
+    const now = Date.now() / 1000;
+    try {
+      const entries = JSON.parse(text) as unknown;
+      if (!Array.isArray(entries)) throw new Error("not a list");
+      for (const e of entries) {
+        if (isRevokedEntry(e) && e.exp > now) this.#unpublished.set(e.cap_id, e);
+      }
+    } catch (err) {
+      this.#d.log.warn(
+        "etcd_pending.json unreadable; its revocations stay local until revoked again",
+        {
+          error: (err as Error).message,
+        },
+      );
+    }
+  }
+
+  /** Writes the pending etcd writes to the state dir (durably: they must outlive a crash). */
+  #saveUnpublished(): void {
+    const st = stateFiles(this.#d.layout);
+    writeFileAtomic(st.etcdPending, JSON.stringify([...this.#unpublished.values()]) + "\n", {
+      tmpPath: st.etcdPendingTmp,
+      mode: 0o600,
+    });
+  }
+
+  /** How many revocations made here wait to be written to etcd. */
+  get unpublished(): number {
+    return this.#unpublished.size;
+  }
+
+  /**
+   * Cluster mode: writes the revocations whose etcd write failed again, as one
+   * signed batch (called every second and at start; at most one at a time).
+   */
+  retryPublish(): Promise<void> {
+    if (!this.#d.publish) return Promise.resolve();
+    if (this.#unpublished.size === 0 && (this.#reconciled || !this.#d.published)) {
+      return Promise.resolve();
+    }
+    this.#retrying ??= this.#retryPublish().finally(() => (this.#retrying = undefined));
+    return this.#retrying;
+  }
+
+  async #retryPublish(): Promise<void> {
+    if (!this.#reconciled && this.#d.published) {
+      // Every live revocation of the log that etcd lacks is written again.
+      const inEtcd = await this.#d.published();
+      let added = 0;
+      for (const e of this.#d.revocations.set.entries()) {
+        if (!inEtcd.has(e.cap_id) && !this.#unpublished.has(e.cap_id)) {
+          this.#unpublished.set(e.cap_id, e);
+          added++;
+        }
+      }
+      this.#reconciled = true;
+      if (added > 0) {
+        this.#saveUnpublished();
+        this.#d.log.warn("revocations missing from etcd; writing them", { count: added });
+      }
+    }
+    const now = Date.now() / 1000;
+    for (const [id, e] of this.#unpublished) if (e.exp <= now) this.#unpublished.delete(id);
+    const entries = [...this.#unpublished.values()].slice(0, LIST_CHUNK);
+    if (entries.length === 0) return this.#saveUnpublished();
+    const signed = await signRevocationList(this.#d.ring.active, this.#issuer, entries);
+    if (await this.#publish(signed, entries)) {
+      this.#d.log.info("pending revocations written to etcd", { count: entries.length });
+    }
   }
 
   /** Writes the public key set to identity.pub (atomically). */
@@ -612,7 +706,8 @@ export class IdentityService {
         throw new StrataError(
           "UNAVAILABLE",
           "etcd: the revocation is in effect on this node but could not be written to etcd, " +
-            "so other nodes may still honour the token; check etcd and revoke again",
+            "so other nodes may still honour the token until it is: identity keeps writing it " +
+            "to etcd (every second, also after a restart); check etcd",
           { reason: "etcd_unreachable" },
         );
       }
@@ -627,10 +722,20 @@ export class IdentityService {
     if (!this.#d.publish) return true;
     try {
       await this.#d.publish(signed, entries);
-      for (const e of entries) this.#unpublished.delete(e.cap_id);
+      let changed = false;
+      for (const e of entries) changed = this.#unpublished.delete(e.cap_id) || changed;
+      if (changed) this.#saveUnpublished();
       return true;
     } catch (err) {
-      for (const e of entries) this.#unpublished.add(e.cap_id);
+      let changed = false;
+      for (const e of entries) {
+        if (!this.#unpublished.has(e.cap_id)) {
+          this.#unpublished.set(e.cap_id, e);
+          changed = true;
+        }
+      }
+      // Durable before the caller hears UNAVAILABLE: the retry survives a restart.
+      if (changed) this.#saveUnpublished();
       this.#d.log.warn("revocation not written to etcd", { error: (err as Error).message });
       return false;
     }

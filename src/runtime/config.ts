@@ -449,6 +449,9 @@ export function stateFiles(layout: Layout) {
     /** The capabilities identity has issued, for listing (JSON lines, not fsynced; 0600). */
     issuedLog: `${d}/issued.log`,
     issuedLogTmp: `${d}/issued.log.tmp`,
+    /** Cluster mode: revocations not yet committed in etcd, retried until they are (0600). */
+    etcdPending: `${d}/etcd_pending.json`,
+    etcdPendingTmp: `${d}/etcd_pending.json.tmp`,
     /** Audit events of every service (JSON lines), and the previous one after rotation. */
     audit: `${d}/audit.log`,
     auditOld: `${d}/audit.log.1`,

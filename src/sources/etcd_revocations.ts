@@ -36,9 +36,28 @@ export function revocationsPrefix(cluster: string): string {
 }
 
 /**
+ * How long one attempt to write a batch may take (ms). A write proposed while
+ * etcd elects a new leader (its leader was killed) is dropped by etcd and
+ * answered only after etcd's request timeout (7 s by default); tried again,
+ * it reaches the new leader once one is elected.
+ */
+export const PUBLISH_ATTEMPT_MS = 1500;
+
+/**
+ * How long a batch is tried (ms) before the write counts as failed and
+ * identity answers etcd_unreachable (it then keeps writing it every second).
+ */
+export const PUBLISH_BUDGET_MS = 4000;
+
+/** Pause after a failed attempt (ms): etcd refusing at once (no leader yet, a member down). */
+const PUBLISH_PAUSE_MS = 100;
+
+/**
  * Writes one signed batch to etcd and resolves once etcd committed it. The
  * key names the node and the batch; the lease ends {@link PRUNE_SLACK_S}
- * after the latest expiry in the batch, which is when etcd deletes it.
+ * after the latest expiry in the batch, which is when etcd deletes it. Each
+ * attempt has {@link PUBLISH_ATTEMPT_MS}, tried for {@link PUBLISH_BUDGET_MS};
+ * a retry writes the same key (a late first attempt stores the same value).
  */
 export async function publishRevocations(
   client: Etcd3,
@@ -47,13 +66,23 @@ export async function publishRevocations(
 ): Promise<string> {
   const lastExp = Math.max(...options.entries.map((e) => e.exp));
   const ttl = Math.max(60, lastExp - Math.floor(Date.now() / 1000) + PRUNE_SLACK_S);
-  const lease = client.lease(ttl, { autoKeepAlive: false });
   // A batch id that sorts by time and never collides (a restart keeps the node name).
   const id = `${Date.now().toString().padStart(15, "0")}-${crypto.randomUUID()}`;
   const key = `${revocationsPrefix(options.cluster)}${options.node}/${id}`;
-  await lease.put(key).value(signed);
-  // Not lease.release(): that would stop nothing we need; the lease just runs out.
-  return key;
+  const until = Date.now() + PUBLISH_BUDGET_MS;
+  for (;;) {
+    const deadline = new Date(Math.min(until, Date.now() + PUBLISH_ATTEMPT_MS));
+    // Not lease.release() afterwards: the lease just runs out (a failed attempt's too).
+    const lease = client.lease(ttl, { autoKeepAlive: false, deadline });
+    lease.on("lost", () => {}); // The put below reports the failure.
+    try {
+      await lease.put(key).value(signed).options({ deadline });
+      return key;
+    } catch (err) {
+      if (Date.now() + PUBLISH_PAUSE_MS >= until) throw err;
+      await new Promise((r) => setTimeout(r, PUBLISH_PAUSE_MS));
+    }
+  }
 }
 
 /** Options for {@link EtcdRevocationSource}. */
@@ -85,6 +114,8 @@ export class EtcdRevocationSource implements PushableRevocationSource {
   #watching?: Promise<void>;
   #watchUp = false;
   #closed = false;
+  /** The read of etcd under way (at most one). */
+  #polling?: Promise<void>;
   /** When etcd's prefix was last read whole or the watch last delivered (ms, performance.now). */
   lastContact = -Infinity;
   /** Why the last read of etcd failed, while it fails. */
@@ -148,6 +179,12 @@ export class EtcdRevocationSource implements PushableRevocationSource {
    */
   async poll(): Promise<void> {
     await this.#o.local.poll();
+    // Cut off, a read of etcd may hang until etcd answers: keep at most one outstanding.
+    this.#polling ??= this.#pollEtcd().finally(() => (this.#polling = undefined));
+    await this.#polling;
+  }
+
+  async #pollEtcd(): Promise<void> {
     // Not awaited: with etcd down, setting up the watch waits for it.
     if (!this.#watching && !this.#closed) this.#watching = this.#watch();
     if (this.#watchUp && this.#retry.size === 0 && this.cutOff() === undefined) {
@@ -252,4 +289,32 @@ export class EtcdRevocationSource implements PushableRevocationSource {
     }
     return revoked;
   }
+}
+
+/**
+ * The cap_ids of the revocations `options.node` has in etcd now: identity
+ * compares them with its log at start and writes again what etcd lacks (a
+ * batch durable on the node when identity stopped before etcd answered, or
+ * entries deleted from etcd). Only lists signed by `options.keys` count.
+ */
+export async function readPublished(
+  client: Etcd3,
+  options: { cluster: string; node: string; keys: KeyLookup },
+): Promise<Set<string>> {
+  const prefix = `${revocationsPrefix(options.cluster)}${options.node}/`;
+  const all = await client.getAll().prefix(prefix).strings();
+  const out = new Set<string>();
+  for (const value of Object.values(all)) {
+    try {
+      const p = await verifyV4Public(value, (kid) => options.keys.get(kid), {
+        maxLength: MAX_ENTRY_LENGTH,
+      }) as Record<string, unknown>;
+      if (p?.typ !== REVOCATION_LIST_TYPE || p.iss !== `identity@${options.node}`) continue;
+      if (!Array.isArray(p.revoked)) continue;
+      for (const e of p.revoked) if (isRevokedEntry(e)) out.add(e.cap_id);
+    } catch {
+      // Not signed by this node's identity: it vouches for nothing here.
+    }
+  }
+  return out;
 }

@@ -12,8 +12,6 @@
 
 import assert from "node:assert/strict";
 import { Etcd3 } from "etcd3";
-import { programCommand } from "../../src/runtime/command.ts";
-import type { Layout } from "../../src/runtime/config.ts";
 import { generateSigningKey, publicPaserk } from "../../src/token/keys.ts";
 import { signEndorsement } from "../../src/token/endorsement.ts";
 import { signV4Public } from "../../src/token/paseto.ts";
@@ -21,39 +19,14 @@ import { newCapId, rfc3339 } from "../../src/token/claims.ts";
 import { endorsementsPrefix } from "../../src/sources/etcd_key_set.ts";
 import { revocationsPrefix } from "../../src/sources/etcd_revocations.ts";
 import { signRevocationList } from "../../src/token/revocation_set.ts";
-import { issue, type Node, REPO_ROOT, startNode, tempLayout, waitFor } from "../helpers.ts";
+import { issue, type Node, startNode, tempLayout, waitFor } from "../helpers.ts";
 import { startEtcd } from "../etcd.ts";
+import { ctl, etcdProto, listOn } from "../cluster_support.ts";
 
 const CLUSTER = "it";
 
-/** The etcd3 package's proto folder in this Deno's npm cache (what the launcher finds). */
-function etcdProto(): string {
-  const out = new Deno.Command(Deno.execPath(), { args: ["info", "--json"] }).outputSync();
-  const cache = JSON.parse(new TextDecoder().decode(out.stdout)).npmCache as string;
-  return `${cache}/registry.npmjs.org/etcd3/1.1.2/proto`;
-}
-
-/** Runs strata-ctl as the launcher would for `cluster ...`, with `dir` as its cluster folder. */
-async function ctl(layout: Layout, dir: string, args: string[]): Promise<unknown> {
-  const { cmd, args: argv } = programCommand("ctl", layout, {
-    kind: "dev",
-    deno: Deno.execPath(),
-    root: REPO_ROOT,
-  }, { clusterDir: dir, extra: ["--json", ...args] });
-  const out = await new Deno.Command(cmd, { args: argv, cwd: dir }).output();
-  const text = new TextDecoder().decode(out.stdout);
-  assert.equal(
-    out.code,
-    0,
-    `strata-ctl ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`,
-  );
-  return JSON.parse(text);
-}
-
 /** fs.list of B's export root with `token`, over B's socket. */
-async function listOnB(b: Node, token: string) {
-  return await b.request("fs", "fs.list", { path: b.exportRoot }, token);
-}
+const listOnB = listOn;
 
 Deno.test("cluster: A's tokens on B only while the root endorses A; forged keys refused", async () => {
   const etcd = await startEtcd(1);
