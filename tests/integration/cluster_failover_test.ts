@@ -148,8 +148,14 @@ Deno.test("cluster failover: etcd's leader killed -9, then restarted and another
     etcd.members[other].kill("SIGKILL");
     await etcd.members[other].status;
     const r2 = await revoke(a, toks[2].cap_id);
-    assert.ok(r2.ok, `revoke with the restarted member in the quorum: ${JSON.stringify(r2)}`);
-    await refusedFor(nodes[1], toks[2].token, "revoked");
+    // As above: ok, or (while the quorum of the restarted member and the last one forms, and
+    // the client's breaker still avoids the member it saw fail) etcd_unreachable, and
+    // identity's retry writes it once etcd takes writes again. Either way B must refuse it.
+    assert.ok(
+      r2.ok || r2.error.details?.reason === "etcd_unreachable",
+      `revoke with the restarted member in the quorum: ${JSON.stringify(r2)}`,
+    );
+    await refusedFor(nodes[1], toks[2].token, "revoked", 20_000);
     assert.ok((await listOn(nodes[1], toks[0].token)).ok);
 
     // Restarts of both nodes: the revocations and endorsements come back from etcd.
