@@ -51,4 +51,5 @@ export {
   type TlsFiles,
 } from "./runtime/config.ts";
 export { API, type ApiService, type SupervisedService } from "./api/mod.ts";
+export type { ListedCapability } from "./api/identity.ts";
 export type { Claims, Constraints, RateBucket } from "./token/claims.ts";

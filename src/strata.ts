@@ -9,6 +9,7 @@
  */
 
 import { SERVICES } from "./api/mod.ts";
+import type { ListedCapability } from "./api/identity.ts";
 import { Client } from "./server/client.ts";
 import { type Layout, type ServiceName, socketPath, stateFiles } from "./runtime/config.ts";
 import { findRuntimeDir, readEnv, stateDirCandidates } from "./runtime/locate.ts";
@@ -108,31 +109,8 @@ export interface Revocation {
   already?: boolean;
 }
 
-/** One live capability, as identity.list returns it. */
-export interface LiveCapability {
-  /** Its id. */
-  cap_id: string;
-  /** Who it was issued to. */
-  sub: string;
-  /** The service it is for ("*": every service). */
-  service: string;
-  /** Its rights. */
-  rights: string[];
-  /** The folder it is confined to. */
-  path_prefix?: string;
-  /** Issued at (unix seconds). */
-  iat: number;
-  /** Expires at (unix seconds). */
-  exp: number;
-  /** The capability it was delegated from. */
-  parent?: string;
-  /** Every ancestor, root first. */
-  chain: string[];
-  /** It, or an ancestor, is revoked. */
-  revoked: boolean;
-  /** The ancestor whose revocation revoked it. */
-  revoked_via?: string;
-}
+/** One live capability, as identity.list returns it (declared with the method, in src/api/). */
+export type LiveCapability = ListedCapability;
 
 /** What identity.list returns. */
 export interface LiveCapabilities {

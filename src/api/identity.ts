@@ -79,3 +79,29 @@ export const IDENTITY_METHODS: readonly MethodSpec[] = [
     summary: "the published public key set",
   },
 ];
+
+/** One live capability, as identity.list returns it. */
+export interface ListedCapability {
+  /** Its id. */
+  cap_id: string;
+  /** Who it was issued to. */
+  sub: string;
+  /** The service it is for ("*": every service). */
+  service: string;
+  /** Its rights. */
+  rights: string[];
+  /** The folder it is confined to. */
+  path_prefix?: string;
+  /** Issued at (unix seconds). */
+  iat: number;
+  /** Expires at (unix seconds). */
+  exp: number;
+  /** The capability it was delegated from. */
+  parent?: string;
+  /** Every ancestor, root first (empty for the operator token). */
+  chain: string[];
+  /** It, or an ancestor, is revoked. */
+  revoked: boolean;
+  /** The ancestor whose revocation revoked it. */
+  revoked_via?: string;
+}

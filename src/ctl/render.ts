@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { ListedCapability } from "../api/identity.ts";
 import { humanLine } from "../runtime/log.ts";
 import type { Claims } from "../token/claims.ts";
 import {
@@ -95,19 +96,7 @@ export interface Revoked {
 }
 
 /** One capability of identity.list. */
-export interface IssuedCap {
-  cap_id: string;
-  sub: string;
-  service: string;
-  rights: string[];
-  path_prefix?: string;
-  iat: number;
-  exp: number;
-  parent?: string;
-  chain: string[];
-  revoked: boolean;
-  revoked_via?: string;
-}
+export type IssuedCap = ListedCapability;
 
 /** The result of identity.list. */
 export interface CapList {

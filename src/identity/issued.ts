@@ -8,6 +8,7 @@
  * @module
  */
 
+import type { ListedCapability } from "../api/identity.ts";
 import { writeFileAtomic } from "../runtime/files.ts";
 
 /**
@@ -19,21 +20,8 @@ import { writeFileAtomic } from "../runtime/files.ts";
  */
 export const MAX_ISSUED = 10_000;
 
-/** One issued capability as the record keeps it (and `identity.list` returns it). */
-export interface IssuedRecord {
-  cap_id: string;
-  sub: string;
-  service: string;
-  rights: string[];
-  path_prefix?: string;
-  /** Issued at (epoch seconds). */
-  iat: number;
-  /** Expires at (epoch seconds). */
-  exp: number;
-  parent?: string;
-  /** Every ancestor, root first (empty for the operator token). */
-  chain: string[];
-}
+/** One issued capability as the record keeps it (what identity.list returns, less revocation). */
+export type IssuedRecord = Omit<ListedCapability, "revoked" | "revoked_via">;
 
 /** Where the record lives. */
 export interface IssuedFiles {
