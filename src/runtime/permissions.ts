@@ -90,10 +90,11 @@ export const GRPC_ENV = [
 export const OPENSSL = "/usr/bin/openssl";
 
 /**
- * The programs that talk to etcd in cluster mode: the verifying services,
- * identity (it writes its revocations there), and strata-ctl's `cluster join`.
+ * The programs that talk to etcd in cluster mode: every one (the verifying
+ * services, identity, which writes its revocations there, and strata-ctl's
+ * `cluster join`).
  */
-const ETCD_CLIENTS: readonly Program[] = ["supervisor", "registry", "identity", "fs", "ctl"];
+const ETCD_CLIENTS: readonly Program[] = PROGRAMS;
 
 /** The services whose sockets identity pushes revocations to (those that declare `<service>.sync`). */
 const PUSH_TARGETS: readonly ServiceName[] = PUSHED;
