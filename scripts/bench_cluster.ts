@@ -5,7 +5,7 @@
  * time; for each, the time from the revoke's ok until both other nodes'
  * fs refuse the token. Needs Debian's etcd (`apt-get install etcd-server`).
  *
- *   deno run -A scripts/bench_cluster.ts [--revocations=150]
+ *   deno run --allow-run --allow-read --allow-write=/tmp --allow-net --allow-env scripts/bench_cluster.ts [--revocations=150]
  * @module
  */
 

@@ -3,7 +3,7 @@
  * 32 in flight, against a test node started from a repository checkout (this
  * one by default; give another checkout's root to compare before and after).
  *
- *   deno run -A scripts/bench_issue.ts [REPO_ROOT] [N]
+ *   deno run --allow-run --allow-read --allow-write=/tmp --allow-net --allow-env scripts/bench_issue.ts [REPO_ROOT] [N]
  * @module
  */
 

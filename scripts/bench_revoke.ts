@@ -4,7 +4,7 @@
  * connections, `--depth` requests in flight on each, for `--seconds`, and
  * prints revocations per second and latency percentiles.
  *
- *   deno run -A scripts/bench_revoke.ts [--connections=8] [--depth=1] [--seconds=3]
+ *   deno run --allow-run --allow-read --allow-write=/tmp --allow-net --allow-env scripts/bench_revoke.ts [--connections=8] [--depth=1] [--seconds=3]
  * @module
  */
 
