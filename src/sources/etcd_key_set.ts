@@ -16,7 +16,7 @@ import type { Etcd3, Watcher } from "etcd3";
 import type { VerifyKey } from "../token/keys.ts";
 import { claimedKeyIds, type Endorsement, verifyEndorsement } from "../token/endorsement.ts";
 import { type Cancel, type Clock, systemClock } from "../runtime/clock.ts";
-import type { KeySetSource, Unsubscribe } from "./key_set.ts";
+import { FreshRead, type KeySetSource, type Unsubscribe } from "./key_set.ts";
 
 /** The most refused key ids whose reason is remembered. */
 const MAX_REFUSALS = 4096;
@@ -52,8 +52,7 @@ export class EtcdKeySetSource implements KeySetSource {
   #keys: ReadonlyMap<string, VerifyKey> = new Map();
   #issuers = new Set<string>();
   #listeners = new Set<(keys: ReadonlyMap<string, VerifyKey>) => void>();
-  #loading?: Promise<void>;
-  #queued?: Promise<void>;
+  #fresh = new FreshRead(() => this.#refresh());
   #watcher?: Watcher;
   #expiryTimer?: Cancel;
   #closed = false;
@@ -126,15 +125,7 @@ export class EtcdKeySetSource implements KeySetSource {
 
   /** Re-reads identity.pub and etcd; resolves after a read that began after the call. */
   refresh(): Promise<void> {
-    if (!this.#loading) {
-      this.#loading = this.#refresh().finally(() => (this.#loading = undefined));
-      return this.#loading;
-    }
-    this.#queued ??= this.#loading.catch(() => {}).then(() => {
-      this.#queued = undefined;
-      return this.refresh();
-    });
-    return this.#queued;
+    return this.#fresh.run();
   }
 
   /** Stops the watch and closes the etcd client. */

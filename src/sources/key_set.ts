@@ -18,6 +18,36 @@ import type { VerifyKey } from "../token/keys.ts";
 import { importKeySet, type KeyLookup } from "../token/key_set.ts";
 import { TokenError } from "../token/paseto.ts";
 
+/**
+ * Re-reads that a caller can trust to be fresh: run() resolves after a read
+ * that began after the call. A read already under way may have looked before
+ * the change the caller waits for, so callers that arrive meanwhile share
+ * one more read, which starts when it ends.
+ */
+export class FreshRead {
+  #read: () => Promise<void>;
+  #loading?: Promise<void>;
+  /** The read that starts once #loading ends, shared by the callers that arrived meanwhile. */
+  #queued?: Promise<void>;
+
+  /** Re-reads with `read`. */
+  constructor(read: () => Promise<void>) {
+    this.#read = read;
+  }
+
+  /** Resolves after a read that began after this call. */
+  run(): Promise<void> {
+    if (!this.#loading) {
+      this.#loading = this.#read().finally(() => (this.#loading = undefined));
+      return this.#loading;
+    }
+    this.#queued ??= this.#loading.catch(() => {}).then(() => {
+      this.#queued = undefined;
+      return this.run();
+    });
+    return this.#queued;
+  }
+}
 /** Stops a subscription to a change feed. */
 export type Unsubscribe = () => void;
 
@@ -45,9 +75,7 @@ export class FileKeySetSource implements KeySetSource {
   #keys: ReadonlyMap<string, VerifyKey> = new Map();
   #stamp = "";
   #listeners = new Set<(keys: ReadonlyMap<string, VerifyKey>) => void>();
-  #loading?: Promise<void>;
-  /** The check that starts once #loading ends, shared by the misses that arrived meanwhile. */
-  #queued?: Promise<void>;
+  #fresh = new FreshRead(() => this.#refresh());
 
   /** A source over the key set file at `path` (identity.pub). */
   constructor(path: string) {
@@ -71,15 +99,7 @@ export class FileKeySetSource implements KeySetSource {
    * changed, so the caller waits for the next one.
    */
   refresh(): Promise<void> {
-    if (!this.#loading) {
-      this.#loading = this.#refresh().finally(() => (this.#loading = undefined));
-      return this.#loading;
-    }
-    this.#queued ??= this.#loading.catch(() => {}).then(() => {
-      this.#queued = undefined;
-      return this.refresh();
-    });
-    return this.#queued;
+    return this.#fresh.run();
   }
 
   async #refresh(): Promise<void> {
