@@ -5,7 +5,14 @@
  * @module
  */
 
-import { Etcd3 } from "etcd3";
+import {
+  circuitBreaker,
+  ConsecutiveBreaker,
+  ExponentialBackoff,
+  handleWhen,
+  type IBackoff,
+} from "cockatiel";
+import { Etcd3, isRecoverableError } from "etcd3";
 import {
   DEFAULT_PARTITION_BOUND_MS,
   issuerOf,
@@ -19,11 +26,44 @@ import { FileKeySetSource, KeySetLookup } from "./key_set.ts";
 import { EtcdRevocationSource } from "./etcd_revocations.ts";
 import { FileRevocationSource } from "./revocations.ts";
 
+/**
+ * The longest a member the client saw fail stays closed before it is tried
+ * again (ms). etcd3's default circuit breaker keeps it closed 5 s, so after
+ * etcd came back a node took up to 5 s to reconnect; here the pause starts at
+ * {@link REOPEN_FIRST_MS} and doubles up to this while the member stays down.
+ */
+export const REOPEN_MAX_MS = 1000;
+
+/** The first pause before a failed member is tried again (ms). */
+export const REOPEN_FIRST_MS = 100;
+
+/** The longest pause before a broken watch stream is set up again (ms; etcd3's default 30 s). */
+const WATCH_BACKOFF_MAX_MS = 2000;
+
 /** A client of the layout's etcd (cluster mode only). */
 export function etcdClient(layout: Layout): Etcd3 {
   const cluster = layout.cluster;
   if (!cluster) throw new Error("etcd: this node is not in cluster mode (--cluster)");
-  return new Etcd3({ hosts: cluster.etcd, dialTimeout: 3000 });
+  return new Etcd3({
+    hosts: cluster.etcd,
+    dialTimeout: 3000,
+    faultHandling: {
+      // As etcd3's own (three failures in a row close a member), but reopened sooner.
+      host: () =>
+        circuitBreaker(handleWhen(isRecoverableError), {
+          halfOpenAfter: new ExponentialBackoff({
+            initialDelay: REOPEN_FIRST_MS,
+            maxDelay: REOPEN_MAX_MS,
+          }),
+          breaker: new ConsecutiveBreaker(3),
+        }),
+      // etcd3 calls next() on it as on its own default (a factory), though it types it IBackoff.
+      watchBackoff: new ExponentialBackoff({
+        initialDelay: 100,
+        maxDelay: WATCH_BACKOFF_MAX_MS,
+      }) as unknown as IBackoff<unknown>,
+    },
+  });
 }
 
 /** Reads the cluster root's public key (a k4.public PASERK file). */
