@@ -17,21 +17,27 @@ export function etcdProto(): string {
   return `${cache}/registry.npmjs.org/etcd3/1.1.2/proto`;
 }
 
-/** Runs strata-ctl as the launcher would for `cluster ...`, with `dir` as its cluster folder. */
-export async function ctl(layout: Layout, dir: string, args: string[]): Promise<unknown> {
+/** Runs strata-ctl as the launcher would for `cluster ...`: its exit code, stdout and stderr. */
+export async function ctlRaw(
+  layout: Layout,
+  dir: string,
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const { cmd, args: argv } = programCommand("ctl", layout, {
     kind: "dev",
     deno: Deno.execPath(),
     root: REPO_ROOT,
   }, { clusterDir: dir, extra: ["--json", ...args] });
   const out = await new Deno.Command(cmd, { args: argv, cwd: dir }).output();
-  const text = new TextDecoder().decode(out.stdout);
-  assert.equal(
-    out.code,
-    0,
-    `strata-ctl ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`,
-  );
-  return JSON.parse(text);
+  const text = new TextDecoder();
+  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+}
+
+/** Runs strata-ctl as the launcher would for `cluster ...`, with `dir` as its cluster folder. */
+export async function ctl(layout: Layout, dir: string, args: string[]): Promise<unknown> {
+  const out = await ctlRaw(layout, dir, args);
+  assert.equal(out.code, 0, `strata-ctl ${args.join(" ")}: ${out.stderr}`);
+  return JSON.parse(out.stdout);
 }
 
 /** fs.list of the node's export root with `token`, over its socket. */

@@ -12,7 +12,9 @@
  *
  * `cluster join NODE` signs the node identity's published keys with the
  * root key, writes the endorsement to etcd, and issues the node a TLS
- * certificate signed by the CA. `cluster leave NODE` withdraws it.
+ * certificate signed by the CA. `cluster endorse NODE` endorses the keys
+ * NODE's identity published as pending after a key rotation, checked against
+ * its current endorsement. `cluster leave NODE` withdraws it.
  * @module
  */
 
@@ -21,15 +23,21 @@ import type { Etcd3 } from "etcd3";
 import { OPENSSL } from "../runtime/permissions.ts";
 import type { KeySetDocument } from "../token/key_set.ts";
 import { rfc3339 } from "../token/claims.ts";
-import { signEndorsement } from "../token/endorsement.ts";
+import {
+  EndorsementError,
+  signEndorsement,
+  verifyEndorsement,
+  verifyPendingKeys,
+} from "../token/endorsement.ts";
 import {
   generateSigningKey,
+  importVerifyKey,
   parsePublicPaserk,
   parseSecretPaserk,
   publicPaserk,
   secretPaserk,
 } from "../token/keys.ts";
-import { endorsementsPrefix } from "../sources/etcd_key_set.ts";
+import { endorsementsPrefix, pendingKeysPrefix } from "../sources/etcd_key_set.ts";
 import { CtlError, EXIT, usage } from "./errors.ts";
 
 /** The files of the operator's cluster folder. */
@@ -166,16 +174,7 @@ const HOST_RE = /^[A-Za-z0-9.:-]{1,253}$/;
  * endorsement to etcd, and issues a certificate for `hosts` signed by the CA.
  */
 export async function joinNode(node: string, options: JoinOptions): Promise<JoinResult> {
-  const f = clusterFiles(options.dir);
-  let root;
-  try {
-    root = await parseSecretPaserk((await Deno.readTextFile(f.rootKey)).trim());
-  } catch (err) {
-    throw usage(
-      `cannot read the root key ${f.rootKey}: ${(err as Error).message}`,
-      "run strata-ctl cluster init first, or give --dir where it keeps its files",
-    );
-  }
+  const root = await readRootSecret(options.dir);
   const issuer = `identity@${node}`;
   if (options.keys?.issuer !== issuer || !Array.isArray(options.keys.keys)) {
     throw usage(
@@ -212,6 +211,107 @@ export async function joinNode(node: string, options: JoinOptions): Promise<Join
   };
   if (options.hosts.length > 0) Object.assign(result, await issueCert(node, options));
   return result;
+}
+
+/** Reads the root key from the operator's folder. */
+async function readRootSecret(dir: string) {
+  const f = clusterFiles(dir);
+  try {
+    return await parseSecretPaserk((await Deno.readTextFile(f.rootKey)).trim());
+  } catch (err) {
+    throw usage(
+      `cannot read the root key ${f.rootKey}: ${(err as Error).message}`,
+      "run strata-ctl cluster init first, or give --dir where it keeps its files",
+    );
+  }
+}
+
+/** What `cluster endorse` did. */
+export interface EndorseResult extends Omit<JoinResult, "cert" | "key"> {
+  /** The keys endorsed now that the previous endorsement did not name. */
+  added: string[];
+  /** The previous endorsement's keys the node no longer publishes (no longer endorsed). */
+  dropped: string[];
+}
+
+/**
+ * Endorses the keys `node`'s identity published as pending (after
+ * identity.rotate_key), from anywhere: the pending set counts only when it is
+ * signed by a key of the node's current endorsement, which must verify
+ * against the root. The new endorsement names exactly the pending keys (the
+ * new key, and old ones while tokens they signed can still be valid).
+ */
+export async function endorseNode(
+  node: string,
+  options: Omit<JoinOptions, "keys" | "hosts">,
+): Promise<EndorseResult> {
+  const root = await readRootSecret(options.dir);
+  const now = options.now ?? Date.now();
+  const etcdKey = `${endorsementsPrefix(options.cluster)}${node}`;
+  let current: string | null, pending: string | null;
+  try {
+    [current, pending] = await Promise.all([
+      options.etcd.get(etcdKey).string(),
+      options.etcd.get(`${pendingKeysPrefix(options.cluster)}${node}`).string(),
+    ]);
+  } catch (err) {
+    throw failed(
+      `cannot read ${node}'s endorsement from etcd: ${(err as Error).message}`,
+      "check --etcd-endpoints and that etcd is up",
+    );
+  }
+  if (current === null) {
+    throw usage(
+      `${node} has no endorsement in etcd, so nothing vouches for its pending keys`,
+      `endorse it with strata-ctl cluster join ${node} (on ${node}, or with --keys)`,
+    );
+  }
+  if (pending === null) {
+    throw usage(
+      `${node} has published no pending keys (identity.rotate_key publishes them)`,
+      `strata-ctl cluster join ${node} endorses the keys its identity publishes now`,
+    );
+  }
+  let endorsed, offered;
+  try {
+    const rootPub = await importVerifyKey(root.publicKey);
+    const expect = { cluster: options.cluster, node, now };
+    endorsed = await verifyEndorsement(current, rootPub, expect);
+    offered = await verifyPendingKeys(pending, endorsed, expect);
+  } catch (err) {
+    if (!(err instanceof EndorsementError)) throw err;
+    throw usage(
+      `${err.message}; not endorsing it`,
+      `strata-ctl cluster join ${node} endorses the keys its identity publishes (run on ${node})`,
+    );
+  }
+  if (offered.keys.length === 0) throw usage(`${node}'s pending key set is empty`);
+  const expMs = now + options.ttlMs;
+  const signed = signEndorsement(root, {
+    cluster: options.cluster,
+    node,
+    keys: offered.keys,
+    expMs,
+  });
+  try {
+    await options.etcd.put(etcdKey).value(signed);
+  } catch (err) {
+    throw failed(
+      `cannot write the endorsement to etcd: ${(err as Error).message}`,
+      "check --etcd-endpoints and that etcd is up",
+    );
+  }
+  const before = new Set(endorsed.keys.map((k) => k.kid));
+  const after = new Set(offered.keys.map((k) => k.kid));
+  return {
+    node,
+    issuer: endorsed.issuer,
+    kids: [...after],
+    added: [...after].filter((k) => !before.has(k)),
+    dropped: [...before].filter((k) => !after.has(k)),
+    expires: rfc3339(expMs),
+    etcd_key: etcdKey,
+  };
 }
 
 /** Issues `node` a TLS certificate for its hosts (server and client use), signed by the CA. */

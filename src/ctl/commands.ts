@@ -9,7 +9,13 @@ import { posix } from "node:path";
 import type { Etcd3 } from "etcd3";
 import { CHILD_SERVICES } from "../runtime/config.ts";
 import { humanLine } from "../runtime/log.ts";
-import { DEFAULT_ENDORSEMENT_TTL_MS, initCluster, joinNode, leaveNode } from "./cluster.ts";
+import {
+  DEFAULT_ENDORSEMENT_TTL_MS,
+  endorseNode,
+  initCluster,
+  joinNode,
+  leaveNode,
+} from "./cluster.ts";
 import {
   allNodeServices,
   clusterStatus,
@@ -930,6 +936,45 @@ cluster CA: ${r.ca}`,
                 ? `
 certificate ${r.cert}, key ${r.key}: hand them to ${node}`
                 : ""),
+          };
+        } finally {
+          cluster.etcd.close();
+        }
+      },
+    },
+    {
+      name: "endorse",
+      summary: "endorse the keys NODE's identity published as pending after a key rotation",
+      args: [{ name: "NODE" }],
+      options: [
+        DIR,
+        { name: "ttl", value: "DURATION", summary: "how long the endorsement holds (default 30d)" },
+      ],
+      description: [
+        "identity.rotate_key on NODE publishes its new key set in etcd, signed by a key",
+        "the root endorses for NODE; this checks that signature and endorses the set",
+        "(the new key, and old ones while tokens they signed can still be valid).",
+        "Run it anywhere the root key is: it does not need to reach NODE.",
+      ],
+      examples: ["strata-ctl cluster endorse a --dir ~/strata-root"],
+      async run(ctx, input) {
+        const ttlText = input.options.ttl as string | undefined;
+        const ttlMs = ttlText === undefined ? DEFAULT_ENDORSEMENT_TTL_MS : parseDuration(ttlText);
+        if (ttlMs === undefined || ttlMs < 1000) {
+          throw usage(`--ttl: cannot read "${ttlText}" as a duration`, "use e.g. 12h or 30d");
+        }
+        const cluster = await clusterOf(ctx);
+        try {
+          const r = await endorseNode(input.args[0], {
+            dir: clusterDir(input),
+            cluster: cluster.name,
+            ttlMs,
+            etcd: cluster.etcd,
+          });
+          return {
+            data: r,
+            text: `endorsed ${r.issuer} (${r.kids.length} key${r.kids.length === 1 ? "" : "s"}` +
+              `, new: ${r.added.join(", ") || "none"}) until ${r.expires} at ${r.etcd_key}`,
           };
         } finally {
           cluster.etcd.close();

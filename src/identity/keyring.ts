@@ -162,6 +162,20 @@ export class KeyRing implements KeyLookup {
     return this.#active.signing;
   }
 
+  /**
+   * The newest key of the ring among `kids` (cluster mode: the keys the root
+   * endorses for this node), to sign what other nodes check against that
+   * endorsement; undefined when the ring holds none of them.
+   */
+  signingKeyAmong(kids: readonly string[]): SigningKey | undefined {
+    let best: RingKey | undefined;
+    for (const kid of kids) {
+      const k = this.#keys.get(kid);
+      if (k && (!best || Date.parse(k.created) > Date.parse(best.created))) best = k;
+    }
+    return best?.signing;
+  }
+
   /** Looks up a verification key by id. */
   get(kid: string): VerifyKey | undefined {
     return this.#keys.get(kid)?.verify;

@@ -8,6 +8,7 @@
 import { Audit } from "../runtime/audit.ts";
 import { type Layout, parseLayoutArgs, stateFiles } from "../runtime/config.ts";
 import type { RevokedEntry } from "../token/revocation_set.ts";
+import { claimedKeyIds } from "../token/endorsement.ts";
 import { ensureDir } from "../runtime/files.ts";
 import { logger } from "../runtime/log.ts";
 import { runMain, runService } from "../node/service.ts";
@@ -17,20 +18,38 @@ import { KeyRing } from "./keyring.ts";
 import { RevocationLog } from "./revocations.ts";
 import { IdentityService } from "./service.ts";
 
-/** How often identity writes revocations that etcd has not committed yet again (ms). */
-const RETRY_PUBLISH_MS = 1000;
+/**
+ * How soon identity writes again what etcd has not committed yet (revocations,
+ * its pending key set): first after RETRY_FIRST_MS, the pause doubling while
+ * etcd keeps failing, up to RETRY_MAX_MS (each write itself tries for up to 4 s).
+ */
+const RETRY_FIRST_MS = 250;
+const RETRY_MAX_MS = 1000;
+
+/** How long one read or write of identity's key set in etcd may take (ms). */
+const KEYS_DEADLINE_MS = 1500;
 
 /** Cluster mode: writes identity's signed revocation batches to etcd. */
 async function etcdPublisher(layout: Layout, keys: KeyRing) {
   // Loaded only in cluster mode: the etcd client (grpc-js) reads variables as it loads.
   const { etcdClient } = await import("../sources/cluster.ts");
   const { publishRevocations, readPublished } = await import("../sources/etcd_revocations.ts");
+  const { endorsementsPrefix, pendingKeysPrefix } = await import("../sources/etcd_key_set.ts");
   const client = etcdClient(layout);
   const where = { cluster: layout.cluster!.name, node: layout.nodeId };
+  const deadline = () => ({ deadline: new Date(Date.now() + KEYS_DEADLINE_MS) });
   return {
     publish: (signed: string, entries: RevokedEntry[]) =>
       publishRevocations(client, signed, { ...where, entries }),
     published: () => readPublished(client, { ...where, keys }),
+    offerKeys: (signed: string) =>
+      client.put(`${pendingKeysPrefix(where.cluster)}${where.node}`).value(signed)
+        .options(deadline()).exec(),
+    endorsedKids: async () =>
+      claimedKeyIds(
+        await client.get(`${endorsementsPrefix(where.cluster)}${where.node}`)
+          .options(deadline()).string() ?? "",
+      ),
     close: () => client.close(),
   };
 }
@@ -62,16 +81,25 @@ await runMain("identity", async () => {
     log,
     publish: publish?.publish,
     published: publish?.published,
+    offerKeys: publish?.offerKeys,
+    endorsedKids: publish?.endorsedKids,
   });
   identity.publishKeys();
   await identity.publishRevocations();
   await identity.ensureOperatorToken();
-  // Cluster mode: revocations whose etcd write failed (also before a restart) are
-  // written again every second until etcd commits them.
-  const retry = publish
-    ? setInterval(() => void identity.retryPublish().catch(() => {}), RETRY_PUBLISH_MS)
-    : undefined;
-  void identity.retryPublish().catch(() => {});
+  // Cluster mode: revocations whose etcd write failed (also before a restart), and the key
+  // set after a rotation, are written again until etcd commits them, backing off while it fails.
+  let retry: ReturnType<typeof setTimeout> | undefined;
+  let pause = RETRY_FIRST_MS;
+  let stopped = false;
+  const catchUp = async () => {
+    await identity.retryPublish().catch(() => {});
+    await identity.offerKeys();
+    const behind = identity.unpublished > 0 || !identity.keysOffered;
+    pause = behind ? Math.min(pause * 2, RETRY_MAX_MS) : RETRY_FIRST_MS;
+    if (!stopped) retry = setTimeout(() => void catchUp(), pause);
+  };
+  if (publish) void catchUp();
   await runService({
     service: "identity",
     layout,
@@ -80,7 +108,8 @@ await runMain("identity", async () => {
     trust,
     methods: () => identity.methods(),
     onStop: async () => {
-      clearInterval(retry);
+      stopped = true;
+      clearTimeout(retry);
       await identity.close();
       revocations.close();
       issued.close();

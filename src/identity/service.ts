@@ -37,6 +37,7 @@ import {
   rfc3339,
 } from "../token/claims.ts";
 import { signV4Public } from "../token/paseto.ts";
+import { signPendingKeys } from "../token/endorsement.ts";
 import {
   isRevokedEntry,
   LIST_CHUNK,
@@ -124,6 +125,16 @@ export interface IdentityDeps {
   publish?: (signed: string, entries: RevokedEntry[]) => Promise<unknown>;
   /** Cluster mode: the cap_ids of this node's revocations in etcd now (read at start). */
   published?: () => Promise<Set<string>>;
+  /**
+   * Cluster mode: writes this node's key set as pending endorsement to etcd
+   * (signed; src/token/endorsement.ts), resolving once etcd committed it.
+   */
+  offerKeys?: (signed: string) => Promise<unknown>;
+  /**
+   * Cluster mode: the key ids the node's endorsement in etcd names, read
+   * without checking it: only to choose which key signs the pending set.
+   */
+  endorsedKids?: () => Promise<string[]>;
 }
 
 /** What a push reports: who took it, who could not be reached. */
@@ -165,6 +176,11 @@ export class IdentityService {
   #retrying?: Promise<void>;
   /** Whether the log was compared with etcd since identity started. */
   #reconciled = false;
+  /** Cluster mode: bumped by each key rotation; the key set offered to etcd is of {@link #offered}. */
+  #keysGen = 0;
+  #offered = -1;
+  /** The offer under way, so at most one is outstanding. */
+  #offering?: Promise<boolean>;
 
   constructor(deps: IdentityDeps) {
     this.#d = deps;
@@ -248,6 +264,57 @@ export class IdentityService {
     const signed = await signRevocationList(this.#d.ring.active, this.#issuer, entries);
     if (await this.#publish(signed, entries)) {
       this.#d.log.info("pending revocations written to etcd", { count: entries.length });
+    }
+  }
+
+  /** Cluster mode: whether etcd has the key set as it is now, or the endorsement names it all. */
+  get keysOffered(): boolean {
+    return !this.#d.offerKeys || this.#offered === this.#keysGen;
+  }
+
+  /**
+   * Cluster mode: publishes the keys this identity signs with, as pending
+   * endorsement, in etcd (`/strata/<cluster>/pending_keys/<node>`), signed by
+   * the newest of its keys the root already endorses, so other nodes can tell
+   * the operator's pending work from a forgery. Nothing is written when the
+   * endorsement already names every key. At start, after a rotation, and
+   * again by the retry until etcd has it; false when etcd did not take it.
+   */
+  offerKeys(): Promise<boolean> {
+    if (this.keysOffered) return Promise.resolve(true);
+    this.#offering ??= this.#offerKeys().finally(() => (this.#offering = undefined));
+    return this.#offering;
+  }
+
+  async #offerKeys(): Promise<boolean> {
+    const gen = this.#keysGen;
+    const now = Date.now();
+    const keys = this.#d.ring.publicDocument(this.#issuer).keys
+      .filter((k) => k.not_after === undefined || Date.parse(k.not_after) >= now)
+      .map((k) => ({ kid: k.kid, public: k.public }));
+    try {
+      const endorsed = await this.#d.endorsedKids!();
+      if (!keys.every((k) => endorsed.includes(k.kid))) {
+        // Signed by a key the root endorses; without one, by the active key, which other
+        // nodes ignore (the node's first endorsement is cluster join's, on the node).
+        const signer = this.#d.ring.signingKeyAmong(endorsed) ?? this.#d.ring.active;
+        await this.#d.offerKeys!(signPendingKeys(signer, {
+          cluster: this.#d.layout.cluster!.name,
+          node: this.#d.layout.nodeId,
+          keys,
+        }));
+        this.#d.log.info("key set published in etcd for endorsement", {
+          kids: keys.map((k) => k.kid),
+          signed_by: signer.kid,
+        });
+      }
+      this.#offered = gen;
+      return true;
+    } catch (err) {
+      this.#d.log.warn("key set not published in etcd; retrying", {
+        error: (err as Error).message,
+      });
+      return false;
     }
   }
 
@@ -805,16 +872,26 @@ export class IdentityService {
     const { previous, previousNotAfter } = await this.#d.ring.rotate(Date.now(), {
       publish: () => this.publishKeys(),
     });
+    this.#keysGen++;
     await this.publishRevocations();
     // The operator token is not replaced: the old key keeps verifying it, and
     // a second root token would stay valid beside it.
-    const spread = await this.push([]);
+    const [spread, offered] = await Promise.all([this.push([]), this.offerKeys()]);
     this.#d.audit.event("key.rotated", { kid: this.#d.ring.active.kid, previous, by: by.capId });
     return {
       kid: this.#d.ring.active.kid,
       previous,
       previous_valid_until: rfc3339(previousNotAfter),
       ...spread,
+      // Cluster mode: other nodes honour the new key once the operator endorses it.
+      ...(this.#d.offerKeys
+        ? {
+          pending_endorsement: {
+            published: offered,
+            endorse: `strata-ctl cluster endorse ${this.#d.layout.nodeId}`,
+          },
+        }
+        : {}),
     };
   }
 }

@@ -113,10 +113,23 @@ export function clusterRevocationSource(
   }
   const lookup = new KeySetLookup(keys);
   const issuer = issuerOf(layout);
+  // A node's revocations after a key rotation are signed by its new key before the operator
+  // endorses it: lists signed by a key its endorsed key vouches for as pending count too.
+  const listKeys = {
+    get: async (kid: string) => {
+      try {
+        return keys.pendingKey(kid) ?? await lookup.get(kid);
+      } catch (err) {
+        const pending = keys.pendingKey(kid);
+        if (pending) return pending;
+        throw err;
+      }
+    },
+  };
   return new EtcdRevocationSource({
     cluster: cluster.name,
     client: keys.client,
-    keys: lookup,
+    keys: listKeys,
     localIssuer: issuer,
     partitionBoundMs: cluster.partitionBoundMs ?? DEFAULT_PARTITION_BOUND_MS,
     local: new FileRevocationSource(runtimeFiles(layout).revocations, { keys: lookup, issuer }),

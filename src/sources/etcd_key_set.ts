@@ -13,8 +13,13 @@
  */
 
 import type { Etcd3, Watcher } from "etcd3";
-import type { VerifyKey } from "../token/keys.ts";
-import { claimedKeyIds, type Endorsement, verifyEndorsement } from "../token/endorsement.ts";
+import { parsePublicPaserk, type VerifyKey } from "../token/keys.ts";
+import {
+  claimedKeyIds,
+  type Endorsement,
+  verifyEndorsement,
+  verifyPendingKeys,
+} from "../token/endorsement.ts";
 import { type Cancel, type Clock, systemClock } from "../runtime/clock.ts";
 import { FreshRead, type KeySetSource, type Unsubscribe } from "./key_set.ts";
 
@@ -24,6 +29,15 @@ const MAX_REFUSALS = 4096;
 /** The etcd prefix of a cluster's endorsements. */
 export function endorsementsPrefix(cluster: string): string {
   return `/strata/${cluster}/endorsements/`;
+}
+
+/**
+ * The etcd prefix of the key sets nodes ask the operator to endorse (one per
+ * node, written by its identity after identity.rotate_key, signed by a key
+ * the root already endorses for it).
+ */
+export function pendingKeysPrefix(cluster: string): string {
+  return `/strata/${cluster}/pending_keys/`;
 }
 
 /** Options for {@link EtcdKeySetSource}. */
@@ -47,6 +61,10 @@ export class EtcdKeySetSource implements KeySetSource {
   #prefix: string;
   /** The raw values under the prefix, by node, as last read. */
   #raw = new Map<string, string>();
+  /** The raw pending key sets, by node, as last read. */
+  #pending = new Map<string, string>();
+  /** Keys of pending sets that verified (not endorsed yet), by key id, each with its issuer. */
+  #pendingKeys = new Map<string, VerifyKey>();
   #endorsed = new Map<string, Endorsement>();
   #refused = new Map<string, string>();
   #keys: ReadonlyMap<string, VerifyKey> = new Map();
@@ -117,6 +135,15 @@ export class EtcdKeySetSource implements KeySetSource {
     return this.#keys.has(kid) ? undefined : this.#refused.get(kid);
   }
 
+  /**
+   * A key a node published as pending (signed by a key the root endorses for
+   * it) and the root has not endorsed yet: good for that node's revocation
+   * lists, which only take trust away, never for tokens.
+   */
+  pendingKey(kid: string): VerifyKey | undefined {
+    return this.#pendingKeys.get(kid);
+  }
+
   /** Subscribes to changes of the set. */
   subscribe(fn: (keys: ReadonlyMap<string, VerifyKey>) => void): Unsubscribe {
     this.#listeners.add(fn);
@@ -139,14 +166,21 @@ export class EtcdKeySetSource implements KeySetSource {
   async #refresh(): Promise<void> {
     await this.#o.local.refresh();
     try {
-      const all = await this.#o.client.getAll().prefix(this.#prefix).strings();
+      const pendingPrefix = pendingKeysPrefix(this.#o.cluster);
+      const [all, pending] = await Promise.all([
+        this.#o.client.getAll().prefix(this.#prefix).strings(),
+        this.#o.client.getAll().prefix(pendingPrefix).strings(),
+      ]);
       const raw = new Map<string, string>();
       for (const [k, v] of Object.entries(all)) raw.set(k.slice(this.#prefix.length), v);
       this.#raw = raw;
+      this.#pending = new Map(
+        Object.entries(pending).map(([k, v]) => [k.slice(pendingPrefix.length), v]),
+      );
       this.lastError = undefined;
     } catch (err) {
-      // etcd unreachable: what was last read still holds, each endorsement until
-      // its expiry (the bound on foreign tokens during a partition is a later slice).
+      // etcd unreachable: what was last read still holds, each endorsement until its
+      // expiry (foreign tokens are refused past the partition bound: etcd_revocations.ts).
       this.lastError = (err as Error).message;
     }
     await this.#judge();
@@ -186,6 +220,30 @@ export class EtcdKeySetSource implements KeySetSource {
         }
       }
     }
+    // A node's pending keys, signed by a key the root endorses for it: refused with that reason
+    // until the operator endorses them. A pending set without such a signature says nothing.
+    const pendingKeys = new Map<string, VerifyKey>();
+    for (const [node, value] of this.#pending) {
+      const e = endorsed.get(node);
+      if (!e) continue;
+      try {
+        const p = await verifyPendingKeys(value, e, { cluster: this.#o.cluster, node });
+        for (const k of p.keys) {
+          if (e.keys.some((x) => x.kid === k.kid)) continue;
+          pendingKeys.set(k.kid, { ...await parsePublicPaserk(k.public), issuer: e.issuer });
+          refused.set(
+            k.kid,
+            `${e.issuer} published it at ${
+              new Date(p.iatMs).toISOString()
+            } (a key rotation) and it awaits the operator's endorsement: ` +
+              `run strata-ctl cluster endorse ${node}`,
+          );
+        }
+      } catch {
+        // Forged or stale (signed by a key no longer endorsed): ignored.
+      }
+    }
+    this.#pendingKeys = pendingKeys;
     this.#endorsed = endorsed;
     // Reasons are kept for what etcd once held, within a bound (oldest go first).
     while (refused.size > MAX_REFUSALS) refused.delete(refused.keys().next().value!);

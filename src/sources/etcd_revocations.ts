@@ -257,8 +257,10 @@ export class EtcdRevocationSource implements PushableRevocationSource {
     try {
       entries = await this.#open(key, value);
     } catch (err) {
-      // Signed by a key this node does not know yet: read again later. Forged: ignored.
-      if ((err as { reason?: string }).reason === "unknown_key") this.#retry.add(key);
+      // Signed by a key this node does not know (yet) or does not trust (yet): read again
+      // later. Otherwise forged: ignored.
+      const why = (err as { reason?: string }).reason;
+      if (why === "unknown_key" || why === "unendorsed_key") this.#retry.add(key);
       return;
     }
     this.#seen.add(key);

@@ -134,3 +134,79 @@ export function claimedKeyIds(signed: string): string[] {
     return [];
   }
 }
+
+/** The `typ` of a node's pending key set: keys it asks the operator to endorse. */
+export const PENDING_KEYS_TYPE = "strata.pending_keys";
+
+/**
+ * A node identity's key set awaiting endorsement (after identity.rotate_key),
+ * signed by one of its own keys that the root already endorses, so a writer
+ * to etcd can neither forge one nor make its keys trusted: only the operator's
+ * endorsement does that.
+ */
+export interface PendingKeys {
+  /** "identity@<node>". */
+  issuer: string;
+  /** The keys the node publishes now (the new one and those still verifying old tokens). */
+  keys: EndorsedKey[];
+  /** The endorsed key that signed it. */
+  signedBy: string;
+  /** When identity signed it (epoch ms). */
+  iatMs: number;
+}
+
+/** Signs a node's pending key set with `key`, one of its endorsed signing keys. */
+export function signPendingKeys(
+  key: SigningKey,
+  body: { cluster: string; node: string; keys: EndorsedKey[] },
+): string {
+  return signV4Public(key, {
+    typ: PENDING_KEYS_TYPE,
+    cluster: body.cluster,
+    node: body.node,
+    iss: `identity@${body.node}`,
+    keys: body.keys.map((k) => ({ kid: k.kid, public: k.public })),
+    iat: rfc3339(Date.now()),
+  });
+}
+
+/**
+ * Verifies a pending key set stored for `expect.node`: signed by a key of the
+ * node's endorsement that holds now (`endorsed`), for that cluster and node.
+ * Throws EndorsementError.
+ */
+export async function verifyPendingKeys(
+  signed: string,
+  endorsed: Endorsement,
+  expect: { cluster: string; node: string },
+): Promise<PendingKeys> {
+  let payload: Record<string, unknown>;
+  let signedBy = "";
+  try {
+    payload = await verifyV4Public(signed, (kid) => {
+      signedBy = kid;
+      return endorsed.keys.find((k) => k.kid === kid);
+    }) as Record<string, unknown>;
+  } catch (err) {
+    throw new EndorsementError(
+      `pending keys of ${expect.node}: not signed by a key the root endorses for ` +
+        `${endorsed.issuer} (${(err as Error).message})`,
+    );
+  }
+  if (
+    payload?.typ !== PENDING_KEYS_TYPE || payload.cluster !== expect.cluster ||
+    payload.node !== expect.node || payload.iss !== endorsed.issuer ||
+    !Array.isArray(payload.keys)
+  ) {
+    throw new EndorsementError(`pending keys of ${expect.node}: not ${expect.node}'s pending keys`);
+  }
+  const keys: EndorsedKey[] = [];
+  for (const k of payload.keys as EndorsedKey[]) {
+    const key = await parsePublicPaserk(String(k?.public)).catch(() => undefined);
+    if (!key || key.kid !== k.kid) {
+      throw new EndorsementError(`pending keys of ${expect.node}: key ${String(k?.kid)} malformed`);
+    }
+    keys.push({ kid: k.kid, public: k.public });
+  }
+  return { issuer: endorsed.issuer, keys, signedBy, iatMs: parseRfc3339(payload.iat) };
+}

@@ -12,16 +12,16 @@
 
 import assert from "node:assert/strict";
 import { Etcd3 } from "etcd3";
-import { generateSigningKey, publicPaserk } from "../../src/token/keys.ts";
-import { signEndorsement } from "../../src/token/endorsement.ts";
+import { fromB64url, generateSigningKey, publicPaserk } from "../../src/token/keys.ts";
+import { signEndorsement, signPendingKeys } from "../../src/token/endorsement.ts";
 import { signV4Public } from "../../src/token/paseto.ts";
 import { newCapId, rfc3339 } from "../../src/token/claims.ts";
-import { endorsementsPrefix } from "../../src/sources/etcd_key_set.ts";
+import { endorsementsPrefix, pendingKeysPrefix } from "../../src/sources/etcd_key_set.ts";
 import { revocationsPrefix } from "../../src/sources/etcd_revocations.ts";
 import { signRevocationList } from "../../src/token/revocation_set.ts";
 import { issue, type Node, startNode, tempLayout, waitFor } from "../helpers.ts";
 import { startEtcd } from "../etcd.ts";
-import { ctl, etcdProto, listOn } from "../cluster_support.ts";
+import { ctl, ctlRaw, etcdProto, listOn } from "../cluster_support.ts";
 
 const CLUSTER = "it";
 
@@ -121,25 +121,84 @@ Deno.test("cluster: A's tokens on B only while the root endorses A; forged keys 
       assert.match(refused.error.message, /not signed by the cluster root/);
     }
 
-    // Rotation on A: the new key is A's at once, other nodes' once the operator re-endorses A;
-    // tokens signed by the old key keep working on B meanwhile.
+    // Rotation on A: the new key is A's at once; A publishes it in etcd as pending, signed by
+    // its endorsed key; B refuses its tokens as unendorsed_key until the operator endorses it
+    // (from B's side here: `cluster endorse` needs only etcd and the root key), and tokens
+    // signed by the old key keep working on B throughout.
+    const tokA3 = await issue(a, { service: "fs", actions: ["list"] });
+    assert.ok((await listOnB(b, tokA3.token)).ok);
     const rotated = await a.request("identity", "identity.rotate_key", {}, a.operatorToken());
     assert.ok(rotated.ok, JSON.stringify(rotated));
+    const rot = rotated.result as { kid: string; pending_endorsement?: { published: boolean } };
+    assert.equal(rot.pending_endorsement?.published, true, JSON.stringify(rot));
     const tokA2 = (await issue(a, { service: "fs", actions: ["list"] })).token;
     assert.ok((await a.request("fs", "fs.list", { path: a.exportRoot }, tokA2)).ok);
     const early = await listOnB(b, tokA2);
-    assert.equal(!early.ok && early.error.details?.reason, "unknown_key");
+    assert.equal(!early.ok && early.error.details?.reason, "unendorsed_key", JSON.stringify(early));
+    assert.match(
+      !early.ok ? early.error.message : "",
+      /awaits the operator's endorsement: run strata-ctl cluster endorse a/,
+    );
     assert.ok((await listOnB(b, tokA)).ok, "the old key is still endorsed");
+    // A revocation on A now is signed by the new key: B applies it all the same (its pending set
+    // is signed by A's endorsed key, and a revocation only takes trust away).
+    const rv = await a.request("identity", "identity.revoke", {
+      cap_id: tokA3.cap_id,
+    }, a.operatorToken());
+    assert.ok(rv.ok, JSON.stringify(rv));
+    let revokedOnB;
+    await waitFor("B to refuse the token A revoked after its rotation", async () => {
+      revokedOnB = await listOnB(b, tokA3.token);
+      return !revokedOnB.ok;
+    }, 5000);
+    assert.equal(
+      (revokedOnB as unknown as { error: { details?: { reason?: string } } }).error.details?.reason,
+      "revoked",
+    );
+
+    // A pending set for A written to etcd by someone without A's endorsed key: ignored (its key
+    // stays unknown), and `cluster endorse` refuses to endorse it.
+    const intruder = await generateSigningKey();
+    const pendingKey = `${pendingKeysPrefix(CLUSTER)}a`;
+    const genuine = await writer.get(pendingKey).string();
+    assert.ok(genuine, "A's pending key set is in etcd");
+    await writer.put(pendingKey).value(signPendingKeys(intruder, {
+      cluster: CLUSTER,
+      node: "a",
+      keys: [{ kid: intruder.kid, public: publicPaserk(intruder.publicKey) }],
+    }));
+    const byIntruder = signV4Public(intruder, {
+      ...JSON.parse(new TextDecoder().decode(fromB64url(tokA2.split(".")[2])!.slice(0, -64))),
+      jti: newCapId(),
+    });
+    const intr = await listOnB(b, byIntruder);
+    assert.equal(!intr.ok && intr.error.details?.reason, "unknown_key", JSON.stringify(intr));
+    const refusedEndorse = await ctlRaw(b.layout, op, ["cluster", "endorse", "a", "--dir", op]);
+    assert.equal(refusedEndorse.code, 2, refusedEndorse.stderr);
+    assert.match(refusedEndorse.stderr, /not signed by a key the root endorses for identity@a/);
+    await writer.put(pendingKey).value(genuine!);
+
+    const endorsed = await ctl(b.layout, op, ["cluster", "endorse", "a", "--dir", op]) as {
+      kids: string[];
+      added: string[];
+    };
+    assert.deepEqual(endorsed.added, [rot.kid]);
+    assert.equal(endorsed.kids.length, 2, "the new key and the old one, until its not_after");
+    const t2 = performance.now();
+    let afterEndorse;
+    await waitFor("B to honour the rotated key", async () => {
+      afterEndorse = await listOnB(b, tokA2);
+      return afterEndorse.ok;
+    }, 5000);
+    console.log(
+      `  rotated key honoured on B ${(performance.now() - t2).toFixed(1)} ms after endorse`,
+    );
+    assert.ok((await listOnB(b, tokA)).ok, "the old key's tokens still honoured");
+    // Re-joining A on A endorses the same keys (what its identity publishes).
     const rejoined = await ctl(a.layout, op, ["cluster", "join", "a", "--dir", op]) as {
       kids: string[];
     };
-    assert.equal(rejoined.kids.length, 2, "the new key and the old one, until its not_after");
-    const t2 = performance.now();
-    const afterRejoin = await listOnB(b, tokA2);
-    assert.ok(afterRejoin.ok, JSON.stringify(afterRejoin));
-    console.log(
-      `  rotated key honoured on B after re-join (${(performance.now() - t2).toFixed(1)} ms)`,
-    );
+    assert.deepEqual([...rejoined.kids].sort(), [...endorsed.kids].sort());
 
     // Withdrawing A's endorsement: B refuses A's token (cached or not), A still honours it.
     const t1 = performance.now();
@@ -325,7 +384,6 @@ Deno.test("cluster: cut off from etcd past the bound, B refuses A's tokens as UN
     assert.ok(cut >= 1.0, `refused only past the 1 s bound: ${l.error.message}`);
     const own = await listOnB(b, tokB);
     assert.ok(own.ok, `B honours its own identity's token: ${JSON.stringify(own)}`);
-
     // etcd answers again: B catches up (re-reads the revocations) and honours A's token.
     etcd.members[0].kill("SIGCONT");
     paused = false;

@@ -3,6 +3,8 @@
  * a real etcd on loopback (tests/etcd.ts): only an endorsement signed by the
  * cluster root makes a key trusted, for its own issuer only; forged, foreign,
  * expired and withdrawn ones are refused as unendorsed_key with the reason.
+ * A node's pending keys (after a rotation) are refused with that reason and
+ * count only for its revocation lists.
  */
 
 import assert from "node:assert/strict";
@@ -14,11 +16,15 @@ import {
   publicPaserk,
   type SigningKey,
 } from "../../src/token/keys.ts";
-import { signEndorsement } from "../../src/token/endorsement.ts";
+import { signEndorsement, signPendingKeys } from "../../src/token/endorsement.ts";
 import { TokenError } from "../../src/token/paseto.ts";
 import { TokenVerifier } from "../../src/token/verifier.ts";
 import { ClaimsError } from "../../src/token/claims.ts";
-import { endorsementsPrefix, EtcdKeySetSource } from "../../src/sources/etcd_key_set.ts";
+import {
+  endorsementsPrefix,
+  EtcdKeySetSource,
+  pendingKeysPrefix,
+} from "../../src/sources/etcd_key_set.ts";
 import { FileKeySetSource, KeySetLookup } from "../../src/sources/key_set.ts";
 import { startEtcd } from "../etcd.ts";
 import { makeClaims, mint, withTempDir } from "./support.ts";
@@ -159,6 +165,61 @@ Deno.test("etcd key set: three members, one killed -9: endorsements still read a
           `  seen ${(performance.now() - t0).toFixed(0)} ms after the put, one member down`,
         );
         assert.ok(source.snapshot().has(a.kid));
+      } finally {
+        source.close();
+      }
+    });
+  } finally {
+    writer.close();
+    await etcd.stop();
+  }
+});
+
+Deno.test("etcd key set: a node's pending keys, signed by its endorsed key, are refused with the reason and count for its revocation lists only", async () => {
+  const etcd = await startEtcd(1);
+  const writer = new Etcd3({ hosts: etcd.endpoints });
+  try {
+    await withTempDir(async (dir) => {
+      const root = await generateSigningKey();
+      const [old, fresh, intruder] = await Promise.all([1, 2, 3].map(() => generateSigningKey()));
+      const hour = Date.now() + 3600_000;
+      await writer.put(`${endorsementsPrefix(CLUSTER)}A`).value(endorse(root, "A", [old], hour));
+      const pending = (by: SigningKey, keys: SigningKey[]) =>
+        signPendingKeys(by, {
+          cluster: CLUSTER,
+          node: "A",
+          keys: keys.map((k) => ({ kid: k.kid, public: publicPaserk(k.publicKey) })),
+        });
+      // Forged first: signed by a key the root does not endorse for A.
+      await writer.put(`${pendingKeysPrefix(CLUSTER)}A`).value(pending(intruder, [intruder]));
+      const source = new EtcdKeySetSource({
+        cluster: CLUSTER,
+        client: new Etcd3({ hosts: etcd.endpoints }),
+        root: await importVerifyKey(root.publicKey),
+        local: new FileKeySetSource(`${dir}/identity.pub`),
+      });
+      await source.start();
+      try {
+        const lookup = new KeySetLookup(source);
+        assert.equal(await lookup.get(intruder.kid), undefined, "a forged pending set: unknown");
+        assert.equal(source.pendingKey(intruder.kid), undefined);
+        // The genuine one, signed by A's endorsed key, naming the new key and the old.
+        await writer.put(`${pendingKeysPrefix(CLUSTER)}A`).value(pending(old, [fresh, old]));
+        await assert.rejects(
+          async () => await lookup.get(fresh.kid),
+          (e: unknown) =>
+            e instanceof TokenError && e.reason === "unendorsed_key" &&
+            /awaits the operator's endorsement: run strata-ctl cluster endorse A/.test(e.message),
+        );
+        assert.equal(source.pendingKey(fresh.kid)?.issuer, "identity@A");
+        assert.equal(source.snapshot().has(fresh.kid), false, "never trusted for tokens");
+        assert.ok(source.snapshot().has(old.kid), "the old key stays endorsed");
+        // The operator endorses it: trusted, and no longer pending.
+        await writer.put(`${endorsementsPrefix(CLUSTER)}A`).value(
+          endorse(root, "A", [fresh, old], hour),
+        );
+        assert.equal((await lookup.get(fresh.kid))?.issuer, "identity@A");
+        assert.equal(source.pendingKey(fresh.kid), undefined);
       } finally {
         source.close();
       }
