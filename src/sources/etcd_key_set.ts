@@ -23,6 +23,28 @@ import {
 import { type Cancel, type Clock, systemClock } from "../runtime/clock.ts";
 import { FreshRead, type KeySetSource, type Unsubscribe } from "./key_set.ts";
 
+/**
+ * A read of etcd outstanding this long (ms) counts as etcd out of reach (a
+ * stopped member answers nothing; the client's dial timeout is 3 s).
+ */
+const SLOW_READ_MS = 1000;
+
+/**
+ * With etcd out of reach, how long a lookup of an unknown key waits for the
+ * read of etcd it starts (ms) before it is answered UNAVAILABLE.
+ */
+export const CUT_OFF_WAIT_MS = 200;
+
+/**
+ * How long a lookup of an unknown key waits for etcd at most (ms) while the
+ * node does not know yet that etcd is out of reach (then it is answered
+ * UNAVAILABLE, and the next lookup knows).
+ */
+export const MISS_WAIT_MS = 1500;
+
+/** How long one read of the endorsements may take (ms) before it counts as failed. */
+const READ_DEADLINE_MS = 2500;
+
 /** The most refused key ids whose reason is remembered. */
 const MAX_REFUSALS = 4096;
 
@@ -74,6 +96,8 @@ export class EtcdKeySetSource implements KeySetSource {
   #watcher?: Watcher;
   #expiryTimer?: Cancel;
   #closed = false;
+  /** When the etcd read under way began (performance.now), while one is. */
+  #readingSince?: number;
   /** Why the last read of etcd failed, while it fails. */
   lastError?: string;
 
@@ -155,6 +179,42 @@ export class EtcdKeySetSource implements KeySetSource {
     return this.#fresh.run();
   }
 
+  /**
+   * A lookup's re-read, bounded: resolves once identity.pub is re-read and
+   * a read of etcd that began after the call has answered, or has had
+   * {@link CUT_OFF_WAIT_MS} (etcd known out of reach) or {@link MISS_WAIT_MS}
+   * (the read goes on). Resolves to why etcd could not be read, if it could not.
+   */
+  async refreshBounded(): Promise<string | undefined> {
+    const known = this.unreachable();
+    let done = false;
+    const full = this.#fresh.run().finally(() => (done = true));
+    full.catch(() => {});
+    const wait = known === undefined ? MISS_WAIT_MS : CUT_OFF_WAIT_MS;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const waited = new Promise<void>((r) => (timer = setTimeout(r, wait)));
+    try {
+      await Promise.all([this.#o.local.refresh(), Promise.race([full.catch(() => {}), waited])]);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (done) return this.lastError === undefined ? undefined : this.unreachable();
+    return known ?? `etcd has not answered a read for ${wait / 1000} s`;
+  }
+
+  /**
+   * Why this node cannot read the endorsements now: the last read of etcd
+   * failed, or the one under way has had no answer for {@link SLOW_READ_MS}
+   * (a lookup of an unknown key then waits only {@link CUT_OFF_WAIT_MS}).
+   */
+  unreachable(): string | undefined {
+    if (this.lastError !== undefined) return `etcd is out of reach (${this.lastError})`;
+    const since = this.#readingSince === undefined ? 0 : performance.now() - this.#readingSince;
+    return since > SLOW_READ_MS
+      ? `etcd has not answered a read for ${(since / 1000).toFixed(1)} s`
+      : undefined;
+  }
+
   /** Stops the watch and closes the etcd client. */
   close(): void {
     this.#closed = true;
@@ -165,11 +225,13 @@ export class EtcdKeySetSource implements KeySetSource {
 
   async #refresh(): Promise<void> {
     await this.#o.local.refresh();
+    this.#readingSince = performance.now();
     try {
       const pendingPrefix = pendingKeysPrefix(this.#o.cluster);
+      const deadline = { deadline: new Date(Date.now() + READ_DEADLINE_MS) };
       const [all, pending] = await Promise.all([
-        this.#o.client.getAll().prefix(this.#prefix).strings(),
-        this.#o.client.getAll().prefix(pendingPrefix).strings(),
+        this.#o.client.getAll().prefix(this.#prefix).options(deadline).strings(),
+        this.#o.client.getAll().prefix(pendingPrefix).options(deadline).strings(),
       ]);
       const raw = new Map<string, string>();
       for (const [k, v] of Object.entries(all)) raw.set(k.slice(this.#prefix.length), v);
@@ -182,6 +244,8 @@ export class EtcdKeySetSource implements KeySetSource {
       // etcd unreachable: what was last read still holds, each endorsement until its
       // expiry (foreign tokens are refused past the partition bound: etcd_revocations.ts).
       this.lastError = (err as Error).message;
+    } finally {
+      this.#readingSince = undefined;
     }
     await this.#judge();
   }

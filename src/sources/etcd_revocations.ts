@@ -257,10 +257,13 @@ export class EtcdRevocationSource implements PushableRevocationSource {
     try {
       entries = await this.#open(key, value);
     } catch (err) {
-      // Signed by a key this node does not know (yet) or does not trust (yet): read again
-      // later. Otherwise forged: ignored.
-      const why = (err as { reason?: string }).reason;
-      if (why === "unknown_key" || why === "unendorsed_key") this.#retry.add(key);
+      // Signed by a key this node does not know (yet), does not trust (yet), or could not
+      // look up (etcd out of reach): read again later. Otherwise forged: ignored.
+      const why = (err as { reason?: string }).reason ??
+        (err as { details?: { reason?: string } }).details?.reason;
+      if (["unknown_key", "unendorsed_key", "etcd_unreachable"].includes(why!)) {
+        this.#retry.add(key);
+      }
       return;
     }
     this.#seen.add(key);

@@ -17,6 +17,7 @@
 import type { VerifyKey } from "../token/keys.ts";
 import { importKeySet, type KeyLookup } from "../token/key_set.ts";
 import { TokenError } from "../token/paseto.ts";
+import { StrataError } from "../wire/errors.ts";
 
 /**
  * Re-reads that a caller can trust to be fresh: run() resolves after a read
@@ -61,6 +62,12 @@ export interface KeySetSource {
   subscribe(fn: (keys: ReadonlyMap<string, VerifyKey>) => void): Unsubscribe;
   /** Why a key id the source knows of is not trusted (cluster mode: no valid endorsement). */
   refusal?(kid: string): string | undefined;
+  /**
+   * The re-read of a lookup that missed, bounded in time (cluster mode: etcd
+   * may be out of reach): resolves to why the source could not be read in
+   * time, or undefined once a read that began after the call is done.
+   */
+  refreshBounded?(): Promise<string | undefined>;
   /** Releases what the source holds open (an etcd client). */
   close?(): void;
 }
@@ -142,18 +149,29 @@ export class KeySetLookup implements KeyLookup {
   /**
    * Looks a key up; on a miss, re-reads the source once before answering.
    * A key the source refuses (an endorsement that does not hold) is a
-   * TokenError "unendorsed_key" with the reason, not just unknown.
+   * TokenError "unendorsed_key" with the reason, not just unknown. A key the
+   * source cannot judge because its store is out of reach is UNAVAILABLE
+   * (`details.reason` "etcd_unreachable"): a lookup that may succeed later.
    */
   get(kid: string): VerifyKey | Promise<VerifyKey | undefined> {
     const hit = this.#source.snapshot().get(kid);
     if (hit) return hit;
-    return this.#source.refresh().then(() => {
+    const read = this.#source.refreshBounded?.() ?? this.#source.refresh().then(() => undefined);
+    return read.then((cut) => {
       const key = this.#source.snapshot().get(kid);
       const why = key ? undefined : this.#source.refusal?.(kid);
       if (why !== undefined) {
         throw new TokenError(
           "unendorsed_key",
           `token: signed by key ${kid}, which the cluster root does not endorse: ${why}`,
+        );
+      }
+      if (!key && cut !== undefined) {
+        throw new StrataError(
+          "UNAVAILABLE",
+          `token: signed by key ${kid}, which this node does not know and cannot look up now: ` +
+            `${cut}; retry once it reaches etcd again`,
+          { reason: "etcd_unreachable", kid },
         );
       }
       return key;

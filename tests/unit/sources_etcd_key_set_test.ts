@@ -4,7 +4,8 @@
  * cluster root makes a key trusted, for its own issuer only; forged, foreign,
  * expired and withdrawn ones are refused as unendorsed_key with the reason.
  * A node's pending keys (after a rotation) are refused with that reason and
- * count only for its revocation lists.
+ * count only for its revocation lists; cut off from etcd, an unknown key is
+ * answered UNAVAILABLE without waiting for etcd's timeouts.
  */
 
 import assert from "node:assert/strict";
@@ -17,6 +18,7 @@ import {
   type SigningKey,
 } from "../../src/token/keys.ts";
 import { signEndorsement, signPendingKeys } from "../../src/token/endorsement.ts";
+import { StrataError } from "../../src/wire/errors.ts";
 import { TokenError } from "../../src/token/paseto.ts";
 import { TokenVerifier } from "../../src/token/verifier.ts";
 import { ClaimsError } from "../../src/token/claims.ts";
@@ -226,6 +228,51 @@ Deno.test("etcd key set: a node's pending keys, signed by its endorsed key, are 
     });
   } finally {
     writer.close();
+    await etcd.stop();
+  }
+});
+
+Deno.test("etcd key set: with etcd out of reach, an unknown key is answered UNAVAILABLE promptly", async () => {
+  const etcd = await startEtcd(1);
+  let stopped = false;
+  try {
+    await withTempDir(async (dir) => {
+      const root = await generateSigningKey();
+      const unknown = await generateSigningKey();
+      const source = new EtcdKeySetSource({
+        cluster: CLUSTER,
+        client: new Etcd3({ hosts: etcd.endpoints, dialTimeout: 3000 }),
+        root: await importVerifyKey(root.publicKey),
+        local: new FileKeySetSource(`${dir}/identity.pub`),
+      });
+      await source.start();
+      try {
+        const lookup = new KeySetLookup(source);
+        assert.equal(await lookup.get(unknown.kid), undefined, "etcd answers: unknown");
+        // A stopped member answers nothing: reads hang until their deadline.
+        etcd.members[0].kill("SIGSTOP");
+        stopped = true;
+        const times: number[] = [];
+        for (let i = 0; i < 2; i++) {
+          const t0 = performance.now();
+          await assert.rejects(
+            async () => await lookup.get(unknown.kid),
+            (e: unknown) =>
+              e instanceof StrataError && e.errorName === "UNAVAILABLE" &&
+              e.details?.reason === "etcd_unreachable" && /cannot look up now/.test(e.message),
+          );
+          times.push(performance.now() - t0);
+        }
+        console.log(`  unknown key, etcd stopped: ${times.map((t) => t.toFixed(0)).join(", ")} ms`);
+        assert.ok(times[0] < 2500 && times[1] < 1000, `answered promptly: ${times}`);
+      } finally {
+        if (stopped) etcd.members[0].kill("SIGCONT");
+        stopped = false;
+        source.close();
+      }
+    });
+  } finally {
+    if (stopped) etcd.members[0].kill("SIGCONT");
     await etcd.stop();
   }
 });
