@@ -184,7 +184,7 @@ Deno.test("cluster failover: every etcd member killed; own tokens served, foreig
   try {
     ({ nodes, temps } = await twoNodes(etcd, op, { boundMs: 1000 }));
     const [a, b] = nodes;
-    const toks = await issueOn(a, 3);
+    const toks = await issueOn(a, 4);
     const tokB = await issue(b, { service: "fs", actions: ["list"] });
     assert.ok((await revoke(a, toks[0].cap_id)).ok);
     await refusedFor(b, toks[0].token, "revoked");
@@ -216,6 +216,10 @@ Deno.test("cluster failover: every etcd member killed; own tokens served, foreig
     // A restarts while etcd is still down: the pending write outlives it.
     await a.stop();
     nodes[0] = await startNode({ temp: temps[0] });
+    // And one more revocation by the restarted identity, still with etcd down: this one is
+    // written again by the running process's retry (no restart in between).
+    const r3 = await revoke(nodes[0], toks[3].cap_id);
+    assert.equal(!r3.ok && r3.error.details?.reason, "etcd_unreachable", JSON.stringify(r3));
     // The members come back on their data dirs; nobody revokes again.
     await Promise.all([0, 1, 2].map((i) => etcd.restart(i)));
     const back = performance.now();
@@ -230,6 +234,13 @@ Deno.test("cluster failover: every etcd member killed; own tokens served, foreig
       } ms after etcd was back`,
     );
     assert.ok(retried.ms < 10_000);
+    const retried3 = await refusedFor(b, toks[3].token, "revoked");
+    console.log(
+      `  the one revoked after A's restart refused on B ${
+        (performance.now() - back).toFixed(0)
+      } ms after etcd was back`,
+    );
+    assert.ok(retried3.ms < 10_000);
     await waitFor(
       "the pending file to empty",
       () => JSON.parse(Deno.readTextFileSync(stateFiles(a.layout).etcdPending)).length === 0,
@@ -252,7 +263,7 @@ Deno.test("cluster failover: every etcd member killed; own tokens served, foreig
       );
       await nodes[1].stop();
       nodes[1] = await startNode({ temp: temps[1] });
-      for (const t of [toks[0], toks[2]]) {
+      for (const t of [toks[0], toks[2], toks[3]]) {
         const x = await listOn(nodes[1], t.token);
         assert.equal(!x.ok && x.error.details?.reason, "revoked", JSON.stringify(x));
       }
