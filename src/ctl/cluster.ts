@@ -24,6 +24,7 @@ import { OPENSSL } from "../runtime/permissions.ts";
 import type { KeySetDocument } from "../token/key_set.ts";
 import { rfc3339 } from "../token/claims.ts";
 import {
+  type EndorsedKey,
   EndorsementError,
   signEndorsement,
   verifyEndorsement,
@@ -36,6 +37,7 @@ import {
   parseSecretPaserk,
   publicPaserk,
   secretPaserk,
+  type SigningKey,
 } from "../token/keys.ts";
 import { endorsementsPrefix, pendingKeysPrefix } from "../sources/etcd_key_set.ts";
 import { CtlError, EXIT, usage } from "./errors.ts";
@@ -191,7 +193,26 @@ export async function joinNode(node: string, options: JoinOptions): Promise<Join
     keys.push({ kid: k.kid, public: k.public });
   }
   if (keys.length === 0) throw usage(`${issuer} publishes no current key`);
-  const expMs = now + options.ttlMs;
+  const { etcdKey, expMs } = await writeEndorsement(root, node, keys, { ...options, now });
+  const result: JoinResult = {
+    node,
+    issuer,
+    kids: keys.map((k) => k.kid),
+    expires: rfc3339(expMs),
+    etcd_key: etcdKey,
+  };
+  if (options.hosts.length > 0) Object.assign(result, await issueCert(node, options));
+  return result;
+}
+
+/** Signs `node`'s endorsement of `keys` with the root key and writes it to etcd. */
+async function writeEndorsement(
+  root: SigningKey,
+  node: string,
+  keys: EndorsedKey[],
+  options: { cluster: string; etcd: Etcd3; ttlMs: number; now: number },
+): Promise<{ etcdKey: string; expMs: number }> {
+  const expMs = options.now + options.ttlMs;
   const signed = signEndorsement(root, { cluster: options.cluster, node, keys, expMs });
   const etcdKey = `${endorsementsPrefix(options.cluster)}${node}`;
   try {
@@ -202,15 +223,7 @@ export async function joinNode(node: string, options: JoinOptions): Promise<Join
       "check --etcd-endpoints and that etcd is up",
     );
   }
-  const result: JoinResult = {
-    node,
-    issuer,
-    kids: keys.map((k) => k.kid),
-    expires: rfc3339(expMs),
-    etcd_key: etcdKey,
-  };
-  if (options.hosts.length > 0) Object.assign(result, await issueCert(node, options));
-  return result;
+  return { etcdKey, expMs };
 }
 
 /** Reads the root key from the operator's folder. */
@@ -286,21 +299,7 @@ export async function endorseNode(
     );
   }
   if (offered.keys.length === 0) throw usage(`${node}'s pending key set is empty`);
-  const expMs = now + options.ttlMs;
-  const signed = signEndorsement(root, {
-    cluster: options.cluster,
-    node,
-    keys: offered.keys,
-    expMs,
-  });
-  try {
-    await options.etcd.put(etcdKey).value(signed);
-  } catch (err) {
-    throw failed(
-      `cannot write the endorsement to etcd: ${(err as Error).message}`,
-      "check --etcd-endpoints and that etcd is up",
-    );
-  }
+  const { expMs } = await writeEndorsement(root, node, offered.keys, { ...options, now });
   const before = new Set(endorsed.keys.map((k) => k.kid));
   const after = new Set(offered.keys.map((k) => k.kid));
   return {

@@ -864,6 +864,23 @@ async function clusterOf(ctx: Context): Promise<{ name: string; etcd: Etcd3 }> {
   return { name: c.name, etcd: etcdClient(ctx.session.layout) };
 }
 
+/** `--ttl` of `cluster join` and `cluster endorse`: how long the endorsement holds (ms). */
+function endorsementTtl(input: Input): number {
+  const ttlText = input.options.ttl as string | undefined;
+  const ttlMs = ttlText === undefined ? DEFAULT_ENDORSEMENT_TTL_MS : parseDuration(ttlText);
+  if (ttlMs === undefined || ttlMs < 1000) {
+    throw usage(`--ttl: cannot read "${ttlText}" as a duration`, "use e.g. 12h or 30d");
+  }
+  return ttlMs;
+}
+
+/** `--ttl` of the commands that endorse. */
+const TTL: OptionSpec = {
+  name: "ttl",
+  value: "DURATION",
+  summary: "how long the endorsement holds (default 30d)",
+};
+
 const DIR: OptionSpec = {
   name: "dir",
   value: "DIR",
@@ -901,17 +918,13 @@ cluster CA: ${r.ca}`,
       options: [
         DIR,
         { name: "keys", value: "FILE", summary: "NODE's identity.pub (default: ask this node)" },
-        { name: "ttl", value: "DURATION", summary: "how long the endorsement holds (default 30d)" },
+        TTL,
         { name: "host", value: "LIST", summary: "IPs or names of NODE's tcp:// endpoints" },
       ],
       examples: ["strata-ctl cluster join a --dir ~/strata-root --host 10.0.0.1"],
       async run(ctx, input) {
         const node = input.args[0];
-        const ttlText = input.options.ttl as string | undefined;
-        const ttlMs = ttlText === undefined ? DEFAULT_ENDORSEMENT_TTL_MS : parseDuration(ttlText);
-        if (ttlMs === undefined || ttlMs < 1000) {
-          throw usage(`--ttl: cannot read "${ttlText}" as a duration`, "use e.g. 12h or 30d");
-        }
+        const ttlMs = endorsementTtl(input);
         const file = input.options.keys as string | undefined;
         const keys = file
           ? JSON.parse(await Deno.readTextFile(file))
@@ -948,7 +961,7 @@ certificate ${r.cert}, key ${r.key}: hand them to ${node}`
       args: [{ name: "NODE" }],
       options: [
         DIR,
-        { name: "ttl", value: "DURATION", summary: "how long the endorsement holds (default 30d)" },
+        TTL,
       ],
       description: [
         "identity.rotate_key on NODE publishes its new key set in etcd, signed by a key",
@@ -958,11 +971,7 @@ certificate ${r.cert}, key ${r.key}: hand them to ${node}`
       ],
       examples: ["strata-ctl cluster endorse a --dir ~/strata-root"],
       async run(ctx, input) {
-        const ttlText = input.options.ttl as string | undefined;
-        const ttlMs = ttlText === undefined ? DEFAULT_ENDORSEMENT_TTL_MS : parseDuration(ttlText);
-        if (ttlMs === undefined || ttlMs < 1000) {
-          throw usage(`--ttl: cannot read "${ttlText}" as a duration`, "use e.g. 12h or 30d");
-        }
+        const ttlMs = endorsementTtl(input);
         const cluster = await clusterOf(ctx);
         try {
           const r = await endorseNode(input.args[0], {
