@@ -12,8 +12,8 @@
 import type { Etcd3 } from "etcd3";
 import { Client } from "../server/client.ts";
 import type { Layout } from "../runtime/config.ts";
-import { verifyEndorsement } from "../token/endorsement.ts";
-import { endorsementsPrefix } from "../sources/etcd_key_set.ts";
+import { verifyEndorsement, verifyPendingKeys } from "../token/endorsement.ts";
+import { endorsementsPrefix, pendingKeysPrefix } from "../sources/etcd_key_set.ts";
 import { parseEndpoint } from "../wire/endpoint.ts";
 import type { Session } from "./session.ts";
 
@@ -35,6 +35,11 @@ export interface NodeRow {
   node: string;
   /** "yes until …", or why its endorsement does not hold, or "none". */
   endorsed: string;
+  /**
+   * Key ids its identity published after a rotation, signed by its endorsed
+   * key, that the root does not endorse yet (`cluster endorse NODE`).
+   */
+  pending?: string[];
   /** Whether its registry's lease is alive (it has entries in etcd). */
   up: boolean;
   services: NodeService[];
@@ -124,9 +129,13 @@ export async function clusterStatus(
   const root = await readRootKey(c.root);
   const etcd: ClusterStatus["etcd"] = { reachable: false };
   let endorsements: Record<string, string> = {};
+  let pending: Record<string, string> = {};
   const t0 = performance.now();
   try {
-    endorsements = await options.etcd.getAll().prefix(endorsementsPrefix(c.name)).strings();
+    [endorsements, pending] = await Promise.all([
+      options.etcd.getAll().prefix(endorsementsPrefix(c.name)).strings(),
+      options.etcd.getAll().prefix(pendingKeysPrefix(c.name)).strings(),
+    ]);
     etcd.reachable = true;
     etcd.ms = +(performance.now() - t0).toFixed(1);
   } catch (err) {
@@ -143,8 +152,16 @@ export async function clusterStatus(
   for (const [key, signed] of Object.entries(endorsements)) {
     const node = key.slice(endorsementsPrefix(c.name).length);
     try {
-      const e = await verifyEndorsement(signed, root, { cluster: c.name, node, now: Date.now() });
+      const expect = { cluster: c.name, node, now: Date.now() };
+      const e = await verifyEndorsement(signed, root, expect);
       row(node).endorsed = `yes until ${new Date(e.expMs).toISOString()}`;
+      const offered = pending[`${pendingKeysPrefix(c.name)}${node}`];
+      if (offered !== undefined) {
+        // Only a set signed by the node's endorsed key is its own; a forged one says nothing.
+        const p = await verifyPendingKeys(offered, e, expect).catch(() => undefined);
+        const fresh = p?.keys.filter((k) => !e.keys.some((x) => x.kid === k.kid)) ?? [];
+        if (fresh.length > 0) row(node).pending = fresh.map((k) => k.kid);
+      }
     } catch (err) {
       row(node).endorsed = `refused: ${(err as Error).message}`;
     }
@@ -176,6 +193,11 @@ export function renderClusterStatus(s: ClusterStatus): string {
   ];
   for (const n of s.nodes) {
     lines.push(`${n.node}: ${n.up ? "up" : "down (no registry lease)"}; endorsed: ${n.endorsed}`);
+    if (n.pending) {
+      lines.push(
+        `  pending endorsement: ${n.pending.join(", ")} (strata-ctl cluster endorse ${n.node})`,
+      );
+    }
     for (const v of n.services) lines.push(`  ${v.service} ${v.endpoint} ${v.health}`);
   }
   return lines.join("\n");

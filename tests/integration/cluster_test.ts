@@ -140,6 +140,10 @@ Deno.test("cluster: A's tokens on B only while the root endorses A; forged keys 
       /awaits the operator's endorsement: run strata-ctl cluster endorse a/,
     );
     assert.ok((await listOnB(b, tokA)).ok, "the old key is still endorsed");
+    const status = await ctl(b.layout, op, ["cluster", "status"]) as {
+      nodes: { node: string; pending?: string[] }[];
+    };
+    assert.deepEqual(status.nodes.find((n) => n.node === "a")?.pending, [rot.kid]);
     // A revocation on A now is signed by the new key: B applies it all the same (its pending set
     // is signed by A's endorsed key, and a revocation only takes trust away).
     const rv = await a.request("identity", "identity.revoke", {
@@ -194,6 +198,10 @@ Deno.test("cluster: A's tokens on B only while the root endorses A; forged keys 
       `  rotated key honoured on B ${(performance.now() - t2).toFixed(1)} ms after endorse`,
     );
     assert.ok((await listOnB(b, tokA)).ok, "the old key's tokens still honoured");
+    const status2 = await ctl(b.layout, op, ["cluster", "status"]) as {
+      nodes: { node: string; pending?: string[] }[];
+    };
+    assert.equal(status2.nodes.find((n) => n.node === "a")?.pending, undefined);
     // Re-joining A on A endorses the same keys (what its identity publishes).
     const rejoined = await ctl(a.layout, op, ["cluster", "join", "a", "--dir", op]) as {
       kids: string[];
