@@ -280,10 +280,15 @@ export class IdentityService {
    * endorsement already names every key. At start, after a rotation, and
    * again by the retry until etcd has it; false when etcd did not take it.
    */
-  offerKeys(): Promise<boolean> {
-    if (this.keysOffered) return Promise.resolve(true);
-    this.#offering ??= this.#offerKeys().finally(() => (this.#offering = undefined));
-    return this.#offering;
+  async offerKeys(): Promise<boolean> {
+    if (!this.#d.offerKeys) return true;
+    const gen = this.#keysGen;
+    // An offer under way may be of the key set before a rotation: then offer again.
+    while (this.#offered < gen) {
+      this.#offering ??= this.#offerKeys().finally(() => (this.#offering = undefined));
+      if (!await this.#offering) return false;
+    }
+    return true;
   }
 
   async #offerKeys(): Promise<boolean> {
