@@ -409,6 +409,15 @@ Deno.test("cluster: cut off from etcd past the bound, B refuses A's tokens as UN
       assert.match(!lookup.ok ? lookup.error.message : "", /cannot look up now: etcd/);
       assert.ok(lookupMs < bound, `answered within ${bound} ms: ${lookupMs.toFixed(0)} ms`);
     }
+    // A rotates its key meanwhile: in effect on A; etcd does not take the pending key set yet.
+    const tR = performance.now();
+    const rotated = await a.request("identity", "identity.rotate_key", {}, a.operatorToken());
+    assert.ok(rotated.ok, JSON.stringify(rotated));
+    const rot = rotated.result as { kid: string; pending_endorsement?: { published: boolean } };
+    console.log(
+      `  rotate_key with etcd stopped answered in ${(performance.now() - tR).toFixed(0)} ms`,
+    );
+    assert.equal(rot.pending_endorsement?.published, false, JSON.stringify(rot));
 
     // etcd answers again: B catches up (re-reads the revocations) and honours A's token.
     etcd.members[0].kill("SIGCONT");
@@ -418,6 +427,20 @@ Deno.test("cluster: cut off from etcd past the bound, B refuses A's tokens as UN
     console.log(
       `  A's token honoured on B ${(performance.now() - t1).toFixed(0)} ms after etcd resumed`,
     );
+    // A's identity writes the pending key set by itself: B names the new key as awaiting the
+    // operator, without anyone rotating or revoking again.
+    const tokA2 = (await issue(a, { service: "fs", actions: ["list"] })).token;
+    let pending;
+    await waitFor("B to know A's new key as pending", async () => {
+      pending = await listOnB(b, tokA2);
+      return !pending.ok && pending.error.details?.reason === "unendorsed_key";
+    }, 10_000);
+    console.log(
+      `  A's pending key set known on B ${
+        (performance.now() - t1).toFixed(0)
+      } ms after etcd resumed`,
+    );
+    assert.match(JSON.stringify(pending), new RegExp(`${rot.kid}.*cluster endorse a`));
   } finally {
     if (paused) etcd.members[0].kill("SIGCONT");
     for (const n of nodes) await n.stop().catch((e) => console.error(e));
