@@ -556,7 +556,7 @@ const PROPAGATION = {
 };
 // A client on node A reads B's fs over its tcp:// endpoint (TLS, the cluster CA's certificate).
 const CROSS_READ = {
-  name: "fs.read 720 KiB, node A reading node B over TLS, 4 conn",
+  name: "cross-node fs.read 720 KiB over TLS (A reads B), 4 conn",
   unit: "MB/s",
   higherIsBetter: true,
 };

@@ -32,7 +32,7 @@ ms_now() { date +%s%3N; }
 [ -x "$ETCD_BIN" ] || fail "etcd not found at $ETCD_BIN: apt-get install etcd-server (or set ETCD_BIN)"
 command -v openssl > /dev/null || fail "openssl not found (strata-ctl cluster init makes the CA with it)"
 
-DEMO=$(mktemp -d /tmp/strata-demo-XXXXXX)
+DEMO=$(mktemp -d /tmp/strata-cluster-demo-XXXXXX)
 STARTED=() # pids of the Strata processes started here: each node's `deno task start`, the probe
 ETCD_PIDS=() # pids of the etcd members
 

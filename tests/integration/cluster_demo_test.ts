@@ -9,12 +9,13 @@ import assert from "node:assert/strict";
 import { alive, REPO_ROOT } from "../helpers.ts";
 import { ETCD_BIN, haveEtcd } from "../etcd.ts";
 
+/** The prefix of the demo's temp dir (`mktemp -d /tmp/strata-cluster-demo-XXXXXX`). */
+const PREFIX = "strata-cluster-demo-";
+
 /** The demo's temp dirs now (the script makes one under /tmp and removes it on exit). */
 function demoDirs(): Set<string> {
   return new Set(
-    [...Deno.readDirSync("/tmp")].filter((e) => e.name.startsWith("strata-demo-")).map((e) =>
-      e.name
-    ),
+    [...Deno.readDirSync("/tmp")].map((e) => e.name).filter((n) => n.startsWith(PREFIX)),
   );
 }
 
