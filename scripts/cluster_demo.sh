@@ -220,7 +220,7 @@ say "   sha256 on A: $SUM_A"
 [ "$SUM_A" = "$SUM_B" ] || fail "the file read on A differs from B's"
 say "   byte-identical"
 
-step "revoke on C (C's operator revokes A's token, passing the token)"
+step "revoke on C: strata-ctl token revoke TOKEN, with C's operator token"
 probe_out="$DEMO/probe.out"
 deno run --quiet --no-prompt --allow-read="$DEMO" --allow-write="$DEMO" \
   --allow-net="unix:$DEMO/a/rt/fs.sock,unix:$DEMO/b/rt/fs.sock,unix:$DEMO/c/rt/fs.sock" \
@@ -235,7 +235,7 @@ for _ in $(seq 200); do
   sleep 0.05
 done
 t=$(ms_now)
-out=$(ctl c identity.revoke "{\"token\":\"$TOKEN\"}") || fail "revoke on C: $out"
+out=$(ctl c token revoke "$TOKEN") || fail "revoke on C: $out"
 REVOKE_MS=$(($(ms_now) - t))
 wait "$PROBE" || fail "probe: $(cat "$probe_out")"
 at() { sed -n "s/^refused $1 //p" "$probe_out"; }
