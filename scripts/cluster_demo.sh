@@ -8,7 +8,7 @@
 #
 #   bash scripts/cluster_demo.sh
 #
-# Needs Debian's etcd-server (/usr/bin/etcd; ETCD_BIN names another), openssl, and this repo's
+# Needs Debian's etcd-server (/usr/bin/etcd; ETCD_BIN names another), openssl, ps, and this repo's
 # `deno task`. DEMO_MIB sets the size of the file read across nodes (default 100).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -108,17 +108,15 @@ for i in 0 1 2; do
     --initial-cluster-token "strata-demo-$$" > "$DEMO/etcd-e$i.log" 2>&1 &
   ETCD_PIDS+=($!)
 done
-healthy=0
-for _ in $(seq 150); do
-  healthy=0
-  for i in 0 1 2; do
-    curl -fs "http://127.0.0.1:${PORTS[$((2 * i))]}/health" 2> /dev/null | grep -q '"health":"true"' &&
-      healthy=$((healthy + 1))
-  done
-  [ "$healthy" = 3 ] && break
-  sleep 0.1
-done
-[ "$healthy" = 3 ] || fail "etcd did not become healthy in 15 s (logs: $DEMO/etcd-e*.log)"
+# Every member reports healthy once the cluster has a leader.
+deno eval "
+  const urls = '$ENDPOINTS'.split(',').map((u) => u + '/health');
+  const healthy = (u) => fetch(u).then((r) => r.text(), () => '').then((t) => t.includes('\"true\"'));
+  for (const until = Date.now() + 15000; Date.now() < until;) {
+    if ((await Promise.all(urls.map(healthy))).every(Boolean)) Deno.exit(0);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  Deno.exit(1);" || fail "etcd did not become healthy in 15 s (logs: $DEMO/etcd-e*.log)"
 
 # strata-ctl and `deno task start` of node $1 (the launcher reads STRATA_* variables).
 node_env() {
