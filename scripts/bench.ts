@@ -21,7 +21,7 @@ import { Client } from "../src/server/client.ts";
 import type { Response } from "../src/wire/envelope.ts";
 import { alive, memoryMb, waitFor } from "../tests/helpers.ts";
 import { haveEtcd } from "../tests/etcd.ts";
-import { revocationPropagation } from "./bench_cluster.ts";
+import { clusterFigures } from "./bench_cluster.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -554,16 +554,28 @@ const PROPAGATION = {
   unit: "ms",
   higherIsBetter: false,
 };
+// A client on node A reads B's fs over its tcp:// endpoint (TLS, the cluster CA's certificate).
+const CROSS_READ = {
+  name: "cross-node fs.read 720 KiB over TLS (A reads B), 4 conn",
+  unit: "MB/s",
+  higherIsBetter: true,
+};
 if (haveEtcd()) {
-  const p = await revocationPropagation(200);
+  const { propagation: p, crossRead: r } = await clusterFigures({
+    revocations: 200,
+    seconds: SECONDS,
+  });
   record(PROPAGATION, subjects[0], p.p99_ms);
   console.error(
     `${subjects[0].name}: ${PROPAGATION.name}: p50 ${p.p50_ms.toFixed(1)} / p99 ` +
       `${p.p99_ms.toFixed(1)} / max ${p.max_ms.toFixed(1)} ms over ${p.revocations}`,
   );
+  record(CROSS_READ, subjects[0], r.mb_per_sec, { ...r });
+  console.error(`${subjects[0].name}: ${CROSS_READ.name}: ${r.mb_per_sec} MB/s`);
 } else {
   console.log(
-    `skipped: ${PROPAGATION.name} (etcd is not installed: apt-get install etcd-server)`,
+    `skipped: ${PROPAGATION.name} and ${CROSS_READ.name} ` +
+      "(etcd is not installed: apt-get install etcd-server)",
   );
 }
 

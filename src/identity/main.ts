@@ -11,7 +11,7 @@ import type { RevokedEntry } from "../token/revocation_set.ts";
 import { claimedKeyIds } from "../token/endorsement.ts";
 import { ensureDir } from "../runtime/files.ts";
 import { logger } from "../runtime/log.ts";
-import { runMain, runService } from "../node/service.ts";
+import { defaultTrust, runMain, runService } from "../node/service.ts";
 import { Trust } from "../sources/trust.ts";
 import { IssuedBook } from "./issued.ts";
 import { KeyRing } from "./keyring.ts";
@@ -69,7 +69,11 @@ await runMain("identity", async () => {
   const ring = await KeyRing.open(st);
   const revocations = RevocationLog.open(st);
   const issued = IssuedBook.open(st);
-  const trust = new Trust(layout, { keys: ring, revoked: revocations.set });
+  // Cluster mode: identity also judges other nodes' tokens (to revoke or introspect them), by
+  // the endorsed keys and the cluster's revocations, as fs does.
+  const trust = layout.cluster
+    ? await defaultTrust(layout, { ownKeys: ring })
+    : new Trust(layout, { keys: ring, revoked: revocations.set });
   const publish = layout.cluster ? await etcdPublisher(layout, ring) : undefined;
   const identity = new IdentityService({
     layout,

@@ -188,6 +188,14 @@ export class IdentityService {
     if (deps.publish) this.#loadUnpublished();
   }
 
+  /**
+   * Whether `cap` is this node's operator token (root, issued here). Another node's root token,
+   * honoured in cluster mode, is no operator of this identity.
+   */
+  #isOperator(cap: Capability): boolean {
+    return isRoot(cap) && cap.claims.iss === this.#issuer;
+  }
+
   /** Reads the pending etcd writes a previous run left (expired ones are dropped). */
   #loadUnpublished(): void {
     let text: string;
@@ -557,6 +565,17 @@ export class IdentityService {
     },
     parent: Capability,
   ): Promise<Issued> {
+    if (parent.claims.iss !== this.#issuer) {
+      // A delegation is minted by the identity that issued the parent: it keeps the record of
+      // the tree (identity.list) and the tree's revocation quota.
+      const node = parent.claims.iss.replace(/^identity@/, "");
+      throw permissionDenied(
+        `identity.issue: your token was issued by ${parent.claims.iss}, not ${this.#issuer}; ` +
+          `a token is delegated by the identity that issued it: call identity.issue on node ` +
+          `${node} (tokens it mints are honoured on every node of the cluster)`,
+        { reason: "foreign_issuer", issuer: parent.claims.iss },
+      );
+    }
     const now = Date.now();
     const rights = resolveRights(p);
     // The cap_id seals the expiry, known only after attenuate: a stand-in first.
@@ -614,19 +633,32 @@ export class IdentityService {
       try {
         cap = await this.#d.trust.verifier.verify(p.token);
       } catch (err) {
-        throw invalidArgument(`params.token: not a token of this node (${(err as Error).message})`);
+        throw invalidArgument(
+          `params.token: not a token this node trusts (${(err as Error).message})`,
+        );
       }
       if (p.cap_id !== undefined && p.cap_id !== cap.capId) {
         throw invalidArgument(`params.cap_id: the token's cap_id is ${cap.capId}, not ${p.cap_id}`);
       }
       const root = isRoot(cap);
+      if (root && cap.claims.iss !== this.#issuer) {
+        // Its own identity writes a new operator token when it is revoked; this one cannot.
+        throw permissionDenied(
+          `params.token: ${cap.capId} is the root operator capability of ${cap.claims.iss}; ` +
+            "revoke it on that node (its identity then writes a new operator token)",
+          { reason: "foreign_root" },
+        );
+      }
       target = { capId: cap.capId, lineage: cap.lineage, expMs: cap.expMs, root };
     } else if (p.cap_id !== undefined) {
       const sealed = this.#d.ring.openCapId(p.cap_id, now);
       if (sealed === undefined) {
         throw notFound(
           `params.cap_id: ${p.cap_id} was never issued by this node's identity, so nothing ` +
-            "was revoked; check the id (strata-ctl token inspect shows a token's cap_id)",
+            "was revoked; check the id (strata-ctl token inspect shows a token's cap_id)" +
+            (this.#d.layout.cluster
+              ? "; to revoke another node's token here, pass the token itself (params.token)"
+              : ""),
           { reason: "never_issued" },
         );
       }
@@ -635,7 +667,7 @@ export class IdentityService {
     } else {
       throw invalidArgument("params: give cap_id, or the token to revoke");
     }
-    const root = isRoot(by);
+    const root = this.#isOperator(by);
     if (!root && target.capId !== by.capId && !target.lineage?.includes(by.capId)) {
       throw permissionDenied(
         target.lineage
@@ -747,6 +779,8 @@ export class IdentityService {
         const batch = this.#queue.splice(0);
         try {
           await this.#d.revocations.appendAll(batch);
+          // Cluster mode: the set identity judges tokens by is its own (etcd feeds it too).
+          this.#d.trust.revoked.add(batch.map((q) => q.entry));
         } catch (err) {
           for (const q of batch) q.reject(err);
           continue;
@@ -818,7 +852,7 @@ export class IdentityService {
    * otherwise the caller's own and those delegated from it. Newest first.
    */
   #list(p: ListParams, by: Capability): ListAnswer {
-    const root = by.claims.service === ANY_SERVICE && by.claims.parent === undefined;
+    const root = this.#isOperator(by);
     const revoked = this.#d.revocations.set;
     const matched: Listed[] = [];
     for (const r of this.#d.issued.list({ tree: root ? undefined : by.capId }).reverse()) {
@@ -856,7 +890,12 @@ export class IdentityService {
       return { valid: false, reason: (err as { reason?: string }).reason ?? "malformed" };
     }
     try {
-      checkCapability(cap, undefined, { service: "identity", revoked: this.#d.revocations.set });
+      // The trust's set: this node's revocations and, in cluster mode, every node's from etcd.
+      const { revoked, cannotVouch } = this.#d.trust.authContext;
+      checkCapability(cap, undefined, { service: "identity", revoked, cannotVouch });
+      if (revoked !== this.#d.revocations.set) {
+        checkCapability(cap, undefined, { service: "identity", revoked: this.#d.revocations.set });
+      }
     } catch (err) {
       const reason = (err as { details?: { reason?: string } }).details?.reason ?? "invalid";
       return { valid: false, reason, claims: cap.claims };
@@ -867,7 +906,7 @@ export class IdentityService {
   async #rotate(by: Capability) {
     // The operator token is the root: service "*" and no parent. A delegated
     // token may carry the right, but rotating the node's key is not delegable.
-    if (!isRoot(by)) {
+    if (!this.#isOperator(by)) {
       throw permissionDenied("identity.rotate_key: only the operator token may rotate the key", {
         reason: "not_operator",
       });

@@ -11,6 +11,9 @@ import { StrataError } from "../wire/errors.ts";
 import { PUSH_TARGETS, syncSpec } from "../api/mod.ts";
 import { type Method, Server, type ServerLimits } from "../server/server.ts";
 import { Trust } from "../sources/trust.ts";
+import { KeySetLookup } from "../sources/key_set.ts";
+import type { KeyLookup } from "../token/key_set.ts";
+import { RevocationSet } from "../token/revocation_set.ts";
 import { Audit } from "../runtime/audit.ts";
 import {
   endpointsOf,
@@ -108,15 +111,31 @@ function syncMethod(service: string, trust: Trust): Method<Capability> {
   };
 }
 
-/** A verifying service's trust: identity.pub alone, or in cluster mode also the endorsements in etcd. */
-async function defaultTrust(layout: Layout): Promise<Trust> {
+/**
+ * A verifying service's trust: identity.pub alone, or in cluster mode also the endorsements in
+ * etcd. Identity passes its key ring as `ownKeys` (looked up before the cluster's keys).
+ */
+export async function defaultTrust(
+  layout: Layout,
+  options: { ownKeys?: KeyLookup } = {},
+): Promise<Trust> {
   if (!layout.cluster) return new Trust(layout);
   // Loaded only in cluster mode: the etcd client (grpc-js) reads variables as it loads.
   const { clusterKeySource, clusterRevocationSource } = await import("../sources/cluster.ts");
   const keySource = await clusterKeySource(layout);
   const revocationSource = clusterRevocationSource(layout, keySource);
   const own = issuerOf(layout);
-  return new Trust(layout, undefined, {
+  const ring = options.ownKeys;
+  let mine: { keys: KeyLookup; revoked: RevocationSet } | undefined;
+  if (ring) {
+    // Identity's own keys from its ring (current the moment it rotates), others' from etcd.
+    const endorsed = new KeySetLookup(keySource);
+    mine = {
+      keys: { get: (kid) => ring.get(kid) ?? endorsed.get(kid) },
+      revoked: new RevocationSet(),
+    };
+  }
+  return new Trust(layout, mine, {
     keySource,
     revocationSource,
     issuers: keySource.issuers,
