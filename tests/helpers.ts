@@ -367,7 +367,10 @@ export async function issue(
 /** The repository root, for tests that run scripts. */
 export { REPO_ROOT };
 
-/** PEM files made for a test: a CA, a server certificate for 127.0.0.1 it signed, and a stranger CA. */
+/**
+ * PEM files made for a test: a CA, a server certificate for 127.0.0.1 and a
+ * client certificate it signed, and a stranger CA with a client certificate of its own.
+ */
 export interface TestTls {
   /** The CA certificate clients trust. */
   ca: string;
@@ -376,6 +379,12 @@ export interface TestTls {
   key: string;
   /** A CA that signed nothing here: a client trusting only it must refuse the server. */
   otherCa: string;
+  /** A client certificate (clientAuth) signed by `ca`, and its key: mutual TLS's right one. */
+  clientCert: string;
+  clientKey: string;
+  /** A client certificate signed by the other CA, and its key: mutual TLS must refuse it. */
+  strangerCert: string;
+  strangerKey: string;
 }
 
 /** Makes TLS files in `dir` with Debian's openssl (EC P-256, valid one day). */
@@ -439,11 +448,48 @@ export async function makeTestTls(dir: string): Promise<TestTls> {
     "-extfile",
     "server.ext",
   ]);
+  await Deno.writeTextFile(
+    `${dir}/client.ext`,
+    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
+  );
+  for (const [name, ca] of [["client", "ca"], ["stranger", "other-ca"]]) {
+    await openssl([
+      "req",
+      ...ec,
+      "-keyout",
+      `${name}.key`,
+      "-out",
+      `${name}.csr`,
+      "-subj",
+      `/CN=${name}`,
+    ]);
+    await openssl([
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      `${ca}.pem`,
+      "-CAkey",
+      `${ca}.key`,
+      "-CAcreateserial",
+      "-out",
+      `${name}.pem`,
+      "-days",
+      "1",
+      "-extfile",
+      "client.ext",
+    ]);
+  }
   return {
     ca: `${dir}/ca.pem`,
     cert: `${dir}/server.pem`,
     key: `${dir}/server.key`,
     otherCa: `${dir}/other-ca.pem`,
+    clientCert: `${dir}/client.pem`,
+    clientKey: `${dir}/client.key`,
+    strangerCert: `${dir}/stranger.pem`,
+    strangerKey: `${dir}/stranger.key`,
   };
 }
 

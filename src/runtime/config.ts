@@ -64,7 +64,11 @@ export interface ClusterConfig {
   etcd: string[];
   /** The cluster's root public key (a k4.public PASERK file): the trust anchor. */
   root: string;
-  /** The cluster CA certificate (PEM) for tcp:// between nodes. */
+  /**
+   * The cluster CA certificate (PEM) for tcp:// between nodes: clients check
+   * servers against it, and servers ask clients for a certificate it signed
+   * (mutual TLS; required when a service listens on tcp://).
+   */
   ca?: string;
   /**
    * The etcd3 package's proto folder, which its gRPC client reads at start
@@ -89,9 +93,12 @@ export const DEFAULT_PARTITION_BOUND_MS = 30_000;
 
 /** The PEM files of the tcp:// transport. */
 export interface TlsFiles {
-  /** The certificate chain tcp:// listeners present. */
+  /**
+   * The certificate chain tcp:// listeners present; in cluster mode also the
+   * client certificate strata-ctl `--node` presents to other nodes.
+   */
   cert?: string;
-  /** Its private key (only a tcp:// listener may read it). */
+  /** Its private key (read by a tcp:// listener, and in cluster mode with peers by strata-ctl). */
   key?: string;
   /** The CA clients check tcp:// servers' certificates against. */
   ca?: string;
@@ -230,6 +237,12 @@ export function checkLayout(layout: Layout): Layout {
     ...checkTransport(layout),
     ...checkCluster(layout.cluster),
   };
+  if (checked.listen && checked.cluster && !checked.cluster.ca) {
+    throw new ConfigError(
+      "--cluster-ca: in cluster mode tcp:// endpoints are mutual TLS; give the cluster CA " +
+        "(ca.pem of strata-ctl cluster init) that callers' certificates must chain to",
+    );
+  }
   const key = checked.tls?.key;
   const root = key && checked.fsRoots.find((r) => isWithin(key, r));
   if (root) {

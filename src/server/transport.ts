@@ -2,13 +2,23 @@
  * The transport seam: a server listens on, and a client dials, an endpoint
  * URL. `unix:///path` is a Unix socket (claimed if stale, mode 0600 or 0660);
  * `tcp://host:port` is TCP with TLS (certificate and key from files for a
- * listener, a CA file for a dialer). Both give plain Deno.Conn streams, so
- * the server's connection loop and the client's framing never ask which.
+ * listener, a CA file for a dialer). Both give byte streams, so the server's
+ * connection loop and the client's framing never ask which.
+ *
+ * Mutual TLS (cluster mode, docs/cluster.md): a listener given `clientCaFile`
+ * asks every client for a certificate and completes the handshake only with
+ * one that chains to that CA; a dialer given `certFile` and `keyFile`
+ * presents them. Deno.listenTls (Deno 2.9.6) cannot ask for a client
+ * certificate, so such a listener is node:tls's server (rustls under Deno's
+ * node compat, `requestCert` and `rejectUnauthorized`); without one it stays
+ * Deno.listenTls.
  * @module
  */
 
+import tls from "node:tls";
 import { type Endpoint, formatEndpoint, parseEndpoint } from "../wire/endpoint.ts";
 import { StrataError } from "../wire/errors.ts";
+import type { ByteSink, ByteSource } from "../wire/frame.ts";
 
 /** TLS files of a tcp:// listener. */
 export interface ListenOptions {
@@ -18,22 +28,42 @@ export interface ListenOptions {
   certFile?: string;
   /** tcp: the server's private key (PEM file). */
   keyFile?: string;
+  /**
+   * tcp: mutual TLS: the CA (PEM file) every client's certificate must chain
+   * to; a client without one, or with another CA's, fails the handshake.
+   */
+  clientCaFile?: string;
 }
 
 /** Options for {@link dial}. */
 export interface DialOptions {
   /** tcp: the CA certificate (PEM file) the server's certificate must chain to. */
   caFile?: string;
+  /** tcp: the client certificate (PEM file) to present to a server that asks (mutual TLS). */
+  certFile?: string;
+  /** tcp: its private key (PEM file). */
+  keyFile?: string;
   /** How long the connection (and TLS handshake) may take, in ms (2 s unless given). */
   timeoutMs?: number;
+}
+
+/** An accepted connection: bytes both ways, and close. */
+export interface Stream extends ByteSource, ByteSink {
+  close(): void;
+}
+
+/** What a server accepts connections from; accept throws Deno.errors.BadResource once closed. */
+export interface Acceptor {
+  accept(): Promise<Stream>;
+  close(): void;
 }
 
 /** A bound endpoint. */
 export interface Listening {
   /** The endpoint URL, e.g. "unix:///run/strata/fs.sock" or "tcp://127.0.0.1:7402". */
   readonly endpoint: string;
-  /** The listener whose connections the server accepts (a Deno.TlsListener for tcp://). */
-  readonly listener: Deno.Listener;
+  /** The listener whose connections the server accepts (Deno's, or node:tls's for mutual TLS). */
+  readonly listener: Acceptor;
   /** Stops listening and, for a Unix socket, removes its file. */
   close(): void;
 }
@@ -107,6 +137,10 @@ export async function listen(endpoint: string, options: ListenOptions = {}): Pro
   const url = formatEndpoint(ep);
   const cert = readPem(options.certFile, "tls-cert", url);
   const key = readPem(options.keyFile, "tls-key", url);
+  if (options.clientCaFile !== undefined) {
+    const ca = readPem(options.clientCaFile, "cluster-ca", url);
+    return await listenMutual(ep, { cert, key, ca });
+  }
   let listener: Deno.TlsListener;
   try {
     listener = Deno.listenTls({ hostname: ep.host, port: ep.port, cert, key });
@@ -126,6 +160,114 @@ export async function listen(endpoint: string, options: ListenOptions = {}): Pro
     },
   };
 }
+
+/** A node:tls socket as a {@link Stream}: reads pull its chunks (so it pauses when unread). */
+function streamOf(socket: tls.TLSSocket): Stream {
+  const chunks = socket[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
+  let rest: Uint8Array = new Uint8Array(0);
+  let closed = false;
+  socket.on("error", () => {}); // surfaced by the next read or write
+  return {
+    async read(p: Uint8Array): Promise<number | null> {
+      if (rest.length === 0) {
+        let next: IteratorResult<Uint8Array>;
+        try {
+          next = await chunks.next();
+        } catch (err) {
+          if (closed) return null;
+          throw err;
+        }
+        if (next.done) return null;
+        rest = next.value;
+      }
+      const n = Math.min(p.length, rest.length);
+      p.set(rest.subarray(0, n));
+      rest = rest.subarray(n);
+      return n;
+    },
+    write(p: Uint8Array): Promise<number> {
+      // Settles once node:tls has taken the bytes: the caller may reuse `p` after that.
+      return new Promise((resolve, reject) => {
+        socket.write(p, (err) => err ? reject(err) : resolve(p.length));
+      });
+    },
+    close(): void {
+      closed = true;
+      socket.destroy();
+    },
+  };
+}
+
+/**
+ * A tcp:// listener that completes the TLS handshake only with clients whose
+ * certificate chains to `ca` (node:tls: Deno.listenTls has no client
+ * certificates). Refused handshakes never reach the server's accept loop.
+ */
+async function listenMutual(
+  ep: Extract<Endpoint, { kind: "tcp" }>,
+  pem: { cert: string; key: string; ca: string },
+): Promise<Listening> {
+  const url = formatEndpoint(ep);
+  const ready: tls.TLSSocket[] = [];
+  let waiter: ((s: tls.TLSSocket | null) => void) | undefined;
+  let closed = false;
+  const server = tls.createServer({
+    cert: pem.cert,
+    key: pem.key,
+    ca: [pem.ca],
+    requestCert: true,
+    rejectUnauthorized: true,
+    minVersion: "TLSv1.2",
+    // A peer that half-closes after its last request still gets the answers.
+    allowHalfOpen: true,
+    handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+  }, (socket) => {
+    if (waiter) {
+      const w = waiter;
+      waiter = undefined;
+      w(socket);
+    } else ready.push(socket);
+  });
+  // A client refused at the handshake: node:tls has hung up on it already.
+  server.on("tlsClientError", () => {});
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", (err: Error & { code?: string }) => {
+      reject(
+        err.code === "EADDRINUSE"
+          ? new StrataError("CONFLICT", `another process is already serving ${url}`)
+          : err,
+      );
+    });
+    server.listen(ep.port, ep.host, () => resolve());
+  });
+  server.on("error", () => {});
+  const listener: Acceptor = {
+    async accept(): Promise<Stream> {
+      const next = ready.shift() ??
+        (closed ? null : await new Promise<tls.TLSSocket | null>((r) => (waiter = r)));
+      if (next === null) throw new Deno.errors.BadResource(`${url} is closed`);
+      return streamOf(next);
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      server.close();
+      for (const s of ready.splice(0)) s.destroy();
+      waiter?.(null);
+      waiter = undefined;
+    },
+  };
+  return {
+    endpoint: url,
+    listener,
+    close() {
+      listener.close();
+    },
+  };
+}
+
+/** How long a client may take over the TLS handshake of a mutual-TLS listener. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /** Why a dial failed, in words an operator can act on. */
 function unreachable(ep: Endpoint, err: unknown): StrataError {
@@ -150,7 +292,19 @@ function unreachable(ep: Endpoint, err: unknown): StrataError {
 async function open(ep: Endpoint, options: DialOptions, url: string): Promise<Deno.Conn> {
   if (ep.kind === "unix") return await Deno.connect({ transport: "unix", path: ep.path });
   const ca = readPem(options.caFile, "tls-ca", url);
-  const conn = await Deno.connectTls({ hostname: ep.host, port: ep.port, caCerts: [ca] });
+  // Mutual TLS: the client's certificate and key, both or neither.
+  const mine = options.certFile !== undefined || options.keyFile !== undefined
+    ? {
+      cert: readPem(options.certFile, "tls-cert", url),
+      key: readPem(options.keyFile, "tls-key", url),
+    }
+    : {};
+  const conn = await Deno.connectTls({
+    hostname: ep.host,
+    port: ep.port,
+    caCerts: [ca],
+    ...mine,
+  });
   try {
     // Fail here, not on the first request, when the server's certificate is not trusted.
     await conn.handshake();

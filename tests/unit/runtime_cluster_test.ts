@@ -131,3 +131,42 @@ Deno.test("cluster grants: strata-ctl dials exactly the --cluster-peers, and rea
     /--cluster-peers: http:\/\/x:1 is not host:port/,
   );
 });
+
+Deno.test("mutual TLS grants: a tcp:// listener reads the cluster CA; strata-ctl with peers reads the node's key", () => {
+  const tls = { cert: "/etc/strata/node.pem", key: "/etc/strata/node.key" };
+  const layout = checkLayout({
+    ...CLUSTER,
+    listen: { fs: "tcp://10.0.0.1:7402" },
+    tls,
+    cluster: { ...CLUSTER.cluster!, peers: ["10.0.0.7:7402"] },
+  });
+  const fs = permissionSet("fs", layout);
+  assert.ok(fs.read.includes("/etc/strata/ca.pem") && fs.read.includes(tls.key));
+  // The other services neither listen on tcp:// nor dial it: the key stays out of reach.
+  for (const p of ["supervisor", "registry", "identity"] as const) {
+    assert.ok(!permissionSet(p, layout).read.includes(tls.key), p);
+  }
+  // strata-ctl --node presents the node's certificate: it reads both files.
+  const ctl = permissionSet("ctl", layout);
+  assert.ok(ctl.read.includes(tls.cert) && ctl.read.includes(tls.key));
+  assert.ok(!ctl.denyRead.includes(tls.key));
+  // Without peers it dials no other node, and the key stays refused.
+  const alone = permissionSet("ctl", { ...layout, cluster: { ...layout.cluster!, peers: [] } });
+  assert.ok(!alone.read.includes(tls.key) && alone.denyRead.includes(tls.key));
+  // Single node: tcp:// stays one-way TLS, strata-ctl never reads the key.
+  const single = permissionSet("ctl", { ...layout, cluster: undefined });
+  assert.ok(single.denyRead.includes(tls.key));
+});
+
+Deno.test("mutual TLS config: a cluster node listening on tcp:// needs the cluster CA", () => {
+  assert.throws(
+    () =>
+      checkLayout({
+        ...CLUSTER,
+        listen: { fs: "tcp://10.0.0.1:7402" },
+        tls: { cert: "/etc/strata/node.pem", key: "/etc/strata/node.key" },
+        cluster: { ...CLUSTER.cluster!, ca: undefined },
+      }),
+    (e: unknown) => e instanceof ConfigError && /--cluster-ca: in cluster mode/.test(e.message),
+  );
+});
