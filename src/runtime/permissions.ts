@@ -189,13 +189,18 @@ export function permissionSet(
       break;
   }
   // Cluster mode: etcd's client URLs (exact host:port), grpc-js's variables,
-  // the etcd3 package's proto folder, and the root public key to judge by.
+  // the etcd3 package's proto folder, the root public key to judge by, and
+  // (https://) etcd's TLS files.
   const cluster = layout.cluster;
   let etcdNet: string[] = [];
   if (cluster && ETCD_CLIENTS.includes(program)) {
     etcdNet = cluster.etcd.map((url) => new URL(url).host);
     set.env.push(...GRPC_ENV);
     set.read.push(cluster.root, ...(cluster.proto ? [cluster.proto] : []));
+    // TLS to etcd: its CA, and the client certificate and key etcd may ask for.
+    for (const file of [cluster.etcdCa, cluster.etcdCert, cluster.etcdKey]) {
+      if (file) set.read.push(file);
+    }
   }
   const parsed = set.endpoints.map((e) => parseEndpoint(e));
   set.sockets = parsed.flatMap((e) => e.kind === "unix" ? [e.path] : []);

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { Buffer } from "node:buffer";
 import { Etcd3 } from "etcd3";
 import {
   DEFAULT_PARTITION_BOUND_MS,
@@ -23,7 +24,33 @@ import { FileRevocationSource } from "./revocations.ts";
 export function etcdClient(layout: Layout): Etcd3 {
   const cluster = layout.cluster;
   if (!cluster) throw new Error("etcd: this node is not in cluster mode (--cluster)");
-  return new Etcd3({ hosts: cluster.etcd, dialTimeout: 3000 });
+  if (!cluster.etcdCa) return new Etcd3({ hosts: cluster.etcd, dialTimeout: 3000 });
+  // https://: etcd's certificate checked against --etcd-ca (under the name
+  // --etcd-server-name gives, when the endpoints are IP addresses), and the
+  // client certificate presented when etcd asks for one.
+  const read = (file: string, option: string) => {
+    try {
+      return Buffer.from(Deno.readFileSync(file));
+    } catch (err) {
+      throw new Error(`${option}: cannot read ${file} (${(err as Error).message})`);
+    }
+  };
+  return new Etcd3({
+    hosts: cluster.etcd,
+    dialTimeout: 3000,
+    credentials: {
+      rootCertificate: read(cluster.etcdCa, "--etcd-ca"),
+      ...(cluster.etcdCert && cluster.etcdKey
+        ? {
+          certChain: read(cluster.etcdCert, "--etcd-cert"),
+          privateKey: read(cluster.etcdKey, "--etcd-key"),
+        }
+        : {}),
+    },
+    ...(cluster.etcdServerName
+      ? { grpcOptions: { "grpc.ssl_target_name_override": cluster.etcdServerName } }
+      : {}),
+  });
 }
 
 /** Reads the cluster root's public key (a k4.public PASERK file). */
