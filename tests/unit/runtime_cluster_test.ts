@@ -73,7 +73,10 @@ Deno.test("cluster config: bad values are refused naming the option", () => {
   bad({ etcd: ["http://h:1"], root: "/r" }, /--cluster: the cluster name/);
   bad({ name: "a/b", etcd: ["http://h:1"], root: "/r" }, /--cluster/);
   bad({ name: "p", root: "/r" }, /--etcd-endpoints: cluster mode needs/);
-  bad({ name: "p", etcd: ["https://h:1"], root: "/r" }, /--etcd-ca: https:\/\/ etcd endpoints need/);
+  bad(
+    { name: "p", etcd: ["https://h:1"], root: "/r" },
+    /--etcd-ca: https:\/\/ etcd endpoints need/,
+  );
   bad({ name: "p", etcd: ["ftp://h:1"], root: "/r" }, /--etcd-endpoints: ftp:\/\/h:1/);
   bad({ name: "p", etcd: ["http://h:99999"], root: "/r" }, /--etcd-endpoints/);
   bad({ name: "p", etcd: ["http://h:1"] }, /--cluster-root: cluster mode needs/);
