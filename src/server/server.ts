@@ -35,7 +35,7 @@ import {
   MAX_FRAME,
 } from "../wire/frame.ts";
 import { type ParamsSchema, validateParams } from "../wire/schema.ts";
-import { type Acceptor, listen, type Listening } from "./transport.ts";
+import { type Acceptor, HANDSHAKE_TIMEOUT_MS, listen, type Listening } from "./transport.ts";
 
 /**
  * The request steps the server runs for a protected method, given to it by
@@ -363,8 +363,13 @@ export class Server<C = unknown> {
     if (endpoints.length === 0) throw new Error(`${options.service}: no endpoint to listen on`);
     const listening: Listening[] = [];
     try {
+      // A client still in its TLS handshake is closed as an idle connection would be.
+      const idle = options.limits?.idleTimeoutMs ?? DEFAULT_LIMITS.idleTimeoutMs;
+      const handshakeTimeoutMs = Math.min(idle, HANDSHAKE_TIMEOUT_MS);
       for (const e of endpoints) {
-        listening.push(await listen(e, { groupAccess: options.groupAccess, ...options.tls }));
+        listening.push(
+          await listen(e, { groupAccess: options.groupAccess, handshakeTimeoutMs, ...options.tls }),
+        );
       }
       return new Server(options, listening);
     } catch (err) {

@@ -15,6 +15,7 @@
  * @module
  */
 
+import type net from "node:net";
 import tls from "node:tls";
 import { type Endpoint, formatEndpoint, parseEndpoint } from "../wire/endpoint.ts";
 import { StrataError } from "../wire/errors.ts";
@@ -33,6 +34,11 @@ export interface ListenOptions {
    * to; a client without one, or with another CA's, fails the handshake.
    */
   clientCaFile?: string;
+  /**
+   * tcp: with `clientCaFile`: how long a client may take over the handshake,
+   * in ms ({@link HANDSHAKE_TIMEOUT_MS} unless given).
+   */
+  handshakeTimeoutMs?: number;
 }
 
 /** Options for {@link dial}. */
@@ -139,7 +145,7 @@ export async function listen(endpoint: string, options: ListenOptions = {}): Pro
   const key = readPem(options.keyFile, "tls-key", url);
   if (options.clientCaFile !== undefined) {
     const ca = readPem(options.clientCaFile, "cluster-ca", url);
-    return await listenMutual(ep, { cert, key, ca });
+    return await listenMutual(ep, { cert, key, ca }, options.handshakeTimeoutMs);
   }
   let listener: Deno.TlsListener;
   try {
@@ -201,16 +207,22 @@ function streamOf(socket: tls.TLSSocket): Stream {
 /**
  * A tcp:// listener that completes the TLS handshake only with clients whose
  * certificate chains to `ca` (node:tls: Deno.listenTls has no client
- * certificates). Refused handshakes never reach the server's accept loop.
+ * certificates). Refused handshakes never reach the server's accept loop, so
+ * they are bounded here: each may take HANDSHAKE_TIMEOUT_MS, and beyond
+ * MAX_PENDING_HANDSHAKES the oldest is dropped (as the server evicts its
+ * longest-idle connection for a newcomer).
  */
 async function listenMutual(
   ep: Extract<Endpoint, { kind: "tcp" }>,
   pem: { cert: string; key: string; ca: string },
+  handshakeTimeoutMs = HANDSHAKE_TIMEOUT_MS,
 ): Promise<Listening> {
   const url = formatEndpoint(ep);
   const ready: tls.TLSSocket[] = [];
   let waiter: ((s: tls.TLSSocket | null) => void) | undefined;
   let closed = false;
+  // Connections whose handshake has not completed, oldest first.
+  const pending = new Set<net.Socket>();
   const server = tls.createServer({
     cert: pem.cert,
     key: pem.key,
@@ -220,16 +232,28 @@ async function listenMutual(
     minVersion: "TLSv1.2",
     // A peer that half-closes after its last request still gets the answers.
     allowHalfOpen: true,
-    handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+    handshakeTimeout: handshakeTimeoutMs,
   }, (socket) => {
+    // node:tls's TLSSocket keeps the TCP socket it wraps as _parent (Deno 2.9.6 as Node).
+    pending.delete((socket as unknown as { _parent?: net.Socket })._parent!);
     if (waiter) {
       const w = waiter;
       waiter = undefined;
       w(socket);
     } else ready.push(socket);
   });
-  // A client refused at the handshake: node:tls has hung up on it already.
-  server.on("tlsClientError", () => {});
+  // A client refused at the handshake, or too slow: Deno's node:tls reports a
+  // handshake timeout but leaves the socket open (seen in 2.9.6): close it.
+  server.on("tlsClientError", (_err: Error, socket: tls.TLSSocket) => socket.destroy());
+  server.on("connection", (raw: net.Socket) => {
+    if (pending.size >= MAX_PENDING_HANDSHAKES) {
+      const oldest = pending.values().next().value!;
+      pending.delete(oldest);
+      oldest.destroy();
+    }
+    pending.add(raw);
+    raw.once("close", () => pending.delete(raw));
+  });
   await new Promise<void>((resolve, reject) => {
     server.once("error", (err: Error & { code?: string }) => {
       reject(
@@ -266,8 +290,11 @@ async function listenMutual(
   };
 }
 
-/** How long a client may take over the TLS handshake of a mutual-TLS listener. */
-const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** How long a client may take over the TLS handshake of a mutual-TLS listener, by default. */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/** Handshakes a mutual-TLS listener lets be under way at once (the oldest goes first). */
+export const MAX_PENDING_HANDSHAKES = 64;
 
 /** Why a dial failed, in words an operator can act on. */
 function unreachable(ep: Endpoint, err: unknown): StrataError {
