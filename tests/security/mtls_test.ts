@@ -24,7 +24,7 @@ import {
 } from "../helpers.ts";
 import { startEtcd } from "../etcd.ts";
 import { etcdProto } from "../cluster_support.ts";
-import { expectOk, svcStatus } from "./support.ts";
+import { expectError, expectOk, svcStatus } from "./support.ts";
 
 Deno.test("a cluster node's tcp:// endpoint serves only clients with a certificate of the cluster CA", async (t) => {
   const etcd = await startEtcd(1);
@@ -102,6 +102,35 @@ Deno.test("a cluster node's tcp:// endpoint serves only clients with a certifica
         } finally {
           await c.close();
         }
+      });
+
+      await t.step(
+        "over mutual TLS the same limits hold: an oversize frame is refused and the connection closed",
+        async () => {
+          const cert = await Deno.readTextFile(tls.clientCert);
+          const key = await Deno.readTextFile(tls.clientKey);
+          const r = await rawExchange("", rawFrame("{}", 0x7fffffff), {
+            quietMs: 2000,
+            connect: tlsTo({ cert, key }),
+          });
+          const frames = decodeFrames(r.data) as Response[];
+          assert.equal(frames.length, 1, new TextDecoder().decode(r.data));
+          expectError(frames[0], "INVALID_ARGUMENT", /^frame: announced 2147483647 bytes/);
+          assert.equal(r.closed, true, "the connection stayed open");
+        },
+      );
+
+      await t.step("a request followed by a half-close is still answered", async () => {
+        const cert = await Deno.readTextFile(tls.clientCert);
+        const key = await Deno.readTextFile(tls.clientKey);
+        const r = await rawExchange("", rawFrame(list), {
+          quietMs: 2000,
+          closeWrite: true,
+          connect: tlsTo({ cert, key }),
+        });
+        const frames = decodeFrames(r.data) as Response[];
+        assert.equal(frames.length, 1, new TextDecoder().decode(r.data));
+        expectOk(frames[0]);
       });
 
       await t.step(
