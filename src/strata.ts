@@ -35,9 +35,10 @@ export interface ConnectOptions {
   caFile?: string;
   /**
    * With `node`: the certificate (PEM file) to present to the other node, one
-   * the cluster CA signed (its tcp:// endpoints are mutual TLS), and its key.
+   * the cluster CA signed (its tcp:// endpoints are mutual TLS).
    */
   certFile?: string;
+  /** With `node`: the private key (PEM file) of `certFile`. */
   keyFile?: string;
 }
 

@@ -62,13 +62,11 @@ export interface ClusterConfig {
   name: string;
   /** etcd client URLs, `http://host:port` or `https://host:port` (Deno grants them exactly). */
   etcd: string[];
-  /**
-   * TLS to etcd (`https://` endpoints): the CA etcd's certificate must chain
-   * to (`--etcd-ca`), and the client certificate and key to present when etcd
-   * asks for one (`--etcd-cert`, `--etcd-key`, etcd's `--client-cert-auth`).
-   */
+  /** TLS to etcd (`https://` endpoints): the CA etcd's certificate must chain to (`--etcd-ca`). */
   etcdCa?: string;
+  /** The client certificate to present when etcd asks for one (`--etcd-cert`; `--client-cert-auth`). */
   etcdCert?: string;
+  /** Its private key (`--etcd-key`). */
   etcdKey?: string;
   /**
    * The DNS name in etcd's certificate the client checks (`--etcd-server-name`):

@@ -28,9 +28,10 @@ export interface ClientOptions {
   caFile?: string;
   /**
    * tcp:// only, mutual TLS (cluster mode): the certificate (PEM file) this
-   * client presents, signed by the cluster CA, and its key.
+   * client presents, signed by the cluster CA.
    */
   certFile?: string;
+  /** tcp:// only: the private key (PEM file) of `certFile`. */
   keyFile?: string;
 }
 
