@@ -387,8 +387,14 @@ export interface TestTls {
   strangerKey: string;
 }
 
-/** Makes TLS files in `dir` with Debian's openssl (EC P-256, valid one day). */
-export async function makeTestTls(dir: string): Promise<TestTls> {
+/**
+ * Makes TLS files in `dir` with Debian's openssl (EC P-256, valid one day);
+ * the server certificate also names `dnsName` when given.
+ */
+export async function makeTestTls(
+  dir: string,
+  options: { dnsName?: string } = {},
+): Promise<TestTls> {
   const openssl = async (args: string[]) => {
     const out = await new Deno.Command("/usr/bin/openssl", { args, cwd: dir, stderr: "piped" })
       .output();
@@ -429,7 +435,8 @@ export async function makeTestTls(dir: string): Promise<TestTls> {
   await Deno.writeTextFile(
     `${dir}/server.ext`,
     "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n" +
-      "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n",
+      "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1" +
+      (options.dnsName ? `,DNS:${options.dnsName}\n` : "\n"),
   );
   await openssl([
     "x509",

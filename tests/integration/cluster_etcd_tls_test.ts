@@ -17,52 +17,6 @@ import { issue, makeTestTls, startNode, tempLayout, waitFor } from "../helpers.t
 import { startEtcd } from "../etcd.ts";
 import { etcdProto } from "../cluster_support.ts";
 
-/** etcd's server certificate, signed by the test CA, for IP 127.0.0.1 and the name etcd.test. */
-async function etcdCert(dir: string): Promise<{ cert: string; key: string }> {
-  const openssl = async (args: string[]) => {
-    const out = await new Deno.Command("/usr/bin/openssl", { args, cwd: dir, stderr: "piped" })
-      .output();
-    if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
-  };
-  await openssl([
-    "req",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    "etcd.key",
-    "-out",
-    "etcd.csr",
-    "-subj",
-    "/CN=etcd.test",
-  ]);
-  await Deno.writeTextFile(
-    `${dir}/etcd.ext`,
-    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n" +
-      "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:etcd.test,IP:127.0.0.1\n",
-  );
-  await openssl([
-    "x509",
-    "-req",
-    "-in",
-    "etcd.csr",
-    "-CA",
-    "ca.pem",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-out",
-    "etcd.pem",
-    "-days",
-    "1",
-    "-extfile",
-    "etcd.ext",
-  ]);
-  return { cert: `${dir}/etcd.pem`, key: `${dir}/etcd.key` };
-}
-
 /** One put and get through the layout's etcd client; the error message when it fails. */
 async function tryEtcd(layout: Layout): Promise<string> {
   const client = etcdClient(layout);
@@ -80,11 +34,9 @@ Deno.test("cluster over https:// etcd: CA and client certificate from the layout
   const temp = await tempLayout();
   const dir = `${temp.root}/tls`;
   await Deno.mkdir(dir);
-  const tls = await makeTestTls(dir);
-  const server = await etcdCert(dir);
-  const etcd = await startEtcd(1, {
-    tls: { ...server, ca: tls.ca, clientCert: tls.clientCert, clientKey: tls.clientKey },
-  });
+  // etcd's certificate names 127.0.0.1 and etcd.test (the name the client checks).
+  const tls = await makeTestTls(dir, { dnsName: "etcd.test" });
+  const etcd = await startEtcd(1, { tls });
   try {
     const root = await generateSigningKey();
     await Deno.writeTextFile(`${dir}/root.pub`, publicPaserk(root.publicKey) + "\n");
