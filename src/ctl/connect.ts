@@ -143,12 +143,13 @@ export async function nodeEndpointFor(
 /**
  * How strata-ctl dials a tcp:// endpoint: the server checked against the
  * cluster CA (--cluster-ca), else the layout's CA (--tls-ca); in cluster mode
- * it presents the node's certificate (--tls-cert, --tls-key: mutual TLS).
+ * with peers to dial it presents the node's certificate (--tls-cert,
+ * --tls-key: mutual TLS), which is when its grants let it read the key.
  */
 export function tlsOf(
   layout: Layout,
 ): { caFile?: string; certFile?: string; keyFile?: string } {
-  const mine = layout.cluster && layout.tls?.cert && layout.tls.key
+  const mine = (layout.cluster?.peers ?? []).length > 0 && layout.tls?.cert && layout.tls.key
     ? { certFile: layout.tls.cert, keyFile: layout.tls.key }
     : {};
   return { caFile: layout.cluster?.ca ?? layout.tls?.ca, ...mine };
