@@ -236,6 +236,11 @@ async function listenMutual(
   }, (socket) => {
     // node:tls's TLSSocket keeps the TCP socket it wraps as _parent (Deno 2.9.6 as Node).
     pending.delete((socket as unknown as { _parent?: net.Socket })._parent!);
+    // rejectUnauthorized has refused the rest already; checked again, not assumed.
+    if (!socket.authorized) {
+      socket.destroy();
+      return;
+    }
     if (waiter) {
       const w = waiter;
       waiter = undefined;
