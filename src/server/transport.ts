@@ -169,7 +169,8 @@ export async function listen(endpoint: string, options: ListenOptions = {}): Pro
 
 /** A node:tls socket as a {@link Stream}: reads pull its chunks (so it pauses when unread). */
 function streamOf(socket: tls.TLSSocket): Stream {
-  const chunks = socket[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
+  // Not destroyed when the reads end: a peer that half-closes still gets its answers.
+  const chunks = socket.iterator({ destroyOnReturn: false }) as AsyncIterator<Uint8Array>;
   let rest: Uint8Array = new Uint8Array(0);
   let closed = false;
   socket.on("error", () => {}); // surfaced by the next read or write
