@@ -107,8 +107,16 @@ export async function clusterFigures(
     await ctl(temps[0].layout, op, ["cluster", "init", "--dir", op]);
     for (const temp of temps) nodes.push(await startNode({ temp }));
     for (const n of nodes) {
-      const host = n.layout.nodeId === "b" ? ["--host", "127.0.0.1"] : [];
-      await ctl(n.layout, op, ["cluster", "join", n.layout.nodeId, "--dir", op, ...host]);
+      // Every node gets a certificate: B's fs serves with its own, A's client presents A's.
+      await ctl(n.layout, op, [
+        "cluster",
+        "join",
+        n.layout.nodeId,
+        "--dir",
+        op,
+        "--host",
+        "127.0.0.1",
+      ]);
     }
     // B again, now with fs on tcp:// and the certificate the cluster CA signed.
     const fsTcp = `tcp://127.0.0.1:${freePort()}`;
@@ -123,6 +131,8 @@ export async function clusterFigures(
     const crossRead = await readAcross(nodes[0], nodes[1], {
       endpoint: fsTcp,
       caFile: cluster.ca,
+      certFile: `${op}/nodes/a.pem`,
+      keyFile: `${op}/nodes/a.key`,
       seconds: options.seconds,
     });
     return { propagation, crossRead };
@@ -142,7 +152,7 @@ export async function clusterFigures(
 async function readAcross(
   a: Node,
   b: Node,
-  options: { endpoint: string; caFile: string; seconds: number },
+  options: { endpoint: string; caFile: string; certFile: string; keyFile: string; seconds: number },
 ): Promise<CrossRead> {
   const path = `${b.exportRoot}/64m.bin`;
   const f = await Deno.open(path, { write: true, create: true });
@@ -158,7 +168,13 @@ async function readAcross(
   const clients = await Promise.all(
     Array.from(
       { length: READ_CONNECTIONS },
-      () => Client.connect(options.endpoint, { caFile: options.caFile, timeoutMs: 30_000 }),
+      () =>
+        Client.connect(options.endpoint, {
+          caFile: options.caFile,
+          certFile: options.certFile,
+          keyFile: options.keyFile,
+          timeoutMs: 30_000,
+        }),
     ),
   );
   try {

@@ -131,7 +131,10 @@ node_env() {
 ctl_in() {
   local n=$1 dir=$2
   shift 2
-  (cd "$dir" && env $(node_env "$n") INIT_CWD="$dir" STRATA_CLUSTER_PEERS="${PEERS:-}" \
+  # With peers to call, ctl presents the node's certificate (mutual TLS between nodes).
+  local tls=()
+  [ -n "${PEERS:-}" ] && tls=("STRATA_TLS_CERT=$DEMO/op/nodes/$n.pem" "STRATA_TLS_KEY=$DEMO/op/nodes/$n.key")
+  (cd "$dir" && env $(node_env "$n") "${tls[@]}" INIT_CWD="$dir" STRATA_CLUSTER_PEERS="${PEERS:-}" \
     deno task -q --config "$REPO/deno.json" ctl "$@")
 }
 ctl() {

@@ -33,6 +33,13 @@ export interface ConnectOptions {
   node?: string;
   /** With `node`: the cluster CA (PEM file) the other node's certificate must chain to. */
   caFile?: string;
+  /**
+   * With `node`: the certificate (PEM file) to present to the other node, one
+   * the cluster CA signed (its tcp:// endpoints are mutual TLS).
+   */
+  certFile?: string;
+  /** With `node`: the private key (PEM file) of `certFile`. */
+  keyFile?: string;
 }
 
 /** One entry of a folder, as fs.list returns it. */
@@ -183,17 +190,26 @@ export class Strata {
   readonly supervisor: SupervisorCalls;
   #token?: string;
   #timeoutMs: number;
-  #remote?: { node: string; caFile?: string };
+  #remote?: { node: string; caFile?: string; certFile?: string; keyFile?: string };
   #clients = new Map<string, Promise<Client>>();
 
   private constructor(
     layout: Layout,
     token: string | undefined,
-    options: { timeoutMs: number; node?: string; caFile?: string },
+    options: {
+      timeoutMs: number;
+      node?: string;
+      caFile?: string;
+      certFile?: string;
+      keyFile?: string;
+    },
   ) {
     const timeoutMs = options.timeoutMs;
     this.layout = layout;
-    if (options.node !== undefined) this.#remote = { node: options.node, caFile: options.caFile };
+    if (options.node !== undefined) {
+      const { caFile, certFile, keyFile } = options;
+      this.#remote = { node: options.node, caFile, certFile, keyFile };
+    }
     this.#token = token;
     this.#timeoutMs = timeoutMs;
     this.fs = {
@@ -240,6 +256,8 @@ export class Strata {
       timeoutMs: options.timeoutMs ?? 10_000,
       node: options.node,
       caFile: options.caFile,
+      certFile: options.certFile,
+      keyFile: options.keyFile,
     });
     // Reach the node now, so a wrong folder fails here rather than at the first call.
     await strata.#client("supervisor");
@@ -288,7 +306,12 @@ export class Strata {
     const remote = service === "supervisor" || service === "registry" ? undefined : this.#remote;
     const connecting = remote
       ? this.#remoteEndpoint(service, remote.node).then((endpoint) =>
-        Client.connect(endpoint, { timeoutMs: this.#timeoutMs, caFile: remote.caFile })
+        Client.connect(endpoint, {
+          timeoutMs: this.#timeoutMs,
+          caFile: remote.caFile,
+          certFile: remote.certFile,
+          keyFile: remote.keyFile,
+        })
       )
       : Client.connect(socketPath(this.layout, service as ServiceName), {
         timeoutMs: this.#timeoutMs,

@@ -10,9 +10,23 @@ import { alive, freePort, waitFor } from "./helpers.ts";
 /** Where Debian's etcd-server puts the server (`apt-get install etcd-server`). */
 export const ETCD_BIN = "/usr/bin/etcd";
 
+/**
+ * TLS for a test etcd's client URLs (https://): etcd's certificate and key,
+ * and the CA whose client certificates it requires (`--client-cert-auth`).
+ */
+export interface EtcdTls {
+  cert: string;
+  key: string;
+  /** The CA clients' certificates must chain to; also what the health check trusts. */
+  ca: string;
+  /** A client certificate and key the health check presents. */
+  clientCert: string;
+  clientKey: string;
+}
+
 /** A running test etcd. */
 export interface TestEtcd {
-  /** The client URLs, http://127.0.0.1:PORT, one per member. */
+  /** The client URLs, http://127.0.0.1:PORT (https:// with TLS), one per member. */
   endpoints: string[];
   /** The members' processes, in order (for kill -9 of one). */
   members: Deno.ChildProcess[];
@@ -32,7 +46,12 @@ export function haveEtcd(): boolean {
 }
 
 /** Starts an etcd of `size` members (1 or 3) on loopback and waits until it answers. */
-export async function startEtcd(size: 1 | 3 = 1): Promise<TestEtcd> {
+export async function startEtcd(
+  size: 1 | 3 = 1,
+  options: { tls?: EtcdTls } = {},
+): Promise<TestEtcd> {
+  const tls = options.tls;
+  const scheme = tls ? "https" : "http";
   const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-etcd-" });
   const ports = Array.from({ length: size }, () => ({ client: freePort(), peer: freePort() }));
   const names = ports.map((_, i) => `m${i}`);
@@ -42,8 +61,16 @@ export async function startEtcd(size: 1 | 3 = 1): Promise<TestEtcd> {
       args: [
         `--name=${names[i]}`,
         `--data-dir=${dir}/${names[i]}`,
-        `--listen-client-urls=http://127.0.0.1:${p.client}`,
-        `--advertise-client-urls=http://127.0.0.1:${p.client}`,
+        `--listen-client-urls=${scheme}://127.0.0.1:${p.client}`,
+        `--advertise-client-urls=${scheme}://127.0.0.1:${p.client}`,
+        ...(tls
+          ? [
+            `--cert-file=${tls.cert}`,
+            `--key-file=${tls.key}`,
+            `--trusted-ca-file=${tls.ca}`,
+            "--client-cert-auth",
+          ]
+          : []),
         `--listen-peer-urls=http://127.0.0.1:${p.peer}`,
         `--initial-advertise-peer-urls=http://127.0.0.1:${p.peer}`,
         `--initial-cluster=${initial}`,
@@ -55,7 +82,14 @@ export async function startEtcd(size: 1 | 3 = 1): Promise<TestEtcd> {
       stderr: "null",
     }).spawn();
   const members = ports.map(spawn);
-  const endpoints = ports.map((p) => `http://127.0.0.1:${p.client}`);
+  const endpoints = ports.map((p) => `${scheme}://127.0.0.1:${p.client}`);
+  const client = tls
+    ? Deno.createHttpClient({
+      caCerts: [await Deno.readTextFile(tls.ca)],
+      cert: await Deno.readTextFile(tls.clientCert),
+      key: await Deno.readTextFile(tls.clientKey),
+    })
+    : undefined;
   const stop = async () => {
     for (const m of members) {
       try {
@@ -75,12 +109,13 @@ export async function startEtcd(size: 1 | 3 = 1): Promise<TestEtcd> {
     }
     await waitFor("etcd members to exit", () => members.every((m) => !alive(m.pid)), 5000);
     await Deno.remove(dir, { recursive: true }).catch(() => {});
+    client?.close();
   };
   // Every member reports healthy once the cluster has a leader.
   const healthy = (urls: string[]) =>
     waitFor("etcd to be healthy", async () => {
       for (const e of urls) {
-        const r = await fetch(`${e}/health`).catch(() => undefined);
+        const r = await fetch(`${e}/health`, client ? { client } : {}).catch(() => undefined);
         const body = await r?.json().catch(() => undefined);
         if (body?.health !== "true") return false;
       }

@@ -367,7 +367,10 @@ export async function issue(
 /** The repository root, for tests that run scripts. */
 export { REPO_ROOT };
 
-/** PEM files made for a test: a CA, a server certificate for 127.0.0.1 it signed, and a stranger CA. */
+/**
+ * PEM files made for a test: a CA, a server certificate for 127.0.0.1 and a
+ * client certificate it signed, and a stranger CA with a client certificate of its own.
+ */
 export interface TestTls {
   /** The CA certificate clients trust. */
   ca: string;
@@ -376,10 +379,22 @@ export interface TestTls {
   key: string;
   /** A CA that signed nothing here: a client trusting only it must refuse the server. */
   otherCa: string;
+  /** A client certificate (clientAuth) signed by `ca`, and its key: mutual TLS's right one. */
+  clientCert: string;
+  clientKey: string;
+  /** A client certificate signed by the other CA, and its key: mutual TLS must refuse it. */
+  strangerCert: string;
+  strangerKey: string;
 }
 
-/** Makes TLS files in `dir` with Debian's openssl (EC P-256, valid one day). */
-export async function makeTestTls(dir: string): Promise<TestTls> {
+/**
+ * Makes TLS files in `dir` with Debian's openssl (EC P-256, valid one day);
+ * the server certificate also names `dnsName` when given.
+ */
+export async function makeTestTls(
+  dir: string,
+  options: { dnsName?: string } = {},
+): Promise<TestTls> {
   const openssl = async (args: string[]) => {
     const out = await new Deno.Command("/usr/bin/openssl", { args, cwd: dir, stderr: "piped" })
       .output();
@@ -420,7 +435,8 @@ export async function makeTestTls(dir: string): Promise<TestTls> {
   await Deno.writeTextFile(
     `${dir}/server.ext`,
     "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n" +
-      "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n",
+      "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1" +
+      (options.dnsName ? `,DNS:${options.dnsName}\n` : "\n"),
   );
   await openssl([
     "x509",
@@ -439,11 +455,48 @@ export async function makeTestTls(dir: string): Promise<TestTls> {
     "-extfile",
     "server.ext",
   ]);
+  await Deno.writeTextFile(
+    `${dir}/client.ext`,
+    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
+  );
+  for (const [name, ca] of [["client", "ca"], ["stranger", "other-ca"]]) {
+    await openssl([
+      "req",
+      ...ec,
+      "-keyout",
+      `${name}.key`,
+      "-out",
+      `${name}.csr`,
+      "-subj",
+      `/CN=${name}`,
+    ]);
+    await openssl([
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      `${ca}.pem`,
+      "-CAkey",
+      `${ca}.key`,
+      "-CAcreateserial",
+      "-out",
+      `${name}.pem`,
+      "-days",
+      "1",
+      "-extfile",
+      "client.ext",
+    ]);
+  }
   return {
     ca: `${dir}/ca.pem`,
     cert: `${dir}/server.pem`,
     key: `${dir}/server.key`,
     otherCa: `${dir}/other-ca.pem`,
+    clientCert: `${dir}/client.pem`,
+    clientKey: `${dir}/client.key`,
+    strangerCert: `${dir}/stranger.pem`,
+    strangerKey: `${dir}/stranger.key`,
   };
 }
 

@@ -11,6 +11,7 @@
 
 import type { Etcd3 } from "etcd3";
 import { Client } from "../server/client.ts";
+import { tlsOf } from "./connect.ts";
 import type { Layout } from "../runtime/config.ts";
 import { verifyEndorsement, verifyPendingKeys } from "../token/endorsement.ts";
 import { endorsementsPrefix, pendingKeysPrefix } from "../sources/etcd_key_set.ts";
@@ -91,7 +92,7 @@ async function probe(layout: Layout, e: Listed): Promise<string> {
     const c = await Client.connect(endpoint, {
       timeoutMs: PROBE_TIMEOUT_MS,
       connectTimeoutMs: PROBE_TIMEOUT_MS,
-      caFile: layout.cluster?.ca ?? layout.tls?.ca,
+      ...tlsOf(layout),
     });
     try {
       const res = await c.request(`${e.service}.health`, undefined, {

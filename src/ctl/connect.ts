@@ -141,9 +141,23 @@ export async function nodeEndpointFor(
 }
 
 /**
+ * How strata-ctl dials a tcp:// endpoint: the server checked against the
+ * cluster CA (--cluster-ca), else the layout's CA (--tls-ca); in cluster mode
+ * with peers to dial it presents the node's certificate (--tls-cert,
+ * --tls-key: mutual TLS), which is when its grants let it read the key.
+ */
+export function tlsOf(
+  layout: Layout,
+): { caFile?: string; certFile?: string; keyFile?: string } {
+  const mine = (layout.cluster?.peers ?? []).length > 0 && layout.tls?.cert && layout.tls.key
+    ? { certFile: layout.tls.cert, keyFile: layout.tls.key }
+    : {};
+  return { caFile: layout.cluster?.ca ?? layout.tls?.ca, ...mine };
+}
+
+/**
  * A connection to `service` at the endpoint {@link endpointFor} finds (or,
- * with `node`, its tcp:// endpoint on that node); a tcp:// one is checked
- * against the cluster CA (--cluster-ca), else the layout's CA (--tls-ca).
+ * with `node`, its tcp:// endpoint on that node), dialled as {@link tlsOf} says.
  */
 export async function connectTo(
   layout: Layout,
@@ -153,10 +167,7 @@ export async function connectTo(
   const endpoint = options.node !== undefined
     ? await nodeEndpointFor(layout, service, { node: options.node })
     : await endpointFor(layout, service);
-  return await Client.connect(endpoint, {
-    timeoutMs: options.timeoutMs,
-    caFile: layout.cluster?.ca ?? layout.tls?.ca,
-  });
+  return await Client.connect(endpoint, { timeoutMs: options.timeoutMs, ...tlsOf(layout) });
 }
 
 /** What {@link unreachableAdvice} may add: where the launcher looked for a supervisor. */

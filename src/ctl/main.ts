@@ -40,6 +40,10 @@ const CLUSTER_FLAGS = [
   "etcd-proto",
   "partition-bound-ms",
   "cluster-peers",
+  "etcd-ca",
+  "etcd-cert",
+  "etcd-key",
+  "etcd-server-name",
 ];
 
 /**
@@ -99,6 +103,10 @@ export function parseCtlArgs(argv: string[]): CtlArgs {
       else if (name === "cluster-ca") c.ca = v;
       else if (name === "partition-bound-ms") c.partitionBoundMs = Number(v);
       else if (name === "cluster-peers") c.peers = v.split(",").filter((p) => p !== "");
+      else if (name === "etcd-ca") c.etcdCa = v;
+      else if (name === "etcd-cert") c.etcdCert = v;
+      else if (name === "etcd-key") c.etcdKey = v;
+      else if (name === "etcd-server-name") c.etcdServerName = v;
       else c.proto = v;
     } else if (name === "looked-in") (out.lookedIn ??= []).push(value()); // set by the launcher
     else if (out.positionals.length > 0) out.positionals.push(arg); // a subcommand's own option

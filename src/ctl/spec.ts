@@ -159,5 +159,17 @@ export const GLOBAL_OPTIONS: readonly OptionSpec[] = [
     summary: "the CA (PEM) that tcp:// services' certificates must chain to",
     complete: "files",
   },
+  {
+    name: "tls-cert",
+    value: "FILE",
+    summary: "cluster mode: the certificate (PEM) --node presents to other nodes (mutual TLS)",
+    complete: "files",
+  },
+  {
+    name: "tls-key",
+    value: "FILE",
+    summary: "its private key (PEM; the node's key, readable by the operators' group)",
+    complete: "files",
+  },
   { name: "help", short: "h", summary: "this help; after a command, that command's help" },
 ];

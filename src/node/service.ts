@@ -194,7 +194,12 @@ export async function runService(setup: ServiceSetup): Promise<RunningService> {
   const server = await Server.listen({
     service: setup.service,
     endpoints: endpointsOf(setup.layout, setup.service),
-    tls: { certFile: setup.layout.tls?.cert, keyFile: setup.layout.tls?.key },
+    tls: {
+      certFile: setup.layout.tls?.cert,
+      keyFile: setup.layout.tls?.key,
+      // Cluster mode: tcp:// is mutual TLS, clients present a certificate of the cluster CA.
+      clientCaFile: setup.layout.cluster?.ca,
+    },
     methods,
     chain: requestChain(setup.service, { trust, audit }),
     limits: setup.limits,

@@ -60,11 +60,27 @@ export interface Layout {
 export interface ClusterConfig {
   /** The cluster's name: tokens' audience and the etcd prefix `/strata/<name>/`. */
   name: string;
-  /** etcd client URLs, `http://host:port` (Deno grants them exactly). */
+  /** etcd client URLs, `http://host:port` or `https://host:port` (Deno grants them exactly). */
   etcd: string[];
+  /** TLS to etcd (`https://` endpoints): the CA etcd's certificate must chain to (`--etcd-ca`). */
+  etcdCa?: string;
+  /** The client certificate to present when etcd asks for one (`--etcd-cert`; `--client-cert-auth`). */
+  etcdCert?: string;
+  /** Its private key (`--etcd-key`). */
+  etcdKey?: string;
+  /**
+   * The DNS name in etcd's certificate the client checks (`--etcd-server-name`):
+   * needed when an https:// endpoint is an IP address, which Deno's node:tls
+   * refuses as a TLS server name.
+   */
+  etcdServerName?: string;
   /** The cluster's root public key (a k4.public PASERK file): the trust anchor. */
   root: string;
-  /** The cluster CA certificate (PEM) for tcp:// between nodes. */
+  /**
+   * The cluster CA certificate (PEM) for tcp:// between nodes: clients check
+   * servers against it, and servers ask clients for a certificate it signed
+   * (mutual TLS; required when a service listens on tcp://).
+   */
   ca?: string;
   /**
    * The etcd3 package's proto folder, which its gRPC client reads at start
@@ -89,9 +105,12 @@ export const DEFAULT_PARTITION_BOUND_MS = 30_000;
 
 /** The PEM files of the tcp:// transport. */
 export interface TlsFiles {
-  /** The certificate chain tcp:// listeners present. */
+  /**
+   * The certificate chain tcp:// listeners present; in cluster mode also the
+   * client certificate strata-ctl `--node` presents to other nodes.
+   */
   cert?: string;
-  /** Its private key (only a tcp:// listener may read it). */
+  /** Its private key (read by a tcp:// listener, and in cluster mode with peers by strata-ctl). */
   key?: string;
   /** The CA clients check tcp:// servers' certificates against. */
   ca?: string;
@@ -160,13 +179,68 @@ function checkTransport(layout: Layout): Pick<Layout, "listen" | "tls"> {
   };
 }
 
-const ETCD_URL_RE = /^http:\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+const ETCD_URL_RE = /^(https?):\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+const IP_HOST_RE = /^(\[[0-9a-fA-F:.]+\]|[0-9.]+)$/;
+const DNS_NAME_RE =
+  /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/** Checks TLS to etcd: https:// endpoints need the CA; the files only with https://. */
+function checkEtcdTls(cluster: ClusterConfig): Partial<ClusterConfig> {
+  const { etcd, etcdCa: ca, etcdCert: cert, etcdKey: key, etcdServerName: name } = cluster;
+  const secure = etcd.filter((u) => u.startsWith("https://"));
+  if (secure.length === 0) {
+    const given = [[ca, "--etcd-ca"], [cert, "--etcd-cert"], [key, "--etcd-key"], [
+      name,
+      "--etcd-server-name",
+    ]].find(([v]) => v);
+    if (given) {
+      throw new ConfigError(
+        `${given[1]}: only for https:// etcd endpoints; --etcd-endpoints are http://`,
+      );
+    }
+    return {};
+  }
+  if (secure.length !== etcd.length) {
+    throw new ConfigError(
+      "--etcd-endpoints: give every member as https:// or every one as http://, not both",
+    );
+  }
+  if (!ca) {
+    throw new ConfigError(
+      "--etcd-ca: https:// etcd endpoints need the CA (PEM file) etcd's certificate chains to",
+    );
+  }
+  if (!cert !== !key) {
+    throw new ConfigError(
+      "--etcd-cert and --etcd-key: give both (the client certificate etcd asks for) or neither",
+    );
+  }
+  if (name !== undefined && (!DNS_NAME_RE.test(name) || IP_HOST_RE.test(name))) {
+    throw new ConfigError(
+      `--etcd-server-name: give a DNS name in etcd's certificate (not an IP address): ${name}`,
+    );
+  }
+  const ip = etcd.find((u) => IP_HOST_RE.test(ETCD_URL_RE.exec(u)![2]));
+  if (ip && !name) {
+    throw new ConfigError(
+      `--etcd-server-name: ${ip} is an IP address, which Deno's TLS client cannot check a ` +
+        "certificate against; give a DNS name in etcd's certificate (e.g. --etcd-server-name=etcd)",
+    );
+  }
+  return {
+    etcdCa: checkDir(ca, "--etcd-ca"),
+    ...(cert ? { etcdCert: checkDir(cert, "--etcd-cert") } : {}),
+    ...(key ? { etcdKey: checkDir(key, "--etcd-key") } : {}),
+    ...(name ? { etcdServerName: name } : {}),
+  };
+}
 
 /** Checks the cluster section; cluster mode needs a name, etcd endpoints and the root key. */
 function checkCluster(cluster: ClusterConfig | undefined): Pick<Layout, "cluster"> {
   if (cluster === undefined) return {};
   const { name, etcd, root, ca, proto, partitionBoundMs: bound, peers } = cluster;
-  if (!name && etcd.length === 0 && !root && !ca && !proto) return {};
+  const tlsGiven = cluster.etcdCa || cluster.etcdCert || cluster.etcdKey || cluster.etcdServerName;
+  if (!name && etcd.length === 0 && !root && !ca && !proto && !tlsGiven) return {};
   if (bound !== undefined && (!Number.isSafeInteger(bound) || bound < 100)) {
     throw new ConfigError(
       `--partition-bound-ms: give whole milliseconds, at least 100 (default 30000): ${bound}`,
@@ -178,17 +252,21 @@ function checkCluster(cluster: ClusterConfig | undefined): Pick<Layout, "cluster
     );
   }
   if (etcd.length === 0) {
-    throw new ConfigError("--etcd-endpoints: cluster mode needs http://host:port,... of etcd");
+    throw new ConfigError(
+      "--etcd-endpoints: cluster mode needs http://host:port,... (or https://) of etcd",
+    );
   }
   for (const url of etcd) {
     const m = ETCD_URL_RE.exec(url);
-    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) {
-      throw new ConfigError(`--etcd-endpoints: ${url} is not http://host:port`);
+    if (!m || Number(m[3]) < 1 || Number(m[3]) > 65535) {
+      throw new ConfigError(
+        `--etcd-endpoints: ${url} is not http://host:port or https://host:port`,
+      );
     }
   }
   for (const peer of peers ?? []) {
     const m = ETCD_URL_RE.exec(`http://${peer}`);
-    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) {
+    if (!m || Number(m[3]) < 1 || Number(m[3]) > 65535) {
       throw new ConfigError(`--cluster-peers: ${peer} is not host:port (a peer's tcp:// endpoint)`);
     }
   }
@@ -201,6 +279,7 @@ function checkCluster(cluster: ClusterConfig | undefined): Pick<Layout, "cluster
     cluster: {
       name,
       etcd: [...etcd],
+      ...checkEtcdTls(cluster),
       root: checkDir(root, "--cluster-root"),
       ...(ca ? { ca: checkDir(ca, "--cluster-ca") } : {}),
       ...(proto ? { proto: checkDir(proto, "--etcd-proto") } : {}),
@@ -230,12 +309,24 @@ export function checkLayout(layout: Layout): Layout {
     ...checkTransport(layout),
     ...checkCluster(layout.cluster),
   };
-  const key = checked.tls?.key;
-  const root = key && checked.fsRoots.find((r) => isWithin(key, r));
-  if (root) {
+  if (checked.listen && checked.cluster && !checked.cluster.ca) {
     throw new ConfigError(
-      `--tls-key: ${key} lies inside the export root ${root}, which fs serves; keep it outside`,
+      "--cluster-ca: in cluster mode tcp:// endpoints are mutual TLS; give the cluster CA " +
+        "(ca.pem of strata-ctl cluster init) that callers' certificates must chain to",
     );
+  }
+  for (
+    const [key, option] of [[checked.tls?.key, "--tls-key"], [
+      checked.cluster?.etcdKey,
+      "--etcd-key",
+    ]]
+  ) {
+    const root = key && checked.fsRoots.find((r) => isWithin(key, r));
+    if (root) {
+      throw new ConfigError(
+        `${option}: ${key} lies inside the export root ${root}, which fs serves; keep it outside`,
+      );
+    }
   }
   return checked;
 }
@@ -258,6 +349,10 @@ const LAYOUT_OPTIONS = {
   "etcd-proto": { type: "string" },
   "partition-bound-ms": { type: "string" },
   "cluster-peers": { type: "string" },
+  "etcd-ca": { type: "string" },
+  "etcd-cert": { type: "string" },
+  "etcd-key": { type: "string" },
+  "etcd-server-name": { type: "string" },
 } as const;
 
 /** Other options a program's entry may take, by name: boolean or string. */
@@ -329,6 +424,10 @@ const CLUSTER_SETTINGS = {
   proto: ["etcd-proto", "STRATA_ETCD_PROTO"],
   bound: ["partition-bound-ms", "STRATA_PARTITION_BOUND_MS"],
   peers: ["cluster-peers", "STRATA_CLUSTER_PEERS"],
+  etcdCa: ["etcd-ca", "STRATA_ETCD_CA"],
+  etcdCert: ["etcd-cert", "STRATA_ETCD_CERT"],
+  etcdKey: ["etcd-key", "STRATA_ETCD_KEY"],
+  etcdServerName: ["etcd-server-name", "STRATA_ETCD_SERVER_NAME"],
 } as const;
 
 /** The cluster section from options or variables; undefined when none is set. */
@@ -340,12 +439,20 @@ function clusterSection(
   const [name, etcd, root, ca, proto] = (["name", "etcd", "root", "ca", "proto"] as const).map(
     (k) => get(CLUSTER_SETTINGS[k][at]) || undefined,
   );
-  if (!name && !etcd && !root && !ca && !proto) return undefined;
+  const etcdTls = Object.fromEntries(
+    (["etcdCa", "etcdCert", "etcdKey", "etcdServerName"] as const)
+      .map((k) => [k, get(CLUSTER_SETTINGS[k][at]) || undefined])
+      .filter(([, v]) => v !== undefined),
+  );
+  if (!name && !etcd && !root && !ca && !proto && Object.keys(etcdTls).length === 0) {
+    return undefined;
+  }
   const bound = get(CLUSTER_SETTINGS.bound[at]);
   const peers = (get(CLUSTER_SETTINGS.peers[at]) ?? "").split(",").filter((p) => p !== "");
   return {
     name: name ?? "",
     etcd: (etcd ?? "").split(",").filter((e) => e !== ""),
+    ...etcdTls,
     root: root ?? "",
     ...(ca ? { ca } : {}),
     ...(proto ? { proto } : {}),
@@ -357,8 +464,9 @@ function clusterSection(
 /**
  * The cluster part of a layout from environment variables (the launcher's
  * way, like {@link transportFromEnv}): STRATA_CLUSTER, STRATA_ETCD_ENDPOINTS
- * (comma-separated http://host:port), STRATA_CLUSTER_ROOT, STRATA_CLUSTER_CA
- * and STRATA_ETCD_PROTO. Checked by checkLayout.
+ * (comma-separated http://host:port or https://), STRATA_CLUSTER_ROOT,
+ * STRATA_CLUSTER_CA, STRATA_ETCD_PROTO, and for https:// STRATA_ETCD_CA,
+ * STRATA_ETCD_CERT, STRATA_ETCD_KEY and STRATA_ETCD_SERVER_NAME. Checked by checkLayout.
  */
 export function clusterFromEnv(
   get: (name: string) => string | undefined,
@@ -395,6 +503,9 @@ export function layoutArgs(layout: Layout): string[] {
     if (c.proto) args.push(`--etcd-proto=${c.proto}`);
     if (c.partitionBoundMs !== undefined) args.push(`--partition-bound-ms=${c.partitionBoundMs}`);
     if (c.peers) args.push(`--cluster-peers=${c.peers.join(",")}`);
+    for (const k of ["etcdCa", "etcdCert", "etcdKey", "etcdServerName"] as const) {
+      if (c[k]) args.push(`--${CLUSTER_SETTINGS[k][0]}=${c[k]}`);
+    }
   }
   return args;
 }

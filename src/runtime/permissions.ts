@@ -189,13 +189,18 @@ export function permissionSet(
       break;
   }
   // Cluster mode: etcd's client URLs (exact host:port), grpc-js's variables,
-  // the etcd3 package's proto folder, and the root public key to judge by.
+  // the etcd3 package's proto folder, the root public key to judge by, and
+  // (https://) etcd's TLS files.
   const cluster = layout.cluster;
   let etcdNet: string[] = [];
   if (cluster && ETCD_CLIENTS.includes(program)) {
     etcdNet = cluster.etcd.map((url) => new URL(url).host);
     set.env.push(...GRPC_ENV);
     set.read.push(cluster.root, ...(cluster.proto ? [cluster.proto] : []));
+    // TLS to etcd: its CA, and the client certificate and key etcd may ask for.
+    for (const file of [cluster.etcdCa, cluster.etcdCert, cluster.etcdKey]) {
+      if (file) set.read.push(file);
+    }
   }
   const parsed = set.endpoints.map((e) => parseEndpoint(e));
   set.sockets = parsed.flatMap((e) => e.kind === "unix" ? [e.path] : []);
@@ -204,21 +209,28 @@ export function permissionSet(
   const listensTcp = program !== "ctl" &&
     parsed.some((e) => e.kind === "tcp");
   if (listensTcp && tls.cert && tls.key) set.read.push(tls.cert, tls.key);
+  // Cluster mode: a tcp:// listener asks callers for a certificate of the cluster CA.
+  if (listensTcp && cluster?.ca) set.read.push(cluster.ca);
   if (program === "ctl" && tls.ca) set.read.push(tls.ca);
   // strata-ctl --node NAME dials other nodes' tcp:// endpoints: exactly the
-  // configured peers, checked against the cluster CA.
+  // configured peers, checked against the cluster CA, presenting the node's
+  // certificate and key (mutual TLS): the operators who may run strata-ctl
+  // --node are those who can read the key file (docs/cluster.md: 0640).
+  const presents = program === "ctl" && cluster !== undefined &&
+    (cluster.peers ?? []).length > 0 && tls.cert !== undefined && tls.key !== undefined;
   if (program === "ctl" && cluster) {
     etcdNet.push(...cluster.peers ?? []);
     if (cluster.ca) set.read.push(cluster.ca);
+    if (presents) set.read.push(tls.cert!, tls.key!);
   }
   // Only identity reads the signing key, whatever folder another grant covers
   // (a runtime dir around the state dir, a download folder that is the state dir).
   if (program !== "identity") set.denyRead.push(st.keys, st.keysTmp);
-  // And only a tcp:// listener reads the TLS key, whatever folder another grant covers
+  // And only a tcp:// listener (or strata-ctl presenting it) reads the TLS key, whatever folder another grant covers
   // (strata-ctl's download folder may be ".", resolved where it runs: always refused there).
   const key = tls.key;
   const covered = key && (program === "ctl" || set.read.some((g) => isWithin(key, g)));
-  if (!listensTcp && key && covered) set.denyRead.push(key);
+  if (!listensTcp && !presents && key && covered) set.denyRead.push(key);
   set.net = etcdNet;
   if (program !== "supervisor" && program !== "ctl" && set.run.length > 0) {
     throw new Error("only the supervisor may run programs");

@@ -26,6 +26,13 @@ export interface ClientOptions {
   connectTimeoutMs?: number;
   /** tcp:// only: the CA certificate (PEM file) the server's certificate must chain to. */
   caFile?: string;
+  /**
+   * tcp:// only, mutual TLS (cluster mode): the certificate (PEM file) this
+   * client presents, signed by the cluster CA.
+   */
+  certFile?: string;
+  /** tcp:// only: the private key (PEM file) of `certFile`. */
+  keyFile?: string;
 }
 
 interface Pending {
@@ -56,7 +63,13 @@ function unreachable(path: string, err: unknown): StrataError {
     : err instanceof Error
     ? err.message
     : String(err);
-  return new StrataError("UNAVAILABLE", `cannot connect to ${path}: ${why}`, { path });
+  // Under TLS 1.3 a server that refuses the client's certificate says so
+  // after the client's side of the handshake: on the first read.
+  const refused = path.startsWith("tcp://") && /alert|close_notify/i.test(why)
+    ? "; the server may have refused this client's certificate (cluster mode: present " +
+      "one the cluster CA signed, --tls-cert and --tls-key)"
+    : "";
+  return new StrataError("UNAVAILABLE", `cannot connect to ${path}: ${why}${refused}`, { path });
 }
 
 /** A persistent connection to one service endpoint. */
@@ -85,7 +98,12 @@ export class Client {
    * TLS); throws UNAVAILABLE when nothing answers there or TLS fails.
    */
   static async connect(path: string, options: ClientOptions = {}): Promise<Client> {
-    const conn = await dial(path, { caFile: options.caFile, timeoutMs: options.connectTimeoutMs });
+    const conn = await dial(path, {
+      caFile: options.caFile,
+      certFile: options.certFile,
+      keyFile: options.keyFile,
+      timeoutMs: options.connectTimeoutMs,
+    });
     return new Client(path, conn, options);
   }
 

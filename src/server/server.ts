@@ -35,7 +35,7 @@ import {
   MAX_FRAME,
 } from "../wire/frame.ts";
 import { type ParamsSchema, validateParams } from "../wire/schema.ts";
-import { listen, type Listening } from "./transport.ts";
+import { type Acceptor, HANDSHAKE_TIMEOUT_MS, listen, type Listening } from "./transport.ts";
 
 /**
  * The request steps the server runs for a protected method, given to it by
@@ -235,8 +235,11 @@ export interface ServerOptions<C = unknown> {
    * every connection runs through the same request path and limits.
    */
   endpoints?: string[];
-  /** The certificate and key files of tcp:// endpoints. */
-  tls?: { certFile?: string; keyFile?: string };
+  /**
+   * The certificate and key files of tcp:// endpoints, and (mutual TLS,
+   * cluster mode) the CA every client's certificate must chain to.
+   */
+  tls?: { certFile?: string; keyFile?: string; clientCaFile?: string };
   /** The methods offered. */
   methods: Method<C>[];
   /** The request chain; required when any method is protected. */
@@ -360,8 +363,13 @@ export class Server<C = unknown> {
     if (endpoints.length === 0) throw new Error(`${options.service}: no endpoint to listen on`);
     const listening: Listening[] = [];
     try {
+      // A client still in its TLS handshake is closed as an idle connection would be.
+      const idle = options.limits?.idleTimeoutMs ?? DEFAULT_LIMITS.idleTimeoutMs;
+      const handshakeTimeoutMs = Math.min(idle, HANDSHAKE_TIMEOUT_MS);
       for (const e of endpoints) {
-        listening.push(await listen(e, { groupAccess: options.groupAccess, ...options.tls }));
+        listening.push(
+          await listen(e, { groupAccess: options.groupAccess, handshakeTimeoutMs, ...options.tls }),
+        );
       }
       return new Server(options, listening);
     } catch (err) {
@@ -406,9 +414,9 @@ export class Server<C = unknown> {
     };
   }
 
-  async #acceptLoop(listener: Deno.Listener): Promise<void> {
+  async #acceptLoop(listener: Acceptor): Promise<void> {
     while (true) {
-      let conn: Deno.Conn;
+      let conn: Duplex;
       try {
         conn = await listener.accept();
       } catch (err) {
@@ -496,7 +504,7 @@ export class Server<C = unknown> {
     }
   }
 
-  #refuse(conn: Deno.Conn): void {
+  #refuse(conn: Duplex): void {
     const err = new StrataError(
       "RESOURCE_EXHAUSTED",
       `${this.service} has ${this.#conns.size} busy connections, its limit; retry shortly`,

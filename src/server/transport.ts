@@ -2,13 +2,24 @@
  * The transport seam: a server listens on, and a client dials, an endpoint
  * URL. `unix:///path` is a Unix socket (claimed if stale, mode 0600 or 0660);
  * `tcp://host:port` is TCP with TLS (certificate and key from files for a
- * listener, a CA file for a dialer). Both give plain Deno.Conn streams, so
- * the server's connection loop and the client's framing never ask which.
+ * listener, a CA file for a dialer). Both give byte streams, so the server's
+ * connection loop and the client's framing never ask which.
+ *
+ * Mutual TLS (cluster mode, docs/cluster.md): a listener given `clientCaFile`
+ * asks every client for a certificate and completes the handshake only with
+ * one that chains to that CA; a dialer given `certFile` and `keyFile`
+ * presents them. Deno.listenTls (Deno 2.9.6) cannot ask for a client
+ * certificate, so such a listener is node:tls's server (rustls under Deno's
+ * node compat, `requestCert` and `rejectUnauthorized`); without one it stays
+ * Deno.listenTls.
  * @module
  */
 
+import type net from "node:net";
+import tls from "node:tls";
 import { type Endpoint, formatEndpoint, parseEndpoint } from "../wire/endpoint.ts";
 import { StrataError } from "../wire/errors.ts";
+import type { ByteSink, ByteSource } from "../wire/frame.ts";
 
 /** TLS files of a tcp:// listener. */
 export interface ListenOptions {
@@ -18,22 +29,47 @@ export interface ListenOptions {
   certFile?: string;
   /** tcp: the server's private key (PEM file). */
   keyFile?: string;
+  /**
+   * tcp: mutual TLS: the CA (PEM file) every client's certificate must chain
+   * to; a client without one, or with another CA's, fails the handshake.
+   */
+  clientCaFile?: string;
+  /**
+   * tcp: with `clientCaFile`: how long a client may take over the handshake,
+   * in ms ({@link HANDSHAKE_TIMEOUT_MS} unless given).
+   */
+  handshakeTimeoutMs?: number;
 }
 
 /** Options for {@link dial}. */
 export interface DialOptions {
   /** tcp: the CA certificate (PEM file) the server's certificate must chain to. */
   caFile?: string;
+  /** tcp: the client certificate (PEM file) to present to a server that asks (mutual TLS). */
+  certFile?: string;
+  /** tcp: its private key (PEM file). */
+  keyFile?: string;
   /** How long the connection (and TLS handshake) may take, in ms (2 s unless given). */
   timeoutMs?: number;
+}
+
+/** An accepted connection: bytes both ways, and close. */
+export interface Stream extends ByteSource, ByteSink {
+  close(): void;
+}
+
+/** What a server accepts connections from; accept throws Deno.errors.BadResource once closed. */
+export interface Acceptor {
+  accept(): Promise<Stream>;
+  close(): void;
 }
 
 /** A bound endpoint. */
 export interface Listening {
   /** The endpoint URL, e.g. "unix:///run/strata/fs.sock" or "tcp://127.0.0.1:7402". */
   readonly endpoint: string;
-  /** The listener whose connections the server accepts (a Deno.TlsListener for tcp://). */
-  readonly listener: Deno.Listener;
+  /** The listener whose connections the server accepts (Deno's, or node:tls's for mutual TLS). */
+  readonly listener: Acceptor;
   /** Stops listening and, for a Unix socket, removes its file. */
   close(): void;
 }
@@ -107,6 +143,10 @@ export async function listen(endpoint: string, options: ListenOptions = {}): Pro
   const url = formatEndpoint(ep);
   const cert = readPem(options.certFile, "tls-cert", url);
   const key = readPem(options.keyFile, "tls-key", url);
+  if (options.clientCaFile !== undefined) {
+    const ca = readPem(options.clientCaFile, "cluster-ca", url);
+    return await listenMutual(ep, { cert, key, ca }, options.handshakeTimeoutMs);
+  }
   let listener: Deno.TlsListener;
   try {
     listener = Deno.listenTls({ hostname: ep.host, port: ep.port, cert, key });
@@ -126,6 +166,141 @@ export async function listen(endpoint: string, options: ListenOptions = {}): Pro
     },
   };
 }
+
+/** A node:tls socket as a {@link Stream}: reads pull its chunks (so it pauses when unread). */
+function streamOf(socket: tls.TLSSocket): Stream {
+  // Not destroyed when the reads end: a peer that half-closes still gets its answers.
+  const chunks = socket.iterator({ destroyOnReturn: false }) as AsyncIterator<Uint8Array>;
+  let rest: Uint8Array = new Uint8Array(0);
+  let closed = false;
+  socket.on("error", () => {}); // surfaced by the next read or write
+  return {
+    async read(p: Uint8Array): Promise<number | null> {
+      if (rest.length === 0) {
+        let next: IteratorResult<Uint8Array>;
+        try {
+          next = await chunks.next();
+        } catch (err) {
+          if (closed) return null;
+          throw err;
+        }
+        if (next.done) return null;
+        rest = next.value;
+      }
+      const n = Math.min(p.length, rest.length);
+      p.set(rest.subarray(0, n));
+      rest = rest.subarray(n);
+      return n;
+    },
+    write(p: Uint8Array): Promise<number> {
+      // Settles once node:tls has taken the bytes: the caller may reuse `p` after that.
+      return new Promise((resolve, reject) => {
+        socket.write(p, (err) => err ? reject(err) : resolve(p.length));
+      });
+    },
+    close(): void {
+      closed = true;
+      socket.destroy();
+    },
+  };
+}
+
+/**
+ * A tcp:// listener that completes the TLS handshake only with clients whose
+ * certificate chains to `ca` (node:tls: Deno.listenTls has no client
+ * certificates). Refused handshakes never reach the server's accept loop, so
+ * they are bounded here: each may take HANDSHAKE_TIMEOUT_MS, and beyond
+ * MAX_PENDING_HANDSHAKES the oldest is dropped (as the server evicts its
+ * longest-idle connection for a newcomer).
+ */
+async function listenMutual(
+  ep: Extract<Endpoint, { kind: "tcp" }>,
+  pem: { cert: string; key: string; ca: string },
+  handshakeTimeoutMs = HANDSHAKE_TIMEOUT_MS,
+): Promise<Listening> {
+  const url = formatEndpoint(ep);
+  const ready: tls.TLSSocket[] = [];
+  let waiter: ((s: tls.TLSSocket | null) => void) | undefined;
+  let closed = false;
+  // Connections whose handshake has not completed, oldest first.
+  const pending = new Set<net.Socket>();
+  const server = tls.createServer({
+    cert: pem.cert,
+    key: pem.key,
+    ca: [pem.ca],
+    requestCert: true,
+    rejectUnauthorized: true,
+    minVersion: "TLSv1.2",
+    // A peer that half-closes after its last request still gets the answers.
+    allowHalfOpen: true,
+    handshakeTimeout: handshakeTimeoutMs,
+  }, (socket) => {
+    // node:tls's TLSSocket keeps the TCP socket it wraps as _parent (Deno 2.9.6 as Node).
+    pending.delete((socket as unknown as { _parent?: net.Socket })._parent!);
+    // rejectUnauthorized has refused the rest already; checked again, not assumed.
+    if (!socket.authorized) {
+      socket.destroy();
+      return;
+    }
+    if (waiter) {
+      const w = waiter;
+      waiter = undefined;
+      w(socket);
+    } else ready.push(socket);
+  });
+  // A client refused at the handshake, or too slow: Deno's node:tls reports a
+  // handshake timeout but leaves the socket open (seen in 2.9.6): close it.
+  server.on("tlsClientError", (_err: Error, socket: tls.TLSSocket) => socket.destroy());
+  server.on("connection", (raw: net.Socket) => {
+    if (pending.size >= MAX_PENDING_HANDSHAKES) {
+      const oldest = pending.values().next().value!;
+      pending.delete(oldest);
+      oldest.destroy();
+    }
+    pending.add(raw);
+    raw.once("close", () => pending.delete(raw));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", (err: Error & { code?: string }) => {
+      reject(
+        err.code === "EADDRINUSE"
+          ? new StrataError("CONFLICT", `another process is already serving ${url}`)
+          : err,
+      );
+    });
+    server.listen(ep.port, ep.host, () => resolve());
+  });
+  server.on("error", () => {});
+  const listener: Acceptor = {
+    async accept(): Promise<Stream> {
+      const next = ready.shift() ??
+        (closed ? null : await new Promise<tls.TLSSocket | null>((r) => (waiter = r)));
+      if (next === null) throw new Deno.errors.BadResource(`${url} is closed`);
+      return streamOf(next);
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      server.close();
+      for (const s of ready.splice(0)) s.destroy();
+      waiter?.(null);
+      waiter = undefined;
+    },
+  };
+  return {
+    endpoint: url,
+    listener,
+    close() {
+      listener.close();
+    },
+  };
+}
+
+/** How long a client may take over the TLS handshake of a mutual-TLS listener, by default. */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/** Handshakes a mutual-TLS listener lets be under way at once (the oldest goes first). */
+export const MAX_PENDING_HANDSHAKES = 64;
 
 /** Why a dial failed, in words an operator can act on. */
 function unreachable(ep: Endpoint, err: unknown): StrataError {
@@ -150,7 +325,19 @@ function unreachable(ep: Endpoint, err: unknown): StrataError {
 async function open(ep: Endpoint, options: DialOptions, url: string): Promise<Deno.Conn> {
   if (ep.kind === "unix") return await Deno.connect({ transport: "unix", path: ep.path });
   const ca = readPem(options.caFile, "tls-ca", url);
-  const conn = await Deno.connectTls({ hostname: ep.host, port: ep.port, caCerts: [ca] });
+  // Mutual TLS: the client's certificate and key, both or neither.
+  const mine = options.certFile !== undefined || options.keyFile !== undefined
+    ? {
+      cert: readPem(options.certFile, "tls-cert", url),
+      key: readPem(options.keyFile, "tls-key", url),
+    }
+    : {};
+  const conn = await Deno.connectTls({
+    hostname: ep.host,
+    port: ep.port,
+    caCerts: [ca],
+    ...mine,
+  });
   try {
     // Fail here, not on the first request, when the server's certificate is not trusted.
     await conn.handshake();

@@ -12,8 +12,10 @@ import {
   handleWhen,
   type IBackoff,
 } from "cockatiel";
+import { Buffer } from "node:buffer";
 import { Etcd3, isRecoverableError } from "etcd3";
 import {
+  type ClusterConfig,
   DEFAULT_PARTITION_BOUND_MS,
   issuerOf,
   type Layout,
@@ -63,7 +65,35 @@ export function etcdClient(layout: Layout): Etcd3 {
         maxDelay: WATCH_BACKOFF_MAX_MS,
       }) as unknown as IBackoff<unknown>,
     },
+    ...(cluster.etcdCa ? { credentials: etcdCredentials(cluster) } : {}),
+    ...(cluster.etcdServerName
+      ? { grpcOptions: { "grpc.ssl_target_name_override": cluster.etcdServerName } }
+      : {}),
   });
+}
+
+/**
+ * TLS to etcd (https://): etcd's certificate is checked against --etcd-ca
+ * (under the name --etcd-server-name gives, when the endpoints are IP
+ * addresses), and the client certificate is presented when etcd asks for one.
+ */
+function etcdCredentials(cluster: ClusterConfig) {
+  const read = (file: string, option: string) => {
+    try {
+      return Buffer.from(Deno.readFileSync(file));
+    } catch (err) {
+      throw new Error(`${option}: cannot read ${file} (${(err as Error).message})`);
+    }
+  };
+  return {
+    rootCertificate: read(cluster.etcdCa!, "--etcd-ca"),
+    ...(cluster.etcdCert && cluster.etcdKey
+      ? {
+        certChain: read(cluster.etcdCert, "--etcd-cert"),
+        privateKey: read(cluster.etcdKey, "--etcd-key"),
+      }
+      : {}),
+  };
 }
 
 /** Reads the cluster root's public key (a k4.public PASERK file). */

@@ -97,7 +97,17 @@ Deno.test("cluster registry: B's fs found and read from A over TLS; B's entries 
     temps[0].layout.cluster = { ...cluster, peers: [`127.0.0.1:${port}`] };
     await ctlJson(temps[0].layout, op, ["cluster", "init", "--dir", op]);
     for (const temp of temps) nodes.push(await startNode({ temp }));
-    await ctlJson(nodes[0].layout, op, ["cluster", "join", "a", "--dir", op]);
+    // A's certificate too: its strata-ctl and library present it to B (mutual TLS).
+    await ctlJson(nodes[0].layout, op, [
+      "cluster",
+      "join",
+      "a",
+      "--dir",
+      op,
+      "--host",
+      "127.0.0.1",
+    ]);
+    nodes[0].layout.tls = { cert: `${op}/nodes/a.pem`, key: `${op}/nodes/a.key` };
     await ctlJson(nodes[1].layout, op, [
       "cluster",
       "join",
@@ -155,6 +165,8 @@ Deno.test("cluster registry: B's fs found and read from A over TLS; B's entries 
       token: tokA,
       node: "b",
       caFile: cluster.ca,
+      certFile: `${op}/nodes/a.pem`,
+      keyFile: `${op}/nodes/a.key`,
     });
     try {
       const t0 = performance.now();
@@ -166,6 +178,21 @@ Deno.test("cluster registry: B's fs found and read from A over TLS; B's entries 
       assert.deepEqual(got, bytes);
     } finally {
       await strata.close();
+    }
+    // Without A's certificate, B's tcp:// endpoint refuses the library (mutual TLS).
+    const bare = await Strata.connect({
+      runtimeDir: a.layout.runtimeDir,
+      stateDir: a.layout.stateDir,
+      token: tokA,
+      node: "b",
+      caFile: cluster.ca,
+    });
+    try {
+      const err = await bare.fs.readFile(path).then(() => undefined, (e: Error) => e);
+      assert.ok(err, "B served a client without a certificate");
+      assert.match(err.message, /CertificateRequired|refused this client's certificate/);
+    } finally {
+      await bare.close();
     }
     // strata-ctl on A: --node b fs get.
     const dl = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-dl-" });

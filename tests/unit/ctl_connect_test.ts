@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { connectTo, endpointFor, requestOnce } from "../../src/ctl/connect.ts";
+import { connectTo, endpointFor, requestOnce, tlsOf } from "../../src/ctl/connect.ts";
 import { type Layout, socketPath } from "../../src/runtime/config.ts";
 import { Server } from "../../src/server/server.ts";
 import { freePort, makeTestTls } from "../helpers.ts";
@@ -70,5 +70,26 @@ Deno.test("ctl: a service the registry resolves to tcp:// is dialled over TLS wi
       await registry.drain(500);
       await echo.drain(500);
     }
+  });
+});
+
+Deno.test("ctl: in cluster mode with peers, tcp:// dials present the node's certificate (mutual TLS), as the grants allow", () => {
+  const base: Layout = {
+    runtimeDir: "/run/s",
+    stateDir: "/var/lib/s",
+    nodeId: "a",
+    fsRoots: [],
+    tls: { cert: "/etc/strata/a.pem", key: "/etc/strata/a.key", ca: "/etc/strata/tls-ca.pem" },
+  };
+  const cluster = { name: "prod", etcd: ["http://127.0.0.1:2379"], root: "/r.pub", ca: "/ca.pem" };
+  // Single node: the layout's CA, no certificate.
+  assert.deepEqual(tlsOf(base), { caFile: "/etc/strata/tls-ca.pem" });
+  // Cluster mode without peers: the cluster CA, no certificate (its grants refuse it the key).
+  assert.deepEqual(tlsOf({ ...base, cluster }), { caFile: "/ca.pem" });
+  // With peers: the node's certificate and key too.
+  assert.deepEqual(tlsOf({ ...base, cluster: { ...cluster, peers: ["10.0.0.2:7402"] } }), {
+    caFile: "/ca.pem",
+    certFile: "/etc/strata/a.pem",
+    keyFile: "/etc/strata/a.key",
   });
 });

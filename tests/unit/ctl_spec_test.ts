@@ -56,7 +56,18 @@ Deno.test("usageLine: arguments, optional ones in brackets, then options", () =>
 Deno.test("GLOBAL_OPTIONS: the options parseCtlArgs takes, each explained", () => {
   assert.deepEqual(
     GLOBAL_OPTIONS.map((o) => o.name),
-    ["token", "json", "timeout", "node", "runtime-dir", "state-dir", "tls-ca", "help"],
+    [
+      "token",
+      "json",
+      "timeout",
+      "node",
+      "runtime-dir",
+      "state-dir",
+      "tls-ca",
+      "tls-cert",
+      "tls-key",
+      "help",
+    ],
   );
   for (const o of GLOBAL_OPTIONS) assert.ok(o.summary.length > 5, o.name);
 });

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { Client } from "../../src/server/client.ts";
 import { type Method, Server } from "../../src/server/server.ts";
-import { dial, listen } from "../../src/server/transport.ts";
+import { dial, listen, MAX_PENDING_HANDSHAKES } from "../../src/server/transport.ts";
 import { encodeFrame } from "../../src/wire/frame.ts";
 import { freePort, makeTestTls } from "../helpers.ts";
 import { rejectsStrata, withTempDir } from "./support.ts";
@@ -139,5 +139,123 @@ Deno.test("transport: a tcp:// endpoint without its certificate or key files is 
       /protected methods need the server's request chain/,
     );
     assert.throws(() => Deno.statSync(`${dir}/t.sock`), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("transport: mutual TLS serves a client with the CA's certificate, refuses one without or with another CA's", async () => {
+  await withTempDir(async (dir) => {
+    const tls = await makeTestTls(dir);
+    const tcp = `tcp://127.0.0.1:${freePort()}`;
+    const server = await Server.listen({
+      service: "t",
+      endpoints: [tcp],
+      tls: { certFile: tls.cert, keyFile: tls.key, clientCaFile: tls.ca },
+      methods: [ECHO],
+    });
+    try {
+      const mine = { caFile: tls.ca, certFile: tls.clientCert, keyFile: tls.clientKey };
+      const c = await Client.connect(tcp, mine);
+      assert.deepEqual(await c.call("t.echo", { text: "hi" }), { text: "hi" });
+      await c.close();
+      // Under TLS 1.3 the client's side of the handshake completes first: the refusal
+      // reaches it on the first read, as UNAVAILABLE saying what to present.
+      for (const other of [{}, { certFile: tls.strangerCert, keyFile: tls.strangerKey }]) {
+        await rejectsStrata(
+          Client.connect(tcp, { caFile: tls.ca, ...other }).then((c) => c.call("t.health")),
+          "UNAVAILABLE",
+          /cannot connect to tcp:\/\/127\.0\.0\.1:\d+: .*refused this client's certificate/,
+        );
+      }
+      // A certificate without its key is told which option to give.
+      await rejectsStrata(
+        dial(tcp, { caFile: tls.ca, certFile: tls.clientCert }),
+        "INVALID_ARGUMENT",
+        /tls-key: .* needs a PEM file/,
+      );
+    } finally {
+      await server.drain(1000);
+    }
+  });
+});
+
+Deno.test("transport: mutual TLS keeps at most MAX_PENDING_HANDSHAKES silent clients, dropping the oldest, never an established one", async () => {
+  await withTempDir(async (dir) => {
+    const tls = await makeTestTls(dir);
+    const port = freePort();
+    const tcp = `tcp://127.0.0.1:${port}`;
+    const server = await Server.listen({
+      service: "t",
+      endpoints: [tcp],
+      tls: { certFile: tls.cert, keyFile: tls.key, clientCaFile: tls.ca },
+      methods: [ECHO],
+    });
+    const silent: Deno.Conn[] = [];
+    try {
+      const mine = { caFile: tls.ca, certFile: tls.clientCert, keyFile: tls.clientKey };
+      const established = await Client.connect(tcp, mine);
+      assert.equal((await established.call("t.health")).status, "ok");
+      // Clients that open TCP and never start the handshake, 5 more than the bound.
+      for (let i = 0; i < MAX_PENDING_HANDSHAKES + 5; i++) {
+        silent.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+      }
+      // The 5 oldest are closed by the server (their read ends), the newest stays open.
+      const ended = async (conn: Deno.Conn, ms: number) => {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const r = await Promise.race([
+          conn.read(new Uint8Array(16)).then((n) => n === null, () => true),
+          new Promise<false>((res) => (timer = setTimeout(() => res(false), ms))),
+        ]);
+        clearTimeout(timer);
+        return r;
+      };
+      for (const conn of silent.slice(0, 5)) assert.ok(await ended(conn, 2000), "not dropped");
+      assert.equal(await ended(silent[silent.length - 1], 300), false, "the newest was dropped");
+      // The connection that completed its handshake was never among the pending ones.
+      assert.deepEqual(await established.call("t.echo", { text: "still" }), { text: "still" });
+      await established.close();
+      // And a newcomer is served: it pushes out the oldest silent one.
+      const c = await Client.connect(tcp, mine);
+      assert.deepEqual(await c.call("t.echo", { text: "new" }), { text: "new" });
+      await c.close();
+    } finally {
+      for (const conn of silent) {
+        try {
+          conn.close();
+        } catch { /* closed by the server */ }
+      }
+      await server.drain(1000);
+    }
+  });
+});
+
+Deno.test("transport: mutual TLS closes a client that does not finish its handshake within the idle timeout", async () => {
+  await withTempDir(async (dir) => {
+    const tls = await makeTestTls(dir);
+    const port = freePort();
+    const server = await Server.listen({
+      service: "t",
+      endpoints: [`tcp://127.0.0.1:${port}`],
+      tls: { certFile: tls.cert, keyFile: tls.key, clientCaFile: tls.ca },
+      methods: [ECHO],
+      limits: { idleTimeoutMs: 500 },
+    });
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    try {
+      const t0 = performance.now();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const ended = await Promise.race([
+        conn.read(new Uint8Array(16)).then((n) => n === null, () => true),
+        new Promise<false>((res) => (timer = setTimeout(() => res(false), 5000))),
+      ]);
+      clearTimeout(timer);
+      const ms = performance.now() - t0;
+      assert.ok(ended, "the silent client was kept open for 5 s");
+      assert.ok(ms >= 400, `closed after ${ms.toFixed(0)} ms, before the timeout`);
+    } finally {
+      try {
+        conn.close();
+      } catch { /* closed by the server */ }
+      await server.drain(1000);
+    }
   });
 });
