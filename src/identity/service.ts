@@ -661,10 +661,12 @@ export class IdentityService {
 
   /**
    * Group commit: every revocation that arrived while the previous batch was
-   * being written goes out together, with one fsync of the log, one signed
-   * line in the list file and one push to each service. A batch is pushed
-   * while the next one is written; each is answered once it is durable and
-   * every running service has applied it.
+   * being written goes out together, with one signature, one fsync of the
+   * log, one line in the list file and one push to each service. The push
+   * runs while the log is fsynced (a revocation in effect before it is
+   * durable only refuses sooner), and the next batch is written while this
+   * one's push finishes; each is answered once it is durable and every
+   * running service has applied it.
    */
   async #flush(): Promise<void> {
     this.#flushing = true;
@@ -673,13 +675,26 @@ export class IdentityService {
       await new Promise<void>((resolve) => setImmediate(resolve));
       while (this.#queue.length > 0) {
         const batch = this.#queue.splice(0);
+        // Every entry is sent, also one the log already had (a retry after a
+        // batch that failed past its fsync).
+        const entries = batch.map((q) => q.entry);
+        let signed: string;
         try {
-          await this.#d.revocations.appendAll(batch);
+          signed = await signRevocationList(this.#d.ring.active, this.#issuer, entries);
         } catch (err) {
           for (const q of batch) q.reject(err);
           continue;
         }
-        void this.#spread(batch);
+        const pushed = this.#pushSigned(signed);
+        try {
+          await this.#d.revocations.appendAll(batch);
+        } catch (err) {
+          // Not durable: refused. Services that took the push refuse the
+          // token until they restart, which only errs on the safe side.
+          for (const q of batch) q.reject(err);
+          continue;
+        }
+        void this.#spread(batch, signed, pushed);
       }
     } finally {
       this.#flushing = false;
@@ -687,20 +702,17 @@ export class IdentityService {
   }
 
   /**
-   * Signs a durable batch, appends it to the list file, pushes it, and
-   * answers its callers. Every entry is sent, also one the log already had
-   * (a retry after a batch that failed past its fsync).
+   * Finishes a durable batch: appends its signed line to the list file (for
+   * services that start meanwhile), writes it to etcd in cluster mode, and
+   * answers its callers once its push is applied too.
    */
-  async #spread(batch: Queued[]): Promise<void> {
+  async #spread(batch: Queued[], signed: string, pushed: Promise<Spread>): Promise<void> {
     try {
-      const entries = batch.map((q) => q.entry);
-      // The list file first (for services that start meanwhile), then the push.
-      const signed = await signRevocationList(this.#d.ring.active, this.#issuer, entries);
       this.#appendRevocation(signed);
       // Cluster mode: etcd's commit and the local push go together; ok needs both.
       const [spread, published] = await Promise.all([
-        this.#pushSigned(signed),
-        this.#publish(signed, entries),
+        pushed,
+        this.#publish(signed, batch.map((q) => q.entry)),
       ]);
       if (!published) {
         throw new StrataError(
