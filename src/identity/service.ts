@@ -70,6 +70,24 @@ export const MAX_REVOCATIONS_PER_CALLER = 1000;
 /** Live revocations kept for the operator token alone: delegated ones stop short of them. */
 export const OPERATOR_RESERVED_REVOCATIONS = 10_000;
 
+/**
+ * Lines appended to the revocation list file (one per batch) after which
+ * identity writes it whole again, in lines of LIST_CHUNK entries: a service
+ * verifies every line when it starts, so the file must not grow a line per
+ * batch for ever.
+ */
+export const COMPACT_AFTER_LINES = 1024;
+
+/**
+ * Quiet time after the last append before the list file is compacted (when
+ * at least COMPACT_IDLE_LINES were appended): between bursts of revocations,
+ * where the rewrite, and every service's re-read of it, costs nobody a wait.
+ */
+export const COMPACT_IDLE_MS = 250;
+
+/** Appended lines worth a compaction once revocations have gone quiet. */
+export const COMPACT_IDLE_LINES = 16;
+
 /** How long identity waits for each service to take a push. */
 const PUSH_TIMEOUT_MS = 1000;
 
@@ -181,6 +199,16 @@ export class IdentityService {
   #offered = -1;
   /** The offer under way, so at most one is outstanding. */
   #offering?: Promise<boolean>;
+  /** Lines appended to the list file since it was last written whole. */
+  #appendedLines = 0;
+  /** The compaction waiting for revocations to go quiet. */
+  #compactTimer?: ReturnType<typeof setTimeout>;
+  /** Whether a compaction runs (a second one would find nothing to do). */
+  #compacting = false;
+  /** Entries of the batch being fsynced: already in the list file, not yet in the set. */
+  #unsynced = new Map<string, RevokedEntry>();
+  /** The last whole write of the list file: whole writes go one at a time. */
+  #listWrite: Promise<void> = Promise.resolve();
 
   constructor(deps: IdentityDeps) {
     this.#d = deps;
@@ -343,17 +371,33 @@ export class IdentityService {
 
   /**
    * Writes every live revocation to the runtime dir's list file, signed in
-   * lines of LIST_CHUNK entries (at start, and after a key rotation).
+   * lines of LIST_CHUNK entries (at start, after a key rotation, and to
+   * compact it), dropping entries whose tokens have expired. One write at a
+   * time, so a line signed by a key older than the rotation's never lands
+   * after it.
    */
   async publishRevocations(): Promise<void> {
+    const next = this.#listWrite.then(() => this.#writeList());
+    this.#listWrite = next.catch(() => {});
+    await next;
+  }
+
+  async #writeList(): Promise<void> {
     const rt = runtimeFiles(this.#d.layout);
+    // An expired token is refused for its expiry: its entry can go.
+    this.#d.revocations.set.prune();
     const lines: string[] = [];
     const signed = new Set<string>();
-    // A batch that becomes durable while this signs may append its line to
-    // the file being replaced: sign until nothing is left over, then write
-    // (synchronously after the last look at the set).
+    // A batch formed while this signs may append its line to the file being
+    // replaced: sign until nothing is left over, then write (synchronously
+    // after the last look).
     while (true) {
-      const entries = this.#d.revocations.set.entries().filter((e) => !signed.has(e.cap_id));
+      // The set, and the batch being fsynced, whose line is in the file already.
+      const set = this.#d.revocations.set;
+      const entries = [
+        ...set.entries(),
+        ...[...this.#unsynced.values()].filter((e) => !set.has(e.cap_id)),
+      ].filter((e) => !signed.has(e.cap_id));
       if (entries.length === 0 && lines.length > 0) break;
       // At least one line: an empty list, signed, says "nothing is revoked".
       for (let i = 0; i === 0 || i < entries.length; i += LIST_CHUNK) {
@@ -367,6 +411,37 @@ export class IdentityService {
       mode: 0o600,
       durable: false,
     });
+    // Every line appended before this (synchronous) write is in it.
+    this.#appendedLines = 0;
+  }
+
+  /**
+   * Counts a line appended to the list file and compacts the file when it
+   * has grown by COMPACT_AFTER_LINES, or once revocations go quiet.
+   */
+  #countAppended(): void {
+    this.#appendedLines++;
+    clearTimeout(this.#compactTimer);
+    this.#compactTimer = undefined;
+    if (this.#appendedLines >= COMPACT_AFTER_LINES) {
+      void this.#compact();
+    } else if (this.#appendedLines >= COMPACT_IDLE_LINES) {
+      this.#compactTimer = setTimeout(() => void this.#compact(), COMPACT_IDLE_MS);
+      Deno.unrefTimer(this.#compactTimer as unknown as number);
+    }
+  }
+
+  async #compact(): Promise<void> {
+    if (this.#compacting) return;
+    this.#compacting = true;
+    try {
+      await this.publishRevocations();
+    } catch (err) {
+      // The appended lines stay valid; the next append tries again.
+      this.#d.log.warn("revocation list not compacted", { error: (err as Error).message });
+    } finally {
+      this.#compacting = false;
+    }
   }
 
   /** Appends one signed revocation to the list file (one write, one line). */
@@ -381,6 +456,7 @@ export class IdentityService {
     } finally {
       file.close();
     }
+    this.#countAppended();
   }
 
   /** Sends a signed list to every service; reports who took it. */
@@ -434,6 +510,7 @@ export class IdentityService {
 
   /** Closes the push connections (at stop). */
   async close(): Promise<void> {
+    clearTimeout(this.#compactTimer);
     const clients = [...this.#pushClients.values()];
     this.#pushClients.clear();
     await Promise.all(clients.map((c) => c.then((c) => c.close()).catch(() => {})));
@@ -765,10 +842,12 @@ export class IdentityService {
 
   /**
    * Group commit: every revocation that arrived while the previous batch was
-   * being written goes out together, with one fsync of the log, one signed
-   * line in the list file and one push to each service. A batch is pushed
-   * while the next one is written; each is answered once it is durable and
-   * every running service has applied it.
+   * being written goes out together, with one signature, one line in the
+   * list file, one fsync of the log and one push to each service. The push
+   * runs while the log is fsynced (a service that refuses a token before its
+   * revocation is durable only errs on the safe side), and the next batch is
+   * written while this one's push finishes; each is answered once it is
+   * durable and every running service has applied it.
    */
   async #flush(): Promise<void> {
     this.#flushing = true;
@@ -777,15 +856,33 @@ export class IdentityService {
       await new Promise<void>((resolve) => setImmediate(resolve));
       while (this.#queue.length > 0) {
         const batch = this.#queue.splice(0);
+        // Every entry is sent, also one the log already had (a retry after a
+        // batch that failed past its fsync).
+        const entries = batch.map((q) => q.entry);
+        let signed: string;
         try {
-          await this.#d.revocations.appendAll(batch);
-          // Cluster mode: the set identity judges tokens by is its own (etcd feeds it too).
-          this.#d.trust.revoked.add(batch.map((q) => q.entry));
+          signed = await signRevocationList(this.#d.ring.active, this.#issuer, entries);
+          // The list file first (for services that start meanwhile), then the push.
+          this.#appendRevocation(signed);
         } catch (err) {
           for (const q of batch) q.reject(err);
           continue;
         }
-        void this.#spread(batch);
+        for (const e of entries) this.#unsynced.set(e.cap_id, e);
+        const pushed = this.#pushSigned(signed);
+        try {
+          await this.#d.revocations.appendAll(batch);
+          // Cluster mode: the set identity judges tokens by is its own (etcd feeds it too).
+          this.#d.trust.revoked.add(entries);
+        } catch (err) {
+          // Not durable: the callers hear the error. Services that took the
+          // list refuse the token until they restart, on the safe side.
+          for (const q of batch) q.reject(err);
+          continue;
+        } finally {
+          for (const e of entries) this.#unsynced.delete(e.cap_id);
+        }
+        void this.#spread(batch, signed, pushed);
       }
     } finally {
       this.#flushing = false;
@@ -793,20 +890,15 @@ export class IdentityService {
   }
 
   /**
-   * Signs a durable batch, appends it to the list file, pushes it, and
-   * answers its callers. Every entry is sent, also one the log already had
-   * (a retry after a batch that failed past its fsync).
+   * Finishes a durable batch: writes it to etcd in cluster mode, and answers
+   * its callers once its push is applied too.
    */
-  async #spread(batch: Queued[]): Promise<void> {
+  async #spread(batch: Queued[], signed: string, pushed: Promise<Spread>): Promise<void> {
     try {
-      const entries = batch.map((q) => q.entry);
-      // The list file first (for services that start meanwhile), then the push.
-      const signed = await signRevocationList(this.#d.ring.active, this.#issuer, entries);
-      this.#appendRevocation(signed);
       // Cluster mode: etcd's commit and the local push go together; ok needs both.
       const [spread, published] = await Promise.all([
-        this.#pushSigned(signed),
-        this.#publish(signed, entries),
+        pushed,
+        this.#publish(signed, batch.map((q) => q.entry)),
       ]);
       if (!published) {
         throw new StrataError(

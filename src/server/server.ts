@@ -646,13 +646,13 @@ export class Server<C = unknown> {
         return this.#answer(req, parseError, s, held);
       });
     return answered
-      .then(({ frame, refusal }) => {
-        // The response counts with its real size until it is written.
-        s.budget.charge(frame.length - held.conn);
-        held.conn = frame.length;
-        this.#responseBudget.charge(frame.length - held.response);
-        s.serverBytes += frame.length - held.response;
-        held.response = frame.length;
+      .then(({ frame, refusal, holds = frame.length }) => {
+        // The response counts with the memory it holds until it is written.
+        s.budget.charge(holds - held.conn);
+        held.conn = holds;
+        this.#responseBudget.charge(holds - held.response);
+        s.serverBytes += holds - held.response;
+        held.response = holds;
         // A client that mostly sends garbage or bad credentials is cut off
         // instead of being answered for ever.
         if (refusal === "INVALID_ARGUMENT" || refusal === "UNAUTHENTICATED") s.refusals++;
@@ -688,13 +688,16 @@ export class Server<C = unknown> {
     }
   }
 
-  /** The response frame of one request, and the error name when it is a refusal. */
+  /**
+   * The response frame of one request, the error name when it is a refusal,
+   * and the bytes it holds (when more than its length).
+   */
   async #answer(
     req: Request | undefined,
     parseError: StrataError | undefined,
     s: ConnState<C>,
     held: Held,
-  ): Promise<{ frame: Uint8Array; refusal?: ErrorName }> {
+  ): Promise<{ frame: Uint8Array; refusal?: ErrorName; holds?: number }> {
     if (!req) {
       const reqId = parseError instanceof EnvelopeError ? parseError.reqId : "";
       return {
@@ -713,8 +716,12 @@ export class Server<C = unknown> {
           ],
           { pool: this.#pool },
         );
-        // The pooled buffer is 1 MiB whatever the frame's size: a frame that
-        // may wait for a slow peer keeps only its own bytes (what it is counted as).
+        // The pooled buffer is 1 MiB whatever the frame's size, and a frame
+        // that waits for a slow peer holds all of it. A frame of at least half
+        // of it is written from it as it is, and counted at the buffer's size;
+        // a smaller one is copied out, so it holds (and counts) only its own bytes.
+        const holds = frame.buffer.byteLength;
+        if (frame.length * 2 >= holds) return { frame, holds };
         const exact = frame.slice();
         this.#pool.give(frame);
         return { frame: exact };

@@ -2,7 +2,8 @@
  * Revocation: no one but identity can change what fs considers revoked (no
  * revoke/unrevoke method at fs, forged or replayed pushes are refused or
  * change nothing), and a revocation survives a kill -9 of identity, of fs,
- * and a restart of the whole node on the same state dir.
+ * and a restart of the whole node on the same state dir, also once the list
+ * file has been compacted.
  */
 
 import assert from "node:assert/strict";
@@ -10,7 +11,9 @@ import { runtimeFiles, stateFiles } from "../../src/runtime/config.ts";
 import { generateSigningKey } from "../../src/token/keys.ts";
 import { signRevocationList } from "../../src/token/revocation_set.ts";
 import { issue, type Node, startNode, tempLayout, waitFor } from "../helpers.ts";
+import { COMPACT_IDLE_LINES } from "../../src/identity/service.ts";
 import {
+  claimsOf,
   expectError,
   expectOk,
   footerKid,
@@ -234,5 +237,48 @@ Deno.test("revocation survives kill -9 of identity, of fs, and a full restart", 
   } finally {
     await node?.stop();
     await temp.cleanup();
+  }
+});
+
+Deno.test("the list file is compacted: one signed line, expired entries gone, every live one still refused by a restarted fs", async () => {
+  const node = await startNode();
+  try {
+    const root = node.exportRoot;
+    const op = node.operatorToken();
+    const path = runtimeFiles(node.layout).revocations;
+    const revoke = async (capId: string) =>
+      expectOk(await node.request("identity", "identity.revoke", { cap_id: capId }, op));
+    const short = await issue(node, { service: "fs", rights: ["fs.list"], ttl_seconds: 1 });
+    await revoke(short.cap_id);
+    await waitFor("the short token to expire", () => Date.now() > short.expires * 1000 + 50, 5000);
+    // One at a time: each revocation is its own batch, so its own line.
+    const victims = [];
+    for (let i = 0; i < COMPACT_IDLE_LINES + 8; i++) {
+      const v = await issue(node, { service: "fs", rights: ["fs.list"], path_prefix: root });
+      await revoke(v.cap_id);
+      victims.push(v);
+    }
+    const lines = () => Deno.readTextFileSync(path).split("\n").filter((l) => l !== "");
+    await waitFor("the list file compacted to one line", () => lines().length === 1, 10_000);
+    const { typ, revoked } = claimsOf(lines()[0]) as {
+      typ: string;
+      revoked: { cap_id: string }[];
+    };
+    assert.equal(typ, "strata.revocations");
+    const ids = new Set(revoked.map((e) => e.cap_id));
+    for (const v of victims) assert(ids.has(v.cap_id), `${v.cap_id} kept in the compacted list`);
+    assert(!ids.has(short.cap_id), "the expired token's entry is dropped");
+
+    await killAndAwaitRestart(node, "fs");
+    for (const v of victims) {
+      expectError(
+        await requestRetrying(node, "fs", "fs.list", { path: root }, v.token),
+        "UNAUTHENTICATED",
+        new RegExp(`capability ${v.cap_id} has been revoked`),
+        "revoked",
+      );
+    }
+  } finally {
+    await node.stop();
   }
 });
