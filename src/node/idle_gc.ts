@@ -2,14 +2,18 @@
  * Gives memory back after a burst. V8 collects garbage only when it
  * allocates, so the buffers of a burst of large reads, and the heap pages
  * a burst of requests grew, stay resident for as long as the service is
- * idle afterwards. Once a second this looks at the heap: when it has
- * grown since the last collection and has stopped changing (no requests
- * are being served), it runs one full collection, which frees those
- * buffers (large ones go straight back to the kernel: see SERVICE_ENV) and
- * the empty pages. Under load it does nothing: V8's own collections run.
- * Needs V8's --expose-gc (SERVICE_V8_FLAGS); without it, it does nothing.
+ * idle afterwards. Once a second this looks at the heap and at the CPU
+ * time the process used: when the heap has grown since the last
+ * collection and the process has gone quiet (no requests being served), it
+ * runs one memory-reducing collection, which frees those buffers (large
+ * ones go straight back to the kernel: see SERVICE_ENV) and compacts the
+ * heap so its emptied pages go too. Under load it does nothing: V8's own
+ * collections run. Needs V8's --expose-gc (SERVICE_V8_FLAGS); without it,
+ * it does nothing.
  * @module
  */
+
+import process from "node:process";
 
 /** How often the heap is looked at (ms). */
 const TICK_MS = 1000;
@@ -17,8 +21,8 @@ const TICK_MS = 1000;
 /** Growth of heap plus external memory since the last collection that is worth one (bytes). */
 const GROWN_BYTES = 2 * 1024 * 1024;
 
-/** A heap whose use moved less than this in a tick is idle (bytes). */
-const QUIET_BYTES = 256 * 1024;
+/** A process that used less than this share of one core in a tick is quiet. */
+const QUIET_CPU = 0.05;
 
 /** What is read from the heap: Deno.memoryUsage() in a service. */
 export interface HeapFigures {
@@ -31,9 +35,11 @@ export interface HeapFigures {
 export interface IdleCollectorOptions {
   tickMs?: number;
   grownBytes?: number;
-  quietBytes?: number;
+  quietCpu?: number;
   /** Reads the heap; defaults to Deno.memoryUsage. */
   read?: () => HeapFigures;
+  /** CPU time the process has used (user and system, µs); defaults to process.cpuUsage. */
+  cpuMicros?: () => number;
   /** Runs a full collection; defaults to V8's exposed gc(). */
   collect?: () => void;
 }
@@ -42,7 +48,8 @@ export interface IdleCollectorOptions {
 export class IdleCollector {
   #o: Required<Omit<IdleCollectorOptions, "collect">> & { collect?: () => void };
   #floor: number;
-  #lastUsed: number;
+  #lastCpu: number;
+  #lastTick: number;
   /** Full collections run so far. */
   collections = 0;
 
@@ -51,8 +58,12 @@ export class IdleCollector {
     this.#o = {
       tickMs: TICK_MS,
       grownBytes: GROWN_BYTES,
-      quietBytes: QUIET_BYTES,
+      quietCpu: QUIET_CPU,
       read: () => Deno.memoryUsage(),
+      cpuMicros: () => {
+        const u = process.cpuUsage();
+        return u.user + u.system;
+      },
       ...options,
       // "last-resort": V8's memory-reducing collection, which also compacts
       // the old generation so its emptied pages can go.
@@ -63,15 +74,21 @@ export class IdleCollector {
     };
     const m = this.#o.read();
     this.#floor = m.heapTotal + m.external;
-    this.#lastUsed = m.heapUsed;
+    this.#lastCpu = this.#o.cpuMicros();
+    this.#lastTick = performance.now();
   }
 
-  /** Looks at the heap once; collects when it grew and went quiet. True when it collected. */
-  tick(): boolean {
+  /**
+   * Looks at the heap once; collects when it grew and the process used
+   * under quietCpu of a core since the last tick. True when it collected.
+   */
+  tick(now: number = performance.now()): boolean {
     if (!this.#o.collect) return false;
+    const cpu = this.#o.cpuMicros();
+    const quiet = (cpu - this.#lastCpu) / 1000 < this.#o.quietCpu * (now - this.#lastTick);
+    this.#lastCpu = cpu;
+    this.#lastTick = now;
     const m = this.#o.read();
-    const quiet = Math.abs(m.heapUsed - this.#lastUsed) < this.#o.quietBytes;
-    this.#lastUsed = m.heapUsed;
     const held = m.heapTotal + m.external;
     // A smaller heap (V8 collected by itself) is the new floor.
     if (held < this.#floor) this.#floor = held;
@@ -80,7 +97,8 @@ export class IdleCollector {
     this.collections++;
     const after = this.#o.read();
     this.#floor = after.heapTotal + after.external;
-    this.#lastUsed = after.heapUsed;
+    // The collection's own CPU time is not load.
+    this.#lastCpu = this.#o.cpuMicros();
     return true;
   }
 
