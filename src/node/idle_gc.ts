@@ -5,11 +5,10 @@
  * idle afterwards. Once a second this looks at the heap and at the CPU
  * time the process used: when the heap has grown since the last
  * collection and the process has gone quiet (no requests being served), it
- * runs one memory-reducing collection, which frees those buffers (large
- * ones go straight back to the kernel: see SERVICE_ENV) and compacts the
- * heap so its emptied pages go too. Under load it does nothing: V8's own
- * collections run. Needs V8's --expose-gc (SERVICE_V8_FLAGS); without it,
- * it does nothing.
+ * runs one memory-reducing collection, which frees those buffers (and
+ * malloc gives their memory back) and compacts the heap so its emptied
+ * pages go too. Under load it does nothing: V8's own collections run.
+ * Needs V8's --expose-gc (SERVICE_V8_FLAGS); without it, it does nothing.
  * @module
  */
 

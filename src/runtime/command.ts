@@ -59,15 +59,12 @@ export const SERVICE_V8_FLAGS = "--max-semi-space-size=1,--max-old-space-size=64
 /**
  * Environment for the services: two malloc arenas instead of one per thread,
  * so memory freed by I/O threads goes back to the pool instead of sitting in
- * a thread's arena; and blocks of 128 KiB or more (large read results, frame
- * buffers) mapped on their own, so freeing one gives it back to the kernel
- * (glibc otherwise raises this threshold as such blocks are freed, and a
- * burst of 720 KiB reads left fs about 15 MB larger for good).
+ * a thread's arena. (MALLOC_MMAP_THRESHOLD_=131072, large blocks mapped on
+ * their own, gave fs's memory back after a burst of 720 KiB reads too, but
+ * once the idle collector frees them it made no measurable difference, and
+ * it costs page faults on every large read: left off.)
  */
-export const SERVICE_ENV: Readonly<Record<string, string>> = {
-  MALLOC_ARENA_MAX: "2",
-  MALLOC_MMAP_THRESHOLD_: "131072",
-};
+export const SERVICE_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: "2" };
 
 /** A command ready for Deno.Command. */
 export interface ProgramCommand {
