@@ -27,6 +27,7 @@ import { logger } from "../runtime/log.ts";
 import { authorize } from "../policy/authorize.ts";
 import { RateLimiter } from "../policy/rate_limit.ts";
 import type { RequestChain } from "../server/server.ts";
+import { IdleCollector } from "./idle_gc.ts";
 
 /** How often files are re-checked in case a push from identity was missed. */
 const REFRESH_MS = 1000;
@@ -171,11 +172,12 @@ export async function runService(setup: ServiceSetup): Promise<RunningService> {
   const pushed = (PUSH_TARGETS as readonly string[]).includes(setup.service);
   if (setup.receivesPushes ?? pushed) methods.push(syncMethod(setup.service, trust));
   // Filled in as start-up goes on; a stop before then has less to undo.
-  const up: { server?: Server; timer?: ReturnType<typeof setInterval> } = {};
+  const up: { server?: Server; timer?: ReturnType<typeof setInterval>; stopGc?: () => void } = {};
   let stopped: Promise<void> | undefined;
   const stop = (drainMs: number) => {
     stopped ??= (async () => {
       clearInterval(up.timer);
+      up.stopGc?.();
       await up.server?.drain(drainMs);
       await setup.onStop?.();
       trust.close();
@@ -211,6 +213,8 @@ export async function runService(setup: ServiceSetup): Promise<RunningService> {
   await trust.refresh();
   up.timer = setInterval(() => trust.refresh().catch(() => {}), REFRESH_MS);
   Deno.unrefTimer(up.timer);
+  // After a burst, give its buffers and heap pages back (see idle_gc.ts).
+  up.stopGc = new IdleCollector().start();
   if (setup.supervised) {
     const gone = () => stop(1000).finally(() => Deno.exit(0));
     if (setup.pipePrincipal === undefined) watchParentPipe(gone);

@@ -12,10 +12,20 @@ export interface BackoffOptions {
   maxMs: number;
   /** A service Healthy this long has its delay reset. */
   stableMs: number;
+  /**
+   * A crash this long after the service became Healthy is not a crash at
+   * start-up: it restarts at once. One sooner counts as a start-up crash.
+   */
+  upMs: number;
 }
 
-/** 100 ms doubling to 30 s, reset after 30 s Healthy. */
-export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 100, maxMs: 30_000, stableMs: 30_000 };
+/** 100 ms doubling to 30 s, reset after 30 s Healthy; a crash after 250 ms Healthy restarts at once. */
+export const DEFAULT_BACKOFF: BackoffOptions = {
+  initialMs: 100,
+  maxMs: 30_000,
+  stableMs: 30_000,
+  upMs: 250,
+};
 
 /** Quarantine settings: this many crashes within the window. */
 export interface QuarantineOptions {
@@ -27,16 +37,18 @@ export interface QuarantineOptions {
 export const DEFAULT_QUARANTINE: QuarantineOptions = { crashes: 5, windowMs: 120_000 };
 
 /**
- * The delay before each successive restart. The first crash of a service
- * that was Healthy (and has been stable since the last reset) restarts it at
- * once: a one-off (an OOM kill, a stray kill -9) costs no waiting. Crashes
- * after that wait, 100 ms doubling; a crash loop is stopped by quarantine
- * ({@link CrashWindow}), which counts every crash either way.
+ * The delay before each restart. A service that had come up (Healthy for
+ * at least upMs) and then died (an OOM kill, a stray kill -9, a bug hit by
+ * a request) restarts at once, as systemd's Restart=on-failure would. One
+ * that crashes at start-up (before Healthy, or within upMs of it) waits,
+ * 100 ms doubling, so a service that cannot start does not spin. Either
+ * way every crash counts toward quarantine ({@link CrashWindow}: five
+ * within two minutes, like systemd's start limit), which is what stops a
+ * service that keeps dying.
  */
 export class Backoff {
   #opts: BackoffOptions;
   #attempt = 0;
-  #immediateUsed = false;
 
   constructor(options: Partial<BackoffOptions> = {}) {
     this.#opts = { ...DEFAULT_BACKOFF, ...options };
@@ -48,14 +60,12 @@ export class Backoff {
   }
 
   /**
-   * The next delay: initial, then doubling, capped at max; 0 for the first
-   * crash since the last reset of a service that had become Healthy.
+   * The next delay: 0 for a service that had been Healthy for `healthyForMs`
+   * of at least upMs; else initial, then doubling, capped at max.
    */
-  next(options: { wasHealthy?: boolean } = {}): number {
-    if (options.wasHealthy && this.#attempt === 0 && !this.#immediateUsed) {
-      this.#immediateUsed = true;
-      return 0;
-    }
+  next(options: { healthyForMs?: number } = {}): number {
+    const up = options.healthyForMs;
+    if (up !== undefined && up >= this.#opts.upMs) return 0;
     const d = Math.min(this.#opts.maxMs, this.#opts.initialMs * 2 ** this.#attempt);
     this.#attempt = Math.min(this.#attempt + 1, 30);
     return d;
@@ -64,7 +74,6 @@ export class Backoff {
   /** Back to the initial delay. */
   reset(): void {
     this.#attempt = 0;
-    this.#immediateUsed = false;
   }
 }
 

@@ -345,6 +345,7 @@ export class Manager {
   #onExit(u: Unit, gen: number, st: Deno.CommandStatus): void {
     if (u.generation !== gen) return;
     const wasHealthy = u.state === "Healthy";
+    const healthyForMs = wasHealthy ? Date.now() - u.since : undefined;
     u.lastExit = { code: st.code, signal: st.signal };
     u.child = undefined;
     u.pipe = undefined;
@@ -361,10 +362,11 @@ export class Manager {
       code: st.code,
       signal: st.signal,
     });
-    this.#crashed(u, wasHealthy);
+    this.#crashed(u, healthyForMs);
   }
 
-  #crashed(u: Unit, wasHealthy = false): void {
+  /** A crash: quarantine, or a restart after the backoff's delay (`healthyForMs`: how long it had been Healthy). */
+  #crashed(u: Unit, healthyForMs?: number): void {
     this.#set(u, "Crashed");
     if (u.crashes.record()) {
       this.#set(u, "Quarantined");
@@ -373,7 +375,7 @@ export class Manager {
       });
       return;
     }
-    const delay = u.backoff.next({ wasHealthy });
+    const delay = u.backoff.next({ healthyForMs });
     this.#set(u, "Restarting");
     u.timers.restart = setTimeout(() => {
       if (u.state !== "Restarting") return;

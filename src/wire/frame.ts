@@ -167,20 +167,36 @@ const POOLED_FRAME_BYTES = HEADER_BYTES + MAX_FRAME + 1;
 /** Frames larger than this are built in a pooled buffer when a pool is given. */
 const POOL_MIN = 64 * 1024;
 
+/** A pool unused this long (ms) lets its buffers go. */
+const POOL_IDLE_MS = 1000;
+
 /**
  * A few reusable buffers for large frames, so a stream of 1 MiB responses
  * does not leave a trail of 1 MiB allocations for the garbage collector.
+ * Once no large frame has been built for `idleMs`, the buffers are let go,
+ * so a burst of large reads does not pin `keep` MiB for the life of the
+ * process.
  */
 export class FramePool {
   #free: Uint8Array[] = [];
   #keep: number;
+  #idleMs: number;
+  #lastTake = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(keep = 4) {
+  constructor(keep = 4, options: { idleMs?: number } = {}) {
     this.#keep = keep;
+    this.#idleMs = options.idleMs ?? POOL_IDLE_MS;
+  }
+
+  /** Buffers held for reuse. */
+  get held(): number {
+    return this.#free.length;
   }
 
   /** A buffer of POOLED_FRAME_BYTES. */
   take(): Uint8Array {
+    this.#lastTake = performance.now();
     return this.#free.pop() ?? new Uint8Array(POOLED_FRAME_BYTES);
   }
 
@@ -188,7 +204,20 @@ export class FramePool {
   give(frame: Uint8Array): void {
     if (frame.buffer.byteLength === POOLED_FRAME_BYTES && this.#free.length < this.#keep) {
       this.#free.push(new Uint8Array(frame.buffer as ArrayBuffer));
+      this.#scheduleRelease(this.#idleMs);
     }
+  }
+
+  /** Lets the buffers go once the pool has been idle for idleMs (an unref'd timer). */
+  #scheduleRelease(delay: number): void {
+    if (this.#timer !== undefined) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      const idle = performance.now() - this.#lastTake;
+      if (idle >= this.#idleMs) this.#free = [];
+      else this.#scheduleRelease(this.#idleMs - idle);
+    }, delay);
+    Deno.unrefTimer(this.#timer);
   }
 }
 

@@ -73,7 +73,7 @@ Deno.test("programCommand (installed): the launcher deno task install wrote, wit
   const fs = programCommand("fs", LAYOUT, { kind: "installed", binDir: "/opt/strata/bin" });
   assert.equal(fs.cmd, "/opt/strata/bin/strata-fs");
   assert.deepEqual(fs.args, []);
-  assert.deepEqual(fs.env, { MALLOC_ARENA_MAX: "2" });
+  assert.deepEqual(fs.env, SERVICE_ENV);
   const ctl = programCommand("ctl", LAYOUT, { kind: "installed", binDir: "/opt/strata/bin" }, {
     extra: ["status"],
   });

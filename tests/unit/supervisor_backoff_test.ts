@@ -109,17 +109,19 @@ Deno.test("CrashWindow: options override the defaults", () => {
   assert.equal(w2.record(1000), false);
 });
 
-Deno.test("Backoff: a Healthy service's first crash restarts at once, later ones wait", () => {
-  // given a service that had become Healthy
+Deno.test("Backoff: a service that had come up restarts at once, every time; one crashing at start-up waits", () => {
+  // given a service that had been Healthy for a while before each crash
   const b = new Backoff();
-  // when it crashes again and again
-  const delays = [b.next({ wasHealthy: true }), b.next({ wasHealthy: true }), b.next()];
-  // then only the first restart is immediate; a loop still backs off
-  assert.deepEqual(delays, [0, 100, 200]);
-  // and once it has been stable (reset), the next crash restarts at once again
+  // when it crashes again and again, then each restart is immediate (quarantine bounds the count)
+  assert.deepEqual([b.next({ healthyForMs: 5000 }), b.next({ healthyForMs: 300 })], [0, 0]);
+  // when it crashes before becoming Healthy, or within upMs of it, then it waits, doubling
+  const delays = [b.next(), b.next({ healthyForMs: 10 }), b.next({ healthyForMs: 249 })];
+  assert.deepEqual(delays, [100, 200, 400]);
+  assert.equal(DEFAULT_BACKOFF.upMs, 250);
+  // and a crash after a good run in between does not reset that doubling
+  assert.equal(b.next({ healthyForMs: 1000 }), 0);
+  assert.equal(b.next(), 800);
+  // until it has been stable (reset)
   b.reset();
-  assert.equal(b.next({ wasHealthy: true }), 0);
-  // while a crash before it ever became Healthy waits
-  const starting = new Backoff();
-  assert.equal(starting.next({ wasHealthy: false }), 100);
+  assert.equal(b.next(), 100);
 });

@@ -403,6 +403,25 @@ Deno.test("FramePool: keeps at most `keep` buffers, and ignores buffers it did n
   assert.ok(again.every((b) => b.length === HEADER_BYTES + MAX_FRAME + 1));
 });
 
+Deno.test("FramePool: lets its buffers go once idle, and keeps them while in use", async () => {
+  // given a pool that lets go after 300 ms idle, holding a buffer
+  const pool = new FramePool(4, { idleMs: 300 });
+  const a = pool.take();
+  pool.give(a);
+  assert.equal(pool.held, 1);
+  // when large frames keep being built, then the buffer stays
+  for (let i = 0; i < 3; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    pool.give(pool.take());
+  }
+  assert.equal(pool.held, 1);
+  // when nothing takes a buffer for longer than idleMs, then none is held
+  await new Promise((r) => setTimeout(r, 700));
+  assert.equal(pool.held, 0);
+  // and the next large frame gets a fresh buffer
+  assert.notEqual(pool.take().buffer, a.buffer);
+});
+
 /** A sink whose writes complete only when released. */
 class GatedSink implements ByteSink {
   received = 0;

@@ -1,0 +1,104 @@
+/**
+ * The idle collector: one full collection after a burst, once the process
+ * has gone quiet, and none under load or when nothing grew.
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { type HeapFigures, IdleCollector } from "../../src/node/idle_gc.ts";
+import { SERVICE_V8_FLAGS } from "../../src/runtime/command.ts";
+
+const MB = 1024 * 1024;
+
+/** A heap and a CPU clock the test sets, and a count of collections run on them. */
+function fakeProcess(start: HeapFigures) {
+  const heap = { ...start };
+  const cpu = { micros: 0 };
+  let collected = 0;
+  return {
+    heap,
+    cpu,
+    get collected() {
+      return collected;
+    },
+    options: {
+      read: () => ({ ...heap }),
+      cpuMicros: () => cpu.micros,
+      collect: () => {
+        collected++;
+        Object.assign(heap, start);
+      },
+    },
+  };
+}
+
+Deno.test("IdleCollector: collects once after a burst, when the process has gone quiet", () => {
+  // given a service that started with 10 MB of heap and external memory
+  const f = fakeProcess({ heapUsed: 6 * MB, heapTotal: 9 * MB, external: 1 * MB });
+  const c = new IdleCollector(f.options);
+  // when a burst grows it by 8 MB while using half a core, then nothing is collected
+  f.heap.heapTotal = 15 * MB;
+  f.heap.external = 3 * MB;
+  f.cpu.micros += 500_000;
+  assert.equal(c.tick(1000), false);
+  f.cpu.micros += 600_000;
+  assert.equal(c.tick(2000), false);
+  // when a tick finds it used 1% of a core, then one collection runs
+  f.cpu.micros += 10_000;
+  assert.equal(c.tick(3000), true);
+  assert.equal(f.collected, 1);
+  // and no more while nothing grows again
+  assert.equal(c.tick(4000), false);
+  assert.equal(c.tick(5000), false);
+  assert.equal(f.collected, 1);
+  assert.equal(c.collections, 1);
+});
+
+Deno.test("IdleCollector: a quiet heap that did not grow, or V8's own shrinking, costs no collection", () => {
+  const f = fakeProcess({ heapUsed: 6 * MB, heapTotal: 9 * MB, external: 1 * MB });
+  const c = new IdleCollector(f.options);
+  // growth under the threshold
+  f.heap.heapTotal = 10 * MB;
+  assert.equal(c.tick(1000), false);
+  assert.equal(c.tick(2000), false);
+  // V8 shrank it by itself: the floor follows, so regrowing to the old size is not growth
+  f.heap.heapTotal = 8 * MB;
+  assert.equal(c.tick(3000), false);
+  f.heap.heapTotal = 9.5 * MB;
+  assert.equal(c.tick(4000), false);
+  assert.equal(f.collected, 0);
+});
+
+Deno.test("IdleCollector: without V8's gc (no --expose-gc) it does nothing", () => {
+  const f = fakeProcess({ heapUsed: 6 * MB, heapTotal: 9 * MB, external: 1 * MB });
+  const c = new IdleCollector({ read: f.options.read, cpuMicros: f.options.cpuMicros });
+  f.heap.heapTotal = 30 * MB;
+  assert.equal(c.tick(1000), false);
+  assert.equal(c.tick(2000), false);
+  assert.equal(c.collections, 0);
+});
+
+Deno.test("IdleCollector: in a process with --expose-gc (as the services run), a burst's heap goes back", async () => {
+  // given a Deno process with the services' V8 flags that grew its heap by a burst and let it go
+  const module = new URL("../../src/node/idle_gc.ts", import.meta.url).href;
+  const code = `
+    const { IdleCollector } = await import(${JSON.stringify(module)});
+    const c = new IdleCollector({ cpuMicros: () => 0 });
+    let burst = Array.from({ length: 300000 }, (_, i) => ({ i, s: "x" + i }));
+    const grown = Deno.memoryUsage().heapTotal;
+    burst = undefined;
+    // when it ticks while quiet
+    const collected = c.tick();
+    console.log(JSON.stringify({ collected, grown, after: Deno.memoryUsage().heapTotal }));
+  `;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", `--v8-flags=${SERVICE_V8_FLAGS}`, "--allow-read", code],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  const r = JSON.parse(new TextDecoder().decode(out.stdout));
+  // then it collected, and the heap shrank by more than half of what the burst grew
+  assert.equal(r.collected, true);
+  assert.ok(r.after < r.grown / 2, JSON.stringify(r));
+});
