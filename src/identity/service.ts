@@ -359,14 +359,18 @@ export class IdentityService {
     await Promise.all(clients.map((c) => c.then((c) => c.close()).catch(() => {})));
   }
 
-  async #mint(
+  /**
+   * Signs, records and audits one capability. Synchronous, like the signature:
+   * an issue answered without a promise also skips the server's per-request timer.
+   */
+  #mint(
     body: Omit<Claims, "jti" | "iss" | "aud" | "iat" | "nbf" | "exp">,
     expMs: number,
     now: number,
     jti: string = this.#d.ring.newCapId(expMs, {
       root: body.service === ANY_SERVICE && body.parent === undefined,
     }),
-  ): Promise<Issued> {
+  ): Issued {
     const issued = rfc3339(now);
     const claims: Claims = {
       jti,
@@ -378,7 +382,7 @@ export class IdentityService {
       ...body,
     };
     this.#d.ring.coverExpiry(expMs);
-    const token = await signV4Public(this.#d.ring.active, claims);
+    const token = signV4Public(this.#d.ring.active, claims);
     this.#d.issued.add({
       cap_id: jti,
       sub: body.sub,
@@ -436,7 +440,7 @@ export class IdentityService {
       // Missing, unreadable, revoked or signed by a dropped key: mint anew.
     }
     const rights = allRights();
-    const issued = await this.#mint(
+    const issued = this.#mint(
       {
         sub: "operator",
         service: ANY_SERVICE,
@@ -473,7 +477,7 @@ export class IdentityService {
     });
   }
 
-  async #issue(
+  #issue(
     p: {
       service: string;
       actions?: string[];
@@ -484,7 +488,7 @@ export class IdentityService {
       sub?: string;
     },
     parent: Capability,
-  ): Promise<Issued> {
+  ): Issued {
     const now = Date.now();
     const rights = resolveRights(p);
     // The cap_id seals the expiry, known only after attenuate: a stand-in first.
@@ -511,7 +515,7 @@ export class IdentityService {
       );
     }
     const prefix = grant.service === ANY_SERVICE ? undefined : `${grant.service}.`;
-    return await this.#mint(
+    return this.#mint(
       {
         sub: p.sub ?? parent.claims.sub,
         service: grant.service,
