@@ -629,13 +629,14 @@ export class Server<C = unknown> {
     // Room for the response in its connection first, before any work is done
     // on the request: while the peer is not reading, its requests wait here
     // (and the read loop pauses), so it stalls only itself.
-    const room = s.budget.take(req ? this.#costOf(req) : 0, s.aborted.signal);
+    const costed = req ? this.#costOf(req) : undefined;
+    const room = s.budget.take(costed?.cost ?? 0, s.aborted.signal);
     const answered = typeof room === "number"
-      ? (held.conn = room, this.#answer(req, parseError, s, held))
+      ? (held.conn = room, this.#answer(req, parseError, s, held, costed?.params))
       : room.then((n) => {
         held.conn = n;
         if (s.closed) throw new StrataError("UNAVAILABLE", "connection closed");
-        return this.#answer(req, parseError, s, held);
+        return this.#answer(req, parseError, s, held, costed?.params);
       });
     return answered
       .then(({ frame, refusal }) => {
@@ -669,14 +670,19 @@ export class Server<C = unknown> {
       });
   }
 
-  /** What a request's response may cost (0 when its method or params are unknown or bad). */
-  #costOf(req: Request): number {
+  /**
+   * What a request's response may cost (undefined when its method or params
+   * are unknown or bad), with the params it validated, so #run need not
+   * validate them again.
+   */
+  #costOf(req: Request): { cost: number; params: unknown } | undefined {
     const method = this.#methods.get(req.method);
-    if (!method?.cost) return 0;
+    if (!method?.cost) return undefined;
     try {
-      return method.cost(validateParams(method.params, req.params));
+      const params = validateParams(method.params, req.params);
+      return { cost: method.cost(params), params };
     } catch {
-      return 0;
+      return undefined;
     }
   }
 
@@ -686,6 +692,7 @@ export class Server<C = unknown> {
     parseError: StrataError | undefined,
     s: ConnState<C>,
     held: Held,
+    validated?: unknown,
   ): Promise<{ frame: Uint8Array; refusal?: ErrorName }> {
     if (!req) {
       const reqId = parseError instanceof EnvelopeError ? parseError.reqId : "";
@@ -695,7 +702,7 @@ export class Server<C = unknown> {
       };
     }
     try {
-      const result = await this.#run(req, s, held);
+      const result = await this.#run(req, s, held, validated);
       if (result instanceof RawJson) {
         const frame = encodeJsonFrame(
           [
@@ -726,7 +733,8 @@ export class Server<C = unknown> {
     }
   }
 
-  async #run(req: Request, s: ConnState<C>, held: Held): Promise<unknown> {
+  /** Authorizes, validates (unless `validated` holds the params already) and runs the handler. */
+  async #run(req: Request, s: ConnState<C>, held: Held, validated?: unknown): Promise<unknown> {
     const method = this.#methods.get(req.method);
     if (!method) {
       const [svc] = req.method.split(".");
@@ -750,7 +758,7 @@ export class Server<C = unknown> {
         throw err;
       }
     }
-    const params = validateParams(method.params, req.params);
+    const params = validated ?? validateParams(method.params, req.params);
     // Room for the response in the server's budget (its connection's was
     // taken in #dispatch; both are given back once it is written). A method
     // without a cost makes only small answers: they count once made.
