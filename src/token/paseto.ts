@@ -76,13 +76,25 @@ export interface Footer {
  */
 export function signV4Public(key: SigningKey, payload: unknown): string {
   const m = encoder.encode(JSON.stringify(payload));
-  const f = encoder.encode(JSON.stringify({ kid: key.kid } satisfies Footer));
-  const m2 = pae(HEADER_BYTES, m, f, EMPTY);
-  const sig = sign(null, m2, key.privateKey);
+  const f = footerOf(key);
+  const sig = sign(null, pae(HEADER_BYTES, m, f.bytes, EMPTY), key.privateKey);
   const body = new Uint8Array(m.length + sig.length);
   body.set(m, 0);
   body.set(sig, m.length);
-  return HEADER + b64url(body) + "." + b64url(f);
+  return HEADER + b64url(body) + "." + f.text;
+}
+
+/** Each signing key's footer, encoded once: the same for every token it signs. */
+const footers = new WeakMap<SigningKey, { bytes: Uint8Array; text: string }>();
+
+function footerOf(key: SigningKey): { bytes: Uint8Array; text: string } {
+  let f = footers.get(key);
+  if (!f) {
+    const bytes = encoder.encode(JSON.stringify({ kid: key.kid } satisfies Footer));
+    f = { bytes, text: b64url(bytes) };
+    footers.set(key, f);
+  }
+  return f;
 }
 
 /** The parts of a token that passed the syntax checks. */
