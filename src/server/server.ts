@@ -33,6 +33,7 @@ import {
   FrameTooLargeError,
   FrameWriter,
   MAX_FRAME,
+  type NextOptions,
 } from "../wire/frame.ts";
 import { type ParamsSchema, validateParams } from "../wire/schema.ts";
 import { listen, type Listening } from "./transport.ts";
@@ -292,7 +293,6 @@ interface ConnState<C = unknown> {
   bodyBytes: number;
   bodySince: number;
   wake?: () => void;
-  pending: Set<Promise<void>>;
 }
 
 const MIN_SWEEP_MS = 250;
@@ -555,10 +555,23 @@ export class Server<C = unknown> {
       serverBytes: 0,
       bodyBytes: 0,
       bodySince: 0,
-      pending: new Set(),
     };
     this.#conns.set(s.id, s);
     const reader = new FrameReader(conn, { maxFrame: this.#limits.maxFrame });
+    // The budget a large body takes as it arrives is held by the request being read.
+    let held: Held = { request: 0, response: 0, conn: 0 };
+    const reading: NextOptions = {
+      reserve: async (n) => {
+        if (s.bodyBytes === 0) s.bodySince = performance.now();
+        let taken = this.#requestBudget.take(n, s.aborted.signal);
+        if (typeof taken !== "number") {
+          this.#startRelief();
+          taken = await taken;
+        }
+        held.request += taken;
+        s.bodyBytes += taken;
+      },
+    };
     try {
       while (!s.closed) {
         // Backpressure: stop reading while too much is in flight or unsent, or
@@ -573,20 +586,9 @@ export class Server<C = unknown> {
           await new Promise<void>((r) => (s.wake = r));
         }
         let body: Uint8Array | null;
-        const held: Held = { request: 0, response: 0, conn: 0 };
+        held = { request: 0, response: 0, conn: 0 };
         try {
-          body = await reader.next({
-            reserve: async (n) => {
-              if (s.bodyBytes === 0) s.bodySince = performance.now();
-              let taken = this.#requestBudget.take(n, s.aborted.signal);
-              if (typeof taken !== "number") {
-                this.#startRelief();
-                taken = await taken;
-              }
-              held.request += taken;
-              s.bodyBytes += taken;
-            },
-          });
+          body = await reader.next(reading);
           s.bodyBytes = 0;
         } catch (err) {
           s.bodyBytes = 0;
@@ -604,12 +606,11 @@ export class Server<C = unknown> {
         }
         if (body === null) break;
         s.lastActive = Date.now();
-        const p = this.#dispatch(body, s, writer, held);
-        s.pending.add(p);
-        p.finally(() => s.pending.delete(p));
+        void this.#dispatch(body, s, writer, held);
       }
-      // The peer may half-close after its last request: answer what is in flight.
-      await Promise.allSettled([...s.pending]);
+      // The peer may half-close after its last request: answer what is in
+      // flight (each request's end wakes this loop).
+      while (s.inFlight > 0) await new Promise<void>((r) => (s.wake = r));
     } finally {
       this.#closeConn(s);
     }
