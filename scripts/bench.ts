@@ -5,6 +5,7 @@
  *
  *   deno task bench [--seconds=3] [--rounds=1] [--out=bench/results.json]
  *   deno task bench --baseline REF [--rounds=3]
+ *   deno task bench --only=issue,list   (only the figures whose names contain one of these)
  *
  * With --baseline, a second copy of the project at git ref REF is extracted
  * into a temp dir and both nodes run side by side; every figure is measured
@@ -30,6 +31,7 @@ const { values } = parseArgs({
     rounds: { type: "string" },
     baseline: { type: "string" },
     out: { type: "string", default: "bench/results.json" },
+    only: { type: "string" },
   },
 });
 const SECONDS = Number(values.seconds);
@@ -37,6 +39,12 @@ const ROUNDS = Number(values.rounds ?? (values.baseline ? 3 : 1));
 const DENO = Deno.execPath();
 const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 const decoder = new TextDecoder();
+const ONLY = values.only?.split(",").filter((x) => x !== "");
+
+/** Whether --only lets the figure of this name be measured (every figure without --only). */
+function wanted(name: string): boolean {
+  return !ONLY || ONLY.some((x) => name.includes(x));
+}
 
 /** One rate measured under load. */
 interface Load {
@@ -511,7 +519,7 @@ try {
     }
   }
   for (const n of nodes.values()) await fillExport(n);
-  const figures: Figure[] = [...RATES, ctlStatus("direct"), ctlStatus("task")];
+  const figures = [...RATES, ctlStatus("direct"), ctlStatus("task")].filter((f) => wanted(f.name));
   for (const f of figures) {
     for (let i = 0; i < ROUNDS; i++) {
       for (const s of orderOf(i)) {
@@ -522,7 +530,9 @@ try {
     }
   }
   // Memory after the load, before the kills restart fs.
-  for (const s of subjects) {
+  const memoryWanted = wanted("PSS of all four processes after the load") ||
+    wanted("RSS of all four processes after the load");
+  for (const s of memoryWanted ? subjects : []) {
     const m = await memoryOf(nodes.get(s)!);
     memory.push({ subject: s.name, ...m });
     const total = Object.values(m).reduce((a, x) => a + x.pss, 0);
@@ -539,7 +549,7 @@ try {
     };
     record(RSS, s, Object.values(m).reduce((a, x) => a + x.rss, 0));
   }
-  for (let i = 0; i < ROUNDS; i++) {
+  for (let i = 0; i < (wanted(KILL_FS.name) ? ROUNDS : 0); i++) {
     for (const s of orderOf(i)) {
       const { value } = await KILL_FS.measure(nodes.get(s)!);
       record(KILL_FS, s, value);
@@ -564,7 +574,9 @@ const CROSS_READ = {
   unit: "MB/s",
   higherIsBetter: true,
 };
-if (haveEtcd()) {
+if (!wanted(PROPAGATION.name) && !wanted(CROSS_READ.name)) {
+  // Left out by --only.
+} else if (haveEtcd()) {
   const { propagation: p, crossRead: r } = await clusterFigures({
     revocations: 200,
     seconds: SECONDS,

@@ -140,12 +140,18 @@ function swapped(what: string): StrataError {
  * --allow-read says (Deno checks the path as written, not where it leads).
  * So every name from the export root down to `real` (down to its folder when
  * `lastMayChange`) must be a name only root or the service user can change
- * (policy/paths.ts isStableName decides).
+ * (policy/paths.ts isStableName decides). Returns the lstat of the last name
+ * checked (of `real` itself unless `lastMayChange`; none when `real` is a root).
  */
-function assertStable(real: string, c: Confinement, what: string, lastMayChange: boolean): void {
+function assertStable(
+  real: string,
+  c: Confinement,
+  what: string,
+  lastMayChange: boolean,
+): Deno.FileInfo | undefined {
   const root = c.roots.find((r) => isWithin(real, r));
   if (root === undefined) throw denyOutside(real, c);
-  if (real === root) return;
+  if (real === root) return undefined;
   const names = real.slice(root === "/" ? 1 : root.length + 1).split("/");
   const check = lastMayChange ? names.length - 1 : names.length;
   let folder = Deno.lstatSync(root);
@@ -157,6 +163,7 @@ function assertStable(real: string, c: Confinement, what: string, lastMayChange:
     if (!isStableName(folder, st, c)) throw changeablePathError(posix.dirname(path), path);
     folder = st;
   }
+  return folder;
 }
 
 /**
@@ -294,8 +301,9 @@ export function listConfined(
   let info: Deno.FileInfo;
   try {
     real = resolveConfined(raw, c);
-    assertStable(real, c, "listed", false);
-    info = Deno.statSync(real);
+    // The last lstat of the check is the folder's own (not a symlink: that
+    // was refused), so it stands for a stat of it.
+    info = assertStable(real, c, "listed", false) ?? Deno.statSync(real);
   } catch (err) {
     throw pathError(err, raw);
   }

@@ -33,6 +33,7 @@ import {
   FrameTooLargeError,
   FrameWriter,
   MAX_FRAME,
+  type NextOptions,
 } from "../wire/frame.ts";
 import { type ParamsSchema, validateParams } from "../wire/schema.ts";
 import { type Acceptor, HANDSHAKE_TIMEOUT_MS, listen, type Listening } from "./transport.ts";
@@ -295,7 +296,6 @@ interface ConnState<C = unknown> {
   bodyBytes: number;
   bodySince: number;
   wake?: () => void;
-  pending: Set<Promise<void>>;
 }
 
 const MIN_SWEEP_MS = 250;
@@ -563,10 +563,23 @@ export class Server<C = unknown> {
       serverBytes: 0,
       bodyBytes: 0,
       bodySince: 0,
-      pending: new Set(),
     };
     this.#conns.set(s.id, s);
     const reader = new FrameReader(conn, { maxFrame: this.#limits.maxFrame });
+    // The budget a large body takes as it arrives is held by the request being read.
+    let held: Held = { request: 0, response: 0, conn: 0 };
+    const reading: NextOptions = {
+      reserve: async (n) => {
+        if (s.bodyBytes === 0) s.bodySince = performance.now();
+        let taken = this.#requestBudget.take(n, s.aborted.signal);
+        if (typeof taken !== "number") {
+          this.#startRelief();
+          taken = await taken;
+        }
+        held.request += taken;
+        s.bodyBytes += taken;
+      },
+    };
     try {
       while (!s.closed) {
         // Backpressure: stop reading while too much is in flight or unsent, or
@@ -581,20 +594,9 @@ export class Server<C = unknown> {
           await new Promise<void>((r) => (s.wake = r));
         }
         let body: Uint8Array | null;
-        const held: Held = { request: 0, response: 0, conn: 0 };
+        held = { request: 0, response: 0, conn: 0 };
         try {
-          body = await reader.next({
-            reserve: async (n) => {
-              if (s.bodyBytes === 0) s.bodySince = performance.now();
-              let taken = this.#requestBudget.take(n, s.aborted.signal);
-              if (typeof taken !== "number") {
-                this.#startRelief();
-                taken = await taken;
-              }
-              held.request += taken;
-              s.bodyBytes += taken;
-            },
-          });
+          body = await reader.next(reading);
           s.bodyBytes = 0;
         } catch (err) {
           s.bodyBytes = 0;
@@ -612,12 +614,11 @@ export class Server<C = unknown> {
         }
         if (body === null) break;
         s.lastActive = Date.now();
-        const p = this.#dispatch(body, s, writer, held);
-        s.pending.add(p);
-        p.finally(() => s.pending.delete(p));
+        void this.#dispatch(body, s, writer, held);
       }
-      // The peer may half-close after its last request: answer what is in flight.
-      await Promise.allSettled([...s.pending]);
+      // The peer may half-close after its last request: answer what is in
+      // flight (each request's end wakes this loop).
+      while (s.inFlight > 0) await new Promise<void>((r) => (s.wake = r));
     } finally {
       this.#closeConn(s);
     }
@@ -637,13 +638,14 @@ export class Server<C = unknown> {
     // Room for the response in its connection first, before any work is done
     // on the request: while the peer is not reading, its requests wait here
     // (and the read loop pauses), so it stalls only itself.
-    const room = s.budget.take(req ? this.#costOf(req) : 0, s.aborted.signal);
+    const costed = req ? this.#costOf(req) : undefined;
+    const room = s.budget.take(costed?.cost ?? 0, s.aborted.signal);
     const answered = typeof room === "number"
-      ? (held.conn = room, this.#answer(req, parseError, s, held))
+      ? (held.conn = room, this.#answer(req, parseError, s, held, costed?.params))
       : room.then((n) => {
         held.conn = n;
         if (s.closed) throw new StrataError("UNAVAILABLE", "connection closed");
-        return this.#answer(req, parseError, s, held);
+        return this.#answer(req, parseError, s, held, costed?.params);
       });
     return answered
       .then(({ frame, refusal, holds = frame.length }) => {
@@ -677,14 +679,19 @@ export class Server<C = unknown> {
       });
   }
 
-  /** What a request's response may cost (0 when its method or params are unknown or bad). */
-  #costOf(req: Request): number {
+  /**
+   * What a request's response may cost (undefined when its method or params
+   * are unknown or bad), with the params it validated, so #run need not
+   * validate them again.
+   */
+  #costOf(req: Request): { cost: number; params: unknown } | undefined {
     const method = this.#methods.get(req.method);
-    if (!method?.cost) return 0;
+    if (!method?.cost) return undefined;
     try {
-      return method.cost(validateParams(method.params, req.params));
+      const params = validateParams(method.params, req.params);
+      return { cost: method.cost(params), params };
     } catch {
-      return 0;
+      return undefined;
     }
   }
 
@@ -697,6 +704,7 @@ export class Server<C = unknown> {
     parseError: StrataError | undefined,
     s: ConnState<C>,
     held: Held,
+    validated?: unknown,
   ): Promise<{ frame: Uint8Array; refusal?: ErrorName; holds?: number }> {
     if (!req) {
       const reqId = parseError instanceof EnvelopeError ? parseError.reqId : "";
@@ -706,7 +714,7 @@ export class Server<C = unknown> {
       };
     }
     try {
-      const result = await this.#run(req, s, held);
+      const result = await this.#run(req, s, held, validated);
       if (result instanceof RawJson) {
         const frame = encodeJsonFrame(
           [
@@ -741,7 +749,8 @@ export class Server<C = unknown> {
     }
   }
 
-  async #run(req: Request, s: ConnState<C>, held: Held): Promise<unknown> {
+  /** Authorizes, validates (unless `validated` holds the params already) and runs the handler. */
+  async #run(req: Request, s: ConnState<C>, held: Held, validated?: unknown): Promise<unknown> {
     const method = this.#methods.get(req.method);
     if (!method) {
       const [svc] = req.method.split(".");
@@ -765,7 +774,7 @@ export class Server<C = unknown> {
         throw err;
       }
     }
-    const params = validateParams(method.params, req.params);
+    const params = validated ?? validateParams(method.params, req.params);
     // Room for the response in the server's budget (its connection's was
     // taken in #dispatch; both are given back once it is written). A method
     // without a cost makes only small answers: they count once made.

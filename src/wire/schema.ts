@@ -97,6 +97,18 @@ function checkList(name: string, spec: StringListField, v: unknown): string[] {
   return v as string[];
 }
 
+/** Each schema's fields as a list, made once: every request validates its params. */
+const fieldLists = new WeakMap<ParamsSchema, [string, FieldSpec][]>();
+
+function fieldsOf(schema: ParamsSchema): [string, FieldSpec][] {
+  let fields = fieldLists.get(schema);
+  if (!fields) {
+    fields = Object.entries(schema);
+    fieldLists.set(schema, fields);
+  }
+  return fields;
+}
+
 /**
  * Validates `params` against `schema` and returns a new object holding only
  * the declared fields, with defaults filled in.
@@ -106,8 +118,8 @@ export function validateParams<T>(
   params: Record<string, unknown> | undefined,
 ): T {
   const input = params ?? {};
-  for (const key of Object.keys(input)) {
-    if (!Object.hasOwn(schema, key)) {
+  for (const key in input) {
+    if (Object.hasOwn(input, key) && !Object.hasOwn(schema, key)) {
       const known = Object.keys(schema);
       throw invalidArgument(
         known.length === 0
@@ -117,7 +129,7 @@ export function validateParams<T>(
     }
   }
   const out: Record<string, unknown> = {};
-  for (const [name, spec] of Object.entries(schema)) {
+  for (const [name, spec] of fieldsOf(schema)) {
     const v = input[name];
     if (v === undefined || v === null) {
       if ("default" in spec && spec.default !== undefined) out[name] = spec.default;

@@ -160,6 +160,43 @@ Deno.test("fs methods: open, read in pieces, and close a file", async () => {
   });
 });
 
+Deno.test("fs methods: eof is true exactly when a read reaches the file's end as it is now", async () => {
+  await withTempDir(async (dir) => {
+    // given a 10-byte file and a MAX_READ-sized one
+    Deno.writeTextFileSync(`${dir}/f.txt`, "0123456789");
+    Deno.writeFileSync(`${dir}/max.bin`, new Uint8Array(MAX_READ));
+    const fs = fsFixture(dir);
+    const cap = makeCap();
+    try {
+      const { handle } = await fs.call("fs.open", { path: `${dir}/f.txt` }, cap);
+      const read = (offset: number, size: number) =>
+        fs.call("fs.read", { handle, offset, size }, cap).then((r) => [r.bytes_read, r.eof]);
+      // when reads end one byte short of the end, exactly at it, and past it
+      // then only the last two say eof, and none returns more than asked for
+      assert.deepEqual(await read(0, 9), [9, false]);
+      assert.deepEqual(await read(0, 10), [10, true]);
+      assert.deepEqual(await read(5, 5), [5, true]);
+      assert.deepEqual(await read(10, 1), [0, true]);
+      assert.deepEqual(await read(50, 4), [0, true]);
+      // and once the file has grown, the same read is no longer at the end
+      Deno.writeTextFileSync(`${dir}/f.txt`, "ab", { append: true });
+      assert.deepEqual(await read(0, 10), [10, false]);
+      assert.deepEqual(await read(10, 2), [2, true]);
+      // and the largest read, of a file of exactly that size, is whole and at the end
+      const max = await fs.call("fs.open", { path: `${dir}/max.bin` }, cap);
+      const whole = await fs.call(
+        "fs.read",
+        { handle: max.handle, offset: 0, size: MAX_READ },
+        cap,
+      );
+      assert.deepEqual([whole.bytes_read, whole.eof], [MAX_READ, true]);
+    } finally {
+      fs.handles.closeAll();
+      fs.audit.close();
+    }
+  });
+});
+
 Deno.test("fs methods: reads larger than 64 KiB, at any offset and in any order, return every byte", async () => {
   await withTempDir(async (dir) => {
     const bytes = new Uint8Array(300_000);

@@ -59,6 +59,43 @@ Deno.test("Audit: token, secret and auth fields are never written; undefined fie
   });
 });
 
+Deno.test("Audit: a line is exactly the JSON of {ts, event, program, ...fields} without secrets or undefined", async () => {
+  await withTempDir((dir) => {
+    const path = `${dir}/audit.log`;
+    const clock = new ManualClock();
+    const audit = new Audit({ path, program: "fs", stderr: false, clock });
+    const cases: Record<string, unknown>[] = [
+      {},
+      { cap_id: "c1", offset: 0, bytes: 4096, eof: true, none: null },
+      {
+        path: '/srv/"quoted"\n\u0001 ✓',
+        rights: ["fs.read", "fs.list"],
+        nested: { a: [1, { b: 2 }] },
+      },
+      { "2": "integer-like keys first", b: 1, a: 2, "1": "x" },
+      { f: () => 1, nan: NaN, when: new Date(0), dropped: undefined, token: "SECRET" },
+      { program: "spoofed", ts: "then", event: "other", cap_id: "c3" },
+    ];
+    try {
+      for (const fields of cases) audit.event("fs.read", fields);
+      audit.flush();
+      // then each line is the JSON the object form gives, byte for byte
+      const ts = new Date(clock.now()).toISOString();
+      const expected = cases.map((fields) => {
+        const clean = Object.fromEntries(
+          Object.entries(fields).filter(([k, v]) =>
+            v !== undefined && !["token", "secret", "auth"].includes(k)
+          ),
+        );
+        return JSON.stringify({ ts, event: "fs.read", program: "fs", ...clean });
+      });
+      assert.deepEqual(Deno.readTextFileSync(path).split("\n").slice(0, -1), expected);
+    } finally {
+      audit.close();
+    }
+  });
+});
+
 Deno.test("Audit: events are batched until flush (or close)", async () => {
   await withTempDir((dir) => {
     const path = `${dir}/audit.log`;

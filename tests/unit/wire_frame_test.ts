@@ -503,6 +503,56 @@ Deno.test("FrameWriter: a write the peer does not take within timeoutMs fails, a
   sink.release();
 });
 
+Deno.test("FrameWriter: each frame gets its whole timeout from its own start, across writes that share the watch", async () => {
+  // given a 60 ms timeout and a first frame the peer takes after 40 ms
+  const sink = new GatedSink();
+  const writer = new FrameWriter(sink, { timeoutMs: 60 });
+  const first = writer.write(encodeFrame({ a: 1 }));
+  await new Promise((r) => setTimeout(r, 40));
+  sink.release();
+  await first;
+  // when a second frame is never taken
+  const t0 = performance.now();
+  const second = writer.write(encodeFrame({ b: 2 })).then(() => "written", (e) => e);
+  // then it is still pending when the first frame's deadline passes (20 ms later)
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(sink.waiting, 1);
+  assert.equal(await Promise.race([second, Promise.resolve("pending")]), "pending");
+  // and it fails once its own 60 ms are up
+  const err = await second;
+  assert.ok(err instanceof WriteTimeoutError, String(err));
+  const ms = performance.now() - t0;
+  assert.ok(ms >= 59, `failed after ${ms.toFixed(1)} ms`);
+  sink.release();
+});
+
+Deno.test("FrameWriter: an idle writer's watch keeps no process alive (a write in progress does: see the timeout test)", async () => {
+  // given a writer with a long timeout that wrote one frame and is idle
+  const sink = new GatedSink();
+  const writer = new FrameWriter(sink, { timeoutMs: 60_000 });
+  const first = writer.write(encodeFrame({ a: 1 }));
+  await ticks();
+  sink.release();
+  await first;
+  assert.equal(writer.busySince, 0);
+  // then a child Deno process doing the same exits at once (the watch is unref'd while idle)
+  const code = `
+    import { FrameWriter } from ${
+    JSON.stringify(new URL("../../src/wire/frame.ts", import.meta.url).href)
+  };
+    const w = new FrameWriter({ write: (p) => Promise.resolve(p.length) }, { timeoutMs: 60000 });
+    await w.write(new Uint8Array(8));
+  `;
+  const t0 = performance.now();
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-config", code],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  assert.ok(performance.now() - t0 < 30_000, "the idle watch held the process");
+});
+
 Deno.test("FrameReader.next: a large body is reserved a chunk at a time as it arrives", async () => {
   // given a 100 KiB body that arrives 1,000 bytes per read
   const body = new Uint8Array(100 * 1024).fill(0x61);
