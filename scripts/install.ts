@@ -9,6 +9,17 @@
  *                     [--fs-roots=/srv/strata] [--group-access]
  *                     [--user=strata] [--group=strata] [--deno=<deno the launchers run>]
  *                     [--deps=<a DENO_DIR holding the locked npm packages: no network>]
+ *                     [--cluster=NAME --etcd-endpoints=URL,... --cluster-root=FILE
+ *                      --cluster-ca=FILE --cluster-peers=HOST:PORT,... --partition-bound-ms=MS
+ *                      --etcd-ca=FILE --etcd-cert=FILE --etcd-key=FILE --etcd-server-name=NAME
+ *                      --fs-listen=tcp://HOST:PORT ... --tls-cert=FILE --tls-key=FILE --tls-ca=FILE]
+ *
+ * The cluster and transport settings may also come from the environment, as
+ * for `deno task start` (STRATA_CLUSTER, STRATA_ETCD_ENDPOINTS, ...,
+ * STRATA_FS_LISTEN, STRATA_TLS_CERT, ...); an option wins over its variable.
+ * In cluster mode the etcd3 package's proto folder is the one in the
+ * installed DENO_DIR, the copy the installed programs load (never a
+ * developer's npm cache), and is granted read to every program.
  *
  * It writes, below the prefix:
  *   bin/strata-supervisor, strata-registry, strata-identity, strata-fs, strata-ctl
@@ -28,11 +39,35 @@ import { entryOf, LAUNCHER_NAMES, programCommand, REPO_ROOT } from "../src/runti
 import {
   checkLayout,
   CHILD_SERVICES,
+  clusterFromEnv,
   DEFAULT_LAYOUT,
+  type Layout,
   transportFromEnv,
 } from "../src/runtime/config.ts";
 import { binOverrideVar, PROGRAMS } from "../src/runtime/permissions.ts";
 import { renderUnit, TEMPLATE, UNIT_DEFAULTS } from "./unit.ts";
+
+/**
+ * The transport and cluster options, each also read from its variable
+ * (`--etcd-endpoints` is STRATA_ETCD_ENDPOINTS). `--etcd-proto` is not one:
+ * the install finds the proto folder in its own DENO_DIR.
+ */
+const NETWORK_OPTIONS = [
+  ...CHILD_SERVICES.map((s) => `${s}-listen`),
+  "tls-cert",
+  "tls-key",
+  "tls-ca",
+  "cluster",
+  "etcd-endpoints",
+  "cluster-root",
+  "cluster-ca",
+  "partition-bound-ms",
+  "cluster-peers",
+  "etcd-ca",
+  "etcd-cert",
+  "etcd-key",
+  "etcd-server-name",
+];
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -47,6 +82,7 @@ const { values } = parseArgs({
     group: { type: "string", default: UNIT_DEFAULTS.group },
     deno: { type: "string" },
     deps: { type: "string" },
+    ...Object.fromEntries(NETWORK_OPTIONS.map((o) => [o, { type: "string" as const }])),
   },
 });
 
@@ -63,6 +99,15 @@ function makeReadOnly(path: string): void {
     for (const e of Deno.readDirSync(path)) makeReadOnly(`${path}/${e.name}`);
     Deno.chmodSync(path, 0o555);
   } else Deno.chmodSync(path, (info.mode ?? 0o444) & 0o555 | 0o444);
+}
+
+/** Whether `path` is a folder. */
+function isFolder(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
 }
 
 /** Makes `path` writable again so a reinstall can replace it. */
@@ -86,20 +131,37 @@ if (!values.prefix.startsWith("/")) {
   console.error(`--prefix must be an absolute path: ${values.prefix}`);
   Deno.exit(2);
 }
-const layout = checkLayout({
+/** A setting's value: its option, else its STRATA_ variable (STRATA_ETCD_PROTO is ignored). */
+function setting(variable: string): string | undefined {
+  if (variable === "STRATA_ETCD_PROTO") return undefined;
+  const option = variable.slice("STRATA_".length).toLowerCase().replaceAll("_", "-");
+  const given = (values as Record<string, unknown>)[option];
+  return typeof given === "string" && given !== "" ? given : Deno.env.get(variable) || undefined;
+}
+
+const prefix = resolve(values.prefix);
+const lib = `${prefix}/lib/strata`;
+const denoDir = `${lib}/deno`;
+const cluster = clusterFromEnv(setting).cluster;
+/** Where the installed DENO_DIR holds the etcd3 package deno.json pins: its proto folder. */
+function installedProto(): string {
+  const config = JSON.parse(Deno.readTextFileSync(`${REPO_ROOT}/deno.json`));
+  const version = /^npm:etcd3@(.+)$/.exec(config.imports?.etcd3 ?? "")?.[1];
+  if (!version) throw new Error("deno.json: imports.etcd3 is not npm:etcd3@VERSION");
+  return `${denoDir}/npm/registry.npmjs.org/etcd3/${version}/proto`;
+}
+const layout: Layout = checkLayout({
   runtimeDir: values["runtime-dir"],
   stateDir: values["state-dir"],
   nodeId: values["node-id"],
   fsRoots: values["fs-roots"].split(":"),
   ...(values["group-access"] ? { groupAccess: true } : {}),
-  ...transportFromEnv((n) => Deno.env.get(n)),
+  ...transportFromEnv(setting),
+  ...(cluster ? { cluster: { ...cluster, proto: installedProto() } } : {}),
 });
-const prefix = resolve(values.prefix);
 const deno = values.deno ?? Deno.execPath();
 const bin = `${prefix}/bin`;
-const lib = `${prefix}/lib/strata`;
 const app = `${lib}/app`;
-const denoDir = `${lib}/deno`;
 const doc = `${prefix}/share/doc/strata`;
 const overrides = CHILD_SERVICES.map((s) => Deno.env.get(binOverrideVar(s)))
   .filter((x): x is string => !!x);
@@ -136,6 +198,12 @@ const check = await new Deno.Command(deno, {
 }).spawn().status;
 if (!check.success) {
   console.error("install: type check or fetch failed (see above); nothing was made read-only");
+  Deno.exit(1);
+}
+// Cluster mode: the proto folder the launchers grant must be there (etcd3 reads it at start).
+const proto = layout.cluster?.proto;
+if (proto && !isFolder(proto)) {
+  console.error(`install: cluster mode, but the etcd3 proto folder is missing: ${proto}`);
   Deno.exit(1);
 }
 makeReadOnly(lib);
