@@ -39,35 +39,13 @@ import { entryOf, LAUNCHER_NAMES, programCommand, REPO_ROOT } from "../src/runti
 import {
   checkLayout,
   CHILD_SERVICES,
-  clusterFromEnv,
   DEFAULT_LAYOUT,
   type Layout,
-  transportFromEnv,
+  NODE_SETTING_OPTIONS,
+  nodeSettings,
 } from "../src/runtime/config.ts";
 import { binOverrideVar, PROGRAMS } from "../src/runtime/permissions.ts";
 import { renderUnit, TEMPLATE, UNIT_DEFAULTS } from "./unit.ts";
-
-/**
- * The transport and cluster options, each also read from its variable
- * (`--etcd-endpoints` is STRATA_ETCD_ENDPOINTS). `--etcd-proto` is not one:
- * the install finds the proto folder in its own DENO_DIR.
- */
-const NETWORK_OPTIONS = [
-  ...CHILD_SERVICES.map((s) => `${s}-listen`),
-  "tls-cert",
-  "tls-key",
-  "tls-ca",
-  "cluster",
-  "etcd-endpoints",
-  "cluster-root",
-  "cluster-ca",
-  "partition-bound-ms",
-  "cluster-peers",
-  "etcd-ca",
-  "etcd-cert",
-  "etcd-key",
-  "etcd-server-name",
-];
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -82,7 +60,7 @@ const { values } = parseArgs({
     group: { type: "string", default: UNIT_DEFAULTS.group },
     deno: { type: "string" },
     deps: { type: "string" },
-    ...Object.fromEntries(NETWORK_OPTIONS.map((o) => [o, { type: "string" as const }])),
+    ...Object.fromEntries(NODE_SETTING_OPTIONS.map((o) => [o, { type: "string" as const }])),
   },
 });
 
@@ -131,18 +109,11 @@ if (!values.prefix.startsWith("/")) {
   console.error(`--prefix must be an absolute path: ${values.prefix}`);
   Deno.exit(2);
 }
-/** A setting's value: its option, else its STRATA_ variable (STRATA_ETCD_PROTO is ignored). */
-function setting(variable: string): string | undefined {
-  if (variable === "STRATA_ETCD_PROTO") return undefined;
-  const option = variable.slice("STRATA_".length).toLowerCase().replaceAll("_", "-");
-  const given = (values as Record<string, unknown>)[option];
-  return typeof given === "string" && given !== "" ? given : Deno.env.get(variable) || undefined;
-}
-
 const prefix = resolve(values.prefix);
 const lib = `${prefix}/lib/strata`;
 const denoDir = `${lib}/deno`;
-const cluster = clusterFromEnv(setting).cluster;
+const settings = nodeSettings(values, (n) => Deno.env.get(n));
+const cluster = settings.cluster;
 /** Where the installed DENO_DIR holds the etcd3 package deno.json pins: its proto folder. */
 function installedProto(): string {
   const config = JSON.parse(Deno.readTextFileSync(`${REPO_ROOT}/deno.json`));
@@ -156,7 +127,7 @@ const layout: Layout = checkLayout({
   nodeId: values["node-id"],
   fsRoots: values["fs-roots"].split(":"),
   ...(values["group-access"] ? { groupAccess: true } : {}),
-  ...transportFromEnv(setting),
+  ...settings,
   ...(cluster ? { cluster: { ...cluster, proto: installedProto() } } : {}),
 });
 const deno = values.deno ?? Deno.execPath();
@@ -248,6 +219,7 @@ try {
     user: values.user,
     group: values.group,
     docDir: doc,
+    network: layout.cluster !== undefined || Object.keys(layout.listen ?? {}).length > 0,
   });
   await Deno.writeTextFile(unitPath, unit, { mode: 0o644 });
   console.log(`installed into ${prefix}: launchers in ${bin}, systemd unit ${unitPath}`);
