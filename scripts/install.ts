@@ -44,7 +44,7 @@ import {
   NODE_SETTING_OPTIONS,
   nodeSettings,
 } from "../src/runtime/config.ts";
-import { binOverrideVar, PROGRAMS } from "../src/runtime/permissions.ts";
+import { binOverrideVar, type Program, PROGRAMS } from "../src/runtime/permissions.ts";
 import { renderUnit, TEMPLATE, UNIT_DEFAULTS } from "./unit.ts";
 
 const { values } = parseArgs({
@@ -180,24 +180,38 @@ if (proto && !isFolder(proto)) {
 makeReadOnly(lib);
 
 // 3. The launchers: `deno run` with exactly each program's flags.
-for (const program of PROGRAMS) {
-  const { cmd, args, env } = programCommand(program, layout, { kind: "dev", deno, root: app }, {
+/** The launcher's words for `program`; strata-ctl's `cluster` commands get the cluster folder. */
+function launcherWords(program: Program, clusterDir?: string): string[] {
+  const { cmd, args } = programCommand(program, layout, { kind: "dev", deno, root: app }, {
     run: program === "supervisor"
       ? [...CHILD_SERVICES.map((s) => `${bin}/${LAUNCHER_NAMES[s]}`), ...overrides]
       : undefined,
     // strata-ctl's `fs get` may save into the folder it is run from, and only there.
     downloads: program === "ctl" ? ["."] : undefined,
+    clusterDir,
     extra: program === "supervisor" ? [`--launchers=${bin}`] : [],
   });
   // Only what is cached: the launchers never fetch.
-  const words = [cmd, args[0], "--cached-only", "--frozen", ...args.slice(1)];
+  return [cmd, args[0], "--cached-only", "--frozen", ...args.slice(1)];
+}
+for (const program of PROGRAMS) {
+  const { env } = programCommand(program, layout, { kind: "dev", deno, root: app });
   const vars = { DENO_DIR: denoDir, DENO_NO_UPDATE_CHECK: "1", ...env };
+  // `strata-ctl cluster ...` (the first word) reads and writes the operator's cluster folder,
+  // the folder it is run in (the default --dir), and runs openssl, as the launcher grants it.
+  const cluster = program === "ctl"
+    ? [
+      "# strata-ctl cluster ...: run in the operator's cluster folder (--dir defaults to it).",
+      `[ "$1" = cluster ] && exec ${launcherWords(program, ".").map(shellQuote).join(" ")} "$@"`,
+    ]
+    : [];
   const script = [
     "#!/bin/sh",
     `# ${LAUNCHER_NAMES[program]}: written by \`deno task install\`; runs Strata's ${program}`,
     "# with exactly its flags from src/runtime/permissions.ts. Reinstall to change it.",
     ...Object.entries(vars).map(([k, v]) => `export ${k}=${shellQuote(v)}`),
-    `exec ${words.map(shellQuote).join(" ")} "$@"`,
+    ...cluster,
+    `exec ${launcherWords(program).map(shellQuote).join(" ")} "$@"`,
     "",
   ].join("\n");
   const path = `${bin}/${LAUNCHER_NAMES[program]}`;

@@ -2,12 +2,14 @@
  * Cluster mode in the installed form, end to end: `deno task install` of
  * node A into a temp prefix with the cluster settings (options, as an
  * operator or the NixOS build passes them), a real etcd (tests/etcd.ts), the
- * operator's `cluster init` and `join` (tests/cluster_support.ts), and node B
+ * operator's `cluster init` and `join`, and node B
  * started by the development launcher. The launchers carry exactly the grants
  * the permissions module computes for that cluster layout, with the etcd3
- * proto folder of the installed DENO_DIR (not this machine's npm cache); the
- * installed supervisor runs, and its installed strata-ctl and fs honour B's
- * token once the root endorses B (refused before), and B honours A's.
+ * proto folder of the installed DENO_DIR (not this machine's npm cache). The
+ * installed strata-ctl makes the root (`cluster init`) and endorses A (`cluster
+ * join a`, run in the operator's folder); the installed supervisor runs, and
+ * its installed strata-ctl and fs honour B's token once the root endorses B
+ * (refused before), and B honours A's.
  */
 
 import assert from "node:assert/strict";
@@ -42,12 +44,10 @@ Deno.test({
     const cluster = { name: "inst", etcd: etcd.endpoints, root: `${op}/root.pub` };
     // What the installed programs run with, and what the operator's (development) strata-ctl uses.
     const layoutA: Layout = { ...tempA.layout, nodeId: "a", cluster: { ...cluster, proto } };
-    const devA: Layout = { ...layoutA, cluster: { ...cluster, proto: etcdProto() } };
     tempB.layout = { ...tempB.layout, nodeId: "b", cluster: { ...cluster, proto: etcdProto() } };
     let supervisor: Deno.ChildProcess | undefined;
     let b: Node | undefined;
     try {
-      await ctl(devA, op, ["cluster", "init", "--dir", op]);
       // Settings as options; the proto folder is the install's own (no --etcd-proto given).
       const out = await new Deno.Command(Deno.execPath(), {
         args: [
@@ -62,6 +62,33 @@ Deno.test({
       }).output();
       assert(out.success, decoder.decode(out.stdout) + decoder.decode(out.stderr));
       assert(Deno.statSync(`${proto}/rpc.proto`).isFile, "the proto folder is in the install");
+      const installedCtl = async (
+        args: string[],
+        options: { token?: string; cwd?: string } = {},
+      ) => {
+        const r = await new Deno.Command(`${bin}/strata-ctl`, {
+          args: [...args, "--json"],
+          env: options.token ? { STRATA_TOKEN: options.token } : {},
+          ...(options.cwd ? { cwd: options.cwd } : {}),
+        }).output();
+        return { code: r.code, stdout: decoder.decode(r.stdout), stderr: decoder.decode(r.stderr) };
+      };
+      // The operator's root of trust, made by the installed strata-ctl in its cluster folder.
+      const init = await installedCtl(["cluster", "init"], { cwd: op });
+      assert.equal(init.code, 0, init.stderr);
+      assert.match(JSON.parse(init.stdout).root_kid, /^k4\.pid\./);
+      // Its `cluster` commands alone get that folder (".") and openssl.
+      const ctlScript = await Deno.readTextFile(`${bin}/strata-ctl`);
+      const clusterLine = ctlScript.split("\n").find((l) =>
+        l.startsWith(`[ "$1" = cluster ] && exec `)
+      );
+      assert(clusterLine, ctlScript);
+      assert.deepEqual(
+        clusterLine.split(" ").filter((w) => w.startsWith("--allow-") || w.startsWith("--deny-")),
+        permissionFlags("ctl", layoutA, { downloads: ["."], clusterDir: "." }),
+      );
+      assert(clusterLine.includes("--allow-run=/usr/bin/openssl"));
+      assert(!execWords(ctlScript).some((w) => w.startsWith("--allow-run")));
 
       for (const program of PROGRAMS) {
         const script = await Deno.readTextFile(`${bin}/${LAUNCHER_NAMES[program]}`);
@@ -87,13 +114,6 @@ Deno.test({
         stdout: "null",
         stderr: "null",
       }).spawn();
-      const installedCtl = async (args: string[], token?: string) => {
-        const r = await new Deno.Command(`${bin}/strata-ctl`, {
-          args: [...args, "--json"],
-          env: token ? { STRATA_TOKEN: token } : {},
-        }).output();
-        return { code: r.code, stdout: decoder.decode(r.stdout), stderr: decoder.decode(r.stderr) };
-      };
       await waitFor("A's services Healthy", async () => {
         const r = await installedCtl(["svc", "list"]);
         const list = JSON.parse(r.stdout || "{}").services as { state: string }[] | undefined;
@@ -114,20 +134,19 @@ Deno.test({
       await Deno.writeTextFile(`${tempA.exportRoot}/on-a.txt`, "a");
       const tokB = (await issue(b, { service: "fs", actions: ["list"] })).token;
       // B is not endorsed yet: A's installed fs does not know its key.
-      const before = await installedCtl(["fs", "ls", tempA.exportRoot], tokB);
+      const before = await installedCtl(["fs", "ls", tempA.exportRoot], { token: tokB });
       assert.notEqual(before.code, 0, before.stdout);
       assert.match(before.stderr + before.stdout, /unknown_key|UNAUTHENTICATED/);
 
       // The operator endorses both nodes (join asks each node's identity for its keys).
-      const joined = await ctl(devA, op, ["cluster", "join", "a", "--dir", op]) as {
-        issuer: string;
-      };
-      assert.equal(joined.issuer, "identity@a");
+      const joined = await installedCtl(["cluster", "join", "a"], { cwd: op });
+      assert.equal(joined.code, 0, joined.stderr);
+      assert.equal(JSON.parse(joined.stdout).issuer, "identity@a");
       await ctl(b.layout, op, ["cluster", "join", "b", "--dir", op]);
 
       // B's token on A's installed node: honoured (through the installed strata-ctl and fs).
       await waitFor("A to honour B's token", async () => {
-        const r = await installedCtl(["fs", "ls", tempA.exportRoot], tokB);
+        const r = await installedCtl(["fs", "ls", tempA.exportRoot], { token: tokB });
         return r.code === 0 && r.stdout.includes("on-a.txt");
       }, 10_000);
       // A's token (minted by the installed identity) on B: honoured.
