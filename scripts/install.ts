@@ -199,7 +199,7 @@ for (const program of PROGRAMS) {
   const vars = { DENO_DIR: denoDir, DENO_NO_UPDATE_CHECK: "1", ...env };
   // `strata-ctl cluster ...` (the first word) reads and writes the operator's cluster folder,
   // the folder it is run in (the default --dir), and runs openssl, as the launcher grants it.
-  const cluster = program === "ctl"
+  const clusterCase = program === "ctl"
     ? [
       "# strata-ctl cluster ...: run in the operator's cluster folder (--dir defaults to it).",
       `[ "$1" = cluster ] && exec ${launcherWords(program, ".").map(shellQuote).join(" ")} "$@"`,
@@ -210,7 +210,7 @@ for (const program of PROGRAMS) {
     `# ${LAUNCHER_NAMES[program]}: written by \`deno task install\`; runs Strata's ${program}`,
     "# with exactly its flags from src/runtime/permissions.ts. Reinstall to change it.",
     ...Object.entries(vars).map(([k, v]) => `export ${k}=${shellQuote(v)}`),
-    ...cluster,
+    ...clusterCase,
     `exec ${launcherWords(program).map(shellQuote).join(" ")} "$@"`,
     "",
   ].join("\n");
