@@ -30,6 +30,47 @@ let
     if builtins.match "[A-Za-z0-9][A-Za-z0-9._-]{0,62}" id == null
     then throw "services.strata: nodeId must be 1-63 letters, digits, \".\", \"_\" or \"-\": ${id}"
     else id;
+  # services.strata.cluster: its keys, each the option (and STRATA_ variable)
+  # `deno task install` and `deno task compile` take; paths are checked like the layout's.
+  clusterKeys = {
+    name = { flag = "cluster"; path = false; };
+    etcdEndpoints = { flag = "etcd-endpoints"; path = false; };
+    root = { flag = "cluster-root"; path = true; };
+    ca = { flag = "cluster-ca"; path = true; };
+    peers = { flag = "cluster-peers"; path = false; };
+    partitionBoundMs = { flag = "partition-bound-ms"; path = false; };
+    etcdCa = { flag = "etcd-ca"; path = true; };
+    etcdCert = { flag = "etcd-cert"; path = true; };
+    etcdKey = { flag = "etcd-key"; path = true; };
+    etcdServerName = { flag = "etcd-server-name"; path = false; };
+    registryListen = { flag = "registry-listen"; path = false; };
+    identityListen = { flag = "identity-listen"; path = false; };
+    fsListen = { flag = "fs-listen"; path = false; };
+    tlsCert = { flag = "tls-cert"; path = true; };
+    tlsKey = { flag = "tls-key"; path = true; };
+    tlsCa = { flag = "tls-ca"; path = true; };
+  };
+  # The build's settings: { "<flag>" = value; } for the options given; a key
+  # not in clusterKeys, or a path systemd or Deno's flags would misread, is refused.
+  clusterSettings =
+    if cfg.cluster == null then { }
+    else
+      let
+        given = builtins.attrNames cfg.cluster;
+        unknown = builtins.filter (k: !(clusterKeys ? ${k})) given;
+        required = builtins.filter (k: !(cfg.cluster ? ${k})) [ "name" "etcdEndpoints" "root" ];
+        value = k:
+          let v = cfg.cluster.${k};
+          in
+          if clusterKeys.${k}.path then checkPath "cluster.${k}" v
+          else if builtins.match "[A-Za-z0-9._:/@+=-]+(,[A-Za-z0-9._:/@+=-]+)*" v == null
+          then throw "services.strata: cluster.${k} must be letters, digits and . _ : / @ + = - (lists comma-separated): ${v}"
+          else v;
+      in
+      if unknown != [ ] then throw "services.strata: cluster.${builtins.head unknown} is not a cluster setting (one of ${lib.concatStringsSep ", " (builtins.attrNames clusterKeys)})"
+      else if required != [ ] then throw "services.strata: cluster mode needs cluster.${builtins.head required} (name, etcdEndpoints and root)"
+      else builtins.listToAttrs (builtins.map (k: { name = clusterKeys.${k}.flag; value = value k; }) given);
+
   supervisor = {
     installed = "strata-supervisor";
     compiled = "supervisor";
@@ -49,12 +90,19 @@ let
         "@EXPORT_ROOTS@" =
           if cfg.fsRoots == [ ] then ""
           else "BindReadOnlyPaths=${lib.concatStringsSep " " (builtins.map (checkPath "fsRoots") cfg.fsRoots)}";
+        # A node that talks TCP (cluster mode) keeps the host's network; see scripts/unit.ts.
+        "@PRIVATE_NETWORK@" = if network then "no" else "yes";
+        "@ADDRESS_FAMILIES@" = if network then "AF_UNIX AF_INET AF_INET6" else "AF_UNIX";
+        "@IP_ADDRESS_DENY@" =
+          if network then "# IPAddressDeny unset: this node dials etcd and other nodes, and they dial its\n# tcp:// endpoints (mutual TLS); each program may dial only its exact host:port grants."
+          else "IPAddressDeny=any";
       };
       names = builtins.attrNames values;
     in
-    builtins.seq (checkNodeId cfg.nodeId)
+    builtins.seq (checkNodeId cfg.nodeId) (builtins.deepSeq clusterSettings
       (builtins.replaceStrings names (builtins.map (n: values.${n}) names)
-        (builtins.readFile ./strata.service.in));
+        (builtins.readFile ./strata.service.in)));
+  network = cfg.cluster != null;
   unitPackage = pkgs.writeTextDir "lib/systemd/system/strata.service" unitText;
 in
 {
@@ -105,10 +153,33 @@ in
       default = "strata";
       description = "Group the services run as; created when left at the default.";
     };
+    cluster = mkOption {
+      type = types.nullOr (types.attrsOf types.str);
+      default = null;
+      example = {
+        name = "prod";
+        etcdEndpoints = "http://10.0.0.1:2379,http://10.0.0.2:2379";
+        root = "/etc/strata/root.pub";
+        ca = "/etc/strata/ca.pem";
+        fsListen = "tcp://10.0.0.1:7402";
+        tlsCert = "/etc/strata/node.pem";
+        tlsKey = "/etc/strata/node.key";
+      };
+      description = ''
+        Cluster mode (docs/cluster.md): the node shares trust and revocations
+        through etcd. Keys: name, etcdEndpoints, root (required); ca, peers,
+        partitionBoundMs, etcdCa, etcdCert, etcdKey, etcdServerName,
+        registryListen, identityListen, fsListen, tlsCert, tlsKey, tlsCa. Each
+        is the `deno task install` option of the same name (--etcd-endpoints,
+        ...); lists are comma-separated. The etcd3 proto folder is the package's
+        own. The files must be readable by the service user. null: a single node.
+      '';
+    };
     package = mkOption {
       type = types.package;
       default = self.packages.${pkgs.stdenv.hostPlatform.system}.default.override {
         inherit (cfg) form runtimeDir stateDir nodeId fsRoots groupAccess;
+        settings = clusterSettings;
       };
       defaultText = lib.literalExpression "strata built in this form for this layout";
       description = "The Strata build; its form and layout must match the options above.";

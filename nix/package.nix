@@ -26,6 +26,9 @@
   nodeId ? "local",
   fsRoots ? [ ],
   groupAccess ? false,
+  # Cluster mode and tcp:// (the NixOS module's services.strata.cluster):
+  # { "etcd-endpoints" = "http://10.0.0.1:2379"; ... }, each passed as --name=value.
+  settings ? { },
 }:
 assert lib.assertMsg (form == "installed" || form == "compiled")
   "strata: form must be \"installed\" or \"compiled\", not ${form}";
@@ -73,7 +76,8 @@ let
     "--state-dir=${stateDir}"
     "--node-id=${nodeId}"
     "--fs-roots=${lib.concatStringsSep ":" fsRoots}"
-  ] ++ lib.optional groupAccess "--group-access");
+  ] ++ lib.optional groupAccess "--group-access"
+    ++ builtins.map (k: "--${k}=${settings.${k}}") (builtins.attrNames settings));
 in
 stdenvNoCC.mkDerivation {
   pname = "strata";

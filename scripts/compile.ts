@@ -7,6 +7,8 @@
  *                     [--node-id=local] [--fs-roots=/srv/data:/srv/media] [--group-access]
  *                     [--out=bin] [--bin-dir=<where they will be installed>]
  *                     [--target=x86_64-unknown-linux-gnu] [--print]
+ *                     [the cluster and transport options of `deno task install`, and
+ *                      --etcd-proto=DIR; or their STRATA_* variables]
  *
  * It type-checks every program once (`deno check`, with the compiler's own
  * heap), then compiles each with --no-check: `deno compile` applies the
@@ -27,7 +29,8 @@ import {
   checkLayout,
   CHILD_SERVICES,
   DEFAULT_LAYOUT,
-  transportFromEnv,
+  NODE_SETTING_OPTIONS,
+  nodeSettings,
 } from "../src/runtime/config.ts";
 import { binOverrideVar, PROGRAMS } from "../src/runtime/permissions.ts";
 
@@ -43,6 +46,8 @@ const { values } = parseArgs({
     "bin-dir": { type: "string" },
     target: { type: "string" },
     print: { type: "boolean", default: false },
+    ...Object.fromEntries(NODE_SETTING_OPTIONS.map((o) => [o, { type: "string" as const }])),
+    "etcd-proto": { type: "string" },
   },
 });
 
@@ -52,7 +57,8 @@ const layout = checkLayout({
   nodeId: values["node-id"],
   fsRoots: values["fs-roots"].split(":"),
   ...(values["group-access"] ? { groupAccess: true } : {}),
-  ...transportFromEnv((n) => Deno.env.get(n)),
+  // Transport and cluster settings as options or STRATA_* variables, as for install.
+  ...nodeSettings(values, (n) => Deno.env.get(n), { proto: true }),
 });
 const outDir = resolve(values.out);
 const binDir = values["bin-dir"] ? resolve(values["bin-dir"]) : outDir;

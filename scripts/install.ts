@@ -9,6 +9,17 @@
  *                     [--fs-roots=/srv/strata] [--group-access]
  *                     [--user=strata] [--group=strata] [--deno=<deno the launchers run>]
  *                     [--deps=<a DENO_DIR holding the locked npm packages: no network>]
+ *                     [--cluster=NAME --etcd-endpoints=URL,... --cluster-root=FILE
+ *                      --cluster-ca=FILE --cluster-peers=HOST:PORT,... --partition-bound-ms=MS
+ *                      --etcd-ca=FILE --etcd-cert=FILE --etcd-key=FILE --etcd-server-name=NAME
+ *                      --fs-listen=tcp://HOST:PORT ... --tls-cert=FILE --tls-key=FILE --tls-ca=FILE]
+ *
+ * The cluster and transport settings may also come from the environment, as
+ * for `deno task start` (STRATA_CLUSTER, STRATA_ETCD_ENDPOINTS, ...,
+ * STRATA_FS_LISTEN, STRATA_TLS_CERT, ...); an option wins over its variable.
+ * In cluster mode the etcd3 package's proto folder is the one in the
+ * installed DENO_DIR, the copy the installed programs load (never a
+ * developer's npm cache), and is granted read to every program.
  *
  * It writes, below the prefix:
  *   bin/strata-supervisor, strata-registry, strata-identity, strata-fs, strata-ctl
@@ -29,9 +40,11 @@ import {
   checkLayout,
   CHILD_SERVICES,
   DEFAULT_LAYOUT,
-  transportFromEnv,
+  type Layout,
+  NODE_SETTING_OPTIONS,
+  nodeSettings,
 } from "../src/runtime/config.ts";
-import { binOverrideVar, PROGRAMS } from "../src/runtime/permissions.ts";
+import { binOverrideVar, type Program, PROGRAMS } from "../src/runtime/permissions.ts";
 import { renderUnit, TEMPLATE, UNIT_DEFAULTS } from "./unit.ts";
 
 const { values } = parseArgs({
@@ -47,6 +60,7 @@ const { values } = parseArgs({
     group: { type: "string", default: UNIT_DEFAULTS.group },
     deno: { type: "string" },
     deps: { type: "string" },
+    ...Object.fromEntries(NODE_SETTING_OPTIONS.map((o) => [o, { type: "string" as const }])),
   },
 });
 
@@ -63,6 +77,15 @@ function makeReadOnly(path: string): void {
     for (const e of Deno.readDirSync(path)) makeReadOnly(`${path}/${e.name}`);
     Deno.chmodSync(path, 0o555);
   } else Deno.chmodSync(path, (info.mode ?? 0o444) & 0o555 | 0o444);
+}
+
+/** Whether `path` is a folder. */
+function isFolder(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
 }
 
 /** Makes `path` writable again so a reinstall can replace it. */
@@ -86,20 +109,30 @@ if (!values.prefix.startsWith("/")) {
   console.error(`--prefix must be an absolute path: ${values.prefix}`);
   Deno.exit(2);
 }
-const layout = checkLayout({
+const prefix = resolve(values.prefix);
+const lib = `${prefix}/lib/strata`;
+const denoDir = `${lib}/deno`;
+const settings = nodeSettings(values, (n) => Deno.env.get(n));
+const cluster = settings.cluster;
+/** Where the installed DENO_DIR holds the etcd3 package deno.json pins: its proto folder. */
+function installedProto(): string {
+  const config = JSON.parse(Deno.readTextFileSync(`${REPO_ROOT}/deno.json`));
+  const version = /^npm:etcd3@(.+)$/.exec(config.imports?.etcd3 ?? "")?.[1];
+  if (!version) throw new Error("deno.json: imports.etcd3 is not npm:etcd3@VERSION");
+  return `${denoDir}/npm/registry.npmjs.org/etcd3/${version}/proto`;
+}
+const layout: Layout = checkLayout({
   runtimeDir: values["runtime-dir"],
   stateDir: values["state-dir"],
   nodeId: values["node-id"],
   fsRoots: values["fs-roots"].split(":"),
   ...(values["group-access"] ? { groupAccess: true } : {}),
-  ...transportFromEnv((n) => Deno.env.get(n)),
+  ...settings,
+  ...(cluster ? { cluster: { ...cluster, proto: installedProto() } } : {}),
 });
-const prefix = resolve(values.prefix);
 const deno = values.deno ?? Deno.execPath();
 const bin = `${prefix}/bin`;
-const lib = `${prefix}/lib/strata`;
 const app = `${lib}/app`;
-const denoDir = `${lib}/deno`;
 const doc = `${prefix}/share/doc/strata`;
 const overrides = CHILD_SERVICES.map((s) => Deno.env.get(binOverrideVar(s)))
   .filter((x): x is string => !!x);
@@ -138,27 +171,47 @@ if (!check.success) {
   console.error("install: type check or fetch failed (see above); nothing was made read-only");
   Deno.exit(1);
 }
+// Cluster mode: the proto folder the launchers grant must be there (etcd3 reads it at start).
+const proto = layout.cluster?.proto;
+if (proto && !isFolder(proto)) {
+  console.error(`install: cluster mode, but the etcd3 proto folder is missing: ${proto}`);
+  Deno.exit(1);
+}
 makeReadOnly(lib);
 
 // 3. The launchers: `deno run` with exactly each program's flags.
-for (const program of PROGRAMS) {
-  const { cmd, args, env } = programCommand(program, layout, { kind: "dev", deno, root: app }, {
+/** The launcher's words for `program`; strata-ctl's `cluster` commands get the cluster folder. */
+function launcherWords(program: Program, clusterDir?: string): string[] {
+  const { cmd, args } = programCommand(program, layout, { kind: "dev", deno, root: app }, {
     run: program === "supervisor"
       ? [...CHILD_SERVICES.map((s) => `${bin}/${LAUNCHER_NAMES[s]}`), ...overrides]
       : undefined,
     // strata-ctl's `fs get` may save into the folder it is run from, and only there.
     downloads: program === "ctl" ? ["."] : undefined,
+    clusterDir,
     extra: program === "supervisor" ? [`--launchers=${bin}`] : [],
   });
   // Only what is cached: the launchers never fetch.
-  const words = [cmd, args[0], "--cached-only", "--frozen", ...args.slice(1)];
+  return [cmd, args[0], "--cached-only", "--frozen", ...args.slice(1)];
+}
+for (const program of PROGRAMS) {
+  const { env } = programCommand(program, layout, { kind: "dev", deno, root: app });
   const vars = { DENO_DIR: denoDir, DENO_NO_UPDATE_CHECK: "1", ...env };
+  // `strata-ctl cluster ...` (the first word) reads and writes the operator's cluster folder,
+  // the folder it is run in (the default --dir), and runs openssl, as the launcher grants it.
+  const clusterCase = program === "ctl"
+    ? [
+      "# strata-ctl cluster ...: run in the operator's cluster folder (--dir defaults to it).",
+      `[ "$1" = cluster ] && exec ${launcherWords(program, ".").map(shellQuote).join(" ")} "$@"`,
+    ]
+    : [];
   const script = [
     "#!/bin/sh",
     `# ${LAUNCHER_NAMES[program]}: written by \`deno task install\`; runs Strata's ${program}`,
     "# with exactly its flags from src/runtime/permissions.ts. Reinstall to change it.",
     ...Object.entries(vars).map(([k, v]) => `export ${k}=${shellQuote(v)}`),
-    `exec ${words.map(shellQuote).join(" ")} "$@"`,
+    ...clusterCase,
+    `exec ${launcherWords(program).map(shellQuote).join(" ")} "$@"`,
     "",
   ].join("\n");
   const path = `${bin}/${LAUNCHER_NAMES[program]}`;
@@ -180,6 +233,7 @@ try {
     user: values.user,
     group: values.group,
     docDir: doc,
+    network: layout.cluster !== undefined || Object.keys(layout.listen ?? {}).length > 0,
   });
   await Deno.writeTextFile(unitPath, unit, { mode: 0o644 });
   console.log(`installed into ${prefix}: launchers in ${bin}, systemd unit ${unitPath}`);

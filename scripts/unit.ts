@@ -4,13 +4,15 @@
  *   deno task unit [--form=installed|compiled] [--bin-dir=/opt/strata/bin] [--runtime-dir=/run/strata]
  *                  [--state-dir=/var/lib/strata] [--fs-roots=/srv/strata]
  *                  [--user=strata] [--group=strata] [--group-access]
- *                  [--doc-dir=/opt/strata/share/doc/strata] [--out=FILE]
+ *                  [--doc-dir=/opt/strata/share/doc/strata] [--network] [--out=FILE]
  *
  * Without --out it prints the unit. nix/strata.service is this with the
  * defaults; the NixOS module fills the same template in Nix, with the same
  * checks. The form picks what ExecStart runs: the installed form's launcher
  * (`deno task install`, `deno run` with the supervisor's flags) or the
- * compiled form's binary (`deno task compile`).
+ * compiled form's binary (`deno task compile`). `--network` is for a node
+ * that talks TCP (cluster mode's etcd and other nodes, or tcp:// endpoints):
+ * it keeps the host's network and AF_INET/AF_INET6, with no IP filter.
  * @module
  */
 
@@ -30,6 +32,8 @@ export interface UnitOptions {
   group: string;
   groupAccess: boolean;
   docDir: string;
+  /** The node talks TCP (cluster mode or tcp:// endpoints): no private network. */
+  network: boolean;
 }
 
 /** The defaults of a hand install (`deno task install --prefix=/opt/strata`). */
@@ -43,6 +47,7 @@ export const UNIT_DEFAULTS: UnitOptions = {
   group: "strata",
   groupAccess: false,
   docDir: "/opt/strata/share/doc/strata",
+  network: false,
 };
 
 /** The template's path. */
@@ -87,6 +92,11 @@ function checkName(name: string, what: string): string {
   return name;
 }
 
+/** What a networked unit has instead of IPAddressDeny=any, and why. */
+const NO_IP_FILTER =
+  "# IPAddressDeny unset: this node dials etcd and other nodes, and they dial its\n" +
+  "# tcp:// endpoints (mutual TLS); each program may dial only its exact host:port grants.";
+
 /** Fills the template. */
 export function renderUnit(template: string, o: UnitOptions): string {
   if (!Object.hasOwn(SUPERVISOR, o.form)) {
@@ -104,6 +114,9 @@ export function renderUnit(template: string, o: UnitOptions): string {
     EXPORT_ROOTS: o.fsRoots.length > 0
       ? `BindReadOnlyPaths=${o.fsRoots.map((r) => checkUnitPath(r, "an fs root")).join(" ")}`
       : "",
+    PRIVATE_NETWORK: o.network ? "no" : "yes",
+    ADDRESS_FAMILIES: o.network ? "AF_UNIX AF_INET AF_INET6" : "AF_UNIX",
+    IP_ADDRESS_DENY: o.network ? NO_IP_FILTER : "IPAddressDeny=any",
   };
   return template.replace(/@([A-Z_]+)@/g, (m, key: string) => {
     if (!(key in values)) throw new Error(`template: unknown placeholder ${m}`);
@@ -124,6 +137,7 @@ if (import.meta.main) {
       group: { type: "string", default: UNIT_DEFAULTS.group },
       "group-access": { type: "boolean", default: false },
       "doc-dir": { type: "string", default: UNIT_DEFAULTS.docDir },
+      network: { type: "boolean", default: false },
       out: { type: "string" },
     },
   });
@@ -137,6 +151,7 @@ if (import.meta.main) {
     group: values.group,
     groupAccess: values["group-access"],
     docDir: values["doc-dir"],
+    network: values.network,
   });
   if (values.out) await Deno.writeTextFile(values.out, unit);
   else console.log(unit.trimEnd());

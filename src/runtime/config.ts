@@ -475,6 +475,37 @@ export function clusterFromEnv(
   return cluster ? { cluster } : {};
 }
 
+/**
+ * The transport and cluster options `deno task install` and `deno task
+ * compile` take (`--fs-listen`, `--tls-cert`, `--cluster`, `--etcd-endpoints`,
+ * ...), each named after its variable (`--etcd-endpoints` is
+ * STRATA_ETCD_ENDPOINTS). `--etcd-proto` is not one: install grants its own.
+ */
+export const NODE_SETTING_OPTIONS: readonly string[] = [
+  ...CHILD_SERVICES.map((s) => `${s}-listen`),
+  ...["tls-cert", "tls-key", "tls-ca"],
+  ...Object.values(CLUSTER_SETTINGS).map(([option]) => option).filter((o) => o !== "etcd-proto"),
+];
+
+/**
+ * The transport and cluster part of a layout from {@link NODE_SETTING_OPTIONS}
+ * (`options`, as parsed), else their STRATA_ variables (`get`): an option
+ * wins. STRATA_ETCD_PROTO is read only when `proto` says so.
+ */
+export function nodeSettings(
+  options: Record<string, unknown>,
+  get: (name: string) => string | undefined,
+  { proto = false }: { proto?: boolean } = {},
+): Pick<Layout, "listen" | "tls" | "cluster"> {
+  const setting = (variable: string) => {
+    if (variable === "STRATA_ETCD_PROTO" && !proto) return undefined;
+    const option = variable.slice("STRATA_".length).toLowerCase().replaceAll("_", "-");
+    const given = options[option];
+    return typeof given === "string" && given !== "" ? given : get(variable) || undefined;
+  };
+  return { ...transportFromEnv(setting), ...clusterFromEnv(setting) };
+}
+
 /** The audience tokens of this node carry: the cluster's name, or "strata" on a single node. */
 export function audienceOf(layout: Layout): string {
   return layout.cluster?.name ?? "strata";

@@ -180,7 +180,7 @@ export function permissionSet(
       // rename (and to see whether DEST exists), so the folder is in both.
       set.read = [st.operatorToken, ...(options.downloads ?? [])];
       set.write = [...options.downloads ?? []];
-      set.env = CTL_ENV;
+      set.env = [...CTL_ENV]; // a copy: cluster mode appends to it
       if (options.clusterDir) {
         set.read.push(options.clusterDir);
         set.write.push(options.clusterDir);

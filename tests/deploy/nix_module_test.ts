@@ -174,3 +174,57 @@ nixTest(
     assert.equal(i.mainProgram, "strata-supervisor");
   },
 );
+
+nixTest("NixOS module: cluster options build a cluster node and keep its network", async () => {
+  const cluster = {
+    name: "prod",
+    etcdEndpoints: "http://10.0.0.1:2379,http://10.0.0.2:2379",
+    root: "/etc/strata/root.pub",
+    ca: "/etc/strata/ca.pem",
+    fsListen: "tcp://10.0.0.1:7402",
+    tlsCert: "/etc/strata/node.pem",
+    tlsKey: "/etc/strata/node.key",
+  };
+  const r = await moduleUnit({ cluster });
+  assert(r.ok, r.err);
+  const unit = await taskUnit([
+    `--bin-dir=${STORE}/bin`,
+    `--doc-dir=${STORE}/share/doc/strata`,
+    "--fs-roots=",
+    "--network",
+  ]);
+  assert.equal(r.value, unit);
+  assert.match(unit, /^PrivateNetwork=no$/m);
+  assert.match(unit, /^RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6$/m);
+  assert.doesNotMatch(unit, /^IPAddressDeny=/m);
+  // A single node keeps the private network.
+  assert.match(await taskUnit([]), /^PrivateNetwork=yes$/m);
+  const bad: [Record<string, unknown>, RegExp][] = [
+    [{ ...cluster, etcdEndpionts: "x" }, /cluster\.etcdEndpionts is not a cluster setting/],
+    [{ name: "prod", root: "/etc/strata/root.pub" }, /cluster mode needs cluster\.etcdEndpoints/],
+    [{ ...cluster, root: "/etc/../root.pub" }, /cluster\.root must be an absolute, normalised/],
+    [{ ...cluster, name: "a b" }, /cluster\.name must be letters, digits/],
+  ];
+  for (const [c, message] of bad) {
+    const b = await moduleUnit({ cluster: c });
+    assert(!b.ok, `accepted ${JSON.stringify(c)}`);
+    assert.match(b.err, message, JSON.stringify(c));
+  }
+});
+
+nixTest(
+  "Nix package: cluster settings reach deno task install and compile as options",
+  async () => {
+    const settings = {
+      cluster: "prod",
+      "etcd-endpoints": "http://10.0.0.1:2379",
+      "cluster-root": "/etc/strata/root.pub",
+    };
+    for (const form of ["installed", "compiled"]) {
+      const r = await nixEval("nix_package_eval.nix", { form, settings: JSON.stringify(settings) });
+      assert(r.ok, r.err);
+      const build = (r.value as { buildPhase: string }).buildPhase;
+      for (const [k, v] of Object.entries(settings)) assert(build.includes(` --${k}=${v}`), build);
+    }
+  },
+);

@@ -142,3 +142,41 @@ Deno.test("the Nix package's version is the program's", async () => {
   const v = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}/nix/version.json`)).version;
   assert.equal(v, VERSION);
 });
+
+Deno.test({
+  name: `a cluster node's unit (--network): verified, exposure 1.1 or lower, each gap explained${
+    SYSTEMD ? "" : " (skipped: no systemd-analyze)"
+  }`,
+  ignore: !SYSTEMD,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "strata-unit-" });
+    try {
+      await Deno.mkdir(`${dir}/bin`);
+      await Deno.writeTextFile(`${dir}/bin/strata-supervisor`, "#!/bin/sh\n", { mode: 0o755 });
+      const unit = renderUnit(await Deno.readTextFile(TEMPLATE), {
+        ...UNIT_DEFAULTS,
+        binDir: `${dir}/bin`,
+        network: true,
+      });
+      await Deno.writeTextFile(`${dir}/strata.service`, unit);
+      const verify = await run("systemd-analyze", ["verify", `${dir}/strata.service`]);
+      assert(verify.ok && verify.text.trim() === "", verify.text);
+      const r = await run("systemd-analyze", [
+        "security",
+        "--offline=yes",
+        `${dir}/strata.service`,
+      ]);
+      const m = /Overall exposure level for strata\.service: (\d+\.\d+)/.exec(r.text);
+      assert(m, r.text);
+      assert(Number(m[1]) <= 1.1, `exposure ${m[1]}:\n${r.text}`);
+      const comments = unit.split("\n").filter((l) => l.startsWith("#")).join("\n");
+      const open = [...r.text.matchAll(/^✗ ([A-Za-z]+)/gm)].map((x) => x[1]);
+      assert(open.includes("PrivateNetwork") && open.includes("IPAddressDeny"), r.text);
+      for (const directive of open) {
+        assert(comments.includes(`# ${directive}`), `no reason for ${directive} in the unit`);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -105,3 +105,50 @@ Deno.test("compile: services get the runtime V8 flags baked in; the compiler che
   assert(!check.args.some((a) => a.startsWith("--v8-flags")));
   assert.equal(check.args.filter((a) => a.endsWith("/main.ts")).length, PROGRAMS.length);
 });
+
+Deno.test("compile: cluster mode, given as options, bakes in exactly the cluster grants", async () => {
+  const cluster: Layout = {
+    ...layout,
+    cluster: {
+      name: "prod",
+      etcd: ["http://10.0.0.1:2379", "http://10.0.0.2:2379"],
+      root: "/etc/strata/root.pub",
+      ca: "/etc/strata/ca.pem",
+      proto: "/opt/strata/proto",
+      peers: ["10.0.0.2:7402"],
+    },
+  };
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "task",
+      "--quiet",
+      "compile",
+      "--print",
+      "--bin-dir=/opt/strata/bin",
+      "--out=/build/out",
+      "--fs-roots=/srv/data:/srv/media",
+      "--node-id=node-1",
+      "--cluster=prod",
+      "--etcd-endpoints=http://10.0.0.1:2379,http://10.0.0.2:2379",
+      "--cluster-root=/etc/strata/root.pub",
+      "--cluster-ca=/etc/strata/ca.pem",
+      "--etcd-proto=/opt/strata/proto",
+      "--cluster-peers=10.0.0.2:7402",
+    ],
+    cwd: new URL("../../", import.meta.url),
+    env: { NO_COLOR: "1" },
+  }).output();
+  assert(out.success, new TextDecoder().decode(out.stderr));
+  const lines = new TextDecoder().decode(out.stdout).trim().split("\n").slice(1);
+  assert.equal(lines.length, PROGRAMS.length);
+  for (const [i, program] of PROGRAMS.entries()) {
+    const expected = compileCommand(program, cluster, {
+      ...options,
+      ...(program === "ctl" ? { downloads: ["."] } : {}),
+    });
+    const words = lines[i].split(" ").slice(1);
+    assert.deepEqual(flagsOf(words), flagsOf(expected.args), program);
+    assert(flagsOf(words).some((f) => f.startsWith("--allow-net=") && f.includes("10.0.0.2:2379")));
+    assert.deepEqual(words.slice(-layoutArgs(cluster).length), layoutArgs(cluster), program);
+  }
+});

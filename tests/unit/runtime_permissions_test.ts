@@ -282,3 +282,16 @@ Deno.test("permissionFlags: a unix-only layout's --allow-net is exactly the sock
       .sort(),
   );
 });
+
+Deno.test("cluster mode: strata-ctl's grants are the same however often they are computed", () => {
+  const layout: Layout = {
+    ...LAYOUT,
+    cluster: { name: "c", etcd: ["http://127.0.0.1:2379"], root: "/etc/strata/root.pub" },
+  };
+  const first = permissionFlags("ctl", layout);
+  const single = permissionFlags("ctl", LAYOUT);
+  assert.deepEqual(permissionFlags("ctl", layout), first);
+  // The shared list of strata-ctl's variables is not grown by a cluster layout.
+  assert.deepEqual(permissionFlags("ctl", LAYOUT), single);
+  assert.deepEqual(CTL_ENV, ["STRATA_TOKEN", "NO_COLOR"]);
+});
