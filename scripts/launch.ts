@@ -138,6 +138,12 @@ const layout: Layout = envLayout(program, onlyAsks);
  * setting and the fix, exit 2 (as strata-ctl's usage errors), not an uncaught exception.
  */
 function envLayout(program: Program, onlyAsks: boolean): Layout {
+  // strata-ctl's own --tls-cert, --cluster-ca, --cluster-peers, ... (its --help lists them) win
+  // over their variables, so that its grants name the files and hosts it was given.
+  const settings = (name: string) =>
+    (program === "ctl"
+      ? optionValue(rest, `--${name.slice("STRATA_".length).toLowerCase().replaceAll("_", "-")}`)
+      : undefined) ?? getEnv(name);
   try {
     return checkLayout({
       runtimeDir: onlyAsks ? SYSTEM_RUNTIME_DIR : runtimeDir(program),
@@ -145,8 +151,8 @@ function envLayout(program: Program, onlyAsks: boolean): Layout {
       nodeId: getEnv("STRATA_NODE_ID") ?? "local",
       fsRoots: (getEnv("STRATA_FS_ROOTS") ?? "/tmp").split(":"),
       ...(getEnv("STRATA_GROUP_ACCESS") === "1" ? { groupAccess: true } : {}),
-      ...transportFromEnv(getEnv),
-      ...withProto(clusterFromEnv(getEnv)),
+      ...transportFromEnv(settings),
+      ...withProto(clusterFromEnv(settings)),
     });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;

@@ -38,3 +38,25 @@ Deno.test("deno task start: a cluster tcp:// endpoint without STRATA_CLUSTER_CA 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("deno task ctl: its --tls-cert and --tls-key options reach the launcher's layout (and grants), as their variables do", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-launch-" });
+  try {
+    for (const f of ["a.pem", "a.key"]) await Deno.writeTextFile(`${dir}/${f}`, "x\n");
+    const out = await new Deno.Command(Deno.execPath(), {
+      // The export root is /tmp (the default), so the launcher refuses a key inside it: which
+      // it can only do when it reads the option (before, only STRATA_TLS_KEY was read, and
+      // strata-ctl was then denied the files it was given).
+      args: ["task", "-q", "ctl", "--tls-cert", `${dir}/a.pem`, `--tls-key=${dir}/a.key`, "status"],
+      cwd: REPO_ROOT,
+      env: { STRATA_RUNTIME_DIR: `${dir}/run`, STRATA_STATE_DIR: `${dir}/state` },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 2, stderr);
+    assert.match(stderr, /^strata: --tls-key: .* lies inside the export root/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
