@@ -26,6 +26,7 @@ import {
   checkLayout,
   CHILD_SERVICES,
   clusterFromEnv,
+  ConfigError,
   type Layout,
   transportFromEnv,
 } from "../src/runtime/config.ts";
@@ -130,15 +131,38 @@ if (program !== "supervisor" && program !== "ctl") {
 }
 // `--help` and `--version` only print: no runtime dir is probed (or created) for them.
 const onlyAsks = rest.some((a) => a === "--help" || a === "-h" || a === "--version");
-const layout: Layout = checkLayout({
-  runtimeDir: onlyAsks ? SYSTEM_RUNTIME_DIR : runtimeDir(program),
-  stateDir: stateDir(),
-  nodeId: getEnv("STRATA_NODE_ID") ?? "local",
-  fsRoots: (getEnv("STRATA_FS_ROOTS") ?? "/tmp").split(":"),
-  ...(getEnv("STRATA_GROUP_ACCESS") === "1" ? { groupAccess: true } : {}),
-  ...transportFromEnv(getEnv),
-  ...withProto(clusterFromEnv(getEnv)),
-});
+const layout: Layout = envLayout(program, onlyAsks);
+
+/**
+ * The layout from the STRATA_* variables; a bad one is the operator's input: one line naming the
+ * setting and the fix, exit 2 (as strata-ctl's usage errors), not an uncaught exception.
+ */
+function envLayout(program: Program, onlyAsks: boolean): Layout {
+  // strata-ctl's own --tls-cert, --cluster-ca, --cluster-peers, ... (its --help lists them) win
+  // over their variables, so that its grants name the files and hosts it was given.
+  const settings = (name: string) =>
+    (program === "ctl"
+      ? optionValue(rest, `--${name.slice("STRATA_".length).toLowerCase().replaceAll("_", "-")}`)
+      : undefined) ?? getEnv(name);
+  try {
+    return checkLayout({
+      runtimeDir: onlyAsks ? SYSTEM_RUNTIME_DIR : runtimeDir(program),
+      stateDir: stateDir(),
+      nodeId: getEnv("STRATA_NODE_ID") ?? "local",
+      fsRoots: (getEnv("STRATA_FS_ROOTS") ?? "/tmp").split(":"),
+      ...(getEnv("STRATA_GROUP_ACCESS") === "1" ? { groupAccess: true } : {}),
+      ...transportFromEnv(settings),
+      ...withProto(clusterFromEnv(settings)),
+    });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    // The launcher reads each option from its variable: name the variable the operator sets.
+    const option = /^--([a-z-]+)/.exec(err.message)?.[1];
+    const variable = option ? ` (set by STRATA_${option.toUpperCase().replaceAll("-", "_")})` : "";
+    console.error(`strata: ${err.message}${variable}`);
+    Deno.exit(2);
+  }
+}
 const overrides = CHILD_SERVICES.map((s) => getEnv(binOverrideVar(s))).filter((x) =>
   x !== undefined
 );

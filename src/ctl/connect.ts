@@ -192,6 +192,12 @@ export function unreachableAdvice(
       "Start it with `deno task start` (or `systemctl start strata`), " +
       "or point --runtime-dir (STRATA_RUNTIME_DIR) at the folder it runs in.";
   }
+  // A tcp:// endpoint (`--node`): `svc start` here would start this node's service, not that one.
+  const path = err.details?.path;
+  if (typeof path === "string" && path.startsWith("tcp://")) {
+    return `cannot reach ${service}: ${err.message}. ` +
+      "`strata-ctl cluster status` shows every node's services and their health.";
+  }
   if ((CHILD_SERVICES as readonly string[]).includes(service)) {
     return `cannot reach ${service}: ${err.message}. ` +
       `Start it with \`strata-ctl svc start ${service}\` ` +

@@ -92,8 +92,10 @@ export function hintFor(error: Pick<ErrorBody, "name" | "details">, method = "")
     case "rate_limited":
       return "slow down: the token has a rate limit (`strata-ctl token inspect` shows it)";
     case "unendorsed_key":
-      return "the issuing node is not endorsed by the cluster root: the operator runs " +
-        "`strata-ctl cluster join NODE` (docs/cluster.md)";
+      // Also a rotated-in key awaiting `cluster endorse`: the node itself may well be endorsed.
+      return "the cluster root does not endorse the token's key (the message says why): the " +
+        "operator runs `strata-ctl cluster join NODE`, or `cluster endorse NODE` after a key " +
+        "rotation (docs/cluster.md)";
   }
   switch (error.name) {
     case "UNAUTHENTICATED":

@@ -43,6 +43,10 @@ STRATA_FS_ROOTS and STRATA_GROUP_ACCESS=1): --runtime-dir DIR --state-dir DIR --
 --fs-roots DIR:DIR --group-access
 A tcp:// endpoint with TLS besides a socket (STRATA_FS_LISTEN, STRATA_TLS_CERT, STRATA_TLS_KEY,
 STRATA_TLS_CA): --fs-listen tcp://HOST:PORT --tls-cert FILE --tls-key FILE [--tls-ca FILE]
+Cluster mode (STRATA_CLUSTER, STRATA_ETCD_ENDPOINTS, STRATA_CLUSTER_ROOT, STRATA_CLUSTER_CA,
+STRATA_CLUSTER_PEERS, STRATA_PARTITION_BOUND_MS, STRATA_ETCD_CA, STRATA_ETCD_CERT,
+STRATA_ETCD_KEY, STRATA_ETCD_SERVER_NAME; docs/cluster.md): --cluster NAME --etcd-endpoints URLS
+--cluster-root FILE [--cluster-ca FILE, required with a tcp:// endpoint: mutual TLS] ...
 
 Each service's log lines are also kept in <state dir>/logs/<service>.log (0600, rotated at
 4 MiB): strata-ctl logs [SERVICE] [-f] shows them.`;

@@ -40,6 +40,13 @@ Deno.test("hintFor: the reason decides first", () => {
   assert.match(hint("rate_limited", "RESOURCE_EXHAUSTED"), /rate limit/);
 });
 
+Deno.test("hintFor: unendorsed_key names cluster endorse too (a rotated-in key of an endorsed node)", () => {
+  const hint = hintFor({ name: "UNAUTHENTICATED", details: { reason: "unendorsed_key" } });
+  assert.match(hint, /strata-ctl cluster join NODE/);
+  assert.match(hint, /cluster endorse NODE/);
+  assert.doesNotMatch(hint, /node is not endorsed/);
+});
+
 Deno.test("hintFor: NOT_FOUND points at the listing of the service that said it", () => {
   assert.match(hintFor({ name: "NOT_FOUND" }, "fs.open"), /strata-ctl fs ls/);
   assert.match(hintFor({ name: "NOT_FOUND" }, "supervisor.svc.start"), /strata-ctl svc list/);
