@@ -97,6 +97,9 @@ const PUSH_TIMEOUT_MS = 1000;
  */
 export const RECONCILE_MS = 5000;
 
+/** The `by` of a revocation another node made of a token issued here (see #adopt). */
+const ADOPTED_BY = "cluster";
+
 /** What a successful issue returns. */
 export interface Issued {
   token: string;
@@ -222,7 +225,31 @@ export class IdentityService {
   constructor(deps: IdentityDeps) {
     this.#d = deps;
     this.#issuer = issuerOf(deps.layout);
-    if (deps.publish) this.#loadUnpublished();
+    if (deps.publish) {
+      this.#loadUnpublished();
+      deps.trust.onRevoked((ids) => this.#adopt(ids));
+    }
+  }
+
+  /**
+   * Cluster mode: another node's identity revoked tokens this one issued (it may, given the
+   * token). This node honours its own tokens without etcd, so the entries go into this log too:
+   * after a restart with etcd out of reach they are still refused here.
+   */
+  #adopt(ids: string[]): void {
+    const mine = new Set(
+      ids.filter((id) =>
+        this.#d.issued.has(id) && !this.#d.revocations.set.has(id) && !this.#inFlight.has(id)
+      ),
+    );
+    if (mine.size === 0) return;
+    for (const e of this.#d.trust.revoked.entries()) {
+      if (!mine.has(e.cap_id)) continue;
+      this.#d.log.info("revocation of a token issued here, made on another node; recorded", {
+        cap_id: e.cap_id,
+      });
+      this.#commit(e, ADOPTED_BY, []).catch(() => {});
+    }
   }
 
   /**

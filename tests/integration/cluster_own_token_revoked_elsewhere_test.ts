@@ -1,21 +1,20 @@
 /**
- * KNOWN DEFECT (review14, fails on main 280a3b5): a revocation of A's token
- * made on C (which identity C may do, docs/cluster.md "Identity and other
- * nodes' tokens") lives only in C's log and in etcd. A honours its own
- * identity's tokens without etcd, as if it knew every revocation of them; so
- * when A restarts while etcd is out of reach, A serves the token C revoked.
- * Issue 14: revocations survive restarts of any node; a cut-off node keeps
- * honouring its own tokens "whose revocations it knows", which it does not.
+ * A revocation of A's token made on C (which identity C may do, docs/cluster.md
+ * "Identity and other nodes' tokens") holds on A after A restarts with etcd out
+ * of reach: A honours its own identity's tokens without etcd, so A's identity
+ * records such revocations in its own log. (Before review14's fix they lived
+ * only in C's log and in etcd, and the restarted A served the revoked token.)
  */
 
 import assert from "node:assert/strict";
 import { issue, type Node, startNode, type TempLayout, tempLayout, waitFor } from "../helpers.ts";
 import { startEtcd } from "../etcd.ts";
 import { ctl, etcdProto, listOn } from "../cluster_support.ts";
+import { stateFiles } from "../../src/runtime/config.ts";
 
 const CLUSTER = "ownrev";
 
-Deno.test("KNOWN DEFECT cluster: A's token revoked on C is honoured by A after A restarts with etcd out of reach", async () => {
+Deno.test("cluster: A's token revoked on C stays refused on A after A restarts with etcd out of reach", async () => {
   const etcd = await startEtcd(1);
   const op = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-op-" });
   const nodes: Node[] = [];
@@ -53,6 +52,13 @@ Deno.test("KNOWN DEFECT cluster: A's token revoked on C is honoured by A after A
     await waitFor("a to refuse the token C revoked", async () => {
       const r = await listOn(a, tok.token);
       return !r.ok && r.error.details?.reason === "revoked";
+    }, 5_000);
+
+    // A's identity records C's revocation of its token in its own log (durably).
+    const logPath = stateFiles(a.layout).revocationLog;
+    await waitFor("a's identity to record the revocation", async () => {
+      const text = await Deno.readTextFile(logPath).catch(() => "");
+      return text.includes(tok.cap_id);
     }, 5_000);
 
     // etcd goes away (every member), then A restarts (a reboot, an upgrade).
