@@ -91,6 +91,15 @@ export const COMPACT_IDLE_LINES = 16;
 /** How long identity waits for each service to take a push. */
 const PUSH_TIMEOUT_MS = 1000;
 
+/**
+ * Cluster mode: how often (ms) the log is compared with what etcd holds of this node's
+ * revocations, so a batch a writer to etcd deleted is written again within about this long.
+ */
+export const RECONCILE_MS = 5000;
+
+/** The `by` of a revocation another node made of a token issued here (see #adopt). */
+const ADOPTED_BY = "cluster";
+
 /** What a successful issue returns. */
 export interface Issued {
   token: string;
@@ -192,8 +201,11 @@ export class IdentityService {
   #unpublished = new Map<string, RevokedEntry>();
   /** The retry under way, so at most one is outstanding. */
   #retrying?: Promise<void>;
-  /** Whether the log was compared with etcd since identity started. */
-  #reconciled = false;
+  /**
+   * When the log was last compared with etcd (performance.now): again every
+   * {@link RECONCILE_MS}, since a writer to etcd can delete a batch.
+   */
+  #reconciledAt = -Infinity;
   /** Cluster mode: bumped by each key rotation; the key set offered to etcd is of {@link #offered}. */
   #keysGen = 0;
   #offered = -1;
@@ -213,7 +225,31 @@ export class IdentityService {
   constructor(deps: IdentityDeps) {
     this.#d = deps;
     this.#issuer = issuerOf(deps.layout);
-    if (deps.publish) this.#loadUnpublished();
+    if (deps.publish) {
+      this.#loadUnpublished();
+      deps.trust.onRevoked((ids) => this.#adopt(ids));
+    }
+  }
+
+  /**
+   * Cluster mode: another node's identity revoked tokens this one issued (it may, given the
+   * token). This node honours its own tokens without etcd, so the entries go into this log too:
+   * after a restart with etcd out of reach they are still refused here.
+   */
+  #adopt(ids: string[]): void {
+    const mine = new Set(
+      ids.filter((id) =>
+        this.#d.issued.has(id) && !this.#d.revocations.set.has(id) && !this.#inFlight.has(id)
+      ),
+    );
+    if (mine.size === 0) return;
+    for (const e of this.#d.trust.revoked.entries()) {
+      if (!mine.has(e.cap_id)) continue;
+      this.#d.log.info("revocation of a token issued here, made on another node; recorded", {
+        cap_id: e.cap_id,
+      });
+      this.#commit(e, ADOPTED_BY, []).catch(() => {});
+    }
   }
 
   /**
@@ -269,25 +305,31 @@ export class IdentityService {
    */
   retryPublish(): Promise<void> {
     if (!this.#d.publish) return Promise.resolve();
-    if (this.#unpublished.size === 0 && (this.#reconciled || !this.#d.published)) {
+    if (this.#unpublished.size === 0 && (!this.#reconcileDue() || !this.#d.published)) {
       return Promise.resolve();
     }
     this.#retrying ??= this.#retryPublish().finally(() => (this.#retrying = undefined));
     return this.#retrying;
   }
 
+  #reconcileDue(): boolean {
+    return performance.now() - this.#reconciledAt >= RECONCILE_MS;
+  }
+
   async #retryPublish(): Promise<void> {
-    if (!this.#reconciled && this.#d.published) {
+    if (this.#reconcileDue() && this.#d.published) {
       // Every live revocation of the log that etcd lacks is written again.
-      const inEtcd = await this.#d.published();
+      const asked = performance.now();
+      // etcd out of reach: the unpublished ones below are still tried; compared next time.
+      const inEtcd = await this.#d.published().catch(() => undefined);
       let added = 0;
-      for (const e of this.#d.revocations.set.entries()) {
-        if (!inEtcd.has(e.cap_id) && !this.#unpublished.has(e.cap_id)) {
+      for (const e of inEtcd ? this.#d.revocations.set.entries() : []) {
+        if (!inEtcd!.has(e.cap_id) && !this.#unpublished.has(e.cap_id)) {
           this.#unpublished.set(e.cap_id, e);
           added++;
         }
       }
-      this.#reconciled = true;
+      if (inEtcd) this.#reconciledAt = asked;
       if (added > 0) {
         this.#saveUnpublished();
         this.#d.log.warn("revocations missing from etcd; writing them", { count: added });

@@ -298,16 +298,18 @@ export class EtcdRevocationSource implements PushableRevocationSource {
 
 /**
  * The cap_ids of the revocations `options.node` has in etcd now: identity
- * compares them with its log at start and writes again what etcd lacks (a
- * batch durable on the node when identity stopped before etcd answered, or
- * entries deleted from etcd). Only lists signed by `options.keys` count.
+ * compares them with its log at start and every few seconds, and writes again
+ * what etcd lacks (a batch durable on the node when identity stopped before
+ * etcd answered, or entries a writer to etcd deleted). Only lists signed by `options.keys` count.
  */
 export async function readPublished(
   client: Etcd3,
   options: { cluster: string; node: string; keys: KeyLookup },
 ): Promise<Set<string>> {
   const prefix = `${revocationsPrefix(options.cluster)}${options.node}/`;
-  const all = await client.getAll().prefix(prefix).strings();
+  // Bounded: identity compares its log with etcd every few seconds, also while etcd is away.
+  const deadline = { deadline: new Date(Date.now() + PUBLISH_BUDGET_MS) };
+  const all = await client.getAll().prefix(prefix).options(deadline).strings();
   const out = new Set<string>();
   for (const value of Object.values(all)) {
     try {

@@ -1,0 +1,94 @@
+/**
+ * A writer to etcd cannot make a revocation disappear by deleting it: A's
+ * identity revokes A's token, the signed batch is in etcd and B refuses the
+ * token; the writer deletes the batch (no signature needed to delete) and B
+ * restarts, so B learns A's revocations from etcd alone. A's identity compares
+ * its log with etcd every RECONCILE_MS and writes the batch again, so B
+ * refuses the token again within about that long. (Before review14's fix
+ * identity compared only at its own start, and B honoured the revoked token.)
+ */
+
+import assert from "node:assert/strict";
+import { Etcd3 } from "etcd3";
+import { revocationsPrefix } from "../../src/sources/etcd_revocations.ts";
+import { RECONCILE_MS } from "../../src/identity/service.ts";
+import { issue, type Node, startNode, type TempLayout, tempLayout, waitFor } from "../helpers.ts";
+import { startEtcd } from "../etcd.ts";
+import { ctl, etcdProto, listOn } from "../cluster_support.ts";
+
+const CLUSTER = "revdel";
+
+Deno.test("cluster: a revocation deleted from etcd by a writer is written again by its identity and refused on a restarted node", async () => {
+  const etcd = await startEtcd(1);
+  const op = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-op-" });
+  const nodes: Node[] = [];
+  const temps: TempLayout[] = [];
+  const attacker = new Etcd3({ hosts: etcd.endpoints });
+  try {
+    const cluster = {
+      name: CLUSTER,
+      etcd: etcd.endpoints,
+      root: `${op}/root.pub`,
+      proto: etcdProto(),
+    };
+    for (const id of ["a", "b"]) {
+      const t = await tempLayout();
+      temps.push(t);
+      t.layout = { ...t.layout, nodeId: id, cluster };
+      if (id === "a") await ctl(t.layout, op, ["cluster", "init", "--dir", op]);
+      nodes.push(await startNode({ temp: t }));
+    }
+    for (const [i, n] of nodes.entries()) {
+      await ctl(n.layout, op, ["cluster", "join", ["a", "b"][i], "--dir", op]);
+    }
+    const [a] = nodes;
+    const tok = await issue(a, { service: "fs", actions: ["list"] });
+    const keep = await issue(a, { service: "fs", actions: ["list"] });
+    await waitFor(
+      "b to honour A's token",
+      async () => (await listOn(nodes[1], tok.token)).ok,
+      10_000,
+    );
+
+    const rev = await a.request(
+      "identity",
+      "identity.revoke",
+      { token: tok.token },
+      a.operatorToken(),
+    );
+    assert.ok(rev.ok, JSON.stringify(rev));
+    await waitFor(
+      "b to refuse the revoked token",
+      async () => !(await listOn(nodes[1], tok.token)).ok,
+      5_000,
+    );
+
+    // The writer to etcd deletes A's revocation batches.
+    const gone = await attacker.delete().prefix(`${revocationsPrefix(CLUSTER)}a/`);
+    assert.ok(Number(gone.deleted) > 0, "A's revocation was in etcd");
+
+    // B restarts (a reboot, an upgrade): it learns other nodes' revocations from etcd.
+    await nodes[1].stop();
+    nodes[1] = await startNode({ temp: temps[1] });
+    await waitFor(
+      "restarted b to honour A's unrevoked token",
+      async () => (await listOn(nodes[1], keep.token)).ok,
+      15_000,
+    );
+    // A's identity notices the batch is gone and writes it again: B refuses the token.
+    await waitFor(
+      "restarted b to refuse A's revoked token again",
+      async () => !(await listOn(nodes[1], tok.token)).ok,
+      RECONCILE_MS + 5000,
+    );
+    const again = await attacker.getAll().prefix(`${revocationsPrefix(CLUSTER)}a/`).keys();
+    assert.ok(again.length > 0, "A's identity wrote its revocation to etcd again");
+    assert.ok((await listOn(nodes[1], keep.token)).ok, "A's other token still honoured on B");
+  } finally {
+    attacker.close();
+    for (const n of nodes) await n.stop().catch((e) => console.error(e));
+    for (const t of temps) await t.cleanup();
+    await etcd.stop();
+    await Deno.remove(op, { recursive: true }).catch(() => {});
+  }
+});
