@@ -127,7 +127,8 @@ export async function authorize(
   }
   let cap: Capability;
   try {
-    cap = await ctx.verifier.verify(token);
+    const verified = ctx.verifier.verify(token);
+    cap = verified instanceof Promise ? await verified : verified;
   } catch (err) {
     if (err instanceof TokenError || err instanceof ClaimsError) {
       throw deny("UNAUTHENTICATED", err.reason, err.message);

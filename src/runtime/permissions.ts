@@ -225,7 +225,13 @@ export function permissionSet(
   }
   // Only identity reads the signing key, whatever folder another grant covers
   // (a runtime dir around the state dir, a download folder that is the state dir).
-  if (program !== "identity") set.denyRead.push(st.keys, st.keysTmp);
+  // Deno 2.9.6 matches a deny by the path as written (a symlink to the state dir
+  // is not caught by it; fs's path check refuses those), so it is named only
+  // where a grant covers it by path: each deny costs every check, and fs makes
+  // one per entry of a listing (strata-ctl's download folder may be ".": always).
+  const keysCovered = program === "ctl" ||
+    set.read.some((g) => isWithin(st.keys, g) || isWithin(st.keysTmp, g));
+  if (program !== "identity" && keysCovered) set.denyRead.push(st.keys, st.keysTmp);
   // And only a tcp:// listener (or strata-ctl presenting it) reads the TLS key, whatever folder another grant covers
   // (strata-ctl's download folder may be ".", resolved where it runs: always refused there).
   const key = tls.key;

@@ -97,8 +97,8 @@ function footerOf(key: SigningKey): { bytes: Uint8Array; text: string } {
   return f;
 }
 
-/** The parts of a token that passed the syntax checks. */
-interface Parsed {
+/** The parts of a v4.public token that passed the syntax checks. */
+export interface ParsedToken {
   message: Uint8Array;
   signature: Uint8Array;
   footerBytes: Uint8Array;
@@ -117,7 +117,7 @@ function refuseVersion(token: string): never {
 }
 
 /** Parses the syntax of a v4.public token without checking its signature. */
-function parse(token: string, maxLength: number): Parsed {
+export function parseV4Public(token: string, maxLength = MAX_TOKEN_LENGTH): ParsedToken {
   if (token.length > maxLength) {
     throw new TokenError("malformed", `token: longer than ${maxLength} characters`);
   }
@@ -154,7 +154,7 @@ function parse(token: string, maxLength: number): Parsed {
 /** Returns the key id named in a token's footer, or undefined if unreadable. */
 export function peekKeyId(token: string): string | undefined {
   try {
-    return parse(token, MAX_TOKEN_LENGTH).footer.kid;
+    return parseV4Public(token).footer.kid;
   } catch {
     return undefined;
   }
@@ -175,8 +175,16 @@ export async function verifyV4Public(
   lookup: (kid: string) => VerifyKey | undefined | Promise<VerifyKey | undefined>,
   options: VerifyOptions = {},
 ): Promise<unknown> {
-  const p = parse(token, options.maxLength ?? MAX_TOKEN_LENGTH);
-  const key = await lookup(p.footer.kid);
+  const p = parseV4Public(token, options.maxLength);
+  return openV4Public(p, await lookup(p.footer.kid));
+}
+
+/**
+ * Checks a parsed token's signature with `key` (the one its footer names, or
+ * undefined if unknown) and returns its decoded payload; synchronous, so a
+ * caller whose key is at hand verifies without a promise.
+ */
+export function openV4Public(p: ParsedToken, key: VerifyKey | undefined): unknown {
   if (!key) {
     throw new TokenError("unknown_key", "token: signed by a key this node does not know");
   }

@@ -11,7 +11,7 @@
 import { type Capability, ClaimsError, parseClaims } from "./claims.ts";
 import type { VerifyKey } from "./keys.ts";
 import type { KeyLookup } from "./key_set.ts";
-import { verifyV4Public } from "./paseto.ts";
+import { openV4Public, type ParsedToken, parseV4Public } from "./paseto.ts";
 
 /** Options for {@link TokenVerifier}. */
 export interface TokenVerifierOptions {
@@ -57,7 +57,8 @@ export class TokenVerifier {
 
   /**
    * Returns the capability a token proves, checking its signature and claims
-   * (issuer, audience, shape) on first use. Throws TokenError or ClaimsError.
+   * (issuer, audience, shape) on first use. Throws TokenError or ClaimsError
+   * (synchronously when the key is at hand: no promise on the common path).
    */
   verify(token: string): Promise<Capability> | Capability {
     const hit = this.#cache.get(token);
@@ -68,26 +69,28 @@ export class TokenVerifier {
       return hit;
     }
     let p = this.#pending.get(token);
-    if (!p) {
-      p = this.#verifySlow(token).finally(() => this.#pending.delete(token));
-      this.#pending.set(token, p);
-    }
+    if (p) return p;
+    const parsed = parseV4Public(token);
+    const key = this.#keys.get(parsed.footer.kid);
+    if (!(key instanceof Promise)) return this.#admit(token, parsed, key);
+    // A key looked up from its source: concurrent first uses share the wait.
+    p = key.then((k) => this.#admit(token, parsed, k)).finally(() => this.#pending.delete(token));
+    this.#pending.set(token, p);
     return p;
   }
 
-  async #verifySlow(token: string): Promise<Capability> {
-    let used: VerifyKey | undefined;
-    const payload = await verifyV4Public(token, async (kid) => (used = await this.#keys.get(kid)));
-    const cap = parseClaims(payload, {
+  /** Checks the signature and the claims, and caches the capability. */
+  #admit(token: string, parsed: ParsedToken, key: VerifyKey | undefined): Capability {
+    const cap = parseClaims(openV4Public(parsed, key), {
       issuer: this.#issuer,
       issuers: this.#issuers,
       audience: this.#audience,
     });
     // A key endorsed for one identity never vouches for another's tokens.
-    if (used?.issuer !== undefined && used.issuer !== cap.claims.iss) {
+    if (key?.issuer !== undefined && key.issuer !== cap.claims.iss) {
       throw new ClaimsError(
         "wrong_issuer",
-        `token: names issuer ${cap.claims.iss} but is signed by a key of ${used.issuer}`,
+        `token: names issuer ${cap.claims.iss} but is signed by a key of ${key.issuer}`,
       );
     }
     if (this.#cache.size >= this.#max) {

@@ -134,11 +134,32 @@ Deno.test("permissionFlags: only identity can reach the state dir's keys and rev
     );
     assert.equal(touchesKeys, program === "identity", program);
   }
-  // and, whatever folder a grant covers, every other program is refused the key by name
+  // and every other program is refused the key by name wherever one of its read
+  // grants covers it by path (Deno matches a deny as written), strata-ctl always
+  const around: Layout[] = [
+    { ...LAYOUT, fsRoots: ["/var/lib"] },
+    { ...LAYOUT, runtimeDir: "/var/lib/st/run" },
+    { ...LAYOUT, stateDir: "/run/st/state" },
+  ];
   for (const program of PROGRAMS) {
-    const deny = flagsOf(program).get("--deny-read") ?? [];
-    assert.equal(deny.includes(st.keys) && deny.includes(st.keysTmp), program !== "identity");
+    const named = (layout: Layout) => {
+      const deny = flagsOf(program, layout).get("--deny-read") ?? [];
+      const s = stateFiles(layout);
+      return deny.includes(s.keys) && deny.includes(s.keysTmp);
+    };
+    assert.equal(named(LAYOUT), program === "ctl", program);
+    for (const layout of around) {
+      const s = stateFiles(layout);
+      const reads = flagsOf(program, layout).get("--allow-read") ?? [];
+      const covers = reads.some((g) => s.keys.startsWith(`${g}/`));
+      assert.equal(named(layout), program !== "identity" && (covers || program === "ctl"), program);
+    }
   }
+  // the cases above do cover it for fs and the supervisor
+  assert.ok(flagsOf("fs", around[0]).get("--deny-read")!.includes(st.keys));
+  assert.ok(
+    flagsOf("supervisor", around[2]).get("--deny-read")!.includes(stateFiles(around[2]).keys),
+  );
   // and ctl reads only the operator token from it
   const ctlReads = flagsOf("ctl").get("--allow-read")!.filter((p) => p.startsWith(LAYOUT.stateDir));
   assert.deepEqual(ctlReads, [st.operatorToken]);
@@ -148,14 +169,17 @@ Deno.test("permissionFlags: fs is refused the state and runtime dirs that lie in
   const dev = { ...LAYOUT, fsRoots: ["/tmp"], runtimeDir: "/tmp/strata-me" };
   const st = stateFiles(LAYOUT);
   const keys = [st.keys, st.keysTmp];
-  assert.deepEqual(flagsOf("fs", dev).get("--deny-read"), [dev.runtimeDir, ...keys]);
+  assert.deepEqual(flagsOf("fs", dev).get("--deny-read"), [dev.runtimeDir]);
   const both = { ...dev, stateDir: "/tmp/st" };
   assert.deepEqual(flagsOf("fs", both).get("--deny-read")!.slice(0, 2), [
     "/tmp/st",
     dev.runtimeDir,
   ]);
-  // outside every root the grants are exact already: only the key is named
-  assert.deepEqual(flagsOf("fs").get("--deny-read"), keys);
+  // outside every root the grants are exact already: nothing is named
+  assert.equal(flagsOf("fs").get("--deny-read"), undefined);
+  // a root around the state dir: the state dir, and the key by name
+  const wide = { ...LAYOUT, fsRoots: ["/var"] };
+  assert.deepEqual(flagsOf("fs", wide).get("--deny-read"), [LAYOUT.stateDir, ...keys]);
   // the exact grants inside them stay (Deno lets the more specific one win)
   const read = flagsOf("fs", both).get("--allow-read")!;
   for (
@@ -262,7 +286,7 @@ Deno.test("permissionFlags: --allow-net is derived from the endpoints: exact uni
   };
   assert(flagsOf("identity", inState).get("--deny-read")!.includes("/var/lib/st/tls/fs.key"));
   assert(flagsOf("ctl", TCP_LAYOUT).get("--deny-read")!.includes("/etc/strata/tls/fs.key"));
-  assert(!flagsOf("fs", inState).get("--deny-read")!.includes("/var/lib/st/tls/fs.key"));
+  assert(!(flagsOf("fs", inState).get("--deny-read") ?? []).includes("/var/lib/st/tls/fs.key"));
   assert(flagsOf("fs", inState).get("--allow-read")!.includes("/var/lib/st/tls/fs.key"));
   // and no grant is bare: every entry names a socket path or a host and a port
   for (const program of PROGRAMS) {

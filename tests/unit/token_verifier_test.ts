@@ -29,6 +29,22 @@ async function setup(cacheSize?: number): Promise<{
   };
 }
 
+Deno.test("TokenVerifier: a first use whose key is at hand is verified without a promise", async () => {
+  // given a verifier whose key lookup answers synchronously, and a fresh token
+  const s = await setup();
+  const token = await mint(s.key, makeClaims());
+  // when it is verified for the first time
+  const cap = s.verifier.verify(token);
+  // then the capability comes back at once, checked and cached
+  assert.ok(!(cap instanceof Promise), "no promise when the key is at hand");
+  assert.equal(cap.claims.sub, "tester");
+  assert.equal(s.verifier.cached, 1);
+  // and a forged signature is refused at once too (a throw, not a cached answer)
+  const forged = token.slice(0, 30) + (token[30] === "A" ? "B" : "A") + token.slice(31);
+  assert.throws(() => s.verifier.verify(forged), TokenError);
+  assert.equal(s.verifier.cached, 1);
+});
+
 Deno.test("TokenVerifier: a second verify of the same token does not ask the key lookup", async () => {
   // given a verifier and a token
   const s = await setup();
@@ -114,7 +130,7 @@ Deno.test("TokenVerifier: failures are not cached, so a key published later is p
   const token = await mint(later, makeClaims());
   // when verified, it is unknown_key
   await assert.rejects(
-    Promise.resolve(s.verifier.verify(token)),
+    async () => await s.verifier.verify(token),
     (e: unknown) => e instanceof TokenError && e.reason === "unknown_key",
   );
   assert.equal(s.verifier.cached, 0);
@@ -131,7 +147,7 @@ Deno.test("TokenVerifier: claims are checked on first use (issuer), and a refusa
   // then it fails with wrong_issuer each time, with a signature check each time
   for (let i = 0; i < 2; i++) {
     await assert.rejects(
-      Promise.resolve(s.verifier.verify(token)),
+      async () => await s.verifier.verify(token),
       (e: unknown) => e instanceof ClaimsError && e.reason === "wrong_issuer",
     );
   }
