@@ -1027,9 +1027,10 @@ certificate ${r.cert}, key ${r.key}: hand them to ${node}`
           });
           return {
             data: r,
-            text: r.withdrawn
+            text: (r.withdrawn
               ? `withdrew the endorsement of ${r.node}`
-              : `${r.node} had no endorsement`,
+              : `${r.node} had no endorsement that holds; withdrew it all the same`) +
+              ` (seq ${r.seq}, until ${r.expires})`,
           };
         } finally {
           cluster.etcd.close();
