@@ -14,7 +14,15 @@
  * root key, writes the endorsement to etcd, and issues the node a TLS
  * certificate signed by the CA. `cluster endorse NODE` endorses the keys
  * NODE's identity published as pending after a key rotation, checked against
- * its current endorsement. `cluster leave NODE` withdraws it.
+ * its current endorsement. `cluster leave NODE` withdraws it: it signs a
+ * withdrawal with a higher seq (src/token/endorsement.ts) rather than delete,
+ * so an older endorsement put back in etcd is refused as a replay.
+ *
+ * The folder keeps, per node, the last seq the root signed and the latest
+ * expiry (`seq.json`): every new record gets a higher seq, a withdrawal
+ * outlives every endorsement it withdraws, and `cluster endorse` refuses to
+ * build on an endorsement in etcd older than the last one signed (a replay
+ * that would let a compromised key sign the pending set).
  * @module
  */
 
@@ -25,6 +33,7 @@ import type { KeySetDocument } from "../token/key_set.ts";
 import { rfc3339 } from "../token/claims.ts";
 import {
   type EndorsedKey,
+  type Endorsement,
   EndorsementError,
   signEndorsement,
   verifyEndorsement,
@@ -51,6 +60,8 @@ export function clusterFiles(dir: string) {
     caCert: `${dir}/ca.pem`,
     /** Certificates issued to nodes: `<node>.pem` and `<node>.key`. */
     nodes: `${dir}/nodes`,
+    /** Per node, the last seq the root signed and the latest expiry (JSON). */
+    seqs: `${dir}/seq.json`,
   };
 }
 
@@ -147,6 +158,8 @@ export interface JoinResult {
   issuer: string;
   kids: string[];
   expires: string;
+  /** The endorsement's seq (src/token/endorsement.ts). */
+  seq: number;
   etcd_key: string;
   cert?: string;
   key?: string;
@@ -193,27 +206,128 @@ export async function joinNode(node: string, options: JoinOptions): Promise<Join
     keys.push({ kid: k.kid, public: k.public });
   }
   if (keys.length === 0) throw usage(`${issuer} publishes no current key`);
-  const { etcdKey, expMs } = await writeEndorsement(root, node, keys, { ...options, now });
+  // Join endorses the keys the node's identity publishes, not what etcd holds: it only
+  // takes a verified record's seq, to sign a higher one.
+  const current = await readCurrent(root, node, { ...options, now });
+  const { etcdKey, expMs, seq } = await writeEndorsement(root, node, keys, {
+    ...options,
+    now,
+    currentSeq: current.endorsement?.seq,
+  });
   const result: JoinResult = {
     node,
     issuer,
     kids: keys.map((k) => k.kid),
     expires: rfc3339(expMs),
+    seq,
     etcd_key: etcdKey,
   };
   if (options.hosts.length > 0) Object.assign(result, await issueCert(node, options));
   return result;
 }
 
-/** Signs `node`'s endorsement of `keys` with the root key and writes it to etcd. */
+/** What the folder records of the records the root signed for one node. */
+interface SeqRecord {
+  /** The last seq signed. */
+  seq: number;
+  /** The latest expiry of any record signed (epoch ms). */
+  expMs: number;
+}
+
+async function readSeqs(dir: string): Promise<Record<string, SeqRecord>> {
+  const file = clusterFiles(dir).seqs;
+  let text;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return {};
+    throw usage(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  try {
+    return JSON.parse(text) as Record<string, SeqRecord>;
+  } catch {
+    throw usage(
+      `${file} is not JSON`,
+      "restore it from a backup (it records the last endorsement signed per node)",
+    );
+  }
+}
+
+async function recordSeq(dir: string, node: string, record: SeqRecord): Promise<void> {
+  const file = clusterFiles(dir).seqs;
+  const all = await readSeqs(dir);
+  const had = all[node];
+  all[node] = {
+    seq: Math.max(record.seq, had?.seq ?? 0),
+    expMs: Math.max(record.expMs, had?.expMs ?? 0),
+  };
+  const tmp = `${file}.tmp`;
+  await Deno.writeTextFile(tmp, JSON.stringify(all, null, 2) + "\n", { mode: 0o600 });
+  await Deno.rename(tmp, file);
+}
+
+/** `node`'s record in etcd: the raw value, and what verified of it (if it does). */
+async function readCurrent(
+  root: SigningKey,
+  node: string,
+  options: { cluster: string; etcd: Etcd3; now: number },
+): Promise<{ signed: string | null; endorsement?: Endorsement; error?: EndorsementError }> {
+  let signed: string | null;
+  try {
+    signed = await options.etcd.get(`${endorsementsPrefix(options.cluster)}${node}`).string();
+  } catch (err) {
+    throw failed(
+      `cannot read ${node}'s endorsement from etcd: ${(err as Error).message}`,
+      "check --etcd-endpoints and that etcd is up",
+    );
+  }
+  if (signed === null) return { signed };
+  try {
+    const rootPub = await importVerifyKey(root.publicKey);
+    const expect = { cluster: options.cluster, node, now: options.now };
+    return { signed, endorsement: await verifyEndorsement(signed, rootPub, expect) };
+  } catch (err) {
+    if (!(err instanceof EndorsementError)) throw err;
+    return { signed, error: err };
+  }
+}
+
+/**
+ * Signs `node`'s endorsement of `keys` (or, with `withdrawn`, its withdrawal)
+ * with the root key, with a seq above the folder's record and the one in
+ * etcd, records it in the folder and writes it to etcd.
+ */
 async function writeEndorsement(
   root: SigningKey,
   node: string,
   keys: EndorsedKey[],
-  options: { cluster: string; etcd: Etcd3; ttlMs: number; now: number },
-): Promise<{ etcdKey: string; expMs: number }> {
-  const expMs = options.now + options.ttlMs;
-  const signed = signEndorsement(root, { cluster: options.cluster, node, keys, expMs });
+  options: {
+    dir: string;
+    cluster: string;
+    etcd: Etcd3;
+    ttlMs: number;
+    now: number;
+    /** The seq of the verified record in etcd, if any. */
+    currentSeq?: number;
+    withdrawn?: boolean;
+  },
+): Promise<{ etcdKey: string; expMs: number; seq: number }> {
+  const had = (await readSeqs(options.dir))[node];
+  const seq = Math.max(options.now, (had?.seq ?? -1) + 1, (options.currentSeq ?? -1) + 1);
+  // A withdrawal outlives every endorsement it withdraws, so none can be put back before it expires.
+  const expMs = options.withdrawn
+    ? Math.max(options.now + options.ttlMs, had?.expMs ?? 0)
+    : options.now + options.ttlMs;
+  const signed = signEndorsement(root, {
+    cluster: options.cluster,
+    node,
+    keys,
+    expMs,
+    seq,
+    withdrawn: options.withdrawn,
+  });
+  // Recorded before the write: once signed it may be in etcd, whatever the write answers.
+  await recordSeq(options.dir, node, { seq, expMs });
   const etcdKey = `${endorsementsPrefix(options.cluster)}${node}`;
   try {
     await options.etcd.put(etcdKey).value(signed);
@@ -223,7 +337,7 @@ async function writeEndorsement(
       "check --etcd-endpoints and that etcd is up",
     );
   }
-  return { etcdKey, expMs };
+  return { etcdKey, expMs, seq };
 }
 
 /** Reads the root key from the operator's folder. */
@@ -261,21 +375,23 @@ export async function endorseNode(
   const root = await readRootSecret(options.dir);
   const now = options.now ?? Date.now();
   const etcdKey = `${endorsementsPrefix(options.cluster)}${node}`;
-  let current: string | null, pending: string | null;
+  const current = await readCurrent(root, node, { ...options, now });
+  let pending: string | null;
   try {
-    [current, pending] = await Promise.all([
-      options.etcd.get(etcdKey).string(),
-      options.etcd.get(`${pendingKeysPrefix(options.cluster)}${node}`).string(),
-    ]);
+    pending = await options.etcd.get(`${pendingKeysPrefix(options.cluster)}${node}`).string();
   } catch (err) {
     throw failed(
-      `cannot read ${node}'s endorsement from etcd: ${(err as Error).message}`,
+      `cannot read ${node}'s pending keys from etcd: ${(err as Error).message}`,
       "check --etcd-endpoints and that etcd is up",
     );
   }
-  if (current === null) {
+  const rejoin = `strata-ctl cluster join ${node} endorses the keys its identity publishes ` +
+    `(run on ${node})`;
+  if (current.signed === null || current.endorsement?.withdrawn) {
     throw usage(
-      `${node} has no endorsement in etcd, so nothing vouches for its pending keys`,
+      `${node} has no endorsement in etcd${
+        current.endorsement?.withdrawn ? " (it was withdrawn)" : ""
+      }, so nothing vouches for its pending keys`,
       `endorse it with strata-ctl cluster join ${node} (on ${node}, or with --keys)`,
     );
   }
@@ -285,21 +401,29 @@ export async function endorseNode(
       `strata-ctl cluster join ${node} endorses the keys its identity publishes now`,
     );
   }
-  let endorsed, offered;
-  try {
-    const rootPub = await importVerifyKey(root.publicKey);
-    const expect = { cluster: options.cluster, node, now };
-    endorsed = await verifyEndorsement(current, rootPub, expect);
-    offered = await verifyPendingKeys(pending, endorsed, expect);
-  } catch (err) {
-    if (!(err instanceof EndorsementError)) throw err;
+  if (!current.endorsement) throw usage(`${current.error!.message}; not endorsing it`, rejoin);
+  const endorsed = current.endorsement;
+  const last = (await readSeqs(options.dir))[node]?.seq;
+  if (last !== undefined && endorsed.seq < last) {
     throw usage(
-      `${err.message}; not endorsing it`,
-      `strata-ctl cluster join ${node} endorses the keys its identity publishes (run on ${node})`,
+      `${node}'s endorsement in etcd has seq ${endorsed.seq}, older than seq ${last} this ` +
+        `folder last signed for it: a replayed endorsement; not endorsing the pending keys it vouches for`,
+      rejoin,
     );
   }
+  let offered;
+  try {
+    offered = await verifyPendingKeys(pending, endorsed, { cluster: options.cluster, node });
+  } catch (err) {
+    if (!(err instanceof EndorsementError)) throw err;
+    throw usage(`${err.message}; not endorsing it`, rejoin);
+  }
   if (offered.keys.length === 0) throw usage(`${node}'s pending key set is empty`);
-  const { expMs } = await writeEndorsement(root, node, offered.keys, { ...options, now });
+  const { expMs, seq } = await writeEndorsement(root, node, offered.keys, {
+    ...options,
+    now,
+    currentSeq: endorsed.seq,
+  });
   const before = new Set(endorsed.keys.map((k) => k.kid));
   const after = new Set(offered.keys.map((k) => k.kid));
   return {
@@ -309,6 +433,7 @@ export async function endorseNode(
     added: [...after].filter((k) => !before.has(k)),
     dropped: [...before].filter((k) => !after.has(k)),
     expires: rfc3339(expMs),
+    seq,
     etcd_key: etcdKey,
   };
 }
@@ -371,20 +496,43 @@ async function issueCert(
   return { cert, key };
 }
 
-/** Withdraws `node`'s endorsement: every node stops trusting its keys. */
+/** What `cluster leave` did. */
+export interface LeaveResult {
+  node: string;
+  etcd_key: string;
+  /** Whether etcd held an endorsement of `node` that held (and is withdrawn now). */
+  withdrawn: boolean;
+  /** The withdrawal's seq: every older record of `node` is refused as a replay. */
+  seq: number;
+  /** When the withdrawal expires: no earlier than any endorsement the folder signed for `node`. */
+  expires: string;
+}
+
+/**
+ * Withdraws `node`'s endorsement: writes a root-signed withdrawal with a
+ * higher seq in its place (not a delete), so every node stops trusting its
+ * keys and refuses the older endorsement if a writer to etcd puts it back.
+ */
 export async function leaveNode(
   node: string,
-  options: { cluster: string; etcd: Etcd3 },
-): Promise<{ node: string; etcd_key: string; withdrawn: boolean }> {
-  const etcdKey = `${endorsementsPrefix(options.cluster)}${node}`;
-  let deleted;
-  try {
-    deleted = await options.etcd.delete().key(etcdKey);
-  } catch (err) {
-    throw failed(
-      `cannot delete the endorsement in etcd: ${(err as Error).message}`,
-      "check --etcd-endpoints and that etcd is up",
-    );
-  }
-  return { node, etcd_key: etcdKey, withdrawn: Number(deleted.deleted) > 0 };
+  options: { dir: string; cluster: string; etcd: Etcd3; now?: number },
+): Promise<LeaveResult> {
+  const root = await readRootSecret(options.dir);
+  const now = options.now ?? Date.now();
+  const current = await readCurrent(root, node, { ...options, now });
+  const e = current.endorsement;
+  const { etcdKey, expMs, seq } = await writeEndorsement(root, node, [], {
+    ...options,
+    now,
+    ttlMs: Math.max(DEFAULT_ENDORSEMENT_TTL_MS, (e?.expMs ?? 0) - now),
+    currentSeq: e?.seq,
+    withdrawn: true,
+  });
+  return {
+    node,
+    etcd_key: etcdKey,
+    withdrawn: e !== undefined && !e.withdrawn,
+    seq,
+    expires: rfc3339(expMs),
+  };
 }

@@ -155,6 +155,10 @@ export async function clusterStatus(
     try {
       const expect = { cluster: c.name, node, now: Date.now() };
       const e = await verifyEndorsement(signed, root, expect);
+      if (e.withdrawn) {
+        row(node).endorsed = `withdrawn (cluster leave), seq ${e.seq}`;
+        continue;
+      }
       row(node).endorsed = `yes until ${new Date(e.expMs).toISOString()}`;
       const offered = pending[`${pendingKeysPrefix(c.name)}${node}`];
       if (offered !== undefined) {

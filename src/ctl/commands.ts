@@ -1015,17 +1015,22 @@ certificate ${r.cert}, key ${r.key}: hand them to ${node}`
       name: "leave",
       summary: "withdraw NODE's endorsement: no node trusts its keys any more",
       args: [{ name: "NODE" }],
-      options: [],
-      examples: ["strata-ctl cluster leave b"],
+      options: [DIR],
+      examples: ["strata-ctl cluster leave b --dir ~/strata-root"],
       async run(ctx, input) {
         const cluster = await clusterOf(ctx);
         try {
-          const r = await leaveNode(input.args[0], { cluster: cluster.name, etcd: cluster.etcd });
+          const r = await leaveNode(input.args[0], {
+            dir: clusterDir(input),
+            cluster: cluster.name,
+            etcd: cluster.etcd,
+          });
           return {
             data: r,
-            text: r.withdrawn
+            text: (r.withdrawn
               ? `withdrew the endorsement of ${r.node}`
-              : `${r.node} had no endorsement`,
+              : `${r.node} had no endorsement that holds; withdrew it all the same`) +
+              ` (seq ${r.seq}, until ${r.expires})`,
           };
         } finally {
           cluster.etcd.close();

@@ -9,6 +9,8 @@
  * the node it is stored under and has not expired. Keys of entries that do
  * not hold, and keys whose endorsement expired or was withdrawn, are refused
  * with that reason ({@link EtcdKeySetSource.refusal}), not just as unknown.
+ * A record with a lower seq than one already verified for its node (an old
+ * endorsement put back in etcd) is refused as a replay.
  * @module
  */
 
@@ -88,6 +90,14 @@ export class EtcdKeySetSource implements KeySetSource {
   /** Keys of pending sets that verified (not endorsed yet), by key id, each with its issuer. */
   #pendingKeys = new Map<string, VerifyKey>();
   #endorsed = new Map<string, Endorsement>();
+  /**
+   * The newest record verified per node, kept for the life of the process:
+   * an endorsement with a lower seq (or any endorsement at or below a
+   * withdrawal's seq) is a replay and is refused, even once the newer record
+   * is deleted from etcd. Not persisted: the services have no state to write
+   * to (src/runtime/permissions.ts); a restarted one starts from what etcd holds.
+   */
+  #marks = new Map<string, { seq: number; withdrawn: boolean }>();
   #refused = new Map<string, string>();
   #keys: ReadonlyMap<string, VerifyKey> = new Map();
   #issuers = new Set<string>();
@@ -269,6 +279,29 @@ export class EtcdKeySetSource implements KeySetSource {
           node,
           now,
         });
+        const mark = this.#marks.get(node);
+        if (
+          mark && (e.seq < mark.seq || (e.seq === mark.seq && mark.withdrawn && !e.withdrawn))
+        ) {
+          const why = mark.withdrawn
+            ? `the endorsement of ${node} was withdrawn (seq ${mark.seq}); the older one ` +
+              `(seq ${e.seq}) put back in etcd is a replay, refused`
+            : `the endorsement of ${node} in etcd (seq ${e.seq}) is older than seq ${mark.seq} ` +
+              `this node verified: a replay, refused; run strata-ctl cluster join ${node} again`;
+          for (const k of [...e.keys, ...this.#endorsed.get(node)?.keys ?? []]) {
+            refused.set(k.kid, why);
+          }
+          continue;
+        }
+        if (!mark || e.seq > mark.seq) {
+          this.#marks.set(node, { seq: e.seq, withdrawn: e.withdrawn });
+        }
+        if (e.withdrawn) {
+          for (const k of this.#endorsed.get(node)?.keys ?? []) {
+            refused.set(k.kid, `the endorsement of ${node} was withdrawn`);
+          }
+          continue;
+        }
         endorsed.set(node, e);
         for (const k of e.keys) refused.delete(k.kid);
         // Keys dropped from a node's renewed endorsement no longer count.

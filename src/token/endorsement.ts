@@ -5,6 +5,14 @@
  * still cannot make a key trusted: a verifier takes a key only from an
  * endorsement that verifies against the root public key it was configured
  * with, names the cluster and node it is stored under, and has not expired.
+ *
+ * Each endorsement carries a per-node sequence number (`seq`), covered by the
+ * root's signature and strictly increasing from one the root signs for a node
+ * to the next; `cluster leave` signs a withdrawal (`withdrawn: true`, no keys)
+ * with a higher one. A verifier that has seen seq N for a node refuses every
+ * record of that node with a lower seq, so an older endorsement put back in
+ * etcd (a replay) does not make its keys trusted again. Endorsements signed
+ * before seq existed count as seq 0.
  * @module
  */
 
@@ -32,6 +40,13 @@ export interface EndorsementBody {
   keys: EndorsedKey[];
   /** Epoch ms after which the endorsement no longer holds. */
   expMs: number;
+  /**
+   * The node's sequence number, higher than every earlier record the root signed for it
+   * (default the time in ms; strata-ctl always gives it, see src/ctl/cluster.ts).
+   */
+  seq?: number;
+  /** A withdrawal (`cluster leave`): the node's keys are no longer endorsed (then `keys` is empty). */
+  withdrawn?: boolean;
 }
 
 /** An endorsement that verified: the issuer and its keys, each bound to that issuer. */
@@ -42,6 +57,10 @@ export interface Endorsement {
   keys: VerifyKey[];
   /** When it stops holding (epoch ms). */
   expMs: number;
+  /** Its sequence number (0 for one signed before seq existed). */
+  seq: number;
+  /** A withdrawal: the root says the node's keys are no longer endorsed (`keys` is empty). */
+  withdrawn: boolean;
 }
 
 /** An endorsement that does not hold, with the reason in its message. */
@@ -59,7 +78,9 @@ export function signEndorsement(root: SigningKey, body: EndorsementBody): string
     cluster: body.cluster,
     node: body.node,
     iss: `identity@${body.node}`,
-    keys: body.keys.map((k) => ({ kid: k.kid, public: k.public })),
+    keys: body.withdrawn ? [] : body.keys.map((k) => ({ kid: k.kid, public: k.public })),
+    seq: body.seq ?? Date.now(),
+    ...(body.withdrawn ? { withdrawn: true } : {}),
     iat: rfc3339(Date.now()),
     exp: rfc3339(body.expMs),
   });
@@ -104,7 +125,14 @@ export async function verifyEndorsement(
     );
   }
   const issuer = `identity@${expect.node}`;
-  if (payload.iss !== issuer || !Array.isArray(payload.keys)) {
+  // Without seq: signed before seq existed, counts as 0 (any newer record supersedes it).
+  const seq = payload.seq === undefined ? 0 : payload.seq;
+  const withdrawn = payload.withdrawn === true;
+  if (
+    payload.iss !== issuer || !Array.isArray(payload.keys) ||
+    typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 0 ||
+    (withdrawn && payload.keys.length > 0)
+  ) {
     throw new EndorsementError(`endorsement of ${expect.node}: malformed`);
   }
   const keys: VerifyKey[] = [];
@@ -115,7 +143,7 @@ export async function verifyEndorsement(
     }
     keys.push({ ...key, issuer });
   }
-  return { issuer, keys, expMs };
+  return { issuer, keys, expMs, seq, withdrawn };
 }
 
 /**

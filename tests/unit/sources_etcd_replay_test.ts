@@ -1,11 +1,14 @@
 /**
- * KNOWN DEFECT (review14, fails on main 280a3b5): a writer to etcd replays
- * an endorsement the root once signed. `cluster leave` withdraws a node by
- * deleting its endorsement, and a renewal that drops a key replaces it; both
- * leave the old root-signed value valid until its exp, so anyone who can
- * write to etcd can put it back and the withdrawn node's keys (or the dropped
- * key) are trusted again. Issue 14: "anyone who can write to etcd must not be
- * able to make a key trusted".
+ * A writer to etcd replays an endorsement the root once signed (review14;
+ * these tests failed on main 280a3b5). `cluster leave` withdrawing a node and
+ * a renewal dropping a key both leave the old root-signed value valid until
+ * its exp; every record now carries a seq under the root's signature, leave
+ * writes a withdrawal with a higher one, and each node's key set refuses a
+ * record older than the newest it verified, so the bytes put back (with the
+ * etcd client directly) do not make a key trusted again. Issue 14: "anyone
+ * who can write to etcd must not be able to make a key trusted". The
+ * operator's side (`cluster endorse` refusing to build on a replay) is here
+ * too.
  */
 
 import assert from "node:assert/strict";
@@ -14,23 +17,45 @@ import {
   generateSigningKey,
   importVerifyKey,
   publicPaserk,
+  secretPaserk,
   type SigningKey,
 } from "../../src/token/keys.ts";
-import { signEndorsement } from "../../src/token/endorsement.ts";
-import { endorsementsPrefix, EtcdKeySetSource } from "../../src/sources/etcd_key_set.ts";
+import { ENDORSEMENT_TYPE, signEndorsement, signPendingKeys } from "../../src/token/endorsement.ts";
+import { signV4Public } from "../../src/token/paseto.ts";
+import { rfc3339 } from "../../src/token/claims.ts";
+import {
+  endorsementsPrefix,
+  EtcdKeySetSource,
+  pendingKeysPrefix,
+} from "../../src/sources/etcd_key_set.ts";
+import { endorseNode, joinNode, leaveNode } from "../../src/ctl/cluster.ts";
+import { CtlError } from "../../src/ctl/errors.ts";
 import { FileKeySetSource } from "../../src/sources/key_set.ts";
 import { startEtcd } from "../etcd.ts";
 import { withTempDir } from "./support.ts";
 
 const CLUSTER = "c1";
 
-function endorse(root: SigningKey, node: string, keys: SigningKey[], expMs: number): string {
+function endorse(
+  root: SigningKey,
+  node: string,
+  keys: SigningKey[],
+  opts: { expMs: number; seq?: number },
+): string {
   return signEndorsement(root, {
     cluster: CLUSTER,
     node,
     keys: keys.map((k) => ({ kid: k.kid, public: publicPaserk(k.publicKey) })),
-    expMs,
+    ...opts,
   });
+}
+
+/** The operator's cluster folder in `dir`, holding `root` (what `cluster init` writes). */
+async function operatorFolder(dir: string, root: SigningKey): Promise<string> {
+  const folder = `${dir}/op`;
+  await Deno.mkdir(folder, { mode: 0o700 });
+  await Deno.writeTextFile(`${folder}/root.key`, secretPaserk(root) + "\n", { mode: 0o600 });
+  return folder;
 }
 
 async function withSource(
@@ -39,6 +64,7 @@ async function withSource(
     source: EtcdKeySetSource,
     operator: Etcd3,
     attacker: Etcd3,
+    dir: string,
   ) => Promise<void>,
 ): Promise<void> {
   const etcd = await startEtcd(1);
@@ -56,7 +82,7 @@ async function withSource(
       await source.start();
       await source.watching;
       try {
-        await fn(root, source, operator, attacker);
+        await fn(root, source, operator, attacker, dir);
       } finally {
         source.close();
       }
@@ -71,43 +97,136 @@ async function withSource(
 const prefix = endorsementsPrefix(CLUSTER);
 const day = Date.now() + 86400_000;
 
-Deno.test("KNOWN DEFECT etcd key set: a withdrawn endorsement put back by a writer to etcd makes its keys trusted again", async () => {
-  await withSource(async (root, source, operator, attacker) => {
+Deno.test("etcd key set: a withdrawn endorsement put back by a writer to etcd stays refused as a replay", async () => {
+  await withSource(async (root, source, operator, attacker, dir) => {
+    const folder = await operatorFolder(dir, root);
     const a = await generateSigningKey();
-    // The operator endorses A, then withdraws it (what `cluster leave A` does).
-    const endorsementA = endorse(root, "A", [a], day);
+    // The operator endorses A, then withdraws it with `cluster leave A`'s code.
+    const endorsementA = endorse(root, "A", [a], { expMs: day, seq: Date.now() - 1000 });
     await operator.put(`${prefix}A`).value(endorsementA);
     await source.refresh();
     assert.ok(source.snapshot().has(a.kid), "A endorsed");
-    await operator.delete().key(`${prefix}A`);
+    const left = await leaveNode("A", { dir: folder, cluster: CLUSTER, etcd: operator });
+    assert.ok(left.withdrawn);
+    assert.ok(Date.parse(left.expires) >= day, "the withdrawal outlives the endorsement");
     await source.refresh();
     assert.ok(!source.snapshot().has(a.kid), "A withdrawn");
-    // The attacker writes the bytes it saw back.
+    assert.match(source.refusal(a.kid) ?? "", /the endorsement of A was withdrawn/);
+    // The attacker writes the bytes it saw back over the withdrawal...
     await attacker.put(`${prefix}A`).value(endorsementA);
     await source.refresh();
-    assert.ok(
-      !source.snapshot().has(a.kid),
-      "DEFECT: a withdrawn endorsement replayed by a writer to etcd makes A's key trusted again",
-    );
+    assert.ok(!source.snapshot().has(a.kid), "a replay over the withdrawal is refused");
+    assert.match(source.refusal(a.kid) ?? "", /withdrawn \(seq \d+\).*replay, refused/);
+    // ...or deletes the withdrawal first and then puts the old endorsement back.
+    await attacker.delete().key(`${prefix}A`);
+    await source.refresh();
+    await attacker.put(`${prefix}A`).value(endorsementA);
+    await source.refresh();
+    assert.ok(!source.snapshot().has(a.kid), "a replay after deleting the withdrawal is refused");
+    assert.match(source.refusal(a.kid) ?? "", /replay, refused/);
   });
 });
 
-Deno.test("KNOWN DEFECT etcd key set: an older endorsement put back by a writer to etcd makes a dropped key trusted again", async () => {
+Deno.test("etcd key set: an older endorsement put back by a writer to etcd does not make a dropped key trusted", async () => {
   await withSource(async (root, source, operator, attacker) => {
     const [bOld, bNew] = await Promise.all([1, 2].map(() => generateSigningKey()));
     // B's key bOld is compromised: the operator renews B's endorsement without it.
-    const old = endorse(root, "B", [bOld], day);
+    const old = endorse(root, "B", [bOld], { expMs: day, seq: 1 });
     await operator.put(`${prefix}B`).value(old);
     await source.refresh();
     assert.ok(source.snapshot().has(bOld.kid), "bOld endorsed");
-    await operator.put(`${prefix}B`).value(endorse(root, "B", [bNew], day));
+    await operator.put(`${prefix}B`).value(endorse(root, "B", [bNew], { expMs: day, seq: 2 }));
     await source.refresh();
     assert.ok(!source.snapshot().has(bOld.kid), "bOld dropped");
+    assert.ok(source.snapshot().has(bNew.kid), "bNew endorsed");
     await attacker.put(`${prefix}B`).value(old);
     await source.refresh();
-    assert.ok(
-      !source.snapshot().has(bOld.kid),
-      "DEFECT: an older endorsement replayed by a writer to etcd makes the dropped key trusted again",
+    assert.ok(!source.snapshot().has(bOld.kid), "the replayed endorsement's key stays refused");
+    assert.match(
+      source.refusal(bOld.kid) ?? "",
+      /the endorsement of B in etcd \(seq 1\) is older than seq 2 .*a replay, refused/,
     );
+    // The newest record put back again holds (it is not older than what was verified).
+    await operator.put(`${prefix}B`).value(endorse(root, "B", [bNew], { expMs: day, seq: 3 }));
+    await source.refresh();
+    assert.ok(source.snapshot().has(bNew.kid) && !source.snapshot().has(bOld.kid));
   });
+});
+
+Deno.test("etcd key set: an endorsement signed before seq existed counts as seq 0", async () => {
+  await withSource(async (root, source, operator, attacker) => {
+    const [cOld, cNew] = await Promise.all([1, 2].map(() => generateSigningKey()));
+    // A payload without seq, as the root signed before this change.
+    const legacy = signV4Public(root, {
+      typ: ENDORSEMENT_TYPE,
+      cluster: CLUSTER,
+      node: "C",
+      iss: "identity@C",
+      keys: [{ kid: cOld.kid, public: publicPaserk(cOld.publicKey) }],
+      iat: rfc3339(Date.now()),
+      exp: rfc3339(day),
+    });
+    await operator.put(`${prefix}C`).value(legacy);
+    await source.refresh();
+    assert.ok(source.snapshot().has(cOld.kid), "a legacy endorsement holds");
+    await operator.put(`${prefix}C`).value(endorse(root, "C", [cNew], { expMs: day, seq: 5 }));
+    await source.refresh();
+    await attacker.put(`${prefix}C`).value(legacy);
+    await source.refresh();
+    assert.ok(!source.snapshot().has(cOld.kid), "a legacy endorsement replayed is refused");
+    assert.match(source.refusal(cOld.kid) ?? "", /\(seq 0\) is older than seq 5/);
+  });
+});
+
+Deno.test("cluster endorse refuses to build on a replayed endorsement (a compromised key's pending set)", async () => {
+  const etcd = await startEtcd(1);
+  const operator = new Etcd3({ hosts: etcd.endpoints });
+  const attacker = new Etcd3({ hosts: etcd.endpoints });
+  try {
+    await withTempDir(async (dir) => {
+      const root = await generateSigningKey();
+      const folder = await operatorFolder(dir, root);
+      const [bOld, bNew, evil] = await Promise.all([1, 2, 3].map(() => generateSigningKey()));
+      const doc = (keys: SigningKey[]) => ({
+        v: 1 as const,
+        issuer: "identity@B",
+        active: keys[0].kid,
+        keys: keys.map((k) => ({
+          kid: k.kid,
+          public: publicPaserk(k.publicKey),
+          created: rfc3339(Date.now()),
+        })),
+      });
+      const common = { dir: folder, cluster: CLUSTER, etcd: operator, ttlMs: 3600_000, hosts: [] };
+      await joinNode("B", { ...common, keys: doc([bOld]) });
+      const old = await operator.get(`${prefix}B`).string();
+      // bOld is compromised: the operator re-joins B with bNew only.
+      const renewed = await joinNode("B", { ...common, keys: doc([bNew]) });
+      assert.deepEqual(renewed.kids, [bNew.kid]);
+      // The attacker puts the old endorsement back and a pending set naming its key, signed by bOld.
+      await attacker.put(`${prefix}B`).value(old!);
+      await attacker.put(`${pendingKeysPrefix(CLUSTER)}B`).value(
+        signPendingKeys(bOld, {
+          cluster: CLUSTER,
+          node: "B",
+          keys: [{ kid: evil.kid, public: publicPaserk(evil.publicKey) }],
+        }),
+      );
+      const err = await endorseNode("B", { ...common }).then(() => undefined, (e) => e);
+      assert.ok(err instanceof CtlError, `endorse refused: ${err}`);
+      assert.match(
+        (err as CtlError).message,
+        /seq \d+, older than seq \d+ this folder last signed for it: a replayed endorsement/,
+      );
+      assert.equal(await operator.get(`${prefix}B`).string(), old, "nothing new was signed");
+      // After `cluster leave`, endorse refuses too (a withdrawal vouches for no pending set).
+      await leaveNode("B", { dir: folder, cluster: CLUSTER, etcd: operator });
+      const err2 = await endorseNode("B", { ...common }).then(() => undefined, (e) => e);
+      assert.match((err2 as CtlError).message, /it was withdrawn/);
+    });
+  } finally {
+    operator.close();
+    attacker.close();
+    await etcd.stop();
+  }
 });
