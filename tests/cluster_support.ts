@@ -1,14 +1,15 @@
 /**
  * What the cluster integration tests share: strata-ctl run as the launcher
- * runs it for `cluster ...`, the etcd3 package's proto folder, and one fs
- * call on a node.
+ * runs it for `cluster ...`, the etcd3 package's proto folder, one fs call
+ * on a node, and a started cluster (etcd, the operator's folder, nodes joined).
  * @module
  */
 
 import assert from "node:assert/strict";
 import { programCommand } from "../src/runtime/command.ts";
 import type { Layout } from "../src/runtime/config.ts";
-import { type Node, REPO_ROOT } from "./helpers.ts";
+import { type Node, REPO_ROOT, startNode, type TempLayout, tempLayout } from "./helpers.ts";
+import { startEtcd, type TestEtcd } from "./etcd.ts";
 
 /** The etcd3 package's proto folder in this Deno's npm cache (what the launcher finds). */
 export function etcdProto(): string {
@@ -43,4 +44,60 @@ export async function ctl(layout: Layout, dir: string, args: string[]): Promise<
 /** fs.list of the node's export root with `token`, over its socket. */
 export async function listOn(node: Node, token: string) {
   return await node.request("fs", "fs.list", { path: node.exportRoot }, token);
+}
+
+/** A cluster started for a test: its etcd, the operator's folder, and its nodes. */
+export interface TestCluster {
+  etcd: TestEtcd;
+  /** The operator's cluster folder (root key, CA). */
+  op: string;
+  /** The nodes, in the order of their ids; a test may replace one it restarts. */
+  nodes: Node[];
+  /** Each node's temp layout, to restart it with. */
+  temps: TempLayout[];
+  /** Stops every node, removes their dirs and the folder, and stops etcd. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts etcd (one member unless told), makes the cluster's root with
+ * `cluster init`, starts a node for each id and endorses it with
+ * `cluster join`. On a failure it cleans up what it started.
+ */
+export async function startCluster(
+  name: string,
+  ids: string[],
+  options: { members?: 1 | 3 } = {},
+): Promise<TestCluster> {
+  const etcd = await startEtcd(options.members ?? 1);
+  const op = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-op-" });
+  const started: TestCluster = {
+    etcd,
+    op,
+    nodes: [],
+    temps: [],
+    async stop() {
+      for (const n of started.nodes) await n.stop().catch((e) => console.error(e));
+      for (const t of started.temps) await t.cleanup();
+      await etcd.stop();
+      await Deno.remove(op, { recursive: true }).catch(() => {});
+    },
+  };
+  try {
+    const cluster = { name, etcd: etcd.endpoints, root: `${op}/root.pub`, proto: etcdProto() };
+    for (const id of ids) {
+      const t = await tempLayout();
+      started.temps.push(t);
+      t.layout = { ...t.layout, nodeId: id, cluster };
+      if (started.temps.length === 1) await ctl(t.layout, op, ["cluster", "init", "--dir", op]);
+      started.nodes.push(await startNode({ temp: t }));
+    }
+    for (const n of started.nodes) {
+      await ctl(n.layout, op, ["cluster", "join", n.layout.nodeId, "--dir", op]);
+    }
+    return started;
+  } catch (err) {
+    await started.stop();
+    throw err;
+  }
 }

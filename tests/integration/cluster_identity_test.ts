@@ -11,36 +11,17 @@ import { Etcd3 } from "etcd3";
 import { generateSigningKey } from "../../src/token/keys.ts";
 import { signRevocationList } from "../../src/token/revocation_set.ts";
 import { revocationsPrefix } from "../../src/sources/etcd_revocations.ts";
-import { issue, type Node, startNode, type TempLayout, tempLayout, waitFor } from "../helpers.ts";
-import { startEtcd } from "../etcd.ts";
-import { ctl, etcdProto, listOn } from "../cluster_support.ts";
+import { issue, waitFor } from "../helpers.ts";
+import { listOn, startCluster } from "../cluster_support.ts";
 
 const CLUSTER = "ids";
 
 Deno.test("cluster identity: A's token introspected and revoked on C, refused on A and B", async () => {
-  const etcd = await startEtcd(1);
-  const op = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-op-" });
-  const nodes: Node[] = [];
-  const temps: TempLayout[] = [];
+  const started = await startCluster(CLUSTER, ["a", "b", "c"]);
+  const { etcd, nodes } = started;
   const writer = new Etcd3({ hosts: etcd.endpoints });
   try {
-    const cluster = {
-      name: CLUSTER,
-      etcd: etcd.endpoints,
-      root: `${op}/root.pub`,
-      proto: etcdProto(),
-    };
-    for (const id of ["a", "b", "c"]) {
-      const t = await tempLayout();
-      temps.push(t);
-      t.layout = { ...t.layout, nodeId: id, cluster };
-      if (id === "a") await ctl(t.layout, op, ["cluster", "init", "--dir", op]);
-      nodes.push(await startNode({ temp: t }));
-    }
     const [a, b, c] = nodes;
-    for (const [i, n] of nodes.entries()) {
-      await ctl(n.layout, op, ["cluster", "join", ["a", "b", "c"][i], "--dir", op]);
-    }
     // A token of A's for fs, and one that may also call identity (issue and revoke).
     const tok = await issue(a, { service: "fs", actions: ["list"] });
     const keep = await issue(a, { service: "fs", actions: ["list"] });
@@ -192,9 +173,6 @@ Deno.test("cluster identity: A's token introspected and revoked on C, refused on
     }
   } finally {
     writer.close();
-    for (const n of nodes) await n.stop().catch((e) => console.error(e));
-    for (const t of temps) await t.cleanup();
-    await etcd.stop();
-    await Deno.remove(op, { recursive: true }).catch(() => {});
+    await started.stop();
   }
 });

@@ -7,35 +7,16 @@
  */
 
 import assert from "node:assert/strict";
-import { issue, type Node, startNode, type TempLayout, tempLayout, waitFor } from "../helpers.ts";
-import { startEtcd } from "../etcd.ts";
-import { ctl, etcdProto, listOn } from "../cluster_support.ts";
+import { issue, startNode, waitFor } from "../helpers.ts";
+import { listOn, startCluster } from "../cluster_support.ts";
 import { stateFiles } from "../../src/runtime/config.ts";
 
 const CLUSTER = "ownrev";
 
 Deno.test("cluster: A's token revoked on C stays refused on A after A restarts with etcd out of reach", async () => {
-  const etcd = await startEtcd(1);
-  const op = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-op-" });
-  const nodes: Node[] = [];
-  const temps: TempLayout[] = [];
+  const started = await startCluster(CLUSTER, ["a", "c"]);
+  const { etcd, nodes, temps } = started;
   try {
-    const cluster = {
-      name: CLUSTER,
-      etcd: etcd.endpoints,
-      root: `${op}/root.pub`,
-      proto: etcdProto(),
-    };
-    for (const id of ["a", "c"]) {
-      const t = await tempLayout();
-      temps.push(t);
-      t.layout = { ...t.layout, nodeId: id, cluster };
-      if (id === "a") await ctl(t.layout, op, ["cluster", "init", "--dir", op]);
-      nodes.push(await startNode({ temp: t }));
-    }
-    for (const [i, n] of nodes.entries()) {
-      await ctl(n.layout, op, ["cluster", "join", ["a", "c"][i], "--dir", op]);
-    }
     const [a, c] = nodes;
     const tok = await issue(a, { service: "fs", actions: ["list"] });
     const keep = await issue(a, { service: "fs", actions: ["list"] });
@@ -79,9 +60,6 @@ Deno.test("cluster: A's token revoked on C stays refused on A after A restarts w
       }`,
     );
   } finally {
-    for (const n of nodes) await n.stop().catch((e) => console.error(e));
-    for (const t of temps) await t.cleanup();
-    await etcd.stop();
-    await Deno.remove(op, { recursive: true }).catch(() => {});
+    await started.stop();
   }
 });

@@ -12,35 +12,16 @@ import assert from "node:assert/strict";
 import { Etcd3 } from "etcd3";
 import { revocationsPrefix } from "../../src/sources/etcd_revocations.ts";
 import { RECONCILE_MS } from "../../src/identity/service.ts";
-import { issue, type Node, startNode, type TempLayout, tempLayout, waitFor } from "../helpers.ts";
-import { startEtcd } from "../etcd.ts";
-import { ctl, etcdProto, listOn } from "../cluster_support.ts";
+import { issue, startNode, waitFor } from "../helpers.ts";
+import { listOn, startCluster } from "../cluster_support.ts";
 
 const CLUSTER = "revdel";
 
 Deno.test("cluster: a revocation deleted from etcd by a writer is written again by its identity and refused on a restarted node", async () => {
-  const etcd = await startEtcd(1);
-  const op = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-op-" });
-  const nodes: Node[] = [];
-  const temps: TempLayout[] = [];
+  const started = await startCluster(CLUSTER, ["a", "b"]);
+  const { etcd, nodes, temps } = started;
   const attacker = new Etcd3({ hosts: etcd.endpoints });
   try {
-    const cluster = {
-      name: CLUSTER,
-      etcd: etcd.endpoints,
-      root: `${op}/root.pub`,
-      proto: etcdProto(),
-    };
-    for (const id of ["a", "b"]) {
-      const t = await tempLayout();
-      temps.push(t);
-      t.layout = { ...t.layout, nodeId: id, cluster };
-      if (id === "a") await ctl(t.layout, op, ["cluster", "init", "--dir", op]);
-      nodes.push(await startNode({ temp: t }));
-    }
-    for (const [i, n] of nodes.entries()) {
-      await ctl(n.layout, op, ["cluster", "join", ["a", "b"][i], "--dir", op]);
-    }
     const [a] = nodes;
     const tok = await issue(a, { service: "fs", actions: ["list"] });
     const keep = await issue(a, { service: "fs", actions: ["list"] });
@@ -86,9 +67,6 @@ Deno.test("cluster: a revocation deleted from etcd by a writer is written again 
     assert.ok((await listOn(nodes[1], keep.token)).ok, "A's other token still honoured on B");
   } finally {
     attacker.close();
-    for (const n of nodes) await n.stop().catch((e) => console.error(e));
-    for (const t of temps) await t.cleanup();
-    await etcd.stop();
-    await Deno.remove(op, { recursive: true }).catch(() => {});
+    await started.stop();
   }
 });
