@@ -27,6 +27,7 @@
  */
 
 import { posix } from "node:path";
+import { pathExists } from "../runtime/files.ts";
 import type { Etcd3 } from "etcd3";
 import { OPENSSL } from "../runtime/permissions.ts";
 import type { KeySetDocument } from "../token/key_set.ts";
@@ -91,16 +92,6 @@ async function openssl(args: string[], cwd: string): Promise<void> {
   }
 }
 
-function exists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
-}
-
 /** What `cluster init` made. */
 export interface InitResult {
   dir: string;
@@ -116,7 +107,7 @@ export interface InitResult {
 export async function initCluster(dir: string, options: { name: string }): Promise<InitResult> {
   const f = clusterFiles(dir);
   for (const file of [f.rootKey, f.caKey]) {
-    if (exists(file)) {
+    if (pathExists(file)) {
       throw usage(
         `${file} exists: this folder already holds a cluster's root of trust`,
         "use another --dir, or keep this one (a new root orphans every endorsement)",

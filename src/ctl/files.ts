@@ -7,6 +7,7 @@
  */
 
 import { posix } from "node:path";
+import { pathExists } from "../runtime/files.ts";
 import { CtlError, usage } from "./errors.ts";
 import { formatBytes, formatDuration, progressLine } from "./format.ts";
 import type { Session } from "./session.ts";
@@ -194,16 +195,6 @@ function isDirectory(path: string): boolean {
   }
 }
 
-function exists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
-}
-
 /** Whether this program may create and rename files in `dir` (its Deno grant). */
 export function mayWriteIn(dir: string): boolean {
   return Deno.permissions.querySync({ name: "write", path: dir }).state === "granted" &&
@@ -249,7 +240,7 @@ function publish(tmp: string, dest: string, force: boolean): void {
     }
     // No hard links on this file system: check, then rename.
   }
-  if (exists(dest)) {
+  if (pathExists(dest)) {
     throw usage(`${dest} appeared while downloading; nothing was overwritten`, "use --force");
   }
   Deno.renameSync(tmp, dest);
@@ -280,7 +271,7 @@ export async function getFile(
   if (!isDirectory(dir)) {
     throw usage(`the folder ${dir} does not exist`, `create it first (mkdir -p ${dir})`);
   }
-  if (!options.force && exists(target)) {
+  if (!options.force && pathExists(target)) {
     throw usage(`${target} already exists`, "use --force to replace it, or give another DEST");
   }
   const tmp = `${dir}/.${posix.basename(target)}.${crypto.randomUUID().slice(0, 8)}.part`;

@@ -74,3 +74,14 @@ export function ensureDir(dir: string, mode: number): void {
     throw new Error(`${dir} belongs to another user (${err}); remove it or choose another dir`);
   }
 }
+
+/** Whether anything (a symlink too, not followed) is at `path`; errors other than NotFound are thrown. */
+export function pathExists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
