@@ -437,7 +437,10 @@ Deno.test("listConfined: remembered names never hide a change, and sizes are alw
     await Deno.writeTextFile(`${dir}/f00`, "grown");
     // Then the size is current
     assert.equal((await listConfined(dir, c, opts)).entries[0].size, 5);
-    // When an entry is added or removed
+    // When an entry is added or removed. (The manual clock says a second has passed, but the
+    // kernel stamps file times from a coarse clock, one tick of up to 10 ms: in real time a
+    // second would have passed, so the change must land in a later tick than the last one.)
+    await new Promise((r) => setTimeout(r, 25));
     await Deno.writeTextFile(`${dir}/new`, "");
     await Deno.remove(`${dir}/f01`);
     const names = (await listConfined(dir, c, opts)).entries.map((e) => e.name);
