@@ -167,6 +167,53 @@ function assertStable(
 }
 
 /**
+ * Each export root's device and inode when a realpath last showed that it is
+ * its own real path (checkRoots did at start): while an lstat of the root
+ * still finds that folder, nothing above it was swapped for a symlink that
+ * leads elsewhere.
+ */
+const plainRoots = new Map<string, string>();
+
+/**
+ * The lstat of `joined` (a path confinePath accepted), when lstats alone
+ * prove it is its own real path and stable: the root is still the folder a
+ * realpath vouched for, and every name from it down is no symlink and one only
+ * root or the service user can change (assertStable's rule, checked in the
+ * same order, root first). Those names cannot change after the check, so the
+ * path cannot come to lead elsewhere, and a realpath would only repeat what
+ * the walk saw. Undefined whenever anything is not plain (a symlink, a
+ * changeable name, a name that is not there, a root that moved): the caller
+ * then takes the realpath road, which gives the exact answer or refusal.
+ */
+function plainPath(joined: string, c: Confinement): Deno.FileInfo | undefined {
+  const root = c.roots.find((r) => isWithin(joined, r));
+  if (root === undefined) return undefined;
+  try {
+    let folder = Deno.lstatSync(root);
+    if (folder.isSymlink) return undefined;
+    const id = `${folder.dev}:${folder.ino}`;
+    if (plainRoots.get(root) !== id) {
+      if (Deno.realPathSync(root) !== root) return undefined;
+      if (plainRoots.size >= 64) plainRoots.clear();
+      plainRoots.set(root, id);
+    }
+    if (joined === root) return folder;
+    let at = root === "/" ? 0 : root.length;
+    while (at < joined.length) {
+      const next = joined.indexOf("/", at + 1);
+      const end = next < 0 ? joined.length : next;
+      const st = Deno.lstatSync(joined.slice(0, end));
+      if (st.isSymlink || !isStableName(folder, st, c)) return undefined;
+      folder = st;
+      at = end;
+    }
+    return folder;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Opens a regular file for reading inside the confinement: only through
  * folders no other user can change, non-blocking (a FIFO or device cannot
  * stall the service), without following a final symlink, and checked
@@ -300,10 +347,17 @@ export function listConfined(
   let real: string;
   let info: Deno.FileInfo;
   try {
-    real = resolveConfined(raw, c);
-    // The last lstat of the check is the folder's own (not a symlink: that
-    // was refused), so it stands for a stat of it.
-    info = assertStable(real, c, "listed", false) ?? Deno.statSync(real);
+    const joined = confinePath(raw, c);
+    const plain = plainPath(joined, c);
+    if (plain !== undefined) {
+      real = joined;
+      info = plain;
+    } else {
+      real = resolveConfined(raw, c);
+      // The last lstat of the check is the folder's own (not a symlink: that
+      // was refused), so it stands for a stat of it.
+      info = assertStable(real, c, "listed", false) ?? Deno.statSync(real);
+    }
   } catch (err) {
     throw pathError(err, raw);
   }

@@ -417,6 +417,66 @@ Deno.test("listConfined: a file is INVALID_ARGUMENT, and confinement applies", a
   });
 });
 
+Deno.test("listConfined: a folder reached through a symlink inside the root is listed at its real path", async () => {
+  await withTempDir(async (dir) => {
+    const { exp, roots } = tree(dir);
+    // when a folder link that stays inside is listed, twice (the second time after a plain listing)
+    for (const path of [`${exp}/linkdir`, `${exp}/data`, `${exp}/linkdir`]) {
+      const out = await listConfined(path, { roots }, { limit: 10 });
+      // then the listing is the real folder's, named by its real path
+      assert.equal(out.path, `${exp}/data`);
+      assert.equal(out.entries.length, 4);
+    }
+  });
+});
+
+Deno.test("listConfined: a path that listed before is refused once a name on it, or above the root, becomes a symlink out", async () => {
+  await withTempDir(async (dir) => {
+    // given a root below a parent folder, and a folder outside it with the same shape
+    const exp = `${dir}/p/export`;
+    Deno.mkdirSync(`${exp}/data`, { recursive: true });
+    Deno.writeTextFileSync(`${exp}/data/a.txt`, "hello");
+    Deno.mkdirSync(`${dir}/evil/export/data`, { recursive: true });
+    Deno.writeTextFileSync(`${dir}/evil/export/data/secret.txt`, "secret");
+    const c = { roots: [exp] };
+    // when the folder is listed (by lstats alone, the path being plain), then again
+    assert.equal((await listConfined(`${exp}/data`, c, { limit: 10 })).entries[0].name, "a.txt");
+    assert.equal((await listConfined(`${exp}/data`, c, { limit: 10 })).entries[0].name, "a.txt");
+    // and the folder inside the root is swapped for a symlink to the outside one
+    Deno.renameSync(`${exp}/data`, `${exp}/data.old`);
+    Deno.symlinkSync(`${dir}/evil/export/data`, `${exp}/data`);
+    // then listing it is refused
+    const swapped = await rejectsStrata(
+      async () => await listConfined(`${exp}/data`, c, { limit: 10 }),
+      "PERMISSION_DENIED",
+    );
+    assert.equal(reason(swapped), "symlink_escape");
+    Deno.removeSync(`${exp}/data`);
+    Deno.renameSync(`${exp}/data.old`, `${exp}/data`);
+    assert.equal((await listConfined(`${exp}/data`, c, { limit: 10 })).entries[0].name, "a.txt");
+    // when a folder above the root is swapped for a symlink to the outside tree
+    Deno.renameSync(`${dir}/p`, `${dir}/p.old`);
+    Deno.symlinkSync(`${dir}/evil`, `${dir}/p`);
+    // then the root (now another folder) and what is below it are refused
+    for (const path of [exp, `${exp}/data`]) {
+      const moved = await rejectsStrata(
+        async () => await listConfined(path, c, { limit: 10 }),
+        "PERMISSION_DENIED",
+      );
+      assert.equal(reason(moved), "symlink_escape");
+    }
+    // and when the root itself is a symlink to the outside
+    Deno.removeSync(`${dir}/p`);
+    Deno.mkdirSync(`${dir}/p`);
+    Deno.symlinkSync(`${dir}/evil/export`, exp);
+    const linked = await rejectsStrata(
+      async () => await listConfined(`${exp}/data`, c, { limit: 10 }),
+      "PERMISSION_DENIED",
+    );
+    assert.equal(reason(linked), "symlink_escape");
+  });
+});
+
 Deno.test("listConfined: remembered names never hide a change, and sizes are always fresh", async () => {
   // Given a directory that changes quickly, then one left alone for a second
   const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-list-" });
