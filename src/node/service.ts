@@ -24,7 +24,7 @@ import {
 } from "../runtime/config.ts";
 import { onStopSignal, parentPipe, watchParentPipe } from "./lifecycle.ts";
 import { logger } from "../runtime/log.ts";
-import { authorize } from "../policy/authorize.ts";
+import { authorizeNow } from "../policy/authorize.ts";
 import { RateLimiter } from "../policy/rate_limit.ts";
 import type { RequestChain } from "../server/server.ts";
 import { IdleCollector } from "./idle_gc.ts";
@@ -79,12 +79,12 @@ export function requestChain(
   service: string,
   parts: { trust: Trust; audit: Audit },
 ): RequestChain<Capability> {
-  const limiter = new RateLimiter();
+  // The trust's verifier, revocations and vouching never change: one context for every request.
+  const ctx = { service, ...parts.trust.authContext, limiter: new RateLimiter() };
   return {
+    // Decided without a promise when the token needs no key lookup (see authorizeNow).
     authorize: (token, right) =>
-      authorize(token, { right }, { service, ...parts.trust.authContext, limiter }) as Promise<
-        Capability
-      >,
+      authorizeNow(token, { right }, ctx) as Capability | Promise<Capability>,
     refused: (method, err) =>
       parts.audit.event("auth.denied", {
         method,

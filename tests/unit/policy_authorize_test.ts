@@ -4,14 +4,26 @@
  */
 
 import assert from "node:assert/strict";
-import { authorize, type AuthorizeContext, checkCapability } from "../../src/policy/authorize.ts";
+import {
+  authorize,
+  type AuthorizeContext,
+  authorizeNow,
+  checkCapability,
+} from "../../src/policy/authorize.ts";
 import { attenuate } from "../../src/policy/constraints.ts";
 import { type Rate, RateLimiter } from "../../src/policy/rate_limit.ts";
 import { type Capability, type Claims, newCapId, rfc3339 } from "../../src/token/claims.ts";
 import { generateSigningKey, importVerifyKey, type SigningKey } from "../../src/token/keys.ts";
 import { RevocationSet } from "../../src/token/revocation_set.ts";
 import { TokenVerifier } from "../../src/token/verifier.ts";
-import { CountingLookup, ISSUER, makeClaims, mint, rejectsStrata } from "./support.ts";
+import {
+  assertStrataError,
+  CountingLookup,
+  ISSUER,
+  makeClaims,
+  mint,
+  rejectsStrata,
+} from "./support.ts";
 
 /** A limiter whose clock stands still, so rate tests need no timing. */
 class FrozenLimiter extends RateLimiter {
@@ -53,6 +65,48 @@ Deno.test("authorize: a valid token with the right returns its capability", asyn
   assert.ok(cap);
   assert.equal(cap.capId, claims.jti);
   assert.deepEqual(cap.claims.rights, claims.rights);
+});
+
+Deno.test("authorizeNow: decides at once when the key is at hand, and waits only for a key lookup", async () => {
+  // given a valid token and a revoked one
+  const w = await world();
+  const token = await w.token();
+  const revokedClaims = makeClaims();
+  const revoked = await mint(w.key, revokedClaims);
+  w.revoked.add([{ cap_id: revokedClaims.jti, exp: Math.floor(Date.now() / 1000) + 3600 }]);
+  // then the first use and the cached ones return the capability itself, not a promise
+  for (let i = 0; i < 2; i++) {
+    const cap = authorizeNow(token, READ, w.ctx);
+    assert.ok(cap !== undefined && !(cap instanceof Promise));
+    assert.deepEqual(cap.claims.rights, ["fs.list", "fs.open", "fs.read"]);
+  }
+  // and refusals are thrown at once, with the same errors authorize rejects with
+  for (const bad of [revoked, "v4.public.garbage", ""]) {
+    let sync: unknown;
+    try {
+      authorizeNow(bad, READ, w.ctx);
+    } catch (err) {
+      sync = err;
+    }
+    const async = await authorize(bad, READ, w.ctx).then(() => undefined, (err) => err);
+    const thrown = assertStrataError(sync, "UNAUTHENTICATED");
+    assert.deepEqual([thrown.message, thrown.details], [async.message, async.details]);
+  }
+  // and a right the token lacks is refused at once
+  assert.throws(() => authorizeNow(token, { right: "fs.write" }, w.ctx), /lacks the right/);
+  // given a verifier whose keys must be looked up (a promise)
+  const keys = new CountingLookup([await importVerifyKey(w.key.publicKey)]);
+  const slow = { get: (kid: string) => Promise.resolve(keys.get(kid)) };
+  const ctx = { ...w.ctx, verifier: new TokenVerifier({ issuer: ISSUER, keys: slow }) };
+  // then the first use is a promise of the capability, and a refusal a rejected promise
+  const pending = authorizeNow(await w.token(), READ, ctx);
+  assert.ok(pending instanceof Promise);
+  assert.ok(await pending);
+  await rejectsStrata(
+    Promise.resolve(authorizeNow(revoked, READ, ctx)),
+    "UNAUTHENTICATED",
+    /revoked/,
+  );
 });
 
 Deno.test("authorize: a public method needs no token and ignores a bad one", async () => {
