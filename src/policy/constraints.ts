@@ -25,9 +25,14 @@ export function normalizeAbsolute(path: string, field: string): string {
   if (!posix.isAbsolute(path)) {
     throw invalidArgument(`${field}: must be an absolute path such as /srv/data`);
   }
+  // Most paths are already normal: no empty, "." or ".." name, no trailing slash.
+  if (!NOT_NORMAL_RE.test(path)) return path;
   const n = posix.normalize(path);
   return n.length > 1 && n.endsWith("/") ? n.slice(0, -1) : n;
 }
+
+/** An empty, "." or ".." name, or a trailing slash: what normalizing changes. */
+const NOT_NORMAL_RE = /\/\/|\/\.\.?(?:\/|$)|.\/$/;
 
 /** What an issue request asks for, after its rights were resolved. */
 export interface GrantRequest {

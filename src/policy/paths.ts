@@ -72,11 +72,14 @@ export function assertNotPrivate(path: string, shown: string, c: Confinement): v
 
 /** Refuses a path the kernel would reject as too long, before it reaches the disk. */
 function assertNameLengths(joined: string): void {
-  if (encoder.encode(joined).length > MAX_PATH_BYTES) {
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: what is short enough in
+  // units is short enough in bytes without encoding it.
+  if (joined.length * 3 <= MAX_NAME_BYTES) return;
+  if (joined.length * 3 > MAX_PATH_BYTES && encoder.encode(joined).length > MAX_PATH_BYTES) {
     throw invalidArgument(`path: longer than ${MAX_PATH_BYTES} bytes once joined and encoded`);
   }
   for (const name of joined.split("/")) {
-    if (encoder.encode(name).length > MAX_NAME_BYTES) {
+    if (name.length * 3 > MAX_NAME_BYTES && encoder.encode(name).length > MAX_NAME_BYTES) {
       throw invalidArgument(
         `path: the name "${name.slice(0, 32)}…" is longer than ${MAX_NAME_BYTES} bytes`,
       );

@@ -4,6 +4,7 @@
  */
 
 import assert from "node:assert/strict";
+import { posix } from "node:path";
 import {
   attenuate,
   DEFAULT_TTL_SECONDS,
@@ -39,6 +40,24 @@ Deno.test("normalizeAbsolute: collapses . and .., drops a trailing slash, keeps 
   assert.equal(normalizeAbsolute("//srv//data", "f"), "/srv/data");
   assert.equal(normalizeAbsolute("/", "f"), "/");
   assert.equal(normalizeAbsolute("/..", "f"), "/");
+});
+
+Deno.test("normalizeAbsolute: gives posix.normalize's answer (less a trailing slash) for every mix of names", () => {
+  // given paths built from plain names, dot names, empty names and trailing slashes
+  const parts = ["a", ".", "..", "", "...", ".x", "..y", "z."];
+  for (const p of parts) {
+    for (const q of parts) {
+      for (const r of parts) {
+        for (const end of ["", "/"]) {
+          const path = `/${p}/${q}/${r}${end}`;
+          // then the result is the normal form, whether or not the path was normal already
+          const n = posix.normalize(path);
+          const want = n.length > 1 && n.endsWith("/") ? n.slice(0, -1) : n;
+          assert.equal(normalizeAbsolute(path, "f"), want, path);
+        }
+      }
+    }
+  }
 });
 
 Deno.test("normalizeAbsolute: relative paths and NUL bytes are INVALID_ARGUMENT naming the field", () => {

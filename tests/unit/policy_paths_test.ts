@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import {
   type Confinement,
   confinePath,
@@ -49,6 +50,24 @@ Deno.test("confinePath: bad input is INVALID_ARGUMENT naming the field", () => {
   throwsStrata(() => confinePath("/" + "a".repeat(MAX_PATH), c), "INVALID_ARGUMENT", /longer/);
   throwsStrata(() => confinePath("rel", c), "INVALID_ARGUMENT", /path_prefix/);
   throwsStrata(() => confinePath(`${ROOT}/${"n".repeat(256)}`, c), "INVALID_ARGUMENT", /255/);
+});
+
+Deno.test("confinePath: names and paths are measured in UTF-8 bytes, at the limits", () => {
+  const c: Confinement = { roots: ["/"] };
+  // given names of 255 bytes in one-, two- and three-byte characters, then one byte more
+  for (const [ch, n] of [["n", 255], ["é", 127], ["€", 85]] as const) {
+    const name = ch.repeat(n) + "a".repeat(255 - n * new TextEncoder().encode(ch).length);
+    // then 255 bytes pass and 256 are refused
+    assert.equal(confinePath(`/${name}`, c), `/${name}`);
+    throwsStrata(() => confinePath(`/${name}b`, c), "INVALID_ARGUMENT", /255 bytes/);
+  }
+  // given a whole path of 4095 bytes in names that each fit, then one byte more
+  const names = Array.from({ length: 16 }, () => "€".repeat(85)).join("/"); // 16 * 256 - 1
+  assert.equal(Buffer.byteLength(`/${names}`), 4096);
+  const fits = `/${names}`.slice(0, -1) + "ab";
+  assert.equal(Buffer.byteLength(fits), 4095);
+  assert.equal(confinePath(fits, c), fits);
+  throwsStrata(() => confinePath(`${fits}c`, c), "INVALID_ARGUMENT", /4095 bytes/);
 });
 
 Deno.test("confinePath: Strata's own folders are refused by path", () => {
