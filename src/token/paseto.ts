@@ -127,9 +127,33 @@ export function parseV4Public(token: string, maxLength = MAX_TOKEN_LENGTH): Pars
   if (dot < 0) throw new TokenError("malformed", "token: missing footer with the key id");
   if (rest.indexOf(".", dot + 1) >= 0) throw new TokenError("malformed", "token: too many parts");
   const body = fromB64url(rest.slice(0, dot));
-  const footerBytes = fromB64url(rest.slice(dot + 1));
-  if (!body || !footerBytes) throw new TokenError("malformed", "token: invalid base64url");
+  if (!body) throw new TokenError("malformed", "token: invalid base64url");
   if (body.length < 64) throw new TokenError("malformed", "token: too short to hold a signature");
+  const { footerBytes, footer } = parseFooter(rest.slice(dot + 1));
+  return {
+    message: body.subarray(0, body.length - 64),
+    signature: body.subarray(body.length - 64),
+    footerBytes,
+    footer,
+  };
+}
+
+/**
+ * Footers already parsed, by their text: every token of one key has the same
+ * footer, so a first use decodes only its body. Only well-formed footers are
+ * kept, and at most FOOTERS of them (the set starts over when full), so odd
+ * footers cannot grow it. The bytes are the footer's as decoded, which the
+ * signature covers as before.
+ */
+const parsedFooters = new Map<string, { footerBytes: Uint8Array; footer: Footer }>();
+const FOOTERS = 64;
+
+/** A token's footer, decoded and checked (base64url, at most 512 bytes, JSON naming a kid). */
+function parseFooter(text: string): { footerBytes: Uint8Array; footer: Footer } {
+  const known = parsedFooters.get(text);
+  if (known) return known;
+  const footerBytes = fromB64url(text);
+  if (!footerBytes) throw new TokenError("malformed", "token: invalid base64url");
   if (footerBytes.length > 512) throw new TokenError("malformed", "token: footer too long");
   let footer: unknown;
   try {
@@ -143,12 +167,10 @@ export function parseV4Public(token: string, maxLength = MAX_TOKEN_LENGTH): Pars
   ) {
     throw new TokenError("malformed", "token: footer has no key id (kid)");
   }
-  return {
-    message: body.subarray(0, body.length - 64),
-    signature: body.subarray(body.length - 64),
-    footerBytes,
-    footer: footer as Footer,
-  };
+  const parsed = { footerBytes, footer: footer as Footer };
+  if (parsedFooters.size >= FOOTERS) parsedFooters.clear();
+  parsedFooters.set(text, parsed);
+  return parsed;
 }
 
 /** Returns the key id named in a token's footer, or undefined if unreadable. */

@@ -58,6 +58,22 @@ Deno.test("fromB64url: refuses non-canonical encodings (non-zero padding bits)",
   assert.deepEqual(fromB64url(""), new Uint8Array(0));
 });
 
+Deno.test("fromB64url: accepts exactly the texts that encode back to themselves (every last character)", () => {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  for (const start of ["", "QUJD", "_-_-"]) {
+    for (const body of ["A", "zz", "Q", "-_"]) {
+      for (const last of alphabet) {
+        // given a text whose last character leaves 4 or 2 bits past its bytes
+        const text = start + body + last;
+        const bytes = Uint8Array.fromBase64(text, { alphabet: "base64url" });
+        // then it is accepted exactly when it is the canonical spelling of its bytes
+        const canonical = b64url(bytes) === text;
+        assert.deepEqual(fromB64url(text), canonical ? bytes : undefined, text);
+      }
+    }
+  }
+});
+
 Deno.test("signingKeyFromSeed: derives the RFC 8032 public key", async () => {
   // given RFC 8032 test 1's secret key
   const key = await signingKeyFromSeed(

@@ -136,6 +136,29 @@ Deno.test("verifyV4Public: a tampered footer is refused (signed: bad_signature; 
   await refusedWith(join(body, long), lookupOf(f.vk), "malformed");
 });
 
+Deno.test("verifyV4Public: footers parsed before are remembered, yet still signed and checked", async () => {
+  // given tokens of two keys, each verified once (their footers now remembered)
+  const f = await fixture();
+  const mine = await signV4Public(f.key, { a: 1 });
+  const theirs = await signV4Public(f.other, { a: 1 });
+  const lookup = lookupOf(f.vk, f.otherVk);
+  assert.deepEqual(await verifyV4Public(mine, lookup), { a: 1 });
+  assert.deepEqual(await verifyV4Public(theirs, lookup), { a: 1 });
+  // then each footer keeps its own kid, and another key's footer on a body breaks the signature
+  assert.equal(peekKeyId(mine), f.key.kid);
+  assert.equal(peekKeyId(theirs), f.other.kid);
+  await refusedWith(join(split(theirs).body, split(mine).footer), lookup, "bad_signature");
+  // and an unreadable footer is refused every time, however often it is sent
+  const noKid = join(split(mine).body, encoder.encode(JSON.stringify({ key: f.key.kid })));
+  for (let i = 0; i < 3; i++) await refusedWith(noKid, lookup, "malformed");
+  // and more distinct footers than are remembered do not stop a good token verifying
+  for (let i = 0; i < 100; i++) {
+    const odd = join(split(mine).body, encoder.encode(JSON.stringify({ kid: `k4.pid.${i}` })));
+    await refusedWith(odd, lookup, "unknown_key");
+  }
+  assert.deepEqual(await verifyV4Public(mine, lookup), { a: 1 });
+});
+
 Deno.test("verifyV4Public: a token signed by a key the lookup does not know is unknown_key", async () => {
   // given a token signed by another key
   const f = await fixture();
