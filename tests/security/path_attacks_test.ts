@@ -285,3 +285,43 @@ Deno.test("special files inside the prefix never hang fs", async (t) => {
     await node.stop();
   }
 });
+
+Deno.test("a folder fs has listed, then swapped for a symlink out, is refused at fs.sock", async () => {
+  const node = await startNode();
+  try {
+    // given a folder inside the prefix, listed many times over (its path plain, its names
+    // remembered), and a folder outside the prefix with a secret in it
+    const data = `${node.exportRoot}/data`;
+    await Deno.mkdir(`${data}/box`, { recursive: true });
+    await Deno.writeTextFile(`${data}/box/mine.txt`, "mine");
+    await Deno.mkdir(`${node.exportRoot}/other`);
+    await Deno.writeTextFile(`${node.exportRoot}/other/secret.txt`, "secret");
+    const tok = (await issue(node, {
+      service: "fs",
+      rights: ["fs.list"],
+      path_prefix: data,
+    })).token;
+    for (let i = 0; i < 50; i++) {
+      const l = expectOk<Listing>(await node.request("fs", "fs.list", { path: "box" }, tok));
+      assert.deepEqual(l.entries.map((e) => e.name), ["mine.txt"]);
+    }
+    // when the folder is swapped for a symlink to the outside one
+    await Deno.rename(`${data}/box`, `${data}/box.old`);
+    await Deno.symlink(`${node.exportRoot}/other`, `${data}/box`);
+    // then the next listing by the same path is refused, by relative and absolute path
+    for (const path of ["box", `${data}/box`]) {
+      expectError(
+        await node.request("fs", "fs.list", { path }, tok),
+        "PERMISSION_DENIED",
+        /outside the token's path_prefix|resolves through a symbolic link/,
+      );
+    }
+    // and when it is swapped back, it is served again
+    await Deno.remove(`${data}/box`);
+    await Deno.rename(`${data}/box.old`, `${data}/box`);
+    const back = expectOk<Listing>(await node.request("fs", "fs.list", { path: "box" }, tok));
+    assert.deepEqual(back.entries.map((e) => e.name), ["mine.txt"]);
+  } finally {
+    await node.stop();
+  }
+});
