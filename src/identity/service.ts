@@ -88,6 +88,16 @@ export const COMPACT_IDLE_MS = 250;
 /** Appended lines worth a compaction once revocations have gone quiet. */
 export const COMPACT_IDLE_LINES = 16;
 
+/**
+ * The longest a revocation waits for the others under way to join its batch
+ * (ms). Callers answered together come back together, so a batch usually
+ * fills at once; the wait only runs out when a caller went away.
+ */
+export const GATHER_MS = 1;
+
+/** The most revocations one batch waits for (a larger batch goes when GATHER_MS runs out). */
+const MAX_GATHER = 256;
+
 /** How long identity waits for each service to take a push. */
 const PUSH_TIMEOUT_MS = 1000;
 
@@ -188,8 +198,19 @@ export class IdentityService {
   #operatorCap?: string;
   /** Revocations waiting for the next batch (group commit). */
   #queue: Queued[] = [];
-  /** Whether the batch loop runs. */
+  /** Whether a batch is being formed, signed and fsynced (one at a time). */
   #flushing = false;
+  /** Revocations in batches that were formed and not answered yet. */
+  #unanswered = 0;
+  /**
+   * How many revocations are usually under way at once (queued plus in
+   * batches): a batch waits until that many are queued, or GATHER_MS.
+   */
+  #concurrency = 1;
+  /** Ends the wait for a full batch (see #kick). */
+  #gatherTimer?: ReturnType<typeof setTimeout>;
+  /** Whether the wait for a full batch ran out: the next batch goes with what is queued. */
+  #gathered = false;
   /** cap_id → settles when its revocation is durable and pushed (queued or in a batch). */
   #inFlight = new Map<string, Promise<Spread>>();
   /** One persistent connection per push target (while it connects, the promise of it). */
@@ -882,56 +903,93 @@ export class IdentityService {
       if (this.#inFlight.get(entry.cap_id) === done) this.#inFlight.delete(entry.cap_id);
     };
     done.then(forget, forget);
-    if (!this.#flushing) void this.#flush();
+    this.#concurrency = Math.min(
+      MAX_GATHER,
+      Math.max(this.#concurrency, this.#queue.length + this.#unanswered),
+    );
+    this.#kick();
     return done;
   }
 
   /**
-   * Group commit: every revocation that arrived while the previous batch was
-   * being written goes out together, with one signature, one line in the
-   * list file, one fsync of the log and one push to each service. The push
-   * runs while the log is fsynced (a service that refuses a token before its
-   * revocation is durable only errs on the safe side), and the next batch is
-   * written while this one's push finishes; each is answered once it is
-   * durable and every running service has applied it.
+   * Starts the next batch once every revocation usually under way is queued
+   * (the callers of the batch before come back together), or once GATHER_MS
+   * has passed; two groups of callers that each wait for the other's batch
+   * thus merge into one batch, one signature, one fsync and one push.
+   */
+  #kick(): void {
+    if (this.#flushing || this.#queue.length === 0) return;
+    if (this.#queue.length >= this.#concurrency || this.#gathered) {
+      clearTimeout(this.#gatherTimer);
+      this.#gatherTimer = undefined;
+      this.#gathered = false;
+      void this.#flush();
+    } else if (this.#gatherTimer === undefined) {
+      this.#gatherTimer = setTimeout(() => {
+        this.#gatherTimer = undefined;
+        this.#gathered = true;
+        // Fewer callers than before: expect as many as are under way now.
+        this.#concurrency = Math.max(1, this.#queue.length + this.#unanswered);
+        this.#kick();
+      }, GATHER_MS);
+    }
+  }
+
+  /**
+   * Group commit: the revocations queued go out together, with one
+   * signature, one line in the list file, one fsync of the log and one push
+   * to each service. The push runs while the log is fsynced (a service that
+   * refuses a token before its revocation is durable only errs on the safe
+   * side), and the next batch may be written while this one's push
+   * finishes; each is answered once it is durable and every running service
+   * has applied it.
    */
   async #flush(): Promise<void> {
     this.#flushing = true;
     try {
       // Let the requests already read in this turn of the event loop join the batch.
       await new Promise<void>((resolve) => setImmediate(resolve));
-      while (this.#queue.length > 0) {
-        const batch = this.#queue.splice(0);
-        // Every entry is sent, also one the log already had (a retry after a
-        // batch that failed past its fsync).
-        const entries = batch.map((q) => q.entry);
-        let signed: string;
-        try {
-          signed = await signRevocationList(this.#d.ring.active, this.#issuer, entries);
-          // The list file first (for services that start meanwhile), then the push.
-          this.#appendRevocation(signed);
-        } catch (err) {
-          for (const q of batch) q.reject(err);
-          continue;
-        }
-        for (const e of entries) this.#unsynced.set(e.cap_id, e);
-        const pushed = this.#pushSigned(signed);
-        try {
-          await this.#d.revocations.appendAll(batch);
-          // Cluster mode: the set identity judges tokens by is its own (etcd feeds it too).
-          this.#d.trust.revoked.add(entries);
-        } catch (err) {
-          // Not durable: the callers hear the error. Services that took the
-          // list refuse the token until they restart, on the safe side.
-          for (const q of batch) q.reject(err);
-          continue;
-        } finally {
-          for (const e of entries) this.#unsynced.delete(e.cap_id);
-        }
-        void this.#spread(batch, signed, pushed);
+      const batch = this.#queue.splice(0);
+      this.#unanswered += batch.length;
+      // Every entry is sent, also one the log already had (a retry after a
+      // batch that failed past its fsync).
+      const entries = batch.map((q) => q.entry);
+      let signed: string;
+      try {
+        signed = await signRevocationList(this.#d.ring.active, this.#issuer, entries);
+        // The list file first (for services that start meanwhile), then the push.
+        this.#appendRevocation(signed);
+      } catch (err) {
+        this.#settle(batch, err);
+        return;
       }
+      for (const e of entries) this.#unsynced.set(e.cap_id, e);
+      const pushed = this.#pushSigned(signed);
+      try {
+        await this.#d.revocations.appendAll(batch);
+        // Cluster mode: the set identity judges tokens by is its own (etcd feeds it too).
+        this.#d.trust.revoked.add(entries);
+      } catch (err) {
+        // Not durable: the callers hear the error. Services that took the
+        // list refuse the token until they restart, on the safe side.
+        this.#settle(batch, err);
+        return;
+      } finally {
+        for (const e of entries) this.#unsynced.delete(e.cap_id);
+      }
+      void this.#spread(batch, signed, pushed);
     } finally {
       this.#flushing = false;
+      this.#kick();
+    }
+  }
+
+  /** Answers a batch's callers: with the spread, or with the error. */
+  #settle(batch: Queued[], outcome: Spread | unknown, ok = false): void {
+    this.#unanswered -= batch.length;
+    for (const q of batch) {
+      if (ok) q.resolve(outcome as Spread);
+      else q.reject(outcome);
     }
   }
 
@@ -955,9 +1013,9 @@ export class IdentityService {
           { reason: "etcd_unreachable" },
         );
       }
-      for (const q of batch) q.resolve(spread);
+      this.#settle(batch, spread, true);
     } catch (err) {
-      for (const q of batch) q.reject(err);
+      this.#settle(batch, err);
     }
   }
 

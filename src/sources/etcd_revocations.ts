@@ -140,7 +140,7 @@ export class EtcdRevocationSource implements PushableRevocationSource {
   }
 
   /** Identity's pushes on this node: as on a single node. */
-  push(signed: string): Promise<void> {
+  push(signed: string): void | Promise<void> {
     return this.#o.local.push(signed);
   }
 

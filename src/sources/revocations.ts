@@ -8,9 +8,27 @@
  */
 
 import type { KeyLookup } from "../token/key_set.ts";
-import { openRevocationList, type RevokedEntry } from "../token/revocation_set.ts";
+import {
+  openRevocationList,
+  openRevocationListNow,
+  type RevokedEntry,
+} from "../token/revocation_set.ts";
 import { TokenError } from "../token/paseto.ts";
 import type { Unsubscribe } from "./key_set.ts";
+
+/** Pushed lists remembered for the poll to skip at most (their signatures, about 140 bytes each). */
+const MAX_PUSHED = 4096;
+
+/**
+ * The signature part of a signed list as text: the token's last characters,
+ * which hold its 64-byte signature (86 base64url characters) and its footer.
+ */
+function signatureOf(signed: string): string {
+  return signed.slice(-SIGNATURE_TAIL);
+}
+
+/** Characters at the end of a signed list that take in its whole signature (the footer is 76). */
+const SIGNATURE_TAIL = 200;
 
 /** Revocations: every one known now, and a feed of those learned since. */
 export interface RevocationSource {
@@ -27,8 +45,11 @@ export interface RevocationSource {
 
 /** A source that also takes identity's signed pushes (the `<service>.sync` method). */
 export interface PushableRevocationSource extends RevocationSource {
-  /** Verifies a signed list and delivers its entries before it resolves; throws if forged. */
-  push(signed: string): Promise<void>;
+  /**
+   * Verifies a signed list and delivers its entries before it returns (or
+   * resolves, when the key set had to be read first); throws if forged.
+   */
+  push(signed: string): void | Promise<void>;
 }
 
 /** What a {@link FileRevocationSource} reads and checks with. */
@@ -53,6 +74,12 @@ export class FileRevocationSource implements PushableRevocationSource {
   #ino = -1;
   #offset = 0;
   #listeners = new Set<(entries: RevokedEntry[]) => void>();
+  /**
+   * The signatures of pushed lists already verified and delivered, which
+   * identity also appends to the file: a poll that meets the same line skips
+   * it instead of verifying it a second time.
+   */
+  #pushed = new Set<string>();
 
   /** A source over the signed list file at `path`, checked with `options`. */
   constructor(path: string, options: FileRevocationOptions) {
@@ -73,19 +100,28 @@ export class FileRevocationSource implements PushableRevocationSource {
 
   /**
    * Verifies a signed list identity pushed and delivers its entries before
-   * it resolves (so a push is applied before the service answers it).
-   * Throws when it is not signed by this node's identity.
+   * it returns (so a push is applied before the service answers it); a
+   * promise only when the key set must be read again first. Throws when it
+   * is not signed by this node's identity.
    */
-  async push(signed: string): Promise<void> {
+  push(signed: string): void | Promise<void> {
     // A list signed by a key not loaded yet makes the lookup re-check the key set.
-    const entries = await openRevocationList(signed, this.#o.keys, this.#o.issuer);
+    const entries = openRevocationListNow(signed, this.#o.keys, this.#o.issuer);
+    if (entries instanceof Promise) return entries.then((e) => this.#pushDone(signed, e));
+    this.#pushDone(signed, entries);
+  }
+
+  #pushDone(signed: string, entries: RevokedEntry[]): void {
+    // Bounded: a push whose line the poll never meets (the file was replaced) is forgotten.
+    if (this.#pushed.size >= MAX_PUSHED) this.#pushed.clear();
+    this.#pushed.add(signatureOf(signed));
     this.#deliver(entries);
   }
 
   /** Every entry of the file as it is now. */
   async snapshot(): Promise<RevokedEntry[]> {
     const out: RevokedEntry[] = [];
-    await this.#read({ ino: -1, offset: 0 }, (e) => out.push(...e));
+    await this.#read({ ino: -1, offset: 0 }, (e) => out.push(...e), false);
     return out;
   }
 
@@ -93,7 +129,7 @@ export class FileRevocationSource implements PushableRevocationSource {
   async poll(): Promise<void> {
     const at = { ino: this.#ino, offset: this.#offset };
     const found: RevokedEntry[] = [];
-    await this.#read(at, (e) => found.push(...e));
+    await this.#read(at, (e) => found.push(...e), true);
     this.#ino = at.ino;
     this.#offset = at.offset;
     this.#deliver(found);
@@ -103,6 +139,7 @@ export class FileRevocationSource implements PushableRevocationSource {
   async #read(
     at: { ino: number; offset: number },
     found: (entries: RevokedEntry[]) => void,
+    skipPushed: boolean,
   ): Promise<void> {
     let file: Deno.FsFile;
     try {
@@ -114,6 +151,8 @@ export class FileRevocationSource implements PushableRevocationSource {
     try {
       const st = await file.stat();
       if ((st.ino ?? -1) !== at.ino || st.size < at.offset) {
+        // A file written whole again (compacted): its lines are not the pushed ones.
+        if (skipPushed && at.ino !== -1) this.#pushed.clear();
         at.ino = st.ino ?? -1;
         at.offset = 0;
       }
@@ -131,6 +170,14 @@ export class FileRevocationSource implements PushableRevocationSource {
       let start = 0;
       for (let nl = bytes.indexOf(10); nl >= 0 && nl < have; nl = bytes.indexOf(10, start)) {
         const line = decoder.decode(bytes.subarray(start, nl));
+        // A line whose list was pushed, verified and delivered already: the
+        // same signature means the same bytes identity signed (Ed25519 never
+        // signs two lists alike), so skipping it can only leave out what the
+        // set has.
+        if (skipPushed && line !== "" && this.#pushed.delete(signatureOf(line))) {
+          start = nl + 1;
+          continue;
+        }
         if (line !== "") {
           try {
             found(await openRevocationList(line, this.#o.keys, this.#o.issuer));

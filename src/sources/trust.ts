@@ -116,13 +116,18 @@ export class Trust {
   }
 
   /**
-   * Applies a signed revocation list pushed by identity, before it resolves.
-   * Returns how many entries were new. Throws when it is not signed by this
-   * node's identity.
+   * Applies a signed revocation list pushed by identity, before it returns.
+   * Returns how many entries were new: at once when the key is at hand, else
+   * a promise. Rejects (never throws) when it is not signed by this node's identity.
    */
-  async applyPush(signed: string): Promise<number> {
+  applyPush(signed: string): number | Promise<number> {
     this.#lastAdded = 0;
-    await this.#revocations.push(signed);
-    return this.#lastAdded;
+    let pushed: void | Promise<void>;
+    try {
+      pushed = this.#revocations.push(signed);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return pushed instanceof Promise ? pushed.then(() => this.#lastAdded) : this.#lastAdded;
   }
 }

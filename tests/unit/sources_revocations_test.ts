@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { newCapId } from "../../src/token/claims.ts";
-import { generateSigningKey, importVerifyKey } from "../../src/token/keys.ts";
+import { b64url, fromB64url, generateSigningKey, importVerifyKey } from "../../src/token/keys.ts";
 import {
   RevocationSet,
   type RevokedEntry,
@@ -17,6 +17,18 @@ import type { KeyLookup } from "../../src/token/key_set.ts";
 import { CountingLookup, ISSUER, withTempDir } from "./support.ts";
 
 const SOON = Math.floor(Date.now() / 1000) + 3600;
+
+/** A signed list with `from` replaced by `to` in its payload, its signature kept: a forgery. */
+function tamper(signed: string, from: string, to: string): string {
+  const [v, purpose, body, footer] = signed.split(".");
+  const bytes = fromB64url(body)!;
+  const text = new TextDecoder().decode(bytes.subarray(0, bytes.length - 64)).replace(from, to);
+  const message = new TextEncoder().encode(text);
+  const out = new Uint8Array(message.length + 64);
+  out.set(message);
+  out.set(bytes.subarray(bytes.length - 64), message.length);
+  return `${v}.${purpose}.${b64url(out)}.${footer}`;
+}
 
 /** A file source whose feed fills `set`; load() polls and returns the newly revoked ids. */
 function fileOf(path: string, keys: KeyLookup) {
@@ -168,9 +180,40 @@ Deno.test("FileRevocationSource: a push is delivered to the feed before it resol
     await source.push(await signRevocationList(key, ISSUER, [{ cap_id: a, exp: SOON }]));
     assert.deepEqual(seen, [a]);
     const other = await generateSigningKey();
-    await assert.rejects(
-      source.push(await signRevocationList(other, ISSUER, [{ cap_id: newCapId(), exp: SOON }])),
-    );
+    const forged = await signRevocationList(other, ISSUER, [{ cap_id: newCapId(), exp: SOON }]);
+    await assert.rejects(async () => await source.push(forged));
     assert.deepEqual(seen, [a]);
+  });
+});
+
+Deno.test("FileRevocationSource: a poll skips the line of a list already pushed, and still checks every other line", async () => {
+  await withTempDir(async (dir) => {
+    // given a list pushed to the source, which identity also appends to the file
+    const path = `${dir}/revocations`;
+    const key = await generateSigningKey();
+    const keys = new CountingLookup([await importVerifyKey(key.publicKey)]);
+    const source = new FileRevocationSource(path, { keys, issuer: ISSUER });
+    const seen: string[] = [];
+    source.subscribe((entries) => seen.push(...entries.map((e) => e.cap_id)));
+    const [a, b, c] = [newCapId(), newCapId(), newCapId()];
+    const pushed = await signRevocationList(key, ISSUER, [{ cap_id: a, exp: SOON }]);
+    source.push(pushed);
+    assert.deepEqual(seen, [a]);
+    const lookups = keys.calls;
+    // when the file holds that line, a forged one (its payload changed after
+    // signing) and a line never pushed
+    const later = await signRevocationList(key, ISSUER, [{ cap_id: b, exp: SOON }]);
+    const forged = tamper(later, b, c);
+    Deno.writeTextFileSync(path, `${pushed}\n${forged}\n${later}\n`);
+    await source.poll();
+    // then the pushed line is neither verified nor delivered again, the
+    // forged one is still refused and the new one delivered
+    assert.deepEqual(seen, [a, b]);
+    assert.equal(keys.calls - lookups, 2, "only the two lines not pushed are verified");
+    // and the pushed line with another payload, same signature, is verified
+    // (the signature was met once already) and refused
+    Deno.writeTextFileSync(path, `${tamper(pushed, a, c)}\n`, { append: true });
+    await source.poll();
+    assert.deepEqual(seen, [a, b]);
   });
 });
