@@ -24,7 +24,7 @@ import {
 } from "../runtime/config.ts";
 import { onStopSignal, parentPipe, watchParentPipe } from "./lifecycle.ts";
 import { logger } from "../runtime/log.ts";
-import { authorize } from "../policy/authorize.ts";
+import { authorizeNow } from "../policy/authorize.ts";
 import { RateLimiter } from "../policy/rate_limit.ts";
 import type { RequestChain } from "../server/server.ts";
 import { IdleCollector } from "./idle_gc.ts";
@@ -82,9 +82,9 @@ export function requestChain(
   const limiter = new RateLimiter();
   return {
     authorize: (token, right) =>
-      authorize(token, { right }, { service, ...parts.trust.authContext, limiter }) as Promise<
-        Capability
-      >,
+      authorizeNow(token, { right }, { service, ...parts.trust.authContext, limiter }) as
+        | Capability
+        | Promise<Capability>,
     refused: (method, err) =>
       parts.audit.event("auth.denied", {
         method,

@@ -117,6 +117,19 @@ export async function authorize(
   access: Access,
   ctx: AuthorizeContext,
 ): Promise<Capability | undefined> {
+  return await authorizeNow(token, access, ctx);
+}
+
+/**
+ * {@link authorize} without a promise when the token's verification needs
+ * none (a cached token, or its key at hand): a server then answers the
+ * request within the turn it arrived in. Throws the refusal.
+ */
+export function authorizeNow(
+  token: string | undefined,
+  access: Access,
+  ctx: AuthorizeContext,
+): Capability | undefined | Promise<Capability | undefined> {
   if (access === "public") return undefined;
   if (token === undefined || token === "") {
     throw deny(
@@ -125,17 +138,32 @@ export async function authorize(
       `auth.token: ${access.right} needs a capability token; pass one with -token or STRATA_TOKEN`,
     );
   }
-  let cap: Capability;
+  let verified: Capability | Promise<Capability>;
   try {
-    const verified = ctx.verifier.verify(token);
-    cap = verified instanceof Promise ? await verified : verified;
+    verified = ctx.verifier.verify(token);
   } catch (err) {
-    if (err instanceof TokenError || err instanceof ClaimsError) {
-      throw deny("UNAUTHENTICATED", err.reason, err.message);
-    }
-    throw err;
+    throw refusalOf(err);
   }
-  checkCapability(cap, access.right, ctx);
+  const right = access.right;
+  if (verified instanceof Promise) {
+    return verified.then((cap) => admit(cap, right, ctx), (err) => {
+      throw refusalOf(err);
+    });
+  }
+  return admit(verified, right, ctx);
+}
+
+/** A token the verifier refused, as the request's refusal. */
+function refusalOf(err: unknown): unknown {
+  if (err instanceof TokenError || err instanceof ClaimsError) {
+    return deny("UNAUTHENTICATED", err.reason, err.message);
+  }
+  return err;
+}
+
+/** Checks a verified capability's validity, right and rate limits; returns it. */
+function admit(cap: Capability, right: string, ctx: AuthorizeContext): Capability {
+  checkCapability(cap, right, ctx);
   const buckets = rateBuckets(cap).flatMap((b) => {
     const rate = parseRate(b.rate_limit);
     return rate ? [{ key: b.cap_id, rate, text: b.rate_limit }] : [];

@@ -433,3 +433,44 @@ Deno.test("Server.servePrivate: requests run as the principal, through the same 
     });
   });
 });
+
+Deno.test("Server: an answer made at once is handed to the socket before the next request of the same read is worked on", async () => {
+  await withTempDir((dir) => {
+    // given a synchronous method, and a connection whose one read brings three requests
+    const events: string[] = [];
+    const note: Method = {
+      name: "t.note",
+      access: "public",
+      params: { n: { type: "integer" } },
+      handler: (p: { n: number }) => {
+        events.push(`handle ${p.n}`);
+        return { n: p.n };
+      },
+    };
+    return withServer(dir, { methods: [note] }, async (server) => {
+      const conn = memoryConn(
+        new Uint8Array([1, 2, 3].flatMap((n) => [
+          ...frameText(`{"v":1,"req_id":"r${n}","method":"t.note","params":{"n":${n}}}`),
+        ])),
+      );
+      const write = conn.write;
+      conn.write = (p: Uint8Array) => {
+        const answer = decodeFrames(p) as Envelope[];
+        events.push(`write ${(answer[0].result as { n: number }).n}`);
+        return write(p);
+      };
+      // when the server serves it
+      await server.servePrivate(conn, { principal: undefined });
+      // then each answer reached the socket before the next request was handled
+      // (the peer works on it meanwhile), not all three at the end of the turn
+      assert.deepEqual(events, [
+        "handle 1",
+        "write 1",
+        "handle 2",
+        "write 2",
+        "handle 3",
+        "write 3",
+      ]);
+    });
+  });
+});

@@ -591,3 +591,25 @@ Deno.test("FrameReader.next: no more of a large body is read until its reservati
   assert.equal(calls, 2);
   assert(source.delivered <= HEADER_BYTES + 16 * 1024, `read ${source.delivered} bytes`);
 });
+
+Deno.test("FrameWriter: a frame written to an idle writer reaches the sink within the call; later ones queue behind it", () => {
+  // given a writer on a sink that holds each write until released
+  const sink = new GatedSink();
+  const writer = new FrameWriter(sink, { timeoutMs: 60_000 });
+  // when two frames are written, without waiting
+  const a = writer.write(new Uint8Array(10));
+  // then the first is at the sink at once (no turn of the event loop in between)
+  assert.equal(sink.waiting, 1);
+  const b = writer.write(new Uint8Array(20));
+  // and the second waits for it
+  assert.equal(sink.waiting, 1);
+  assert.equal(writer.pendingBytes, 30);
+  sink.release();
+  return a.then(async () => {
+    await ticks();
+    assert.equal(sink.waiting, 1);
+    sink.release();
+    await b;
+    assert.equal(sink.received, 30);
+  });
+});
