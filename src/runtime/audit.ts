@@ -92,9 +92,9 @@ export class Audit {
     // The line is written field by field (every request of fs and identity
     // writes one): the same JSON as stringifying {ts, event, program, ...fields}
     // without the copies of the fields that took.
-    let line = `{"ts":"${this.#now()}","event":${
-      JSON.stringify(name)
-    },"program":${JSON.stringify(this.#program)}`;
+    let line = `{"ts":"${this.#now()}","event":${JSON.stringify(name)},"program":${
+      JSON.stringify(this.#program)
+    }`;
     for (const k in fields) {
       const v = fields[k];
       if (v === undefined || SECRET_FIELDS.has(k) || !Object.hasOwn(fields, k)) continue;
