@@ -299,6 +299,12 @@ export interface FrameWriterOptions {
   timeoutMs?: number;
 }
 
+/** Frames up to this size queued behind a write are joined into one write… */
+const COALESCE_FRAME = READ_CHUNK;
+
+/** …of at most this many bytes. */
+const COALESCE_BYTES = 64 * 1024;
+
 /** A frame waiting for (or in) its write, and how to settle its caller. */
 interface QueuedFrame {
   frame: Uint8Array;
@@ -317,7 +323,8 @@ interface QueuedFrame {
  * answers several requests in one turn of the event loop sends each answer
  * as soon as it is made, so the peer works on it while the next is made,
  * instead of getting them all at the end of the turn. Frames written while
- * one is in progress wait in a queue, in order.
+ * one is in progress wait in a queue, in order, and the small ones that
+ * wait together go out in one write.
  *
  * The timeout is watched by one timer per writer, armed while writes go on
  * and moved on to the current write's deadline when it fires early, not by a
@@ -398,11 +405,49 @@ export class FrameWriter {
       item.written?.();
     } finally {
       item.resolve();
-      const next = this.#queue.shift();
+      const next = this.#takeQueued();
       if (next !== undefined) this.#start(next);
       // Between writes the watch keeps no process alive.
       else if (this.#watch !== undefined) Deno.unrefTimer(this.#watch);
     }
+  }
+
+  /**
+   * The next write: the first queued frame, joined with the small frames
+   * queued behind it (answers a pipelining peer's requests got while a write
+   * was in progress) into one write of at most {@link COALESCE_BYTES}.
+   * Large frames (read results) are written as they are, never copied.
+   */
+  #takeQueued(): QueuedFrame | undefined {
+    const first = this.#queue.shift();
+    if (first === undefined || first.frame.length > COALESCE_FRAME) return first;
+    let n = 0;
+    let bytes = first.frame.length;
+    for (const q of this.#queue) {
+      if (q.frame.length > COALESCE_FRAME || bytes + q.frame.length > COALESCE_BYTES) break;
+      bytes += q.frame.length;
+      n++;
+    }
+    if (n === 0) return first;
+    const items = [first, ...this.#queue.splice(0, n)];
+    const frame = new Uint8Array(bytes);
+    let off = 0;
+    for (const q of items) {
+      frame.set(q.frame, off);
+      off += q.frame.length;
+    }
+    return {
+      frame,
+      written: () => {
+        for (const q of items) q.written?.();
+      },
+      resolve: () => {
+        for (const q of items) q.resolve();
+      },
+      reject: (err) => {
+        for (const q of items) q.reject(err);
+      },
+    };
   }
 
   /** The write in progress failed: it and every queued one fail, and so will later ones. */

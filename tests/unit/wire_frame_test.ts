@@ -613,3 +613,41 @@ Deno.test("FrameWriter: a frame written to an idle writer reaches the sink withi
     assert.equal(sink.received, 30);
   });
 });
+
+Deno.test("FrameWriter: small frames queued behind a write go out together in one write; a large one is never copied", async () => {
+  // given a writer on a gated sink that records what each write was given
+  const given: Uint8Array[] = [];
+  const gate = new GatedSink();
+  const sink: ByteSink = {
+    write(p) {
+      given.push(p);
+      return gate.write(p);
+    },
+  };
+  const writer = new FrameWriter(sink);
+  const done: string[] = [];
+  // when a frame is in progress and three small ones and then a large one queue behind it
+  const first = writer.write(encodeFrame({ n: 0 }));
+  const small = [1, 2, 3].map((n) => writer.write(encodeFrame({ n }), () => done.push(`w${n}`)));
+  const large = new Uint8Array(64 * 1024);
+  const big = writer.write(large);
+  gate.release();
+  await first;
+  await ticks();
+  // then the three small ones reach the sink as one write, in order
+  assert.equal(given.length, 2);
+  assert.deepEqual(
+    given[1],
+    concat(encodeFrame({ n: 1 }), encodeFrame({ n: 2 }), encodeFrame({ n: 3 })),
+  );
+  gate.release();
+  await Promise.all(small);
+  assert.deepEqual(done, ["w1", "w2", "w3"]);
+  // and the large one is written from its own buffer afterwards
+  await ticks();
+  assert.equal(given.length, 3);
+  assert.equal(given[2], large);
+  gate.release();
+  await big;
+  assert.equal(writer.pendingBytes, 0);
+});
