@@ -80,11 +80,11 @@ export function requestChain(
   parts: { trust: Trust; audit: Audit },
 ): RequestChain<Capability> {
   const limiter = new RateLimiter();
+  // The trust's verifier, revocations and cut-off check are its for life: one context for all.
+  const ctx = { service, ...parts.trust.authContext, limiter };
   return {
     authorize: (token, right) =>
-      authorizeNow(token, { right }, { service, ...parts.trust.authContext, limiter }) as
-        | Capability
-        | Promise<Capability>,
+      authorizeNow(token, { right }, ctx) as Capability | Promise<Capability>,
     refused: (method, err) =>
       parts.audit.event("auth.denied", {
         method,
