@@ -270,6 +270,12 @@ interface Held {
   conn: number;
 }
 
+/** When a pending async handler's time is up, and how it then fails. */
+interface Deadline {
+  at: number;
+  expire(): void;
+}
+
 /** A request's response frame, the error name when it is a refusal, and the bytes it holds. */
 interface Answer {
   frame: Uint8Array;
@@ -333,6 +339,9 @@ export class Server<C = unknown> {
   #responseBudget: ByteBudget;
   #relief?: ReturnType<typeof setTimeout>;
   #turns = new Turns();
+  /** Pending async handlers' time limits, oldest first, and the one timer that watches them. */
+  #deadlines = new Set<Deadline>();
+  #deadlineWatch?: ReturnType<typeof setTimeout>;
 
   private constructor(options: ServerOptions<C>, listening: Listening[]) {
     this.service = options.service;
@@ -899,25 +908,56 @@ export class Server<C = unknown> {
 
   /**
    * Calls the handler. One that returns a promise is given the request's
-   * time limit; one that answers at once needs no timer.
+   * time limit (watched by one timer for all of them, see #watchDeadlines);
+   * one that answers at once needs none.
    */
   #call(method: Method<C>, cap: C | undefined, params: unknown, req: Request, s: ConnState<C>) {
     const out = method.handler(params, { cap, reqId: req.req_id, connId: s.id });
     if (!(out instanceof Promise)) return out;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
+    return new Promise<unknown>((resolve, reject) => {
+      const deadline: Deadline = {
+        at: performance.now() + this.#limits.requestTimeoutMs,
+        expire: () =>
           reject(
             new StrataError(
               "UNAVAILABLE",
               `${req.method} took longer than ${this.#limits.requestTimeoutMs} ms`,
             ),
           ),
-        this.#limits.requestTimeoutMs,
-      );
+      };
+      this.#deadlines.add(deadline);
+      this.#watchDeadlines();
+      out.then((v) => {
+        this.#deadlines.delete(deadline);
+        resolve(v);
+      }, (err) => {
+        this.#deadlines.delete(deadline);
+        reject(err);
+      });
     });
-    return Promise.race([out, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  /**
+   * Fails the handlers past their time limit. One timer for all of them,
+   * armed for the oldest (every request has the same limit, so the set is in
+   * deadline order), instead of a timer and a race per request.
+   */
+  #watchDeadlines(): void {
+    if (this.#deadlineWatch !== undefined) return;
+    const first = this.#deadlines.values().next().value;
+    if (first === undefined) return;
+    this.#deadlineWatch = setTimeout(() => {
+      this.#deadlineWatch = undefined;
+      const now = performance.now();
+      for (const d of this.#deadlines) {
+        if (d.at > now) break;
+        this.#deadlines.delete(d);
+        d.expire();
+      }
+      this.#watchDeadlines();
+    }, Math.max(0, first.at - performance.now()));
+    // The pending handlers' own work, and the listener, keep the process alive.
+    Deno.unrefTimer(this.#deadlineWatch);
   }
 
   /**
@@ -954,6 +994,8 @@ export class Server<C = unknown> {
     this.#draining = true;
     clearInterval(this.#sweep);
     clearTimeout(this.#relief);
+    clearTimeout(this.#deadlineWatch);
+    this.#deadlineWatch = undefined;
     for (const l of this.#listening) l.close();
     for (const s of [...this.#conns.values()]) this.#closeConn(s);
   }

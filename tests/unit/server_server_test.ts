@@ -263,6 +263,46 @@ Deno.test("Server: a handler slower than requestTimeoutMs gets UNAVAILABLE", asy
   });
 });
 
+Deno.test("Server: slow handlers started at different times each fail after their own time limit", async () => {
+  await withTempDir((dir) => {
+    let release!: () => void;
+    const stuck = new Promise<void>((r) => (release = r));
+    const slow: Method = {
+      name: "t.slow",
+      access: "public",
+      params: {},
+      handler: async () => {
+        await stuck;
+        return {};
+      },
+    };
+    return withServer(
+      dir,
+      { methods: [slow], limits: { requestTimeoutMs: 120 } },
+      async (_s, path) => {
+        // given two requests to a stuck handler, the second sent 60 ms after the first
+        const a = await Client.connect(path);
+        const b = await Client.connect(path);
+        try {
+          const t0 = performance.now();
+          const first = a.request("t.slow").then((r) => ({ r, ms: performance.now() - t0 }));
+          await new Promise((r) => setTimeout(r, 60));
+          const second = b.request("t.slow").then((r) => ({ r, ms: performance.now() - t0 }));
+          // then each is UNAVAILABLE once its own 120 ms are up: the second not with the first
+          const [x, y] = [await first, await second];
+          for (const { r } of [x, y]) assert.equal(r.ok ? "" : r.error.name, "UNAVAILABLE");
+          assert.ok(x.ms >= 115, `first failed after ${x.ms.toFixed(0)} ms`);
+          assert.ok(y.ms >= 175, `second failed after ${y.ms.toFixed(0)} ms`);
+        } finally {
+          release();
+          await a.close();
+          await b.close();
+        }
+      },
+    );
+  });
+});
+
 Deno.test("Server: handler failures become protocol errors without leaking their messages", async () => {
   await withTempDir((dir) => {
     const missing: Method = {
