@@ -31,6 +31,12 @@ export interface IssuedFiles {
 
 const encoder = new TextEncoder();
 
+/**
+ * A full record looks for expired records (a scan of all of them) at most
+ * this often (ms); in between it drops the oldest.
+ */
+const PRUNE_EVERY_MS = 1000;
+
 /** Pending lines are written at least this often (ms)… */
 const FLUSH_MS = 100;
 
@@ -58,6 +64,8 @@ export class IssuedBook {
   #pending: string[] = [];
   #pendingChars = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** When #makeRoom last pruned (epoch ms). */
+  #prunedAt = 0;
   /** Live records dropped for room since start (the list then says so). */
   dropped = 0;
 
@@ -98,15 +106,26 @@ export class IssuedBook {
     this.#live.set(r.cap_id, r);
   }
 
-  /** Drops expired records; if that frees too little, the oldest hundredth. */
+  /**
+   * Drops expired records (at most once every {@link PRUNE_EVERY_MS}: with a
+   * full record under a stream of issues, a scan of all of them for every
+   * hundredth issue cost more than the record's line); if that frees too
+   * little, the oldest hundredth (an expired one among them is not counted
+   * as dropped).
+   */
   #makeRoom(): void {
-    this.prune();
-    if (this.#live.size < this.#max) return;
+    const now = Date.now();
+    if (now - this.#prunedAt >= PRUNE_EVERY_MS) {
+      this.#prunedAt = now;
+      this.prune(now);
+      if (this.#live.size < this.#max) return;
+    }
+    const nowSec = Math.floor(now / 1000);
     let n = Math.max(1, Math.floor(this.#max / 100));
-    for (const id of this.#live.keys()) {
+    for (const [id, r] of this.#live) {
       if (n-- <= 0) break;
       this.#live.delete(id);
-      this.dropped++;
+      if (r.exp > nowSec) this.dropped++;
     }
   }
 

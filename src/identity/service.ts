@@ -110,6 +110,24 @@ export const RECONCILE_MS = 5000;
 /** The `by` of a revocation another node made of a token issued here (see #adopt). */
 const ADOPTED_BY = "cluster";
 
+/** rfc3339 of the last two seconds asked for, made once each (a token's iat and exp). */
+class SecondTexts {
+  #secs = [NaN, NaN];
+  #texts = ["", ""];
+  #next = 0;
+
+  /** rfc3339(ms). */
+  of(ms: number): string {
+    const sec = Math.floor(ms / 1000);
+    if (this.#secs[0] === sec) return this.#texts[0];
+    if (this.#secs[1] === sec) return this.#texts[1];
+    const i = this.#next;
+    this.#next = 1 - i;
+    this.#secs[i] = sec;
+    return (this.#texts[i] = rfc3339(ms));
+  }
+}
+
 /** What a successful issue returns. */
 export interface Issued {
   token: string;
@@ -194,6 +212,8 @@ interface Queued {
 export class IdentityService {
   #d: IdentityDeps;
   #issuer: string;
+  /** The RFC 3339 texts of the last seconds minted (an issue needs two; a second has thousands). */
+  #times = new SecondTexts();
   /** The cap_id of the operator token in the state dir. */
   #operatorCap?: string;
   /** Revocations waiting for the next batch (group commit). */
@@ -591,14 +611,14 @@ export class IdentityService {
       root: body.service === ANY_SERVICE && body.parent === undefined,
     }),
   ): Issued {
-    const issued = rfc3339(now);
+    const issued = this.#times.of(now);
     const claims: Claims = {
       jti,
       iss: this.#issuer,
       aud: audienceOf(this.#d.layout),
       iat: issued,
       nbf: issued,
-      exp: rfc3339(expMs),
+      exp: this.#times.of(expMs),
       ...body,
     };
     this.#d.ring.coverExpiry(expMs);

@@ -59,6 +59,9 @@ export class Audit {
   #suppressed = 0;
   #maxBytes: number;
   #clock: Clock;
+  /** The last line's time and its text: events of the same millisecond share it. */
+  #tsMs = NaN;
+  #ts = "";
 
   constructor(options: AuditOptions) {
     this.#clock = options.clock ?? systemClock;
@@ -89,9 +92,9 @@ export class Audit {
     // The line is written field by field (every request of fs and identity
     // writes one): the same JSON as stringifying {ts, event, program, ...fields}
     // without the copies of the fields that took.
-    let line = `{"ts":"${new Date(this.#clock.now()).toISOString()}","event":${
-      JSON.stringify(name)
-    },"program":${JSON.stringify(this.#program)}`;
+    let line = `{"ts":"${this.#now()}","event":${JSON.stringify(name)},"program":${
+      JSON.stringify(this.#program)
+    }`;
     for (const k in fields) {
       const v = fields[k];
       if (v === undefined || SECRET_FIELDS.has(k) || !Object.hasOwn(fields, k)) continue;
@@ -103,6 +106,16 @@ export class Audit {
     }
     line += "}\n";
     this.#append(line);
+  }
+
+  /** The time for a line, ISO 8601 (made once per millisecond). */
+  #now(): string {
+    const ms = this.#clock.now();
+    if (ms !== this.#tsMs) {
+      this.#tsMs = ms;
+      this.#ts = new Date(ms).toISOString();
+    }
+    return this.#ts;
   }
 
   /**

@@ -38,7 +38,10 @@ export interface ClientOptions {
 interface Pending {
   resolve(r: Response): void;
   reject(e: unknown): void;
-  timer: ReturnType<typeof setTimeout>;
+  /** When it times out (performance.now()), and what it then says. */
+  deadline: number;
+  method: string;
+  timeoutMs: number;
 }
 
 const utf8 = new TextDecoder();
@@ -84,6 +87,15 @@ export class Client {
   #timeoutMs: number;
   #closed = false;
   #reading: Promise<void>;
+  /**
+   * One timer per client watches every pending request's deadline (armed
+   * for the soonest while any is pending), not a timer per request: a
+   * timer for each of thousands of requests a second was most of the
+   * client's garbage.
+   */
+  #watch?: ReturnType<typeof setTimeout>;
+  /** When #watch fires (performance.now()). */
+  #watchAt = Infinity;
 
   private constructor(path: string, conn: Deno.Conn, options: ClientOptions) {
     this.path = path;
@@ -123,7 +135,6 @@ export class Client {
         const p = this.#pending.get(res.req_id);
         if (p) {
           this.#pending.delete(res.req_id);
-          clearTimeout(p.timer);
           p.resolve(res);
         } else if (res.req_id === "" && !res.ok) {
           // A connection-level refusal (over the limit, oversize frame).
@@ -139,10 +150,10 @@ export class Client {
 
   #shutdown(failure: unknown): void {
     this.#closed = true;
-    for (const p of this.#pending.values()) {
-      clearTimeout(p.timer);
-      p.reject(failure);
-    }
+    clearTimeout(this.#watch);
+    this.#watch = undefined;
+    this.#watchAt = Infinity;
+    for (const p of this.#pending.values()) p.reject(failure);
     this.#pending.clear();
     try {
       this.#conn.close();
@@ -168,24 +179,45 @@ export class Client {
     });
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
     return new Promise<Response>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(reqId);
-        reject(
-          new StrataError(
-            "UNAVAILABLE",
-            `${method}: no answer from ${this.path} in ${timeoutMs} ms`,
-          ),
-        );
-      }, timeoutMs);
-      this.#pending.set(reqId, { resolve, reject, timer });
+      const deadline = performance.now() + timeoutMs;
+      this.#pending.set(reqId, { resolve, reject, deadline, method, timeoutMs });
+      if (deadline < this.#watchAt) this.#arm(deadline);
       this.#writer.write(frame).catch((err) => {
         const p = this.#pending.get(reqId);
         if (!p) return;
         this.#pending.delete(reqId);
-        clearTimeout(timer);
         reject(unreachable(this.path, err));
       });
     });
+  }
+
+  /** (Re)arms the watch for `at` (performance.now()). */
+  #arm(at: number): void {
+    clearTimeout(this.#watch);
+    this.#watchAt = at;
+    this.#watch = setTimeout(() => this.#expire(), Math.max(0, at - performance.now()));
+    // A pending request keeps the process alive through its connection's read.
+    Deno.unrefTimer(this.#watch);
+  }
+
+  /** Fails the requests past their deadline; re-arms for the soonest of the rest. */
+  #expire(): void {
+    this.#watch = undefined;
+    this.#watchAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const [reqId, p] of this.#pending) {
+      if (p.deadline <= now) {
+        this.#pending.delete(reqId);
+        p.reject(
+          new StrataError(
+            "UNAVAILABLE",
+            `${p.method}: no answer from ${this.path} in ${p.timeoutMs} ms`,
+          ),
+        );
+      } else if (p.deadline < next) next = p.deadline;
+    }
+    if (next < Infinity) this.#arm(next);
   }
 
   /** Sends a request and returns its result; a failed response throws RemoteError. */

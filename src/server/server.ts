@@ -270,6 +270,20 @@ interface Held {
   conn: number;
 }
 
+/** When a pending async handler's time is up, and how it then fails. */
+interface Deadline {
+  at: number;
+  expire(): void;
+}
+
+/** A request's response frame, the error name when it is a refusal, and the bytes it holds. */
+interface Answer {
+  frame: Uint8Array;
+  refusal?: ErrorName;
+  /** When more than the frame's length (a pooled buffer). */
+  holds?: number;
+}
+
 interface ConnState<C = unknown> {
   id: number;
   conn: Duplex;
@@ -284,6 +298,8 @@ interface ConnState<C = unknown> {
   /** INVALID_ARGUMENT / UNAUTHENTICATED answers, and successful ones. */
   refusals: number;
   successes: number;
+  /** Refused too often (see MAX_REFUSALS): no more of its requests are read or answered. */
+  cutOff: boolean;
   lastActive: number;
   closed: boolean;
   /** Aborted on close: withdraws the connection's waiting budget takes. */
@@ -323,6 +339,9 @@ export class Server<C = unknown> {
   #responseBudget: ByteBudget;
   #relief?: ReturnType<typeof setTimeout>;
   #turns = new Turns();
+  /** Pending async handlers' time limits, oldest first, and the one timer that watches them. */
+  #deadlines = new Set<Deadline>();
+  #deadlineWatch?: ReturnType<typeof setTimeout>;
 
   private constructor(options: ServerOptions<C>, listening: Listening[]) {
     this.service = options.service;
@@ -556,6 +575,7 @@ export class Server<C = unknown> {
       inFlight: 0,
       refusals: 0,
       successes: 0,
+      cutOff: false,
       lastActive: Date.now(),
       closed: false,
       aborted: new AbortController(),
@@ -581,7 +601,7 @@ export class Server<C = unknown> {
       },
     };
     try {
-      while (!s.closed) {
+      while (!s.closed && !s.cutOff) {
         // Backpressure: stop reading while too much is in flight or unsent, or
         // while a request already waits for room for its response (a peer that
         // does not read gets no more of its requests parsed and checked).
@@ -612,9 +632,9 @@ export class Server<C = unknown> {
           }
           break;
         }
-        if (body === null) break;
+        if (body === null || s.cutOff) break;
         s.lastActive = Date.now();
-        void this.#dispatch(body, s, writer, held);
+        this.#dispatch(body, s, writer, held);
       }
       // The peer may half-close after its last request: answer what is in
       // flight (each request's end wakes this loop).
@@ -624,7 +644,13 @@ export class Server<C = unknown> {
     }
   }
 
-  #dispatch(body: Uint8Array, s: ConnState<C>, writer: FrameWriter, held: Held): Promise<void> {
+  /**
+   * Takes one request through to its answer. When every step is synchronous
+   * (the token's check, the handler) the answer is made and handed to the
+   * writer within this call, so it goes out before the next request of the
+   * same turn is worked on.
+   */
+  #dispatch(body: Uint8Array, s: ConnState<C>, writer: FrameWriter, held: Held): void {
     s.inFlight++;
     this.#inFlight++;
     let req: Request | undefined;
@@ -640,43 +666,68 @@ export class Server<C = unknown> {
     // (and the read loop pauses), so it stalls only itself.
     const costed = req ? this.#costOf(req) : undefined;
     const room = s.budget.take(costed?.cost ?? 0, s.aborted.signal);
-    const answered = typeof room === "number"
-      ? (held.conn = room, this.#answer(req, parseError, s, held, costed?.params))
-      : room.then((n) => {
+    const finish = () => {
+      this.#requestBudget.give(held.request);
+      this.#responseBudget.give(held.response);
+      s.serverBytes -= held.response;
+      s.budget.give(held.conn);
+      s.inFlight--;
+      this.#inFlight--;
+      s.lastActive = Date.now();
+      const wake = s.wake;
+      s.wake = undefined;
+      wake?.();
+    };
+    const failed = () => {
+      this.#closeConn(s);
+      finish();
+    };
+    let sent: Promise<void>;
+    if (typeof room === "number") {
+      held.conn = room;
+      const answer = this.#answer(req, parseError, s, held, costed?.params);
+      if (answer instanceof Promise) sent = answer.then((a) => this.#send(a, s, writer, held));
+      else {
+        try {
+          sent = this.#send(answer, s, writer, held);
+        } catch (err) {
+          sent = Promise.reject(err);
+        }
+      }
+    } else {
+      sent = room.then((n) => {
         held.conn = n;
         if (s.closed) throw new StrataError("UNAVAILABLE", "connection closed");
         return this.#answer(req, parseError, s, held, costed?.params);
-      });
-    return answered
-      .then(({ frame, refusal, holds = frame.length }) => {
-        // The response counts with the memory it holds until it is written.
-        s.budget.charge(holds - held.conn);
-        held.conn = holds;
-        this.#responseBudget.charge(holds - held.response);
-        s.serverBytes += holds - held.response;
-        held.response = holds;
-        // A client that mostly sends garbage or bad credentials is cut off
-        // instead of being answered for ever.
-        if (refusal === "INVALID_ARGUMENT" || refusal === "UNAUTHENTICATED") s.refusals++;
-        else if (refusal === undefined) s.successes++;
-        const written = writer.write(frame, () => this.#pool.give(frame));
-        return s.refusals >= MAX_REFUSALS && s.refusals > s.successes && !s.principal
-          ? written.finally(() => this.#closeConn(s))
-          : written;
-      })
-      .catch(() => this.#closeConn(s))
-      .finally(() => {
-        this.#requestBudget.give(held.request);
-        this.#responseBudget.give(held.response);
-        s.serverBytes -= held.response;
-        s.budget.give(held.conn);
-        s.inFlight--;
-        this.#inFlight--;
-        s.lastActive = Date.now();
-        const wake = s.wake;
-        s.wake = undefined;
-        wake?.();
-      });
+      }).then((a) => this.#send(a, s, writer, held));
+    }
+    sent.then(finish, failed);
+  }
+
+  /** Counts an answer in the budgets and the refusal tally, and queues its frame. */
+  #send(answer: Answer, s: ConnState<C>, writer: FrameWriter, held: Held): Promise<void> {
+    const { frame, refusal, holds = frame.length } = answer;
+    // Cut off: the requests it had in flight get no answer (as the connection closes).
+    if (s.cutOff) return Promise.resolve();
+    // The response counts with the memory it holds until it is written.
+    s.budget.charge(holds - held.conn);
+    held.conn = holds;
+    this.#responseBudget.charge(holds - held.response);
+    s.serverBytes += holds - held.response;
+    held.response = holds;
+    // A client that mostly sends garbage or bad credentials is cut off
+    // instead of being answered for ever.
+    if (refusal === "INVALID_ARGUMENT" || refusal === "UNAUTHENTICATED") s.refusals++;
+    else if (refusal === undefined) s.successes++;
+    // Only a frame that holds more than its length is in a pooled buffer.
+    const written = holds > frame.length
+      ? writer.write(frame, () => this.#pool.give(frame))
+      : writer.write(frame);
+    if (s.refusals >= MAX_REFUSALS && s.refusals > s.successes && !s.principal) {
+      s.cutOff = true;
+      return written.finally(() => this.#closeConn(s));
+    }
+    return written;
   }
 
   /**
@@ -697,15 +748,16 @@ export class Server<C = unknown> {
 
   /**
    * The response frame of one request, the error name when it is a refusal,
-   * and the bytes it holds (when more than its length).
+   * and the bytes it holds (when more than its length): made at once when the
+   * request's steps are synchronous, else a promise of it.
    */
-  async #answer(
+  #answer(
     req: Request | undefined,
     parseError: StrataError | undefined,
     s: ConnState<C>,
     held: Held,
     validated?: unknown,
-  ): Promise<{ frame: Uint8Array; refusal?: ErrorName; holds?: number }> {
+  ): Answer | Promise<Answer> {
     if (!req) {
       const reqId = parseError instanceof EnvelopeError ? parseError.reqId : "";
       return {
@@ -713,8 +765,21 @@ export class Server<C = unknown> {
         refusal: parseError!.errorName,
       };
     }
+    let result: unknown;
     try {
-      const result = await this.#run(req, s, held, validated);
+      result = this.#run(req, s, held, validated);
+    } catch (err) {
+      return this.#failure(req, err);
+    }
+    if (result instanceof Promise) {
+      return result.then((r) => this.#success(req, r), (err) => this.#failure(req, err));
+    }
+    return this.#success(req, result);
+  }
+
+  /** The answer of a request whose handler returned `result`. */
+  #success(req: Request, result: unknown): Answer {
+    try {
       if (result instanceof RawJson) {
         const frame = encodeJsonFrame(
           [
@@ -736,21 +801,29 @@ export class Server<C = unknown> {
       }
       return { frame: encodeFrame(okResponse(req.req_id, result ?? {})) };
     } catch (err) {
-      let e = toStrataError(err);
-      if (err instanceof FrameTooLargeError) {
-        e = new StrataError(
-          "RESOURCE_EXHAUSTED",
-          "result: larger than a 1 MiB frame; ask for less",
-        );
-      } else if (e.errorName === "INTERNAL") {
-        console.error(`${this.service}: ${req.method} failed:`, err);
-      }
-      return { frame: encodeFrame(errorResponse(req.req_id, e)), refusal: e.errorName };
+      return this.#failure(req, err);
     }
   }
 
-  /** Authorizes, validates (unless `validated` holds the params already) and runs the handler. */
-  async #run(req: Request, s: ConnState<C>, held: Held, validated?: unknown): Promise<unknown> {
+  /** The answer of a request that failed with `err`. */
+  #failure(req: Request, err: unknown): Answer {
+    let e = toStrataError(err);
+    if (err instanceof FrameTooLargeError) {
+      e = new StrataError(
+        "RESOURCE_EXHAUSTED",
+        "result: larger than a 1 MiB frame; ask for less",
+      );
+    } else if (e.errorName === "INTERNAL") {
+      console.error(`${this.service}: ${req.method} failed:`, err);
+    }
+    return { frame: encodeFrame(errorResponse(req.req_id, e)), refusal: e.errorName };
+  }
+
+  /**
+   * Authorizes, validates (unless `validated` holds the params already) and
+   * runs the handler: synchronously as far as the chain and the handler are.
+   */
+  #run(req: Request, s: ConnState<C>, held: Held, validated?: unknown): unknown {
     const method = this.#methods.get(req.method);
     if (!method) {
       const [svc] = req.method.split(".");
@@ -763,22 +836,55 @@ export class Server<C = unknown> {
           : `method: ${req.method} is not served here (this is ${this.service}.sock)`,
       );
     }
-    let cap: C | undefined;
-    if (method.access !== "public" && s.principal) {
-      cap = s.principal.as;
-    } else if (method.access !== "public") {
-      try {
-        cap = await this.#chain!.authorize(req.auth?.token, method.access.right);
-      } catch (err) {
+    if (method.access === "public") return this.#runAs(method, undefined, req, s, held, validated);
+    if (s.principal) return this.#runAs(method, s.principal.as, req, s, held, validated);
+    let cap: C | Promise<C>;
+    try {
+      cap = this.#chain!.authorize(req.auth?.token, method.access.right);
+    } catch (err) {
+      if (err instanceof StrataError) this.#chain!.refused?.(req.method, err);
+      throw err;
+    }
+    if (!(cap instanceof Promise)) return this.#runAs(method, cap, req, s, held, validated);
+    return cap.then(
+      (c) => this.#runAs(method, c, req, s, held, validated),
+      (err) => {
         if (err instanceof StrataError) this.#chain!.refused?.(req.method, err);
         throw err;
-      }
-    }
+      },
+    );
+  }
+
+  /** Validates the params and runs the handler as `cap`. */
+  #runAs(
+    method: Method<C>,
+    cap: C | undefined,
+    req: Request,
+    s: ConnState<C>,
+    held: Held,
+    validated?: unknown,
+  ): unknown {
     const params = validated ?? validateParams(method.params, req.params);
-    // Room for the response in the server's budget (its connection's was
-    // taken in #dispatch; both are given back once it is written). A method
-    // without a cost makes only small answers: they count once made.
-    // Heavy work first waits for its turn, holding none of the server's budget meanwhile.
+    if (method.heavy || method.cost) return this.#runMetered(method, cap, params, req, s, held);
+    return this.#call(method, cap, params, req, s);
+  }
+
+  /**
+   * Runs a handler whose work takes turns or whose response is reserved
+   * before it runs: heavy work first waits for its turn, holding none of the
+   * server's budget meanwhile; then room for the response is taken from the
+   * server's budget (its connection's was taken in #dispatch; both are given
+   * back once it is written). A method without a cost makes only small
+   * answers: they count once made.
+   */
+  async #runMetered(
+    method: Method<C>,
+    cap: C | undefined,
+    params: unknown,
+    req: Request,
+    s: ConnState<C>,
+    held: Held,
+  ): Promise<unknown> {
     if (method.heavy?.(params)) {
       const turn = this.#turns.take();
       if (turn) {
@@ -797,26 +903,61 @@ export class Server<C = unknown> {
       s.serverBytes += taken;
       if (s.closed) throw new StrataError("UNAVAILABLE", "connection closed");
     }
+    return await this.#call(method, cap, params, req, s);
+  }
+
+  /**
+   * Calls the handler. One that returns a promise is given the request's
+   * time limit (watched by one timer for all of them, see #watchDeadlines);
+   * one that answers at once needs none.
+   */
+  #call(method: Method<C>, cap: C | undefined, params: unknown, req: Request, s: ConnState<C>) {
     const out = method.handler(params, { cap, reqId: req.req_id, connId: s.id });
     if (!(out instanceof Promise)) return out;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
+    return new Promise<unknown>((resolve, reject) => {
+      const deadline: Deadline = {
+        at: performance.now() + this.#limits.requestTimeoutMs,
+        expire: () =>
           reject(
             new StrataError(
               "UNAVAILABLE",
               `${req.method} took longer than ${this.#limits.requestTimeoutMs} ms`,
             ),
           ),
-        this.#limits.requestTimeoutMs,
-      );
+      };
+      this.#deadlines.add(deadline);
+      this.#watchDeadlines();
+      out.then((v) => {
+        this.#deadlines.delete(deadline);
+        resolve(v);
+      }, (err) => {
+        this.#deadlines.delete(deadline);
+        reject(err);
+      });
     });
-    try {
-      return await Promise.race([out, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+  }
+
+  /**
+   * Fails the handlers past their time limit. One timer for all of them,
+   * armed for the oldest (every request has the same limit, so the set is in
+   * deadline order), instead of a timer and a race per request.
+   */
+  #watchDeadlines(): void {
+    if (this.#deadlineWatch !== undefined) return;
+    const first = this.#deadlines.values().next().value;
+    if (first === undefined) return;
+    this.#deadlineWatch = setTimeout(() => {
+      this.#deadlineWatch = undefined;
+      const now = performance.now();
+      for (const d of this.#deadlines) {
+        if (d.at > now) break;
+        this.#deadlines.delete(d);
+        d.expire();
+      }
+      this.#watchDeadlines();
+    }, Math.max(0, first.at - performance.now()));
+    // The pending handlers' own work, and the listener, keep the process alive.
+    Deno.unrefTimer(this.#deadlineWatch);
   }
 
   /**
@@ -853,6 +994,8 @@ export class Server<C = unknown> {
     this.#draining = true;
     clearInterval(this.#sweep);
     clearTimeout(this.#relief);
+    clearTimeout(this.#deadlineWatch);
+    this.#deadlineWatch = undefined;
     for (const l of this.#listening) l.close();
     for (const s of [...this.#conns.values()]) this.#closeConn(s);
   }

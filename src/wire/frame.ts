@@ -299,10 +299,32 @@ export interface FrameWriterOptions {
   timeoutMs?: number;
 }
 
+/** Frames up to this size queued behind a write are joined into one write… */
+const COALESCE_FRAME = READ_CHUNK;
+
+/** …of at most this many bytes. */
+const COALESCE_BYTES = 64 * 1024;
+
+/** A frame waiting for (or in) its write, and how to settle its caller. */
+interface QueuedFrame {
+  frame: Uint8Array;
+  written?: () => void;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
 /**
  * Serialises writes to one sink so concurrent responses never interleave,
  * and tracks how much is waiting and since when a write has been stuck.
  * A failed or timed-out write fails that call and every later one.
+ *
+ * A frame written while the sink is idle reaches it at once, in the same
+ * call (Deno's socket write then makes its syscall at once): a server that
+ * answers several requests in one turn of the event loop sends each answer
+ * as soon as it is made, so the peer works on it while the next is made,
+ * instead of getting them all at the end of the turn. Frames written while
+ * one is in progress wait in a queue, in order, and the small ones that
+ * wait together go out in one write.
  *
  * The timeout is watched by one timer per writer, armed while writes go on
  * and moved on to the current write's deadline when it fires early, not by a
@@ -311,14 +333,14 @@ export interface FrameWriterOptions {
  */
 export class FrameWriter {
   #sink: ByteSink;
-  #tail: Promise<void> = Promise.resolve();
   #error: unknown = undefined;
   #timeoutMs?: number;
   #pending = 0;
   #busySince = 0;
   #watch?: ReturnType<typeof setTimeout>;
-  /** Rejects the write in progress when it has taken longer than the timeout. */
-  #expire?: (err: unknown) => void;
+  /** The frame being written, and those queued behind it. */
+  #current?: QueuedFrame;
+  #queue: QueuedFrame[] = [];
 
   constructor(sink: ByteSink, options: FrameWriterOptions = {}) {
     this.#sink = sink;
@@ -336,41 +358,111 @@ export class FrameWriter {
   }
 
   /**
-   * Queues one already-encoded frame. `written` runs once the frame is fully
+   * Queues one already-encoded frame (or, when the writer is idle, starts
+   * writing it before returning). `written` runs once the frame is fully
    * written (not after a failure, when the sink may still hold the bytes).
    */
   write(frame: Uint8Array, written?: () => void): Promise<void> {
-    this.#pending += frame.length;
-    const run = async () => {
-      if (this.#error !== undefined) throw this.#error;
-      this.#busySince = performance.now();
-      try {
-        const write = writeAll(this.#sink, frame);
-        if (this.#timeoutMs === undefined) await write;
-        else {
-          write.catch(() => {}); // settles after the race is lost
-          await Promise.race([
-            write,
-            new Promise<never>((_, reject) => {
-              this.#expire = reject;
-              this.#arm(this.#timeoutMs!);
-            }),
-          ]);
-        }
-        written?.();
-      } catch (err) {
-        this.#error = err;
-        throw err;
-      } finally {
-        this.#busySince = 0;
-        this.#expire = undefined;
-        // Between writes the watch keeps no process alive.
-        if (this.#watch !== undefined) Deno.unrefTimer(this.#watch);
-      }
+    if (this.#error !== undefined) return Promise.reject(this.#error);
+    return new Promise<void>((resolve, reject) => {
+      const item: QueuedFrame = { frame, written, resolve, reject };
+      this.#pending += frame.length;
+      if (this.#current === undefined) this.#start(item);
+      else this.#queue.push(item);
+    });
+  }
+
+  /** Starts writing one frame. */
+  #start(item: QueuedFrame): void {
+    this.#current = item;
+    this.#busySince = performance.now();
+    if (this.#timeoutMs !== undefined) this.#arm(this.#timeoutMs);
+    this.#send(item, 0);
+  }
+
+  /** Hands the sink the bytes of `item` from `off` on; loops over short writes. */
+  #send(item: QueuedFrame, off: number): void {
+    let wrote: Promise<number>;
+    try {
+      wrote = this.#sink.write(off === 0 ? item.frame : item.frame.subarray(off));
+    } catch (err) {
+      this.#fail(item, err);
+      return;
+    }
+    wrote.then((n) => {
+      if (this.#current !== item) return; // failed meanwhile (timed out)
+      if (off + n < item.frame.length) this.#send(item, off + n);
+      else this.#done(item);
+    }, (err) => this.#fail(item, err));
+  }
+
+  /** One frame is fully written: settles it and starts the next. */
+  #done(item: QueuedFrame): void {
+    this.#current = undefined;
+    this.#busySince = 0;
+    this.#pending -= item.frame.length;
+    try {
+      item.written?.();
+    } finally {
+      item.resolve();
+      const next = this.#takeQueued();
+      if (next !== undefined) this.#start(next);
+      // Between writes the watch keeps no process alive.
+      else if (this.#watch !== undefined) Deno.unrefTimer(this.#watch);
+    }
+  }
+
+  /**
+   * The next write: the first queued frame, joined with the small frames
+   * queued behind it (answers a pipelining peer's requests got while a write
+   * was in progress) into one write of at most {@link COALESCE_BYTES}.
+   * Large frames (read results) are written as they are, never copied.
+   */
+  #takeQueued(): QueuedFrame | undefined {
+    const first = this.#queue.shift();
+    if (first === undefined || first.frame.length > COALESCE_FRAME) return first;
+    let n = 0;
+    let bytes = first.frame.length;
+    for (const q of this.#queue) {
+      if (q.frame.length > COALESCE_FRAME || bytes + q.frame.length > COALESCE_BYTES) break;
+      bytes += q.frame.length;
+      n++;
+    }
+    if (n === 0) return first;
+    const items = [first, ...this.#queue.splice(0, n)];
+    const frame = new Uint8Array(bytes);
+    let off = 0;
+    for (const q of items) {
+      frame.set(q.frame, off);
+      off += q.frame.length;
+    }
+    return {
+      frame,
+      written: () => {
+        for (const q of items) q.written?.();
+      },
+      resolve: () => {
+        for (const q of items) q.resolve();
+      },
+      reject: (err) => {
+        for (const q of items) q.reject(err);
+      },
     };
-    const p = this.#tail.then(run, run).finally(() => (this.#pending -= frame.length));
-    this.#tail = p.catch(() => {});
-    return p;
+  }
+
+  /** The write in progress failed: it and every queued one fail, and so will later ones. */
+  #fail(item: QueuedFrame, err: unknown): void {
+    if (this.#current !== item) return;
+    this.#error = err;
+    this.#current = undefined;
+    this.#busySince = 0;
+    const failed = [item, ...this.#queue];
+    this.#queue = [];
+    for (const f of failed) {
+      this.#pending -= f.frame.length;
+      f.reject(err);
+    }
+    if (this.#watch !== undefined) Deno.unrefTimer(this.#watch);
   }
 
   /** Arms the watch timer, or holds the process for the one armed already. */
@@ -382,9 +474,10 @@ export class FrameWriter {
   /** Fails the write in progress once it is past its deadline; else waits for that deadline. */
   #check(): void {
     this.#watch = undefined;
-    if (this.#busySince === 0) return; // idle: armed again by the next write
+    const current = this.#current;
+    if (current === undefined) return; // idle: armed again by the next write
     const left = this.#busySince + this.#timeoutMs! - performance.now();
-    if (left <= 0) this.#expire?.(new WriteTimeoutError(this.#timeoutMs!));
+    if (left <= 0) this.#fail(current, new WriteTimeoutError(this.#timeoutMs!));
     else this.#arm(left);
   }
 }

@@ -79,3 +79,25 @@ Deno.test("IssuedBook: bounded; expired ones go first, then the oldest, and it s
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("IssuedBook: between scans for expired records, a full one drops the oldest, counting only live ones", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    // given a full record of 100 (one dropped a turn) that has just scanned for expired ones
+    const nowSec = Math.floor(Date.now() / 1000);
+    const book = IssuedBook.open(files(dir), { max: 100 });
+    for (let i = 1; i <= 101; i++) book.add(rec(i, nowSec + 60));
+    assert.equal(book.dropped, 1);
+    // when its oldest record is one that has expired, and another is added
+    const expired = { ...rec(2, nowSec - 1) };
+    book.add(expired); // replaces record 2 in place: still the oldest
+    book.add(rec(102, nowSec + 60));
+    // then the expired one made the room and is not counted as a dropped live record
+    assert.equal(book.size, 100);
+    assert.equal(book.dropped, 1);
+    assert.equal(book.has(rec(2, 0).cap_id), false);
+    book.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

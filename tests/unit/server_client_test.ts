@@ -30,7 +30,7 @@ function peer(
         if (body === null) break;
         const req = JSON.parse(new TextDecoder().decode(body)) as Req;
         seen.push(req);
-        const res = answer(req);
+        const res = await answer(req);
         if (res !== undefined) await conn.write(encodeFrame(res));
       }
     } finally {
@@ -130,6 +130,37 @@ Deno.test("Client: a request not answered in time is UNAVAILABLE", async () => {
         "UNAVAILABLE",
         /no answer from .* in 30 ms/,
       );
+    } finally {
+      await client.close();
+      await p.done;
+    }
+  });
+});
+
+Deno.test("Client: each request times out on its own deadline, with one watch for all of them", async () => {
+  await withTempDir(async (dir) => {
+    // given a peer that answers only x.late, and only once x.short's time is up
+    const path = `${dir}/p.sock`;
+    let answerLate: (() => void) | undefined;
+    const p = peer(path, (req) => {
+      if (req.method !== "x.late") return undefined;
+      return new Promise((r) => {
+        answerLate = () => r({ v: 1, req_id: req.req_id, ok: true, result: { late: true } });
+      });
+    });
+    const client = await Client.connect(path);
+    try {
+      // when a long request and then a short one are sent, and a third with the default
+      const late = client.call("x.late", undefined, { timeoutMs: 5000 });
+      const short = client.call("x.short", undefined, { timeoutMs: 30 });
+      const t0 = performance.now();
+      // then the short one fails after its own 30 ms, not the long one's 5 s
+      await rejectsStrata(short, "UNAVAILABLE", /x\.short: no answer from .* in 30 ms/);
+      assert.ok(performance.now() - t0 < 2000);
+      // and the long one is still answered afterwards
+      while (!answerLate) await new Promise((r) => setTimeout(r, 5));
+      answerLate();
+      assert.deepEqual(await late, { late: true });
     } finally {
       await client.close();
       await p.done;

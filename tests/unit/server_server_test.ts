@@ -263,6 +263,46 @@ Deno.test("Server: a handler slower than requestTimeoutMs gets UNAVAILABLE", asy
   });
 });
 
+Deno.test("Server: slow handlers started at different times each fail after their own time limit", async () => {
+  await withTempDir((dir) => {
+    let release!: () => void;
+    const stuck = new Promise<void>((r) => (release = r));
+    const slow: Method = {
+      name: "t.slow",
+      access: "public",
+      params: {},
+      handler: async () => {
+        await stuck;
+        return {};
+      },
+    };
+    return withServer(
+      dir,
+      { methods: [slow], limits: { requestTimeoutMs: 120 } },
+      async (_s, path) => {
+        // given two requests to a stuck handler, the second sent 60 ms after the first
+        const a = await Client.connect(path);
+        const b = await Client.connect(path);
+        try {
+          const t0 = performance.now();
+          const first = a.request("t.slow").then((r) => ({ r, ms: performance.now() - t0 }));
+          await new Promise((r) => setTimeout(r, 60));
+          const second = b.request("t.slow").then((r) => ({ r, ms: performance.now() - t0 }));
+          // then each is UNAVAILABLE once its own 120 ms are up: the second not with the first
+          const [x, y] = [await first, await second];
+          for (const { r } of [x, y]) assert.equal(r.ok ? "" : r.error.name, "UNAVAILABLE");
+          assert.ok(x.ms >= 115, `first failed after ${x.ms.toFixed(0)} ms`);
+          assert.ok(y.ms >= 175, `second failed after ${y.ms.toFixed(0)} ms`);
+        } finally {
+          release();
+          await a.close();
+          await b.close();
+        }
+      },
+    );
+  });
+});
+
 Deno.test("Server: handler failures become protocol errors without leaking their messages", async () => {
   await withTempDir((dir) => {
     const missing: Method = {
@@ -430,6 +470,47 @@ Deno.test("Server.servePrivate: requests run as the principal, through the same 
         assert.equal(byId.get(id)?.error?.name, "INVALID_ARGUMENT", id);
       }
       assert.equal(answers.filter((a) => !a.ok).length, 4);
+    });
+  });
+});
+
+Deno.test("Server: an answer made at once is handed to the socket before the next request of the same read is worked on", async () => {
+  await withTempDir((dir) => {
+    // given a synchronous method, and a connection whose one read brings three requests
+    const events: string[] = [];
+    const note: Method = {
+      name: "t.note",
+      access: "public",
+      params: { n: { type: "integer" } },
+      handler: (p: { n: number }) => {
+        events.push(`handle ${p.n}`);
+        return { n: p.n };
+      },
+    };
+    return withServer(dir, { methods: [note] }, async (server) => {
+      const conn = memoryConn(
+        new Uint8Array([1, 2, 3].flatMap((n) => [
+          ...frameText(`{"v":1,"req_id":"r${n}","method":"t.note","params":{"n":${n}}}`),
+        ])),
+      );
+      const write = conn.write;
+      conn.write = (p: Uint8Array) => {
+        const answer = decodeFrames(p) as Envelope[];
+        events.push(`write ${(answer[0].result as { n: number }).n}`);
+        return write(p);
+      };
+      // when the server serves it
+      await server.servePrivate(conn, { principal: undefined });
+      // then each answer reached the socket before the next request was handled
+      // (the peer works on it meanwhile), not all three at the end of the turn
+      assert.deepEqual(events, [
+        "handle 1",
+        "write 1",
+        "handle 2",
+        "write 2",
+        "handle 3",
+        "write 3",
+      ]);
     });
   });
 });

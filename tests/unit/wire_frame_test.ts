@@ -591,3 +591,63 @@ Deno.test("FrameReader.next: no more of a large body is read until its reservati
   assert.equal(calls, 2);
   assert(source.delivered <= HEADER_BYTES + 16 * 1024, `read ${source.delivered} bytes`);
 });
+
+Deno.test("FrameWriter: a frame written to an idle writer reaches the sink within the call; later ones queue behind it", () => {
+  // given a writer on a sink that holds each write until released
+  const sink = new GatedSink();
+  const writer = new FrameWriter(sink, { timeoutMs: 60_000 });
+  // when two frames are written, without waiting
+  const a = writer.write(new Uint8Array(10));
+  // then the first is at the sink at once (no turn of the event loop in between)
+  assert.equal(sink.waiting, 1);
+  const b = writer.write(new Uint8Array(20));
+  // and the second waits for it
+  assert.equal(sink.waiting, 1);
+  assert.equal(writer.pendingBytes, 30);
+  sink.release();
+  return a.then(async () => {
+    await ticks();
+    assert.equal(sink.waiting, 1);
+    sink.release();
+    await b;
+    assert.equal(sink.received, 30);
+  });
+});
+
+Deno.test("FrameWriter: small frames queued behind a write go out together in one write; a large one is never copied", async () => {
+  // given a writer on a gated sink that records what each write was given
+  const given: Uint8Array[] = [];
+  const gate = new GatedSink();
+  const sink: ByteSink = {
+    write(p) {
+      given.push(p);
+      return gate.write(p);
+    },
+  };
+  const writer = new FrameWriter(sink);
+  const done: string[] = [];
+  // when a frame is in progress and three small ones and then a large one queue behind it
+  const first = writer.write(encodeFrame({ n: 0 }));
+  const small = [1, 2, 3].map((n) => writer.write(encodeFrame({ n }), () => done.push(`w${n}`)));
+  const large = new Uint8Array(64 * 1024);
+  const big = writer.write(large);
+  gate.release();
+  await first;
+  await ticks();
+  // then the three small ones reach the sink as one write, in order
+  assert.equal(given.length, 2);
+  assert.deepEqual(
+    given[1],
+    concat(encodeFrame({ n: 1 }), encodeFrame({ n: 2 }), encodeFrame({ n: 3 })),
+  );
+  gate.release();
+  await Promise.all(small);
+  assert.deepEqual(done, ["w1", "w2", "w3"]);
+  // and the large one is written from its own buffer afterwards
+  await ticks();
+  assert.equal(given.length, 3);
+  assert.equal(given[2], large);
+  gate.release();
+  await big;
+  assert.equal(writer.pendingBytes, 0);
+});
