@@ -148,11 +148,13 @@ export class RevocationSet {
   entries(): RevokedEntry[] {
     const out: RevokedEntry[] = [];
     const t = this.#table;
+    // The id's words, big-endian, then hex-encoded natively.
+    const bytes = new Uint8Array(16);
+    const view = new DataView(bytes.buffer);
     for (let at = 0; at < t.length; at += WORDS) {
       if (t[at + 4] === 0) continue;
-      let cap_id = "";
-      for (let w = 0; w < 4; w++) cap_id += t[at + w].toString(16).padStart(8, "0");
-      out.push({ cap_id, exp: t[at + 4] });
+      for (let w = 0; w < 4; w++) view.setUint32(w * 4, t[at + w]);
+      out.push({ cap_id: bytes.toHex(), exp: t[at + 4] });
     }
     for (const [cap_id, exp] of this.#other) out.push({ cap_id, exp });
     return out;
