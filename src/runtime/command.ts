@@ -61,15 +61,14 @@ export const SERVICE_V8_FLAGS = "--max-semi-space-size=8,--max-old-space-size=64
 
 /**
  * V8 settings for supervisor and registry, which serve no request path
- * (they take revocation pushes and ctl's status calls): V8's lite mode (no
- * optimizing compiler, feedback allocated lazily, sized for memory) and a
- * 1 MB young generation. After the bench's load the two held 1-4.5 MB less
- * PSS together (two runs, nodes side by side) and used about the same CPU
- * per revocation push. identity and fs keep SERVICE_V8_FLAGS: lite mode
- * there, like a 1 MB young generation, costs their throughput.
+ * (they take revocation pushes and ctl's status calls): a 1 MB young
+ * generation. After 25,000 revocations and the bench's load, the two held
+ * 0.8-0.9 MB less PSS together than with 8 MB (two runs, nodes side by
+ * side). V8's --lite-mode saved 1.6-3 MB but made start → all Healthy
+ * about 100 ms slower (three interleaved runs), and --optimize-for-size as
+ * much: both left off. identity and fs keep SERVICE_V8_FLAGS.
  */
-export const QUIET_SERVICE_V8_FLAGS =
-  "--lite-mode,--max-semi-space-size=1,--max-old-space-size=64,--expose-gc";
+export const QUIET_SERVICE_V8_FLAGS = "--max-semi-space-size=1,--max-old-space-size=64,--expose-gc";
 
 /** The --v8-flags value a service runs with (ctl keeps V8's defaults). */
 export function serviceV8Flags(program: Program): string {
