@@ -9,7 +9,7 @@ import {
   checkCommand,
   compileCommand,
   programCommand,
-  SERVICE_V8_FLAGS,
+  serviceV8Flags,
 } from "../../src/runtime/command.ts";
 import { type Layout, layoutArgs } from "../../src/runtime/config.ts";
 import { permissionFlags, PROGRAMS } from "../../src/runtime/permissions.ts";
@@ -95,7 +95,7 @@ Deno.test("compile: services get the runtime V8 flags baked in; the compiler che
     // deno compile applies --v8-flags to itself too: the type check is a separate step.
     assert(args.includes("--no-check"), program);
     assert.equal(
-      args.includes(`--v8-flags=${SERVICE_V8_FLAGS}`),
+      program !== "ctl" && args.includes(`--v8-flags=${serviceV8Flags(program)}`),
       program !== "ctl",
       program,
     );

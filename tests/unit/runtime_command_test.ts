@@ -8,9 +8,11 @@ import {
   BINARY_NAMES,
   entryOf,
   programCommand,
+  QUIET_SERVICE_V8_FLAGS,
   REPO_ROOT,
   SERVICE_ENV,
   SERVICE_V8_FLAGS,
+  serviceV8Flags,
 } from "../../src/runtime/command.ts";
 import { type Layout, layoutArgs } from "../../src/runtime/config.ts";
 import { permissionFlags, PROGRAMS } from "../../src/runtime/permissions.ts";
@@ -54,7 +56,20 @@ Deno.test("programCommand (dev): no program gets a permission flag that is not i
     );
     // ctl is short-lived and keeps V8's defaults
     assert.equal(args.some((a) => a.startsWith("--v8-flags")), program !== "ctl", program);
+    if (program !== "ctl") assert.ok(args.includes(`--v8-flags=${serviceV8Flags(program)}`));
   }
+});
+
+Deno.test("serviceV8Flags: supervisor and registry run light, identity and fs keep their young generation", () => {
+  assert.equal(serviceV8Flags("supervisor"), QUIET_SERVICE_V8_FLAGS);
+  assert.equal(serviceV8Flags("registry"), QUIET_SERVICE_V8_FLAGS);
+  assert.equal(serviceV8Flags("identity"), SERVICE_V8_FLAGS);
+  assert.equal(serviceV8Flags("fs"), SERVICE_V8_FLAGS);
+  // every service can run the idle collector, and identity and fs keep 8 MB semi-spaces
+  for (const flags of [SERVICE_V8_FLAGS, QUIET_SERVICE_V8_FLAGS]) {
+    assert.ok(flags.split(",").includes("--expose-gc"), flags);
+  }
+  assert.ok(SERVICE_V8_FLAGS.split(",").includes("--max-semi-space-size=8"));
 });
 
 Deno.test("programCommand (compiled): the binary next to the supervisor, with only the extras", () => {
