@@ -232,19 +232,25 @@ Deno.test("Server: a RawJson result is spliced into the response as is", async (
   });
 });
 
+/** A public method `t.slow` whose handler waits until `release` is called. */
+function stuckMethod(): { slow: Method; release: () => void } {
+  let release!: () => void;
+  const stuck = new Promise<void>((r) => (release = r));
+  const slow: Method = {
+    name: "t.slow",
+    access: "public",
+    params: {},
+    handler: async () => {
+      await stuck;
+      return {};
+    },
+  };
+  return { slow, release };
+}
+
 Deno.test("Server: a handler slower than requestTimeoutMs gets UNAVAILABLE", async () => {
   await withTempDir((dir) => {
-    let release!: () => void;
-    const stuck = new Promise<void>((r) => (release = r));
-    const slow: Method = {
-      name: "t.slow",
-      access: "public",
-      params: {},
-      handler: async () => {
-        await stuck;
-        return {};
-      },
-    };
+    const { slow, release } = stuckMethod();
     return withServer(
       dir,
       { methods: [slow], limits: { requestTimeoutMs: 50 } },
@@ -265,17 +271,7 @@ Deno.test("Server: a handler slower than requestTimeoutMs gets UNAVAILABLE", asy
 
 Deno.test("Server: slow handlers started at different times each fail after their own time limit", async () => {
   await withTempDir((dir) => {
-    let release!: () => void;
-    const stuck = new Promise<void>((r) => (release = r));
-    const slow: Method = {
-      name: "t.slow",
-      access: "public",
-      params: {},
-      handler: async () => {
-        await stuck;
-        return {};
-      },
-    };
+    const { slow, release } = stuckMethod();
     return withServer(
       dir,
       { methods: [slow], limits: { requestTimeoutMs: 120 } },
