@@ -108,10 +108,6 @@ export interface Revocation {
   status: "revoked";
   /** The capability revoked. */
   cap_id: string;
-  /** The services that refuse it now. */
-  propagated?: string[];
-  /** The services not reached (they read the list file within a second). */
-  unreachable?: string[];
   /** It was revoked already. */
   already?: boolean;
 }

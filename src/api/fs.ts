@@ -4,7 +4,7 @@
  * @module
  */
 
-import { healthSpec, type MethodSpec, syncSpec } from "./method.ts";
+import { healthSpec, type MethodSpec } from "./method.ts";
 
 /**
  * The largest fs.read: its base64 (4/3 of it) plus the envelope always fits a
@@ -59,5 +59,4 @@ export const FS_METHODS: readonly MethodSpec[] = [
     summary: "close a handle",
     example: { handle: "h1" },
   },
-  syncSpec("fs"),
 ];

@@ -4,7 +4,6 @@
  * @module
  */
 
-import { MAX_FRAME } from "../wire/frame.ts";
 import type { ParamsSchema } from "../wire/schema.ts";
 
 /** What a method requires: a named right, or nothing ("public"). */
@@ -22,11 +21,8 @@ export interface MethodSpec {
   summary: string;
   /** Example params, when it takes any (help and docs). */
   example?: Record<string, unknown>;
-  /**
-   * Who answers it when not the service's own handlers: the server
-   * (`<service>.health`) or the shared service runner (`<service>.sync`).
-   */
-  servedBy?: "server" | "node";
+  /** Who answers it when not the service's own handlers: the server (`<service>.health`). */
+  servedBy?: "server";
 }
 
 /** `<service>.health`, which the server answers for every service. */
@@ -37,22 +33,6 @@ export function healthSpec(service: string): MethodSpec {
     params: {},
     summary: "readiness and liveness: status, pid, uptime, memory",
     servedBy: "server",
-  };
-}
-
-/**
- * `<service>.sync`, identity's signed revocation pushes. A service that
- * declares it is one identity pushes to.
- */
-export function syncSpec(service: string): MethodSpec {
-  return {
-    name: `${service}.sync`,
-    // Authenticated by identity's signature on the list, not by a token.
-    access: "public",
-    params: { signed: { type: "string", minLength: 1, maxLength: MAX_FRAME } },
-    summary: "take a revocation list signed by identity (identity sends it)",
-    example: { signed: "<signed revocation list>" },
-    servedBy: "node",
   };
 }
 

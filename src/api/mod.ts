@@ -14,7 +14,7 @@ import { REGISTRY_METHODS } from "./registry.ts";
 import { SUPERVISOR_METHODS } from "./supervisor.ts";
 
 export type { Access, MethodSpec } from "./method.ts";
-export { healthSpec, rightOf, syncSpec } from "./method.ts";
+export { healthSpec, rightOf } from "./method.ts";
 
 /**
  * Each service's methods. The supervisor comes first; the others follow in
@@ -65,9 +65,4 @@ function rightsIn(service: ApiService): string[] {
 /** Every right, by the service that defines it. */
 export const SERVICE_RIGHTS: Readonly<Record<string, readonly string[]>> = Object.fromEntries(
   SERVICES.map((s) => [s, rightsIn(s)]),
-);
-
-/** The services identity pushes revocations to: those that declare `<service>.sync`. */
-export const PUSH_TARGETS: readonly ApiService[] = SERVICES.filter((s) =>
-  API[s].some((m) => m.name === `${s}.sync`)
 );

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { healthSpec, type MethodSpec, syncSpec } from "./method.ts";
+import { healthSpec, type MethodSpec } from "./method.ts";
 
 const SERVICE = {
   type: "string",
@@ -54,5 +54,4 @@ export const REGISTRY_METHODS: readonly MethodSpec[] = [
     summary: "remove your registration",
     example: { service: "my-svc" },
   },
-  syncSpec("registry"),
 ];

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { healthSpec, type MethodSpec, syncSpec } from "./method.ts";
+import { healthSpec, type MethodSpec } from "./method.ts";
 
 /** Default time a stopping service gets to finish its requests. */
 export const DEFAULT_DRAIN_MS = 5000;
@@ -91,5 +91,4 @@ export const SUPERVISOR_METHODS: readonly MethodSpec[] = [
     summary: "stop, then start a service",
     example: { name: "fs" },
   },
-  syncSpec("supervisor"),
 ];

@@ -17,13 +17,8 @@ export interface MethodInfo {
   protected: boolean;
 }
 
-/**
- * Every method of every service a person calls, as the method table
- * (src/api/) declares it: all but `<service>.sync`, which only identity sends.
- */
-export const METHODS: readonly MethodInfo[] = TABLE.filter((m) => m.servedBy !== "node").map((
-  m,
-) => ({
+/** Every method of every service, as the method table (src/api/) declares it. */
+export const METHODS: readonly MethodInfo[] = TABLE.map((m) => ({
   method: m.name,
   summary: m.summary,
   example: m.example,

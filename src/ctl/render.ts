@@ -89,9 +89,6 @@ export interface Introspection {
 export interface Revoked {
   status: string;
   cap_id: string;
-  /** Absent when it was already revoked. */
-  propagated?: string[];
-  unreachable?: string[];
   already?: boolean;
 }
 
@@ -278,20 +275,11 @@ export function renderIssued(
   return fields(pairs, style);
 }
 
-/** identity.revoke in a sentence, naming any service that has not heard yet. */
+/** identity.revoke in a sentence. */
 export function renderRevoked(r: Revoked, options: RenderOptions): string {
-  const { style } = options;
-  const told = r.propagated ?? [];
-  const head = r.already
+  return r.already
     ? `${r.cap_id} was already revoked`
-    : `${paint("bold", "revoked", style)} ${r.cap_id}; ${
-      told.length ? `${list(told)} refuse it now` : "no service was told yet"
-    }`;
-  return r.unreachable?.length
-    ? `${head}\nnot reached: ${
-      list(r.unreachable)
-    } (each reads the revocation list within a second once it runs)`
-    : head;
+    : `${paint("bold", "revoked", options.style)} ${r.cap_id}; every service refuses it now`;
 }
 
 /** Log lines as journalctl shows them: date and time, service, level when not info, message, fields. */

@@ -7,26 +7,16 @@
  */
 
 import { setImmediate } from "node:timers";
-import { Client } from "../server/client.ts";
 import { invalidArgument, notFound, permissionDenied, StrataError } from "../wire/errors.ts";
 import type { Method } from "../server/server.ts";
 import { bindMethods } from "../server/bind.ts";
-import { PUSH_TARGETS as PUSH_TO } from "../api/mod.ts";
 import { IDENTITY_METHODS } from "../api/identity.ts";
 import { MAX_FRAME } from "../wire/frame.ts";
 import { checkCapability } from "../policy/authorize.ts";
 import { attenuate } from "../policy/constraints.ts";
 import { actionOf, allRights, ANY_SERVICE, isRoot, resolveRights } from "../policy/rights.ts";
 import type { Audit } from "../runtime/audit.ts";
-import {
-  audienceOf,
-  issuerOf,
-  type Layout,
-  runtimeFiles,
-  type ServiceName,
-  socketPath,
-  stateFiles,
-} from "../runtime/config.ts";
+import { audienceOf, issuerOf, type Layout, runtimeFiles, stateFiles } from "../runtime/config.ts";
 import { writeFileAtomic } from "../runtime/files.ts";
 import type { Logger } from "../runtime/log.ts";
 import {
@@ -45,12 +35,10 @@ import {
   signRevocationList,
 } from "../token/revocation_set.ts";
 import type { Trust } from "../sources/trust.ts";
+import { LIST_REPLACED_LINE } from "../sources/revocations.ts";
 import type { IssuedBook, IssuedRecord } from "./issued.ts";
 import type { KeyRing } from "./keyring.ts";
 import type { RevocationLog } from "./revocations.ts";
-
-/** The services identity pushes revocations to: those whose methods include `<service>.sync`. */
-export const PUSH_TARGETS: readonly ServiceName[] = PUSH_TO;
 
 /** Lifetime of the operator token. */
 const OPERATOR_TTL_MS = 365 * 24 * 3600_000;
@@ -97,9 +85,6 @@ export const GATHER_MS = 1;
 
 /** The most revocations one batch waits for (a larger batch goes when GATHER_MS runs out). */
 const MAX_GATHER = 256;
-
-/** How long identity waits for each service to take a push. */
-const PUSH_TIMEOUT_MS = 1000;
 
 /**
  * Cluster mode: how often (ms) the log is compared with what etcd holds of this node's
@@ -192,19 +177,13 @@ export interface IdentityDeps {
   endorsedKids?: () => Promise<string[]>;
 }
 
-/** What a push reports: who took it, who could not be reached. */
-interface Spread {
-  propagated: string[];
-  unreachable: string[];
-}
-
 /** A revocation waiting for its batch. */
 interface Queued {
   entry: RevokedEntry;
   by: string;
   /** The caller's ancestors below the root token, whose quota it also uses. */
   byTree: readonly string[];
-  resolve(spread: Spread): void;
+  resolve(): void;
   reject(err: unknown): void;
 }
 
@@ -231,10 +210,8 @@ export class IdentityService {
   #gatherTimer?: ReturnType<typeof setTimeout>;
   /** Whether the wait for a full batch ran out: the next batch goes with what is queued. */
   #gathered = false;
-  /** cap_id → settles when its revocation is durable and pushed (queued or in a batch). */
-  #inFlight = new Map<string, Promise<Spread>>();
-  /** One persistent connection per push target (while it connects, the promise of it). */
-  #pushClients = new Map<ServiceName, Promise<Client>>();
+  /** cap_id → settles when its revocation is durable (queued or in a batch). */
+  #inFlight = new Map<string, Promise<void>>();
   /**
    * Cluster mode: revocations made here whose write to etcd failed, kept in
    * the state dir and written again by {@link retryPublish} until etcd commits them.
@@ -489,6 +466,9 @@ export class IdentityService {
       }
       for (const e of entries) signed.add(e.cap_id);
     }
+    // Services hold the file open and read what is appended: tell them, in
+    // the same synchronous step, that the path names a new file.
+    this.#markReplaced(rt.revocations);
     writeFileAtomic(rt.revocations, lines.join(""), {
       tmpPath: rt.revocationsTmp,
       mode: 0o600,
@@ -527,6 +507,27 @@ export class IdentityService {
     }
   }
 
+  /**
+   * Appends the replaced-line to the list file about to be replaced, so a
+   * service reading it opens the path again. A service that reads it before
+   * the rename keeps reading this file and looks at the path before every
+   * request until it names another (also when identity stops in between).
+   */
+  #markReplaced(path: string): void {
+    let file: Deno.FsFile;
+    try {
+      file = Deno.openSync(path, { append: true });
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return; // the first list of this runtime dir
+      throw err;
+    }
+    try {
+      file.writeSync(new TextEncoder().encode(LIST_REPLACED_LINE + "\n"));
+    } finally {
+      file.close();
+    }
+  }
+
   /** Appends one signed revocation to the list file (one write, one line). */
   #appendRevocation(signed: string): void {
     const file = Deno.openSync(runtimeFiles(this.#d.layout).revocations, {
@@ -542,61 +543,10 @@ export class IdentityService {
     this.#countAppended();
   }
 
-  /** Sends a signed list to every service; reports who took it. */
-  async push(entries: RevokedEntry[]): Promise<Spread> {
-    return await this.#pushSigned(
-      await signRevocationList(this.#d.ring.active, this.#issuer, entries),
-    );
-  }
-
-  async #pushSigned(signed: string): Promise<Spread> {
-    const results = await Promise.allSettled(PUSH_TARGETS.map((svc) => this.#pushTo(svc, signed)));
-    const propagated: string[] = [];
-    const unreachable: string[] = [];
-    results.forEach((r, i) =>
-      (r.status === "fulfilled" ? propagated : unreachable).push(PUSH_TARGETS[i])
-    );
-    return { propagated, unreachable };
-  }
-
-  /**
-   * Pushes on the target's persistent connection; a connection that broke
-   * (the service restarted) is replaced once. Resolves when the service has
-   * applied the list.
-   */
-  async #pushTo(svc: ServiceName, signed: string): Promise<void> {
-    for (let attempt = 0;; attempt++) {
-      let connecting = this.#pushClients.get(svc);
-      const reused = connecting !== undefined;
-      if (!connecting) {
-        // Shared by concurrent pushes, so one connection per service is opened.
-        // Pushes go to the service's socket on this node (its unix:// endpoint).
-        connecting = Client.connect(`unix://${socketPath(this.#d.layout, svc)}`, {
-          timeoutMs: PUSH_TIMEOUT_MS,
-          connectTimeoutMs: PUSH_TIMEOUT_MS,
-        });
-        this.#pushClients.set(svc, connecting);
-      }
-      let client: Client | undefined;
-      try {
-        client = await connecting;
-        if (client.closed) throw new StrataError("UNAVAILABLE", `${svc}: connection closed`);
-        await client.call(`${svc}.sync`, { signed });
-        return;
-      } catch (err) {
-        if (this.#pushClients.get(svc) === connecting) this.#pushClients.delete(svc);
-        await client?.close().catch(() => {});
-        if (!reused || attempt > 0) throw err;
-      }
-    }
-  }
-
-  /** Closes the push connections (at stop). */
-  async close(): Promise<void> {
+  /** Stops the compaction timer (at stop). */
+  close(): Promise<void> {
     clearTimeout(this.#compactTimer);
-    const clients = [...this.#pushClients.values()];
-    this.#pushClients.clear();
-    await Promise.all(clients.map((c) => c.then((c) => c.close()).catch(() => {})));
+    return Promise.resolve();
   }
 
   /**
@@ -894,28 +844,22 @@ export class IdentityService {
           "; they go as the tokens they name expire",
       );
     }
-    const spread = await this.#commit(entry, by.capId, tree);
-    this.#d.audit.event("cap.revoked", { cap_id: capId, by: by.capId, ...spread });
+    await this.#commit(entry, by.capId, tree);
+    this.#d.audit.event("cap.revoked", { cap_id: capId, by: by.capId });
     if (capId === this.#operatorCap) {
       // The operator revoked its own token (and with it every token delegated
       // from it): write a new one at once rather than lock the operator out.
       await this.ensureOperatorToken();
     }
-    if (spread.unreachable.length > 0) {
-      this.#d.log.warn("revocation not pushed; those services will read the list file", {
-        cap_id: capId,
-        unreachable: spread.unreachable,
-      });
-    }
-    return { status: "revoked", cap_id: capId, ...spread };
+    return { status: "revoked", cap_id: capId };
   }
 
   /**
    * Queues a revocation for the next batch and resolves once that batch is
-   * durable and pushed. A repeat of the same id meanwhile waits on the same promise.
+   * durable and in the list file. A repeat of the same id meanwhile waits on the same promise.
    */
-  #commit(entry: RevokedEntry, by: string, byTree: readonly string[]): Promise<Spread> {
-    const done = new Promise<Spread>((resolve, reject) => {
+  #commit(entry: RevokedEntry, by: string, byTree: readonly string[]): Promise<void> {
+    const done = new Promise<void>((resolve, reject) => {
       this.#queue.push({ entry, by, byTree, resolve, reject });
     });
     this.#inFlight.set(entry.cap_id, done);
@@ -957,12 +901,12 @@ export class IdentityService {
 
   /**
    * Group commit: the revocations queued go out together, with one
-   * signature, one line in the list file, one fsync of the log and one push
-   * to each service. The push runs while the log is fsynced (a service that
-   * refuses a token before its revocation is durable only errs on the safe
-   * side), and the next batch may be written while this one's push
-   * finishes; each is answered once it is durable and every running service
-   * has applied it.
+   * signature, one line in the list file and one fsync of the log. The line
+   * is in the list file before the log is fsynced (a service that refuses a
+   * token before its revocation is durable only errs on the safe side); each
+   * is answered once it is durable, and every service reads the list file's
+   * new lines before it judges a request, so each request that arrives after
+   * the answer is judged with the revocation.
    */
   async #flush(): Promise<void> {
     this.#flushing = true;
@@ -977,54 +921,49 @@ export class IdentityService {
       let signed: string;
       try {
         signed = await signRevocationList(this.#d.ring.active, this.#issuer, entries);
-        // The list file first (for services that start meanwhile), then the push.
+        // In the list file before the answer: the services read it before each request.
         this.#appendRevocation(signed);
       } catch (err) {
         this.#settle(batch, err);
         return;
       }
       for (const e of entries) this.#unsynced.set(e.cap_id, e);
-      const pushed = this.#pushSigned(signed);
       try {
         await this.#d.revocations.appendAll(batch);
         // Cluster mode: the set identity judges tokens by is its own (etcd feeds it too).
         this.#d.trust.revoked.add(entries);
       } catch (err) {
-        // Not durable: the callers hear the error. Services that took the
-        // list refuse the token until they restart, on the safe side.
+        // Not durable: the callers hear the error. Services that read the
+        // line refuse the token until the file is written whole again, on the safe side.
         this.#settle(batch, err);
         return;
       } finally {
         for (const e of entries) this.#unsynced.delete(e.cap_id);
       }
-      void this.#spread(batch, signed, pushed);
+      void this.#spread(batch, signed);
     } finally {
       this.#flushing = false;
       this.#kick();
     }
   }
 
-  /** Answers a batch's callers: with the spread, or with the error. */
-  #settle(batch: Queued[], outcome: Spread | unknown, ok = false): void {
+  /** Answers a batch's callers: that it is done, or with the error. */
+  #settle(batch: Queued[], outcome?: unknown, ok = false): void {
     this.#unanswered -= batch.length;
     for (const q of batch) {
-      if (ok) q.resolve(outcome as Spread);
+      if (ok) q.resolve();
       else q.reject(outcome);
     }
   }
 
   /**
-   * Finishes a durable batch: writes it to etcd in cluster mode, and answers
-   * its callers once its push is applied too.
+   * Finishes a durable batch: answers its callers, in cluster mode once etcd
+   * has committed it too.
    */
-  async #spread(batch: Queued[], signed: string, pushed: Promise<Spread>): Promise<void> {
+  async #spread(batch: Queued[], signed: string): Promise<void> {
+    if (!this.#d.publish) return this.#settle(batch, undefined, true);
     try {
-      // Cluster mode: etcd's commit and the local push go together; ok needs both.
-      const [spread, published] = await Promise.all([
-        pushed,
-        this.#publish(signed, batch.map((q) => q.entry)),
-      ]);
-      if (!published) {
+      if (!await this.#publish(signed, batch.map((q) => q.entry))) {
         throw new StrataError(
           "UNAVAILABLE",
           "etcd: the revocation is in effect on this node but could not be written to etcd, " +
@@ -1033,7 +972,7 @@ export class IdentityService {
           { reason: "etcd_unreachable" },
         );
       }
-      this.#settle(batch, spread, true);
+      this.#settle(batch, undefined, true);
     } catch (err) {
       this.#settle(batch, err);
     }
@@ -1136,13 +1075,14 @@ export class IdentityService {
     await this.publishRevocations();
     // The operator token is not replaced: the old key keeps verifying it, and
     // a second root token would stay valid beside it.
-    const [spread, offered] = await Promise.all([this.push([]), this.offerKeys()]);
+    // Services learn the new key from the list file written whole with it
+    // (and from any token it signs), when they next read either.
+    const offered = await this.offerKeys();
     this.#d.audit.event("key.rotated", { kid: this.#d.ring.active.kid, previous, by: by.capId });
     return {
       kid: this.#d.ring.active.kid,
       previous,
       previous_valid_until: rfc3339(previousNotAfter),
-      ...spread,
       // Cluster mode: other nodes honour the new key once the operator endorses it.
       ...(this.#d.offerKeys
         ? {

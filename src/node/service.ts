@@ -1,14 +1,12 @@
 /**
  * Start-up and shut-down shared by the token-verifying services (registry,
- * fs, supervisor): audit log, trust, the server with the service's methods
- * and the `<service>.sync` push receiver, periodic refresh, signals and the
- * supervisor pipe.
+ * fs, supervisor): audit log, trust (caught up with identity's revocation
+ * list before each authorization), the server with the service's methods,
+ * periodic refresh, signals and the supervisor pipe.
  * @module
  */
 
 import type { Capability } from "../token/claims.ts";
-import { StrataError } from "../wire/errors.ts";
-import { PUSH_TARGETS, syncSpec } from "../api/mod.ts";
 import { type Method, Server, type ServerLimits } from "../server/server.ts";
 import { Trust } from "../sources/trust.ts";
 import { KeySetLookup } from "../sources/key_set.ts";
@@ -47,8 +45,11 @@ export interface ServiceSetup {
   audit?: Audit;
   /** A ready-made trust (identity passes one over its own keys). */
   trust?: Trust;
-  /** Offer `<service>.sync` for identity's pushes (default: when src/api/ declares it). */
-  receivesPushes?: boolean;
+  /**
+   * Read what identity appended to the revocation list file before each
+   * authorization (default: every service but identity, which writes it).
+   */
+  catchesUp?: boolean;
   /**
    * Serve requests the supervisor writes on its pipe, as this principal
    * (registry only): they take the socket's request path, with the pipe in
@@ -77,39 +78,24 @@ export interface RunningService {
  */
 export function requestChain(
   service: string,
-  parts: { trust: Trust; audit: Audit },
+  parts: { trust: Trust; audit: Audit; catchesUp?: boolean },
 ): RequestChain<Capability> {
   // The trust's verifier, revocations and vouching never change: one context for every request.
   const ctx = { service, ...parts.trust.authContext, limiter: new RateLimiter() };
+  const trust = parts.trust;
   return {
     // Decided without a promise when the token needs no key lookup (see authorizeNow).
     authorize: (token, right) =>
       authorizeNow(token, { right }, ctx) as Capability | Promise<Capability>,
+    // Every revocation identity acknowledged before the request arrived is
+    // read first: identity answers only after the line is in the list file.
+    before: parts.catchesUp ? () => trust.catchUp() : undefined,
     refused: (method, err) =>
       parts.audit.event("auth.denied", {
         method,
         reason: err.details?.reason ?? err.errorName,
         cap_id: err.details?.cap_id,
       }),
-  };
-}
-
-/** The `<service>.sync` method: identity's signed revocation pushes. */
-function syncMethod(service: string, trust: Trust): Method<Capability> {
-  return {
-    ...syncSpec(service),
-    // Answered without a promise when the key is at hand (no request timer per push).
-    handler: (p: { signed: string }) => {
-      const applied = trust.applyPush(p.signed);
-      if (!(applied instanceof Promise)) return { applied };
-      return applied.then((n) => ({ applied: n }), () => {
-        throw new StrataError(
-          "UNAUTHENTICATED",
-          "signed: not a revocation list signed by this node's identity",
-          { reason: "bad_push" },
-        );
-      });
-    },
   };
 }
 
@@ -170,8 +156,7 @@ export async function runService(setup: ServiceSetup): Promise<RunningService> {
     });
   const trust = setup.trust ?? await defaultTrust(setup.layout);
   const methods = setup.methods(trust, audit);
-  const pushed = (PUSH_TARGETS as readonly string[]).includes(setup.service);
-  if (setup.receivesPushes ?? pushed) methods.push(syncMethod(setup.service, trust));
+  const catchesUp = setup.catchesUp ?? setup.service !== "identity";
   // Filled in as start-up goes on; a stop before then has less to undo.
   const up: { server?: Server; timer?: ReturnType<typeof setInterval>; stopGc?: () => void } = {};
   let stopped: Promise<void> | undefined;
@@ -191,8 +176,7 @@ export async function runService(setup: ServiceSetup): Promise<RunningService> {
   // send SIGTERM as soon as the health call answers, and that must drain,
   // not kill the process by the signal's default action.
   onStopSignal(() => stop(MAX_DRAIN_MS));
-  // Read the list before serving anything, so a revocation identity could
-  // not push while the socket was down is not missed by the first requests.
+  // Read the list and the keys before serving anything.
   await trust.refresh();
   const server = await Server.listen({
     service: setup.service,
@@ -204,14 +188,11 @@ export async function runService(setup: ServiceSetup): Promise<RunningService> {
       clientCaFile: setup.layout.cluster?.ca,
     },
     methods,
-    chain: requestChain(setup.service, { trust, audit }),
+    chain: requestChain(setup.service, { trust, audit, catchesUp }),
     limits: setup.limits,
     groupAccess: setup.layout.groupAccess,
   });
-  // And again once the socket is bound: a revocation identity publishes
-  // after this read reaches us as a push on the socket.
   up.server = server;
-  await trust.refresh();
   up.timer = setInterval(() => trust.refresh().catch(() => {}), REFRESH_MS);
   Deno.unrefTimer(up.timer);
   // After a burst, give its buffers and heap pages back (see idle_gc.ts).

@@ -13,7 +13,6 @@
  */
 
 import { isWithin } from "./paths.ts";
-import { PUSH_TARGETS as PUSHED } from "../api/mod.ts";
 import { netGrant, parseEndpoint } from "../wire/endpoint.ts";
 import {
   CHILD_SERVICES,
@@ -96,9 +95,6 @@ export const OPENSSL = "/usr/bin/openssl";
  */
 const ETCD_CLIENTS: readonly Program[] = PROGRAMS;
 
-/** The services whose sockets identity pushes revocations to (those that declare `<service>.sync`). */
-const PUSH_TARGETS: readonly ServiceName[] = PUSHED;
-
 function uniq(list: string[]): string[] {
   return [...new Set(list)];
 }
@@ -132,8 +128,8 @@ export function permissionSet(
       set.write = audit;
       break;
     case "identity":
-      // Pushes go to the services' sockets on this node.
-      set.endpoints = [...endpointsOf(layout, "identity"), ...PUSH_TARGETS.map(unix)];
+      // No other service's socket: the services read the revocation list file.
+      set.endpoints = endpointsOf(layout, "identity");
       // A rename needs read and write on both names.
       set.read = [
         layout.stateDir,

@@ -51,6 +51,12 @@ export interface RequestChain<C = unknown> {
   authorize(token: string | undefined, right: string): C | Promise<C>;
   /** Told of each refusal `authorize` threw (the audit trail). */
   refused?(method: string, err: StrataError): void;
+  /**
+   * Runs before every request, public ones and the pipe's too (a verifier
+   * catches up with the revocations acknowledged so far); a promise delays
+   * the request until it settles.
+   */
+  before?(): void | Promise<void>;
 }
 
 /** What a handler learns about the request besides its params. */
@@ -824,6 +830,12 @@ export class Server<C = unknown> {
    * runs the handler: synchronously as far as the chain and the handler are.
    */
   #run(req: Request, s: ConnState<C>, held: Held, validated?: unknown): unknown {
+    const ready = this.#chain?.before?.();
+    if (ready instanceof Promise) return ready.then(() => this.#runReady(req, s, held, validated));
+    return this.#runReady(req, s, held, validated);
+  }
+
+  #runReady(req: Request, s: ConnState<C>, held: Held, validated?: unknown): unknown {
     const method = this.#methods.get(req.method);
     if (!method) {
       const [svc] = req.method.split(".");

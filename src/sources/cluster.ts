@@ -129,7 +129,7 @@ export async function clusterKeySource(
 }
 
 /**
- * The revocation source of a cluster node: this node's list file and pushes,
+ * The revocation source of a cluster node: this node's list file,
  * and every node's signed revocations in etcd, judged by `keys`' endorsements
  * (read on the first poll, then watched).
  */

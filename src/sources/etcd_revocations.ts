@@ -2,7 +2,7 @@
  * Cluster mode's revocations (docs/cluster.md): identity writes each signed
  * batch of revocations to etcd under `/strata/<cluster>/revocations/<node>/`,
  * and every node's services read that prefix at start and watch it, on top of
- * their own node's list file and pushes ({@link FileRevocationSource}).
+ * their own node's list file ({@link FileRevocationSource}).
  *
  * etcd is the transport, not the trust: an entry counts only when it is a
  * revocation list signed by a key endorsed for the issuer `identity@<node>`
@@ -22,7 +22,7 @@ import {
   type RevokedEntry,
 } from "../token/revocation_set.ts";
 import type { Unsubscribe } from "./key_set.ts";
-import type { PushableRevocationSource } from "./revocations.ts";
+import type { CatchingUpRevocationSource } from "./revocations.ts";
 
 /** The largest signed batch read from etcd (etcd's own request limit is 1.5 MiB). */
 const MAX_ENTRY_LENGTH = 2 * 1024 * 1024;
@@ -95,14 +95,14 @@ export interface EtcdRevocationOptions {
   keys: KeyLookup;
   /** This node's own issuer, `identity@<node>` (its keys carry no endorsement). */
   localIssuer: string;
-  /** This node's own list file and pushes. */
-  local: PushableRevocationSource;
+  /** This node's own list file. */
+  local: CatchingUpRevocationSource;
   /** Cut off from etcd longer than this (ms), the node refuses other nodes' tokens. */
   partitionBoundMs: number;
 }
 
 /** This node's revocations and every other node's, from etcd. */
-export class EtcdRevocationSource implements PushableRevocationSource {
+export class EtcdRevocationSource implements CatchingUpRevocationSource {
   #o: EtcdRevocationOptions;
   #prefix: string;
   #listeners = new Set<(entries: RevokedEntry[]) => void>();
@@ -139,9 +139,9 @@ export class EtcdRevocationSource implements PushableRevocationSource {
     for (const fn of this.#listeners) fn(entries);
   }
 
-  /** Identity's pushes on this node: as on a single node. */
-  push(signed: string): void | Promise<void> {
-    return this.#o.local.push(signed);
+  /** This node's list file, as on a single node (other nodes' revocations come by the watch). */
+  catchUp(): void | Promise<void> {
+    return this.#o.local.catchUp();
   }
 
   /** The local list's entries and every valid entry in etcd now. */
@@ -205,8 +205,9 @@ export class EtcdRevocationSource implements PushableRevocationSource {
     }
   }
 
-  /** Stops the watch. */
+  /** Stops the watch and closes this node's list file. */
   close(): void {
+    this.#o.local.close?.();
     this.#closed = true;
     void this.#watcher?.cancel().catch(() => {});
   }

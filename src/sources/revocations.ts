@@ -2,8 +2,8 @@
  * Where a verifier's revocations come from: a {@link RevocationSource} gives
  * a snapshot and a change feed of newly revoked capabilities, fed into the
  * in-memory RevocationSet the hot path reads. {@link FileRevocationSource} is
- * today's: the signed list file identity writes in the runtime dir, read
- * incrementally, plus the signed lists identity pushes.
+ * today's: the signed list file identity writes in the runtime dir, held
+ * open and read from where the last look stopped before every authorization.
  * @module
  */
 
@@ -16,19 +16,19 @@ import {
 import { TokenError } from "../token/paseto.ts";
 import type { Unsubscribe } from "./key_set.ts";
 
-/** Pushed lists remembered for the poll to skip at most (their signatures, about 140 bytes each). */
-const MAX_PUSHED = 4096;
-
 /**
- * The signature part of a signed list as text: the token's last characters,
- * which hold its 64-byte signature (86 base64url characters) and its footer.
+ * The line identity appends to the list file just before it replaces the
+ * file (compaction, a key rotation, its start): a reader that meets it
+ * looks at the path again. It is no signed list, so a reader of any
+ * version skips it as a torn line.
  */
-function signatureOf(signed: string): string {
-  return signed.slice(-SIGNATURE_TAIL);
-}
+export const LIST_REPLACED_LINE = "strata:list-replaced";
 
-/** Characters at the end of a signed list that take in its whole signature (the footer is 76). */
-const SIGNATURE_TAIL = 200;
+/** Bytes read from the list file at a time. */
+const READ_CHUNK = 64 * 1024;
+
+/** Lines signed by a key not known yet, kept to be tried again (each at most 16 MiB). */
+const MAX_HELD_LINES = 64;
 
 /** Revocations: every one known now, and a feed of those learned since. */
 export interface RevocationSource {
@@ -41,15 +41,21 @@ export interface RevocationSource {
   poll(): Promise<void>;
   /** The change feed: `fn` runs synchronously with each batch of entries learned. */
   subscribe(fn: (entries: RevokedEntry[]) => void): Unsubscribe;
+  /** Releases what the source holds open. */
+  close?(): void;
 }
 
-/** A source that also takes identity's signed pushes (the `<service>.sync` method). */
-export interface PushableRevocationSource extends RevocationSource {
+/**
+ * A source a verifier can bring up to date before each authorization, so a
+ * revocation identity has acknowledged is in effect for every request that
+ * arrives after the acknowledgement.
+ */
+export interface CatchingUpRevocationSource extends RevocationSource {
   /**
-   * Verifies a signed list and delivers its entries before it returns (or
-   * resolves, when the key set had to be read first); throws if forged.
+   * Delivers every revocation written since the last look before it
+   * returns; a promise only when a line's key must be looked up first.
    */
-  push(signed: string): void | Promise<void>;
+  catchUp(): void | Promise<void>;
 }
 
 /** What a {@link FileRevocationSource} reads and checks with. */
@@ -61,25 +67,34 @@ export interface FileRevocationOptions {
 }
 
 /**
- * The revocation list file in the runtime dir, one signed list per line,
- * and identity's signed pushes. Identity writes the file whole at start and
- * appends one line per revocation, so a revocation costs the same however
- * many came before it: the source remembers how far it has read and reads
- * only the lines added since (from the start again when the file was
- * replaced). A line signed by a key not loaded yet is read again next time.
+ * The revocation list file in the runtime dir, one signed list per line.
+ * Identity writes the file whole at start and appends one line per batch of
+ * revocations before it acknowledges them; this source keeps the file open
+ * and {@link catchUp} reads what was appended since (a read at the end of
+ * the file costs about half a microsecond), so each request is judged with
+ * every revocation acknowledged before it arrived. Identity appends
+ * {@link LIST_REPLACED_LINE} to the file before it replaces it; the source
+ * then opens the new file at the path and reads it whole. A line signed by
+ * a key not loaded yet is held and tried again at the next poll.
  */
-export class FileRevocationSource implements PushableRevocationSource {
+export class FileRevocationSource implements CatchingUpRevocationSource {
   #path: string;
   #o: FileRevocationOptions;
-  #ino = -1;
-  #offset = 0;
   #listeners = new Set<(entries: RevokedEntry[]) => void>();
-  /**
-   * The signatures of pushed lists already verified and delivered, which
-   * identity also appends to the file: a poll that meets the same line skips
-   * it instead of verifying it a second time.
-   */
-  #pushed = new Set<string>();
+  #file?: Deno.FsFile;
+  #ino = -1;
+  /** Bytes read from the open file. */
+  #offset = 0;
+  /** Look at the path before reading: no file open yet, or a replaced-line was read. */
+  #moving = true;
+  /** The bytes of a line not yet ended by its newline (being appended right now). */
+  #rest: Uint8Array = new Uint8Array(0);
+  #buf = new Uint8Array(READ_CHUNK);
+  #decoder = new TextDecoder();
+  /** The catch-up waiting for a key lookup (at most one). */
+  #waiting?: Promise<void>;
+  /** Lines whose key was not known when read: tried again at each poll. */
+  #held: string[] = [];
 
   /** A source over the signed list file at `path`, checked with `options`. */
   constructor(path: string, options: FileRevocationOptions) {
@@ -98,100 +113,177 @@ export class FileRevocationSource implements PushableRevocationSource {
     for (const fn of this.#listeners) fn(entries);
   }
 
-  /**
-   * Verifies a signed list identity pushed and delivers its entries before
-   * it returns (so a push is applied before the service answers it); a
-   * promise only when the key set must be read again first. Throws when it
-   * is not signed by this node's identity.
-   */
-  push(signed: string): void | Promise<void> {
-    // A list signed by a key not loaded yet makes the lookup re-check the key set.
-    const entries = openRevocationListNow(signed, this.#o.keys, this.#o.issuer);
-    if (entries instanceof Promise) return entries.then((e) => this.#pushDone(signed, e));
-    this.#pushDone(signed, entries);
-  }
-
-  #pushDone(signed: string, entries: RevokedEntry[]): void {
-    // Bounded: a push whose line the poll never meets (the file was replaced) is forgotten.
-    if (this.#pushed.size >= MAX_PUSHED) this.#pushed.clear();
-    this.#pushed.add(signatureOf(signed));
-    this.#deliver(entries);
-  }
-
   /** Every entry of the file as it is now. */
   async snapshot(): Promise<RevokedEntry[]> {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(this.#path);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return [];
+      throw err;
+    }
     const out: RevokedEntry[] = [];
-    await this.#read({ ino: -1, offset: 0 }, (e) => out.push(...e), false);
+    // Only whole lines: a line being appended right now is not in effect yet.
+    for (const line of text.slice(0, text.lastIndexOf("\n") + 1).split("\n")) {
+      if (line === "" || line === LIST_REPLACED_LINE) continue;
+      try {
+        out.push(...await openRevocationList(line, this.#o.keys, this.#o.issuer));
+      } catch {
+        // A torn or forged line, or one signed by a key not loaded yet.
+      }
+    }
     return out;
   }
 
-  /** Reads the lines added since the last poll and delivers their entries. */
+  /**
+   * Catches up, and also looks whether the path names another file than
+   * the one open (one removed or replaced by hand, without a replaced-line),
+   * and tries the held lines again.
+   */
   async poll(): Promise<void> {
-    const at = { ino: this.#ino, offset: this.#offset };
-    const found: RevokedEntry[] = [];
-    await this.#read(at, (e) => found.push(...e), true);
-    this.#ino = at.ino;
-    this.#offset = at.offset;
-    this.#deliver(found);
+    if (!this.#moving && this.#file !== undefined) {
+      try {
+        if (Deno.statSync(this.#path).ino !== this.#ino) this.#moving = true;
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      }
+      if (!this.#moving && this.#file.statSync().size < this.#offset) {
+        // Written again in place, shorter (not identity's way, which renames): read it anew.
+        this.#file.seekSync(0, Deno.SeekMode.Start);
+        this.#offset = 0;
+        this.#rest = new Uint8Array(0);
+      }
+    }
+    await this.catchUp();
+    const held = this.#held.splice(0);
+    for (const line of held) await this.#open(line);
   }
 
-  /** Reads whole lines from `at`, moving `at` past each line read. */
-  async #read(
-    at: { ino: number; offset: number },
-    found: (entries: RevokedEntry[]) => void,
-    skipPushed: boolean,
-  ): Promise<void> {
-    let file: Deno.FsFile;
+  /**
+   * Reads the lines appended since the last look and delivers their entries
+   * before it returns; a promise only while a line's key is looked up.
+   */
+  catchUp(): void | Promise<void> {
+    if (this.#waiting) return this.#waiting.then(() => this.catchUp());
+    for (;;) {
+      let bytes: Uint8Array | undefined;
+      if (this.#moving) {
+        const open = this.#file;
+        if (!this.#reopen()) return;
+        // Still the same file: the whole lines after the replaced-line come first.
+        if (this.#file === open && this.#rest.indexOf(10) >= 0) {
+          bytes = this.#rest;
+          this.#rest = new Uint8Array(0);
+        }
+      }
+      bytes ??= this.#readAppended();
+      if (bytes === undefined) return;
+      const waited = this.#lines(bytes);
+      if (waited === undefined) continue;
+      if (waited instanceof Promise) {
+        this.#waiting = waited.finally(() => (this.#waiting = undefined));
+        return this.#waiting.then(() => this.catchUp());
+      }
+    }
+  }
+
+  /**
+   * Opens the file at the path when it is another than the one open. False
+   * when there is none (nothing was ever revoked on this node).
+   */
+  #reopen(): boolean {
+    let ino: number;
     try {
-      file = await Deno.open(this.#path, { read: true });
+      ino = Deno.statSync(this.#path).ino ?? -1;
     } catch (err) {
-      if (err instanceof Deno.errors.NotFound) return;
+      if (err instanceof Deno.errors.NotFound) return this.#file !== undefined;
       throw err;
     }
-    try {
-      const st = await file.stat();
-      if ((st.ino ?? -1) !== at.ino || st.size < at.offset) {
-        // A file written whole again (compacted): its lines are not the pushed ones.
-        if (skipPushed && at.ino !== -1) this.#pushed.clear();
-        at.ino = st.ino ?? -1;
-        at.offset = 0;
-      }
-      if (st.size === at.offset) return;
-      await file.seek(at.offset, Deno.SeekMode.Start);
-      const bytes = new Uint8Array(st.size - at.offset);
-      let have = 0;
-      while (have < bytes.length) {
-        const n = await file.read(bytes.subarray(have));
-        if (n === null) break;
-        have += n;
-      }
-      // Only whole lines: a line being appended right now is read next time.
-      const decoder = new TextDecoder();
-      let start = 0;
-      for (let nl = bytes.indexOf(10); nl >= 0 && nl < have; nl = bytes.indexOf(10, start)) {
-        const line = decoder.decode(bytes.subarray(start, nl));
-        // A line whose list was pushed, verified and delivered already: the
-        // same signature means the same bytes identity signed (Ed25519 never
-        // signs two lists alike), so skipping it can only leave out what the
-        // set has.
-        if (skipPushed && line !== "" && this.#pushed.delete(signatureOf(line))) {
-          start = nl + 1;
-          continue;
-        }
-        if (line !== "") {
-          try {
-            found(await openRevocationList(line, this.#o.keys, this.#o.issuer));
-          } catch (err) {
-            // Signed by a key not loaded yet: retry from this line next time.
-            // Anything else (a torn or forged line) can never verify: skip it.
-            if (err instanceof TokenError && err.reason === "unknown_key") break;
-          }
-        }
-        start = nl + 1;
-      }
-      at.offset += start;
-    } finally {
-      file.close();
+    // The same file (identity stopped between the replaced-line and the
+    // rename, or wrote none): read on, and look at the path again next time.
+    if (ino === this.#ino && this.#file !== undefined) return true;
+    const file = Deno.openSync(this.#path, { read: true });
+    const opened = file.statSync().ino ?? -1;
+    this.#file?.close();
+    this.#file = file;
+    this.#ino = opened;
+    this.#offset = 0;
+    this.#rest = new Uint8Array(0);
+    // Opened the file the path names now: settled until the next replaced-line.
+    this.#moving = false;
+    return true;
+  }
+
+  /** The bytes appended to the open file since the last read (with a line begun before). */
+  #readAppended(): Uint8Array | undefined {
+    const n = this.#file!.readSync(this.#buf);
+    if (n === null || n === 0) return undefined;
+    this.#offset += n;
+    let bytes = this.#buf.subarray(0, n);
+    if (this.#rest.length > 0) {
+      const joined = new Uint8Array(this.#rest.length + n);
+      joined.set(this.#rest);
+      joined.set(bytes, this.#rest.length);
+      bytes = joined;
     }
+    return bytes;
+  }
+
+  /**
+   * Delivers the whole lines of `bytes` and keeps the unfinished one. Returns
+   * "replaced" when a replaced-line was read (the path is looked at again), a
+   * promise when a line's key is being looked up (the lines after it follow
+   * once it settles), or undefined.
+   */
+  #lines(bytes: Uint8Array): "replaced" | Promise<void> | undefined {
+    let start = 0;
+    for (let nl = bytes.indexOf(10); nl >= 0; nl = bytes.indexOf(10, start)) {
+      const line = this.#decoder.decode(bytes.subarray(start, nl));
+      start = nl + 1;
+      if (line === "") continue;
+      if (line === LIST_REPLACED_LINE) {
+        this.#moving = true;
+        this.#rest = bytes.slice(start);
+        return "replaced";
+      }
+      const opened = this.#open(line);
+      if (opened instanceof Promise) {
+        const after = bytes.slice(start);
+        this.#rest = new Uint8Array(0);
+        return opened.then(() => {
+          // The lines after it, read already, go before anything read later.
+          const more = this.#lines(after);
+          if (more instanceof Promise) return more;
+        });
+      }
+    }
+    this.#rest = bytes.slice(start);
+    return undefined;
+  }
+
+  /** Verifies one line and delivers its entries; holds it when its key is not known yet. */
+  #open(line: string): void | Promise<void> {
+    let entries: RevokedEntry[] | Promise<RevokedEntry[]>;
+    try {
+      entries = openRevocationListNow(line, this.#o.keys, this.#o.issuer);
+    } catch (err) {
+      return this.#hold(line, err); // a torn or forged line can never verify: skipped
+    }
+    if (!(entries instanceof Promise)) return this.#deliver(entries);
+    return entries.then((e) => this.#deliver(e), (err) => this.#hold(line, err));
+  }
+
+  /** Keeps a line whose key is not known (yet) for the next poll; drops anything else. */
+  #hold(line: string, err: unknown): void {
+    if (!(err instanceof TokenError && err.reason === "unknown_key")) return;
+    if (this.#held.length < MAX_HELD_LINES) this.#held.push(line);
+  }
+
+  /** Closes the open list file. */
+  close(): void {
+    this.#file?.close();
+    this.#file = undefined;
+    this.#ino = -1;
+    this.#moving = true;
   }
 }

@@ -2,9 +2,9 @@
  * Everything a service needs to judge tokens on its own: the key set, the
  * revocations it knows of, and the verifier with its cache, each fed from a
  * source. Today's sources are the files identity publishes in the runtime
- * dir and the signed revocation lists it pushes; the service also re-reads
- * the files now and then, in case a push was missed. The hot path (verify,
- * revokedIn) reads only memory.
+ * dir: the list file is caught up with before each authorization (a read at
+ * its end), the key set when a token names a key not loaded. The verify and
+ * revokedIn of the hot path read only memory.
  * @module
  */
 
@@ -14,7 +14,7 @@ import type { KeyLookup } from "../token/key_set.ts";
 import { RevocationSet } from "../token/revocation_set.ts";
 import { TokenVerifier } from "../token/verifier.ts";
 import { FileKeySetSource, KeySetLookup, type KeySetSource } from "./key_set.ts";
-import { FileRevocationSource, type PushableRevocationSource } from "./revocations.ts";
+import { type CatchingUpRevocationSource, FileRevocationSource } from "./revocations.ts";
 
 /** Options for {@link Trust}. */
 export interface TrustOptions {
@@ -22,9 +22,9 @@ export interface TrustOptions {
   keySource?: KeySetSource;
   /**
    * Where revocations come from (default the signed list file in the runtime
-   * dir, checked with this trust's keys, and identity's pushes).
+   * dir, checked with this trust's keys).
    */
-  revocationSource?: PushableRevocationSource;
+  revocationSource?: CatchingUpRevocationSource;
   /** When revoked entries may be pruned (default {@link systemClock}). */
   clock?: Clock;
   /** Cluster mode: the other issuers accepted, kept current by the key source. */
@@ -51,9 +51,8 @@ export class Trust {
   readonly revoked: RevocationSet;
   /** Verifies tokens against the keys (with its cache). */
   readonly verifier: TokenVerifier;
-  #revocations: PushableRevocationSource;
+  #revocations: CatchingUpRevocationSource;
   #onRevoked: (ids: string[]) => void = () => {};
-  #lastAdded = 0;
   #clock: Clock;
   #source: KeySetSource;
   #cannotVouch?: (issuer: string) => string | undefined;
@@ -89,13 +88,13 @@ export class Trust {
     // The feed fills the in-memory set the hot path reads, synchronously.
     this.#revocations.subscribe((entries) => {
       const added = this.revoked.add(entries);
-      this.#lastAdded = added.length;
       if (added.length > 0) this.#onRevoked(added);
     });
   }
 
-  /** Releases the key source (cluster mode: its etcd client). */
+  /** Releases the key source (cluster mode: its etcd client) and the open list file. */
   close(): void {
+    this.#revocations.close?.();
     this.#source.close?.();
   }
 
@@ -125,18 +124,11 @@ export class Trust {
   }
 
   /**
-   * Applies a signed revocation list pushed by identity, before it returns.
-   * Returns how many entries were new: at once when the key is at hand, else
-   * a promise. Rejects (never throws) when it is not signed by this node's identity.
+   * Brings the revocations up to date with what identity has acknowledged:
+   * reads the lines appended to the list file since the last look, before
+   * it returns (a promise only while a line's key is looked up).
    */
-  applyPush(signed: string): number | Promise<number> {
-    this.#lastAdded = 0;
-    let pushed: void | Promise<void>;
-    try {
-      pushed = this.#revocations.push(signed);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return pushed instanceof Promise ? pushed.then(() => this.#lastAdded) : this.#lastAdded;
+  catchUp(): void | Promise<void> {
+    return this.#revocations.catchUp();
   }
 }

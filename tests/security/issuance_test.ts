@@ -222,7 +222,7 @@ Deno.test("issuance needs a capability and never widens it", async (t) => {
     });
 
     await t.step("revoking the parent refuses the child at fs with 'revoked'", async () => {
-      const rev = expectOk<{ status: string; propagated: string[] }>(
+      const rev = expectOk<{ status: string }>(
         await node.request(
           "identity",
           "identity.revoke",
@@ -231,7 +231,6 @@ Deno.test("issuance needs a capability and never widens it", async (t) => {
         ),
       );
       assert.equal(rev.status, "revoked");
-      assert(rev.propagated.includes("fs"), JSON.stringify(rev));
       const msg = new RegExp(
         `capability ${C.cap_id} was delegated from ${D.cap_id}, which has been revoked`,
       );

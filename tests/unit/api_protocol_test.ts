@@ -42,11 +42,6 @@ function documentedMethods(): Map<string, string> {
     /Every service also answers `<service>\.health`/,
   );
   for (const s of SERVICES) out.set(`${s}.health`, "public");
-  // "| `<service>.sync` (registry, fs, supervisor) |" (public: signed by identity).
-  const sync = rows(section(DOC, "## Revocation propagation"))
-    .map(([cell]) => /^`<service>\.sync` \(([a-z, ]+)\)$/.exec(cell)).find((m) => m);
-  assert.ok(sync, "api/protocol.md lists `<service>.sync` (services) under Revocation propagation");
-  for (const s of sync[1].split(", ")) out.set(`${s}.sync`, "public");
   return out;
 }
 

@@ -12,7 +12,6 @@ import {
   findMethod,
   METHODS,
   methodsOf,
-  PUSH_TARGETS,
   SERVICE_RIGHTS,
   SERVICES,
   SUPERVISED,
@@ -25,7 +24,6 @@ import { supervisorMethods } from "../../src/supervisor/service.ts";
 import { IdentityService } from "../../src/identity/service.ts";
 import { METHODS as CTL_METHODS } from "../../src/ctl/methods.ts";
 import { CHILD_SERVICES } from "../../src/runtime/config.ts";
-import { PUSH_TARGETS as IDENTITY_PUSH_TARGETS } from "../../src/identity/service.ts";
 import { allRights, rightsOf } from "../../src/policy/rights.ts";
 
 const SPECS: MethodSpec[] = [
@@ -73,11 +71,9 @@ Deno.test("bindMethods: refuses a declaration without a handler and a handler wi
   );
 });
 
-/** The names a service answers: its bound methods, the server's health, the runner's sync. */
+/** The names a service answers: its bound methods and the server's health. */
 function served(service: string, own: { name: string }[]): string[] {
-  const names = [`${service}.health`, ...own.map((m) => m.name)];
-  if ((PUSH_TARGETS as readonly string[]).includes(service)) names.push(`${service}.sync`);
-  return names.sort();
+  return [`${service}.health`, ...own.map((m) => m.name)].sort();
 }
 
 Deno.test("each service binds a handler to every method it declares, and to no other", () => {
@@ -125,21 +121,19 @@ Deno.test("the table: names are unique and each is its service's; every right is
   assert.deepEqual(methodsOf("constructor"), []);
 });
 
-Deno.test("derived from the table: rights, push targets, supervised services, reserved names, ctl's list", () => {
+Deno.test("derived from the table: rights, supervised services, reserved names, ctl's list", () => {
   assert.deepEqual(SERVICE_RIGHTS.fs, ["fs.list", "fs.open", "fs.read"]);
   assert.deepEqual(SERVICE_RIGHTS.registry, ["registry.register"]);
   assert.deepEqual(rightsOf("*"), allRights());
   assert.equal(allRights().length, 13);
-  // identity pushes to the services that declare <service>.sync, and not to itself.
-  assert.deepEqual([...PUSH_TARGETS].sort(), ["fs", "registry", "supervisor"]);
-  assert.deepEqual(IDENTITY_PUSH_TARGETS, PUSH_TARGETS);
-  assert.ok(!findMethod("identity.sync"));
+  // No service takes revocation pushes any more: they read identity's list file.
+  for (const s of SERVICES) assert.ok(!findMethod(`${s}.sync`), s);
   assert.deepEqual([...SUPERVISED], ["registry", "identity", "fs"]);
   assert.deepEqual(CHILD_SERVICES, SUPERVISED);
   assert.deepEqual([...RESERVED].sort(), ["fs", "identity", "registry", "supervisor"]);
   assert.deepEqual(
     CTL_METHODS.map((m) => m.method),
-    METHODS.map((m) => m.name).filter((n) => !n.endsWith(".sync")),
+    METHODS.map((m) => m.name),
   );
   for (const m of CTL_METHODS) {
     assert.equal(m.protected, findMethod(m.method)!.access !== "public", m.method);

@@ -1,7 +1,7 @@
 /**
  * Unit tests for src/sources/revocations.ts: the revocation list file in the
- * runtime dir read incrementally, its snapshot, and identity's pushes, all
- * delivered through the change feed.
+ * runtime dir read incrementally (held open, caught up with before each
+ * request), its snapshot, all delivered through the change feed.
  */
 
 import assert from "node:assert/strict";
@@ -12,7 +12,7 @@ import {
   type RevokedEntry,
   signRevocationList,
 } from "../../src/token/revocation_set.ts";
-import { FileRevocationSource } from "../../src/sources/revocations.ts";
+import { FileRevocationSource, LIST_REPLACED_LINE } from "../../src/sources/revocations.ts";
 import type { KeyLookup } from "../../src/token/key_set.ts";
 import { CountingLookup, ISSUER, withTempDir } from "./support.ts";
 
@@ -169,51 +169,111 @@ Deno.test("FileRevocationSource: the snapshot is the whole file, and leaves the 
   });
 });
 
-Deno.test("FileRevocationSource: a push is delivered to the feed before it resolves; a forged one throws", async () => {
+Deno.test("FileRevocationSource: catchUp delivers the lines appended since, before it returns, without a promise", async () => {
   await withTempDir(async (dir) => {
-    const key = await generateSigningKey();
-    const keys = new CountingLookup([await importVerifyKey(key.publicKey)]);
-    const source = new FileRevocationSource(`${dir}/revocations`, { keys, issuer: ISSUER });
-    const seen: string[] = [];
-    source.subscribe((entries) => seen.push(...entries.map((e) => e.cap_id)));
-    const a = newCapId();
-    await source.push(await signRevocationList(key, ISSUER, [{ cap_id: a, exp: SOON }]));
-    assert.deepEqual(seen, [a]);
-    const other = await generateSigningKey();
-    const forged = await signRevocationList(other, ISSUER, [{ cap_id: newCapId(), exp: SOON }]);
-    await assert.rejects(async () => await source.push(forged));
-    assert.deepEqual(seen, [a]);
-  });
-});
-
-Deno.test("FileRevocationSource: a poll skips the line of a list already pushed, and still checks every other line", async () => {
-  await withTempDir(async (dir) => {
-    // given a list pushed to the source, which identity also appends to the file
     const path = `${dir}/revocations`;
     const key = await generateSigningKey();
     const keys = new CountingLookup([await importVerifyKey(key.publicKey)]);
     const source = new FileRevocationSource(path, { keys, issuer: ISSUER });
     const seen: string[] = [];
     source.subscribe((entries) => seen.push(...entries.map((e) => e.cap_id)));
-    const [a, b, c] = [newCapId(), newCapId(), newCapId()];
-    const pushed = await signRevocationList(key, ISSUER, [{ cap_id: a, exp: SOON }]);
-    source.push(pushed);
-    assert.deepEqual(seen, [a]);
-    const lookups = keys.calls;
-    // when the file holds that line, a forged one (its payload changed after
-    // signing) and a line never pushed
-    const later = await signRevocationList(key, ISSUER, [{ cap_id: b, exp: SOON }]);
-    const forged = tamper(later, b, c);
-    Deno.writeTextFileSync(path, `${pushed}\n${forged}\n${later}\n`);
-    await source.poll();
-    // then the pushed line is neither verified nor delivered again, the
-    // forged one is still refused and the new one delivered
-    assert.deepEqual(seen, [a, b]);
-    assert.equal(keys.calls - lookups, 2, "only the two lines not pushed are verified");
-    // and the pushed line with another payload, same signature, is verified
-    // (the signature was met once already) and refused
-    Deno.writeTextFileSync(path, `${tamper(pushed, a, c)}\n`, { append: true });
-    await source.poll();
-    assert.deepEqual(seen, [a, b]);
+    try {
+      // no file yet: nothing revoked, no error
+      assert.equal(source.catchUp(), undefined);
+      const [a, b, c] = [newCapId(), newCapId(), newCapId()];
+      Deno.writeTextFileSync(
+        path,
+        `${await signRevocationList(key, ISSUER, [{ cap_id: a, exp: SOON }])}\n`,
+      );
+      assert.equal(source.catchUp(), undefined);
+      assert.deepEqual(seen, [a]);
+      // nothing new: nothing verified again
+      const lookups = keys.calls;
+      assert.equal(source.catchUp(), undefined);
+      assert.equal(keys.calls, lookups);
+      // a line being appended (no newline yet) waits for its end
+      const second = await signRevocationList(key, ISSUER, [{ cap_id: b, exp: SOON }]);
+      Deno.writeTextFileSync(path, second.slice(0, 50), { append: true });
+      source.catchUp();
+      assert.deepEqual(seen, [a]);
+      Deno.writeTextFileSync(path, `${second.slice(50)}\n`, { append: true });
+      source.catchUp();
+      assert.deepEqual(seen, [a, b]);
+      // a forged line (payload changed after signing) is skipped, the next one read
+      const forged = tamper(second, b, c);
+      const third = await signRevocationList(key, ISSUER, [{ cap_id: c, exp: SOON }]);
+      Deno.writeTextFileSync(path, `${forged}\n${third}\n`, { append: true });
+      source.catchUp();
+      assert.deepEqual(seen, [a, b, c]);
+    } finally {
+      source.close();
+    }
+  });
+});
+
+Deno.test("FileRevocationSource: after the replaced-line it reads the file the path names now, whole", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/revocations`;
+    const key = await generateSigningKey();
+    const keys = new CountingLookup([await importVerifyKey(key.publicKey)]);
+    const source = new FileRevocationSource(path, { keys, issuer: ISSUER });
+    const seen: string[] = [];
+    source.subscribe((entries) => seen.push(...entries.map((e) => e.cap_id)));
+    const list = (id: string) => signRevocationList(key, ISSUER, [{ cap_id: id, exp: SOON }]);
+    try {
+      const [a, b, c, d] = [newCapId(), newCapId(), newCapId(), newCapId()];
+      Deno.writeTextFileSync(path, `${await list(a)}\n`);
+      source.catchUp();
+      // identity's way: the replaced-line, then a new file renamed over the path
+      Deno.writeTextFileSync(path, `${LIST_REPLACED_LINE}\n`, { append: true });
+      Deno.writeTextFileSync(`${path}.tmp`, `${await list(a)}\n${await list(b)}\n`);
+      Deno.renameSync(`${path}.tmp`, path);
+      source.catchUp();
+      assert.deepEqual(seen, [a, a, b]);
+      // and lines appended to the new file after that
+      Deno.writeTextFileSync(path, `${await list(c)}\n`, { append: true });
+      source.catchUp();
+      assert.deepEqual(seen.slice(3), [c]);
+      // identity stopped between the replaced-line and the rename: the same
+      // file is read on, and the path looked at until it names another
+      Deno.writeTextFileSync(path, `${LIST_REPLACED_LINE}\n`, { append: true });
+      source.catchUp();
+      Deno.writeTextFileSync(path, `${await list(d)}\n`, { append: true });
+      source.catchUp();
+      assert.deepEqual(seen.slice(3), [c, d]);
+    } finally {
+      source.close();
+    }
+  });
+});
+
+Deno.test("FileRevocationSource: a line signed by a key not loaded yet is verified once the key is looked up", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/revocations`;
+    const key = await generateSigningKey();
+    const verify = await importVerifyKey(key.publicKey);
+    // a lookup that finds the key only by reading it again (a promise)
+    const keys: KeyLookup = {
+      get: (kid) => Promise.resolve(kid === verify.kid ? verify : undefined),
+    };
+    const source = new FileRevocationSource(path, { keys, issuer: ISSUER });
+    const seen: string[] = [];
+    source.subscribe((entries) => seen.push(...entries.map((e) => e.cap_id)));
+    try {
+      const [a, b] = [newCapId(), newCapId()];
+      const lines = await Promise.all(
+        [a, b].map((id) => signRevocationList(key, ISSUER, [{ cap_id: id, exp: SOON }])),
+      );
+      Deno.writeTextFileSync(path, lines.join("\n") + "\n");
+      const caught = source.catchUp();
+      assert.ok(caught instanceof Promise);
+      // a second catch-up meanwhile waits for the same lines
+      const again = source.catchUp();
+      await caught;
+      await again;
+      assert.deepEqual(seen, [a, b]);
+    } finally {
+      source.close();
+    }
   });
 });

@@ -86,9 +86,9 @@ Deno.test("Trust.refresh: a revocation file not verifiable yet is skipped withou
   });
 });
 
-Deno.test("Trust.applyPush: applies a list signed by this node's identity, refuses any other", async () => {
+Deno.test("Trust.catchUp: applies the list lines identity appended, signed by its key, and no other", async () => {
   await withTempDir(async (dir) => {
-    // given published keys
+    // given published keys and a list file
     const layout = layoutIn(dir);
     const key = await generateSigningKey();
     const stranger = await generateSigningKey();
@@ -96,31 +96,32 @@ Deno.test("Trust.applyPush: applies a list signed by this node's identity, refus
     const trust = new Trust(layout);
     const seen: string[] = [];
     trust.onRevoked((ids) => seen.push(...ids));
-    const [a, b] = [newCapId(), newCapId()];
-    // when identity pushes a list, then its entries are applied and reported
-    assert.equal(
-      await trust.applyPush(
-        await signRevocationList(key, "identity@unit", [{ cap_id: a, exp: SOON }]),
-      ),
-      1,
-    );
-    assert.deepEqual(seen, [a]);
-    // and a replay adds nothing
-    assert.equal(
-      await trust.applyPush(
-        await signRevocationList(key, "identity@unit", [{ cap_id: a, exp: SOON }]),
-      ),
-      0,
-    );
-    // while a list signed by another key, or for another issuer, is refused
-    const forged = await signRevocationList(stranger, "identity@unit", [{ cap_id: b, exp: SOON }]);
-    await assert.rejects(Promise.resolve().then(() => trust.applyPush(forged)));
-    const foreign = await signRevocationList(key, "identity@other", [{ cap_id: b, exp: SOON }]);
-    // Refused as a rejected promise, never a throw (the sync method relies on it).
-    const refused = trust.applyPush(foreign);
-    assert.ok(refused instanceof Promise);
-    await assert.rejects(refused);
-    assert.ok(!trust.revoked.has(b));
+    const path = runtimeFiles(layout).revocations;
+    const append = (line: string) => Deno.writeTextFileSync(path, line + "\n", { append: true });
+    const [a, b, c] = [newCapId(), newCapId(), newCapId()];
+    await trust.refresh(); // the keys read, as a service does at start
+    try {
+      // when identity appends a line, then the next catch-up applies it before it returns
+      append(await signRevocationList(key, "identity@unit", [{ cap_id: a, exp: SOON }]));
+      assert.equal(trust.catchUp(), undefined);
+      assert.deepEqual(seen, [a]);
+      assert.ok(trust.revoked.has(a));
+      // and a replay adds nothing
+      append(await signRevocationList(key, "identity@unit", [{ cap_id: a, exp: SOON }]));
+      trust.catchUp();
+      assert.deepEqual(seen, [a]);
+      // while a line signed by another key, or for another issuer, is not applied
+      append(await signRevocationList(stranger, "identity@unit", [{ cap_id: b, exp: SOON }]));
+      append(await signRevocationList(key, "identity@other", [{ cap_id: b, exp: SOON }]));
+      await trust.catchUp();
+      assert.ok(!trust.revoked.has(b));
+      // and a good line after them still is
+      append(await signRevocationList(key, "identity@unit", [{ cap_id: c, exp: SOON }]));
+      await trust.catchUp();
+      assert.deepEqual(seen, [a, c]);
+    } finally {
+      trust.close();
+    }
   });
 });
 
@@ -175,13 +176,11 @@ Deno.test("Trust: fed by sources it is given, the in-memory view follows their f
       },
     };
     let deliver: (entries: { cap_id: string; exp: number }[]) => void = () => {};
+    let next = "";
     const revocationSource = {
       snapshot: () => Promise.resolve([]),
       poll: () => Promise.resolve(),
-      push: (signed: string) => {
-        deliver([{ cap_id: signed, exp: SOON }]);
-        return Promise.resolve();
-      },
+      catchUp: () => deliver([{ cap_id: next, exp: SOON }]),
       subscribe: (fn: typeof deliver) => {
         deliver = fn;
         return () => {};
@@ -199,11 +198,13 @@ Deno.test("Trust: fed by sources it is given, the in-memory view follows their f
     assert.equal(trust.verifier.cached, 1);
     for (const fn of keyFeed) fn(keys);
     assert.equal(trust.verifier.cached, 0);
-    // and a push through the revocation source is in the set before applyPush resolves
+    // and what the revocation source delivers on a catch-up is in the set when it returns
     const a = newCapId();
-    assert.equal(await trust.applyPush(a), 1);
+    next = a;
+    trust.catchUp();
     assert.ok(trust.revoked.has(a));
     assert.deepEqual(seen, [a]);
-    assert.equal(await trust.applyPush(a), 0);
+    trust.catchUp();
+    assert.deepEqual(seen, [a]);
   });
 });
