@@ -879,7 +879,7 @@ export class IdentityService {
    * Starts the next batch once every revocation usually under way is queued
    * (the callers of the batch before come back together), or once GATHER_MS
    * has passed; two groups of callers that each wait for the other's batch
-   * thus merge into one batch, one signature, one fsync and one push.
+   * thus merge into one batch, one signature, one list line and one fsync.
    */
   #kick(): void {
     if (this.#flushing || this.#queue.length === 0) return;
