@@ -933,8 +933,8 @@ export class IdentityService {
         // Cluster mode: the set identity judges tokens by is its own (etcd feeds it too).
         this.#d.trust.revoked.add(entries);
       } catch (err) {
-        // Not durable: the callers hear the error. Services that read the
-        // line refuse the token until the file is written whole again, on the safe side.
+        // Not durable: the callers hear the error. Services that read the line
+        // refuse the token until they restart (their set only adds), on the safe side.
         this.#settle(batch, err);
         return;
       } finally {
