@@ -9,11 +9,11 @@
  * The layers, bottom first (docs/architecture.md draws them):
  *   wire                     frames, envelopes, errors, schemas, budgets: imports nothing of Strata
  *   api                      the method table: each service's methods, declared once (below
- *                            runtime, whose service lists and push targets derive from it)
+ *                            runtime, whose service lists derive from it)
  *   runtime                  config, permissions, paths, clock, log, audit, files, version
  *   token                    PASETO, keys, claims, the verifier, the in-memory revocation set
  *   sources                  where key sets, revocations and registry entries come from (a
- *                            snapshot and a change feed each; files + pushes today) and the
+ *                            snapshot and a change feed each; files today) and the
  *                            trust they feed
  *   policy                   decisions: authorize, attenuation, constraints, path prefixes
  *   server                   transports (unix, tcp+TLS), the connection loop, limits, the client

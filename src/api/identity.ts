@@ -18,7 +18,7 @@ const CAP_ID = {
   hint: "must be 32 hex digits",
 } as const;
 
-/** Every method identity answers (it sends pushes, so it declares no sync). */
+/** Every method identity answers. */
 export const IDENTITY_METHODS: readonly MethodSpec[] = [
   healthSpec("identity"),
   {

@@ -1,9 +1,8 @@
 /**
  * The method table: every method of every service, declared once (one file
  * per service), and what is derived from it — the services, the rights of
- * each, the services the supervisor runs, the services identity pushes
- * revocations to. Adding a method is a declaration here and a handler in
- * the service (docs/adding_a_method.md).
+ * each, the services the supervisor runs. Adding a method is a declaration
+ * here and a handler in the service (docs/adding_a_method.md).
  * @module
  */
 

@@ -879,7 +879,7 @@ export class IdentityService {
    * Starts the next batch once every revocation usually under way is queued
    * (the callers of the batch before come back together), or once GATHER_MS
    * has passed; two groups of callers that each wait for the other's batch
-   * thus merge into one batch, one signature, one fsync and one push.
+   * thus merge into one batch, one signature, one list line and one fsync.
    */
   #kick(): void {
     if (this.#flushing || this.#queue.length === 0) return;
@@ -933,8 +933,8 @@ export class IdentityService {
         // Cluster mode: the set identity judges tokens by is its own (etcd feeds it too).
         this.#d.trust.revoked.add(entries);
       } catch (err) {
-        // Not durable: the callers hear the error. Services that read the
-        // line refuse the token until the file is written whole again, on the safe side.
+        // Not durable: the callers hear the error. Services that read the line
+        // refuse the token until they restart (their set only adds), on the safe side.
         this.#settle(batch, err);
         return;
       } finally {

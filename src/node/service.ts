@@ -27,7 +27,7 @@ import { RateLimiter } from "../policy/rate_limit.ts";
 import type { RequestChain } from "../server/server.ts";
 import { IdleCollector } from "./idle_gc.ts";
 
-/** How often files are re-checked in case a push from identity was missed. */
+/** How often the files are looked at again (replaced by hand; a list line's key not known yet). */
 const REFRESH_MS = 1000;
 
 /** Longest a SIGTERM drain may take before the service exits anyway. */

@@ -61,7 +61,7 @@ export const SERVICE_V8_FLAGS = "--max-semi-space-size=8,--max-old-space-size=64
 
 /**
  * V8 settings for supervisor and registry, which serve no request path
- * (they take revocation pushes and ctl's status calls): a 1 MB young
+ * (they take ctl's status calls and registrations): a 1 MB young
  * generation. After 25,000 revocations and the bench's load, the two held
  * 0.8-0.9 MB less PSS together than with 8 MB (two runs, nodes side by
  * side). V8's --lite-mode saved 1.6-3 MB but made start → all Healthy

@@ -1,6 +1,6 @@
 /**
  * Revoked capabilities as every verifier holds them (in memory, for the hot
- * path), and the signed revocation list identity publishes and pushes: its
+ * path), and the signed revocation list identity publishes: its
  * signing and verifying. Reading the list file is sources/revocations.ts's.
  *
  * Revocation only ever adds: a verifier merges every list it is given and
@@ -227,7 +227,7 @@ export class RevocationSet {
   }
 }
 
-/** Signs a revocation list (used by identity for the file and for pushes). */
+/** Signs a revocation list (used by identity for the list file, and for etcd in cluster mode). */
 export async function signRevocationList(
   key: SigningKey,
   issuer: string,
@@ -262,7 +262,7 @@ export async function openRevocationList(
 
 /**
  * {@link openRevocationList} without a promise when the key is at hand (a
- * push's usual case: no promise and no request timer per push); a promise
+ * list line's usual case: no promise before the request it is read for); a promise
  * only when the key set must be read again first. Throws when it is forged.
  */
 export function openRevocationListNow(

@@ -1,7 +1,7 @@
 /**
  * Unit tests for src/api/ (the method table) and server/bind.ts: each
  * service serves exactly the methods it declares, and what is derived from
- * the table (rights, push targets, the supervisor's and registry's service
+ * the table (rights, the supervisor's and registry's service
  * lists, strata-ctl's list) follows it.
  * @module
  */
