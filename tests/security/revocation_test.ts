@@ -8,7 +8,8 @@
  */
 
 import assert from "node:assert/strict";
-import { runtimeFiles, stateFiles } from "../../src/runtime/config.ts";
+import { runtimeFiles, socketPath, stateFiles } from "../../src/runtime/config.ts";
+import { Client } from "../../src/server/client.ts";
 import { generateSigningKey } from "../../src/token/keys.ts";
 import { signRevocationList } from "../../src/token/revocation_set.ts";
 import { issue, type Node, startNode, tempLayout, waitFor } from "../helpers.ts";
@@ -281,6 +282,94 @@ Deno.test("the list file is compacted: one signed line, expired entries gone, ev
       );
     }
   } finally {
+    await node.stop();
+  }
+});
+
+Deno.test("in effect for the next request at every service: concurrent revokes at fs, a registry entry gone at the next resolve", async (t) => {
+  const node = await startNode();
+  const clients: Client[] = [];
+  const connect = async (service: "fs" | "identity") => {
+    const c = await Client.connect(socketPath(node.layout, service));
+    clients.push(c);
+    return c;
+  };
+  try {
+    const root = node.exportRoot;
+    const list = (token: string) => node.request("fs", "fs.list", { path: root }, token);
+
+    await t.step(
+      "8 callers revoke while 8 others use fs: each next use after an ok is refused",
+      async () => {
+        const tokens: Awaited<ReturnType<typeof issue>>[] = [];
+        for (let i = 0; i < 160; i++) {
+          tokens.push(await issue(node, { service: "fs", rights: ["fs.list"], path_prefix: root }));
+        }
+        let stop = false;
+        let uses = 0;
+        // Users load fs with tokens of their own, never revoked (a token being
+        // revoked is refused already once its line is written, before the ok).
+        const users = Array.from({ length: 8 }, async () => {
+          const fs = await connect("fs");
+          const own = await issue(node, { service: "fs", rights: ["fs.list"], path_prefix: root });
+          while (!stop) {
+            expectOk(await fs.request("fs.list", { path: root }, { token: own.token }));
+            uses++;
+          }
+        });
+        const revokers = Array.from({ length: 8 }, async (_, i) => {
+          const [id, fs] = [await connect("identity"), await connect("fs")];
+          for (let k = i; k < tokens.length; k += 8) {
+            const t = tokens[k];
+            expectOk(
+              await id.request("identity.revoke", { cap_id: t.cap_id }, {
+                token: node.operatorToken(),
+              }),
+            );
+            // The very next request after the answer, on a connection of its own.
+            expectError(
+              await fs.request("fs.list", { path: root }, { token: t.token }),
+              "UNAUTHENTICATED",
+              /has been revoked/,
+              "revoked",
+            );
+            expectOk(await fs.request("fs.list", { path: root }, { token: node.operatorToken() }));
+          }
+        });
+        const settled = await Promise.allSettled(revokers);
+        stop = true;
+        settled.push(...await Promise.allSettled(users));
+        for (const r of settled) if (r.status === "rejected") throw r.reason;
+        assert.ok(uses > tokens.length, `fs was used ${uses} times`);
+      },
+    );
+
+    await t.step("a registry entry of a revoked token is gone at the next resolve", async () => {
+      const owner = await issue(node, { service: "registry", rights: ["registry.register"] });
+      expectOk(
+        await node.request("registry", "registry.register", {
+          service: "my-svc",
+          endpoint: "unix:///run/strata/my-svc.sock",
+        }, owner.token),
+      );
+      expectOk(await node.request("registry", "registry.resolve", { service: "my-svc" }));
+      expectOk(
+        await node.request(
+          "identity",
+          "identity.revoke",
+          { cap_id: owner.cap_id },
+          node.operatorToken(),
+        ),
+      );
+      // A public call (no token of its own) sees the revocation too.
+      expectError(
+        await node.request("registry", "registry.resolve", { service: "my-svc" }),
+        "NOT_FOUND",
+      );
+      expectOk(await list(node.operatorToken()));
+    });
+  } finally {
+    for (const c of clients) await c.close();
     await node.stop();
   }
 });
