@@ -217,3 +217,33 @@ Deno.test("review: a torn append (a short write of identity's, no newline) does 
     }
   });
 });
+
+Deno.test("review: cluster mode's source catches up with this node's own list file, synchronously", async () => {
+  const { EtcdRevocationSource } = await import("../../src/sources/etcd_revocations.ts");
+  await withTempDir(async (dir) => {
+    const path = `${dir}/revocations`;
+    const { source: local, keys, sign } = await setUp(path);
+    const cluster = new EtcdRevocationSource({
+      cluster: "review",
+      // Never used by catchUp: etcd is read only by poll and the watch.
+      client: {} as never,
+      keys,
+      localIssuer: ISSUER,
+      partitionBoundMs: 60_000,
+      local,
+    });
+    const seen: string[] = [];
+    cluster.subscribe((entries) => seen.push(...entries.map((e) => e.cap_id)));
+    try {
+      const [a, b] = ids(2);
+      Deno.writeTextFileSync(path, `${await sign([a])}\n`);
+      assert.equal(cluster.catchUp(), undefined);
+      assert.deepEqual(seen, [a]);
+      replace(path, [await sign([a]), await sign([b])]);
+      assert.equal(cluster.catchUp(), undefined);
+      assert.ok(seen.includes(b));
+    } finally {
+      local.close();
+    }
+  });
+});
