@@ -1,0 +1,249 @@
+/**
+ * Review tests for src/sources/revocations.ts (perf-pull): the list file
+ * read before each request, under the shapes identity writes it in (lines
+ * longer than a read, replacements in a row, a replaced-line in the middle
+ * of a read) and the ones a careless configuration leaves (a path that
+ * cannot be read, a planted huge line).
+ */
+
+import assert from "node:assert/strict";
+import { newCapId } from "../../src/token/claims.ts";
+import { generateSigningKey, importVerifyKey } from "../../src/token/keys.ts";
+import {
+  LIST_CHUNK,
+  type RevokedEntry,
+  signRevocationList,
+} from "../../src/token/revocation_set.ts";
+import { FileRevocationSource, LIST_REPLACED_LINE } from "../../src/sources/revocations.ts";
+import { CountingLookup, ISSUER, withTempDir } from "./support.ts";
+
+const SOON = Math.floor(Date.now() / 1000) + 3600;
+
+/** A signing key, a lookup that knows it, and a source over `path` whose feed fills `seen`. */
+async function setUp(path: string) {
+  const key = await generateSigningKey();
+  const keys = new CountingLookup([await importVerifyKey(key.publicKey)]);
+  const source = new FileRevocationSource(path, { keys, issuer: ISSUER });
+  const seen = new Set<string>();
+  source.subscribe((entries) => entries.forEach((e) => seen.add(e.cap_id)));
+  const sign = (ids: string[]) =>
+    signRevocationList(key, ISSUER, ids.map((cap_id): RevokedEntry => ({ cap_id, exp: SOON })));
+  return { key, keys, source, seen, sign };
+}
+
+/** Identity's replacement: the replaced-line appended, then a new file renamed over the path. */
+function replace(path: string, lines: string[]): void {
+  Deno.writeTextFileSync(path, `${LIST_REPLACED_LINE}\n`, { append: true });
+  Deno.writeTextFileSync(`${path}.tmp`, lines.map((l) => l + "\n").join(""));
+  Deno.renameSync(`${path}.tmp`, path);
+}
+
+function ids(n: number): string[] {
+  return Array.from({ length: n }, () => newCapId());
+}
+
+Deno.test("review: a compacted line of LIST_CHUNK entries (longer than a 64 KiB read) is delivered by one catchUp", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/revocations`;
+    const { source, seen, sign } = await setUp(path);
+    try {
+      Deno.writeTextFileSync(path, `${await sign([newCapId()])}\n`);
+      assert.equal(source.catchUp(), undefined);
+      const many = ids(LIST_CHUNK);
+      const line = await sign(many);
+      assert.ok(line.length > 64 * 1024, `line is ${line.length} bytes`);
+      // appended as identity appends a batch: one write
+      Deno.writeTextFileSync(path, `${line}\n`, { append: true });
+      assert.equal(source.catchUp(), undefined);
+      for (const id of many) assert.ok(seen.has(id));
+      // and the same line as the first of a replaced file, the replaced-line mid-read
+      const more = ids(LIST_CHUNK);
+      const after = ids(1);
+      replace(path, [await sign(more), await sign(after)]);
+      assert.equal(source.catchUp(), undefined);
+      for (const id of [...more, ...after]) assert.ok(seen.has(id), id);
+    } finally {
+      source.close();
+    }
+  });
+});
+
+Deno.test("review: a long line torn across appends at every 64 KiB boundary is delivered once ended", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/revocations`;
+    const { source, seen, sign } = await setUp(path);
+    try {
+      Deno.writeTextFileSync(path, "");
+      const many = ids(LIST_CHUNK);
+      const line = await sign(many) + "\n";
+      // written in pieces that straddle the reader's 64 KiB chunks
+      const cuts = [1, 65535, 65536, 65537, line.length - 1, line.length];
+      let at = 0;
+      for (const cut of cuts) {
+        Deno.writeTextFileSync(path, line.slice(at, cut), { append: true });
+        at = cut;
+        assert.equal(source.catchUp(), undefined);
+        assert.equal(seen.size, cut === line.length ? many.length : 0, `after ${cut} bytes`);
+      }
+    } finally {
+      source.close();
+    }
+  });
+});
+
+Deno.test("review: replacements in a row while the reader is idle (A -> B -> C) lose nothing identity wrote", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/revocations`;
+    const { source, seen, sign } = await setUp(path);
+    try {
+      const [a, b, c, d, e] = ids(5);
+      Deno.writeTextFileSync(path, `${await sign([a])}\n`);
+      source.catchUp();
+      // the reader stays on A; identity appends b to A, replaces A by B,
+      // appends c to B, replaces B by C (which holds all), appends d
+      Deno.writeTextFileSync(path, `${await sign([b])}\n`, { append: true });
+      replace(path, [await sign([a, b])]);
+      Deno.writeTextFileSync(path, `${await sign([c])}\n`, { append: true });
+      replace(path, [await sign([a, b, c])]);
+      Deno.writeTextFileSync(path, `${await sign([d])}\n`, { append: true });
+      assert.equal(source.catchUp(), undefined);
+      assert.deepEqual([...seen].sort(), [a, b, c, d].sort());
+      // settled on C: the next append is read without a stat of the path
+      Deno.writeTextFileSync(path, `${await sign([e])}\n`, { append: true });
+      source.catchUp();
+      assert.ok(seen.has(e));
+    } finally {
+      source.close();
+    }
+  });
+});
+
+/** The descriptors this process has open on files under `dir` (replaced ones too). */
+function openFds(dir: string): number {
+  const out = new Deno.Command("ls", { args: ["-l", `/proc/${Deno.pid}/fd`] }).outputSync();
+  return new TextDecoder().decode(out.stdout).split("\n").filter((l) => l.includes(dir)).length;
+}
+
+Deno.test("review: replacements do not leak descriptors, and close() releases the file", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/revocations`;
+    const { source, sign } = await setUp(path);
+    const line = await sign(ids(1));
+    const before = openFds(dir);
+    assert.equal(before, 0);
+    Deno.writeTextFileSync(path, `${line}\n`);
+    source.catchUp();
+    assert.equal(openFds(dir), before + 1);
+    for (let i = 0; i < 200; i++) {
+      replace(path, [line]);
+      source.catchUp();
+    }
+    assert.equal(openFds(dir), before + 1);
+    source.close();
+    assert.equal(openFds(dir), before);
+  });
+});
+
+Deno.test("review: a list path that cannot be read makes catchUp throw (every request INTERNAL), not fall back", async () => {
+  // Fails on perf-pull: a careless configuration (the path replaced by a
+  // directory, a file of another owner, EMFILE while reopening) turns every
+  // request of the service into INTERNAL until it is fixed by hand.
+  await withTempDir(async (dir) => {
+    const path = `${dir}/revocations`;
+    const { source, seen, sign } = await setUp(path);
+    try {
+      const [a] = ids(1);
+      Deno.writeTextFileSync(path, `${await sign([a])}\n`);
+      source.catchUp();
+      // replaced (with the replaced-line, so the reader reopens) by a directory
+      Deno.writeTextFileSync(path, `${LIST_REPLACED_LINE}\n`, { append: true });
+      Deno.removeSync(path);
+      Deno.mkdirSync(path);
+      let thrown: unknown;
+      try {
+        await source.catchUp();
+      } catch (err) {
+        thrown = err;
+      }
+      assert.ok(seen.has(a));
+      assert.equal(thrown, undefined, `catchUp threw ${thrown}`);
+    } finally {
+      source.close();
+    }
+  });
+});
+
+Deno.test("review: a planted 16 MiB line (no newline yet) costs the hot path little per request", async () => {
+  // A writer of the list file (careless mode bits) can make catchUp copy the
+  // growing unfinished line on every 64 KiB read: quadratic in its length.
+  await withTempDir(async (dir) => {
+    const path = `${dir}/revocations`;
+    const { source, sign } = await setUp(path);
+    try {
+      Deno.writeTextFileSync(path, `${await sign(ids(1))}\n`);
+      source.catchUp();
+      Deno.writeTextFileSync(path, "x".repeat(16 * 1024 * 1024), { append: true });
+      const t0 = performance.now();
+      source.catchUp();
+      const ms = performance.now() - t0;
+      console.log(`catchUp over a 16 MiB unfinished line: ${ms.toFixed(1)} ms`);
+      assert.ok(ms < 250, `${ms.toFixed(1)} ms`);
+    } finally {
+      source.close();
+    }
+  });
+});
+
+Deno.test("review: a torn append (a short write of identity's, no newline) does not swallow the next batch's line", async () => {
+  // Fails on perf-pull: identity's #appendRevocation ignores writeSync's
+  // count, so a short write (ENOSPC on the runtime dir) leaves part of a
+  // line; the next batch's line is glued to it and every reader skips the
+  // glued line as forged, though identity answered both revokes ok. They are
+  // in effect only once the file is replaced (compaction, restart).
+  await withTempDir(async (dir) => {
+    const path = `${dir}/revocations`;
+    const { source, seen, sign } = await setUp(path);
+    try {
+      const [a, b] = ids(2);
+      Deno.writeTextFileSync(path, "");
+      source.catchUp();
+      const first = await sign([a]);
+      Deno.writeTextFileSync(path, first.slice(0, 100), { append: true });
+      Deno.writeTextFileSync(path, `${await sign([b])}\n`, { append: true });
+      source.catchUp();
+      assert.ok(seen.has(b), "the whole line after a torn one is delivered");
+    } finally {
+      source.close();
+    }
+  });
+});
+
+Deno.test("review: cluster mode's source catches up with this node's own list file, synchronously", async () => {
+  const { EtcdRevocationSource } = await import("../../src/sources/etcd_revocations.ts");
+  await withTempDir(async (dir) => {
+    const path = `${dir}/revocations`;
+    const { source: local, keys, sign } = await setUp(path);
+    const cluster = new EtcdRevocationSource({
+      cluster: "review",
+      // Never used by catchUp: etcd is read only by poll and the watch.
+      client: {} as never,
+      keys,
+      localIssuer: ISSUER,
+      partitionBoundMs: 60_000,
+      local,
+    });
+    const seen: string[] = [];
+    cluster.subscribe((entries) => seen.push(...entries.map((e) => e.cap_id)));
+    try {
+      const [a, b] = ids(2);
+      Deno.writeTextFileSync(path, `${await sign([a])}\n`);
+      assert.equal(cluster.catchUp(), undefined);
+      assert.deepEqual(seen, [a]);
+      replace(path, [await sign([a]), await sign([b])]);
+      assert.equal(cluster.catchUp(), undefined);
+      assert.ok(seen.includes(b));
+    } finally {
+      local.close();
+    }
+  });
+});
