@@ -17,7 +17,7 @@ import { attenuate } from "../policy/constraints.ts";
 import { actionOf, allRights, ANY_SERVICE, isRoot, resolveRights } from "../policy/rights.ts";
 import type { Audit } from "../runtime/audit.ts";
 import { audienceOf, issuerOf, type Layout, runtimeFiles, stateFiles } from "../runtime/config.ts";
-import { writeFileAtomic } from "../runtime/files.ts";
+import { writeAllSync, writeFileAtomic } from "../runtime/files.ts";
 import type { Logger } from "../runtime/log.ts";
 import {
   type Capability,
@@ -33,6 +33,7 @@ import {
   LIST_CHUNK,
   type RevokedEntry,
   signRevocationList,
+  signRevocationListNow,
 } from "../token/revocation_set.ts";
 import type { Trust } from "../sources/trust.ts";
 import { LIST_REPLACED_LINE } from "../sources/revocations.ts";
@@ -239,6 +240,12 @@ export class IdentityService {
   #unsynced = new Map<string, RevokedEntry>();
   /** The last whole write of the list file: whole writes go one at a time. */
   #listWrite: Promise<void> = Promise.resolve();
+  /**
+   * The list file identity wrote last, held open: lines are appended to it
+   * and the replaced-line marks it, also when it is no longer at the path
+   * (removed or replaced by hand), since the services still read it.
+   */
+  #listFile?: { file: Deno.FsFile; ino: number };
 
   constructor(deps: IdentityDeps) {
     this.#d = deps;
@@ -466,16 +473,60 @@ export class IdentityService {
       }
       for (const e of entries) signed.add(e.cap_id);
     }
-    // Services hold the file open and read what is appended: tell them, in
-    // the same synchronous step, that the path names a new file.
+    this.#replaceList(lines.join(""));
+  }
+
+  /**
+   * Replaces the list file with `text` and holds the new one open. Services
+   * hold the file open and read what is appended: the replaced-line tells
+   * them, in the same synchronous step, that the path names a new file.
+   */
+  #replaceList(text: string): void {
+    const rt = runtimeFiles(this.#d.layout);
     this.#markReplaced(rt.revocations);
-    writeFileAtomic(rt.revocations, lines.join(""), {
+    writeFileAtomic(rt.revocations, text, {
       tmpPath: rt.revocationsTmp,
       mode: 0o600,
       durable: false,
     });
+    this.#listFile?.file.close();
+    this.#listFile = undefined;
+    const file = Deno.openSync(rt.revocations, { append: true });
+    this.#listFile = { file, ino: file.statSync().ino ?? -1 };
     // Every line appended before this (synchronous) write is in it.
     this.#appendedLines = 0;
+  }
+
+  /**
+   * Writes the list file whole at once (signed without a promise), when the
+   * one identity holds is no longer at the path.
+   */
+  #rewriteListNow(): void {
+    const set = this.#d.revocations.set;
+    set.prune();
+    const entries = [
+      ...set.entries(),
+      ...[...this.#unsynced.values()].filter((e) => !set.has(e.cap_id)),
+    ];
+    const lines: string[] = [];
+    for (let i = 0; i === 0 || i < entries.length; i += LIST_CHUNK) {
+      lines.push(
+        signRevocationListNow(this.#d.ring.active, this.#issuer, entries.slice(i, i + LIST_CHUNK)) +
+          "\n",
+      );
+    }
+    this.#replaceList(lines.join(""));
+  }
+
+  /** Whether the path still names the list file identity holds. */
+  #listIntact(path: string): boolean {
+    if (!this.#listFile) return false;
+    try {
+      return Deno.statSync(path).ino === this.#listFile.ino;
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return false;
+      throw err;
+    }
   }
 
   /**
@@ -514,6 +565,11 @@ export class IdentityService {
    * request until it names another (also when identity stops in between).
    */
   #markReplaced(path: string): void {
+    // Each line identity appends starts with a newline too, so a line torn
+    // by a failed write before it cannot swallow it.
+    const marker = new TextEncoder().encode(`\n${LIST_REPLACED_LINE}\n`);
+    if (this.#listFile) return writeAllSync(this.#listFile.file, marker);
+    // At start: the file a previous identity wrote, if any.
     let file: Deno.FsFile;
     try {
       file = Deno.openSync(path, { append: true });
@@ -522,30 +578,36 @@ export class IdentityService {
       throw err;
     }
     try {
-      file.writeSync(new TextEncoder().encode(LIST_REPLACED_LINE + "\n"));
+      writeAllSync(file, marker);
     } finally {
       file.close();
     }
   }
 
-  /** Appends one signed revocation to the list file (one write, one line). */
+  /**
+   * Appends one signed revocation to the list file (one line). When the file
+   * identity holds is no longer at the path (removed or replaced by hand),
+   * the file is written whole first, so both the services that read the old
+   * one (they meet its replaced-line) and any that start now see every
+   * revocation.
+   */
   #appendRevocation(signed: string): void {
-    const file = Deno.openSync(runtimeFiles(this.#d.layout).revocations, {
-      append: true,
-      create: true,
-      mode: 0o600,
-    });
-    try {
-      file.writeSync(new TextEncoder().encode(signed + "\n"));
-    } finally {
-      file.close();
+    const path = runtimeFiles(this.#d.layout).revocations;
+    if (!this.#listIntact(path)) {
+      if (this.#listFile) {
+        this.#d.log.warn("revocation list file removed or replaced; written whole again", { path });
+      }
+      this.#rewriteListNow();
     }
+    writeAllSync(this.#listFile!.file, new TextEncoder().encode(`\n${signed}\n`));
     this.#countAppended();
   }
 
-  /** Stops the compaction timer (at stop). */
+  /** Stops the compaction timer and closes the list file (at stop). */
   close(): Promise<void> {
     clearTimeout(this.#compactTimer);
+    this.#listFile?.file.close();
+    this.#listFile = undefined;
     return Promise.resolve();
   }
 

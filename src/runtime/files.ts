@@ -17,6 +17,12 @@ export interface AtomicWriteOptions {
   durable?: boolean;
 }
 
+/** Writes all of `bytes` to `file` (a write may take only part of them). */
+export function writeAllSync(file: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): void {
+  let off = 0;
+  while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
+}
+
 /** Replaces `path` with `data` atomically. */
 export function writeFileAtomic(
   path: string,
@@ -32,8 +38,7 @@ export function writeFileAtomic(
     mode: options.mode ?? 0o600,
   });
   try {
-    let off = 0;
-    while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
+    writeAllSync(file, bytes);
     if (options.mode !== undefined) Deno.chmodSync(options.tmpPath, options.mode);
     if (durable) file.syncSync();
   } finally {

@@ -897,10 +897,12 @@ export class Server<C = unknown> {
     s: ConnState<C>,
     held: Held,
   ): Promise<unknown> {
+    let waited = false;
     if (method.heavy?.(params)) {
       const turn = this.#turns.take();
       if (turn) {
         await turn;
+        waited = true;
         if (s.closed) throw new StrataError("UNAVAILABLE", "connection closed");
       }
     }
@@ -910,12 +912,28 @@ export class Server<C = unknown> {
       if (typeof taken !== "number") {
         this.#startRelief();
         taken = await taken;
+        waited = true;
       }
       held.response = taken;
       s.serverBytes += taken;
       if (s.closed) throw new StrataError("UNAVAILABLE", "connection closed");
     }
+    // What was decided before the wait may not hold after it (a revocation
+    // answered meanwhile): the chain runs again.
+    if (waited) cap = await this.#judgeAgain(method, req, s, cap);
     return await this.#call(method, cap, params, req, s);
+  }
+
+  /** Runs the chain's `before` and authorizes again, for a request that waited its turn. */
+  async #judgeAgain(method: Method<C>, req: Request, s: ConnState<C>, cap: C | undefined) {
+    await this.#chain?.before?.();
+    if (method.access === "public" || s.principal || !this.#chain) return cap;
+    try {
+      return await this.#chain.authorize(req.auth?.token, method.access.right);
+    } catch (err) {
+      if (err instanceof StrataError) this.#chain.refused?.(req.method, err);
+      throw err;
+    }
   }
 
   /**

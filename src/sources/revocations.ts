@@ -14,6 +14,7 @@ import {
   type RevokedEntry,
 } from "../token/revocation_set.ts";
 import { TokenError } from "../token/paseto.ts";
+import { StrataError } from "../wire/errors.ts";
 import type { Unsubscribe } from "./key_set.ts";
 
 /**
@@ -24,8 +25,14 @@ import type { Unsubscribe } from "./key_set.ts";
  */
 export const LIST_REPLACED_LINE = "strata:list-replaced";
 
-/** Bytes read from the list file at a time. */
+/** Bytes read from the list file at a time (more while a long line is unfinished). */
 const READ_CHUNK = 64 * 1024;
+
+/**
+ * An unfinished line longer than this is dropped up to its newline: a
+ * signed list is at most 16 MiB of text, so it can be no list.
+ */
+const MAX_LINE_BYTES = 16 * 1024 * 1024 + 1024;
 
 /** Lines signed by a key not known yet, kept to be tried again (each at most 16 MiB). */
 const MAX_HELD_LINES = 64;
@@ -90,6 +97,8 @@ export class FileRevocationSource implements CatchingUpRevocationSource {
   /** The bytes of a line not yet ended by its newline (being appended right now). */
   #rest: Uint8Array = new Uint8Array(0);
   #buf = new Uint8Array(READ_CHUNK);
+  /** Dropping an overlong unfinished line: the bytes up to its newline are skipped. */
+  #skipping = false;
   #decoder = new TextDecoder();
   /** The catch-up waiting for a key lookup (at most one). */
   #waiting?: Promise<void>;
@@ -165,6 +174,21 @@ export class FileRevocationSource implements CatchingUpRevocationSource {
    */
   catchUp(): void | Promise<void> {
     if (this.#waiting) return this.#waiting.then(() => this.catchUp());
+    try {
+      return this.#catchUpNow();
+    } catch (err) {
+      // Fail closed, and say why: without the list no request can be judged.
+      throw new StrataError(
+        "UNAVAILABLE",
+        `revocation list ${this.#path}: ${(err as Error).message}; this service refuses ` +
+          "every request until it can read the file identity writes there (a regular file " +
+          "this service may read)",
+        { reason: "revocation_list_unreadable" },
+      );
+    }
+  }
+
+  #catchUpNow(): void | Promise<void> {
     for (;;) {
       let bytes: Uint8Array | undefined;
       if (this.#moving) {
@@ -176,9 +200,14 @@ export class FileRevocationSource implements CatchingUpRevocationSource {
           this.#rest = new Uint8Array(0);
         }
       }
-      bytes ??= this.#readAppended();
+      let from = 0;
+      if (bytes === undefined) {
+        // The unfinished line has no newline: look only in the bytes read now.
+        from = this.#rest.length;
+        bytes = this.#readAppended();
+      }
       if (bytes === undefined) return;
-      const waited = this.#lines(bytes);
+      const waited = this.#lines(bytes, from);
       if (waited === undefined) continue;
       if (waited instanceof Promise) {
         this.#waiting = waited.finally(() => (this.#waiting = undefined));
@@ -209,6 +238,7 @@ export class FileRevocationSource implements CatchingUpRevocationSource {
     this.#ino = opened;
     this.#offset = 0;
     this.#rest = new Uint8Array(0);
+    this.#skipping = false;
     // Opened the file the path names now: settled until the next replaced-line.
     this.#moving = false;
     return true;
@@ -216,10 +246,22 @@ export class FileRevocationSource implements CatchingUpRevocationSource {
 
   /** The bytes appended to the open file since the last read (with a line begun before). */
   #readAppended(): Uint8Array | undefined {
+    // Reads as large as the unfinished line so far: a long line costs its
+    // length in copies, not its length squared.
+    if (this.#buf.length < this.#rest.length) this.#buf = new Uint8Array(this.#rest.length);
+    else if (this.#rest.length === 0 && this.#buf.length > READ_CHUNK) {
+      this.#buf = new Uint8Array(READ_CHUNK);
+    }
     const n = this.#file!.readSync(this.#buf);
     if (n === null || n === 0) return undefined;
     this.#offset += n;
     let bytes = this.#buf.subarray(0, n);
+    if (this.#skipping) {
+      const nl = bytes.indexOf(10);
+      if (nl < 0) return this.#readAppended();
+      this.#skipping = false;
+      bytes = bytes.subarray(nl + 1);
+    }
     if (this.#rest.length > 0) {
       const joined = new Uint8Array(this.#rest.length + n);
       joined.set(this.#rest);
@@ -235,9 +277,9 @@ export class FileRevocationSource implements CatchingUpRevocationSource {
    * promise when a line's key is being looked up (the lines after it follow
    * once it settles), or undefined.
    */
-  #lines(bytes: Uint8Array): "replaced" | Promise<void> | undefined {
+  #lines(bytes: Uint8Array, from = 0): "replaced" | Promise<void> | undefined {
     let start = 0;
-    for (let nl = bytes.indexOf(10); nl >= 0; nl = bytes.indexOf(10, start)) {
+    for (let nl = bytes.indexOf(10, from); nl >= 0; nl = bytes.indexOf(10, start)) {
       const line = this.#decoder.decode(bytes.subarray(start, nl));
       start = nl + 1;
       if (line === "") continue;
@@ -258,6 +300,10 @@ export class FileRevocationSource implements CatchingUpRevocationSource {
       }
     }
     this.#rest = bytes.slice(start);
+    if (this.#rest.length > MAX_LINE_BYTES) {
+      this.#rest = new Uint8Array(0);
+      this.#skipping = true;
+    }
     return undefined;
   }
 

@@ -233,7 +233,16 @@ export async function signRevocationList(
   issuer: string,
   revoked: RevokedEntry[],
 ): Promise<string> {
-  return await signV4Public(key, {
+  return await signRevocationListNow(key, issuer, revoked);
+}
+
+/** {@link signRevocationList} without a promise (the signature is synchronous). */
+export function signRevocationListNow(
+  key: SigningKey,
+  issuer: string,
+  revoked: RevokedEntry[],
+): string {
+  return signV4Public(key, {
     typ: REVOCATION_LIST_TYPE,
     iss: issuer,
     iat: new Date().toISOString(),
