@@ -450,7 +450,6 @@ export class IdentityService {
   }
 
   async #writeList(): Promise<void> {
-    const rt = runtimeFiles(this.#d.layout);
     // An expired token is refused for its expiry: its entry can go.
     this.#d.revocations.set.prune();
     const lines: string[] = [];
