@@ -9,7 +9,7 @@
  */
 
 import type { ListedCapability } from "../api/identity.ts";
-import { writeFileAtomic } from "../runtime/files.ts";
+import { writeAllSync, writeFileAtomic } from "../runtime/files.ts";
 
 /**
  * Capabilities the record holds at most; past it, the oldest live ones are
@@ -186,9 +186,7 @@ export class IssuedBook {
         create: true,
         mode: 0o600,
       });
-      const bytes = encoder.encode(text);
-      let off = 0;
-      while (off < bytes.length) off += this.#file.writeSync(bytes.subarray(off));
+      writeAllSync(this.#file, encoder.encode(text));
       this.#lines += lines;
     } catch {
       // A full disk: the records stay listed; the next compaction writes them.

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { writeAllSync } from "./files.ts";
+
 const encoder = new TextEncoder();
 
 /** Severity of a log line. */
@@ -102,8 +104,7 @@ export function emitLines(lines: readonly string[]): void {
   const out = format === "human" ? lines.map((l) => humanLine(l)) : lines;
   const bytes = encoder.encode(out.join("\n") + "\n");
   try {
-    let off = 0;
-    while (off < bytes.length) off += Deno.stderr.writeSync(bytes.subarray(off));
+    writeAllSync(Deno.stderr, bytes);
   } catch {
     // stderr is gone (parent died): nothing useful left to do with the lines.
   }

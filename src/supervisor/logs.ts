@@ -11,6 +11,7 @@
 
 import type { Layout } from "../runtime/config.ts";
 import { stateFiles } from "../runtime/config.ts";
+import { writeAllSync } from "../runtime/files.ts";
 import { RING_LINES } from "../api/supervisor.ts";
 
 /** A log file is renamed to `.log.1` (replacing the previous one) when it would pass this size. */
@@ -128,8 +129,7 @@ class LogFile {
     const file = this.#open();
     if (!file) return;
     try {
-      let off = 0;
-      while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
+      writeAllSync(file, bytes);
       this.#size += bytes.length;
     } catch {
       this.close();
