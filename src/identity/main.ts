@@ -18,6 +18,9 @@ import { KeyRing } from "./keyring.ts";
 import { RevocationLog } from "./revocations.ts";
 import { IdentityService } from "./service.ts";
 
+/** How often identity checks that the path still names its revocation list file (ms). */
+const LIST_CHECK_MS = 1000;
+
 /**
  * How soon identity writes again what etcd has not committed yet (revocations,
  * its pending key set): first after RETRY_FIRST_MS, the pause doubling while
@@ -104,6 +107,9 @@ await runMain("identity", async () => {
     if (!stopped) retry = setTimeout(() => void catchUp(), pause);
   };
   if (publish) void catchUp();
+  // A list file removed or replaced by hand is written whole again within a second.
+  const listCheck = setInterval(() => identity.keepListFile(), LIST_CHECK_MS);
+  Deno.unrefTimer(listCheck);
   await runService({
     service: "identity",
     layout,
@@ -114,6 +120,7 @@ await runMain("identity", async () => {
     onStop: async () => {
       stopped = true;
       clearTimeout(retry);
+      clearInterval(listCheck);
       await identity.close();
       revocations.close();
       issued.close();

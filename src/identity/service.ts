@@ -517,6 +517,25 @@ export class IdentityService {
     this.#replaceList(lines.join(""));
   }
 
+  /**
+   * Writes the list file whole again when the path no longer names the one
+   * identity holds (removed or replaced by hand), so a service that starts
+   * meanwhile still reads every revocation; identity/main.ts calls it every
+   * second.
+   */
+  keepListFile(): void {
+    const path = runtimeFiles(this.#d.layout).revocations;
+    try {
+      if (!this.#listFile || this.#listIntact(path)) return;
+    } catch {
+      return; // not to be looked at now: the next append finds out too
+    }
+    this.#d.log.warn("revocation list file removed or replaced; written whole again", { path });
+    void this.publishRevocations().catch((err) =>
+      this.#d.log.warn("revocation list not written", { error: (err as Error).message })
+    );
+  }
+
   /** Whether the path still names the list file identity holds. */
   #listIntact(path: string): boolean {
     if (!this.#listFile) return false;

@@ -9,7 +9,7 @@
  */
 
 import { runtimeFiles } from "../../src/runtime/config.ts";
-import { issue, startNode } from "../helpers.ts";
+import { issue, startNode, waitFor } from "../helpers.ts";
 import { expectError, expectOk, killAndAwaitRestart, requestRetrying } from "./support.ts";
 
 Deno.test("review: after the list file is removed by hand, a revoke answered ok is in effect at fs at once", async () => {
@@ -64,6 +64,35 @@ Deno.test("review: after the list file is removed by hand, a restarted fs still 
         "revoked",
       );
     }
+  } finally {
+    await node.stop();
+  }
+});
+
+Deno.test("a list file removed by hand is written whole again within a second, with no revoke after it", async () => {
+  const node = await startNode();
+  try {
+    const root = node.exportRoot;
+    const op = node.operatorToken();
+    const before = await issue(node, { service: "fs", rights: ["fs.list"], path_prefix: root });
+    expectOk(await node.request("identity", "identity.revoke", { cap_id: before.cap_id }, op));
+    const path = runtimeFiles(node.layout).revocations;
+    Deno.removeSync(path);
+    await waitFor("the list file written again", () => {
+      try {
+        return Deno.readTextFileSync(path).length > 0;
+      } catch {
+        return false;
+      }
+    }, 5_000);
+    // A service that starts now reads the revocation made before the removal.
+    await killAndAwaitRestart(node, "fs");
+    expectError(
+      await requestRetrying(node, "fs", "fs.list", { path: root }, before.token),
+      "UNAUTHENTICATED",
+      new RegExp(`capability ${before.cap_id} has been revoked`),
+      "revoked",
+    );
   } finally {
     await node.stop();
   }
