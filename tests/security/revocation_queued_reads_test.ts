@@ -1,11 +1,9 @@
 /**
- * Review of perf-pull: protocol.md says revoking a capability "closes its
- * handles at once". fs now learns of a revocation only when it reads the
- * list file, before it judges a request (or at its 1 s poll); heavy reads
- * authorized before the revoke and waiting for their turn run after the
- * revoke has answered ok, on handles that should be closed, unless some
- * other request reaches fs first. At a6e7f4a the push closed them before
- * identity answered.
+ * Protocol.md says revoking a capability closes its handles at once. fs
+ * learns of a revocation when it reads the list file, before it judges a
+ * request; a heavy read authorized before the revoke and waiting for its
+ * turn is judged again once its turn comes, so it is refused after the ok
+ * instead of reading on a handle that should be closed.
  */
 
 import assert from "node:assert/strict";
@@ -15,7 +13,7 @@ import type { Response } from "../../src/wire/envelope.ts";
 import { issue, startNode } from "../helpers.ts";
 import { expectOk } from "./support.ts";
 
-Deno.test("review: heavy fs.reads queued before a revoke do not read on after identity.revoke answered ok", async () => {
+Deno.test("heavy fs.reads queued before a revoke do not read on after identity.revoke answered ok", async () => {
   const node = await startNode();
   const clients: Client[] = [];
   try {

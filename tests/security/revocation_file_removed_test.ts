@@ -1,21 +1,20 @@
 /**
- * Review of perf-pull: the list file in the runtime dir removed by something
- * other than identity (a tmp cleaner such as systemd-tmpfiles aging out
- * files under /tmp or /run, an operator tidying up). identity's next append
- * creates a new file with that one line, while the services hold the removed
- * one open and see no replaced-line: the revocation identity answered ok
- * for must still be in effect at the very next request, and the earlier
- * ones must still be refused by a service that restarts.
+ * The list file in the runtime dir removed by something other than identity
+ * (a tmp cleaner such as systemd-tmpfiles aging out files under /tmp or
+ * /run, an operator tidying up), while the services hold the removed one
+ * open: the revocation identity answers ok for must still be in effect at
+ * the very next request, and the earlier ones must still be refused by a
+ * service that restarts.
  */
 
 import { runtimeFiles } from "../../src/runtime/config.ts";
 import { issue, startNode, waitFor } from "../helpers.ts";
 import { expectError, expectOk, killAndAwaitRestart, requestRetrying } from "./support.ts";
 
-Deno.test("review: after the list file is removed by hand, a revoke answered ok is in effect at fs at once", async () => {
-  // Fails on perf-pull: fs keeps reading the removed file (no replaced-line
+Deno.test("after the list file is removed by hand, a revoke answered ok is in effect at fs at once", async () => {
+  // Failed before identity held its file: fs keeps reading the removed file (no replaced-line
   // was written to it) until its 1 s poll notices the path names another.
-  // Passes at a6e7f4a (the push reached fs before identity answered).
+  // It passed with pushes too (the push reached fs before identity answered).
   const node = await startNode();
   try {
     const root = node.exportRoot;
@@ -43,8 +42,8 @@ Deno.test("review: after the list file is removed by hand, a revoke answered ok 
   }
 });
 
-Deno.test("review: after the list file is removed by hand, a restarted fs still refuses what was revoked before", async () => {
-  // Fails on perf-pull (and before it): identity's next append creates the
+Deno.test("after the list file is removed by hand, a restarted fs still refuses what was revoked before", async () => {
+  // Failed before identity held its file (and before the list file replaced pushes): identity's next append creates the
   // file anew with only its own line, and a service that starts reads only that.
   const node = await startNode();
   try {

@@ -1,5 +1,5 @@
 /**
- * Review tests for src/sources/revocations.ts (perf-pull): the list file
+ * Tests for src/sources/revocations.ts: the list file
  * read before each request, under the shapes identity writes it in (lines
  * longer than a read, replacements in a row, a replaced-line in the middle
  * of a read) and the ones a careless configuration leaves (a path that
@@ -42,7 +42,7 @@ function ids(n: number): string[] {
   return Array.from({ length: n }, () => newCapId());
 }
 
-Deno.test("review: a compacted line of LIST_CHUNK entries (longer than a 64 KiB read) is delivered by one catchUp", async () => {
+Deno.test("a compacted line of LIST_CHUNK entries (longer than a 64 KiB read) is delivered by one catchUp", async () => {
   await withTempDir(async (dir) => {
     const path = `${dir}/revocations`;
     const { source, seen, sign } = await setUp(path);
@@ -68,7 +68,7 @@ Deno.test("review: a compacted line of LIST_CHUNK entries (longer than a 64 KiB 
   });
 });
 
-Deno.test("review: a long line torn across appends at every 64 KiB boundary is delivered once ended", async () => {
+Deno.test("a long line torn across appends at every 64 KiB boundary is delivered once ended", async () => {
   await withTempDir(async (dir) => {
     const path = `${dir}/revocations`;
     const { source, seen, sign } = await setUp(path);
@@ -91,7 +91,7 @@ Deno.test("review: a long line torn across appends at every 64 KiB boundary is d
   });
 });
 
-Deno.test("review: replacements in a row while the reader is idle (A -> B -> C) lose nothing identity wrote", async () => {
+Deno.test("replacements in a row while the reader is idle (A -> B -> C) lose nothing identity wrote", async () => {
   await withTempDir(async (dir) => {
     const path = `${dir}/revocations`;
     const { source, seen, sign } = await setUp(path);
@@ -125,7 +125,7 @@ function openFds(dir: string): number {
   return new TextDecoder().decode(out.stdout).split("\n").filter((l) => l.includes(dir)).length;
 }
 
-Deno.test("review: replacements do not leak descriptors, and close() releases the file", async () => {
+Deno.test("replacements do not leak descriptors, and close() releases the file", async () => {
   await withTempDir(async (dir) => {
     const path = `${dir}/revocations`;
     const { source, sign } = await setUp(path);
@@ -145,7 +145,7 @@ Deno.test("review: replacements do not leak descriptors, and close() releases th
   });
 });
 
-Deno.test("review: a list path that cannot be read fails every request closed, as UNAVAILABLE naming the file", async () => {
+Deno.test("a list path that cannot be read fails every request closed, as UNAVAILABLE naming the file", async () => {
   // A careless configuration (the path replaced by a directory, a file of
   // another owner, EMFILE while reopening) must not let requests through
   // unjudged, nor answer INTERNAL: UNAVAILABLE says which file and why.
@@ -174,7 +174,7 @@ Deno.test("review: a list path that cannot be read fails every request closed, a
   });
 });
 
-Deno.test("review: a planted 16 MiB line (no newline yet) costs the hot path little per request", async () => {
+Deno.test("a planted 16 MiB line (no newline yet) costs the hot path little per request", async () => {
   // A writer of the list file (careless mode bits) can make catchUp copy the
   // growing unfinished line on every 64 KiB read: quadratic in its length.
   await withTempDir(async (dir) => {
@@ -195,7 +195,7 @@ Deno.test("review: a planted 16 MiB line (no newline yet) costs the hot path lit
   });
 });
 
-Deno.test("review: a torn append (a short write of identity's, no newline) does not swallow the next batch's line", async () => {
+Deno.test("a torn append (a short write of identity's, no newline) does not swallow the next batch's line", async () => {
   // A short write (ENOSPC on the runtime dir) leaves part of a line; identity
   // starts every append with a newline, so the next batch's line stands on
   // its own and is read (the torn part is skipped as no list).
@@ -218,7 +218,7 @@ Deno.test("review: a torn append (a short write of identity's, no newline) does 
   });
 });
 
-Deno.test("review: cluster mode's source catches up with this node's own list file, synchronously", async () => {
+Deno.test("cluster mode's source catches up with this node's own list file, synchronously", async () => {
   const { EtcdRevocationSource } = await import("../../src/sources/etcd_revocations.ts");
   await withTempDir(async (dir) => {
     const path = `${dir}/revocations`;

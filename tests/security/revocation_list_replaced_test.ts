@@ -1,5 +1,5 @@
 /**
- * Review of perf-pull: revocations reach fs and the registry only through
+ * Revocations reach fs and the registry only through
  * the list file, read before each request. Every identity.revoke that
  * answers ok must be in effect at the very next request while identity
  * replaces the file under the readers (a key rotation, an idle compaction)
@@ -15,7 +15,7 @@ import { COMPACT_IDLE_MS } from "../../src/identity/service.ts";
 import { issue, startNode } from "../helpers.ts";
 import { expectError, expectOk } from "./support.ts";
 
-Deno.test("review: revokes answered while the list file is replaced are in effect at fs and the registry at once", async () => {
+Deno.test("revokes answered while the list file is replaced are in effect at fs and the registry at once", async () => {
   const node = await startNode();
   const open = (s: ServiceName) => Client.connect(socketPath(node.layout, s));
   const clients: Client[] = [];
