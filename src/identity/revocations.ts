@@ -8,6 +8,7 @@
 
 import { writeFileAtomic } from "../runtime/files.ts";
 import { RevocationSet, type RevokedEntry } from "../token/revocation_set.ts";
+import type { PushableRevocationSource } from "../sources/revocations.ts";
 
 const encoder = new TextEncoder();
 
@@ -150,6 +151,23 @@ export class RevocationLog {
    */
   countBy(capId: string): number {
     return this.#byCaller.get(capId) ?? 0;
+  }
+
+  /**
+   * The log as the revocation source of identity's own trust: the log puts
+   * every revocation in the set itself, so there is nothing to read (the
+   * list file's source re-read and verified, once a second, every line
+   * identity had just appended to it: 3-5 µs of CPU per revoke under load).
+   */
+  trustSource(): PushableRevocationSource {
+    return {
+      snapshot: () => Promise.resolve(this.set.entries()),
+      poll: () => Promise.resolve(),
+      subscribe: () => () => {},
+      push: () => {
+        throw new Error("identity takes no revocation pushes: its log is the source");
+      },
+    };
   }
 
   /** Closes the log file. */
