@@ -915,14 +915,24 @@ export class IdentityService {
    * durable and pushed. A repeat of the same id meanwhile waits on the same promise.
    */
   #commit(entry: RevokedEntry, by: string, byTree: readonly string[]): Promise<Spread> {
-    const done = new Promise<Spread>((resolve, reject) => {
-      this.#queue.push({ entry, by, byTree, resolve, reject });
+    // The id leaves #inFlight as its batch is answered, before any waiter
+    // runs (no extra promise step per revocation for it).
+    const done: Promise<Spread> = new Promise<Spread>((resolve, reject) => {
+      this.#queue.push({
+        entry,
+        by,
+        byTree,
+        resolve: (spread) => {
+          if (this.#inFlight.get(entry.cap_id) === done) this.#inFlight.delete(entry.cap_id);
+          resolve(spread);
+        },
+        reject: (err) => {
+          if (this.#inFlight.get(entry.cap_id) === done) this.#inFlight.delete(entry.cap_id);
+          reject(err);
+        },
+      });
     });
     this.#inFlight.set(entry.cap_id, done);
-    const forget = () => {
-      if (this.#inFlight.get(entry.cap_id) === done) this.#inFlight.delete(entry.cap_id);
-    };
-    done.then(forget, forget);
     this.#concurrency = Math.min(
       MAX_GATHER,
       Math.max(this.#concurrency, this.#queue.length + this.#unanswered),
