@@ -198,6 +198,30 @@ interface Spread {
   unreachable: string[];
 }
 
+/** identity.revoke's params (see src/api/identity.ts). */
+interface RevokeParams {
+  cap_id?: string;
+  token?: string;
+  confirm_root?: boolean;
+}
+
+/** What identity.revoke is asked to revoke: its id, lineage (when given a token), expiry, rootness. */
+interface RevokeTarget {
+  capId: string;
+  lineage?: readonly string[];
+  expMs: number;
+  root: boolean;
+}
+
+/** identity.revoke's answer. */
+interface RevokeAnswer {
+  status: string;
+  cap_id: string;
+  already?: boolean;
+  propagated?: string[];
+  unreachable?: string[];
+}
+
 /** A revocation waiting for its batch. */
 interface Queued {
   entry: RevokedEntry;
@@ -704,8 +728,7 @@ export class IdentityService {
     return bindMethods<Capability>(IDENTITY_METHODS, {
       "identity.issue": { handler: (p, ctx) => this.#issue(p, ctx.cap!) },
       "identity.revoke": {
-        handler: (p: { cap_id?: string; token?: string; confirm_root?: boolean }, ctx) =>
-          this.#revoke(p, ctx.cap!),
+        handler: (p: RevokeParams, ctx) => this.#revoke(p, ctx.cap!),
       },
       "identity.introspect": { handler: (p: { token: string }) => this.#introspect(p.token) },
       "identity.rotate_key": { handler: (_p, ctx) => this.#rotate(ctx.cap!) },
@@ -789,32 +812,14 @@ export class IdentityService {
    * Answers only once the revocation is durable and every running service
    * has applied it, for a repeat as for the first call.
    */
-  async #revoke(p: { cap_id?: string; token?: string; confirm_root?: boolean }, by: Capability) {
+  #revoke(
+    p: RevokeParams,
+    by: Capability,
+  ): RevokeAnswer | Promise<RevokeAnswer> {
+    if (p.token !== undefined) return this.#revokeToken(p, p.token, by);
     const now = Date.now();
-    let target: { capId: string; lineage?: readonly string[]; expMs: number; root: boolean };
-    if (p.token !== undefined) {
-      let cap: Capability;
-      try {
-        cap = await this.#d.trust.verifier.verify(p.token);
-      } catch (err) {
-        throw invalidArgument(
-          `params.token: not a token this node trusts (${(err as Error).message})`,
-        );
-      }
-      if (p.cap_id !== undefined && p.cap_id !== cap.capId) {
-        throw invalidArgument(`params.cap_id: the token's cap_id is ${cap.capId}, not ${p.cap_id}`);
-      }
-      const root = isRoot(cap);
-      if (root && cap.claims.iss !== this.#issuer) {
-        // Its own identity writes a new operator token when it is revoked; this one cannot.
-        throw permissionDenied(
-          `params.token: ${cap.capId} is the root operator capability of ${cap.claims.iss}; ` +
-            "revoke it on that node (its identity then writes a new operator token)",
-          { reason: "foreign_root" },
-        );
-      }
-      target = { capId: cap.capId, lineage: cap.lineage, expMs: cap.expMs, root };
-    } else if (p.cap_id !== undefined) {
+    let target: RevokeTarget;
+    if (p.cap_id !== undefined) {
       const sealed = this.#d.ring.openCapId(p.cap_id, now);
       if (sealed === undefined) {
         throw notFound(
@@ -831,6 +836,47 @@ export class IdentityService {
     } else {
       throw invalidArgument("params: give cap_id, or the token to revoke");
     }
+    return this.#revokeTarget(p, by, target, now);
+  }
+
+  /** #revoke of a token given whole (params.token): its lineage is read from it. */
+  async #revokeToken(p: RevokeParams, token: string, by: Capability): Promise<RevokeAnswer> {
+    const now = Date.now();
+    let cap: Capability;
+    try {
+      cap = await this.#d.trust.verifier.verify(token);
+    } catch (err) {
+      throw invalidArgument(
+        `params.token: not a token this node trusts (${(err as Error).message})`,
+      );
+    }
+    if (p.cap_id !== undefined && p.cap_id !== cap.capId) {
+      throw invalidArgument(`params.cap_id: the token's cap_id is ${cap.capId}, not ${p.cap_id}`);
+    }
+    const root = isRoot(cap);
+    if (root && cap.claims.iss !== this.#issuer) {
+      // Its own identity writes a new operator token when it is revoked; this one cannot.
+      throw permissionDenied(
+        `params.token: ${cap.capId} is the root operator capability of ${cap.claims.iss}; ` +
+          "revoke it on that node (its identity then writes a new operator token)",
+        { reason: "foreign_root" },
+      );
+    }
+    const target = { capId: cap.capId, lineage: cap.lineage, expMs: cap.expMs, root };
+    return await this.#revokeTarget(p, by, target, now);
+  }
+
+  /**
+   * The rest of #revoke, once the target is known: the caller's right to it,
+   * the quotas, then the batch. Synchronous up to the batch (a revoke by
+   * cap_id makes one promise step of its own, not an async function's).
+   */
+  #revokeTarget(
+    p: RevokeParams,
+    by: Capability,
+    target: RevokeTarget,
+    now: number,
+  ): RevokeAnswer | Promise<RevokeAnswer> {
     const root = this.#isOperator(by);
     if (!root && target.capId !== by.capId && !target.lineage?.includes(by.capId)) {
       throw permissionDenied(
@@ -862,8 +908,11 @@ export class IdentityService {
     const waiting = this.#inFlight.get(capId);
     if (waiting) {
       // A revocation of the same id is under way: answer once it is in effect.
-      const ok = await waiting.then(() => true, () => false);
-      if (ok) return { status: "revoked", cap_id: capId, already: true };
+      return waiting.then(
+        () => ({ status: "revoked", cap_id: capId, already: true }),
+        // That one failed: this caller tries again (and hears its own outcome).
+        () => this.#revokeTarget(p, by, target, now),
+      );
     } else if (this.#d.revocations.set.has(capId) && !this.#unpublished.has(capId)) {
       return { status: "revoked", cap_id: capId, already: true };
     }
@@ -894,13 +943,22 @@ export class IdentityService {
           "; they go as the tokens they name expire",
       );
     }
-    const spread = await this.#commit(entry, by.capId, tree);
+    return this.#commit(entry, by.capId, tree).then((spread) => this.#revoked(capId, by, spread));
+  }
+
+  /** Audits a revocation that is durable and in effect, and makes its answer. */
+  #revoked(capId: string, by: Capability, spread: Spread): RevokeAnswer | Promise<RevokeAnswer> {
     this.#d.audit.event("cap.revoked", { cap_id: capId, by: by.capId, ...spread });
     if (capId === this.#operatorCap) {
       // The operator revoked its own token (and with it every token delegated
       // from it): write a new one at once rather than lock the operator out.
-      await this.ensureOperatorToken();
+      return this.ensureOperatorToken().then(() => this.#revokedAnswer(capId, spread));
     }
+    return this.#revokedAnswer(capId, spread);
+  }
+
+  /** The answer to a revocation in effect (and a warning when a service did not take it). */
+  #revokedAnswer(capId: string, spread: Spread): RevokeAnswer {
     if (spread.unreachable.length > 0) {
       this.#d.log.warn("revocation not pushed; those services will read the list file", {
         cap_id: capId,
