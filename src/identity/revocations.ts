@@ -25,6 +25,14 @@ interface LogLine extends RevokedEntry {
   by_tree?: string[];
 }
 
+/** Whether two caller trees (absent or arrays) name the same ids in the same order. */
+function sameIds(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** The append-only log and the set it describes. */
 export class RevocationLog {
   readonly set = new RevocationSet();
@@ -94,13 +102,23 @@ export class RevocationLog {
     // {...entry, at, by, by_tree} without the copies that took.
     const at = `,"at":"${new Date().toISOString()}"`;
     let text = "";
+    // A batch's revocations mostly come from one caller: its part is made once.
+    let lastBy: string | undefined;
+    let lastTree: readonly string[] | undefined;
+    let tail = "}\n";
     for (const { entry, by, byTree } of fresh) {
-      text += `{"cap_id":${JSON.stringify(entry.cap_id)},"exp":${JSON.stringify(entry.exp)}${at}`;
-      if (by) {
-        text += `,"by":${JSON.stringify(by)}`;
-        if (byTree && byTree.length > 0) text += `,"by_tree":${JSON.stringify(byTree)}`;
+      if (by !== lastBy || !sameIds(byTree, lastTree)) {
+        lastBy = by;
+        lastTree = byTree;
+        tail = !by
+          ? "}\n"
+          : byTree && byTree.length > 0
+          ? `,"by":${JSON.stringify(by)},"by_tree":${JSON.stringify(byTree)}}\n`
+          : `,"by":${JSON.stringify(by)}}\n`;
       }
-      text += "}\n";
+      text += `{"cap_id":${JSON.stringify(entry.cap_id)},"exp":${
+        JSON.stringify(entry.exp)
+      }${at}${tail}`;
     }
     const bytes = encoder.encode(text);
     // Where this batch starts: known from the last append (a stat of the file
