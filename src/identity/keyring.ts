@@ -239,9 +239,14 @@ export class KeyRing implements KeyLookup {
    */
   openCapId(capId: string, now: number = Date.now()): { expMs: number; root: boolean } | undefined {
     if (!/^[0-9a-f]{32}$/.test(capId)) return undefined;
-    const block = new Uint8Array(this.#sealer().decipher.update(Uint8Array.fromHex(capId)));
-    if (CAP_ID_TAG.every((b, i) => block[i] === b)) {
-      return { expMs: new DataView(block.buffer).getUint32(4) * 1000, root: block[8] === 1 };
+    // Read in place (a revoke opens one on each call: no copy, no closure).
+    const block: Uint8Array = this.#sealer().decipher.update(Uint8Array.fromHex(capId));
+    if (
+      block[0] === CAP_ID_TAG[0] && block[1] === CAP_ID_TAG[1] &&
+      block[2] === CAP_ID_TAG[2] && block[3] === CAP_ID_TAG[3]
+    ) {
+      const exp = ((block[4] << 24) | (block[5] << 16) | (block[6] << 8) | block[7]) >>> 0;
+      return { expMs: exp * 1000, root: block[8] === 1 };
     }
     return this.#legacyUntilMs > now ? { expMs: this.#legacyUntilMs, root: false } : undefined;
   }

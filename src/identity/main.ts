@@ -76,7 +76,9 @@ await runMain("identity", async () => {
   // the endorsed keys and the cluster's revocations, as fs does.
   const trust = layout.cluster
     ? await defaultTrust(layout, { ownKeys: ring })
-    : new Trust(layout, { keys: ring, revoked: revocations.set });
+    : new Trust(layout, { keys: ring, revoked: revocations.set }, {
+      revocationSource: revocations.trustSource(),
+    });
   const publish = layout.cluster ? await etcdPublisher(layout, ring) : undefined;
   const identity = new IdentityService({
     layout,

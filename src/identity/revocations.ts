@@ -8,6 +8,9 @@
 
 import { writeFileAtomic } from "../runtime/files.ts";
 import { RevocationSet, type RevokedEntry } from "../token/revocation_set.ts";
+import type { CatchingUpRevocationSource } from "../sources/revocations.ts";
+
+const encoder = new TextEncoder();
 
 /** Where the log lives. */
 export interface RevocationLogFiles {
@@ -22,11 +25,21 @@ interface LogLine extends RevokedEntry {
   by_tree?: string[];
 }
 
+/** Whether two caller trees (absent or arrays) name the same ids in the same order. */
+function sameIds(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** The append-only log and the set it describes. */
 export class RevocationLog {
   readonly set = new RevocationSet();
   #file: Deno.FsFile;
   #byCaller = new Map<string, number>();
+  /** The file's size after the last append, or -1 when not known (after a failure). */
+  #size = -1;
 
   private constructor(file: Deno.FsFile) {
     this.#file = file;
@@ -85,18 +98,33 @@ export class RevocationLog {
       !this.set.has(entry.cap_id) && !seen.has(entry.cap_id) && seen.add(entry.cap_id)
     );
     if (fresh.length === 0) return [];
-    const at = new Date().toISOString();
-    const text = fresh.map(({ entry, by, byTree }) => {
-      const line: LogLine = {
-        ...entry,
-        at,
-        ...(by ? { by } : {}),
-        ...(by && byTree && byTree.length > 0 ? { by_tree: [...byTree] } : {}),
-      };
-      return JSON.stringify(line) + "\n";
-    }).join("");
-    const bytes = new TextEncoder().encode(text);
-    const size = this.#file.statSync().size;
+    // The lines are written field by field: the same JSON as stringifying
+    // {...entry, at, by, by_tree} without the copies that took.
+    const at = `,"at":"${new Date().toISOString()}"`;
+    let text = "";
+    // A batch's revocations mostly come from one caller: its part is made once.
+    let lastBy: string | undefined;
+    let lastTree: readonly string[] | undefined;
+    let tail = "}\n";
+    for (const { entry, by, byTree } of fresh) {
+      if (by !== lastBy || !sameIds(byTree, lastTree)) {
+        lastBy = by;
+        lastTree = byTree;
+        tail = !by
+          ? "}\n"
+          : byTree && byTree.length > 0
+          ? `,"by":${JSON.stringify(by)},"by_tree":${JSON.stringify(byTree)}}\n`
+          : `,"by":${JSON.stringify(by)}}\n`;
+      }
+      text += `{"cap_id":${JSON.stringify(entry.cap_id)},"exp":${
+        JSON.stringify(entry.exp)
+      }${at}${tail}`;
+    }
+    const bytes = encoder.encode(text);
+    // Where this batch starts: known from the last append (a stat of the file
+    // took more CPU than the write), read again only after a failure.
+    const size = this.#size >= 0 ? this.#size : this.#file.statSync().size;
+    this.#size = -1;
     try {
       let off = 0;
       while (off < bytes.length) off += this.#file.writeSync(bytes.subarray(off));
@@ -110,6 +138,7 @@ export class RevocationLog {
       } catch { /* the open() compaction at the next start still drops it */ }
       throw err;
     }
+    this.#size = size + bytes.length;
     this.set.add(fresh.map((it) => it.entry));
     for (const it of fresh) if (it.by) this.#count(it.by, it.byTree);
     return fresh.map((it) => it.entry);
@@ -124,8 +153,12 @@ export class RevocationLog {
     return (await this.appendAll([{ entry, by, byTree }])).length === 1;
   }
 
+  /** Counts a revocation once for `by` and once for each other id of `tree`. */
   #count(by: string, tree: readonly string[] = []): void {
-    for (const id of new Set([by, ...tree])) {
+    this.#byCaller.set(by, (this.#byCaller.get(by) ?? 0) + 1);
+    for (let i = 0; i < tree.length; i++) {
+      const id = tree[i];
+      if (id === by || tree.indexOf(id) < i) continue;
       this.#byCaller.set(id, (this.#byCaller.get(id) ?? 0) + 1);
     }
   }
@@ -136,6 +169,22 @@ export class RevocationLog {
    */
   countBy(capId: string): number {
     return this.#byCaller.get(capId) ?? 0;
+  }
+
+  /**
+   * The log as the revocation source of identity's own trust: the log puts
+   * every revocation in the set itself, so there is nothing to read (the
+   * list file's source re-read and verified, once a second, every line
+   * identity had just appended to it: 3-5 µs of CPU per revoke under load).
+   */
+  trustSource(): CatchingUpRevocationSource {
+    return {
+      snapshot: () => Promise.resolve(this.set.entries()),
+      poll: () => Promise.resolve(),
+      subscribe: () => () => {},
+      // Nothing to read: every revocation is in the set as soon as it is made.
+      catchUp: () => {},
+    };
   }
 
   /** Closes the log file. */

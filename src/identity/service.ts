@@ -178,6 +178,28 @@ export interface IdentityDeps {
   endorsedKids?: () => Promise<string[]>;
 }
 
+/** identity.revoke's params (see src/api/identity.ts). */
+interface RevokeParams {
+  cap_id?: string;
+  token?: string;
+  confirm_root?: boolean;
+}
+
+/** What identity.revoke is asked to revoke: its id, lineage (when given a token), expiry, rootness. */
+interface RevokeTarget {
+  capId: string;
+  lineage?: readonly string[];
+  expMs: number;
+  root: boolean;
+}
+
+/** identity.revoke's answer. */
+interface RevokeAnswer {
+  status: string;
+  cap_id: string;
+  already?: boolean;
+}
+
 /** A revocation waiting for its batch. */
 interface Queued {
   entry: RevokedEntry;
@@ -734,8 +756,7 @@ export class IdentityService {
     return bindMethods<Capability>(IDENTITY_METHODS, {
       "identity.issue": { handler: (p, ctx) => this.#issue(p, ctx.cap!) },
       "identity.revoke": {
-        handler: (p: { cap_id?: string; token?: string; confirm_root?: boolean }, ctx) =>
-          this.#revoke(p, ctx.cap!),
+        handler: (p: RevokeParams, ctx) => this.#revoke(p, ctx.cap!),
       },
       "identity.introspect": { handler: (p: { token: string }) => this.#introspect(p.token) },
       "identity.rotate_key": { handler: (_p, ctx) => this.#rotate(ctx.cap!) },
@@ -819,32 +840,14 @@ export class IdentityService {
    * Answers only once the revocation is durable and every running service
    * has applied it, for a repeat as for the first call.
    */
-  async #revoke(p: { cap_id?: string; token?: string; confirm_root?: boolean }, by: Capability) {
+  #revoke(
+    p: RevokeParams,
+    by: Capability,
+  ): RevokeAnswer | Promise<RevokeAnswer> {
+    if (p.token !== undefined) return this.#revokeToken(p, p.token, by);
     const now = Date.now();
-    let target: { capId: string; lineage?: readonly string[]; expMs: number; root: boolean };
-    if (p.token !== undefined) {
-      let cap: Capability;
-      try {
-        cap = await this.#d.trust.verifier.verify(p.token);
-      } catch (err) {
-        throw invalidArgument(
-          `params.token: not a token this node trusts (${(err as Error).message})`,
-        );
-      }
-      if (p.cap_id !== undefined && p.cap_id !== cap.capId) {
-        throw invalidArgument(`params.cap_id: the token's cap_id is ${cap.capId}, not ${p.cap_id}`);
-      }
-      const root = isRoot(cap);
-      if (root && cap.claims.iss !== this.#issuer) {
-        // Its own identity writes a new operator token when it is revoked; this one cannot.
-        throw permissionDenied(
-          `params.token: ${cap.capId} is the root operator capability of ${cap.claims.iss}; ` +
-            "revoke it on that node (its identity then writes a new operator token)",
-          { reason: "foreign_root" },
-        );
-      }
-      target = { capId: cap.capId, lineage: cap.lineage, expMs: cap.expMs, root };
-    } else if (p.cap_id !== undefined) {
+    let target: RevokeTarget;
+    if (p.cap_id !== undefined) {
       const sealed = this.#d.ring.openCapId(p.cap_id, now);
       if (sealed === undefined) {
         throw notFound(
@@ -861,6 +864,47 @@ export class IdentityService {
     } else {
       throw invalidArgument("params: give cap_id, or the token to revoke");
     }
+    return this.#revokeTarget(p, by, target, now);
+  }
+
+  /** #revoke of a token given whole (params.token): its lineage is read from it. */
+  async #revokeToken(p: RevokeParams, token: string, by: Capability): Promise<RevokeAnswer> {
+    const now = Date.now();
+    let cap: Capability;
+    try {
+      cap = await this.#d.trust.verifier.verify(token);
+    } catch (err) {
+      throw invalidArgument(
+        `params.token: not a token this node trusts (${(err as Error).message})`,
+      );
+    }
+    if (p.cap_id !== undefined && p.cap_id !== cap.capId) {
+      throw invalidArgument(`params.cap_id: the token's cap_id is ${cap.capId}, not ${p.cap_id}`);
+    }
+    const root = isRoot(cap);
+    if (root && cap.claims.iss !== this.#issuer) {
+      // Its own identity writes a new operator token when it is revoked; this one cannot.
+      throw permissionDenied(
+        `params.token: ${cap.capId} is the root operator capability of ${cap.claims.iss}; ` +
+          "revoke it on that node (its identity then writes a new operator token)",
+        { reason: "foreign_root" },
+      );
+    }
+    const target = { capId: cap.capId, lineage: cap.lineage, expMs: cap.expMs, root };
+    return await this.#revokeTarget(p, by, target, now);
+  }
+
+  /**
+   * The rest of #revoke, once the target is known: the caller's right to it,
+   * the quotas, then the batch. Synchronous up to the batch (a revoke by
+   * cap_id makes one promise step of its own, not an async function's).
+   */
+  #revokeTarget(
+    p: RevokeParams,
+    by: Capability,
+    target: RevokeTarget,
+    now: number,
+  ): RevokeAnswer | Promise<RevokeAnswer> {
     const root = this.#isOperator(by);
     if (!root && target.capId !== by.capId && !target.lineage?.includes(by.capId)) {
       throw permissionDenied(
@@ -892,8 +936,11 @@ export class IdentityService {
     const waiting = this.#inFlight.get(capId);
     if (waiting) {
       // A revocation of the same id is under way: answer once it is in effect.
-      const ok = await waiting.then(() => true, () => false);
-      if (ok) return { status: "revoked", cap_id: capId, already: true };
+      return waiting.then(
+        () => ({ status: "revoked", cap_id: capId, already: true }),
+        // That one failed: this caller tries again (and hears its own outcome).
+        () => this.#revokeTarget(p, by, target, now),
+      );
     } else if (this.#d.revocations.set.has(capId) && !this.#unpublished.has(capId)) {
       return { status: "revoked", cap_id: capId, already: true };
     }
@@ -924,14 +971,19 @@ export class IdentityService {
           "; they go as the tokens they name expire",
       );
     }
-    await this.#commit(entry, by.capId, tree);
+    return this.#commit(entry, by.capId, tree).then(() => this.#revoked(capId, by));
+  }
+
+  /** Audits a revocation that is durable and in effect, and makes its answer. */
+  #revoked(capId: string, by: Capability): RevokeAnswer | Promise<RevokeAnswer> {
     this.#d.audit.event("cap.revoked", { cap_id: capId, by: by.capId });
+    const answer: RevokeAnswer = { status: "revoked", cap_id: capId };
     if (capId === this.#operatorCap) {
       // The operator revoked its own token (and with it every token delegated
       // from it): write a new one at once rather than lock the operator out.
-      await this.ensureOperatorToken();
+      return this.ensureOperatorToken().then(() => answer);
     }
-    return { status: "revoked", cap_id: capId };
+    return answer;
   }
 
   /**
@@ -939,14 +991,24 @@ export class IdentityService {
    * durable and in the list file. A repeat of the same id meanwhile waits on the same promise.
    */
   #commit(entry: RevokedEntry, by: string, byTree: readonly string[]): Promise<void> {
-    const done = new Promise<void>((resolve, reject) => {
-      this.#queue.push({ entry, by, byTree, resolve, reject });
+    // The id leaves #inFlight as its batch is answered, before any waiter
+    // runs (no extra promise step per revocation for it).
+    const done: Promise<void> = new Promise<void>((resolve, reject) => {
+      this.#queue.push({
+        entry,
+        by,
+        byTree,
+        resolve: () => {
+          if (this.#inFlight.get(entry.cap_id) === done) this.#inFlight.delete(entry.cap_id);
+          resolve();
+        },
+        reject: (err) => {
+          if (this.#inFlight.get(entry.cap_id) === done) this.#inFlight.delete(entry.cap_id);
+          reject(err);
+        },
+      });
     });
     this.#inFlight.set(entry.cap_id, done);
-    const forget = () => {
-      if (this.#inFlight.get(entry.cap_id) === done) this.#inFlight.delete(entry.cap_id);
-    };
-    done.then(forget, forget);
     this.#concurrency = Math.min(
       MAX_GATHER,
       Math.max(this.#concurrency, this.#queue.length + this.#unanswered),
@@ -1011,7 +1073,7 @@ export class IdentityService {
       try {
         await this.#d.revocations.appendAll(batch);
         // Cluster mode: the set identity judges tokens by is its own (etcd feeds it too).
-        this.#d.trust.revoked.add(entries);
+        if (this.#d.trust.revoked !== this.#d.revocations.set) this.#d.trust.revoked.add(entries);
       } catch (err) {
         // Not durable: the callers hear the error. Services that read the line
         // refuse the token until they restart (their set only adds), on the safe side.

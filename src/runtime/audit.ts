@@ -44,6 +44,21 @@ function isDigit(code: number): boolean {
   return code >= 48 && code <= 57;
 }
 
+/** Event names and field names whose JSON is kept (the code uses a few dozen). */
+const MAX_CACHED = 256;
+
+/** Each field name's `,"name":` (the same few names on every line). */
+const KEY_JSON = new Map<string, string>();
+
+function keyJson(k: string): string {
+  let json = KEY_JSON.get(k);
+  if (json === undefined) {
+    json = `,${JSON.stringify(k)}:`;
+    if (KEY_JSON.size < MAX_CACHED) KEY_JSON.set(k, json);
+  }
+  return json;
+}
+
 /** A batched writer of audit events. */
 export class Audit {
   #program: string;
@@ -62,6 +77,8 @@ export class Audit {
   /** The last line's time and its text: events of the same millisecond share it. */
   #tsMs = NaN;
   #ts = "";
+  /** Each event name's part of the line after the time (see #head). */
+  #heads = new Map<string, string>();
 
   constructor(options: AuditOptions) {
     this.#clock = options.clock ?? systemClock;
@@ -92,9 +109,7 @@ export class Audit {
     // The line is written field by field (every request of fs and identity
     // writes one): the same JSON as stringifying {ts, event, program, ...fields}
     // without the copies of the fields that took.
-    let line = `{"ts":"${this.#now()}","event":${JSON.stringify(name)},"program":${
-      JSON.stringify(this.#program)
-    }`;
+    let line = `{"ts":"${this.#now()}"${this.#head(name)}`;
     for (const k in fields) {
       const v = fields[k];
       if (v === undefined || SECRET_FIELDS.has(k) || !Object.hasOwn(fields, k)) continue;
@@ -102,10 +117,20 @@ export class Audit {
         return this.#eventSlow(name, fields);
       }
       const json = JSON.stringify(v) as string | undefined; // undefined for a function: left out
-      if (json !== undefined) line += `,${JSON.stringify(k)}:${json}`;
+      if (json !== undefined) line += `${keyJson(k)}${json}`;
     }
     line += "}\n";
     this.#append(line);
+  }
+
+  /** `,"event":<name>,"program":<program>` (made once per event name). */
+  #head(name: string): string {
+    let head = this.#heads.get(name);
+    if (head === undefined) {
+      head = `,"event":${JSON.stringify(name)},"program":${JSON.stringify(this.#program)}`;
+      if (this.#heads.size < MAX_CACHED) this.#heads.set(name, head);
+    }
+    return head;
   }
 
   /** The time for a line, ISO 8601 (made once per millisecond). */

@@ -229,3 +229,68 @@ Deno.test("RevocationLog.appendAll: a batch is recorded at once, skipping ids al
     await withLog(files, (log) => assert.equal(log.set.size, 3));
   });
 });
+
+Deno.test("RevocationLog.appendAll: each line is the JSON of its entry, time, revoker and tree, and quotas count each tree once", async () => {
+  await withTempDir(async (dir) => {
+    // given a batch from several callers: none, a root caller, two delegated
+    // ones (one tree repeating its caller), and a caller id that needs escaping
+    const files = filesIn(dir);
+    const ids = Array.from({ length: 6 }, () => newCapId());
+    const items = [
+      { entry: { cap_id: ids[0], exp: SOON } },
+      { entry: { cap_id: ids[1], exp: SOON }, by: "op", byTree: ["op"] },
+      { entry: { cap_id: ids[2], exp: SOON + 1 }, by: "op", byTree: ["op"] },
+      { entry: { cap_id: ids[3], exp: SOON }, by: "d2", byTree: ["d1", "d2"] },
+      { entry: { cap_id: ids[4], exp: SOON }, by: "d2", byTree: ["d1", "d2", "d1"] },
+      { entry: { cap_id: ids[5], exp: SOON }, by: 'q"\\\n', byTree: [] },
+    ];
+    await withLog(files, async (log) => {
+      await log.appendAll(items);
+      // then every line parses to the same object a plain JSON.stringify made,
+      // field by field and in the same order
+      const got = lines(files) as Record<string, unknown>[];
+      assert.equal(got.length, items.length);
+      got.forEach((line, i) => {
+        const { entry, by, byTree } = items[i];
+        const want = {
+          ...entry,
+          at: line.at,
+          ...(by ? { by } : {}),
+          ...(by && byTree && byTree.length > 0 ? { by_tree: byTree } : {}),
+        };
+        assert.equal(JSON.stringify(line), JSON.stringify(want));
+        assert.match(String(line.at), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      });
+      // and each revocation counts once for its caller and each other id of its tree
+      assert.equal(log.countBy("op"), 2);
+      assert.equal(log.countBy("d1"), 2);
+      assert.equal(log.countBy("d2"), 2);
+      assert.equal(log.countBy('q"\\\n'), 1);
+    });
+    // and a reopened log counts the same
+    await withLog(files, (log) => {
+      assert.equal(log.countBy("d1"), 2);
+      assert.equal(log.countBy("op"), 2);
+    });
+  });
+});
+
+Deno.test("RevocationLog.trustSource: identity's own trust is fed by the log, never by reading a file", async () => {
+  await withTempDir(async (dir) => {
+    const files = filesIn(dir);
+    const a = newCapId();
+    await withLog(files, async (log) => {
+      await log.append({ cap_id: a, exp: SOON });
+      const source = log.trustSource();
+      const fed: unknown[] = [];
+      source.subscribe((e) => fed.push(e));
+      // a poll delivers nothing (the set has every entry already), the snapshot is the set
+      await source.poll();
+      assert.deepEqual(fed, []);
+      assert.deepEqual(await source.snapshot(), [{ cap_id: a, exp: SOON }]);
+      // and a catch-up reads nothing either
+      assert.equal(source.catchUp(), undefined);
+      assert.deepEqual(fed, []);
+    });
+  });
+});
