@@ -12,8 +12,6 @@
  * @module
  */
 
-import process from "node:process";
-
 /** How often the heap is looked at (ms). */
 const TICK_MS = 1000;
 
@@ -59,8 +57,11 @@ export class IdleCollector {
       grownBytes: GROWN_BYTES,
       quietCpu: QUIET_CPU,
       read: () => Deno.memoryUsage(),
+      // The Node process object, looked up only when no other measure is given: a
+      // service that passes its own never loads Deno's Node layer for it.
       cpuMicros: () => {
-        const u = process.cpuUsage();
+        const u = (globalThis as { process: { cpuUsage(): { user: number; system: number } } })
+          .process.cpuUsage();
         return u.user + u.system;
       },
       ...options,

@@ -26,6 +26,7 @@ import { authorizeNow } from "../policy/authorize.ts";
 import { RateLimiter } from "../policy/rate_limit.ts";
 import type { RequestChain } from "../server/server.ts";
 import { IdleCollector } from "./idle_gc.ts";
+import { verifyWithWebCrypto } from "../token/keys.ts";
 
 /** How often the files are looked at again (replaced by hand; a list line's key not known yet). */
 const REFRESH_MS = 1000;
@@ -50,6 +51,13 @@ export interface ServiceSetup {
    * authorization (default: every service but identity, which writes it).
    */
   catchesUp?: boolean;
+  /**
+   * Off the request paths that count (registry, supervisor): verify tokens
+   * with WebCrypto and judge a quiet moment by the heap alone, so the
+   * process never loads Deno's Node layer (2.5 MB or more of memory) for
+   * node:crypto or process.cpuUsage.
+   */
+  light?: boolean;
   /**
    * Serve requests the supervisor writes on its pipe, as this principal
    * (registry only): they take the socket's request path, with the pipe in
@@ -154,6 +162,8 @@ export async function runService(setup: ServiceSetup): Promise<RunningService> {
       // Under the supervisor the audit trail is audit.log alone (see identity/main.ts).
       stderr: !setup.supervised,
     });
+  // Before the first key is imported: keys made from now on check with WebCrypto.
+  if (setup.light) verifyWithWebCrypto();
   const trust = setup.trust ?? await defaultTrust(setup.layout);
   const methods = setup.methods(trust, audit);
   const catchesUp = setup.catchesUp ?? setup.service !== "identity";
@@ -196,7 +206,7 @@ export async function runService(setup: ServiceSetup): Promise<RunningService> {
   up.timer = setInterval(() => trust.refresh().catch(() => {}), REFRESH_MS);
   Deno.unrefTimer(up.timer);
   // After a burst, give its buffers and heap pages back (see idle_gc.ts).
-  up.stopGc = new IdleCollector().start();
+  up.stopGc = new IdleCollector(setup.light ? { cpuMicros: () => 0 } : {}).start();
   if (setup.supervised) {
     const gone = () => stop(1000).finally(() => Deno.exit(0));
     if (setup.pipePrincipal === undefined) watchParentPipe(gone);

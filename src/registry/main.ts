@@ -52,6 +52,7 @@ await runMain("registry", async () => {
     service: "registry",
     layout,
     supervised: options.supervised === true,
+    light: true,
     methods: (_trust, audit) => {
       registry = new Registry(audit, onEtcd ?? {});
       registry.register({

@@ -16,7 +16,7 @@
  */
 
 import type net from "node:net";
-import tls from "node:tls";
+import type { TLSSocket } from "node:tls";
 import { type Endpoint, formatEndpoint, parseEndpoint } from "../wire/endpoint.ts";
 import { StrataError } from "../wire/errors.ts";
 import type { ByteSink, ByteSource } from "../wire/frame.ts";
@@ -168,7 +168,7 @@ export async function listen(endpoint: string, options: ListenOptions = {}): Pro
 }
 
 /** A node:tls socket as a {@link Stream}: reads pull its chunks (so it pauses when unread). */
-function streamOf(socket: tls.TLSSocket): Stream {
+function streamOf(socket: TLSSocket): Stream {
   // Not destroyed when the reads end: a peer that half-closes still gets its answers.
   const chunks = socket.iterator({ destroyOnReturn: false }) as AsyncIterator<Uint8Array>;
   let rest: Uint8Array = new Uint8Array(0);
@@ -219,12 +219,14 @@ async function listenMutual(
   handshakeTimeoutMs = HANDSHAKE_TIMEOUT_MS,
 ): Promise<Listening> {
   const url = formatEndpoint(ep);
-  const ready: tls.TLSSocket[] = [];
-  let waiter: ((s: tls.TLSSocket | null) => void) | undefined;
+  const ready: TLSSocket[] = [];
+  let waiter: ((s: TLSSocket | null) => void) | undefined;
   let closed = false;
   // Connections whose handshake has not completed, oldest first.
   const pending = new Set<net.Socket>();
-  const server = tls.createServer({
+  // Loaded only by a service that listens on TCP: node:tls brings Deno's Node layer.
+  const { createServer } = await import("node:tls");
+  const server = createServer({
     cert: pem.cert,
     key: pem.key,
     ca: [pem.ca],
@@ -250,7 +252,7 @@ async function listenMutual(
   });
   // A client refused at the handshake, or too slow: Deno's node:tls reports a
   // handshake timeout but leaves the socket open (seen in 2.9.6): close it.
-  server.on("tlsClientError", (_err: Error, socket: tls.TLSSocket) => socket.destroy());
+  server.on("tlsClientError", (_err: Error, socket: TLSSocket) => socket.destroy());
   server.on("connection", (raw: net.Socket) => {
     if (pending.size >= MAX_PENDING_HANDSHAKES) {
       const oldest = pending.values().next().value!;
@@ -274,7 +276,7 @@ async function listenMutual(
   const listener: Acceptor = {
     async accept(): Promise<Stream> {
       const next = ready.shift() ??
-        (closed ? null : await new Promise<tls.TLSSocket | null>((r) => (waiter = r)));
+        (closed ? null : await new Promise<TLSSocket | null>((r) => (waiter = r)));
       if (next === null) throw new Deno.errors.BadResource(`${url} is closed`);
       return streamOf(next);
     },

@@ -133,6 +133,7 @@ await runMain("supervisor", async () => {
     service: "supervisor",
     layout,
     supervised: false,
+    light: true,
     audit,
     methods: () =>
       supervisorMethods({

@@ -4,16 +4,36 @@
  *
  * Signing and verification use node:crypto's Ed25519 (Deno's native code,
  * synchronous: 15 µs a signature and 31 µs a verification here, against 45
- * and 59 µs for WebCrypto, which also ran on the event loop's thread). The
+ * and 59 µs for WebCrypto, which also ran on the event loop's thread).
+ * node:crypto is loaded when the first key is made, not with this module: a
+ * program that calls {@link verifyWithWebCrypto} first (registry and
+ * supervisor, which judge few tokens) verifies with WebCrypto instead and
+ * never loads Deno's Node layer, 2.5 MB of memory or more per process. The
  * public key is re-derived from the seed whenever a secret is loaded, so a
  * corrupted key file is caught before it signs anything. The tests check
  * both directions against WebCrypto, @noble/ed25519 and paseto-ts.
  * @module
  */
 
-import { Buffer } from "node:buffer";
-import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
 import { BLAKE2b } from "@stablelib/blake2b";
+
+/** node:crypto, loaded by the first key made (see the module's comment). */
+let nodeCrypto: Promise<typeof import("node:crypto")> | undefined;
+function loadNodeCrypto(): Promise<typeof import("node:crypto")> {
+  return nodeCrypto ??= import("node:crypto");
+}
+
+/** Whether keys imported from now on verify with WebCrypto (see {@link verifyWithWebCrypto}). */
+let webCryptoVerify = false;
+
+/**
+ * Makes the verification keys imported from now on verify with WebCrypto
+ * (asynchronously) instead of node:crypto, so this program does not load
+ * Deno's Node layer for it. For programs that verify few tokens.
+ */
+export function verifyWithWebCrypto(): void {
+  webCryptoVerify = true;
+}
 
 const encoder = new TextEncoder();
 const B64URL_RE = /^[A-Za-z0-9_-]*$/;
@@ -55,16 +75,19 @@ export interface SigningKey {
   seed: Uint8Array;
   /** The 32-byte public key. */
   publicKey: Uint8Array;
-  /** node:crypto handle used to sign. */
-  privateKey: KeyObject;
+  /** Signs a message (synchronously, node:crypto's Ed25519). */
+  sign(message: Uint8Array): Uint8Array;
 }
 
 /** A public key ready to verify, with its id. */
 export interface VerifyKey {
   kid: string;
   publicKey: Uint8Array;
-  /** node:crypto handle used to verify. */
-  key: KeyObject;
+  /**
+   * Whether `signature` is this key's over `message`: at once with
+   * node:crypto, a promise with WebCrypto.
+   */
+  check(message: Uint8Array, signature: Uint8Array): boolean | Promise<boolean>;
   /** The only issuer tokens signed by this key may name (cluster mode: from its endorsement). */
   issuer?: string;
 }
@@ -91,15 +114,35 @@ export function keyId(publicKey: Uint8Array): string {
 }
 
 /** Imports a raw 32-byte public key for verification. */
-export function importVerifyKey(publicKey: Uint8Array): Promise<VerifyKey> {
-  if (publicKey.length !== 32) {
-    return Promise.reject(new Error("an Ed25519 public key is 32 bytes"));
+export async function importVerifyKey(
+  publicKey: Uint8Array,
+  options: { webCrypto?: boolean } = {},
+): Promise<VerifyKey> {
+  if (publicKey.length !== 32) throw new Error("an Ed25519 public key is 32 bytes");
+  const kid = keyId(publicKey);
+  if (options.webCrypto ?? webCryptoVerify) {
+    const key = await crypto.subtle.importKey(
+      "raw",
+      publicKey.slice(),
+      { name: "Ed25519" },
+      false,
+      [
+        "verify",
+      ],
+    );
+    return {
+      kid,
+      publicKey,
+      check: (message, signature) =>
+        crypto.subtle.verify("Ed25519", key, signature.slice(), message.slice()),
+    };
   }
+  const { createPublicKey, verify } = await loadNodeCrypto();
   const key = createPublicKey({
     key: { kty: "OKP", crv: "Ed25519", x: b64url(publicKey) },
     format: "jwk",
   });
-  return Promise.resolve({ kid: keyId(publicKey), publicKey, key });
+  return { kid, publicKey, check: (message, signature) => verify(null, message, key, signature) };
 }
 
 /** The DER prefix of a PKCS#8 Ed25519 private key, before its 32-byte seed (RFC 8410). */
@@ -129,16 +172,22 @@ export async function generateSigningKey(): Promise<SigningKey> {
 }
 
 /** Builds a signing key from its 32-byte seed (the public key is derived from it). */
-export function signingKeyFromSeed(seed: Uint8Array): Promise<SigningKey> {
-  if (seed.length !== 32) return Promise.reject(new Error("an Ed25519 seed is 32 bytes"));
+export async function signingKeyFromSeed(seed: Uint8Array): Promise<SigningKey> {
+  if (seed.length !== 32) throw new Error("an Ed25519 seed is 32 bytes");
+  const { createPrivateKey, createPublicKey, sign } = await loadNodeCrypto();
   // A PKCS#8 Ed25519 key is a fixed 16-byte prefix and the seed (RFC 8410).
   const der = new Uint8Array(48);
   der.set(PKCS8_ED25519_PREFIX, 0);
   der.set(seed, 16);
-  const privateKey = createPrivateKey({ key: Buffer.from(der), format: "der", type: "pkcs8" });
+  const privateKey = createPrivateKey({ key: der, format: "der", type: "pkcs8" });
   const x = createPublicKey(privateKey).export({ format: "jwk" }).x!;
   const publicKey = fromB64url(x)!;
-  return Promise.resolve({ kid: keyId(publicKey), seed, publicKey, privateKey });
+  return {
+    kid: keyId(publicKey),
+    seed,
+    publicKey,
+    sign: (message) => sign(null, message, privateKey),
+  };
 }
 
 /**

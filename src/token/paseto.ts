@@ -8,7 +8,6 @@
  * @module
  */
 
-import { sign, verify } from "node:crypto";
 import { b64url, fromB64url, type SigningKey, type VerifyKey } from "./keys.ts";
 
 const HEADER = "v4.public.";
@@ -77,7 +76,7 @@ export interface Footer {
 export function signV4Public(key: SigningKey, payload: unknown): string {
   const m = encoder.encode(JSON.stringify(payload));
   const f = footerOf(key);
-  const sig = sign(null, pae(HEADER_BYTES, m, f.bytes, EMPTY), key.privateKey);
+  const sig = key.sign(pae(HEADER_BYTES, m, f.bytes, EMPTY));
   const body = new Uint8Array(m.length + sig.length);
   body.set(m, 0);
   body.set(sig, m.length);
@@ -203,15 +202,22 @@ export async function verifyV4Public(
 
 /**
  * Checks a parsed token's signature with `key` (the one its footer names, or
- * undefined if unknown) and returns its decoded payload; synchronous, so a
- * caller whose key is at hand verifies without a promise.
+ * undefined if unknown) and returns its decoded payload; synchronous with a
+ * node:crypto key, so a caller whose key is at hand verifies without a
+ * promise (a WebCrypto key answers with one, see keys.ts).
  */
 export function openV4Public(p: ParsedToken, key: VerifyKey | undefined): unknown {
   if (!key) {
     throw new TokenError("unknown_key", "token: signed by a key this node does not know");
   }
   const m2 = pae(HEADER_BYTES, p.message, p.footerBytes, EMPTY);
-  const ok = verify(null, m2, key.key, p.signature);
+  const ok = key.check(m2, p.signature);
+  if (ok instanceof Promise) return ok.then((good) => opened(p, good));
+  return opened(p, ok);
+}
+
+/** The payload of a token whose signature check said `ok`. */
+function opened(p: ParsedToken, ok: boolean): unknown {
   if (!ok) throw new TokenError("bad_signature", "token: signature is not valid");
   try {
     return JSON.parse(utf8.decode(p.message));

@@ -281,8 +281,13 @@ export function openRevocationListNow(
 ): RevokedEntry[] | Promise<RevokedEntry[]> {
   const parsed = parseV4Public(signed, MAX_LIST_LENGTH);
   const key = keys.get(parsed.footer.kid);
-  if (key instanceof Promise) return key.then((k) => listEntries(openV4Public(parsed, k), issuer));
-  return listEntries(openV4Public(parsed, key), issuer);
+  if (key instanceof Promise) {
+    return key.then(async (k) => listEntries(await openV4Public(parsed, k), issuer));
+  }
+  const payload = openV4Public(parsed, key);
+  // A WebCrypto key checks with a promise (a JSON payload is never one).
+  if (payload instanceof Promise) return payload.then((p) => listEntries(p, issuer));
+  return listEntries(payload, issuer);
 }
 
 function listEntries(opened: unknown, issuer: string): RevokedEntry[] {

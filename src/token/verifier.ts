@@ -80,8 +80,19 @@ export class TokenVerifier {
   }
 
   /** Checks the signature and the claims, and caches the capability. */
-  #admit(token: string, parsed: ParsedToken, key: VerifyKey | undefined): Capability {
-    const cap = parseClaims(openV4Public(parsed, key), {
+  #admit(
+    token: string,
+    parsed: ParsedToken,
+    key: VerifyKey | undefined,
+  ): Capability | Promise<Capability> {
+    const payload = openV4Public(parsed, key);
+    // A WebCrypto key checks with a promise (a JSON payload is never one).
+    if (payload instanceof Promise) return payload.then((p) => this.#claims(token, p, key));
+    return this.#claims(token, payload, key);
+  }
+
+  #claims(token: string, payload: unknown, key: VerifyKey | undefined): Capability {
+    const cap = parseClaims(payload, {
       issuer: this.#issuer,
       issuers: this.#issuers,
       audience: this.#audience,

@@ -4,7 +4,6 @@
  */
 
 import assert from "node:assert/strict";
-import { sign, verify } from "node:crypto";
 import {
   b64url,
   fromB64url,
@@ -165,10 +164,10 @@ Deno.test("importVerifyKey: verifies what the signing key signs, and only that",
   const key = await generateSigningKey();
   const vk = await importVerifyKey(key.publicKey);
   const msg = new TextEncoder().encode("hello");
-  const sig = sign(null, msg, key.privateKey);
+  const sig = key.sign(msg);
   // then the signature verifies, and not over another message
-  assert.equal(verify(null, msg, vk.key, sig), true);
-  assert.equal(verify(null, new TextEncoder().encode("hellp"), vk.key, sig), false);
+  assert.equal(vk.check(msg, sig), true);
+  assert.equal(vk.check(new TextEncoder().encode("hellp"), sig), false);
   // and WebCrypto agrees in both directions (keys move as raw public bytes and JWK)
   const web = await crypto.subtle.importKey(
     "raw",
@@ -193,6 +192,14 @@ Deno.test("importVerifyKey: verifies what the signing key signs, and only that",
     ["sign"],
   );
   const webSig = new Uint8Array(await crypto.subtle.sign("Ed25519", webPriv, msg));
-  assert.equal(verify(null, msg, vk.key, webSig), true);
+  assert.equal(vk.check(msg, webSig), true);
   await assert.rejects(importVerifyKey(new Uint8Array(33)), /32 bytes/);
+  // and a key imported for WebCrypto (registry, supervisor) checks the same, with a promise
+  const wk = await importVerifyKey(key.publicKey, { webCrypto: true });
+  assert.equal(wk.kid, vk.kid);
+  const checked = wk.check(msg, sig);
+  assert.ok(checked instanceof Promise);
+  assert.equal(await checked, true);
+  assert.equal(await wk.check(new TextEncoder().encode("hellp"), sig), false);
+  assert.equal(await wk.check(msg, webSig), true);
 });

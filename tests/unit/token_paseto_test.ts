@@ -5,13 +5,14 @@
  */
 
 import assert from "node:assert/strict";
-import { sign } from "node:crypto";
 // paseto-ts has an import cycle (uint8array <-> magic): loading "magic"
 // first initialises the cycle in the order it needs.
 import "paseto-ts/lib/magic";
 import {
   MAX_TOKEN_LENGTH,
+  openV4Public,
   pae,
+  parseV4Public,
   peekKeyId,
   signV4Public,
   TokenError,
@@ -271,7 +272,7 @@ Deno.test("verifyV4Public: a correctly signed payload that is not JSON is malfor
   const m = encoder.encode("not json at all");
   const footer = encoder.encode(JSON.stringify({ kid: f.key.kid }));
   const m2 = PAE(encoder.encode("v4.public."), m, footer, new Uint8Array(0));
-  const sig = new Uint8Array(sign(null, m2, f.key.privateKey));
+  const sig = new Uint8Array(f.key.sign(m2));
   const body = new Uint8Array(m.length + 64);
   body.set(m);
   body.set(sig, m.length);
@@ -356,4 +357,19 @@ Deno.test("interop: our signature verifies with @noble/ed25519 over the PAE byte
   );
   assert.equal(await verifyAsync(signature, m2other, f.key.publicKey), false);
   assert.equal(await verifyAsync(signature, m2, f.other.publicKey), false);
+});
+
+Deno.test("openV4Public with a WebCrypto key (registry, supervisor): the payload by a promise, a forgery refused", async () => {
+  const f = await fixture();
+  const wk = await importVerifyKey(f.key.publicKey, { webCrypto: true });
+  const token = signV4Public(f.key, { sub: "x", n: 1 });
+  const opened = openV4Public(parseV4Public(token), wk);
+  assert.ok(opened instanceof Promise);
+  assert.deepEqual(await opened, { sub: "x", n: 1 });
+  // signed by another key that claims this one's id: refused
+  const forged = signV4Public({ ...f.other, kid: f.key.kid }, { sub: "x", n: 1 });
+  await assert.rejects(
+    Promise.resolve(openV4Public(parseV4Public(forged), wk)),
+    (err) => err instanceof TokenError && err.reason === "bad_signature",
+  );
 });
