@@ -179,7 +179,8 @@ export async function signingKeyFromSeed(seed: Uint8Array): Promise<SigningKey> 
   const der = new Uint8Array(48);
   der.set(PKCS8_ED25519_PREFIX, 0);
   der.set(seed, 16);
-  const privateKey = createPrivateKey({ key: der, format: "der", type: "pkcs8" });
+  const { Buffer } = await import("node:buffer");
+  const privateKey = createPrivateKey({ key: Buffer.from(der), format: "der", type: "pkcs8" });
   const x = createPublicKey(privateKey).export({ format: "jwk" }).x!;
   const publicKey = fromB64url(x)!;
   return {
