@@ -5,6 +5,8 @@
  * @module
  */
 
+// node:crypto with the program, not at its first key (token/keys.ts loads it then).
+import "node:crypto";
 import { Audit } from "../runtime/audit.ts";
 import { type Layout, parseLayoutArgs, stateFiles } from "../runtime/config.ts";
 import type { RevokedEntry } from "../token/revocation_set.ts";
