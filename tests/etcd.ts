@@ -45,11 +45,23 @@ export function haveEtcd(): boolean {
   }
 }
 
-/** Starts an etcd of `size` members (1 or 3) on loopback and waits until it answers. */
+/**
+ * Starts an etcd of `size` members (1 or 3) on loopback and waits until it
+ * answers; once more on fresh ports if it never does (a port freePort()
+ * found free can be taken by another process before etcd binds it).
+ */
 export async function startEtcd(
   size: 1 | 3 = 1,
   options: { tls?: EtcdTls } = {},
 ): Promise<TestEtcd> {
+  try {
+    return await startEtcdOnce(size, options);
+  } catch {
+    return await startEtcdOnce(size, options);
+  }
+}
+
+async function startEtcdOnce(size: 1 | 3, options: { tls?: EtcdTls }): Promise<TestEtcd> {
   const tls = options.tls;
   const scheme = tls ? "https" : "http";
   const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-etcd-" });
