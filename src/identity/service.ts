@@ -471,30 +471,11 @@ export class IdentityService {
     await next;
   }
 
-  async #writeList(): Promise<void> {
-    // An expired token is refused for its expiry: its entry can go.
-    this.#d.revocations.set.prune();
-    const lines: string[] = [];
-    const signed = new Set<string>();
-    // A batch formed while this signs may append its line to the file being
-    // replaced: sign until nothing is left over, then write (synchronously
-    // after the last look).
-    while (true) {
-      // The set, and the batch being fsynced, whose line is in the file already.
-      const set = this.#d.revocations.set;
-      const entries = [
-        ...set.entries(),
-        ...[...this.#unsynced.values()].filter((e) => !set.has(e.cap_id)),
-      ].filter((e) => !signed.has(e.cap_id));
-      if (entries.length === 0 && lines.length > 0) break;
-      // At least one line: an empty list, signed, says "nothing is revoked".
-      for (let i = 0; i === 0 || i < entries.length; i += LIST_CHUNK) {
-        const chunk = entries.slice(i, i + LIST_CHUNK);
-        lines.push(await signRevocationList(this.#d.ring.active, this.#issuer, chunk) + "\n");
-      }
-      for (const e of entries) signed.add(e.cap_id);
-    }
-    this.#replaceList(lines.join(""));
+  // Signing is synchronous: no batch can append its line to the file being
+  // replaced while the whole list is signed and written.
+  #writeList(): Promise<void> {
+    this.#rewriteListNow();
+    return Promise.resolve();
   }
 
   /**
@@ -519,8 +500,10 @@ export class IdentityService {
   }
 
   /**
-   * Writes the list file whole at once (signed without a promise), when the
-   * one identity holds is no longer at the path.
+   * Writes the list file whole at once (signed without a promise): every
+   * live entry and those of the batch being fsynced, whose line is in the
+   * file already; at least one line (an empty list, signed, says "nothing is
+   * revoked"); the entries of expired tokens left out.
    */
   #rewriteListNow(): void {
     const set = this.#d.revocations.set;
