@@ -95,6 +95,10 @@ export class FrameReader {
    * (before any of its body is read) and TruncatedFrameError on a cut frame.
    */
   async next(options: NextOptions = {}): Promise<Uint8Array | null> {
+    // Everything returned: read from the start of the buffer again, so the
+    // next frame is not split by the buffer's end (one request at a time on a
+    // connection, as clients mostly send, always finds the whole buffer free).
+    if (this.#start === this.#end) this.#start = this.#end = 0;
     // (#fill only when bytes are missing: the body mostly came with its header.)
     if (this.buffered < HEADER_BYTES && !(await this.#fill(HEADER_BYTES))) {
       if (this.buffered === 0) return null;
@@ -247,6 +251,24 @@ export function encodeJsonFrame(
   // is enough room to tell "fits" from "too large" without encoding twice.
   const room = Math.min(chars * 3, max + 1);
   const pooled = options.pool !== undefined && room > POOL_MIN && max <= MAX_FRAME;
+  if (!pooled && chars <= max) {
+    // JSON is mostly ASCII, one byte a character: a buffer of the exact size
+    // first (a third of the worst case's allocation, and the frame holds no
+    // more memory than its length, which the budgets count). Any other
+    // character makes it too small, and the frame is made as below.
+    const exact = new Uint8Array(HEADER_BYTES + chars);
+    let at = HEADER_BYTES;
+    let fits = true;
+    for (const p of parts) {
+      const { read, written } = encoder.encodeInto(p, exact.subarray(at));
+      at += written;
+      if (read < p.length) {
+        fits = false;
+        break;
+      }
+    }
+    if (fits && at === HEADER_BYTES + chars) return withLength(exact, chars);
+  }
   const out = pooled ? options.pool!.take() : new Uint8Array(HEADER_BYTES + room);
   const end = HEADER_BYTES + room;
   let off = HEADER_BYTES;
@@ -265,11 +287,16 @@ export function encodeJsonFrame(
     if (pooled) options.pool!.give(out);
     throw new FrameTooLargeError(n, max);
   }
+  return withLength(out, n);
+}
+
+/** Writes the header of a body of `n` bytes into `out` and returns the frame. */
+function withLength(out: Uint8Array, n: number): Uint8Array {
   out[0] = n >>> 24;
   out[1] = (n >>> 16) & 0xff;
   out[2] = (n >>> 8) & 0xff;
   out[3] = n & 0xff;
-  return out.subarray(0, off);
+  return out.length === HEADER_BYTES + n ? out : out.subarray(0, HEADER_BYTES + n);
 }
 
 /** Encodes a value as JSON in one frame. */

@@ -125,6 +125,19 @@ Deno.test("FrameReader: several frames in one read come out one by one without r
   assert.equal(await reader.next(), null);
 });
 
+Deno.test("FrameReader: once every frame is returned, the next is read into the whole buffer", async () => {
+  // given 40 frames of 900 bytes, one per read, as a client sending one request at a time does
+  const bodies = Array.from({ length: 40 }, (_, i) => String(i % 10).repeat(900));
+  const source = new FakeSource(bodies.map((b) => frameOf(b)));
+  const reader = new FrameReader(source);
+  // when they are read one after another
+  const got: (string | null)[] = [];
+  for (let i = 0; i < bodies.length; i++) got.push(text(await reader.next()));
+  // then each took one read: none was split by the end of the reader's buffer
+  assert.deepEqual(got, bodies);
+  assert.equal(source.reads, bodies.length);
+});
+
 Deno.test("FrameReader: an oversize announced length throws before any body byte is read", async () => {
   // given a header announcing MAX_FRAME + 1 bytes, delivered alone, with a body behind it
   const header = frameOf("", MAX_FRAME + 1);
@@ -355,6 +368,20 @@ Deno.test("encodeJsonFrame: JSON given in parts encodes exactly like the joined 
   // then the frames are byte-for-byte the same
   assert.deepEqual(fromParts, joined);
   assert.deepEqual(JSON.parse(decoder.decode(fromParts.subarray(4))).result, { data: "héllo ✓😀" });
+});
+
+Deno.test("encodeJsonFrame: a frame holds exactly its bytes, with multi-byte text in any part", () => {
+  // given ASCII text, and parts whose multi-byte characters come before ASCII ones
+  for (
+    const parts of [['{"a":"b"}'], ['"\u00e9', 'a"'], ['"a', "\u00e9", '"'], ['"\ud800', 'b"']]
+  ) {
+    // when encoded
+    const frame = encodeJsonFrame(parts);
+    const want = encoder.encode(parts.join(""));
+    // then the header and body are the joined text's UTF-8, and an ASCII frame's buffer is its own size
+    assert.deepEqual(frame, frameOf(want));
+    if (want.length === parts.join("").length) assert.equal(frame.buffer.byteLength, frame.length);
+  }
 });
 
 Deno.test("encodeJsonFrame: parts that together exceed the limit are refused", () => {
