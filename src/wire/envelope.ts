@@ -68,6 +68,19 @@ export class EnvelopeError extends StrataError {
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
+const utf8Lenient = new TextDecoder("utf-8");
+
+/**
+ * A frame body's text, refusing invalid UTF-8. Deno decodes without `fatal`
+ * on a fast path (0.11 µs for a 950-byte request here, against 0.52 µs
+ * through the strict decoder), which turns each invalid sequence into
+ * U+FFFD: only a text that holds U+FFFD (invalid bytes, or that character
+ * sent as such) is decoded again strictly, which throws for invalid bytes.
+ */
+function decodeUtf8(body: Uint8Array): string {
+  const text = utf8Lenient.decode(body);
+  return text.includes("\uFFFD") ? utf8.decode(body) : text;
+}
 
 function isPlainObject(x: unknown): x is Record<string, unknown> {
   return typeof x === "object" && x !== null && !Array.isArray(x);
@@ -80,7 +93,7 @@ function isPlainObject(x: unknown): x is Record<string, unknown> {
 export function parseRequest(body: Uint8Array): Request {
   let text: string;
   try {
-    text = utf8.decode(body);
+    text = decodeUtf8(body);
   } catch {
     throw new EnvelopeError("", "frame: body is not valid UTF-8");
   }

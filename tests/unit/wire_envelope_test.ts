@@ -75,6 +75,20 @@ Deno.test("parseRequest: a body that is not UTF-8 is refused as a frame error wi
   assert.equal(err.reqId, "");
 });
 
+Deno.test("parseRequest: invalid UTF-8 anywhere is refused, and U+FFFD sent as such is kept", () => {
+  // given invalid bytes inside a string value (a lone continuation byte, a cut sequence, an overlong form)
+  const enc = new TextEncoder();
+  const ok = enc.encode('{"v":1,"req_id":"r","method":"fs.list","params":{"path":"/a\uFFFDb"}}');
+  for (const bad of [[0x80], [0xe2, 0x82], [0xc0, 0xaf], [0xed, 0xa0, 0x80]]) {
+    const at = ok.indexOf(0x61); // the "a" of the path
+    const raw = new Uint8Array([...ok.subarray(0, at), ...bad, ...ok.subarray(at)]);
+    // then each is refused as a frame error
+    assert.match(refused(raw).message, /^frame: body is not valid UTF-8/, String(bad));
+  }
+  // and a valid U+FFFD (EF BF BD) is read as the character it is
+  assert.equal(parseRequest(ok).params?.path, "/a\uFFFDb");
+});
+
 Deno.test("parseRequest: a body that is not JSON is refused as a frame error", () => {
   const err = refused(body("{not json"));
   assert.match(err.message, /^frame: .*JSON/);
