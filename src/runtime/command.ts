@@ -91,15 +91,24 @@ export function serviceV8Flags(program: Program): string {
  * tcache off as well saved ~4 MB more but cost identity ~15% CPU per issue:
  * left on. Setting the trim threshold also stops glibc's dynamic mmap
  * threshold, which would leave every block over 128 KiB mapped on its own
- * (page faults on every large read), so the mmap threshold is fixed at 4 MiB:
- * against the same flags without it, in two interleaved runs, 720 KiB reads
- * 1.01x and 1.04x, 4 KiB reads 0.99x, revoke 1.02x, and PSS after the load
- * 99 against 110 and 124 against 163 MB.
+ * (page faults on every large read), so the mmap threshold is fixed, at
+ * 1 MiB: the frame pool's 1 MiB buffers, fs's read buffer and a revocation
+ * set's table from 65,536 slots up are then mapped on their own and go back
+ * whole when freed, instead of leaving holes in the heap that no trim can
+ * return (a table that doubles leaves the old one behind as a hole:
+ * malloc_info showed 6.3 MB free inside registry's 14 MB heap after 60,000
+ * revocations, the largest hole 1.97 MB, the tables of 32,768 and 65,536
+ * slots side by side). Against 4 MiB, after 60,000 revocations and 4 s of
+ * 720 KiB reads and 15 s idle, the four processes held 98.6 and 94.5 MB
+ * anonymous against 105.7 and 103.3 (two alternated pairs); 256 KiB saved
+ * nothing more (98.7 and 97.3). fs's CPU per read was the same within the
+ * noise (4 KiB: 37-51 against 35-48 µs; 720 KiB: 659-673 against 643-652 µs,
+ * three and two alternated pairs).
  */
 export const SERVICE_ENV: Readonly<Record<string, string>> = {
   MALLOC_ARENA_MAX: "2",
   GLIBC_TUNABLES:
-    "glibc.malloc.trim_threshold=131072:glibc.malloc.mxfast=0:glibc.malloc.mmap_threshold=4194304",
+    "glibc.malloc.trim_threshold=131072:glibc.malloc.mxfast=0:glibc.malloc.mmap_threshold=1048576",
 };
 
 /** A command ready for Deno.Command. */
