@@ -1026,40 +1026,45 @@ export class IdentityService {
 
   /**
    * Group commit: the revocations queued go out together, with one
-   * signature, one line in the list file and one fsync of the log. The line
-   * is in the list file before the log is fsynced (a service that refuses a
-   * token before its revocation is durable only errs on the safe side); each
-   * is answered once it is durable, and every service reads the list file's
-   * new lines before it judges a request, so each request that arrives after
-   * the answer is judged with the revocation.
+   * signature, one line in the list file and one fsync of the log. The log's
+   * lines are written and their fsync started first, and the line is signed
+   * and appended to the list file while the disk works (a revocation in the
+   * log before the list only errs on the safe side: identity writes the list
+   * whole from the log at its next start); each is answered once both are
+   * done, and every service reads the list file's new lines before it judges
+   * a request, so each request that arrives after the answer is judged with
+   * the revocation.
    */
   async #flush(): Promise<void> {
     this.#flushing = true;
     try {
-      // Let the requests already read in this turn of the event loop join the batch.
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      // Let the requests already read in this turn of the event loop join the
+      // batch, unless every revocation usually under way is queued already.
+      if (this.#queue.length < this.#concurrency) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
       const batch = this.#queue.splice(0);
       this.#unanswered += batch.length;
       // Every entry is sent, also one the log already had (a retry after a
       // batch that failed past its fsync).
       const entries = batch.map((q) => q.entry);
-      let signed: string;
-      try {
-        signed = await signRevocationList(this.#d.ring.active, this.#issuer, entries);
-        // In the list file before the answer: the services read it before each request.
-        this.#appendRevocation(signed);
-      } catch (err) {
-        this.#settle(batch, err);
-        return;
-      }
+      let signed = "";
       for (const e of entries) this.#unsynced.set(e.cap_id, e);
       try {
-        await this.#d.revocations.appendAll(batch);
+        await this.#d.revocations.appendAll(batch, {
+          // In the list file before the answer: the services read it before each request.
+          beside: () => {
+            signed = signRevocationListNow(this.#d.ring.active, this.#issuer, entries);
+            this.#appendRevocation(signed);
+          },
+        });
         // Cluster mode: the set identity judges tokens by is its own (etcd feeds it too).
         if (this.#d.trust.revoked !== this.#d.revocations.set) this.#d.trust.revoked.add(entries);
       } catch (err) {
-        // Not durable: the callers hear the error. Services that read the line
-        // refuse the token until they restart (their set only adds), on the safe side.
+        // Not durable, or not in the list file: the callers hear the error.
+        // Services that read the line refuse the token until they restart
+        // (their set only adds), and a log that has it makes it revoked at
+        // identity's next start: both on the safe side.
         this.#settle(batch, err);
         return;
       } finally {
