@@ -41,6 +41,8 @@ import type { IssuedBook, IssuedRecord } from "./issued.ts";
 import type { KeyRing } from "./keyring.ts";
 import type { RevocationLog } from "./revocations.ts";
 
+const encoder = new TextEncoder();
+
 /** Lifetime of the operator token. */
 const OPERATOR_TTL_MS = 365 * 24 * 3600_000;
 
@@ -206,7 +208,11 @@ interface Queued {
   by: string;
   /** The caller's ancestors below the root token, whose quota it also uses. */
   byTree: readonly string[];
-  resolve(): void;
+  /** The caller to audit the revocation for and answer (absent for one adopted from etcd). */
+  caller?: Capability;
+  /** Settles once the batch is durable: what #commit returned. */
+  done: Promise<RevokeAnswer | undefined>;
+  resolve(answer: RevokeAnswer | undefined | Promise<RevokeAnswer>): void;
   reject(err: unknown): void;
 }
 
@@ -234,7 +240,7 @@ export class IdentityService {
   /** Whether the wait for a full batch ran out: the next batch goes with what is queued. */
   #gathered = false;
   /** cap_id → settles when its revocation is durable (queued or in a batch). */
-  #inFlight = new Map<string, Promise<void>>();
+  #inFlight = new Map<string, Promise<unknown>>();
   /**
    * Cluster mode: revocations made here whose write to etcd failed, kept in
    * the state dir and written again by {@link retryPublish} until etcd commits them.
@@ -297,7 +303,7 @@ export class IdentityService {
       this.#d.log.info("revocation of a token issued here, made on another node; recorded", {
         cap_id: e.cap_id,
       });
-      this.#commit(e, ADOPTED_BY, []).catch(() => {});
+      this.#commit(e, [], ADOPTED_BY).catch(() => {});
     }
   }
 
@@ -639,7 +645,7 @@ export class IdentityService {
       }
       this.#rewriteListNow();
     }
-    writeAllSync(this.#listFile!.file, new TextEncoder().encode(`\n${signed}\n`));
+    writeAllSync(this.#listFile!.file, encoder.encode(`\n${signed}\n`));
     this.#countAppended();
   }
 
@@ -971,7 +977,7 @@ export class IdentityService {
           "; they go as the tokens they name expire",
       );
     }
-    return this.#commit(entry, by.capId, tree).then(() => this.#revoked(capId, by));
+    return this.#commit(entry, tree, by) as Promise<RevokeAnswer>;
   }
 
   /** Audits a revocation that is durable and in effect, and makes its answer. */
@@ -988,33 +994,34 @@ export class IdentityService {
 
   /**
    * Queues a revocation for the next batch and resolves once that batch is
-   * durable and in the list file. A repeat of the same id meanwhile waits on the same promise.
+   * durable and in the list file: with the audited answer for `caller` (from
+   * #settle, no promise step of its own), or undefined for a revocation
+   * adopted from another node (`by` is then its `by`). A repeat of the same
+   * id meanwhile waits on the same promise.
    */
-  #commit(entry: RevokedEntry, by: string, byTree: readonly string[]): Promise<void> {
-    // The id leaves #inFlight as its batch is answered, before any waiter
-    // runs (no extra promise step per revocation for it).
-    const done: Promise<void> = new Promise<void>((resolve, reject) => {
-      this.#queue.push({
-        entry,
-        by,
-        byTree,
-        resolve: () => {
-          if (this.#inFlight.get(entry.cap_id) === done) this.#inFlight.delete(entry.cap_id);
-          resolve();
-        },
-        reject: (err) => {
-          if (this.#inFlight.get(entry.cap_id) === done) this.#inFlight.delete(entry.cap_id);
-          reject(err);
-        },
-      });
+  #commit(
+    entry: RevokedEntry,
+    byTree: readonly string[],
+    caller: Capability | string,
+  ): Promise<RevokeAnswer | undefined> {
+    const { promise, resolve, reject } = Promise.withResolvers<RevokeAnswer | undefined>();
+    const cap = typeof caller === "string" ? undefined : caller;
+    this.#queue.push({
+      entry,
+      by: cap ? cap.capId : caller as string,
+      byTree,
+      caller: cap,
+      done: promise,
+      resolve,
+      reject,
     });
-    this.#inFlight.set(entry.cap_id, done);
+    this.#inFlight.set(entry.cap_id, promise);
     this.#concurrency = Math.min(
       MAX_GATHER,
       Math.max(this.#concurrency, this.#queue.length + this.#unanswered),
     );
     this.#kick();
-    return done;
+    return promise;
   }
 
   /**
@@ -1098,8 +1105,17 @@ export class IdentityService {
   #settle(batch: Queued[], outcome?: unknown, ok = false): void {
     this.#unanswered -= batch.length;
     for (const q of batch) {
-      if (ok) q.resolve();
-      else q.reject(outcome);
+      // The id leaves #inFlight before any waiter runs.
+      if (this.#inFlight.get(q.entry.cap_id) === q.done) this.#inFlight.delete(q.entry.cap_id);
+      if (!ok) q.reject(outcome);
+      else if (!q.caller) q.resolve(undefined);
+      else {
+        try {
+          q.resolve(this.#revoked(q.entry.cap_id, q.caller));
+        } catch (err) {
+          q.reject(err);
+        }
+      }
     }
   }
 
