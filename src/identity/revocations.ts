@@ -88,16 +88,23 @@ export class RevocationLog {
    * (group commit), then adds them to the set. `byTree` of an item are the
    * caller's ancestors below the root token, whose quota it also uses.
    * Entries already in the set are skipped; returns the ones recorded. Calls
-   * must not overlap.
+   * must not overlap. `options.beside` runs once the lines are written and
+   * their fsync is under way (or at once when none is needed), so the caller's
+   * own work for the batch overlaps the disk's; when it throws, nothing is
+   * added to the set and appendAll fails with its error after the fsync.
    */
   async appendAll(
     items: readonly { entry: RevokedEntry; by?: string; byTree?: readonly string[] }[],
+    options: { beside?: () => void } = {},
   ): Promise<RevokedEntry[]> {
     const seen = new Set<string>();
     const fresh = items.filter(({ entry }) =>
       !this.set.has(entry.cap_id) && !seen.has(entry.cap_id) && seen.add(entry.cap_id)
     );
-    if (fresh.length === 0) return [];
+    if (fresh.length === 0) {
+      options.beside?.();
+      return [];
+    }
     // The lines are written field by field: the same JSON as stringifying
     // {...entry, at, by, by_tree} without the copies that took.
     const at = `,"at":"${new Date().toISOString()}"`;
@@ -125,23 +132,44 @@ export class RevocationLog {
     // took more CPU than the write), read again only after a failure.
     const size = this.#size >= 0 ? this.#size : this.#file.statSync().size;
     this.#size = -1;
+    let synced: Promise<void>;
     try {
       let off = 0;
       while (off < bytes.length) off += this.#file.writeSync(bytes.subarray(off));
       // Off the event loop: requests that arrive meanwhile form the next batch.
-      await this.#file.syncData();
+      synced = this.#file.syncData();
     } catch (err) {
-      // A half-written line (disk full) would merge with the next append and
-      // take both with it at the next start: cut it off before failing.
-      try {
-        this.#file.truncateSync(size);
-      } catch { /* the open() compaction at the next start still drops it */ }
+      this.#cutBack(size);
+      throw err;
+    }
+    let besideError: { err: unknown } | undefined;
+    try {
+      options.beside?.();
+    } catch (err) {
+      besideError = { err };
+    }
+    try {
+      await synced;
+    } catch (err) {
+      this.#cutBack(size);
       throw err;
     }
     this.#size = size + bytes.length;
+    // Durable, but the caller's part failed: not in the set, so a retry records it again.
+    if (besideError) throw besideError.err;
     this.set.add(fresh.map((it) => it.entry));
     for (const it of fresh) if (it.by) this.#count(it.by, it.byTree);
     return fresh.map((it) => it.entry);
+  }
+
+  /**
+   * Cuts a half-written batch off (disk full) before failing: it would merge
+   * with the next append and take both with it at the next start.
+   */
+  #cutBack(size: number): void {
+    try {
+      this.#file.truncateSync(size);
+    } catch { /* the open() compaction at the next start still drops it */ }
   }
 
   /** Records one revocation (see appendAll); false when it was already revoked. */

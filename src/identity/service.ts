@@ -41,6 +41,8 @@ import type { IssuedBook, IssuedRecord } from "./issued.ts";
 import type { KeyRing } from "./keyring.ts";
 import type { RevocationLog } from "./revocations.ts";
 
+const encoder = new TextEncoder();
+
 /** Lifetime of the operator token. */
 const OPERATOR_TTL_MS = 365 * 24 * 3600_000;
 
@@ -206,7 +208,11 @@ interface Queued {
   by: string;
   /** The caller's ancestors below the root token, whose quota it also uses. */
   byTree: readonly string[];
-  resolve(): void;
+  /** The caller to audit the revocation for and answer (absent for one adopted from etcd). */
+  caller?: Capability;
+  /** Settles once the batch is durable: what #commit returned. */
+  done: Promise<RevokeAnswer | undefined>;
+  resolve(answer: RevokeAnswer | undefined | Promise<RevokeAnswer>): void;
   reject(err: unknown): void;
 }
 
@@ -234,7 +240,7 @@ export class IdentityService {
   /** Whether the wait for a full batch ran out: the next batch goes with what is queued. */
   #gathered = false;
   /** cap_id → settles when its revocation is durable (queued or in a batch). */
-  #inFlight = new Map<string, Promise<void>>();
+  #inFlight = new Map<string, Promise<unknown>>();
   /**
    * Cluster mode: revocations made here whose write to etcd failed, kept in
    * the state dir and written again by {@link retryPublish} until etcd commits them.
@@ -256,6 +262,8 @@ export class IdentityService {
   #appendedLines = 0;
   /** The compaction waiting for revocations to go quiet. */
   #compactTimer?: ReturnType<typeof setTimeout>;
+  /** When the last line was appended to the list file (performance.now). */
+  #appendedAt = 0;
   /** Whether a compaction runs (a second one would find nothing to do). */
   #compacting = false;
   /** Entries of the batch being fsynced: already in the list file, not yet in the set. */
@@ -295,7 +303,7 @@ export class IdentityService {
       this.#d.log.info("revocation of a token issued here, made on another node; recorded", {
         cap_id: e.cap_id,
       });
-      this.#commit(e, ADOPTED_BY, []).catch(() => {});
+      this.#commit(e, [], ADOPTED_BY).catch(() => {});
     }
   }
 
@@ -558,14 +566,29 @@ export class IdentityService {
    */
   #countAppended(): void {
     this.#appendedLines++;
-    clearTimeout(this.#compactTimer);
-    this.#compactTimer = undefined;
+    this.#appendedAt = performance.now();
     if (this.#appendedLines >= COMPACT_AFTER_LINES) {
+      clearTimeout(this.#compactTimer);
+      this.#compactTimer = undefined;
       void this.#compact();
-    } else if (this.#appendedLines >= COMPACT_IDLE_LINES) {
-      this.#compactTimer = setTimeout(() => void this.#compact(), COMPACT_IDLE_MS);
-      Deno.unrefTimer(this.#compactTimer as unknown as number);
+    } else if (this.#appendedLines >= COMPACT_IDLE_LINES && this.#compactTimer === undefined) {
+      this.#awaitQuiet(COMPACT_IDLE_MS);
     }
+  }
+
+  /**
+   * Compacts once no line was appended for COMPACT_IDLE_MS: one timer that,
+   * when it fires early, waits out the rest (clearing and setting a timer on
+   * every append cost 4-5 µs a batch).
+   */
+  #awaitQuiet(ms: number): void {
+    this.#compactTimer = setTimeout(() => {
+      this.#compactTimer = undefined;
+      const quiet = performance.now() - this.#appendedAt;
+      if (quiet < COMPACT_IDLE_MS) this.#awaitQuiet(COMPACT_IDLE_MS - quiet);
+      else if (this.#appendedLines >= COMPACT_IDLE_LINES) void this.#compact();
+    }, ms);
+    Deno.unrefTimer(this.#compactTimer as unknown as number);
   }
 
   async #compact(): Promise<void> {
@@ -622,7 +645,7 @@ export class IdentityService {
       }
       this.#rewriteListNow();
     }
-    writeAllSync(this.#listFile!.file, new TextEncoder().encode(`\n${signed}\n`));
+    writeAllSync(this.#listFile!.file, encoder.encode(`\n${signed}\n`));
     this.#countAppended();
   }
 
@@ -954,7 +977,7 @@ export class IdentityService {
           "; they go as the tokens they name expire",
       );
     }
-    return this.#commit(entry, by.capId, tree).then(() => this.#revoked(capId, by));
+    return this.#commit(entry, tree, by) as Promise<RevokeAnswer>;
   }
 
   /** Audits a revocation that is durable and in effect, and makes its answer. */
@@ -971,33 +994,34 @@ export class IdentityService {
 
   /**
    * Queues a revocation for the next batch and resolves once that batch is
-   * durable and in the list file. A repeat of the same id meanwhile waits on the same promise.
+   * durable and in the list file: with the audited answer for `caller` (from
+   * #settle, no promise step of its own), or undefined for a revocation
+   * adopted from another node (`by` is then its `by`). A repeat of the same
+   * id meanwhile waits on the same promise.
    */
-  #commit(entry: RevokedEntry, by: string, byTree: readonly string[]): Promise<void> {
-    // The id leaves #inFlight as its batch is answered, before any waiter
-    // runs (no extra promise step per revocation for it).
-    const done: Promise<void> = new Promise<void>((resolve, reject) => {
-      this.#queue.push({
-        entry,
-        by,
-        byTree,
-        resolve: () => {
-          if (this.#inFlight.get(entry.cap_id) === done) this.#inFlight.delete(entry.cap_id);
-          resolve();
-        },
-        reject: (err) => {
-          if (this.#inFlight.get(entry.cap_id) === done) this.#inFlight.delete(entry.cap_id);
-          reject(err);
-        },
-      });
+  #commit(
+    entry: RevokedEntry,
+    byTree: readonly string[],
+    caller: Capability | string,
+  ): Promise<RevokeAnswer | undefined> {
+    const { promise, resolve, reject } = Promise.withResolvers<RevokeAnswer | undefined>();
+    const cap = typeof caller === "string" ? undefined : caller;
+    this.#queue.push({
+      entry,
+      by: cap ? cap.capId : caller as string,
+      byTree,
+      caller: cap,
+      done: promise,
+      resolve,
+      reject,
     });
-    this.#inFlight.set(entry.cap_id, done);
+    this.#inFlight.set(entry.cap_id, promise);
     this.#concurrency = Math.min(
       MAX_GATHER,
       Math.max(this.#concurrency, this.#queue.length + this.#unanswered),
     );
     this.#kick();
-    return done;
+    return promise;
   }
 
   /**
@@ -1026,40 +1050,45 @@ export class IdentityService {
 
   /**
    * Group commit: the revocations queued go out together, with one
-   * signature, one line in the list file and one fsync of the log. The line
-   * is in the list file before the log is fsynced (a service that refuses a
-   * token before its revocation is durable only errs on the safe side); each
-   * is answered once it is durable, and every service reads the list file's
-   * new lines before it judges a request, so each request that arrives after
-   * the answer is judged with the revocation.
+   * signature, one line in the list file and one fsync of the log. The log's
+   * lines are written and their fsync started first, and the line is signed
+   * and appended to the list file while the disk works (a revocation in the
+   * log before the list only errs on the safe side: identity writes the list
+   * whole from the log at its next start); each is answered once both are
+   * done, and every service reads the list file's new lines before it judges
+   * a request, so each request that arrives after the answer is judged with
+   * the revocation.
    */
   async #flush(): Promise<void> {
     this.#flushing = true;
     try {
-      // Let the requests already read in this turn of the event loop join the batch.
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      // Let the requests already read in this turn of the event loop join the
+      // batch, unless every revocation usually under way is queued already.
+      if (this.#queue.length < this.#concurrency) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
       const batch = this.#queue.splice(0);
       this.#unanswered += batch.length;
       // Every entry is sent, also one the log already had (a retry after a
       // batch that failed past its fsync).
       const entries = batch.map((q) => q.entry);
-      let signed: string;
-      try {
-        signed = await signRevocationList(this.#d.ring.active, this.#issuer, entries);
-        // In the list file before the answer: the services read it before each request.
-        this.#appendRevocation(signed);
-      } catch (err) {
-        this.#settle(batch, err);
-        return;
-      }
+      let signed = "";
       for (const e of entries) this.#unsynced.set(e.cap_id, e);
       try {
-        await this.#d.revocations.appendAll(batch);
+        await this.#d.revocations.appendAll(batch, {
+          // In the list file before the answer: the services read it before each request.
+          beside: () => {
+            signed = signRevocationListNow(this.#d.ring.active, this.#issuer, entries);
+            this.#appendRevocation(signed);
+          },
+        });
         // Cluster mode: the set identity judges tokens by is its own (etcd feeds it too).
         if (this.#d.trust.revoked !== this.#d.revocations.set) this.#d.trust.revoked.add(entries);
       } catch (err) {
-        // Not durable: the callers hear the error. Services that read the line
-        // refuse the token until they restart (their set only adds), on the safe side.
+        // Not durable, or not in the list file: the callers hear the error.
+        // Services that read the line refuse the token until they restart
+        // (their set only adds), and a log that has it makes it revoked at
+        // identity's next start: both on the safe side.
         this.#settle(batch, err);
         return;
       } finally {
@@ -1076,8 +1105,17 @@ export class IdentityService {
   #settle(batch: Queued[], outcome?: unknown, ok = false): void {
     this.#unanswered -= batch.length;
     for (const q of batch) {
-      if (ok) q.resolve();
-      else q.reject(outcome);
+      // The id leaves #inFlight before any waiter runs.
+      if (this.#inFlight.get(q.entry.cap_id) === q.done) this.#inFlight.delete(q.entry.cap_id);
+      if (!ok) q.reject(outcome);
+      else if (!q.caller) q.resolve(undefined);
+      else {
+        try {
+          q.resolve(this.#revoked(q.entry.cap_id, q.caller));
+        } catch (err) {
+          q.reject(err);
+        }
+      }
     }
   }
 

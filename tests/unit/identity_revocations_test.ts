@@ -230,6 +230,42 @@ Deno.test("RevocationLog.appendAll: a batch is recorded at once, skipping ids al
   });
 });
 
+Deno.test("RevocationLog.appendAll: beside runs with the batch written, also when nothing is new; when it throws, the batch is durable but not in the set", async () => {
+  await withTempDir(async (dir) => {
+    const files = filesIn(dir);
+    const [a, b] = [newCapId(), newCapId()];
+    await withLog(files, async (log) => {
+      // given a batch whose caller's own part (the list line) runs beside the fsync
+      let logAtBeside = "";
+      await log.appendAll([{ entry: { cap_id: a, exp: SOON } }], {
+        beside: () => (logAtBeside = Deno.readTextFileSync(files.revocationLog)),
+      });
+      // then the log's line was written before it ran
+      assert.match(logAtBeside, new RegExp(a));
+      // and it runs for a batch with nothing new too (the list still needs its line)
+      let ran = false;
+      assert.deepEqual(
+        await log.appendAll([{ entry: { cap_id: a, exp: SOON } }], { beside: () => (ran = true) }),
+        [],
+      );
+      assert.equal(ran, true);
+      // when it throws, appendAll fails with its error and the set does not have the entry
+      await assert.rejects(
+        log.appendAll([{ entry: { cap_id: b, exp: SOON }, by: "x" }], {
+          beside: () => {
+            throw new Error("list file full");
+          },
+        }),
+        /list file full/,
+      );
+      assert.equal(log.set.has(b), false);
+      assert.equal(log.countBy("x"), 0);
+    });
+    // and the log has it: identity's next start holds it revoked (the safe side)
+    await withLog(files, (log) => assert.equal(log.set.has(b), true));
+  });
+});
+
 Deno.test("RevocationLog.appendAll: each line is the JSON of its entry, time, revoker and tree, and quotas count each tree once", async () => {
   await withTempDir(async (dir) => {
     // given a batch from several callers: none, a root caller, two delegated
