@@ -31,6 +31,7 @@ import { signPendingKeys } from "../token/endorsement.ts";
 import {
   isRevokedEntry,
   LIST_CHUNK,
+  ownListEntries,
   type RevokedEntry,
   signRevocationList,
   signRevocationListNow,
@@ -57,6 +58,15 @@ export const MAX_LIVE_REVOCATIONS = 100_000;
  * delegated from it, may have made.
  */
 export const MAX_REVOCATIONS_PER_CALLER = 1000;
+
+/** A line of the list file identity may write again as it is. */
+interface PackedLine {
+  /** The signed list and its newline. */
+  text: string;
+  /** Its entries' median expiry and latest expiry (Unix seconds). */
+  medianExp: number;
+  maxExp: number;
+}
 
 /** Live revocations kept for the operator token alone: delegated ones stop short of them. */
 export const OPERATOR_RESERVED_REVOCATIONS = 10_000;
@@ -264,6 +274,20 @@ export class IdentityService {
   #compactTimer?: ReturnType<typeof setTimeout>;
   /** When the last line was appended to the list file (performance.now). */
   #appendedAt = 0;
+  /**
+   * Full lines of the list file as last written whole, each with the median
+   * and the latest expiry of its entries: written again as they are (no
+   * signature, no JSON) while at most half their entries have expired and
+   * their key is the active one, so a compaction signs only what was revoked
+   * since the last, and services skip the lines they have checked already.
+   */
+  #packed: PackedLine[] = [];
+  /** The key #packed was signed with; none: the next write packs every entry. */
+  #packedKid?: string;
+  /** Entries of the last line written whole, packed again with the next ones. */
+  #openLine: RevokedEntry[] = [];
+  /** Entries of the batch lines appended since the file was last written whole. */
+  #tail: RevokedEntry[] = [];
   /** Whether a compaction runs (a second one would find nothing to do). */
   #compacting = false;
   /** Entries of the batch being fsynced: already in the list file, not yet in the set. */
@@ -511,23 +535,62 @@ export class IdentityService {
    * Writes the list file whole at once (signed without a promise): every
    * live entry and those of the batch being fsynced, whose line is in the
    * file already; at least one line (an empty list, signed, says "nothing is
-   * revoked"); the entries of expired tokens left out.
+   * revoked"); the entries of expired tokens left out, but for those that
+   * share a line kept as it was with live ones. Entries are packed in order
+   * of expiry, so a line's entries mostly expire together.
    */
   #rewriteListNow(): void {
     const set = this.#d.revocations.set;
-    set.prune();
-    const entries = [
-      ...set.entries(),
-      ...[...this.#unsynced.values()].filter((e) => !set.has(e.cap_id)),
-    ];
-    const lines: string[] = [];
-    for (let i = 0; i === 0 || i < entries.length; i += LIST_CHUNK) {
-      lines.push(
-        signRevocationListNow(this.#d.ring.active, this.#issuer, entries.slice(i, i + LIST_CHUNK)) +
-          "\n",
-      );
+    const nowMs = Date.now();
+    set.prune(nowMs);
+    const key = this.#d.ring.active;
+    const live = (e: RevokedEntry) => e.exp * 1000 >= nowMs;
+    let kept: PackedLine[] = [];
+    let pool: RevokedEntry[] | undefined;
+    if (this.#packedKid === key.kid) {
+      try {
+        pool = [];
+        for (const line of this.#packed) {
+          if (line.medianExp * 1000 >= nowMs) kept.push(line);
+          else if (line.maxExp * 1000 >= nowMs) {
+            for (const e of ownListEntries(line.text.trimEnd())) if (live(e)) pool.push(e);
+          }
+        }
+        const seen = new Set<string>();
+        for (const e of [...this.#openLine, ...this.#tail, ...this.#unsynced.values()]) {
+          if (live(e) && !seen.has(e.cap_id)) {
+            seen.add(e.cap_id);
+            pool.push(e);
+          }
+        }
+      } catch (err) {
+        // Never expected; the set has every entry: packed anew from it.
+        this.#d.log.warn("revocation list packed anew", { error: (err as Error).message });
+        kept = [];
+        pool = undefined;
+      }
+    }
+    pool ??= [...set.entries(), ...[...this.#unsynced.values()].filter((e) => !set.has(e.cap_id))];
+    pool.sort((a, b) => a.exp - b.exp);
+    const fresh: PackedLine[] = [];
+    let open: RevokedEntry[] = [];
+    for (let i = 0; i < pool.length; i += LIST_CHUNK) {
+      const chunk = pool.slice(i, i + LIST_CHUNK);
+      if (chunk.length < LIST_CHUNK) open = chunk;
+      else {
+        const text = signRevocationListNow(key, this.#issuer, chunk) + "\n";
+        fresh.push({ text, medianExp: chunk[chunk.length >> 1].exp, maxExp: chunk.at(-1)!.exp });
+      }
+    }
+    const lines = [...kept, ...fresh].map((l) => l.text);
+    if (open.length > 0 || lines.length === 0) {
+      lines.push(signRevocationListNow(key, this.#issuer, open) + "\n");
     }
     this.#replaceList(lines.join(""));
+    this.#packed = [...kept, ...fresh];
+    this.#packedKid = key.kid;
+    this.#openLine = open;
+    this.#tail = [];
   }
 
   /**
@@ -637,7 +700,7 @@ export class IdentityService {
    * one (they meet its replaced-line) and any that start now see every
    * revocation.
    */
-  #appendRevocation(signed: string): void {
+  #appendRevocation(signed: string, entries: readonly RevokedEntry[]): void {
     const path = runtimeFiles(this.#d.layout).revocations;
     if (!this.#listIntact(path)) {
       if (this.#listFile) {
@@ -646,6 +709,7 @@ export class IdentityService {
       this.#rewriteListNow();
     }
     writeAllSync(this.#listFile!.file, encoder.encode(`\n${signed}\n`));
+    for (const e of entries) this.#tail.push(e);
     this.#countAppended();
   }
 
@@ -1079,7 +1143,7 @@ export class IdentityService {
           // In the list file before the answer: the services read it before each request.
           beside: () => {
             signed = signRevocationListNow(this.#d.ring.active, this.#issuer, entries);
-            this.#appendRevocation(signed);
+            this.#appendRevocation(signed, entries);
           },
         });
         // Cluster mode: the set identity judges tokens by is its own (etcd feeds it too).

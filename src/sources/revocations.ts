@@ -9,6 +9,7 @@
 
 import type { KeyLookup } from "../token/key_set.ts";
 import {
+  listSignaturePart,
   openRevocationList,
   openRevocationListNow,
   type RevokedEntry,
@@ -74,6 +75,14 @@ export interface FileRevocationOptions {
 }
 
 /**
+ * Lines at least this long (hundreds of entries: the lines of a file written
+ * whole) are remembered by their signature once their entries are in, so the
+ * same line in the next file identity writes whole is not checked and parsed
+ * again; shorter ones cost little to check again.
+ */
+const REMEMBERED_LINE_CHARS = 4096;
+
+/**
  * The revocation list file in the runtime dir, one signed list per line.
  * Identity writes the file whole at start and appends one line per batch of
  * revocations before it acknowledges them; this source keeps the file open
@@ -104,6 +113,15 @@ export class FileRevocationSource implements CatchingUpRevocationSource {
   #waiting?: Promise<void>;
   /** Lines whose key was not known when read: tried again at each poll. */
   #held: string[] = [];
+  /**
+   * The signature parts (listSignaturePart) of the long lines whose entries
+   * were delivered, in the file open and in the one before it. A line with
+   * the same part carries the same signature: it is either that same signed
+   * list, whose entries are in already, or a forgery, which must not count;
+   * either way it is skipped.
+   */
+  #delivered = new Set<string>();
+  #deliveredBefore = new Set<string>();
 
   /** A source over the signed list file at `path`, checked with `options`. */
   constructor(path: string, options: FileRevocationOptions) {
@@ -233,6 +251,10 @@ export class FileRevocationSource implements CatchingUpRevocationSource {
     if (ino === this.#ino && this.#file !== undefined) return true;
     const file = Deno.openSync(this.#path, { read: true });
     const opened = file.statSync().ino ?? -1;
+    if (this.#file !== undefined) {
+      this.#deliveredBefore = this.#delivered;
+      this.#delivered = new Set();
+    }
     this.#file?.close();
     this.#file = file;
     this.#ino = opened;
@@ -309,14 +331,23 @@ export class FileRevocationSource implements CatchingUpRevocationSource {
 
   /** Verifies one line and delivers its entries; holds it when its key is not known yet. */
   #open(line: string): void | Promise<void> {
+    const sig = line.length >= REMEMBERED_LINE_CHARS ? listSignaturePart(line) : "";
+    if (sig !== "" && (this.#delivered.has(sig) || this.#deliveredBefore.has(sig))) {
+      this.#delivered.add(sig);
+      return;
+    }
     let entries: RevokedEntry[] | Promise<RevokedEntry[]>;
     try {
       entries = openRevocationListNow(line, this.#o.keys, this.#o.issuer);
     } catch (err) {
       return this.#hold(line, err); // a torn or forged line can never verify: skipped
     }
-    if (!(entries instanceof Promise)) return this.#deliver(entries);
-    return entries.then((e) => this.#deliver(e), (err) => this.#hold(line, err));
+    const deliver = (e: RevokedEntry[]) => {
+      this.#deliver(e);
+      if (sig !== "") this.#delivered.add(sig);
+    };
+    if (!(entries instanceof Promise)) return deliver(entries);
+    return entries.then(deliver, (err) => this.#hold(line, err));
   }
 
   /** Keeps a line whose key is not known (yet) for the next poll; drops anything else. */

@@ -250,6 +250,26 @@ export function signRevocationListNow(
   });
 }
 
+/**
+ * The entries of a list this node signed itself, read without checking its
+ * signature: identity repacks the lines it wrote when their entries expire.
+ */
+export function ownListEntries(signed: string): RevokedEntry[] {
+  const p = parseV4Public(signed, MAX_LIST_LENGTH);
+  return (JSON.parse(new TextDecoder().decode(p.message)) as { revoked: RevokedEntry[] }).revoked;
+}
+
+/**
+ * What identifies a signed list by its signature: the last 88 characters of
+ * its body, which hold the whole 64-byte signature whatever the body's
+ * length (empty for a line too short to be a list). Two lines with the same
+ * part carry the same signature, so either the same signed list or a forgery.
+ */
+export function listSignaturePart(line: string): string {
+  const dot = line.indexOf(".", 10); // after "v4.public."
+  return dot >= 10 + 88 ? line.slice(dot - 88, dot) : "";
+}
+
 /** Whether `x` is a well-formed revocation entry (a 32-hex cap_id and an integer exp). */
 export function isRevokedEntry(x: unknown): x is RevokedEntry {
   const e = x as RevokedEntry;

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { runtimeFiles, socketPath, stateFiles } from "../../src/runtime/config.ts";
 import { Client } from "../../src/server/client.ts";
 import { generateSigningKey } from "../../src/token/keys.ts";
-import { signRevocationList } from "../../src/token/revocation_set.ts";
+import { LIST_CHUNK, signRevocationList } from "../../src/token/revocation_set.ts";
 import { issue, type Node, startNode, tempLayout, waitFor } from "../helpers.ts";
 import { COMPACT_IDLE_LINES } from "../../src/identity/service.ts";
 import {
@@ -282,6 +282,140 @@ Deno.test("the list file is compacted: one signed line, expired entries gone, ev
       );
     }
   } finally {
+    await node.stop();
+  }
+});
+
+Deno.test("a compaction writes full lines again as they were and signs only what is new; a restarted fs still refuses every revoked token", async () => {
+  const node = await startNode();
+  const clients: Client[] = [];
+  try {
+    const root = node.exportRoot;
+    const op = node.operatorToken();
+    const path = runtimeFiles(node.layout).revocations;
+    for (let i = 0; i < 8; i++) {
+      clients.push(await Client.connect(socketPath(node.layout, "identity")));
+    }
+    const victims: { token: string; cap_id: string }[] = [];
+    // `n` tokens issued and revoked from 8 connections at once.
+    const revokeMany = (n: number) =>
+      Promise.all(clients.map(async (c, k) => {
+        for (let i = k; i < n; i += clients.length) {
+          const v = await c.call<{ token: string; cap_id: string }>("identity.issue", {
+            service: "fs",
+            rights: ["fs.list"],
+            path_prefix: root,
+          }, { token: op });
+          victims.push(v);
+          expectOk(await c.request("identity.revoke", { cap_id: v.cap_id }, { token: op }));
+        }
+      }));
+    const lines = () => Deno.readTextFileSync(path).split("\n").filter((l) => l !== "");
+    const idsOf = (line: string) =>
+      (claimsOf(line) as { revoked: { cap_id: string }[] }).revoked.map((e) => e.cap_id);
+    await revokeMany(LIST_CHUNK + 100);
+    await waitFor(
+      "the list compacted to a full line and the rest",
+      () => lines().length === 2,
+      10_000,
+    );
+    const [full, rest] = lines();
+    assert.equal(idsOf(full).length, LIST_CHUNK);
+    assert.equal(idsOf(rest).length, 100);
+    // One revocation at a time: enough lines for an idle compaction.
+    for (let i = 0; i < COMPACT_IDLE_LINES + 4; i++) await revokeMany(1);
+    await waitFor("compacted again", () => lines().length === 2 && lines()[1] !== rest, 10_000);
+    assert.equal(lines()[0], full, "the full line is written again byte for byte, not signed anew");
+    assert.equal(idsOf(lines()[1]).length, 100 + COMPACT_IDLE_LINES + 4);
+
+    await killAndAwaitRestart(node, "fs");
+    await requestRetrying(node, "fs", "fs.list", { path: root }, victims[0].token);
+    let fs = await Client.connect(socketPath(node.layout, "fs"));
+    for (const [i, v] of victims.entries()) {
+      // fs closes a connection after 32 refusals: a new one every 30.
+      if (i % 30 === 29) {
+        await fs.close();
+        fs = await Client.connect(socketPath(node.layout, "fs"));
+      }
+      expectError(
+        await fs.request("fs.list", { path: root }, { token: v.token }),
+        "UNAUTHENTICATED",
+        new RegExp(`capability ${v.cap_id} has been revoked`),
+        "revoked",
+      );
+    }
+    await fs.close();
+  } finally {
+    for (const c of clients) await c.close();
+    await node.stop();
+  }
+});
+
+Deno.test("a full line whose entries have mostly expired is packed again with only its live ones", async () => {
+  const node = await startNode();
+  const clients: Client[] = [];
+  try {
+    const root = node.exportRoot;
+    const op = node.operatorToken();
+    const path = runtimeFiles(node.layout).revocations;
+    for (let i = 0; i < 8; i++) {
+      clients.push(await Client.connect(socketPath(node.layout, "identity")));
+    }
+    const revokeMany = async (n: number, ttl: number) => {
+      const out: { token: string; cap_id: string }[] = [];
+      await Promise.all(clients.map(async (c, k) => {
+        for (let i = k; i < n; i += clients.length) {
+          const v = await c.call<{ token: string; cap_id: string }>("identity.issue", {
+            service: "fs",
+            rights: ["fs.list"],
+            path_prefix: root,
+            ttl_seconds: ttl,
+          }, { token: op });
+          out.push(v);
+          expectOk(await c.request("identity.revoke", { cap_id: v.cap_id }, { token: op }));
+        }
+      }));
+      return out;
+    };
+    const lines = () => Deno.readTextFileSync(path).split("\n").filter((l) => l !== "");
+    const idsOf = (line: string) =>
+      (claimsOf(line) as { revoked: { cap_id: string }[] }).revoked.map((e) => e.cap_id);
+    // Packed by expiry: the full line holds the 600 short-lived and 400 of the rest.
+    const short = await revokeMany(600, 2);
+    const long = await revokeMany(LIST_CHUNK - 500, 3600);
+    await waitFor(
+      "the list compacted to a full line and the rest",
+      () => lines().length === 2,
+      10_000,
+    );
+    assert.equal(idsOf(lines()[0]).length, LIST_CHUNK);
+    await new Promise((r) => setTimeout(r, 2200));
+    const more = [];
+    for (let i = 0; i < COMPACT_IDLE_LINES + 4; i++) more.push(...await revokeMany(1, 3600));
+    await waitFor("compacted again, to one line", () => lines().length === 1, 10_000);
+    const ids = new Set(idsOf(lines()[0]));
+    assert.equal(ids.size, long.length + more.length);
+    for (const v of [...long, ...more]) assert(ids.has(v.cap_id), `${v.cap_id} kept`);
+    for (const v of short) assert(!ids.has(v.cap_id), `${v.cap_id} expired, dropped`);
+
+    await killAndAwaitRestart(node, "fs");
+    await requestRetrying(node, "fs", "fs.list", { path: root }, long[0].token);
+    let fs = await Client.connect(socketPath(node.layout, "fs"));
+    for (const [i, v] of [...long, ...more].entries()) {
+      if (i % 30 === 29) {
+        await fs.close();
+        fs = await Client.connect(socketPath(node.layout, "fs"));
+      }
+      expectError(
+        await fs.request("fs.list", { path: root }, { token: v.token }),
+        "UNAUTHENTICATED",
+        new RegExp(`capability ${v.cap_id} has been revoked`),
+        "revoked",
+      );
+    }
+    await fs.close();
+  } finally {
+    for (const c of clients) await c.close();
     await node.stop();
   }
 });

@@ -247,3 +247,43 @@ Deno.test("cluster mode's source catches up with this node's own list file, sync
     }
   });
 });
+
+Deno.test("a long line repeated in the next file written whole is not checked again; a forged one with its signature counts for nothing", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/revocations`;
+    const { keys, source, sign } = await setUp(path);
+    const delivered: string[] = [];
+    source.subscribe((entries) => entries.forEach((e) => delivered.push(e.cap_id)));
+    try {
+      const first = ids(200);
+      const line = await sign(first);
+      assert.ok(line.length >= 4096, `line is ${line.length} bytes`);
+      Deno.writeTextFileSync(path, `${line}\n`);
+      assert.equal(source.catchUp(), undefined);
+      assert.equal(delivered.length, 200);
+      const checks = keys.calls;
+      // The same line again first in a replaced file, then a forgery: another
+      // payload before the genuine signature (it would never verify), then a new line.
+      const dot = line.indexOf(".", 10);
+      const planted = ids(200);
+      const forgedBody = (await sign(planted)).slice(10, dot - 88) + line.slice(dot - 88, dot);
+      const forged = `v4.public.${forgedBody}${line.slice(dot)}`;
+      assert.notEqual(forged, line);
+      const next = ids(3);
+      replace(path, [line, forged, await sign(next)]);
+      assert.equal(source.catchUp(), undefined);
+      for (const id of planted) {
+        assert.ok(!delivered.includes(id), "a forged line is never delivered");
+      }
+      assert.deepEqual(delivered.slice(200), next, "only the new line's entries are delivered");
+      assert.equal(keys.calls - checks, 1, "only the new line is checked");
+      // Still remembered one file later (the line was in the file before).
+      replace(path, [line]);
+      assert.equal(source.catchUp(), undefined);
+      assert.equal(delivered.length, 203);
+      assert.equal(keys.calls - checks, 1);
+    } finally {
+      source.close();
+    }
+  });
+});
