@@ -6,6 +6,7 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { setImmediate } from "node:timers";
 import { invalidArgument, notFound, permissionDenied, StrataError } from "../wire/errors.ts";
 import type { Method } from "../server/server.ts";
@@ -17,7 +18,7 @@ import { attenuate } from "../policy/constraints.ts";
 import { actionOf, allRights, ANY_SERVICE, isRoot, resolveRights } from "../policy/rights.ts";
 import type { Audit } from "../runtime/audit.ts";
 import { audienceOf, issuerOf, type Layout, runtimeFiles, stateFiles } from "../runtime/config.ts";
-import { writeAllSync, writeFileAtomic } from "../runtime/files.ts";
+import { readAtSync, writeAllSync, writeFileAtomic } from "../runtime/files.ts";
 import type { Logger } from "../runtime/log.ts";
 import {
   type Capability,
@@ -59,13 +60,23 @@ export const MAX_LIVE_REVOCATIONS = 100_000;
  */
 export const MAX_REVOCATIONS_PER_CALLER = 1000;
 
-/** A line of the list file identity may write again as it is. */
+/**
+ * A line of the list file identity may write again as it is: where it is in
+ * the file identity holds (read back from there, not kept in memory: 67 KB a
+ * line) and its SHA-256, so a file changed in place is never copied on.
+ */
 interface PackedLine {
-  /** The signed list and its newline. */
-  text: string;
+  /** Where the line (with its newline) starts in the file, and its length. */
+  offset: number;
+  length: number;
+  sha256: string;
   /** Its entries' median expiry and latest expiry (Unix seconds). */
   medianExp: number;
   maxExp: number;
+}
+
+function sha256Hex(bytes: Uint8Array | string): string {
+  return createHash("sha256").update(bytes).digest("hex");
 }
 
 /** Live revocations kept for the operator token alone: delegated ones stop short of them. */
@@ -276,10 +287,11 @@ export class IdentityService {
   #appendedAt = 0;
   /**
    * Full lines of the list file as last written whole, each with the median
-   * and the latest expiry of its entries: written again as they are (no
-   * signature, no JSON) while at most half their entries have expired and
-   * their key is the active one, so a compaction signs only what was revoked
-   * since the last, and services skip the lines they have checked already.
+   * and the latest expiry of its entries: read back and written again as
+   * they are (no signature, no JSON) while at most half their entries have
+   * expired and their key is the active one, so a compaction signs only what
+   * was revoked since the last, and services skip the lines they have
+   * checked already.
    */
   #packed: PackedLine[] = [];
   /** The key #packed was signed with; none: the next write packs every entry. */
@@ -525,7 +537,8 @@ export class IdentityService {
     });
     this.#listFile?.file.close();
     this.#listFile = undefined;
-    const file = Deno.openSync(rt.revocations, { append: true });
+    // Read too: the full lines are read back from it at the next compaction.
+    const file = Deno.openSync(rt.revocations, { read: true, append: true });
     this.#listFile = { file, ino: file.statSync().ino ?? -1 };
     // Every line appended before this (synchronous) write is in it.
     this.#appendedLines = 0;
@@ -545,16 +558,19 @@ export class IdentityService {
     set.prune(nowMs);
     const key = this.#d.ring.active;
     const live = (e: RevokedEntry) => e.exp * 1000 >= nowMs;
-    let kept: PackedLine[] = [];
+    // Kept lines, read back from the file identity holds, with their text.
+    let kept: { line: PackedLine; text: string }[] = [];
     let pool: RevokedEntry[] | undefined;
-    if (this.#packedKid === key.kid) {
+    if (this.#packedKid === key.kid && this.#listFile) {
       try {
         pool = [];
         for (const line of this.#packed) {
-          if (line.medianExp * 1000 >= nowMs) kept.push(line);
-          else if (line.maxExp * 1000 >= nowMs) {
-            for (const e of ownListEntries(line.text.trimEnd())) if (live(e)) pool.push(e);
-          }
+          if (line.maxExp * 1000 < nowMs) continue;
+          const bytes = readAtSync(this.#listFile.file, line.offset, line.length);
+          if (sha256Hex(bytes) !== line.sha256) throw new Error("a line changed in place");
+          const text = new TextDecoder().decode(bytes);
+          if (line.medianExp * 1000 >= nowMs) kept.push({ line, text });
+          else for (const e of ownListEntries(text.trimEnd())) if (live(e)) pool.push(e);
         }
         const seen = new Set<string>();
         for (const e of [...this.#openLine, ...this.#tail, ...this.#unsynced.values()]) {
@@ -564,7 +580,7 @@ export class IdentityService {
           }
         }
       } catch (err) {
-        // Never expected; the set has every entry: packed anew from it.
+        // The set has every entry: packed anew from it.
         this.#d.log.warn("revocation list packed anew", { error: (err as Error).message });
         kept = [];
         pool = undefined;
@@ -572,22 +588,32 @@ export class IdentityService {
     }
     pool ??= [...set.entries(), ...[...this.#unsynced.values()].filter((e) => !set.has(e.cap_id))];
     pool.sort((a, b) => a.exp - b.exp);
-    const fresh: PackedLine[] = [];
+    const lines = kept;
     let open: RevokedEntry[] = [];
     for (let i = 0; i < pool.length; i += LIST_CHUNK) {
       const chunk = pool.slice(i, i + LIST_CHUNK);
       if (chunk.length < LIST_CHUNK) open = chunk;
       else {
         const text = signRevocationListNow(key, this.#issuer, chunk) + "\n";
-        fresh.push({ text, medianExp: chunk[chunk.length >> 1].exp, maxExp: chunk.at(-1)!.exp });
+        const line = { offset: 0, length: text.length, sha256: sha256Hex(text) };
+        lines.push({
+          line: { ...line, medianExp: chunk[chunk.length >> 1].exp, maxExp: chunk.at(-1)!.exp },
+          text,
+        });
       }
     }
-    const lines = [...kept, ...fresh].map((l) => l.text);
-    if (open.length > 0 || lines.length === 0) {
-      lines.push(signRevocationListNow(key, this.#issuer, open) + "\n");
+    // The lines are ASCII: their offsets in characters are offsets in bytes.
+    let offset = 0;
+    for (const l of lines) {
+      l.line.offset = offset;
+      offset += l.text.length;
     }
-    this.#replaceList(lines.join(""));
-    this.#packed = [...kept, ...fresh];
+    const texts = lines.map((l) => l.text);
+    if (open.length > 0 || texts.length === 0) {
+      texts.push(signRevocationListNow(key, this.#issuer, open) + "\n");
+    }
+    this.#replaceList(texts.join(""));
+    this.#packed = lines.map((l) => l.line);
     this.#packedKid = key.kid;
     this.#openLine = open;
     this.#tail = [];

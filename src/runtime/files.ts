@@ -23,6 +23,19 @@ export function writeAllSync(file: { writeSync(p: Uint8Array): number }, bytes: 
   while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
 }
 
+/** Reads `length` bytes at `offset` of an open file (fewer only past its end). */
+export function readAtSync(file: Deno.FsFile, offset: number, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  file.seekSync(offset, Deno.SeekMode.Start);
+  let got = 0;
+  while (got < length) {
+    const n = file.readSync(out.subarray(got));
+    if (n === null || n === 0) break;
+    got += n;
+  }
+  return out.subarray(0, got);
+}
+
 /** Replaces `path` with `data` atomically. */
 export function writeFileAtomic(
   path: string,

@@ -286,7 +286,7 @@ Deno.test("the list file is compacted: one signed line, expired entries gone, ev
   }
 });
 
-Deno.test("a compaction writes full lines again as they were and signs only what is new; a restarted fs still refuses every revoked token", async () => {
+Deno.test("a compaction writes full lines again as they were (never one changed in place) and signs only what is new; a restarted fs still refuses every revoked token", async () => {
   const node = await startNode();
   const clients: Client[] = [];
   try {
@@ -327,6 +327,19 @@ Deno.test("a compaction writes full lines again as they were and signs only what
     await waitFor("compacted again", () => lines().length === 2 && lines()[1] !== rest, 10_000);
     assert.equal(lines()[0], full, "the full line is written again byte for byte, not signed anew");
     assert.equal(idsOf(lines()[1]).length, 100 + COMPACT_IDLE_LINES + 4);
+    // A byte of the full line changed in place (same file): never copied on.
+    const f = Deno.openSync(path, { write: true });
+    f.seekSync(200, Deno.SeekMode.Start);
+    f.writeSync(new TextEncoder().encode(full[200] === "A" ? "B" : "A"));
+    f.close();
+    const second = lines()[1];
+    for (let i = 0; i < COMPACT_IDLE_LINES + 4; i++) await revokeMany(1);
+    await waitFor(
+      "compacted a third time",
+      () => lines().length === 2 && lines()[1] !== second,
+      10_000,
+    );
+    assert.equal(idsOf(lines()[0]).length, LIST_CHUNK, "the full line signed anew verifies");
 
     await killAndAwaitRestart(node, "fs");
     await requestRetrying(node, "fs", "fs.list", { path: root }, victims[0].token);
