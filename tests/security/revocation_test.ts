@@ -418,6 +418,46 @@ Deno.test("a full line whose entries have mostly expired is packed again with on
   }
 });
 
+Deno.test("a compaction that could not replace the file leaves the kept lines where they are: the next one still writes them again byte for byte", async () => {
+  const node = await startNode();
+  const tmp = runtimeFiles(node.layout).revocationsTmp;
+  try {
+    const lines = () => listLines(node);
+    // Two full lines: the first of tokens that expire in 6 s, the second of long-lived ones.
+    const shortUntil = Date.now() + 8000;
+    const short = await revokeMany(node, LIST_CHUNK, 6);
+    await waitFor("the short ones compacted to one full line", () => lines().length === 1, 10_000);
+    const long = await revokeMany(node, LIST_CHUNK);
+    await waitFor("compacted to two full lines", () => lines().length === 2, 10_000);
+    const [first, second] = lines();
+    assert.deepEqual(new Set(idsOf(first)), new Set(short.map((v) => v.cap_id)));
+    assert.equal(idsOf(second).length, LIST_CHUNK);
+    await waitFor("the short tokens to expire", () => Date.now() > shortUntil, 10_000);
+    // The first line is wholly expired: the second moves to the front. A
+    // directory where identity writes the new file makes that compaction fail.
+    Deno.mkdirSync(tmp);
+    const more = [];
+    for (let i = 0; i < COMPACT_IDLE_LINES + 4; i++) more.push(...await revokeMany(node, 1));
+    await waitFor(
+      "a compaction tried (its replaced-line is in the file) and failed",
+      () => lines().includes("strata:list-replaced"),
+      10_000,
+    );
+    assert.ok(lines()[1] === second, "the file was not replaced");
+    Deno.removeSync(tmp);
+    for (let i = 0; i < COMPACT_IDLE_LINES + 4; i++) more.push(...await revokeMany(node, 1));
+    await waitFor("compacted", () => lines().length === 2, 10_000);
+    assert.ok(lines()[0] === second, "the long-lived full line is written again as it was");
+    assert.equal(idsOf(lines()[1]).length, more.length);
+    await assertRefusedAfterRestart(node, [...long, ...more]);
+  } finally {
+    try {
+      Deno.removeSync(tmp);
+    } catch { /* removed by the test */ }
+    await node.stop();
+  }
+});
+
 Deno.test("in effect for the next request at every service: concurrent revokes at fs, a registry entry gone at the next resolve", async (t) => {
   const node = await startNode();
   const clients: Client[] = [];
