@@ -458,6 +458,39 @@ Deno.test("a compaction that could not replace the file leaves the kept lines wh
   }
 });
 
+Deno.test("kept full lines through a list file replaced by hand and a key rotation: every revoked token still refused by a restarted fs", async () => {
+  const node = await startNode();
+  try {
+    const path = runtimeFiles(node.layout).revocations;
+    const lines = () => listLines(node);
+    const victims = await revokeMany(node, LIST_CHUNK + 50);
+    await waitFor("compacted to a full line and the rest", () => lines().length === 2, 10_000);
+    const [full] = lines();
+    // Replaced by hand with a list that revokes nothing: identity writes the
+    // whole list again, its full line read back from the file it still holds.
+    const inode = Deno.statSync(path).ino;
+    Deno.writeTextFileSync(`${path}.planted`, "v4.public.nothing.here\n");
+    Deno.renameSync(`${path}.planted`, path);
+    await waitFor(
+      "the list written whole again",
+      () => Deno.statSync(path).ino !== inode && lines()[0]?.startsWith("v4.public.ey"),
+      10_000,
+    );
+    assert.ok(lines()[0] === full, "the full line read back and written again as it was");
+    victims.push(...await revokeMany(node, 20));
+    // A rotation packs everything anew with the new key: no line of the old key stays.
+    const op = node.operatorToken();
+    const oldKid = footerKid(full);
+    expectOk(await node.request("identity", "identity.rotate_key", {}, op));
+    await waitFor("the list written with the new key", () => footerKid(lines()[0]) !== oldKid);
+    for (const l of lines()) assert.notEqual(footerKid(l), oldKid);
+    assert.equal(new Set(lines().flatMap(idsOf)).size, victims.length);
+    await assertRefusedAfterRestart(node, victims);
+  } finally {
+    await node.stop();
+  }
+});
+
 Deno.test("in effect for the next request at every service: concurrent revokes at fs, a registry entry gone at the next resolve", async (t) => {
   const node = await startNode();
   const clients: Client[] = [];
