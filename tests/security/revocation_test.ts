@@ -423,16 +423,17 @@ Deno.test("a compaction that could not replace the file leaves the kept lines wh
   const tmp = runtimeFiles(node.layout).revocationsTmp;
   try {
     const lines = () => listLines(node);
-    // Two full lines: the first of tokens that expire in 6 s, the second of long-lived ones.
-    const shortUntil = Date.now() + 8000;
-    const short = await revokeMany(node, LIST_CHUNK, 6);
+    // Two full lines: the first of tokens that expire in 10 s (room for a loaded
+    // machine to write both lines first), the second of long-lived ones.
+    const shortUntil = Date.now() + 12_000;
+    const short = await revokeMany(node, LIST_CHUNK, 10);
     await waitFor("the short ones compacted to one full line", () => lines().length === 1, 10_000);
     const long = await revokeMany(node, LIST_CHUNK);
     await waitFor("compacted to two full lines", () => lines().length === 2, 10_000);
     const [first, second] = lines();
     assert.deepEqual(new Set(idsOf(first)), new Set(short.map((v) => v.cap_id)));
     assert.equal(idsOf(second).length, LIST_CHUNK);
-    await waitFor("the short tokens to expire", () => Date.now() > shortUntil, 10_000);
+    await waitFor("the short tokens to expire", () => Date.now() > shortUntil, 15_000);
     // The first line is wholly expired: the second moves to the front. A
     // directory where identity writes the new file makes that compaction fail.
     Deno.mkdirSync(tmp);
