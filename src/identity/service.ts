@@ -603,17 +603,19 @@ export class IdentityService {
       }
     }
     // The lines are ASCII: their offsets in characters are offsets in bytes.
+    // New records: #packed keeps describing the file held if the replace fails.
     let offset = 0;
-    for (const l of lines) {
-      l.line.offset = offset;
+    const packed = lines.map((l) => {
+      const at = offset;
       offset += l.text.length;
-    }
+      return { ...l.line, offset: at };
+    });
     const texts = lines.map((l) => l.text);
     if (open.length > 0 || texts.length === 0) {
       texts.push(signRevocationListNow(key, this.#issuer, open) + "\n");
     }
     this.#replaceList(texts.join(""));
-    this.#packed = lines.map((l) => l.line);
+    this.#packed = packed;
     this.#packedKid = key.kid;
     this.#openLine = open;
     this.#tail = [];

@@ -418,6 +418,80 @@ Deno.test("a full line whose entries have mostly expired is packed again with on
   }
 });
 
+Deno.test("a compaction that could not replace the file leaves the kept lines where they are: the next one still writes them again byte for byte", async () => {
+  const node = await startNode();
+  const tmp = runtimeFiles(node.layout).revocationsTmp;
+  try {
+    const lines = () => listLines(node);
+    // Two full lines: the first of tokens that expire in 10 s (room for a loaded
+    // machine to write both lines first), the second of long-lived ones.
+    const shortUntil = Date.now() + 12_000;
+    const short = await revokeMany(node, LIST_CHUNK, 10);
+    await waitFor("the short ones compacted to one full line", () => lines().length === 1, 10_000);
+    const long = await revokeMany(node, LIST_CHUNK);
+    await waitFor("compacted to two full lines", () => lines().length === 2, 10_000);
+    const [first, second] = lines();
+    assert.deepEqual(new Set(idsOf(first)), new Set(short.map((v) => v.cap_id)));
+    assert.equal(idsOf(second).length, LIST_CHUNK);
+    await waitFor("the short tokens to expire", () => Date.now() > shortUntil, 15_000);
+    // The first line is wholly expired: the second moves to the front. A
+    // directory where identity writes the new file makes that compaction fail.
+    Deno.mkdirSync(tmp);
+    const more = [];
+    for (let i = 0; i < COMPACT_IDLE_LINES + 4; i++) more.push(...await revokeMany(node, 1));
+    await waitFor(
+      "a compaction tried (its replaced-line is in the file) and failed",
+      () => lines().includes("strata:list-replaced"),
+      10_000,
+    );
+    assert.ok(lines()[1] === second, "the file was not replaced");
+    Deno.removeSync(tmp);
+    for (let i = 0; i < COMPACT_IDLE_LINES + 4; i++) more.push(...await revokeMany(node, 1));
+    await waitFor("compacted", () => lines().length === 2, 10_000);
+    assert.ok(lines()[0] === second, "the long-lived full line is written again as it was");
+    assert.equal(idsOf(lines()[1]).length, more.length);
+    await assertRefusedAfterRestart(node, [...long, ...more]);
+  } finally {
+    try {
+      Deno.removeSync(tmp);
+    } catch { /* removed by the test */ }
+    await node.stop();
+  }
+});
+
+Deno.test("kept full lines through a list file replaced by hand and a key rotation: every revoked token still refused by a restarted fs", async () => {
+  const node = await startNode();
+  try {
+    const path = runtimeFiles(node.layout).revocations;
+    const lines = () => listLines(node);
+    const victims = await revokeMany(node, LIST_CHUNK + 50);
+    await waitFor("compacted to a full line and the rest", () => lines().length === 2, 10_000);
+    const [full] = lines();
+    // Replaced by hand with a list that revokes nothing: identity writes the
+    // whole list again, its full line read back from the file it still holds.
+    const inode = Deno.statSync(path).ino;
+    Deno.writeTextFileSync(`${path}.planted`, "v4.public.nothing.here\n");
+    Deno.renameSync(`${path}.planted`, path);
+    await waitFor(
+      "the list written whole again",
+      () => Deno.statSync(path).ino !== inode && lines()[0]?.startsWith("v4.public.ey"),
+      10_000,
+    );
+    assert.ok(lines()[0] === full, "the full line read back and written again as it was");
+    victims.push(...await revokeMany(node, 20));
+    // A rotation packs everything anew with the new key: no line of the old key stays.
+    const op = node.operatorToken();
+    const oldKid = footerKid(full);
+    expectOk(await node.request("identity", "identity.rotate_key", {}, op));
+    await waitFor("the list written with the new key", () => footerKid(lines()[0]) !== oldKid);
+    for (const l of lines()) assert.notEqual(footerKid(l), oldKid);
+    assert.equal(new Set(lines().flatMap(idsOf)).size, victims.length);
+    await assertRefusedAfterRestart(node, victims);
+  } finally {
+    await node.stop();
+  }
+});
+
 Deno.test("in effect for the next request at every service: concurrent revokes at fs, a registry entry gone at the next resolve", async (t) => {
   const node = await startNode();
   const clients: Client[] = [];
