@@ -572,9 +572,12 @@ export class IdentityService {
           if (line.medianExp * 1000 >= nowMs) kept.push({ line, text });
           else for (const e of ownListEntries(text.trimEnd())) if (live(e)) pool.push(e);
         }
+        // What the set or the batch being written holds, as the full pack:
+        // the entries of a batch that failed leave the file again.
         const seen = new Set<string>();
         for (const e of [...this.#openLine, ...this.#tail, ...this.#unsynced.values()]) {
-          if (live(e) && !seen.has(e.cap_id)) {
+          const held = set.has(e.cap_id) || this.#unsynced.has(e.cap_id);
+          if (held && live(e) && !seen.has(e.cap_id)) {
             seen.add(e.cap_id);
             pool.push(e);
           }
