@@ -44,6 +44,7 @@ import type { KeyRing } from "./keyring.ts";
 import type { RevocationLog } from "./revocations.ts";
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 /** Lifetime of the operator token. */
 const OPERATOR_TTL_MS = 365 * 24 * 3600_000;
@@ -568,7 +569,7 @@ export class IdentityService {
           if (line.maxExp * 1000 < nowMs) continue;
           const bytes = readAtSync(this.#listFile.file, line.offset, line.length);
           if (sha256Hex(bytes) !== line.sha256) throw new Error("a line changed in place");
-          const text = new TextDecoder().decode(bytes);
+          const text = decoder.decode(bytes);
           if (line.medianExp * 1000 >= nowMs) kept.push({ line, text });
           else for (const e of ownListEntries(text.trimEnd())) if (live(e)) pool.push(e);
         }

@@ -9,7 +9,7 @@
 
 import { runtimeFiles } from "../../src/runtime/config.ts";
 import { issue, startNode, waitFor } from "../helpers.ts";
-import { expectError, expectOk, killAndAwaitRestart, requestRetrying } from "./support.ts";
+import { assertRefusedAfterRestart, expectError, expectOk, revokeMany } from "./support.ts";
 
 Deno.test("after the list file is removed by hand, a revoke answered ok is in effect at fs at once", async () => {
   // Failed before identity held its file: fs keeps reading the removed file (no replaced-line
@@ -47,22 +47,10 @@ Deno.test("after the list file is removed by hand, a restarted fs still refuses 
   // file anew with only its own line, and a service that starts reads only that.
   const node = await startNode();
   try {
-    const root = node.exportRoot;
-    const op = node.operatorToken();
-    const before = await issue(node, { service: "fs", rights: ["fs.list"], path_prefix: root });
-    expectOk(await node.request("identity", "identity.revoke", { cap_id: before.cap_id }, op));
+    const before = await revokeMany(node, 1);
     Deno.removeSync(runtimeFiles(node.layout).revocations);
-    const after = await issue(node, { service: "fs", rights: ["fs.list"], path_prefix: root });
-    expectOk(await node.request("identity", "identity.revoke", { cap_id: after.cap_id }, op));
-    await killAndAwaitRestart(node, "fs");
-    for (const v of [after, before]) {
-      expectError(
-        await requestRetrying(node, "fs", "fs.list", { path: root }, v.token),
-        "UNAUTHENTICATED",
-        new RegExp(`capability ${v.cap_id} has been revoked`),
-        "revoked",
-      );
-    }
+    const after = await revokeMany(node, 1);
+    await assertRefusedAfterRestart(node, [...after, ...before]);
   } finally {
     await node.stop();
   }
@@ -71,10 +59,7 @@ Deno.test("after the list file is removed by hand, a restarted fs still refuses 
 Deno.test("a list file removed by hand is written whole again within a second, with no revoke after it", async () => {
   const node = await startNode();
   try {
-    const root = node.exportRoot;
-    const op = node.operatorToken();
-    const before = await issue(node, { service: "fs", rights: ["fs.list"], path_prefix: root });
-    expectOk(await node.request("identity", "identity.revoke", { cap_id: before.cap_id }, op));
+    const before = await revokeMany(node, 1);
     const path = runtimeFiles(node.layout).revocations;
     Deno.removeSync(path);
     await waitFor("the list file written again", () => {
@@ -85,13 +70,7 @@ Deno.test("a list file removed by hand is written whole again within a second, w
       }
     }, 5_000);
     // A service that starts now reads the revocation made before the removal.
-    await killAndAwaitRestart(node, "fs");
-    expectError(
-      await requestRetrying(node, "fs", "fs.list", { path: root }, before.token),
-      "UNAUTHENTICATED",
-      new RegExp(`capability ${before.cap_id} has been revoked`),
-      "revoked",
-    );
+    await assertRefusedAfterRestart(node, before);
   } finally {
     await node.stop();
   }

@@ -15,12 +15,14 @@ import { LIST_CHUNK, signRevocationList } from "../../src/token/revocation_set.t
 import { issue, type Node, startNode, tempLayout, waitFor } from "../helpers.ts";
 import { COMPACT_IDLE_LINES } from "../../src/identity/service.ts";
 import {
+  assertRefusedAfterRestart,
   claimsOf,
   expectError,
   expectOk,
   footerKid,
   killAndAwaitRestart,
   requestRetrying,
+  revokeMany,
   svcStatus,
 } from "./support.ts";
 
@@ -285,63 +287,6 @@ Deno.test("the list file is compacted: one signed line, expired entries gone, ev
     await node.stop();
   }
 });
-
-/** A token identity issued for fs.list under the export root. */
-type Victim = { token: string; cap_id: string };
-
-/**
- * Issues `n` fs tokens and revokes each, from 8 connections at once (each
- * revoke answered ok); `ttl` seconds of life.
- */
-async function revokeMany(node: Node, n: number, ttl = 3600): Promise<Victim[]> {
-  const out: Victim[] = [];
-  const op = node.operatorToken();
-  const clients = await Promise.all(
-    Array.from({ length: 8 }, () => Client.connect(socketPath(node.layout, "identity"))),
-  );
-  try {
-    await Promise.all(clients.map(async (c, k) => {
-      for (let i = k; i < n; i += clients.length) {
-        const v = await c.call<Victim>("identity.issue", {
-          service: "fs",
-          rights: ["fs.list"],
-          path_prefix: node.exportRoot,
-          ttl_seconds: ttl,
-        }, { token: op });
-        out.push(v);
-        expectOk(await c.request("identity.revoke", { cap_id: v.cap_id }, { token: op }));
-      }
-    }));
-  } finally {
-    for (const c of clients) await c.close();
-  }
-  return out;
-}
-
-/** Kills fs, and asserts that the fs started again refuses every one of `victims` as revoked. */
-async function assertRefusedAfterRestart(node: Node, victims: Victim[]): Promise<void> {
-  const root = node.exportRoot;
-  await killAndAwaitRestart(node, "fs");
-  await requestRetrying(node, "fs", "fs.list", { path: root }, victims[0].token);
-  let fs = await Client.connect(socketPath(node.layout, "fs"));
-  try {
-    for (const [i, v] of victims.entries()) {
-      // fs closes a connection after 32 refusals: a new one every 30.
-      if (i % 30 === 29) {
-        await fs.close();
-        fs = await Client.connect(socketPath(node.layout, "fs"));
-      }
-      expectError(
-        await fs.request("fs.list", { path: root }, { token: v.token }),
-        "UNAUTHENTICATED",
-        new RegExp(`capability ${v.cap_id} has been revoked`),
-        "revoked",
-      );
-    }
-  } finally {
-    await fs.close();
-  }
-}
 
 /** The list file's lines, and the ids of a line. */
 function listLines(node: Node): string[] {

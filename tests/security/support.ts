@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import type { ErrorBody } from "../../src/wire/errors.ts";
 import type { Response } from "../../src/wire/envelope.ts";
 import { issuerOf, type ServiceName, socketPath, stateFiles } from "../../src/runtime/config.ts";
+import { Client } from "../../src/server/client.ts";
 import { rfc3339 } from "../../src/token/claims.ts";
 import { b64url, fromB64url, parseSecretPaserk, type SigningKey } from "../../src/token/keys.ts";
 import { programCommand } from "../../src/runtime/command.ts";
@@ -272,4 +273,61 @@ export async function runCtl(
   }).output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** A token identity issued for fs.list under the export root. */
+export type Victim = { token: string; cap_id: string };
+
+/**
+ * Issues `n` fs tokens and revokes each, from 8 connections at once (each
+ * revoke answered ok); `ttl` seconds of life.
+ */
+export async function revokeMany(node: Node, n: number, ttl = 3600): Promise<Victim[]> {
+  const out: Victim[] = [];
+  const op = node.operatorToken();
+  const clients = await Promise.all(
+    Array.from({ length: 8 }, () => Client.connect(socketPath(node.layout, "identity"))),
+  );
+  try {
+    await Promise.all(clients.map(async (c, k) => {
+      for (let i = k; i < n; i += clients.length) {
+        const v = await c.call<Victim>("identity.issue", {
+          service: "fs",
+          rights: ["fs.list"],
+          path_prefix: node.exportRoot,
+          ttl_seconds: ttl,
+        }, { token: op });
+        out.push(v);
+        expectOk(await c.request("identity.revoke", { cap_id: v.cap_id }, { token: op }));
+      }
+    }));
+  } finally {
+    for (const c of clients) await c.close();
+  }
+  return out;
+}
+
+/** Kills fs, and asserts that the fs started again refuses every one of `victims` as revoked. */
+export async function assertRefusedAfterRestart(node: Node, victims: Victim[]): Promise<void> {
+  const root = node.exportRoot;
+  await killAndAwaitRestart(node, "fs");
+  await requestRetrying(node, "fs", "fs.list", { path: root }, victims[0].token);
+  let fs = await Client.connect(socketPath(node.layout, "fs"));
+  try {
+    for (const [i, v] of victims.entries()) {
+      // fs closes a connection after 32 refusals: a new one every 30.
+      if (i % 30 === 29) {
+        await fs.close();
+        fs = await Client.connect(socketPath(node.layout, "fs"));
+      }
+      expectError(
+        await fs.request("fs.list", { path: root }, { token: v.token }),
+        "UNAUTHENTICATED",
+        new RegExp(`capability ${v.cap_id} has been revoked`),
+        "revoked",
+      );
+    }
+  } finally {
+    await fs.close();
+  }
 }
