@@ -9,6 +9,7 @@ import { newCapId } from "../../src/token/claims.ts";
 import { generateSigningKey, importVerifyKey } from "../../src/token/keys.ts";
 import { signV4Public, TokenError } from "../../src/token/paseto.ts";
 import {
+  isRevokedEntry,
   openRevocationList,
   REVOCATION_LIST_TYPE,
   RevocationSet,
@@ -206,4 +207,35 @@ Deno.test("openRevocationList: a wrong issuer, a wrong type or malformed entries
     const bad = await signV4Public(key, { typ: REVOCATION_LIST_TYPE, iss: ISSUER, revoked });
     await assert.rejects(openRevocationList(bad, keys, ISSUER), /malformed entries/);
   }
+});
+
+Deno.test("isRevokedEntry: a cap_id is exactly 32 lowercase hex digits, as the regex says", () => {
+  const regex = /^[0-9a-f]{32}$/;
+  const id = newCapId();
+  const cases = [
+    id,
+    id.toUpperCase(),
+    id.slice(1),
+    id + "0",
+    id.slice(0, 31) + "g",
+    id.slice(0, 31) + "/",
+    id.slice(0, 31) + ":",
+    id.slice(0, 31) + "`",
+    // Code units whose low seven bits are a hex digit's.
+    id.slice(0, 31) + String.fromCharCode(0x80 + 0x30),
+    id.slice(0, 31) + String.fromCharCode(0x100 + 0x61),
+    "",
+  ];
+  // And random strings of hex digits with one code unit changed.
+  for (let i = 0; i < 2000; i++) {
+    const at = i % 32;
+    const c = String.fromCharCode((i * 7919) % 0x180);
+    cases.push(id.slice(0, at) + c + id.slice(at + 1));
+  }
+  for (const cap_id of cases) {
+    assert.equal(isRevokedEntry({ cap_id, exp: 1 }), regex.test(cap_id), JSON.stringify(cap_id));
+  }
+  assert.equal(isRevokedEntry({ cap_id: id, exp: 1.5 }), false);
+  assert.equal(isRevokedEntry({ cap_id: 1, exp: 1 }), false);
+  assert.equal(isRevokedEntry(null), false);
 });
