@@ -9,19 +9,6 @@ import { posix } from "node:path";
 import type { Etcd3 } from "etcd3";
 import { CHILD_SERVICES } from "../runtime/config.ts";
 import { humanLine } from "../runtime/log.ts";
-import {
-  DEFAULT_ENDORSEMENT_TTL_MS,
-  endorseNode,
-  initCluster,
-  joinNode,
-  leaveNode,
-} from "./cluster.ts";
-import {
-  allNodeServices,
-  clusterStatus,
-  renderAllNodes,
-  renderClusterStatus,
-} from "./cluster_status.ts";
 import { VERSION } from "../runtime/version.ts";
 import { completionScript, SHELLS } from "./completion.ts";
 import { findCommand } from "./dispatch.ts";
@@ -173,6 +160,7 @@ const SVC: Group = {
               "set STRATA_CLUSTER and friends (docs/cluster.md), or leave --all-nodes out",
             );
           }
+          const { allNodeServices, renderAllNodes } = await clusterStatusCode();
           const services = await allNodeServices(ctx.session);
           return { data: { services }, text: renderAllNodes(services) };
         }
@@ -864,10 +852,26 @@ async function clusterOf(ctx: Context): Promise<{ name: string; etcd: Etcd3 }> {
   return { name: c.name, etcd: etcdClient(ctx.session.layout) };
 }
 
+/**
+ * The cluster commands' code, loaded by the commands that use it: with the
+ * token, key-set and endorsement modules it brings, loading it took 17-23 ms
+ * of every strata-ctl start, `status` included, that used none of it.
+ */
+function clusterCode(): Promise<typeof import("./cluster.ts")> {
+  return import("./cluster.ts");
+}
+
+/** The code of `cluster status` and `svc list --all-nodes`, loaded as {@link clusterCode} is. */
+function clusterStatusCode(): Promise<typeof import("./cluster_status.ts")> {
+  return import("./cluster_status.ts");
+}
+
 /** `--ttl` of `cluster join` and `cluster endorse`: how long the endorsement holds (ms). */
-function endorsementTtl(input: Input): number {
+async function endorsementTtl(input: Input): Promise<number> {
   const ttlText = input.options.ttl as string | undefined;
-  const ttlMs = ttlText === undefined ? DEFAULT_ENDORSEMENT_TTL_MS : parseDuration(ttlText);
+  const ttlMs = ttlText === undefined
+    ? (await clusterCode()).DEFAULT_ENDORSEMENT_TTL_MS
+    : parseDuration(ttlText);
   if (ttlMs === undefined || ttlMs < 1000) {
     throw usage(`--ttl: cannot read "${ttlText}" as a duration`, "use e.g. 12h or 30d");
   }
@@ -901,6 +905,7 @@ const CLUSTER: Group = {
       async run(ctx, input) {
         const name = (input.options.name as string | undefined) ??
           ctx.session.layout.cluster?.name ?? "strata";
+        const { initCluster } = await clusterCode();
         const r = await initCluster(clusterDir(input), { name });
         return {
           data: r,
@@ -924,7 +929,7 @@ cluster CA: ${r.ca}`,
       examples: ["strata-ctl cluster join a --dir ~/strata-root --host 10.0.0.1"],
       async run(ctx, input) {
         const node = input.args[0];
-        const ttlMs = endorsementTtl(input);
+        const ttlMs = await endorsementTtl(input);
         const file = input.options.keys as string | undefined;
         const keys = file
           ? JSON.parse(await Deno.readTextFile(file))
@@ -933,6 +938,7 @@ cluster CA: ${r.ca}`,
           .filter((h) => h !== "");
         const cluster = await clusterOf(ctx);
         try {
+          const { joinNode } = await clusterCode();
           const r = await joinNode(node, {
             dir: clusterDir(input),
             cluster: cluster.name,
@@ -971,9 +977,10 @@ certificate ${r.cert}, key ${r.key}: hand them to ${node}`
       ],
       examples: ["strata-ctl cluster endorse a --dir ~/strata-root"],
       async run(ctx, input) {
-        const ttlMs = endorsementTtl(input);
+        const ttlMs = await endorsementTtl(input);
         const cluster = await clusterOf(ctx);
         try {
+          const { endorseNode } = await clusterCode();
           const r = await endorseNode(input.args[0], {
             dir: clusterDir(input),
             cluster: cluster.name,
@@ -1004,6 +1011,7 @@ certificate ${r.cert}, key ${r.key}: hand them to ${node}`
       async run(ctx) {
         const cluster = await clusterOf(ctx);
         try {
+          const { clusterStatus, renderClusterStatus } = await clusterStatusCode();
           const s = await clusterStatus(ctx.session, { etcd: cluster.etcd });
           return { data: s, text: renderClusterStatus(s) };
         } finally {
@@ -1020,6 +1028,7 @@ certificate ${r.cert}, key ${r.key}: hand them to ${node}`
       async run(ctx, input) {
         const cluster = await clusterOf(ctx);
         try {
+          const { leaveNode } = await clusterCode();
           const r = await leaveNode(input.args[0], {
             dir: clusterDir(input),
             cluster: cluster.name,
