@@ -11,7 +11,6 @@ import "paseto-ts/lib/magic";
 import {
   MAX_TOKEN_LENGTH,
   openV4Public,
-  pae,
   parseV4Public,
   peekKeyId,
   signV4Public,
@@ -287,19 +286,47 @@ Deno.test("peekKeyId: the footer's kid, or undefined when unreadable", async () 
   assert.equal(peekKeyId("v2.public.x.y"), undefined);
 });
 
-Deno.test("interop: pae gives paseto-ts's PAE bytes, for no pieces, empty ones and long ones", () => {
-  // given pieces of lengths 0, 1, 255, 256 and 70,000 (lengths that need 1, 2 and 3 bytes)
-  const piece = (n: number) => crypto.getRandomValues(new Uint8Array(Math.min(n, 65536)));
-  const long = new Uint8Array(70_000);
-  long.set(piece(65536));
-  const cases: Uint8Array[][] = [
-    [],
-    [new Uint8Array(0)],
-    [encoder.encode("v4.public."), piece(1), piece(255), new Uint8Array(0)],
-    [piece(256), long],
-  ];
-  // then ours and paseto-ts's encode each list to the same bytes
-  for (const pieces of cases) assert.deepEqual(pae(...pieces), PAE(...pieces));
+Deno.test("interop: the PAE signed and verified is paseto-ts's, for messages short and long, in a reused buffer", async () => {
+  // given a key that keeps what it is asked to sign, and a real key to verify
+  const f = await fixture();
+  const signed: Uint8Array[] = [];
+  const recording: SigningKey = {
+    ...f.key,
+    sign: (m) => {
+      signed.push(m.slice());
+      return f.key.sign(m);
+    },
+  };
+  const checked: Uint8Array[] = [];
+  const checking: VerifyKey = {
+    ...f.vk,
+    check: (m, sig) => {
+      checked.push(m.slice());
+      return f.vk.check(m, sig);
+    },
+  };
+  // payloads of 0 to 70,000 bytes (past the kept scratch buffer), non-ASCII
+  // too, signed one after another so a shorter one follows a longer one
+  const payloads = [{}, { a: "x".repeat(5000) }, { b: 1 }, { c: "é€😀".repeat(20_000) }, {
+    d: "y".repeat(300),
+  }];
+  for (const payload of payloads) {
+    const token = signV4Public(recording, payload);
+    const message = encoder.encode(JSON.stringify(payload));
+    const footer = encoder.encode(JSON.stringify({ kid: f.key.kid }));
+    const expected = PAE(encoder.encode("v4.public."), message, footer, new Uint8Array(0));
+    // then what was signed is paseto-ts's PAE of the token's parts
+    assert.deepEqual(signed.at(-1), expected);
+    // and so is what verification checks, and the payload comes back whole
+    assert.deepEqual(openV4Public(parseV4Public(token, 1 << 20), checking), payload);
+    assert.deepEqual(checked.at(-1), expected);
+    // and paseto-ts verifies the token
+    assert.deepEqual(
+      pasetoVerify(publicPaserk(f.key.publicKey), token, { validatePayload: false, maxDepth: 0 })
+        .payload,
+      payload,
+    );
+  }
 });
 
 Deno.test("interop: a token made by signV4Public verifies with paseto-ts verify", async () => {
@@ -372,4 +399,18 @@ Deno.test("openV4Public with a WebCrypto key (registry, supervisor): the payload
     Promise.resolve(openV4Public(parseV4Public(forged), wk)),
     (err) => err instanceof TokenError && err.reason === "bad_signature",
   );
+  // the PAE is built in a buffer the next token reuses: checks under way
+  // while others are signed and opened still judge their own bytes
+  const tokens = Array.from({ length: 20 }, (_, n) => signV4Public(f.key, { sub: "x", n }));
+  const pending = tokens.map((t) => openV4Public(parseV4Public(t), wk));
+  signV4Public(f.key, { sub: "y".repeat(3000) });
+  assert.deepEqual(openV4Public(parseV4Public(forged), f.otherVk), { sub: "x", n: 1 });
+  assert.deepEqual(await Promise.all(pending), tokens.map((_, n) => ({ sub: "x", n })));
+  const forgeries = Array.from({ length: 5 }, () =>
+    assert.rejects(
+      Promise.resolve(openV4Public(parseV4Public(forged), wk)),
+      (err) => err instanceof TokenError && err.reason === "bad_signature",
+    ));
+  signV4Public(f.key, { sub: "z" });
+  await Promise.all(forgeries);
 });
