@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { renderUnit, TEMPLATE, UNIT_DEFAULTS } from "../../scripts/unit.ts";
 import { VERSION } from "../../src/runtime/version.ts";
+import { SERVICE_ENV } from "../../src/runtime/command.ts";
 import { REPO_ROOT } from "../helpers.ts";
 
 function has(tool: string): boolean {
@@ -30,6 +31,19 @@ Deno.test("nix/strata.service is the template rendered with the defaults", async
     renderUnit(template, UNIT_DEFAULTS),
     "run `deno task unit --out=nix/strata.service` after editing nix/strata.service.in",
   );
+});
+
+Deno.test("the unit gives the supervisor the malloc settings it gives every service", async () => {
+  // The compiled supervisor is the unit's ExecStart itself, with only the
+  // unit's environment; the services get SERVICE_ENV from it.
+  const unit = renderUnit(await Deno.readTextFile(TEMPLATE), {
+    ...UNIT_DEFAULTS,
+    form: "compiled",
+  });
+  const env = Object.fromEntries(
+    [...unit.matchAll(/^Environment=([A-Z_]+)=(.*)$/gm)].map((m) => [m[1], m[2]]),
+  );
+  assert.deepEqual(env, SERVICE_ENV);
 });
 
 Deno.test("the rendered unit has no placeholder left and confines fs's roots", async () => {
