@@ -2,7 +2,7 @@
  * PASETO v4.public signing and verification on Ed25519 (node:crypto, see keys.ts).
  *
  * paseto-ts is the interoperability oracle of the tests, in both directions,
- * for the tokens and for {@link pae}, the pre-authentication encoding. Verification is
+ * for the tokens and for the pre-authentication encoding (PAE). Verification is
  * strict: only "v4.public." tokens with a footer naming a known key id, in
  * canonical base64url, with a valid signature.
  * @module
@@ -101,7 +101,8 @@ function paeAround(out: Uint8Array, length: number, footer: Uint8Array): Uint8Ar
  * a token (message, PAE, body).
  */
 export function signV4Public(key: SigningKey, payload: unknown): string {
-  const json = JSON.stringify(payload);
+  const json: string | undefined = JSON.stringify(payload);
+  if (json === undefined) throw new TypeError("signV4Public: the payload has no JSON form");
   const f = footerOf(key);
   // UTF-8 takes at most 3 bytes per UTF-16 unit; the body needs 64 more.
   const out = scratchOf(json.length * 3 + f.bytes.length + 64);

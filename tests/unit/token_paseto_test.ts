@@ -305,11 +305,22 @@ Deno.test("interop: the PAE signed and verified is paseto-ts's, for messages sho
       return f.vk.check(m, sig);
     },
   };
-  // payloads of 0 to 70,000 bytes (past the kept scratch buffer), non-ASCII
+  // payloads of 2 to 90,000 bytes (past the kept scratch buffer), non-ASCII
   // too, signed one after another so a shorter one follows a longer one
-  const payloads = [{}, { a: "x".repeat(5000) }, { b: 1 }, { c: "é€😀".repeat(20_000) }, {
-    d: "y".repeat(300),
-  }];
+  // ("€" and U+FFFF take the most UTF-8 bytes per UTF-16 unit, 3: the
+  // buffer's size for them is exact, in the kept buffer and past it)
+  const payloads = [
+    {},
+    { a: "x".repeat(5000) },
+    { b: 1 },
+    { c: "é€😀".repeat(20_000) },
+    {
+      d: "y".repeat(300),
+    },
+    { e: "€".repeat(2000) },
+    { f: "\uffff".repeat(30_000) },
+    { g: "€" },
+  ];
   for (const payload of payloads) {
     const token = signV4Public(recording, payload);
     const message = encoder.encode(JSON.stringify(payload));
@@ -327,6 +338,8 @@ Deno.test("interop: the PAE signed and verified is paseto-ts's, for messages sho
       payload,
     );
   }
+  // and a payload with no JSON form is refused, not signed as an empty message
+  assert.throws(() => signV4Public(f.key, undefined), TypeError);
 });
 
 Deno.test("interop: a token made by signV4Public verifies with paseto-ts verify", async () => {
