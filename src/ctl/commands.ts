@@ -9,6 +9,9 @@ import { posix } from "node:path";
 import type { Etcd3 } from "etcd3";
 import { CHILD_SERVICES } from "../runtime/config.ts";
 import { humanLine } from "../runtime/log.ts";
+// ./cluster.ts and ./cluster_status.ts are imported by the commands that use
+// them: with the token, key-set and endorsement modules they bring, loading
+// them took 17-23 ms of every strata-ctl start, `status` included.
 import { VERSION } from "../runtime/version.ts";
 import { completionScript, SHELLS } from "./completion.ts";
 import { findCommand } from "./dispatch.ts";
@@ -160,7 +163,7 @@ const SVC: Group = {
               "set STRATA_CLUSTER and friends (docs/cluster.md), or leave --all-nodes out",
             );
           }
-          const { allNodeServices, renderAllNodes } = await clusterStatusCode();
+          const { allNodeServices, renderAllNodes } = await import("./cluster_status.ts");
           const services = await allNodeServices(ctx.session);
           return { data: { services }, text: renderAllNodes(services) };
         }
@@ -852,25 +855,11 @@ async function clusterOf(ctx: Context): Promise<{ name: string; etcd: Etcd3 }> {
   return { name: c.name, etcd: etcdClient(ctx.session.layout) };
 }
 
-/**
- * The cluster commands' code, loaded by the commands that use it: with the
- * token, key-set and endorsement modules it brings, loading it took 17-23 ms
- * of every strata-ctl start, `status` included, that used none of it.
- */
-function clusterCode(): Promise<typeof import("./cluster.ts")> {
-  return import("./cluster.ts");
-}
-
-/** The code of `cluster status` and `svc list --all-nodes`, loaded as {@link clusterCode} is. */
-function clusterStatusCode(): Promise<typeof import("./cluster_status.ts")> {
-  return import("./cluster_status.ts");
-}
-
 /** `--ttl` of `cluster join` and `cluster endorse`: how long the endorsement holds (ms). */
 async function endorsementTtl(input: Input): Promise<number> {
   const ttlText = input.options.ttl as string | undefined;
   const ttlMs = ttlText === undefined
-    ? (await clusterCode()).DEFAULT_ENDORSEMENT_TTL_MS
+    ? (await import("./cluster.ts")).DEFAULT_ENDORSEMENT_TTL_MS
     : parseDuration(ttlText);
   if (ttlMs === undefined || ttlMs < 1000) {
     throw usage(`--ttl: cannot read "${ttlText}" as a duration`, "use e.g. 12h or 30d");
@@ -905,7 +894,7 @@ const CLUSTER: Group = {
       async run(ctx, input) {
         const name = (input.options.name as string | undefined) ??
           ctx.session.layout.cluster?.name ?? "strata";
-        const { initCluster } = await clusterCode();
+        const { initCluster } = await import("./cluster.ts");
         const r = await initCluster(clusterDir(input), { name });
         return {
           data: r,
@@ -938,7 +927,7 @@ cluster CA: ${r.ca}`,
           .filter((h) => h !== "");
         const cluster = await clusterOf(ctx);
         try {
-          const { joinNode } = await clusterCode();
+          const { joinNode } = await import("./cluster.ts");
           const r = await joinNode(node, {
             dir: clusterDir(input),
             cluster: cluster.name,
@@ -980,7 +969,7 @@ certificate ${r.cert}, key ${r.key}: hand them to ${node}`
         const ttlMs = await endorsementTtl(input);
         const cluster = await clusterOf(ctx);
         try {
-          const { endorseNode } = await clusterCode();
+          const { endorseNode } = await import("./cluster.ts");
           const r = await endorseNode(input.args[0], {
             dir: clusterDir(input),
             cluster: cluster.name,
@@ -1011,7 +1000,7 @@ certificate ${r.cert}, key ${r.key}: hand them to ${node}`
       async run(ctx) {
         const cluster = await clusterOf(ctx);
         try {
-          const { clusterStatus, renderClusterStatus } = await clusterStatusCode();
+          const { clusterStatus, renderClusterStatus } = await import("./cluster_status.ts");
           const s = await clusterStatus(ctx.session, { etcd: cluster.etcd });
           return { data: s, text: renderClusterStatus(s) };
         } finally {
@@ -1028,7 +1017,7 @@ certificate ${r.cert}, key ${r.key}: hand them to ${node}`
       async run(ctx, input) {
         const cluster = await clusterOf(ctx);
         try {
-          const { leaveNode } = await clusterCode();
+          const { leaveNode } = await import("./cluster.ts");
           const r = await leaveNode(input.args[0], {
             dir: clusterDir(input),
             cluster: cluster.name,

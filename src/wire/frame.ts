@@ -156,10 +156,14 @@ export class FrameReader {
   ): Promise<Uint8Array> {
     // Without a budget (a client's answers, read and decoded before the next
     // call), the last large body's buffer is used again when it is big enough.
-    const body = !reserve && this.#large !== undefined && this.#large.length >= length
-      ? this.#large.subarray(0, length)
-      : new Uint8Array(length);
-    if (!reserve) this.#large = new Uint8Array(body.buffer);
+    let body: Uint8Array;
+    if (reserve) body = new Uint8Array(length);
+    else {
+      if (this.#large === undefined || this.#large.length < length) {
+        this.#large = new Uint8Array(length);
+      }
+      body = this.#large.subarray(0, length);
+    }
     let have = Math.min(this.#end - this.#start, length);
     let reserved = 0;
     if (reserve && have > 0) await reserve(have);
