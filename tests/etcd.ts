@@ -32,6 +32,15 @@ export interface TestEtcd {
   members: Deno.ChildProcess[];
   /** Starts member `i` again on its data dir, after it was killed; waits until it is healthy. */
   restart(i: number): Promise<void>;
+  /**
+   * Stops member `i` with SIGSTOP (its connections stay open, nothing comes
+   * back) and resolves once every one of its threads is stopped: kill(2)
+   * returns before that, and a thread still running meanwhile can answer
+   * a request sent right after it.
+   */
+  pause(i: number): Promise<void>;
+  /** Lets member `i` run again after {@link TestEtcd.pause} (SIGCONT). */
+  resume(i: number): void;
   /** Stops every member (SIGTERM, SIGKILL after 1 s) and removes the data dirs. */
   stop(): Promise<void>;
 }
@@ -139,11 +148,29 @@ async function startEtcdOnce(size: 1 | 3, options: { tls?: EtcdTls }): Promise<T
     members[i] = spawn(ports[i], i);
     await healthy([endpoints[i]]);
   };
+  const pause = async (i: number) => {
+    const pid = members[i].pid;
+    members[i].kill("SIGSTOP");
+    await waitFor(`etcd member ${i} to stop`, () => allThreadsStopped(pid), 5000);
+  };
+  const resume = (i: number) => members[i].kill("SIGCONT");
   try {
     await healthy(endpoints);
   } catch (err) {
     await stop();
     throw err;
   }
-  return { endpoints, members, restart, stop };
+  return { endpoints, members, restart, pause, resume, stop };
+}
+
+/**
+ * Whether every thread of `pid` is stopped by a signal: `ps -L` prints one
+ * state per thread, T when stopped (the test process may not read /proc/PID
+ * itself: Deno asks --allow-all for that).
+ */
+function allThreadsStopped(pid: number): boolean {
+  const out = new Deno.Command("ps", { args: ["-L", "-o", "stat=", "-p", String(pid)] })
+    .outputSync();
+  const states = new TextDecoder().decode(out.stdout).split("\n").filter((l) => l.trim() !== "");
+  return out.success && states.length > 0 && states.every((s) => s.trim().startsWith("T"));
 }

@@ -295,12 +295,12 @@ Deno.test("cluster failover: B cut off alone; a revocation on A meanwhile holds 
     const gone = await issue(a, { service: "fs", actions: ["list"] });
     await waitFor("B to honour A's tokens", async () => (await listOn(b, gone.token)).ok);
 
-    etcd.members[bMember].kill("SIGSTOP");
+    await etcd.pause(bMember);
     const r = await revoke(a, gone.cap_id);
     assert.ok(r.ok, `revoke on A with B's member stopped: ${JSON.stringify(r)}`);
     await refusedFor(b, keep.token, "partitioned");
 
-    etcd.members[bMember].kill("SIGCONT");
+    etcd.resume(bMember);
     const back = performance.now();
     // Until B honours A's live token again, and at every step, the revoked one is refused.
     for (;;) {

@@ -382,8 +382,8 @@ Deno.test("cluster: cut off from etcd past the bound, B refuses A's tokens as UN
     await waitFor("B to honour A's token", async () => (await listOnB(b, tokA)).ok, 5000);
 
     // etcd stops answering (SIGSTOP: connections stay open, nothing comes back).
-    etcd.members[0].kill("SIGSTOP");
     paused = true;
+    await etcd.pause(0);
     const t0 = performance.now();
     let last;
     await waitFor("B to refuse A's token", async () => {
@@ -432,7 +432,7 @@ Deno.test("cluster: cut off from etcd past the bound, B refuses A's tokens as UN
     assert.equal(rot.pending_endorsement?.published, false, JSON.stringify(rot));
 
     // etcd answers again: B catches up (re-reads the revocations) and honours A's token.
-    etcd.members[0].kill("SIGCONT");
+    etcd.resume(0);
     paused = false;
     const t1 = performance.now();
     await waitFor("B to honour A's token again", async () => (await listOnB(b, tokA)).ok, 10_000);
@@ -454,7 +454,7 @@ Deno.test("cluster: cut off from etcd past the bound, B refuses A's tokens as UN
     );
     assert.match(JSON.stringify(pending), new RegExp(`${rot.kid}.*cluster endorse a`));
   } finally {
-    if (paused) etcd.members[0].kill("SIGCONT");
+    if (paused) etcd.resume(0);
     for (const n of nodes) await n.stop().catch((e) => console.error(e));
     for (const t of temps) await t.cleanup();
     await etcd.stop();
