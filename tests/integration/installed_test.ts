@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import { LAUNCHER_NAMES, serviceV8Flags } from "../../src/runtime/command.ts";
+import { entryOf, LAUNCHER_NAMES, serviceV8Flags } from "../../src/runtime/command.ts";
 import { CHILD_SERVICES, layoutArgs } from "../../src/runtime/config.ts";
 import { permissionFlags, PROGRAMS } from "../../src/runtime/permissions.ts";
 import { alive, REPO_ROOT, tempLayout, waitFor } from "../helpers.ts";
@@ -62,6 +62,14 @@ Deno.test("deno task install: launchers with exactly each program's flags, run f
     // The DENO_DIR is read-only once installed.
     const denoDir = await Deno.stat(`${prefix}/lib/strata/deno`);
     assert.equal((denoDir.mode ?? 0) & 0o222, 0, "the DENO_DIR is writable");
+    // Every module is transpiled ahead of time: a program run by a user who cannot write the
+    // DENO_DIR would otherwise retry storing its transpiled copy for 150 ms at every start.
+    const gen = `${prefix}/lib/strata/deno/gen`;
+    const transpiled = filesBelow(gen);
+    for (const program of PROGRAMS) {
+      const js = `${gen}/file${prefix}/lib/strata/app/${entryOf(program)}.js`;
+      assert(transpiled.includes(js), `${program}: no ${js}`);
+    }
 
     const child = new Deno.Command(`${bin}/strata-supervisor`, { stdout: "null", stderr: "null" })
       .spawn();
@@ -88,8 +96,21 @@ Deno.test("deno task install: launchers with exactly each program's flags, run f
       assert.equal((await child.status).code, 0);
       assert(!alive(child.pid));
     }
+    // Running every program (as root here, who could write it) transpiled nothing anew.
+    assert.deepEqual(filesBelow(gen).filter((f) => !transpiled.includes(f)), []);
   } finally {
     await new Deno.Command("chmod", { args: ["-R", "u+w", temp.root] }).output();
     await temp.cleanup();
   }
 });
+
+/** Every file below `dir`, by path. */
+function filesBelow(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of Deno.readDirSync(dir)) {
+    const path = `${dir}/${e.name}`;
+    if (e.isDirectory) out.push(...filesBelow(path));
+    else out.push(path);
+  }
+  return out;
+}
