@@ -22,6 +22,7 @@ import {
 } from "../runtime/config.ts";
 import { onStopSignal, parentPipe, watchParentPipe } from "./lifecycle.ts";
 import { logger } from "../runtime/log.ts";
+import { VERSION } from "../runtime/version.ts";
 import { authorizeNow } from "../policy/authorize.ts";
 import { RateLimiter } from "../policy/rate_limit.ts";
 import type { RequestChain } from "../server/server.ts";
@@ -140,8 +141,17 @@ export async function defaultTrust(
   });
 }
 
-/** Runs a program's main, turning a start-up failure into one log line and exit 1. */
+/**
+ * Runs a program's main, turning a start-up failure into one log line and
+ * exit 1. With `--version` it prints the program's name and version instead,
+ * once every module the program imports is loaded: `deno task install` runs
+ * each program so, to leave V8's code cache of them in the DENO_DIR.
+ */
 export async function runMain(program: string, main: () => Promise<unknown>): Promise<void> {
+  if (Deno.args.includes("--version")) {
+    console.log(`${program} ${VERSION}`);
+    return;
+  }
   try {
     await main();
   } catch (err) {

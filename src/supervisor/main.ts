@@ -103,10 +103,6 @@ if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
   console.log(HELP);
   Deno.exit(0);
 }
-if (Deno.args.includes("--version")) {
-  console.log(`supervisor ${VERSION}`);
-  Deno.exit(0);
-}
 
 await runMain("supervisor", async () => {
   const started = Date.now();

@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { entryOf, LAUNCHER_NAMES, serviceV8Flags } from "../../src/runtime/command.ts";
 import { CHILD_SERVICES, layoutArgs } from "../../src/runtime/config.ts";
 import { permissionFlags, PROGRAMS } from "../../src/runtime/permissions.ts";
+import { VERSION } from "../../src/runtime/version.ts";
 import { alive, REPO_ROOT, tempLayout, waitFor } from "../helpers.ts";
 
 const decoder = new TextDecoder();
@@ -52,6 +53,12 @@ Deno.test("deno task install: launchers with exactly each program's flags, run f
         program,
       );
       assert(!words.some((w) => /^(-A|--allow-all)$/.test(w)), program);
+    }
+    // Each program says its version (what the install runs each with, to fill V8's code cache).
+    for (const program of PROGRAMS.filter((p) => p !== "ctl")) {
+      const v = await new Deno.Command(`${bin}/${LAUNCHER_NAMES[program]}`, { args: ["--version"] })
+        .output();
+      assert.equal(decoder.decode(v.stdout), `${program} ${VERSION}\n`, program);
     }
     // The supervisor may run its children's launchers and nothing else, not deno itself.
     const sup = execWords(await Deno.readTextFile(`${bin}/strata-supervisor`));
