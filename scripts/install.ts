@@ -201,9 +201,8 @@ if (proto && !isFolder(proto)) {
 // DENO_DIR, which the programs cannot write. As a user who cannot write there,
 // up to where each would start: strata-fs 57.0 ms against 70.4 without,
 // strata-identity 51.2 against 62.4, strata-supervisor 43.2 against 50.0,
-// strata-ctl --help 37.1 against 41.2. The programs' V8 flags differ and a
-// module's cached code holds only for the flags it was made with, so the
-// last run wins the modules they share: strata-ctl runs last.
+// strata-ctl --help 37.1 against 41.2. The cached code of a module serves
+// every program, as they all run with --expose-gc (CTL_V8_FLAGS).
 for (const program of PROGRAMS) {
   const [cmd, ...args] = launcherWords(program);
   const out = await new Deno.Command(cmd, {
