@@ -157,42 +157,29 @@ if (values.deps) {
   makeWritable(denoDir); // a copy out of the Nix store is read-only
 }
 console.log(`${values.deps ? "type-checking" : "fetching and type-checking"} into ${denoDir}`);
-const check = await new Deno.Command(deno, {
-  args: [
-    "check",
-    "--quiet",
-    "--frozen",
-    ...(values.deps ? ["--cached-only"] : []),
-    `--config=${app}/deno.json`,
-    ...PROGRAMS.map((p) => `${app}/${entryOf(p)}`),
-  ],
-  env: { DENO_DIR: denoDir, DENO_NO_UPDATE_CHECK: "1" },
-}).spawn().status;
-if (!check.success) {
-  console.error("install: type check or fetch failed (see above); nothing was made read-only");
+/** Runs `deno WORDS` over every program's entry with the installed DENO_DIR; exits on failure. */
+async function overPrograms(words: string[], failed: string): Promise<void> {
+  const status = await new Deno.Command(deno, {
+    args: [...words, `--config=${app}/deno.json`, ...PROGRAMS.map((p) => `${app}/${entryOf(p)}`)],
+    env: { DENO_DIR: denoDir, DENO_NO_UPDATE_CHECK: "1" },
+  }).spawn().status;
+  if (status.success) return;
+  console.error(`install: ${failed} failed (see above); nothing was made read-only`);
   Deno.exit(1);
 }
+await overPrograms(
+  ["check", "--quiet", "--frozen", ...(values.deps ? ["--cached-only"] : [])],
+  "type check or fetch",
+);
 // Each module transpiled to JavaScript ahead of time (`deno install --entrypoint`,
 // which is `deno cache`, from the packages now cached), into the DENO_DIR's
 // gen/: the programs run as a user who cannot write there, and a `deno run`
 // that finds no transpiled copy tries to store one, retrying for 150 ms
 // before it goes on (strata-ctl --help took 227 ms so, 40 ms with gen/).
-const emit = await new Deno.Command(deno, {
-  args: [
-    "install",
-    "--entrypoint",
-    "--quiet",
-    "--cached-only",
-    "--frozen",
-    `--config=${app}/deno.json`,
-    ...PROGRAMS.map((p) => `${app}/${entryOf(p)}`),
-  ],
-  env: { DENO_DIR: denoDir, DENO_NO_UPDATE_CHECK: "1" },
-}).spawn().status;
-if (!emit.success) {
-  console.error("install: transpiling the program failed (see above); nothing was made read-only");
-  Deno.exit(1);
-}
+await overPrograms(
+  ["install", "--entrypoint", "--quiet", "--cached-only", "--frozen"],
+  "transpiling the program",
+);
 // Cluster mode: the proto folder the launchers grant must be there (etcd3 reads it at start).
 const proto = layout.cluster?.proto;
 if (proto && !isFolder(proto)) {
