@@ -22,6 +22,7 @@ import { Client } from "../src/server/client.ts";
 import type { Response } from "../src/wire/envelope.ts";
 import { alive, memoryMb, waitFor } from "../tests/helpers.ts";
 import { haveEtcd } from "../tests/etcd.ts";
+import { layoutArgs } from "../src/runtime/config.ts";
 import { clusterFigures } from "./bench_cluster.ts";
 
 const { values } = parseArgs({
@@ -81,7 +82,7 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-function sock(n: RunningNode, service: string): string {
+function sock(n: Pick<RunningNode, "layout">, service: string): string {
   return `${n.layout.runtimeDir}/${service}.sock`;
 }
 
@@ -160,7 +161,9 @@ async function call(
   }
 }
 
-async function services(n: RunningNode): Promise<{ name: string; pid: number; state: string }[]> {
+async function services(
+  n: Pick<RunningNode, "layout">,
+): Promise<{ name: string; pid: number; state: string }[]> {
   const r = await call(sock(n, "supervisor"), "supervisor.svc.list");
   return r.ok
     ? (r.result as { services: { name: string; pid: number; state: string }[] }).services
@@ -593,6 +596,104 @@ if (!wanted(PROPAGATION.name) && !wanted(CROSS_READ.name)) {
     `skipped: ${PROPAGATION.name} and ${CROSS_READ.name} ` +
       "(etcd is not installed: apt-get install etcd-server)",
   );
+}
+
+// The installed form (this checkout only), run as user nobody as the systemd unit runs it as its own
+// user: one who cannot write the installed DENO_DIR.
+const INSTALLED_START = {
+  name: "start → all Healthy, installed, as user nobody",
+  unit: "ms",
+  higherIsBetter: false,
+};
+const INSTALLED_CTL = {
+  name: "strata-ctl status, installed, as user nobody (median of 10)",
+  unit: "ms",
+  higherIsBetter: false,
+};
+if (!wanted(INSTALLED_START.name) && !wanted(INSTALLED_CTL.name)) {
+  // Left out by --only.
+} else if (Deno.uid() !== 0) {
+  console.log(
+    `skipped: ${INSTALLED_START.name} and ${INSTALLED_CTL.name} (run as root to drop to nobody)`,
+  );
+} else {
+  const r = await installedFigures();
+  record(INSTALLED_START, subjects[0], r.startMs);
+  record(INSTALLED_CTL, subjects[0], r.ctlMs);
+  console.error(
+    `${subjects[0].name}: installed, as nobody: started in ${
+      r.startMs.toFixed(0)
+    } ms, strata-ctl status ${r.ctlMs.toFixed(1)} ms`,
+  );
+}
+
+/**
+ * Installs this checkout (`deno task install`) into a temp prefix for a temp
+ * layout owned by nobody, starts its supervisor as nobody (setpriv, so the
+ * supervisor is the process started), and times its start and strata-ctl status.
+ */
+async function installedFigures(): Promise<{ startMs: number; ctlMs: number }> {
+  const NOBODY = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-bi-" });
+  await Deno.chmod(dir, 0o755);
+  const layout = {
+    runtimeDir: `${dir}/rt`,
+    stateDir: `${dir}/state`,
+    nodeId: "bench",
+    fsRoots: [`${dir}/export`],
+  };
+  const prefix = `${dir}/opt`;
+  let supervisor: Deno.ChildProcess | undefined;
+  const pids = new Set<number>();
+  try {
+    const inst = await new Deno.Command(DENO, {
+      args: ["task", "--quiet", "install", `--prefix=${prefix}`, ...layoutArgs(layout)],
+      cwd: ROOT,
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (!inst.success) throw new Error(`install failed: ${decoder.decode(inst.stderr)}`);
+    for (const d of [layout.runtimeDir, layout.stateDir, ...layout.fsRoots]) {
+      await Deno.mkdir(d, { mode: 0o700 });
+      await Deno.chown(d, 65534, 65534);
+    }
+    const t0 = performance.now();
+    supervisor = new Deno.Command("setpriv", {
+      args: [...NOBODY, `${prefix}/bin/strata-supervisor`],
+      cwd: dir,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    await waitFor("the installed node: every service Healthy", async () => {
+      const list = await services({ layout });
+      return list.length > 0 && list.every((x) => x.state === "Healthy");
+    }, 20_000);
+    const startMs = performance.now() - t0;
+    for (const x of await services({ layout })) if (x.pid) pids.add(x.pid);
+    const times: number[] = [];
+    for (let i = 0; i < 11; i++) {
+      const t = performance.now();
+      const out = await new Deno.Command("setpriv", {
+        args: [...NOBODY, `${prefix}/bin/strata-ctl`, "status"],
+        cwd: dir,
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      if (!out.success) throw new Error(`strata-ctl status failed: ${decoder.decode(out.stderr)}`);
+      if (i > 0) times.push(performance.now() - t);
+    }
+    return { startMs, ctlMs: median(times) };
+  } finally {
+    if (supervisor) {
+      supervisor.kill("SIGTERM");
+      await supervisor.status;
+      pids.add(supervisor.pid);
+      await waitFor("the installed node's processes to exit", () => ![...pids].some(alive), 5000);
+    }
+    await new Deno.Command("chmod", { args: ["-R", "u+w", dir] }).output();
+    await Deno.remove(dir, { recursive: true });
+  }
 }
 
 // --- report ---
