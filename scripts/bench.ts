@@ -138,13 +138,18 @@ async function startSubject(s: Subject): Promise<{ node: RunningNode; ms: number
     stderr: "null",
   }).spawn();
   const node: RunningNode = { subject: s, dir, layout, exportRoot, process, pids: new Set() };
-  await waitFor(`${s.name}: every service Healthy`, async () => {
-    const list = await services(node);
-    return list.length > 0 && list.every((x) => x.state === "Healthy");
-  }, 20_000);
+  await untilHealthy(`${s.name}`, node);
   const ms = performance.now() - t0;
   for (const x of await services(node)) if (x.pid) node.pids.add(x.pid);
   return { node, ms };
+}
+
+/** Waits (20 s at most) until every service of the node `n` is Healthy. */
+function untilHealthy(what: string, n: Pick<RunningNode, "layout">): Promise<void> {
+  return waitFor(`${what}: every service Healthy`, async () => {
+    const list = await services(n);
+    return list.length > 0 && list.every((x) => x.state === "Healthy");
+  }, 20_000);
 }
 
 async function call(
@@ -665,10 +670,7 @@ async function installedFigures(): Promise<{ startMs: number; ctlMs: number }> {
       stdout: "null",
       stderr: "null",
     }).spawn();
-    await waitFor("the installed node: every service Healthy", async () => {
-      const list = await services({ layout });
-      return list.length > 0 && list.every((x) => x.state === "Healthy");
-    }, 20_000);
+    await untilHealthy("the installed node", { layout });
     const startMs = performance.now() - t0;
     for (const x of await services({ layout })) if (x.pid) pids.add(x.pid);
     const times: number[] = [];
