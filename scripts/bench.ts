@@ -6,6 +6,7 @@
  *   deno task bench [--seconds=3] [--rounds=1] [--out=bench/results.json]
  *   deno task bench --baseline REF [--rounds=3]
  *   deno task bench --only=issue,list   (only the figures whose names contain one of these)
+ *   deno task bench --baseline REF --floor   (the rates' floor too: scripts/bench_floor.ts)
  *
  * With --baseline, a second copy of the project at git ref REF is extracted
  * into a temp dir and both nodes run side by side; every figure is measured
@@ -14,6 +15,11 @@
  * speed drifts during a day, so only ratios from one such run are claims.
  * Each node is started the way its own code starts the supervisor
  * (src/runtime/command.ts of that copy), with its own permission flags.
+ *
+ * With --floor, the rates are also measured, in the same rotation, on a
+ * floor: scripts/bench_floor.ts run as identity and as fs, which answers the
+ * same requests doing only what no implementation can skip. The floor's
+ * ratio to the baseline is the most any Deno service could reach here.
  * @module
  */
 
@@ -33,6 +39,7 @@ const { values } = parseArgs({
     baseline: { type: "string" },
     out: { type: "string", default: "bench/results.json" },
     only: { type: "string" },
+    floor: { type: "boolean", default: false },
   },
 });
 const SECONDS = Number(values.seconds);
@@ -60,6 +67,8 @@ interface Load {
 interface Subject {
   name: string;
   root: string;
+  /** The floor's programs instead of a node (see scripts/bench_floor.ts). */
+  floor?: boolean;
 }
 
 /** A running node of one subject. */
@@ -70,6 +79,8 @@ interface RunningNode {
   exportRoot: string;
   process: Deno.ChildProcess;
   pids: Set<number>;
+  /** The floor's two programs (a node has its supervisor's children in pids). */
+  children?: Deno.ChildProcess[];
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -117,8 +128,8 @@ async function commandOf(
   });
 }
 
-/** Starts a subject's supervisor on a fresh temp layout and waits until all is Healthy. */
-async function startSubject(s: Subject): Promise<{ node: RunningNode; ms: number }> {
+/** A fresh temp dir, its layout and its (empty) export root. */
+async function freshLayout(): Promise<Pick<RunningNode, "dir" | "layout" | "exportRoot">> {
   const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-b-" });
   const exportRoot = `${dir}/export`;
   await Deno.mkdir(exportRoot);
@@ -128,6 +139,12 @@ async function startSubject(s: Subject): Promise<{ node: RunningNode; ms: number
     nodeId: "bench",
     fsRoots: [exportRoot],
   };
+  return { dir, layout, exportRoot };
+}
+
+/** Starts a subject's supervisor on a fresh temp layout and waits until all is Healthy. */
+async function startSubject(s: Subject): Promise<{ node: RunningNode; ms: number }> {
+  const { dir, layout, exportRoot } = await freshLayout();
   const c = await commandOf(s, "supervisor", layout);
   const t0 = performance.now();
   const process = new Deno.Command(c.cmd, {
@@ -175,7 +192,74 @@ async function services(
     : [];
 }
 
+/**
+ * Starts the floor's programs as identity and as fs, each with that
+ * service's permission flags, V8 flags and environment from this checkout.
+ */
+async function startFloor(s: Subject): Promise<RunningNode> {
+  const { dir, layout, exportRoot } = await freshLayout();
+  for (const d of [layout.runtimeDir, layout.stateDir]) await Deno.mkdir(d, { mode: 0o700 });
+  // The floor's identity takes any caller's token.
+  await Deno.writeTextFile(`${layout.stateDir}/operator.token`, "floor");
+  const { permissionFlags } = await import("../src/runtime/permissions.ts");
+  const { serviceV8Flags, SERVICE_ENV } = await import("../src/runtime/command.ts");
+  const children: Deno.ChildProcess[] = [];
+  const node: RunningNode = {
+    subject: s,
+    dir,
+    layout,
+    exportRoot,
+    process: undefined as unknown as Deno.ChildProcess,
+    pids: new Set(),
+    children,
+  };
+  try {
+    for (const program of ["identity", "fs"] as const) {
+      const child = new Deno.Command(DENO, {
+        args: [
+          "run",
+          "--quiet",
+          "--no-prompt",
+          `--config=${ROOT}/deno.json`,
+          `--v8-flags=${serviceV8Flags(program)}`,
+          ...permissionFlags(program, layout),
+          `${ROOT}/scripts/bench_floor.ts`,
+          program,
+          layout.runtimeDir,
+          layout.stateDir,
+          exportRoot,
+        ],
+        env: SERVICE_ENV,
+        stdin: "null",
+        stdout: "null",
+      }).spawn();
+      children.push(child);
+      node.pids.add(child.pid);
+      await waitFor(`the floor's ${program}`, async () => {
+        try {
+          return (await call(sock(node, program), `${program}.health`)).ok;
+        } catch {
+          return false;
+        }
+      }, 10_000);
+    }
+    node.process = children[0];
+    return node;
+  } catch (err) {
+    await stopSubject(node);
+    throw err;
+  }
+}
+
 async function stopSubject(n: RunningNode): Promise<void> {
+  if (n.children) {
+    for (const c of n.children) {
+      c.kill("SIGTERM");
+      await c.status;
+    }
+    await Deno.remove(n.dir, { recursive: true }).catch(() => {});
+    return;
+  }
   for (const x of await services(n).catch(() => [])) if (x.pid) n.pids.add(x.pid);
   try {
     n.process.kill("SIGTERM");
@@ -473,6 +557,7 @@ async function memoryOf(n: RunningNode) {
 // --- the run ---
 const subjects: Subject[] = [{ name: "ours", root: ROOT }];
 if (values.baseline) subjects.push(await checkoutRef(values.baseline));
+if (values.floor) subjects.push({ name: "floor", root: ROOT, floor: true });
 
 interface Row {
   figure: string;
@@ -519,6 +604,7 @@ try {
   // Start-up, interleaved: each round starts a fresh node of each subject; the last stays up.
   for (let i = 0; i < ROUNDS; i++) {
     for (const s of orderOf(i)) {
+      if (s.floor) continue;
       const { node, ms } = await startSubject(s);
       record(START, s, ms);
       if (i < ROUNDS - 1) await stopSubject(node);
@@ -526,11 +612,13 @@ try {
       console.error(`${s.name}: started in ${ms.toFixed(0)} ms`);
     }
   }
+  for (const s of subjects) if (s.floor) nodes.set(s, await startFloor(s));
   for (const n of nodes.values()) await fillExport(n);
   const figures = [...RATES, ctlStatus("direct"), ctlStatus("task")].filter((f) => wanted(f.name));
   for (const f of figures) {
     for (let i = 0; i < ROUNDS; i++) {
       for (const s of orderOf(i)) {
+        if (s.floor && !RATES.includes(f)) continue;
         const { value, detail } = await f.measure(nodes.get(s)!);
         record(f, s, value, detail);
         console.error(`${s.name}: ${f.name}: ${value} ${f.unit}`);
@@ -540,7 +628,7 @@ try {
   // Memory after the load, before the kills restart fs.
   const memoryWanted = wanted("PSS of all four processes after the load") ||
     wanted("RSS of all four processes after the load");
-  for (const s of memoryWanted ? subjects : []) {
+  for (const s of memoryWanted ? subjects.filter((x) => !x.floor) : []) {
     const m = await memoryOf(nodes.get(s)!);
     memory.push({ subject: s.name, ...m });
     const total = Object.values(m).reduce((a, x) => a + x.pss, 0);
@@ -559,6 +647,7 @@ try {
   }
   for (let i = 0; i < (wanted(KILL_FS.name) ? ROUNDS : 0); i++) {
     for (const s of orderOf(i)) {
+      if (s.floor) continue;
       const { value } = await KILL_FS.measure(nodes.get(s)!);
       record(KILL_FS, s, value);
     }
@@ -701,9 +790,12 @@ async function installedFigures(): Promise<{ startMs: number; ctlMs: number }> {
 // --- report ---
 const fmt = (v: number) => (v >= 100 ? Math.round(v).toLocaleString("en-US") : v.toFixed(1));
 const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
-const [ours, base] = subjects;
+const ours = subjects[0];
+const base = subjects.find((s) => s !== ours && !s.floor);
+const floor = subjects.find((s) => s.floor);
 const header = ["figure", "unit", ours.name];
 if (base) header.push(base.name, "ours vs baseline");
+if (floor) header.push("floor", base ? "floor vs baseline" : "ours vs floor");
 console.log(`\n${ROUNDS} round(s), ${SECONDS} s per load; medians`);
 console.log(line(header));
 console.log(line(header.map((_, i) => (i < 2 ? "---" : "---:"))));
@@ -721,6 +813,17 @@ for (const r of rows) {
     cells.push(fmt(b), `${ratio.toFixed(2)}×`);
     Object.assign(entry, { baseline: b, better_by: +ratio.toFixed(3) });
   }
+  if (floor && r.samples[floor.name]) {
+    // The most a Deno service could reach: the floor against the baseline (or ours).
+    const f = median(r.samples[floor.name]);
+    const against = base ? median(r.samples[base.name]) : a;
+    const ratio = base ? f / against : a / f;
+    cells.push(fmt(f), `${ratio.toFixed(2)}×`);
+    Object.assign(entry, {
+      floor: f,
+      [base ? "floor_better_by" : "ours_of_floor"]: +ratio.toFixed(3),
+    });
+  } else if (floor) cells.push("–", "–");
   console.log(line(cells));
   summary.push(entry);
 }

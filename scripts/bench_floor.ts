@@ -1,0 +1,255 @@
+/**
+ * The floor of the bench's rates (`deno task bench --floor`): one program,
+ * run as identity or as fs with that service's own permission, V8 and
+ * environment settings, that answers the bench's requests doing only what
+ * no implementation of the operation can skip, and nothing Strata adds
+ * (no audit, no caller check beyond a cached token, no quotas, no issued
+ * record, no limits or budgets):
+ *
+ * - identity.issue: one Ed25519 signature over a token's claims;
+ * - fs.list: the 22 `lstat`s fs makes (the root, the folder and its 20
+ *   entries: a size is never served from memory), after one signature check
+ *   of a token not seen before (its first use) and a read of the revocation
+ *   list's new lines (revocations in effect before the next request);
+ * - fs.open / fs.read: an open, and a `pread` answered in base64;
+ * - identity.revoke: every revocation under way in one batch, its lines
+ *   written to a log and fdatasynced, one signed line appended to the list
+ *   file fs reads, then the answers.
+ *
+ * Run the same way and driven by the same client as the nodes, its rates are
+ * the most any Deno service could reach on this machine: a target ratio
+ * above the floor's ratio cannot be reached.
+ *
+ *   deno run <the service's flags> scripts/bench_floor.ts identity|fs RUNTIME_DIR STATE_DIR EXPORT_ROOT
+ * @module
+ */
+
+import { closeSync, openSync, readSync } from "node:fs";
+import { Buffer } from "node:buffer";
+import { createPublicKey, generateKeyPairSync, sign, verify } from "node:crypto";
+
+const [role, runtimeDir, stateDir, exportRoot] = Deno.args;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const PUB = `${runtimeDir}/identity.pub`;
+const LIST = `${runtimeDir}/revocations`;
+
+/** The frames of one connection, written one after the other. */
+class Out {
+  #busy = false;
+  #queue: Uint8Array[] = [];
+  #spare?: Uint8Array;
+  constructor(readonly conn: Deno.Conn) {}
+
+  send(result: unknown, reqId: string): void {
+    this.sendWith(JSON.stringify(result), reqId);
+  }
+
+  /**
+   * Sends a result made of `json` around an ASCII string `ascii` (a read's
+   * base64), encoded straight into the frame.
+   */
+  sendWith(json: string, reqId: string, ascii = "", after = ""): void {
+    const head = encoder.encode(
+      `{"v":1,"req_id":${JSON.stringify(reqId)},"ok":true,"result":${json}`,
+    );
+    const tail = encoder.encode(`${after}}`);
+    const length = head.length + ascii.length + tail.length;
+    // A frame's buffer is used again once written (no fresh memory for each answer).
+    const spare = this.#spare;
+    this.#spare = undefined;
+    const frame = spare && spare.length >= 4 + length
+      ? spare.subarray(0, 4 + length)
+      : new Uint8Array(Math.max(4096, 4 + length)).subarray(0, 4 + length);
+    new DataView(frame.buffer).setUint32(0, length);
+    frame.set(head, 4);
+    encoder.encodeInto(ascii, frame.subarray(4 + head.length));
+    frame.set(tail, 4 + head.length + ascii.length);
+    if (this.#busy) this.#queue.push(frame);
+    else this.#write(frame);
+  }
+
+  #write(bytes: Uint8Array): void {
+    this.#busy = true;
+    this.conn.write(bytes).then((n) => {
+      if (n < bytes.length) return this.#write(bytes.subarray(n));
+      this.#spare = new Uint8Array(bytes.buffer);
+      const next = this.#queue.shift();
+      if (next) this.#write(next);
+      else this.#busy = false;
+    }, () => this.conn.close());
+  }
+}
+
+interface Req {
+  req_id: string;
+  method: string;
+  auth?: { token: string };
+  params: Record<string, unknown>;
+}
+
+/** Reads frames off `conn` and hands each request to `handle`. */
+async function serve(conn: Deno.Conn, handle: (req: Req, out: Out) => void): Promise<void> {
+  const out = new Out(conn);
+  let buf = new Uint8Array(64 * 1024);
+  let have = 0;
+  try {
+    while (true) {
+      if (have === buf.length) {
+        const bigger = new Uint8Array(buf.length * 2);
+        bigger.set(buf);
+        buf = bigger;
+      }
+      const n = await conn.read(buf.subarray(have));
+      if (n === null) break;
+      have += n;
+      let off = 0;
+      while (have - off >= 4) {
+        const len = new DataView(buf.buffer, off).getUint32(0);
+        if (have - off - 4 < len) break;
+        handle(JSON.parse(decoder.decode(buf.subarray(off + 4, off + 4 + len))), out);
+        off += 4 + len;
+      }
+      buf.copyWithin(0, off, have);
+      have -= off;
+    }
+  } catch { /* the peer went away */ }
+  conn.close();
+}
+
+async function listen(service: string, handle: (req: Req, out: Out) => void): Promise<void> {
+  const path = `${runtimeDir}/${service}.sock`;
+  await Deno.remove(path).catch(() => {});
+  for await (const conn of Deno.listen({ transport: "unix", path })) serve(conn, handle);
+}
+
+const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+const b64url = (b: Uint8Array) => b.toBase64({ alphabet: "base64url", omitPadding: true });
+
+if (role === "identity") {
+  const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+  Deno.writeFileSync(PUB, publicKey.export({ type: "spki", format: "der" }));
+  const log = Deno.openSync(`${stateDir}/revocations.log`, { append: true, create: true });
+  const list = Deno.openSync(LIST, { append: true, create: true });
+  const signed = (claims: unknown) => {
+    const m = encoder.encode(JSON.stringify(claims));
+    const body = new Uint8Array(m.length + 64);
+    body.set(m);
+    body.set(sign(null, m, privateKey), m.length);
+    return `v4.public.${b64url(body)}`;
+  };
+  // Revocations wait for the others under way (as identity's group commit does).
+  let queue: { capId: string; reqId: string; out: Out }[] = [];
+  let writing = 0;
+  let concurrency = 1;
+  let flushing = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let gathered = false;
+  const kick = () => {
+    if (flushing || queue.length === 0) return;
+    if (queue.length >= concurrency || gathered) {
+      clearTimeout(timer);
+      timer = undefined;
+      gathered = false;
+      flush();
+    } else if (timer === undefined) {
+      timer = setTimeout(() => {
+        timer = undefined;
+        gathered = true;
+        concurrency = Math.max(1, queue.length + writing);
+        kick();
+      }, 1);
+    }
+  };
+  const flush = async () => {
+    flushing = true;
+    const batch = queue;
+    queue = [];
+    writing += batch.length;
+    const at = new Date().toISOString();
+    log.writeSync(encoder.encode(
+      batch.map((q) => `{"cap_id":"${q.capId}","at":"${at}"}\n`).join(""),
+    ));
+    const synced = log.syncData();
+    list.writeSync(encoder.encode(`${signed({ revoked: batch.map((q) => q.capId), at })}\n`));
+    await synced;
+    writing -= batch.length;
+    for (const q of batch) q.out.send({ revoked: true }, q.reqId);
+    flushing = false;
+    kick();
+  };
+  await listen("identity", (req, out) => {
+    if (req.method === "identity.issue") {
+      const now = Date.now();
+      const capId = hex(crypto.getRandomValues(new Uint8Array(16)));
+      const ttl = Number(req.params.ttl_seconds ?? 3600);
+      const exp = new Date(now + ttl * 1000).toISOString();
+      const token = signed({
+        iss: "strata:identity",
+        sub: "floor",
+        aud: req.params.service,
+        actions: req.params.actions,
+        path_prefix: req.params.path_prefix,
+        iat: new Date(now).toISOString(),
+        exp,
+        cap_id: capId,
+      });
+      out.send({ token, cap_id: capId, expires_at: exp }, req.req_id);
+    } else if (req.method === "identity.revoke") {
+      queue.push({ capId: String(req.params.cap_id), reqId: req.req_id, out });
+      concurrency = Math.max(concurrency, queue.length + writing);
+      kick();
+    } else out.send({}, req.req_id);
+  });
+} else {
+  const key = createPublicKey({
+    key: Buffer.from(Deno.readFileSync(PUB)),
+    format: "der",
+    type: "spki",
+  });
+  const list = Deno.openSync(LIST, { read: true });
+  const appended = new Uint8Array(64 * 1024);
+  const known = new Map<string, number>();
+  const check = (token = "") => {
+    // The revocation list's new lines, read before the request is judged.
+    while (list.readSync(appended) === appended.length) { /* caught up */ }
+    if (known.has(token)) return;
+    const body = Uint8Array.fromBase64(token.slice("v4.public.".length), { alphabet: "base64url" });
+    const m = body.subarray(0, body.length - 64);
+    if (!verify(null, m, key, body.subarray(body.length - 64))) throw new Error("bad token");
+    known.set(token, Date.parse(JSON.parse(decoder.decode(m)).exp));
+  };
+  const names = new Map<string, string[]>();
+  const files = new Map<string, number>();
+  const chunk = new Uint8Array(1024 * 1024);
+  await listen("fs", (req, out) => {
+    if (req.method === "fs.health") return out.send({}, req.req_id);
+    check(req.auth?.token);
+    const p = req.params;
+    if (req.method === "fs.list") {
+      const path = String(p.path);
+      Deno.lstatSync(exportRoot);
+      Deno.lstatSync(path);
+      let these = names.get(path);
+      if (!these) names.set(path, these = [...Deno.readDirSync(path)].map((e) => e.name).sort());
+      const entries = these.map((name) => {
+        const st = Deno.lstatSync(`${path}/${name}`);
+        return { name, is_dir: st.isDirectory, is_symlink: st.isSymlink, size: st.size };
+      });
+      out.send({ path, entries, truncated: false }, req.req_id);
+    } else if (req.method === "fs.open") {
+      const handle = hex(crypto.getRandomValues(new Uint8Array(16)));
+      files.set(handle, openSync(String(p.path), "r"));
+      out.send({ handle }, req.req_id);
+    } else if (req.method === "fs.read") {
+      const size = Math.min(Number(p.size), chunk.length);
+      const n = readSync(files.get(String(p.handle))!, chunk, 0, size, Number(p.offset));
+      const data = chunk.subarray(0, n).toBase64();
+      out.sendWith('{"data":"', req.req_id, data, `","bytes_read":${n},"eof":${n < size}}`);
+    } else if (req.method === "fs.close") {
+      closeSync(files.get(String(p.handle))!);
+      files.delete(String(p.handle));
+      out.send({}, req.req_id);
+    } else out.send({}, req.req_id);
+  });
+}
