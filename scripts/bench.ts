@@ -30,6 +30,7 @@ import { alive, memoryMb, waitFor } from "../tests/helpers.ts";
 import { haveEtcd } from "../tests/etcd.ts";
 import { layoutArgs } from "../src/runtime/config.ts";
 import { clusterFigures } from "./bench_cluster.ts";
+import { floorCommand } from "./bench_floor.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -201,8 +202,6 @@ async function startFloor(s: Subject): Promise<RunningNode> {
   for (const d of [layout.runtimeDir, layout.stateDir]) await Deno.mkdir(d, { mode: 0o700 });
   // The floor's identity takes any caller's token.
   await Deno.writeTextFile(`${layout.stateDir}/operator.token`, "floor");
-  const { permissionFlags } = await import("../src/runtime/permissions.ts");
-  const { serviceV8Flags, SERVICE_ENV } = await import("../src/runtime/command.ts");
   const children: Deno.ChildProcess[] = [];
   const node: RunningNode = {
     subject: s,
@@ -215,21 +214,10 @@ async function startFloor(s: Subject): Promise<RunningNode> {
   };
   try {
     for (const program of ["identity", "fs"] as const) {
-      const child = new Deno.Command(DENO, {
-        args: [
-          "run",
-          "--quiet",
-          "--no-prompt",
-          `--config=${ROOT}/deno.json`,
-          `--v8-flags=${serviceV8Flags(program)}`,
-          ...permissionFlags(program, layout),
-          `${ROOT}/scripts/bench_floor.ts`,
-          program,
-          layout.runtimeDir,
-          layout.stateDir,
-          exportRoot,
-        ],
-        env: SERVICE_ENV,
+      const c = floorCommand(program, layout, DENO);
+      const child = new Deno.Command(c.cmd, {
+        args: c.args,
+        env: c.env,
         stdin: "null",
         stdout: "null",
       }).spawn();

@@ -27,12 +27,46 @@
 import { closeSync, openSync, readSync } from "node:fs";
 import { Buffer } from "node:buffer";
 import { createPublicKey, generateKeyPairSync, sign, verify } from "node:crypto";
+import {
+  type ProgramCommand,
+  REPO_ROOT,
+  SERVICE_ENV,
+  serviceV8Flags,
+} from "../src/runtime/command.ts";
+import type { Layout } from "../src/runtime/config.ts";
+import { permissionFlags } from "../src/runtime/permissions.ts";
 
-const [role, runtimeDir, stateDir, exportRoot] = Deno.args;
+/**
+ * The command that runs the floor as `program` on `layout` (its first fs
+ * root exported), as that service runs: its permission flags, V8 flags and
+ * environment.
+ */
+export function floorCommand(
+  program: "identity" | "fs",
+  layout: Layout,
+  deno: string = Deno.execPath(),
+): ProgramCommand {
+  return {
+    cmd: deno,
+    args: [
+      "run",
+      "--quiet",
+      "--no-prompt",
+      `--config=${REPO_ROOT}/deno.json`,
+      `--v8-flags=${serviceV8Flags(program)}`,
+      ...permissionFlags(program, layout),
+      `${REPO_ROOT}/scripts/bench_floor.ts`,
+      program,
+      layout.runtimeDir,
+      layout.stateDir,
+      layout.fsRoots[0],
+    ],
+    env: { ...SERVICE_ENV },
+  };
+}
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-const PUB = `${runtimeDir}/identity.pub`;
-const LIST = `${runtimeDir}/revocations`;
 
 /** The frames of one connection, written one after the other. */
 class Out {
@@ -117,7 +151,11 @@ async function serve(conn: Deno.Conn, handle: (req: Req, out: Out) => void): Pro
   conn.close();
 }
 
-async function listen(service: string, handle: (req: Req, out: Out) => void): Promise<void> {
+async function listen(
+  runtimeDir: string,
+  service: string,
+  handle: (req: Req, out: Out) => void,
+): Promise<void> {
   const path = `${runtimeDir}/${service}.sock`;
   await Deno.remove(path).catch(() => {});
   for await (const conn of Deno.listen({ transport: "unix", path })) serve(conn, handle);
@@ -126,8 +164,11 @@ async function listen(service: string, handle: (req: Req, out: Out) => void): Pr
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 const b64url = (b: Uint8Array) => b.toBase64({ alphabet: "base64url", omitPadding: true });
 
-if (role === "identity") {
+/** identity's floor: issues and revokes. */
+async function floorIdentity(runtimeDir: string, stateDir: string): Promise<void> {
   const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+  const PUB = `${runtimeDir}/identity.pub`;
+  const LIST = `${runtimeDir}/revocations`;
   Deno.writeFileSync(PUB, publicKey.export({ type: "spki", format: "der" }));
   const log = Deno.openSync(`${stateDir}/revocations.log`, { append: true, create: true });
   const list = Deno.openSync(LIST, { append: true, create: true });
@@ -178,7 +219,7 @@ if (role === "identity") {
     flushing = false;
     kick();
   };
-  await listen("identity", (req, out) => {
+  await listen(runtimeDir, "identity", (req, out) => {
     if (req.method === "identity.issue") {
       const now = Date.now();
       const capId = hex(crypto.getRandomValues(new Uint8Array(16)));
@@ -201,7 +242,12 @@ if (role === "identity") {
       kick();
     } else out.send({}, req.req_id);
   });
-} else {
+}
+
+/** fs's floor: lists, opens and reads. */
+async function floorFs(runtimeDir: string, exportRoot: string): Promise<void> {
+  const PUB = `${runtimeDir}/identity.pub`;
+  const LIST = `${runtimeDir}/revocations`;
   const key = createPublicKey({
     key: Buffer.from(Deno.readFileSync(PUB)),
     format: "der",
@@ -222,7 +268,7 @@ if (role === "identity") {
   const names = new Map<string, string[]>();
   const files = new Map<string, number>();
   const chunk = new Uint8Array(1024 * 1024);
-  await listen("fs", (req, out) => {
+  await listen(runtimeDir, "fs", (req, out) => {
     if (req.method === "fs.health") return out.send({}, req.req_id);
     check(req.auth?.token);
     const p = req.params;
@@ -252,4 +298,10 @@ if (role === "identity") {
       out.send({}, req.req_id);
     } else out.send({}, req.req_id);
   });
+}
+
+if (import.meta.main) {
+  const [role, runtimeDir, stateDir, exportRoot] = Deno.args;
+  if (role === "identity") await floorIdentity(runtimeDir, stateDir);
+  else await floorFs(runtimeDir, exportRoot);
 }

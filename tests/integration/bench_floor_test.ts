@@ -1,0 +1,82 @@
+/**
+ * The bench's floor (scripts/bench_floor.ts), run as identity and as fs with
+ * those services' own permission flags: it must answer the bench's requests
+ * for real (a token it signed opens fs's listing with the folder's real
+ * sizes, a forged one does not, a revocation is in the log before its
+ * answer), or its rates would be no floor at all.
+ */
+
+import assert from "node:assert/strict";
+import { floorCommand } from "../../scripts/bench_floor.ts";
+import { Client } from "../../src/server/client.ts";
+import { alive, tempLayout, waitFor } from "../helpers.ts";
+
+Deno.test("bench floor: issues, lists with real sizes, refuses a forged token, revokes durably", async () => {
+  const temp = await tempLayout();
+  const { layout, exportRoot } = temp;
+  const children: Deno.ChildProcess[] = [];
+  const clients: Client[] = [];
+  try {
+    for (const d of [layout.runtimeDir, layout.stateDir]) await Deno.mkdir(d, { mode: 0o700 });
+    await Deno.mkdir(`${exportRoot}/list20`);
+    for (let i = 0; i < 20; i++) {
+      await Deno.writeTextFile(`${exportRoot}/list20/file-${i}.txt`, "x".repeat(i * 10));
+    }
+    const sock = (s: string) => `${layout.runtimeDir}/${s}.sock`;
+    for (const program of ["identity", "fs"] as const) {
+      const c = floorCommand(program, layout);
+      children.push(
+        new Deno.Command(c.cmd, { args: c.args, env: c.env, stdin: "null", stdout: "null" })
+          .spawn(),
+      );
+      await waitFor(`the floor's ${program}`, async () => {
+        const probe = await Client.connect(sock(program), { connectTimeoutMs: 200 });
+        try {
+          return (await probe.request(`${program}.health`)).ok;
+        } finally {
+          await probe.close();
+        }
+      });
+    }
+    const id = await Client.connect(sock("identity"));
+    clients.push(id);
+    const issued = await id.call<{ token: string; cap_id: string }>("identity.issue", {
+      service: "fs",
+      actions: ["list"],
+    }, { token: "floor" });
+    assert.match(issued.token, /^v4\.public\./);
+
+    const fs = await Client.connect(sock("fs"));
+    clients.push(fs);
+    const listed = await fs.call<{ entries: { name: string; size: number }[] }>("fs.list", {
+      path: `${exportRoot}/list20`,
+    }, { token: issued.token });
+    assert.equal(listed.entries.length, 20);
+    assert.equal(listed.entries.find((e) => e.name === "file-7.txt")?.size, 70);
+
+    // A token whose signature is not identity's gets no answer: the floor hangs up.
+    const forged = issued.token.slice(0, -4) + (issued.token.endsWith("AAAA") ? "BBBB" : "AAAA");
+    const other = await Client.connect(sock("fs"), { timeoutMs: 2000 });
+    clients.push(other);
+    await assert.rejects(
+      other.request("fs.list", { path: `${exportRoot}/list20` }, { token: forged }),
+    );
+
+    const revoked = await id.call<{ revoked: boolean }>("identity.revoke", {
+      cap_id: issued.cap_id,
+    }, { token: "floor" });
+    assert.equal(revoked.revoked, true);
+    const log = await Deno.readTextFile(`${layout.stateDir}/revocations.log`);
+    assert.ok(log.includes(issued.cap_id));
+    const list = await Deno.readTextFile(`${layout.runtimeDir}/revocations`);
+    assert.equal(list.trim().split("\n").length, 1);
+  } finally {
+    for (const c of clients) await c.close().catch(() => {});
+    for (const child of children) {
+      child.kill("SIGTERM");
+      await child.status;
+    }
+    await waitFor("the floor's processes gone", () => children.every((c) => !alive(c.pid)));
+    await temp.cleanup();
+  }
+});
