@@ -549,6 +549,8 @@ export class Server<C = unknown> {
     try {
       s.conn.close();
     } catch { /* already closed */ }
+    // Its write timer would otherwise keep the connection's objects for up to writeTimeoutMs.
+    s.writer.close();
     s.wake?.();
   }
 

@@ -456,6 +456,8 @@ export class FrameWriter {
       item.resolve();
       const next = this.#takeQueued();
       if (next !== undefined) this.#start(next);
+      // Closed meanwhile: nothing more will be written.
+      else if (this.#error !== undefined) this.#unwatch();
       // Between writes the watch keeps no process alive.
       else if (this.#watch !== undefined) Deno.unrefTimer(this.#watch);
     }
@@ -511,7 +513,31 @@ export class FrameWriter {
       this.#pending -= f.frame.length;
       f.reject(err);
     }
-    if (this.#watch !== undefined) Deno.unrefTimer(this.#watch);
+    this.#unwatch();
+  }
+
+  /**
+   * The sink was closed: the frames queued fail, and so will later writes
+   * (the one in progress settles as the sink's write does). The watch timer
+   * goes at once: left armed, it would hold the writer, and through it the
+   * connection, for up to the timeout after the close.
+   */
+  close(): void {
+    const err = this.#error ?? new Error("frame writer: the connection is closed");
+    this.#error = err;
+    const queued = this.#queue;
+    this.#queue = [];
+    for (const f of queued) {
+      this.#pending -= f.frame.length;
+      f.reject(err);
+    }
+    if (this.#current === undefined) this.#unwatch();
+  }
+
+  /** Stops the watch timer for good (a failed or closed writer writes no more). */
+  #unwatch(): void {
+    clearTimeout(this.#watch);
+    this.#watch = undefined;
   }
 
   /** Arms the watch timer, or holds the process for the one armed already. */

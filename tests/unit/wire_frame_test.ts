@@ -580,6 +580,52 @@ Deno.test("FrameWriter: an idle writer's watch keeps no process alive (a write i
   assert.ok(performance.now() - t0 < 30_000, "the idle watch held the process");
 });
 
+Deno.test("FrameWriter.close: the watch timer goes at once, so a closed connection's writer is not held for the timeout", async () => {
+  // given setTimeout and clearTimeout counted (the watch is the writer's only timer)
+  const live = new Set<unknown>();
+  const { setTimeout: set, clearTimeout: clear } = globalThis;
+  globalThis.setTimeout = ((fn: () => void, ms?: number) => {
+    const id: ReturnType<typeof set> = set(() => {
+      live.delete(id);
+      fn();
+    }, ms);
+    live.add(id);
+    return id;
+  }) as typeof set;
+  globalThis.clearTimeout = ((id?: ReturnType<typeof set>) => {
+    live.delete(id);
+    clear(id);
+  }) as typeof clear;
+  try {
+    // and a writer with a long timeout that has written one frame, and one whose write is under way
+    const sink = new GatedSink();
+    const idle = new FrameWriter(sink, { timeoutMs: 60_000 });
+    const first = idle.write(encodeFrame({ a: 1 }));
+    await ticks();
+    sink.release();
+    await first;
+    const busy = new FrameWriter(sink, { timeoutMs: 60_000 });
+    const pending = busy.write(encodeFrame({ b: 2 }));
+    const queued = busy.write(encodeFrame({ c: 3 }));
+    await ticks();
+    assert.equal(live.size, 2);
+    // when both are closed
+    idle.close();
+    busy.close();
+    // then the idle one's timer is gone at once, the queued frame fails, and so do later writes
+    assert.equal(live.size, 1);
+    await assert.rejects(queued);
+    await assert.rejects(idle.write(encodeFrame({ d: 4 })));
+    // and the busy one's timer goes once its write in progress settles
+    sink.release();
+    await pending;
+    assert.equal(live.size, 0);
+  } finally {
+    globalThis.setTimeout = set;
+    globalThis.clearTimeout = clear;
+  }
+});
+
 Deno.test("FrameReader.next: a large body is reserved a chunk at a time as it arrives", async () => {
   // given a 100 KiB body that arrives 1,000 bytes per read
   const body = new Uint8Array(100 * 1024).fill(0x61);
