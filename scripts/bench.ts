@@ -19,7 +19,8 @@
  * With --floor, the rates are also measured, in the same rotation, on a
  * floor: scripts/bench_floor.ts run as identity and as fs, which answers the
  * same requests doing only what no implementation can skip. The floor's
- * ratio to the baseline is the most any Deno service could reach here.
+ * ratio to the baseline is, within the floor's own tuning, the most a Deno
+ * service could reach on the machine.
  * @module
  */
 
@@ -199,55 +200,46 @@ async function services(
  */
 async function startFloor(s: Subject): Promise<RunningNode> {
   const { dir, layout, exportRoot } = await freshLayout();
-  for (const d of [layout.runtimeDir, layout.stateDir]) await Deno.mkdir(d, { mode: 0o700 });
-  // The floor's identity takes any caller's token.
-  await Deno.writeTextFile(`${layout.stateDir}/operator.token`, "floor");
   const children: Deno.ChildProcess[] = [];
-  const node: RunningNode = {
-    subject: s,
-    dir,
-    layout,
-    exportRoot,
-    process: undefined as unknown as Deno.ChildProcess,
-    pids: new Set(),
-    children,
-  };
   try {
+    for (const d of [layout.runtimeDir, layout.stateDir]) await Deno.mkdir(d, { mode: 0o700 });
+    // The floor's identity takes any caller's token.
+    await Deno.writeTextFile(`${layout.stateDir}/operator.token`, "floor");
     for (const program of ["identity", "fs"] as const) {
       const c = floorCommand(program, layout, DENO);
-      const child = new Deno.Command(c.cmd, {
-        args: c.args,
-        env: c.env,
-        stdin: "null",
-        stdout: "null",
-      }).spawn();
-      children.push(child);
-      node.pids.add(child.pid);
+      children.push(
+        new Deno.Command(c.cmd, { args: c.args, env: c.env, stdin: "null", stdout: "null" })
+          .spawn(),
+      );
       await waitFor(`the floor's ${program}`, async () => {
         try {
-          return (await call(sock(node, program), `${program}.health`)).ok;
+          return (await call(sock({ layout }, program), `${program}.health`)).ok;
         } catch {
           return false;
         }
       }, 10_000);
     }
-    node.process = children[0];
-    return node;
   } catch (err) {
-    await stopSubject(node);
+    await stopFloor(children, dir);
     throw err;
   }
+  const pids = new Set(children.map((c) => c.pid));
+  return { subject: s, dir, layout, exportRoot, process: children[0], pids, children };
+}
+
+/** Stops the floor's programs and removes its temp dir. */
+async function stopFloor(children: Deno.ChildProcess[], dir: string): Promise<void> {
+  for (const c of children) {
+    try {
+      c.kill("SIGTERM");
+    } catch { /* gone */ }
+    await c.status;
+  }
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
 }
 
 async function stopSubject(n: RunningNode): Promise<void> {
-  if (n.children) {
-    for (const c of n.children) {
-      c.kill("SIGTERM");
-      await c.status;
-    }
-    await Deno.remove(n.dir, { recursive: true }).catch(() => {});
-    return;
-  }
+  if (n.children) return await stopFloor(n.children, n.dir);
   for (const x of await services(n).catch(() => [])) if (x.pid) n.pids.add(x.pid);
   try {
     n.process.kill("SIGTERM");

@@ -16,9 +16,10 @@
  *   written to a log and fdatasynced, one signed line appended to the list
  *   file fs reads, then the answers.
  *
- * Run the same way and driven by the same client as the nodes, its rates are
- * the most any Deno service could reach on this machine: a target ratio
- * above the floor's ratio cannot be reached.
+ * Run the same way and driven by the same client as the nodes, its rates
+ * are, within its own tuning (it is kept plain, not tuned), the most a Deno
+ * service could reach on this machine: a target ratio well above the
+ * floor's cannot be reached.
  *
  *   deno run <the service's flags> scripts/bench_floor.ts identity|fs RUNTIME_DIR STATE_DIR EXPORT_ROOT
  * @module
