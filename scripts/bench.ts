@@ -18,9 +18,10 @@
  *
  * With --floor, the rates are also measured, in the same rotation, on a
  * floor: scripts/bench_floor.ts run as identity and as fs, which answers the
- * same requests doing only what no implementation can skip. The floor's
- * ratio to the baseline is, within the floor's own tuning, the most a Deno
- * service could reach on the machine.
+ * same requests doing only what no implementation can skip, and as
+ * supervisor and registry, sockets that only answer (for the memory after
+ * the load). The floor's ratio to the baseline is, within the floor's own
+ * tuning, the most a Deno service could reach on the machine.
  * @module
  */
 
@@ -31,7 +32,7 @@ import { alive, memoryMb, waitFor } from "../tests/helpers.ts";
 import { haveEtcd } from "../tests/etcd.ts";
 import { layoutArgs } from "../src/runtime/config.ts";
 import { clusterFigures } from "./bench_cluster.ts";
-import { floorCommand } from "./bench_floor.ts";
+import { floorCommand } from "./bench_floor_command.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -194,9 +195,12 @@ async function services(
     : [];
 }
 
+/** The floor's programs, in the order they start. */
+const FLOOR_PROGRAMS = ["supervisor", "registry", "identity", "fs"] as const;
+
 /**
- * Starts the floor's programs as identity and as fs, each with that
- * service's permission flags, V8 flags and environment from this checkout.
+ * Starts the floor's programs in place of the four, each with that
+ * program's permission flags, V8 flags and environment from this checkout.
  */
 async function startFloor(s: Subject): Promise<RunningNode> {
   const { dir, layout, exportRoot } = await freshLayout();
@@ -205,7 +209,8 @@ async function startFloor(s: Subject): Promise<RunningNode> {
     for (const d of [layout.runtimeDir, layout.stateDir]) await Deno.mkdir(d, { mode: 0o700 });
     // The floor's identity takes any caller's token.
     await Deno.writeTextFile(`${layout.stateDir}/operator.token`, "floor");
-    for (const program of ["identity", "fs"] as const) {
+    // identity first: fs reads the key it writes.
+    for (const program of FLOOR_PROGRAMS) {
       const c = floorCommand(program, layout, DENO);
       children.push(
         new Deno.Command(c.cmd, { args: c.args, env: c.env, stdin: "null", stdout: "null" })
@@ -525,8 +530,11 @@ const KILL_FS: Figure = {
   },
 };
 
-/** Memory of each process of a node (MB). */
+/** Memory of each process of a node, or of the floor's (MB). */
 async function memoryOf(n: RunningNode) {
+  if (n.children) {
+    return Object.fromEntries(FLOOR_PROGRAMS.map((p, i) => [p, memoryMb(n.children![i].pid)]));
+  }
   const out: Record<string, ReturnType<typeof memoryMb>> = {
     supervisor: memoryMb(n.process.pid),
   };
@@ -608,7 +616,7 @@ try {
   // Memory after the load, before the kills restart fs.
   const memoryWanted = wanted("PSS of all four processes after the load") ||
     wanted("RSS of all four processes after the load");
-  for (const s of memoryWanted ? subjects.filter((x) => !x.floor) : []) {
+  for (const s of memoryWanted ? subjects : []) {
     const m = await memoryOf(nodes.get(s)!);
     memory.push({ subject: s.name, ...m });
     const total = Object.values(m).reduce((a, x) => a + x.pss, 0);
@@ -797,7 +805,7 @@ for (const r of rows) {
     // The most a Deno service could reach: the floor against the baseline (or ours).
     const f = median(r.samples[floor.name]);
     const against = base ? median(r.samples[base.name]) : a;
-    const ratio = base ? f / against : a / f;
+    const ratio = r.higherIsBetter ? (base ? f / against : a / f) : (base ? against / f : f / a);
     cells.push(fmt(f), `${ratio.toFixed(2)}×`);
     Object.assign(entry, {
       floor: f,

@@ -14,57 +14,22 @@
  * - fs.open / fs.read: an open, and a `pread` answered in base64;
  * - identity.revoke: every revocation under way in one batch, its lines
  *   written to a log and fdatasynced, one signed line appended to the list
- *   file fs reads, then the answers.
+ *   file fs reads, then the answers;
+ * - supervisor and registry (for the memory figure only): a socket that
+ *   answers, and nothing else.
  *
  * Run the same way and driven by the same client as the nodes, its rates
  * are, within its own tuning (it is kept plain, not tuned), the most a Deno
  * service could reach on this machine: a target ratio well above the
  * floor's cannot be reached.
  *
- *   deno run <the service's flags> scripts/bench_floor.ts identity|fs RUNTIME_DIR STATE_DIR EXPORT_ROOT
+ *   deno run <the service's flags> scripts/bench_floor.ts supervisor|registry|identity|fs \
+ *     RUNTIME_DIR STATE_DIR EXPORT_ROOT
+ *
+ * (scripts/bench_floor_command.ts gives that command.) It imports nothing of
+ * Strata, so what it holds in memory is Deno's and its own.
  * @module
  */
-
-import { closeSync, openSync, readSync } from "node:fs";
-import { Buffer } from "node:buffer";
-import { createPublicKey, generateKeyPairSync, sign, verify } from "node:crypto";
-import {
-  type ProgramCommand,
-  REPO_ROOT,
-  SERVICE_ENV,
-  serviceV8Flags,
-} from "../src/runtime/command.ts";
-import type { Layout } from "../src/runtime/config.ts";
-import { permissionFlags } from "../src/runtime/permissions.ts";
-
-/**
- * The command that runs the floor as `program` on `layout` (its first fs
- * root exported), as that service runs: its permission flags, V8 flags and
- * environment.
- */
-export function floorCommand(
-  program: "identity" | "fs",
-  layout: Layout,
-  deno: string = Deno.execPath(),
-): ProgramCommand {
-  return {
-    cmd: deno,
-    args: [
-      "run",
-      "--quiet",
-      "--no-prompt",
-      `--config=${REPO_ROOT}/deno.json`,
-      `--v8-flags=${serviceV8Flags(program)}`,
-      ...permissionFlags(program, layout),
-      `${REPO_ROOT}/scripts/bench_floor.ts`,
-      program,
-      layout.runtimeDir,
-      layout.stateDir,
-      layout.fsRoots[0],
-    ],
-    env: { ...SERVICE_ENV },
-  };
-}
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -167,6 +132,8 @@ const b64url = (b: Uint8Array) => b.toBase64({ alphabet: "base64url", omitPaddin
 
 /** identity's floor: issues and revokes. */
 async function floorIdentity(runtimeDir: string, stateDir: string): Promise<void> {
+  // Loaded by the roles that need them (a stand-in that only answers loads no Node layer).
+  const { generateKeyPairSync, sign } = await import("node:crypto");
   const { privateKey, publicKey } = generateKeyPairSync("ed25519");
   const PUB = `${runtimeDir}/identity.pub`;
   const LIST = `${runtimeDir}/revocations`;
@@ -247,6 +214,9 @@ async function floorIdentity(runtimeDir: string, stateDir: string): Promise<void
 
 /** fs's floor: lists, opens and reads. */
 async function floorFs(runtimeDir: string, exportRoot: string): Promise<void> {
+  const { createPublicKey, verify } = await import("node:crypto");
+  const { Buffer } = await import("node:buffer");
+  const { closeSync, openSync, readSync } = await import("node:fs");
   const PUB = `${runtimeDir}/identity.pub`;
   const LIST = `${runtimeDir}/revocations`;
   const key = createPublicKey({
@@ -304,5 +274,6 @@ async function floorFs(runtimeDir: string, exportRoot: string): Promise<void> {
 if (import.meta.main) {
   const [role, runtimeDir, stateDir, exportRoot] = Deno.args;
   if (role === "identity") await floorIdentity(runtimeDir, stateDir);
-  else await floorFs(runtimeDir, exportRoot);
+  else if (role === "fs") await floorFs(runtimeDir, exportRoot);
+  else await listen(runtimeDir, role, (req, out) => out.send({}, req.req_id));
 }

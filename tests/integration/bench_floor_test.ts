@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { floorCommand } from "../../scripts/bench_floor.ts";
+import { floorCommand } from "../../scripts/bench_floor_command.ts";
 import { Client } from "../../src/server/client.ts";
 import { alive, tempLayout, waitFor } from "../helpers.ts";
 
