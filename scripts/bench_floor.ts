@@ -234,6 +234,8 @@ async function floorFs(runtimeDir: string, exportRoot: string): Promise<void> {
     const body = Uint8Array.fromBase64(token.slice("v4.public.".length), { alphabet: "base64url" });
     const m = body.subarray(0, body.length - 64);
     if (!verify(null, m, key, body.subarray(body.length - 64))) throw new Error("bad token");
+    // A bounded cache, as any service must keep (fs keeps 4,096 tokens).
+    if (known.size >= 4096) known.delete(known.keys().next().value!);
     known.set(token, Date.parse(JSON.parse(decoder.decode(m)).exp));
   };
   const names = new Map<string, string[]>();
