@@ -806,10 +806,10 @@ for (const r of rows) {
     Object.assign(entry, { baseline: b, better_by: +ratio.toFixed(3) });
   }
   if (floor && r.samples[floor.name]) {
-    // The most a Deno service could reach: the floor against the baseline (or ours).
+    // The most a Deno service could reach: the floor against the baseline (or ours
+    // against the floor). Only rates have a floor: more is better.
     const f = median(r.samples[floor.name]);
-    const against = base ? median(r.samples[base.name]) : a;
-    const ratio = r.higherIsBetter ? (base ? f / against : a / f) : (base ? against / f : f / a);
+    const ratio = base ? f / median(r.samples[base.name]) : a / f;
     cells.push(fmt(f), `${ratio.toFixed(2)}×`);
     Object.assign(entry, {
       floor: f,
