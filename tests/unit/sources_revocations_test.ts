@@ -135,6 +135,38 @@ Deno.test("FileRevocationSource: lines appended later are read from where it lef
   });
 });
 
+Deno.test("FileRevocationSource: lines checked with WebCrypto (a promise each) are delivered whole and in order, across reads", async () => {
+  await withTempDir(async (dir) => {
+    // given a key that verifies with WebCrypto (as registry's and supervisor's do), and
+    // 400 one-entry lines in one file: more than one read's 64 KiB, so a line spans two reads
+    const path = `${dir}/revocations`;
+    const key = await generateSigningKey();
+    const keys = new CountingLookup([await importVerifyKey(key.publicKey, { webCrypto: true })]);
+    const line = async (id: string) =>
+      (await signRevocationList(key, ISSUER, [{ cap_id: id, exp: SOON }])) + "\n";
+    const ids = Array.from({ length: 400 }, () => newCapId());
+    const lines = await Promise.all(ids.map(line));
+    assert.ok(lines.join("").length > 64 * 1024);
+    Deno.writeTextFileSync(path, lines.join(""));
+    const file = fileOf(path, keys);
+    const set = new RevocationSet();
+    // when caught up, then every entry is delivered, in the file's order
+    assert.deepEqual(await file.load(set), ids);
+    // and when 300 more lines and half of another are appended, then the whole ones follow
+    const more = Array.from({ length: 300 }, () => newCapId());
+    const last = newCapId();
+    const torn = await line(last);
+    Deno.writeTextFileSync(path, (await Promise.all(more.map(line))).join("") + torn.slice(0, 40), {
+      append: true,
+    });
+    assert.deepEqual(await file.load(set), more);
+    // and the torn line once its rest is written
+    Deno.writeTextFileSync(path, torn.slice(40), { append: true });
+    assert.deepEqual(await file.load(set), [last]);
+    assert.equal(set.size, 701);
+  });
+});
+
 Deno.test("FileRevocationSource: a line that can never verify is skipped, not a wall", async () => {
   await withTempDir(async (dir) => {
     const path = `${dir}/revocations`;
