@@ -16,7 +16,17 @@
  *   written to a log and fdatasynced, one signed line appended to the list
  *   file fs reads, then the answers;
  * - supervisor and registry (for the memory figure only): a socket that
- *   answers, and nothing else.
+ *   answers, and a follower of the revocation list.
+ *
+ * For the memory after the load, each role holds what any implementation
+ * must: every verifier (fs, supervisor, registry) follows the revocation
+ * list, checking each new line's signature (fs with node:crypto, which it
+ * loads anyway; the two others with WebCrypto, which loads no Node layer)
+ * and keeping the revoked ids until the load is over, 16 bytes each in one
+ * table, and identity keeps the ids it revoked; fs keeps at most 1,024
+ * verified tokens, as fs does. Each role runs V8's memory-reducing
+ * collection once it has been quiet for a second after work, as the
+ * services do.
  *
  * Run the same way and driven by the same client as the nodes, its rates
  * are, within its own tuning (it is kept plain, not tuned), the most a Deno
@@ -107,6 +117,7 @@ async function serve(conn: Deno.Conn, handle: (req: Req, out: Out) => void): Pro
       while (have - off >= 4) {
         const len = new DataView(buf.buffer, off).getUint32(0);
         if (have - off - 4 < len) break;
+        work++;
         handle(JSON.parse(decoder.decode(buf.subarray(off + 4, off + 4 + len))), out);
         off += 4 + len;
       }
@@ -125,6 +136,126 @@ async function listen(
   const path = `${runtimeDir}/${service}.sock`;
   await Deno.remove(path).catch(() => {});
   for await (const conn of Deno.listen({ transport: "unix", path })) serve(conn, handle);
+}
+
+/** Requests and list lines handled: the idle collection runs after a quiet second that follows some. */
+let work = 0;
+
+/**
+ * Runs V8's memory-reducing collection (--expose-gc, which the services'
+ * V8 flags include) once a second of no work follows some work.
+ */
+function collectWhenQuiet(): void {
+  const gc = (globalThis as { gc?: (o: Record<string, string>) => void }).gc;
+  let seen = 0;
+  let collected = true;
+  const tick = setInterval(() => {
+    if (work !== seen) {
+      seen = work;
+      collected = false;
+    } else if (!collected) {
+      collected = true;
+      gc?.({ type: "major", execution: "sync", flavor: "last-resort" });
+    }
+  }, 1000);
+  Deno.unrefTimer(tick);
+}
+
+/**
+ * Revoked ids (32 hex digits each) as four words in an open-addressed table
+ * grown at half full: 16 bytes an id, 32 with the free slots.
+ */
+class Revoked {
+  #t = new Uint32Array(4 * 1024);
+  #n = 0;
+  get size(): number {
+    return this.#n;
+  }
+  add(id: string): void {
+    if (id.length !== 32 || this.has(id)) return;
+    if (2 * (this.#n + 1) > this.#t.length / 4) {
+      const old = this.#t;
+      this.#t = new Uint32Array(old.length * 2);
+      for (let i = 0; i < old.length; i += 4) if (old[i] | old[i + 1]) this.#put(old, i);
+    }
+    const w = new Uint32Array(4);
+    for (let i = 0; i < 4; i++) w[i] = parseInt(id.slice(i * 8, i * 8 + 8), 16);
+    this.#put(w, 0);
+    this.#n++;
+  }
+  #put(from: Uint32Array, at: number): void {
+    const mask = this.#t.length / 4 - 1;
+    let slot = from[at] & mask;
+    while (this.#t[slot * 4] | this.#t[slot * 4 + 1]) slot = (slot + 1) & mask;
+    this.#t.set(from.subarray(at, at + 4), slot * 4);
+  }
+  has(id: string): boolean {
+    const mask = this.#t.length / 4 - 1;
+    const w0 = parseInt(id.slice(0, 8), 16) >>> 0;
+    for (let slot = w0 & mask;; slot = (slot + 1) & mask) {
+      const t = this.#t;
+      if (!(t[slot * 4] | t[slot * 4 + 1])) return false;
+      if (
+        t[slot * 4] === w0 && t[slot * 4 + 1] === parseInt(id.slice(8, 16), 16) >>> 0 &&
+        t[slot * 4 + 2] === parseInt(id.slice(16, 24), 16) >>> 0 &&
+        t[slot * 4 + 3] === parseInt(id.slice(24), 16) >>> 0
+      ) return true;
+    }
+  }
+}
+
+/**
+ * Follows the revocation list identity appends to: reads the new lines,
+ * checks each one's signature with `check` and adds its ids to `revoked`.
+ * Returns the catch-up (a promise only when `check` gives one).
+ */
+function follow(
+  path: string,
+  revoked: Revoked,
+  check: (message: Uint8Array, signature: Uint8Array) => boolean | Promise<boolean>,
+): () => void | Promise<void> {
+  const file = Deno.openSync(path, { read: true });
+  const chunk = new Uint8Array(64 * 1024);
+  const lines = new TextDecoder();
+  let rest = "";
+  let busy: Promise<void> | undefined;
+  const take = (ok: boolean, m: Uint8Array) => {
+    if (!ok) return; // not identity's: ignored
+    for (const id of JSON.parse(decoder.decode(m)).revoked) revoked.add(id);
+  };
+  const catchUp = (): void | Promise<void> => {
+    if (busy) return busy.then(catchUp);
+    for (let n = file.readSync(chunk); n; n = file.readSync(chunk)) {
+      const text = rest + lines.decode(chunk.subarray(0, n), { stream: true });
+      const all = text.split("\n");
+      rest = all.pop()!;
+      for (let i = 0; i < all.length; i++) {
+        work++;
+        const body = Uint8Array.fromBase64(all[i].slice("v4.public.".length), {
+          alphabet: "base64url",
+        });
+        const m = body.subarray(0, body.length - 64);
+        const ok = check(m, body.subarray(body.length - 64));
+        if (ok instanceof Promise) {
+          // The lines after it wait for it (in order), then the file is read on.
+          const after = all.slice(i + 1);
+          busy = ok.then(async (v) => {
+            take(v, m);
+            for (const line of after) {
+              const b = Uint8Array.fromBase64(line.slice("v4.public.".length), {
+                alphabet: "base64url",
+              });
+              const mm = b.subarray(0, b.length - 64);
+              take(await check(mm, b.subarray(b.length - 64)), mm);
+            }
+          }).finally(() => (busy = undefined));
+          return busy.then(catchUp);
+        }
+        take(ok, m);
+      }
+    }
+  };
+  return catchUp;
 }
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
@@ -147,6 +278,8 @@ async function floorIdentity(runtimeDir: string, stateDir: string): Promise<void
     body.set(sign(null, m, privateKey), m.length);
     return `v4.public.${b64url(body)}`;
   };
+  // Identity judges its callers' tokens too: it keeps the ids it revoked.
+  const revoked = new Revoked();
   // Revocations wait for the others under way (as identity's group commit does).
   let queue: { capId: string; reqId: string; out: Out }[] = [];
   let writing = 0;
@@ -182,6 +315,7 @@ async function floorIdentity(runtimeDir: string, stateDir: string): Promise<void
     const synced = log.syncData();
     list.writeSync(encoder.encode(`${signed({ revoked: batch.map((q) => q.capId), at })}\n`));
     await synced;
+    for (const q of batch) revoked.add(q.capId);
     writing -= batch.length;
     for (const q of batch) q.out.send({ revoked: true }, q.reqId);
     flushing = false;
@@ -224,19 +358,27 @@ async function floorFs(runtimeDir: string, exportRoot: string): Promise<void> {
     format: "der",
     type: "spki",
   });
-  const list = Deno.openSync(LIST, { read: true });
-  const appended = new Uint8Array(64 * 1024);
-  const known = new Map<string, number>();
+  const revoked = new Revoked();
+  // The revocation list's new lines, read before each request is judged and every second.
+  const catchUp = follow(LIST, revoked, (m, sig) => verify(null, m, key, sig)) as () => void;
+  const poll = setInterval(catchUp, 1000);
+  Deno.unrefTimer(poll);
+  const known = new Map<string, string>();
   const check = (token = "") => {
-    // The revocation list's new lines, read before the request is judged.
-    while (list.readSync(appended) === appended.length) { /* caught up */ }
-    if (known.has(token)) return;
-    const body = Uint8Array.fromBase64(token.slice("v4.public.".length), { alphabet: "base64url" });
-    const m = body.subarray(0, body.length - 64);
-    if (!verify(null, m, key, body.subarray(body.length - 64))) throw new Error("bad token");
-    // A bounded cache, as any service must keep (fs keeps 4,096 tokens).
-    if (known.size >= 4096) known.delete(known.keys().next().value!);
-    known.set(token, Date.parse(JSON.parse(decoder.decode(m)).exp));
+    catchUp();
+    let capId = known.get(token);
+    if (capId === undefined) {
+      const body = Uint8Array.fromBase64(token.slice("v4.public.".length), {
+        alphabet: "base64url",
+      });
+      const m = body.subarray(0, body.length - 64);
+      if (!verify(null, m, key, body.subarray(body.length - 64))) throw new Error("bad token");
+      // A bounded cache, as any service must keep (fs keeps 1,024 tokens).
+      if (known.size >= 1024) known.delete(known.keys().next().value!);
+      capId = String(JSON.parse(decoder.decode(m)).cap_id);
+      known.set(token, capId);
+    }
+    if (revoked.has(capId)) throw new Error("revoked");
   };
   const names = new Map<string, string[]>();
   const files = new Map<string, number>();
@@ -273,9 +415,28 @@ async function floorFs(runtimeDir: string, exportRoot: string): Promise<void> {
   });
 }
 
+/**
+ * supervisor's and registry's floor: a socket that answers, and the
+ * revocation list followed every second with WebCrypto.
+ */
+async function floorVerifier(runtimeDir: string, role: string): Promise<void> {
+  const spki = Deno.readFileSync(`${runtimeDir}/identity.pub`);
+  const key = await crypto.subtle.importKey("spki", spki, { name: "Ed25519" }, false, ["verify"]);
+  const revoked = new Revoked();
+  const catchUp = follow(
+    `${runtimeDir}/revocations`,
+    revoked,
+    (m, sig) => crypto.subtle.verify("Ed25519", key, sig.slice(), m.slice()),
+  );
+  const poll = setInterval(() => void catchUp(), 1000);
+  Deno.unrefTimer(poll);
+  await listen(runtimeDir, role, (req, out) => out.send({ revoked: revoked.size }, req.req_id));
+}
+
 if (import.meta.main) {
   const [role, runtimeDir, stateDir, exportRoot] = Deno.args;
+  collectWhenQuiet();
   if (role === "identity") await floorIdentity(runtimeDir, stateDir);
   else if (role === "fs") await floorFs(runtimeDir, exportRoot);
-  else await listen(runtimeDir, role, (req, out) => out.send({}, req.req_id));
+  else await floorVerifier(runtimeDir, role);
 }

@@ -3,7 +3,9 @@
  * those services' own permission flags: it must answer the bench's requests
  * for real (a token it signed opens fs's listing with the folder's real
  * sizes, a forged one does not, a revocation is in the log before its
- * answer), or its rates would be no floor at all.
+ * answer and in effect at fs for the next request), or its rates would be no
+ * floor at all; and its stand-ins must follow the revocation list, or its
+ * memory would be none.
  */
 
 import assert from "node:assert/strict";
@@ -23,7 +25,7 @@ Deno.test("bench floor: issues, lists with real sizes, refuses a forged token, r
       await Deno.writeTextFile(`${exportRoot}/list20/file-${i}.txt`, "x".repeat(i * 10));
     }
     const sock = (s: string) => `${layout.runtimeDir}/${s}.sock`;
-    for (const program of ["identity", "fs"] as const) {
+    for (const program of ["identity", "fs", "registry"] as const) {
       const c = floorCommand(program, layout);
       children.push(
         new Deno.Command(c.cmd, { args: c.args, env: c.env, stdin: "null", stdout: "null" })
@@ -70,6 +72,20 @@ Deno.test("bench floor: issues, lists with real sizes, refuses a forged token, r
     assert.ok(log.includes(issued.cap_id));
     const list = await Deno.readTextFile(`${layout.runtimeDir}/revocations`);
     assert.equal(list.trim().split("\n").length, 1);
+
+    // fs judges the next request with the revocation: the revoked token lists nothing.
+    const after = await Client.connect(sock("fs"), { timeoutMs: 2000 });
+    clients.push(after);
+    await assert.rejects(
+      after.request("fs.list", { path: `${exportRoot}/list20` }, { token: issued.token }),
+    );
+    // And a stand-in verifier (registry's) holds the revoked id once its poll has read the line.
+    const reg = await Client.connect(sock("registry"));
+    clients.push(reg);
+    await waitFor(
+      "the registry stand-in to hold the revocation",
+      async () => (await reg.call<{ revoked: number }>("registry.health")).revoked === 1,
+    );
   } finally {
     for (const c of clients) await c.close().catch(() => {});
     for (const child of children) {
