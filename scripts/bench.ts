@@ -6,7 +6,7 @@
  *   deno task bench [--seconds=3] [--rounds=1] [--out=bench/results.json]
  *   deno task bench --baseline REF [--rounds=3]
  *   deno task bench --only=issue,list   (only the figures whose names contain one of these)
- *   deno task bench --baseline REF --floor   (the rates' floor too: scripts/bench_floor.ts)
+ *   deno task bench --baseline REF --floor   (the floor of the rates and the memory too: scripts/bench_floor.ts)
  *
  * With --baseline, a second copy of the project at git ref REF is extracted
  * into a temp dir and both nodes run side by side; every figure is measured
@@ -83,7 +83,7 @@ interface RunningNode {
   exportRoot: string;
   process: Deno.ChildProcess;
   pids: Set<number>;
-  /** The floor's two programs (a node has its supervisor's children in pids). */
+  /** The floor's four programs (a node has its supervisor's children in pids). */
   children?: Deno.ChildProcess[];
 }
 
