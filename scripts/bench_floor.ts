@@ -204,6 +204,15 @@ class Revoked {
   }
 }
 
+/** A v4.public token's signed message and its signature (the floor's tokens have no footer). */
+function parts(token: string): { message: Uint8Array; signature: Uint8Array } {
+  const body = Uint8Array.fromBase64(token.slice("v4.public.".length), { alphabet: "base64url" });
+  return {
+    message: body.subarray(0, body.length - 64),
+    signature: body.subarray(body.length - 64),
+  };
+}
+
 /**
  * Follows the revocation list identity appends to: reads the new lines,
  * checks each one's signature with `check` and adds its ids to `revoked`.
@@ -219,9 +228,14 @@ function follow(
   const lines = new TextDecoder();
   let rest = "";
   let busy: Promise<void> | undefined;
-  const take = (ok: boolean, m: Uint8Array) => {
-    if (!ok) return; // not identity's: ignored
-    for (const id of JSON.parse(decoder.decode(m)).revoked) revoked.add(id);
+  // One line: its signature checked, then its ids kept (a line not identity's is ignored).
+  const one = (line: string): void | Promise<void> => {
+    const { message, signature } = parts(line);
+    const take = (ok: boolean) => {
+      if (ok) { for (const id of JSON.parse(decoder.decode(message)).revoked) revoked.add(id); }
+    };
+    const ok = check(message, signature);
+    return ok instanceof Promise ? ok.then(take) : take(ok);
   };
   const catchUp = (): void | Promise<void> => {
     if (busy) return busy.then(catchUp);
@@ -231,27 +245,15 @@ function follow(
       rest = all.pop()!;
       for (let i = 0; i < all.length; i++) {
         work++;
-        const body = Uint8Array.fromBase64(all[i].slice("v4.public.".length), {
-          alphabet: "base64url",
-        });
-        const m = body.subarray(0, body.length - 64);
-        const ok = check(m, body.subarray(body.length - 64));
-        if (ok instanceof Promise) {
+        const pending = one(all[i]);
+        if (pending instanceof Promise) {
           // The lines after it wait for it (in order), then the file is read on.
           const after = all.slice(i + 1);
-          busy = ok.then(async (v) => {
-            take(v, m);
-            for (const line of after) {
-              const b = Uint8Array.fromBase64(line.slice("v4.public.".length), {
-                alphabet: "base64url",
-              });
-              const mm = b.subarray(0, b.length - 64);
-              take(await check(mm, b.subarray(b.length - 64)), mm);
-            }
+          busy = pending.then(async () => {
+            for (const line of after) await one(line);
           }).finally(() => (busy = undefined));
           return busy.then(catchUp);
         }
-        take(ok, m);
       }
     }
   };
@@ -368,11 +370,8 @@ async function floorFs(runtimeDir: string, exportRoot: string): Promise<void> {
     catchUp();
     let capId = known.get(token);
     if (capId === undefined) {
-      const body = Uint8Array.fromBase64(token.slice("v4.public.".length), {
-        alphabet: "base64url",
-      });
-      const m = body.subarray(0, body.length - 64);
-      if (!verify(null, m, key, body.subarray(body.length - 64))) throw new Error("bad token");
+      const { message: m, signature } = parts(token);
+      if (!verify(null, m, key, signature)) throw new Error("bad token");
       // A bounded cache, as any service must keep (fs keeps 1,024 tokens).
       if (known.size >= 1024) known.delete(known.keys().next().value!);
       capId = String(JSON.parse(decoder.decode(m)).cap_id);
