@@ -101,3 +101,74 @@ Deno.test("IssuedBook: between scans for expired records, a full one drops the o
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("IssuedBook: listed from the file and from lines not yet written, each record's latest line", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const exp = Math.floor(Date.now() / 1000) + 60;
+    const book = IssuedBook.open(files(dir));
+    for (let i = 1; i <= 3; i++) book.add(rec(i, exp));
+    // given three records not yet written, then written
+    assert.deepEqual(book.list().map((r) => r.cap_id), [1, 2, 3].map((i) => rec(i, 0).cap_id));
+    book.flush();
+    assert.equal(Deno.readTextFileSync(`${dir}/issued.log`).split("\n").length, 4);
+    // when one more is added and the second is recorded again with other rights
+    book.add(rec(4, exp));
+    book.add({ ...rec(2, exp), rights: ["fs.read"] });
+    // then each is listed once, in the order first issued, as last recorded
+    const listed = book.list();
+    assert.deepEqual(listed.map((r) => r.cap_id), [1, 2, 3, 4].map((i) => rec(i, 0).cap_id));
+    assert.deepEqual(listed[1].rights, ["fs.read"]);
+    book.close();
+    const again = IssuedBook.open(files(dir));
+    assert.deepEqual(again.list()[1].rights, ["fs.read"]);
+    assert.equal(again.list().length, 4);
+    again.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("IssuedBook: a write that fails keeps the records listed, and the next one writes them", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const exp = Math.floor(Date.now() / 1000) + 60;
+    // given a record whose folder is gone when its line is written
+    const inner = `${dir}/inner`;
+    Deno.mkdirSync(inner);
+    const lost = IssuedBook.open(files(inner));
+    Deno.removeSync(inner, { recursive: true });
+    lost.add(rec(1, exp));
+    lost.flush();
+    // then it is still listed
+    assert.deepEqual(lost.list().map((r) => r.cap_id), [rec(1, 0).cap_id]);
+    // and once the folder is back, closing writes it
+    Deno.mkdirSync(inner);
+    lost.close();
+    assert.deepEqual(
+      IssuedBook.open(files(inner)).list().map((r) => r.cap_id),
+      [rec(1, 0).cap_id],
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("IssuedBook: the file is rewritten with the live records once it holds too many lines", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const exp = Math.floor(Date.now() / 1000) + 60;
+    const book = IssuedBook.open(files(dir), { max: 100 });
+    for (let i = 1; i <= 1500; i++) book.add(rec(i, exp));
+    book.close();
+    const lines = Deno.readTextFileSync(`${dir}/issued.log`).split("\n").length - 1;
+    assert.ok(lines <= 2 * 100 + 1000, `${lines} lines`);
+    const again = IssuedBook.open(files(dir), { max: 100 });
+    const ids = Array.from({ length: 100 }, (_, i) => rec(1401 + i, 0).cap_id);
+    assert.deepEqual(again.list().map((r) => r.cap_id), ids);
+    assert.equal(Deno.readTextFileSync(`${dir}/issued.log`).split("\n").length - 1, 100);
+    again.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
