@@ -14,7 +14,7 @@
  */
 
 import type { ListedCapability } from "../api/identity.ts";
-import { writeAllSync, writeFileAtomic } from "../runtime/files.ts";
+import { readAtSync, writeAllSync, writeFileAtomic } from "../runtime/files.ts";
 
 /**
  * Capabilities the record holds at most; past it, the oldest live ones are
@@ -35,6 +35,7 @@ export interface IssuedFiles {
 }
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 /**
  * A full record looks for expired records (a scan of all of them) at most
@@ -94,6 +95,8 @@ export class IssuedBook {
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** After a failed write, the next is tried from then on (epoch ms). */
   #retryAt = 0;
+  /** A write failed since the last that succeeded (the file may end in part of a line). */
+  #torn = false;
   /** When #makeRoom last pruned (epoch ms). */
   #prunedAt = 0;
   /** Live records dropped for room since start (the list then says so). */
@@ -129,10 +132,15 @@ export class IssuedBook {
   /** The file's lines (none when there is no file yet). */
   #read(): string[] {
     let text = "";
-    try {
-      text = Deno.readTextFileSync(this.#files.issuedLog);
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    if (this.#file) {
+      // The file appended to, even if its path was removed or renamed meanwhile.
+      text = decoder.decode(readAtSync(this.#file, 0, this.#file.statSync().size));
+    } else {
+      try {
+        text = Deno.readTextFileSync(this.#files.issuedLog);
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      }
     }
     return text.split("\n").filter((line) => line !== "");
   }
@@ -226,7 +234,14 @@ export class IssuedBook {
   flush(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    if (this.#pending.length === 0 || Date.now() < this.#retryAt) return;
+    if (this.#pending.length === 0) return;
+    const wait = this.#retryAt - Date.now();
+    if (wait > 0) {
+      this.#timer = setTimeout(() => this.flush(), wait);
+      Deno.unrefTimer(this.#timer);
+      this.#trimUnwritten();
+      return;
+    }
     const lines = this.#pending.length;
     try {
       if (this.#lines + lines > 2 * this.#live.size + 1000) {
@@ -235,23 +250,43 @@ export class IssuedBook {
         this.#compact(this.#latestLines());
       } else {
         this.#file ??= Deno.openSync(this.#files.issuedLog, {
+          read: true,
           append: true,
           create: true,
           mode: 0o600,
         });
-        writeAllSync(this.#file, encoder.encode(this.#pending.join("")));
+        // After a failed write the file may end in part of a line: it stays a line of its own
+        // (torn, dropped at the next compaction), and the whole line follows it.
+        const text = (this.#torn ? "\n" : "") + this.#pending.join("");
+        writeAllSync(this.#file, encoder.encode(text));
+        this.#torn = false;
         this.#lines += lines;
       }
       this.#pending = [];
       this.#pendingChars = 0;
     } catch {
-      // A full disk: the lines stay listed from memory (at most MAX_UNWRITTEN_CHARS of them).
+      // A full disk: the lines stay listed from memory and are written again a second later.
+      this.#torn = true;
       this.#file?.close();
       this.#file = undefined;
       this.#retryAt = Date.now() + 1000;
-      while (this.#pendingChars > MAX_UNWRITTEN_CHARS) {
-        this.#pendingChars -= this.#pending.shift()!.length;
-      }
+      this.#timer = setTimeout(() => this.flush(), 1000);
+      Deno.unrefTimer(this.#timer);
+      this.#trimUnwritten();
+    }
+  }
+
+  /** Past MAX_UNWRITTEN_CHARS of lines not written, the oldest go, counted as dropped. */
+  #trimUnwritten(): void {
+    const nowSec = Math.floor(Date.now() / 1000);
+    while (this.#pendingChars > MAX_UNWRITTEN_CHARS) {
+      const line = this.#pending.shift()!;
+      this.#pendingChars -= line.length;
+      const id = idOfLine(line.slice(0, -1));
+      const exp = id === undefined ? undefined : this.#live.get(id);
+      if (exp === undefined) continue;
+      this.#live.delete(id!);
+      if (exp > nowSec) this.dropped++;
     }
   }
 

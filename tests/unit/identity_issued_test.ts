@@ -172,3 +172,71 @@ Deno.test("IssuedBook: the file is rewritten with the live records once it holds
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("IssuedBook: a line cut short by a failed write stays apart from the whole line written after it", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const exp = Math.floor(Date.now() / 1000) + 60;
+    const inner = `${dir}/inner`;
+    Deno.mkdirSync(inner);
+    const book = IssuedBook.open(files(inner));
+    // given a write that failed and left part of the record's line in the file
+    Deno.removeSync(inner, { recursive: true });
+    book.add(rec(1, exp));
+    book.flush();
+    Deno.mkdirSync(inner);
+    Deno.writeTextFileSync(`${inner}/issued.log`, `{"cap_id":"${rec(1, 0).cap_id}","sub":"t","ser`);
+    // when the next write goes through (a second later)
+    await new Promise((r) => setTimeout(r, 1100));
+    book.flush();
+    // then the record is listed, now and after a reopen
+    assert.deepEqual(book.list().map((r) => r.cap_id), [rec(1, 0).cap_id]);
+    book.close();
+    assert.deepEqual(
+      IssuedBook.open(files(inner)).list().map((r) => r.cap_id),
+      [rec(1, 0).cap_id],
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("IssuedBook: lines that cannot be written past 4 MiB are dropped and counted", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const exp = Math.floor(Date.now() / 1000) + 60;
+    const inner = `${dir}/inner`;
+    Deno.mkdirSync(inner);
+    const book = IssuedBook.open(files(inner));
+    Deno.removeSync(inner, { recursive: true });
+    // given 3,000 records of about 2 KB each that cannot be written
+    for (let i = 1; i <= 3000; i++) book.add({ ...rec(i, exp), sub: "s".repeat(2000) });
+    book.flush();
+    // then every record still held is listed, and the others are counted as dropped
+    const listed = book.list().length;
+    assert.ok(listed < 3000 && listed > 1000, `${listed} listed`);
+    assert.equal(book.size, listed);
+    assert.equal(book.dropped, 3000 - listed);
+    assert.equal(book.has(rec(1, 0).cap_id), false);
+    book.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("IssuedBook: the records stay listed when the file's path is removed while identity runs", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const exp = Math.floor(Date.now() / 1000) + 60;
+    const book = IssuedBook.open(files(dir));
+    book.add(rec(1, exp));
+    book.flush();
+    Deno.removeSync(`${dir}/issued.log`);
+    book.add(rec(2, exp));
+    book.flush();
+    assert.deepEqual(book.list().map((r) => r.cap_id), [rec(1, 0).cap_id, rec(2, 0).cap_id]);
+    book.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
