@@ -16,6 +16,15 @@ function files(dir: string) {
   return { issuedLog: `${dir}/issued.log`, issuedLogTmp: `${dir}/issued.log.tmp` };
 }
 
+/** A record opened in `dir`/inner, whose folder is then removed: its writes fail until it is back. */
+function bookWithoutFolder(dir: string): { book: IssuedBook; inner: string; exp: number } {
+  const inner = `${dir}/inner`;
+  Deno.mkdirSync(inner);
+  const book = IssuedBook.open(files(inner));
+  Deno.removeSync(inner, { recursive: true });
+  return { book, inner, exp: Math.floor(Date.now() / 1000) + 60 };
+}
+
 Deno.test("IssuedBook: kept across a reopen (0600), expired ones dropped, a torn line skipped", () => {
   const dir = Deno.makeTempDirSync();
   try {
@@ -132,12 +141,8 @@ Deno.test("IssuedBook: listed from the file and from lines not yet written, each
 Deno.test("IssuedBook: a write that fails keeps the records listed, and the next one writes them", () => {
   const dir = Deno.makeTempDirSync();
   try {
-    const exp = Math.floor(Date.now() / 1000) + 60;
     // given a record whose folder is gone when its line is written
-    const inner = `${dir}/inner`;
-    Deno.mkdirSync(inner);
-    const lost = IssuedBook.open(files(inner));
-    Deno.removeSync(inner, { recursive: true });
+    const { book: lost, inner, exp } = bookWithoutFolder(dir);
     lost.add(rec(1, exp));
     lost.flush();
     // then it is still listed
@@ -176,12 +181,8 @@ Deno.test("IssuedBook: the file is rewritten with the live records once it holds
 Deno.test("IssuedBook: a line cut short by a failed write stays apart from the whole line written after it", async () => {
   const dir = Deno.makeTempDirSync();
   try {
-    const exp = Math.floor(Date.now() / 1000) + 60;
-    const inner = `${dir}/inner`;
-    Deno.mkdirSync(inner);
-    const book = IssuedBook.open(files(inner));
     // given a write that failed and left part of the record's line in the file
-    Deno.removeSync(inner, { recursive: true });
+    const { book, inner, exp } = bookWithoutFolder(dir);
     book.add(rec(1, exp));
     book.flush();
     Deno.mkdirSync(inner);
@@ -204,11 +205,7 @@ Deno.test("IssuedBook: a line cut short by a failed write stays apart from the w
 Deno.test("IssuedBook: lines that cannot be written past 4 MiB are dropped and counted", () => {
   const dir = Deno.makeTempDirSync();
   try {
-    const exp = Math.floor(Date.now() / 1000) + 60;
-    const inner = `${dir}/inner`;
-    Deno.mkdirSync(inner);
-    const book = IssuedBook.open(files(inner));
-    Deno.removeSync(inner, { recursive: true });
+    const { book, exp } = bookWithoutFolder(dir);
     // given 3,000 records of about 2 KB each that cannot be written
     for (let i = 1; i <= 3000; i++) book.add({ ...rec(i, exp), sub: "s".repeat(2000) });
     book.flush();
