@@ -34,6 +34,7 @@ import { haveEtcd } from "../tests/etcd.ts";
 import { layoutArgs } from "../src/runtime/config.ts";
 import { clusterFigures } from "./bench_cluster.ts";
 import { floorCommand } from "./bench_floor_command.ts";
+import { IDLE_TICK_MS } from "../src/node/idle_gc.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -618,9 +619,10 @@ try {
   const memoryWanted = wanted("PSS of all four processes after the load") ||
     wanted("RSS of all four processes after the load");
   // Every subject quiet for the same time first: without it the subject whose load ran last
-  // was measured before its services' idle collection (a quiet second) had run, and the
-  // others after it (with --only=conn,PSS, 7890c0f's identity held 70.6 MB PSS so, ours 28).
-  if (memoryWanted) await new Promise((r) => setTimeout(r, 2500));
+  // was measured before its services' idle collection (after the first quiet tick) had run,
+  // and the others after it (with --only=conn,PSS, 7890c0f's identity held 70.6 MB PSS so,
+  // ours 28). Two ticks and a half: a whole quiet tick, whenever the load ended.
+  if (memoryWanted) await new Promise((r) => setTimeout(r, 2.5 * IDLE_TICK_MS));
   for (const s of memoryWanted ? subjects : []) {
     const m = await memoryOf(nodes.get(s)!);
     memory.push({ subject: s.name, ...m });

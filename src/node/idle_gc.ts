@@ -12,8 +12,8 @@
  * @module
  */
 
-/** How often the heap is looked at (ms). */
-const TICK_MS = 1000;
+/** How often the heap is looked at (ms): a collection follows the first quiet tick after a burst. */
+export const IDLE_TICK_MS = 1000;
 
 /** Growth of heap plus external memory since the last collection that is worth one (bytes). */
 const GROWN_BYTES = 2 * 1024 * 1024;
@@ -53,7 +53,7 @@ export class IdleCollector {
   constructor(options: IdleCollectorOptions = {}) {
     const gc = (globalThis as { gc?: (options?: Record<string, string>) => void }).gc;
     this.#o = {
-      tickMs: TICK_MS,
+      tickMs: IDLE_TICK_MS,
       grownBytes: GROWN_BYTES,
       quietCpu: QUIET_CPU,
       read: () => Deno.memoryUsage(),
