@@ -588,8 +588,14 @@ function orderOf(i: number): Subject[] {
 }
 
 const START = { name: "start → all Healthy", unit: "ms", higherIsBetter: false };
+const PSS_STARTED = {
+  name: "PSS of all four processes just started",
+  unit: "MB",
+  higherIsBetter: false,
+};
 const nodes = new Map<Subject, RunningNode>();
 const memory: Record<string, unknown>[] = [];
+const memoryStarted: Record<string, unknown>[] = [];
 try {
   // Start-up, interleaved: each round starts a fresh node of each subject; the last stays up.
   for (let i = 0; i < ROUNDS; i++) {
@@ -604,6 +610,16 @@ try {
   }
   for (const s of subjects) if (s.floor) nodes.set(s, await startFloor(s));
   for (const n of nodes.values()) await fillExport(n);
+  // Memory just started, before any request: what the programs' code and set-up hold, apart from
+  // what the load leaves (the floor's programs load next to nothing; see performance.md).
+  if (wanted(PSS_STARTED.name)) {
+    await new Promise((r) => setTimeout(r, 2.5 * IDLE_TICK_MS));
+    for (const s of subjects) {
+      const m = await memoryOf(nodes.get(s)!);
+      memoryStarted.push({ subject: s.name, ...m });
+      record(PSS_STARTED, s, Object.values(m).reduce((a, x) => a + x.pss, 0));
+    }
+  }
   const figures = [...RATES, ctlStatus("direct"), ctlStatus("task")].filter((f) => wanted(f.name));
   for (const f of figures) {
     for (let i = 0; i < ROUNDS; i++) {
@@ -840,13 +856,16 @@ for (const r of rows) {
     );
   }
 }
-console.log("\nmemory after the load (MB): resident / proportional / private");
-for (const m of memory) {
-  console.log(`  ${m.subject}`);
-  for (const [name, v] of Object.entries(m)) {
-    if (name === "subject") continue;
-    const x = v as ReturnType<typeof memoryMb>;
-    console.log(`    ${name.padEnd(10)} ${x.rss} / ${x.pss} / ${x.private}`);
+for (const [when, list] of [["just started", memoryStarted], ["after the load", memory]] as const) {
+  if (list.length === 0) continue;
+  console.log(`\nmemory ${when} (MB): resident / proportional / private`);
+  for (const m of list) {
+    console.log(`  ${m.subject}`);
+    for (const [name, v] of Object.entries(m)) {
+      if (name === "subject") continue;
+      const x = v as ReturnType<typeof memoryMb>;
+      console.log(`    ${name.padEnd(10)} ${x.rss} / ${x.pss} / ${x.private}`);
+    }
   }
 }
 const results = {
@@ -861,6 +880,7 @@ const results = {
   summary,
   rows,
   memory_mb: memory,
+  memory_started_mb: memoryStarted,
 };
 await Deno.mkdir("bench", { recursive: true });
 await Deno.writeTextFile(values.out, JSON.stringify(results, null, 2) + "\n");
