@@ -26,7 +26,7 @@
  * @module
  */
 
-import { posix } from "node:path";
+import { posix } from "../runtime/paths.ts";
 import { pathExists } from "../runtime/files.ts";
 import type { Etcd3 } from "etcd3";
 import { OPENSSL } from "../runtime/permissions.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { posix } from "node:path";
+import { posix } from "../runtime/paths.ts";
 import type { Etcd3 } from "etcd3";
 import { CHILD_SERVICES } from "../runtime/config.ts";
 import { humanLine } from "../runtime/log.ts";

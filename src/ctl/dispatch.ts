@@ -5,7 +5,6 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import type { Layout } from "../runtime/config.ts";
 import {
   CtlError,
@@ -138,9 +137,35 @@ export interface ParseOptions {
   group?: Group;
 }
 
-/** Parses a command's own words against its declared arguments and options. */
+/** node:util's parseArgs, once {@link loadParser} has loaded it. */
+let nodeParseArgs: typeof import("node:util").parseArgs | undefined;
+
+/**
+ * Loads node:util's parseArgs for {@link parseInput}: a `node:` module starts
+ * Deno's Node layer, which `strata-ctl status` and the other commands run
+ * without words do without (see runtime/paths.ts), so it is loaded only for
+ * a command with words to parse.
+ */
+export async function loadParser(): Promise<void> {
+  nodeParseArgs ??= (await import("node:util")).parseArgs;
+}
+
+/** What parseArgs gives for no words: no values (in an object without a prototype, as its own). */
+function noWords(): {
+  values: Record<string, string | boolean | undefined>;
+  positionals: string[];
+} {
+  return { values: Object.create(null), positionals: [] };
+}
+
+/**
+ * Parses a command's own words against its declared arguments and options
+ * (with words, once {@link loadParser} has run).
+ */
 export function parseInput(command: Command, words: string[], options: ParseOptions = {}): Input {
   const group = options.group;
+  const parseArgs = words.length === 0 ? noWords : nodeParseArgs;
+  if (parseArgs === undefined) throw new Error("parseInput: loadParser() has not run");
   const specs: Record<string, { type: "string" | "boolean"; short?: string }> = {};
   for (const o of command.options) {
     specs[o.name] = {
@@ -246,6 +271,7 @@ export async function runCommand(args: DispatchArgs, options: RunOptions): Promi
         `e.g. \`${g.commands[0].examples[0]}\`; \`strata-ctl ${g.name} --help\` shows them all`,
       );
     }
+    if (found.rest.length > 0) await loadParser();
     const input = parseInput(found.command, found.rest, { group: found.group });
     session = new Session(args.layout, {
       token: args.token,

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { posix } from "node:path";
+import { posix } from "../runtime/paths.ts";
 import type { CapList, Listing } from "./render.ts";
 import type { Command, Context } from "./spec.ts";
 

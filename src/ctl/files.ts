@@ -6,7 +6,7 @@
  * @module
  */
 
-import { posix } from "node:path";
+import { posix } from "../runtime/paths.ts";
 import { pathExists } from "../runtime/files.ts";
 import { CtlError, usage } from "./errors.ts";
 import { formatBytes, formatDuration, progressLine } from "./format.ts";

@@ -6,8 +6,7 @@
  * @module
  */
 
-import { posix } from "node:path";
-import { isWithin } from "../runtime/paths.ts";
+import { isWithin, posix } from "../runtime/paths.ts";
 import { actionOf, ANY_SERVICE, rightsOf, SERVICES } from "../policy/rights.ts";
 import { unknownName, usage } from "./errors.ts";
 import { parseDuration } from "./format.ts";

@@ -7,7 +7,8 @@
 // dynamic import at start-up made a restart of fs 60-100 ms slower.
 import "node:crypto";
 import { Audit } from "../runtime/audit.ts";
-import { parseLayoutArgs, runtimeFiles, stateFiles } from "../runtime/config.ts";
+import { runtimeFiles, stateFiles } from "../runtime/config.ts";
+import { parseLayoutArgs } from "../runtime/layout_args.ts";
 import { logger } from "../runtime/log.ts";
 import { runMain, runService } from "../node/service.ts";
 import { HandleTable } from "./handles.ts";

@@ -8,7 +8,8 @@
 // node:crypto with the program, not at its first key (token/keys.ts loads it then).
 import "node:crypto";
 import { Audit } from "../runtime/audit.ts";
-import { type Layout, parseLayoutArgs, stateFiles } from "../runtime/config.ts";
+import { type Layout, stateFiles } from "../runtime/config.ts";
+import { parseLayoutArgs } from "../runtime/layout_args.ts";
 import type { RevokedEntry } from "../token/revocation_set.ts";
 import { claimedKeyIds } from "../token/endorsement.ts";
 import { ensureDir } from "../runtime/files.ts";

@@ -6,7 +6,8 @@
  * @module
  */
 
-import { parseLayoutArgs, socketPath } from "../runtime/config.ts";
+import { socketPath } from "../runtime/config.ts";
+import { parseLayoutArgs } from "../runtime/layout_args.ts";
 import type { Capability } from "../token/claims.ts";
 import { runMain, runService } from "../node/service.ts";
 import { type ClusterView, Registry, SUPERVISOR } from "./service.ts";

@@ -6,11 +6,9 @@
  * @module
  */
 
-import { posix } from "node:path";
-import { parseArgs } from "node:util";
 import { SUPERVISED, type SupervisedService } from "../api/mod.ts";
 import { formatEndpoint, parseEndpoint } from "../wire/endpoint.ts";
-import { isWithin } from "./paths.ts";
+import { isWithin, posix } from "./paths.ts";
 
 /** The services the supervisor runs, in dependency order. */
 export const CHILD_SERVICES: readonly SupervisedService[] = SUPERVISED;
@@ -331,70 +329,6 @@ export function checkLayout(layout: Layout): Layout {
   return checked;
 }
 
-/** The options that carry a layout on a command line. */
-const LAYOUT_OPTIONS = {
-  "runtime-dir": { type: "string" },
-  "state-dir": { type: "string" },
-  "node-id": { type: "string" },
-  "fs-roots": { type: "string" },
-  "group-access": { type: "boolean" },
-  ...Object.fromEntries(CHILD_SERVICES.map((s) => [`${s}-listen`, { type: "string" }])),
-  "tls-cert": { type: "string" },
-  "tls-key": { type: "string" },
-  "tls-ca": { type: "string" },
-  "cluster": { type: "string" },
-  "etcd-endpoints": { type: "string" },
-  "cluster-root": { type: "string" },
-  "cluster-ca": { type: "string" },
-  "etcd-proto": { type: "string" },
-  "partition-bound-ms": { type: "string" },
-  "cluster-peers": { type: "string" },
-  "etcd-ca": { type: "string" },
-  "etcd-cert": { type: "string" },
-  "etcd-key": { type: "string" },
-  "etcd-server-name": { type: "string" },
-} as const;
-
-/** Other options a program's entry may take, by name: boolean or string. */
-export type ExtraOptions = Record<string, { type: "boolean" | "string" }>;
-
-/**
- * Parses the layout options (and `extra` ones) from a program's arguments.
- * Returns the layout and the values of the extra options.
- */
-export function parseLayoutArgs(
-  args: string[],
-  extra: ExtraOptions = {},
-): { layout: Layout; options: Record<string, string | boolean | undefined> } {
-  const { values } = parseArgs({
-    args,
-    options: { ...LAYOUT_OPTIONS, ...extra },
-    strict: true,
-    allowPositionals: false,
-  });
-  const v = values as Record<string, string | boolean | undefined>;
-  const layout = checkLayout({
-    runtimeDir: (v["runtime-dir"] as string) ?? DEFAULT_LAYOUT.runtimeDir,
-    stateDir: (v["state-dir"] as string) ?? DEFAULT_LAYOUT.stateDir,
-    nodeId: (v["node-id"] as string) ?? DEFAULT_LAYOUT.nodeId,
-    fsRoots: v["fs-roots"] !== undefined ? (v["fs-roots"] as string).split(":") : [],
-    ...(v["group-access"] === true ? { groupAccess: true } : {}),
-    listen: Object.fromEntries(
-      CHILD_SERVICES.filter((s) => v[`${s}-listen`] !== undefined).map((s) => [
-        s,
-        v[`${s}-listen`] as string,
-      ]),
-    ),
-    tls: {
-      cert: v["tls-cert"] as string | undefined,
-      key: v["tls-key"] as string | undefined,
-      ca: v["tls-ca"] as string | undefined,
-    },
-    cluster: clusterSection((name) => v[name] as string | undefined, "option"),
-  });
-  return { layout, options: v };
-}
-
 /**
  * The transport part of a layout from environment variables (how the
  * launcher, `deno task compile` and `deno task install` take it):
@@ -431,7 +365,7 @@ const CLUSTER_SETTINGS = {
 } as const;
 
 /** The cluster section from options or variables; undefined when none is set. */
-function clusterSection(
+export function clusterSection(
   get: (name: string) => string | undefined,
   from: "option" | "env",
 ): ClusterConfig | undefined {

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { posix } from "node:path";
+import { posix } from "./paths.ts";
 
 /** Options for {@link writeFileAtomic}. */
 export interface AtomicWriteOptions {

@@ -12,11 +12,11 @@ import {
   type ChildService,
   type Layout,
   layoutArgs,
-  parseLayoutArgs,
   runtimeFiles,
   socketPath,
   stateFiles,
 } from "../runtime/config.ts";
+import { parseLayoutArgs } from "../runtime/layout_args.ts";
 import { type ProgramCommand, programCommand, REPO_ROOT, SERVICE_ENV } from "../runtime/command.ts";
 import { ensureDir } from "../runtime/files.ts";
 import { emitLines, logger, setLogFormat } from "../runtime/log.ts";

@@ -5,13 +5,16 @@
 
 import assert from "node:assert/strict";
 import { COMMANDS, helpText } from "../../src/ctl/commands.ts";
-import { findCommand, parseInput } from "../../src/ctl/dispatch.ts";
+import { findCommand, loadParser, parseInput } from "../../src/ctl/dispatch.ts";
 import { parseCtlArgs } from "../../src/ctl/main.ts";
 import { CtlError, EXIT } from "../../src/ctl/errors.ts";
 import { PLAIN } from "../../src/ctl/format.ts";
 import { METHODS } from "../../src/ctl/methods.ts";
 import { Session } from "../../src/ctl/session.ts";
 import { type Command, type Context, type Group, isGroup } from "../../src/ctl/spec.ts";
+
+// parseInput parses words with node:util, which strata-ctl loads before it (dispatch.ts).
+await loadParser();
 
 type Leaf = [Command, Group | undefined];
 const LEAVES: Leaf[] = COMMANDS.flatMap((e): Leaf[] =>

@@ -9,6 +9,7 @@ import {
   type DispatchArgs,
   findCommand,
   type Io,
+  loadParser,
   parseInput,
   runCommand,
 } from "../../src/ctl/dispatch.ts";
@@ -16,6 +17,9 @@ import { EXIT, refusal, usage } from "../../src/ctl/errors.ts";
 import type { Command, Entry, Group } from "../../src/ctl/spec.ts";
 import type { Layout } from "../../src/runtime/config.ts";
 import { assertUsage } from "./support.ts";
+
+// parseInput parses words with node:util, which strata-ctl loads before it (dispatch.ts).
+await loadParser();
 
 const GET: Command = {
   name: "get",

@@ -13,8 +13,8 @@ import {
   ConfigError,
   type Layout,
   layoutArgs,
-  parseLayoutArgs,
 } from "../../src/runtime/config.ts";
+import { parseLayoutArgs } from "../../src/runtime/layout_args.ts";
 import {
   GRPC_ENV,
   OPENSSL,

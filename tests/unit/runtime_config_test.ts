@@ -12,12 +12,12 @@ import {
   issuerOf,
   type Layout,
   layoutArgs,
-  parseLayoutArgs,
   runtimeFiles,
   socketPath,
   stateFiles,
   transportFromEnv,
 } from "../../src/runtime/config.ts";
+import { parseLayoutArgs } from "../../src/runtime/layout_args.ts";
 
 const LAYOUT: Layout = {
   runtimeDir: "/run/strata-test",
