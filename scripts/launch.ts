@@ -20,7 +20,6 @@
  * @module
  */
 
-import { resolve } from "node:path";
 import { programCommand, REPO_ROOT } from "../src/runtime/command.ts";
 import {
   checkLayout,
@@ -37,6 +36,7 @@ import {
   userStateDir,
 } from "../src/runtime/locate.ts";
 import { binOverrideVar, type Program } from "../src/runtime/permissions.ts";
+import { posix } from "../src/runtime/paths.ts";
 
 function getEnv(name: string): string | undefined {
   return Deno.env.get(name) || undefined;
@@ -170,7 +170,7 @@ const user = program === "ctl" ? userDir() : undefined;
 // `strata-ctl cluster ...` reads and writes the operator's cluster folder (--dir, default here)
 // and runs openssl; no other command gets either.
 const clusterDir = program === "ctl" && commandWord(rest) === "cluster" && user
-  ? resolve(user.cwd, optionValue(rest, "--dir") ?? ".")
+  ? posix.resolve(user.cwd, optionValue(rest, "--dir") ?? ".")
   : undefined;
 const { cmd, args, env } = programCommand(program, layout, {
   kind: "dev",

@@ -6,7 +6,6 @@
  * @module
  */
 
-import { fileURLToPath } from "node:url";
 import { CHILD_SERVICES, type Layout, layoutArgs } from "./config.ts";
 import { permissionFlags, type PermissionOptions, type Program } from "./permissions.ts";
 
@@ -16,11 +15,14 @@ export type LaunchMode =
   | { kind: "compiled"; binDir: string }
   | { kind: "installed"; binDir: string };
 
-/** The repository root, for development launches. */
-export const REPO_ROOT: string = fileURLToPath(new URL("../../", import.meta.url)).replace(
-  /\/$/,
-  "",
-);
+/**
+ * The repository root, for development launches: this module's file URL
+ * made a path (percent-decoded, as node:url's fileURLToPath does; not with
+ * it, so that the launcher behind `deno task start` and `deno task ctl`
+ * imports no `node:` module, see runtime/paths.ts).
+ */
+export const REPO_ROOT: string = decodeURIComponent(new URL("../../", import.meta.url).pathname)
+  .replace(/\/$/, "");
 
 /** The compiled binary name of each program. */
 export const BINARY_NAMES: Readonly<Record<Program, string>> = {

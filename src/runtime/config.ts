@@ -445,7 +445,7 @@ export function audienceOf(layout: Layout): string {
   return layout.cluster?.name ?? "strata";
 }
 
-/** The command-line form of a layout (the inverse of parseLayoutArgs). */
+/** The command-line form of a layout (the inverse of parseLayoutArgs, in layout_args.ts). */
 export function layoutArgs(layout: Layout): string[] {
   const args = [
     `--runtime-dir=${layout.runtimeDir}`,
