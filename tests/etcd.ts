@@ -102,7 +102,18 @@ async function startEtcdOnce(size: 1 | 3, options: { tls?: EtcdTls }): Promise<T
       stdout: "null",
       stderr: "null",
     }).spawn();
-  const members = ports.map(spawn);
+  const members: Deno.ChildProcess[] = [];
+  try {
+    ports.forEach((p, i) => members.push(spawn(p, i)));
+  } catch (err) {
+    // No etcd to run (not installed): nothing of this try is left behind.
+    for (const m of members) {
+      m.kill("SIGKILL");
+      await m.status;
+    }
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    throw err;
+  }
   const endpoints = ports.map((p) => `${scheme}://127.0.0.1:${p.client}`);
   const client = tls
     ? Deno.createHttpClient({

@@ -33,10 +33,16 @@ async function tryEtcd(layout: Layout): Promise<string> {
 Deno.test("cluster over https:// etcd: CA and client certificate from the layout, exact grants", async (t) => {
   const temp = await tempLayout();
   const dir = `${temp.root}/tls`;
-  await Deno.mkdir(dir);
-  // etcd's certificate names 127.0.0.1 and etcd.test (the name the client checks).
-  const tls = await makeTestTls(dir, { dnsName: "etcd.test" });
-  const etcd = await startEtcd(1, { tls });
+  // Nothing left in /tmp when etcd cannot start (not installed).
+  const { tls, etcd } = await (async () => {
+    await Deno.mkdir(dir);
+    // etcd's certificate names 127.0.0.1 and etcd.test (the name the client checks).
+    const tls = await makeTestTls(dir, { dnsName: "etcd.test" });
+    return { tls, etcd: await startEtcd(1, { tls }) };
+  })().catch(async (err) => {
+    await temp.cleanup();
+    throw err;
+  });
   try {
     const root = await generateSigningKey();
     await Deno.writeTextFile(`${dir}/root.pub`, publicPaserk(root.publicKey) + "\n");
