@@ -596,6 +596,27 @@ const PSS_STARTED = {
 const nodes = new Map<Subject, RunningNode>();
 const memory: Record<string, unknown>[] = [];
 const memoryStarted: Record<string, unknown>[] = [];
+
+/**
+ * Every subject's memory, each process's, once all have been quiet for the
+ * same time, also added to `into` for the printout and results.json. Without
+ * the pause the subject whose load ran last was measured before its services'
+ * idle collection (after the first quiet tick) had run, and the others after
+ * it (with --only=conn,PSS, 7890c0f's identity held 70.6 MB PSS so, ours 28).
+ * Two ticks and a half: a whole quiet tick, whenever the load ended.
+ */
+async function quietMemory(
+  into: Record<string, unknown>[],
+): Promise<[Subject, Awaited<ReturnType<typeof memoryOf>>][]> {
+  await new Promise((r) => setTimeout(r, 2.5 * IDLE_TICK_MS));
+  const out: [Subject, Awaited<ReturnType<typeof memoryOf>>][] = [];
+  for (const s of subjects) {
+    const m = await memoryOf(nodes.get(s)!);
+    into.push({ subject: s.name, ...m });
+    out.push([s, m]);
+  }
+  return out;
+}
 try {
   // Start-up, interleaved: each round starts a fresh node of each subject; the last stays up.
   for (let i = 0; i < ROUNDS; i++) {
@@ -613,10 +634,7 @@ try {
   // Memory just started, before any request: what the programs' code and set-up hold, apart from
   // what the load leaves (the floor's programs load next to nothing; see performance.md).
   if (wanted(PSS_STARTED.name)) {
-    await new Promise((r) => setTimeout(r, 2.5 * IDLE_TICK_MS));
-    for (const s of subjects) {
-      const m = await memoryOf(nodes.get(s)!);
-      memoryStarted.push({ subject: s.name, ...m });
+    for (const [s, m] of await quietMemory(memoryStarted)) {
       record(PSS_STARTED, s, Object.values(m).reduce((a, x) => a + x.pss, 0));
     }
   }
@@ -634,14 +652,7 @@ try {
   // Memory after the load, before the kills restart fs.
   const memoryWanted = wanted("PSS of all four processes after the load") ||
     wanted("RSS of all four processes after the load");
-  // Every subject quiet for the same time first: without it the subject whose load ran last
-  // was measured before its services' idle collection (after the first quiet tick) had run,
-  // and the others after it (with --only=conn,PSS, 7890c0f's identity held 70.6 MB PSS so,
-  // ours 28). Two ticks and a half: a whole quiet tick, whenever the load ended.
-  if (memoryWanted) await new Promise((r) => setTimeout(r, 2.5 * IDLE_TICK_MS));
-  for (const s of memoryWanted ? subjects : []) {
-    const m = await memoryOf(nodes.get(s)!);
-    memory.push({ subject: s.name, ...m });
+  for (const [s, m] of memoryWanted ? await quietMemory(memory) : []) {
     const total = Object.values(m).reduce((a, x) => a + x.pss, 0);
     const PSS = {
       name: "PSS of all four processes after the load",
