@@ -1,7 +1,7 @@
 /**
  * supervisor: the process entry. Creates the runtime dir, serves
- * supervisor.sock, starts registry, identity and fs in that order, and on
- * SIGINT/SIGTERM stops them in reverse order.
+ * supervisor.sock, starts registry and identity side by side and fs once
+ * identity is Healthy, and on SIGINT/SIGTERM stops them in reverse order.
  * @module
  */
 
@@ -60,10 +60,18 @@ function stderrIsTerminal(): boolean {
   }
 }
 
-/** What each service needs before it starts. */
+/**
+ * What each service needs Healthy before it starts. fs waits for identity:
+ * it judges tokens by the key set and revocation list identity publishes
+ * before it answers its health check, so an fs started earlier could read a
+ * list from before a revocation identity has yet to write again. identity
+ * needs nothing of the registry (the supervisor announces it there whenever
+ * the registry comes up), so the two start side by side, each Deno start-up
+ * on its own core.
+ */
 const DEPENDENCIES: Record<ChildService, ChildService[]> = {
   registry: [],
-  identity: ["registry"],
+  identity: [],
   fs: ["identity"],
 };
 
