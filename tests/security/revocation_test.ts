@@ -340,8 +340,11 @@ Deno.test("a full line whose entries have mostly expired is packed again with on
   const node = await startNode();
   try {
     const lines = () => listLines(node);
-    // Packed by expiry: the full line holds the 600 short-lived and 400 of the rest.
-    const short = await revokeMany(node, 600, 2);
+    // Packed by expiry: the full line holds the 600 short-lived and 400 of the rest. They live
+    // 5 s, room for a loaded machine to revoke all 1,124 and compact first (with 2 s, a full
+    // `deno task test` once saw them expire before that, and the list compact to one line).
+    const short = await revokeMany(node, 600, 5);
+    const shortUntil = Date.now() + 5_000; // all of them expire by then
     const long = await revokeMany(node, LIST_CHUNK - 500);
     await waitFor(
       "the list compacted to a full line and the rest",
@@ -349,7 +352,7 @@ Deno.test("a full line whose entries have mostly expired is packed again with on
       10_000,
     );
     assert.equal(idsOf(lines()[0]).length, LIST_CHUNK);
-    await new Promise((r) => setTimeout(r, 2200));
+    await waitFor("the short tokens to expire", () => Date.now() > shortUntil + 200, 10_000);
     const more = [];
     for (let i = 0; i < COMPACT_IDLE_LINES + 4; i++) more.push(...await revokeMany(node, 1));
     await waitFor("compacted again, to one line", () => lines().length === 1, 10_000);
