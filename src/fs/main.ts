@@ -10,7 +10,7 @@ import { Audit } from "../runtime/audit.ts";
 import { runtimeFiles, stateFiles } from "../runtime/config.ts";
 import { parseLayoutArgs } from "../runtime/layout_args.ts";
 import { logger } from "../runtime/log.ts";
-import { runMain, runService } from "../node/service.ts";
+import { runMain, runService, SUPERVISED_OPTIONS } from "../node/service.ts";
 import { HandleTable } from "./handles.ts";
 import { checkRoots, type FsDeps, fsMethods, overlapWarning, privateDirs } from "./service.ts";
 
@@ -18,7 +18,7 @@ import { checkRoots, type FsDeps, fsMethods, overlapWarning, privateDirs } from 
 const SWEEP_MS = 10_000;
 
 await runMain("fs", async () => {
-  const { layout, options } = parseLayoutArgs(Deno.args, { supervised: { type: "boolean" } });
+  const { layout, options } = parseLayoutArgs(Deno.args, SUPERVISED_OPTIONS);
   const roots = checkRoots(layout.fsRoots);
   if (roots.length === 0) {
     logger("fs").warn("no export roots (--fs-roots): every path will be refused");
@@ -40,6 +40,7 @@ await runMain("fs", async () => {
     service: "fs",
     layout,
     supervised: options.supervised === true,
+    held: options.held === true,
     audit,
     methods: () => fsMethods(deps),
     onStop: () => {

@@ -14,7 +14,8 @@ import type { RevokedEntry } from "../token/revocation_set.ts";
 import { claimedKeyIds } from "../token/endorsement.ts";
 import { ensureDir } from "../runtime/files.ts";
 import { logger } from "../runtime/log.ts";
-import { defaultTrust, runMain, runService } from "../node/service.ts";
+import { defaultTrust, runMain, runService, SUPERVISED_OPTIONS } from "../node/service.ts";
+import { awaitRelease } from "../node/lifecycle.ts";
 import { Trust } from "../sources/trust.ts";
 import { IssuedBook } from "./issued.ts";
 import { KeyRing } from "./keyring.ts";
@@ -61,7 +62,9 @@ async function etcdPublisher(layout: Layout, keys: KeyRing) {
 }
 
 await runMain("identity", async () => {
-  const { layout, options } = parseLayoutArgs(Deno.args, { supervised: { type: "boolean" } });
+  const { layout, options } = parseLayoutArgs(Deno.args, SUPERVISED_OPTIONS);
+  // Started ahead of a dependency (none today): its keys and lists wait for the release too.
+  if (options.held === true) await awaitRelease();
   const st = stateFiles(layout);
   ensureDir(layout.stateDir, 0o700);
   const log = logger("identity");

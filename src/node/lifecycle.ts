@@ -2,9 +2,10 @@
  * Process lifecycle shared by every service: stop on SIGINT/SIGTERM, and,
  * when started by the supervisor, exit as soon as the supervisor is gone.
  *
- * The supervisor gives each child a pipe on stdin and never writes to it
- * (the registry excepted, which serves requests on it: see
- * {@link parentPipe}). When the supervisor dies, even by SIGKILL, the kernel
+ * The supervisor gives each child a pipe on stdin and writes nothing to it
+ * but, to a child it started ahead of its dependencies (`--held`), the one
+ * newline that releases it (see {@link awaitRelease}); the registry, which
+ * is never held, serves requests on it (see {@link parentPipe}). When the supervisor dies, even by SIGKILL, the kernel
  * closes the pipe and the child sees end of file: no orphans, with no
  * polling.
  * @module
@@ -21,6 +22,26 @@ export function onStopSignal(stop: (signal: Deno.Signal) => Promise<void> | void
     Promise.resolve(stop(signal)).finally(() => Deno.exit(0));
   };
   for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, handler(sig));
+}
+
+/**
+ * Waits for the supervisor's release of a child started ahead of its
+ * dependencies (`--held`): one byte on the stdin pipe, written once they are
+ * Healthy. Such a child has loaded its code, the bulk of a Deno program's
+ * start-up, while they started; it reads no key, no revocation and binds no
+ * socket before this returns. End of file (the supervisor is gone, or
+ * dropped it) exits the process.
+ */
+export async function awaitRelease(): Promise<void> {
+  // One byte: whatever follows on the pipe is not the release's.
+  const one = new Uint8Array(1);
+  let n: number | null = null;
+  try {
+    n = await Deno.stdin.read(one);
+  } catch {
+    // A broken pipe means the same as end of file.
+  }
+  if (n === null) Deno.exit(0);
 }
 
 /**

@@ -20,7 +20,7 @@ import {
   type ServiceName,
   stateFiles,
 } from "../runtime/config.ts";
-import { onStopSignal, parentPipe, watchParentPipe } from "./lifecycle.ts";
+import { awaitRelease, onStopSignal, parentPipe, watchParentPipe } from "./lifecycle.ts";
 import { logger } from "../runtime/log.ts";
 import { VERSION } from "../runtime/version.ts";
 import { authorizeNow } from "../policy/authorize.ts";
@@ -35,12 +35,24 @@ const REFRESH_MS = 1000;
 /** Longest a SIGTERM drain may take before the service exits anyway. */
 export const MAX_DRAIN_MS = 30_000;
 
+/** The options of a supervised service's command line, besides its layout's. */
+export const SUPERVISED_OPTIONS = {
+  supervised: { type: "boolean" },
+  held: { type: "boolean" },
+} as const;
+
 /** What a service brings to {@link runService}. */
 export interface ServiceSetup {
   service: ServiceName;
   layout: Layout;
   /** Started by the supervisor: watch the stdin pipe. */
   supervised: boolean;
+  /**
+   * Started ahead of its dependencies (`--held`): wait for the supervisor's
+   * release on the pipe before reading any key or revocation or binding the
+   * socket (see {@link awaitRelease}).
+   */
+  held?: boolean;
   /** The service's methods, given its trust and audit. */
   methods(trust: Trust, audit: Audit): Method<Capability>[];
   /** A ready-made audit log (identity writes events before it listens). */
@@ -172,6 +184,8 @@ export async function runService(setup: ServiceSetup): Promise<RunningService> {
       // Under the supervisor the audit trail is audit.log alone (see identity/main.ts).
       stderr: !setup.supervised,
     });
+  // Started ahead of a dependency: its modules are loaded; nothing is read until the release.
+  if (setup.held) await awaitRelease();
   // Before the first key is imported: keys made from now on check with WebCrypto.
   if (setup.light) verifyWithWebCrypto();
   const trust = setup.trust ?? await defaultTrust(setup.layout);

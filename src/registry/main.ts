@@ -9,7 +9,7 @@
 import { socketPath } from "../runtime/config.ts";
 import { parseLayoutArgs } from "../runtime/layout_args.ts";
 import type { Capability } from "../token/claims.ts";
-import { runMain, runService } from "../node/service.ts";
+import { runMain, runService, SUPERVISED_OPTIONS } from "../node/service.ts";
 import { type ClusterView, Registry, SUPERVISOR } from "./service.ts";
 import type { RegistryRecord, RegistryStore } from "../sources/registry_store.ts";
 
@@ -46,13 +46,14 @@ async function clusterStore(
 }
 
 await runMain("registry", async () => {
-  const { layout, options } = parseLayoutArgs(Deno.args, { supervised: { type: "boolean" } });
+  const { layout, options } = parseLayoutArgs(Deno.args, SUPERVISED_OPTIONS);
   let registry: Registry | undefined;
   const onEtcd = await clusterStore(layout);
   const running = await runService({
     service: "registry",
     layout,
     supervised: options.supervised === true,
+    held: options.held === true,
     light: true,
     methods: (_trust, audit) => {
       registry = new Registry(audit, onEtcd ?? {});

@@ -133,6 +133,9 @@ await runMain("supervisor", async () => {
   const logs = new LogBook(layout, CHILD_SERVICES, passOn);
   const manager = new Manager({ specs, audit, log, logs });
   audit.event("svc.start", { name: "supervisor", pid: Deno.pid });
+  // The children start while the supervisor sets up its own socket: each Deno start-up is
+  // mostly loading code, which they then do side by side with it.
+  manager.begin();
   await runService({
     service: "supervisor",
     layout,

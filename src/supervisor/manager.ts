@@ -1,5 +1,7 @@
 /**
  * The supervisor's process manager: starts each service in dependency order,
+ * a service's process ahead of its dependencies but held until they are
+ * Healthy (its code loads meanwhile; see node/lifecycle.ts' awaitRelease),
  * declares it Healthy only once it answers its health call, restarts it with
  * backoff when it crashes, quarantines it when it crashes too often, stops
  * it with a drain, and keeps the registry told of every Healthy service.
@@ -71,12 +73,25 @@ export interface ManagerOptions {
   logs?: LogBook;
 }
 
+/** A child started ahead of its dependencies, held until they are Healthy (see #startAhead). */
+interface Held {
+  child: Deno.ChildProcess;
+  pipe: WritableStreamDefaultWriter<Uint8Array>;
+  /** It exited before its release (it is then started afresh at launch). */
+  gone: boolean;
+}
+
+/** What releases a held child: one byte on its stdin pipe. */
+const RELEASE = new Uint8Array([0x0a]);
+
 interface Unit {
   spec: ServiceSpec;
   state: State;
   since: number;
   child?: Deno.ChildProcess;
   pipe?: WritableStreamDefaultWriter<Uint8Array>;
+  /** While Declared: its process, started ahead and held. */
+  held?: Held;
   restarts: number;
   /** Of `restarts`, those an operator asked for. */
   operatorRestarts: number;
@@ -166,6 +181,12 @@ export class Manager {
     assertTransition(u.state, to);
     u.state = to;
     u.since = Date.now();
+    if (to === "Quarantined" || to === "Stopped") {
+      // A held process behind it will not be released: end it.
+      for (const other of this.#units.values()) {
+        if (other.held && this.#blocked(other)) this.#dropHeld(other);
+      }
+    }
     const waiters = [...u.waiters, ...this.#onAnyChange];
     u.waiters = [];
     this.#onAnyChange = [];
@@ -176,6 +197,15 @@ export class Manager {
   #settled(u: Unit): Promise<State> {
     if (SETTLED.includes(u.state) || u.state === "Declared") return Promise.resolve(u.state);
     return new Promise((resolve) => u.waiters.push(() => resolve(this.#settled(u))));
+  }
+
+  /**
+   * Starts the services whose dependencies are Healthy (none yet: those with
+   * none) and the held processes of the others, without waiting for any;
+   * {@link startAll} does the same and then waits.
+   */
+  begin(): void {
+    this.#startWaiting();
   }
 
   /**
@@ -198,56 +228,112 @@ export class Manager {
 
   /** Every service is Healthy, or stuck behind one that will not come back by itself. */
   #bootSettled(): boolean {
-    const blocked = (u: Unit): boolean =>
-      u.state === "Quarantined" || u.state === "Stopped" ||
-      (u.state === "Declared" && u.spec.deps.some((d) => blocked(this.#unit(d))));
-    return [...this.#units.values()].every((u) => u.state === "Healthy" || blocked(u));
+    return [...this.#units.values()].every((u) => u.state === "Healthy" || this.#blocked(u));
+  }
+
+  /** Stopped or quarantined, or Declared behind a service that is. */
+  #blocked(u: Unit): boolean {
+    return u.state === "Quarantined" || u.state === "Stopped" ||
+      (u.state === "Declared" && u.spec.deps.some((d) => this.#blocked(this.#unit(d))));
   }
 
   #depsHealthy(u: Unit): boolean {
     return u.spec.deps.every((d) => this.#unit(d).state === "Healthy");
   }
 
-  /** Starts Declared services whose dependencies just became Healthy. */
+  /**
+   * Starts Declared services whose dependencies just became Healthy, and
+   * the process of each one still waiting, held (see {@link #startAhead}).
+   */
   #startWaiting(): void {
     if (this.#shuttingDown) return;
     for (const name of this.#order) {
       const u = this.#unit(name);
-      if (u.state === "Declared" && this.#depsHealthy(u)) this.#launch(u);
+      if (u.state !== "Declared") continue;
+      if (this.#depsHealthy(u)) this.#launch(u);
+      else if (!u.held && !this.#blocked(u)) this.#startAhead(u);
     }
+  }
+
+  /**
+   * Starts the process of a service whose dependencies are still starting,
+   * with `--held`: it loads its code (most of a Deno program's start-up)
+   * beside them, then waits on its pipe, reading no key or revocation and
+   * binding no socket, until #launch releases it. fs thus starts while
+   * identity does, instead of after.
+   */
+  #startAhead(u: Unit): void {
+    let started: { child: Deno.ChildProcess; pipe: WritableStreamDefaultWriter<Uint8Array> };
+    try {
+      started = this.#spawn(u, ["--held"]);
+    } catch {
+      return; // started afresh at launch, which reports why it cannot
+    }
+    const held: Held = { ...started, gone: false };
+    u.held = held;
+    held.child.status.then(() => {
+      held.gone = true;
+      if (u.held === held) u.held = undefined;
+    });
+  }
+
+  /** Ends a held process whose service will not be launched (stopped, or behind one that is). */
+  #dropHeld(u: Unit): void {
+    const held = u.held;
+    if (!held) return;
+    u.held = undefined;
+    try {
+      held.child.kill("SIGKILL");
+    } catch { /* already gone */ }
+  }
+
+  /** Spawns a service's process (stdin a pipe, in its own session), its output to the logs. */
+  #spawn(
+    u: Unit,
+    extra: string[] = [],
+  ): { child: Deno.ChildProcess; pipe: WritableStreamDefaultWriter<Uint8Array> } {
+    const logs = this.#o.logs;
+    const output = logs ? "piped" : "inherit";
+    const child = new Deno.Command(u.spec.command.cmd, {
+      args: [...u.spec.command.args, "--supervised", ...extra],
+      env: u.spec.command.env,
+      stdin: "piped",
+      stdout: output,
+      stderr: output,
+      detached: true,
+    }).spawn();
+    if (logs) {
+      for (const stream of [child.stdout, child.stderr]) {
+        pumpLines(stream, (lines) => logs.addLines(u.spec.name, lines));
+      }
+    }
+    const pipe = child.stdin.getWriter();
+    // A pipe that breaks under us (the child died) is handled by the exit path.
+    pipe.closed.catch(() => {});
+    return { child, pipe };
   }
 
   #launch(u: Unit): void {
     this.#set(u, "Starting");
     const gen = ++u.generation;
     u.stopping = false;
+    const held = u.held;
+    u.held = undefined;
     let child: Deno.ChildProcess;
-    const logs = this.#o.logs;
-    const output = logs ? "piped" : "inherit";
-    try {
-      child = new Deno.Command(u.spec.command.cmd, {
-        args: [...u.spec.command.args, "--supervised"],
-        env: u.spec.command.env,
-        stdin: "piped",
-        stdout: output,
-        stderr: output,
-        detached: true,
-      }).spawn();
-    } catch (err) {
-      this.#o.log.error("cannot start", { name: u.spec.name, error: String(err) });
-      u.lastExit = { code: -1, signal: null };
-      this.#crashed(u);
-      return;
-    }
-    u.child = child;
-    if (logs) {
-      for (const stream of [child.stdout, child.stderr]) {
-        pumpLines(stream, (lines) => logs.addLines(u.spec.name, lines));
+    if (held && !held.gone) {
+      ({ child, pipe: u.pipe } = held);
+      u.pipe.write(RELEASE).catch(() => {});
+    } else {
+      try {
+        ({ child, pipe: u.pipe } = this.#spawn(u));
+      } catch (err) {
+        this.#o.log.error("cannot start", { name: u.spec.name, error: String(err) });
+        u.lastExit = { code: -1, signal: null };
+        this.#crashed(u);
+        return;
       }
     }
-    u.pipe = child.stdin.getWriter();
-    // A pipe that breaks under us (the child died) is handled by the exit path.
-    u.pipe.closed.catch(() => {});
+    u.child = child;
     this.#o.audit.event("svc.start", { name: u.spec.name, pid: child.pid });
     u.exited = child.status.then((st) => this.#onExit(u, gen, st));
     this.#awaitReady(u, gen);
@@ -442,6 +528,7 @@ export class Manager {
     } else if (u.state !== "Stopped") {
       this.#set(u, "Stopped");
     }
+    this.#dropHeld(u);
     return this.#status(u);
   }
 
@@ -464,7 +551,8 @@ export class Manager {
     const s: ServiceStatus = {
       name: u.spec.name,
       state: u.state,
-      pid: u.child?.pid ?? null,
+      // A Declared service's held process too (started ahead, waiting for its dependencies).
+      pid: u.child?.pid ?? u.held?.child.pid ?? null,
       restarts: u.restarts,
       last_exit: u.lastExit,
       since: new Date(u.since).toISOString(),
