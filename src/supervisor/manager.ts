@@ -73,12 +73,10 @@ export interface ManagerOptions {
   logs?: LogBook;
 }
 
-/** A child started ahead of its dependencies, held until they are Healthy (see #startAhead). */
-interface Held {
+/** A spawned child and the writer of its stdin pipe. */
+interface Spawned {
   child: Deno.ChildProcess;
   pipe: WritableStreamDefaultWriter<Uint8Array>;
-  /** It exited before its release (it is then started afresh at launch). */
-  gone: boolean;
 }
 
 /** What releases a held child: one byte on its stdin pipe. */
@@ -90,8 +88,8 @@ interface Unit {
   since: number;
   child?: Deno.ChildProcess;
   pipe?: WritableStreamDefaultWriter<Uint8Array>;
-  /** While Declared: its process, started ahead and held. */
-  held?: Held;
+  /** While Declared: its process, started ahead and held (unset when it exits unreleased). */
+  held?: Spawned;
   restarts: number;
   /** Of `restarts`, those an operator asked for. */
   operatorRestarts: number;
@@ -263,16 +261,15 @@ export class Manager {
    * identity does, instead of after.
    */
   #startAhead(u: Unit): void {
-    let started: { child: Deno.ChildProcess; pipe: WritableStreamDefaultWriter<Uint8Array> };
+    let held: Spawned;
     try {
-      started = this.#spawn(u, ["--held"]);
+      held = this.#spawn(u, ["--held"]);
     } catch {
       return; // started afresh at launch, which reports why it cannot
     }
-    const held: Held = { ...started, gone: false };
     u.held = held;
+    // Gone before its release: launch starts it afresh.
     held.child.status.then(() => {
-      held.gone = true;
       if (u.held === held) u.held = undefined;
     });
   }
@@ -288,10 +285,7 @@ export class Manager {
   }
 
   /** Spawns a service's process (stdin a pipe, in its own session), its output to the logs. */
-  #spawn(
-    u: Unit,
-    extra: string[] = [],
-  ): { child: Deno.ChildProcess; pipe: WritableStreamDefaultWriter<Uint8Array> } {
+  #spawn(u: Unit, extra: string[] = []): Spawned {
     const logs = this.#o.logs;
     const output = logs ? "piped" : "inherit";
     const child = new Deno.Command(u.spec.command.cmd, {
@@ -320,7 +314,7 @@ export class Manager {
     const held = u.held;
     u.held = undefined;
     let child: Deno.ChildProcess;
-    if (held && !held.gone) {
+    if (held) {
       ({ child, pipe: u.pipe } = held);
       u.pipe.write(RELEASE).catch(() => {});
     } else {
