@@ -288,6 +288,11 @@ Deno.test("the list file is compacted: one signed line, expired entries gone, ev
   }
 });
 
+/** When the last of `tokens` expires (ms since the epoch). */
+function lastExpiry(tokens: { expires: number }[]): number {
+  return Math.max(...tokens.map((t) => t.expires)) * 1000;
+}
+
 /** The list file's lines, and the ids of a line. */
 function listLines(node: Node): string[] {
   return Deno.readTextFileSync(runtimeFiles(node.layout).revocations).split("\n").filter((l) =>
@@ -344,7 +349,6 @@ Deno.test("a full line whose entries have mostly expired is packed again with on
     // 5 s, room for a loaded machine to revoke all 1,124 and compact first (with 2 s, a full
     // `deno task test` once saw them expire before that, and the list compact to one line).
     const short = await revokeMany(node, 600, 5);
-    const shortUntil = Date.now() + 5_000; // all of them expire by then
     const long = await revokeMany(node, LIST_CHUNK - 500);
     await waitFor(
       "the list compacted to a full line and the rest",
@@ -352,7 +356,7 @@ Deno.test("a full line whose entries have mostly expired is packed again with on
       10_000,
     );
     assert.equal(idsOf(lines()[0]).length, LIST_CHUNK);
-    await waitFor("the short tokens to expire", () => Date.now() > shortUntil + 200, 10_000);
+    await waitFor("the short tokens to expire", () => Date.now() > lastExpiry(short) + 200, 10_000);
     const more = [];
     for (let i = 0; i < COMPACT_IDLE_LINES + 4; i++) more.push(...await revokeMany(node, 1));
     await waitFor("compacted again, to one line", () => lines().length === 1, 10_000);
@@ -371,17 +375,18 @@ Deno.test("a compaction that could not replace the file leaves the kept lines wh
   const tmp = runtimeFiles(node.layout).revocationsTmp;
   try {
     const lines = () => listLines(node);
-    // Two full lines: the first of tokens that expire in 10 s (room for a loaded
+    // Two full lines: the first of tokens that expire in 15 s (room for a loaded
     // machine to write both lines first), the second of long-lived ones.
-    const shortUntil = Date.now() + 12_000;
-    const short = await revokeMany(node, LIST_CHUNK, 10);
+    const short = await revokeMany(node, LIST_CHUNK, 15);
     await waitFor("the short ones compacted to one full line", () => lines().length === 1, 10_000);
     const long = await revokeMany(node, LIST_CHUNK);
     await waitFor("compacted to two full lines", () => lines().length === 2, 10_000);
     const [first, second] = lines();
     assert.deepEqual(new Set(idsOf(first)), new Set(short.map((v) => v.cap_id)));
     assert.equal(idsOf(second).length, LIST_CHUNK);
-    await waitFor("the short tokens to expire", () => Date.now() > shortUntil, 15_000);
+    // Each expiry is whole seconds from its issue: a machine that took more than a second
+    // to issue them all made some outlive a wait counted from the first (CI kept 47 on).
+    await waitFor("the short tokens to expire", () => Date.now() > lastExpiry(short) + 200, 20_000);
     // The first line is wholly expired: the second moves to the front. A
     // directory where identity writes the new file makes that compaction fail.
     Deno.mkdirSync(tmp);

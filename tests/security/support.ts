@@ -276,7 +276,8 @@ export async function runCtl(
 }
 
 /** A token identity issued for fs.list under the export root. */
-export type Victim = { token: string; cap_id: string };
+/** An issued token, as identity.issue answered it (`expires` in Unix seconds). */
+export type Victim = { token: string; cap_id: string; expires: number };
 
 /**
  * Issues `n` fs tokens and revokes each, from 8 connections at once (each
