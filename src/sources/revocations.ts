@@ -72,7 +72,18 @@ export interface FileRevocationOptions {
   keys: KeyLookup;
   /** The issuer every list must name. */
   issuer: string;
+  /**
+   * Told, as a file is opened, how many entries it may hold at most (by its
+   * size), so the set they go into can make room for them at once.
+   */
+  expect?: (entries: number) => void;
 }
+
+/**
+ * The fewest bytes an entry takes in a list line: `{"cap_id":"<32 hex>","exp":<10 digits>},`
+ * is 49 bytes of JSON, 65⅓ characters of base64url.
+ */
+const MIN_ENTRY_CHARS = 65;
 
 /**
  * Lines at least this long (hundreds of entries: the lines of a file written
@@ -250,7 +261,9 @@ export class FileRevocationSource implements CatchingUpRevocationSource {
     // rename, or wrote none): read on, and look at the path again next time.
     if (ino === this.#ino && this.#file !== undefined) return true;
     const file = Deno.openSync(this.#path, { read: true });
-    const opened = file.statSync().ino ?? -1;
+    const stat = file.statSync();
+    const opened = stat.ino ?? -1;
+    this.#o.expect?.(Math.floor(stat.size / MIN_ENTRY_CHARS));
     if (this.#file !== undefined) {
       this.#deliveredBefore = this.#delivered;
       this.#delivered = new Set();

@@ -84,7 +84,11 @@ export class Trust {
     this.#source = source;
     this.#cannotVouch = options.cannotVouch;
     this.#revocations = options.revocationSource ??
-      new FileRevocationSource(rt.revocations, { keys: lookup, issuer: this.issuer });
+      new FileRevocationSource(rt.revocations, {
+        keys: lookup,
+        issuer: this.issuer,
+        expect: (n) => this.revoked.reserve(n),
+      });
     // The feed fills the in-memory set the hot path reads, synchronously.
     this.#revocations.subscribe((entries) => {
       const added = this.revoked.add(entries);

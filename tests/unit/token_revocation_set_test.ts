@@ -108,6 +108,28 @@ Deno.test("RevocationSet: 50,000 ids (the table grows and is rebuilt by prune) a
   assert.equal(set.revokedIn([newCapId(), late]), late);
 });
 
+Deno.test("RevocationSet: room reserved ahead (past its cap, below its size, or none) changes no answer", () => {
+  const ids = Array.from({ length: 3_000 }, newCapId);
+  for (const reserved of [0, 100, 3_000, 10_000_000]) {
+    // given a set told to expect `reserved` entries, then given 3,000 in batches
+    const set = new RevocationSet();
+    set.reserve(reserved);
+    for (let i = 0; i < ids.length; i += 1000) {
+      assert.equal(
+        set.add(ids.slice(i, i + 1000).map((id) => ({ cap_id: id, exp: SOON }))).length,
+        1000,
+      );
+      // and told again, below what it holds
+      set.reserve(10);
+    }
+    // then it holds exactly them
+    assert.equal(set.size, ids.length, `reserved ${reserved}`);
+    assert.ok(ids.every((id) => set.has(id)));
+    assert.ok(!set.has(newCapId()));
+    assert.deepEqual(new Set(set.entries().map((e) => e.cap_id)), new Set(ids));
+  }
+});
+
 Deno.test("RevocationSet: ids taken in another set's listing order load as fast as in random order", () => {
   // given a set of 100,000 ids, as identity holds them after a burst of revocations
   const source = new RevocationSet();
