@@ -80,10 +80,11 @@ export interface FileRevocationOptions {
 }
 
 /**
- * The fewest bytes an entry takes in a list line: `{"cap_id":"<32 hex>","exp":<10 digits>},`
- * is 49 bytes of JSON, 65⅓ characters of base64url.
+ * The characters an entry takes in a list line: `{"cap_id":"<32 hex>","exp":<10 digits>}` is
+ * 62 bytes of JSON, 82⅔ characters of base64url (a file of 100,000 in full lines has 84.3
+ * characters an entry), so a file's size over this is about the most entries it holds.
  */
-const MIN_ENTRY_CHARS = 65;
+const MIN_ENTRY_CHARS = 82;
 
 /**
  * Lines at least this long (hundreds of entries: the lines of a file written

@@ -287,3 +287,42 @@ Deno.test("a long line repeated in the next file written whole is not checked ag
     }
   });
 });
+
+Deno.test("each file opened tells `expect` about as many entries as its full lines hold, never far fewer", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/revocations`;
+    const key = await generateSigningKey();
+    const keys = new CountingLookup([await importVerifyKey(key.publicKey)]);
+    const told: number[] = [];
+    const source = new FileRevocationSource(path, {
+      keys,
+      issuer: ISSUER,
+      expect: (n) => told.push(n),
+    });
+    const sign = (n: number) =>
+      signRevocationList(
+        key,
+        ISSUER,
+        ids(n).map((cap_id): RevokedEntry => ({ cap_id, exp: SOON })),
+      );
+    try {
+      // given a file of three full lines, as identity writes it whole
+      const lines = [await sign(LIST_CHUNK), await sign(LIST_CHUNK), await sign(LIST_CHUNK)];
+      Deno.writeTextFileSync(path, lines.map((l) => l + "\n").join(""));
+      source.catchUp();
+      // then the count told is within a few percent above the 3,000 entries
+      assert.equal(told.length, 1);
+      assert.ok(told[0] >= 3 * LIST_CHUNK && told[0] < 3.1 * LIST_CHUNK, `told ${told[0]}`);
+      // and appended lines tell nothing; a replaced file tells again
+      Deno.writeTextFileSync(path, `${await sign(5)}\n`, { append: true });
+      source.catchUp();
+      assert.equal(told.length, 1);
+      replace(path, [await sign(LIST_CHUNK)]);
+      source.catchUp();
+      assert.equal(told.length, 2);
+      assert.ok(told[1] >= LIST_CHUNK && told[1] < 1.1 * LIST_CHUNK, `told ${told[1]}`);
+    } finally {
+      source.close();
+    }
+  });
+});
