@@ -19,6 +19,7 @@ import { verifyV4Public } from "../token/paseto.ts";
 import {
   isRevokedEntry,
   REVOCATION_LIST_TYPE,
+  type RevokedBatch,
   type RevokedEntry,
 } from "../token/revocation_set.ts";
 import type { Unsubscribe } from "./key_set.ts";
@@ -105,7 +106,7 @@ export interface EtcdRevocationOptions {
 export class EtcdRevocationSource implements CatchingUpRevocationSource {
   #o: EtcdRevocationOptions;
   #prefix: string;
-  #listeners = new Set<(entries: RevokedEntry[]) => void>();
+  #listeners = new Set<(entries: RevokedBatch) => void>();
   /** etcd keys already applied (a value is never rewritten under its key). */
   #seen = new Set<string>();
   /** Keys signed by a key not known yet: read again at the next poll. */
@@ -129,12 +130,12 @@ export class EtcdRevocationSource implements CatchingUpRevocationSource {
   }
 
   /** Subscribes to revocations as they are learned. */
-  subscribe(fn: (entries: RevokedEntry[]) => void): Unsubscribe {
+  subscribe(fn: (entries: RevokedBatch) => void): Unsubscribe {
     this.#listeners.add(fn);
     return () => this.#listeners.delete(fn);
   }
 
-  #deliver(entries: RevokedEntry[]): void {
+  #deliver(entries: RevokedBatch): void {
     if (entries.length === 0) return;
     for (const fn of this.#listeners) fn(entries);
   }

@@ -12,6 +12,7 @@ import {
   listSignaturePart,
   openRevocationList,
   openRevocationListNow,
+  type RevokedBatch,
   type RevokedEntry,
 } from "../token/revocation_set.ts";
 import { TokenError } from "../token/paseto.ts";
@@ -48,7 +49,7 @@ export interface RevocationSource {
    */
   poll(): Promise<void>;
   /** The change feed: `fn` runs synchronously with each batch of entries learned. */
-  subscribe(fn: (entries: RevokedEntry[]) => void): Unsubscribe;
+  subscribe(fn: (entries: RevokedBatch) => void): Unsubscribe;
   /** Releases what the source holds open. */
   close?(): void;
 }
@@ -108,7 +109,7 @@ const REMEMBERED_LINE_CHARS = 4096;
 export class FileRevocationSource implements CatchingUpRevocationSource {
   #path: string;
   #o: FileRevocationOptions;
-  #listeners = new Set<(entries: RevokedEntry[]) => void>();
+  #listeners = new Set<(entries: RevokedBatch) => void>();
   #file?: Deno.FsFile;
   #ino = -1;
   /** Bytes read from the open file. */
@@ -142,12 +143,12 @@ export class FileRevocationSource implements CatchingUpRevocationSource {
   }
 
   /** Subscribes to revocations as they are learned. */
-  subscribe(fn: (entries: RevokedEntry[]) => void): Unsubscribe {
+  subscribe(fn: (entries: RevokedBatch) => void): Unsubscribe {
     this.#listeners.add(fn);
     return () => this.#listeners.delete(fn);
   }
 
-  #deliver(entries: RevokedEntry[]): void {
+  #deliver(entries: RevokedBatch): void {
     if (entries.length === 0) return;
     for (const fn of this.#listeners) fn(entries);
   }
@@ -354,13 +355,13 @@ export class FileRevocationSource implements CatchingUpRevocationSource {
       this.#delivered.add(sig);
       return;
     }
-    let entries: RevokedEntry[] | Promise<RevokedEntry[]>;
+    let entries: RevokedBatch | Promise<RevokedBatch>;
     try {
       entries = openRevocationListNow(line, this.#o.keys, this.#o.issuer);
     } catch (err) {
       return this.#hold(line, err); // a torn or forged line can never verify: skipped
     }
-    const deliver = (e: RevokedEntry[]) => {
+    const deliver = (e: RevokedBatch) => {
       this.#deliver(e);
       if (sig !== "") this.#delivered.add(sig);
     };

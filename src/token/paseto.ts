@@ -238,7 +238,11 @@ export async function verifyV4Public(
  * node:crypto key, so a caller whose key is at hand verifies without a
  * promise (a WebCrypto key answers with one, see keys.ts).
  */
-export function openV4Public(p: ParsedToken, key: VerifyKey | undefined): unknown {
+export function openV4Public(
+  p: ParsedToken,
+  key: VerifyKey | undefined,
+  read: (message: Uint8Array) => unknown = readJson,
+): unknown {
   if (!key) {
     throw new TokenError("unknown_key", "token: signed by a key this node does not know");
   }
@@ -247,16 +251,24 @@ export function openV4Public(p: ParsedToken, key: VerifyKey | undefined): unknow
   const out = scratchOf(p.message.length + p.footerBytes.length);
   out.set(p.message, MESSAGE_AT);
   const ok = key.check(paeAround(out, p.message.length, p.footerBytes), p.signature);
-  if (ok instanceof Promise) return ok.then((good) => opened(p, good));
-  return opened(p, ok);
+  if (ok instanceof Promise) return ok.then((good) => opened(p, good, read));
+  return opened(p, ok, read);
 }
 
-/** The payload of a token whose signature check said `ok`. */
-function opened(p: ParsedToken, ok: boolean): unknown {
-  if (!ok) throw new TokenError("bad_signature", "token: signature is not valid");
+/**
+ * A payload's JSON, parsed (the default reader of {@link openV4Public}, which
+ * is given another for the long lines of a revocation list).
+ */
+export function readJson(message: Uint8Array): unknown {
   try {
-    return JSON.parse(utf8.decode(p.message));
+    return JSON.parse(utf8.decode(message));
   } catch {
     throw new TokenError("malformed", "token: payload is not JSON");
   }
+}
+
+/** The payload of a token whose signature check said `ok`, read by `read`. */
+function opened(p: ParsedToken, ok: boolean, read: (message: Uint8Array) => unknown): unknown {
+  if (!ok) throw new TokenError("bad_signature", "token: signature is not valid");
+  return read(p.message);
 }

@@ -79,7 +79,7 @@ Deno.test("etcd revocations: only lists signed by a key endorsed for their node 
         }),
       });
       const got = new Set<string>();
-      source.subscribe((entries) => entries.forEach((e) => got.add(e.cap_id)));
+      source.subscribe((entries) => [...entries].forEach((e) => got.add(e.cap_id)));
       try {
         await source.poll();
         assert.deepEqual([...got], [good.cap_id]);

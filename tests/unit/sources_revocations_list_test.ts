@@ -25,7 +25,7 @@ async function setUp(path: string) {
   const keys = new CountingLookup([await importVerifyKey(key.publicKey)]);
   const source = new FileRevocationSource(path, { keys, issuer: ISSUER });
   const seen = new Set<string>();
-  source.subscribe((entries) => entries.forEach((e) => seen.add(e.cap_id)));
+  source.subscribe((entries) => [...entries].forEach((e) => seen.add(e.cap_id)));
   const sign = (ids: string[]) =>
     signRevocationList(key, ISSUER, ids.map((cap_id): RevokedEntry => ({ cap_id, exp: SOON })));
   return { key, keys, source, seen, sign };
@@ -233,7 +233,7 @@ Deno.test("cluster mode's source catches up with this node's own list file, sync
       local,
     });
     const seen: string[] = [];
-    cluster.subscribe((entries) => seen.push(...entries.map((e) => e.cap_id)));
+    cluster.subscribe((entries) => seen.push(...[...entries].map((e) => e.cap_id)));
     try {
       const [a, b] = ids(2);
       Deno.writeTextFileSync(path, `${await sign([a])}\n`);
@@ -253,7 +253,7 @@ Deno.test("a long line repeated in the next file written whole is not checked ag
     const path = `${dir}/revocations`;
     const { keys, source, sign } = await setUp(path);
     const delivered: string[] = [];
-    source.subscribe((entries) => entries.forEach((e) => delivered.push(e.cap_id)));
+    source.subscribe((entries) => [...entries].forEach((e) => delivered.push(e.cap_id)));
     try {
       const first = ids(200);
       const line = await sign(first);

@@ -208,7 +208,7 @@ Deno.test("FileRevocationSource: catchUp delivers the lines appended since, befo
     const keys = new CountingLookup([await importVerifyKey(key.publicKey)]);
     const source = new FileRevocationSource(path, { keys, issuer: ISSUER });
     const seen: string[] = [];
-    source.subscribe((entries) => seen.push(...entries.map((e) => e.cap_id)));
+    source.subscribe((entries) => seen.push(...[...entries].map((e) => e.cap_id)));
     try {
       // no file yet: nothing revoked, no error
       assert.equal(source.catchUp(), undefined);
@@ -250,7 +250,7 @@ Deno.test("FileRevocationSource: after the replaced-line it reads the file the p
     const keys = new CountingLookup([await importVerifyKey(key.publicKey)]);
     const source = new FileRevocationSource(path, { keys, issuer: ISSUER });
     const seen: string[] = [];
-    source.subscribe((entries) => seen.push(...entries.map((e) => e.cap_id)));
+    source.subscribe((entries) => seen.push(...[...entries].map((e) => e.cap_id)));
     const list = (id: string) => signRevocationList(key, ISSUER, [{ cap_id: id, exp: SOON }]);
     try {
       const [a, b, c, d] = [newCapId(), newCapId(), newCapId(), newCapId()];
@@ -290,7 +290,7 @@ Deno.test("FileRevocationSource: a line signed by a key not loaded yet is verifi
     };
     const source = new FileRevocationSource(path, { keys, issuer: ISSUER });
     const seen: string[] = [];
-    source.subscribe((entries) => seen.push(...entries.map((e) => e.cap_id)));
+    source.subscribe((entries) => seen.push(...[...entries].map((e) => e.cap_id)));
     try {
       const [a, b] = [newCapId(), newCapId()];
       const lines = await Promise.all(

@@ -11,9 +11,12 @@ import { signV4Public, TokenError } from "../../src/token/paseto.ts";
 import {
   isRevokedEntry,
   openRevocationList,
+  openRevocationListNow,
+  PackedEntries,
   REVOCATION_LIST_TYPE,
   RevocationSet,
   type RevokedEntry,
+  scanList,
   signRevocationList,
 } from "../../src/token/revocation_set.ts";
 import { CountingLookup, ISSUER } from "./support.ts";
@@ -260,4 +263,113 @@ Deno.test("isRevokedEntry: a cap_id is exactly 32 lowercase hex digits, as the r
   assert.equal(isRevokedEntry({ cap_id: id, exp: 1.5 }), false);
   assert.equal(isRevokedEntry({ cap_id: 1, exp: 1 }), false);
   assert.equal(isRevokedEntry(null), false);
+});
+
+/** What JSON.parse and the checks make of a list payload, or "refused". */
+function parsedAsJson(bytes: Uint8Array): RevokedEntry[] | "refused" {
+  try {
+    const p = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    if (p?.typ !== REVOCATION_LIST_TYPE || p.iss !== ISSUER) return "refused";
+    if (!Array.isArray(p.revoked) || !p.revoked.every(isRevokedEntry)) return "refused";
+    return p.revoked;
+  } catch {
+    return "refused";
+  }
+}
+
+Deno.test("scanList reads identity's own form of a list straight from its bytes, as JSON.parse would", () => {
+  const id = newCapId();
+  const iat = new Date().toISOString();
+  const canonical = (revoked: unknown[]) =>
+    JSON.stringify({ typ: REVOCATION_LIST_TYPE, iss: ISSUER, iat, revoked });
+  const entries = [
+    { cap_id: id, exp: SOON },
+    { cap_id: newCapId(), exp: 0 },
+    { cap_id: newCapId(), exp: 7 },
+    { cap_id: newCapId(), exp: 999_999_999_999_999 },
+    { cap_id: "0".repeat(32), exp: 1 },
+    { cap_id: "f".repeat(32), exp: 4_294_967_296 },
+  ];
+  // the shortest entries there are, many of them
+  const short = Array.from({ length: 100 }, (_, i) => ({ cap_id: newCapId(), exp: i % 10 }));
+  // given payloads identity writes: some entries, none, one, the shortest
+  for (const revoked of [entries, [], [entries[0]], short]) {
+    const bytes = new TextEncoder().encode(canonical(revoked));
+    const packed = scanList(bytes, ISSUER);
+    // then they are read without JSON, to the same entries
+    assert.ok(packed instanceof PackedEntries);
+    assert.deepEqual(packed.toArray(), parsedAsJson(bytes));
+    assert.deepEqual([...packed], revoked);
+  }
+  // given payloads in any other form: each is left to JSON.parse (scanList answers undefined),
+  // whether JSON.parse then accepts it or not
+  const others = [
+    canonical(entries).replace(`"exp":${SOON}`, `"exp": ${SOON}`),
+    canonical(entries).replace(`{"cap_id":"${id}"`, `{ "cap_id":"${id}"`),
+    canonical(entries).replace(`"exp":${SOON}`, `"exp":${SOON}.0`),
+    canonical(entries).replace(`"exp":${SOON}`, `"exp":${SOON}e0`),
+    canonical(entries).replace(`"exp":${SOON}`, `"exp":-${SOON}`),
+    canonical(entries).replace(`"exp":${SOON}`, `"exp":0${SOON}`),
+    canonical(entries).replace(`"exp":${SOON}`, `"exp":1234567890123456`),
+    canonical(entries).replace(`"exp":${SOON}}`, `"exp":${SOON},"exp":1}`),
+    canonical(entries).replace(`"exp":${SOON}}`, `"exp":${SOON},"x":1}`),
+    canonical(entries).replace(id, id.toUpperCase()),
+    canonical(entries).replace(id, id.slice(1)),
+    canonical(entries).replace(id, `${id}0`),
+    canonical(entries).replace(id, `\\u0030${id.slice(1)}`),
+    canonical(entries).replace(`"cap_id":"${id}","exp":${SOON}`, `"exp":${SOON},"cap_id":"${id}"`),
+    canonical(entries).replace(iat, `${iat}\\"`),
+    canonical(entries).replace(iat, `${iat}é`),
+    canonical(entries).replace(iat, `${iat}\n`),
+    canonical(entries).replace(`"iat"`, `"iat2"`),
+    canonical(entries).replace(`"typ":"${REVOCATION_LIST_TYPE}"`, `"typ":"strata.revocationz"`),
+    canonical(entries).replace(`"iss":"${ISSUER}"`, `"iss":"identity@other"`),
+    canonical(entries).replace(`"iss":"${ISSUER}"`, `"iss":"\\u0069dentity@unit"`),
+    canonical(entries).replace(`,"revoked":[`, `,"revoked":[],"revoked":[`),
+    canonical(entries) + " ",
+    canonical(entries) + "}",
+    canonical(entries).slice(0, -1),
+    canonical(entries).slice(0, -2) + "}",
+    canonical(entries).replace("}]}", "},]}"),
+    canonical(entries).replace("[{", "[ {"),
+    JSON.stringify({ iss: ISSUER, typ: REVOCATION_LIST_TYPE, iat, revoked: entries }),
+    JSON.stringify({ typ: REVOCATION_LIST_TYPE, iss: ISSUER, iat, revoked: entries }, null, 1),
+  ];
+  for (const text of others) {
+    const bytes = new TextEncoder().encode(text);
+    assert.equal(scanList(bytes, ISSUER), undefined, text.slice(0, 200));
+  }
+  // and a list of another issuer is not read as this one's
+  assert.equal(scanList(new TextEncoder().encode(canonical(entries)), "identity@other"), undefined);
+  // every prefix of a canonical payload is refused, with no read past its end
+  const whole = new TextEncoder().encode(canonical(entries.slice(0, 2)));
+  for (let n = 0; n < whole.length; n++) {
+    assert.equal(scanList(whole.subarray(0, n), ISSUER), undefined, `prefix of ${n} bytes`);
+  }
+});
+
+Deno.test("openRevocationListNow gives a list identity signed as PackedEntries, which a RevocationSet takes as it takes objects", async () => {
+  const key = await generateSigningKey();
+  const keys = new CountingLookup([await importVerifyKey(key.publicKey)]);
+  const known = newCapId();
+  const entries: RevokedEntry[] = [{ cap_id: known, exp: SOON + 5 }, {
+    cap_id: newCapId(),
+    exp: SOON,
+  }, { cap_id: newCapId(), exp: 5_000_000_000 }];
+  const signed = await signRevocationList(key, ISSUER, entries);
+  const batch = openRevocationListNow(signed, keys, ISSUER);
+  assert.ok(batch instanceof PackedEntries);
+  // given two sets that already hold one of the ids with an earlier expiry
+  const viaPacked = new RevocationSet();
+  const viaObjects = new RevocationSet();
+  for (const s of [viaPacked, viaObjects]) s.add([{ cap_id: known, exp: SOON }]);
+  // when one takes the packed entries and the other the same entries as objects
+  const addedPacked = viaPacked.add(batch);
+  const addedObjects = viaObjects.add(entries);
+  // then they report the same new ids and hold the same entries
+  assert.deepEqual(addedPacked, addedObjects);
+  assert.deepEqual(addedPacked, entries.slice(1).map((e) => e.cap_id));
+  const sorted = (s: RevocationSet) => s.entries().sort((a, b) => a.cap_id < b.cap_id ? -1 : 1);
+  assert.deepEqual(sorted(viaPacked), sorted(viaObjects));
+  assert.equal(viaPacked.entries().find((e) => e.cap_id === known)?.exp, SOON + 5);
 });
