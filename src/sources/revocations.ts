@@ -74,8 +74,10 @@ export interface FileRevocationOptions {
   /** The issuer every list must name. */
   issuer: string;
   /**
-   * Told, as a file is opened, how many entries it may hold at most (by its
-   * size), so the set they go into can make room for them at once.
+   * Told, as a file is opened, about how many entries it holds (by its size:
+   * exact for the full lines of a file written whole; the short lines of
+   * single batches, at most 1,024 before a compaction, count a few times
+   * over), so the set they go into can make room for them at once.
    */
   expect?: (entries: number) => void;
 }

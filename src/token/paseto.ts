@@ -257,7 +257,7 @@ export function openV4Public(
 
 /**
  * A payload's JSON, parsed (the default reader of {@link openV4Public}, which
- * is given another for the long lines of a revocation list).
+ * is given another for the lines of a revocation list).
  */
 export function readJson(message: Uint8Array): unknown {
   try {

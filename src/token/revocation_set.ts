@@ -448,7 +448,8 @@ export function scanList(b: Uint8Array, issuer: string): PackedEntries | undefin
   }
   at += LIST_HEAD_END.length;
   // An entry takes at least 54 bytes with what follows it (its id, one digit, "}" and a
-  // comma or "]"): room for all of them, and no read past the end but of a digit's bytes.
+  // comma or "]"): room for all of them. A read past the end (of a "}", a "," or "]", or the
+  // head's end when the iat has no closing quote) gives undefined, which matches no byte.
   const most = Math.floor((b.length - at) / ENTRY_MIN) + 1;
   const words = new Uint32Array(most * 4);
   const exps = new Float64Array(most);
