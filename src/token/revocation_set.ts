@@ -37,8 +37,7 @@ export class PackedEntries implements Iterable<RevokedEntry> {
 
   /** The id of entry `i`, as 32 lowercase hex digits. */
   idAt(i: number): string {
-    for (let w = 0; w < 4; w++) ID_VIEW.setUint32(w * 4, this.words[i * 4 + w]);
-    return ID_BYTES.toHex();
+    return idOfWords(this.words, i * 4);
   }
 
   /** The entries as objects (made on each call). */
@@ -57,13 +56,19 @@ export class PackedEntries implements Iterable<RevokedEntry> {
 /** What a revocation feed delivers: entries as objects, or as a list line's {@link PackedEntries}. */
 export type RevokedBatch = readonly RevokedEntry[] | PackedEntries;
 
-/** The entries of a batch as objects. */
-export function entriesOf(batch: RevokedBatch): readonly RevokedEntry[] {
-  return batch instanceof PackedEntries ? batch.toArray() : batch;
-}
-
 const ID_BYTES = new Uint8Array(16);
 const ID_VIEW = new DataView(ID_BYTES.buffer);
+
+/** The id whose four words start at `at` in `words`: the words big-endian, hex-encoded natively. */
+function idOfWords(words: Uint32Array, at: number): string {
+  for (let w = 0; w < 4; w++) ID_VIEW.setUint32(w * 4, words[at + w]);
+  return ID_BYTES.toHex();
+}
+
+/** An expiry as the table holds it: 1..2^32-1 (before 1 s is as expired as 0, after 2106 as far off as 2106). */
+function heldExp(exp: number): number {
+  return exp < 1 ? 1 : exp > 0xffffffff ? 0xffffffff : exp;
+}
 
 /** The payload type of a signed revocation list. */
 export const REVOCATION_LIST_TYPE = "strata.revocations";
@@ -189,14 +194,7 @@ export class RevocationSet {
     const added: string[] = [];
     for (const e of entries) {
       if (readKey(e.cap_id)) {
-        // Held as 1..2^32-1: an expiry before 1 s is as expired as 0, one
-        // after 2106 as far off as 2106.
-        const exp = e.exp < 1 ? 1 : e.exp > 0xffffffff ? 0xffffffff : e.exp;
-        const at = this.#find();
-        if (at < 0) {
-          added.push(e.cap_id);
-          this.#insert(exp);
-        } else if (exp > this.#table[at + 4]) this.#table[at + 4] = exp;
+        if (this.#put(heldExp(e.exp))) added.push(e.cap_id);
         continue;
       }
       const known = this.#other.get(e.cap_id);
@@ -215,16 +213,20 @@ export class RevocationSet {
       KEY[1] = words[i * 4 + 1];
       KEY[2] = words[i * 4 + 2];
       KEY[3] = words[i * 4 + 3];
-      // Held as in add: 1..2^32-1.
-      const e = exps[i];
-      const exp = e < 1 ? 1 : e > 0xffffffff ? 0xffffffff : e;
-      const at = this.#find();
-      if (at < 0) {
-        added.push(packed.idAt(i));
-        this.#insert(exp);
-      } else if (exp > this.#table[at + 4]) this.#table[at + 4] = exp;
+      if (this.#put(heldExp(exps[i]))) added.push(packed.idAt(i));
     }
     return added;
+  }
+
+  /** Puts KEY in with `exp`, or raises its expiry to `exp`; whether it was new. */
+  #put(exp: number): boolean {
+    const at = this.#find();
+    if (at >= 0) {
+      if (exp > this.#table[at + 4]) this.#table[at + 4] = exp;
+      return false;
+    }
+    this.#insert(exp);
+    return true;
   }
 
   /** Drops entries whose tokens expired before `nowMs` (they can never verify). */
@@ -244,13 +246,8 @@ export class RevocationSet {
   entries(): RevokedEntry[] {
     const out: RevokedEntry[] = [];
     const t = this.#table;
-    // The id's words, big-endian, then hex-encoded natively.
-    const bytes = new Uint8Array(16);
-    const view = new DataView(bytes.buffer);
     for (let at = 0; at < t.length; at += WORDS) {
-      if (t[at + 4] === 0) continue;
-      for (let w = 0; w < 4; w++) view.setUint32(w * 4, t[at + w]);
-      out.push({ cap_id: bytes.toHex(), exp: t[at + 4] });
+      if (t[at + 4] !== 0) out.push({ cap_id: idOfWords(t, at), exp: t[at + 4] });
     }
     for (const [cap_id, exp] of this.#other) out.push({ cap_id, exp });
     return out;
@@ -375,7 +372,7 @@ export async function openRevocationList(
   keys: KeyLookup,
   issuer: string,
 ): Promise<RevokedEntry[]> {
-  return [...entriesOf(await openRevocationListNow(signed, keys, issuer))];
+  return [...await openRevocationListNow(signed, keys, issuer)];
 }
 
 /**
