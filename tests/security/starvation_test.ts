@@ -29,6 +29,18 @@ const GOOD_MEDIAN_CEILING_MS = 100;
 const GOOD_WORST_CEILING_MS = 100;
 
 /**
+ * The worst fs.health on a fresh connection while a flood holds: what issue 10
+ * asks of it is that fs is never restarted, and the supervisor's health call
+ * waits 2 s (three misses before a kill). A fresh connection is accepted among
+ * the flood's 250, so it waits more than the good client's open one: a clean
+ * CI run once saw 157 ms (its fs.list worst 41 ms) and runs on a loaded
+ * machine here up to 483 ms; eight alternated runs on a quieter moment gave
+ * medians of 32 and 30 ms for 5122270 and ddbdaa7. Before the budgets no
+ * answer came within 5 s.
+ */
+const HEALTH_CEILING_MS = 1000;
+
+/**
  * A good client's worst 18 KB request latency among slow senders (it was
  * over 3 s): stalled senders are cut off after 250 ms when others wait.
  */
@@ -236,7 +248,10 @@ async function unreadReadsFlood(f: Flood): Promise<void> {
     assert(peakRss < RSS_CEILING_MB, `fs reached ${peakRss} MB RSS`);
     assert(medianMs < GOOD_MEDIAN_CEILING_MS, `good fs.list median ${medianMs.toFixed(1)} ms`);
     assert(worstMs < f.worstMs, `a good fs.list took ${worstMs.toFixed(1)} ms`);
-    assert(worstHealthMs < f.worstMs, `fs.health took ${worstHealthMs.toFixed(1)} ms`);
+    assert(
+      worstHealthMs < Math.max(f.worstMs, HEALTH_CEILING_MS),
+      `fs.health took ${worstHealthMs.toFixed(1)} ms`,
+    );
     const after = await svcStatus(node, "fs");
     assert.equal(after.pid, fsPid, "fs was restarted");
     assert.equal(after.restarts, before.restarts);
