@@ -48,7 +48,7 @@ await runMain("fs", async () => {
       handles.closeAll();
     },
   });
-  running.trust.onRevoked((ids) => handles.revoke(ids));
+  running.trust.onRevoked((ids) => handles.revoke(ids), () => handles.size > 0);
   // The socket is fs's own file: its owner is the uid fs runs as.
   deps.uid = Deno.lstatSync(running.server.path).uid ?? undefined;
   deps.private = privateDirs(layout, [...known, running.server.path]);

@@ -70,5 +70,5 @@ await runMain("registry", async () => {
     // Revoking the lease takes this node's rows out of every node's view at once.
     onStop: () => onEtcd?.close(),
   });
-  running.trust.onRevoked((ids) => registry!.dropRevoked(ids));
+  running.trust.onRevoked((ids) => registry!.dropRevoked(ids), () => registry!.holdsGranted());
 });

@@ -199,6 +199,11 @@ export class Registry {
     return true;
   }
 
+  /** Whether any entry was registered under a capability (one a revocation could drop). */
+  holdsGranted(): boolean {
+    return this.#rows.snapshot().some((row) => row.lineage.length > 0);
+  }
+
   /** Drops the entries of revoked capabilities (or of tokens delegated from them). */
   dropRevoked(capIds: Iterable<string>): void {
     const rows = this.#rows.snapshot();

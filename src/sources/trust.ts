@@ -52,7 +52,7 @@ export class Trust {
   /** Verifies tokens against the keys (with its cache). */
   readonly verifier: TokenVerifier;
   #revocations: CatchingUpRevocationSource;
-  #onRevoked: (ids: string[]) => void = () => {};
+  #onRevoked?: { fn: (ids: string[]) => void; wants: () => boolean };
   #clock: Clock;
   #source: KeySetSource;
   #cannotVouch?: (issuer: string) => string | undefined;
@@ -91,8 +91,13 @@ export class Trust {
       });
     // The feed fills the in-memory set the hot path reads, synchronously.
     this.#revocations.subscribe((entries) => {
+      const on = this.#onRevoked;
+      if (on === undefined || !on.wants()) {
+        this.revoked.merge(entries);
+        return;
+      }
       const added = this.revoked.add(entries);
-      if (added.length > 0) this.#onRevoked(added);
+      if (added.length > 0) on.fn(added);
     });
   }
 
@@ -102,9 +107,14 @@ export class Trust {
     this.#source.close?.();
   }
 
-  /** Sets what to do when capabilities become revoked (fs closes their handles). */
-  onRevoked(fn: (ids: string[]) => void): void {
-    this.#onRevoked = fn;
+  /**
+   * Sets what to do when capabilities become revoked (fs closes their
+   * handles). `wants` says whether `fn` would act at all now: while it says
+   * no (fs holding no handle, as when it reads the list file at start), the
+   * entries are merged without making a string of each new id.
+   */
+  onRevoked(fn: (ids: string[]) => void, wants: () => boolean = () => true): void {
+    this.#onRevoked = { fn, wants };
   }
 
   /** The pieces authorize() needs. */

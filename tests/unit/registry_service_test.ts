@@ -236,7 +236,12 @@ Deno.test("Registry: an entry goes when its owner's token expires or is revoked"
   const short = makeCap({ exp: new Date(now + 50).toISOString() }, now);
   const child = makeCap({ parent: parent.capId, chain: [parent.capId] });
   r.register({ service: "short", endpoint: "unix:///run/s.sock", api_v: 1 }, short);
+  // (the registry says it holds entries a revocation could drop: those of capabilities)
+  const bare = new Registry(undefined, { clock });
+  bare.register({ service: "registry", endpoint: "unix:///run/r.sock", api_v: 1 }, SUPERVISOR);
+  assert.equal(bare.holdsGranted(), false);
   r.register({ service: "child", endpoint: "unix:///run/c.sock", api_v: 1 }, child);
+  assert.equal(r.holdsGranted(), true);
   // revoking the parent removes what the child registered
   r.dropRevoked([parent.capId]);
   throwsStrata(() => r.resolve("child"), "NOT_FOUND");

@@ -70,6 +70,37 @@ Deno.test("Trust.refresh: merges the revocation file and reports newly revoked i
   });
 });
 
+Deno.test("Trust.onRevoked: entries are merged either way, and reported only while the listener wants them", async () => {
+  await withTempDir(async (dir) => {
+    // given published keys and a list file, and a listener that wants ids only when told to
+    const layout = layoutIn(dir);
+    const key = await generateSigningKey();
+    publishKeys(layout, [key]);
+    const path = runtimeFiles(layout).revocations;
+    const append = async (id: string) =>
+      Deno.writeTextFileSync(
+        path,
+        (await signRevocationList(key, "identity@unit", [{ cap_id: id, exp: SOON }])) + "\n",
+        { append: true },
+      );
+    const trust = new Trust(layout);
+    const seen: string[] = [];
+    let wants = false;
+    trust.onRevoked((ids) => seen.push(...ids), () => wants);
+    const [a, b] = [newCapId(), newCapId()];
+    // when a line is read while it wants none, and another once it wants them
+    await append(a);
+    await trust.refresh();
+    wants = true;
+    await append(b);
+    await trust.catchUp();
+    // then both are revoked, and only the second was reported
+    assert.ok(trust.revoked.has(a) && trust.revoked.has(b));
+    assert.deepEqual(seen, [b]);
+    trust.close();
+  });
+});
+
 Deno.test("Trust.refresh: a revocation file not verifiable yet is skipped without throwing", async () => {
   await withTempDir(async (dir) => {
     // given a revocation file signed by a key that is not published

@@ -373,3 +373,53 @@ Deno.test("openRevocationListNow gives a list identity signed as PackedEntries, 
   assert.deepEqual(sorted(viaPacked), sorted(viaObjects));
   assert.equal(viaPacked.entries().find((e) => e.cap_id === known)?.exp, SOON + 5);
 });
+
+/** `entries` as a list line's PackedEntries (each id's 32 hex digits as four big-endian words). */
+function packed(entries: RevokedEntry[]): PackedEntries {
+  const words = new Uint32Array(entries.length * 4);
+  const exps = new Float64Array(entries.length);
+  entries.forEach((e, i) => {
+    for (let w = 0; w < 4; w++) {
+      words[i * 4 + w] = parseInt(e.cap_id.slice(w * 8, w * 8 + 8), 16);
+    }
+    exps[i] = e.exp;
+  });
+  return new PackedEntries(words, exps);
+}
+
+Deno.test("RevocationSet.merge: packed lines through the table's growth, with repeats, count and hold what add of objects does", () => {
+  // given 20,000 ids in lines of 1,000, a tenth of each line repeated from the line
+  // before with a later expiry, and a set with no room reserved (it grows mid-line)
+  const ids = Array.from({ length: 20_000 }, newCapId);
+  const lines: RevokedEntry[][] = [];
+  for (let i = 0; i < ids.length; i += 1000) {
+    const line = ids.slice(i, i + 1000).map((cap_id, k) => ({ cap_id, exp: SOON + k }));
+    if (i > 0) {
+      for (let k = 0; k < 100; k++) line.push({ cap_id: ids[i - 1 - k], exp: SOON + 5000 });
+    }
+    lines.push(line);
+  }
+  const viaMerge = new RevocationSet();
+  const viaAdd = new RevocationSet();
+  for (const line of lines) {
+    // when one set merges each line packed, with and without asking for the ids,
+    // and the other adds it as objects
+    const added = viaAdd.add(line);
+    const ids: string[] = [];
+    const counted = lines.indexOf(line) % 2 === 0
+      ? viaMerge.merge(packed(line), ids)
+      : viaMerge.merge(packed(line));
+    // then the counts agree, and the ids asked for are the new ones in order
+    assert.equal(counted, added.length);
+    if (ids.length > 0) assert.deepEqual(ids, added);
+    assert.equal(added.length, 1000);
+  }
+  // and both hold the same entries, each with its latest expiry
+  const sorted = (s: RevocationSet) => s.entries().sort((a, b) => a.cap_id < b.cap_id ? -1 : 1);
+  assert.equal(viaMerge.size, 20_000);
+  assert.deepEqual(sorted(viaMerge), sorted(viaAdd));
+  assert.equal(viaMerge.entries().find((e) => e.cap_id === ids[999])?.exp, SOON + 5000);
+  assert.ok(!viaMerge.has(newCapId()));
+  // and merging a line again adds nothing
+  assert.equal(viaMerge.merge(packed(lines[3])), 0);
+});
