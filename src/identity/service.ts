@@ -598,7 +598,7 @@ export class IdentityService {
       const chunk = pool.slice(i, i + LIST_CHUNK);
       if (chunk.length < LIST_CHUNK) open = chunk;
       else {
-        const text = signRevocationListNow(key, this.#issuer, chunk) + "\n";
+        const text = signRevocationListNow(key, this.#issuer, chunk, true) + "\n";
         const line = { offset: 0, length: text.length, sha256: sha256Hex(text) };
         lines.push({
           line: { ...line, medianExp: chunk[chunk.length >> 1].exp, maxExp: chunk.at(-1)!.exp },
@@ -616,7 +616,7 @@ export class IdentityService {
     });
     const texts = lines.map((l) => l.text);
     if (open.length > 0 || texts.length === 0) {
-      texts.push(signRevocationListNow(key, this.#issuer, open) + "\n");
+      texts.push(signRevocationListNow(key, this.#issuer, open, true) + "\n");
     }
     this.#replaceList(texts.join(""));
     this.#packed = packed;

@@ -83,11 +83,14 @@ export interface FileRevocationOptions {
 }
 
 /**
- * The characters an entry takes in a list line: `{"cap_id":"<32 hex>","exp":<10 digits>}` is
- * 62 bytes of JSON, 82⅔ characters of base64url (a file of 100,000 in full lines has 84.3
- * characters an entry), so a file's size over this is about the most entries it holds.
+ * The characters an entry takes in a line of a file identity wrote whole: its 20 bytes in
+ * `revoked_packed` are 26⅔ characters of base64url in the payload, 35.6 of the token (a
+ * file of 100,000 in full lines has 35.7 an entry), so a file's size over this is about the
+ * most entries it holds. The lines of batches appended since, entries as JSON objects, take
+ * 84 an entry: they are told as up to 2.4 times what they hold, a few thousand at most
+ * before identity writes the file whole again.
  */
-const MIN_ENTRY_CHARS = 82;
+const MIN_ENTRY_CHARS = 35;
 
 /**
  * Lines at least this long (hundreds of entries: the lines of a file written

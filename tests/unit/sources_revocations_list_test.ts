@@ -304,9 +304,10 @@ Deno.test("each file opened tells `expect` about as many entries as its full lin
         key,
         ISSUER,
         ids(n).map((cap_id): RevokedEntry => ({ cap_id, exp: SOON })),
+        true,
       );
     try {
-      // given a file of three full lines, as identity writes it whole
+      // given a file of three full lines, packed, as identity writes it whole
       const lines = [await sign(LIST_CHUNK), await sign(LIST_CHUNK), await sign(LIST_CHUNK)];
       Deno.writeTextFileSync(path, lines.map((l) => l + "\n").join(""));
       source.catchUp();

@@ -12,12 +12,16 @@ import {
   isRevokedEntry,
   openRevocationList,
   openRevocationListNow,
+  ownListEntries,
   PackedEntries,
+  packEntries,
   REVOCATION_LIST_TYPE,
   RevocationSet,
   type RevokedEntry,
   scanList,
   signRevocationList,
+  signRevocationListNow,
+  unpackEntries,
 } from "../../src/token/revocation_set.ts";
 import { CountingLookup, ISSUER } from "./support.ts";
 
@@ -422,4 +426,145 @@ Deno.test("RevocationSet.merge: packed lines through the table's growth, with re
   assert.ok(!viaMerge.has(newCapId()));
   // and merging a line again adds nothing
   assert.equal(viaMerge.merge(packed(lines[3])), 0);
+});
+
+/** What JSON.parse and a strict reading of `revoked_packed` make of a packed payload, or "refused". */
+function parsedPacked(payload: Uint8Array): RevokedEntry[] | "refused" {
+  try {
+    const p = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(payload));
+    if (p?.typ !== REVOCATION_LIST_TYPE || p.iss !== ISSUER || p.revoked !== undefined) {
+      return "refused";
+    }
+    const text = p.revoked_packed;
+    if (typeof text !== "string" || !/^[A-Za-z0-9_-]*$/.test(text) || text.length % 4 === 1) {
+      return "refused";
+    }
+    const raw = atob(text.replaceAll("-", "+").replaceAll("_", "/"));
+    const bytes = Uint8Array.from(raw, (c) => c.charCodeAt(0));
+    // one spelling only: the text is the bytes' own encoding
+    if (bytes.toBase64({ alphabet: "base64url", omitPadding: true }) !== text) return "refused";
+    if (bytes.length % 20 !== 0) return "refused";
+    const view = new DataView(bytes.buffer);
+    return Array.from({ length: bytes.length / 20 }, (_, i) => ({
+      cap_id: bytes.subarray(i * 20, i * 20 + 16).toHex(),
+      exp: view.getUint32(i * 20 + 16),
+    }));
+  } catch {
+    return "refused";
+  }
+}
+
+Deno.test("revoked_packed: identity's packed lines round-trip, are read without JSON, and refuse every other spelling as a strict reading does", async () => {
+  const key = await generateSigningKey();
+  const keys = new CountingLookup([await importVerifyKey(key.publicKey)]);
+  const entries: RevokedEntry[] = [
+    { cap_id: newCapId(), exp: SOON },
+    { cap_id: "0".repeat(32), exp: 0 },
+    { cap_id: "f".repeat(32), exp: 0xffffffff },
+    { cap_id: newCapId(), exp: 1 },
+  ];
+  // given lists identity signs packed: some entries, none, one, 1,000
+  const many = Array.from({ length: 1000 }, (_, i) => ({ cap_id: newCapId(), exp: SOON + i }));
+  for (const list of [entries, [], [entries[0]], many]) {
+    const signed = signRevocationListNow(key, ISSUER, list, true);
+    // then the payload holds them packed, not as objects
+    const payload = JSON.parse(new TextDecoder().decode(
+      Uint8Array.fromBase64(signed.split(".")[2], { alphabet: "base64url" }).subarray(0, -64),
+    ));
+    assert.equal(typeof payload.revoked_packed, "string");
+    assert.equal(payload.revoked, undefined);
+    // and they open to the same entries, read from the bytes, and identity reads its own back
+    const opened = openRevocationListNow(signed, keys, ISSUER);
+    assert.ok(opened instanceof PackedEntries);
+    assert.deepEqual(opened.toArray(), list);
+    assert.deepEqual(ownListEntries(signed), list);
+    assert.deepEqual(await openRevocationList(signed, keys, ISSUER), list);
+  }
+  // 1,000 entries packed are less than half the characters of the same as objects
+  const asObjects = signRevocationListNow(key, ISSUER, many).length;
+  const packedLength = signRevocationListNow(key, ISSUER, many, true).length;
+  assert.ok(packedLength < asObjects / 2, `${packedLength} against ${asObjects}`);
+  // expiries out of the 32-bit range are packed as the set holds them
+  assert.deepEqual(
+    unpackEntries(packEntries([{ cap_id: entries[0].cap_id, exp: -5 }, {
+      cap_id: entries[0].cap_id,
+      exp: 2 ** 40,
+    }]))!.toArray().map((e) => e.exp),
+    [0, 0xffffffff],
+  );
+  // an id that is not 32 hex digits cannot be packed: such a list is signed as objects
+  assert.throws(() => packEntries([{ cap_id: "nothex", exp: 1 }]), /cannot pack/);
+  const odd = signRevocationListNow(key, ISSUER, [{ cap_id: "nothex", exp: 1 }], true);
+  assert.ok(ownListEntries(odd).length === 1);
+
+  // given payloads around the packed form: each is read from its bytes to what a strict
+  // reading gives, or left to JSON.parse (undefined), which then judges it the same way
+  const iat = new Date().toISOString();
+  const text = packEntries(entries);
+  const canonical = (packed: unknown) =>
+    JSON.stringify({ typ: REVOCATION_LIST_TYPE, iss: ISSUER, iat, revoked_packed: packed });
+  const variants = [
+    canonical(text),
+    canonical(""),
+    canonical(text.slice(0, -1)), // not whole entries
+    canonical(text + "A"), // a fourth of a byte
+    canonical(text.slice(0, -27)), // one entry fewer: still whole entries
+    canonical(text.slice(0, -2) + "B" + text.at(-1)), // another byte
+    canonical(text.slice(0, -1) + String.fromCharCode(text.charCodeAt(text.length - 1) + 1)),
+    canonical(text + "="),
+    canonical(text.replace(/.{20}/, (m) => m + " ")),
+    canonical(text.replace(/.{20}/, (m) => m + "+")),
+    canonical(text.replace(/.{20}/, (m) => m + "/")),
+    canonical(text.replace(/.{20}/, (m) => m + "\\")),
+    canonical(text).replace(text.slice(0, 1), `\\u00${text.charCodeAt(0).toString(16)}`),
+    canonical(text).replace(`"${text}"`, `"${text}","x":1`),
+    canonical(text).replace(`"${text}"`, `["${text}"]`),
+    canonical(text).replace(`"${text}"`, `1`),
+    canonical(text).replace(`"revoked_packed"`, `"revoked":[],"revoked_packed"`),
+    canonical(text).replace(
+      `"revoked_packed":"${text}"`,
+      `"revoked_packed":"${text}","revoked":[]`,
+    ),
+    canonical(text).replace(`"revoked_packed"`, `"revoked_packedx"`),
+    canonical(text).replace(`"revoked_packed"`, `"revoked_Packed"`),
+    canonical(text).replace(`"revoked_packed":`, `"revoked_packed" :`),
+    canonical(text).replace(`"iss":"${ISSUER}"`, `"iss":"identity@other"`),
+    canonical(text) + " ",
+    canonical(text).slice(0, -1),
+    canonical(text).slice(0, -2) + "}",
+    canonical(text).replace(text, text.slice(0, 40) + "\u00e9" + text.slice(40)),
+    canonical(text).replace(text, text.slice(0, 40) + "é" + text.slice(40)),
+    canonical(text).replace(text, text.slice(0, 40) + "\u0080" + text.slice(40)),
+  ];
+  let read = 0;
+  for (const v of variants) {
+    const bytes = new TextEncoder().encode(v);
+    const model = parsedPacked(bytes);
+    const scanned = scanList(bytes, ISSUER);
+    if (scanned !== undefined) {
+      read++;
+      assert.deepEqual(scanned.toArray(), model, v.slice(0, 200));
+    }
+    // and, signed as JSON (when it is JSON), the list opens to what the strict reading gives
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(v);
+    } catch {
+      continue;
+    }
+    const signed = signV4Public(key, parsed);
+    const again = parsedPacked(new TextEncoder().encode(JSON.stringify(parsed)));
+    if (again === "refused") {
+      assert.throws(() => openRevocationListNow(signed, keys, ISSUER), /./, v.slice(0, 200));
+    } else {
+      assert.deepEqual([...openRevocationListNow(signed, keys, ISSUER) as PackedEntries], again);
+    }
+  }
+  // the canonical ones are read from their bytes
+  assert.ok(read >= 3, `read ${read}`);
+  // every prefix of a packed payload is refused, with no read past its end
+  const whole = new TextEncoder().encode(canonical(packEntries(entries.slice(0, 2))));
+  for (let n = 0; n < whole.length; n++) {
+    assert.equal(scanList(whole.subarray(0, n), ISSUER), undefined, `prefix of ${n} bytes`);
+  }
 });
