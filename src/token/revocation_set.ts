@@ -135,6 +135,8 @@ export class RevocationSet {
   #shift = 32 - Math.log2(MIN_SLOTS);
   #seed = crypto.getRandomValues(new Uint32Array(1))[0];
   #count = 0;
+  /** At most the earliest expiry in the table (an entry's raised expiry leaves it lower): prune's shortcut. */
+  #soonest = Infinity;
   #other = new Map<string, number>();
 
   /** How many entries are held. */
@@ -257,6 +259,7 @@ export class RevocationSet {
           t[at + 3] = k3;
           t[at + 4] = exp;
           this.#count++;
+          if (exp < this.#soonest) this.#soonest = exp;
           n++;
           added?.push(packed.idAt(e));
           break;
@@ -290,6 +293,7 @@ export class RevocationSet {
         t[at + 3] = k3;
         t[at + 4] = exp;
         this.#count++;
+        if (exp < this.#soonest) this.#soonest = exp;
         return true;
       }
       if (t[at] === k0 && t[at + 1] === k1 && t[at + 2] === k2 && t[at + 3] === k3) {
@@ -302,12 +306,21 @@ export class RevocationSet {
   /** Drops entries whose tokens expired before `nowMs` (they can never verify). */
   prune(nowMs: number = Date.now()): void {
     for (const [id, exp] of this.#other) if (exp * 1000 < nowMs) this.#other.delete(id);
+    // None can have expired: no pass over the table (every service prunes every second).
+    if (this.#soonest * 1000 >= nowMs) return;
     const t = this.#table;
     let kept = 0;
+    let soonest = Infinity;
     for (let at = 4; at < t.length; at += WORDS) {
-      if (t[at] !== 0 && t[at] * 1000 >= nowMs) kept++;
+      if (t[at] !== 0 && t[at] * 1000 >= nowMs) {
+        kept++;
+        if (t[at] < soonest) soonest = t[at];
+      }
     }
-    if (kept === this.#count) return;
+    if (kept === this.#count) {
+      this.#soonest = soonest; // exact again (a raised expiry had left it lower)
+      return;
+    }
     // Rebuilt without the expired ones (no tombstones to skip on the hot path).
     this.#rebuild(kept, (exp) => exp * 1000 >= nowMs);
   }
@@ -349,9 +362,11 @@ export class RevocationSet {
     const mask = slots - 1;
     const shift = 32 - Math.log2(slots);
     let n = 0;
+    let soonest = Infinity;
     for (let at = 0; at < old.length; at += WORDS) {
       const exp = old[at + 4];
       if (exp === 0 || !keep(exp)) continue;
+      if (exp < soonest) soonest = exp;
       let i = slotOf(old[at], this.#seed, shift);
       while (t[i * WORDS + 4] !== 0) i = (i + 1) & mask;
       const to = i * WORDS;
@@ -366,6 +381,7 @@ export class RevocationSet {
     this.#mask = mask;
     this.#shift = shift;
     this.#count = n;
+    this.#soonest = soonest;
   }
 }
 

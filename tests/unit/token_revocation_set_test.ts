@@ -84,6 +84,19 @@ Deno.test("RevocationSet: prune drops only entries whose token expired before no
   assert.ok(set.has(c));
   set.prune(250_000);
   assert.deepEqual(set.entries().map((e) => e.cap_id), [c]);
+  // and entries added after a prune, one expiring before any held, and one whose expiry
+  // was raised past another's, go exactly when they expire
+  const [d, e] = [newCapId(), newCapId()];
+  set.add([{ cap_id: d, exp: 400 }, { cap_id: e, exp: 270 }]);
+  set.prune(280_000);
+  assert.deepEqual(set.entries().map((x) => x.cap_id).sort(), [c, d].sort());
+  set.add([{ cap_id: c, exp: 500 }]);
+  set.prune(350_000);
+  assert.equal(set.size, 2);
+  set.prune(450_000);
+  assert.deepEqual(set.entries().map((x) => x.cap_id), [c]);
+  set.prune(500_001);
+  assert.equal(set.size, 0);
 });
 
 Deno.test("RevocationSet: 50,000 ids (the table grows and is rebuilt by prune) answer as a Map of them does", () => {
@@ -426,6 +439,12 @@ Deno.test("RevocationSet.merge: packed lines through the table's growth, with re
   assert.ok(!viaMerge.has(newCapId()));
   // and merging a line again adds nothing
   assert.equal(viaMerge.merge(packed(lines[3])), 0);
+  // and a packed entry that expires before all others goes at the next prune
+  const early = newCapId();
+  assert.equal(viaMerge.merge(packed([{ cap_id: early, exp: 100 }])), 1);
+  viaMerge.prune(200_000);
+  assert.ok(!viaMerge.has(early));
+  assert.equal(viaMerge.size, 20_000);
 });
 
 /** What JSON.parse and a strict reading of `revoked_packed` make of a packed payload, or "refused". */
