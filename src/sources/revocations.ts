@@ -75,9 +75,9 @@ export interface FileRevocationOptions {
   issuer: string;
   /**
    * Told, as a file is opened, about how many entries it holds (by its size:
-   * exact for the full lines of a file written whole; the short lines of
-   * single batches, at most 1,024 before a compaction, count a few times
-   * over), so the set they go into can make room for them at once.
+   * about 2.5% over for the full lines of a file written whole; the short
+   * lines of single batches, at most 1,024 before a compaction, count a few
+   * times over), so the set they go into can make room for them at once.
    */
   expect?: (entries: number) => void;
 }
@@ -85,10 +85,11 @@ export interface FileRevocationOptions {
 /**
  * The characters an entry takes in a line of a file identity wrote whole: its 20 bytes in
  * `revoked_packed` are 26⅔ characters of base64url in the payload, 35.6 of the token (a
- * file of 100,000 in full lines has 35.7 an entry), so a file's size over this is about the
- * most entries it holds. The lines of batches appended since, entries as JSON objects, take
- * 84 an entry: they are told as up to 2.4 times what they hold, a few thousand at most
- * before identity writes the file whole again.
+ * file of 100,000 in full lines has 35.9 an entry with the lines' heads and signatures), so
+ * a file's size over this is a little more than the entries it holds. The lines of batches
+ * appended since hold entries as JSON objects, 84 characters each plus about 310 a line:
+ * they are told as 2.4 times what they hold and more (a line of one entry as 11), a few
+ * thousand at most before identity writes the file whole again.
  */
 const MIN_ENTRY_CHARS = 35;
 

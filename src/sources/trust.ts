@@ -41,6 +41,15 @@ export interface TrustOptions {
  */
 const VERIFIED_CACHE_SIZE = 1024;
 
+/** A listener's `wants()`, on the safe side: one that throws wants the ids (its entries are merged either way). */
+function wantsIds(wants: () => boolean): boolean {
+  try {
+    return wants();
+  } catch {
+    return true;
+  }
+}
+
 /** A service's local view of what identity has signed and revoked. */
 export class Trust {
   /** "identity@<node_id>": the issuer tokens and revocation lists must name. */
@@ -92,7 +101,7 @@ export class Trust {
     // The feed fills the in-memory set the hot path reads, synchronously.
     this.#revocations.subscribe((entries) => {
       const on = this.#onRevoked;
-      if (on === undefined || !on.wants()) {
+      if (on === undefined || !wantsIds(on.wants)) {
         this.revoked.merge(entries);
         return;
       }
@@ -110,8 +119,10 @@ export class Trust {
   /**
    * Sets what to do when capabilities become revoked (fs closes their
    * handles). `wants` says whether `fn` would act at all now: while it says
-   * no (fs holding no handle, as when it reads the list file at start), the
-   * entries are merged without making a string of each new id.
+   * no (fs holding no handle), and before anything is set (a service reading
+   * the list file at start), the entries are merged without making a string
+   * of each new id. A `wants` that throws counts as yes: the entries are
+   * merged either way before anything is called.
    */
   onRevoked(fn: (ids: string[]) => void, wants: () => boolean = () => true): void {
     this.#onRevoked = { fn, wants };

@@ -97,6 +97,19 @@ Deno.test("Trust.onRevoked: entries are merged either way, and reported only whi
     // then both are revoked, and only the second was reported
     assert.ok(trust.revoked.has(a) && trust.revoked.has(b));
     assert.deepEqual(seen, [b]);
+    // and a listener whose wants() throws loses nothing: two lines read at once are merged
+    // and reported, and the line after them too
+    const [c, d, e] = [newCapId(), newCapId(), newCapId()];
+    trust.onRevoked((ids) => seen.push(...ids), () => {
+      throw new Error("wants failed");
+    });
+    await append(c);
+    await append(d);
+    await trust.catchUp();
+    await append(e);
+    await trust.catchUp();
+    assert.ok([c, d, e].every((id) => trust.revoked.has(id)));
+    assert.deepEqual(seen, [b, c, d, e]);
     trust.close();
   });
 });
