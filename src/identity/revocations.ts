@@ -18,6 +18,9 @@ export interface RevocationLogFiles {
   revocationLogTmp: string;
 }
 
+/** Lines of the log replayed into the set at a time (see RevocationLog.open). */
+const BATCH_LINES = 1000;
+
 interface LogLine extends RevokedEntry {
   at: string;
   by?: string;
@@ -36,16 +39,21 @@ function sameIds(a: readonly string[] | undefined, b: readonly string[] | undefi
 /** The append-only log and the set it describes. */
 export class RevocationLog {
   readonly set = new RevocationSet();
-  #file: Deno.FsFile;
+  /** Opened once the log is replayed (and rewritten if it must be). */
+  #file!: Deno.FsFile;
   #byCaller = new Map<string, number>();
   /** The file's size after the last append, or -1 when not known (after a failure). */
   #size = -1;
 
-  private constructor(file: Deno.FsFile) {
-    this.#file = file;
-  }
+  private constructor() {}
 
-  /** Replays and compacts the log, then opens it for appending. */
+  /**
+   * Replays and compacts the log, then opens it for appending. The entries
+   * go into the set a thousand lines at a time, and only the places of the
+   * lines kept are remembered: holding every line as an object until the end
+   * (60,000 after a burst of revocations) had V8 copy and promote them all,
+   * a third of the replay's time in garbage collection.
+   */
   static open(files: RevocationLogFiles, now: number = Date.now()): RevocationLog {
     let text = "";
     try {
@@ -53,14 +61,33 @@ export class RevocationLog {
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
     }
-    const kept: LogLine[] = [];
+    const log = new RevocationLog();
+    // Room for every line at once (none dropped: the usual case), not a table rebuilt at each doubling.
+    let lines = 0;
+    for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n", nl + 1)) lines++;
+    log.set.reserve(lines + 1);
+    const batch: LogLine[] = [];
+    const put = () => {
+      log.set.merge(batch);
+      for (const e of batch) if (e.by) log.#count(e.by, e.by_tree);
+      batch.length = 0;
+    };
+    /** Start and end of each line kept, in pairs (written again when any was dropped). */
+    const kept: number[] = [];
     let dropped = 0;
-    for (const line of text.split("\n")) {
+    for (let start = 0; start < text.length;) {
+      const nl = text.indexOf("\n", start);
+      const end = nl < 0 ? text.length : nl;
+      const line = text.slice(start, end);
+      const from = start;
+      start = end + 1;
       if (line === "") continue;
       try {
         const e = JSON.parse(line) as LogLine;
         if (typeof e.cap_id === "string" && Number.isSafeInteger(e.exp) && e.exp * 1000 >= now) {
-          kept.push(e);
+          batch.push(e);
+          kept.push(from, end);
+          if (batch.length === BATCH_LINES) put();
           continue;
         }
       } catch {
@@ -68,18 +95,18 @@ export class RevocationLog {
       }
       dropped++;
     }
+    put();
     // A last line without its newline (cut by a crash) would merge with the
-    // next append; rewriting the kept entries puts every line back on its own.
+    // next append; rewriting the kept lines puts every one back on its own.
     if (dropped > 0 || (text !== "" && !text.endsWith("\n"))) {
-      writeFileAtomic(files.revocationLog, kept.map((e) => JSON.stringify(e) + "\n").join(""), {
+      const out: string[] = [];
+      for (let i = 0; i < kept.length; i += 2) out.push(text.slice(kept[i], kept[i + 1]) + "\n");
+      writeFileAtomic(files.revocationLog, out.join(""), {
         tmpPath: files.revocationLogTmp,
         mode: 0o600,
       });
     }
-    const file = Deno.openSync(files.revocationLog, { append: true, create: true, mode: 0o600 });
-    const log = new RevocationLog(file);
-    log.set.add(kept);
-    for (const e of kept) if (e.by) log.#count(e.by, e.by_tree);
+    log.#file = Deno.openSync(files.revocationLog, { append: true, create: true, mode: 0o600 });
     return log;
   }
 

@@ -330,3 +330,51 @@ Deno.test("RevocationLog.trustSource: identity's own trust is fed by the log, ne
     });
   });
 });
+
+Deno.test("RevocationLog: a long log replays every live line, counts each revoker, and is rewritten with exactly the lines kept", async () => {
+  await withTempDir(async (dir) => {
+    // given 2,500 lines (more than a replay batch), of them every 7th expired, every 11th torn,
+    // and callers a, b (under tree t) and none, in the forms appendAll writes
+    const files = filesIn(dir);
+    const [a, b, t] = [newCapId(), newCapId(), newCapId()];
+    const at = new Date(NOW).toISOString();
+    const text: string[] = [];
+    const live: string[] = [];
+    const keptLines: string[] = [];
+    const counts = { a: 0, b: 0, t: 0 };
+    for (let i = 0; i < 2500; i++) {
+      const id = newCapId();
+      const exp = i % 7 === 0 ? Math.floor(NOW / 1000) - 5 : SOON + i;
+      const by = i % 3 === 0 ? undefined : i % 3 === 1 ? a : b;
+      const line = JSON.stringify({
+        cap_id: id,
+        exp,
+        at,
+        ...(by ? { by } : {}),
+        ...(by === b ? { by_tree: [t, b] } : {}),
+      });
+      if (i % 11 === 0) {
+        text.push(line.slice(0, 40)); // torn
+        continue;
+      }
+      text.push(line);
+      if (i % 7 === 0) continue;
+      live.push(id);
+      keptLines.push(line);
+      if (by === a) counts.a++;
+      if (by === b) counts.b++, counts.t++;
+    }
+    Deno.writeTextFileSync(files.revocationLog, text.join("\n") + "\n");
+    // when reopened
+    await withLog(files, (log) => {
+      // then exactly the live entries are held, and each revoker's count is its live lines
+      assert.equal(log.set.size, live.length);
+      assert.ok(live.every((id) => log.set.has(id)));
+      assert.equal(log.countBy(a), counts.a);
+      assert.equal(log.countBy(b), counts.b);
+      assert.equal(log.countBy(t), counts.t);
+    });
+    // and the file holds the kept lines as they were, in order
+    assert.equal(Deno.readTextFileSync(files.revocationLog), keptLines.join("\n") + "\n");
+  });
+});
