@@ -12,6 +12,10 @@ import { type Cancel, type Clock, systemClock } from "./clock.ts";
 const encoder = new TextEncoder();
 const FLUSH_MS = 100;
 const FLUSH_BYTES = 64 * 1024;
+/** How long after a failed open of the log the file is tried again (see Audit.#open). */
+const RETRY_OPEN_MS = 1000;
+/** Lines kept for a log that cannot be opened yet, at most (the oldest go first). */
+const MAX_UNWRITTEN_BYTES = 1024 * 1024;
 
 /** Options for {@link Audit}. */
 export interface AuditOptions {
@@ -68,6 +72,8 @@ export class Audit {
   #stderr: boolean;
   #lines: string[] = [];
   #bytes = 0;
+  /** Lines flushed while the file could not be opened, written once it can (see flush). */
+  #unwritten = "";
   #timer: Cancel | undefined;
   #deniedTokens = DENIED_RATE.burst;
   #deniedAt: number;
@@ -99,7 +105,7 @@ export class Audit {
     try {
       this.#file = Deno.openSync(this.#path, { append: true, create: true, mode: 0o600 });
     } catch {
-      this.#retryAt = this.#clock.monotonic() + 1000;
+      this.#retryAt = this.#clock.monotonic() + RETRY_OPEN_MS;
     }
   }
 
@@ -219,35 +225,57 @@ export class Audit {
     }
   }
 
-  /** Writes out every pending line now. */
+  /**
+   * Writes out every pending line now. Lines the file could not take yet (it
+   * cannot be opened: the state dir not made yet, as for fs started ahead of
+   * identity, which makes it) are kept and written with the next flush, a
+   * second later at most, up to {@link MAX_UNWRITTEN_BYTES}.
+   */
   flush(): void {
     this.#timer?.();
     this.#timer = undefined;
-    if (this.#lines.length === 0) return;
+    if (this.#lines.length === 0 && this.#unwritten === "") return;
     const text = this.#lines.join("");
-    const bytes = encoder.encode(text);
     this.#lines = [];
     this.#bytes = 0;
+    if (this.#stderr && text !== "") {
+      if (logFormat() === "human") {
+        for (const line of text.split("\n")) if (line !== "") emitLine(line);
+      } else {
+        try {
+          Deno.stderr.writeSync(encoder.encode(text));
+        } catch { /* no stderr */ }
+      }
+    }
     this.#open();
     this.#rotate();
+    const out = this.#unwritten + text;
+    this.#unwritten = "";
+    if (!this.#file) {
+      if (!this.#path) return;
+      // Kept for the file, the oldest lines first to go past the bound.
+      let keep = out;
+      if (keep.length > MAX_UNWRITTEN_BYTES) {
+        const cut = keep.indexOf("\n", keep.length - MAX_UNWRITTEN_BYTES);
+        keep = cut < 0 ? "" : keep.slice(cut + 1);
+      }
+      this.#unwritten = keep;
+      if (keep !== "") this.#timer = this.#clock.after(RETRY_OPEN_MS, () => this.flush());
+      return;
+    }
     try {
       // One write per batch: O_APPEND keeps concurrent writers' batches whole.
-      this.#file?.writeSync(bytes);
+      this.#file.writeSync(encoder.encode(out));
     } catch {
       // A full disk must not take the service down; stderr still has it.
-    }
-    if (this.#stderr && logFormat() === "human") {
-      for (const line of text.split("\n")) if (line !== "") emitLine(line);
-    } else if (this.#stderr) {
-      try {
-        Deno.stderr.writeSync(bytes);
-      } catch { /* no stderr */ }
     }
   }
 
   /** Flushes and closes the log file. */
   close(): void {
     this.flush();
+    this.#timer?.();
+    this.#timer = undefined;
     this.#file?.close();
     this.#file = undefined;
     this.#path = undefined;

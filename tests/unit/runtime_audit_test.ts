@@ -136,6 +136,30 @@ Deno.test("Audit: a log whose folder does not exist yet does not throw", async (
   });
 });
 
+Deno.test("Audit: lines flushed before the log's folder exists are kept and written once it does", async () => {
+  await withTempDir((dir) => {
+    // given a log whose folder does not exist yet (fs starts ahead of identity, which makes it)
+    const clock = new ManualClock();
+    const path = `${dir}/state/audit.log`;
+    const audit = new Audit({ path, program: "fs", stderr: false, clock });
+    try {
+      // when refusals are flushed, then the folder is made, and a second passes
+      audit.event("auth.denied", { reason: "revoked" });
+      audit.event("auth.denied", { reason: "no_token" });
+      audit.flush();
+      assert.throws(() => Deno.statSync(path), Deno.errors.NotFound);
+      Deno.mkdirSync(`${dir}/state`);
+      audit.event("fs.list", { path: "/x" });
+      clock.advance(1000);
+      // then every line is in the file, in order, without a new event to push them
+      const events = Deno.readTextFileSync(path).trim().split("\n").map((l) => JSON.parse(l));
+      assert.deepEqual(events.map((e) => e.reason ?? e.event), ["revoked", "no_token", "fs.list"]);
+    } finally {
+      audit.close();
+    }
+  });
+});
+
 Deno.test("Audit: a flood of refusals is logged in part and counted, not written out in full", async () => {
   await withTempDir((dir) => {
     // Given an audit log
