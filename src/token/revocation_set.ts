@@ -89,6 +89,9 @@ const WORDS = 5;
 const HEX = new Uint8Array(128).fill(255);
 for (let i = 0; i < 16; i++) HEX["0123456789abcdef".charCodeAt(i)] = i;
 
+/** The expiry {@link RevocationSet}'s single put goes in with. */
+const ONE_EXP = new Float64Array(1);
+
 /** The four words of `id` read as 32 lowercase hex digits, or false (ids of any other form). */
 const KEY = new Uint32Array(4);
 function readKey(id: string): boolean {
@@ -224,14 +227,28 @@ export class RevocationSet {
     return n;
   }
 
-  /**
-   * {@link merge} of a list line's entries: their words go in as read, with
-   * no hex to read again. The probe is written out in this one loop (no call
-   * per entry), so that V8 optimises it while it runs: a service that starts
-   * puts every entry of the list file in here before its code has warmed up.
-   */
+  /** {@link merge} of a list line's entries: their words go in as read, with no hex to read again. */
   #mergePacked(packed: PackedEntries, added?: string[]): number {
-    const { words, exps } = packed;
+    return this.#putAll(packed.words, packed.exps, added);
+  }
+
+  /** Puts KEY in with `exp`, or raises its expiry to `exp`; whether it was new. */
+  #put(exp: number): boolean {
+    ONE_EXP[0] = exp;
+    return this.#putAll(KEY, ONE_EXP) === 1;
+  }
+
+  /**
+   * Puts each id of `words` (four words an id) in with its expiry from
+   * `exps`, or raises a held one's expiry to it; returns how many were new,
+   * and pushes their ids onto `added` when given. One probe finds either an
+   * id's slot or the empty slot it goes in (the table grows first when one
+   * more entry would fill it past 3/4). The probe is written out in this one
+   * loop (no call per entry), so that V8 optimises it while it runs: a
+   * service that starts puts every entry of the list file in here before its
+   * code has warmed up (a call per entry took it 78 ms against 49 for 100,000).
+   */
+  #putAll(words: Uint32Array, exps: Float64Array, added?: string[]): number {
     const seed = this.#seed;
     let n = 0;
     let t = this.#table, mask = this.#mask, shift = this.#shift;
@@ -243,10 +260,10 @@ export class RevocationSet {
         shift = this.#shift;
       }
       const x = exps[e];
-      const exp = x < 1 ? 1 : x > 0xffffffff ? 0xffffffff : x;
+      const exp = x < 1 ? 1 : x > 0xffffffff ? 0xffffffff : x; // heldExp, written out
       const w = e * 4;
       const k0 = words[w], k1 = words[w + 1], k2 = words[w + 2], k3 = words[w + 3];
-      let h = k0 ^ seed;
+      let h = k0 ^ seed; // slotOf, written out
       h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
       h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
       for (let i = (h ^ (h >>> 16)) >>> shift;; i = (i + 1) & mask) {
@@ -261,7 +278,7 @@ export class RevocationSet {
           this.#count++;
           if (exp < this.#soonest) this.#soonest = exp;
           n++;
-          added?.push(packed.idAt(e));
+          added?.push(idOfWords(words, w));
           break;
         }
         if (t[at] === k0 && t[at + 1] === k1 && t[at + 2] === k2 && t[at + 3] === k3) {
@@ -271,36 +288,6 @@ export class RevocationSet {
       }
     }
     return n;
-  }
-
-  /**
-   * Puts KEY in with `exp`, or raises its expiry to `exp`; whether it was new.
-   * One probe finds either KEY's slot or the empty slot it goes in (the table
-   * grows first when one more entry would fill it past 3/4).
-   */
-  #put(exp: number): boolean {
-    if ((this.#count + 1) * 4 > (this.#mask + 1) * 3) this.#rebuild(this.#count + 1, () => true);
-    const t = this.#table;
-    const mask = this.#mask;
-    const k0 = KEY[0], k1 = KEY[1], k2 = KEY[2], k3 = KEY[3];
-    for (let i = slotOf(k0, this.#seed, this.#shift);; i = (i + 1) & mask) {
-      const at = i * WORDS;
-      const held = t[at + 4];
-      if (held === 0) {
-        t[at] = k0;
-        t[at + 1] = k1;
-        t[at + 2] = k2;
-        t[at + 3] = k3;
-        t[at + 4] = exp;
-        this.#count++;
-        if (exp < this.#soonest) this.#soonest = exp;
-        return true;
-      }
-      if (t[at] === k0 && t[at + 1] === k1 && t[at + 2] === k2 && t[at + 3] === k3) {
-        if (exp > held) t[at + 4] = exp;
-        return false;
-      }
-    }
   }
 
   /** Drops entries whose tokens expired before `nowMs` (they can never verify). */
