@@ -143,8 +143,6 @@ export class HandleTable {
 
   /** Closes every handle whose capability or an ancestor is in `capIds`. */
   revoke(capIds: Iterable<string>): number {
-    // None open (a service reading the list file at start): no set of the ids to build.
-    if (this.#handles.size === 0) return 0;
     const ids = new Set(capIds);
     let closed = 0;
     for (const h of [...this.#handles.values()]) {

@@ -206,11 +206,8 @@ export class Registry {
 
   /** Drops the entries of revoked capabilities (or of tokens delegated from them). */
   dropRevoked(capIds: Iterable<string>): void {
-    const rows = this.#rows.snapshot();
-    // None held (the registry reading the list file at start): no set of the ids to build.
-    if (rows.length === 0) return;
     const ids = new Set(capIds);
-    for (const row of rows) {
+    for (const row of this.#rows.snapshot()) {
       if (row.lineage.some((id) => ids.has(id))) this.#rows.delete(row.service);
     }
   }

@@ -85,8 +85,8 @@ const MAX_RESERVED = 1 << 17;
 /** Uint32 words a slot holds: the id's 16 bytes, then its expiry (0: empty slot). */
 const WORDS = 5;
 
-/** Each lowercase hex digit's value, or 255 for any other character code below 128. */
-const HEX = new Uint8Array(128).fill(255);
+/** Each lowercase hex digit's value by its character code (or byte), or 255 for any other below 256. */
+const HEX = new Uint8Array(256).fill(255);
 for (let i = 0; i < 16; i++) HEX["0123456789abcdef".charCodeAt(i)] = i;
 
 /** The expiry {@link RevocationSet}'s single put goes in with. */
@@ -100,7 +100,7 @@ function readKey(id: string): boolean {
     let v = 0;
     for (let i = w * 8, end = i + 8; i < end; i++) {
       const c = id.charCodeAt(i);
-      const d = c < 128 ? HEX[c] : 255;
+      const d = c < 256 ? HEX[c] : 255;
       if (d === 255) return false;
       v = (v << 4) | d;
     }
@@ -162,7 +162,7 @@ export class RevocationSet {
     let k0 = 0;
     for (let i = 0; i < 8; i++) {
       const c = id.charCodeAt(i);
-      const d = c < 128 ? HEX[c] : 255;
+      const d = c < 256 ? HEX[c] : 255;
       if (d === 255) return false;
       k0 = (k0 << 4) | d;
     }
@@ -207,7 +207,8 @@ export class RevocationSet {
    * or entry to drop, needs only the count).
    */
   merge(entries: Iterable<RevokedEntry> | PackedEntries, added?: string[]): number {
-    if (entries instanceof PackedEntries) return this.#mergePacked(entries, added);
+    // A list line's entries go in as read, with no hex to read again.
+    if (entries instanceof PackedEntries) return this.#putAll(entries.words, entries.exps, added);
     let n = 0;
     for (const e of entries) {
       if (readKey(e.cap_id)) {
@@ -225,11 +226,6 @@ export class RevocationSet {
       this.#other.set(e.cap_id, Math.max(e.exp, known ?? 0));
     }
     return n;
-  }
-
-  /** {@link merge} of a list line's entries: their words go in as read, with no hex to read again. */
-  #mergePacked(packed: PackedEntries, added?: string[]): number {
-    return this.#putAll(packed.words, packed.exps, added);
   }
 
   /** Puts KEY in with `exp`, or raises its expiry to `exp`; whether it was new. */
@@ -395,9 +391,8 @@ export function signRevocationListNow(
   packed = false,
 ): string {
   const head = { typ: REVOCATION_LIST_TYPE, iss: issuer, iat: new Date().toISOString() };
-  const form = packed && revoked.every((e) => readKey(e.cap_id))
-    ? { revoked_packed: packEntries(revoked) }
-    : { revoked };
+  const text = packed ? packedText(revoked) : undefined;
+  const form = text !== undefined ? { revoked_packed: text } : { revoked };
   return signV4Public(key, { ...head, ...form });
 }
 
@@ -414,14 +409,25 @@ const PACKED_ENTRY_BYTES = 20;
  * hashes (for the signature), decodes and reads every character of the file.
  */
 export function packEntries(entries: readonly RevokedEntry[]): string {
+  const text = packedText(entries);
+  if (text === undefined) {
+    const odd = entries.find((e) => !readKey(e.cap_id))!;
+    throw new Error(`revocation list: cannot pack the id ${odd.cap_id}`);
+  }
+  return text;
+}
+
+/** {@link packEntries}, or undefined when an id is not 32 lowercase hex digits. */
+function packedText(entries: readonly RevokedEntry[]): string | undefined {
   const bytes = new Uint8Array(entries.length * PACKED_ENTRY_BYTES);
   const view = new DataView(bytes.buffer);
-  entries.forEach((e, i) => {
-    if (!readKey(e.cap_id)) throw new Error(`revocation list: cannot pack the id ${e.cap_id}`);
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
+    if (!readKey(e.cap_id)) return undefined;
     const at = i * PACKED_ENTRY_BYTES;
     for (let w = 0; w < 4; w++) view.setUint32(at + w * 4, KEY[w]);
     view.setUint32(at + 16, e.exp < 0 ? 0 : e.exp > 0xffffffff ? 0xffffffff : Math.floor(e.exp));
-  });
+  }
   return b64url(bytes);
 }
 
@@ -523,10 +529,6 @@ function readList(message: Uint8Array, issuer: string): RevokedBatch {
   return scanList(message, issuer) ?? listEntries(readJson(message), issuer);
 }
 
-/** Each byte's value as a lowercase hex digit, or 255. */
-const HEX_BYTE = new Uint8Array(256).fill(255);
-for (let i = 0; i < 16; i++) HEX_BYTE["0123456789abcdef".charCodeAt(i)] = i;
-
 const ascii = new TextEncoder();
 const ENTRY_START = ascii.encode('{"cap_id":"');
 const ENTRY_EXP = ascii.encode('","exp":');
@@ -589,7 +591,7 @@ export function scanList(b: Uint8Array, issuer: string): PackedEntries | undefin
       for (let w = 0; w < 4; w++) {
         let v = 0;
         for (let k = 0; k < 8; k++) {
-          const d = HEX_BYTE[b[at++]];
+          const d = HEX[b[at++]];
           if (d === 255) return undefined;
           v = (v << 4) | d;
         }
