@@ -7,7 +7,7 @@
  */
 
 import { writeFileAtomic } from "../runtime/files.ts";
-import { RevocationSet, type RevokedEntry } from "../token/revocation_set.ts";
+import { HEX, PackedEntries, RevocationSet, type RevokedEntry } from "../token/revocation_set.ts";
 import type { CatchingUpRevocationSource } from "../sources/revocations.ts";
 
 const encoder = new TextEncoder();
@@ -20,6 +20,105 @@ export interface RevocationLogFiles {
 
 /** Lines of the log replayed into the set at a time (see RevocationLog.open). */
 const BATCH_LINES = 1000;
+
+const decoder = new TextDecoder();
+const NL = 0x0a;
+const LINE_HEAD = encoder.encode('{"cap_id":"');
+const EXP_KEY = encoder.encode('","exp":');
+const AT_KEY = encoder.encode(',"at":"');
+
+/** Whether `b` holds `what` at `at`. */
+function bytesAt(b: Uint8Array, at: number, what: Uint8Array): boolean {
+  if (at + what.length > b.length) return false;
+  for (let k = 0; k < what.length; k++) if (b[at + k] !== what[k]) return false;
+  return true;
+}
+
+/** Whether `b`'s `length` bytes at `x` and at `y` are the same. */
+function sameBytes(b: Uint8Array, x: number, y: number, length: number): boolean {
+  for (let k = 0; k < length; k++) if (b[x + k] !== b[y + k]) return false;
+  return true;
+}
+
+/** Where the tail of the line {@link scanLine} last read starts. */
+let scanTailAt = 0;
+
+/**
+ * Reads the line `b[start, end)` up to its tail as appendAll writes it:
+ * `{"cap_id":"` 32 lowercase hex digits `","exp":` an integer of plain digits
+ * `,"at":"` printable ASCII without `"` or `\` `"`. Puts the id's four words
+ * into `words` at `w`, sets {@link scanTailAt} to where the rest (`tail`:
+ * `}`, or the revoker and tree then `}`) starts, and returns the expiry; NaN
+ * for a line in any other form, which JSON.parse reads instead. The bytes
+ * read so are JSON whose values JSON.parse would give the same.
+ */
+function scanLine(
+  b: Uint8Array,
+  start: number,
+  end: number,
+  words: Uint32Array,
+  w: number,
+): number {
+  let i = start;
+  if (!bytesAt(b, i, LINE_HEAD) || end - i < LINE_HEAD.length + 32) return NaN;
+  i += LINE_HEAD.length;
+  for (let q = 0; q < 4; q++) {
+    let v = 0;
+    for (let k = 0; k < 8; k++) {
+      const d = HEX[b[i++]];
+      if (d === 255) return NaN;
+      v = (v << 4) | d;
+    }
+    words[w + q] = v;
+  }
+  if (!bytesAt(b, i, EXP_KEY)) return NaN;
+  i += EXP_KEY.length;
+  const first = i;
+  let exp = 0;
+  for (; i < end && b[i] >= 0x30 && b[i] <= 0x39; i++) exp = exp * 10 + b[i] - 0x30;
+  const digits = i - first;
+  // No sign, fraction, exponent or leading zero: those lines go through JSON.parse.
+  if (digits === 0 || digits > 15 || (digits > 1 && b[first] === 0x30)) return NaN;
+  if (!bytesAt(b, i, AT_KEY)) return NaN;
+  for (i += AT_KEY.length;; i++) {
+    if (i >= end) return NaN;
+    const c = b[i];
+    if (c === 0x22) break;
+    if (c < 0x20 || c === 0x5c || c > 0x7e) return NaN;
+  }
+  scanTailAt = i + 1;
+  return scanTailAt < end ? exp : NaN;
+}
+
+/** A line's tail read: its revoker and tree, and how many kept lines end with it. */
+interface Tail {
+  by?: string;
+  byTree?: string[];
+  lines: number;
+}
+
+/**
+ * The tail `text` of a line {@link scanLine} read, or null when the whole line
+ * would not be a JSON object with only cap_id, exp, at, by and by_tree (that
+ * line then goes through JSON.parse). `}` alone; else `,` then at least one
+ * member, by or by_tree, then `}`: `{` and the text after the comma is then
+ * an object of them, and the line one object whose by and by_tree JSON.parse
+ * gives as the tail's.
+ */
+function tailOf(text: string): Tail | null {
+  if (text === "}") return { by: undefined, byTree: undefined, lines: 0 };
+  if (!text.startsWith(",")) return null;
+  try {
+    const o = JSON.parse("{" + text.slice(1));
+    if (typeof o !== "object" || o === null || Array.isArray(o)) return null;
+    const keys = Object.keys(o);
+    if (keys.length === 0 || keys.some((k) => k !== "by" && k !== "by_tree")) return null;
+    // As loosely typed as a LogLine that JSON.parse made: whatever the text holds.
+    return { by: o.by, byTree: o.by_tree, lines: 0 };
+  } catch {
+    return null;
+  }
+}
 
 interface LogLine extends RevokedEntry {
   at: string;
@@ -52,42 +151,80 @@ export class RevocationLog {
    * go into the set a thousand lines at a time, and only the places of the
    * lines kept are remembered: holding every line as an object until the end
    * (60,000 after a burst of revocations) had V8 copy and promote them all,
-   * a third of the replay's time in garbage collection.
+   * a third of the replay's time in garbage collection. A line in the form
+   * appendAll writes is read from the file's bytes (see {@link scanLine}),
+   * with no string, JSON.parse or object per line: after 60,000 revocations
+   * the replay was most of identity's restart. Any other line goes through
+   * JSON.parse as before.
    */
   static open(files: RevocationLogFiles, now: number = Date.now()): RevocationLog {
-    let text = "";
+    let bytes = new Uint8Array(0);
     try {
-      text = Deno.readTextFileSync(files.revocationLog);
+      bytes = Deno.readFileSync(files.revocationLog);
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
     }
     const log = new RevocationLog();
     // Room for every line at once (none dropped: the usual case), not a table rebuilt at each doubling.
     let lines = 0;
-    for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n", nl + 1)) lines++;
+    for (let nl = bytes.indexOf(NL); nl >= 0; nl = bytes.indexOf(NL, nl + 1)) lines++;
     log.set.reserve(lines + 1);
-    const batch: LogLine[] = [];
+    // The lines read from their bytes, as a list line's packed entries are.
+    const words = new Uint32Array(BATCH_LINES * 4);
+    const exps = new Float64Array(BATCH_LINES);
+    let scanned = 0;
+    // The lines read by JSON.parse.
+    const parsed: LogLine[] = [];
     const put = () => {
-      log.set.merge(batch);
-      for (const e of batch) if (e.by) log.#count(e.by, e.by_tree);
-      batch.length = 0;
+      log.set.merge(new PackedEntries(words.subarray(0, scanned * 4), exps.subarray(0, scanned)));
+      scanned = 0;
+      log.set.merge(parsed);
+      for (const e of parsed) if (e.by) log.#count(e.by, e.by_tree);
+      parsed.length = 0;
     };
+    // What follows `at` in a line, by its text: checked once, then counted per line.
+    const tails = new Map<string, Tail | null>();
+    let last: Tail | null = null;
+    let lastAt = 0, lastEnd = 0;
     /** Start and end of each line kept, in pairs (written again when any was dropped). */
     const kept: number[] = [];
     let dropped = 0;
-    for (let start = 0; start < text.length;) {
-      const nl = text.indexOf("\n", start);
-      const end = nl < 0 ? text.length : nl;
-      const line = text.slice(start, end);
+    for (let start = 0; start < bytes.length;) {
+      const nl = bytes.indexOf(NL, start);
+      const end = nl < 0 ? bytes.length : nl;
       const from = start;
       start = end + 1;
-      if (line === "") continue;
+      if (end === from) continue;
+      const exp = scanLine(bytes, from, end, words, scanned * 4);
+      if (exp === exp) { // not NaN: the line up to its tail is in appendAll's form
+        const at = scanTailAt;
+        let tail: Tail | null | undefined = null;
+        if (
+          last !== null && end - at === lastEnd - lastAt && sameBytes(bytes, at, lastAt, end - at)
+        ) {
+          tail = last;
+        } else {
+          const text = decoder.decode(bytes.subarray(at, end));
+          tail = tails.get(text);
+          if (tail === undefined) tails.set(text, tail = tailOf(text));
+          if (tail !== null) [last, lastAt, lastEnd] = [tail, at, end];
+        }
+        if (tail !== null) {
+          if (exp * 1000 >= now) {
+            exps[scanned++] = exp;
+            tail.lines++;
+            kept.push(from, end);
+            if (scanned === BATCH_LINES) put();
+          } else dropped++;
+          continue;
+        }
+      }
       try {
-        const e = JSON.parse(line) as LogLine;
+        const e = JSON.parse(decoder.decode(bytes.subarray(from, end))) as LogLine;
         if (typeof e.cap_id === "string" && Number.isSafeInteger(e.exp) && e.exp * 1000 >= now) {
-          batch.push(e);
+          parsed.push(e);
           kept.push(from, end);
-          if (batch.length === BATCH_LINES) put();
+          if (parsed.length === BATCH_LINES) put();
           continue;
         }
       } catch {
@@ -96,15 +233,19 @@ export class RevocationLog {
       dropped++;
     }
     put();
+    for (const tail of tails.values()) if (tail?.by) log.#count(tail.by, tail.byTree, tail.lines);
     // A last line without its newline (cut by a crash) would merge with the
     // next append; rewriting the kept lines puts every one back on its own.
-    if (dropped > 0 || (text !== "" && !text.endsWith("\n"))) {
-      const out: string[] = [];
-      for (let i = 0; i < kept.length; i += 2) out.push(text.slice(kept[i], kept[i + 1]) + "\n");
-      writeFileAtomic(files.revocationLog, out.join(""), {
-        tmpPath: files.revocationLogTmp,
-        mode: 0o600,
-      });
+    if (dropped > 0 || (bytes.length > 0 && bytes[bytes.length - 1] !== NL)) {
+      let size = 0;
+      for (let i = 0; i < kept.length; i += 2) size += kept[i + 1] - kept[i] + 1;
+      const out = new Uint8Array(size);
+      for (let i = 0, o = 0; i < kept.length; i += 2) {
+        out.set(bytes.subarray(kept[i], kept[i + 1]), o);
+        o += kept[i + 1] - kept[i];
+        out[o++] = NL;
+      }
+      writeFileAtomic(files.revocationLog, out, { tmpPath: files.revocationLogTmp, mode: 0o600 });
     }
     log.#file = Deno.openSync(files.revocationLog, { append: true, create: true, mode: 0o600 });
     return log;
@@ -208,13 +349,13 @@ export class RevocationLog {
     return (await this.appendAll([{ entry, by, byTree }])).length === 1;
   }
 
-  /** Counts a revocation once for `by` and once for each other id of `tree`. */
-  #count(by: string, tree: readonly string[] = []): void {
-    this.#byCaller.set(by, (this.#byCaller.get(by) ?? 0) + 1);
+  /** Counts `n` revocations (one by default) once for `by` and once for each other id of `tree`. */
+  #count(by: string, tree: readonly string[] = [], n = 1): void {
+    this.#byCaller.set(by, (this.#byCaller.get(by) ?? 0) + n);
     for (let i = 0; i < tree.length; i++) {
       const id = tree[i];
       if (id === by || tree.indexOf(id) < i) continue;
-      this.#byCaller.set(id, (this.#byCaller.get(id) ?? 0) + 1);
+      this.#byCaller.set(id, (this.#byCaller.get(id) ?? 0) + n);
     }
   }
 

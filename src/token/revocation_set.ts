@@ -86,7 +86,7 @@ const MAX_RESERVED = 1 << 17;
 const WORDS = 5;
 
 /** Each lowercase hex digit's value by its character code (or byte), or 255 for any other below 256. */
-const HEX = new Uint8Array(256).fill(255);
+export const HEX: Uint8Array = new Uint8Array(256).fill(255);
 for (let i = 0; i < 16; i++) HEX["0123456789abcdef".charCodeAt(i)] = i;
 
 /** The expiry {@link RevocationSet}'s single put goes in with. */
