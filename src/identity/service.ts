@@ -33,6 +33,7 @@ import {
   isRevokedEntry,
   LIST_CHUNK,
   ownListEntries,
+  PackedEntries,
   type RevokedEntry,
   signRevocationList,
   signRevocationListNow,
@@ -590,18 +591,24 @@ export class IdentityService {
         pool = undefined;
       }
     }
-    pool ??= [...set.entries(), ...[...this.#unsynced.values()].filter((e) => !set.has(e.cap_id))];
-    pool.sort((a, b) => a.exp - b.exp);
+    // The whole set (at start: every live revocation) as packed, with no object per entry.
+    const all = pool ?? (this.#unsynced.size === 0 ? set.packed() : undefined) ??
+      [...set.entries(), ...[...this.#unsynced.values()].filter((e) => !set.has(e.cap_id))];
+    const asPacked = all instanceof PackedEntries ? all : PackedEntries.of(all);
+    const sorted = asPacked?.sortedByExpiry() ??
+      (all as RevokedEntry[]).sort((a, b) => a.exp - b.exp);
+    const expAt = (i: number) => sorted instanceof PackedEntries ? sorted.exps[i] : sorted[i].exp;
     const lines = kept;
     let open: RevokedEntry[] = [];
-    for (let i = 0; i < pool.length; i += LIST_CHUNK) {
-      const chunk = pool.slice(i, i + LIST_CHUNK);
-      if (chunk.length < LIST_CHUNK) open = chunk;
+    for (let i = 0; i < sorted.length; i += LIST_CHUNK) {
+      const end = Math.min(i + LIST_CHUNK, sorted.length);
+      const chunk = sorted.slice(i, end);
+      if (end - i < LIST_CHUNK) open = chunk instanceof PackedEntries ? chunk.toArray() : chunk;
       else {
         const text = signRevocationListNow(key, this.#issuer, chunk, true) + "\n";
         const line = { offset: 0, length: text.length, sha256: sha256Hex(text) };
         lines.push({
-          line: { ...line, medianExp: chunk[chunk.length >> 1].exp, maxExp: chunk.at(-1)!.exp },
+          line: { ...line, medianExp: expAt(i + (LIST_CHUNK >> 1)), maxExp: expAt(end - 1) },
           text,
         });
       }

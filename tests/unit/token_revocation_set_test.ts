@@ -587,3 +587,55 @@ Deno.test("revoked_packed: identity's packed lines round-trip, are read without 
     assert.equal(scanList(whole.subarray(0, n), ISSUER), undefined, `prefix of ${n} bytes`);
   }
 });
+
+Deno.test("PackedEntries.sortedByExpiry: the order of a stable sort by expiry, whether counted per second or compared", () => {
+  // given entries whose expiries fall within a day (counted) and spread over years (compared),
+  // with many alike, and a set's packed form of the same
+  let seed = 11;
+  const rand = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) % n;
+  for (const spread of [1, 50, 86_000, 3e7, 4e9]) {
+    for (const n of [0, 1, 2, 999, 5000]) {
+      const entries = Array.from({ length: n }, () => ({
+        cap_id: newCapId(),
+        exp: SOON + rand(spread),
+      }));
+      const packed = PackedEntries.of(entries)!;
+      // when sorted
+      const sorted = packed.sortedByExpiry().toArray();
+      // then as Array.prototype.sort (stable) orders the objects
+      assert.deepEqual(sorted, [...entries].sort((a, b) => a.exp - b.exp), `${spread}, ${n}`);
+    }
+  }
+  // an id in any other form is not packed
+  assert.equal(PackedEntries.of([{ cap_id: "A".repeat(32), exp: SOON }]), undefined);
+});
+
+Deno.test("RevocationSet.packed: the entries in entries()'s order; none when an id in another form is held", () => {
+  const set = new RevocationSet();
+  set.add(Array.from({ length: 3000 }, (_, i) => ({ cap_id: newCapId(), exp: SOON + i })));
+  assert.deepEqual(set.packed()!.toArray(), set.entries());
+  set.add([{ cap_id: "not-hex", exp: SOON }]);
+  assert.equal(set.packed(), undefined);
+});
+
+Deno.test("signRevocationListNow: packed entries sign the same payload as their objects", async () => {
+  // given 1,000 entries as objects and as packed
+  const key = await generateSigningKey();
+  const keys = new CountingLookup([await importVerifyKey(key.publicKey)]);
+  const entries = Array.from({ length: 1000 }, (_, i) => ({ cap_id: newCapId(), exp: SOON + i }));
+  /** The payload's members but its time of signing. */
+  const payload = (token: string) => {
+    const body = Uint8Array.fromBase64(token.split(".")[2], { alphabet: "base64url" });
+    const { iat: _, ...rest } = JSON.parse(new TextDecoder().decode(body.subarray(0, -64)));
+    return rest;
+  };
+  for (const packed of [true, false]) {
+    // when each is signed, in either form
+    const a = signRevocationListNow(key, ISSUER, entries, packed);
+    const b = signRevocationListNow(key, ISSUER, PackedEntries.of(entries)!, packed);
+    // then the payloads are the same, and open to the entries
+    assert.deepEqual(payload(b), payload(a));
+    assert.ok(packed === ("revoked_packed" in payload(a)));
+    assert.deepEqual(await openRevocationList(b, keys, ISSUER), entries);
+  }
+});
