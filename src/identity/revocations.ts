@@ -7,7 +7,12 @@
  */
 
 import { writeFileAtomic } from "../runtime/files.ts";
-import { HEX, PackedEntries, RevocationSet, type RevokedEntry } from "../token/revocation_set.ts";
+import {
+  hexWordsAt,
+  PackedEntries,
+  RevocationSet,
+  type RevokedEntry,
+} from "../token/revocation_set.ts";
 import type { CatchingUpRevocationSource } from "../sources/revocations.ts";
 
 const encoder = new TextEncoder();
@@ -62,15 +67,8 @@ function scanLine(
   let i = start;
   if (!bytesAt(b, i, LINE_HEAD) || end - i < LINE_HEAD.length + 32) return NaN;
   i += LINE_HEAD.length;
-  for (let q = 0; q < 4; q++) {
-    let v = 0;
-    for (let k = 0; k < 8; k++) {
-      const d = HEX[b[i++]];
-      if (d === 255) return NaN;
-      v = (v << 4) | d;
-    }
-    words[w + q] = v;
-  }
+  if (!hexWordsAt(b, i, words, w)) return NaN;
+  i += 32;
   if (!bytesAt(b, i, EXP_KEY)) return NaN;
   i += EXP_KEY.length;
   const first = i;

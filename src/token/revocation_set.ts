@@ -154,8 +154,26 @@ const MAX_RESERVED = 1 << 17;
 const WORDS = 5;
 
 /** Each lowercase hex digit's value by its character code (or byte), or 255 for any other below 256. */
-export const HEX: Uint8Array = new Uint8Array(256).fill(255);
+const HEX = new Uint8Array(256).fill(255);
 for (let i = 0; i < 16; i++) HEX["0123456789abcdef".charCodeAt(i)] = i;
+
+/**
+ * Reads the 32 lowercase hex digits at `b[at]` (the caller has made sure
+ * they are there) into `words` at `w`, as four big-endian words; false at any
+ * other byte.
+ */
+export function hexWordsAt(b: Uint8Array, at: number, words: Uint32Array, w: number): boolean {
+  for (let q = 0; q < 4; q++) {
+    let v = 0;
+    for (let k = 0; k < 8; k++) {
+      const d = HEX[b[at++]];
+      if (d === 255) return false;
+      v = (v << 4) | d;
+    }
+    words[w + q] = v;
+  }
+  return true;
+}
 
 /** The expiry {@link RevocationSet}'s single put goes in with. */
 const ONE_EXP = new Float64Array(1);
@@ -702,15 +720,8 @@ export function scanList(b: Uint8Array, issuer: string): PackedEntries | undefin
         if (b[at + i] !== ENTRY_START[i]) return undefined;
       }
       at += ENTRY_START.length;
-      for (let w = 0; w < 4; w++) {
-        let v = 0;
-        for (let k = 0; k < 8; k++) {
-          const d = HEX[b[at++]];
-          if (d === 255) return undefined;
-          v = (v << 4) | d;
-        }
-        words[n * 4 + w] = v;
-      }
+      if (!hexWordsAt(b, at, words, n * 4)) return undefined;
+      at += 32;
       for (let i = 0; i < ENTRY_EXP.length; i++) if (b[at + i] !== ENTRY_EXP[i]) return undefined;
       at += ENTRY_EXP.length;
       const first = at;
