@@ -26,7 +26,8 @@ export interface RevocationLogFiles {
 /** Lines of the log replayed into the set at a time (see RevocationLog.open). */
 const BATCH_LINES = 1000;
 
-const decoder = new TextDecoder();
+/** As Deno.readTextFileSync decodes (a byte order mark kept: JSON.parse refuses a line starting with one). */
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 const NL = 0x0a;
 const LINE_HEAD = encoder.encode('{"cap_id":"');
 const EXP_KEY = encoder.encode('","exp":');

@@ -459,6 +459,7 @@ Deno.test("RevocationLog: lines read from their bytes give what JSON.parse of ea
     () => `{"cap_id":"${id}","exp":${live + 60},"at":${at},"by":"${a}"}`,
     () => "",
     () => "not json",
+    (i) => `\ufeff{"cap_id":"${i}","exp":${live},"at":${at},"by":"${a}"}`,
   ];
   let seed = 7;
   const rand = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) % n;
