@@ -8,6 +8,7 @@
 
 import { writeFileAtomic } from "../runtime/files.ts";
 import {
+  hexIdAt,
   hexWordsAt,
   PackedEntries,
   RevocationSet,
@@ -32,6 +33,8 @@ const NL = 0x0a;
 const LINE_HEAD = encoder.encode('{"cap_id":"');
 const EXP_KEY = encoder.encode('","exp":');
 const AT_KEY = encoder.encode(',"at":"');
+const BY_KEY = encoder.encode(',"by":"');
+const TREE_KEY = encoder.encode('","by_tree":[');
 
 /** Whether `b` holds `what` at `at`. */
 function bytesAt(b: Uint8Array, at: number, what: Uint8Array): boolean {
@@ -96,27 +99,41 @@ interface Tail {
   lines: number;
 }
 
+/** The 32 lowercase hex digits at `b[at]`, before `end`, as a string; undefined at any other byte. */
+function hexAt(b: Uint8Array, at: number, end: number): string | undefined {
+  return at + 32 > end ? undefined : hexIdAt(b, at);
+}
+
 /**
- * The tail `text` of a line {@link scanLine} read, or null when the whole line
- * would not be a JSON object with only cap_id, exp, at, by and by_tree (that
- * line then goes through JSON.parse). `}` alone; else `,` then at least one
- * member, by or by_tree, then `}`: `{` and the text after the comma is then
- * an object of them, and the line one object whose by and by_tree JSON.parse
- * gives as the tail's.
+ * The tail `b[at, end)` of a line {@link scanLine} read, in one of the forms
+ * appendAll writes: `}`; `,"by":"<id>"}`; `,"by":"<id>","by_tree":["<id>",...]}`
+ * (ids of 32 lowercase hex digits, the tree not empty). Such a line is one
+ * JSON object whose by and by_tree JSON.parse gives as these. Undefined for
+ * any other tail: that line goes through JSON.parse.
  */
-function tailOf(text: string): Tail | null {
-  if (text === "}") return { by: undefined, byTree: undefined, lines: 0 };
-  if (!text.startsWith(",")) return null;
-  try {
-    const o = JSON.parse("{" + text.slice(1));
-    if (typeof o !== "object" || o === null || Array.isArray(o)) return null;
-    const keys = Object.keys(o);
-    if (keys.length === 0 || keys.some((k) => k !== "by" && k !== "by_tree")) return null;
-    // As loosely typed as a LogLine that JSON.parse made: whatever the text holds.
-    return { by: o.by, byTree: o.by_tree, lines: 0 };
-  } catch {
-    return null;
+function readTail(b: Uint8Array, at: number, end: number): Tail | undefined {
+  if (end - at === 1 && b[at] === 0x7d) return { lines: 0 };
+  if (!bytesAt(b, at, BY_KEY)) return undefined;
+  let i = at + BY_KEY.length;
+  const by = hexAt(b, i, end);
+  if (by === undefined) return undefined;
+  i += 32;
+  if (end - i === 2 && b[i] === 0x22 && b[i + 1] === 0x7d) return { by, lines: 0 };
+  if (!bytesAt(b, i, TREE_KEY)) return undefined;
+  i += TREE_KEY.length;
+  const byTree: string[] = [];
+  for (;;) {
+    if (b[i++] !== 0x22) return undefined;
+    const id = hexAt(b, i, end);
+    if (id === undefined) return undefined;
+    byTree.push(id);
+    i += 32;
+    if (b[i++] !== 0x22) return undefined;
+    const next = b[i++];
+    if (next === 0x5d) break;
+    if (next !== 0x2c) return undefined;
   }
+  return i === end - 1 && b[i] === 0x7d ? { by, byTree, lines: 0 } : undefined;
 }
 
 interface LogLine extends RevokedEntry {
@@ -151,7 +168,8 @@ export class RevocationLog {
    * lines kept are remembered: holding every line as an object until the end
    * (60,000 after a burst of revocations) had V8 copy and promote them all,
    * a third of the replay's time in garbage collection. A line in the form
-   * appendAll writes is read from the file's bytes (see {@link scanLine}),
+   * appendAll writes is read from the file's bytes (see {@link scanLine} and
+   * {@link readTail}),
    * with no string, JSON.parse or object per line: after 60,000 revocations
    * the replay was most of identity's restart. Any other line goes through
    * JSON.parse as before.
@@ -181,10 +199,14 @@ export class RevocationLog {
       for (const e of parsed) if (e.by) log.#count(e.by, e.by_tree);
       parsed.length = 0;
     };
-    // What follows `at` in a line, by its text: checked once, then counted per line.
-    const tails = new Map<string, Tail | null>();
-    let last: Tail | null = null;
-    let lastAt = 0, lastEnd = 0;
+    // The tail of the last line read from its bytes, where it is in the file, and what it was
+    // read as (undefined when in no form of appendAll's: such lines go through JSON.parse). The
+    // lines of a caller's batch end alike: they are counted together when the run ends.
+    let last: Tail | undefined;
+    let lastAt = -1, lastEnd = -1;
+    const endRun = () => {
+      if (last?.by && last.lines > 0) log.#count(last.by, last.byTree, last.lines);
+    };
     /** Start and end of each line kept, in pairs (written again when any was dropped). */
     const kept: number[] = [];
     let dropped = 0;
@@ -197,21 +219,18 @@ export class RevocationLog {
       const exp = scanLine(bytes, from, end, words, scanned * 4);
       if (exp === exp) { // not NaN: the line up to its tail is in appendAll's form
         const at = scanTailAt;
-        let tail: Tail | null | undefined = null;
         if (
-          last !== null && end - at === lastEnd - lastAt && sameBytes(bytes, at, lastAt, end - at)
+          lastAt < 0 || end - at !== lastEnd - lastAt || !sameBytes(bytes, at, lastAt, end - at)
         ) {
-          tail = last;
-        } else {
-          const text = decoder.decode(bytes.subarray(at, end));
-          tail = tails.get(text);
-          if (tail === undefined) tails.set(text, tail = tailOf(text));
-          if (tail !== null) [last, lastAt, lastEnd] = [tail, at, end];
+          endRun();
+          last = readTail(bytes, at, end);
+          lastAt = at;
+          lastEnd = end;
         }
-        if (tail !== null) {
+        if (last !== undefined) {
           if (exp * 1000 >= now) {
             exps[scanned++] = exp;
-            tail.lines++;
+            last.lines++;
             kept.push(from, end);
             if (scanned === BATCH_LINES) put();
           } else dropped++;
@@ -232,9 +251,11 @@ export class RevocationLog {
       dropped++;
     }
     put();
-    for (const tail of tails.values()) if (tail?.by) log.#count(tail.by, tail.byTree, tail.lines);
+    endRun();
     // A last line without its newline (cut by a crash) would merge with the
     // next append; rewriting the kept lines puts every one back on its own.
+    // They are written as they were read (bytes that are not UTF-8 too, which
+    // decode to the same U+FFFD at the next start).
     if (dropped > 0 || (bytes.length > 0 && bytes[bytes.length - 1] !== NL)) {
       let size = 0;
       for (let i = 0; i < kept.length; i += 2) size += kept[i + 1] - kept[i] + 1;

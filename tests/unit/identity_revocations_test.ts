@@ -443,6 +443,20 @@ Deno.test("RevocationLog: lines read from their bytes give what JSON.parse of ea
     (i) => `{"cap_id":"${i.slice(1)}","exp":${live},"at":${at},"by":"${a}"}`,
     (i) => `{"cap_id":"${i}","exp":${live},"at":${at},"by":"${a}","cap_id":"${id}"}`,
     (i) => `{"cap_id":"${i}","exp":${live},"at":${at},"by":"${a}","exp":${past}}`,
+    (i) => `{"cap_id":"${i}","exp":${past},"at":${at},"by":"${a}","exp":${live}}`,
+    (i) => `{"cap_id":"${i}","exp":${past},"at":${at},"by":"${a}","\\u0065xp":${live}}`,
+    (i) => `{"cap_id":"${i}","exp":${past},"at":${at},"by":"${newCapId()}"}`,
+    (i) => `{"cap_id":"${i}","exp":${live},"at":${at},"by":"${newCapId()}","by_tree":["${t}"]}`,
+    (i) => `{"cap_id":"${i}","exp":${live},"at":${at},"by":"${a}","by_tree":[]}`,
+    (i) => `{"cap_id":"${i}","exp":${live},"at":${at},"by":"${a}","by_tree":["${t}",]}`,
+    (i) => `{"cap_id":"${i}","exp":${live},"at":${at},"by":"${a}","by_tree":["${t}""${a}"]}`,
+    (i) => `{"cap_id":"${i}","exp":${live},"at":${at},"by":"${a}","by_tree":["${t}";"${a}"]}`,
+    (i) => `{"cap_id":"${i}","exp":${live},"at":${at},"by":"${a}","by_tree":["${t}"]}}`,
+    (i) => `{"cap_id":"${i}","exp":${live},"at":${at},"by":"${a}","by_tree":["${t}"]x}`,
+    (i) => `{"cap_id":"${i}","exp":${live},"at":${at},"by":"\\u0061${a.slice(0, 26)}"}`,
+    (i) => `{"cap_id":"${i}","exp":${live},"at":${at}}}`,
+    (i) => `{"cap_id":"${i}","exp":${live},"at":${at}}x`,
+    (i) => `{"cap_id":"${i}","exp":${live},"at":${at},"by":"${a.toUpperCase()}"}`,
     (i) => `{"cap_id":"${i}","exp":${live},"at":${at},"by":"${a}","by":"${b}"}`,
     (i) => `{"cap_id":"${i}","exp":${live},"at":${at},"by":"${a}","x":1}`,
     (i) => `{"cap_id":"${i}","exp":${live},"at":${at},}`,
@@ -460,6 +474,9 @@ Deno.test("RevocationLog: lines read from their bytes give what JSON.parse of ea
     () => "",
     () => "not json",
     (i) => `\ufeff{"cap_id":"${i}","exp":${live},"at":${at},"by":"${a}"}`,
+    (i) => `{"cap_id":"${i}","exp":${live},"at":${at}\ufeff,"by":"${a}"}`,
+    (i) => `{"cap_id":"${i}","exp":${past},"at":${at},"by":"${a}","by_tree":null}`,
+    (i) => `{"cap_id":"${i}","exp":${past},"at":${at},"by":"${a}","by_tree":{"length":2}}`,
   ];
   let seed = 7;
   const rand = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) % n;
@@ -469,9 +486,12 @@ Deno.test("RevocationLog: lines read from their bytes give what JSON.parse of ea
       const text: string[] = [];
       for (let i = 0, n = rand(400); i < n; i++) {
         const line = forms[rand(forms.length)](newCapId());
-        // Now and then a torn line (a crash mid-append), or the same form many times in a row.
+        // Now and then a torn line (a crash mid-append), or one form many times in a row.
         text.push(rand(15) === 0 ? line.slice(0, rand(line.length)) : line);
-        if (rand(10) === 0) { for (let k = rand(30); k > 0; k--) text.push(forms[1](newCapId())); }
+        if (rand(10) === 0) {
+          const form = forms[rand(forms.length)];
+          for (let k = rand(30); k > 0; k--) text.push(form(newCapId()));
+        }
       }
       const body = text.join("\n") + (rand(4) === 0 ? "" : "\n");
       Deno.writeTextFileSync(files.revocationLog, body);
