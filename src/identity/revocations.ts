@@ -8,11 +8,14 @@
 
 import { writeFileAtomic } from "../runtime/files.ts";
 import {
+  bytesAt,
   hexIdAt,
   hexWordsAt,
   PackedEntries,
+  plainStringEnd,
   RevocationSet,
   type RevokedEntry,
+  wholeAt,
 } from "../token/revocation_set.ts";
 import type { CatchingUpRevocationSource } from "../sources/revocations.ts";
 
@@ -36,60 +39,39 @@ const AT_KEY = encoder.encode(',"at":"');
 const BY_KEY = encoder.encode(',"by":"');
 const TREE_KEY = encoder.encode('","by_tree":[');
 
-/** Whether `b` holds `what` at `at`. */
-function bytesAt(b: Uint8Array, at: number, what: Uint8Array): boolean {
-  if (at + what.length > b.length) return false;
-  for (let k = 0; k < what.length; k++) if (b[at + k] !== what[k]) return false;
-  return true;
-}
-
 /** Whether `b`'s `length` bytes at `x` and at `y` are the same. */
 function sameBytes(b: Uint8Array, x: number, y: number, length: number): boolean {
   for (let k = 0; k < length; k++) if (b[x + k] !== b[y + k]) return false;
   return true;
 }
 
-/** Where the tail of the line {@link scanLine} last read starts. */
-let scanTailAt = 0;
-
 /**
  * Reads the line `b[start, end)` up to its tail as appendAll writes it:
  * `{"cap_id":"` 32 lowercase hex digits `","exp":` an integer of plain digits
  * `,"at":"` printable ASCII without `"` or `\` `"`. Puts the id's four words
- * into `words` at `w`, sets {@link scanTailAt} to where the rest (`tail`:
- * `}`, or the revoker and tree then `}`) starts, and returns the expiry; NaN
- * for a line in any other form, which JSON.parse reads instead. The bytes
- * read so are JSON whose values JSON.parse would give the same.
+ * into `words` and its expiry into `exps`, at entry `k`, and returns where the
+ * rest (its tail: `}`, or the revoker and tree then `}`) starts; -1 for a line
+ * in any other form, which JSON.parse reads instead. The bytes read so are
+ * JSON whose values JSON.parse would give the same.
  */
 function scanLine(
   b: Uint8Array,
   start: number,
   end: number,
   words: Uint32Array,
-  w: number,
+  exps: Float64Array,
+  k: number,
 ): number {
   let i = start;
-  if (!bytesAt(b, i, LINE_HEAD) || end - i < LINE_HEAD.length + 32) return NaN;
+  if (end - i < LINE_HEAD.length + 32 || !bytesAt(b, i, LINE_HEAD)) return -1;
   i += LINE_HEAD.length;
-  if (!hexWordsAt(b, i, words, w)) return NaN;
+  if (!hexWordsAt(b, i, words, k * 4)) return -1;
   i += 32;
-  if (!bytesAt(b, i, EXP_KEY)) return NaN;
-  i += EXP_KEY.length;
-  const first = i;
-  let exp = 0;
-  for (; i < end && b[i] >= 0x30 && b[i] <= 0x39; i++) exp = exp * 10 + b[i] - 0x30;
-  const digits = i - first;
-  // No sign, fraction, exponent or leading zero: those lines go through JSON.parse.
-  if (digits === 0 || digits > 15 || (digits > 1 && b[first] === 0x30)) return NaN;
-  if (!bytesAt(b, i, AT_KEY)) return NaN;
-  for (i += AT_KEY.length;; i++) {
-    if (i >= end) return NaN;
-    const c = b[i];
-    if (c === 0x22) break;
-    if (c < 0x20 || c === 0x5c || c > 0x7e) return NaN;
-  }
-  scanTailAt = i + 1;
-  return scanTailAt < end ? exp : NaN;
+  if (!bytesAt(b, i, EXP_KEY)) return -1;
+  i = wholeAt(b, i + EXP_KEY.length, end, exps, k);
+  if (i < 0 || !bytesAt(b, i, AT_KEY)) return -1;
+  i = plainStringEnd(b, i + AT_KEY.length, end);
+  return i < 0 || i + 1 >= end ? -1 : i + 1;
 }
 
 /** A line's tail read: its revoker and tree, and how many kept lines end with it. */
@@ -169,9 +151,8 @@ export class RevocationLog {
    * (60,000 after a burst of revocations) had V8 copy and promote them all,
    * a third of the replay's time in garbage collection. A line in the form
    * appendAll writes is read from the file's bytes (see {@link scanLine} and
-   * {@link readTail}),
-   * with no string, JSON.parse or object per line: after 60,000 revocations
-   * the replay was most of identity's restart. Any other line goes through
+   * {@link readTail}), with no string, JSON.parse or object per line: after
+   * 60,000 revocations the replay was most of identity's restart. Any other line goes through
    * JSON.parse as before.
    */
   static open(files: RevocationLogFiles, now: number = Date.now()): RevocationLog {
@@ -216,9 +197,8 @@ export class RevocationLog {
       const from = start;
       start = end + 1;
       if (end === from) continue;
-      const exp = scanLine(bytes, from, end, words, scanned * 4);
-      if (exp === exp) { // not NaN: the line up to its tail is in appendAll's form
-        const at = scanTailAt;
+      const at = scanLine(bytes, from, end, words, exps, scanned);
+      if (at >= 0) { // the line up to its tail is in appendAll's form
         if (
           lastAt < 0 || end - at !== lastEnd - lastAt || !sameBytes(bytes, at, lastAt, end - at)
         ) {
@@ -228,8 +208,8 @@ export class RevocationLog {
           lastEnd = end;
         }
         if (last !== undefined) {
-          if (exp * 1000 >= now) {
-            exps[scanned++] = exp;
+          if (exps[scanned] * 1000 >= now) {
+            scanned++;
             last.lines++;
             kept.push(from, end);
             if (scanned === BATCH_LINES) put();

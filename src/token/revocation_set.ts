@@ -186,6 +186,51 @@ export function hexWordsAt(b: Uint8Array, at: number, words: Uint32Array, w: num
   return true;
 }
 
+/** Whether `b` holds the bytes of `what` at `at` (false past its end). */
+export function bytesAt(b: Uint8Array, at: number, what: Uint8Array): boolean {
+  if (at + what.length > b.length) return false;
+  for (let k = 0; k < what.length; k++) if (b[at + k] !== what[k]) return false;
+  return true;
+}
+
+/**
+ * Reads a whole number written as plain digits at `b[at]`, before `end`: 1
+ * to 15 digits, no leading zero (so no sign, fraction or exponent: text
+ * JSON.parse reads as the same safe integer). Puts it in `out[k]` and returns
+ * where the digits end, or -1 for any other spelling.
+ */
+export function wholeAt(
+  b: Uint8Array,
+  at: number,
+  end: number,
+  out: Float64Array,
+  k: number,
+): number {
+  const first = at;
+  let v = 0;
+  for (; at < end && at - first < 16 && b[at] >= 0x30 && b[at] <= 0x39; at++) {
+    v = v * 10 + b[at] - 0x30;
+  }
+  const digits = at - first;
+  if (digits === 0 || digits > 15 || (digits > 1 && b[first] === 0x30)) return -1;
+  out[k] = v;
+  return at;
+}
+
+/**
+ * Where the JSON string whose text starts at `b[at]` closes, before `end`:
+ * the index of its closing quote when its text is printable ASCII with no
+ * backslash (no escape to read), else -1.
+ */
+export function plainStringEnd(b: Uint8Array, at: number, end: number): number {
+  for (; at < end; at++) {
+    const c = b[at];
+    if (c === 0x22) return at;
+    if (c < 0x20 || c === 0x5c || c > 0x7e) return -1;
+  }
+  return -1;
+}
+
 /** The expiry {@link RevocationSet}'s single put goes in with. */
 const ONE_EXP = new Float64Array(1);
 
@@ -544,16 +589,8 @@ export function packEntries(entries: readonly RevokedEntry[]): string {
 
 /** {@link packEntries}, or undefined when an id is not 32 lowercase hex digits. */
 function packedText(entries: readonly RevokedEntry[]): string | undefined {
-  const bytes = new Uint8Array(entries.length * PACKED_ENTRY_BYTES);
-  const view = new DataView(bytes.buffer);
-  for (let i = 0; i < entries.length; i++) {
-    const e = entries[i];
-    if (!readKey(e.cap_id)) return undefined;
-    const at = i * PACKED_ENTRY_BYTES;
-    for (let w = 0; w < 4; w++) view.setUint32(at + w * 4, KEY[w]);
-    view.setUint32(at + 16, e.exp < 0 ? 0 : e.exp > 0xffffffff ? 0xffffffff : Math.floor(e.exp));
-  }
-  return b64url(bytes);
+  const packed = PackedEntries.of(entries);
+  return packed && packedWords(packed);
 }
 
 /** {@link packEntries} of entries already packed: their words as they are, no hex read. */
@@ -701,20 +738,13 @@ export function scanList(b: Uint8Array, issuer: string): PackedEntries | undefin
     },"iat":"`;
     head = { issuer, bytes: ascii.encode(text) };
   }
-  const h = head.bytes;
-  if (b.length < h.length) return undefined;
-  for (let i = 0; i < h.length; i++) if (b[i] !== h[i]) return undefined;
-  let at = h.length;
+  if (!bytesAt(b, 0, head.bytes)) return undefined;
   // The iat's text: printable ASCII, no quote or backslash before its closing quote.
-  while (at < b.length && b[at] !== 0x22) {
-    if (b[at] < 0x20 || b[at] > 0x7e || b[at] === 0x5c) return undefined;
-    at++;
-  }
+  let at = plainStringEnd(b, head.bytes.length, b.length);
+  if (at < 0) return undefined;
   // `","revoked_packed":"` or `","revoked":[`, told apart by the byte after "revoked".
   if (b[at + 10] === PACKED_HEAD_END[10]) return scanPacked(b, at);
-  for (let i = 0; i < LIST_HEAD_END.length; i++) {
-    if (b[at + i] !== LIST_HEAD_END[i]) return undefined;
-  }
+  if (!bytesAt(b, at, LIST_HEAD_END)) return undefined;
   at += LIST_HEAD_END.length;
   // An entry takes at least 54 bytes with what follows it (its id, one digit, "}" and a
   // comma or "]"): room for all of them. A read past the end (of a "}", a "," or "]", or the
@@ -726,25 +756,14 @@ export function scanList(b: Uint8Array, issuer: string): PackedEntries | undefin
   if (b[at] === 0x5d) at++; // an empty list
   else {
     for (;;) {
-      if (at + ENTRY_MIN > b.length) return undefined;
-      for (let i = 0; i < ENTRY_START.length; i++) {
-        if (b[at + i] !== ENTRY_START[i]) return undefined;
-      }
+      if (at + ENTRY_MIN > b.length || !bytesAt(b, at, ENTRY_START)) return undefined;
       at += ENTRY_START.length;
       if (!hexWordsAt(b, at, words, n * 4)) return undefined;
       at += 32;
-      for (let i = 0; i < ENTRY_EXP.length; i++) if (b[at + i] !== ENTRY_EXP[i]) return undefined;
-      at += ENTRY_EXP.length;
-      const first = at;
-      let exp = 0;
-      while (at < b.length && b[at] >= 0x30 && b[at] <= 0x39 && at - first < 16) {
-        exp = exp * 10 + (b[at] - 0x30);
-        at++;
-      }
-      const digits = at - first;
-      if (digits === 0 || digits > 15 || (digits > 1 && b[first] === 0x30)) return undefined;
-      if (b[at++] !== 0x7d) return undefined;
-      exps[n++] = exp;
+      if (!bytesAt(b, at, ENTRY_EXP)) return undefined;
+      at = wholeAt(b, at + ENTRY_EXP.length, b.length, exps, n);
+      if (at < 0 || b[at++] !== 0x7d) return undefined;
+      n++;
       const next = b[at++];
       if (next === 0x5d) break;
       if (next !== 0x2c) return undefined;
@@ -759,9 +778,7 @@ export function scanList(b: Uint8Array, issuer: string): PackedEntries | undefin
  * `","revoked_packed":"<base64url>"}` to the last byte.
  */
 function scanPacked(b: Uint8Array, at: number): PackedEntries | undefined {
-  for (let i = 0; i < PACKED_HEAD_END.length; i++) {
-    if (b[at + i] !== PACKED_HEAD_END[i]) return undefined;
-  }
+  if (!bytesAt(b, at, PACKED_HEAD_END)) return undefined;
   at += PACKED_HEAD_END.length;
   const end = b.length - 2;
   if (end < at || b[end] !== 0x22 || b[end + 1] !== 0x7d) return undefined;
