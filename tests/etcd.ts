@@ -41,6 +41,8 @@ export interface TestEtcd {
   pause(i: number): Promise<void>;
   /** Lets member `i` run again after {@link TestEtcd.pause} (SIGCONT). */
   resume(i: number): void;
+  /** The index of the member that leads now, as the members report it. */
+  leader(): Promise<number>;
   /** Stops every member (SIGTERM, SIGKILL after 1 s) and removes the data dirs. */
   stop(): Promise<void>;
 }
@@ -165,13 +167,29 @@ async function startEtcdOnce(size: 1 | 3, options: { tls?: EtcdTls }): Promise<T
     await waitFor(`etcd member ${i} to stop`, () => allThreadsStopped(pid), 5000);
   };
   const resume = (i: number) => members[i].kill("SIGCONT");
+  // etcd's JSON gateway: each member's status names itself and the leader it follows.
+  const leader = async () => {
+    for (let i = 0; i < endpoints.length; i++) {
+      if (!alive(members[i].pid)) continue;
+      const r = await fetch(`${endpoints[i]}/v3/maintenance/status`, {
+        method: "POST",
+        body: "{}",
+        // A paused member answers nothing: not the leader.
+        signal: AbortSignal.timeout(2000),
+        ...(client ? { client } : {}),
+      }).catch(() => undefined);
+      const status = await r?.json().catch(() => undefined);
+      if (status?.header?.member_id && status.header.member_id === status.leader) return i;
+    }
+    throw new Error("no etcd member says it leads");
+  };
   try {
     await healthy(endpoints);
   } catch (err) {
     await stop();
     throw err;
   }
-  return { endpoints, members, restart, pause, resume, stop };
+  return { endpoints, members, restart, pause, resume, leader, stop };
 }
 
 /**

@@ -52,22 +52,6 @@ async function twoNodes(
   return { nodes, temps };
 }
 
-/** The index of etcd's current leader among its members. */
-async function leaderOf(etcd: TestEtcd): Promise<number> {
-  for (const [i, e] of etcd.endpoints.entries()) {
-    const c = new Etcd3({ hosts: [e], dialTimeout: 2000 });
-    try {
-      const s = await c.maintenance.status();
-      if (s.header.member_id === s.leader) return i;
-    } catch {
-      // Down: not the leader.
-    } finally {
-      c.close();
-    }
-  }
-  throw new Error("etcd has no leader");
-}
-
 /** `n` fs list tokens issued by `node`'s identity. */
 async function issueOn(node: Node, n: number): Promise<{ token: string; cap_id: string }[]> {
   const out = [];
@@ -118,7 +102,7 @@ Deno.test("cluster failover: etcd's leader killed -9, then restarted and another
     const toks = await issueOn(a, 4);
     await waitFor("B to honour A's token", async () => (await listOn(nodes[1], toks[0].token)).ok);
 
-    const leader = await leaderOf(etcd);
+    const leader = await etcd.leader();
     etcd.members[leader].kill("SIGKILL");
     await etcd.members[leader].status;
     const t0 = performance.now();
@@ -283,7 +267,7 @@ Deno.test("cluster failover: B cut off alone; a revocation on A meanwhile holds 
   let temps: Temp[] = [];
   try {
     // B talks only to the member A does not use, and that member is stopped.
-    const leader = await leaderOf(etcd);
+    const leader = await etcd.leader();
     const bMember = (leader + 1) % 3;
     const aMembers = etcd.endpoints.filter((_, i) => i !== bMember);
     ({ nodes, temps } = await twoNodes(etcd, op, {
