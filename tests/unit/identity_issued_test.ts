@@ -237,3 +237,46 @@ Deno.test("IssuedBook: the records stay listed when the file's path is removed w
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("IssuedBook: a file with nothing to drop is kept as it is; one with a loose mode or a cut last line is written again", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const exp = Math.floor(Date.now() / 1000) + 60;
+    const path = `${dir}/issued.log`;
+    const book = IssuedBook.open(files(dir));
+    for (let i = 1; i <= 3; i++) book.add(rec(i, exp));
+    book.close();
+    const ino = Deno.statSync(path).ino;
+    // given every line a live record: the same file, appended to
+    const kept = IssuedBook.open(files(dir));
+    assert.equal(Deno.statSync(path).ino, ino);
+    kept.add(rec(4, exp));
+    kept.close();
+    assert.equal(Deno.statSync(path).ino, ino);
+    const ids = [1, 2, 3, 4].map((i) => rec(i, 0).cap_id);
+    assert.deepEqual(IssuedBook.open(files(dir)).list().map((r) => r.cap_id), ids);
+    // given a mode another user could read: written again, 0600
+    Deno.chmodSync(path, 0o644);
+    IssuedBook.open(files(dir)).close();
+    assert.notEqual(Deno.statSync(path).ino, ino);
+    assert.equal(Deno.statSync(path).mode! & 0o777, 0o600);
+    // given a last line without its newline: written again, whole lines only
+    const text = Deno.readTextFileSync(path);
+    Deno.writeTextFileSync(path, text.slice(0, -1));
+    const cut = IssuedBook.open(files(dir));
+    cut.add(rec(5, exp));
+    cut.close();
+    assert.deepEqual(
+      IssuedBook.open(files(dir)).list().map((r) => r.cap_id),
+      [...ids, rec(5, 0).cap_id],
+    );
+    // given a record listed twice: one line each
+    Deno.writeTextFileSync(path, Deno.readTextFileSync(path).split("\n")[0] + "\n", {
+      append: true,
+    });
+    IssuedBook.open(files(dir)).close();
+    assert.equal(Deno.readTextFileSync(path).split("\n").length - 1, 5);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
