@@ -168,20 +168,27 @@ async function startEtcdOnce(size: 1 | 3, options: { tls?: EtcdTls }): Promise<T
   };
   const resume = (i: number) => members[i].kill("SIGCONT");
   // etcd's JSON gateway: each member's status names itself and the leader it follows.
+  const leads = async (i: number) => {
+    const r = await fetch(`${endpoints[i]}/v3/maintenance/status`, {
+      method: "POST",
+      body: "{}",
+      // A paused member answers nothing: not the leader.
+      signal: AbortSignal.timeout(2000),
+      ...(client ? { client } : {}),
+    }).catch(() => undefined);
+    const status = await r?.json().catch(() => undefined);
+    return status?.header?.member_id !== undefined && status.header.member_id === status.leader;
+  };
+  // Between two elections no member leads: asked again, for up to 5 s.
   const leader = async () => {
-    for (let i = 0; i < endpoints.length; i++) {
-      if (!alive(members[i].pid)) continue;
-      const r = await fetch(`${endpoints[i]}/v3/maintenance/status`, {
-        method: "POST",
-        body: "{}",
-        // A paused member answers nothing: not the leader.
-        signal: AbortSignal.timeout(2000),
-        ...(client ? { client } : {}),
-      }).catch(() => undefined);
-      const status = await r?.json().catch(() => undefined);
-      if (status?.header?.member_id && status.header.member_id === status.leader) return i;
-    }
-    throw new Error("no etcd member says it leads");
+    let found = -1;
+    await waitFor("an etcd member to lead", async () => {
+      for (let i = 0; i < endpoints.length && found < 0; i++) {
+        if (alive(members[i].pid) && await leads(i)) found = i;
+      }
+      return found >= 0;
+    }, 5000);
+    return found;
   };
   try {
     await healthy(endpoints);
