@@ -13,6 +13,7 @@
  * @module
  */
 
+import { setImmediate } from "node:timers";
 import { type Access, healthSpec } from "../api/method.ts";
 import {
   EnvelopeError,
@@ -186,13 +187,16 @@ const HEAVY_AT_ONCE = 4;
  * loop reads the sockets between them and a small request from another
  * client is answered at once instead of queueing behind the whole burst.
  * Ordinary traffic, a few large reads at a time, never waits. The end of a
- * turn is told by a message through a MessageChannel (open only while work
- * comes in); the ticks are 0 ms timers (about 2 ms each here).
+ * turn is told by an immediate (node:timers' setImmediate, run once the
+ * loop has dispatched what its poll found: 1.7-2.2 µs a turn here, against
+ * 7.8-11.9 for a MessageChannel made, posted to and closed, which had cost
+ * fs about 5% of its CPU under 720 KiB reads at 4 connections); the ticks
+ * are 0 ms timers (about 2 ms each here).
  */
 class Turns {
   #waiting: (() => void)[] = [];
   #arrived = 0;
-  #channel?: MessageChannel;
+  #endPending = false;
   #ticking = false;
 
   /** Undefined when the caller may go now; else resolves when it is its turn. */
@@ -207,17 +211,15 @@ class Turns {
 
   /** Counts arrivals afresh at the end of this turn. */
   #endOfTurn(): void {
-    if (this.#channel) return;
-    const channel = new MessageChannel();
-    this.#channel = channel;
-    channel.port1.onmessage = () => {
-      this.#arrived = 0;
-      channel.port1.close();
-      channel.port2.close();
-      this.#channel = undefined;
-    };
-    channel.port2.postMessage(0);
+    if (this.#endPending) return;
+    this.#endPending = true;
+    setImmediate(this.#turnEnded);
   }
+
+  #turnEnded = () => {
+    this.#arrived = 0;
+    this.#endPending = false;
+  };
 
   /** Lets one waiter go per tick while any wait. */
   #tick(): void {
