@@ -62,11 +62,15 @@ function isRecord(r: unknown): r is IssuedRecord {
     Number.isSafeInteger(o.exp) && Number.isSafeInteger(o.iat) && Array.isArray(o.chain);
 }
 
-/** Whether `path` is a file of its own (not a link) that only its owner may read or write. */
+/**
+ * Whether `path` is a file of its own (not a symbolic link, no other hard
+ * link) that only its owner may read or write (0600, no setuid, setgid or
+ * sticky bit).
+ */
 function plainPrivateFile(path: string): boolean {
   try {
     const st = Deno.lstatSync(path);
-    return st.isFile && st.mode !== null && (st.mode & 0o777) === 0o600;
+    return st.isFile && st.nlink === 1 && st.mode !== null && (st.mode & 0o7777) === 0o600;
   } catch {
     return false;
   }

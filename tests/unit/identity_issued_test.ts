@@ -260,6 +260,17 @@ Deno.test("IssuedBook: a file with nothing to drop is kept as it is; one with a 
     IssuedBook.open(files(dir)).close();
     assert.notEqual(Deno.statSync(path).ino, ino);
     assert.equal(Deno.statSync(path).mode! & 0o777, 0o600);
+    // given another hard link to it, or a setgid bit: written again, a file of its own, 0600
+    const ino2 = Deno.statSync(path).ino;
+    Deno.linkSync(path, `${dir}/other`);
+    IssuedBook.open(files(dir)).close();
+    assert.notEqual(Deno.statSync(path).ino, ino2);
+    assert.equal(Deno.statSync(path).nlink, 1);
+    Deno.chmodSync(path, 0o2600);
+    const ino3 = Deno.statSync(path).ino;
+    IssuedBook.open(files(dir)).close();
+    assert.notEqual(Deno.statSync(path).ino, ino3);
+    assert.equal(Deno.statSync(path).mode! & 0o7777, 0o600);
     // given a last line without its newline: written again, whole lines only
     const text = Deno.readTextFileSync(path);
     Deno.writeTextFileSync(path, text.slice(0, -1));
