@@ -76,6 +76,11 @@ function plainPrivateFile(path: string): boolean {
   }
 }
 
+/** The lines of a record's text, blank ones left out. */
+function linesOf(text: string): string[] {
+  return text.split("\n").filter((line) => line !== "");
+}
+
 /** `{"cap_id":"` : every line starts so (a record's first field), then the id. */
 const ID_AT = 11;
 
@@ -137,7 +142,7 @@ export class IssuedBook {
     const nowSec = Math.floor((options.now ?? Date.now()) / 1000);
     const latest = new Map<string, string>();
     const text = book.#readText();
-    const lines = text.split("\n").filter((line) => line !== "");
+    const lines = linesOf(text);
     for (const line of lines) {
       try {
         const r = JSON.parse(line);
@@ -148,9 +153,10 @@ export class IssuedBook {
         // A torn line (a crash mid-append): dropped by the compaction below.
       }
     }
-    // Every line a live record of its own, none dropped for room, and the last one whole.
+    // Every line a live record of its own (each added one to the ids held, none dropped for
+    // room), no blank line, and the last one whole.
     const asWritten = lines.length > 0 && book.#live.size === lines.length &&
-      latest.size === lines.length && text.endsWith("\n") && !text.includes("\n\n");
+      text.endsWith("\n") && !text.includes("\n\n");
     if (asWritten && plainPrivateFile(files.issuedLog)) book.#lines = lines.length;
     else book.#compact(latest);
     return book;
@@ -158,7 +164,7 @@ export class IssuedBook {
 
   /** The file's lines (none when there is no file yet). */
   #read(): string[] {
-    return this.#readText().split("\n").filter((line) => line !== "");
+    return linesOf(this.#readText());
   }
 
   /** The file's text ("" when there is no file yet). */
