@@ -176,6 +176,19 @@ const RELIEF_EVERY_MS = 25;
  */
 const BODY_STALL_MS = 250;
 
+/**
+ * Room kept beside the server's response budget for small responses (a cost
+ * of at most {@link QUICK_MAX}, such as an `fs.list` or a read of up to 24
+ * KiB), taken when the budget itself would make them wait: a flood of large
+ * reads that holds the budget, and queues for it, does not put another
+ * client's listing in line behind it. Each connection holds at most
+ * QUICK_MAX of it at once, so no one connection fills it.
+ */
+const QUICK_RESERVE = 1024 * 1024;
+
+/** The largest cost that may take from {@link QUICK_RESERVE}, and what one connection may hold of it. */
+const QUICK_MAX = 64 * 1024;
+
 /** Heavy handlers that start at once in one turn of the event loop. */
 const HEAVY_AT_ONCE = 4;
 
@@ -272,8 +285,10 @@ export interface PrivateConnOptions<C> {
 /** Budget bytes one request holds until its response is written. */
 interface Held {
   request: number;
-  /** From the server's response budget. */
+  /** From the server's response budget, or from its reserve when `quick`. */
   response: number;
+  /** Whether `response` was taken from the small responses' reserve. */
+  quick?: boolean;
   /** From its connection's response budget. */
   conn: number;
 }
@@ -316,6 +331,8 @@ interface ConnState<C = unknown> {
   budget: ByteBudget;
   /** Bytes it holds of the server's response budget. */
   serverBytes: number;
+  /** Bytes it holds of the small responses' reserve (see QUICK_RESERVE). */
+  quickBytes: number;
   /** Request budget held by the large body being read, and since when it arrives. */
   bodyBytes: number;
   bodySince: number;
@@ -345,6 +362,7 @@ export class Server<C = unknown> {
   #pool = new FramePool();
   #requestBudget: ByteBudget;
   #responseBudget: ByteBudget;
+  #quickBudget = new ByteBudget(QUICK_RESERVE);
   #relief?: ReturnType<typeof setTimeout>;
   #turns = new Turns();
   /** Pending async handlers' time limits, oldest first, and the one timer that watches them. */
@@ -591,6 +609,7 @@ export class Server<C = unknown> {
       aborted: new AbortController(),
       budget: new ByteBudget(this.#limits.maxPendingBytes),
       serverBytes: 0,
+      quickBytes: 0,
       bodyBytes: 0,
       bodySince: 0,
     };
@@ -678,8 +697,13 @@ export class Server<C = unknown> {
     const room = s.budget.take(costed?.cost ?? 0, s.aborted.signal);
     const finish = () => {
       this.#requestBudget.give(held.request);
-      this.#responseBudget.give(held.response);
-      s.serverBytes -= held.response;
+      if (held.quick) {
+        this.#quickBudget.give(held.response);
+        s.quickBytes -= held.response;
+      } else {
+        this.#responseBudget.give(held.response);
+        s.serverBytes -= held.response;
+      }
       s.budget.give(held.conn);
       s.inFlight--;
       this.#inFlight--;
@@ -722,8 +746,13 @@ export class Server<C = unknown> {
     // The response counts with the memory it holds until it is written.
     s.budget.charge(holds - held.conn);
     held.conn = holds;
-    this.#responseBudget.charge(holds - held.response);
-    s.serverBytes += holds - held.response;
+    if (held.quick) {
+      this.#quickBudget.charge(holds - held.response);
+      s.quickBytes += holds - held.response;
+    } else {
+      this.#responseBudget.charge(holds - held.response);
+      s.serverBytes += holds - held.response;
+    }
     held.response = holds;
     // A client that mostly sends garbage or bad credentials is cut off
     // instead of being answered for ever.
@@ -912,14 +941,25 @@ export class Server<C = unknown> {
     }
     const cost = method.cost?.(params) ?? 0;
     if (cost > 0) {
-      let taken = this.#responseBudget.take(cost, s.aborted.signal);
-      if (typeof taken !== "number") {
-        this.#startRelief();
-        taken = await taken;
-        waited = true;
+      let taken = this.#responseBudget.tryTake(cost);
+      if (taken === undefined && cost <= QUICK_MAX && s.quickBytes + cost <= QUICK_MAX) {
+        // The budget would make it wait: a small response takes from the reserve instead.
+        taken = this.#quickBudget.tryTake(cost);
+        if (taken !== undefined) {
+          held.quick = true;
+          held.response = taken;
+          s.quickBytes += taken;
+        }
       }
-      held.response = taken;
-      s.serverBytes += taken;
+      if (!held.quick) {
+        if (taken === undefined) {
+          this.#startRelief();
+          taken = await this.#responseBudget.take(cost, s.aborted.signal);
+          waited = true;
+        }
+        held.response = taken;
+        s.serverBytes += taken;
+      }
       if (s.closed) throw new StrataError("UNAVAILABLE", "connection closed");
     }
     // What was decided before the wait may not hold after it (a revocation

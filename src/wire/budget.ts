@@ -31,11 +31,9 @@ export class ByteBudget {
    * cut off while it waits does not keep its place, nor what it took before.
    */
   take(n: number, signal?: AbortSignal): number | Promise<number> {
+    const now = this.tryTake(n);
+    if (now !== undefined) return now;
     const want = Math.min(Math.max(0, n), this.#total);
-    if (this.#waiting.length === 0 && this.#free >= want) {
-      this.#free -= want;
-      return want;
-    }
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise((resolve, reject) => {
       const abort = () => {
@@ -55,6 +53,18 @@ export class ByteBudget {
       signal?.addEventListener("abort", abort, { once: true });
       this.#waiting.push(waiter);
     });
+  }
+
+  /**
+   * Takes `n` bytes (at most the whole budget) only if that needs no wait:
+   * nobody waits and they are free. Returns the amount taken, or undefined
+   * (and takes nothing, and joins no line) when they are not.
+   */
+  tryTake(n: number): number | undefined {
+    const want = Math.min(Math.max(0, n), this.#total);
+    if (this.#waiting.length > 0 || this.#free < want) return undefined;
+    this.#free -= want;
+    return want;
   }
 
   /** Callers waiting for bytes. */

@@ -20,7 +20,7 @@ import { generateSigningKey, importVerifyKey } from "../../src/token/keys.ts";
 import { RevocationSet } from "../../src/token/revocation_set.ts";
 import { TokenVerifier } from "../../src/token/verifier.ts";
 import { CountingLookup, ISSUER, makeClaims, mint, withTempDir } from "./support.ts";
-import { decodeFrames } from "../helpers.ts";
+import { decodeFrames, waitFor } from "../helpers.ts";
 
 type ErrBody = { code: number; name: string; message: string; details?: Record<string, unknown> };
 type Envelope = { v: 1; req_id: string; ok: boolean; result?: unknown; error?: ErrBody };
@@ -507,6 +507,74 @@ Deno.test("Server: an answer made at once is handed to the socket before the nex
         "handle 3",
         "write 3",
       ]);
+    });
+  });
+});
+
+Deno.test("Server: a small response does not wait behind large ones queued for the server's budget", async () => {
+  await withTempDir((dir) => {
+    // given a server budget of 300 KB, large answers that cost 250 KB each and
+    // small ones that cost 40 KB, each held in the making until `release`
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const started: string[] = [];
+    const big: Method = {
+      name: "t.big",
+      access: "public",
+      params: { id: { type: "string", maxLength: 10 } },
+      cost: () => 250_000,
+      handler: async (p: { id: string }) => {
+        started.push(p.id);
+        await gate;
+        return { id: p.id };
+      },
+    };
+    const small: Method = {
+      name: "t.small",
+      access: "public",
+      params: { id: { type: "string", maxLength: 10 } },
+      cost: () => 40_000,
+      handler: async (p: { id: string }) => {
+        started.push(p.id);
+        if (p.id.startsWith("held")) await gate;
+        return { id: p.id };
+      },
+    };
+    const limits = { responseBudget: 300_000 };
+    return withServer(dir, { methods: [ECHO, big, small], limits }, async (_server, path) => {
+      const clients = await Promise.all([1, 2, 3, 4].map(() => Client.connect(path)));
+      const [a, b, c, d] = clients;
+      try {
+        // when one large answer holds the budget and another waits in line for it
+        const big1 = a.call("t.big", { id: "big1" });
+        await waitFor("the first large answer", () => started.includes("big1"), 2000);
+        const big2 = b.call("t.big", { id: "big2" });
+        // A failed check leaves these to be refused as the clients close: not an uncaught error.
+        for (const p of [big1, big2]) p.catch(() => {});
+        // A macrotask turn, so the second one has reached the budget's line.
+        await new Promise((r) => setTimeout(r, 0));
+        // then a small one from another client is answered at once, not after them
+        const soon = { timeoutMs: 1000 };
+        assert.deepEqual(await c.call("t.small", { id: "quick" }, soon), { id: "quick" });
+        assert(!started.includes("big2"), "the second large answer was started early");
+        // and one connection holds at most 64 KiB of the reserve: its second
+        // small answer in the making waits in line like any other
+        const held1 = d.call("t.small", { id: "held1" });
+        const held2 = d.call("t.small", { id: "held2" });
+        for (const p of [held1, held2]) p.catch(() => {});
+        await waitFor("the first held answer", () => started.includes("held1"), 2000);
+        assert.deepEqual(await c.call("t.small", { id: "quick2" }, soon), { id: "quick2" });
+        assert(!started.includes("held2"), "one connection took more than 64 KiB of the reserve");
+        // and once the budget is given back, every answer comes, in line
+        release();
+        assert.deepEqual(
+          await Promise.all([big1, big2, held1, held2]),
+          [{ id: "big1" }, { id: "big2" }, { id: "held1" }, { id: "held2" }],
+        );
+        assert(started.indexOf("big2") < started.indexOf("held2"));
+      } finally {
+        for (const cl of clients) await cl.close();
+      }
     });
   });
 });

@@ -56,3 +56,22 @@ Deno.test("ByteBudget.take: an aborted waiter leaves the queue, and those behind
   // and a take with an already aborted signal that would wait rejects at once
   await assert.rejects(b.take(5, stop.signal) as Promise<number>, /connection closed/);
 });
+
+Deno.test("ByteBudget.tryTake: takes only what needs no wait, and never joins the line", async () => {
+  // given a budget of 100 with 70 taken
+  const b = new ByteBudget(100);
+  assert.equal(b.tryTake(70), 70);
+  // then what is free is taken at once, and more is not taken at all
+  assert.equal(b.tryTake(40), undefined);
+  assert.equal(b.free, 30);
+  assert.equal(b.waiting, 0);
+  assert.equal(b.tryTake(20), 20);
+  // and while a take waits, nothing is taken past it, even what would fit
+  const waiting = b.take(50) as Promise<number>;
+  assert.equal(b.tryTake(5), undefined);
+  assert.equal(b.free, 10);
+  b.give(90);
+  assert.equal(await waiting, 50);
+  assert.equal(b.tryTake(250), undefined);
+  assert.equal(b.tryTake(0), 0);
+});
