@@ -746,6 +746,14 @@ export class Server<C = unknown> {
     // The response counts with the memory it holds until it is written.
     s.budget.charge(holds - held.conn);
     held.conn = holds;
+    if (held.quick && holds > QUICK_MAX) {
+      // Larger than its cost said (a long listing): it counts in the budget
+      // itself, so the reserve stays room for small answers.
+      this.#quickBudget.give(held.response);
+      s.quickBytes -= held.response;
+      held.quick = false;
+      held.response = 0;
+    }
     if (held.quick) {
       this.#quickBudget.charge(holds - held.response);
       s.quickBytes += holds - held.response;

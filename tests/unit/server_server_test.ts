@@ -540,8 +540,20 @@ Deno.test("Server: a small response does not wait behind large ones queued for t
         return { id: p.id };
       },
     };
+    // and answers that cost 40 KB but are 900 KB once made (a long listing)
+    const grow: Method = {
+      name: "t.grow",
+      access: "public",
+      params: { id: { type: "string", maxLength: 10 } },
+      cost: () => 40_000,
+      handler: (p: { id: string }) => {
+        started.push(p.id);
+        return { id: p.id, blob: "x".repeat(900_000) };
+      },
+    };
     const limits = { responseBudget: 300_000 };
-    return withServer(dir, { methods: [ECHO, big, small], limits }, async (_server, path) => {
+    const methods = [ECHO, big, small, grow];
+    return withServer(dir, { methods, limits }, async (_server, path) => {
       const clients = await Promise.all([1, 2, 3, 4].map(() => Client.connect(path)));
       const [a, b, c, d] = clients;
       try {
@@ -565,6 +577,24 @@ Deno.test("Server: a small response does not wait behind large ones queued for t
         await waitFor("the first held answer", () => started.includes("held1"), 2000);
         assert.deepEqual(await c.call("t.small", { id: "quick2" }, soon), { id: "quick2" });
         assert(!started.includes("held2"), "one connection took more than 64 KiB of the reserve");
+        // and answers larger than their cost, left unread by two peers, count
+        // in the budget, not the reserve: small answers still find room
+        const peers = await Promise.all(
+          [1, 2].map(() => Deno.connect({ transport: "unix", path })),
+        );
+        try {
+          for (const [i, peer] of peers.entries()) {
+            await peer.write(
+              frameText(`{"v":1,"req_id":"g","method":"t.grow","params":{"id":"grow${i}"}}`),
+            );
+          }
+          await waitFor("both long answers", () => started.includes("grow1"), 2000);
+          // A macrotask turn: both answers made and counted.
+          await new Promise((r) => setTimeout(r, 0));
+          assert.deepEqual(await c.call("t.small", { id: "quick3" }, soon), { id: "quick3" });
+        } finally {
+          for (const peer of peers) peer.close();
+        }
         // and once the budget is given back, every answer comes, in line
         release();
         assert.deepEqual(
