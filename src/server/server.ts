@@ -189,6 +189,9 @@ const QUICK_RESERVE = 1024 * 1024;
 /** The largest cost that may take from {@link QUICK_RESERVE}, and what one connection may hold of it. */
 const QUICK_MAX = 64 * 1024;
 
+/** Why a closed connection's waits end: one error for all (a new one is a stack trace, about 3 µs). */
+const CLOSED = new StrataError("UNAVAILABLE", "connection closed");
+
 /** Heavy handlers that start at once in one turn of the event loop. */
 const HEAVY_AT_ONCE = 4;
 
@@ -387,8 +390,11 @@ export class Server<C = unknown> {
       }
       this.#methods.set(m.name, m);
     }
-    const every = Math.max(MIN_SWEEP_MS, Math.min(1000, this.#limits.idleTimeoutMs / 4));
-    this.#sweep = setInterval(() => this.#closeIdle(), every);
+    const every = Math.max(
+      MIN_SWEEP_MS,
+      Math.min(1000, this.#limits.idleTimeoutMs / 4, this.#limits.writeTimeoutMs / 4),
+    );
+    this.#sweep = setInterval(() => this.#sweepConns(), every);
     Deno.unrefTimer(this.#sweep);
     this.#accepting = Promise.all(listening.map((l) => this.#acceptLoop(l.listener))).then(
       () => {},
@@ -565,19 +571,28 @@ export class Server<C = unknown> {
     if (s.closed) return;
     s.closed = true;
     this.#conns.delete(s.id);
-    s.aborted.abort(new StrataError("UNAVAILABLE", "connection closed"));
+    s.aborted.abort(CLOSED);
     try {
       s.conn.close();
     } catch { /* already closed */ }
-    // Its write timer would otherwise keep the connection's objects for up to writeTimeoutMs.
+    // Its queued answers fail now, not as the write in progress settles.
     s.writer.close();
     s.wake?.();
   }
 
-  #closeIdle(): void {
+  /**
+   * Closes the connections idle for idleTimeoutMs, and those whose write has
+   * been stuck for writeTimeoutMs: one timer for all of them, not one per
+   * connection, set on its first write and referenced and unreferenced on
+   * every write after.
+   */
+  #sweepConns(): void {
     const limit = Date.now() - this.#limits.idleTimeoutMs;
+    const stuck = performance.now() - this.#limits.writeTimeoutMs;
     for (const s of this.#conns.values()) {
-      if (s.inFlight === 0 && s.lastActive < limit && !s.principal) this.#closeConn(s);
+      const since = s.writer.busySince;
+      if (since > 0 && since < stuck) this.#closeConn(s);
+      else if (s.inFlight === 0 && s.lastActive < limit && !s.principal) this.#closeConn(s);
     }
   }
 
@@ -594,7 +609,8 @@ export class Server<C = unknown> {
   }
 
   async #handle(conn: Duplex, principal?: { as: C }): Promise<void> {
-    const writer = new FrameWriter(conn, { timeoutMs: this.#limits.writeTimeoutMs });
+    // Its write timeout is watched by #sweepConns.
+    const writer = new FrameWriter(conn);
     const s: ConnState<C> = {
       id: this.#nextId++,
       conn,

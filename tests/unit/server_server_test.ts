@@ -608,3 +608,38 @@ Deno.test("Server: a small response does not wait behind large ones queued for t
     });
   });
 });
+
+Deno.test("Server: a peer that does not take a response within writeTimeoutMs is closed", async () => {
+  await withTempDir((dir) => {
+    // given a method whose answer (900 KB) is more than a socket holds, and a write timeout of 400 ms
+    const big: Method = {
+      name: "t.big",
+      access: "public",
+      params: {},
+      handler: () => ({ blob: "x".repeat(900_000) }),
+    };
+    const limits = { writeTimeoutMs: 400 };
+    return withServer(dir, { methods: [ECHO, big], limits }, async (server, path) => {
+      // when a peer asks for it and reads nothing
+      const peer = await Deno.connect({ transport: "unix", path });
+      try {
+        const t0 = performance.now();
+        await peer.write(frameText('{"v":1,"req_id":"b","method":"t.big"}'));
+        await waitFor("the connection", () => server.connections === 1, 2000);
+        // then it is closed once the write has been stuck for the timeout, not before
+        await waitFor("the stuck connection's close", () => server.connections === 0, 3000);
+        const ms = performance.now() - t0;
+        assert(ms >= 400, `closed after ${ms.toFixed(0)} ms`);
+        // and other clients are served as before
+        const client = await Client.connect(path);
+        try {
+          assert.equal((await client.call<{ text: string }>("t.echo", { text: "hi" })).text, "hi");
+        } finally {
+          await client.close();
+        }
+      } finally {
+        peer.close();
+      }
+    });
+  });
+});
