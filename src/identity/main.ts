@@ -12,7 +12,7 @@ import { type Layout, stateFiles } from "../runtime/config.ts";
 import { parseLayoutArgs } from "../runtime/layout_args.ts";
 import type { RevokedEntry } from "../token/revocation_set.ts";
 import { claimedKeyIds } from "../token/endorsement.ts";
-import { ensureDir } from "../runtime/files.ts";
+import { ensureDir, holdLock } from "../runtime/files.ts";
 import { logger } from "../runtime/log.ts";
 import { defaultTrust, runMain, runService, SUPERVISED_OPTIONS } from "../node/service.ts";
 import { awaitRelease } from "../node/lifecycle.ts";
@@ -67,6 +67,12 @@ await runMain("identity", async () => {
   if (options.held === true) await awaitRelease();
   const st = stateFiles(layout);
   ensureDir(layout.stateDir, 0o700);
+  // One identity per state dir, claimed before its keys, logs and records are read or written.
+  await holdLock(
+    st.identityLock,
+    `another identity is running with the state dir ${layout.stateDir} (it holds ` +
+      `${st.identityLock}); stop that node first, or give this one a state dir of its own`,
+  );
   const log = logger("identity");
   // Under the supervisor the audit trail is audit.log alone: a copy on stderr
   // would pass every request through the supervisor and bury the log lines.

@@ -506,6 +506,8 @@ export function runtimeFiles(layout: Layout) {
     revocationsTmp: `${d}/revocations.tmp`,
     /** Written by the supervisor once every service is Healthy (systemd's readiness check). */
     ready: `${d}/ready`,
+    /** Locked by the running supervisor: one node per runtime dir (0600, empty). */
+    supervisorLock: `${d}/supervisor.lock`,
   };
 }
 
@@ -533,5 +535,7 @@ export function stateFiles(layout: Layout) {
     auditOld: `${d}/audit.log.1`,
     /** The supervised services' log files (`<service>.log`, rotated to `.log.1`; 0600). */
     logs: `${d}/logs`,
+    /** Locked by the running identity: one identity per state dir (0600, empty). */
+    identityLock: `${d}/identity.lock`,
   };
 }

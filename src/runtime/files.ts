@@ -103,3 +103,31 @@ export function pathExists(path: string): boolean {
     throw err;
   }
 }
+
+/** Files locked by {@link holdLock}, held open (and so locked) until the process ends. */
+const held: Deno.FsFile[] = [];
+
+/** How long {@link holdLock} waits for a lock another process holds. */
+const LOCK_WAIT_MS = 250;
+
+/**
+ * Takes an exclusive lock (flock) on `path`, creating it (0600) if need be,
+ * and holds it until the process ends: the kernel lets it go however the
+ * process ends, so a `kill -9` leaves no stale lock. Throws `refusal` when
+ * another process holds it for LOCK_WAIT_MS (a process that is exiting lets
+ * go within that).
+ */
+export async function holdLock(path: string, refusal: string): Promise<void> {
+  const file = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const locked = await Promise.race([
+    file.lock(true).then(() => true, () => false),
+    new Promise<false>((r) => (timer = setTimeout(() => r(false), LOCK_WAIT_MS))),
+  ]);
+  clearTimeout(timer);
+  if (!locked) {
+    file.close();
+    throw new Error(refusal);
+  }
+  held.push(file);
+}

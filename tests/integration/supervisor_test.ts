@@ -259,3 +259,118 @@ Deno.test("concurrent stops drain once; a start during a stop starts the service
     await node.stop();
   }
 });
+
+/** Runs one program of Strata on `layout` to its end (at most 20 s); its exit code and output. */
+async function runProgram(
+  program: "supervisor" | "identity",
+  layout: Awaited<ReturnType<typeof startNode>>["layout"],
+): Promise<{ code: number; pid: number; output: string }> {
+  const exe = Deno.execPath();
+  const command = programCommand(program, layout, { kind: "dev", deno: exe, root: REPO_ROOT }, {
+    run: program === "supervisor" ? [exe] : undefined,
+  });
+  const child = new Deno.Command(command.cmd, {
+    args: command.args,
+    env: command.env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+  try {
+    const out = await child.output();
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    return { code: out.code, pid: child.pid, output: text };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Each file's inode and modification time: whether it was replaced or written. */
+function fingerprint(paths: string[]): string[] {
+  return paths.map((p) => {
+    const st = Deno.statSync(p);
+    return `${p} ${st.ino} ${st.mtime?.getTime()} ${st.size}`;
+  });
+}
+
+Deno.test("a second supervisor on a running node's runtime dir is refused before it starts or writes anything", async () => {
+  const node = await startNode();
+  try {
+    const rt = node.layout.runtimeDir;
+    const st = node.layout.stateDir;
+    const files = [
+      `${rt}/identity.pub`,
+      `${rt}/revocations`,
+      `${st}/keys.json`,
+      `${st}/operator.token`,
+    ];
+    const before = fingerprint(files);
+    const pids = await node.childPids();
+    // when the node is started again on the same layout
+    const second = await runProgram("supervisor", node.layout);
+    // then it exits 1 naming the running node, having started no child and written nothing
+    assert.equal(second.code, 1, second.output);
+    assert.match(second.output, /another supervisor is running with the runtime dir/);
+    assert.deepEqual(fingerprint(files), before);
+    const audit = Deno.readTextFileSync(`${st}/audit.log`);
+    assert(!audit.includes(`"pid":${second.pid}`), "the second supervisor wrote to the audit log");
+    const after = await services(node);
+    assert(after.every((s) => s.state === "Healthy"));
+    assert.deepEqual(after.map((s) => s.pid).sort(), [...pids].sort());
+  } finally {
+    await node.stop();
+  }
+});
+
+Deno.test("a second identity on a running node's state dir is refused before it reads or writes anything", async () => {
+  const node = await startNode();
+  try {
+    await issue(node, { service: "fs", rights: ["fs.list"], path_prefix: node.exportRoot });
+    const st = node.layout.stateDir;
+    const rt = node.layout.runtimeDir;
+    const files = [
+      `${st}/keys.json`,
+      `${st}/operator.token`,
+      `${rt}/identity.pub`,
+      `${rt}/revocations`,
+    ];
+    const before = fingerprint(files);
+    // when identity is started by hand on the same layout
+    const second = await runProgram("identity", node.layout);
+    // then it exits 1 naming the running one, and the node's files are as they were
+    assert.equal(second.code, 1, second.output);
+    assert.match(second.output, /another identity is running with the state dir/);
+    assert.deepEqual(fingerprint(files), before);
+    assert.equal((await svc(node, "identity")).state, "Healthy");
+  } finally {
+    await node.stop();
+  }
+});
+
+Deno.test("the node's locks go with its processes: started again after SIGTERM and after kill -9", async () => {
+  const temp = await tempLayout();
+  try {
+    let node = await startNode({ temp });
+    await node.stop();
+    // when started again on the same layout after a clean stop
+    node = await startNode({ temp });
+    try {
+      const pids = await node.childPids();
+      // and killed -9 (the children exit as they lose the supervisor)
+      node.process.kill("SIGKILL");
+      await waitFor("every child to exit", () => pids.every((p) => !alive(p)), 5000);
+    } finally {
+      await node.stop();
+    }
+    // then it starts again all Healthy
+    node = await startNode({ temp });
+    try {
+      assert((await services(node)).every((s) => s.state === "Healthy"));
+    } finally {
+      await node.stop();
+    }
+  } finally {
+    await temp.cleanup();
+  }
+});
