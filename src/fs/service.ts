@@ -177,7 +177,18 @@ export function overlapWarning(roots: readonly string[], layout: Layout): string
 /** Checks the export roots: absolute, existing folders, not reached through a symlink. */
 export function checkRoots(roots: readonly string[]): string[] {
   return roots.map((root) => {
-    const real = Deno.realPathSync(root);
+    let real: string;
+    try {
+      real = Deno.realPathSync(root);
+    } catch (err) {
+      const why = err instanceof Deno.errors.NotFound
+        ? "does not exist"
+        : `cannot be opened (${err instanceof Error ? err.message : err})`;
+      throw invalidArgument(
+        `fs root ${root} ${why}: create it, or export another folder (--fs-roots; ` +
+          "STRATA_FS_ROOTS for deno task start)",
+      );
+    }
     if (real !== root) {
       throw invalidArgument(
         `fs root ${root} is a symbolic link to ${real}; export ${real} instead`,

@@ -81,7 +81,12 @@ export function syncDir(dir: string): void {
  * may chmod), so a folder planted by someone else in /tmp is never used.
  */
 export function ensureDir(dir: string, mode: number): void {
-  Deno.mkdirSync(dir, { recursive: true, mode });
+  try {
+    Deno.mkdirSync(dir, { recursive: true, mode });
+  } catch (err) {
+    // A file in its place (or in place of a parent): the check below says which.
+    if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+  }
   const st = Deno.lstatSync(dir);
   if (st.isSymlink || !st.isDirectory) {
     throw new Error(`${dir} is not a folder (a symlink or file is in its place); remove it`);

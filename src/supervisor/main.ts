@@ -107,6 +107,18 @@ function passOn(_service: string, line: string): void {
   if (passing.push(line) === 1) queueMicrotask(() => emitLines(passing.splice(0)));
 }
 
+/** The last error a service logged (its message and error), if one is among its recent lines. */
+function lastError(logs: LogBook, service: string): string | undefined {
+  const { lines } = logs.read({ service, lines: 50 });
+  for (const { line } of lines.toReversed()) {
+    try {
+      const o = JSON.parse(line);
+      if (o?.level === "error") return o.error ? `${o.msg}: ${o.error}` : String(o.msg);
+    } catch { /* not JSON */ }
+  }
+  return undefined;
+}
+
 if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
   console.log(HELP);
   Deno.exit(0);
@@ -180,6 +192,10 @@ await runMain("supervisor", async () => {
         bad.map((s) => `${s.name} ${s.state}`).join(", ")
       }`,
     );
+    for (const s of bad) {
+      const why = lastError(logs, s.name);
+      if (why) out(`${s.name}'s last error: ${why} (strata-ctl logs ${s.name} shows more)`);
+    }
   }
   out(`sockets in ${layout.runtimeDir}; operator token in ${stateFiles(layout).operatorToken}`);
   out(

@@ -374,3 +374,24 @@ Deno.test("the node's locks go with its processes: started again after SIGTERM a
     await temp.cleanup();
   }
 });
+
+Deno.test("a missing export root: fs ends Quarantined, and the start says why in one line", async () => {
+  const temp = await tempLayout();
+  const missing = `${temp.root}/missing`;
+  temp.layout.fsRoots = [missing];
+  const node = await startNode({ temp, waitHealthy: false });
+  try {
+    await waitFor("the start's summary", () => node.output().includes("shows more"), 20_000);
+    assert.match(
+      node.output(),
+      new RegExp(
+        `strata: fs's last error: failed to start: fs root ${missing} does not exist: ` +
+          `create it, or export another folder .*\\(strata-ctl logs fs shows more\\)`,
+      ),
+    );
+    assert.equal((await svc(node, "fs")).state, "Quarantined");
+  } finally {
+    await node.stop();
+    await temp.cleanup();
+  }
+});

@@ -325,7 +325,7 @@ Deno.test("fs.read over a socket: a text read that gets data still fits one fram
   });
 });
 
-Deno.test("checkRoots: real folders pass; symlinked roots and files are INVALID_ARGUMENT", async () => {
+Deno.test("checkRoots: real folders pass; symlinked, missing roots and files are INVALID_ARGUMENT", async () => {
   await withTempDir((dir) => {
     Deno.mkdirSync(`${dir}/real`);
     Deno.symlinkSync(`${dir}/real`, `${dir}/link`);
@@ -337,6 +337,10 @@ Deno.test("checkRoots: real folders pass; symlinked roots and files are INVALID_
       new RegExp(`is a symbolic link to ${dir}/real; export ${dir}/real instead`),
     );
     throwsStrata(() => checkRoots([`${dir}/file`]), "INVALID_ARGUMENT", /is not a folder/);
-    assert.throws(() => checkRoots([`${dir}/missing`]), Deno.errors.NotFound);
+    throwsStrata(
+      () => checkRoots([`${dir}/missing`]),
+      "INVALID_ARGUMENT",
+      new RegExp(`fs root ${dir}/missing does not exist: create it, or export another folder`),
+    );
   });
 });

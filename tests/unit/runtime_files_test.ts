@@ -59,6 +59,21 @@ Deno.test("syncDir: a folder that cannot be opened is not an error", async () =>
   });
 });
 
+Deno.test("ensureDir: a file where the folder should be is refused, naming it", async () => {
+  const base = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-ensure-" });
+  try {
+    await Deno.writeTextFile(`${base}/state`, "");
+    assert.throws(
+      () => ensureDir(`${base}/state`, 0o700),
+      new RegExp(
+        `^Error: ${base}/state is not a folder \\(a symlink or file is in its place\\); remove it`,
+      ),
+    );
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
+});
+
 Deno.test("ensureDir: a symlink planted where the folder should be is refused", async () => {
   // Given a symlink at the runtime dir's path, pointing to a folder elsewhere
   const base = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-ensure-" });
