@@ -3,12 +3,7 @@
  * bin/fs and bin/strata-ctl with `deno compile`, each with the permission
  * flags of src/runtime/permissions.ts and the layout baked in.
  *
- *   deno task compile [--runtime-dir=/run/strata] [--state-dir=/var/lib/strata]
- *                     [--node-id=local] [--fs-roots=/srv/data:/srv/media] [--group-access]
- *                     [--out=bin] [--bin-dir=<where they will be installed>]
- *                     [--target=x86_64-unknown-linux-gnu] [--print]
- *                     [the cluster and transport options of `deno task install`, and
- *                      --etcd-proto=DIR; or their STRATA_* variables]
+ *   (usage: USAGE below; `deno task compile --help` prints it)
  *
  * It type-checks every program once (`deno check`, with the compiler's own
  * heap), then compiles each with --no-check: `deno compile` applies the
@@ -24,6 +19,7 @@
 
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { operatorScript } from "./operator_script.ts";
 import { BINARY_NAMES, checkCommand, compileCommand } from "../src/runtime/command.ts";
 import {
   checkLayout,
@@ -33,6 +29,16 @@ import {
   nodeSettings,
 } from "../src/runtime/config.ts";
 import { binOverrideVar, PROGRAMS } from "../src/runtime/permissions.ts";
+
+/** The command line, for --help. */
+export const USAGE = `deno task compile [--runtime-dir=/run/strata] [--state-dir=/var/lib/strata]
+                  [--node-id=local] [--fs-roots=/srv/data:/srv/media] [--group-access]
+                  [--out=bin] [--bin-dir=<where they will be installed>]
+                  [--target=x86_64-unknown-linux-gnu] [--print]
+                  [the cluster and transport options of \`deno task install\`, and
+                   --etcd-proto=DIR; or their STRATA_* variables]`;
+
+operatorScript("compile", USAGE);
 
 const { values } = parseArgs({
   args: Deno.args,

@@ -4,15 +4,7 @@
  * that is read-only once installed, and one launcher per program that runs
  * `deno run` with exactly that program's flags from src/runtime/permissions.ts.
  *
- *   deno task install [--prefix=/opt/strata] [--runtime-dir=/run/strata]
- *                     [--state-dir=/var/lib/strata] [--node-id=local]
- *                     [--fs-roots=/srv/strata] [--group-access]
- *                     [--user=strata] [--group=strata] [--deno=<deno the launchers run>]
- *                     [--deps=<a DENO_DIR holding the locked npm packages: no network>]
- *                     [--cluster=NAME --etcd-endpoints=URL,... --cluster-root=FILE
- *                      --cluster-ca=FILE --cluster-peers=HOST:PORT,... --partition-bound-ms=MS
- *                      --etcd-ca=FILE --etcd-cert=FILE --etcd-key=FILE --etcd-server-name=NAME
- *                      --fs-listen=tcp://HOST:PORT ... --tls-cert=FILE --tls-key=FILE --tls-ca=FILE]
+ *   (usage: USAGE below; `deno task install --help` prints it)
  *
  * The cluster and transport settings may also come from the environment, as
  * for `deno task start` (STRATA_CLUSTER, STRATA_ETCD_ENDPOINTS, ...,
@@ -36,6 +28,7 @@
 import { cpSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { operatorScript } from "./operator_script.ts";
 import { entryOf, LAUNCHER_NAMES, programCommand, REPO_ROOT } from "../src/runtime/command.ts";
 import {
   checkLayout,
@@ -47,6 +40,19 @@ import {
 } from "../src/runtime/config.ts";
 import { binOverrideVar, type Program, PROGRAMS } from "../src/runtime/permissions.ts";
 import { renderUnit, TEMPLATE, UNIT_DEFAULTS } from "./unit.ts";
+
+/** The command line, for --help. */
+export const USAGE = `deno task install [--prefix=/opt/strata] [--runtime-dir=/run/strata]
+                  [--state-dir=/var/lib/strata] [--node-id=local]
+                  [--fs-roots=/srv/strata] [--group-access]
+                  [--user=strata] [--group=strata] [--deno=<deno the launchers run>]
+                  [--deps=<a DENO_DIR holding the locked npm packages: no network>]
+                  [--cluster=NAME --etcd-endpoints=URL,... --cluster-root=FILE
+                   --cluster-ca=FILE --cluster-peers=HOST:PORT,... --partition-bound-ms=MS
+                   --etcd-ca=FILE --etcd-cert=FILE --etcd-key=FILE --etcd-server-name=NAME
+                   --fs-listen=tcp://HOST:PORT ... --tls-cert=FILE --tls-key=FILE --tls-ca=FILE]`;
+
+operatorScript("install", USAGE);
 
 const { values } = parseArgs({
   args: Deno.args,

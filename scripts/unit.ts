@@ -1,10 +1,7 @@
 /**
  * Renders the systemd unit from nix/strata.service.in.
  *
- *   deno task unit [--form=installed|compiled] [--bin-dir=/opt/strata/bin] [--runtime-dir=/run/strata]
- *                  [--state-dir=/var/lib/strata] [--fs-roots=/srv/strata]
- *                  [--user=strata] [--group=strata] [--group-access]
- *                  [--doc-dir=/opt/strata/share/doc/strata] [--network] [--out=FILE]
+ *   (usage: USAGE below; `deno task unit --help` prints it)
  *
  * Without --out it prints the unit. nix/strata.service is this with the
  * defaults; the NixOS module fills the same template in Nix, with the same
@@ -17,6 +14,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { operatorScript } from "./operator_script.ts";
 
 /** How Strata was put on the machine. */
 export type UnitForm = "installed" | "compiled";
@@ -124,7 +122,15 @@ export function renderUnit(template: string, o: UnitOptions): string {
   });
 }
 
+/** The command line, for --help. */
+export const USAGE =
+  `deno task unit [--form=installed|compiled] [--bin-dir=/opt/strata/bin] [--runtime-dir=/run/strata]
+               [--state-dir=/var/lib/strata] [--fs-roots=/srv/strata]
+               [--user=strata] [--group=strata] [--group-access]
+               [--doc-dir=/opt/strata/share/doc/strata] [--network] [--out=FILE]`;
+
 if (import.meta.main) {
+  operatorScript("unit", USAGE);
   const { values } = parseArgs({
     args: Deno.args,
     options: {
