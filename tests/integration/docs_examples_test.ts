@@ -1,8 +1,10 @@
 /**
- * The shell examples a newcomer pastes work: README's "first five minutes"
- * and docs/cli.md's raw-form flow run line by line with bash against a real
- * supervisor in a temp dir. The one change made to them: their folder,
- * /tmp/strata-demo, moves into the test node's export root.
+ * The examples a newcomer pastes work: README's "first five minutes" and
+ * docs/cli.md's raw-form flow run line by line with bash against a real
+ * supervisor in a temp dir, and README's client program runs with a token
+ * issued as its comment says. The changes made to them: their folder,
+ * /tmp/strata-demo, moves into the test node's export root, and the
+ * program's socket and import path are the test node's and the repo's.
  */
 
 import assert from "node:assert/strict";
@@ -85,6 +87,46 @@ Deno.test("README's first five minutes and docs/cli.md's raw form work as pasted
       assert.match(r.stdout, /^revoked [0-9a-f]{32}; /m);
       assert.match(r.stderr, /\/etc\/passwd is outside the token's path_prefix/);
       assert.match(r.stderr, /has been revoked/);
+    });
+    await t.step("README.md, the client from your own program", async () => {
+      // The token its comment says to issue, as pasted.
+      const text = Deno.readTextFileSync(join(REPO_ROOT, "README.md"));
+      const at = text.indexOf("From your own program");
+      const code = /\n```ts\n([\s\S]*?)\n```/.exec(text.slice(at))![1];
+      const issue = /^\/\/ (deno task -q ctl token issue .*)$/m.exec(code)![1];
+      const r = await runBlock(node, `TOKEN=$(${issue})\necho "token=$TOKEN"`);
+      const token = /^token=(v4\.public\..+)$/m.exec(r.stdout)?.[1];
+      assert.ok(token, `no token\n${r.stderr}`);
+      // The program as written, but for its socket, folder and import path, and a line that prints.
+      const fsSock = `${node.layout.runtimeDir}/fs.sock`;
+      const program = code.replace("./src/mod.ts", join(REPO_ROOT, "src/mod.ts"))
+        .replace("/run/strata/fs.sock", fsSock)
+        .replaceAll("/tmp/strata-demo", `${node.exportRoot}/strata-demo`) +
+        "\nconsole.log(entries.map((e: { name: string }) => e.name).join(' '));\n";
+      const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-readme-" });
+      try {
+        await Deno.writeTextFile(`${dir}/main.ts`, program);
+        const out = await new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "--quiet",
+            "--no-prompt",
+            `--config=${join(REPO_ROOT, "deno.json")}`,
+            `--allow-net=unix:${fsSock}`,
+            `--allow-read=${fsSock}`,
+            `--allow-write=${fsSock}`,
+            "--allow-env=STRATA_TOKEN",
+            `${dir}/main.ts`,
+          ],
+          env: { STRATA_TOKEN: token },
+          stdin: "null",
+        }).output();
+        const stderr = new TextDecoder().decode(out.stderr);
+        assert.equal(out.code, 0, stderr);
+        assert.equal(new TextDecoder().decode(out.stdout).trim(), "hello.txt");
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
     });
     await t.step("docs/cli.md, The raw form", async () => {
       const r = await runBlock(node, shellBlock("docs/cli.md", "## The raw form"));
