@@ -137,6 +137,14 @@ const layout: Layout = envLayout(program, onlyAsks);
  * The layout from the STRATA_* variables; a bad one is the operator's input: one line naming the
  * setting and the fix, exit 2 (as strata-ctl's usage errors), not an uncaught exception.
  */
+/** STRATA_GROUP_ACCESS: 1 is on; unset, empty or 0 is off; anything else is refused, not taken for off. */
+function groupAccessFromEnv(): boolean {
+  const v = getEnv("STRATA_GROUP_ACCESS");
+  if (v === undefined || v === "" || v === "0") return false;
+  if (v === "1") return true;
+  throw new ConfigError(`--group-access: must be 1 (on) or 0 (off), not ${JSON.stringify(v)}`);
+}
+
 function envLayout(program: Program, onlyAsks: boolean): Layout {
   // strata-ctl's own --tls-cert, --cluster-ca, --cluster-peers, ... (its --help lists them) win
   // over their variables, so that its grants name the files and hosts it was given.
@@ -150,7 +158,7 @@ function envLayout(program: Program, onlyAsks: boolean): Layout {
       stateDir: stateDir(),
       nodeId: getEnv("STRATA_NODE_ID") ?? "local",
       fsRoots: (getEnv("STRATA_FS_ROOTS") ?? "/tmp").split(":"),
-      ...(getEnv("STRATA_GROUP_ACCESS") === "1" ? { groupAccess: true } : {}),
+      ...(groupAccessFromEnv() ? { groupAccess: true } : {}),
       ...transportFromEnv(settings),
       ...withProto(clusterFromEnv(settings)),
     });

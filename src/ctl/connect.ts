@@ -54,29 +54,32 @@ export function envToken(): string | undefined {
 }
 
 /**
+ * Refuses a given but empty token (`-token ""`, or STRATA_TOKEN set to ""):
+ * a usage error (exit 2), whether or not the command sends a token, so the
+ * operator token is never presented in place of a token left empty.
+ */
+export function refuseEmptyToken(explicit?: string): void {
+  if (explicit !== undefined && explicit.trim() === "") {
+    throw usage(
+      "-token is empty; give a token, or leave -token out to use STRATA_TOKEN or the operator token",
+    );
+  }
+  const env = explicit === undefined ? envToken() : undefined;
+  if (env !== undefined && env.trim() === "") {
+    throw usage(
+      "STRATA_TOKEN is set but empty; set it to a token, or unset it (unset STRATA_TOKEN) " +
+        "to use the operator token",
+    );
+  }
+}
+
+/**
  * The token to send: explicit, else STRATA_TOKEN, else the operator token.
  * A given but empty token throws a usage error (exit 2).
  */
 export function chooseToken(layout: Layout, explicit?: string): string | undefined {
-  if (explicit !== undefined) {
-    if (explicit.trim() === "") {
-      throw usage(
-        "-token is empty; give a token, or leave -token out to use STRATA_TOKEN or the operator token",
-      );
-    }
-    return explicit;
-  }
-  const env = envToken();
-  if (env !== undefined) {
-    if (env.trim() === "") {
-      throw usage(
-        "STRATA_TOKEN is set but empty; set it to a token, or unset it (unset STRATA_TOKEN) " +
-          "to use the operator token",
-      );
-    }
-    return env;
-  }
-  return operatorToken(layout);
+  refuseEmptyToken(explicit);
+  return explicit ?? envToken() ?? operatorToken(layout);
 }
 
 /**

@@ -18,6 +18,7 @@ import {
 import { colorWanted } from "./format.ts";
 import { commandHelp, groupHelp } from "./help.ts";
 import { nearest } from "./methods.ts";
+import { refuseEmptyToken } from "./connect.ts";
 import { Session } from "./session.ts";
 import {
   type Command,
@@ -273,6 +274,7 @@ export async function runCommand(args: DispatchArgs, options: RunOptions): Promi
     }
     if (found.rest.length > 0) await loadParser();
     const input = parseInput(found.command, found.rest, { group: found.group });
+    refuseEmptyToken(args.token);
     session = new Session(args.layout, {
       token: args.token,
       timeoutMs: args.timeoutMs,

@@ -39,6 +39,34 @@ Deno.test("deno task start: a cluster tcp:// endpoint without STRATA_CLUSTER_CA 
   }
 });
 
+Deno.test("deno task start: STRATA_GROUP_ACCESS other than 1 or 0 is refused, not taken for off", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-launch-" });
+  try {
+    for (const value of ["yes", "true", "on"]) {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["task", "-q", "start"],
+        cwd: REPO_ROOT,
+        env: {
+          STRATA_RUNTIME_DIR: `${dir}/run`,
+          STRATA_STATE_DIR: `${dir}/state`,
+          STRATA_GROUP_ACCESS: value,
+        },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 2, stderr);
+      assert.equal(
+        stderr,
+        `strata: --group-access: must be 1 (on) or 0 (off), not "${value}" (set by STRATA_GROUP_ACCESS)\n`,
+      );
+      assert(!(await Deno.stat(`${dir}/run`).then(() => true, () => false)), "runtime dir made");
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("deno task ctl: its --tls-cert and --tls-key options reach the launcher's layout (and grants), as their variables do", async () => {
   const dir = await Deno.makeTempDir({ prefix: "strata-launch-" });
   try {

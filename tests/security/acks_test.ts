@@ -238,7 +238,8 @@ Deno.test("strata-ctl: an empty STRATA_TOKEN or -token is a usage error, not the
   try {
     const ls = ["fs", "ls", node.exportRoot];
     const raw = ["fs.list", JSON.stringify({ path: node.exportRoot })];
-    for (const args of [ls, raw]) {
+    // Commands that send no token refuse an empty one too (they exited 0).
+    for (const args of [ls, raw, ["status"], ["svc", "list"]]) {
       for (const empty of ["", " "]) {
         const env = await runCtl(node, args, { STRATA_TOKEN: empty });
         assert.equal(env.code, 2, env.stdout + env.stderr);
