@@ -179,36 +179,64 @@ export interface AdviceOptions {
   lookedIn?: readonly string[];
 }
 
+/** Why a service could not be reached, and what to do about it. */
+export interface Advice {
+  message: string;
+  hint: string;
+}
+
+/** The hint for a socket this user may not connect to (the node is running). */
+const NOT_YOURS = "run strata-ctl as the user the node runs as, or as a member of its socket " +
+  "group when the node runs with group access (STRATA_GROUP_ACCESS=1, --group-access)";
+
 /**
- * Advice for an unreachable service, in one line: start the supervisor when
- * it is the one missing (naming every place the launcher looked for it),
- * else start just that service through the running supervisor.
+ * Advice for an unreachable service: start the supervisor when it is the one
+ * missing (naming every place the launcher looked for it), else start just
+ * that service through the running supervisor; a socket this user may not
+ * use is not called "not running".
  */
 export function unreachableAdvice(
   service: string,
   err: StrataError,
   options: AdviceOptions = {},
-): string {
+): Advice {
+  const denied = /permission denied/i.test(err.message);
   if (service === "supervisor") {
     const looked = options.lookedIn?.length ? `; looked in ${options.lookedIn.join(", ")}` : "";
-    return `the supervisor is not running (${err.message}${looked}). ` +
-      "Start it with `deno task start` (or `systemctl start strata`), " +
-      "or point --runtime-dir (STRATA_RUNTIME_DIR) at the folder it runs in.";
+    if (denied) {
+      return {
+        message: `cannot use the supervisor's socket (${err.message}${looked})`,
+        hint: NOT_YOURS,
+      };
+    }
+    return {
+      message: `the supervisor is not running (${err.message}${looked})`,
+      hint: "start it with `deno task start` (or `systemctl start strata`), " +
+        "or point --runtime-dir (STRATA_RUNTIME_DIR) at the folder it runs in",
+    };
   }
+  const message = `cannot reach ${service}: ${err.message}`;
+  if (denied) return { message, hint: NOT_YOURS };
   // A tcp:// endpoint (`--node`): `svc start` here would start this node's service, not that one.
   const path = err.details?.path;
   if (typeof path === "string" && path.startsWith("tcp://")) {
-    return `cannot reach ${service}: ${err.message}. ` +
-      "`strata-ctl cluster status` shows every node's services and their health.";
+    return {
+      message,
+      hint: "`strata-ctl cluster status` shows every node's services and their health",
+    };
   }
   if ((CHILD_SERVICES as readonly string[]).includes(service)) {
-    return `cannot reach ${service}: ${err.message}. ` +
-      `Start it with \`strata-ctl svc start ${service}\` ` +
-      "(`strata-ctl svc list` shows its state and last exit).";
+    return {
+      message,
+      hint: `start it with \`strata-ctl svc start ${service}\` ` +
+        "(`strata-ctl svc list` shows its state and last exit)",
+    };
   }
-  return `cannot reach ${service}: ${err.message}. ` +
-    "It is not a supervised service: start the program that serves it " +
-    "(`strata-ctl registry list` shows what is registered).";
+  return {
+    message,
+    hint: "it is not a supervised service: start the program that serves it " +
+      "(`strata-ctl registry list` shows what is registered)",
+  };
 }
 
 /** One request to the service that serves `method`. */

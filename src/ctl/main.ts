@@ -17,7 +17,7 @@ import { COMMANDS, helpText } from "./commands.ts";
 import { COMPLETE_COMMAND } from "./dynamic.ts";
 import { chooseToken, envVar, requestOnce, unreachableAdvice } from "./connect.ts";
 import { type DispatchArgs, runCommand } from "./dispatch.ts";
-import { errorLine, EXIT, UsageError } from "./errors.ts";
+import { CtlError, errorLine, EXIT, UsageError } from "./errors.ts";
 import { writeAll } from "./files.ts";
 import { METHODS, nearest } from "./methods.ts";
 
@@ -151,7 +151,11 @@ export async function runRaw(args: CtlArgs): Promise<number> {
     });
   } catch (err) {
     if (err instanceof StrataError && err.errorName === "UNAVAILABLE") {
-      throw new UsageError(unreachableAdvice(service, err, { lookedIn: args.lookedIn }));
+      throw new CtlError(EXIT.USAGE, {
+        code: err.code,
+        name: "UNAVAILABLE",
+        ...unreachableAdvice(service, err, { lookedIn: args.lookedIn }),
+      });
     }
     throw err;
   }
@@ -201,6 +205,10 @@ export async function main(argv: string[]): Promise<number> {
       },
     });
   } catch (err) {
+    if (err instanceof CtlError) {
+      console.error(errorLine(err.message, err.hint));
+      return err.exit;
+    }
     console.error(errorLine(err instanceof Error ? err.message : String(err)));
     return EXIT.USAGE;
   }

@@ -124,7 +124,7 @@ function unreachable(
     return new CtlError(EXIT.USAGE, {
       code: err.code,
       name: "UNAVAILABLE",
-      message: unreachableAdvice(service, err, { lookedIn: options.lookedIn }),
+      ...unreachableAdvice(service, err, { lookedIn: options.lookedIn }),
     });
   }
   if (err instanceof StrataError) return refusal(err.toBody(), options.method);

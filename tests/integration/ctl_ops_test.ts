@@ -28,12 +28,12 @@ Deno.test("strata-ctl: advice, pipes, examples and options that stay true", asyn
         const r = await expectExit(node, ["fs", "ls", root], 2);
         assert.match(
           r.stderr,
-          /^strata-ctl: cannot reach fs: .*Start it with `strata-ctl svc start fs`/,
+          /^strata-ctl: cannot reach fs: .*; start it with `strata-ctl svc start fs`/,
         );
         assert.doesNotMatch(r.stderr, /deno task start/);
         const json = JSON.parse((await expectExit(node, ["fs", "ls", root, "--json"], 2)).stdout);
         assert.equal(json.name, "UNAVAILABLE");
-        assert.match(json.message, /strata-ctl svc start fs/);
+        assert.match(json.hint, /strata-ctl svc start fs/);
         const raw = await expectExit(node, ["fs.list", JSON.stringify({ path: root })], 2);
         assert.match(raw.stderr, /strata-ctl svc start fs/);
       } finally {

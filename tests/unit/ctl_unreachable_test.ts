@@ -13,14 +13,28 @@ Deno.test("unreachableAdvice: another node's tcp:// endpoint points at cluster s
     { path: "tcp://127.0.0.1:7402" },
   );
   const advice = unreachableAdvice("fs", err);
-  assert.doesNotMatch(advice, /svc start/);
-  assert.match(advice, /CertificateRequired/);
-  assert.match(advice, /strata-ctl cluster status/);
+  assert.doesNotMatch(advice.hint, /svc start/);
+  assert.match(advice.message, /CertificateRequired/);
+  assert.match(advice.hint, /strata-ctl cluster status/);
 });
 
 Deno.test("unreachableAdvice: this node's socket still says svc start", () => {
   const err = new StrataError("UNAVAILABLE", "cannot connect to /run/strata/fs.sock: no socket", {
     path: "/run/strata/fs.sock",
   });
-  assert.match(unreachableAdvice("fs", err), /strata-ctl svc start fs/);
+  assert.match(unreachableAdvice("fs", err).hint, /strata-ctl svc start fs/);
+});
+
+Deno.test('unreachableAdvice: a socket this user may not use is not called "not running"', () => {
+  const err = new StrataError(
+    "UNAVAILABLE",
+    "cannot connect to /run/strata/supervisor.sock: Permission denied (os error 13)",
+    { path: "/run/strata/supervisor.sock" },
+  );
+  const advice = unreachableAdvice("supervisor", err);
+  assert.doesNotMatch(advice.message, /not running/);
+  assert.match(advice.message, /^cannot use the supervisor's socket \(.*Permission denied/);
+  assert.match(advice.hint, /as the user the node runs as.*STRATA_GROUP_ACCESS=1/);
+  const fs = unreachableAdvice("fs", err);
+  assert.doesNotMatch(fs.hint, /svc start/);
 });
