@@ -12,7 +12,7 @@ import { type Layout, stateFiles } from "../runtime/config.ts";
 import { parseLayoutArgs } from "../runtime/layout_args.ts";
 import type { RevokedEntry } from "../token/revocation_set.ts";
 import { claimedKeyIds } from "../token/endorsement.ts";
-import { ensureDir, holdLock } from "../runtime/files.ts";
+import { ensureDir, holdLock, makePrivate } from "../runtime/files.ts";
 import { logger } from "../runtime/log.ts";
 import { defaultTrust, runMain, runService, SUPERVISED_OPTIONS } from "../node/service.ts";
 import { awaitRelease } from "../node/lifecycle.ts";
@@ -74,6 +74,16 @@ await runMain("identity", async () => {
       `${st.identityLock}); stop that node first, or give this one a state dir of its own`,
   );
   const log = logger("identity");
+  // The state dir's files are the owner's alone (0600), whatever a restore from backup left.
+  for (const path of [st.keys, st.operatorToken, st.revocationLog, st.issuedLog]) {
+    const was = makePrivate(path);
+    if (was !== undefined) {
+      log.warn("a state file was readable or writable by others; now the owner's alone", {
+        path,
+        was: `0${was.toString(8)}`,
+      });
+    }
+  }
   // Under the supervisor the audit trail is audit.log alone: a copy on stderr
   // would pass every request through the supervisor and bury the log lines.
   const audit = new Audit({

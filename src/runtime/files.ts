@@ -98,6 +98,26 @@ export function ensureDir(dir: string, mode: number): void {
   }
 }
 
+/**
+ * Takes group and other access away from a file that should be the owner's
+ * alone (a key restored from a backup as 0644): returns the mode it had when
+ * it was changed, else undefined (not there, not a plain file, or already
+ * private).
+ */
+export function makePrivate(path: string): number | undefined {
+  let st: Deno.FileInfo;
+  try {
+    st = Deno.lstatSync(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+  const mode = st.mode! & 0o7777;
+  if (!st.isFile || (mode & 0o7077) === 0) return undefined;
+  Deno.chmodSync(path, mode & 0o700);
+  return mode;
+}
+
 /** Whether anything (a symlink too, not followed) is at `path`; errors other than NotFound are thrown. */
 export function pathExists(path: string): boolean {
   try {

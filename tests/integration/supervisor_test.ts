@@ -395,3 +395,27 @@ Deno.test("a missing export root: fs ends Quarantined, and the start says why in
     await temp.cleanup();
   }
 });
+
+Deno.test("state files restored as 0644 are the owner's alone again at the next start, with a warning", async () => {
+  const temp = await tempLayout();
+  try {
+    let node = await startNode({ temp });
+    await node.stop();
+    const st = temp.layout.stateDir;
+    // given the signing keys and the operator token put back from a backup as 0644
+    for (const f of ["keys.json", "operator.token"]) Deno.chmodSync(`${st}/${f}`, 0o644);
+    // when the node starts again
+    node = await startNode({ temp });
+    try {
+      // then both are 0600, and identity said what it changed
+      for (const f of ["keys.json", "operator.token"]) {
+        assert.equal(Deno.statSync(`${st}/${f}`).mode! & 0o777, 0o600, f);
+        assert.match(node.output(), new RegExp(`${st}/${f.replace(".", "\\.")}.*0644`));
+      }
+    } finally {
+      await node.stop();
+    }
+  } finally {
+    await temp.cleanup();
+  }
+});

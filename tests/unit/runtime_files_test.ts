@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { ensureDir, syncDir, writeFileAtomic } from "../../src/runtime/files.ts";
+import { ensureDir, makePrivate, syncDir, writeFileAtomic } from "../../src/runtime/files.ts";
 import { withTempDir } from "./support.ts";
 
 Deno.test("writeFileAtomic: writes the content with the mode and leaves no temp file", async () => {
@@ -84,6 +84,27 @@ Deno.test("ensureDir: a symlink planted where the folder should be is refused", 
     // Then it refuses, and the target's mode is untouched
     assert.throws(() => ensureDir(`${base}/rt`, 0o700), /not a folder/);
     assert.equal((await Deno.stat(`${base}/elsewhere`)).mode! & 0o777, 0o755);
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
+});
+
+Deno.test("makePrivate: group and other access go, the owner's stays; other files are left", async () => {
+  const base = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-private-" });
+  try {
+    await Deno.writeTextFile(`${base}/open`, "k");
+    Deno.chmodSync(`${base}/open`, 0o644);
+    await Deno.writeTextFile(`${base}/closed`, "k");
+    Deno.chmodSync(`${base}/closed`, 0o600);
+    await Deno.symlink(`${base}/open`, `${base}/link`);
+    assert.equal(makePrivate(`${base}/open`), 0o644);
+    assert.equal((await Deno.stat(`${base}/open`)).mode! & 0o7777, 0o600);
+    assert.equal(makePrivate(`${base}/closed`), undefined);
+    assert.equal(makePrivate(`${base}/missing`), undefined);
+    // A symlink is not followed (its target is judged on its own path).
+    Deno.chmodSync(`${base}/open`, 0o640);
+    assert.equal(makePrivate(`${base}/link`), undefined);
+    assert.equal((await Deno.stat(`${base}/open`)).mode! & 0o7777, 0o640);
   } finally {
     await Deno.remove(base, { recursive: true });
   }
