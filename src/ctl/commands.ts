@@ -59,6 +59,13 @@ import { issueParams, prefixWarning, revokeParams } from "./tokens.ts";
 /** The NAME of a supervised service; a typo gets the nearest name. */
 function serviceName(name: string): string {
   if ((CHILD_SERVICES as readonly string[]).includes(name)) return name;
+  if (name === "supervisor") {
+    throw usage(
+      "the supervisor is not one of the services it runs",
+      "stop the whole node where it runs (Ctrl-C, or `systemctl stop strata`); " +
+        `the supervisor runs ${CHILD_SERVICES.join(", ")}`,
+    );
+  }
   throw unknownName(`there is no service ${name}`, {
     near: nearest(name, CHILD_SERVICES),
     otherwise: `the supervisor runs ${CHILD_SERVICES.join(", ")}`,

@@ -52,6 +52,7 @@ export class RemoteError extends StrataError {
   constructor(body: { code: number; name?: string; message: string; details?: unknown }) {
     const name = (errorName(body.code) ?? "INTERNAL") as ErrorName;
     super(name, body.message, body.details as Record<string, unknown> | undefined);
+    this.name = "RemoteError";
   }
 }
 

@@ -73,7 +73,7 @@ Deno.test("docs/library.md's program runs with exactly the flags the page lists"
       const openOnly = await issue(node, { service: "fs", actions: ["open"] });
       const refused = await run(shell, { STRATA_TOKEN: openOnly.token });
       assert.equal(refused.code, 1);
-      assert.match(refused.stderr, /StrataError: token: lacks the right fs\.list/);
+      assert.match(refused.stderr, /RemoteError: token: lacks the right fs\.list/);
     });
 
     await t.step("each flag is needed: without fs.sock in --allow-net it is refused", async () => {

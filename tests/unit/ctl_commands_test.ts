@@ -116,6 +116,11 @@ Deno.test("svc start|stop|restart: a service name typo is caught before any call
   );
   await assertRefusedLocally(["svc", "restart", "identiy"], /no service identiy/, /identity/);
   await assertRefusedLocally(
+    ["svc", "stop", "supervisor"],
+    /^the supervisor is not one of the services it runs$/,
+    /systemctl stop strata/,
+  );
+  await assertRefusedLocally(
     ["svc", "stop", "fs", "--drain", "soon"],
     /--drain: cannot read "soon"/,
   );
