@@ -92,6 +92,8 @@ export interface ListedCapability {
   rights: string[];
   /** The folder it is confined to. */
   path_prefix?: string;
+  /** Its own rate limit, e.g. "50rps" (its ancestors' limits count too). */
+  rate_limit?: string;
   /** Issued at (unix seconds). */
   iat: number;
   /** Expires at (unix seconds). */

@@ -383,6 +383,7 @@ export function renderCapRecord(c: IssuedCap, options: RenderOptions): string {
     ["service", c.service === "*" ? "* (every service)" : c.service],
     ["rights", list(c.rights)],
     ["prefix", c.path_prefix ?? "-"],
+    ["rate", c.rate_limit ?? "-"],
     ["issued", when(c.iat)],
     ["expires", when(c.exp)],
     ["parent", c.parent ?? "- (a root token)"],

@@ -792,6 +792,9 @@ export class IdentityService {
       ...(body.constraints.path_prefix !== undefined
         ? { path_prefix: body.constraints.path_prefix }
         : {}),
+      ...(body.constraints.rate_limit !== undefined
+        ? { rate_limit: body.constraints.rate_limit }
+        : {}),
       iat: Math.floor(now / 1000),
       exp: Math.floor(expMs / 1000),
       ...(body.parent !== undefined ? { parent: body.parent } : {}),

@@ -88,6 +88,30 @@ Deno.test("strata-ctl: advice, pipes, examples and options that stay true", asyn
       assert.deepEqual(bad, { valid: false, reason: "malformed" });
     });
 
+    await t.step(
+      "token inspect CAP_ID shows the rate limit, as inspecting the token does",
+      async () => {
+        const issued = JSON.parse(
+          (await expectExit(node, [
+            "token",
+            "issue",
+            "--service",
+            "fs",
+            "--actions",
+            "list",
+            "--rate",
+            "5rps",
+            "--json",
+          ], 0)).stdout,
+        );
+        const byToken = await expectExit(node, ["token", "inspect", issued.token], 0);
+        assert.match(byToken.stdout, /^rate +5rps$/m);
+        const byId = await expectExit(node, ["token", "inspect", issued.cap_id], 0);
+        assert.match(byId.stdout, /^rate +5rps$/m);
+        assert.match(byId.stdout, /identity's record/);
+      },
+    );
+
     await t.step("fs cat FILE | head: ends quietly with exit 0, like cat", async () => {
       for (
         const args of [["fs", "cat", `${root}/big.txt`], ["fs", "get", `${root}/big.txt`, "-"]]
