@@ -133,10 +133,6 @@ if (program !== "supervisor" && program !== "ctl") {
 const onlyAsks = rest.some((a) => a === "--help" || a === "-h" || a === "--version");
 const layout: Layout = envLayout(program, onlyAsks);
 
-/**
- * The layout from the STRATA_* variables; a bad one is the operator's input: one line naming the
- * setting and the fix, exit 2 (as strata-ctl's usage errors), not an uncaught exception.
- */
 /** STRATA_GROUP_ACCESS: 1 is on; unset, empty or 0 is off; anything else is refused, not taken for off. */
 function groupAccessFromEnv(): boolean {
   const v = getEnv("STRATA_GROUP_ACCESS");
@@ -145,6 +141,10 @@ function groupAccessFromEnv(): boolean {
   throw new ConfigError(`--group-access: must be 1 (on) or 0 (off), not ${JSON.stringify(v)}`);
 }
 
+/**
+ * The layout from the STRATA_* variables; a bad one is the operator's input: one line naming the
+ * setting and the fix, exit 2 (as strata-ctl's usage errors), not an uncaught exception.
+ */
 function envLayout(program: Program, onlyAsks: boolean): Layout {
   // strata-ctl's own --tls-cert, --cluster-ca, --cluster-peers, ... (its --help lists them) win
   // over their variables, so that its grants name the files and hosts it was given.

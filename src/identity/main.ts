@@ -61,6 +61,9 @@ async function etcdPublisher(layout: Layout, keys: KeyRing) {
   };
 }
 
+/** How long identity waits for another identity on its state dir to let go (see holdLock). */
+const IDENTITY_LOCK_WAIT_MS = 3000;
+
 await runMain("identity", async () => {
   const { layout, options } = parseLayoutArgs(Deno.args, SUPERVISED_OPTIONS);
   // Started ahead of a dependency (none today): its keys and lists wait for the release too.
@@ -68,15 +71,26 @@ await runMain("identity", async () => {
   const st = stateFiles(layout);
   ensureDir(layout.stateDir, 0o700);
   // One identity per state dir, claimed before its keys, logs and records are read or written.
+  // It waits out an identity that is still stopping: one whose supervisor was killed
+  // drains for up to a second before it exits, and a new supervisor may start meanwhile.
   await holdLock(
     st.identityLock,
     `another identity is running with the state dir ${layout.stateDir} (it holds ` +
       `${st.identityLock}); stop that node first, or give this one a state dir of its own`,
+    IDENTITY_LOCK_WAIT_MS,
   );
   const log = logger("identity");
   // The state dir's files are the owner's alone (0600), whatever a restore from backup left.
   for (const path of [st.keys, st.operatorToken, st.revocationLog, st.issuedLog]) {
-    const was = makePrivate(path);
+    let was: number | undefined;
+    try {
+      was = makePrivate(path);
+    } catch (err) {
+      throw new Error(
+        `${path} may be read by others and cannot be made private (${err}); ` +
+          "chown it to the user identity runs as",
+      );
+    }
     if (was !== undefined) {
       log.warn("a state file was readable or writable by others; now the owner's alone", {
         path,

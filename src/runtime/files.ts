@@ -76,11 +76,10 @@ export function syncDir(dir: string): void {
 }
 
 /**
- * Creates a folder (and parents) and sets its mode exactly. Refuses a
- * symlink in its place, and fails unless this user owns it (only the owner
- * may chmod), so a folder planted by someone else in /tmp is never used.
+ * Creates a folder (and parents) with `mode` if it is missing, leaving an
+ * existing one's mode as it is; refuses a symlink or a file in its place.
  */
-export function ensureDir(dir: string, mode: number): void {
+export function makeDir(dir: string, mode: number): void {
   try {
     Deno.mkdirSync(dir, { recursive: true, mode });
   } catch (err) {
@@ -91,6 +90,15 @@ export function ensureDir(dir: string, mode: number): void {
   if (st.isSymlink || !st.isDirectory) {
     throw new Error(`${dir} is not a folder (a symlink or file is in its place); remove it`);
   }
+}
+
+/**
+ * Creates a folder (and parents) and sets its mode exactly. Refuses a
+ * symlink in its place, and fails unless this user owns it (only the owner
+ * may chmod), so a folder planted by someone else in /tmp is never used.
+ */
+export function ensureDir(dir: string, mode: number): void {
+  makeDir(dir, mode);
   try {
     Deno.chmodSync(dir, mode);
   } catch (err) {
@@ -132,27 +140,27 @@ export function pathExists(path: string): boolean {
 /** Files locked by {@link holdLock}, held open (and so locked) until the process ends. */
 const held: Deno.FsFile[] = [];
 
-/** How long {@link holdLock} waits for a lock another process holds. */
-const LOCK_WAIT_MS = 250;
-
 /**
  * Takes an exclusive lock (flock) on `path`, creating it (0600) if need be,
  * and holds it until the process ends: the kernel lets it go however the
  * process ends, so a `kill -9` leaves no stale lock. Throws `refusal` when
- * another process holds it for LOCK_WAIT_MS (a process that is exiting lets
- * go within that).
+ * another process still holds it after `waitMs` (a process that is exiting
+ * lets go within that), and the system's error when the lock cannot be
+ * taken at all (a file system without locks).
  */
-export async function holdLock(path: string, refusal: string): Promise<void> {
+export async function holdLock(path: string, refusal: string, waitMs = 250): Promise<void> {
   const file = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const locked = await Promise.race([
-    file.lock(true).then(() => true, () => false),
-    new Promise<false>((r) => (timer = setTimeout(() => r(false), LOCK_WAIT_MS))),
+  const outcome = await Promise.race([
+    file.lock(true).then(() => "locked" as const, (err: unknown) => err),
+    new Promise<"held">((r) => (timer = setTimeout(() => r("held"), waitMs))),
   ]);
   clearTimeout(timer);
-  if (!locked) {
-    file.close();
-    throw new Error(refusal);
+  if (outcome === "locked") {
+    held.push(file);
+    return;
   }
-  held.push(file);
+  file.close();
+  if (outcome === "held") throw new Error(refusal);
+  throw new Error(`cannot lock ${path} (${outcome})`);
 }

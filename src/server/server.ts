@@ -762,9 +762,13 @@ export class Server<C = unknown> {
     // The response counts with the memory it holds until it is written.
     s.budget.charge(holds - held.conn);
     held.conn = holds;
-    if (held.quick && holds > QUICK_MAX) {
+    const growth = holds - held.response;
+    if (
+      held.quick &&
+      (s.quickBytes + growth > QUICK_MAX || this.#quickBudget.free < growth)
+    ) {
       // Larger than its cost said (a long listing): it counts in the budget
-      // itself, so the reserve stays room for small answers.
+      // itself, so the reserve stays within its 1 MiB and 64 KiB a connection.
       this.#quickBudget.give(held.response);
       s.quickBytes -= held.response;
       held.quick = false;

@@ -18,7 +18,7 @@ import {
 } from "../runtime/config.ts";
 import { parseLayoutArgs } from "../runtime/layout_args.ts";
 import { type ProgramCommand, programCommand, REPO_ROOT, SERVICE_ENV } from "../runtime/command.ts";
-import { ensureDir, holdLock } from "../runtime/files.ts";
+import { ensureDir, holdLock, makeDir } from "../runtime/files.ts";
 import { emitLines, logger, setLogFormat } from "../runtime/log.ts";
 import { binOverrideVar } from "../runtime/permissions.ts";
 import { runMain, runService } from "../node/service.ts";
@@ -134,16 +134,20 @@ await runMain("supervisor", async () => {
   // A person at a terminal reads lines; journald, files and pipes get JSON.
   setLogFormat(options.json !== true && stderrIsTerminal() ? "human" : "json");
   const log = logger("supervisor");
-  ensureDir(layout.runtimeDir, layout.groupAccess ? 0o750 : 0o700);
-  // One node per runtime dir, claimed before anything is started or written:
-  // a second start would otherwise start its own children, which write the
-  // running node's key set and revocation list before their sockets refuse them.
+  const dirMode = layout.groupAccess ? 0o750 : 0o700;
+  makeDir(layout.runtimeDir, dirMode);
+  // One node per runtime dir, claimed before anything is started or written
+  // (the dir's mode too, which a second start with other settings would
+  // change): a second start would otherwise start its own children, which
+  // write the running node's key set and revocation list before their
+  // sockets refuse them.
   const lock = runtimeFiles(layout).supervisorLock;
   await holdLock(
     lock,
     `another supervisor is running with the runtime dir ${layout.runtimeDir} (it holds ${lock}); ` +
       "stop it first (strata-ctl status shows it), or give this node a runtime dir of its own",
   );
+  ensureDir(layout.runtimeDir, dirMode);
   const specs: ServiceSpec[] = CHILD_SERVICES.map((name) => ({
     name,
     deps: DEPENDENCIES[name],

@@ -306,13 +306,16 @@ Deno.test("a second supervisor on a running node's runtime dir is refused before
       `${st}/operator.token`,
     ];
     const before = fingerprint(files);
+    const mode = Deno.statSync(rt).mode! & 0o7777;
     const pids = await node.childPids();
-    // when the node is started again on the same layout
-    const second = await runProgram("supervisor", node.layout);
-    // then it exits 1 naming the running node, having started no child and written nothing
+    // when the node is started again on the same layout, with the socket group let in
+    const second = await runProgram("supervisor", { ...node.layout, groupAccess: true });
+    // then it exits 1 naming the running node, having started no child and written nothing,
+    // the runtime dir's mode included
     assert.equal(second.code, 1, second.output);
     assert.match(second.output, /another supervisor is running with the runtime dir/);
     assert.deepEqual(fingerprint(files), before);
+    assert.equal(Deno.statSync(rt).mode! & 0o7777, mode);
     const audit = Deno.readTextFileSync(`${st}/audit.log`);
     assert(!audit.includes(`"pid":${second.pid}`), "the second supervisor wrote to the audit log");
     const after = await services(node);

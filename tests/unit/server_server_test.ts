@@ -553,7 +553,7 @@ Deno.test("Server: a small response does not wait behind large ones queued for t
     };
     const limits = { responseBudget: 300_000 };
     const methods = [ECHO, big, small, grow];
-    return withServer(dir, { methods, limits }, async (_server, path) => {
+    return withServer(dir, { methods, limits }, async (server, path) => {
       const clients = await Promise.all([1, 2, 3, 4].map(() => Client.connect(path)));
       const [a, b, c, d] = clients;
       try {
@@ -563,8 +563,8 @@ Deno.test("Server: a small response does not wait behind large ones queued for t
         const big2 = b.call("t.big", { id: "big2" });
         // A failed check leaves these to be refused as the clients close: not an uncaught error.
         for (const p of [big1, big2]) p.catch(() => {});
-        // A macrotask turn, so the second one has reached the budget's line.
-        await new Promise((r) => setTimeout(r, 0));
+        // In flight is in line: nothing else stops it before the budget.
+        await waitFor("the second large answer in line", () => server.inFlight === 2, 2000);
         // then a small one from another client is answered at once, not after them
         const soon = { timeoutMs: 1000 };
         assert.deepEqual(await c.call("t.small", { id: "quick" }, soon), { id: "quick" });
@@ -630,6 +630,8 @@ Deno.test("Server: a peer that does not take a response within writeTimeoutMs is
         await waitFor("the stuck connection's close", () => server.connections === 0, 3000);
         const ms = performance.now() - t0;
         assert(ms >= 400, `closed after ${ms.toFixed(0)} ms`);
+        // and the request it had in flight is done with (its budgets given back)
+        await waitFor("its request to end", () => server.inFlight === 0, 2000);
         // and other clients are served as before
         const client = await Client.connect(path);
         try {
