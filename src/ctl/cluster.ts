@@ -160,6 +160,11 @@ export interface JoinResult {
 export interface JoinOptions {
   /** The operator's cluster folder (root.key, ca.key, ca.pem). */
   dir: string;
+  /**
+   * The root public key file the node trusts (its --cluster-root): the
+   * folder's root key must be the same key, or nothing is written.
+   */
+  anchor?: string;
   /** The cluster's name. */
   cluster: string;
   /** The node identity's published key set (identity.keys or its identity.pub). */
@@ -180,7 +185,7 @@ const HOST_RE = /^[A-Za-z0-9.:-]{1,253}$/;
  * endorsement to etcd, and issues a certificate for `hosts` signed by the CA.
  */
 export async function joinNode(node: string, options: JoinOptions): Promise<JoinResult> {
-  const root = await readRootSecret(options.dir);
+  const root = await readRootSecret(options.dir, options.anchor);
   const issuer = `identity@${node}`;
   if (options.keys?.issuer !== issuer || !Array.isArray(options.keys.keys)) {
     throw usage(
@@ -332,16 +337,40 @@ async function writeEndorsement(
 }
 
 /** Reads the root key from the operator's folder. */
-async function readRootSecret(dir: string) {
+/**
+ * The folder's root key; with `anchor` (the root public key file the node
+ * trusts), refused unless it is that key: an endorsement signed by another
+ * root would replace the node's good one and be refused by every node.
+ */
+async function readRootSecret(dir: string, anchor?: string) {
   const f = clusterFiles(dir);
+  let root;
   try {
-    return await parseSecretPaserk((await Deno.readTextFile(f.rootKey)).trim());
+    root = await parseSecretPaserk((await Deno.readTextFile(f.rootKey)).trim());
   } catch (err) {
     throw usage(
       `cannot read the root key ${f.rootKey}: ${(err as Error).message}`,
       "run strata-ctl cluster init first, or give --dir where it keeps its files",
     );
   }
+  if (anchor !== undefined) {
+    let trusted: string;
+    try {
+      trusted = (await Deno.readTextFile(anchor)).trim();
+    } catch (err) {
+      throw usage(
+        `cannot read the cluster root ${anchor}: ${(err as Error).message}`,
+        "point --cluster-root (STRATA_CLUSTER_ROOT) at the root.pub this cluster trusts",
+      );
+    }
+    if (trusted !== publicPaserk(root.publicKey)) {
+      throw usage(
+        `the root key in ${dir} is not the cluster root this node trusts (${anchor}); nothing was written`,
+        `give --dir the folder whose root.pub is ${anchor}'s key`,
+      );
+    }
+  }
+  return root;
 }
 
 /** What `cluster endorse` did. */
@@ -363,7 +392,7 @@ export async function endorseNode(
   node: string,
   options: Omit<JoinOptions, "keys" | "hosts">,
 ): Promise<EndorseResult> {
-  const root = await readRootSecret(options.dir);
+  const root = await readRootSecret(options.dir, options.anchor);
   const now = options.now ?? Date.now();
   const etcdKey = `${endorsementsPrefix(options.cluster)}${node}`;
   const current = await readCurrent(root, node, { ...options, now });
@@ -506,9 +535,9 @@ export interface LeaveResult {
  */
 export async function leaveNode(
   node: string,
-  options: { dir: string; cluster: string; etcd: Etcd3; now?: number },
+  options: { dir: string; anchor?: string; cluster: string; etcd: Etcd3; now?: number },
 ): Promise<LeaveResult> {
-  const root = await readRootSecret(options.dir);
+  const root = await readRootSecret(options.dir, options.anchor);
   const now = options.now ?? Date.now();
   const current = await readCurrent(root, node, { ...options, now });
   const e = current.endorsement;

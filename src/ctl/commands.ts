@@ -849,7 +849,7 @@ function clusterDir(input: Input): string {
 }
 
 /** The cluster section a command that writes to etcd needs, and a client of its etcd. */
-async function clusterOf(ctx: Context): Promise<{ name: string; etcd: Etcd3 }> {
+async function clusterOf(ctx: Context): Promise<{ name: string; root: string; etcd: Etcd3 }> {
   const c = ctx.session.layout.cluster;
   if (!c) {
     throw usage(
@@ -859,7 +859,7 @@ async function clusterOf(ctx: Context): Promise<{ name: string; etcd: Etcd3 }> {
   }
   // Loaded only here: the etcd client (grpc-js) reads variables as it loads.
   const { etcdClient } = await import("../sources/cluster.ts");
-  return { name: c.name, etcd: etcdClient(ctx.session.layout) };
+  return { name: c.name, root: c.root, etcd: etcdClient(ctx.session.layout) };
 }
 
 /** `--ttl` of `cluster join` and `cluster endorse`: how long the endorsement holds (ms). */
@@ -937,6 +937,7 @@ cluster CA: ${r.ca}`,
           const { joinNode } = await import("./cluster.ts");
           const r = await joinNode(node, {
             dir: clusterDir(input),
+            anchor: cluster.root,
             cluster: cluster.name,
             keys,
             ttlMs,
@@ -979,6 +980,7 @@ certificate ${r.cert}, key ${r.key}: hand them to ${node}`
           const { endorseNode } = await import("./cluster.ts");
           const r = await endorseNode(input.args[0], {
             dir: clusterDir(input),
+            anchor: cluster.root,
             cluster: cluster.name,
             ttlMs,
             etcd: cluster.etcd,
@@ -1027,6 +1029,7 @@ certificate ${r.cert}, key ${r.key}: hand them to ${node}`
           const { leaveNode } = await import("./cluster.ts");
           const r = await leaveNode(input.args[0], {
             dir: clusterDir(input),
+            anchor: cluster.root,
             cluster: cluster.name,
             etcd: cluster.etcd,
           });

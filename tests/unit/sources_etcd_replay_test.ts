@@ -230,3 +230,46 @@ Deno.test("cluster endorse refuses to build on a replayed endorsement (a comprom
     await etcd.stop();
   }
 });
+
+Deno.test("cluster join, endorse and leave refuse a folder whose root is not the node's trust anchor", async () => {
+  const etcd = await startEtcd(1);
+  const operator = new Etcd3({ hosts: etcd.endpoints });
+  try {
+    await withTempDir(async (dir) => {
+      // given the cluster's root (the nodes' --cluster-root) and another root's folder
+      const [root, other, b] = await Promise.all([1, 2, 3].map(() => generateSigningKey()));
+      const folder = await operatorFolder(dir, root);
+      const anchor = `${dir}/root.pub`;
+      await Deno.writeTextFile(anchor, publicPaserk(root.publicKey) + "\n");
+      await Deno.mkdir(`${dir}/other`);
+      const wrong = await operatorFolder(`${dir}/other`, other);
+      const keys = {
+        v: 1 as const,
+        issuer: "identity@B",
+        active: b.kid,
+        keys: [{ kid: b.kid, public: publicPaserk(b.publicKey), created: rfc3339(Date.now()) }],
+      };
+      const common = { cluster: CLUSTER, etcd: operator, ttlMs: 3600_000, hosts: [], anchor };
+      await joinNode("B", { ...common, dir: folder, keys });
+      const good = await operator.get(`${prefix}B`).string();
+      // when the operator points join, endorse or leave at the other folder
+      for (
+        const attempt of [
+          () => joinNode("B", { ...common, dir: wrong, keys }),
+          () => endorseNode("B", { ...common, dir: wrong }),
+          () => leaveNode("B", { ...common, dir: wrong }),
+        ]
+      ) {
+        const err = await attempt().then(() => undefined, (e) => e);
+        // then each is a usage error naming the anchor, and B's endorsement is untouched
+        assert.ok(err instanceof CtlError, String(err));
+        assert.equal(err.exit, 2);
+        assert.match(err.message, /is not the cluster root this node trusts .*nothing was written/);
+        assert.equal(await operator.get(`${prefix}B`).string(), good);
+      }
+    });
+  } finally {
+    operator.close();
+    await etcd.stop();
+  }
+});
