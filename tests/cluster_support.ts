@@ -18,6 +18,9 @@ export function etcdProto(): string {
   return `${cache}/registry.npmjs.org/etcd3/1.1.2/proto`;
 }
 
+/** The longest one strata-ctl run of a cluster test may take before it is killed (ms). */
+const CTL_LIMIT_MS = 30_000;
+
 /** Runs strata-ctl as the launcher would for `cluster ...`: its exit code, stdout and stderr. */
 export async function ctlRaw(
   layout: Layout,
@@ -29,9 +32,17 @@ export async function ctlRaw(
     deno: Deno.execPath(),
     root: REPO_ROOT,
   }, { clusterDir: dir, extra: ["--json", ...args] });
-  const out = await new Deno.Command(cmd, { args: argv, cwd: dir }).output();
-  const text = new TextDecoder();
-  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+  const child = new Deno.Command(cmd, { args: argv, cwd: dir, stdout: "piped", stderr: "piped" })
+    .spawn();
+  // A strata-ctl that hangs (on an etcd that does not answer) fails the test, not hangs it.
+  const timer = setTimeout(() => child.kill("SIGKILL"), CTL_LIMIT_MS);
+  try {
+    const out = await child.output();
+    const text = new TextDecoder();
+    return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Runs strata-ctl as the launcher would for `cluster ...`, with `dir` as its cluster folder. */

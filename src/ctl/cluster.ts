@@ -66,6 +66,14 @@ export function clusterFiles(dir: string) {
   };
 }
 
+/** How long one etcd read or write of these commands may take before it fails (ms). */
+export const ETCD_CALL_MS = 5000;
+
+/** The deadline of one etcd call: an etcd that does not answer (stopped, cut off) fails it, not hangs it. */
+function etcdCall(): { deadline: Date } {
+  return { deadline: new Date(Date.now() + ETCD_CALL_MS) };
+}
+
 /** How long an endorsement holds unless `--ttl` says otherwise (30 days). */
 export const DEFAULT_ENDORSEMENT_TTL_MS = 30 * 24 * 3600_000;
 
@@ -270,7 +278,8 @@ async function readCurrent(
 ): Promise<{ signed: string | null; endorsement?: Endorsement; error?: EndorsementError }> {
   let signed: string | null;
   try {
-    signed = await options.etcd.get(`${endorsementsPrefix(options.cluster)}${node}`).string();
+    signed = await options.etcd.get(`${endorsementsPrefix(options.cluster)}${node}`)
+      .options(etcdCall()).string();
   } catch (err) {
     throw failed(
       `cannot read ${node}'s endorsement from etcd: ${(err as Error).message}`,
@@ -326,7 +335,7 @@ async function writeEndorsement(
   await recordSeq(options.dir, node, { seq, expMs });
   const etcdKey = `${endorsementsPrefix(options.cluster)}${node}`;
   try {
-    await options.etcd.put(etcdKey).value(signed);
+    await options.etcd.put(etcdKey).value(signed).options(etcdCall());
   } catch (err) {
     throw failed(
       `cannot write the endorsement to etcd: ${(err as Error).message}`,
@@ -398,7 +407,8 @@ export async function endorseNode(
   const current = await readCurrent(root, node, { ...options, now });
   let pending: string | null;
   try {
-    pending = await options.etcd.get(`${pendingKeysPrefix(options.cluster)}${node}`).string();
+    pending = await options.etcd.get(`${pendingKeysPrefix(options.cluster)}${node}`)
+      .options(etcdCall()).string();
   } catch (err) {
     throw failed(
       `cannot read ${node}'s pending keys from etcd: ${(err as Error).message}`,

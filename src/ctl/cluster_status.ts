@@ -133,21 +133,27 @@ export async function clusterStatus(
   let pending: Record<string, string> = {};
   const t0 = performance.now();
   try {
+    // Bounded by strata-ctl's --timeout: an etcd that does not answer is reported, not waited for.
+    const deadline = { deadline: new Date(Date.now() + session.timeoutMs) };
     [endorsements, pending] = await Promise.all([
-      options.etcd.getAll().prefix(endorsementsPrefix(c.name)).strings(),
-      options.etcd.getAll().prefix(pendingKeysPrefix(c.name)).strings(),
+      options.etcd.getAll().prefix(endorsementsPrefix(c.name)).options(deadline).strings(),
+      options.etcd.getAll().prefix(pendingKeysPrefix(c.name)).options(deadline).strings(),
     ]);
     etcd.reachable = true;
     etcd.ms = +(performance.now() - t0).toFixed(1);
   } catch (err) {
-    etcd.error = err instanceof Error ? err.message : String(err);
+    // grpc-js ends some messages with an empty "Resolution note: ".
+    etcd.error = (err instanceof Error ? err.message : String(err))
+      .replace(/\s*Resolution note:\s*$/, "");
   }
   const { stalenessMs } = await clusterServices(session);
   const services = await allNodeServices(session);
   const rows = new Map<string, NodeRow>();
   const row = (node: string) => {
     let r = rows.get(node);
-    if (!r) rows.set(node, r = { node, endorsed: "none", up: false, services: [] });
+    // Without etcd's answer no endorsement is known: not "none".
+    const endorsed = etcd.reachable ? "none" : "unknown (etcd did not answer)";
+    if (!r) rows.set(node, r = { node, endorsed, up: false, services: [] });
     return r;
   };
   for (const [key, signed] of Object.entries(endorsements)) {

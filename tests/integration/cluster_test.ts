@@ -430,6 +430,25 @@ Deno.test("cluster: cut off from etcd past the bound, B refuses A's tokens as UN
       `  rotate_key with etcd stopped answered in ${(performance.now() - tR).toFixed(0)} ms`,
     );
     assert.equal(rot.pending_endorsement?.published, false, JSON.stringify(rot));
+    // The operator's cluster status and join answer within their deadlines instead of waiting
+    // on the paused etcd (they hung): status says etcd did not answer and knows no endorsement.
+    const tS = performance.now();
+    const st = await ctl(b.layout, op, ["--timeout", "2000", "cluster", "status"]) as {
+      etcd: { reachable: boolean; error?: string };
+      nodes: { node: string; endorsed: string }[];
+    };
+    const statusMs = performance.now() - tS;
+    console.log(`  cluster status with etcd stopped answered in ${statusMs.toFixed(0)} ms`);
+    assert.equal(st.etcd.reachable, false, JSON.stringify(st));
+    assert.ok(st.nodes.length > 0 && st.nodes.every((n) => n.endorsed.startsWith("unknown")));
+    assert.ok(statusMs < 10_000, `${statusMs.toFixed(0)} ms`);
+    const tJ = performance.now();
+    const join = await ctlRaw(b.layout, op, ["cluster", "join", "b", "--dir", op]);
+    const joinMs = performance.now() - tJ;
+    console.log(`  cluster join with etcd stopped failed in ${joinMs.toFixed(0)} ms`);
+    assert.equal(join.code, 1, join.stderr);
+    assert.match(join.stderr, /cannot read b's endorsement from etcd/);
+    assert.ok(joinMs < 15_000, `${joinMs.toFixed(0)} ms`);
 
     // etcd answers again: B catches up (re-reads the revocations) and honours A's token.
     etcd.resume(0);
