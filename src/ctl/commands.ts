@@ -124,7 +124,8 @@ async function warnOutsideRoots(ctx: Context, params: Record<string, unknown>): 
   const answer = await ctx.session.call<{ roots: string[] }>("fs.roots", undefined, {
     auth: false,
   }).catch(() => undefined);
-  const warning = answer && prefixWarning(prefix, answer.roots);
+  const warning = answer &&
+    prefixWarning(prefix, answer.roots, { cluster: ctx.session.layout.cluster !== undefined });
   if (warning) ctx.writeErr(`strata-ctl: ${warning}\n`);
 }
 

@@ -218,8 +218,16 @@ export function unreachableAdvice(
   const message = `cannot reach ${service}: ${err.message}`;
   if (denied) return { message, hint: NOT_YOURS };
   // A tcp:// endpoint (`--node`): `svc start` here would start this node's service, not that one.
-  const path = err.details?.path;
-  if (typeof path === "string" && path.startsWith("tcp://")) {
+  // (The dialer names it in details.endpoint; the client in details.path.)
+  const where = err.details?.endpoint ?? err.details?.path;
+  if (typeof where === "string" && where.startsWith("tcp://")) {
+    if (/not permitted to use that endpoint/.test(err.message)) {
+      return {
+        message,
+        hint: "strata-ctl dials only the peers of --cluster-peers (STRATA_CLUSTER_PEERS): add " +
+          `${where.slice("tcp://".length)} there`,
+      };
+    }
     return {
       message,
       hint: "`strata-ctl cluster status` shows every node's services and their health",

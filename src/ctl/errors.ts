@@ -91,6 +91,11 @@ export function hintFor(error: Pick<ErrorBody, "name" | "details">, method = "")
         "export and ask for paths outside it";
     case "rate_limited":
       return "slow down: the token has a rate limit (`strata-ctl token inspect` shows it)";
+    case "partitioned":
+    case "etcd_unreachable":
+      // The service is up: it is etcd, or the way to it, that does not answer.
+      return "the service runs, but this node cannot reach etcd: check etcd and the network " +
+        "to it (`strata-ctl cluster status` shows whether etcd answers); retry once it does";
     case "unendorsed_key":
       // Also a rotated-in key awaiting `cluster endorse`: the node itself may well be endorsed.
       return "the cluster root does not endorse the token's key (the message says why): the " +

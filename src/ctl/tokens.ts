@@ -109,15 +109,26 @@ export function issueParams(f: IssueFlags): Record<string, unknown> {
 }
 
 /**
- * The warning `token issue` prints for a path_prefix outside every root fs
- * serves (fs would refuse every path of such a token), or undefined.
+ * The warning `token issue` prints for a path_prefix that neither lies in
+ * a root fs serves nor holds one (fs would refuse every path of such a
+ * token), or undefined. In cluster mode the roots are this node's: another
+ * node's fs may serve the prefix.
  */
-export function prefixWarning(prefix: string, roots: readonly string[]): string | undefined {
+export function prefixWarning(
+  prefix: string,
+  roots: readonly string[],
+  options: { cluster?: boolean } = {},
+): string | undefined {
   // identity refuses a relative prefix with its own error.
   if (!prefix.startsWith("/")) return undefined;
   const p = posix.normalize(prefix).replace(/(.)\/$/, "$1");
-  if (roots.some((root) => isWithin(p, root))) return undefined;
+  // A prefix around a root (/tmp around /tmp/export) lets the token use what is in the root.
+  if (roots.some((root) => isWithin(p, root) || isWithin(root, p))) return undefined;
   const served = roots.length > 0 ? roots.join(", ") : "none";
+  if (options.cluster) {
+    return `warning: --path-prefix ${prefix} lies outside the roots this node's fs serves ` +
+      `(${served}); it will refuse every path of this token (another node's fs may serve it)`;
+  }
   return `warning: --path-prefix ${prefix} lies outside the roots fs serves (${served}); ` +
     "fs will refuse every path of this token";
 }

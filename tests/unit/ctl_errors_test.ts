@@ -102,3 +102,13 @@ Deno.test("hintFor: no token at all says where the operator token comes from", (
   const hint = hintFor({ name: "UNAUTHENTICATED", details: { reason: "no_token" } });
   assert.match(hint, /operator token.*--state-dir/);
 });
+
+Deno.test("hintFor: a node cut off from etcd is not told to start a running service", () => {
+  for (const reason of ["partitioned", "etcd_unreachable"]) {
+    for (const method of ["fs.list", "identity.revoke"]) {
+      const hint = hintFor({ name: "UNAVAILABLE", details: { reason } }, method);
+      assert.doesNotMatch(hint, /svc start/);
+      assert.match(hint, /cannot reach etcd.*strata-ctl cluster status/);
+    }
+  }
+});

@@ -129,4 +129,12 @@ Deno.test("prefixWarning: a prefix outside every root fs serves is named, with t
   assert.match(prefixWarning("/srv", [])!, /\(none\)/);
   // a relative prefix is identity's to refuse
   assert.equal(prefixWarning("srv", roots), undefined);
+  // a prefix that holds a root lets the token use it: no warning
+  assert.equal(prefixWarning("/tmp", ["/tmp/node-a/export"]), undefined);
+  assert.equal(prefixWarning("/", ["/srv/data"]), undefined);
+  // in cluster mode the roots named are this node's, and another node's fs may serve the prefix
+  assert.match(
+    prefixWarning("/srv/b", ["/srv/a"], { cluster: true })!,
+    /outside the roots this node's fs serves \(\/srv\/a\); .*another node's fs may serve it/,
+  );
 });

@@ -38,3 +38,22 @@ Deno.test('unreachableAdvice: a socket this user may not use is not called "not 
   const fs = unreachableAdvice("fs", err);
   assert.doesNotMatch(fs.hint, /svc start/);
 });
+
+Deno.test("unreachableAdvice: the dialer's tcp:// endpoint (details.endpoint) is another node's too; a peer not granted names --cluster-peers", () => {
+  const err = new StrataError(
+    "UNAVAILABLE",
+    "cannot connect to tcp://127.0.0.1:27402: this program is not permitted to use that endpoint",
+    { endpoint: "tcp://127.0.0.1:27402" },
+  );
+  const advice = unreachableAdvice("fs", err);
+  assert.doesNotMatch(advice.hint, /svc start/);
+  assert.match(advice.hint, /--cluster-peers \(STRATA_CLUSTER_PEERS\): add 127\.0\.0\.1:27402/);
+  const refused = new StrataError(
+    "UNAVAILABLE",
+    "cannot connect to tcp://10.0.0.2:7402: nothing is listening",
+    {
+      endpoint: "tcp://10.0.0.2:7402",
+    },
+  );
+  assert.match(unreachableAdvice("fs", refused).hint, /strata-ctl cluster status/);
+});
