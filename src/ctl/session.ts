@@ -16,7 +16,7 @@ import {
   envToken,
   unreachableAdvice,
 } from "./connect.ts";
-import { CtlError, EXIT, refusal } from "./errors.ts";
+import { CtlError, EXIT, refusal, usage } from "./errors.ts";
 
 /** Options for a {@link Session}. */
 export interface SessionOptions {
@@ -75,6 +75,15 @@ export class Session {
   async client(service: string): Promise<Client> {
     const open = this.#clients.get(service);
     if (open && !open.closed) return open;
+    if (service === "supervisor" && this.node !== undefined && this.node !== this.layout.nodeId) {
+      // It would answer for this node, not the one asked for.
+      throw usage(
+        `--node ${this.node}: the supervisor's commands (status, svc, logs) answer for this ` +
+          "node only (the supervisor has no tcp:// endpoint)",
+        "run them on that node, or see every node with `strata-ctl cluster status` and " +
+          "`strata-ctl svc list --all-nodes`",
+      );
+    }
     try {
       // The supervisor is always this node's: --node picks where services run.
       const node = service === "supervisor" || service === "registry" ? undefined : this.node;

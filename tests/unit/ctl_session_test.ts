@@ -140,3 +140,20 @@ Deno.test("Session.token: -token first, else the operator token, and where it ca
     }
   });
 });
+
+Deno.test("Session: --node with the supervisor's methods is refused, not answered for this node", async () => {
+  await withLayout(async (layout) => {
+    const s = new Session({ ...layout, nodeId: "a" }, { timeoutMs: 500, node: "b" });
+    await assert.rejects(s.call("supervisor.status"), (e: unknown) => {
+      assert.ok(e instanceof CtlError);
+      assert.equal(e.exit, EXIT.USAGE);
+      assert.match(
+        e.message,
+        /^--node b: the supervisor's commands \(status, svc, logs\) answer for this node only/,
+      );
+      assert.match(e.json.hint!, /cluster status/);
+      return true;
+    });
+    await s.close();
+  });
+});
