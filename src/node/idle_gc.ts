@@ -39,11 +39,19 @@ export interface IdleCollectorOptions {
   cpuMicros?: () => number;
   /** Runs a full collection; defaults to V8's exposed gc(). */
   collect?: () => void;
+  /**
+   * Also collect once at the first quiet tick, whatever the heap did: what
+   * start-up left (module loading, the first reads of the lists) is mostly
+   * garbage, and the heap pages it grew stay with an idle service otherwise.
+   */
+  settle?: boolean;
 }
 
 /** The collector's state: one {@link IdleCollector.tick} per period. */
 export class IdleCollector {
-  #o: Required<Omit<IdleCollectorOptions, "collect">> & { collect?: () => void };
+  #o: Required<Omit<IdleCollectorOptions, "collect" | "settle">> & { collect?: () => void };
+  /** Whether the start-up collection is still to come (see IdleCollectorOptions.settle). */
+  #unsettled: boolean;
   #floor: number;
   #lastCpu: number;
   #lastTick: number;
@@ -72,6 +80,7 @@ export class IdleCollector {
           ? () => gc({ type: "major", execution: "sync", flavor: "last-resort" })
           : undefined),
     };
+    this.#unsettled = options.settle === true;
     const m = this.#o.read();
     this.#floor = m.heapTotal + m.external;
     this.#lastCpu = this.#o.cpuMicros();
@@ -92,7 +101,8 @@ export class IdleCollector {
     const held = m.heapTotal + m.external;
     // A smaller heap (V8 collected by itself) is the new floor.
     if (held < this.#floor) this.#floor = held;
-    if (!quiet || held - this.#floor < this.#o.grownBytes) return false;
+    if (!quiet || (held - this.#floor < this.#o.grownBytes && !this.#unsettled)) return false;
+    this.#unsettled = false;
     this.#o.collect();
     this.collections++;
     const after = this.#o.read();

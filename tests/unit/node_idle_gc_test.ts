@@ -69,6 +69,22 @@ Deno.test("IdleCollector: a quiet heap that did not grow, or V8's own shrinking,
   assert.equal(f.collected, 0);
 });
 
+Deno.test("IdleCollector: with settle, the first quiet tick after the start collects once, grown or not", () => {
+  // given a service just started, busy for its first second
+  const f = fakeProcess({ heapUsed: 6 * MB, heapTotal: 9 * MB, external: 1 * MB });
+  const c = new IdleCollector({ ...f.options, settle: true });
+  f.cpu.micros += 500_000;
+  assert.equal(c.tick(1000), false);
+  // when it goes quiet, the heap no larger than at the start, then one collection runs
+  f.cpu.micros += 1_000;
+  assert.equal(c.tick(2000), true);
+  // and after it, only growth does, as without settle
+  assert.equal(c.tick(3000), false);
+  f.heap.heapTotal = 10 * MB;
+  assert.equal(c.tick(4000), false);
+  assert.equal(f.collected, 1);
+});
+
 Deno.test("IdleCollector: without V8's gc (no --expose-gc) it does nothing", () => {
   const f = fakeProcess({ heapUsed: 6 * MB, heapTotal: 9 * MB, external: 1 * MB });
   const c = new IdleCollector({ read: f.options.read, cpuMicros: f.options.cpuMicros });
