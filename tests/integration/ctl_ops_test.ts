@@ -15,6 +15,14 @@ import { type Claims, newCapId } from "../../src/token/claims.ts";
 import { signV4Public } from "../../src/token/paseto.ts";
 import { devTmpLayout, issue, REPO_ROOT, startNode, tempLayout, waitFor } from "../helpers.ts";
 
+/** `token issue ARGS --json` run through strata-ctl: the token and its cap_id. */
+async function issueByCtl(
+  node: Parameters<typeof expectExit>[0],
+  ...args: string[]
+): Promise<{ token: string; cap_id: string }> {
+  return JSON.parse((await expectExit(node, ["token", "issue", ...args, "--json"], 0)).stdout);
+}
+
 Deno.test("strata-ctl: advice, pipes, examples and options that stay true", async (t) => {
   const node = await startNode();
   const root = node.exportRoot;
@@ -62,18 +70,7 @@ Deno.test("strata-ctl: advice, pipes, examples and options that stay true", asyn
     });
 
     await t.step("token inspect says cap_id in its text and its JSON", async () => {
-      const issued = JSON.parse(
-        (await expectExit(node, [
-          "token",
-          "issue",
-          "--service",
-          "fs",
-          "--actions",
-          "list",
-          "--json",
-        ], 0))
-          .stdout,
-      );
+      const issued = await issueByCtl(node, "--service", "fs", "--actions", "list");
       const text = await expectExit(node, ["token", "inspect", issued.token], 0);
       assert.ok(text.stdout.includes(`\ncap_id   ${issued.cap_id}\n`), text.stdout);
       const json = JSON.parse(
@@ -91,18 +88,14 @@ Deno.test("strata-ctl: advice, pipes, examples and options that stay true", asyn
     await t.step(
       "token inspect CAP_ID shows the rate limit, as inspecting the token does",
       async () => {
-        const issued = JSON.parse(
-          (await expectExit(node, [
-            "token",
-            "issue",
-            "--service",
-            "fs",
-            "--actions",
-            "list",
-            "--rate",
-            "5rps",
-            "--json",
-          ], 0)).stdout,
+        const issued = await issueByCtl(
+          node,
+          "--service",
+          "fs",
+          "--actions",
+          "list",
+          "--rate",
+          "5rps",
         );
         const byToken = await expectExit(node, ["token", "inspect", issued.token], 0);
         assert.match(byToken.stdout, /^rate +5rps$/m);
