@@ -1237,7 +1237,7 @@ export class IdentityService {
           "UNAVAILABLE",
           "etcd: the revocation is in effect on this node but could not be written to etcd, " +
             "so other nodes may still honour the token until it is: identity keeps writing it " +
-            "to etcd (every second, also after a restart); check etcd",
+            "to etcd (at least once a second, also after a restart); check etcd",
           { reason: "etcd_unreachable" },
         );
       }

@@ -244,9 +244,15 @@ function checkCluster(cluster: ClusterConfig | undefined): Pick<Layout, "cluster
       `--partition-bound-ms: give whole milliseconds, at least 100 (default 30000): ${bound}`,
     );
   }
-  if (!name || !NODE_ID_RE.test(name)) {
+  if (!name) {
     throw new ConfigError(
-      `--cluster: the cluster name must be 1-63 letters, digits, ".", "_" or "-": ${name ?? ""}`,
+      "--cluster: cluster settings are given (etcd endpoints, the cluster root or its CA) but " +
+        "no cluster name; give the name every node of the cluster shares",
+    );
+  }
+  if (!NODE_ID_RE.test(name)) {
+    throw new ConfigError(
+      `--cluster: the cluster name must be 1-63 letters, digits, ".", "_" or "-": ${name}`,
     );
   }
   if (etcd.length === 0) {

@@ -119,6 +119,21 @@ Deno.test("parseLayoutArgs: a bad node id is a ConfigError", () => {
   assert.equal(parseLayoutArgs([`--node-id=${"a".repeat(63)}`]).layout.nodeId.length, 63);
 });
 
+Deno.test("checkLayout: cluster settings without a cluster name say the name is missing", () => {
+  const cluster = { name: "", etcd: ["http://127.0.0.1:2379"], root: "/etc/strata/root.pub" };
+  assert.throws(
+    () => checkLayout({ ...LAYOUT, cluster }),
+    (e: unknown) =>
+      e instanceof ConfigError &&
+      /^--cluster: cluster settings are given .* but no cluster name;/.test(e.message),
+  );
+  // a bad name is still named as such
+  assert.throws(
+    () => checkLayout({ ...LAYOUT, cluster: { ...cluster, name: "a b" } }),
+    (e: unknown) => e instanceof ConfigError && /cluster name must be .*: a b$/.test(e.message),
+  );
+});
+
 Deno.test("parseLayoutArgs: --group-access is a switch; without it there is no group access", () => {
   assert.equal(parseLayoutArgs(["--group-access"]).layout.groupAccess, true);
   assert.equal("groupAccess" in parseLayoutArgs([]).layout, false);
