@@ -70,7 +70,10 @@ Deno.test("cluster config: bad values are refused naming the option", () => {
       () => checkLayout({ ...BASE, cluster: { name: "", etcd: [], root: "", ...c } }),
       (e: unknown) => e instanceof ConfigError && re.test(e.message),
     );
-  bad({ etcd: ["http://h:1"], root: "/r" }, /--cluster: the cluster name/);
+  bad(
+    { etcd: ["http://h:1"], root: "/r" },
+    /--cluster: cluster settings are given .* but no cluster name/,
+  );
   bad({ name: "a/b", etcd: ["http://h:1"], root: "/r" }, /--cluster/);
   bad({ name: "p", root: "/r" }, /--etcd-endpoints: cluster mode needs/);
   bad(
