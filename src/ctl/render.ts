@@ -69,6 +69,8 @@ export interface RegistryEntry {
   endpoint: string;
   api_v: number;
   owner?: string;
+  /** Cluster mode: the node the entry belongs to. */
+  node?: string;
 }
 
 /** The result of fs.list. */
@@ -185,9 +187,18 @@ export function renderRegistryList(
   options: RenderOptions,
 ): string {
   const { style } = options;
-  const rows = r.services.map((s) => [s.service, s.endpoint, String(s.api_v), s.owner ?? "-"]);
+  // Cluster mode: every node's entries, so which node each is (three fs rows otherwise look alike).
+  const nodes = r.services.some((s) => s.node !== undefined);
+  const rows = r.services.map((s) => [
+    ...(nodes ? [s.node ?? "-"] : []),
+    s.service,
+    s.endpoint,
+    String(s.api_v),
+    s.owner ?? "-",
+  ]);
   return table(
     [
+      ...(nodes ? [{ header: "NODE" }] : []),
       { header: "SERVICE" },
       { header: "ENDPOINT" },
       { header: "API" },

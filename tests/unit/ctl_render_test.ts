@@ -130,6 +130,15 @@ Deno.test("renderRegistryList and renderResolved: services and endpoints", () =>
   assert.match(list[0], /^SERVICE\s+ENDPOINT\s+API\s+OWNER$/);
   assert.match(list[1], /^fs\s+unix:\/\/\/run\/strata\/fs\.sock\s+1\s+supervisor$/);
   assert.match(list[2], /^my-svc\s+unix:\/\/\/run\/strata\/my\.sock\s+2\s+-$/);
+  // cluster mode: every node's entries, with a NODE column
+  const all = renderRegistryList({
+    services: [
+      { node: "a", service: "fs", endpoint: "unix:///run/strata/fs.sock", api_v: 1 },
+      { node: "b", service: "fs", endpoint: "tcp://10.0.0.2:7402", api_v: 1 },
+    ],
+  }, { style: PLAIN }).split("\n");
+  assert.match(all[0], /^NODE\s+SERVICE\s+ENDPOINT\s+API\s+OWNER$/);
+  assert.match(all[2], /^b\s+fs\s+tcp:\/\/10\.0\.0\.2:7402\s+1\s+-$/);
   assert.equal(
     renderResolved({ service: "fs", endpoint: "unix:///x.sock", api_v: 1 }, { style: PLAIN }),
     "service   fs\nendpoint  unix:///x.sock\napi       v1",
