@@ -67,7 +67,7 @@ export function clusterFiles(dir: string) {
 }
 
 /** How long one etcd read or write of these commands may take before it fails (ms). */
-export const ETCD_CALL_MS = 5000;
+const ETCD_CALL_MS = 5000;
 
 /** The deadline of one etcd call: an etcd that does not answer (stopped, cut off) fails it, not hangs it. */
 function etcdCall(): { deadline: Date } {

@@ -189,7 +189,7 @@ const QUICK_RESERVE = 1024 * 1024;
 /** The largest cost that may take from {@link QUICK_RESERVE}, and what one connection may hold of it. */
 const QUICK_MAX = 64 * 1024;
 
-/** Why a closed connection's waits end: one error for all (a new one is a stack trace, about 3 µs). */
+/** Why a closed connection's requests end: one error for all (a new one is a stack trace, about 3 µs). */
 const CLOSED = new StrataError("UNAVAILABLE", "connection closed");
 
 /** Heavy handlers that start at once in one turn of the event loop. */
@@ -582,9 +582,8 @@ export class Server<C = unknown> {
 
   /**
    * Closes the connections idle for idleTimeoutMs, and those whose write has
-   * been stuck for writeTimeoutMs: one timer for all of them, not one per
-   * connection, set on its first write and referenced and unreferenced on
-   * every write after.
+   * been stuck for writeTimeoutMs: this one timer watches them all (each
+   * connection's writer had a timer of its own for its writes).
    */
   #sweepConns(): void {
     const limit = Date.now() - this.#limits.idleTimeoutMs;
@@ -713,13 +712,7 @@ export class Server<C = unknown> {
     const room = s.budget.take(costed?.cost ?? 0, s.aborted.signal);
     const finish = () => {
       this.#requestBudget.give(held.request);
-      if (held.quick) {
-        this.#quickBudget.give(held.response);
-        s.quickBytes -= held.response;
-      } else {
-        this.#responseBudget.give(held.response);
-        s.serverBytes -= held.response;
-      }
+      this.#countResponse(s, held, -held.response);
       s.budget.give(held.conn);
       s.inFlight--;
       this.#inFlight--;
@@ -747,7 +740,7 @@ export class Server<C = unknown> {
     } else {
       sent = room.then((n) => {
         held.conn = n;
-        if (s.closed) throw new StrataError("UNAVAILABLE", "connection closed");
+        if (s.closed) throw CLOSED;
         return this.#answer(req, parseError, s, held, costed?.params);
       }).then((a) => this.#send(a, s, writer, held));
     }
@@ -769,18 +762,11 @@ export class Server<C = unknown> {
     ) {
       // Larger than its cost said (a long listing): it counts in the budget
       // itself, so the reserve stays within its 1 MiB and 64 KiB a connection.
-      this.#quickBudget.give(held.response);
-      s.quickBytes -= held.response;
+      this.#countResponse(s, held, -held.response);
       held.quick = false;
       held.response = 0;
     }
-    if (held.quick) {
-      this.#quickBudget.charge(holds - held.response);
-      s.quickBytes += holds - held.response;
-    } else {
-      this.#responseBudget.charge(holds - held.response);
-      s.serverBytes += holds - held.response;
-    }
+    this.#countResponse(s, held, holds - held.response);
     held.response = holds;
     // A client that mostly sends garbage or bad credentials is cut off
     // instead of being answered for ever.
@@ -795,6 +781,20 @@ export class Server<C = unknown> {
       return written.finally(() => this.#closeConn(s));
     }
     return written;
+  }
+
+  /**
+   * Counts `n` more response bytes (or `-n` given back) of one request in the
+   * pool it took them from (the server's budget, or the small answers'
+   * reserve when `held.quick`) and in its connection's tally of that pool.
+   */
+  #countResponse(s: ConnState<C>, held: Held, n: number): void {
+    const pool = held.quick ? this.#quickBudget : this.#responseBudget;
+    // Giving back (also nothing) lets those waiting in line go, as ByteBudget.give does.
+    if (n <= 0) pool.give(-n);
+    else pool.charge(n);
+    if (held.quick) s.quickBytes += n;
+    else s.serverBytes += n;
   }
 
   /**
@@ -964,7 +964,7 @@ export class Server<C = unknown> {
       if (turn) {
         await turn;
         waited = true;
-        if (s.closed) throw new StrataError("UNAVAILABLE", "connection closed");
+        if (s.closed) throw CLOSED;
       }
     }
     const cost = method.cost?.(params) ?? 0;
@@ -988,7 +988,7 @@ export class Server<C = unknown> {
         held.response = taken;
         s.serverBytes += taken;
       }
-      if (s.closed) throw new StrataError("UNAVAILABLE", "connection closed");
+      if (s.closed) throw CLOSED;
     }
     // What was decided before the wait may not hold after it (a revocation
     // answered meanwhile): the chain runs again.
