@@ -136,9 +136,23 @@ export function serviceV8Flags(program: Program): string {
  * nothing more (98.7 and 97.3). fs's CPU per read was the same within the
  * noise (4 KiB: 37-51 against 35-48 µs; 720 KiB: 659-673 against 643-652 µs,
  * three and two alternated pairs).
+ *
+ * And Deno's event loop polls its sockets at every turn, as libuv does
+ * (DENO_TOKIO_EVENT_INTERVAL, read by Deno's tokio runtime; its default of
+ * 61 polls them once every 61 turns while the loop has work of its own). In
+ * the 64 KiB unread-reads flood, fs's loop ran its heavy reads' turns (a 0 ms
+ * timer each) for 30-40 ms at a stretch without an `epoll_wait` (strace),
+ * while a good client's fs.list sat unread in its socket: 20-40 ms "to fs"
+ * with fs's own handling under 1 ms, and once 107.6 ms. With the poll at
+ * every turn, the worst listing of each of eleven runs came at the flood's
+ * start (the burst of connections, see ACCEPT_BURST in server/server.ts),
+ * where before it came in the middle in four of six. fs's CPU per 4 KiB
+ * read at 8 connections was the same within the noise (three alternated
+ * triples of 1, 8 and 61: 187-209, 163-209 and 184-229 µs).
  */
 export const SERVICE_ENV: Readonly<Record<string, string>> = {
   MALLOC_ARENA_MAX: "2",
+  DENO_TOKIO_EVENT_INTERVAL: "1",
   GLIBC_TUNABLES:
     "glibc.malloc.trim_threshold=131072:glibc.malloc.mxfast=0:glibc.malloc.mmap_threshold=1048576",
 };

@@ -33,7 +33,7 @@ Deno.test("nix/strata.service is the template rendered with the defaults", async
   );
 });
 
-Deno.test("the unit gives the supervisor the malloc settings it gives every service", async () => {
+Deno.test("the unit gives the supervisor the malloc and event-loop settings it gives every service", async () => {
   // The compiled supervisor is the unit's ExecStart itself, with only the
   // unit's environment; the services get SERVICE_ENV from it.
   const unit = renderUnit(await Deno.readTextFile(TEMPLATE), {

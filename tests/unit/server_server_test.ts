@@ -645,3 +645,100 @@ Deno.test("Server: a peer that does not take a response within writeTimeoutMs is
     });
   });
 });
+
+/** Counts macrotask turns (a 0 ms timer each) until stopped: which turn something happened in. */
+function turnCounter(): { now(): number; stop(): void } {
+  let turn = 0;
+  let timer = setTimeout(function bump() {
+    turn++;
+    timer = setTimeout(bump, 0);
+  }, 0);
+  return { now: () => turn, stop: () => clearTimeout(timer) };
+}
+
+Deno.test("Server: a burst of newcomers is accepted a few at a time, with a turn of the event loop between", async () => {
+  await withTempDir((dir) => {
+    let handled = 0;
+    const count: Method = {
+      name: "t.count",
+      access: "public",
+      params: {},
+      handler: () => ({ n: ++handled }),
+    };
+    return withServer(dir, { methods: [ECHO, count] }, async (_server, path) => {
+      // given 64 connections that each sent a request while this process (and
+      // so the server) was held up: a child connects them while outputSync blocks
+      const frame = [...frameText('{"v":1,"req_id":"c","method":"t.count"}')];
+      const code = `const f = new Uint8Array(${JSON.stringify(frame)});
+        for (let i = 0; i < 64; i++) {
+          const c = await Deno.connect({ transport: "unix", path: ${JSON.stringify(path)} });
+          await c.write(f);
+        }`;
+      const out = new Deno.Command(Deno.execPath(), {
+        args: ["eval", `--allow-read=${path}`, `--allow-write=${path}`, code],
+        stdout: "null",
+        stderr: "piped",
+      }).outputSync();
+      assert(out.success, new TextDecoder().decode(out.stderr));
+      // when the server takes them up, the requests handled by each macrotask turn
+      const perTurn: number[] = [];
+      const deadline = Date.now() + 5000;
+      for (let last = 0; handled < 64 && Date.now() < deadline; last = handled) {
+        await new Promise((r) => setTimeout(r, 0));
+        perTurn.push(handled - last);
+      }
+      assert.equal(handled, 64);
+      // then no turn took up more than two bursts of 8 (before, all 64 were in one)
+      assert(Math.max(...perTurn) <= 16, `handled per turn: ${perTurn.join(",")}`);
+    });
+  });
+});
+
+Deno.test("Server: heavy work let go together by bytes given back to the budget takes turns", async () => {
+  await withTempDir((dir) => {
+    // given a budget of 1 MB, a heavy answer that takes all of it and is held
+    // until `release`, and heavy answers of 100 KB that wait in line behind it
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const turns = turnCounter();
+    const startedIn = new Map<string, number>();
+    const heavy: Method = {
+      name: "t.heavy",
+      access: "public",
+      params: { id: { type: "string", maxLength: 10 }, cost: { type: "integer" } },
+      cost: (p: { cost: number }) => p.cost,
+      heavy: () => true,
+      handler: async (p: { id: string }) => {
+        startedIn.set(p.id, turns.now());
+        if (p.id === "hold") await gate;
+        return { id: p.id };
+      },
+    };
+    const limits = { responseBudget: 1_000_000 };
+    return withServer(dir, { methods: [ECHO, heavy], limits }, async (server, path) => {
+      const clients = await Promise.all(Array.from({ length: 9 }, () => Client.connect(path)));
+      try {
+        const hold = clients[0].call("t.heavy", { id: "hold", cost: 1_000_000 });
+        await waitFor("the holder", () => startedIn.has("hold"), 2000);
+        const ids = Array.from({ length: 8 }, (_, i) => `w${i}`);
+        const waiting = ids.map((id, i) => clients[i + 1].call("t.heavy", { id, cost: 100_000 }));
+        await waitFor("all eight in line", () => server.inFlight === 9, 2000);
+        // when the holder's answer is written and its 1 MB given back at once
+        release();
+        assert.deepEqual(await hold, { id: "hold" });
+        assert.equal((await Promise.all(waiting)).length, 8);
+        // then the eight it let go did not all run in one turn: at most four
+        // (the heavy work that starts at once) shared one
+        const perTurn = new Map<number, number>();
+        for (const id of ids) {
+          const t = startedIn.get(id)!;
+          perTurn.set(t, (perTurn.get(t) ?? 0) + 1);
+        }
+        assert(Math.max(...perTurn.values()) <= 4, `per turn: ${[...perTurn.values()]}`);
+      } finally {
+        turns.stop();
+        for (const c of clients) await c.close();
+      }
+    });
+  });
+});
