@@ -140,10 +140,11 @@ export function serviceV8Flags(program: Program): string {
  * And Deno's event loop polls its sockets at every turn, as libuv does
  * (DENO_TOKIO_EVENT_INTERVAL, read by Deno's tokio runtime; its default of
  * 61 polls them once every 61 turns while the loop has work of its own). In
- * the 64 KiB unread-reads flood, fs's loop ran its heavy reads' turns (a 0 ms
- * timer each) for 30-40 ms at a stretch without an `epoll_wait` (strace),
- * while a good client's fs.list sat unread in its socket: 20-40 ms "to fs"
- * with fs's own handling under 1 ms, and once 107.6 ms. With the poll at
+ * the 64 KiB unread-reads flood, fs's loop ran its heavy reads' turns (each
+ * ends with an immediate, which wakes the loop again at once) for 36.7 ms
+ * without an `epoll_wait` (strace), while a good client's fs.list sat unread
+ * in its socket: 20-40 ms "to fs" with fs's own handling under 1 ms, and
+ * once 107.6 ms. With the poll at
  * every turn, the worst listing of each of eleven runs came at the flood's
  * start (the burst of connections, see ACCEPT_BURST in server/server.ts),
  * where before it came in the middle in four of six. fs's CPU per 4 KiB
