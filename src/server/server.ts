@@ -998,6 +998,7 @@ export class Server<C = unknown> {
         }
       }
       if (!held.quick) {
+        const inLine = taken === undefined;
         if (taken === undefined) {
           this.#startRelief();
           taken = await this.#responseBudget.take(cost, s.aborted.signal);
@@ -1007,7 +1008,7 @@ export class Server<C = unknown> {
         s.serverBytes += taken;
         // Bytes given back let many waiters go at once (a relief that closed
         // stalled peers frees what each held): heavy ones take turns again.
-        if (waited && heavy) await this.#turns.take();
+        if (inLine && heavy) await this.#turns.take();
       }
       if (s.closed) throw CLOSED;
     }
