@@ -367,6 +367,19 @@ export async function issue(
 /** The repository root, for tests that run scripts. */
 export { REPO_ROOT };
 
+/** `deno run` arguments for tests/fixtures/`name` that grant it the Unix socket `path` alone, then `args`. */
+export function socketFixtureArgs(name: string, path: string, ...args: string[]): string[] {
+  return [
+    "run",
+    `--allow-net=unix:${path}`,
+    `--allow-read=${path}`,
+    `--allow-write=${path}`,
+    `${REPO_ROOT}/tests/fixtures/${name}`,
+    path,
+    ...args,
+  ];
+}
+
 /**
  * PEM files made for a test: a CA, a server certificate for 127.0.0.1 and a
  * client certificate it signed, and a stranger CA with a client certificate of its own.

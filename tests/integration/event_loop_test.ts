@@ -7,21 +7,14 @@
 
 import assert from "node:assert/strict";
 import { SERVICE_ENV } from "../../src/runtime/command.ts";
-import { REPO_ROOT } from "../helpers.ts";
+import { socketFixtureArgs } from "../helpers.ts";
 import { withTempDir } from "../unit/support.ts";
 
 /** The median and worst round trip, in ms, of one byte to busy_echo.ts run with `env`. */
 async function roundTrips(dir: string, env: Record<string, string>): Promise<[number, number]> {
   const path = `${dir}/echo-${crypto.randomUUID().slice(0, 8)}.sock`;
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      `--allow-net=unix:${path}`,
-      `--allow-read=${path}`,
-      `--allow-write=${path}`,
-      `${REPO_ROOT}/tests/fixtures/busy_echo.ts`,
-      path,
-    ],
+    args: socketFixtureArgs("busy_echo.ts", path),
     env,
     stdout: "piped",
     stderr: "inherit",

@@ -9,7 +9,14 @@ import assert from "node:assert/strict";
 import { Client } from "../../src/server/client.ts";
 import { MAX_FRAME, writeAll } from "../../src/wire/frame.ts";
 import { socketPath } from "../../src/runtime/config.ts";
-import { decodeFrames, issue, memoryMb, rawFrame, REPO_ROOT, startNode } from "../helpers.ts";
+import {
+  decodeFrames,
+  issue,
+  memoryMb,
+  rawFrame,
+  socketFixtureArgs,
+  startNode,
+} from "../helpers.ts";
 import { expectOk, svcStatus } from "./support.ts";
 import type { Response } from "../../src/wire/envelope.ts";
 
@@ -72,15 +79,7 @@ interface Flooder {
 /** Starts tests/fixtures/flooder.ts against `path`. */
 function startFlooder(path: string, n: number, bytes: Uint8Array): Flooder {
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      `--allow-net=unix:${path}`,
-      `--allow-read=${path}`,
-      `--allow-write=${path}`,
-      `${REPO_ROOT}/tests/fixtures/flooder.ts`,
-      path,
-      String(n),
-    ],
+    args: socketFixtureArgs("flooder.ts", path, String(n)),
     stdin: "piped",
     stdout: "piped",
     stderr: "null",
