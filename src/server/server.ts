@@ -193,8 +193,8 @@ const QUICK_MAX = 64 * 1024;
 const CLOSED = new StrataError("UNAVAILABLE", "connection closed");
 
 /**
- * Connections accepted one after another before the accept loop lets a
- * macrotask turn pass. Accepts that are ready complete without waiting, so
+ * Connections accepted in one turn of the event loop before the accept loop
+ * lets a macrotask turn pass (newcomers that arrive apart never wait). Accepts that are ready complete without waiting, so
  * a burst of newcomers (a flood opening 250 connections) was accepted, and
  * each one's first request read, parsed and judged, in one chain that held
  * the event loop for 25-60 ms while an open connection's request waited
@@ -478,11 +478,17 @@ export class Server<C = unknown> {
   }
 
   async #acceptLoop(listener: Acceptor): Promise<void> {
-    let inARow = 0;
+    // Accepted in this turn of the event loop (an immediate tells its end).
+    let inTurn = 0;
+    let ending = false;
+    const turnEnded = () => {
+      ending = false;
+      inTurn = 0;
+    };
     while (true) {
-      if (++inARow > ACCEPT_BURST) {
-        inARow = 0;
+      if (inTurn >= ACCEPT_BURST) {
         await new Promise((r) => setTimeout(r, 0));
+        inTurn = 0;
       }
       let conn: Duplex;
       try {
@@ -492,6 +498,11 @@ export class Server<C = unknown> {
         // Out of descriptors or similar: back off briefly rather than spin.
         await new Promise((r) => setTimeout(r, 50));
         continue;
+      }
+      inTurn++;
+      if (!ending) {
+        ending = true;
+        setImmediate(turnEnded);
       }
       if (this.#conns.size >= this.#limits.maxConnections && !this.#evictIdle()) {
         this.#refuse(conn);
