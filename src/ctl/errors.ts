@@ -125,14 +125,26 @@ export function hintFor(error: Pick<ErrorBody, "name" | "details">, method = "")
   }
 }
 
-/** A CtlError for a service's refusal of `method` (exit 1), with a hint. */
+/**
+ * Services whose NOT_FOUND message names the listing to look in, in
+ * strata-ctl's words too (the registry's: "registry.list (`strata-ctl
+ * registry list`) shows what is"): strata-ctl adds no second pointer.
+ */
+const NAMES_ITS_LISTING: ReadonlySet<string> = new Set(["registry"]);
+
+/**
+ * A CtlError for a service's refusal of `method` (exit 1), with a hint unless
+ * the message already says what to try.
+ */
 export function refusal(error: ErrorBody, method?: string): CtlError {
+  const said = error.name === "NOT_FOUND" &&
+    NAMES_ITS_LISTING.has((method ?? "").split(".")[0]);
   return new CtlError(EXIT.REFUSED, {
     code: error.code,
     name: error.name,
     message: error.message,
     ...(error.details ? { details: error.details } : {}),
-    hint: hintFor(error, method),
+    ...(said ? {} : { hint: hintFor(error, method) }),
   });
 }
 

@@ -23,6 +23,12 @@ import {
 import type { Capability } from "../token/claims.ts";
 import type { ClusterEntry } from "../sources/etcd_registry_store.ts";
 
+/**
+ * Where a NOT_FOUND points: the method, and the strata-ctl command that calls
+ * it, so strata-ctl prints this one pointer and adds no second one.
+ */
+const LISTED = "registry.list (`strata-ctl registry list`)";
+
 /** One registered service. */
 export interface Entry {
   service: string;
@@ -231,7 +237,7 @@ export class Registry {
   resolve(service: string): Entry {
     const row = this.#live(service);
     if (!row) {
-      throw notFound(`service ${service} is not registered; registry.list shows what is`);
+      throw notFound(`service ${service} is not registered; ${LISTED} shows what is`);
     }
     return this.#entry(row);
   }
@@ -252,7 +258,7 @@ export class Registry {
       if (row) return { ...this.#entry(row), node: c.node, endpoints: c.endpointsOf(row) };
       if (node !== undefined) {
         throw notFound(
-          `service ${service} is not registered on node ${node}; registry.list shows what is`,
+          `service ${service} is not registered on node ${node}; ${LISTED} shows what is`,
         );
       }
     }
@@ -262,7 +268,7 @@ export class Registry {
     if (!found) {
       const where = node === undefined ? "on any node" : `on node ${node}`;
       throw notFound(
-        `service ${service} is not registered ${where}; registry.list shows every node's services`,
+        `service ${service} is not registered ${where}; ${LISTED} shows every node's services`,
       );
     }
     return { ...found, endpoint: remoteEndpoint(found.endpoints) };

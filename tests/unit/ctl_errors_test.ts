@@ -29,6 +29,17 @@ Deno.test("refusal: exit 1, the service's error as JSON, and a hint", () => {
   });
 });
 
+Deno.test("refusal: the registry's NOT_FOUND names its listing itself, so no second pointer", () => {
+  const message = "service nope is not registered; registry.list (`strata-ctl registry list`) " +
+    "shows what is";
+  const err = refusal({ code: 4, name: "NOT_FOUND", message }, "registry.resolve");
+  assert.equal(err.hint, undefined);
+  assert.equal(errorLine(err.message, err.hint), `strata-ctl: ${message}`);
+  // fs's does not: strata-ctl says where to look
+  const fs = refusal({ code: 4, name: "NOT_FOUND", message: "path: /x: no such file" }, "fs.open");
+  assert.match(fs.hint ?? "", /strata-ctl fs ls/);
+});
+
 Deno.test("hintFor: the reason decides first", () => {
   const hint = (reason: string, name = "UNAUTHENTICATED") =>
     hintFor({ name: name as "UNAUTHENTICATED", details: { reason } });
