@@ -260,7 +260,7 @@ const TOKEN: Group = {
         {
           name: "ttl",
           value: "DURATION",
-          summary: "how long it is valid: 90s, 15m, 1h, 7d (default 1h)",
+          summary: "how long it is valid, 1s to 365d: 90s, 15m, 1h, 7d (default 1h)",
         },
         { name: "rate", value: "RATE", summary: "a request rate limit, e.g. 50rps" },
         { name: "sub", value: "NAME", summary: "who it is for (default: inherited)" },
@@ -869,8 +869,18 @@ async function endorsementTtl(input: Input): Promise<number> {
   const ttlMs = ttlText === undefined
     ? (await import("./cluster.ts")).DEFAULT_ENDORSEMENT_TTL_MS
     : parseDuration(ttlText);
-  if (ttlMs === undefined || ttlMs < 1000) {
+  if (ttlMs === undefined) {
     throw usage(`--ttl: cannot read "${ttlText}" as a duration`, "use e.g. 12h or 30d");
+  }
+  if (ttlMs < 1000) {
+    // An endorsement that has expired when a node reads it vouches for nothing.
+    throw usage(
+      ttlMs === 0
+        ? `--ttl: ${ttlText} is no lifetime; an endorsement holds at least 1s, none for ever, ` +
+          "and nodes refuse it once it has expired"
+        : `--ttl: ${ttlText} is shorter than a second`,
+      "leave --ttl out for 30d, or give e.g. 12h or 90d",
+    );
   }
   return ttlMs;
 }
@@ -879,7 +889,7 @@ async function endorsementTtl(input: Input): Promise<number> {
 const TTL: OptionSpec = {
   name: "ttl",
   value: "DURATION",
-  summary: "how long the endorsement holds (default 30d)",
+  summary: "how long the endorsement holds, at least 1s (default 30d)",
 };
 
 const DIR: OptionSpec = {

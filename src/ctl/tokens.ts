@@ -48,6 +48,13 @@ export function ttlSeconds(text: string): number {
   if (ms === undefined) {
     throw usage(`--ttl: cannot read "${text}" as a duration`, "use e.g. 90s, 15m, 1h, 7d or 3600");
   }
+  if (ms === 0) {
+    // Not "no expiry" (as some tools read a zero ttl), nor the default: identity takes 1s to 365d.
+    throw usage(
+      `--ttl: ${text} is no lifetime; a token lives 1s to 365d, none for ever`,
+      "leave --ttl out for 1h, or give e.g. 90s or 7d",
+    );
+  }
   if (ms < 1000) throw usage(`--ttl: ${text} is shorter than a second`, "use e.g. 90s or 1h");
   if (ms % 1000 !== 0) {
     throw usage(`--ttl: ${text} is not a whole number of seconds`, "use e.g. 90s or 1h");

@@ -449,6 +449,32 @@ Deno.test("strata-ctl commands against a real supervisor", async (t) => {
         ttl.stderr,
         /--ttl: cannot read "1y" as a duration; use e\.g\. 90s, 15m, 1h, 7d/,
       );
+      // --ttl 0 is refused as what it is, no lifetime (identity takes 1s to 365d), not as an
+      // unreadable or merely short duration, for a token and for an endorsement alike.
+      const zero = await expectExit(node, [
+        "token",
+        "issue",
+        "--service",
+        "fs",
+        "--actions",
+        "read",
+        "--ttl",
+        "0",
+      ], 2);
+      assert.equal(
+        zero.stderr,
+        "strata-ctl: --ttl: 0 is no lifetime; a token lives 1s to 365d, none for ever; " +
+          "leave --ttl out for 1h, or give e.g. 90s or 7d\n",
+      );
+      const endorse = await expectExit(node, ["cluster", "join", "a", "--ttl", "0"], 2);
+      assert.equal(
+        endorse.stderr,
+        "strata-ctl: --ttl: 0 is no lifetime; an endorsement holds at least 1s, none for ever, " +
+          "and nodes refuse it once it has expired; leave --ttl out for 30d, or give e.g. " +
+          "12h or 90d\n",
+      );
+      const short = await expectExit(node, ["cluster", "endorse", "a", "--ttl", "500ms"], 2);
+      assert.match(short.stderr, /^strata-ctl: --ttl: 500ms is shorter than a second; /);
     });
 
     await t.step("a mistyped command suggests the nearest one", async () => {

@@ -90,7 +90,10 @@ Deno.test("ttlSeconds: durations and plain seconds, 1 s to a year", () => {
   assert.equal(ttlSeconds("3600"), 3600);
   assert.equal(ttlSeconds("365d"), MAX_TTL_SECONDS);
   assertUsage(() => ttlSeconds("366d"), /longer than a year/, /365d/);
-  assertUsage(() => ttlSeconds("0"), /shorter than a second/);
+  // 0 is no lifetime (not "no expiry"): said so, and what to give instead
+  assertUsage(() => ttlSeconds("0"), /^--ttl: 0 is no lifetime; a token lives 1s to 365d/, /1h/);
+  assertUsage(() => ttlSeconds("0s"), /0s is no lifetime/);
+  assertUsage(() => ttlSeconds("500ms"), /500ms is shorter than a second/);
   assertUsage(() => ttlSeconds("1500ms"), /whole number of seconds/);
   assertUsage(() => ttlSeconds("1y"), /cannot read "1y" as a duration/, /90s, 15m, 1h, 7d/);
 });
