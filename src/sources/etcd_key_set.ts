@@ -99,6 +99,13 @@ export class EtcdKeySetSource implements KeySetSource {
    */
   #marks = new Map<string, { seq: number; withdrawn: boolean }>();
   #refused = new Map<string, string>();
+  /**
+   * The node each key id was last named for in etcd, and whether by an
+   * endorsement (else by a pending key set only): a reason kept from an
+   * earlier read (a replay since overwritten, a pending key since dropped)
+   * gives way to what etcd holds now. Bounded as the reasons are.
+   */
+  #named = new Map<string, { node: string; endorsed: boolean }>();
   #keys: ReadonlyMap<string, VerifyKey> = new Map();
   #issuers = new Set<string>();
   #listeners = new Set<(keys: ReadonlyMap<string, VerifyKey>) => void>();
@@ -271,7 +278,6 @@ export class EtcdKeySetSource implements KeySetSource {
         for (const k of e.keys) refused.set(k.kid, `the endorsement of ${node} was withdrawn`);
       }
     }
-    for (const [kid, why] of this.#refused) if (!refused.has(kid)) refused.set(kid, why);
     for (const [node, value] of this.#raw) {
       try {
         const e = await verifyEndorsement(value, this.#o.root, {
@@ -303,7 +309,6 @@ export class EtcdKeySetSource implements KeySetSource {
           continue;
         }
         endorsed.set(node, e);
-        for (const k of e.keys) refused.delete(k.kid);
         // Keys dropped from a node's renewed endorsement no longer count.
         for (const old of this.#endorsed.get(node)?.keys ?? []) {
           if (!e.keys.some((k) => k.kid === old.kid)) {
@@ -320,6 +325,7 @@ export class EtcdKeySetSource implements KeySetSource {
     // A node's pending keys, signed by a key the root endorses for it: refused with that reason
     // until the operator endorses them. A pending set without such a signature says nothing.
     const pendingKeys = new Map<string, VerifyKey>();
+    const pendingOf = new Map<string, string>();
     for (const [node, value] of this.#pending) {
       const e = endorsed.get(node);
       if (!e) continue;
@@ -328,6 +334,7 @@ export class EtcdKeySetSource implements KeySetSource {
         for (const k of p.keys) {
           if (e.keys.some((x) => x.kid === k.kid)) continue;
           pendingKeys.set(k.kid, { ...await parsePublicPaserk(k.public), issuer: e.issuer });
+          pendingOf.set(k.kid, node);
           refused.set(
             k.kid,
             `${e.issuer} published it at ${
@@ -340,12 +347,53 @@ export class EtcdKeySetSource implements KeySetSource {
         // Forged or stale (signed by a key no longer endorsed): ignored.
       }
     }
+    // Reasons from earlier reads stay for keys this read says nothing about, unless what
+    // etcd holds now says otherwise for the node that named them.
+    const trusted = new Set([...endorsed.values()].flatMap((e) => e.keys.map((k) => k.kid)));
+    const kept = new Map<string, string>();
+    for (const [kid, why] of this.#refused) {
+      if (refused.has(kid) || trusted.has(kid)) continue;
+      kept.set(kid, this.#noLongerNamed(kid, endorsed) ?? why);
+    }
+    for (const [node, e] of endorsed) for (const k of e.keys) this.#name(k.kid, node, true);
+    for (const [kid, node] of pendingOf) {
+      if (this.#named.get(kid)?.endorsed !== true) this.#name(kid, node, false);
+    }
     this.#pendingKeys = pendingKeys;
     this.#endorsed = endorsed;
     // Reasons are kept for what etcd once held, within a bound (oldest go first).
-    while (refused.size > MAX_REFUSALS) refused.delete(refused.keys().next().value!);
-    this.#refused = refused;
+    const all = new Map([...kept, ...refused]);
+    while (all.size > MAX_REFUSALS) all.delete(all.keys().next().value!);
+    this.#refused = all;
     this.#rebuild();
+  }
+
+  /** Notes that `node`'s endorsement (or pending key set) names `kid`; newest last. */
+  #name(kid: string, node: string, endorsed: boolean): void {
+    this.#named.delete(kid);
+    this.#named.set(kid, { node, endorsed });
+    if (this.#named.size > MAX_REFUSALS) this.#named.delete(this.#named.keys().next().value!);
+  }
+
+  /**
+   * Why a key once named for a node is refused now, by what etcd holds for
+   * that node: a valid endorsement that leaves it out, or a withdrawal (or no
+   * record); undefined when its record says nothing clear (then the reason
+   * from before stays).
+   */
+  #noLongerNamed(kid: string, endorsed: ReadonlyMap<string, Endorsement>): string | undefined {
+    const named = this.#named.get(kid);
+    if (named === undefined) return undefined;
+    const e = endorsed.get(named.node);
+    if (e !== undefined) {
+      return named.endorsed
+        ? `the endorsement of ${named.node} no longer names it`
+        : `${e.issuer} no longer offers it: it was dropped before the operator endorsed it`;
+    }
+    if (!this.#raw.has(named.node) || this.#marks.get(named.node)?.withdrawn) {
+      return `the endorsement of ${named.node} was withdrawn`;
+    }
+    return undefined;
   }
 
   /** Drops the endorsements past their expiry, at once (no etcd read, no await). */

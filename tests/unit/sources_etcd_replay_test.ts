@@ -150,6 +150,39 @@ Deno.test("etcd key set: an older endorsement put back by a writer to etcd does 
     await operator.put(`${prefix}B`).value(endorse(root, "B", [bNew], { expMs: day, seq: 3 }));
     await source.refresh();
     assert.ok(source.snapshot().has(bNew.kid) && !source.snapshot().has(bOld.kid));
+    // An old token of bOld is refused for what etcd says now, not for the replay that has
+    // been overwritten (that reason stayed, and told the operator to run cluster join again).
+    assert.equal(source.refusal(bOld.kid), "the endorsement of B no longer names it");
+  });
+});
+
+Deno.test("etcd key set: a pending key its node dropped before the operator endorsed it no longer 'awaits endorsement'", async () => {
+  await withSource(async (root, source, operator) => {
+    const [d1, d2, d3] = await Promise.all([1, 2, 3].map(() => generateSigningKey()));
+    const named = (keys: SigningKey[]) =>
+      keys.map((k) => ({ kid: k.kid, public: publicPaserk(k.publicKey) }));
+    const pending = `${pendingKeysPrefix(CLUSTER)}D`;
+    await operator.put(`${prefix}D`).value(endorse(root, "D", [d1], { expMs: day, seq: 1 }));
+    // D rotates in d2 (its pending set, signed by its endorsed d1)...
+    await operator.put(pending).value(
+      signPendingKeys(d1, { cluster: CLUSTER, node: "D", keys: named([d1, d2]) }),
+    );
+    await source.refresh();
+    assert.match(source.refusal(d2.kid) ?? "", /awaits the operator's endorsement/);
+    // ...then rotates again and drops d2 before the operator endorsed it
+    await operator.put(pending).value(
+      signPendingKeys(d1, { cluster: CLUSTER, node: "D", keys: named([d1, d3]) }),
+    );
+    await source.refresh();
+    const dropped =
+      "identity@D no longer offers it: it was dropped before the operator endorsed it";
+    assert.equal(source.refusal(d2.kid), dropped);
+    assert.match(source.refusal(d3.kid) ?? "", /awaits the operator's endorsement/);
+    // the operator endorses what is pending: d2 is not named, and `cluster endorse` would not help
+    await operator.put(`${prefix}D`).value(endorse(root, "D", [d1, d3], { expMs: day, seq: 2 }));
+    await source.refresh();
+    assert.ok(source.snapshot().has(d3.kid) && !source.snapshot().has(d2.kid));
+    assert.equal(source.refusal(d2.kid), dropped);
   });
 });
 
