@@ -76,6 +76,11 @@ export function hintFor(error: Pick<ErrorBody, "name" | "details">, method = "")
     case "expired":
     case "revoked":
       return "get a new token with `strata-ctl token issue`";
+    case "unknown_key":
+      // A token was given: telling its holder to pass one would be beside the point.
+      return "get a new token with `strata-ctl token issue` (identity drops a retired key once " +
+        "every token it signed has expired; in a cluster, another node's key counts once the " +
+        "operator runs `strata-ctl cluster join NODE`)";
     case "missing_right":
     case "wrong_service":
       return "see what your token allows with `strata-ctl token inspect`, " +
@@ -98,9 +103,11 @@ export function hintFor(error: Pick<ErrorBody, "name" | "details">, method = "")
         "to it (`strata-ctl cluster status` shows whether etcd answers); retry once it does";
     case "unendorsed_key":
       // Also a rotated-in key awaiting `cluster endorse`: the node itself may well be endorsed.
-      return "the cluster root does not endorse the token's key (the message says why): the " +
-        "operator runs `strata-ctl cluster join NODE`, or `cluster endorse NODE` after a key " +
-        "rotation (docs/cluster.md)";
+      // And a key its node dropped: no endorsement brings that back, a new token is the way.
+      return "the cluster root does not endorse the token's key (the message says why): for a " +
+        "key its node still signs with, the operator runs `strata-ctl cluster join NODE`, or " +
+        "`cluster endorse NODE` after a key rotation (docs/cluster.md); for one it dropped, " +
+        "get a new token";
   }
   switch (error.name) {
     case "UNAUTHENTICATED":

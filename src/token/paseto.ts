@@ -37,6 +37,9 @@ export class TokenError extends Error {
   }
 }
 
+/** A PASERK key id (k4.pid: BLAKE2b-264, 44 base64url characters). */
+const KID_RE = /^k4\.pid\.[A-Za-z0-9_-]{44}$/;
+
 /** The footer every Strata token carries. */
 export interface Footer {
   kid: string;
@@ -244,7 +247,11 @@ export function openV4Public(
   read: (message: Uint8Array) => unknown = readJson,
 ): unknown {
   if (!key) {
-    throw new TokenError("unknown_key", "token: signed by a key this node does not know");
+    // Named, so the operator can tell a key identity has dropped (after a rotation, once every
+    // token it signed had expired) or another issuer's from one that should be known. Only a
+    // well-formed id is echoed: the footer is the sender's text.
+    const kid = KID_RE.test(p.footer.kid) ? p.footer.kid : "a malformed key id";
+    throw new TokenError("unknown_key", `token: signed by a key this node does not know (${kid})`);
   }
   // The PAE is built in the scratch buffer, which the next token reuses: a
   // WebCrypto key's check copies the message before its promise (keys.ts).

@@ -5,6 +5,8 @@
  */
 
 import assert from "node:assert/strict";
+import { stateFiles } from "../../src/runtime/config.ts";
+import { expectExit } from "../ctl_support.ts";
 import { issue, startNode } from "../helpers.ts";
 import { expectError, expectOk, footerKid, svcStatus } from "./support.ts";
 
@@ -119,6 +121,44 @@ Deno.test("key rotation: operator only, old and new tokens verify at fs", async 
         expectError(await list(token), "UNAUTHENTICATED", /has been revoked/, "revoked");
       }
     });
+  } finally {
+    await node.stop();
+  }
+});
+
+Deno.test("a token of a key identity no longer holds: unknown_key naming the key; strata-ctl says to get a new token", async () => {
+  const node = await startNode();
+  try {
+    const root = node.exportRoot;
+    const old = await issue(node, { service: "fs", rights: ["fs.list"], path_prefix: root });
+    const oldKid = footerKid(old.token);
+    expectOk(await node.request("identity", "identity.rotate_key", {}, node.operatorToken()));
+    // Identity drops a retired key once every token it signed has expired (its exp_bound):
+    // the bound is set in the past here, with identity stopped, instead of waiting for it.
+    const op = node.operatorToken();
+    const svc = (verb: string) =>
+      node.request("supervisor", `supervisor.svc.${verb}`, { name: "identity" }, op);
+    expectOk(await svc("stop"));
+    const keysFile = stateFiles(node.layout).keys;
+    const ring = JSON.parse(await Deno.readTextFile(keysFile));
+    for (const k of ring.keys) if (k.kid === oldKid) k.exp_bound = "2020-01-01T00:00:00Z";
+    await Deno.writeTextFile(keysFile, JSON.stringify(ring));
+    expectOk(await svc("start"));
+    const published = JSON.parse(
+      await Deno.readTextFile(`${node.layout.runtimeDir}/identity.pub`),
+    ) as { keys: { kid: string }[] };
+    assert.ok(!published.keys.some((k) => k.kid === oldKid), "the old key was dropped");
+
+    // Presented again to fs: refused for what is true, naming the key it was signed by.
+    const r = await node.request("fs", "fs.list", { path: root }, old.token);
+    const err = expectError(r, "UNAUTHENTICATED", /signed by a key this node does not know/);
+    assert.equal(err.details?.reason, "unknown_key");
+    assert.equal(err.message, `token: signed by a key this node does not know (${oldKid})`);
+    // strata-ctl: the same line, and to get a new token (not to pass one, as it was given one).
+    const ctlRun = await expectExit(node, ["-token", old.token, "fs", "ls", root], 1);
+    assert.match(ctlRun.stderr, new RegExp(`does not know \\(${oldKid}\\); `));
+    assert.match(ctlRun.stderr, /get a new token with `strata-ctl token issue`/);
+    assert.doesNotMatch(ctlRun.stderr, /pass a token with -token/);
   } finally {
     await node.stop();
   }

@@ -165,7 +165,15 @@ Deno.test("verifyV4Public: a token signed by a key the lookup does not know is u
   const token = await signV4Public(f.other, { a: 1 });
   // when verified against a lookup that only knows ours, then unknown_key
   const err = await refusedWith(token, lookupOf(f.vk), "unknown_key");
-  assert.match(err.message, /key this node does not know/);
+  // and the message names the key, so a dropped or foreign key can be told from a missing one
+  assert.equal(err.message, `token: signed by a key this node does not know (${f.other.kid})`);
+  // (a footer's kid that is not a key id is not echoed: it is the sender's text)
+  const odd = join(split(token).body, encoder.encode(JSON.stringify({ kid: "k4.pid.\u001b[2J" })));
+  const oddErr = await refusedWith(odd, lookupOf(f.vk), "unknown_key");
+  assert.equal(
+    oddErr.message,
+    "token: signed by a key this node does not know (a malformed key id)",
+  );
 });
 
 Deno.test("verifyV4Public: a lookup that returns the wrong key gives bad_signature", async () => {
