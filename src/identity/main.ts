@@ -8,10 +8,8 @@
 // node:crypto with the program, not at its first key (token/keys.ts loads it then).
 import "node:crypto";
 import { Audit } from "../runtime/audit.ts";
-import { type Layout, stateFiles } from "../runtime/config.ts";
+import { stateFiles } from "../runtime/config.ts";
 import { parseLayoutArgs } from "../runtime/layout_args.ts";
-import type { RevokedEntry } from "../token/revocation_set.ts";
-import { claimedKeyIds } from "../token/endorsement.ts";
 import { ensureDir, holdLock, makePrivate } from "../runtime/files.ts";
 import { logger } from "../runtime/log.ts";
 import { defaultTrust, runMain, runService, SUPERVISED_OPTIONS } from "../node/service.ts";
@@ -32,34 +30,6 @@ const LIST_CHECK_MS = 1000;
  */
 const RETRY_FIRST_MS = 250;
 const RETRY_MAX_MS = 1000;
-
-/** How long one read or write of identity's key set in etcd may take (ms). */
-const KEYS_DEADLINE_MS = 1500;
-
-/** Cluster mode: writes identity's signed revocation batches to etcd. */
-async function etcdPublisher(layout: Layout, keys: KeyRing) {
-  // Loaded only in cluster mode: the etcd client (grpc-js) reads variables as it loads.
-  const { etcdClient } = await import("../sources/cluster.ts");
-  const { publishRevocations, readPublished } = await import("../sources/etcd_revocations.ts");
-  const { endorsementsPrefix, pendingKeysPrefix } = await import("../sources/etcd_key_set.ts");
-  const client = etcdClient(layout);
-  const where = { cluster: layout.cluster!.name, node: layout.nodeId };
-  const deadline = () => ({ deadline: new Date(Date.now() + KEYS_DEADLINE_MS) });
-  return {
-    publish: (signed: string, entries: RevokedEntry[]) =>
-      publishRevocations(client, signed, { ...where, entries }),
-    published: () => readPublished(client, { ...where, keys }),
-    offerKeys: (signed: string) =>
-      client.put(`${pendingKeysPrefix(where.cluster)}${where.node}`).value(signed)
-        .options(deadline()).exec(),
-    endorsedKids: async () =>
-      claimedKeyIds(
-        await client.get(`${endorsementsPrefix(where.cluster)}${where.node}`)
-          .options(deadline()).string() ?? "",
-      ),
-    close: () => client.close(),
-  };
-}
 
 /** How long identity waits for another identity on its state dir to let go (see holdLock). */
 const IDENTITY_LOCK_WAIT_MS = 3000;
@@ -115,7 +85,10 @@ await runMain("identity", async () => {
     : new Trust(layout, { keys: ring, revoked: revocations.set }, {
       revocationSource: revocations.trustSource(),
     });
-  const publish = layout.cluster ? await etcdPublisher(layout, ring) : undefined;
+  // Loaded only in cluster mode: the etcd client (grpc-js) reads variables as it loads.
+  const publish = layout.cluster
+    ? (await import("../sources/etcd_identity.ts")).identityEtcd(layout, ring)
+    : undefined;
   const identity = new IdentityService({
     layout,
     ring,

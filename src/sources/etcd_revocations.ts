@@ -22,6 +22,7 @@ import {
   type RevokedBatch,
   type RevokedEntry,
 } from "../token/revocation_set.ts";
+import { byDeadline } from "./etcd_deadline.ts";
 import type { Unsubscribe } from "./key_set.ts";
 import type { CatchingUpRevocationSource } from "./revocations.ts";
 
@@ -77,7 +78,8 @@ export async function publishRevocations(
     const lease = client.lease(ttl, { autoKeepAlive: false, deadline });
     lease.on("lost", () => {}); // The put below reports the failure.
     try {
-      await lease.put(key).value(signed).options({ deadline });
+      // By the deadline, also when the call waits behind another in the client (etcd_deadline.ts).
+      await byDeadline(lease.put(key).value(signed).options({ deadline }), deadline);
       return key;
     } catch (err) {
       if (Date.now() + PUBLISH_PAUSE_MS >= until) throw err;
@@ -310,8 +312,11 @@ export async function readPublished(
 ): Promise<Set<string>> {
   const prefix = `${revocationsPrefix(options.cluster)}${options.node}/`;
   // Bounded: identity compares its log with etcd every few seconds, also while etcd is away.
-  const deadline = { deadline: new Date(Date.now() + PUBLISH_BUDGET_MS) };
-  const all = await client.getAll().prefix(prefix).options(deadline).strings();
+  const deadline = new Date(Date.now() + PUBLISH_BUDGET_MS);
+  const all = await byDeadline(
+    client.getAll().prefix(prefix).options({ deadline }).strings(),
+    deadline,
+  );
   const out = new Set<string>();
   for (const value of Object.values(all)) {
     try {
