@@ -241,6 +241,7 @@ export class Strata {
           "UNAVAILABLE",
           `no Strata supervisor is running: looked in ${found.lookedIn.join(", ")}; start one ` +
             "(deno task start), or set STRATA_RUNTIME_DIR (or runtimeDir) to its folder",
+          { reason: "not_running" },
         );
       }
       runtimeDir = found.dir;

@@ -200,7 +200,9 @@ export function unreachableAdvice(
   err: StrataError,
   options: AdviceOptions = {},
 ): Advice {
-  const denied = /permission denied/i.test(err.message);
+  // The client's details.reason says why (src/server/transport.ts), not the message's words.
+  const reason = err.details?.reason;
+  const denied = reason === "permission_denied";
   if (service === "supervisor") {
     const looked = options.lookedIn?.length ? `; looked in ${options.lookedIn.join(", ")}` : "";
     if (denied) {
@@ -218,10 +220,9 @@ export function unreachableAdvice(
   const message = `cannot reach ${service}: ${err.message}`;
   if (denied) return { message, hint: NOT_YOURS };
   // A tcp:// endpoint (`--node`): `svc start` here would start this node's service, not that one.
-  // (The dialer names it in details.endpoint; the client in details.path.)
-  const where = err.details?.endpoint ?? err.details?.path;
+  const where = err.details?.endpoint;
   if (typeof where === "string" && where.startsWith("tcp://")) {
-    if (/not permitted to use that endpoint/.test(err.message)) {
+    if (reason === "not_permitted") {
       return {
         message,
         hint: "strata-ctl dials only the peers of --cluster-peers (STRATA_CLUSTER_PEERS): add " +

@@ -155,6 +155,7 @@ export async function runRaw(args: CtlArgs): Promise<number> {
         code: err.code,
         name: "UNAVAILABLE",
         ...unreachableAdvice(service, err, { lookedIn: args.lookedIn }),
+        ...(err.details ? { details: err.details } : {}),
       });
     }
     throw err;

@@ -134,6 +134,7 @@ function unreachable(
       code: err.code,
       name: "UNAVAILABLE",
       ...unreachableAdvice(service, err, { lookedIn: options.lookedIn }),
+      ...(err.details ? { details: err.details } : {}),
     });
   }
   if (err instanceof StrataError) return refusal(err.toBody(), options.method);

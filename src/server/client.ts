@@ -8,7 +8,7 @@
 import { parseResponse, type Response } from "../wire/envelope.ts";
 import { type ErrorName, errorName, StrataError } from "../wire/errors.ts";
 import { encodeFrame, FrameReader, FrameWriter } from "../wire/frame.ts";
-import { dial } from "./transport.ts";
+import { dial, unreachable, type UnreachableReason } from "./transport.ts";
 
 /** Per-call options. */
 export interface CallOptions {
@@ -56,26 +56,6 @@ export class RemoteError extends StrataError {
   }
 }
 
-/** Turns a failed connect into an UNAVAILABLE error that says what to do. */
-function unreachable(path: string, err: unknown): StrataError {
-  const why = err instanceof Deno.errors.NotFound
-    ? "no socket there"
-    : err instanceof Deno.errors.ConnectionRefused
-    ? "nothing is listening"
-    : err instanceof Deno.errors.NotCapable
-    ? "this program is not permitted to use that socket"
-    : err instanceof Error
-    ? err.message
-    : String(err);
-  // Under TLS 1.3 a server that refuses the client's certificate says so
-  // after the client's side of the handshake: on the first read.
-  const refused = path.startsWith("tcp://") && /alert|close_notify/i.test(why)
-    ? "; the server may have refused this client's certificate (cluster mode: present " +
-      "one the cluster CA signed, --tls-cert and --tls-key)"
-    : "";
-  return new StrataError("UNAVAILABLE", `cannot connect to ${path}: ${why}${refused}`, { path });
-}
-
 /** A persistent connection to one service endpoint. */
 export class Client {
   /** The socket path or endpoint URL it was given. */
@@ -120,6 +100,13 @@ export class Client {
     return new Client(path, conn, options);
   }
 
+  /** `details` of an error this client makes: why, and where (as transport.ts's unreachable). */
+  #where(reason: UnreachableReason): Record<string, unknown> {
+    return this.path.startsWith("tcp://")
+      ? { reason, endpoint: this.path }
+      : { reason, path: this.path.replace(/^unix:\/\//, "") };
+  }
+
   /** Whether the connection has ended. */
   get closed(): boolean {
     return this.#closed;
@@ -127,7 +114,11 @@ export class Client {
 
   async #readLoop(): Promise<void> {
     const reader = new FrameReader(this.#conn);
-    let failure: unknown = new StrataError("UNAVAILABLE", `${this.path} closed the connection`);
+    let failure: unknown = new StrataError(
+      "UNAVAILABLE",
+      `${this.path} closed the connection`,
+      this.#where("connection_lost"),
+    );
     try {
       while (true) {
         const body = await reader.next();
@@ -144,7 +135,11 @@ export class Client {
         }
       }
     } catch (err) {
-      if (!this.#closed) failure = err instanceof StrataError ? err : unreachable(this.path, err);
+      if (!this.#closed) {
+        failure = err instanceof StrataError
+          ? err
+          : unreachable(this.path, err, { connected: true });
+      }
     }
     this.#shutdown(failure);
   }
@@ -168,7 +163,13 @@ export class Client {
     options: CallOptions = {},
   ): Promise<Response> {
     if (this.#closed) {
-      return Promise.reject(new StrataError("UNAVAILABLE", `${this.path}: connection closed`));
+      return Promise.reject(
+        new StrataError(
+          "UNAVAILABLE",
+          `${this.path}: connection closed`,
+          this.#where("connection_lost"),
+        ),
+      );
     }
     const reqId = `${this.#prefix}-${++this.#seq}`;
     const frame = encodeFrame({
@@ -187,7 +188,7 @@ export class Client {
         const p = this.#pending.get(reqId);
         if (!p) return;
         this.#pending.delete(reqId);
-        reject(unreachable(this.path, err));
+        reject(unreachable(this.path, err, { connected: true }));
       });
     });
   }
@@ -214,6 +215,7 @@ export class Client {
           new StrataError(
             "UNAVAILABLE",
             `${p.method}: no answer from ${this.path} in ${p.timeoutMs} ms`,
+            this.#where("no_answer"),
           ),
         );
       } else if (p.deadline < next) next = p.deadline;

@@ -304,23 +304,85 @@ export const HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Handshakes a mutual-TLS listener lets be under way at once (the oldest goes first). */
 export const MAX_PENDING_HANDSHAKES = 64;
 
-/** Why a dial failed, in words an operator can act on. */
-function unreachable(ep: Endpoint, err: unknown): StrataError {
-  const unix = ep.kind === "unix";
-  const label = unix ? ep.path : formatEndpoint(ep);
-  const why = err instanceof Deno.errors.NotFound
-    ? "no socket there"
+/**
+ * Why a connection to an endpoint could not be made, or broke, as
+ * `details.reason` of the UNAVAILABLE error a client makes
+ * (api/protocol.md, "Errors"): the word a program acts on, where the
+ * message is for people.
+ */
+export type UnreachableReason =
+  /** No socket there, or nothing listening: the service is not running (at that address). */
+  | "not_running"
+  /** The operating system refused: the socket's or its folder's owner and mode. */
+  | "permission_denied"
+  /** This program's Deno permissions do not grant the endpoint. */
+  | "not_permitted"
+  /** No connection (and TLS handshake) within the connect timeout. */
+  | "timed_out"
+  /** The TLS handshake failed, or the server refused this client's certificate. */
+  | "tls_failed"
+  /** The connection broke, or the server closed it, after it was made. */
+  | "connection_lost"
+  /** No answer to a request within its timeout (the connection itself was made). */
+  | "no_answer"
+  /** Anything else the operating system said. */
+  | "connect_failed";
+
+/** The connect timeout of {@link dial} passed. */
+class DialTimeout extends Error {
+  constructor() {
+    super("timed out");
+  }
+}
+
+/** The TLS handshake of {@link dial} failed. */
+class TlsHandshakeError extends Error {}
+
+/**
+ * The UNAVAILABLE error for `target` (a socket path or an endpoint URL)
+ * that could not be reached, or whose connection broke (`connected`): a
+ * message an operator can act on, `details.reason` ({@link UnreachableReason})
+ * for programs, and `details.path` (a socket) or `details.endpoint` (tcp://).
+ * The dialer and the client both report through it.
+ */
+export function unreachable(
+  target: string,
+  err: unknown,
+  options: { connected?: boolean } = {},
+): StrataError {
+  let ep: Endpoint | undefined;
+  try {
+    ep = endpointOf(target);
+  } catch {
+    // reported as given
+  }
+  const unix = ep === undefined || ep.kind === "unix";
+  const label = ep === undefined ? target : ep.kind === "unix" ? ep.path : formatEndpoint(ep);
+  const text = err instanceof Error ? err.message : String(err);
+  // Under TLS 1.3 a server that refuses the client's certificate says so
+  // after the client's side of the handshake: on the first read.
+  const alert = !unix && /alert|close_notify/i.test(text);
+  const [why, reason]: [string, UnreachableReason] = err instanceof Deno.errors.NotFound
+    ? ["no socket there", "not_running"]
     : err instanceof Deno.errors.ConnectionRefused
-    ? "nothing is listening"
+    ? ["nothing is listening", "not_running"]
     : err instanceof Deno.errors.NotCapable
-    ? `this program is not permitted to use that ${unix ? "socket" : "endpoint"}`
-    : err instanceof Error
-    ? err.message
-    : String(err);
+    ? [`this program is not permitted to use that ${unix ? "socket" : "endpoint"}`, "not_permitted"]
+    : err instanceof Deno.errors.PermissionDenied
+    ? [text, "permission_denied"]
+    : err instanceof DialTimeout
+    ? [text, "timed_out"]
+    : err instanceof TlsHandshakeError || alert
+    ? [text, "tls_failed"]
+    : [text, options.connected ? "connection_lost" : "connect_failed"];
+  const refused = alert
+    ? "; the server may have refused this client's certificate (cluster mode: present " +
+      "one the cluster CA signed, --tls-cert and --tls-key)"
+    : "";
   return new StrataError(
     "UNAVAILABLE",
-    `cannot connect to ${label}: ${why}`,
-    unix ? { path: label } : { endpoint: label },
+    `cannot connect to ${label}: ${why}${refused}`,
+    { reason, ...(unix ? { path: label } : { endpoint: label }) },
   );
 }
 
@@ -345,7 +407,9 @@ async function open(ep: Endpoint, options: DialOptions, url: string): Promise<De
     await conn.handshake();
   } catch (err) {
     conn.close();
-    throw new Error(`TLS handshake failed (${err instanceof Error ? err.message : err})`);
+    throw new TlsHandshakeError(
+      `TLS handshake failed (${err instanceof Error ? err.message : err})`,
+    );
   }
   return conn;
 }
@@ -363,14 +427,14 @@ export async function dial(endpoint: string, options: DialOptions = {}): Promise
     return await Promise.race([
       opening,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error("timed out")), options.timeoutMs ?? 2000);
+        timer = setTimeout(() => reject(new DialTimeout()), options.timeoutMs ?? 2000);
       }),
     ]);
   } catch (err) {
     // A connection that arrives after the timeout is closed, not leaked.
     opening.then((c) => c.close(), () => {});
     if (err instanceof StrataError) throw err;
-    throw unreachable(ep, err);
+    throw unreachable(endpoint, err);
   } finally {
     clearTimeout(timer);
   }

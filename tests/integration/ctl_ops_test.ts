@@ -13,7 +13,15 @@ import { programCommand } from "../../src/runtime/command.ts";
 import { runtimeFiles, stateFiles } from "../../src/runtime/config.ts";
 import { type Claims, newCapId } from "../../src/token/claims.ts";
 import { signV4Public } from "../../src/token/paseto.ts";
-import { devTmpLayout, issue, REPO_ROOT, startNode, tempLayout, waitFor } from "../helpers.ts";
+import {
+  AS_ROOT,
+  devTmpLayout,
+  issue,
+  REPO_ROOT,
+  startNode,
+  tempLayout,
+  waitFor,
+} from "../helpers.ts";
 
 /** `token issue ARGS --json` run through strata-ctl: the token and its cap_id. */
 async function issueByCtl(
@@ -241,6 +249,55 @@ Deno.test("deno task ctl finds a supervisor in any fallback runtime dir, or says
     await temp.cleanup();
     await Deno.remove(xdg, { recursive: true });
   }
+});
+
+Deno.test({
+  name:
+    "strata-ctl and a socket the system refuses: 'cannot use', and --json says permission_denied",
+  ignore: !AS_ROOT,
+  async fn() {
+    // The node's sockets belong to another user (mode 0600), and strata-ctl runs as root without
+    // the capabilities that pass over file modes (setpriv), with its real grants: Deno allows
+    // the socket, the operating system refuses it, as it would another user's strata-ctl.
+    const node = await startNode();
+    try {
+      for (const s of ["supervisor", "registry", "fs"]) {
+        await Deno.chown(`${node.layout.runtimeDir}/${s}.sock`, 65534, 65534);
+      }
+      const asOthers = async (args: string[]) => {
+        const { cmd, args: argv } = ctlCommand(node, args);
+        const out = await new Deno.Command("setpriv", {
+          args: ["--bounding-set=-dac_override,-dac_read_search", "--", cmd, ...argv],
+          clearEnv: true,
+          env: ctlEnv(),
+          stdin: "null",
+        }).output();
+        const dec = new TextDecoder();
+        return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+      };
+      const human = await asOthers(["status"]);
+      assert.equal(human.code, 2, human.stderr);
+      assert.match(
+        human.stderr,
+        /^strata-ctl: cannot use the supervisor's socket \(cannot connect to /,
+      );
+      assert.match(human.stderr, /run strata-ctl as the user the node runs as/);
+      const json = await asOthers(["status", "--json"]);
+      assert.equal(json.code, 2, json.stderr);
+      const err = JSON.parse(json.stdout);
+      assert.equal(err.name, "UNAVAILABLE");
+      assert.deepEqual(err.details, {
+        reason: "permission_denied",
+        path: `${node.layout.runtimeDir}/supervisor.sock`,
+      });
+      // a service's socket the same way: not "start it with svc start"
+      const fs = await asOthers(["-token", "x", "fs", "ls", "/"]);
+      assert.equal(fs.code, 2, fs.stderr);
+      assert.match(fs.stderr, /^strata-ctl: cannot reach fs: .*; run strata-ctl as the user/);
+    } finally {
+      await node.stop();
+    }
+  },
 });
 
 Deno.test("strata-ctl svc status and logs: state, restarts by cause, memory, log lines", async (t) => {

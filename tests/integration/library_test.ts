@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
+import { existsSync } from "node:fs";
 import { Strata } from "../../src/mod.ts";
 import { RemoteError } from "../../src/server/client.ts";
 import { StrataError } from "../../src/wire/errors.ts";
@@ -143,6 +144,24 @@ Deno.test("Strata.connect: finds the node, presents the token, typed calls, clea
         e
       );
       assert.ok(none instanceof StrataError && none.errorName === "UNAVAILABLE", String(none));
+      assert.equal(none.details?.reason, "not_running", JSON.stringify(none.details));
+      // and with no runtime dir given and no supervisor where one may run: the same reason
+      // (unless this machine runs one in /run/strata, which would be found)
+      if (!existsSync("/run/strata/supervisor.sock")) {
+        const saved = ["STRATA_RUNTIME_DIR", "XDG_RUNTIME_DIR", "USER"].map((k) =>
+          [k, Deno.env.get(k)] as const
+        );
+        Deno.env.delete("STRATA_RUNTIME_DIR");
+        Deno.env.set("XDG_RUNTIME_DIR", `${node.exportRoot}/nowhere`);
+        Deno.env.set("USER", `nobody-${crypto.randomUUID().slice(0, 8)}`);
+        try {
+          const nowhere = await Strata.connect().catch((e) => e);
+          assert.match(String(nowhere), /no Strata supervisor is running: looked in/);
+          assert.deepEqual(nowhere.details, { reason: "not_running" });
+        } finally {
+          for (const [k, v] of saved) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
+        }
+      }
       const empty = await Strata.connect({ ...where, token: " " }).catch((e) => e);
       assert.ok(empty instanceof StrataError && empty.errorName === "INVALID_ARGUMENT");
       assert.match(empty.message, /token: empty/);

@@ -1,6 +1,8 @@
 /**
  * unreachableAdvice: a tcp:// endpoint of another node (strata-ctl --node) is not told to
- * `svc start` a service, which would start this node's (seen: a mutual-TLS refusal was).
+ * `svc start` a service, which would start this node's (seen: a mutual-TLS refusal was); a
+ * socket this user may not use is not called "not running". It decides by the client's
+ * details.reason (src/server/transport.ts), not by the words of the message.
  */
 import assert from "node:assert/strict";
 import { unreachableAdvice } from "../../src/ctl/connect.ts";
@@ -10,7 +12,7 @@ Deno.test("unreachableAdvice: another node's tcp:// endpoint points at cluster s
   const err = new StrataError(
     "UNAVAILABLE",
     "cannot connect to tcp://127.0.0.1:7402: received fatal alert: CertificateRequired",
-    { path: "tcp://127.0.0.1:7402" },
+    { reason: "tls_failed", endpoint: "tcp://127.0.0.1:7402" },
   );
   const advice = unreachableAdvice("fs", err);
   assert.doesNotMatch(advice.hint, /svc start/);
@@ -20,6 +22,7 @@ Deno.test("unreachableAdvice: another node's tcp:// endpoint points at cluster s
 
 Deno.test("unreachableAdvice: this node's socket still says svc start", () => {
   const err = new StrataError("UNAVAILABLE", "cannot connect to /run/strata/fs.sock: no socket", {
+    reason: "not_running",
     path: "/run/strata/fs.sock",
   });
   assert.match(unreachableAdvice("fs", err).hint, /strata-ctl svc start fs/);
@@ -29,7 +32,7 @@ Deno.test('unreachableAdvice: a socket this user may not use is not called "not 
   const err = new StrataError(
     "UNAVAILABLE",
     "cannot connect to /run/strata/supervisor.sock: Permission denied (os error 13)",
-    { path: "/run/strata/supervisor.sock" },
+    { reason: "permission_denied", path: "/run/strata/supervisor.sock" },
   );
   const advice = unreachableAdvice("supervisor", err);
   assert.doesNotMatch(advice.message, /not running/);
@@ -39,11 +42,35 @@ Deno.test('unreachableAdvice: a socket this user may not use is not called "not 
   assert.doesNotMatch(fs.hint, /svc start/);
 });
 
+Deno.test("unreachableAdvice: the reason decides, not the message's words", () => {
+  // The system's words for EACCES may be other ones (another libc, a translation): still "not yours".
+  const denied = new StrataError(
+    "UNAVAILABLE",
+    "cannot connect to /run/strata/supervisor.sock: Keine Berechtigung (os error 13)",
+    { reason: "permission_denied", path: "/run/strata/supervisor.sock" },
+  );
+  assert.match(unreachableAdvice("supervisor", denied).message, /^cannot use the supervisor's/);
+  assert.match(unreachableAdvice("fs", denied).hint, /as the user the node runs as/);
+  // And words that look like a refusal (here in the socket's path) do not make one.
+  const absent = new StrataError(
+    "UNAVAILABLE",
+    "cannot connect to /srv/permission denied/supervisor.sock: no socket there",
+    { reason: "not_running", path: "/srv/permission denied/supervisor.sock" },
+  );
+  assert.match(unreachableAdvice("supervisor", absent).message, /^the supervisor is not running/);
+  const peer = new StrataError(
+    "UNAVAILABLE",
+    "cannot connect to tcp://10.0.0.9:7402: Operation not permitted (os error 1)",
+    { reason: "connect_failed", endpoint: "tcp://10.0.0.9:7402" },
+  );
+  assert.doesNotMatch(unreachableAdvice("fs", peer).hint, /--cluster-peers/);
+});
+
 Deno.test("unreachableAdvice: the dialer's tcp:// endpoint (details.endpoint) is another node's too; a peer not granted names --cluster-peers", () => {
   const err = new StrataError(
     "UNAVAILABLE",
     "cannot connect to tcp://127.0.0.1:27402: this program is not permitted to use that endpoint",
-    { endpoint: "tcp://127.0.0.1:27402" },
+    { reason: "not_permitted", endpoint: "tcp://127.0.0.1:27402" },
   );
   const advice = unreachableAdvice("fs", err);
   assert.doesNotMatch(advice.hint, /svc start/);
@@ -51,9 +78,7 @@ Deno.test("unreachableAdvice: the dialer's tcp:// endpoint (details.endpoint) is
   const refused = new StrataError(
     "UNAVAILABLE",
     "cannot connect to tcp://10.0.0.2:7402: nothing is listening",
-    {
-      endpoint: "tcp://10.0.0.2:7402",
-    },
+    { reason: "not_running", endpoint: "tcp://10.0.0.2:7402" },
   );
   assert.match(unreachableAdvice("fs", refused).hint, /strata-ctl cluster status/);
 });

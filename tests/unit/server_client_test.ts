@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { callOnce, Client, RemoteError } from "../../src/server/client.ts";
 import { encodeFrame, FrameReader } from "../../src/wire/frame.ts";
+import { AS_ROOT } from "../helpers.ts";
 import { rejectsStrata, withTempDir } from "./support.ts";
 
 type Req = { v: 1; req_id: string; method: string; auth?: { token: string }; params?: unknown };
@@ -51,6 +52,11 @@ Deno.test("Client.connect: no socket file is UNAVAILABLE saying so", async () =>
       /cannot connect to .*none\.sock: no socket there/,
     );
     assert.equal(err.details?.path, `${dir}/none.sock`);
+    // and says why for programs: nothing runs there (not the message's words to match)
+    assert.equal(err.details?.reason, "not_running");
+    // the same given as an endpoint URL
+    const url = await rejectsStrata(Client.connect(`unix://${dir}/none.sock`), "UNAVAILABLE");
+    assert.deepEqual(url.details, { reason: "not_running", path: `${dir}/none.sock` });
   });
 });
 
@@ -60,7 +66,111 @@ Deno.test("Client.connect: a path that is not a listening socket is UNAVAILABLE"
     const path = `${dir}/plain.sock`;
     Deno.writeTextFileSync(path, "");
     // then connecting is refused as unavailable, naming the path
-    await rejectsStrata(Client.connect(path), "UNAVAILABLE", /cannot connect to .*plain\.sock: /);
+    const err = await rejectsStrata(
+      Client.connect(path),
+      "UNAVAILABLE",
+      /cannot connect to .*plain\.sock: nothing is listening/,
+    );
+    assert.deepEqual(err.details, { reason: "not_running", path });
+  });
+});
+
+Deno.test("Client: a peer that closes the connection fails its requests with reason connection_lost", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/p.sock`;
+    const listener = Deno.listen({ transport: "unix", path });
+    const accepted = listener.accept().then((conn) => {
+      listener.close();
+      return conn;
+    });
+    const client = await Client.connect(path);
+    try {
+      const pending = client.call("x.y");
+      (await accepted).close();
+      // ("closed the connection", or a reset when the request was still unread: the same reason)
+      const err = await rejectsStrata(pending, "UNAVAILABLE");
+      assert.deepEqual(err.details, { reason: "connection_lost", path });
+      const after = await rejectsStrata(client.request("x.y"), "UNAVAILABLE", /connection closed/);
+      assert.equal(after.details?.reason, "connection_lost");
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+/**
+ * Runs `code` (a module importing the client) as a program with `flags`;
+ * `asOthers`: as root without the capabilities that pass over file modes
+ * (setpriv), so a socket of another user's is refused as it would be to them.
+ */
+async function runClientProgram(
+  dir: string,
+  code: string,
+  flags: string[],
+  asOthers = false,
+): Promise<Record<string, unknown>> {
+  const file = `${dir}/probe.ts`;
+  Deno.writeTextFileSync(file, code);
+  const deno = Deno.execPath();
+  const args = ["run", "--quiet", "--no-prompt", "--no-config", ...flags, file];
+  const out = await new Deno.Command(asOthers ? "setpriv" : deno, {
+    args: asOthers ? ["--bounding-set=-dac_override,-dac_read_search", "--", deno, ...args] : args,
+    stdin: "null",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout).trim();
+  assert.ok(out.success, `${text}\n${new TextDecoder().decode(out.stderr)}`);
+  return JSON.parse(text);
+}
+
+const CLIENT_MODULE = new URL("../../src/server/client.ts", import.meta.url).pathname;
+const probe = (path: string) =>
+  `import { Client } from ${JSON.stringify(CLIENT_MODULE)};
+try {
+  await Client.connect(${JSON.stringify(path)});
+  console.log(JSON.stringify({ connected: true }));
+} catch (err) {
+  console.log(JSON.stringify({ message: err.message, details: err.details }));
+}
+`;
+
+Deno.test("Client.connect: a socket this program's permissions do not grant is reason not_permitted", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/s.sock`;
+    const listener = Deno.listen({ transport: "unix", path });
+    try {
+      const src = new URL("../../src", import.meta.url).pathname;
+      const r = await runClientProgram(dir, probe(path), [`--allow-read=${src},${dir}`]);
+      assert.match(String(r.message), /this program is not permitted to use that socket/);
+      assert.deepEqual(r.details, { reason: "not_permitted", path });
+    } finally {
+      listener.close();
+    }
+  });
+});
+
+Deno.test("Client.connect: a socket the operating system refuses is reason permission_denied", {
+  ignore: !AS_ROOT,
+}, async () => {
+  await withTempDir(async (dir) => {
+    // given a running server's socket that belongs to another user (mode 0600)
+    const path = `${dir}/s.sock`;
+    const listener = Deno.listen({ transport: "unix", path });
+    Deno.chownSync(path, 65534, 65534);
+    try {
+      // when a program Deno grants the socket connects, and the system refuses it
+      const src = new URL("../../src", import.meta.url).pathname;
+      const flags = [
+        `--allow-read=${src},${path}`,
+        `--allow-write=${path}`,
+        `--allow-net=unix:${path}`,
+      ];
+      const r = await runClientProgram(dir, probe(path), flags, true);
+      // then the reason says the system refused, whatever words its message has
+      assert.deepEqual(r.details, { reason: "permission_denied", path });
+      assert.match(String(r.message), /^cannot connect to .*s\.sock: /);
+    } finally {
+      listener.close();
+    }
   });
 });
 
@@ -125,11 +235,12 @@ Deno.test("Client: a request not answered in time is UNAVAILABLE", async () => {
     const p = peer(path, () => undefined);
     const client = await Client.connect(path);
     try {
-      await rejectsStrata(
+      const err = await rejectsStrata(
         client.call("x.wait", undefined, { timeoutMs: 30 }),
         "UNAVAILABLE",
         /no answer from .* in 30 ms/,
       );
+      assert.deepEqual(err.details, { reason: "no_answer", path });
     } finally {
       await client.close();
       await p.done;

@@ -64,11 +64,12 @@ Deno.test("transport: a client that does not trust the server's CA fails the han
       methods: [ECHO],
     });
     try {
-      await rejectsStrata(
+      const err = await rejectsStrata(
         Client.connect(tcp, { caFile: tls.otherCa }),
         "UNAVAILABLE",
         /cannot connect to tcp:\/\/127\.0\.0\.1:\d+: TLS handshake failed/,
       );
+      assert.deepEqual(err.details, { reason: "tls_failed", endpoint: tcp });
       // a dialer with no CA file is told which option to give
       await rejectsStrata(dial(tcp), "INVALID_ARGUMENT", /tls-ca: .* needs a PEM file/);
       // and the server still serves a client that trusts its CA
@@ -77,6 +78,39 @@ Deno.test("transport: a client that does not trust the server's CA fails the han
       await c.close();
     } finally {
       await server.drain(1000);
+    }
+  });
+});
+
+Deno.test("transport: a dial says why it failed in details.reason: nothing there, or no handshake in time", async () => {
+  await withTempDir(async (dir) => {
+    const tls = await makeTestTls(dir);
+    // nothing listens on the port
+    const closed = `tcp://127.0.0.1:${freePort()}`;
+    const refused = await rejectsStrata(
+      dial(closed, { caFile: tls.ca }),
+      "UNAVAILABLE",
+      /cannot connect to tcp:\/\/127\.0\.0\.1:\d+: nothing is listening/,
+    );
+    assert.deepEqual(refused.details, { reason: "not_running", endpoint: closed });
+    // a TCP listener that never answers the TLS handshake
+    const port = freePort();
+    const silent = Deno.listen({ hostname: "127.0.0.1", port });
+    const held: Deno.Conn[] = [];
+    const accepting = (async () => {
+      for await (const c of silent) held.push(c);
+    })();
+    try {
+      const slow = await rejectsStrata(
+        dial(`tcp://127.0.0.1:${port}`, { caFile: tls.ca, timeoutMs: 200 }),
+        "UNAVAILABLE",
+        /cannot connect to tcp:\/\/127\.0\.0\.1:\d+: timed out/,
+      );
+      assert.deepEqual(slow.details, { reason: "timed_out", endpoint: `tcp://127.0.0.1:${port}` });
+    } finally {
+      silent.close();
+      for (const c of held) c.close();
+      await accepting.catch(() => {});
     }
   });
 });
@@ -160,11 +194,12 @@ Deno.test("transport: mutual TLS serves a client with the CA's certificate, refu
       // Under TLS 1.3 the client's side of the handshake completes first: the refusal
       // reaches it on the first read, as UNAVAILABLE saying what to present.
       for (const other of [{}, { certFile: tls.strangerCert, keyFile: tls.strangerKey }]) {
-        await rejectsStrata(
+        const err = await rejectsStrata(
           Client.connect(tcp, { caFile: tls.ca, ...other }).then((c) => c.call("t.health")),
           "UNAVAILABLE",
           /cannot connect to tcp:\/\/127\.0\.0\.1:\d+: .*refused this client's certificate/,
         );
+        assert.deepEqual(err.details, { reason: "tls_failed", endpoint: tcp });
       }
       // A certificate without its key is told which option to give.
       await rejectsStrata(
