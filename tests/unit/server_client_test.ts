@@ -155,6 +155,7 @@ Deno.test("Client.connect: a socket the operating system refuses is reason permi
     // given a running server's socket that belongs to another user (mode 0600)
     const path = `${dir}/s.sock`;
     const listener = Deno.listen({ transport: "unix", path });
+    Deno.chmodSync(path, 0o600);
     Deno.chownSync(path, 65534, 65534);
     try {
       // when a program Deno grants the socket connects, and the system refuses it
