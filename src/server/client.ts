@@ -8,7 +8,7 @@
 import { parseResponse, type Response } from "../wire/envelope.ts";
 import { type ErrorName, errorName, StrataError } from "../wire/errors.ts";
 import { encodeFrame, FrameReader, FrameWriter } from "../wire/frame.ts";
-import { dial, unreachable, type UnreachableReason } from "./transport.ts";
+import { dial, unreachable, unreachableDetails } from "./transport.ts";
 
 /** Per-call options. */
 export interface CallOptions {
@@ -100,13 +100,6 @@ export class Client {
     return new Client(path, conn, options);
   }
 
-  /** `details` of an error this client makes: why, and where (as transport.ts's unreachable). */
-  #where(reason: UnreachableReason): Record<string, unknown> {
-    return this.path.startsWith("tcp://")
-      ? { reason, endpoint: this.path }
-      : { reason, path: this.path.replace(/^unix:\/\//, "") };
-  }
-
   /** Whether the connection has ended. */
   get closed(): boolean {
     return this.#closed;
@@ -117,7 +110,7 @@ export class Client {
     let failure: unknown = new StrataError(
       "UNAVAILABLE",
       `${this.path} closed the connection`,
-      this.#where("connection_lost"),
+      unreachableDetails(this.path, "connection_lost"),
     );
     try {
       while (true) {
@@ -167,7 +160,7 @@ export class Client {
         new StrataError(
           "UNAVAILABLE",
           `${this.path}: connection closed`,
-          this.#where("connection_lost"),
+          unreachableDetails(this.path, "connection_lost"),
         ),
       );
     }
@@ -215,7 +208,7 @@ export class Client {
           new StrataError(
             "UNAVAILABLE",
             `${p.method}: no answer from ${this.path} in ${p.timeoutMs} ms`,
-            this.#where("no_answer"),
+            unreachableDetails(this.path, "no_answer"),
           ),
         );
       } else if (p.deadline < next) next = p.deadline;

@@ -350,14 +350,7 @@ export function unreachable(
   err: unknown,
   options: { connected?: boolean } = {},
 ): StrataError {
-  let ep: Endpoint | undefined;
-  try {
-    ep = endpointOf(target);
-  } catch {
-    // reported as given
-  }
-  const unix = ep === undefined || ep.kind === "unix";
-  const label = ep === undefined ? target : ep.kind === "unix" ? ep.path : formatEndpoint(ep);
+  const { unix, label } = whereOf(target);
   const text = err instanceof Error ? err.message : String(err);
   // Under TLS 1.3 a server that refuses the client's certificate says so
   // after the client's side of the handshake: on the first read.
@@ -383,8 +376,35 @@ export function unreachable(
   return new StrataError(
     "UNAVAILABLE",
     `cannot connect to ${label}: ${why}${refused}`,
-    { reason, ...(unix ? { path: label } : { endpoint: label }) },
+    unreachableDetails(target, reason),
   );
+}
+
+/** Whether `target` is a socket, and how errors name it (its path, or the endpoint URL). */
+function whereOf(target: string): { unix: boolean; label: string } {
+  let ep: Endpoint | undefined;
+  try {
+    ep = endpointOf(target);
+  } catch {
+    // named as given
+  }
+  const unix = ep === undefined || ep.kind === "unix";
+  return {
+    unix,
+    label: ep === undefined ? target : ep.kind === "unix" ? ep.path : formatEndpoint(ep),
+  };
+}
+
+/**
+ * The `details` of an UNAVAILABLE error about `target`: `reason`, and
+ * `path` (a socket) or `endpoint` (tcp://), as {@link unreachable} gives them.
+ */
+export function unreachableDetails(
+  target: string,
+  reason: UnreachableReason,
+): Record<string, unknown> {
+  const { unix, label } = whereOf(target);
+  return unix ? { reason, path: label } : { reason, endpoint: label };
 }
 
 async function open(ep: Endpoint, options: DialOptions, url: string): Promise<Deno.Conn> {
