@@ -330,8 +330,13 @@ export type UnreachableReason =
 
 /** The connect timeout of {@link dial} passed. */
 class DialTimeout extends Error {
-  constructor() {
-    super("timed out");
+  constructor(ms: number, queueFull: boolean) {
+    super(
+      queueFull
+        ? `its listening queue stayed full for ${ms} ms (connections arrive faster than it ` +
+          "accepts them: a flood?)"
+        : "timed out",
+    );
   }
 }
 
@@ -407,8 +412,42 @@ export function unreachableDetails(
   return unix ? { reason, path: label } : { reason, endpoint: label };
 }
 
-async function open(ep: Endpoint, options: DialOptions, url: string): Promise<Deno.Conn> {
-  if (ep.kind === "unix") return await Deno.connect({ transport: "unix", path: ep.path });
+/**
+ * Connects to a Unix socket. A listening queue that is full (a flood of
+ * connections the server has not accepted yet) refuses a connect at once
+ * (EAGAIN, Deno's WouldBlock) where a blocking connect would wait for room:
+ * it is tried again, 1 ms later and then every 2 ms, until the dial gives
+ * up. The flooders take every place that frees up as soon as it does, so
+ * the odds are in how often it tries: behind two processes connecting and
+ * closing in a loop, a fresh fs.health took at most 1.5 s trying at most
+ * every 16 ms, 0.4-0.7 s every 2 ms (tests/security/connection_churn_test.ts
+ * and a flooder in C, a failed try costing microseconds).
+ */
+/** A dial under way: whether it has given up, and whether the socket's queue was full. */
+interface Dialing {
+  over: boolean;
+  queueFull: boolean;
+}
+
+async function connectUnix(path: string, dialing: Dialing): Promise<Deno.Conn> {
+  for (let wait = 1;; wait = Math.min(wait * 2, 2)) {
+    try {
+      return await Deno.connect({ transport: "unix", path });
+    } catch (err) {
+      if (!(err instanceof Deno.errors.WouldBlock) || dialing.over) throw err;
+      dialing.queueFull = true;
+    }
+    await new Promise((r) => setTimeout(r, wait));
+  }
+}
+
+async function open(
+  ep: Endpoint,
+  options: DialOptions,
+  url: string,
+  dialing: Dialing,
+): Promise<Deno.Conn> {
+  if (ep.kind === "unix") return await connectUnix(ep.path, dialing);
   const ca = readPem(options.caFile, "tls-ca", url);
   // Mutual TLS: the client's certificate and key, both or neither.
   const mine = options.certFile !== undefined || options.keyFile !== undefined
@@ -443,12 +482,14 @@ async function open(ep: Endpoint, options: DialOptions, url: string): Promise<De
 export async function dial(endpoint: string, options: DialOptions = {}): Promise<Deno.Conn> {
   const ep = endpointOf(endpoint);
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const opening = open(ep, options, formatEndpoint(ep));
+  const dialing: Dialing = { over: false, queueFull: false };
+  const ms = options.timeoutMs ?? 2000;
+  const opening = open(ep, options, formatEndpoint(ep), dialing);
   try {
     return await Promise.race([
       opening,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new DialTimeout()), options.timeoutMs ?? 2000);
+        timer = setTimeout(() => reject(new DialTimeout(ms, dialing.queueFull)), ms);
       }),
     ]);
   } catch (err) {
@@ -457,6 +498,7 @@ export async function dial(endpoint: string, options: DialOptions = {}): Promise
     if (err instanceof StrataError) throw err;
     throw unreachable(endpoint, err);
   } finally {
+    dialing.over = true;
     clearTimeout(timer);
   }
 }

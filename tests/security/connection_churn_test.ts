@@ -10,7 +10,8 @@
 
 import assert from "node:assert/strict";
 import { socketPath } from "../../src/runtime/config.ts";
-import { rawFrame, startNode, waitFor } from "../helpers.ts";
+import { callOnce } from "../../src/server/client.ts";
+import { rawFrame, socketFixtureArgs, startNode, waitFor } from "../helpers.ts";
 
 const BURST = 5000;
 
@@ -51,4 +52,84 @@ Deno.test("a burst of 5,000 short connections to identity.sock leaves its heap w
   } finally {
     await node.stop();
   }
+});
+
+/**
+ * A client of the socket group that connects and closes in a loop fills
+ * fs.sock's listening queue faster than fs accepts, and the kernel refuses
+ * connects at once (EAGAIN) while it lasts. The supervisor's health calls
+ * failed so, and after three in a row it killed fs, cutting every open
+ * connection: 63 of 68 fresh health calls failed over 15 s of two such
+ * flooders, and fs was restarted. A client now tries such a connect again
+ * until its connect timeout, as a blocking connect would wait for room.
+ */
+Deno.test({
+  name: "a connect-and-close flood at fs.sock leaves fs running and reachable",
+  sanitizeResources: false,
+  async fn() {
+    const node = await startNode();
+    const flooders: Deno.ChildProcess[] = [];
+    try {
+      const path = socketPath(node.layout, "fs");
+      const supervisor = await node.client("supervisor");
+      const fsStatus = () =>
+        supervisor.call<{ pid: number; memory: unknown }>("supervisor.svc.status", { name: "fs" });
+      const fsPid = async () => (await fsStatus()).pid;
+      const pid = await fsPid();
+      const open = await node.client("fs");
+      for (let i = 0; i < 2; i++) {
+        const child = new Deno.Command(Deno.execPath(), {
+          args: socketFixtureArgs("churner.ts", path, "4"),
+          stdout: "piped",
+          stderr: "inherit",
+        }).spawn();
+        flooders.push(child);
+        const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+        assert.match((await lines.read()).value ?? "", /ready/);
+        lines.releaseLock();
+      }
+      // The flood fills the queue: a connect is refused at once (EAGAIN).
+      await waitFor("fs.sock's listening queue full", async () => {
+        try {
+          (await Deno.connect({ transport: "unix", path })).close();
+          return false;
+        } catch (err) {
+          return err instanceof Deno.errors.WouldBlock;
+        }
+      }, 5000);
+      const fresh: number[] = [];
+      const answered: number[] = [];
+      let memoryKnown = 0;
+      const rounds = 24;
+      for (let i = 0; i < rounds; i++) {
+        // What the supervisor's health calls see: svc.status asks fs for its memory.
+        if ((await fsStatus()).memory !== null) memoryKnown++;
+        // A new client: its connect waits for room in the queue (up to 2 s).
+        let t = performance.now();
+        await callOnce(path, "fs.health", {}, { timeoutMs: 2000, connectTimeoutMs: 2000 });
+        fresh.push(performance.now() - t);
+        // A client connected before the flood.
+        t = performance.now();
+        await open.call("fs.health", {}, { timeoutMs: 2000 });
+        answered.push(performance.now() - t);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      console.log(
+        `fresh fs.health worst ${Math.max(...fresh).toFixed(1)} ms, ` +
+          `open ${Math.max(...answered).toFixed(1)} ms; fs's memory known ${memoryKnown}/${rounds}`,
+      );
+      assert.equal(memoryKnown, rounds, "the supervisor's health calls did not reach fs");
+      assert.ok(Math.max(...answered) < 100, `an open connection waited ${answered}`);
+      assert.equal(await fsPid(), pid, "fs was restarted during the flood");
+    } finally {
+      for (const f of flooders) {
+        try {
+          f.kill("SIGKILL");
+        } catch { /* gone */ }
+        await f.status;
+        await f.stdout.cancel().catch(() => {});
+      }
+      await node.stop();
+    }
+  },
 });

@@ -115,6 +115,42 @@ Deno.test("transport: a dial says why it failed in details.reason: nothing there
   });
 });
 
+Deno.test("transport: a socket whose listening queue is full is dialled again until there is room or the time is up", async () => {
+  await withTempDir(async (dir) => {
+    // given a socket that accepts nothing, its queue filled (a flood's connects)
+    const path = `${dir}/full.sock`;
+    const listener = Deno.listen({ transport: "unix", path });
+    const queued: Deno.Conn[] = [];
+    try {
+      while (true) {
+        try {
+          queued.push(await Deno.connect({ transport: "unix", path }));
+        } catch (err) {
+          assert.ok(err instanceof Deno.errors.WouldBlock, String(err));
+          break;
+        }
+      }
+      // then a dial waits and says why it gave up
+      const full = await rejectsStrata(
+        dial(path, { timeoutMs: 150 }),
+        "UNAVAILABLE",
+        /cannot connect to .*full\.sock: its listening queue stayed full for 150 ms/,
+      );
+      assert.deepEqual(full.details, { reason: "timed_out", path });
+      // and a dial made while the queue is full gets in once the server accepts
+      const dialling = dial(path, { timeoutMs: 2000 });
+      await new Promise((r) => setTimeout(r, 50));
+      const accepted = await listener.accept();
+      const conn = await dialling;
+      conn.close();
+      accepted.close();
+    } finally {
+      for (const c of queued) c.close();
+      listener.close();
+    }
+  });
+});
+
 Deno.test("transport: a plain TCP client sending frames gets no frame back", async () => {
   await withTempDir(async (dir) => {
     const tls = await makeTestTls(dir);
