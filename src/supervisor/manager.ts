@@ -12,7 +12,7 @@
  * @module
  */
 
-import { callOnce } from "../server/client.ts";
+import { callOnce, RemoteError } from "../server/client.ts";
 import { notFound } from "../wire/errors.ts";
 import { encodeFrame } from "../wire/frame.ts";
 import type { Audit } from "../runtime/audit.ts";
@@ -356,6 +356,13 @@ export class Manager {
     }
   }
 
+  /**
+   * Whether the child answers its health call. An answer that refuses the
+   * call for load (RESOURCE_EXHAUSTED: every connection it may hold is busy)
+   * counts: the child is alive and answering, and a restart would only cut
+   * its clients. (A connect the socket's full queue refused is tried again
+   * by the client until `timeoutMs`.)
+   */
   async #healthy(u: Unit, timeoutMs: number): Promise<boolean> {
     try {
       const r = await callOnce<{ status: string }>(u.spec.endpoint, `${u.spec.name}.health`, {}, {
@@ -363,8 +370,8 @@ export class Manager {
         connectTimeoutMs: timeoutMs,
       });
       return r.status === "ok";
-    } catch {
-      return false;
+    } catch (err) {
+      return err instanceof RemoteError && err.errorName === "RESOURCE_EXHAUSTED";
     }
   }
 

@@ -1,12 +1,18 @@
 /**
  * Unit tests for src/supervisor/manager.ts: the dependency order the
  * supervisor starts services in (the process handling is covered by the
- * integration tests).
+ * integration tests), and what counts as a child's answer to its health call.
  */
 
 import assert from "node:assert/strict";
 import type { ChildService } from "../../src/runtime/config.ts";
-import { dependencyOrder, type ServiceSpec } from "../../src/supervisor/manager.ts";
+import { dependencyOrder, Manager, type ServiceSpec } from "../../src/supervisor/manager.ts";
+import { Audit } from "../../src/runtime/audit.ts";
+import { logger } from "../../src/runtime/log.ts";
+import { LogBook } from "../../src/supervisor/logs.ts";
+import { callOnce } from "../../src/server/client.ts";
+import type { StrataError } from "../../src/wire/errors.ts";
+import { socketFixtureArgs } from "../helpers.ts";
 
 function spec(name: string, deps: string[]): ServiceSpec {
   return {
@@ -63,4 +69,47 @@ Deno.test("dependencyOrder: a dependency that is not declared throws, naming bot
     () => dependencyOrder([spec("fs", ["identity"]), spec("registry", [])]),
     /fs depends on identity, which is not declared/,
   );
+});
+
+Deno.test({
+  name:
+    "Manager: a child that refuses its health call for load (every connection busy) is alive, not restarted",
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "strata-unit-" });
+    const path = `${dir}/fs.sock`;
+    const manager = new Manager({
+      specs: [{
+        name: "fs",
+        deps: [],
+        command: { cmd: Deno.execPath(), args: socketFixtureArgs("full_service.ts", path) },
+        endpoint: `unix://${path}`,
+      }],
+      audit: new Audit({ path: `${dir}/audit.log`, program: "supervisor" }),
+      log: logger("supervisor"),
+      readyTimeoutMs: 5000,
+      healthIntervalMs: 100,
+      logs: new LogBook(
+        { runtimeDir: dir, stateDir: dir, nodeId: "t", fsRoots: [] },
+        ["fs"],
+        () => {},
+      ),
+    });
+    try {
+      // given fs at its connection limit, so its health call is refused with RESOURCE_EXHAUSTED
+      manager.begin();
+      await manager.startAll();
+      // then it is Healthy, and ten health checks later (three misses kill) still the same process
+      const first = manager.status("fs");
+      assert.equal(first.state, "Healthy");
+      const refused = await callOnce(path, "fs.health", {}).then(() => undefined, (e) => e);
+      assert.equal((refused as StrataError | undefined)?.errorName, "RESOURCE_EXHAUSTED");
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.equal(manager.status("fs").state, "Healthy");
+      assert.equal(manager.status("fs").pid, first.pid);
+    } finally {
+      await manager.stopAll(500);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });
