@@ -149,6 +149,15 @@ export function permissionSet(
       // exact already, and Deno 2.9.6 misjudges a deny with more specific
       // allows below it when another such deny lies outside every root
       // (it then refuses those allows too: fails closed, but breaks fs).
+      // Why, and why any further grant inside these folders needs care:
+      // Deno keeps allows and denies in one list, each put in place by a
+      // binary search whose order is not transitive (an allow outside a
+      // deny counts as after it, one inside as before it), and the first
+      // entry that matches a path decides. Whether a deny lands after the
+      // allows inside it depends on how many other allows sort before them:
+      // with the runtime dir sorting before the state dir inside /tmp, a
+      // fourth grant in the runtime dir put the state dir's deny first and
+      // refused fs its audit log (tests/security/sandbox_test.ts caught it).
       set.denyRead = [layout.stateDir, layout.runtimeDir].filter((dir) =>
         layout.fsRoots.some((root) => isWithin(dir, root))
       );
