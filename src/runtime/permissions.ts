@@ -121,6 +121,7 @@ export function permissionSet(
     run: [],
   };
   const unix = (s: ServiceName) => `unix://${socketPath(layout, s)}`;
+  const inRoot = (dir: string) => layout.fsRoots.some((root) => isWithin(dir, root));
   switch (program) {
     case "registry":
       set.endpoints = endpointsOf(layout, "registry");
@@ -145,22 +146,28 @@ export function permissionSet(
       set.read = [...verifierReads, ...audit, ...layout.fsRoots];
       // An export root may contain Strata's own folders (/tmp and a
       // fallback runtime dir, say): fs reads there only what it is granted.
-      // Only a folder inside a root is carved out: elsewhere the grants are
-      // exact already, and Deno 2.9.6 misjudges a deny with more specific
-      // allows below it when another such deny lies outside every root
-      // (it then refuses those allows too: fails closed, but breaks fs).
-      // Why, and why any further grant inside these folders needs care:
-      // Deno keeps allows and denies in one list, each put in place by a
-      // binary search whose order is not transitive (an allow outside a
-      // deny counts as after it, one inside as before it), and the first
-      // entry that matches a path decides. Whether a deny lands after the
-      // allows inside it depends on how many other allows sort before them:
-      // with the runtime dir sorting before the state dir inside /tmp, a
-      // fourth grant in the runtime dir put the state dir's deny first and
-      // refused fs its audit log (tests/security/sandbox_test.ts caught it).
-      set.denyRead = [layout.stateDir, layout.runtimeDir].filter((dir) =>
-        layout.fsRoots.some((root) => isWithin(dir, root))
-      );
+      // Each entry it is not granted is denied by name, not the folder: Deno
+      // 2.9.6 keeps allows and denies in one list, each put in place by a
+      // binary search whose order is not transitive (an allow outside a deny
+      // counts as after it, one inside as before it), and the first entry
+      // that matches a path decides. A folder's deny then landed before the
+      // grants inside it, or after, by how many other grants sorted first:
+      // with the production layout and roots around both folders, fs was
+      // refused its own audit log; with the runtime dir sorting before the
+      // state dir inside /tmp, one more grant in the runtime dir did the same
+      // (tests/security/sandbox_test.ts tries such layouts). A deny with no
+      // grant inside it sorts before every grant and is always right. What
+      // stays open is a listing of the folders, which fs itself refuses to
+      // serve (fs/service.ts), and nothing in the runtime dir is secret.
+      set.denyRead = [
+        ...(inRoot(layout.stateDir) ? Object.values(st) : []),
+        ...(inRoot(layout.runtimeDir)
+          ? [
+            ...Object.values(rt),
+            ...(["supervisor", ...CHILD_SERVICES] as const).map((s) => socketPath(layout, s)),
+          ]
+          : []),
+      ].filter((p) => !set.read.includes(p) && p !== socketPath(layout, "fs"));
       set.write = audit;
       break;
     case "supervisor":

@@ -85,9 +85,10 @@ for (const stateUnderTmp of [false, true]) {
         assert.equal(r.readKey, expected, `${program} reading keys.json`);
         if (program !== "fs") continue;
         assert.equal(r.fsOperatorToken, "NotCapable");
-        assert.equal(r.fsListState, "NotCapable");
-        assert.equal(r.fsListRuntime, "NotCapable");
-        // Its exact grants inside them still work (the more specific rule wins).
+        assert.equal(r.fsRevocationLog, "NotCapable");
+        assert.equal(r.fsListLogs, "NotCapable");
+        assert.equal(r.fsSupervisorSocket, "NotCapable");
+        // Its exact grants inside them still work.
         assert.equal(r.fsIdentityPub, "allowed");
         assert.equal(r.fsAudit, "allowed");
       }
@@ -96,3 +97,76 @@ for (const stateUnderTmp of [false, true]) {
     }
   });
 }
+
+/**
+ * Deno 2.9.6 puts each allow and deny in one list by a binary search whose
+ * order is not transitive, and the first entry matching a path decides: a
+ * folder denied with grants inside it landed before or after them by how
+ * many other grants sorted first. With the production layout and export
+ * roots around both Strata folders (or the folders themselves), fs was
+ * refused its own audit log; in /tmp, a fourth grant in the runtime dir did
+ * the same. fs is now denied each entry it is not granted, never a folder
+ * that holds a grant. Every layout below runs a real Deno with fs's flags.
+ */
+Deno.test("sandbox: fs keeps its own grants and is refused the rest, whatever export roots cover Strata's folders", async () => {
+  const base = await Deno.makeTempDir({ prefix: "strata-t-" });
+  try {
+    const probeFile = `${base}/probe.ts`;
+    const folders = [
+      ["run/strata", "var/lib/strata"],
+      ["run/user/1000/strata", "home/me/.local/state/strata"],
+      ["tmp/strata-me", "home/me/.local/state/strata"],
+      ["tmp/strata-me", "tmp/st"],
+      ["a/rt", "b/st"],
+      ["b/rt", "a/st"],
+      ["x/rt", "x/st"],
+      ["x/st/rt", "x/st"],
+    ];
+    let cases = 0;
+    for (const [rt, st] of folders) {
+      const runtimeDir = `${base}/${rt}`;
+      const stateDir = `${base}/${st}`;
+      const parent = (p: string) => p.slice(0, p.lastIndexOf("/"));
+      for (
+        const fsRoots of [
+          [base],
+          [`${base}/${rt.split("/")[0]}`, `${base}/${st.split("/")[0]}`],
+          [runtimeDir, stateDir],
+          [parent(runtimeDir)],
+          [parent(stateDir)],
+        ]
+      ) {
+        const layout: Layout = { runtimeDir, stateDir, nodeId: "t", fsRoots };
+        await Deno.mkdir(runtimeDir, { recursive: true });
+        await Deno.mkdir(`${stateDir}/logs`, { recursive: true });
+        const own = [runtimeFiles(layout).identityPub, stateFiles(layout).audit];
+        const secret = [stateFiles(layout).keys, stateFiles(layout).operatorToken];
+        for (const f of [...own, ...secret]) await Deno.writeTextFile(f, "x");
+        await Deno.writeTextFile(
+          probeFile,
+          `const r = (f) => { try { Deno.readTextFileSync(f); return "allowed"; } catch (e) { return e.name; } };
+          console.log(JSON.stringify([...${JSON.stringify(own)}, ...${
+            JSON.stringify(secret)
+          }].map(r)));`,
+        );
+        const { args } = programCommand("fs", layout, {
+          kind: "dev",
+          deno: Deno.execPath(),
+          root: REPO_ROOT,
+        });
+        const flags = args.filter((a) => /^--(allow|deny)-(read|write)=/.test(a));
+        const out = await new Deno.Command(Deno.execPath(), {
+          args: ["run", "--no-prompt", ...flags, probeFile],
+          stdin: "null",
+        }).output();
+        const got = JSON.parse(new TextDecoder().decode(out.stdout));
+        const where = `${rt} and ${st} under roots ${fsRoots.map((r) => r.slice(base.length))}`;
+        assert.deepEqual(got, ["allowed", "allowed", "NotCapable", "NotCapable"], where);
+        cases++;
+      }
+    }
+    assert.equal(cases, 40);
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
+});
