@@ -370,6 +370,8 @@ export class Server<C = unknown> {
   #conns = new Map<number, ConnState<C>>();
   #nextId = 1;
   #inFlight = 0;
+  /** Requests taken through to their answers since the start. */
+  #finished = 0;
   #draining = false;
   #sweep: ReturnType<typeof setTimeout>;
   #started = Date.now();
@@ -586,9 +588,11 @@ export class Server<C = unknown> {
   }
 
   #refuse(conn: Duplex): void {
+    // `finished` tells a watcher (the supervisor) that the busy connections are answered.
     const err = new StrataError(
       "RESOURCE_EXHAUSTED",
       `${this.service} has ${this.#conns.size} busy connections, its limit; retry shortly`,
+      { reason: "connection_limit", finished: this.#finished },
     );
     conn.write(encodeFrame(errorResponse("", err))).catch(() => {}).finally(() => {
       try {
@@ -741,6 +745,7 @@ export class Server<C = unknown> {
     const costed = req ? this.#costOf(req) : undefined;
     const room = s.budget.take(costed?.cost ?? 0, s.aborted.signal);
     const finish = () => {
+      this.#finished++;
       this.#requestBudget.give(held.request);
       this.#countResponse(s, held, -held.response);
       s.budget.give(held.conn);

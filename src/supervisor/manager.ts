@@ -84,6 +84,8 @@ const RELEASE = new Uint8Array([0x0a]);
 
 interface Unit {
   spec: ServiceSpec;
+  /** The requests it had answered at its last refusal for load, while it refuses so. */
+  fullAt?: number;
   state: State;
   since: number;
   child?: Deno.ChildProcess;
@@ -309,6 +311,7 @@ export class Manager {
 
   #launch(u: Unit): void {
     this.#set(u, "Starting");
+    u.fullAt = undefined;
     const gen = ++u.generation;
     u.stopping = false;
     const held = u.held;
@@ -357,11 +360,14 @@ export class Manager {
   }
 
   /**
-   * Whether the child answers its health call. An answer that refuses the
-   * call for load (RESOURCE_EXHAUSTED: every connection it may hold is busy)
-   * counts: the child is alive and answering, and a restart would only cut
-   * its clients. (A connect the socket's full queue refused is tried again
-   * by the client until `timeoutMs`.)
+   * Whether the child answers its health call. A refusal for load (every
+   * connection it may hold is busy: RESOURCE_EXHAUSTED with
+   * `details.finished`, the requests it has answered) counts while that
+   * count goes up from one such refusal to the next: the child is alive and
+   * answering its clients, and a restart would only cut them. One whose
+   * count stands still (its handlers stuck behind full connections) misses.
+   * (A connect the socket's full queue refused is tried again by the client
+   * until `timeoutMs`.)
    */
   async #healthy(u: Unit, timeoutMs: number): Promise<boolean> {
     try {
@@ -369,9 +375,21 @@ export class Manager {
         timeoutMs,
         connectTimeoutMs: timeoutMs,
       });
+      u.fullAt = undefined;
       return r.status === "ok";
     } catch (err) {
-      return err instanceof RemoteError && err.errorName === "RESOURCE_EXHAUSTED";
+      const finished = err instanceof RemoteError && err.errorName === "RESOURCE_EXHAUSTED"
+        ? err.details?.finished
+        : undefined;
+      if (typeof finished !== "number") return false;
+      const before = u.fullAt;
+      u.fullAt = finished;
+      if (before === undefined) {
+        this.#o.log.warn("at its connection limit; answering its clients", {
+          name: u.spec.name,
+        });
+      }
+      return before === undefined || finished > before;
     }
   }
 

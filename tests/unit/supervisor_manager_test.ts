@@ -12,7 +12,7 @@ import { logger } from "../../src/runtime/log.ts";
 import { LogBook } from "../../src/supervisor/logs.ts";
 import { callOnce } from "../../src/server/client.ts";
 import type { StrataError } from "../../src/wire/errors.ts";
-import { socketFixtureArgs } from "../helpers.ts";
+import { socketFixtureArgs, waitFor } from "../helpers.ts";
 
 function spec(name: string, deps: string[]): ServiceSpec {
   return {
@@ -71,45 +71,74 @@ Deno.test("dependencyOrder: a dependency that is not declared throws, naming bot
   );
 });
 
+/** A Manager of one "fs", tests/fixtures/full_service.ts in `mode`, health checks every 100 ms. */
+async function withFullService(
+  mode: "answering" | "stuck",
+  fn: (manager: Manager, path: string) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "strata-unit-" });
+  const path = `${dir}/fs.sock`;
+  const manager = new Manager({
+    specs: [{
+      name: "fs",
+      deps: [],
+      command: { cmd: Deno.execPath(), args: socketFixtureArgs("full_service.ts", path, mode) },
+      endpoint: `unix://${path}`,
+    }],
+    audit: new Audit({ path: `${dir}/audit.log`, program: "supervisor" }),
+    log: logger("supervisor"),
+    readyTimeoutMs: 5000,
+    healthIntervalMs: 100,
+    logs: new LogBook(
+      { runtimeDir: dir, stateDir: dir, nodeId: "t", fsRoots: [] },
+      ["fs"],
+      () => {},
+    ),
+  });
+  try {
+    manager.begin();
+    await manager.startAll();
+    await fn(manager, path);
+  } finally {
+    await manager.stopAll(500);
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 Deno.test({
   name:
-    "Manager: a child that refuses its health call for load (every connection busy) is alive, not restarted",
+    "Manager: a child refusing its health call for load while it answers its clients is alive, not restarted",
   sanitizeResources: false,
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "strata-unit-" });
-    const path = `${dir}/fs.sock`;
-    const manager = new Manager({
-      specs: [{
-        name: "fs",
-        deps: [],
-        command: { cmd: Deno.execPath(), args: socketFixtureArgs("full_service.ts", path) },
-        endpoint: `unix://${path}`,
-      }],
-      audit: new Audit({ path: `${dir}/audit.log`, program: "supervisor" }),
-      log: logger("supervisor"),
-      readyTimeoutMs: 5000,
-      healthIntervalMs: 100,
-      logs: new LogBook(
-        { runtimeDir: dir, stateDir: dir, nodeId: "t", fsRoots: [] },
-        ["fs"],
-        () => {},
-      ),
-    });
-    try {
-      // given fs at its connection limit, so its health call is refused with RESOURCE_EXHAUSTED
-      manager.begin();
-      await manager.startAll();
-      // then it is Healthy, and ten health checks later (three misses kill) still the same process
+    await withFullService("answering", async (manager, path) => {
+      // given fs at its connection limit, answering the one connection it holds
       const first = manager.status("fs");
       assert.equal(first.state, "Healthy");
       const refused = await callOnce(path, "fs.health", {}).then(() => undefined, (e) => e);
       assert.equal((refused as StrataError | undefined)?.errorName, "RESOURCE_EXHAUSTED");
+      assert.equal((refused as StrataError).details?.reason, "connection_limit");
+      assert.equal(typeof (refused as StrataError).details?.finished, "number");
+      // then ten health checks later (three misses kill) it is the same process
       await new Promise((r) => setTimeout(r, 1000));
       assert.equal(manager.status("fs").state, "Healthy");
       assert.equal(manager.status("fs").pid, first.pid);
-    } finally {
-      await manager.stopAll(500);
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "Manager: a child refusing its health call for load while it answers nothing misses, and is restarted",
+  sanitizeResources: false,
+  async fn() {
+    await withFullService("stuck", async (manager) => {
+      // given fs at its connection limit, its one connection answered nothing
+      const first = manager.status("fs");
+      // then its refusals, with no request answered between them, count as misses
+      await waitFor("fs restarted", () => {
+        const now = manager.status("fs");
+        return now.pid !== first.pid || now.restarts > first.restarts;
+      }, 5000);
+    });
   },
 });
