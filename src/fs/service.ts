@@ -142,7 +142,8 @@ export function fsMethods(d: FsDeps): Method<Capability>[] {
 /**
  * Strata's own folders as fs must refuse them: the state and runtime dirs as
  * configured, and as they resolve (found through files fs may read, since
- * its sandbox refuses the folders themselves), so a symlink cannot reach them.
+ * its sandbox may refuse the folders' other entries), so a symlink cannot
+ * reach them.
  */
 export function privateDirs(layout: Layout, known: readonly string[]): string[] {
   const dirs = [layout.stateDir, layout.runtimeDir];

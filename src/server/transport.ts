@@ -333,8 +333,8 @@ class DialTimeout extends Error {
   constructor(ms: number, queueFull: boolean) {
     super(
       queueFull
-        ? `its listening queue stayed full for ${ms} ms (connections arrive faster than it ` +
-          "accepts them: a flood?)"
+        ? `its listening queue stayed full for ${ms} ms (it does not accept connections as ` +
+          "fast as they arrive: flooded, overloaded or stuck)"
         : "timed out",
     );
   }
@@ -412,6 +412,12 @@ export function unreachableDetails(
   return unix ? { reason, path: label } : { reason, endpoint: label };
 }
 
+/** A dial under way: whether it has given up, and whether the socket's queue was full. */
+interface Dialing {
+  over: boolean;
+  queueFull: boolean;
+}
+
 /**
  * Connects to a Unix socket. A listening queue that is full (a flood of
  * connections the server has not accepted yet) refuses a connect at once
@@ -423,12 +429,6 @@ export function unreachableDetails(
  * every 16 ms, 0.4-0.7 s every 2 ms (tests/security/connection_churn_test.ts
  * and a flooder in C, a failed try costing microseconds).
  */
-/** A dial under way: whether it has given up, and whether the socket's queue was full. */
-interface Dialing {
-  over: boolean;
-  queueFull: boolean;
-}
-
 async function connectUnix(path: string, dialing: Dialing): Promise<Deno.Conn> {
   for (let wait = 1;; wait = Math.min(wait * 2, 2)) {
     try {
@@ -438,6 +438,8 @@ async function connectUnix(path: string, dialing: Dialing): Promise<Deno.Conn> {
       dialing.queueFull = true;
     }
     await new Promise((r) => setTimeout(r, wait));
+    // Given up meanwhile: no connection the server would accept for nothing.
+    if (dialing.over) throw new DialTimeout(0, true);
   }
 }
 

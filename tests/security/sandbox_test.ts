@@ -140,14 +140,17 @@ Deno.test("sandbox: fs keeps its own grants and is refused the rest, whatever ex
         await Deno.mkdir(runtimeDir, { recursive: true });
         await Deno.mkdir(`${stateDir}/logs`, { recursive: true });
         const own = [runtimeFiles(layout).identityPub, stateFiles(layout).audit];
-        const secret = [stateFiles(layout).keys, stateFiles(layout).operatorToken];
+        const sf = stateFiles(layout);
+        const secret = [sf.keys, sf.operatorToken, sf.revocationLog, sf.issuedLog];
         for (const f of [...own, ...secret]) await Deno.writeTextFile(f, "x");
+        const files = JSON.stringify([...own, ...secret]);
         await Deno.writeTextFile(
           probeFile,
-          `const r = (f) => { try { Deno.readTextFileSync(f); return "allowed"; } catch (e) { return e.name; } };
-          console.log(JSON.stringify([...${JSON.stringify(own)}, ...${
-            JSON.stringify(secret)
-          }].map(r)));`,
+          `const r = (f) => { try { f(); return "allowed"; } catch (e) { return e.name; } };
+          console.log(JSON.stringify([
+            ...${files}.map((p) => r(() => Deno.readTextFileSync(p))),
+            r(() => Deno.readDirSync(${JSON.stringify(sf.logs)})),
+          ]));`,
         );
         const { args } = programCommand("fs", layout, {
           kind: "dev",
@@ -161,7 +164,13 @@ Deno.test("sandbox: fs keeps its own grants and is refused the rest, whatever ex
         }).output();
         const got = JSON.parse(new TextDecoder().decode(out.stdout));
         const where = `${rt} and ${st} under roots ${fsRoots.map((r) => r.slice(base.length))}`;
-        assert.deepEqual(got, ["allowed", "allowed", "NotCapable", "NotCapable"], where);
+        // its own two files; the secrets and the logs folder refused
+        assert.deepEqual(got, [
+          "allowed",
+          "allowed",
+          ...secret.map(() => "NotCapable"),
+          "NotCapable",
+        ], where);
         cases++;
       }
     }
