@@ -46,6 +46,9 @@ interface Pending {
 
 const utf8 = new TextDecoder();
 
+/** How long a failed write waits for the read loop to say why (see Client.request). */
+const WRITE_FAILURE_GRACE_MS = 100;
+
 /** An error response from a service, as a throwable value. */
 export class RemoteError extends StrataError {
   /** Rebuilds the error from a response's `error` object (an unknown code becomes INTERNAL). */
@@ -178,10 +181,18 @@ export class Client {
       this.#pending.set(reqId, { resolve, reject, deadline, method, timeoutMs });
       if (deadline < this.#watchAt) this.#arm(deadline);
       this.#writer.write(frame).catch((err) => {
-        const p = this.#pending.get(reqId);
-        if (!p) return;
-        this.#pending.delete(reqId);
-        reject(unreachable(this.path, err, { connected: true }));
+        // A server that refuses a connection (at its connection limit) writes
+        // why and closes: the write can fail on the close before the read loop
+        // has read the reason, which then fails the request itself. The
+        // write's error counts only if the reading has not ended soon after.
+        const fail = () => {
+          clearTimeout(grace);
+          if (!this.#pending.has(reqId)) return;
+          this.#pending.delete(reqId);
+          reject(unreachable(this.path, err, { connected: true }));
+        };
+        const grace = setTimeout(fail, WRITE_FAILURE_GRACE_MS);
+        this.#reading.then(fail, fail);
       });
     });
   }

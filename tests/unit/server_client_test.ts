@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { callOnce, Client, RemoteError } from "../../src/server/client.ts";
 import { encodeFrame, FrameReader } from "../../src/wire/frame.ts";
-import { AS_ROOT } from "../helpers.ts";
+import { AS_ROOT, socketFixtureArgs, waitFor } from "../helpers.ts";
 import { rejectsStrata, withTempDir } from "./support.ts";
 
 type Req = { v: 1; req_id: string; method: string; auth?: { token: string }; params?: unknown };
@@ -318,5 +318,36 @@ Deno.test("callOnce: connects, calls and closes", async () => {
     const p = peer(path, (req) => ({ v: 1, req_id: req.req_id, ok: true, result: { ok: 1 } }));
     assert.deepEqual(await callOnce(path, "x.y"), { ok: 1 });
     assert.equal((await p.done).length, 1);
+  });
+});
+
+Deno.test("callOnce: a server at its connection limit is a RemoteError with its reason, never a lost connection", async () => {
+  await withTempDir(async (dir) => {
+    // given a server in a process of its own whose one connection is taken
+    const path = `${dir}/fs.sock`;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: socketFixtureArgs("full_service.ts", path, "stuck"),
+      stdout: "null",
+    }).spawn();
+    try {
+      await waitFor("the socket", () => {
+        try {
+          return Deno.lstatSync(path).isSocket === true;
+        } catch {
+          return false;
+        }
+      });
+      // then every call is refused for the limit: the refusal is read even when
+      // the request's write fails on the server's close (one in three did so before)
+      for (let i = 0; i < 30; i++) {
+        const err = await callOnce(path, "fs.health").then(() => undefined, (e) => e);
+        assert.ok(err instanceof RemoteError, `call ${i}: ${err}`);
+        assert.equal(err.errorName, "RESOURCE_EXHAUSTED");
+        assert.equal(err.details?.reason, "connection_limit");
+      }
+    } finally {
+      child.kill("SIGKILL");
+      await child.status;
+    }
   });
 });
