@@ -144,30 +144,26 @@ export function permissionSet(
     case "fs":
       set.endpoints = endpointsOf(layout, "fs");
       set.read = [...verifierReads, ...audit, ...layout.fsRoots];
-      // An export root may contain Strata's own folders (/tmp and a
-      // fallback runtime dir, say): fs reads there only what it is granted.
-      // Each entry it is not granted is denied by name, not the folder: Deno
-      // 2.9.6 keeps allows and denies in one list, each put in place by a
-      // binary search whose order is not transitive (an allow outside a deny
-      // counts as after it, one inside as before it), and the first entry
-      // that matches a path decides. A folder's deny then landed before the
-      // grants inside it, or after, by how many other grants sorted first:
-      // with the production layout and roots around both folders, fs was
-      // refused its own audit log; with the runtime dir sorting before the
-      // state dir inside /tmp, one more grant in the runtime dir did the same
+      // An export root may contain Strata's state dir (/tmp, or a root
+      // around /var): fs reads there only what it is granted. Each entry it
+      // is not granted is denied by name, not the folder: Deno 2.9.6 keeps
+      // allows and denies in one list, each put in place by a binary search
+      // whose order is not transitive (an allow outside a deny counts as
+      // after it, one inside as before it), and the first entry that matches
+      // a path decides. A folder's deny then landed before the grants inside
+      // it, or after, by how many other grants sorted first: with the
+      // production layout and roots around both folders, fs was refused its
+      // own audit log; with the runtime dir sorting before the state dir
+      // inside /tmp, one more grant in the runtime dir did the same
       // (tests/security/sandbox_test.ts tries such layouts). A deny with no
-      // grant inside it sorts before every grant and is always right. What
-      // stays open is a listing of the folders, which fs itself refuses to
-      // serve (fs/service.ts), and nothing in the runtime dir is secret.
-      set.denyRead = [
-        ...(inRoot(layout.stateDir) ? Object.values(st) : []),
-        ...(inRoot(layout.runtimeDir)
-          ? [
-            ...Object.values(rt),
-            ...(["supervisor", ...CHILD_SERVICES] as const).map((s) => socketPath(layout, s)),
-          ]
-          : []),
-      ].filter((p) => !set.read.includes(p) && p !== socketPath(layout, "fs"));
+      // grant inside it sorts before every grant and is always right. The
+      // runtime dir holds nothing secret (sockets fs may not connect to, the
+      // public key set and revocation list, an empty lock): it gets no
+      // denies, each of which costs every check (seven of them, 5% of a
+      // listing's lstats). Listing either folder is refused by fs itself
+      // (fs/service.ts).
+      set.denyRead = (inRoot(layout.stateDir) ? Object.values(st) : [])
+        .filter((p) => !set.read.includes(p));
       set.write = audit;
       break;
     case "supervisor":

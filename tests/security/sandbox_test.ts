@@ -87,7 +87,6 @@ for (const stateUnderTmp of [false, true]) {
         assert.equal(r.fsOperatorToken, "NotCapable");
         assert.equal(r.fsRevocationLog, "NotCapable");
         assert.equal(r.fsListLogs, "NotCapable");
-        assert.equal(r.fsSupervisorSocket, "NotCapable");
         // Its exact grants inside them still work.
         assert.equal(r.fsIdentityPub, "allowed");
         assert.equal(r.fsAudit, "allowed");
