@@ -183,16 +183,16 @@ export class Client {
       this.#writer.write(frame).catch((err) => {
         // A server that refuses a connection (at its connection limit) writes
         // why and closes: the write can fail on the close before the read loop
-        // has read the reason, which then fails the request itself. The
-        // write's error counts only if the reading has not ended soon after.
-        const fail = () => {
-          clearTimeout(grace);
-          if (!this.#pending.has(reqId)) return;
-          this.#pending.delete(reqId);
-          reject(unreachable(this.path, err, { connected: true }));
-        };
-        const grace = setTimeout(fail, WRITE_FAILURE_GRACE_MS);
-        this.#reading.then(fail, fail);
+        // has read the reason, which then fails the request itself. If the
+        // reading has not ended soon after, the write's error ends the
+        // connection (every later write would fail too).
+        const grace = setTimeout(
+          () => this.#shutdown(unreachable(this.path, err, { connected: true })),
+          WRITE_FAILURE_GRACE_MS,
+        );
+        Deno.unrefTimer(grace);
+        const done = () => clearTimeout(grace);
+        this.#reading.then(done, done);
       });
     });
   }
