@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { callOnce, Client, RemoteError } from "../../src/server/client.ts";
 import { encodeFrame, FrameReader } from "../../src/wire/frame.ts";
-import { AS_ROOT, socketFixtureArgs, waitFor } from "../helpers.ts";
+import { AS_ROOT, REPO_ROOT, socketFixtureArgs, waitFor } from "../helpers.ts";
 import { rejectsStrata, withTempDir } from "./support.ts";
 
 type Req = { v: 1; req_id: string; method: string; auth?: { token: string }; params?: unknown };
@@ -347,6 +347,50 @@ Deno.test("callOnce: a server at its connection limit is a RemoteError with its 
       }
     } finally {
       child.kill("SIGKILL");
+      await child.status;
+    }
+  });
+});
+
+Deno.test("Client: a write that fails on a connection that stays open ends the client soon, not at the request's timeout", async () => {
+  await withTempDir(async (dir) => {
+    // given a peer that has shut down its reading side but keeps the connection open
+    const path = `${dir}/p.sock`;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-ffi", `${REPO_ROOT}/tests/fixtures/half_closed_peer.ts`, path],
+      stdin: "piped",
+      stdout: "piped",
+    }).spawn();
+    const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let client: Client | undefined;
+    try {
+      await waitFor("the socket", () => Deno.lstatSync(path).isSocket === true);
+      client = await Client.connect(path, { timeoutMs: 10_000 });
+      let said = "";
+      while (!said.includes("ready")) {
+        const { value, done } = await lines.read();
+        assert.ok(!done, `the peer ended before it was ready: ${said}`);
+        said += value;
+      }
+      // when a request is sent: its write fails (EPIPE) and no answer or end ever comes
+      const t0 = performance.now();
+      const err = await client.call("x.y").then(() => undefined, (e) => e);
+      const took = performance.now() - t0;
+      // then the request fails with the write's error after the grace, not after 10 s,
+      // and the client is closed: a later call fails at once
+      assert.ok(err instanceof Error, String(err));
+      assert.equal((err as { errorName?: string }).errorName, "UNAVAILABLE");
+      assert.equal(
+        (err as { details?: Record<string, unknown> }).details?.reason,
+        "connection_lost",
+      );
+      assert.ok(took < 2_000, `the failed write ended the request after ${took.toFixed(0)} ms`);
+      assert.equal(client.closed, true);
+      await rejectsStrata(client.call("x.y"), "UNAVAILABLE", /connection closed/);
+    } finally {
+      await client?.close();
+      await child.stdin.close();
+      await lines.cancel();
       await child.status;
     }
   });
