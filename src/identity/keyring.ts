@@ -45,6 +45,20 @@ interface StoredRing {
 /** The first 4 bytes of every sealed cap_id: a random id opens to them with chance 2^-32. */
 const CAP_ID_TAG = new TextEncoder().encode("stra");
 
+/** Random bytes a cap_id takes: the block's last 7. */
+const CAP_ID_RANDOM = 7;
+
+/**
+ * Random bytes drawn ahead for cap_ids, 4 KiB at a time (585 ids): one call
+ * to the system's generator per batch instead of one per issue.
+ */
+const randomPool = new Uint8Array(4096);
+let randomAt = randomPool.length;
+
+/** The block sealed into a cap_id, filled in place for each (the cipher copies it). */
+const capIdBlock = new Uint8Array(16);
+capIdBlock.set(CAP_ID_TAG, 0);
+
 interface RingKey {
   signing: SigningKey;
   verify: VerifyKey;
@@ -215,12 +229,23 @@ export class KeyRing implements KeyLookup {
    * (until when, and whether it is a root) without writing a record per token.
    */
   newCapId(expMs: number, options: { root?: boolean } = {}): string {
-    const block = new Uint8Array(16);
-    block.set(CAP_ID_TAG, 0);
-    new DataView(block.buffer).setUint32(4, Math.floor(expMs / 1000));
+    // No allocation but the cipher's output: a block, a DataView and a random
+    // draw per id took 4.7-5.1 µs against 2.5-2.6 (loops of 200,000, two each).
+    if (randomAt + CAP_ID_RANDOM > randomPool.length) {
+      crypto.getRandomValues(randomPool);
+      randomAt = 0;
+    }
+    const block = capIdBlock;
+    const exp = Math.floor(expMs / 1000);
+    block[4] = exp >>> 24;
+    block[5] = (exp >>> 16) & 0xff;
+    block[6] = (exp >>> 8) & 0xff;
+    block[7] = exp & 0xff;
     block[8] = options.root ? 1 : 0;
-    crypto.getRandomValues(block.subarray(9));
-    return new Uint8Array(this.#sealer().cipher.update(block)).toHex();
+    for (let i = 0; i < CAP_ID_RANDOM; i++) block[9 + i] = randomPool[randomAt + i];
+    randomAt += CAP_ID_RANDOM;
+    const sealed: Uint8Array = this.#sealer().cipher.update(block);
+    return sealed.toHex();
   }
 
   #sealer(): { cipher: Cipheriv; decipher: Decipheriv } {

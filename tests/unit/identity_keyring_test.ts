@@ -218,6 +218,28 @@ Deno.test("KeyRing cap_ids: identity knows the ids it sealed and their expiry, a
   });
 });
 
+Deno.test("KeyRing cap_ids: ids drawn across many batches of random bytes are distinct and open to their own expiry", async () => {
+  await withTempDir(async (dir) => {
+    // given a ring
+    const ring = await KeyRing.open(filesIn(dir), T0);
+    // when it makes 3,000 ids (the random bytes are drawn 585 ids' worth at a time)
+    // for three expiries, every fifth a root's
+    const ids = new Map<string, number>();
+    for (let i = 0; i < 3000; i++) {
+      ids.set(ring.newCapId(T0 + HOUR + (i % 3) * 1000, { root: i % 5 === 0 }), i);
+    }
+    // then no two are the same (the same expiry and flag differ only in random bytes),
+    // and each opens to its own expiry and root flag
+    assert.equal(ids.size, 3000);
+    for (const [id, i] of ids) {
+      assert.deepEqual(ring.openCapId(id, T0), {
+        expMs: T0 + HOUR + (i % 3) * 1000,
+        root: i % 5 === 0,
+      });
+    }
+  });
+});
+
 Deno.test("KeyRing cap_ids: a ring from before sealed ids accepts any id until its tokens expired", async () => {
   await withTempDir(async (dir) => {
     // given a keys.json written without a cap_id key, whose key signed up to T0 + 2 h
