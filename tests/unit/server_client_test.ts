@@ -389,7 +389,11 @@ Deno.test("Client: a write that fails on a connection that stays open ends the c
       await rejectsStrata(client.call("x.y"), "UNAVAILABLE", /connection closed/);
     } finally {
       await client?.close();
-      await child.stdin.close();
+      // Killed, not only told by its stdin: a peer still waiting in accept() would not hear it.
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already ended */ }
+      await child.stdin.close().catch(() => {});
       await lines.cancel();
       await child.status;
     }
