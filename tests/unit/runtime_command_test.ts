@@ -124,3 +124,15 @@ Deno.test("REPO_ROOT: the repository root, without a trailing slash, with every 
     assert.ok(Deno.statSync(`${REPO_ROOT}/${entryOf(program)}`).isFile, program);
   }
 });
+
+Deno.test("deno task start and ctl: one Deno before the program's own, granted only to run itself", () => {
+  const { tasks } = JSON.parse(Deno.readTextFileSync(`${REPO_ROOT}/deno.json`));
+  for (const name of ["start", "ctl"]) {
+    const line: string = tasks[name];
+    // A `$(deno eval ...)` to name the executable was a third Deno start, about 64 ms of each
+    // `deno task ctl`; the launcher runs its program as /proc/self/exe instead.
+    assert.ok(!line.includes("$("), `${name}: ${line}`);
+    const run = line.split(" ").filter((a) => a.startsWith("--allow-run"));
+    assert.deepEqual(run, ["--allow-run=/proc/self/exe"], name);
+  }
+});
