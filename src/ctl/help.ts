@@ -64,6 +64,7 @@ export function overviewHelp(entries: readonly Entry[], methods: readonly Method
     "Usage:",
     "  strata-ctl COMMAND [ARGS] [OPTIONS]",
     "  strata-ctl [-token T | --token T] METHOD ['{json params}']",
+    "  strata-ctl --help | --version",
     "",
     "Commands:",
     ...columns(commandRows(entries)),

@@ -83,6 +83,7 @@ export function parseCtlArgs(argv: string[]): CtlArgs {
     } else if (name === "json") out.json = true;
     else if (name === "node") out.node = value(); // cluster mode: call that node's services
     else if (name === "help" || name === "h") out.help = true;
+    else if (name === "version" && out.positionals.length === 0) out.positionals.push("version");
     else if (LAYOUT_FLAGS[name] !== undefined) {
       (layout as unknown as Record<string, string>)[LAYOUT_FLAGS[name]] = value();
     } else if (name === "fs-roots") value(); // the launcher's layout; ctl serves no files

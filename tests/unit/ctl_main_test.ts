@@ -138,3 +138,9 @@ Deno.test("parseCtlArgs: --node NAME before or after the command; --cluster-peer
   ]);
   assert.deepEqual(a.layout.cluster?.peers, ["10.0.0.2:7402", "10.0.0.3:7402"]);
 });
+
+Deno.test("parseCtlArgs: --version before a command is the version command; after one, the command's", () => {
+  assert.deepEqual(parseCtlArgs(["--version"]).positionals, ["version"]);
+  assert.deepEqual(parseCtlArgs(["--json", "--version"]).positionals, ["version"]);
+  assert.deepEqual(parseCtlArgs(["status", "--version"]).positionals, ["status", "--version"]);
+});
