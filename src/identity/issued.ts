@@ -1,22 +1,32 @@
 /**
  * The record of capabilities identity has issued, for `identity.list`
- * (strata-ctl token list): one JSON line per issue appended to the state
- * dir's issued.log (0600, written in batches every 100 ms and without fsync:
- * it serves listing, not security; a lost tail only shortens the list),
- * bounded, and pruned of expired capabilities at start, when full and when
- * the file has grown to twice what is live. Memory holds only which
- * capabilities are live (each cap_id and its expiry); a listing reads the
- * records from the file. Holding every record as objects kept 10,000 of
- * them, renewed at the issue rate, in V8's old generation: against no
- * record in memory at all, identity held 3-4 MB more after a burst of
- * issues and spent 2-13 µs more CPU an issue (alternated runs of 8
- * connections issuing); ids and expiries alone held 1.2-1.6 MB less than
- * the objects, at the same CPU within the noise.
+ * (strata-ctl token list): one JSON line per issue appended to a segment
+ * file in the state dir's issued/ folder (0600, written in batches every
+ * 100 ms and without fsync: it serves listing, not security; a lost tail
+ * only shortens the list), bounded, and pruned of expired capabilities at
+ * start and when full. A segment takes {@link SEGMENT_LINES} lines; one
+ * whose records have all died (dropped oldest first, or expired) is removed
+ * whole. A single file compacted when it had grown to twice what is live
+ * was read back and rewritten every 11,000 issues under a stream of them:
+ * about 2.4 µs an issue, in stalls of 8-50 ms. Memory holds only which
+ * capabilities are live (each cap_id and its expiry) and each segment's ids;
+ * a listing reads the records from the files. Holding every record as
+ * objects kept 10,000 of them, renewed at the issue rate, in V8's old
+ * generation: against no record in memory at all, identity held 3-4 MB more
+ * after a burst of issues and spent 2-13 µs more CPU an issue (alternated
+ * runs of 8 connections issuing); ids and expiries alone held 1.2-1.6 MB
+ * less than the objects, at the same CPU within the noise.
  * @module
  */
 
 import type { ListedCapability } from "../api/identity.ts";
-import { readAtSync, writeAllSync, writeFileAtomic } from "../runtime/files.ts";
+import {
+  ensureDir,
+  pathExists,
+  readAtSync,
+  writeAllSync,
+  writeFileAtomic,
+} from "../runtime/files.ts";
 
 /**
  * Capabilities the record holds at most; past it, the oldest live ones are
@@ -32,8 +42,10 @@ export type IssuedRecord = Omit<ListedCapability, "revoked" | "revoked_via">;
 
 /** Where the record lives. */
 export interface IssuedFiles {
+  /** The folder of its segments (0700): `<seq>.log` files, 0600, written in order. */
+  issuedDir: string;
+  /** The single file of earlier versions: read at start, its records moved into segments. */
   issuedLog: string;
-  issuedLogTmp: string;
 }
 
 const encoder = new TextEncoder();
@@ -53,6 +65,26 @@ const FLUSH_BYTES = 64 * 1024;
 
 /** Lines whose write failed that are kept (and listed) until a write succeeds. */
 const MAX_UNWRITTEN_CHARS = 4 * 1024 * 1024;
+
+/**
+ * Lines a segment takes before the next write starts another. Records die
+ * in about the order they were issued (dropped oldest first, or expired),
+ * so a segment whose records have all died is removed whole, and the file
+ * is never read back to be compacted under a stream of issues.
+ */
+export const SEGMENT_LINES = 1000;
+
+/** A segment's file name: its sequence number. */
+const SEGMENT_NAME = /^([0-9]{1,15})\.log$/;
+
+/** One segment: its file and the cap_id of each of its lines, in order. */
+interface Segment {
+  seq: number;
+  path: string;
+  ids: string[];
+  /** Lines before this one are known to belong to records no longer held. */
+  scan: number;
+}
 
 /** Whether a parsed line is a record (a torn or foreign line is not). */
 function isRecord(r: unknown): r is IssuedRecord {
@@ -101,17 +133,40 @@ function idOfLine(line: string): string | undefined {
   }
 }
 
+/** The text of the file at `path` ("" when there is none). */
+function readTextIfAny(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    return "";
+  }
+}
+
+/** Removes `path` if it is there. */
+function removeIfAny(path: string): void {
+  try {
+    Deno.removeSync(path);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+}
+
 /** The bounded, persisted record of issued capabilities. */
 export class IssuedBook {
   #files: IssuedFiles;
+  /** The segments, oldest first; new lines go to the last. */
+  #segments: Segment[] = [];
+  /** The last segment's file, open for appending. */
   #file?: Deno.FsFile;
   /** cap_id → expiry (unix seconds) of each record held, in the order issued. */
   #live = new Map<string, number>();
-  /** Lines in the file (live or not), to know when to compact it. */
+  /** Lines in the segments (live or not), to know when to compact them. */
   #lines = 0;
   #max: number;
-  /** Lines not yet written (or whose write failed: they are listed from here). */
+  /** Lines not yet written (or whose write failed: they are listed from here), and their ids. */
   #pending: string[] = [];
+  #pendingIds: string[] = [];
   #pendingChars = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** After a failed write, the next is tried from then on (epoch ms). */
@@ -129,10 +184,12 @@ export class IssuedBook {
   }
 
   /**
-   * Loads the record, dropping expired, torn and superseded lines: the file
-   * is written again without them, and also when it is not a plain 0600
-   * file. A file with nothing to drop is kept as it is (a full record's
-   * rewrite cost identity's start 12 ms here, with its rename over the old).
+   * Loads the record, dropping expired, torn and superseded lines: the live
+   * records are written again into new segments without them (and the old
+   * ones removed), also when a segment is not a plain 0600 file or the file
+   * of an earlier version is there. Segments with nothing to drop are kept as
+   * they are, the last one appended to (a full record's rewrite cost
+   * identity's start 12 ms here).
    */
   static open(
     files: IssuedFiles,
@@ -140,55 +197,105 @@ export class IssuedBook {
   ): IssuedBook {
     const book = new IssuedBook(files, options.max ?? MAX_ISSUED);
     const nowSec = Math.floor((options.now ?? Date.now()) / 1000);
-    const latest = new Map<string, string>();
-    const text = book.#readText();
-    const lines = linesOf(text);
-    for (const line of lines) {
-      try {
-        const r = JSON.parse(line);
-        if (!isRecord(r) || r.exp <= nowSec) continue;
-        book.#keep(r.cap_id, r.exp);
-        latest.set(r.cap_id, line);
-      } catch {
-        // A torn line (a crash mid-append): dropped by the compaction below.
+    ensureDir(files.issuedDir, 0o700);
+    const found: Segment[] = [];
+    for (const entry of Deno.readDirSync(files.issuedDir)) {
+      const m = SEGMENT_NAME.exec(entry.name);
+      if (m) {
+        found.push({
+          seq: Number(m[1]),
+          path: `${files.issuedDir}/${entry.name}`,
+          ids: [],
+          scan: 0,
+        });
       }
     }
+    found.sort((a, b) => a.seq - b.seq);
+    const hasLegacy = pathExists(files.issuedLog);
+    const legacy = hasLegacy ? readTextIfAny(files.issuedLog) : "";
     // Every line a live record of its own (each added one to the ids held, none dropped for
-    // room), no blank line, and the last one whole.
-    const asWritten = lines.length > 0 && book.#live.size === lines.length &&
-      text.endsWith("\n") && !text.includes("\n\n");
-    if (asWritten && plainPrivateFile(files.issuedLog)) book.#lines = lines.length;
-    else book.#compact(latest);
+    // room), no blank line, each segment's last line whole, each a plain 0600 file.
+    let asWritten = !hasLegacy;
+    let lineCount = 0;
+    const latest = new Map<string, string>();
+    const take = (text: string, seg?: Segment) => {
+      const lines = linesOf(text);
+      lineCount += lines.length;
+      if (lines.length > 0 && (!text.endsWith("\n") || text.includes("\n\n"))) asWritten = false;
+      for (const line of lines) {
+        try {
+          const r = JSON.parse(line);
+          if (!isRecord(r) || r.exp <= nowSec) continue;
+          book.#keep(r.cap_id, r.exp);
+          latest.set(r.cap_id, line);
+          seg?.ids.push(r.cap_id);
+        } catch {
+          // A torn line (a crash mid-append): dropped by the compaction below.
+        }
+      }
+    };
+    take(legacy);
+    for (const seg of found) {
+      if (!plainPrivateFile(seg.path)) asWritten = false;
+      take(readTextIfAny(seg.path), seg);
+    }
+    if (asWritten && book.#live.size === lineCount) {
+      book.#segments = found.filter((s) => s.ids.length > 0);
+      for (const s of found) if (s.ids.length === 0) removeIfAny(s.path);
+      book.#lines = lineCount;
+    } else {
+      book.#rewrite(latest, (found.at(-1)?.seq ?? 0) + 1);
+      for (const s of found) removeIfAny(s.path);
+      removeIfAny(files.issuedLog);
+    }
     return book;
   }
 
-  /** The file's lines (none when there is no file yet). */
-  #read(): string[] {
-    return linesOf(this.#readText());
+  /**
+   * Writes the live records' `lines`, in the order issued, into new
+   * segments numbered from `seq` on (each whole or not at all: a temporary
+   * file renamed).
+   */
+  #rewrite(lines: Map<string, string>, seq: number): void {
+    const tmp = `${this.#files.issuedDir}/.tmp`;
+    let ids: string[] = [];
+    let text = "";
+    const write = () => {
+      const path = `${this.#files.issuedDir}/${seq}.log`;
+      writeFileAtomic(path, text, { tmpPath: tmp, mode: 0o600, durable: false });
+      this.#segments.push({ seq: seq++, path, ids, scan: 0 });
+      this.#lines += ids.length;
+      ids = [];
+      text = "";
+    };
+    for (const id of this.#live.keys()) {
+      const line = lines.get(id);
+      if (line === undefined) continue;
+      text += line + "\n";
+      ids.push(id);
+      if (ids.length >= SEGMENT_LINES) write();
+    }
+    if (ids.length > 0) write();
   }
 
-  /** The file's text ("" when there is no file yet). */
-  #readText(): string {
-    if (this.#file) {
-      // The file appended to, even if its path was removed or renamed meanwhile.
+  /** The text of a segment: the last through its open file (even if its path was removed). */
+  #segmentText(seg: Segment): string {
+    if (this.#file && seg === this.#segments.at(-1)) {
       return decoder.decode(readAtSync(this.#file, 0, this.#file.statSync().size));
     }
-    try {
-      return Deno.readTextFileSync(this.#files.issuedLog);
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-      return "";
-    }
+    return readTextIfAny(seg.path);
   }
 
-  /** The latest line of each record held: the file's, then those not yet written. */
+  /** The latest line of each record held: the segments', then those not yet written. */
   #latestLines(): Map<string, string> {
     const latest = new Map<string, string>();
     const take = (line: string) => {
       const id = idOfLine(line);
       if (id !== undefined && this.#live.has(id)) latest.set(id, line);
     };
-    for (const line of this.#read()) take(line);
+    for (const seg of this.#segments) {
+      for (const line of linesOf(this.#segmentText(seg))) take(line);
+    }
     for (const text of this.#pending) take(text.slice(0, -1));
     return latest;
   }
@@ -222,30 +329,10 @@ export class IssuedBook {
     }
   }
 
-  /** Forgets expired records (the file forgets them at the next compaction). */
+  /** Forgets expired records (their lines go with their segments). */
   prune(now: number = Date.now()): void {
     const nowSec = Math.floor(now / 1000);
     for (const [id, exp] of this.#live) if (exp <= nowSec) this.#live.delete(id);
-  }
-
-  /** Rewrites the file with `lines` (the live records' latest), and reopens it for appending. */
-  #compact(lines: Map<string, string>): void {
-    this.#file?.close();
-    this.#file = undefined;
-    let text = "";
-    let n = 0;
-    for (const id of this.#live.keys()) {
-      const line = lines.get(id);
-      if (line === undefined) continue;
-      text += line + "\n";
-      n++;
-    }
-    writeFileAtomic(this.#files.issuedLog, text, {
-      tmpPath: this.#files.issuedLogTmp,
-      mode: 0o600,
-      durable: false,
-    });
-    this.#lines = n;
   }
 
   /**
@@ -258,6 +345,7 @@ export class IssuedBook {
     this.#keep(r.cap_id, r.exp);
     const line = JSON.stringify(r) + "\n";
     this.#pending.push(line);
+    this.#pendingIds.push(r.cap_id);
     this.#pendingChars += line.length;
     if (this.#pendingChars >= FLUSH_BYTES) this.flush();
     else if (this.#timer === undefined) {
@@ -266,7 +354,12 @@ export class IssuedBook {
     }
   }
 
-  /** Writes the lines not yet written (and compacts the file when it has grown too long). */
+  /**
+   * Writes the lines not yet written to the last segment (starting another
+   * when it is full), then removes the segments whose records have all died
+   * and, when the segments hold too many dead lines, moves the live ones of
+   * the sparsest forward.
+   */
   flush(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
@@ -278,28 +371,12 @@ export class IssuedBook {
       this.#trimUnwritten();
       return;
     }
-    const lines = this.#pending.length;
     try {
-      if (this.#lines + lines > 2 * this.#live.size + 1000) {
-        // Rewriting holds every live record, those just added too.
-        this.prune();
-        this.#compact(this.#latestLines());
-      } else {
-        this.#file ??= Deno.openSync(this.#files.issuedLog, {
-          read: true,
-          append: true,
-          create: true,
-          mode: 0o600,
-        });
-        // After a failed write the file may end in part of a line: it stays a line of its own
-        // (torn, dropped at the next compaction), and the whole line follows it.
-        const text = (this.#torn ? "\n" : "") + this.#pending.join("");
-        writeAllSync(this.#file, encoder.encode(text));
-        this.#torn = false;
-        this.#lines += lines;
-      }
+      this.#append(this.#pending.join(""), this.#pendingIds);
       this.#pending = [];
+      this.#pendingIds = [];
       this.#pendingChars = 0;
+      this.#reclaim();
     } catch {
       // A full disk: the lines stay listed from memory and are written again a second later.
       this.#torn = true;
@@ -312,16 +389,116 @@ export class IssuedBook {
     }
   }
 
+  /** Appends whole lines (`text`) and their ids to the last segment, or to a new one when full. */
+  #append(text: string, ids: readonly string[]): void {
+    let seg = this.#segments.at(-1);
+    if (seg === undefined || seg.ids.length >= SEGMENT_LINES) {
+      this.#file?.close();
+      this.#file = undefined;
+      // Made again if removed, but not the state dir around it: then the write fails.
+      try {
+        Deno.mkdirSync(this.#files.issuedDir, { mode: 0o700 });
+      } catch (err) {
+        if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+      }
+      const next = (seg?.seq ?? 0) + 1;
+      seg = { seq: next, path: `${this.#files.issuedDir}/${next}.log`, ids: [], scan: 0 };
+      this.#file = Deno.openSync(seg.path, { read: true, append: true, create: true, mode: 0o600 });
+      this.#segments.push(seg);
+    }
+    this.#file ??= Deno.openSync(seg.path, {
+      read: true,
+      append: true,
+      create: true,
+      mode: 0o600,
+    });
+    // After a failed write the file may end in part of a line: it stays a line of its own
+    // (torn, dropped at the next start), and the whole line follows it.
+    writeAllSync(this.#file, encoder.encode((this.#torn ? "\n" : "") + text));
+    this.#torn = false;
+    for (const id of ids) seg.ids.push(id);
+    this.#lines += ids.length;
+  }
+
+  /**
+   * Removes the oldest segments while none of their records is held; then,
+   * if the segments still hold more than twice the live records (and 1,000
+   * lines), writes the live lines of each run of sparse ones (half or less
+   * live) again, merged up to {@link SEGMENT_LINES} a segment, in place.
+   */
+  #reclaim(): void {
+    while (this.#segments.length > 1) {
+      const seg = this.#segments[0];
+      while (seg.scan < seg.ids.length && !this.#live.has(seg.ids[seg.scan])) seg.scan++;
+      if (seg.scan < seg.ids.length) break;
+      this.#drop(seg);
+    }
+    if (this.#lines <= 2 * this.#live.size + 1000) return;
+    // Records that do not die in the order issued (longer lifetimes among shorter ones).
+    let run: Segment[] = [];
+    let live = 0;
+    for (const seg of this.#segments.slice(0, -1)) {
+      const n = seg.ids.filter((id) => this.#live.has(id)).length;
+      if (n * 2 > seg.ids.length || live + n > SEGMENT_LINES) {
+        this.#merge(run);
+        run = [];
+        live = 0;
+      }
+      if (n * 2 <= seg.ids.length) {
+        run.push(seg);
+        live += n;
+      }
+    }
+    this.#merge(run);
+  }
+
+  /** Forgets a segment and removes its file. */
+  #drop(seg: Segment): void {
+    this.#segments.splice(this.#segments.indexOf(seg), 1);
+    this.#lines -= seg.ids.length;
+    removeIfAny(seg.path);
+  }
+
+  /**
+   * Writes the live records' lines of consecutive closed segments into the
+   * last one's place (a temporary file renamed), then removes the others: in
+   * the same order, so a listing after a restart still goes as issued, and
+   * a record added again keeps its latest line last (a stale one merged
+   * here is still read before it).
+   */
+  #merge(run: Segment[]): void {
+    if (run.length === 0) return;
+    const last = run[run.length - 1];
+    const lines = new Map<string, string>();
+    for (const seg of run) {
+      for (const line of linesOf(readTextIfAny(seg.path))) {
+        const id = idOfLine(line);
+        if (id !== undefined && this.#live.has(id)) lines.set(id, line);
+      }
+    }
+    let text = "";
+    for (const line of lines.values()) text += line + "\n";
+    writeFileAtomic(last.path, text, {
+      tmpPath: `${this.#files.issuedDir}/.tmp`,
+      mode: 0o600,
+      durable: false,
+    });
+    for (const seg of run.slice(0, -1)) this.#drop(seg);
+    this.#lines += lines.size - last.ids.length;
+    last.ids = [...lines.keys()];
+    last.scan = 0;
+  }
+
   /** Past MAX_UNWRITTEN_CHARS of lines not written, the oldest go, counted as dropped. */
   #trimUnwritten(): void {
     const nowSec = Math.floor(Date.now() / 1000);
     while (this.#pendingChars > MAX_UNWRITTEN_CHARS) {
       const line = this.#pending.shift()!;
+      const id = this.#pendingIds.shift()!;
       this.#pendingChars -= line.length;
-      const id = idOfLine(line.slice(0, -1));
-      const exp = id === undefined ? undefined : this.#live.get(id);
+      const exp = this.#live.get(id);
       if (exp === undefined) continue;
-      this.#live.delete(id!);
+      this.#live.delete(id);
       if (exp > nowSec) this.dropped++;
     }
   }

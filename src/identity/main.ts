@@ -51,7 +51,7 @@ await runMain("identity", async () => {
   );
   const log = logger("identity");
   // The state dir's files are the owner's alone (0600), whatever a restore from backup left.
-  for (const path of [st.keys, st.operatorToken, st.revocationLog, st.issuedLog]) {
+  for (const path of [st.keys, st.operatorToken, st.revocationLog]) {
     let was: number | undefined;
     try {
       was = makePrivate(path);

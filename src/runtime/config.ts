@@ -530,9 +530,10 @@ export function stateFiles(layout: Layout) {
     /** Append-only revocation log (JSON lines, fsynced). */
     revocationLog: `${d}/revocations.log`,
     revocationLogTmp: `${d}/revocations.log.tmp`,
-    /** The capabilities identity has issued, for listing (JSON lines, not fsynced; 0600). */
+    /** The capabilities identity has issued, for listing: segments of JSON lines (0700, 0600). */
+    issuedDir: `${d}/issued`,
+    /** The same record as one file, as earlier versions kept it: read once and removed. */
     issuedLog: `${d}/issued.log`,
-    issuedLogTmp: `${d}/issued.log.tmp`,
     /** Cluster mode: revocations not yet committed in etcd, retried until they are (0600). */
     etcdPending: `${d}/etcd_pending.json`,
     etcdPendingTmp: `${d}/etcd_pending.json.tmp`,

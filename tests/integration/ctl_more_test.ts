@@ -123,7 +123,10 @@ Deno.test("strata-ctl token list: the operator sees all, a delegated token its o
 
     await t.step("kept across a restart of identity, in a 0600 file", async () => {
       const st = stateFiles(node.layout);
-      assert.equal(Deno.statSync(st.issuedLog).mode! & 0o777, 0o600);
+      assert.equal(Deno.statSync(st.issuedDir).mode! & 0o777, 0o700);
+      for (const e of Deno.readDirSync(st.issuedDir)) {
+        assert.equal(Deno.statSync(`${st.issuedDir}/${e.name}`).mode! & 0o777, 0o600, e.name);
+      }
       await expectExit(node, ["svc", "restart", "identity"], 0);
       const r = await list(["--json"]);
       assert.deepEqual(r.capabilities.map((c) => c.cap_id), [

@@ -140,7 +140,14 @@ Deno.test("sandbox: fs keeps its own grants and is refused the rest, whatever ex
         await Deno.mkdir(`${stateDir}/logs`, { recursive: true });
         const own = [runtimeFiles(layout).identityPub, stateFiles(layout).audit];
         const sf = stateFiles(layout);
-        const secret = [sf.keys, sf.operatorToken, sf.revocationLog, sf.issuedLog];
+        await Deno.mkdir(sf.issuedDir, { recursive: true });
+        const secret = [
+          sf.keys,
+          sf.operatorToken,
+          sf.revocationLog,
+          sf.issuedLog,
+          `${sf.issuedDir}/1.log`,
+        ];
         for (const f of [...own, ...secret]) await Deno.writeTextFile(f, "x");
         const files = JSON.stringify([...own, ...secret]);
         await Deno.writeTextFile(

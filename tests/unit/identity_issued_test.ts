@@ -1,11 +1,12 @@
 /**
  * Unit tests for src/identity/issued.ts: the record of issued capabilities
- * is kept across a reopen, forgets expired ones, stays within its bound and
- * survives a torn last line.
+ * is kept across a reopen, forgets expired ones, stays within its bound,
+ * survives a torn last line, and removes or moves forward the segments of
+ * records that died.
  */
 
 import assert from "node:assert/strict";
-import { IssuedBook, type IssuedRecord } from "../../src/identity/issued.ts";
+import { IssuedBook, type IssuedRecord, SEGMENT_LINES } from "../../src/identity/issued.ts";
 
 function rec(id: number, exp: number, chain: string[] = []): IssuedRecord {
   const capId = id.toString(16).padStart(32, "0");
@@ -13,7 +14,31 @@ function rec(id: number, exp: number, chain: string[] = []): IssuedRecord {
 }
 
 function files(dir: string) {
-  return { issuedLog: `${dir}/issued.log`, issuedLogTmp: `${dir}/issued.log.tmp` };
+  return { issuedDir: `${dir}/issued`, issuedLog: `${dir}/issued.log` };
+}
+
+/** The segment files in `dir`/issued, oldest first. */
+function segments(dir: string): string[] {
+  return [...Deno.readDirSync(`${dir}/issued`)]
+    .map((e) => e.name)
+    .filter((n) => /^[0-9]+\.log$/.test(n))
+    .sort((a, b) => parseInt(a) - parseInt(b))
+    .map((n) => `${dir}/issued/${n}`);
+}
+
+/** The one segment in `dir`/issued. */
+function onlySegment(dir: string): string {
+  const all = segments(dir);
+  assert.equal(all.length, 1, all.join(" "));
+  return all[0];
+}
+
+/** How many lines the segments hold. */
+function lineCount(dir: string): number {
+  return segments(dir).reduce(
+    (n, path) => n + Deno.readTextFileSync(path).split("\n").filter((l) => l !== "").length,
+    0,
+  );
 }
 
 /** A record opened in `dir`/inner, whose folder is then removed: its writes fail until it is back. */
@@ -34,15 +59,16 @@ Deno.test("IssuedBook: kept across a reopen (0600), expired ones dropped, a torn
     book.add(rec(2, now / 1000 + 10, [rec(1, 0).cap_id]));
     book.add(rec(3, now / 1000 + 60));
     book.close();
-    assert.equal(Deno.statSync(`${dir}/issued.log`).mode! & 0o777, 0o600);
-    Deno.writeTextFileSync(`${dir}/issued.log`, '{"cap_id":"torn', { append: true });
+    assert.equal(Deno.statSync(onlySegment(dir)).mode! & 0o777, 0o600);
+    assert.equal(Deno.statSync(`${dir}/issued`).mode! & 0o777, 0o700);
+    Deno.writeTextFileSync(onlySegment(dir), '{"cap_id":"torn', { append: true });
     const later = IssuedBook.open(files(dir), { now: now + 30_000 });
     assert.deepEqual(later.list({ now: now + 30_000 }).map((r) => r.cap_id), [
       rec(1, 0).cap_id,
       rec(3, 0).cap_id,
     ]);
-    // the file was compacted: the expired and the torn lines are gone
-    assert.equal(Deno.readTextFileSync(`${dir}/issued.log`).split("\n").length, 3);
+    // written again: the expired and the torn lines are gone
+    assert.equal(lineCount(dir), 2);
     later.close();
   } finally {
     Deno.removeSync(dir, { recursive: true });
@@ -120,7 +146,7 @@ Deno.test("IssuedBook: listed from the file and from lines not yet written, each
     // given three records not yet written, then written
     assert.deepEqual(book.list().map((r) => r.cap_id), [1, 2, 3].map((i) => rec(i, 0).cap_id));
     book.flush();
-    assert.equal(Deno.readTextFileSync(`${dir}/issued.log`).split("\n").length, 4);
+    assert.equal(lineCount(dir), 3);
     // when one more is added and the second is recorded again with other rights
     book.add(rec(4, exp));
     book.add({ ...rec(2, exp), rights: ["fs.read"] });
@@ -159,20 +185,117 @@ Deno.test("IssuedBook: a write that fails keeps the records listed, and the next
   }
 });
 
-Deno.test("IssuedBook: the file is rewritten with the live records once it holds too many lines", () => {
+Deno.test("IssuedBook: a segment whose records have all died is removed whole", () => {
   const dir = Deno.makeTempDirSync();
   try {
     const exp = Math.floor(Date.now() / 1000) + 60;
     const book = IssuedBook.open(files(dir), { max: 100 });
-    for (let i = 1; i <= 1500; i++) book.add(rec(i, exp));
+    // given a full segment, then half of another, with only the last 100 records held
+    const n = SEGMENT_LINES + SEGMENT_LINES / 2;
+    for (let i = 1; i <= SEGMENT_LINES; i++) book.add(rec(i, exp));
+    book.flush();
+    const first = onlySegment(dir);
+    for (let i = SEGMENT_LINES + 1; i <= n; i++) book.add(rec(i, exp));
+    book.flush();
+    // then the first is gone and the second holds its lines, the last 100 of them listed
+    assert.deepEqual(segments(dir).length, 1);
+    assert.notEqual(onlySegment(dir), first);
+    assert.equal(lineCount(dir), SEGMENT_LINES / 2);
+    const ids = Array.from({ length: 100 }, (_, i) => rec(n - 99 + i, 0).cap_id);
+    assert.deepEqual(book.list().map((r) => r.cap_id), ids);
     book.close();
-    const lines = Deno.readTextFileSync(`${dir}/issued.log`).split("\n").length - 1;
-    assert.ok(lines <= 2 * 100 + 1000, `${lines} lines`);
+    // and a reopen writes the live ones again, one line each
     const again = IssuedBook.open(files(dir), { max: 100 });
-    const ids = Array.from({ length: 100 }, (_, i) => rec(1401 + i, 0).cap_id);
     assert.deepEqual(again.list().map((r) => r.cap_id), ids);
-    assert.equal(Deno.readTextFileSync(`${dir}/issued.log`).split("\n").length - 1, 100);
+    assert.equal(lineCount(dir), 100);
     again.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("IssuedBook: records that outlive those around them are written again in their place, and the lines stay within twice the live ones", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const now = Date.now();
+    const nowSec = Math.floor(now / 1000);
+    const book = IssuedBook.open(files(dir));
+    // given three segments of which one record in ten lives an hour, the others a minute
+    const long = (i: number) => i % 10 === 0;
+    const n = 3 * SEGMENT_LINES;
+    for (let i = 1; i <= n; i++) {
+      book.add(rec(i, nowSec + (long(i) ? 3600 : 60)));
+      if (i % SEGMENT_LINES === 0) book.flush();
+    }
+    // when the short ones have expired and more are issued
+    book.prune(now + 120_000);
+    for (let i = n + 1; i <= n + 10; i++) book.add(rec(i, nowSec + 3600));
+    book.flush();
+    // then the lines are within bounds, and every live record is listed once, as issued
+    const live = n / 10 + 10;
+    assert.equal(book.size, live);
+    assert.ok(lineCount(dir) <= 2 * live + 1000, `${lineCount(dir)} lines`);
+    const ids = [
+      ...Array.from({ length: n / 10 }, (_, i) => rec(10 * (i + 1), 0).cap_id),
+      ...Array.from({ length: 10 }, (_, i) => rec(n + 1 + i, 0).cap_id),
+    ];
+    assert.deepEqual(book.list({ now: now + 120_000 }).map((r) => r.cap_id), ids);
+    book.close();
+    const again = IssuedBook.open(files(dir), { now: now + 120_000 });
+    assert.deepEqual(again.list({ now: now + 120_000 }).map((r) => r.cap_id), ids);
+    again.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("IssuedBook: a record recorded again keeps its latest line when its first segment is written again", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const now = Date.now();
+    const nowSec = Math.floor(now / 1000);
+    const book = IssuedBook.open(files(dir));
+    // given record 1 in a first segment of short-lived ones, then a second segment of them, and
+    // record 1 recorded again with other rights in the third
+    book.add(rec(1, nowSec + 3600));
+    for (let i = 2; i <= 2 * SEGMENT_LINES; i++) {
+      book.add(rec(i, nowSec + 60));
+      if (i % SEGMENT_LINES === 0) book.flush();
+    }
+    book.add({ ...rec(1, nowSec + 3600), rights: ["fs.read"] });
+    // when the short ones expire and the first two are written again, merged
+    book.prune(now + 120_000);
+    for (let i = 1; i <= 300; i++) book.add(rec(10_000 + i, nowSec + 3600));
+    book.flush();
+    assert.equal(segments(dir).length, 2);
+    assert.ok(lineCount(dir) <= 2 * book.size + 1000, `${lineCount(dir)} lines`);
+    // then record 1 is listed once, with its latest rights, now and after a reopen
+    const first = book.list({ now: now + 120_000 })[0];
+    assert.equal(first.cap_id, rec(1, 0).cap_id);
+    assert.deepEqual(first.rights, ["fs.read"]);
+    book.close();
+    const again = IssuedBook.open(files(dir), { now: now + 120_000 });
+    const listed = again.list({ now: now + 120_000 });
+    assert.deepEqual(listed[0].rights, ["fs.read"]);
+    assert.equal(listed.filter((r) => r.cap_id === rec(1, 0).cap_id).length, 1);
+    again.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("IssuedBook: the single issued.log of earlier versions is read into segments and removed", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const nowSec = Math.floor(Date.now() / 1000);
+    const lines = [rec(1, nowSec + 60), rec(2, nowSec - 1), rec(3, nowSec + 60)]
+      .map((r) => JSON.stringify(r) + "\n");
+    Deno.writeTextFileSync(`${dir}/issued.log`, lines.join(""), { mode: 0o600 });
+    const book = IssuedBook.open(files(dir));
+    assert.deepEqual(book.list().map((r) => r.cap_id), [rec(1, 0).cap_id, rec(3, 0).cap_id]);
+    assert.equal(lineCount(dir), 2);
+    assert.throws(() => Deno.statSync(`${dir}/issued.log`), Deno.errors.NotFound);
+    book.close();
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
@@ -185,8 +308,11 @@ Deno.test("IssuedBook: a line cut short by a failed write stays apart from the w
     const { book, inner, exp } = bookWithoutFolder(dir);
     book.add(rec(1, exp));
     book.flush();
-    Deno.mkdirSync(inner);
-    Deno.writeTextFileSync(`${inner}/issued.log`, `{"cap_id":"${rec(1, 0).cap_id}","sub":"t","ser`);
+    Deno.mkdirSync(`${inner}/issued`, { recursive: true });
+    Deno.writeTextFileSync(
+      `${inner}/issued/1.log`,
+      `{"cap_id":"${rec(1, 0).cap_id}","sub":"t","ser`,
+    );
     // when the next write goes through (a second later)
     await new Promise((r) => setTimeout(r, 1100));
     book.flush();
@@ -228,7 +354,7 @@ Deno.test("IssuedBook: the records stay listed when the file's path is removed w
     const book = IssuedBook.open(files(dir));
     book.add(rec(1, exp));
     book.flush();
-    Deno.removeSync(`${dir}/issued.log`);
+    Deno.removeSync(onlySegment(dir));
     book.add(rec(2, exp));
     book.flush();
     assert.deepEqual(book.list().map((r) => r.cap_id), [rec(1, 0).cap_id, rec(2, 0).cap_id]);
@@ -238,39 +364,47 @@ Deno.test("IssuedBook: the records stay listed when the file's path is removed w
   }
 });
 
-Deno.test("IssuedBook: a file with nothing to drop is kept as it is; one with a loose mode or a cut last line is written again", () => {
+Deno.test("IssuedBook: a segment with nothing to drop is kept as it is; one with a loose mode or a cut last line is written again", () => {
   const dir = Deno.makeTempDirSync();
   try {
     const exp = Math.floor(Date.now() / 1000) + 60;
-    const path = `${dir}/issued.log`;
     const book = IssuedBook.open(files(dir));
     for (let i = 1; i <= 3; i++) book.add(rec(i, exp));
     book.close();
+    let path = onlySegment(dir);
     const ino = Deno.statSync(path).ino;
     // given every line a live record: the same file, appended to
     const kept = IssuedBook.open(files(dir));
     assert.equal(Deno.statSync(path).ino, ino);
     kept.add(rec(4, exp));
     kept.close();
+    assert.equal(onlySegment(dir), path);
     assert.equal(Deno.statSync(path).ino, ino);
     const ids = [1, 2, 3, 4].map((i) => rec(i, 0).cap_id);
     assert.deepEqual(IssuedBook.open(files(dir)).list().map((r) => r.cap_id), ids);
     // given a mode another user could read: written again, 0600
     Deno.chmodSync(path, 0o644);
     IssuedBook.open(files(dir)).close();
+    path = onlySegment(dir);
     assert.notEqual(Deno.statSync(path).ino, ino);
     assert.equal(Deno.statSync(path).mode! & 0o777, 0o600);
     // given another hard link to it, or a setgid bit: written again, a file of its own, 0600
     const ino2 = Deno.statSync(path).ino;
     Deno.linkSync(path, `${dir}/other`);
     IssuedBook.open(files(dir)).close();
+    path = onlySegment(dir);
     assert.notEqual(Deno.statSync(path).ino, ino2);
     assert.equal(Deno.statSync(path).nlink, 1);
     Deno.chmodSync(path, 0o2600);
     const ino3 = Deno.statSync(path).ino;
     IssuedBook.open(files(dir)).close();
+    path = onlySegment(dir);
     assert.notEqual(Deno.statSync(path).ino, ino3);
     assert.equal(Deno.statSync(path).mode! & 0o7777, 0o600);
+    // given a folder others may enter: 0700 again
+    Deno.chmodSync(`${dir}/issued`, 0o755);
+    IssuedBook.open(files(dir)).close();
+    assert.equal(Deno.statSync(`${dir}/issued`).mode! & 0o777, 0o700);
     // given a last line without its newline: written again, whole lines only
     const text = Deno.readTextFileSync(path);
     Deno.writeTextFileSync(path, text.slice(0, -1));
@@ -282,11 +416,17 @@ Deno.test("IssuedBook: a file with nothing to drop is kept as it is; one with a 
       [...ids, rec(5, 0).cap_id],
     );
     // given a record listed twice: one line each
+    path = onlySegment(dir);
     Deno.writeTextFileSync(path, Deno.readTextFileSync(path).split("\n")[0] + "\n", {
       append: true,
     });
     IssuedBook.open(files(dir)).close();
-    assert.equal(Deno.readTextFileSync(path).split("\n").length - 1, 5);
+    assert.equal(lineCount(dir), 5);
+    // given a symlink in the folder's place: refused, not followed
+    Deno.removeSync(`${dir}/issued`, { recursive: true });
+    Deno.mkdirSync(`${dir}/elsewhere`);
+    Deno.symlinkSync(`${dir}/elsewhere`, `${dir}/issued`);
+    assert.throws(() => IssuedBook.open(files(dir)), /is not a folder/);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
