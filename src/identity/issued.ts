@@ -230,7 +230,7 @@ export class IssuedBook {
           latest.set(r.cap_id, line);
           seg?.ids.push(r.cap_id);
         } catch {
-          // A torn line (a crash mid-append): dropped by the compaction below.
+          // A torn line (a crash mid-append): dropped by the rewrite below.
         }
       }
     };
@@ -357,8 +357,8 @@ export class IssuedBook {
   /**
    * Writes the lines not yet written to the last segment (starting another
    * when it is full), then removes the segments whose records have all died
-   * and, when the segments hold too many dead lines, moves the live ones of
-   * the sparsest forward.
+   * and, when the segments hold too many dead lines, writes runs of sparse
+   * ones again, merged.
    */
   flush(): void {
     clearTimeout(this.#timer);
@@ -376,7 +376,6 @@ export class IssuedBook {
       this.#pending = [];
       this.#pendingIds = [];
       this.#pendingChars = 0;
-      this.#reclaim();
     } catch {
       // A full disk: the lines stay listed from memory and are written again a second later.
       this.#torn = true;
@@ -386,6 +385,12 @@ export class IssuedBook {
       this.#timer = setTimeout(() => this.flush(), 1000);
       Deno.unrefTimer(this.#timer);
       this.#trimUnwritten();
+      return;
+    }
+    try {
+      this.#reclaim();
+    } catch {
+      // Tried again after the next write; a segment not removed is read at the next start.
     }
   }
 
