@@ -426,17 +426,17 @@ export class IssuedBook {
   }
 
   /**
-   * Removes the oldest segments while none of their records is held; then,
+   * Removes the closed segments none of whose records is held; then,
    * if the segments still hold more than twice the live records (and 1,000
    * lines), writes the live lines of each run of sparse ones (half or less
    * live) again, merged up to {@link SEGMENT_LINES} a segment, in place.
    */
   #reclaim(): void {
-    while (this.#segments.length > 1) {
-      const seg = this.#segments[0];
+    // Each closed segment's dead lines are skipped once: a long-lived record (the operator
+    // token's) holds its own segment, not every one after it.
+    for (const seg of this.#segments.slice(0, -1)) {
       while (seg.scan < seg.ids.length && !this.#live.has(seg.ids[seg.scan])) seg.scan++;
-      if (seg.scan < seg.ids.length) break;
-      this.#drop(seg);
+      if (seg.scan === seg.ids.length) this.#drop(seg);
     }
     if (this.#lines <= 2 * this.#live.size + 1000) return;
     // Records that do not die in the order issued (longer lifetimes among shorter ones).

@@ -214,6 +214,37 @@ Deno.test("IssuedBook: a segment whose records have all died is removed whole", 
   }
 });
 
+Deno.test("IssuedBook: a long-lived record holds its own segment, not those after it", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const now = Date.now();
+    const nowSec = Math.floor(now / 1000);
+    const book = IssuedBook.open(files(dir));
+    // given a record that lives an hour among a first segment of ones that live a minute, then
+    // two more segments of those
+    book.add(rec(1, nowSec + 3600));
+    for (let i = 2; i <= 3 * SEGMENT_LINES; i++) {
+      book.add(rec(i, nowSec + 60));
+      if (i % SEGMENT_LINES === 0) book.flush();
+    }
+    const [first] = segments(dir);
+    const ino = Deno.statSync(first).ino;
+    // when the short ones have expired and more are written
+    book.prune(now + 120_000);
+    for (let i = 1; i <= 10; i++) book.add(rec(10_000 + i, nowSec + 3600));
+    book.flush();
+    // then the second and third are removed, and the first kept as it was
+    const left = segments(dir);
+    assert.equal(left.length, 2, left.join(" "));
+    assert.equal(left[0], first);
+    assert.equal(Deno.statSync(first).ino, ino);
+    assert.equal(book.list({ now: now + 120_000 }).length, 11);
+    book.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("IssuedBook: records that outlive those around them are written again in their place, and the lines stay within twice the live ones", () => {
   const dir = Deno.makeTempDirSync();
   try {
