@@ -155,6 +155,8 @@ function removeIfAny(path: string): void {
 /** The bounded, persisted record of issued capabilities. */
 export class IssuedBook {
   #files: IssuedFiles;
+  /** Where a segment is written before it is renamed into place. */
+  #tmp: string;
   /** The segments, oldest first; new lines go to the last. */
   #segments: Segment[] = [];
   /** The last segment's file, open for appending. */
@@ -180,6 +182,7 @@ export class IssuedBook {
 
   private constructor(files: IssuedFiles, max: number) {
     this.#files = files;
+    this.#tmp = `${files.issuedDir}/.tmp`;
     this.#max = max;
   }
 
@@ -257,12 +260,11 @@ export class IssuedBook {
    * file renamed).
    */
   #rewrite(lines: Map<string, string>, seq: number): void {
-    const tmp = `${this.#files.issuedDir}/.tmp`;
     let ids: string[] = [];
     let text = "";
     const write = () => {
       const path = `${this.#files.issuedDir}/${seq}.log`;
-      writeFileAtomic(path, text, { tmpPath: tmp, mode: 0o600, durable: false });
+      writeFileAtomic(path, text, { tmpPath: this.#tmp, mode: 0o600, durable: false });
       this.#segments.push({ seq: seq++, path, ids, scan: 0 });
       this.#lines += ids.length;
       ids = [];
@@ -408,7 +410,6 @@ export class IssuedBook {
       }
       const next = (seg?.seq ?? 0) + 1;
       seg = { seq: next, path: `${this.#files.issuedDir}/${next}.log`, ids: [], scan: 0 };
-      this.#file = Deno.openSync(seg.path, { read: true, append: true, create: true, mode: 0o600 });
       this.#segments.push(seg);
     }
     this.#file ??= Deno.openSync(seg.path, {
@@ -432,8 +433,8 @@ export class IssuedBook {
    * live) again, merged up to {@link SEGMENT_LINES} a segment, in place.
    */
   #reclaim(): void {
-    // Each closed segment's dead lines are skipped once: a long-lived record (the operator
-    // token's) holds its own segment, not every one after it.
+    // Each closed segment's dead lines are skipped once: a long-lived record (a token for a
+    // month among ones for a minute) holds its own segment, not every one after it.
     for (const seg of this.#segments.slice(0, -1)) {
       while (seg.scan < seg.ids.length && !this.#live.has(seg.ids[seg.scan])) seg.scan++;
       if (seg.scan === seg.ids.length) this.#drop(seg);
@@ -481,13 +482,13 @@ export class IssuedBook {
         if (id !== undefined && this.#live.has(id)) lines.set(id, line);
       }
     }
+    if (lines.size === 0) {
+      for (const seg of run) this.#drop(seg);
+      return;
+    }
     let text = "";
     for (const line of lines.values()) text += line + "\n";
-    writeFileAtomic(last.path, text, {
-      tmpPath: `${this.#files.issuedDir}/.tmp`,
-      mode: 0o600,
-      durable: false,
-    });
+    writeFileAtomic(last.path, text, { tmpPath: this.#tmp, mode: 0o600, durable: false });
     for (const seg of run.slice(0, -1)) this.#drop(seg);
     this.#lines += lines.size - last.ids.length;
     last.ids = [...lines.keys()];

@@ -8,6 +8,11 @@
 import assert from "node:assert/strict";
 import { IssuedBook, type IssuedRecord, SEGMENT_LINES } from "../../src/identity/issued.ts";
 
+/** The numbers from..to. */
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}
+
 function rec(id: number, exp: number, chain: string[] = []): IssuedRecord {
   const capId = id.toString(16).padStart(32, "0");
   return { cap_id: capId, sub: "t", service: "fs", rights: ["fs.list"], iat: 0, exp, chain };
@@ -39,6 +44,23 @@ function lineCount(dir: string): number {
     (n, path) => n + Deno.readTextFileSync(path).split("\n").filter((l) => l !== "").length,
     0,
   );
+}
+
+/** Adds records `from`..`to`, expiring at `exp(i)`, written at each segment's end. */
+function addInSegments(book: IssuedBook, from: number, to: number, exp: (i: number) => number) {
+  for (let i = from; i <= to; i++) {
+    book.add(rec(i, exp(i)));
+    if (i % SEGMENT_LINES === 0) book.flush();
+  }
+}
+
+/** Two minutes on: the records that lived a minute are pruned, then `ids` added and written. */
+function laterAdd(book: IssuedBook, now: number, ids: number[]): number {
+  const later = now + 120_000;
+  book.prune(later);
+  for (const i of ids) book.add(rec(i, Math.floor(now / 1000) + 3600));
+  book.flush();
+  return later;
 }
 
 /** A record opened in `dir`/inner, whose folder is then removed: its writes fail until it is back. */
@@ -222,23 +244,17 @@ Deno.test("IssuedBook: a long-lived record holds its own segment, not those afte
     const book = IssuedBook.open(files(dir));
     // given a record that lives an hour among a first segment of ones that live a minute, then
     // two more segments of those
-    book.add(rec(1, nowSec + 3600));
-    for (let i = 2; i <= 3 * SEGMENT_LINES; i++) {
-      book.add(rec(i, nowSec + 60));
-      if (i % SEGMENT_LINES === 0) book.flush();
-    }
+    addInSegments(book, 1, 3 * SEGMENT_LINES, (i) => nowSec + (i === 1 ? 3600 : 60));
     const [first] = segments(dir);
     const ino = Deno.statSync(first).ino;
     // when the short ones have expired and more are written
-    book.prune(now + 120_000);
-    for (let i = 1; i <= 10; i++) book.add(rec(10_000 + i, nowSec + 3600));
-    book.flush();
+    const later = laterAdd(book, now, range(10_001, 10_010));
     // then the second and third are removed, and the first kept as it was
     const left = segments(dir);
     assert.equal(left.length, 2, left.join(" "));
     assert.equal(left[0], first);
     assert.equal(Deno.statSync(first).ino, ino);
-    assert.equal(book.list({ now: now + 120_000 }).length, 11);
+    assert.equal(book.list({ now: later }).length, 11);
     book.close();
   } finally {
     Deno.removeSync(dir, { recursive: true });
@@ -252,28 +268,20 @@ Deno.test("IssuedBook: records that outlive those around them are written again 
     const nowSec = Math.floor(now / 1000);
     const book = IssuedBook.open(files(dir));
     // given three segments of which one record in ten lives an hour, the others a minute
-    const long = (i: number) => i % 10 === 0;
     const n = 3 * SEGMENT_LINES;
-    for (let i = 1; i <= n; i++) {
-      book.add(rec(i, nowSec + (long(i) ? 3600 : 60)));
-      if (i % SEGMENT_LINES === 0) book.flush();
-    }
+    addInSegments(book, 1, n, (i) => nowSec + (i % 10 === 0 ? 3600 : 60));
     // when the short ones have expired and more are issued
-    book.prune(now + 120_000);
-    for (let i = n + 1; i <= n + 10; i++) book.add(rec(i, nowSec + 3600));
-    book.flush();
+    const later = laterAdd(book, now, range(n + 1, n + 10));
     // then the lines are within bounds, and every live record is listed once, as issued
     const live = n / 10 + 10;
     assert.equal(book.size, live);
     assert.ok(lineCount(dir) <= 2 * live + 1000, `${lineCount(dir)} lines`);
-    const ids = [
-      ...Array.from({ length: n / 10 }, (_, i) => rec(10 * (i + 1), 0).cap_id),
-      ...Array.from({ length: 10 }, (_, i) => rec(n + 1 + i, 0).cap_id),
-    ];
-    assert.deepEqual(book.list({ now: now + 120_000 }).map((r) => r.cap_id), ids);
+    const ids = [...range(1, n / 10).map((i) => 10 * i), ...range(n + 1, n + 10)]
+      .map((i) => rec(i, 0).cap_id);
+    assert.deepEqual(book.list({ now: later }).map((r) => r.cap_id), ids);
     book.close();
-    const again = IssuedBook.open(files(dir), { now: now + 120_000 });
-    assert.deepEqual(again.list({ now: now + 120_000 }).map((r) => r.cap_id), ids);
+    const again = IssuedBook.open(files(dir), { now: later });
+    assert.deepEqual(again.list({ now: later }).map((r) => r.cap_id), ids);
     again.close();
   } finally {
     Deno.removeSync(dir, { recursive: true });
@@ -288,25 +296,19 @@ Deno.test("IssuedBook: a record recorded again keeps its latest line when its fi
     const book = IssuedBook.open(files(dir));
     // given record 1 in a first segment of short-lived ones, then a second segment of them, and
     // record 1 recorded again with other rights in the third
-    book.add(rec(1, nowSec + 3600));
-    for (let i = 2; i <= 2 * SEGMENT_LINES; i++) {
-      book.add(rec(i, nowSec + 60));
-      if (i % SEGMENT_LINES === 0) book.flush();
-    }
+    addInSegments(book, 1, 2 * SEGMENT_LINES, (i) => nowSec + (i === 1 ? 3600 : 60));
     book.add({ ...rec(1, nowSec + 3600), rights: ["fs.read"] });
     // when the short ones expire and the first two are written again, merged
-    book.prune(now + 120_000);
-    for (let i = 1; i <= 300; i++) book.add(rec(10_000 + i, nowSec + 3600));
-    book.flush();
+    const later = laterAdd(book, now, range(10_001, 10_300));
     assert.equal(segments(dir).length, 2);
     assert.ok(lineCount(dir) <= 2 * book.size + 1000, `${lineCount(dir)} lines`);
     // then record 1 is listed once, with its latest rights, now and after a reopen
-    const first = book.list({ now: now + 120_000 })[0];
+    const first = book.list({ now: later })[0];
     assert.equal(first.cap_id, rec(1, 0).cap_id);
     assert.deepEqual(first.rights, ["fs.read"]);
     book.close();
-    const again = IssuedBook.open(files(dir), { now: now + 120_000 });
-    const listed = again.list({ now: now + 120_000 });
+    const again = IssuedBook.open(files(dir), { now: later });
+    const listed = again.list({ now: later });
     assert.deepEqual(listed[0].rights, ["fs.read"]);
     assert.equal(listed.filter((r) => r.cap_id === rec(1, 0).cap_id).length, 1);
     again.close();
