@@ -43,7 +43,7 @@ import { posix } from "../src/runtime/paths.ts";
  * run grant against the path as spawned, without resolving links, so granting
  * `Deno.execPath()` took a `$(deno eval ...)` in the task line: a third Deno process, about
  * 64 ms of every `deno task ctl`. Linux's /proc/self/exe is, in the spawned process until its
- * exec, the same executable.
+ * exec, the same executable (and `ps` shows the program's command line starting with it).
  */
 const SELF = "/proc/self/exe";
 
@@ -201,15 +201,25 @@ const { cmd, args, env } = programCommand(program, layout, {
 });
 
 // `cmd` is this Deno (a dev launch): run it as SELF, the one path the task grants.
-const child = new Deno.Command(cmd === Deno.execPath() ? SELF : cmd, {
-  args,
-  ...(env ? { env } : {}),
-  ...(user ? { cwd: user.cwd } : {}),
-  stdin: "inherit",
-  stdout: "inherit",
-  stderr: "inherit",
-})
-  .spawn();
+const self = cmd === Deno.execPath();
+let child: Deno.ChildProcess;
+try {
+  child = new Deno.Command(self ? SELF : cmd, {
+    args,
+    ...(env ? { env } : {}),
+    ...(user ? { cwd: user.cwd } : {}),
+    stdin: "inherit",
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn();
+} catch (err) {
+  if (!(self && err instanceof Deno.errors.NotFound)) throw err;
+  console.error(
+    `strata: ${SELF} is missing: deno task start and ctl run on Linux; elsewhere, ` +
+      `deno task install makes launchers that start each program with its flags (docs/operations.md)`,
+  );
+  Deno.exit(2);
+}
 // Ctrl-C reaches the child too (same process group); wait for it to finish.
 Deno.addSignalListener("SIGINT", () => {});
 Deno.addSignalListener("SIGTERM", () => child.kill("SIGTERM"));
