@@ -4,7 +4,7 @@
  * file in the state dir's issued/ folder (0600, written in batches every
  * 100 ms and without fsync: it serves listing, not security; a lost tail
  * only shortens the list), bounded, and pruned of expired capabilities at
- * start and when full. A segment takes {@link SEGMENT_LINES} lines; one
+ * start, when full, and at most once a second as lines are written. A segment takes {@link SEGMENT_LINES} lines; one
  * whose records have all died (dropped oldest first, or expired) is removed
  * whole. A single file compacted when it had grown to twice what is live
  * was read back and rewritten every 11,000 issues under a stream of them:
@@ -163,6 +163,11 @@ export class IssuedBook {
   #file?: Deno.FsFile;
   /** cap_id → expiry (unix seconds) of each record held, in the order issued. */
   #live = new Map<string, number>();
+  /**
+   * Records added again while held (rare): the sequence number of the segment with their
+   * latest line (0 while it is not written), so that their earlier lines count as dead.
+   */
+  #again = new Map<string, number>();
   /** Lines in the segments (live or not), to know when to compact them. */
   #lines = 0;
   #max: number;
@@ -220,7 +225,9 @@ export class IssuedBook {
     // room), no blank line, each segment's last line whole, each a plain 0600 file.
     let asWritten = !hasLegacy;
     let lineCount = 0;
-    const latest = new Map<string, string>();
+    // Each record's latest line, in the order the records first appear: a record added again
+    // keeps its place, and its latest line alone says whether it has expired.
+    const last = new Map<string, { line: string; exp: number }>();
     const take = (text: string, seg?: Segment) => {
       const lines = linesOf(text);
       lineCount += lines.length;
@@ -228,9 +235,10 @@ export class IssuedBook {
       for (const line of lines) {
         try {
           const r = JSON.parse(line);
-          if (!isRecord(r) || r.exp <= nowSec) continue;
-          book.#keep(r.cap_id, r.exp);
-          latest.set(r.cap_id, line);
+          if (!isRecord(r)) continue;
+          const seen = last.get(r.cap_id);
+          if (seen) Object.assign(seen, { line, exp: r.exp });
+          else last.set(r.cap_id, { line, exp: r.exp });
           seg?.ids.push(r.cap_id);
         } catch {
           // A torn line (a crash mid-append): dropped by the rewrite below.
@@ -242,6 +250,12 @@ export class IssuedBook {
       if (!plainPrivateFile(seg.path)) asWritten = false;
       take(readTextIfAny(seg.path), seg);
     }
+    const latest = new Map<string, string>();
+    for (const [id, { line, exp }] of last) {
+      if (exp <= nowSec) continue;
+      book.#keep(id, exp);
+      latest.set(id, line);
+    }
     if (asWritten && book.#live.size === lineCount) {
       book.#segments = found.filter((s) => s.ids.length > 0);
       for (const s of found) if (s.ids.length === 0) removeIfAny(s.path);
@@ -250,6 +264,7 @@ export class IssuedBook {
       book.#rewrite(latest, (found.at(-1)?.seq ?? 0) + 1);
       for (const s of found) removeIfAny(s.path);
       removeIfAny(files.issuedLog);
+      removeIfAny(`${files.issuedLog}.tmp`); // an earlier version's, left by a crash
     }
     return book;
   }
@@ -304,8 +319,21 @@ export class IssuedBook {
 
   /** Holds a record's expiry, making room first. */
   #keep(capId: string, exp: number): void {
-    if (this.#live.size >= this.#max && !this.#live.has(capId)) this.#makeRoom();
+    if (this.#live.has(capId)) this.#again.set(capId, 0);
+    else if (this.#live.size >= this.#max) this.#makeRoom();
     this.#live.set(capId, exp);
+  }
+
+  /** Forgets a record (its lines go with their segments). */
+  #forget(capId: string): void {
+    this.#live.delete(capId);
+    if (this.#again.size > 0) this.#again.delete(capId);
+  }
+
+  /** Whether `seg`'s line of `capId` is the latest of a record held. */
+  #holds(seg: Segment, capId: string): boolean {
+    if (!this.#live.has(capId)) return false;
+    return this.#again.size === 0 || (this.#again.get(capId) ?? seg.seq) === seg.seq;
   }
 
   /**
@@ -326,7 +354,7 @@ export class IssuedBook {
     let n = Math.max(1, Math.floor(this.#max / 100));
     for (const [id, exp] of this.#live) {
       if (n-- <= 0) break;
-      this.#live.delete(id);
+      this.#forget(id);
       if (exp > nowSec) this.dropped++;
     }
   }
@@ -334,7 +362,7 @@ export class IssuedBook {
   /** Forgets expired records (their lines go with their segments). */
   prune(now: number = Date.now()): void {
     const nowSec = Math.floor(now / 1000);
-    for (const [id, exp] of this.#live) if (exp <= nowSec) this.#live.delete(id);
+    for (const [id, exp] of this.#live) if (exp <= nowSec) this.#forget(id);
   }
 
   /**
@@ -389,6 +417,13 @@ export class IssuedBook {
       this.#trimUnwritten();
       return;
     }
+    const now = Date.now();
+    if (now - this.#prunedAt >= PRUNE_EVERY_MS) {
+      // Expired records are forgotten as time goes, not only when the record is full, so
+      // that their segments go.
+      this.#prunedAt = now;
+      this.prune(now);
+    }
     try {
       this.#reclaim();
     } catch {
@@ -400,30 +435,60 @@ export class IssuedBook {
   #append(text: string, ids: readonly string[]): void {
     let seg = this.#segments.at(-1);
     if (seg === undefined || seg.ids.length >= SEGMENT_LINES) {
-      this.#file?.close();
-      this.#file = undefined;
-      // Made again if removed, but not the state dir around it: then the write fails.
-      try {
-        Deno.mkdirSync(this.#files.issuedDir, { mode: 0o700 });
-      } catch (err) {
-        if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
-      }
+      this.#closeFile();
       const next = (seg?.seq ?? 0) + 1;
       seg = { seq: next, path: `${this.#files.issuedDir}/${next}.log`, ids: [], scan: 0 };
       this.#segments.push(seg);
     }
-    this.#file ??= Deno.openSync(seg.path, {
-      read: true,
-      append: true,
-      create: true,
-      mode: 0o600,
-    });
+    if (this.#file === undefined) {
+      this.#makeFolder();
+      this.#file = Deno.openSync(seg.path, { read: true, append: true, create: true, mode: 0o600 });
+    }
     // After a failed write the file may end in part of a line: it stays a line of its own
     // (torn, dropped at the next start), and the whole line follows it.
     writeAllSync(this.#file, encoder.encode((this.#torn ? "\n" : "") + text));
     this.#torn = false;
-    for (const id of ids) seg.ids.push(id);
+    for (const id of ids) {
+      seg.ids.push(id);
+      if (this.#again.has(id)) this.#again.set(id, seg.seq);
+    }
     this.#lines += ids.length;
+  }
+
+  /** The segments' folder, made again if it was removed (not the state dir around it). */
+  #makeFolder(): void {
+    try {
+      Deno.mkdirSync(this.#files.issuedDir, { mode: 0o700 });
+    } catch (err) {
+      if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+    }
+  }
+
+  /**
+   * Closes the last segment's file. If its path no longer names that file (removed, or its
+   * folder), what was written to it is written there again first, from the open file: the
+   * segment's lines are read by path once it is closed.
+   */
+  #closeFile(): void {
+    const file = this.#file;
+    if (file === undefined) return;
+    this.#file = undefined;
+    const seg = this.#segments.at(-1)!;
+    try {
+      let same = false;
+      try {
+        same = Deno.statSync(seg.path).ino === file.statSync().ino;
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      }
+      if (!same) {
+        const text = readAtSync(file, 0, file.statSync().size);
+        this.#makeFolder();
+        writeFileAtomic(seg.path, text, { tmpPath: this.#tmp, mode: 0o600, durable: false });
+      }
+    } finally {
+      file.close();
+    }
   }
 
   /**
@@ -436,7 +501,7 @@ export class IssuedBook {
     // Each closed segment's dead lines are skipped once: a long-lived record (a token for a
     // month among ones for a minute) holds its own segment, not every one after it.
     for (const seg of this.#segments.slice(0, -1)) {
-      while (seg.scan < seg.ids.length && !this.#live.has(seg.ids[seg.scan])) seg.scan++;
+      while (seg.scan < seg.ids.length && !this.#holds(seg, seg.ids[seg.scan])) seg.scan++;
       if (seg.scan === seg.ids.length) this.#drop(seg);
     }
     if (this.#lines <= 2 * this.#live.size + 1000) return;
@@ -444,7 +509,7 @@ export class IssuedBook {
     let run: Segment[] = [];
     let live = 0;
     for (const seg of this.#segments.slice(0, -1)) {
-      const n = seg.ids.filter((id) => this.#live.has(id)).length;
+      const n = seg.ids.filter((id) => this.#holds(seg, id)).length;
       if (n * 2 > seg.ids.length || live + n > SEGMENT_LINES) {
         this.#merge(run);
         run = [];
@@ -479,7 +544,7 @@ export class IssuedBook {
     for (const seg of run) {
       for (const line of linesOf(readTextIfAny(seg.path))) {
         const id = idOfLine(line);
-        if (id !== undefined && this.#live.has(id)) lines.set(id, line);
+        if (id !== undefined && this.#holds(seg, id)) lines.set(id, line);
       }
     }
     if (lines.size === 0) {
@@ -489,10 +554,13 @@ export class IssuedBook {
     let text = "";
     for (const line of lines.values()) text += line + "\n";
     writeFileAtomic(last.path, text, { tmpPath: this.#tmp, mode: 0o600, durable: false });
-    for (const seg of run.slice(0, -1)) this.#drop(seg);
+    // The merged segment is accounted for before the others go, so that a failed removal
+    // leaves a segment known by what it now holds.
     this.#lines += lines.size - last.ids.length;
     last.ids = [...lines.keys()];
     last.scan = 0;
+    for (const id of last.ids) if (this.#again.has(id)) this.#again.set(id, last.seq);
+    for (const seg of run.slice(0, -1)) this.#drop(seg);
   }
 
   /** Past MAX_UNWRITTEN_CHARS of lines not written, the oldest go, counted as dropped. */
@@ -504,7 +572,7 @@ export class IssuedBook {
       this.#pendingChars -= line.length;
       const exp = this.#live.get(id);
       if (exp === undefined) continue;
-      this.#live.delete(id);
+      this.#forget(id);
       if (exp > nowSec) this.dropped++;
     }
   }
@@ -551,7 +619,10 @@ export class IssuedBook {
   close(): void {
     this.#retryAt = 0;
     this.flush();
-    this.#file?.close();
-    this.#file = undefined;
+    try {
+      this.#closeFile();
+    } catch {
+      // Its lines are lost with its path; the records stay held until the next start.
+    }
   }
 }

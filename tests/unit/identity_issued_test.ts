@@ -236,6 +236,26 @@ Deno.test("IssuedBook: a segment whose records have all died is removed whole", 
   }
 });
 
+Deno.test("IssuedBook: expired records are forgotten as records are written, and their segment goes", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const nowSec = Math.floor(Date.now() / 1000);
+    const book = IssuedBook.open(files(dir));
+    // given a segment of records that have expired, in a record far from full
+    addInSegments(book, 1, SEGMENT_LINES, () => nowSec - 1);
+    // when more are written a second later (expired ones are looked for once a second)
+    await new Promise((r) => setTimeout(r, 1100));
+    addInSegments(book, SEGMENT_LINES + 1, SEGMENT_LINES + 10, () => nowSec + 3600);
+    book.flush();
+    // then the expired ones are forgotten and their segment removed
+    assert.equal(book.size, 10);
+    assert.equal(segments(dir).length, 1);
+    book.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("IssuedBook: a long-lived record holds its own segment, not those after it", () => {
   const dir = Deno.makeTempDirSync();
   try {
@@ -288,29 +308,61 @@ Deno.test("IssuedBook: records that outlive those around them are written again 
   }
 });
 
-Deno.test("IssuedBook: a record recorded again keeps its latest line when its first segment is written again", () => {
+Deno.test("IssuedBook: a record recorded again keeps its latest line when its earlier one's segment is merged", () => {
   const dir = Deno.makeTempDirSync();
   try {
     const now = Date.now();
     const nowSec = Math.floor(now / 1000);
     const book = IssuedBook.open(files(dir));
-    // given record 1 in a first segment of short-lived ones, then a second segment of them, and
-    // record 1 recorded again with other rights in the third
-    addInSegments(book, 1, 2 * SEGMENT_LINES, (i) => nowSec + (i === 1 ? 3600 : 60));
+    // given two segments of short-lived records, each with long-lived ones (record 1 among
+    // them), and record 1 recorded again with other rights in a third
+    const long = new Set([1, 2, SEGMENT_LINES + 1]);
+    addInSegments(book, 1, 2 * SEGMENT_LINES, (i) => nowSec + (long.has(i) ? 3600 : 60));
+    const [first] = segments(dir);
     book.add({ ...rec(1, nowSec + 3600), rights: ["fs.read"] });
-    // when the short ones expire and the first two are written again, merged
-    const later = laterAdd(book, now, range(10_001, 10_300));
-    assert.equal(segments(dir).length, 2);
-    assert.ok(lineCount(dir) <= 2 * book.size + 1000, `${lineCount(dir)} lines`);
-    // then record 1 is listed once, with its latest rights, now and after a reopen
-    const first = book.list({ now: later })[0];
-    assert.equal(first.cap_id, rec(1, 0).cap_id);
-    assert.deepEqual(first.rights, ["fs.read"]);
+    // when the short ones expire and the first two, sparse, are merged into the second's place
+    const later = laterAdd(book, now, [10_001]);
+    const left = segments(dir);
+    assert.equal(left.length, 2, left.join(" "));
+    assert.ok(!left.includes(first));
+    // then the merged one holds records 2 and 1001, not record 1's earlier line
+    const merged = Deno.readTextFileSync(left[0]).trim().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(merged.map((r) => r.cap_id), [
+      rec(2, 0).cap_id,
+      rec(SEGMENT_LINES + 1, 0).cap_id,
+    ]);
+    // and record 1 is listed once, with its latest rights, now and after a reopen
+    const one = (list: IssuedRecord[]) => list.filter((r) => r.cap_id === rec(1, 0).cap_id);
+    assert.deepEqual(one(book.list({ now: later })).map((r) => r.rights), [["fs.read"]]);
     book.close();
     const again = IssuedBook.open(files(dir), { now: later });
-    const listed = again.list({ now: later });
-    assert.deepEqual(listed[0].rights, ["fs.read"]);
-    assert.equal(listed.filter((r) => r.cap_id === rec(1, 0).cap_id).length, 1);
+    assert.deepEqual(one(again.list({ now: later })).map((r) => r.rights), [["fs.read"]]);
+    assert.equal(again.list({ now: later }).length, 4);
+    again.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("IssuedBook: a record recorded again and again holds one line's worth of segments, and its latest expiry decides after a reopen", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const now = Date.now();
+    const nowSec = Math.floor(now / 1000);
+    const book = IssuedBook.open(files(dir));
+    // given one record recorded 5,000 times
+    for (let i = 1; i <= 5000; i++) {
+      book.add({ ...rec(1, nowSec + 3600), rights: [`r${i}`] });
+      if (i % 500 === 0) book.flush();
+    }
+    // then the segments of its earlier lines are gone
+    assert.ok(lineCount(dir) <= 2 * book.size + 1000, `${lineCount(dir)} lines`);
+    assert.deepEqual(book.list().map((r) => r.rights), [["r5000"]]);
+    // and recorded last with a shorter life, it is gone after a reopen once that has passed
+    book.add(rec(1, nowSec + 60));
+    book.close();
+    const again = IssuedBook.open(files(dir), { now: now + 120_000 });
+    assert.deepEqual(again.list({ now: now + 120_000 }), []);
     again.close();
   } finally {
     Deno.removeSync(dir, { recursive: true });
@@ -392,6 +444,40 @@ Deno.test("IssuedBook: the records stay listed when the file's path is removed w
     book.flush();
     assert.deepEqual(book.list().map((r) => r.cap_id), [rec(1, 0).cap_id, rec(2, 0).cap_id]);
     book.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("IssuedBook: the folder removed while identity runs: made again, and the open segment's lines kept", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const exp = Math.floor(Date.now() / 1000) + 3600;
+    // given a record opened on a segment it will append to, its folder removed before it does
+    const first = IssuedBook.open(files(dir));
+    first.add(rec(1, exp));
+    first.close();
+    const reopened = IssuedBook.open(files(dir));
+    Deno.removeSync(`${dir}/issued`, { recursive: true });
+    reopened.add(rec(2, exp));
+    reopened.close();
+    // then the folder is made again and the new record written (the removed one is lost)
+    assert.deepEqual(IssuedBook.open(files(dir)).list().map((r) => r.cap_id), [rec(2, 0).cap_id]);
+    // given a segment open for writing when its folder is removed
+    const book = IssuedBook.open(files(dir));
+    for (let i = 3; i <= SEGMENT_LINES + 102; i++) {
+      book.add(rec(i, exp));
+      if (i % 100 === 0) book.flush();
+      if (i === 100) Deno.removeSync(`${dir}/issued`, { recursive: true });
+    }
+    book.add(rec(SEGMENT_LINES + 103, exp));
+    book.flush(); // a new segment: the one written while removed is written again
+    assert.equal(book.list().length, SEGMENT_LINES + 102);
+    book.close();
+    // then every record of that segment is listed, now and after a reopen
+    const again = IssuedBook.open(files(dir));
+    assert.equal(again.list().length, SEGMENT_LINES + 102);
+    again.close();
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
