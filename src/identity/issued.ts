@@ -226,7 +226,9 @@ export class IssuedBook {
     let asWritten = !hasLegacy;
     let lineCount = 0;
     // Each record's latest line, in the order the records first appear: a record added again
-    // keeps its place, and its latest line alone says whether it has expired.
+    // keeps its place, and its latest line alone says whether it has expired. (Once the segment
+    // of its first line has gone, it takes its latest line's place: identity records each
+    // cap_id once, so only a record written again by hand moves.)
     const last = new Map<string, { line: string; exp: number }>();
     const take = (text: string, seg?: Segment) => {
       const lines = linesOf(text);
