@@ -24,6 +24,8 @@ import {
   ensureDir,
   pathExists,
   readAtSync,
+  readTextIfAny,
+  removeIfAny,
   writeAllSync,
   writeFileAtomic,
 } from "../runtime/files.ts";
@@ -130,25 +132,6 @@ function idOfLine(line: string): string | undefined {
     return isRecord(r) ? r.cap_id : undefined;
   } catch {
     return undefined;
-  }
-}
-
-/** The text of the file at `path` ("" when there is none). */
-function readTextIfAny(path: string): string {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-    return "";
-  }
-}
-
-/** Removes `path` if it is there. */
-function removeIfAny(path: string): void {
-  try {
-    Deno.removeSync(path);
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
   }
 }
 
@@ -281,7 +264,7 @@ export class IssuedBook {
     let text = "";
     const write = () => {
       const path = `${this.#files.issuedDir}/${seq}.log`;
-      writeFileAtomic(path, text, { tmpPath: this.#tmp, mode: 0o600, durable: false });
+      this.#writeWhole(path, text);
       this.#segments.push({ seq: seq++, path, ids, scan: 0 });
       this.#lines += ids.length;
       ids = [];
@@ -295,6 +278,11 @@ export class IssuedBook {
       if (ids.length >= SEGMENT_LINES) write();
     }
     if (ids.length > 0) write();
+  }
+
+  /** Replaces a segment's file with `data`, whole or not at all (0600, not fsynced). */
+  #writeWhole(path: string, data: string | Uint8Array): void {
+    writeFileAtomic(path, data, { tmpPath: this.#tmp, mode: 0o600, durable: false });
   }
 
   /** The text of a segment: the last through its open file (even if its path was removed). */
@@ -486,7 +474,7 @@ export class IssuedBook {
       if (!same) {
         const text = readAtSync(file, 0, file.statSync().size);
         this.#makeFolder();
-        writeFileAtomic(seg.path, text, { tmpPath: this.#tmp, mode: 0o600, durable: false });
+        this.#writeWhole(seg.path, text);
       }
     } finally {
       file.close();
@@ -555,7 +543,7 @@ export class IssuedBook {
     }
     let text = "";
     for (const line of lines.values()) text += line + "\n";
-    writeFileAtomic(last.path, text, { tmpPath: this.#tmp, mode: 0o600, durable: false });
+    this.#writeWhole(last.path, text);
     // The merged segment is accounted for before the others go, so that a failed removal
     // leaves a segment known by what it now holds.
     this.#lines += lines.size - last.ids.length;

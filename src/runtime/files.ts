@@ -126,6 +126,25 @@ export function makePrivate(path: string): number | undefined {
   return mode;
 }
 
+/** The text of the file at `path` ("" when there is none). */
+export function readTextIfAny(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    return "";
+  }
+}
+
+/** Removes `path` if it is there. */
+export function removeIfAny(path: string): void {
+  try {
+    Deno.removeSync(path);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+}
+
 /** Whether anything (a symlink too, not followed) is at `path`; errors other than NotFound are thrown. */
 export function pathExists(path: string): boolean {
   try {
