@@ -14,7 +14,6 @@
  */
 
 import { closeSync, constants, fstatSync, openSync } from "node:fs";
-import { posix } from "node:path";
 import { invalidArgument, notFound, permissionDenied, StrataError } from "../wire/errors.ts";
 import { ByteBudget } from "../wire/budget.ts";
 import {
@@ -28,7 +27,7 @@ import {
   symlinkedPrefixError,
   symlinkEscapeError,
 } from "../policy/paths.ts";
-import { isWithin } from "../runtime/paths.ts";
+import { isWithin, posix } from "../runtime/paths.ts";
 import { type Clock, systemClock } from "../runtime/clock.ts";
 
 /** Realpath with its failures mapped to the protocol's errors, naming the request path. */

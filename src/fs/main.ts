@@ -6,6 +6,7 @@
 // node:crypto with the program, not at its first key (token/keys.ts loads it then): a
 // dynamic import at start-up made a restart of fs 60-100 ms slower.
 import "node:crypto";
+import { setImmediate } from "node:timers";
 import { Audit } from "../runtime/audit.ts";
 import { runtimeFiles, stateFiles } from "../runtime/config.ts";
 import { parseLayoutArgs } from "../runtime/layout_args.ts";
@@ -39,6 +40,9 @@ await runMain("fs", async () => {
   const running = await runService({
     service: "fs",
     layout,
+    // The Node layer is loaded here anyway (node:crypto): the server ends its turns with
+    // node:timers' setImmediate (see ServerOptions.immediate).
+    immediate: setImmediate,
     supervised: options.supervised === true,
     held: options.held === true,
     audit,

@@ -8,7 +8,6 @@
 
 import { isUtf8 } from "node:buffer";
 import { readSync } from "node:fs";
-import { posix } from "node:path";
 import { invalidArgument } from "../wire/errors.ts";
 import { MAX_FRAME } from "../wire/frame.ts";
 import { type Method, RawJson } from "../server/server.ts";
@@ -16,7 +15,7 @@ import { bindMethods } from "../server/bind.ts";
 import { FS_METHODS, MAX_READ } from "../api/fs.ts";
 import type { Confinement } from "../policy/paths.ts";
 import { listConfined, type Listed, openConfined } from "./confined.ts";
-import { isWithin } from "../runtime/paths.ts";
+import { isWithin, posix } from "../runtime/paths.ts";
 import type { Audit } from "../runtime/audit.ts";
 import type { Layout } from "../runtime/config.ts";
 import type { Capability } from "../token/claims.ts";

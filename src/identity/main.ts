@@ -7,6 +7,7 @@
 
 // node:crypto with the program, not at its first key (token/keys.ts loads it then).
 import "node:crypto";
+import { setImmediate } from "node:timers";
 import { Audit } from "../runtime/audit.ts";
 import { stateFiles } from "../runtime/config.ts";
 import { parseLayoutArgs } from "../runtime/layout_args.ts";
@@ -124,6 +125,9 @@ await runMain("identity", async () => {
   await runService({
     service: "identity",
     layout,
+    // The Node layer is loaded here anyway (node:crypto): the server ends its turns with
+    // node:timers' setImmediate (see ServerOptions.immediate).
+    immediate: setImmediate,
     supervised: options.supervised === true,
     audit,
     trust,

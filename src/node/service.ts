@@ -80,6 +80,11 @@ export interface ServiceSetup {
   /** Called before the process exits. */
   onStop?: () => void | Promise<void>;
   limits?: Partial<ServerLimits>;
+  /**
+   * The server's end-of-turn scheduler (see ServerOptions.immediate):
+   * node:timers' setImmediate from the services that load the Node layer.
+   */
+  immediate?: (fn: () => void) => void;
 }
 
 /** A running service. */
@@ -225,6 +230,7 @@ export async function runService(setup: ServiceSetup): Promise<RunningService> {
     chain: requestChain(setup.service, { trust, audit, catchesUp }),
     limits: setup.limits,
     groupAccess: setup.layout.groupAccess,
+    immediate: setup.immediate,
   });
   up.server = server;
   up.timer = setInterval(() => trust.refresh().catch(() => {}), REFRESH_MS);

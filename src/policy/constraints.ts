@@ -4,8 +4,7 @@
  * @module
  */
 
-import { posix } from "node:path";
-import { isWithin } from "../runtime/paths.ts";
+import { isWithin, posix } from "../runtime/paths.ts";
 import { invalidArgument, permissionDenied } from "../wire/errors.ts";
 import type { Capability, Constraints, RateBucket } from "../token/claims.ts";
 import { rfc3339 } from "../token/claims.ts";

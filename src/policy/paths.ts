@@ -10,10 +10,9 @@
  * @module
  */
 
-import { posix } from "node:path";
 import { invalidArgument, permissionDenied, type StrataError } from "../wire/errors.ts";
 import { normalizeAbsolute } from "./constraints.ts";
-import { isWithin } from "../runtime/paths.ts";
+import { isWithin, posix } from "../runtime/paths.ts";
 
 /** Where a request may reach: the service's export roots and the token's prefix. */
 export interface Confinement {

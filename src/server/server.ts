@@ -13,7 +13,6 @@
  * @module
  */
 
-import { setImmediate } from "node:timers";
 import { type Access, healthSpec } from "../api/method.ts";
 import {
   EnvelopeError,
@@ -215,17 +214,23 @@ const HEAVY_AT_ONCE = 4;
  * loop reads the sockets between them and a small request from another
  * client is answered at once instead of queueing behind the whole burst.
  * Ordinary traffic, a few large reads at a time, never waits. The end of a
- * turn is told by an immediate (node:timers' setImmediate, run once the
- * loop has dispatched what its poll found: 1.7-2.2 µs a turn here, against
- * 7.8-11.9 for a MessageChannel made, posted to and closed, which had cost
- * fs about 5% of its CPU under 720 KiB reads at 4 connections); the ticks
- * are 0 ms timers (about 2 ms each here).
+ * turn is told by the server's {@link ServerOptions.immediate} (node:timers'
+ * setImmediate in fs and identity, run once the loop has dispatched what its
+ * poll found: 1.7-2.2 µs a turn here, against 7.8-11.9 for a MessageChannel
+ * made, posted to and closed, which had cost fs about 5% of its CPU under
+ * 720 KiB reads at 4 connections); the ticks are 0 ms timers (about 2 ms
+ * each here).
  */
 class Turns {
   #waiting: (() => void)[] = [];
+  #immediate: (fn: () => void) => void;
   #arrived = 0;
   #endPending = false;
   #ticking = false;
+
+  constructor(immediate: (fn: () => void) => void) {
+    this.#immediate = immediate;
+  }
 
   /** Undefined when the caller may go now; else resolves when it is its turn. */
   take(): Promise<void> | undefined {
@@ -241,7 +246,7 @@ class Turns {
   #endOfTurn(): void {
     if (this.#endPending) return;
     this.#endPending = true;
-    setImmediate(this.#turnEnded);
+    this.#immediate(this.#turnEnded);
   }
 
   #turnEnded = () => {
@@ -284,6 +289,20 @@ export interface ServerOptions<C = unknown> {
   limits?: Partial<ServerLimits>;
   /** Let the process's group connect: the socket is 0660 instead of 0600. */
   groupAccess?: boolean;
+  /**
+   * Runs a function once this turn of the event loop has dispatched what its
+   * poll found: node:timers' setImmediate in a program that loads Deno's
+   * Node layer anyway (fs, identity). The default, a 0 ms timer, ends a turn
+   * a little later and needs no `node:` module: importing one starts the
+   * Node layer, which supervisor and registry otherwise never load (it cost
+   * each about 21 ms of its 75 ms load and 0.4 MB).
+   */
+  immediate?: (fn: () => void) => void;
+}
+
+/** A 0 ms timer: the default {@link ServerOptions.immediate}. */
+function zeroTimer(fn: () => void): void {
+  setTimeout(fn, 0);
 }
 
 /** A byte stream both ways that can be closed: a socket, or a private pipe pair. */
@@ -381,7 +400,8 @@ export class Server<C = unknown> {
   #responseBudget: ByteBudget;
   #quickBudget = new ByteBudget(QUICK_RESERVE);
   #relief?: ReturnType<typeof setTimeout>;
-  #turns = new Turns();
+  #turns: Turns;
+  #immediate: (fn: () => void) => void;
   /** Pending async handlers' time limits, oldest first, and the one timer that watches them. */
   #deadlines = new Set<Deadline>();
   #deadlineWatch?: ReturnType<typeof setTimeout>;
@@ -392,6 +412,8 @@ export class Server<C = unknown> {
     this.path = this.endpoints.find((e) => e.startsWith("unix://"))?.slice("unix://".length) ?? "";
     this.#listening = listening;
     this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.#immediate = options.immediate ?? zeroTimer;
+    this.#turns = new Turns(this.#immediate);
     this.#chain = options.chain;
     this.#requestBudget = new ByteBudget(this.#limits.requestBudget);
     this.#responseBudget = new ByteBudget(this.#limits.responseBudget);
@@ -506,7 +528,7 @@ export class Server<C = unknown> {
       inTurn++;
       if (!ending) {
         ending = true;
-        setImmediate(turnEnded);
+        this.#immediate(turnEnded);
       }
       if (this.#conns.size >= this.#limits.maxConnections && !this.#evictIdle()) {
         this.#refuse(conn);

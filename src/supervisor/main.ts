@@ -5,8 +5,8 @@
  * @module
  */
 
-import { dirname } from "node:path";
 import { Audit } from "../runtime/audit.ts";
+import { posix } from "../runtime/paths.ts";
 import {
   CHILD_SERVICES,
   type ChildService,
@@ -94,7 +94,10 @@ function childCommand(name: ChildService, layout: Layout, launchers?: string): P
   if (override) return { cmd: override, args: layoutArgs(layout), env: { ...SERVICE_ENV } };
   if (launchers) return programCommand(name, layout, { kind: "installed", binDir: launchers });
   if (Deno.build.standalone) {
-    return programCommand(name, layout, { kind: "compiled", binDir: dirname(Deno.execPath()) });
+    return programCommand(name, layout, {
+      kind: "compiled",
+      binDir: posix.dirname(Deno.execPath()),
+    });
   }
   return programCommand(name, layout, { kind: "dev", deno: Deno.execPath(), root: REPO_ROOT });
 }

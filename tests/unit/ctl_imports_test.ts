@@ -1,7 +1,10 @@
 /**
  * strata-ctl and the development launcher (`deno task ctl`, `deno task
  * start`) import no `node:` module before they run: any of them starts
- * Deno's Node layer, 15-20 ms of every run (docs/performance.md). Read from
+ * Deno's Node layer, 15-20 ms of every run (docs/performance.md). Nor do
+ * supervisor and registry, which verify tokens with WebCrypto (`light` in
+ * node/service.ts): the layer would cost each about 21 ms of start-up
+ * and 0.4 MB. Read from
  * `deno info --json`, static imports only (type-only and dynamic ones load
  * nothing at start).
  */
@@ -50,6 +53,11 @@ Deno.test("strata-ctl loads no node: module at start", async () => {
 
 Deno.test("the development launcher loads no node: module at start", async () => {
   assert.deepEqual(await nodeImportsOf("scripts/launch.ts"), []);
+});
+
+Deno.test("supervisor and registry load no node: module at start", async () => {
+  assert.deepEqual(await nodeImportsOf("src/supervisor/main.ts"), []);
+  assert.deepEqual(await nodeImportsOf("src/registry/main.ts"), []);
 });
 
 Deno.test("the check sees a node: module a service does load (so it can fail)", async () => {
