@@ -113,8 +113,9 @@ export function parseLongOptions(
       }
       throw positional(word);
     }
-    // As parseArgs: an "=" right after the dashes is part of the name.
-    const eq = word.indexOf("=", 3);
+    // As parseArgs: a word with an "=" after its third character has a value, which starts
+    // after its first "=" (so "--=a=b" names the option ""); "--=" and "--=a" are names.
+    const eq = word.indexOf("=", 3) === -1 ? -1 : word.indexOf("=");
     const name = eq === -1 ? word.slice(2) : word.slice(2, eq);
     const spec = Object.hasOwn(options, name) ? options[name] : undefined;
     if (spec === undefined) {

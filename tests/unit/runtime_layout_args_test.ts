@@ -59,6 +59,8 @@ function generatedArgs(count: number, seed: number): string[][] {
     "---",
     "--=",
     "--=x",
+    "--=x=y",
+    "--==",
     "-",
     "-x",
     "-xy",
