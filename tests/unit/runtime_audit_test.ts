@@ -186,7 +186,7 @@ Deno.test("Audit: a flood of refusals is logged in part and counted, not written
 });
 
 Deno.test("Audit: the log is rotated to audit.log.1 past its size, and writers follow", async () => {
-  await withTempDir((dir) => {
+  await withTempDir(async (dir) => {
     const path = `${dir}/audit.log`;
     const a = new Audit({ path, program: "a", stderr: false, maxBytes: 1024 });
     const b = new Audit({ path, program: "b", stderr: false, maxBytes: 1024 });
@@ -195,7 +195,13 @@ Deno.test("Audit: the log is rotated to audit.log.1 past its size, and writers f
       a.flush();
       b.event("fs.read", { n: i, pad: "y".repeat(40) });
       b.flush();
+      await Promise.all([a.rotated, b.rotated]);
     }
+    // A rotation ends with the lines of its flush in the rotated file: one more line each.
+    a.event("fs.read", { n: 40 });
+    a.flush();
+    b.event("fs.read", { n: 40 });
+    b.flush();
     a.close();
     b.close();
     // Neither file grows much past the limit, and both writers' lines are in the current one.
@@ -203,6 +209,70 @@ Deno.test("Audit: the log is rotated to audit.log.1 past its size, and writers f
     assert(Deno.statSync(`${path}.1`).size > 0);
     const current = Deno.readTextFileSync(path);
     assert(current.includes('"program":"a"') && current.includes('"program":"b"'));
+  });
+});
+
+Deno.test("Audit: writers that pass the size at once rotate the log once: audit.log.1 is never a stub", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/audit.log`;
+    const max = 4096;
+    const writers = ["a", "b", "c", "d"].map((program) =>
+      new Audit({ path, program, stderr: false, maxBytes: max })
+    );
+    let rotated = false;
+    for (let i = 0; i < 60; i++) {
+      for (const w of writers) w.event("fs.read", { n: i, pad: "x".repeat(200) });
+      // Each writer flushes one step of the one before it: one file operation later.
+      for (const w of writers) {
+        w.flush();
+        await Deno.stat(dir);
+      }
+      await Promise.all(writers.map((w) => w.rotated));
+      let old: Deno.FileInfo | undefined;
+      try {
+        old = Deno.statSync(`${path}.1`);
+      } catch { /* not rotated yet */ }
+      if (old) rotated = true;
+      // Once rotated, there is always a whole rotated log (not removed, not a stub).
+      if (rotated) assert(old && old.size > max, `audit.log.1: ${old?.size} bytes, round ${i}`);
+    }
+    assert(rotated);
+    for (const w of writers) w.close();
+  });
+});
+
+Deno.test("Audit: a rotation waits for another writer's under way, then only follows it", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/audit.log`;
+    const w = new Audit({ path, program: "a", stderr: false, maxBytes: 1024 });
+    w.event("fs.read", { n: 1, pad: "x".repeat(2000) });
+    w.flush();
+    // Another writer is rotating: it holds the log's lock.
+    const original = Deno.statSync(path).ino;
+    const other = Deno.openSync(path, { read: true, write: true });
+    other.lockSync(true);
+    try {
+      w.event("fs.read", { n: 2 });
+      w.flush(); // past the size: this writer's rotation starts and waits
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(Deno.statSync(path).ino, original, "renamed while another writer held the lock");
+      Deno.renameSync(path, `${path}.1`);
+      Deno.writeTextFileSync(path, "", { mode: 0o600 });
+    } finally {
+      other.unlockSync();
+      other.close();
+    }
+    const fresh = Deno.statSync(path).ino;
+    await w.rotated;
+    // The other writer's rotation stands: nothing renamed again, no rotated log removed.
+    assert.equal(Deno.statSync(`${path}.1`).ino, original);
+    assert.equal(Deno.statSync(path).ino, fresh);
+    assert.match(Deno.readTextFileSync(`${path}.1`), /"n":2/);
+    // And this writer follows, into the new file.
+    w.event("fs.read", { n: 3 });
+    w.flush();
+    w.close();
+    assert.match(Deno.readTextFileSync(path), /"n":3/);
   });
 });
 
