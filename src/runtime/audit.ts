@@ -215,7 +215,7 @@ export class Audit {
         current = Deno.statSync(this.#path);
       } catch { /* renamed away and not yet recreated */ }
       if (current?.ino === mine.ino) {
-        if (mine.size > this.#maxBytes && this.#rotation === undefined) this.#rotateAway();
+        if (mine.size > this.#maxBytes && this.#rotation === undefined) this.#rotateAway(mine.ino);
         return;
       }
       this.#file.close();
@@ -229,30 +229,35 @@ export class Audit {
   /**
    * Renames the log to audit.log.1, off the event loop, then opens a new one.
    * A rename over the last rotated file frees that file's blocks within the
-   * call, with the state dir locked (and ext4 then also starts writing out
-   * the log's unwritten blocks, its auto_da_alloc): 25-55 ms for 64 MiB here,
-   * a stall of every request the service had under way. So the old file is
-   * removed first, and the log renamed over no file at all. Writers of the
+   * call (and ext4 then also starts writing out the log's unwritten blocks,
+   * its auto_da_alloc): 25-55 ms for 64 MiB here, on the event loop a stall
+   * of every request the service had under way, and off it a wait for the
+   * flushes that ran meanwhile. So the old file is removed first, and the
+   * log renamed over no file at all. Writers of the
    * same log in other processes take turns by an exclusive lock on it: the
    * one that gets it second finds the path naming another file and only
    * follows. Lines flushed meanwhile go to the file being renamed, after the
    * ones before them.
    */
-  #rotateAway(): void {
+  #rotateAway(ino: number | null): void {
     const file = this.#file!;
     const path = this.#path!;
     this.#rotation = (async () => {
-      await file.lock(true);
+      // Locked through a handle of its own: close() may close the writer's file meanwhile, and
+      // that must not let another writer in before this rotation is done.
+      const held = await Deno.open(path, { read: true });
       try {
-        const [mine, current] = await Promise.all([
-          file.stat(),
+        await held.lock(true);
+        const [locked, current] = await Promise.all([
+          held.stat(),
           Deno.stat(path).catch(() => undefined),
         ]);
-        if (current?.ino !== mine.ino) return; // rotated by another writer meanwhile
+        // Rotated by another writer meanwhile: the path names another file now.
+        if (locked.ino !== ino || current?.ino !== ino) return;
         await Deno.remove(`${path}.1`).catch(() => {});
         await Deno.rename(path, `${path}.1`);
       } finally {
-        await file.unlock().catch(() => {});
+        held.close(); // and the lock with it
       }
       if (this.#file !== file) return; // closed meanwhile
       file.close();

@@ -212,7 +212,7 @@ Deno.test("Audit: the log is rotated to audit.log.1 past its size, and writers f
   });
 });
 
-Deno.test("Audit: writers that pass the size at once rotate the log once: audit.log.1 is never a stub", async () => {
+Deno.test("Audit: four writers passing the size together leave one whole rotated log", async () => {
   await withTempDir(async (dir) => {
     const path = `${dir}/audit.log`;
     const max = 4096;
@@ -222,11 +222,7 @@ Deno.test("Audit: writers that pass the size at once rotate the log once: audit.
     let rotated = false;
     for (let i = 0; i < 60; i++) {
       for (const w of writers) w.event("fs.read", { n: i, pad: "x".repeat(200) });
-      // Each writer flushes one step of the one before it: one file operation later.
-      for (const w of writers) {
-        w.flush();
-        await Deno.stat(dir);
-      }
+      for (const w of writers) w.flush();
       await Promise.all(writers.map((w) => w.rotated));
       let old: Deno.FileInfo | undefined;
       try {
@@ -273,6 +269,46 @@ Deno.test("Audit: a rotation waits for another writer's under way, then only fol
     w.flush();
     w.close();
     assert.match(Deno.readTextFileSync(path), /"n":3/);
+  });
+});
+
+Deno.test("Audit: a writer closed amid its rotation keeps others out until the rotation is done", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/audit.log`;
+    Deno.writeTextFileSync(`${path}.1`, "the rotation before\n", { mode: 0o600 });
+    const remove = Deno.remove;
+    const { promise: released, resolve: release } = Promise.withResolvers<void>();
+    // A's removal of the old rotated log is held, as a 64 MiB unlink takes a while.
+    let removes = 0;
+    (Deno as { remove: typeof Deno.remove }).remove = async (p, o) => {
+      if (++removes === 1) await released;
+      return remove(p, o);
+    };
+    try {
+      const a = new Audit({ path, program: "a", stderr: false, maxBytes: 1024 });
+      const b = new Audit({ path, program: "b", stderr: false, maxBytes: 1024 });
+      a.event("fs.read", { n: 1, pad: "x".repeat(1100) });
+      a.flush();
+      a.event("fs.read", { n: 2 });
+      a.flush(); // past the size: A rotates, held in its remove
+      await new Promise((r) => setTimeout(r, 50));
+      b.event("fs.read", { n: 3 });
+      b.flush(); // B's rotation waits for A's
+      const ino = Deno.statSync(path).ino;
+      a.close(); // A stops while its rotation is under way
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(Deno.statSync(path).ino, ino, "B rotated while A's rotation was under way");
+      release();
+      await Promise.all([a.rotated, b.rotated]);
+      b.event("fs.read", { n: 4 });
+      b.close();
+      // One rotation: every line is in the rotated log or the new one, none lost.
+      const text = Deno.readTextFileSync(`${path}.1`) + Deno.readTextFileSync(path);
+      for (const n of [1, 2, 3, 4]) assert.match(text, new RegExp(`"n":${n}[,}]`));
+      assert.doesNotMatch(text, /the rotation before/);
+    } finally {
+      (Deno as { remove: typeof Deno.remove }).remove = remove;
+    }
   });
 });
 
