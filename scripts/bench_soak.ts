@@ -53,6 +53,11 @@ async function run(): Promise<boolean> {
   const done: Record<string, number> = {};
   const slowest: Record<string, number> = {};
   const failures: Record<string, number> = {};
+  /** Counts a request that failed, by loop and message. */
+  const fail = (name: string, err: unknown) => {
+    const why = `${name}: ${err instanceof Error ? err.message : err}`;
+    failures[why] = (failures[why] ?? 0) + 1;
+  };
   const fsParams = {
     service: "fs",
     actions: ["list", "open", "read"],
@@ -75,8 +80,7 @@ async function run(): Promise<boolean> {
         token: "",
       };
     } catch (err) {
-      const why = `${name}: ${err instanceof Error ? err.message : err}`;
-      failures[why] = (failures[why] ?? 0) + 1;
+      fail(name, err);
       return;
     }
     let renewed = 0;
@@ -96,8 +100,7 @@ async function run(): Promise<boolean> {
         await body(c);
         done[name] = (done[name] ?? 0) + 1;
       } catch (err) {
-        const why = `${name}: ${err instanceof Error ? err.message : err}`;
-        failures[why] = (failures[why] ?? 0) + 1;
+        fail(name, err);
         await new Promise((r) => setTimeout(r, 10));
       }
       slowest[name] = Math.max(slowest[name] ?? 0, Math.round(performance.now() - t0));

@@ -233,11 +233,11 @@ export class Audit {
    * its auto_da_alloc): 25-55 ms for 64 MiB here, on the event loop a stall
    * of every request the service had under way, and off it a wait for the
    * flushes that ran meanwhile. So the old file is removed first, and the
-   * log renamed over no file at all. Writers of the
-   * same log in other processes take turns by an exclusive lock on it: the
-   * one that gets it second finds the path naming another file and only
-   * follows. Lines flushed meanwhile go to the file being renamed, after the
-   * ones before them.
+   * log renamed over no file at all. Writers of the same log in other
+   * processes take turns by an exclusive lock on it: the one that gets it
+   * second finds the path naming another file and only follows. Lines
+   * flushed meanwhile go to the file being renamed, after the ones before
+   * them.
    */
   #rotateAway(ino: number | null): void {
     const file = this.#file!;
