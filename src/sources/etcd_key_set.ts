@@ -47,6 +47,13 @@ export const MISS_WAIT_MS = 1500;
 /** How long one read of the endorsements may take (ms) before it counts as failed. */
 const READ_DEADLINE_MS = 2500;
 
+/**
+ * While the prefix watch is up, how long a periodic look ({@link
+ * EtcdKeySetSource.poll}) trusts the last whole read before it reads the
+ * prefix again (ms), in case the watch missed a change without saying so.
+ */
+export const WATCHED_REREAD_MS = 10_000;
+
 /** The most refused key ids whose reason is remembered. */
 const MAX_REFUSALS = 4096;
 
@@ -76,6 +83,8 @@ export interface EtcdKeySetOptions {
   local: KeySetSource;
   /** Expiry of endorsements is judged by this clock (default the system's). */
   clock?: Clock;
+  /** {@link WATCHED_REREAD_MS} unless given (tests). */
+  watchedRereadMs?: number;
 }
 
 /** The key set of a cluster node: its own keys and every endorsed identity's. */
@@ -111,6 +120,12 @@ export class EtcdKeySetSource implements KeySetSource {
   #listeners = new Set<(keys: ReadonlyMap<string, VerifyKey>) => void>();
   #fresh = new FreshRead(() => this.#refresh());
   #watcher?: Watcher;
+  /** Whether a watch is being set up. */
+  #settingUp = false;
+  /** Since when (performance.now) the watch's stream has been up, while it is. */
+  #upSince?: number;
+  /** When the last read of etcd that succeeded began (performance.now). */
+  #readAt = -Infinity;
   #expiryTimer?: Cancel;
   #closed = false;
   /** When the etcd read under way began (performance.now), while one is. */
@@ -150,20 +165,58 @@ export class EtcdKeySetSource implements KeySetSource {
   watching: Promise<void> = Promise.resolve();
 
   async #watch(): Promise<void> {
+    if (this.#settingUp || this.#closed) return;
+    this.#settingUp = true;
     let watcher: Watcher;
     try {
       watcher = await this.#o.client.watch().prefix(this.#prefix).create();
     } catch {
-      return; // The periodic refresh still reads etcd.
+      return; // The periodic look reads etcd whole meanwhile, and tries again.
+    } finally {
+      this.#settingUp = false;
     }
     if (this.#closed) {
       await watcher.cancel().catch(() => {});
       return;
     }
     this.#watcher = watcher;
+    this.#upSince = performance.now();
     const reread = () => void this.refresh().catch(() => {});
-    watcher.on("put", reread).on("delete", reread).on("connected", reread);
-    watcher.on("error", () => {});
+    watcher.on("put", reread).on("delete", reread);
+    // Back after a broken stream, which may have missed changes: read whole again.
+    watcher.on("connected", () => {
+      this.#upSince = performance.now();
+      reread();
+    });
+    watcher.on("disconnected", () => (this.#upSince = undefined));
+    // Cancelled by etcd: this watcher is done, and the next look sets up another.
+    watcher.on("error", () => {
+      if (this.#watcher !== watcher) return;
+      this.#watcher = undefined;
+      this.#upSince = undefined;
+    });
+  }
+
+  /**
+   * The periodic look (every second, from the service's refresh): re-reads
+   * identity.pub, and reads etcd whole unless the watch has been up since
+   * before the last whole read began and that read is under
+   * {@link WATCHED_REREAD_MS} old (changes arrive by the watch). Reading both
+   * prefixes of every service each second cost a cluster node about half of
+   * its CPU time while idle.
+   */
+  poll(): Promise<void> {
+    if (this.#watcher === undefined && !this.#settingUp && !this.#closed) {
+      this.watching = this.#watch();
+    }
+    const since = this.#upSince;
+    if (
+      since !== undefined && this.#readAt >= since &&
+      performance.now() - this.#readAt < (this.#o.watchedRereadMs ?? WATCHED_REREAD_MS)
+    ) {
+      return this.#o.local.refresh();
+    }
+    return this.refresh();
   }
 
   /** The keys trusted now, by key id. */
@@ -242,7 +295,8 @@ export class EtcdKeySetSource implements KeySetSource {
 
   async #refresh(): Promise<void> {
     await this.#o.local.refresh();
-    this.#readingSince = performance.now();
+    const asked = performance.now();
+    this.#readingSince = asked;
     try {
       const pendingPrefix = pendingKeysPrefix(this.#o.cluster);
       const deadline = { deadline: new Date(Date.now() + READ_DEADLINE_MS) };
@@ -257,6 +311,7 @@ export class EtcdKeySetSource implements KeySetSource {
         Object.entries(pending).map(([k, v]) => [k.slice(pendingPrefix.length), v]),
       );
       this.lastError = undefined;
+      this.#readAt = asked;
     } catch (err) {
       // etcd unreachable: what was last read still holds, each endorsement until its
       // expiry (foreign tokens are refused past the partition bound: etcd_revocations.ts).

@@ -58,6 +58,12 @@ export interface KeySetSource {
   snapshot(): ReadonlyMap<string, VerifyKey>;
   /** Re-reads the set; resolves after a read that began after the call. */
   refresh(): Promise<void>;
+  /**
+   * The periodic look, for changes the change feed may not have told
+   * (default: {@link refresh}); cluster mode reads etcd only when its watch
+   * cannot be relied on.
+   */
+  poll?(): Promise<void>;
   /** The change feed: `fn` runs after each change of the set, with the new snapshot. */
   subscribe(fn: (keys: ReadonlyMap<string, VerifyKey>) => void): Unsubscribe;
   /** Why a key id the source knows of is not trusted (cluster mode: no valid endorsement). */
@@ -178,8 +184,13 @@ export class KeySetLookup implements KeyLookup {
     });
   }
 
-  /** Re-reads the source (the periodic check and the start-up read). */
+  /** Re-reads the source. */
   refresh(): Promise<void> {
     return this.#source.refresh();
+  }
+
+  /** The source's periodic look (the service's refresh, and its start-up read). */
+  poll(): Promise<void> {
+    return this.#source.poll?.() ?? this.#source.refresh();
   }
 }

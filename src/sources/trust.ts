@@ -137,9 +137,9 @@ export class Trust {
     return { verifier: this.verifier, revoked: this.revoked, cannotVouch: this.#cannotVouch };
   }
 
-  /** Re-reads the key set and the revocation list if either changed. */
+  /** Re-reads the key set and the revocation list if either changed (the periodic look). */
   async refresh(): Promise<void> {
-    await this.keys.refresh();
+    await this.keys.poll();
     try {
       await this.#revocations.poll();
     } catch {

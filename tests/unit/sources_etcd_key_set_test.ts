@@ -5,7 +5,8 @@
  * expired and withdrawn ones are refused as unendorsed_key with the reason.
  * A node's pending keys (after a rotation) are refused with that reason and
  * count only for its revocation lists; cut off from etcd, an unknown key is
- * answered UNAVAILABLE without waiting for etcd's timeouts.
+ * answered UNAVAILABLE without waiting for etcd's timeouts. While the watch
+ * is up, the periodic look leaves etcd alone but for a re-read now and then.
  */
 
 import assert from "node:assert/strict";
@@ -29,6 +30,7 @@ import {
 } from "../../src/sources/etcd_key_set.ts";
 import { FileKeySetSource, KeySetLookup } from "../../src/sources/key_set.ts";
 import { startEtcd } from "../etcd.ts";
+import { waitFor } from "../helpers.ts";
 import { makeClaims, mint, withTempDir } from "./support.ts";
 
 const CLUSTER = "c1";
@@ -292,6 +294,73 @@ Deno.test("etcd key set: with etcd out of reach, an unknown key is answered UNAV
     });
   } finally {
     if (stopped) etcd.resume(0);
+    await etcd.stop();
+  }
+});
+
+Deno.test("etcd key set: while the watch is up, the periodic look reads etcd only now and then; a broken watch makes every look read", async () => {
+  const etcd = await startEtcd(1);
+  const writer = new Etcd3({ hosts: etcd.endpoints });
+  try {
+    await withTempDir(async (dir) => {
+      const root = await generateSigningKey();
+      const [a, b] = await Promise.all([generateSigningKey(), generateSigningKey()]);
+      const prefix = endorsementsPrefix(CLUSTER);
+      const hour = Date.now() + 3600_000;
+      await writer.put(`${prefix}A`).value(endorse(root, "A", [a], hour));
+      // given a source whose reads of etcd are counted (each whole read: two prefixes)
+      const client = new Etcd3({ hosts: etcd.endpoints, dialTimeout: 3000 });
+      let reads = 0;
+      const getAll = client.getAll.bind(client);
+      client.getAll = () => {
+        reads++;
+        return getAll();
+      };
+      const source = new EtcdKeySetSource({
+        cluster: CLUSTER,
+        client,
+        root: await importVerifyKey(root.publicKey),
+        local: new FileKeySetSource(`${dir}/identity.pub`),
+        watchedRereadMs: 3000,
+      });
+      await source.start();
+      await source.watching;
+      try {
+        // when the service looks every 100 ms: once whole after the watch is up, then not
+        await source.poll();
+        const afterUp = reads;
+        for (let i = 0; i < 8; i++) {
+          await new Promise((r) => setTimeout(r, 100));
+          await source.poll();
+        }
+        assert.equal(reads, afterUp, "no read of etcd while the watch is up");
+        assert.ok(source.snapshot().has(a.kid));
+        // then a new endorsement arrives by the watch
+        await writer.put(`${prefix}B`).value(endorse(root, "B", [b], hour));
+        await waitFor("B's key by the watch", () => source.snapshot().has(b.kid), 3000);
+        // and once the last whole read is older than the bound, a look reads again
+        await new Promise((r) => setTimeout(r, 3100));
+        const before = reads;
+        await source.poll();
+        assert.equal(reads, before + 2, "one whole read after the bound");
+        // when etcd stops answering, the broken watch no longer counts: the looks read
+        // again long before the bound since the last read is over
+        etcd.members[0].kill("SIGKILL");
+        await etcd.members[0].status;
+        await waitFor("a look that reads etcd once the watch broke", async () => {
+          const n = reads;
+          await source.poll();
+          return reads > n;
+        }, 1500);
+        const n = reads;
+        await source.poll();
+        assert.ok(reads > n, "and the next one too");
+      } finally {
+        source.close();
+      }
+    });
+  } finally {
+    writer.close();
     await etcd.stop();
   }
 });
