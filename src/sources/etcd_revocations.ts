@@ -38,6 +38,21 @@ export function revocationsPrefix(cluster: string): string {
 }
 
 /**
+ * While the watch is up, the most time (ms) between the small reads that
+ * show etcd is still there: a sixth of the partition bound, at most this,
+ * so a cut-off node refuses other nodes' tokens between the bound less that
+ * time and the bound (a read a second for each service was about a fifth of
+ * an idle cluster's CPU time). A service looks once a second, so with a
+ * bound of 6 s or less it reads every time it looks.
+ */
+export const PROBE_MAX_MS = 5000;
+
+/** The time between the small reads (ms) for a partition bound of `boundMs`. */
+export function probeIntervalMs(boundMs: number): number {
+  return Math.min(PROBE_MAX_MS, boundMs / 6);
+}
+
+/**
  * How long one attempt to write a batch may take (ms). A write proposed while
  * etcd elects a new leader (its leader was killed) is dropped by etcd and
  * answered only after etcd's request timeout (7 s by default); tried again,
@@ -178,7 +193,8 @@ export class EtcdRevocationSource implements CatchingUpRevocationSource {
   /**
    * Reads the local list, then etcd's prefix whole while the watch is not up
    * (at start, after a reconnect, after a partition, or entries signed by a
-   * key not known yet); otherwise one small read shows etcd is still there.
+   * key not known yet); otherwise one small read shows etcd is still there,
+   * once {@link probeIntervalMs} has passed since the last read.
    */
   async poll(): Promise<void> {
     await this.#o.local.poll();
@@ -192,6 +208,8 @@ export class EtcdRevocationSource implements CatchingUpRevocationSource {
     if (!this.#watching && !this.#closed) this.#watching = this.#watch();
     if (this.#watchUp && this.#retry.size === 0 && this.cutOff() === undefined) {
       const asked = performance.now();
+      // In touch as of the last read, and the watch brings every change meanwhile.
+      if (asked - this.lastContact < probeIntervalMs(this.#o.partitionBoundMs)) return;
       try {
         await this.#o.client.get(this.#prefix).exec();
         this.lastError = undefined;

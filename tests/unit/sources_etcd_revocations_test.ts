@@ -3,7 +3,8 @@
  * (tests/etcd.ts): a revocation list in etcd counts only when it is signed by
  * a key the root endorses for the node it is filed under; forged, misfiled
  * and mislabelled lists are ignored. Published batches carry a lease and
- * reach a watching source.
+ * reach a watching source. While the watch is up, etcd is read a sixth of
+ * the partition bound apart, and a cut-off node still refuses within it.
  */
 
 import assert from "node:assert/strict";
@@ -14,6 +15,7 @@ import { type RevokedEntry, signRevocationList } from "../../src/token/revocatio
 import { endorsementsPrefix, EtcdKeySetSource } from "../../src/sources/etcd_key_set.ts";
 import {
   EtcdRevocationSource,
+  probeIntervalMs,
   publishRevocations,
   revocationsPrefix,
 } from "../../src/sources/etcd_revocations.ts";
@@ -103,6 +105,79 @@ Deno.test("etcd revocations: only lists signed by a key endorsed for their node 
     });
   } finally {
     writer.close();
+    await etcd.stop();
+  }
+});
+
+Deno.test("etcd revocations: with the watch up, etcd is read a sixth of the bound apart; cut off, foreign tokens are refused within the bound", async () => {
+  assert.equal(probeIntervalMs(30_000), 5000);
+  assert.equal(probeIntervalMs(3000), 500);
+  const etcd = await startEtcd(1);
+  let paused = false;
+  try {
+    await withTempDir(async (dir) => {
+      const root = await generateSigningKey();
+      // given a source with a 3 s bound whose small reads of etcd are counted
+      const keys = new EtcdKeySetSource({
+        cluster: CLUSTER,
+        client: new Etcd3({ hosts: etcd.endpoints, dialTimeout: 3000 }),
+        root: await importVerifyKey(root.publicKey),
+        local: new FileKeySetSource(`${dir}/identity.pub`),
+      });
+      await keys.start();
+      let probes = 0;
+      const get = keys.client.get.bind(keys.client);
+      keys.client.get = (key: string) => {
+        probes++;
+        return get(key);
+      };
+      const lookup = new KeySetLookup(keys);
+      const source = new EtcdRevocationSource({
+        cluster: CLUSTER,
+        client: keys.client,
+        keys: lookup,
+        localIssuer: "identity@c",
+        partitionBoundMs: 3000,
+        local: new FileRevocationSource(`${dir}/revocations`, {
+          keys: lookup,
+          issuer: "identity@c",
+        }),
+      });
+      try {
+        await waitFor("the watch to be up", async () => {
+          const n = probes;
+          await source.poll();
+          return probes > n;
+        }, 5000);
+        // when the service looks every 100 ms for 2 s
+        const from = probes;
+        const t0 = performance.now();
+        while (performance.now() - t0 < 2000) {
+          await source.poll();
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        // then etcd was read about every 500 ms, not at each look
+        const n = probes - from;
+        assert.ok(n >= 2 && n <= 5, `${n} small reads in 2 s`);
+        assert.equal(source.cutOff(), undefined);
+        // and once etcd stops answering, the node is cut off within the bound
+        await etcd.pause(0);
+        paused = true;
+        const stopped = performance.now();
+        await waitFor("the cut-off", () => {
+          void source.poll().catch(() => {});
+          return source.cutOff() !== undefined;
+        }, 4000);
+        const after = performance.now() - stopped;
+        assert.ok(after <= 3000 + 150, `cut off ${after.toFixed(0)} ms after etcd stopped`);
+        assert.ok(after >= 2500 - 150, `not before five sixths of the bound: ${after.toFixed(0)}`);
+      } finally {
+        source.close();
+        keys.close();
+      }
+    });
+  } finally {
+    if (paused) etcd.resume(0);
     await etcd.stop();
   }
 });
