@@ -7,7 +7,7 @@
  */
 
 import { SUPERVISED, type SupervisedService } from "../api/mod.ts";
-import { formatEndpoint, parseEndpoint } from "../wire/endpoint.ts";
+import { formatEndpoint, isIpv4Address, parseEndpoint } from "../wire/endpoint.ts";
 import { isWithin, posix } from "./paths.ts";
 
 /** The services the supervisor runs, in dependency order. */
@@ -158,6 +158,12 @@ function checkTransport(layout: Layout): Pick<Layout, "listen" | "tls"> {
     }
     if (ep.kind !== "tcp") {
       throw new ConfigError(`--${service}-listen: must be tcp://host:port (its socket is given)`);
+    }
+    if (!isIpv4Address(ep.host)) {
+      throw new ConfigError(
+        `--${service}-listen: ${url} names a host; give the IPv4 address to bind ` +
+          `(tcp://127.0.0.1:${ep.port}, or tcp://0.0.0.0:${ep.port} for every interface)`,
+      );
     }
     listen[service as ChildService] = formatEndpoint(ep);
   }

@@ -22,7 +22,7 @@
 
 import type net from "node:net";
 import type { TLSSocket } from "node:tls";
-import { type Endpoint, formatEndpoint, parseEndpoint } from "../wire/endpoint.ts";
+import { type Endpoint, formatEndpoint, isIpv4Address, parseEndpoint } from "../wire/endpoint.ts";
 import { StrataError } from "../wire/errors.ts";
 import type { ByteSink, ByteSource } from "../wire/frame.ts";
 
@@ -40,8 +40,8 @@ export interface ListenOptions {
    */
   clientCaFile?: string;
   /**
-   * tcp: with `clientCaFile`: how long a client may take over the handshake,
-   * in ms ({@link HANDSHAKE_TIMEOUT_MS} unless given).
+   * tcp: how long a client may take over the handshake, in ms
+   * ({@link HANDSHAKE_TIMEOUT_MS} unless given).
    */
   handshakeTimeoutMs?: number;
 }
@@ -146,6 +146,15 @@ export async function listen(endpoint: string, options: ListenOptions = {}): Pro
     };
   }
   const url = formatEndpoint(ep);
+  if (!isIpv4Address(ep.host)) {
+    // node:tls would look the name up and bind the address it finds, which the
+    // service's exact --allow-net grant (host:port) does not cover.
+    throw new StrataError(
+      "INVALID_ARGUMENT",
+      `${url}: a tcp:// listener binds an IPv4 address, not a host name ` +
+        `(tcp://127.0.0.1:${ep.port}, or tcp://0.0.0.0:${ep.port} for every interface)`,
+    );
+  }
   const cert = readPem(options.certFile, "tls-cert", url);
   const key = readPem(options.keyFile, "tls-key", url);
   const ca = options.clientCaFile !== undefined

@@ -47,6 +47,13 @@ export function parseEndpoint(endpoint: string, field = "endpoint"): Endpoint {
   );
 }
 
+/** Whether `host` is an IPv4 address in dotted decimal (what a tcp:// listener may bind). */
+export function isIpv4Address(host: string): boolean {
+  const parts = host.split(".");
+  return parts.length === 4 &&
+    parts.every((p) => /^(0|[1-9][0-9]{0,2})$/.test(p) && Number(p) <= 255);
+}
+
 /** The URL form of a parsed endpoint. */
 export function formatEndpoint(endpoint: Endpoint): string {
   return endpoint.kind === "unix"

@@ -212,6 +212,10 @@ Deno.test("layout: a bad listen endpoint or TLS file is a ConfigError naming the
   const bad: [Partial<Layout>, RegExp][] = [
     [{ listen: { fs: "tcp://127.0.0.1" }, tls }, /--fs-listen: must be "tcp:\/\/host:port"/],
     [{ listen: { fs: "unix:///run/x.sock" }, tls }, /--fs-listen: must be tcp:\/\/host:port/],
+    [
+      { listen: { fs: "tcp://localhost:7402" }, tls },
+      /--fs-listen: .* names a host; give the IPv4/,
+    ],
     [{ listen: { fs: "tcp://127.0.0.1:7402" } }, /needs --tls-cert=FILE and --tls-key=FILE/],
     [{ listen: { fs: "tcp://127.0.0.1:7402" }, tls: { cert: "/c" } }, /--tls-key=FILE/],
     [{ tls: { cert: "relative.pem" } }, /--tls-cert must be an absolute path/],

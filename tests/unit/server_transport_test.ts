@@ -9,6 +9,7 @@ import { Client } from "../../src/server/client.ts";
 import { type Method, Server } from "../../src/server/server.ts";
 import { dial, listen, MAX_PENDING_HANDSHAKES } from "../../src/server/transport.ts";
 import { encodeFrame } from "../../src/wire/frame.ts";
+import { isIpv4Address } from "../../src/wire/endpoint.ts";
 import { freePort, makeTestTls } from "../helpers.ts";
 import { rejectsStrata, withTempDir } from "./support.ts";
 
@@ -210,6 +211,19 @@ Deno.test("transport: a tcp:// endpoint without its certificate or key files is 
     );
     assert.throws(() => Deno.statSync(`${dir}/t.sock`), Deno.errors.NotFound);
   });
+});
+
+Deno.test("transport: a tcp:// listener given a host name is INVALID_ARGUMENT, not a crash under an exact grant", async () => {
+  // node:tls would bind the address the name resolves to, outside a host:port grant.
+  await rejectsStrata(
+    listen("tcp://localhost:7402", { certFile: "/c", keyFile: "/k" }),
+    "INVALID_ARGUMENT",
+    /tcp:\/\/localhost:7402: a tcp:\/\/ listener binds an IPv4 address, not a host name/,
+  );
+  for (const host of ["127.0.0.1", "0.0.0.0", "10.1.2.3"]) assert.ok(isIpv4Address(host), host);
+  for (const host of ["localhost", "1.2.3", "1.2.3.4.5", "256.1.1.1", "01.2.3.4", "a.b.c.d"]) {
+    assert.ok(!isIpv4Address(host), host);
+  }
 });
 
 Deno.test("transport: mutual TLS serves a client with the CA's certificate, refuses one without or with another CA's", async () => {
