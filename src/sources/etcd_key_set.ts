@@ -200,8 +200,9 @@ export class EtcdKeySetSource implements KeySetSource {
   /**
    * The periodic look (every second, from the service's refresh): re-reads
    * identity.pub, and reads etcd whole unless the watch has been up since
-   * before the last whole read began and that read is under
-   * {@link WATCHED_REREAD_MS} old (changes arrive by the watch). Reading both
+   * before the last whole read began, that read is under
+   * {@link WATCHED_REREAD_MS} old and no read has failed since (changes
+   * arrive by the watch). Reading both
    * prefixes of every service each second cost a cluster node about half of
    * its CPU time while idle.
    */
@@ -210,8 +211,9 @@ export class EtcdKeySetSource implements KeySetSource {
       this.watching = this.#watch();
     }
     const since = this.#upSince;
+    // The last read failed (one a watch event started, say): read until one succeeds.
     if (
-      since !== undefined && this.#readAt >= since &&
+      this.lastError === undefined && since !== undefined && this.#readAt >= since &&
       performance.now() - this.#readAt < (this.#o.watchedRereadMs ?? WATCHED_REREAD_MS)
     ) {
       return this.#o.local.refresh();

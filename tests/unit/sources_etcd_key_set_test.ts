@@ -311,9 +311,11 @@ Deno.test("etcd key set: while the watch is up, the periodic look reads etcd onl
       // given a source whose reads of etcd are counted (each whole read: two prefixes)
       const client = new Etcd3({ hosts: etcd.endpoints, dialTimeout: 3000 });
       let reads = 0;
+      let failNext = false;
       const getAll = client.getAll.bind(client);
       client.getAll = () => {
         reads++;
+        if (failNext) throw new Error("a read that failed");
         return getAll();
       };
       const source = new EtcdKeySetSource({
@@ -335,6 +337,18 @@ Deno.test("etcd key set: while the watch is up, the periodic look reads etcd onl
         }
         assert.equal(reads, afterUp, "no read of etcd while the watch is up");
         assert.ok(source.snapshot().has(a.kid));
+        // and after a read that failed (one a watch event started), the looks read until one
+        // succeeds
+        failNext = true;
+        await source.refresh();
+        failNext = false;
+        assert.ok(source.lastError);
+        const failed = reads;
+        await source.poll();
+        assert.ok(reads > failed, "a look reads again after a failed read");
+        const again = reads;
+        await source.poll();
+        assert.equal(reads, again, "and not once one has succeeded");
         // then a new endorsement arrives by the watch
         await writer.put(`${prefix}B`).value(endorse(root, "B", [b], hour));
         await waitFor("B's key by the watch", () => source.snapshot().has(b.kid), 3000);
