@@ -12,7 +12,7 @@
  * @module
  */
 
-import type { Etcd3, IKeyValue, Watcher } from "etcd3";
+import type { Etcd3, IKeyValue, IRangeResponse, Watcher } from "etcd3";
 import type { KeyLookup } from "../token/key_set.ts";
 import type { VerifyKey } from "../token/keys.ts";
 import { verifyV4Public } from "../token/paseto.ts";
@@ -134,6 +134,12 @@ export class EtcdRevocationSource implements CatchingUpRevocationSource {
   #closed = false;
   /** The read of etcd under way (at most one). */
   #polling?: Promise<void>;
+  /**
+   * The newest etcd revision up to which every put under the prefix has
+   * been taken in (applied, or kept to retry): from whole reads, the
+   * watch's events and the small reads.
+   */
+  #rev = 0;
   /** When etcd's prefix was last read whole or the watch last delivered (ms, performance.now). */
   lastContact = -Infinity;
   /** Why the last read of etcd failed, while it fails. */
@@ -210,13 +216,20 @@ export class EtcdRevocationSource implements CatchingUpRevocationSource {
       const asked = performance.now();
       // In touch as of the last read, and the watch brings every change meanwhile.
       if (asked - this.lastContact < probeIntervalMs(this.#o.partitionBoundMs)) return;
+      // What was put under the prefix after everything applied so far: nothing while the
+      // watch keeps up; what a watch stalled on a member that stopped answering missed
+      // (while the others answer) is applied here, so the bound holds for it too.
+      let res: IRangeResponse;
       try {
-        await this.#o.client.get(this.#prefix).exec();
+        res = await this.#o.client.getAll().prefix(this.#prefix)
+          .minModRevision(String(this.#rev + 1)).exec();
         this.lastError = undefined;
       } catch (err) {
         this.lastError = (err as Error).message;
         throw err;
       }
+      for (const kv of res.kvs) await this.#apply(kv.key.toString(), kv.value.toString());
+      this.#rev = Math.max(this.#rev, Number(res.header.revision));
       this.lastContact = Math.max(this.lastContact, asked);
     } else {
       // Read whole after the watch is set up, so nothing put meanwhile is missed.
@@ -234,17 +247,18 @@ export class EtcdRevocationSource implements CatchingUpRevocationSource {
   }
 
   async #readAll(): Promise<void> {
-    let all: Record<string, string>;
+    let res: IRangeResponse;
     const asked = performance.now();
     try {
-      all = await this.#o.client.getAll().prefix(this.#prefix).strings();
+      res = await this.#o.client.getAll().prefix(this.#prefix).exec();
       this.lastError = undefined;
     } catch (err) {
       this.lastError = (err as Error).message;
       throw err;
     }
     this.#retry.clear();
-    for (const [k, v] of Object.entries(all)) await this.#apply(k, v);
+    for (const kv of res.kvs) await this.#apply(kv.key.toString(), kv.value.toString());
+    this.#rev = Math.max(this.#rev, Number(res.header.revision));
     // Caught up as of when the read was asked (what was put before it is applied).
     this.lastContact = Math.max(this.lastContact, asked);
   }
@@ -263,6 +277,8 @@ export class EtcdRevocationSource implements CatchingUpRevocationSource {
     }
     this.#watcher = watcher;
     watcher.on("put", (kv: IKeyValue) => {
+      // Events come in order: every put up to this revision has been delivered.
+      this.#rev = Math.max(this.#rev, Number(kv.mod_revision));
       void this.#apply(kv.key.toString(), kv.value.toString());
     });
     // A broken stream may have missed puts: read whole until it is back.

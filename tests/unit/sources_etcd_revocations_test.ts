@@ -126,10 +126,10 @@ Deno.test("etcd revocations: with the watch up, etcd is read a sixth of the boun
       });
       await keys.start();
       let probes = 0;
-      const get = keys.client.get.bind(keys.client);
-      keys.client.get = (key: string) => {
+      const getAll = keys.client.getAll.bind(keys.client);
+      keys.client.getAll = () => {
         probes++;
-        return get(key);
+        return getAll();
       };
       const lookup = new KeySetLookup(keys);
       const source = new EtcdRevocationSource({
@@ -178,6 +178,91 @@ Deno.test("etcd revocations: with the watch up, etcd is read a sixth of the boun
     });
   } finally {
     if (paused) etcd.resume(0);
+    await etcd.stop();
+  }
+});
+
+Deno.test("etcd revocations: a revocation the watch never delivers is applied by the small read, within a sixth of the bound", async () => {
+  const etcd = await startEtcd(1);
+  const writer = new Etcd3({ hosts: etcd.endpoints });
+  try {
+    await withTempDir(async (dir) => {
+      const [root, b] = await Promise.all([generateSigningKey(), generateSigningKey()]);
+      await writer.put(`${endorsementsPrefix(CLUSTER)}b`).value(signEndorsement(root, {
+        cluster: CLUSTER,
+        node: "b",
+        keys: [{ kid: b.kid, public: publicPaserk(b.publicKey) }],
+        expMs: Date.now() + 3600_000,
+      }));
+      const keys = new EtcdKeySetSource({
+        cluster: CLUSTER,
+        client: new Etcd3({ hosts: etcd.endpoints }),
+        root: await importVerifyKey(root.publicKey),
+        local: new FileKeySetSource(`${dir}/identity.pub`),
+      });
+      await keys.start();
+      // given a revocation watch that is up and says nothing (as one on a member that stopped
+      // answering, while the others answer): it watches a prefix nothing is put under
+      const watch = keys.client.watch.bind(keys.client);
+      keys.client.watch = () => {
+        const builder = watch();
+        const prefix = builder.prefix.bind(builder);
+        builder.prefix = (p: string) => prefix(`${p}nothing-here/`);
+        return builder;
+      };
+      let reads = 0;
+      const getAll = keys.client.getAll.bind(keys.client);
+      keys.client.getAll = () => {
+        reads++;
+        return getAll();
+      };
+      const lookup = new KeySetLookup(keys);
+      const source = new EtcdRevocationSource({
+        cluster: CLUSTER,
+        client: keys.client,
+        keys: lookup,
+        localIssuer: "identity@c",
+        partitionBoundMs: 3000,
+        local: new FileRevocationSource(`${dir}/revocations`, {
+          keys: lookup,
+          issuer: "identity@c",
+        }),
+      });
+      const got = new Set<string>();
+      source.subscribe((entries) => [...entries].forEach((e) => got.add(e.cap_id)));
+      try {
+        await source.poll();
+        // (up: a look that reads nothing from etcd)
+        await waitFor("the watch to be up", async () => {
+          const n = reads;
+          await source.poll();
+          return reads === n;
+        }, 5000);
+        // when B's identity publishes a revocation
+        const later: RevokedEntry = {
+          cap_id: newCapId(),
+          exp: Math.floor(Date.now() / 1000) + 600,
+        };
+        await publishRevocations(writer, await signRevocationList(b, "identity@b", [later]), {
+          cluster: CLUSTER,
+          node: "b",
+          entries: [later],
+        });
+        const published = performance.now();
+        // then the service's looks apply it within the small read's interval (500 ms at a 3 s bound)
+        await waitFor("the revocation", async () => {
+          await source.poll();
+          return got.has(later.cap_id);
+        }, 2500);
+        const ms = performance.now() - published;
+        assert.ok(ms < 1500, `applied ${ms.toFixed(0)} ms after it was published`);
+      } finally {
+        source.close();
+        keys.close();
+      }
+    });
+  } finally {
+    writer.close();
     await etcd.stop();
   }
 });
