@@ -14,9 +14,10 @@
  * compat; `requestCert` and `rejectUnauthorized` for mutual TLS), with
  * Nagle's algorithm off on each connection. Deno.listenTls (Deno 2.9.6)
  * can neither ask for a client certificate nor turn Nagle off (its
- * connections have no setNoDelay), and with Nagle on, an answer whose last
- * TLS record is short waits for the client's delayed ACK: every request to
- * a Deno.listenTls endpoint took about 44 ms on loopback.
+ * connections have no setNoDelay), and a client making one request at a
+ * time on it got each answer about 44 ms late on loopback (waiting on the
+ * client's delayed ACK); node:tls's answers do not wait so, and with Nagle
+ * off, neither do large ones under concurrent load (cross-node reads).
  * @module
  */
 

@@ -295,9 +295,9 @@ Deno.test("transport: over TLS, plain and mutual, an answer comes at once, not a
             ms.push(performance.now() - t0);
           }
           ms.sort((a, b) => a - b);
-          // then the median is far below the ~40 ms a short last record waited
-          // for the client's ACK while Nagle's algorithm held it (44 ms a call
-          // with Deno.listenTls; an answer here takes well under a millisecond)
+          // then the median is far below the ~40 ms of the client's delayed ACK,
+          // which each answer of a Deno.listenTls listener waited for (44 ms a
+          // call); an answer here takes well under a millisecond
           const median = ms[ms.length >> 1];
           assert.ok(median < 20, `${label} TLS, ${size}-character answers: median ${median} ms`);
         }
