@@ -125,39 +125,23 @@ Deno.test("etcd revocations: with the watch up, etcd is read a sixth of the boun
         local: new FileKeySetSource(`${dir}/identity.pub`),
       });
       await keys.start();
-      let probes = 0;
-      const getAll = keys.client.getAll.bind(keys.client);
-      keys.client.getAll = () => {
-        probes++;
-        return getAll();
-      };
-      const lookup = new KeySetLookup(keys);
-      const source = new EtcdRevocationSource({
-        cluster: CLUSTER,
-        client: keys.client,
-        keys: lookup,
-        localIssuer: "identity@c",
-        partitionBoundMs: 3000,
-        local: new FileRevocationSource(`${dir}/revocations`, {
-          keys: lookup,
-          issuer: "identity@c",
-        }),
-      });
+      const reads = countReads(keys.client);
+      const source = sourceOver(keys, dir, 3000);
       try {
         await waitFor("the watch to be up", async () => {
-          const n = probes;
+          const n = reads.n;
           await source.poll();
-          return probes > n;
+          return reads.n > n;
         }, 5000);
         // when the service looks every 100 ms for 2 s
-        const from = probes;
+        const from = reads.n;
         const t0 = performance.now();
         while (performance.now() - t0 < 2000) {
           await source.poll();
           await new Promise((r) => setTimeout(r, 100));
         }
         // then etcd was read about every 500 ms, not at each look
-        const n = probes - from;
+        const n = reads.n - from;
         assert.ok(n >= 2 && n <= 5, `${n} small reads in 2 s`);
         assert.equal(source.cutOff(), undefined);
         // and once etcd stops answering, the node is cut off within the bound
@@ -210,33 +194,17 @@ Deno.test("etcd revocations: a revocation the watch never delivers is applied by
         builder.prefix = (p: string) => prefix(`${p}nothing-here/`);
         return builder;
       };
-      let reads = 0;
-      const getAll = keys.client.getAll.bind(keys.client);
-      keys.client.getAll = () => {
-        reads++;
-        return getAll();
-      };
-      const lookup = new KeySetLookup(keys);
-      const source = new EtcdRevocationSource({
-        cluster: CLUSTER,
-        client: keys.client,
-        keys: lookup,
-        localIssuer: "identity@c",
-        partitionBoundMs: 3000,
-        local: new FileRevocationSource(`${dir}/revocations`, {
-          keys: lookup,
-          issuer: "identity@c",
-        }),
-      });
+      const reads = countReads(keys.client);
+      const source = sourceOver(keys, dir, 3000);
       const got = new Set<string>();
       source.subscribe((entries) => [...entries].forEach((e) => got.add(e.cap_id)));
       try {
         await source.poll();
         // (up: a look that reads nothing from etcd)
         await waitFor("the watch to be up", async () => {
-          const n = reads;
+          const n = reads.n;
           await source.poll();
-          return reads === n;
+          return reads.n === n;
         }, 5000);
         // when B's identity publishes a revocation
         const later: RevokedEntry = {
@@ -266,3 +234,27 @@ Deno.test("etcd revocations: a revocation the watch never delivers is applied by
     await etcd.stop();
   }
 });
+
+/** Counts the client's range reads (whole reads and the partition rule's small ones). */
+function countReads(client: Etcd3): { n: number } {
+  const count = { n: 0 };
+  const getAll = client.getAll.bind(client);
+  client.getAll = () => {
+    count.n++;
+    return getAll();
+  };
+  return count;
+}
+
+/** A revocation source of node c over `keys`, with a partition bound of `boundMs`. */
+function sourceOver(keys: EtcdKeySetSource, dir: string, boundMs: number): EtcdRevocationSource {
+  const lookup = new KeySetLookup(keys);
+  return new EtcdRevocationSource({
+    cluster: CLUSTER,
+    client: keys.client,
+    keys: lookup,
+    localIssuer: "identity@c",
+    partitionBoundMs: boundMs,
+    local: new FileRevocationSource(`${dir}/revocations`, { keys: lookup, issuer: "identity@c" }),
+  });
+}
