@@ -171,8 +171,8 @@ in
         partitionBoundMs, etcdCa, etcdCert, etcdKey, etcdServerName,
         registryListen, identityListen, fsListen, tlsCert, tlsKey, tlsCa. Each
         is the `deno task install` option of the same name (--etcd-endpoints,
-        ...); lists are comma-separated. The etcd3 proto folder is the package's
-        own. The files must be readable by the service user. null: a single node.
+        ...); lists are comma-separated. The files must be readable by the
+        service user. null: a single node.
       '';
     };
     package = mkOption {

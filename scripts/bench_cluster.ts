@@ -24,7 +24,7 @@ import {
   waitFor,
 } from "../tests/helpers.ts";
 import { startEtcd } from "../tests/etcd.ts";
-import { ctl, etcdProto, listOn } from "../tests/cluster_support.ts";
+import { ctl, listOn } from "../tests/cluster_support.ts";
 
 /** Revocation propagation across three nodes, in ms after the revoke's ok. */
 export interface Propagation {
@@ -97,7 +97,6 @@ export async function clusterFigures(
       etcd: etcd.endpoints,
       root: `${op}/root.pub`,
       ca: `${op}/ca.pem`,
-      proto: etcdProto(),
     };
     for (const id of ["a", "b", "c"]) {
       const t = await tempLayout();

@@ -35,8 +35,8 @@ export const USAGE = `deno task compile [--runtime-dir=/run/strata] [--state-dir
                   [--node-id=local] [--fs-roots=/srv/data:/srv/media] [--group-access]
                   [--out=bin] [--bin-dir=<where they will be installed>]
                   [--target=x86_64-unknown-linux-gnu] [--print]
-                  [the cluster and transport options of \`deno task install\`, and
-                   --etcd-proto=DIR; or their STRATA_* variables]`;
+                  [the cluster and transport options of \`deno task install\`, or
+                   their STRATA_* variables]`;
 
 operatorScript("compile", USAGE);
 
@@ -53,7 +53,6 @@ const { values } = parseArgs({
     target: { type: "string" },
     print: { type: "boolean", default: false },
     ...Object.fromEntries(NODE_SETTING_OPTIONS.map((o) => [o, { type: "string" as const }])),
-    "etcd-proto": { type: "string" },
   },
 });
 
@@ -64,7 +63,7 @@ const layout = checkLayout({
   fsRoots: values["fs-roots"].split(":"),
   ...(values["group-access"] ? { groupAccess: true } : {}),
   // Transport and cluster settings as options or STRATA_* variables, as for install.
-  ...nodeSettings(values, (n) => Deno.env.get(n), { proto: true }),
+  ...nodeSettings(values, (n) => Deno.env.get(n)),
 });
 const outDir = resolve(values.out);
 const binDir = values["bin-dir"] ? resolve(values["bin-dir"]) : outDir;

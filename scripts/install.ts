@@ -9,9 +9,6 @@
  * The cluster and transport settings may also come from the environment, as
  * for `deno task start` (STRATA_CLUSTER, STRATA_ETCD_ENDPOINTS, ...,
  * STRATA_FS_LISTEN, STRATA_TLS_CERT, ...); an option wins over its variable.
- * In cluster mode the etcd3 package's proto folder is the one in the
- * installed DENO_DIR, the copy the installed programs load (never a
- * developer's npm cache), and is granted read to every program.
  *
  * It writes, below the prefix:
  *   bin/strata-supervisor, strata-registry, strata-identity, strata-fs, strata-ctl
@@ -86,15 +83,6 @@ function makeReadOnly(path: string): void {
   } else Deno.chmodSync(path, (info.mode ?? 0o444) & 0o555 | 0o444);
 }
 
-/** Whether `path` is a folder. */
-function isFolder(path: string): boolean {
-  try {
-    return Deno.statSync(path).isDirectory;
-  } catch {
-    return false;
-  }
-}
-
 /** Makes `path` writable again so a reinstall can replace it. */
 function makeWritable(path: string): void {
   let info: Deno.FileInfo;
@@ -120,14 +108,6 @@ const prefix = resolve(values.prefix);
 const lib = `${prefix}/lib/strata`;
 const denoDir = `${lib}/deno`;
 const settings = nodeSettings(values, (n) => Deno.env.get(n));
-const cluster = settings.cluster;
-/** Where the installed DENO_DIR holds the etcd3 package deno.json pins: its proto folder. */
-function installedProto(): string {
-  const config = JSON.parse(Deno.readTextFileSync(`${REPO_ROOT}/deno.json`));
-  const version = /^npm:etcd3@(.+)$/.exec(config.imports?.etcd3 ?? "")?.[1];
-  if (!version) throw new Error("deno.json: imports.etcd3 is not npm:etcd3@VERSION");
-  return `${denoDir}/npm/registry.npmjs.org/etcd3/${version}/proto`;
-}
 const layout: Layout = checkLayout({
   runtimeDir: values["runtime-dir"],
   stateDir: values["state-dir"],
@@ -135,7 +115,6 @@ const layout: Layout = checkLayout({
   fsRoots: values["fs-roots"].split(":"),
   ...(values["group-access"] ? { groupAccess: true } : {}),
   ...settings,
-  ...(cluster ? { cluster: { ...cluster, proto: installedProto() } } : {}),
 });
 const deno = values.deno ?? Deno.execPath();
 const bin = `${prefix}/bin`;
@@ -186,12 +165,6 @@ await overPrograms(
   ["install", "--entrypoint", "--quiet", "--cached-only", "--frozen"],
   "transpiling the program",
 );
-// Cluster mode: the proto folder the launchers grant must be there (etcd3 reads it at start).
-const proto = layout.cluster?.proto;
-if (proto && !isFolder(proto)) {
-  console.error(`install: cluster mode, but the etcd3 proto folder is missing: ${proto}`);
-  Deno.exit(1);
-}
 // Each program run once, as its launcher runs it, to print its version: that
 // loads every module it imports and leaves V8's code cache of them in the
 // DENO_DIR, which the programs cannot write. As a user who cannot write there,

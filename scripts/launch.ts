@@ -100,21 +100,6 @@ function userDir(): { cwd: string; downloads: string[] } {
   return { cwd, downloads: grantable ? [cwd] : [] };
 }
 
-/**
- * Cluster mode: the etcd3 package's proto folder (its gRPC client reads it),
- * found in this Deno's npm cache unless STRATA_ETCD_PROTO names it.
- */
-function withProto(part: Pick<Layout, "cluster">): Pick<Layout, "cluster"> {
-  const c = part.cluster;
-  if (!c || c.proto) return part;
-  const out = new Deno.Command(SELF, { args: ["info", "--json"], stderr: "null" })
-    .outputSync();
-  const cache = out.success ? JSON.parse(new TextDecoder().decode(out.stdout)).npmCache : undefined;
-  return typeof cache === "string"
-    ? { cluster: { ...c, proto: `${cache}/registry.npmjs.org/etcd3/1.1.2/proto` } }
-    : part;
-}
-
 /** The value of `--name VALUE` or `--name=VALUE` among `args`. */
 function optionValue(args: string[], name: string): string | undefined {
   for (let i = 0; i < args.length; i++) {
@@ -169,7 +154,7 @@ function envLayout(program: Program, onlyAsks: boolean): Layout {
       fsRoots: (getEnv("STRATA_FS_ROOTS") ?? "/tmp").split(":"),
       ...(groupAccessFromEnv() ? { groupAccess: true } : {}),
       ...transportFromEnv(settings),
-      ...withProto(clusterFromEnv(settings)),
+      ...clusterFromEnv(settings),
     });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;

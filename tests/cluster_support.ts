@@ -1,6 +1,6 @@
 /**
  * What the cluster integration tests share: strata-ctl run as the launcher
- * runs it for `cluster ...`, the etcd3 package's proto folder, one fs call
+ * runs it for `cluster ...`, one fs call
  * on a node, and a started cluster (etcd, the operator's folder, nodes joined).
  * @module
  */
@@ -10,13 +10,6 @@ import { programCommand } from "../src/runtime/command.ts";
 import type { Layout } from "../src/runtime/config.ts";
 import { type Node, REPO_ROOT, startNode, type TempLayout, tempLayout } from "./helpers.ts";
 import { startEtcd, type TestEtcd } from "./etcd.ts";
-
-/** The etcd3 package's proto folder in this Deno's npm cache (what the launcher finds). */
-export function etcdProto(): string {
-  const out = new Deno.Command(Deno.execPath(), { args: ["info", "--json"] }).outputSync();
-  const cache = JSON.parse(new TextDecoder().decode(out.stdout)).npmCache as string;
-  return `${cache}/registry.npmjs.org/etcd3/1.1.2/proto`;
-}
 
 /** The longest one strata-ctl run of a cluster test may take before it is killed (ms). */
 const CTL_LIMIT_MS = 30_000;
@@ -95,7 +88,7 @@ export async function startCluster(
     },
   };
   try {
-    const cluster = { name, etcd: etcd.endpoints, root: `${op}/root.pub`, proto: etcdProto() };
+    const cluster = { name, etcd: etcd.endpoints, root: `${op}/root.pub` };
     for (const id of ids) {
       const t = await tempLayout();
       started.temps.push(t);

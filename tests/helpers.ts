@@ -402,11 +402,13 @@ export interface TestTls {
 
 /**
  * Makes TLS files in `dir` with Debian's openssl (EC P-256, valid one day);
- * the server certificate also names `dnsName` when given.
+ * the server certificate also names `dnsName` when given, and is valid for
+ * client authentication too with `serverAlsoClient` (etcd's JSON gateway
+ * presents it to etcd itself under `--client-cert-auth`).
  */
 export async function makeTestTls(
   dir: string,
-  options: { dnsName?: string } = {},
+  options: { dnsName?: string; serverAlsoClient?: boolean } = {},
 ): Promise<TestTls> {
   const openssl = async (args: string[]) => {
     const out = await new Deno.Command("/usr/bin/openssl", { args, cwd: dir, stderr: "piped" })
@@ -448,7 +450,8 @@ export async function makeTestTls(
   await Deno.writeTextFile(
     `${dir}/server.ext`,
     "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n" +
-      "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1" +
+      `extendedKeyUsage=serverAuth${options.serverAlsoClient ? ",clientAuth" : ""}\n` +
+      "subjectAltName=IP:127.0.0.1" +
       (options.dnsName ? `,DNS:${options.dnsName}\n` : "\n"),
   );
   await openssl([

@@ -28,7 +28,7 @@
 
 import { posix } from "../runtime/paths.ts";
 import { pathExists } from "../runtime/files.ts";
-import type { Etcd3 } from "etcd3";
+import type { EtcdHttp } from "../sources/etcd_http.ts";
 import { OPENSSL } from "../runtime/permissions.ts";
 import type { KeySetDocument } from "../token/key_set.ts";
 import { rfc3339 } from "../token/claims.ts";
@@ -180,7 +180,7 @@ export interface JoinOptions {
   /** How long the endorsement holds, ms. */
   ttlMs: number;
   /** Where the endorsement is written. */
-  etcd: Etcd3;
+  etcd: EtcdHttp;
   /** IPs or DNS names the node's tcp:// endpoints listen on (the certificate's names). */
   hosts: string[];
   now?: number;
@@ -274,12 +274,11 @@ async function recordSeq(dir: string, node: string, record: SeqRecord): Promise<
 async function readCurrent(
   root: SigningKey,
   node: string,
-  options: { cluster: string; etcd: Etcd3; now: number },
+  options: { cluster: string; etcd: EtcdHttp; now: number },
 ): Promise<{ signed: string | null; endorsement?: Endorsement; error?: EndorsementError }> {
   let signed: string | null;
   try {
-    signed = await options.etcd.get(`${endorsementsPrefix(options.cluster)}${node}`)
-      .options(etcdCall()).string();
+    signed = await options.etcd.get(`${endorsementsPrefix(options.cluster)}${node}`, etcdCall());
   } catch (err) {
     throw failed(
       `cannot read ${node}'s endorsement from etcd: ${(err as Error).message}`,
@@ -309,7 +308,7 @@ async function writeEndorsement(
   options: {
     dir: string;
     cluster: string;
-    etcd: Etcd3;
+    etcd: EtcdHttp;
     ttlMs: number;
     now: number;
     /** The seq of the verified record in etcd, if any. */
@@ -335,7 +334,7 @@ async function writeEndorsement(
   await recordSeq(options.dir, node, { seq, expMs });
   const etcdKey = `${endorsementsPrefix(options.cluster)}${node}`;
   try {
-    await options.etcd.put(etcdKey).value(signed).options(etcdCall());
+    await options.etcd.put(etcdKey, signed, etcdCall());
   } catch (err) {
     throw failed(
       `cannot write the endorsement to etcd: ${(err as Error).message}`,
@@ -407,8 +406,7 @@ export async function endorseNode(
   const current = await readCurrent(root, node, { ...options, now });
   let pending: string | null;
   try {
-    pending = await options.etcd.get(`${pendingKeysPrefix(options.cluster)}${node}`)
-      .options(etcdCall()).string();
+    pending = await options.etcd.get(`${pendingKeysPrefix(options.cluster)}${node}`, etcdCall());
   } catch (err) {
     throw failed(
       `cannot read ${node}'s pending keys from etcd: ${(err as Error).message}`,
@@ -545,7 +543,7 @@ export interface LeaveResult {
  */
 export async function leaveNode(
   node: string,
-  options: { dir: string; anchor?: string; cluster: string; etcd: Etcd3; now?: number },
+  options: { dir: string; anchor?: string; cluster: string; etcd: EtcdHttp; now?: number },
 ): Promise<LeaveResult> {
   const root = await readRootSecret(options.dir, options.anchor);
   const now = options.now ?? Date.now();

@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { Etcd3 } from "etcd3";
+import type { EtcdHttp } from "../sources/etcd_http.ts";
 import { Client } from "../server/client.ts";
 import { tlsOf } from "./connect.ts";
 import type { Layout } from "../runtime/config.ts";
@@ -122,7 +122,7 @@ export async function allNodeServices(session: Session): Promise<NodeService[]> 
 /** Reads the endorsements from etcd and puts them beside the registry's view of every node. */
 export async function clusterStatus(
   session: Session,
-  options: { etcd: Etcd3 },
+  options: { etcd: EtcdHttp },
 ): Promise<ClusterStatus> {
   const layout = session.layout;
   const c = layout.cluster!;
@@ -136,8 +136,8 @@ export async function clusterStatus(
     // Bounded by strata-ctl's --timeout: an etcd that does not answer is reported, not waited for.
     const deadline = { deadline: new Date(Date.now() + session.timeoutMs) };
     [endorsements, pending] = await Promise.all([
-      options.etcd.getAll().prefix(endorsementsPrefix(c.name)).options(deadline).strings(),
-      options.etcd.getAll().prefix(pendingKeysPrefix(c.name)).options(deadline).strings(),
+      options.etcd.strings(endorsementsPrefix(c.name), deadline).then(Object.fromEntries),
+      options.etcd.strings(pendingKeysPrefix(c.name), deadline).then(Object.fromEntries),
     ]);
     etcd.reachable = true;
     etcd.ms = +(performance.now() - t0).toFixed(1);

@@ -6,7 +6,7 @@
  */
 
 import { posix } from "../runtime/paths.ts";
-import type { Etcd3 } from "etcd3";
+import type { EtcdHttp } from "../sources/etcd_http.ts";
 import { CHILD_SERVICES } from "../runtime/config.ts";
 import { humanLine } from "../runtime/log.ts";
 // ./cluster.ts and ./cluster_status.ts are imported by the commands that use
@@ -850,7 +850,7 @@ function clusterDir(input: Input): string {
 }
 
 /** The cluster section a command that writes to etcd needs, and a client of its etcd. */
-async function clusterOf(ctx: Context): Promise<{ name: string; root: string; etcd: Etcd3 }> {
+async function clusterOf(ctx: Context): Promise<{ name: string; root: string; etcd: EtcdHttp }> {
   const c = ctx.session.layout.cluster;
   if (!c) {
     throw usage(
@@ -858,9 +858,8 @@ async function clusterOf(ctx: Context): Promise<{ name: string; root: string; et
       "set STRATA_CLUSTER, STRATA_ETCD_ENDPOINTS and STRATA_CLUSTER_ROOT (see docs/cluster.md)",
     );
   }
-  // Loaded only here: the etcd client (grpc-js) reads variables as it loads.
-  const { etcdClient } = await import("../sources/cluster.ts");
-  return { name: c.name, root: c.root, etcd: etcdClient(ctx.session.layout) };
+  const { etcdHttp } = await import("../sources/cluster.ts");
+  return { name: c.name, root: c.root, etcd: etcdHttp(ctx.session.layout) };
 }
 
 /** `--ttl` of `cluster join` and `cluster endorse`: how long the endorsement holds (ms). */

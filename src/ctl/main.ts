@@ -37,6 +37,7 @@ const CLUSTER_FLAGS = [
   "etcd-endpoints",
   "cluster-root",
   "cluster-ca",
+  // Accepted and ignored: the etcd client read the etcd3 package's proto files until 2026-12-04.
   "etcd-proto",
   "partition-bound-ms",
   "cluster-peers",
@@ -108,7 +109,6 @@ export function parseCtlArgs(argv: string[]): CtlArgs {
       else if (name === "etcd-cert") c.etcdCert = v;
       else if (name === "etcd-key") c.etcdKey = v;
       else if (name === "etcd-server-name") c.etcdServerName = v;
-      else c.proto = v;
     } else if (name === "looked-in") (out.lookedIn ??= []).push(value()); // set by the launcher
     else if (out.positionals.length > 0) out.positionals.push(arg); // a subcommand's own option
     else throw new UsageError(`unknown option ${arg}; see strata-ctl --help`);

@@ -22,7 +22,7 @@ async function clusterStore(
   layout: ReturnType<typeof parseLayoutArgs>["layout"],
 ): Promise<{ store: RegistryStore; cluster: ClusterView; close(): Promise<void> } | undefined> {
   if (!layout.cluster) return undefined;
-  const { etcdClient } = await import("../sources/cluster.ts");
+  const { etcdHttp } = await import("../sources/cluster.ts");
   const { EtcdRegistryStore } = await import("../sources/etcd_registry_store.ts");
   const listen = layout.listen as Record<string, string | undefined> | undefined;
   const endpointsOf = (r: RegistryRecord) => {
@@ -30,7 +30,7 @@ async function clusterStore(
     return tcp && tcp !== r.endpoint ? [r.endpoint, tcp] : [r.endpoint];
   };
   const store = new EtcdRegistryStore({
-    client: etcdClient(layout),
+    client: etcdHttp(layout),
     cluster: layout.cluster.name,
     node: layout.nodeId,
     endpointsOf,

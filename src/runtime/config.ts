@@ -53,7 +53,7 @@ export interface Layout {
 /**
  * Cluster mode: the etcd the node shares state through and the trust anchor
  * it judges that state by (`--cluster`, `--etcd-endpoints`, `--cluster-root`,
- * `--cluster-ca`, `--etcd-proto`; STRATA_CLUSTER and friends).
+ * `--cluster-ca`; STRATA_CLUSTER and friends).
  */
 export interface ClusterConfig {
   /** The cluster's name: tokens' audience and the etcd prefix `/strata/<name>/`. */
@@ -67,9 +67,9 @@ export interface ClusterConfig {
   /** Its private key (`--etcd-key`). */
   etcdKey?: string;
   /**
-   * The DNS name in etcd's certificate the client checks (`--etcd-server-name`):
-   * needed when an https:// endpoint is an IP address, which Deno's node:tls
-   * refuses as a TLS server name.
+   * The DNS name in etcd's certificate the client checks (`--etcd-server-name`)
+   * instead of the endpoint's host: for endpoints given as IP addresses whose
+   * certificate names no IP address.
    */
   etcdServerName?: string;
   /** The cluster's root public key (a k4.public PASERK file): the trust anchor. */
@@ -80,11 +80,6 @@ export interface ClusterConfig {
    * (mutual TLS; required when a service listens on tcp://).
    */
   ca?: string;
-  /**
-   * The etcd3 package's proto folder, which its gRPC client reads at start
-   * (`<npmCache>/registry.npmjs.org/etcd3/1.1.2/proto`; `deno info --json` prints npmCache).
-   */
-  proto?: string;
   /**
    * How long (ms) a node may be cut off from etcd before it refuses other
    * nodes' tokens (`--partition-bound-ms`; default {@link DEFAULT_PARTITION_BOUND_MS}).
@@ -224,13 +219,6 @@ function checkEtcdTls(cluster: ClusterConfig): Partial<ClusterConfig> {
       `--etcd-server-name: give a DNS name in etcd's certificate (not an IP address): ${name}`,
     );
   }
-  const ip = etcd.find((u) => IP_HOST_RE.test(ETCD_URL_RE.exec(u)![2]));
-  if (ip && !name) {
-    throw new ConfigError(
-      `--etcd-server-name: ${ip} is an IP address, which Deno's TLS client cannot check a ` +
-        "certificate against; give a DNS name in etcd's certificate (e.g. --etcd-server-name=etcd)",
-    );
-  }
   return {
     etcdCa: checkDir(ca, "--etcd-ca"),
     ...(cert ? { etcdCert: checkDir(cert, "--etcd-cert") } : {}),
@@ -242,9 +230,9 @@ function checkEtcdTls(cluster: ClusterConfig): Partial<ClusterConfig> {
 /** Checks the cluster section; cluster mode needs a name, etcd endpoints and the root key. */
 function checkCluster(cluster: ClusterConfig | undefined): Pick<Layout, "cluster"> {
   if (cluster === undefined) return {};
-  const { name, etcd, root, ca, proto, partitionBoundMs: bound, peers } = cluster;
+  const { name, etcd, root, ca, partitionBoundMs: bound, peers } = cluster;
   const tlsGiven = cluster.etcdCa || cluster.etcdCert || cluster.etcdKey || cluster.etcdServerName;
-  if (!name && etcd.length === 0 && !root && !ca && !proto && !tlsGiven) return {};
+  if (!name && etcd.length === 0 && !root && !ca && !tlsGiven) return {};
   if (bound !== undefined && (!Number.isSafeInteger(bound) || bound < 100)) {
     throw new ConfigError(
       `--partition-bound-ms: give whole milliseconds, at least 100 (default 30000): ${bound}`,
@@ -292,7 +280,6 @@ function checkCluster(cluster: ClusterConfig | undefined): Pick<Layout, "cluster
       ...checkEtcdTls(cluster),
       root: checkDir(root, "--cluster-root"),
       ...(ca ? { ca: checkDir(ca, "--cluster-ca") } : {}),
-      ...(proto ? { proto: checkDir(proto, "--etcd-proto") } : {}),
       ...(bound !== undefined ? { partitionBoundMs: bound } : {}),
       ...(peers && peers.length > 0 ? { peers: [...peers] } : {}),
     },
@@ -367,7 +354,6 @@ const CLUSTER_SETTINGS = {
   etcd: ["etcd-endpoints", "STRATA_ETCD_ENDPOINTS"],
   root: ["cluster-root", "STRATA_CLUSTER_ROOT"],
   ca: ["cluster-ca", "STRATA_CLUSTER_CA"],
-  proto: ["etcd-proto", "STRATA_ETCD_PROTO"],
   bound: ["partition-bound-ms", "STRATA_PARTITION_BOUND_MS"],
   peers: ["cluster-peers", "STRATA_CLUSTER_PEERS"],
   etcdCa: ["etcd-ca", "STRATA_ETCD_CA"],
@@ -382,7 +368,7 @@ export function clusterSection(
   from: "option" | "env",
 ): ClusterConfig | undefined {
   const at = from === "option" ? 0 : 1;
-  const [name, etcd, root, ca, proto] = (["name", "etcd", "root", "ca", "proto"] as const).map(
+  const [name, etcd, root, ca] = (["name", "etcd", "root", "ca"] as const).map(
     (k) => get(CLUSTER_SETTINGS[k][at]) || undefined,
   );
   const etcdTls = Object.fromEntries(
@@ -390,7 +376,7 @@ export function clusterSection(
       .map((k) => [k, get(CLUSTER_SETTINGS[k][at]) || undefined])
       .filter(([, v]) => v !== undefined),
   );
-  if (!name && !etcd && !root && !ca && !proto && Object.keys(etcdTls).length === 0) {
+  if (!name && !etcd && !root && !ca && Object.keys(etcdTls).length === 0) {
     return undefined;
   }
   const bound = get(CLUSTER_SETTINGS.bound[at]);
@@ -401,7 +387,6 @@ export function clusterSection(
     ...etcdTls,
     root: root ?? "",
     ...(ca ? { ca } : {}),
-    ...(proto ? { proto } : {}),
     ...(bound ? { partitionBoundMs: Number(bound) } : {}),
     ...(peers.length > 0 ? { peers } : {}),
   };
@@ -411,7 +396,7 @@ export function clusterSection(
  * The cluster part of a layout from environment variables (the launcher's
  * way, like {@link transportFromEnv}): STRATA_CLUSTER, STRATA_ETCD_ENDPOINTS
  * (comma-separated http://host:port or https://), STRATA_CLUSTER_ROOT,
- * STRATA_CLUSTER_CA, STRATA_ETCD_PROTO, and for https:// STRATA_ETCD_CA,
+ * STRATA_CLUSTER_CA, and for https:// STRATA_ETCD_CA,
  * STRATA_ETCD_CERT, STRATA_ETCD_KEY and STRATA_ETCD_SERVER_NAME. Checked by checkLayout.
  */
 export function clusterFromEnv(
@@ -425,26 +410,24 @@ export function clusterFromEnv(
  * The transport and cluster options `deno task install` and `deno task
  * compile` take (`--fs-listen`, `--tls-cert`, `--cluster`, `--etcd-endpoints`,
  * ...), each named after its variable (`--etcd-endpoints` is
- * STRATA_ETCD_ENDPOINTS). `--etcd-proto` is not one: install grants its own.
+ * STRATA_ETCD_ENDPOINTS).
  */
 export const NODE_SETTING_OPTIONS: readonly string[] = [
   ...CHILD_SERVICES.map((s) => `${s}-listen`),
   ...["tls-cert", "tls-key", "tls-ca"],
-  ...Object.values(CLUSTER_SETTINGS).map(([option]) => option).filter((o) => o !== "etcd-proto"),
+  ...Object.values(CLUSTER_SETTINGS).map(([option]) => option),
 ];
 
 /**
  * The transport and cluster part of a layout from {@link NODE_SETTING_OPTIONS}
  * (`options`, as parsed), else their STRATA_ variables (`get`): an option
- * wins. STRATA_ETCD_PROTO is read only when `proto` says so.
+ * wins.
  */
 export function nodeSettings(
   options: Record<string, unknown>,
   get: (name: string) => string | undefined,
-  { proto = false }: { proto?: boolean } = {},
 ): Pick<Layout, "listen" | "tls" | "cluster"> {
   const setting = (variable: string) => {
-    if (variable === "STRATA_ETCD_PROTO" && !proto) return undefined;
     const option = variable.slice("STRATA_".length).toLowerCase().replaceAll("_", "-");
     const given = options[option];
     return typeof given === "string" && given !== "" ? given : get(variable) || undefined;
@@ -477,7 +460,6 @@ export function layoutArgs(layout: Layout): string[] {
     args.push(`--cluster=${c.name}`, `--etcd-endpoints=${c.etcd.join(",")}`);
     args.push(`--cluster-root=${c.root}`);
     if (c.ca) args.push(`--cluster-ca=${c.ca}`);
-    if (c.proto) args.push(`--etcd-proto=${c.proto}`);
     if (c.partitionBoundMs !== undefined) args.push(`--partition-bound-ms=${c.partitionBoundMs}`);
     if (c.peers) args.push(`--cluster-peers=${c.peers.join(",")}`);
     for (const k of ["etcdCa", "etcdCert", "etcdKey", "etcdServerName"] as const) {

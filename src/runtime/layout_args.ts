@@ -35,6 +35,7 @@ const LAYOUT_OPTIONS = {
   "etcd-endpoints": { type: "string" },
   "cluster-root": { type: "string" },
   "cluster-ca": { type: "string" },
+  // Accepted and ignored: the etcd client read the etcd3 package's proto files until 2026-12-04.
   "etcd-proto": { type: "string" },
   "partition-bound-ms": { type: "string" },
   "cluster-peers": { type: "string" },

@@ -67,24 +67,6 @@ export function binOverrideVar(service: string): string {
 /** Environment variables strata-ctl reads. */
 export const CTL_ENV = ["STRATA_TOKEN", "NO_COLOR"];
 
-/** The variables @grpc/grpc-js (under the etcd3 client) reads when it loads. */
-export const GRPC_ENV = [
-  "GRPC_VERBOSITY",
-  "GRPC_TRACE",
-  "GRPC_NODE_VERBOSITY",
-  "GRPC_NODE_TRACE",
-  "GRPC_NODE_USE_ALTERNATIVE_RESOLVER",
-  "GRPC_NODE_DEBUG_SEND_ERROR_DETAILS",
-  "GRPC_EXPERIMENTAL_ENABLE_OUTLIER_DETECTION",
-  "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
-  "GRPC_SSL_CIPHER_SUITES",
-  "grpc_proxy",
-  "https_proxy",
-  "http_proxy",
-  "no_proxy",
-  "no_grpc_proxy",
-];
-
 /** Debian's openssl: strata-ctl's cluster commands make the cluster CA and node certificates with it. */
 export const OPENSSL = "/usr/bin/openssl";
 
@@ -196,15 +178,13 @@ export function permissionSet(
       }
       break;
   }
-  // Cluster mode: etcd's client URLs (exact host:port), grpc-js's variables,
-  // the etcd3 package's proto folder, the root public key to judge by, and
-  // (https://) etcd's TLS files.
+  // Cluster mode: etcd's client URLs (exact host:port), the root public key to
+  // judge by, and (https://) etcd's TLS files.
   const cluster = layout.cluster;
   let etcdNet: string[] = [];
   if (cluster && ETCD_CLIENTS.includes(program)) {
     etcdNet = cluster.etcd.map((url) => new URL(url).host);
-    set.env.push(...GRPC_ENV);
-    set.read.push(cluster.root, ...(cluster.proto ? [cluster.proto] : []));
+    set.read.push(cluster.root);
     // TLS to etcd: its CA, and the client certificate and key etcd may ask for.
     for (const file of [cluster.etcdCa, cluster.etcdCert, cluster.etcdKey]) {
       if (file) set.read.push(file);

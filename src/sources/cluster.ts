@@ -6,15 +6,6 @@
  */
 
 import {
-  circuitBreaker,
-  ConsecutiveBreaker,
-  ExponentialBackoff,
-  handleWhen,
-  type IBackoff,
-} from "cockatiel";
-import { Buffer } from "node:buffer";
-import { Etcd3, isRecoverableError } from "etcd3";
-import {
   type ClusterConfig,
   DEFAULT_PARTITION_BOUND_MS,
   issuerOf,
@@ -23,76 +14,41 @@ import {
 } from "../runtime/config.ts";
 import type { Clock } from "../runtime/clock.ts";
 import { parsePublicPaserk, type VerifyKey } from "../token/keys.ts";
+import { EtcdHttp } from "./etcd_http.ts";
 import { EtcdKeySetSource } from "./etcd_key_set.ts";
 import { FileKeySetSource, KeySetLookup } from "./key_set.ts";
 import { EtcdRevocationSource } from "./etcd_revocations.ts";
 import { FileRevocationSource } from "./revocations.ts";
 
 /**
- * The longest a member the client saw fail stays closed before it is tried
- * again (ms). etcd3's default circuit breaker keeps it closed 5 s, so after
- * etcd came back a node took up to 5 s to reconnect; here the pause starts at
- * {@link REOPEN_FIRST_MS} and doubles up to this while the member stays down.
+ * A client of the layout's etcd on fetch (cluster mode only): the services'
+ * client. TLS (https://) checks etcd's certificate against --etcd-ca, under
+ * the name --etcd-server-name gives when the endpoints are IP addresses, and
+ * presents the client certificate when one is given.
  */
-export const REOPEN_MAX_MS = 1000;
-
-/** The first pause before a failed member is tried again (ms). */
-export const REOPEN_FIRST_MS = 100;
-
-/** The longest pause before a broken watch stream is set up again (ms; etcd3's default 30 s). */
-const WATCH_BACKOFF_MAX_MS = 2000;
-
-/** A client of the layout's etcd (cluster mode only). */
-export function etcdClient(layout: Layout): Etcd3 {
+export function etcdHttp(layout: Layout): EtcdHttp {
   const cluster = layout.cluster;
   if (!cluster) throw new Error("etcd: this node is not in cluster mode (--cluster)");
-  return new Etcd3({
-    hosts: cluster.etcd,
-    dialTimeout: 3000,
-    faultHandling: {
-      // As etcd3's own (three failures in a row close a member), but reopened sooner.
-      host: () =>
-        circuitBreaker(handleWhen(isRecoverableError), {
-          halfOpenAfter: new ExponentialBackoff({
-            initialDelay: REOPEN_FIRST_MS,
-            maxDelay: REOPEN_MAX_MS,
-          }),
-          breaker: new ConsecutiveBreaker(3),
-        }),
-      // etcd3 calls next() on it as on its own default (a factory), though it types it IBackoff.
-      watchBackoff: new ExponentialBackoff({
-        initialDelay: 100,
-        maxDelay: WATCH_BACKOFF_MAX_MS,
-      }) as unknown as IBackoff<unknown>,
-    },
-    ...(cluster.etcdCa ? { credentials: etcdCredentials(cluster) } : {}),
-    ...(cluster.etcdServerName
-      ? { grpcOptions: { "grpc.ssl_target_name_override": cluster.etcdServerName } }
-      : {}),
+  return new EtcdHttp({
+    endpoints: cluster.etcd,
+    ...(cluster.etcdCa ? { tls: etcdTls(cluster) } : {}),
   });
 }
 
-/**
- * TLS to etcd (https://): etcd's certificate is checked against --etcd-ca
- * (under the name --etcd-server-name gives, when the endpoints are IP
- * addresses), and the client certificate is presented when etcd asks for one.
- */
-function etcdCredentials(cluster: ClusterConfig) {
+function etcdTls(cluster: ClusterConfig) {
   const read = (file: string, option: string) => {
     try {
-      return Buffer.from(Deno.readFileSync(file));
+      return Deno.readTextFileSync(file);
     } catch (err) {
       throw new Error(`${option}: cannot read ${file} (${(err as Error).message})`);
     }
   };
   return {
-    rootCertificate: read(cluster.etcdCa!, "--etcd-ca"),
+    ca: read(cluster.etcdCa!, "--etcd-ca"),
     ...(cluster.etcdCert && cluster.etcdKey
-      ? {
-        certChain: read(cluster.etcdCert, "--etcd-cert"),
-        privateKey: read(cluster.etcdKey, "--etcd-key"),
-      }
+      ? { cert: read(cluster.etcdCert, "--etcd-cert"), key: read(cluster.etcdKey, "--etcd-key") }
       : {}),
+    ...(cluster.etcdServerName ? { serverName: cluster.etcdServerName } : {}),
   };
 }
 
@@ -119,7 +75,7 @@ export async function clusterKeySource(
   const root = await readRootKey(cluster.root);
   const source = new EtcdKeySetSource({
     cluster: cluster.name,
-    client: etcdClient(layout),
+    client: etcdHttp(layout),
     root,
     local: new FileKeySetSource(runtimeFiles(layout).identityPub),
     clock: options.clock,

@@ -2,8 +2,7 @@
  * Cluster mode: what identity writes to and reads from etcd (docs/cluster.md):
  * its signed revocation batches, its own entries there (to write again what
  * etcd lacks), and its key set offered for endorsement after a rotation.
- * Loaded by identity only in cluster mode: the etcd client (grpc-js) reads
- * variables as it loads.
+ * Loaded by identity only in cluster mode.
  * @module
  */
 
@@ -11,8 +10,7 @@ import type { Layout } from "../runtime/config.ts";
 import { claimedKeyIds } from "../token/endorsement.ts";
 import type { KeyLookup } from "../token/key_set.ts";
 import type { RevokedEntry } from "../token/revocation_set.ts";
-import { etcdClient } from "./cluster.ts";
-import { byDeadline } from "./etcd_deadline.ts";
+import { etcdHttp } from "./cluster.ts";
 import { endorsementsPrefix, pendingKeysPrefix } from "./etcd_key_set.ts";
 import { publishRevocations, readPublished } from "./etcd_revocations.ts";
 
@@ -37,30 +35,22 @@ export interface IdentityEtcd {
 
 /** Identity's etcd calls for `layout`'s node; `keys` judge its own entries in etcd. */
 export function identityEtcd(layout: Layout, keys: KeyLookup): IdentityEtcd {
-  const client = etcdClient(layout);
+  const client = etcdHttp(layout);
   const where = { cluster: layout.cluster!.name, node: layout.nodeId };
   const deadline = () => new Date(Date.now() + KEYS_DEADLINE_MS);
   return {
     publish: (signed, entries) => publishRevocations(client, signed, { ...where, entries }),
     published: () => readPublished(client, { ...where, keys }),
-    offerKeys: (signed) => {
-      const by = deadline();
-      return byDeadline(
-        client.put(`${pendingKeysPrefix(where.cluster)}${where.node}`).value(signed)
-          .options({ deadline: by }).exec(),
-        by,
-      );
-    },
-    endorsedKids: async () => {
-      const by = deadline();
-      return claimedKeyIds(
-        await byDeadline(
-          client.get(`${endorsementsPrefix(where.cluster)}${where.node}`)
-            .options({ deadline: by }).string(),
-          by,
-        ) ?? "",
-      );
-    },
+    offerKeys: (signed) =>
+      client.put(`${pendingKeysPrefix(where.cluster)}${where.node}`, signed, {
+        deadline: deadline(),
+      }),
+    endorsedKids: async () =>
+      claimedKeyIds(
+        await client.get(`${endorsementsPrefix(where.cluster)}${where.node}`, {
+          deadline: deadline(),
+        }) ?? "",
+      ),
     close: () => client.close(),
   };
 }

@@ -14,7 +14,7 @@
  * @module
  */
 
-import type { Etcd3, Watcher } from "etcd3";
+import type { EtcdHttp, EtcdWatch } from "./etcd_http.ts";
 import { parsePublicPaserk, type VerifyKey } from "../token/keys.ts";
 import {
   claimedKeyIds,
@@ -27,7 +27,7 @@ import { FreshRead, type KeySetSource, type Unsubscribe } from "./key_set.ts";
 
 /**
  * A read of etcd outstanding this long (ms) counts as etcd out of reach (a
- * stopped member answers nothing; the client's dial timeout is 3 s).
+ * stopped member answers nothing; a member has 3 s to answer before the client tries the next).
  */
 const SLOW_READ_MS = 1000;
 
@@ -76,7 +76,7 @@ export interface EtcdKeySetOptions {
   /** The cluster's name (the prefix and the name endorsements must carry). */
   cluster: string;
   /** A connected etcd client; closed by {@link EtcdKeySetSource.close}. */
-  client: Etcd3;
+  client: EtcdHttp;
   /** The cluster root's public key: the trust anchor. */
   root: VerifyKey;
   /** This node identity's own keys (identity.pub): trusted without etcd. */
@@ -119,7 +119,7 @@ export class EtcdKeySetSource implements KeySetSource {
   #issuers = new Set<string>();
   #listeners = new Set<(keys: ReadonlyMap<string, VerifyKey>) => void>();
   #fresh = new FreshRead(() => this.#refresh());
-  #watcher?: Watcher;
+  #watcher?: EtcdWatch;
   /** Whether a watch is being set up. */
   #settingUp = false;
   /** Since when (performance.now) the watch's stream has been up, while it is. */
@@ -142,7 +142,7 @@ export class EtcdKeySetSource implements KeySetSource {
   }
 
   /** The etcd client this source reads with (shared by the node's revocation source). */
-  get client(): Etcd3 {
+  get client(): EtcdHttp {
     return this.#o.client;
   }
 
@@ -167,9 +167,9 @@ export class EtcdKeySetSource implements KeySetSource {
   async #watch(): Promise<void> {
     if (this.#settingUp || this.#closed) return;
     this.#settingUp = true;
-    let watcher: Watcher;
+    let watcher: EtcdWatch;
     try {
-      watcher = await this.#o.client.watch().prefix(this.#prefix).create();
+      watcher = await this.#o.client.watch(this.#prefix);
     } catch {
       return; // The periodic look reads etcd whole meanwhile, and tries again.
     } finally {
@@ -303,14 +303,14 @@ export class EtcdKeySetSource implements KeySetSource {
       const pendingPrefix = pendingKeysPrefix(this.#o.cluster);
       const deadline = { deadline: new Date(Date.now() + READ_DEADLINE_MS) };
       const [all, pending] = await Promise.all([
-        this.#o.client.getAll().prefix(this.#prefix).options(deadline).strings(),
-        this.#o.client.getAll().prefix(pendingPrefix).options(deadline).strings(),
+        this.#o.client.strings(this.#prefix, deadline),
+        this.#o.client.strings(pendingPrefix, deadline),
       ]);
       const raw = new Map<string, string>();
-      for (const [k, v] of Object.entries(all)) raw.set(k.slice(this.#prefix.length), v);
+      for (const [k, v] of all) raw.set(k.slice(this.#prefix.length), v);
       this.#raw = raw;
       this.#pending = new Map(
-        Object.entries(pending).map(([k, v]) => [k.slice(pendingPrefix.length), v]),
+        [...pending].map(([k, v]) => [k.slice(pendingPrefix.length), v]),
       );
       this.lastError = undefined;
       this.#readAt = asked;

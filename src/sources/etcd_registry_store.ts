@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { Etcd3, IKeyValue, Lease, Watcher } from "etcd3";
+import type { EtcdHttp, EtcdKeyValue, EtcdLease, EtcdWatch } from "./etcd_http.ts";
 import type { Unsubscribe } from "./key_set.ts";
 import {
   MemoryRegistryStore,
@@ -44,7 +44,7 @@ export interface ClusterEntry {
 /** Options for {@link EtcdRegistryStore}. */
 export interface EtcdRegistryOptions {
   /** A connected etcd client (closed by {@link EtcdRegistryStore.close}). */
-  client: Etcd3;
+  client: EtcdHttp;
   /** The cluster's name (the prefix). */
   cluster: string;
   /** This node's id. */
@@ -68,10 +68,10 @@ export class EtcdRegistryStore implements RegistryStore {
   #o: EtcdRegistryOptions;
   #prefix: string;
   #local = new MemoryRegistryStore();
-  #lease?: Lease;
+  #lease?: EtcdLease;
   /** Every node's rows, by etcd key. */
   #mirror = new Map<string, ClusterEntry>();
-  #watcher?: Watcher;
+  #watcher?: EtcdWatch;
   #timer?: ReturnType<typeof setInterval>;
   /** Writes to etcd, one after another so they land in order. */
   #writes: Promise<unknown> = Promise.resolve();
@@ -125,14 +125,14 @@ export class EtcdRegistryStore implements RegistryStore {
     };
     this.#mirror.set(this.#key(record.service), entry);
     this.#writes = this.#writes.then(() =>
-      lease.put(this.#key(record.service)).value(JSON.stringify(entry))
+      lease.put(this.#key(record.service), JSON.stringify(entry))
     ).then(() => (this.lastError = undefined), (err) => (this.lastError = String(err)));
   }
 
   async #readAll(): Promise<void> {
-    const all = await this.#o.client.getAll().prefix(this.#prefix).strings();
+    const all = await this.#o.client.strings(this.#prefix);
     const next = new Map<string, ClusterEntry>();
-    for (const [k, v] of Object.entries(all)) {
+    for (const [k, v] of all) {
       const e = this.#parse(k, v);
       if (e) next.set(k, e);
     }
@@ -158,19 +158,19 @@ export class EtcdRegistryStore implements RegistryStore {
 
   async #watch(): Promise<void> {
     try {
-      const w = await this.#o.client.watch().prefix(this.#prefix).create();
+      const w = await this.#o.client.watch(this.#prefix);
       if (this.#closed) {
         await w.cancel().catch(() => {});
         return;
       }
       this.#watcher = w;
-      w.on("put", (kv: IKeyValue) => {
-        const k = kv.key.toString();
-        const e = this.#parse(k, kv.value.toString());
+      w.on("put", (kv: EtcdKeyValue) => {
+        const k = kv.key;
+        const e = this.#parse(k, kv.value);
         if (e) this.#mirror.set(k, e);
       });
-      w.on("delete", (kv: IKeyValue) => {
-        const k = kv.key.toString();
+      w.on("delete", (kv: EtcdKeyValue) => {
+        const k = kv.key;
         if (!k.startsWith(`${this.#prefix}${this.#o.node}/`)) this.#mirror.delete(k);
       });
     } catch {
@@ -207,7 +207,7 @@ export class EtcdRegistryStore implements RegistryStore {
     if (had) {
       const key = this.#key(service);
       this.#mirror.delete(key);
-      this.#writes = this.#writes.then(() => this.#o.client.delete().key(key)).catch(
+      this.#writes = this.#writes.then(() => this.#o.client.delete(key)).catch(
         (err) => (this.lastError = String(err)),
       );
     }

@@ -12,7 +12,7 @@
  * @module
  */
 
-import type { Etcd3, IKeyValue, IRangeResponse, Watcher } from "etcd3";
+import type { EtcdHttp, EtcdKeyValue, EtcdRangeResult, EtcdWatch } from "./etcd_http.ts";
 import type { KeyLookup } from "../token/key_set.ts";
 import type { VerifyKey } from "../token/keys.ts";
 import { verifyV4Public } from "../token/paseto.ts";
@@ -22,7 +22,6 @@ import {
   type RevokedBatch,
   type RevokedEntry,
 } from "../token/revocation_set.ts";
-import { byDeadline } from "./etcd_deadline.ts";
 import type { Unsubscribe } from "./key_set.ts";
 import type { CatchingUpRevocationSource } from "./revocations.ts";
 
@@ -77,7 +76,7 @@ const PUBLISH_PAUSE_MS = 100;
  * a retry writes the same key (a late first attempt stores the same value).
  */
 export async function publishRevocations(
-  client: Etcd3,
+  client: EtcdHttp,
   signed: string,
   options: { cluster: string; node: string; entries: RevokedEntry[] },
 ): Promise<string> {
@@ -89,12 +88,10 @@ export async function publishRevocations(
   const until = Date.now() + PUBLISH_BUDGET_MS;
   for (;;) {
     const deadline = new Date(Math.min(until, Date.now() + PUBLISH_ATTEMPT_MS));
-    // Not lease.release() afterwards: the lease just runs out (a failed attempt's too).
-    const lease = client.lease(ttl, { autoKeepAlive: false, deadline });
-    lease.on("lost", () => {}); // The put below reports the failure.
     try {
-      // By the deadline, also when the call waits behind another in the client (etcd_deadline.ts).
-      await byDeadline(lease.put(key).value(signed).options({ deadline }), deadline);
+      // Not kept alive: the lease just runs out (a failed attempt's too).
+      const lease = await client.grantLease(ttl, { deadline });
+      await client.put(key, signed, { lease, deadline });
       return key;
     } catch (err) {
       if (Date.now() + PUBLISH_PAUSE_MS >= until) throw err;
@@ -108,7 +105,7 @@ export interface EtcdRevocationOptions {
   /** The cluster's name (the prefix). */
   cluster: string;
   /** A connected etcd client (not closed here: the key source owns it). */
-  client: Etcd3;
+  client: EtcdHttp;
   /** The cluster's trusted keys (this node's and the endorsed ones). */
   keys: KeyLookup;
   /** This node's own issuer, `identity@<node>` (its keys carry no endorsement). */
@@ -128,7 +125,7 @@ export class EtcdRevocationSource implements CatchingUpRevocationSource {
   #seen = new Set<string>();
   /** Keys signed by a key not known yet: read again at the next poll. */
   #retry = new Set<string>();
-  #watcher?: Watcher;
+  #watcher?: EtcdWatch;
   #watching?: Promise<void>;
   #watchUp = false;
   #closed = false;
@@ -171,8 +168,8 @@ export class EtcdRevocationSource implements CatchingUpRevocationSource {
   /** The local list's entries and every valid entry in etcd now. */
   async snapshot(): Promise<RevokedEntry[]> {
     const out = await this.#o.local.snapshot();
-    const all = await this.#o.client.getAll().prefix(this.#prefix).strings();
-    for (const [k, v] of Object.entries(all)) {
+    const all = await this.#o.client.strings(this.#prefix);
+    for (const [k, v] of all) {
       const got = await this.#open(k, v).catch(() => undefined);
       if (got) out.push(...got);
     }
@@ -219,17 +216,16 @@ export class EtcdRevocationSource implements CatchingUpRevocationSource {
       // What was put under the prefix after everything applied so far: nothing while the
       // watch keeps up; what a watch stalled on a member that stopped answering missed
       // (while the others answer) is applied here, so the bound holds for it too.
-      let res: IRangeResponse;
+      let res: EtcdRangeResult;
       try {
-        res = await this.#o.client.getAll().prefix(this.#prefix)
-          .minModRevision(String(this.#rev + 1)).exec();
+        res = await this.#o.client.range(this.#prefix, { minModRevision: this.#rev + 1 });
         this.lastError = undefined;
       } catch (err) {
         this.lastError = (err as Error).message;
         throw err;
       }
-      for (const kv of res.kvs) await this.#apply(kv.key.toString(), kv.value.toString());
-      this.#rev = Math.max(this.#rev, Number(res.header.revision));
+      for (const kv of res.kvs) await this.#apply(kv.key, kv.value);
+      this.#rev = Math.max(this.#rev, res.revision);
       this.lastContact = Math.max(this.lastContact, asked);
     } else {
       // Read whole after the watch is set up, so nothing put meanwhile is missed.
@@ -247,26 +243,26 @@ export class EtcdRevocationSource implements CatchingUpRevocationSource {
   }
 
   async #readAll(): Promise<void> {
-    let res: IRangeResponse;
+    let res: EtcdRangeResult;
     const asked = performance.now();
     try {
-      res = await this.#o.client.getAll().prefix(this.#prefix).exec();
+      res = await this.#o.client.range(this.#prefix);
       this.lastError = undefined;
     } catch (err) {
       this.lastError = (err as Error).message;
       throw err;
     }
     this.#retry.clear();
-    for (const kv of res.kvs) await this.#apply(kv.key.toString(), kv.value.toString());
-    this.#rev = Math.max(this.#rev, Number(res.header.revision));
+    for (const kv of res.kvs) await this.#apply(kv.key, kv.value);
+    this.#rev = Math.max(this.#rev, res.revision);
     // Caught up as of when the read was asked (what was put before it is applied).
     this.lastContact = Math.max(this.lastContact, asked);
   }
 
   async #watch(): Promise<void> {
-    let watcher: Watcher;
+    let watcher: EtcdWatch;
     try {
-      watcher = await this.#o.client.watch().prefix(this.#prefix).create();
+      watcher = await this.#o.client.watch(this.#prefix);
     } catch {
       this.#watching = undefined; // poll reads the prefix whole meanwhile, and tries again.
       return;
@@ -276,10 +272,10 @@ export class EtcdRevocationSource implements CatchingUpRevocationSource {
       return;
     }
     this.#watcher = watcher;
-    watcher.on("put", (kv: IKeyValue) => {
+    watcher.on("put", (kv: EtcdKeyValue) => {
       // Events come in order: every put up to this revision has been delivered.
-      this.#rev = Math.max(this.#rev, Number(kv.mod_revision));
-      void this.#apply(kv.key.toString(), kv.value.toString());
+      this.#rev = Math.max(this.#rev, kv.modRevision);
+      void this.#apply(kv.key, kv.value);
     });
     // A broken stream may have missed puts: read whole until it is back.
     watcher.on("disconnected", () => (this.#watchUp = false));
@@ -341,18 +337,15 @@ export class EtcdRevocationSource implements CatchingUpRevocationSource {
  * etcd answered, or entries a writer to etcd deleted). Only lists signed by `options.keys` count.
  */
 export async function readPublished(
-  client: Etcd3,
+  client: EtcdHttp,
   options: { cluster: string; node: string; keys: KeyLookup },
 ): Promise<Set<string>> {
   const prefix = `${revocationsPrefix(options.cluster)}${options.node}/`;
   // Bounded: identity compares its log with etcd every few seconds, also while etcd is away.
   const deadline = new Date(Date.now() + PUBLISH_BUDGET_MS);
-  const all = await byDeadline(
-    client.getAll().prefix(prefix).options({ deadline }).strings(),
-    deadline,
-  );
+  const all = await client.strings(prefix, { deadline });
   const out = new Set<string>();
-  for (const value of Object.values(all)) {
+  for (const value of all.values()) {
     try {
       const p = await verifyV4Public(value, (kid) => options.keys.get(kid), {
         maxLength: MAX_ENTRY_LENGTH,

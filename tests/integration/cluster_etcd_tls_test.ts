@@ -11,18 +11,18 @@
 import assert from "node:assert/strict";
 import { checkLayout, type Layout } from "../../src/runtime/config.ts";
 import { permissionFlags } from "../../src/runtime/permissions.ts";
-import { etcdClient } from "../../src/sources/cluster.ts";
+import { etcdHttp } from "../../src/sources/cluster.ts";
 import { generateSigningKey, publicPaserk } from "../../src/token/keys.ts";
 import { issue, makeTestTls, startNode, tempLayout, waitFor } from "../helpers.ts";
 import { startEtcd } from "../etcd.ts";
-import { etcdProto } from "../cluster_support.ts";
 
 /** One put and get through the layout's etcd client; the error message when it fails. */
 async function tryEtcd(layout: Layout): Promise<string> {
-  const client = etcdClient(layout);
+  const client = etcdHttp(layout);
+  const deadline = new Date(Date.now() + 5000);
   try {
-    await client.put("/strata-tls-probe").value("x");
-    return await client.get("/strata-tls-probe").string() ?? "(none)";
+    await client.put("/strata-tls-probe", "x", { deadline });
+    return await client.get("/strata-tls-probe", { deadline }) ?? "(none)";
   } catch (err) {
     return `refused: ${(err as Error).message}`;
   } finally {
@@ -37,7 +37,7 @@ Deno.test("cluster over https:// etcd: CA and client certificate from the layout
   const { tls, etcd } = await (async () => {
     await Deno.mkdir(dir);
     // etcd's certificate names 127.0.0.1 and etcd.test (the name the client checks).
-    const tls = await makeTestTls(dir, { dnsName: "etcd.test" });
+    const tls = await makeTestTls(dir, { dnsName: "etcd.test", serverAlsoClient: true });
     return { tls, etcd: await startEtcd(1, { tls }) };
   })().catch(async (err) => {
     await temp.cleanup();
@@ -50,7 +50,6 @@ Deno.test("cluster over https:// etcd: CA and client certificate from the layout
       name: "tls",
       etcd: etcd.endpoints,
       root: `${dir}/root.pub`,
-      proto: etcdProto(),
       etcdCa: tls.ca,
       etcdCert: tls.clientCert,
       etcdKey: tls.clientKey,
@@ -61,6 +60,11 @@ Deno.test("cluster over https:// etcd: CA and client certificate from the layout
 
     await t.step("the layout's client reaches etcd over TLS", async () => {
       assert.equal(await tryEtcd(temp.layout), "x");
+    });
+
+    await t.step("an address, without a server name: checked against the address", async () => {
+      const { etcdServerName: _, ...byAddress } = cluster;
+      assert.equal(await tryEtcd({ ...temp.layout, cluster: byAddress }), "x");
     });
 
     await t.step("without the client certificate, etcd refuses", async () => {
@@ -107,11 +111,10 @@ Deno.test("cluster over https:// etcd: CA and client certificate from the layout
 
     await t.step("a node on https:// etcd publishes its services and its revocations", async () => {
       const node = await startNode({ temp });
-      const client = etcdClient(temp.layout);
+      const client = etcdHttp(temp.layout);
       try {
         await waitFor("a's registry entries in etcd", async () => {
-          const keys = await client.getAll().prefix("/strata/tls/registry/a/").keys();
-          return keys.length > 0;
+          return (await client.range("/strata/tls/registry/a/")).kvs.length > 0;
         }, 10_000);
         const tok = await issue(node, { service: "fs", rights: ["fs.list"] });
         const r = await node.request(
@@ -121,9 +124,9 @@ Deno.test("cluster over https:// etcd: CA and client certificate from the layout
           node.operatorToken(),
         );
         assert.ok(r.ok, `revoke over https:// etcd: ${JSON.stringify(r)}`);
-        const entries = await client.getAll().prefix("/strata/tls/revocations/a/").strings();
+        const entries = await client.strings("/strata/tls/revocations/a/");
         assert.ok(
-          Object.values(entries).some((v) => v.length > 0),
+          [...entries.values()].some((v) => v.length > 0),
           "no revocation entry in etcd",
         );
       } finally {
@@ -131,6 +134,38 @@ Deno.test("cluster over https:// etcd: CA and client certificate from the layout
         await node.stop();
       }
     });
+  } finally {
+    await etcd.stop();
+    await temp.cleanup();
+  }
+});
+
+Deno.test("https:// etcd whose certificate is for servers only: the refusal says what to change", async () => {
+  const temp = await tempLayout();
+  const dir = `${temp.root}/tls`;
+  const { tls, etcd } = await (async () => {
+    await Deno.mkdir(dir);
+    // extendedKeyUsage=serverAuth alone: etcd's gateway cannot present it to etcd itself.
+    const tls = await makeTestTls(dir);
+    return { tls, etcd: await startEtcd(1, { tls }) };
+  })().catch(async (err) => {
+    await temp.cleanup();
+    throw err;
+  });
+  try {
+    const layout = checkLayout({
+      ...temp.layout,
+      nodeId: "a",
+      cluster: {
+        name: "tls",
+        etcd: etcd.endpoints,
+        root: `${dir}/root.pub`,
+        etcdCa: tls.ca,
+        etcdCert: tls.clientCert,
+        etcdKey: tls.clientKey,
+      },
+    });
+    assert.match(await tryEtcd(layout), /^refused: .*extendedKeyUsage clientAuth/s);
   } finally {
     await etcd.stop();
     await temp.cleanup();

@@ -11,12 +11,12 @@
  */
 
 import assert from "node:assert/strict";
-import { Etcd3 } from "etcd3";
+import { EtcdHttp } from "../../src/sources/etcd_http.ts";
 import { stateFiles } from "../../src/runtime/config.ts";
 import { revocationsPrefix } from "../../src/sources/etcd_revocations.ts";
 import { issue, type Node, startNode, tempLayout, waitFor } from "../helpers.ts";
 import { startEtcd, type TestEtcd } from "../etcd.ts";
-import { ctl, etcdProto, listOn } from "../cluster_support.ts";
+import { ctl, listOn } from "../cluster_support.ts";
 
 const CLUSTER = "fo";
 
@@ -39,7 +39,6 @@ async function twoNodes(
         name: CLUSTER,
         etcd: options.endpoints?.[i] ?? etcd.endpoints,
         root: `${op}/root.pub`,
-        proto: etcdProto(),
         partitionBoundMs: options.boundMs,
       },
     };
@@ -235,15 +234,15 @@ Deno.test("cluster failover: every etcd member killed; own tokens served, foreig
 
     // etcd loses A's entries (deleted behind A's back): A's identity, restarted, compares its
     // log with etcd and writes them again; B, restarted with nothing in memory, refuses both.
-    const writer = new Etcd3({ hosts: etcd.endpoints });
+    const writer = new EtcdHttp({ endpoints: etcd.endpoints });
     try {
       const mine = `${revocationsPrefix(CLUSTER)}a/`;
-      await writer.delete().prefix(mine).exec();
+      await writer.delete(mine, { prefix: true });
       await nodes[0].stop();
       nodes[0] = await startNode({ temp: temps[0] });
       await waitFor(
         "A to write its revocations again",
-        async () => (await writer.getAll().prefix(mine).keys()).length > 0,
+        async () => (await writer.range(mine)).kvs.length > 0,
       );
       await nodes[1].stop();
       nodes[1] = await startNode({ temp: temps[1] });

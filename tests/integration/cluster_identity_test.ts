@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { Etcd3 } from "etcd3";
+import { EtcdHttp } from "../../src/sources/etcd_http.ts";
 import { generateSigningKey } from "../../src/token/keys.ts";
 import { signRevocationList } from "../../src/token/revocation_set.ts";
 import { revocationsPrefix } from "../../src/sources/etcd_revocations.ts";
@@ -19,7 +19,7 @@ const CLUSTER = "ids";
 Deno.test("cluster identity: A's token introspected and revoked on C, refused on A and B", async () => {
   const started = await startCluster(CLUSTER, ["a", "b", "c"]);
   const { etcd, nodes } = started;
-  const writer = new Etcd3({ hosts: etcd.endpoints });
+  const writer = new EtcdHttp({ endpoints: etcd.endpoints });
   try {
     const [a, b, c] = nodes;
     // A token of A's for fs, and one that may also call identity (issue and revoke).
@@ -105,7 +105,8 @@ Deno.test("cluster identity: A's token introspected and revoked on C, refused on
 
     // A revocation of `keep` signed by a key no root endorses, filed under c: ignored.
     const stranger = await generateSigningKey();
-    await writer.put(`${revocationsPrefix(CLUSTER)}c/forged`).value(
+    await writer.put(
+      `${revocationsPrefix(CLUSTER)}c/forged`,
       await signRevocationList(stranger, "identity@c", [
         { cap_id: keep.cap_id, exp: Math.floor(Date.now() / 1000) + 600 },
       ]),

@@ -30,13 +30,6 @@ import { startEtcd } from "../etcd.ts";
 
 const CLUSTER = "reg";
 
-/** The etcd3 package's proto folder in this Deno's npm cache (what the launcher finds). */
-function etcdProto(): string {
-  const out = new Deno.Command(Deno.execPath(), { args: ["info", "--json"] }).outputSync();
-  const cache = JSON.parse(new TextDecoder().decode(out.stdout)).npmCache as string;
-  return `${cache}/registry.npmjs.org/etcd3/1.1.2/proto`;
-}
-
 /** Runs strata-ctl as the launcher would, in `cwd`; returns its exit code, stdout and stderr. */
 async function ctl(
   layout: Layout,
@@ -86,7 +79,6 @@ Deno.test("cluster registry: B's fs found and read from A over TLS; B's entries 
       etcd: etcd.endpoints,
       root: `${op}/root.pub`,
       ca: `${op}/ca.pem`,
-      proto: etcdProto(),
     };
     for (const id of ["a", "b"]) {
       const t = await tempLayout();

@@ -11,7 +11,7 @@
  */
 
 import assert from "node:assert/strict";
-import { Etcd3 } from "etcd3";
+import { EtcdHttp } from "../../src/sources/etcd_http.ts";
 import { fromB64url, generateSigningKey, publicPaserk } from "../../src/token/keys.ts";
 import { signEndorsement, signPendingKeys } from "../../src/token/endorsement.ts";
 import { signV4Public } from "../../src/token/paseto.ts";
@@ -21,7 +21,7 @@ import { revocationsPrefix } from "../../src/sources/etcd_revocations.ts";
 import { signRevocationList } from "../../src/token/revocation_set.ts";
 import { issue, type Node, startNode, tempLayout, waitFor } from "../helpers.ts";
 import { startEtcd } from "../etcd.ts";
-import { ctl, ctlRaw, etcdProto, listOn } from "../cluster_support.ts";
+import { ctl, ctlRaw, listOn } from "../cluster_support.ts";
 
 const CLUSTER = "it";
 
@@ -33,13 +33,12 @@ Deno.test("cluster: A's tokens on B only while the root endorses A; forged keys 
   const op = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-op-" });
   const nodes: Node[] = [];
   const temps: Awaited<ReturnType<typeof tempLayout>>[] = [];
-  const writer = new Etcd3({ hosts: etcd.endpoints });
+  const writer = new EtcdHttp({ endpoints: etcd.endpoints });
   try {
     const cluster = {
       name: CLUSTER,
       etcd: etcd.endpoints,
       root: `${op}/root.pub`,
-      proto: etcdProto(),
     };
     for (const id of ["a", "b"]) {
       const t = await tempLayout();
@@ -92,12 +91,15 @@ Deno.test("cluster: A's tokens on B only while the root endorses A; forged keys 
     // A key written to etcd by someone without the root key: ignored, its tokens refused.
     const forger = await generateSigningKey();
     const mallory = await generateSigningKey();
-    await writer.put(`${endorsementsPrefix(CLUSTER)}mallory`).value(signEndorsement(forger, {
-      cluster: CLUSTER,
-      node: "mallory",
-      keys: [{ kid: mallory.kid, public: publicPaserk(mallory.publicKey) }],
-      expMs: Date.now() + 3600_000,
-    }));
+    await writer.put(
+      `${endorsementsPrefix(CLUSTER)}mallory`,
+      signEndorsement(forger, {
+        cluster: CLUSTER,
+        node: "mallory",
+        keys: [{ kid: mallory.kid, public: publicPaserk(mallory.publicKey) }],
+        expMs: Date.now() + 3600_000,
+      }),
+    );
     const now = Date.now();
     const jti = newCapId();
     const forged = signV4Public(mallory, {
@@ -164,13 +166,16 @@ Deno.test("cluster: A's tokens on B only while the root endorses A; forged keys 
     // stays unknown), and `cluster endorse` refuses to endorse it.
     const intruder = await generateSigningKey();
     const pendingKey = `${pendingKeysPrefix(CLUSTER)}a`;
-    const genuine = await writer.get(pendingKey).string();
+    const genuine = await writer.get(pendingKey);
     assert.ok(genuine, "A's pending key set is in etcd");
-    await writer.put(pendingKey).value(signPendingKeys(intruder, {
-      cluster: CLUSTER,
-      node: "a",
-      keys: [{ kid: intruder.kid, public: publicPaserk(intruder.publicKey) }],
-    }));
+    await writer.put(
+      pendingKey,
+      signPendingKeys(intruder, {
+        cluster: CLUSTER,
+        node: "a",
+        keys: [{ kid: intruder.kid, public: publicPaserk(intruder.publicKey) }],
+      }),
+    );
     const byIntruder = signV4Public(intruder, {
       ...JSON.parse(new TextDecoder().decode(fromB64url(tokA2.split(".")[2])!.slice(0, -64))),
       jti: newCapId(),
@@ -180,7 +185,7 @@ Deno.test("cluster: A's tokens on B only while the root endorses A; forged keys 
     const refusedEndorse = await ctlRaw(b.layout, op, ["cluster", "endorse", "a", "--dir", op]);
     assert.equal(refusedEndorse.code, 2, refusedEndorse.stderr);
     assert.match(refusedEndorse.stderr, /not signed by a key the root endorses for identity@a/);
-    await writer.put(pendingKey).value(genuine!);
+    await writer.put(pendingKey, genuine!);
 
     const endorsed = await ctl(b.layout, op, ["cluster", "endorse", "a", "--dir", op]) as {
       kids: string[];
@@ -244,13 +249,12 @@ Deno.test("cluster: a revocation on A holds on B and C within the watch's delay,
   const op = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-op-" });
   const nodes: Node[] = [];
   const temps: Awaited<ReturnType<typeof tempLayout>>[] = [];
-  const writer = new Etcd3({ hosts: etcd.endpoints });
+  const writer = new EtcdHttp({ endpoints: etcd.endpoints });
   try {
     const cluster = {
       name: CLUSTER,
       etcd: etcd.endpoints,
       root: `${op}/root.pub`,
-      proto: etcdProto(),
     };
     for (const id of ["a", "b", "c"]) {
       const t = await tempLayout();
@@ -284,8 +288,8 @@ Deno.test("cluster: a revocation on A holds on B and C within the watch's delay,
     const forged = signRevocationList(stranger, "identity@a", [
       { cap_id: keep.cap_id, exp: Math.floor(Date.now() / 1000) + 600 },
     ]);
-    await writer.put(`${revocationsPrefix(CLUSTER)}a/forged`).value(await forged);
-    await writer.put(`${revocationsPrefix(CLUSTER)}b/forged`).value(await forged);
+    await writer.put(`${revocationsPrefix(CLUSTER)}a/forged`, await forged);
+    await writer.put(`${revocationsPrefix(CLUSTER)}b/forged`, await forged);
 
     // 200 revocations on A, one at a time: how long after A's ok do B's and C's fs refuse the
     // token? Each node is polled on its own, at once, so neither waits for the other.
@@ -334,8 +338,8 @@ Deno.test("cluster: a revocation on A holds on B and C within the watch's delay,
     assert.ok((await listOnB(b, keep.token)).ok, "a forged revocation in etcd is ignored");
 
     // Each batch carries a lease, so etcd prunes it once its tokens have expired.
-    const stored = await writer.getAll().prefix(`${revocationsPrefix(CLUSTER)}a/`).exec();
-    const batches = stored.kvs.filter((kv) => !kv.key.toString().endsWith("/forged"));
+    const stored = await writer.range(`${revocationsPrefix(CLUSTER)}a/`);
+    const batches = stored.kvs.filter((kv) => !kv.key.endsWith("/forged"));
     assert.ok(batches.length > 0 && batches.every((kv) => kv.lease !== "0"), "leased entries");
 
     // B restarts with nothing of A's revocations on disk: it re-reads them from etcd.
@@ -364,7 +368,6 @@ Deno.test("cluster: cut off from etcd past the bound, B refuses A's tokens as UN
       name: CLUSTER,
       etcd: etcd.endpoints,
       root: `${op}/root.pub`,
-      proto: etcdProto(),
       partitionBoundMs: 1000,
     };
     for (const id of ["a", "b"]) {

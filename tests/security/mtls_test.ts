@@ -23,7 +23,6 @@ import {
   tempLayout,
 } from "../helpers.ts";
 import { startEtcd } from "../etcd.ts";
-import { etcdProto } from "../cluster_support.ts";
 import { expectError, expectOk, svcStatus } from "./support.ts";
 
 Deno.test("a cluster node's tcp:// endpoint serves only clients with a certificate of the cluster CA", async (t) => {
@@ -47,7 +46,6 @@ Deno.test("a cluster node's tcp:// endpoint serves only clients with a certifica
         etcd: etcd.endpoints,
         root: `${tlsDir}/root.pub`,
         ca: tls.ca,
-        proto: etcdProto(),
       },
     });
     const node = await startNode({ temp });

@@ -114,7 +114,6 @@ Deno.test("compile: cluster mode, given as options, bakes in exactly the cluster
       etcd: ["http://10.0.0.1:2379", "http://10.0.0.2:2379"],
       root: "/etc/strata/root.pub",
       ca: "/etc/strata/ca.pem",
-      proto: "/opt/strata/proto",
       peers: ["10.0.0.2:7402"],
     },
   };
@@ -132,7 +131,6 @@ Deno.test("compile: cluster mode, given as options, bakes in exactly the cluster
       "--etcd-endpoints=http://10.0.0.1:2379,http://10.0.0.2:2379",
       "--cluster-root=/etc/strata/root.pub",
       "--cluster-ca=/etc/strata/ca.pem",
-      "--etcd-proto=/opt/strata/proto",
       "--cluster-peers=10.0.0.2:7402",
     ],
     cwd: new URL("../../", import.meta.url),

@@ -1,16 +1,15 @@
 /**
- * Identity's etcd calls end by their deadlines (src/sources/etcd_deadline.ts),
- * against a real etcd stopped with SIGSTOP (tests/etcd.ts): the etcd3 client
- * gives a deadline to the gRPC call only, and a call made while its circuit
- * breaker is half-open waited for the breaker's trial call first, however
- * long that had (a 1.5 s read of a key rotation answered after 4 s, behind
- * identity's 4 s read of its revocations; a revoke's 4 s of tries after the
- * trial's). Without byDeadline these tests fail with those times.
+ * Identity's etcd calls end by their deadlines, against a real etcd stopped
+ * with SIGSTOP (tests/etcd.ts), also while a longer call on the same client
+ * waits: with the etcd3 client (before src/sources/etcd_http.ts) a call made
+ * while its circuit breaker was half-open waited for the breaker's trial call
+ * first, however long that had (a 1.5 s read of a key rotation answered after
+ * 4 s, behind identity's 4 s read of its revocations).
  */
 
 import assert from "node:assert/strict";
 import type { Layout } from "../../src/runtime/config.ts";
-import { etcdClient } from "../../src/sources/cluster.ts";
+import { etcdHttp } from "../../src/sources/cluster.ts";
 import { identityEtcd, KEYS_DEADLINE_MS } from "../../src/sources/etcd_identity.ts";
 import { PUBLISH_BUDGET_MS, publishRevocations } from "../../src/sources/etcd_revocations.ts";
 import { startEtcd, type TestEtcd } from "../etcd.ts";
@@ -71,17 +70,17 @@ Deno.test("identity's key set calls end by their 1.5 s, also behind a 4 s call i
 
 Deno.test("a revocation's write to etcd ends by its 4 s budget, also behind a longer call in the client", async () => {
   const etcd = await startEtcd(1);
-  const client = etcdClient(layoutOf(etcd));
+  const client = etcdHttp(layoutOf(etcd));
   let paused = false;
   try {
-    await client.get("/warm").string(); // connected while etcd answers
+    await client.get("/warm"); // connected while etcd answers
     await etcd.pause(0);
     paused = true;
     const open = { deadline: new Date(Date.now() + 300) };
-    await client.get("/warm").options(open).string().catch(() => {}); // the member is closed
+    await client.get("/warm", open).catch(() => {}); // the member is skipped
     await pastReopen();
     // Another call on the client with a longer deadline is its next try of the member...
-    const long = client.get("/long").options({ deadline: new Date(Date.now() + 9000) }).string();
+    const long = client.get("/long", { deadline: new Date(Date.now() + 9000) });
     long.catch(() => {});
     // ...and a revocation batch is written meanwhile.
     const entries = [{ cap_id: "0".repeat(32), exp: Math.floor(Date.now() / 1000) + 600 }];

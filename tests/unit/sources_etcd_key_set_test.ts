@@ -10,7 +10,7 @@
  */
 
 import assert from "node:assert/strict";
-import { Etcd3 } from "etcd3";
+import { EtcdHttp } from "../../src/sources/etcd_http.ts";
 import { ManualClock } from "../../src/runtime/clock.ts";
 import {
   generateSigningKey,
@@ -46,7 +46,7 @@ function endorse(root: SigningKey, node: string, keys: SigningKey[], expMs: numb
 
 Deno.test("etcd key set: only the root's endorsements make keys trusted, each for its issuer", async () => {
   const etcd = await startEtcd(1);
-  const writer = new Etcd3({ hosts: etcd.endpoints });
+  const writer = new EtcdHttp({ endpoints: etcd.endpoints });
   const clock = new ManualClock(Date.now());
   try {
     await withTempDir(async (dir) => {
@@ -56,14 +56,14 @@ Deno.test("etcd key set: only the root's endorsements make keys trusted, each fo
       );
       const prefix = endorsementsPrefix(CLUSTER);
       const hour = clock.now() + 3600_000;
-      await writer.put(`${prefix}A`).value(endorse(root, "A", [a], hour));
+      await writer.put(`${prefix}A`, endorse(root, "A", [a], hour));
       // Signed by a key that is not the root: written by anyone who can write to etcd.
-      await writer.put(`${prefix}mallory`).value(endorse(forger, "mallory", [mallory], hour));
+      await writer.put(`${prefix}mallory`, endorse(forger, "mallory", [mallory], hour));
       // The root's endorsement of B, stored under another node's name.
-      await writer.put(`${prefix}evil`).value(endorse(root, "B", [b], hour));
+      await writer.put(`${prefix}evil`, endorse(root, "B", [b], hour));
       const source = new EtcdKeySetSource({
         cluster: CLUSTER,
-        client: new Etcd3({ hosts: etcd.endpoints }),
+        client: new EtcdHttp({ endpoints: etcd.endpoints }),
         root: await importVerifyKey(root.publicKey),
         local: new FileKeySetSource(`${dir}/identity.pub`),
         clock,
@@ -103,7 +103,7 @@ Deno.test("etcd key set: only the root's endorsements make keys trusted, each fo
         }
         // Withdrawn: the watch drops A's key and says why.
         const tokenA2 = await mint(a, claims("identity@A"));
-        await writer.delete().key(`${prefix}A`);
+        await writer.delete(`${prefix}A`);
         const deadline = Date.now() + 5000;
         while (source.snapshot().has(a.kid) && Date.now() < deadline) {
           await new Promise((r) => setTimeout(r, 10));
@@ -115,7 +115,7 @@ Deno.test("etcd key set: only the root's endorsements make keys trusted, each fo
             /withdrawn/.test(e.message),
         );
         // Re-endorsed with a short expiry: trusted, then refused once it expires.
-        await writer.put(`${prefix}A`).value(endorse(root, "A", [a], clock.now() + 60_000));
+        await writer.put(`${prefix}A`, endorse(root, "A", [a], clock.now() + 60_000));
         await source.refresh();
         assert.ok(source.snapshot().has(a.kid));
         clock.advance(61_000);
@@ -137,16 +137,16 @@ Deno.test("etcd key set: only the root's endorsements make keys trusted, each fo
 
 Deno.test("etcd key set: three members, the leader killed -9: an endorsement written meanwhile is read", async () => {
   const etcd = await startEtcd(3);
-  const writer = new Etcd3({ hosts: etcd.endpoints });
+  const writer = new EtcdHttp({ endpoints: etcd.endpoints });
   try {
     await withTempDir(async (dir) => {
       const root = await generateSigningKey();
       const [a, b] = await Promise.all([generateSigningKey(), generateSigningKey()]);
       const prefix = endorsementsPrefix(CLUSTER);
-      await writer.put(`${prefix}A`).value(endorse(root, "A", [a], Date.now() + 3600_000));
+      await writer.put(`${prefix}A`, endorse(root, "A", [a], Date.now() + 3600_000));
       const source = new EtcdKeySetSource({
         cluster: CLUSTER,
-        client: new Etcd3({ hosts: etcd.endpoints }),
+        client: new EtcdHttp({ endpoints: etcd.endpoints }),
         root: await importVerifyKey(root.publicKey),
         local: new FileKeySetSource(`${dir}/identity.pub`),
       });
@@ -165,10 +165,11 @@ Deno.test("etcd key set: three members, the leader killed -9: an endorsement wri
         // for a while: the test sends it again on a fresh client, each try bounded to 1 s.
         const putBy = Date.now() + 15_000;
         for (;;) {
-          const once = new Etcd3({ hosts: survivors });
+          const once = new EtcdHttp({ endpoints: survivors });
           try {
-            await once.put(`${prefix}B`).value(endorse(root, "B", [b], Date.now() + 3600_000))
-              .options({ deadline: new Date(Date.now() + 1000) });
+            await once.put(`${prefix}B`, endorse(root, "B", [b], Date.now() + 3600_000), {
+              deadline: new Date(Date.now() + 1000),
+            });
             break;
           } catch (err) {
             if (Date.now() > putBy) throw err;
@@ -200,13 +201,13 @@ Deno.test("etcd key set: three members, the leader killed -9: an endorsement wri
 
 Deno.test("etcd key set: a node's pending keys, signed by its endorsed key, are refused with the reason and count for its revocation lists only", async () => {
   const etcd = await startEtcd(1);
-  const writer = new Etcd3({ hosts: etcd.endpoints });
+  const writer = new EtcdHttp({ endpoints: etcd.endpoints });
   try {
     await withTempDir(async (dir) => {
       const root = await generateSigningKey();
       const [old, fresh, intruder] = await Promise.all([1, 2, 3].map(() => generateSigningKey()));
       const hour = Date.now() + 3600_000;
-      await writer.put(`${endorsementsPrefix(CLUSTER)}A`).value(endorse(root, "A", [old], hour));
+      await writer.put(`${endorsementsPrefix(CLUSTER)}A`, endorse(root, "A", [old], hour));
       const pending = (by: SigningKey, keys: SigningKey[]) =>
         signPendingKeys(by, {
           cluster: CLUSTER,
@@ -214,10 +215,10 @@ Deno.test("etcd key set: a node's pending keys, signed by its endorsed key, are 
           keys: keys.map((k) => ({ kid: k.kid, public: publicPaserk(k.publicKey) })),
         });
       // Forged first: signed by a key the root does not endorse for A.
-      await writer.put(`${pendingKeysPrefix(CLUSTER)}A`).value(pending(intruder, [intruder]));
+      await writer.put(`${pendingKeysPrefix(CLUSTER)}A`, pending(intruder, [intruder]));
       const source = new EtcdKeySetSource({
         cluster: CLUSTER,
-        client: new Etcd3({ hosts: etcd.endpoints }),
+        client: new EtcdHttp({ endpoints: etcd.endpoints }),
         root: await importVerifyKey(root.publicKey),
         local: new FileKeySetSource(`${dir}/identity.pub`),
       });
@@ -227,7 +228,7 @@ Deno.test("etcd key set: a node's pending keys, signed by its endorsed key, are 
         assert.equal(await lookup.get(intruder.kid), undefined, "a forged pending set: unknown");
         assert.equal(source.pendingKey(intruder.kid), undefined);
         // The genuine one, signed by A's endorsed key, naming the new key and the old.
-        await writer.put(`${pendingKeysPrefix(CLUSTER)}A`).value(pending(old, [fresh, old]));
+        await writer.put(`${pendingKeysPrefix(CLUSTER)}A`, pending(old, [fresh, old]));
         await assert.rejects(
           async () => await lookup.get(fresh.kid),
           (e: unknown) =>
@@ -238,9 +239,7 @@ Deno.test("etcd key set: a node's pending keys, signed by its endorsed key, are 
         assert.equal(source.snapshot().has(fresh.kid), false, "never trusted for tokens");
         assert.ok(source.snapshot().has(old.kid), "the old key stays endorsed");
         // The operator endorses it: trusted, and no longer pending.
-        await writer.put(`${endorsementsPrefix(CLUSTER)}A`).value(
-          endorse(root, "A", [fresh, old], hour),
-        );
+        await writer.put(`${endorsementsPrefix(CLUSTER)}A`, endorse(root, "A", [fresh, old], hour));
         assert.equal((await lookup.get(fresh.kid))?.issuer, "identity@A");
         assert.equal(source.pendingKey(fresh.kid), undefined);
       } finally {
@@ -262,7 +261,7 @@ Deno.test("etcd key set: with etcd out of reach, an unknown key is answered UNAV
       const unknown = await generateSigningKey();
       const source = new EtcdKeySetSource({
         cluster: CLUSTER,
-        client: new Etcd3({ hosts: etcd.endpoints, dialTimeout: 3000 }),
+        client: new EtcdHttp({ endpoints: etcd.endpoints }),
         root: await importVerifyKey(root.publicKey),
         local: new FileKeySetSource(`${dir}/identity.pub`),
       });
@@ -300,23 +299,23 @@ Deno.test("etcd key set: with etcd out of reach, an unknown key is answered UNAV
 
 Deno.test("etcd key set: while the watch is up, the periodic look reads etcd only now and then; a broken watch makes every look read", async () => {
   const etcd = await startEtcd(1);
-  const writer = new Etcd3({ hosts: etcd.endpoints });
+  const writer = new EtcdHttp({ endpoints: etcd.endpoints });
   try {
     await withTempDir(async (dir) => {
       const root = await generateSigningKey();
       const [a, b] = await Promise.all([generateSigningKey(), generateSigningKey()]);
       const prefix = endorsementsPrefix(CLUSTER);
       const hour = Date.now() + 3600_000;
-      await writer.put(`${prefix}A`).value(endorse(root, "A", [a], hour));
+      await writer.put(`${prefix}A`, endorse(root, "A", [a], hour));
       // given a source whose reads of etcd are counted (each whole read: two prefixes)
-      const client = new Etcd3({ hosts: etcd.endpoints, dialTimeout: 3000 });
+      const client = new EtcdHttp({ endpoints: etcd.endpoints });
       let reads = 0;
       let failNext = false;
-      const getAll = client.getAll.bind(client);
-      client.getAll = () => {
+      const range = client.range.bind(client);
+      client.range = (...args) => {
         reads++;
         if (failNext) throw new Error("a read that failed");
-        return getAll();
+        return range(...args);
       };
       const source = new EtcdKeySetSource({
         cluster: CLUSTER,
@@ -350,7 +349,7 @@ Deno.test("etcd key set: while the watch is up, the periodic look reads etcd onl
         await source.poll();
         assert.equal(reads, again, "and not once one has succeeded");
         // then a new endorsement arrives by the watch
-        await writer.put(`${prefix}B`).value(endorse(root, "B", [b], hour));
+        await writer.put(`${prefix}B`, endorse(root, "B", [b], hour));
         await waitFor("B's key by the watch", () => source.snapshot().has(b.kid), 3000);
         // and once the last whole read is older than the bound, a look reads again
         await new Promise((r) => setTimeout(r, 3100));

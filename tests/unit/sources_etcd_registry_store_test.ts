@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { Etcd3 } from "etcd3";
+import { EtcdHttp } from "../../src/sources/etcd_http.ts";
 import { EtcdRegistryStore, registryPrefix } from "../../src/sources/etcd_registry_store.ts";
 import type { RegistryRecord } from "../../src/sources/registry_store.ts";
 import { startEtcd } from "../etcd.ts";
@@ -29,10 +29,10 @@ function record(service: string, endpoint: string): RegistryRecord {
 
 Deno.test("etcd registry store: rows under a lease, seen by other nodes, gone when closed", async () => {
   const etcd = await startEtcd(1);
-  const writer = new Etcd3({ hosts: etcd.endpoints });
+  const writer = new EtcdHttp({ endpoints: etcd.endpoints });
   const store = (node: string) =>
     new EtcdRegistryStore({
-      client: new Etcd3({ hosts: etcd.endpoints }),
+      client: new EtcdHttp({ endpoints: etcd.endpoints }),
       cluster: CLUSTER,
       node,
       endpointsOf: (r) => node === "b" ? [r.endpoint, "tcp://127.0.0.1:7402"] : [r.endpoint],
@@ -47,13 +47,13 @@ Deno.test("etcd registry store: rows under a lease, seen by other nodes, gone wh
     await b.flushed();
     assert.equal(b.lastError, undefined);
     // Written to etcd under b's name, with a lease.
-    const raw = await writer.get(`${registryPrefix(CLUSTER)}b/fs`).string();
+    const raw = await writer.get(`${registryPrefix(CLUSTER)}b/fs`);
     assert.deepEqual(JSON.parse(raw!).endpoints, ["unix:///rb/fs.sock", "tcp://127.0.0.1:7402"]);
     // Forged rows: filed under another node than they name, another service, not JSON.
     const fake = { ...JSON.parse(raw!), node: "b" };
-    await writer.put(`${registryPrefix(CLUSTER)}c/fs`).value(JSON.stringify(fake));
-    await writer.put(`${registryPrefix(CLUSTER)}b/identity`).value(JSON.stringify(fake));
-    await writer.put(`${registryPrefix(CLUSTER)}b/x`).value("not json");
+    await writer.put(`${registryPrefix(CLUSTER)}c/fs`, JSON.stringify(fake));
+    await writer.put(`${registryPrefix(CLUSTER)}b/identity`, JSON.stringify(fake));
+    await writer.put(`${registryPrefix(CLUSTER)}b/x`, "not json");
     await waitFor("a sees b's fs", () => a.cluster().some((e) => e.node === "b"), 5000);
     // Only b's real row is seen (the forged ones are ignored, by the watch and the re-read).
     await new Promise((r) => setTimeout(r, 2300));
@@ -65,7 +65,7 @@ Deno.test("etcd registry store: rows under a lease, seen by other nodes, gone wh
     await b.close();
     await waitFor("b's row gone", () => !a.cluster().some((e) => e.node === "b"), 3000);
     assert.ok(performance.now() - t0 < 3000);
-    assert.equal(await writer.get(`${registryPrefix(CLUSTER)}b/fs`).string(), null);
+    assert.equal(await writer.get(`${registryPrefix(CLUSTER)}b/fs`), null);
   } finally {
     await a.close();
     await b.close().catch(() => {});

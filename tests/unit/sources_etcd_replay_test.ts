@@ -12,7 +12,7 @@
  */
 
 import assert from "node:assert/strict";
-import { Etcd3 } from "etcd3";
+import { EtcdHttp } from "../../src/sources/etcd_http.ts";
 import {
   generateSigningKey,
   importVerifyKey,
@@ -62,20 +62,20 @@ async function withSource(
   fn: (
     root: SigningKey,
     source: EtcdKeySetSource,
-    operator: Etcd3,
-    attacker: Etcd3,
+    operator: EtcdHttp,
+    attacker: EtcdHttp,
     dir: string,
   ) => Promise<void>,
 ): Promise<void> {
   const etcd = await startEtcd(1);
-  const operator = new Etcd3({ hosts: etcd.endpoints });
-  const attacker = new Etcd3({ hosts: etcd.endpoints });
+  const operator = new EtcdHttp({ endpoints: etcd.endpoints });
+  const attacker = new EtcdHttp({ endpoints: etcd.endpoints });
   try {
     await withTempDir(async (dir) => {
       const root = await generateSigningKey();
       const source = new EtcdKeySetSource({
         cluster: CLUSTER,
-        client: new Etcd3({ hosts: etcd.endpoints }),
+        client: new EtcdHttp({ endpoints: etcd.endpoints }),
         root: await importVerifyKey(root.publicKey),
         local: new FileKeySetSource(`${dir}/identity.pub`),
       });
@@ -103,7 +103,7 @@ Deno.test("etcd key set: a withdrawn endorsement put back by a writer to etcd st
     const a = await generateSigningKey();
     // The operator endorses A, then withdraws it with `cluster leave A`'s code.
     const endorsementA = endorse(root, "A", [a], { expMs: day, seq: Date.now() - 1000 });
-    await operator.put(`${prefix}A`).value(endorsementA);
+    await operator.put(`${prefix}A`, endorsementA);
     await source.refresh();
     assert.ok(source.snapshot().has(a.kid), "A endorsed");
     const left = await leaveNode("A", { dir: folder, cluster: CLUSTER, etcd: operator });
@@ -113,14 +113,14 @@ Deno.test("etcd key set: a withdrawn endorsement put back by a writer to etcd st
     assert.ok(!source.snapshot().has(a.kid), "A withdrawn");
     assert.match(source.refusal(a.kid) ?? "", /the endorsement of A was withdrawn/);
     // The attacker writes the bytes it saw back over the withdrawal...
-    await attacker.put(`${prefix}A`).value(endorsementA);
+    await attacker.put(`${prefix}A`, endorsementA);
     await source.refresh();
     assert.ok(!source.snapshot().has(a.kid), "a replay over the withdrawal is refused");
     assert.match(source.refusal(a.kid) ?? "", /withdrawn \(seq \d+\).*replay, refused/);
     // ...or deletes the withdrawal first and then puts the old endorsement back.
-    await attacker.delete().key(`${prefix}A`);
+    await attacker.delete(`${prefix}A`);
     await source.refresh();
-    await attacker.put(`${prefix}A`).value(endorsementA);
+    await attacker.put(`${prefix}A`, endorsementA);
     await source.refresh();
     assert.ok(!source.snapshot().has(a.kid), "a replay after deleting the withdrawal is refused");
     assert.match(source.refusal(a.kid) ?? "", /replay, refused/);
@@ -132,14 +132,14 @@ Deno.test("etcd key set: an older endorsement put back by a writer to etcd does 
     const [bOld, bNew] = await Promise.all([1, 2].map(() => generateSigningKey()));
     // B's key bOld is compromised: the operator renews B's endorsement without it.
     const old = endorse(root, "B", [bOld], { expMs: day, seq: 1 });
-    await operator.put(`${prefix}B`).value(old);
+    await operator.put(`${prefix}B`, old);
     await source.refresh();
     assert.ok(source.snapshot().has(bOld.kid), "bOld endorsed");
-    await operator.put(`${prefix}B`).value(endorse(root, "B", [bNew], { expMs: day, seq: 2 }));
+    await operator.put(`${prefix}B`, endorse(root, "B", [bNew], { expMs: day, seq: 2 }));
     await source.refresh();
     assert.ok(!source.snapshot().has(bOld.kid), "bOld dropped");
     assert.ok(source.snapshot().has(bNew.kid), "bNew endorsed");
-    await attacker.put(`${prefix}B`).value(old);
+    await attacker.put(`${prefix}B`, old);
     await source.refresh();
     assert.ok(!source.snapshot().has(bOld.kid), "the replayed endorsement's key stays refused");
     assert.match(
@@ -147,7 +147,7 @@ Deno.test("etcd key set: an older endorsement put back by a writer to etcd does 
       /the endorsement of B in etcd \(seq 1\) is older than seq 2 .*a replay, refused/,
     );
     // The newest record put back again holds (it is not older than what was verified).
-    await operator.put(`${prefix}B`).value(endorse(root, "B", [bNew], { expMs: day, seq: 3 }));
+    await operator.put(`${prefix}B`, endorse(root, "B", [bNew], { expMs: day, seq: 3 }));
     await source.refresh();
     assert.ok(source.snapshot().has(bNew.kid) && !source.snapshot().has(bOld.kid));
     // An old token of bOld is refused for what etcd says now, not for the replay that has
@@ -162,15 +162,17 @@ Deno.test("etcd key set: a pending key its node dropped before the operator endo
     const named = (keys: SigningKey[]) =>
       keys.map((k) => ({ kid: k.kid, public: publicPaserk(k.publicKey) }));
     const pending = `${pendingKeysPrefix(CLUSTER)}D`;
-    await operator.put(`${prefix}D`).value(endorse(root, "D", [d1], { expMs: day, seq: 1 }));
+    await operator.put(`${prefix}D`, endorse(root, "D", [d1], { expMs: day, seq: 1 }));
     // D rotates in d2 (its pending set, signed by its endorsed d1)...
-    await operator.put(pending).value(
+    await operator.put(
+      pending,
       signPendingKeys(d1, { cluster: CLUSTER, node: "D", keys: named([d1, d2]) }),
     );
     await source.refresh();
     assert.match(source.refusal(d2.kid) ?? "", /awaits the operator's endorsement/);
     // ...then rotates again and drops d2 before the operator endorsed it
-    await operator.put(pending).value(
+    await operator.put(
+      pending,
       signPendingKeys(d1, { cluster: CLUSTER, node: "D", keys: named([d1, d3]) }),
     );
     await source.refresh();
@@ -179,7 +181,7 @@ Deno.test("etcd key set: a pending key its node dropped before the operator endo
     assert.equal(source.refusal(d2.kid), dropped);
     assert.match(source.refusal(d3.kid) ?? "", /awaits the operator's endorsement/);
     // the operator endorses what is pending: d2 is not named, and `cluster endorse` would not help
-    await operator.put(`${prefix}D`).value(endorse(root, "D", [d1, d3], { expMs: day, seq: 2 }));
+    await operator.put(`${prefix}D`, endorse(root, "D", [d1, d3], { expMs: day, seq: 2 }));
     await source.refresh();
     assert.ok(source.snapshot().has(d3.kid) && !source.snapshot().has(d2.kid));
     assert.equal(source.refusal(d2.kid), dropped);
@@ -199,12 +201,12 @@ Deno.test("etcd key set: an endorsement signed before seq existed counts as seq 
       iat: rfc3339(Date.now()),
       exp: rfc3339(day),
     });
-    await operator.put(`${prefix}C`).value(legacy);
+    await operator.put(`${prefix}C`, legacy);
     await source.refresh();
     assert.ok(source.snapshot().has(cOld.kid), "a legacy endorsement holds");
-    await operator.put(`${prefix}C`).value(endorse(root, "C", [cNew], { expMs: day, seq: 5 }));
+    await operator.put(`${prefix}C`, endorse(root, "C", [cNew], { expMs: day, seq: 5 }));
     await source.refresh();
-    await attacker.put(`${prefix}C`).value(legacy);
+    await attacker.put(`${prefix}C`, legacy);
     await source.refresh();
     assert.ok(!source.snapshot().has(cOld.kid), "a legacy endorsement replayed is refused");
     assert.match(source.refusal(cOld.kid) ?? "", /\(seq 0\) is older than seq 5/);
@@ -213,8 +215,8 @@ Deno.test("etcd key set: an endorsement signed before seq existed counts as seq 
 
 Deno.test("cluster endorse refuses to build on a replayed endorsement (a compromised key's pending set)", async () => {
   const etcd = await startEtcd(1);
-  const operator = new Etcd3({ hosts: etcd.endpoints });
-  const attacker = new Etcd3({ hosts: etcd.endpoints });
+  const operator = new EtcdHttp({ endpoints: etcd.endpoints });
+  const attacker = new EtcdHttp({ endpoints: etcd.endpoints });
   try {
     await withTempDir(async (dir) => {
       const root = await generateSigningKey();
@@ -232,13 +234,14 @@ Deno.test("cluster endorse refuses to build on a replayed endorsement (a comprom
       });
       const common = { dir: folder, cluster: CLUSTER, etcd: operator, ttlMs: 3600_000, hosts: [] };
       await joinNode("B", { ...common, keys: doc([bOld]) });
-      const old = await operator.get(`${prefix}B`).string();
+      const old = await operator.get(`${prefix}B`);
       // bOld is compromised: the operator re-joins B with bNew only.
       const renewed = await joinNode("B", { ...common, keys: doc([bNew]) });
       assert.deepEqual(renewed.kids, [bNew.kid]);
       // The attacker puts the old endorsement back and a pending set naming its key, signed by bOld.
-      await attacker.put(`${prefix}B`).value(old!);
-      await attacker.put(`${pendingKeysPrefix(CLUSTER)}B`).value(
+      await attacker.put(`${prefix}B`, old!);
+      await attacker.put(
+        `${pendingKeysPrefix(CLUSTER)}B`,
         signPendingKeys(bOld, {
           cluster: CLUSTER,
           node: "B",
@@ -251,7 +254,7 @@ Deno.test("cluster endorse refuses to build on a replayed endorsement (a comprom
         (err as CtlError).message,
         /seq \d+, older than seq \d+ this folder last signed for it: a replayed endorsement/,
       );
-      assert.equal(await operator.get(`${prefix}B`).string(), old, "nothing new was signed");
+      assert.equal(await operator.get(`${prefix}B`), old, "nothing new was signed");
       // After `cluster leave`, endorse refuses too (a withdrawal vouches for no pending set).
       await leaveNode("B", { dir: folder, cluster: CLUSTER, etcd: operator });
       const err2 = await endorseNode("B", { ...common }).then(() => undefined, (e) => e);
@@ -266,7 +269,7 @@ Deno.test("cluster endorse refuses to build on a replayed endorsement (a comprom
 
 Deno.test("cluster join, endorse and leave refuse a folder whose root is not the node's trust anchor", async () => {
   const etcd = await startEtcd(1);
-  const operator = new Etcd3({ hosts: etcd.endpoints });
+  const operator = new EtcdHttp({ endpoints: etcd.endpoints });
   try {
     await withTempDir(async (dir) => {
       // given the cluster's root (the nodes' --cluster-root) and another root's folder
@@ -284,7 +287,7 @@ Deno.test("cluster join, endorse and leave refuse a folder whose root is not the
       };
       const common = { cluster: CLUSTER, etcd: operator, ttlMs: 3600_000, hosts: [], anchor };
       await joinNode("B", { ...common, dir: folder, keys });
-      const good = await operator.get(`${prefix}B`).string();
+      const good = await operator.get(`${prefix}B`);
       // when the operator points join, endorse or leave at the other folder
       for (
         const attempt of [
@@ -298,7 +301,7 @@ Deno.test("cluster join, endorse and leave refuse a folder whose root is not the
         assert.ok(err instanceof CtlError, String(err));
         assert.equal(err.exit, 2);
         assert.match(err.message, /is not the cluster root this node trusts .*nothing was written/);
-        assert.equal(await operator.get(`${prefix}B`).string(), good);
+        assert.equal(await operator.get(`${prefix}B`), good);
       }
     });
   } finally {
