@@ -53,6 +53,8 @@ const { values } = parseArgs({
     target: { type: "string" },
     print: { type: "boolean", default: false },
     ...Object.fromEntries(NODE_SETTING_OPTIONS.map((o) => [o, { type: "string" as const }])),
+    // Accepted and ignored: the etcd client read the etcd3 package's proto files until 2026-12-04.
+    "etcd-proto": { type: "string" },
   },
 });
 

@@ -157,40 +157,66 @@ function keyValue(kv: WireKeyValue): EtcdKeyValue {
 }
 
 /**
- * POSTs over node:https, which checks etcd's certificate under `tls.serverName`
- * while it connects to the endpoint's address (fetch checks it only under the
- * URL's host). Loaded only when `--etcd-server-name` is given.
+ * POSTs over node:https (https:// members). Its `ca` replaces the default
+ * roots, so etcd's certificate must chain to --etcd-ca alone (fetch's
+ * `caCerts` only adds to Deno's default roots: a certificate a public CA
+ * issued for the endpoint would pass). It is checked under the endpoint's
+ * host (an address against the certificate's IP names), or under
+ * `tls.serverName` when given while the connection goes to the address.
+ * node:https's own `signal` does not end a request on a kept-alive
+ * connection in Deno 2.9.6: the attempt's signal destroys it here, request
+ * and answer alike, with the signal's reason (a TimeoutError, as fetch gives).
  */
-function serverNamePost(
+function httpsPost(
   url: URL,
-  tls: EtcdHttpTls & { serverName: string },
-): (path: string, body: string, signal: AbortSignal) => Promise<Response> {
+  tls: EtcdHttpTls,
+): { post: (path: string, body: string, signal: AbortSignal) => Promise<Response>; close(): void } {
   const port = Number(url.port || 443);
-  return async (path, body, signal) => {
-    const [{ request }, { Readable }] = await Promise.all([
+  // Connections kept for the next call, ended with the client.
+  let agent: import("node:https").Agent | undefined;
+  let closed = false;
+  const post = async (path: string, body: string, signal: AbortSignal) => {
+    const [{ Agent, request }, { Readable }] = await Promise.all([
       import("node:https"),
       import("node:stream"),
     ]);
+    signal.throwIfAborted();
+    if (closed) throw new Error("etcd: the client is closed");
+    agent ??= new Agent({ keepAlive: true });
     return await new Promise<Response>((resolve, reject) => {
       const req = request({
+        agent,
         host: url.hostname,
         port,
         path,
         method: "POST",
-        servername: tls.serverName,
+        ...(tls.serverName ? { servername: tls.serverName } : {}),
         ca: tls.ca,
         ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
-        signal,
-      }, (res) =>
+      }, (res) => {
+        signal.addEventListener("abort", () => res.destroy(signal.reason), { once: true });
         resolve(
           new Response(Readable.toWeb(res) as unknown as ReadableStream<Uint8Array>, {
             status: res.statusCode ?? 502,
           }),
-        ));
-      // Timed out: the signal's reason (a TimeoutError, as fetch gives), not node's AbortError.
+        );
+      });
+      const abort = () => {
+        req.destroy(signal.reason);
+        reject(signal.reason);
+      };
+      signal.addEventListener("abort", abort, { once: true });
       req.on("error", (err) => reject(signal.aborted ? signal.reason : err));
+      req.on("response", () => signal.removeEventListener("abort", abort));
       req.end(body);
     });
+  };
+  return {
+    post,
+    close: () => {
+      closed = true;
+      agent?.destroy();
+    },
   };
 }
 
@@ -199,30 +225,21 @@ class Member {
   url: string;
   skipUntil = 0;
   #skipMs = 0;
-  /** POSTs `body` to `path` on this member. */
+  /** POSTs `body` to `path` on this member: fetch for http://, node:https for https://. */
   post: (path: string, body: string, signal: AbortSignal) => Promise<Response>;
   constructor(endpoint: string, tls?: EtcdHttpTls) {
     const url = new URL(endpoint);
     this.url = `${url.protocol}//${url.host}`;
-    if (tls?.serverName) {
-      this.post = serverNamePost(url, tls as EtcdHttpTls & { serverName: string });
-      return;
+    if (url.protocol === "https:") {
+      const https = httpsPost(url, tls ?? { ca: "" });
+      this.post = https.post;
+      this.close = https.close;
+    } else {
+      this.post = (path, body, signal) =>
+        fetch(`${this.url}${path}`, { method: "POST", body, signal });
     }
-    const client = tls
-      ? Deno.createHttpClient({
-        caCerts: [tls.ca],
-        ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
-      })
-      : undefined;
-    this.post = (path, body, signal) =>
-      fetch(`${this.url}${path}`, {
-        method: "POST",
-        body,
-        signal,
-        ...(client ? { client } : {}),
-      });
-    this.close = () => client?.close();
   }
+  /** Ends the connections kept for later calls. */
   close(): void {}
   failed(): void {
     this.#skipMs = Math.min(SKIP_MAX_MS, this.#skipMs ? this.#skipMs * 2 : SKIP_FIRST_MS);
@@ -348,16 +365,19 @@ export class EtcdHttp {
       }
       tried.add(member);
       const attempt = Math.min(left, this.#attemptMs);
+      const signal = AbortSignal.timeout(attempt);
       try {
-        const res = await member.post(path, text, AbortSignal.timeout(attempt));
+        const res = await member.post(path, text, signal);
         const answer = await res.json();
-        if (res.ok) {
+        if (res.ok && !answer?.error) {
           member.answered();
           this.#next = this.#members.indexOf(member);
           return answer as T;
         }
-        const code = Number(answer?.code ?? 2);
-        const message = String(answer?.message ?? answer?.error ?? res.statusText);
+        // Unary calls answer {code, message}; streaming ones (lease keepalive) {error: {...}}.
+        const error = typeof answer?.error === "object" ? answer.error : answer;
+        const code = Number(error?.code ?? error?.grpc_code ?? 2);
+        const message = String(error?.message ?? error?.error ?? res.statusText);
         if (!RETRIED_CODES.has(code)) throw new EtcdError(`etcd: ${message}`, code);
         later = true;
         // The gateway could not reach etcd's own gRPC: with TLS, its certificate's key usage.
@@ -366,7 +386,8 @@ export class EtcdHttp {
         last = `${member.url}: ${message}${gateway ? `; ${GATEWAY_TLS_HINT}` : ""}`;
       } catch (err) {
         if (err instanceof EtcdError) throw err;
-        const timedOut = (err as Error).name === "TimeoutError";
+        // By the attempt's signal, whichever error the request or the answer's body gave.
+        const timedOut = signal.aborted;
         if (timedOut) later = true;
         last = timedOut
           ? `${member.url} did not answer within ${attempt} ms`

@@ -24,6 +24,9 @@ export const REGISTRY_LEASE_TTL_S = 10;
 /** How often the mirror is re-read whole besides the watch (ms). */
 const REREAD_MS = 2000;
 
+/** How long the read at start may take (ms): the supervisor waits 10 s for the registry. */
+const START_READ_MS = 2000;
+
 /** The etcd prefix of a cluster's registry. */
 export function registryPrefix(cluster: string): string {
   return `/strata/${cluster}/registry/`;
@@ -72,6 +75,8 @@ export class EtcdRegistryStore implements RegistryStore {
   /** Every node's rows, by etcd key. */
   #mirror = new Map<string, ClusterEntry>();
   #watcher?: EtcdWatch;
+  /** Whether a watch is being set up. */
+  #settingUp = false;
   #timer?: ReturnType<typeof setInterval>;
   /** Writes to etcd, one after another so they land in order. */
   #writes: Promise<unknown> = Promise.resolve();
@@ -90,9 +95,14 @@ export class EtcdRegistryStore implements RegistryStore {
   /** Takes the lease, reads every node's rows and watches them (etcd down: retried). */
   async start(): Promise<void> {
     this.#relet();
-    await this.#readAll().catch(() => {});
+    // Bounded: the registry must be ready within the supervisor's time, etcd or not.
+    await this.#readAll({ deadline: new Date(Date.now() + START_READ_MS) }).catch(() => {});
     void this.#watch();
-    this.#timer = setInterval(() => void this.#readAll().catch(() => {}), REREAD_MS);
+    this.#timer = setInterval(() => {
+      void this.#readAll().catch(() => {});
+      // No watch (etcd was out of reach when it was set up): try again.
+      if (!this.#watcher) void this.#watch();
+    }, REREAD_MS);
   }
 
   /** A new lease, and every local row written under it (at start, and when one is lost). */
@@ -129,8 +139,8 @@ export class EtcdRegistryStore implements RegistryStore {
     ).then(() => (this.lastError = undefined), (err) => (this.lastError = String(err)));
   }
 
-  async #readAll(): Promise<void> {
-    const all = await this.#o.client.strings(this.#prefix);
+  async #readAll(options: { deadline?: Date } = {}): Promise<void> {
+    const all = await this.#o.client.strings(this.#prefix, options);
     const next = new Map<string, ClusterEntry>();
     for (const [k, v] of all) {
       const e = this.#parse(k, v);
@@ -157,6 +167,8 @@ export class EtcdRegistryStore implements RegistryStore {
   }
 
   async #watch(): Promise<void> {
+    if (this.#settingUp || this.#closed) return;
+    this.#settingUp = true;
     try {
       const w = await this.#o.client.watch(this.#prefix);
       if (this.#closed) {
@@ -173,8 +185,14 @@ export class EtcdRegistryStore implements RegistryStore {
         const k = kv.key;
         if (!k.startsWith(`${this.#prefix}${this.#o.node}/`)) this.#mirror.delete(k);
       });
+      // Cancelled by etcd: the next re-read sets up another.
+      w.on("error", () => {
+        if (this.#watcher === w) this.#watcher = undefined;
+      });
     } catch {
-      // etcd down: the re-read every REREAD_MS keeps the mirror meanwhile.
+      // etcd down: the re-read every REREAD_MS keeps the mirror meanwhile, and tries again.
+    } finally {
+      this.#settingUp = false;
     }
   }
 

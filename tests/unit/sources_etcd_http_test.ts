@@ -15,7 +15,7 @@ import {
   type EtcdKeyValue,
 } from "../../src/sources/etcd_http.ts";
 import { startEtcd } from "../etcd.ts";
-import { waitFor } from "../helpers.ts";
+import { makeTestTls, waitFor } from "../helpers.ts";
 
 Deno.test("etcd over fetch: range, get, put on a lease, delete", async () => {
   const etcd = await startEtcd(1);
@@ -166,5 +166,102 @@ Deno.test("etcd over fetch: no member there, a call fails at once, not at its de
   } finally {
     client.close();
     await etcd.stop();
+  }
+});
+
+/** `p`, or a failure after `ms`: a call that ignores its deadline fails the test, not hangs it. */
+async function within<T>(ms: number, p: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("etcd over https://: a stopped member is left for another by the attempt's time, under a server name too", async () => {
+  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-etcdtls-" });
+  const tls = await makeTestTls(dir, { dnsName: "etcd.test", serverAlsoClient: true });
+  const etcd = await startEtcd(3, { tls });
+  const pem = {
+    ca: await Deno.readTextFile(tls.ca),
+    cert: await Deno.readTextFile(tls.clientCert),
+    key: await Deno.readTextFile(tls.clientKey),
+  };
+  const clients = [undefined, "etcd.test"].map((serverName) =>
+    new EtcdHttp({ endpoints: etcd.endpoints, attemptMs: 500, tls: { ...pem, serverName } })
+  );
+  try {
+    await clients[0].put("/k", "v");
+    for (const c of clients) assert.equal(await c.get("/k"), "v"); // connections kept alive
+    await etcd.pause(0);
+    for (const c of clients) {
+      const t0 = performance.now();
+      assert.equal(await within(6000, c.get("/k", { deadline: new Date(Date.now() + 4000) })), "v");
+      const took = performance.now() - t0;
+      // Before, a request on a kept-alive connection ignored its timeout: pending until SIGCONT.
+      assert.ok(took < 3000, `${took.toFixed(0)} ms`);
+    }
+    // Every member stopped: the call ends by its deadline.
+    await etcd.pause(1);
+    await etcd.pause(2);
+    const t1 = performance.now();
+    await assert.rejects(
+      within(4000, clients[1].get("/k", { deadline: new Date(Date.now() + 1500) })),
+      EtcdDeadlineError,
+    );
+    assert.ok(performance.now() - t1 < 2500, `${(performance.now() - t1).toFixed(0)} ms`);
+  } finally {
+    for (const c of clients) c.close();
+    for (const i of [0, 1, 2]) etcd.resume(i);
+    await etcd.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("etcd over https://: only --etcd-ca is trusted, not the roots the process trusts besides", async () => {
+  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-etcdtls-" });
+  await Deno.mkdir(`${dir}/ours`);
+  await Deno.mkdir(`${dir}/theirs`);
+  const ours = await makeTestTls(`${dir}/ours`);
+  const theirs = await makeTestTls(`${dir}/theirs`);
+  // An impostor with a certificate for 127.0.0.1 from a CA the client process trusts as a root.
+  const ac = new AbortController();
+  const impostor = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: await Deno.readTextFile(theirs.cert),
+    key: await Deno.readTextFile(theirs.key),
+    signal: ac.signal,
+    onListen: () => {},
+  }, () => Response.json({ kvs: [{ key: btoa("/k"), value: btoa("from the impostor") }] }));
+  const script = `${dir}/client.ts`;
+  await Deno.writeTextFile(
+    script,
+    `import { EtcdHttp } from ${
+      JSON.stringify(new URL("../../src/sources/etcd_http.ts", import.meta.url).href)
+    };
+const c = new EtcdHttp({ endpoints: ["https://127.0.0.1:${impostor.addr.port}"],
+  tls: { ca: Deno.readTextFileSync(${JSON.stringify(ours.ca)}) } });
+try { console.log(await c.get("/k", { deadline: new Date(Date.now() + 3000) })); }
+catch (err) { console.log("refused: " + (err as Error).message); }
+finally { c.close(); }
+`,
+  );
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--quiet", "--no-prompt", "--allow-read", "--allow-net", script],
+      // The other CA among the process's roots, as a public CA is by default.
+      env: { DENO_CERT: theirs.ca, NO_COLOR: "1" },
+    }).output();
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    assert.match(text, /^refused: .*(unable to verify|certificate)/s);
+  } finally {
+    ac.abort();
+    await impostor.finished;
+    await Deno.remove(dir, { recursive: true });
   }
 });
