@@ -131,6 +131,8 @@ Deno.test("compile: cluster mode, given as options, bakes in exactly the cluster
       "--etcd-endpoints=http://10.0.0.1:2379,http://10.0.0.2:2379",
       "--cluster-root=/etc/strata/root.pub",
       "--cluster-ca=/etc/strata/ca.pem",
+      // Accepted and ignored, as build scripts written before 2026-12-04 pass it.
+      "--etcd-proto=/opt/strata/proto",
       "--cluster-peers=10.0.0.2:7402",
     ],
     cwd: new URL("../../", import.meta.url),

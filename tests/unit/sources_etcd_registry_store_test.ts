@@ -73,3 +73,40 @@ Deno.test("etcd registry store: rows under a lease, seen by other nodes, gone wh
     await etcd.stop();
   }
 });
+
+Deno.test("etcd registry store: a watch that could not be set up at start is set up again", async () => {
+  const etcd = await startEtcd(1);
+  const client = new EtcdHttp({ endpoints: etcd.endpoints });
+  const writer = new EtcdHttp({ endpoints: etcd.endpoints });
+  // The first try fails (its member was down at start); the later ones go through.
+  let tries = 0;
+  const watch = client.watch.bind(client);
+  client.watch = (...args) => ++tries === 1 ? Promise.reject(new Error("down")) : watch(...args);
+  const a = new EtcdRegistryStore({
+    client,
+    cluster: CLUSTER,
+    node: "a",
+    endpointsOf: (r) => [r.endpoint],
+    ttlS: 5,
+  });
+  try {
+    await a.start();
+    await waitFor("a second try at the watch", () => tries >= 2, 5000);
+    // Set up: another node's row comes by the watch, well before the next 2 s re-read.
+    await new Promise((r) => setTimeout(r, 300));
+    const row = {
+      ...record("fs", "unix:///rc/fs.sock"),
+      node: "c",
+      endpoints: ["unix:///rc/fs.sock"],
+    };
+    await writer.put(`${registryPrefix(CLUSTER)}c/fs`, JSON.stringify(row));
+    const t0 = performance.now();
+    await waitFor("c's row", () => a.cluster().some((e) => e.node === "c"), 3000);
+    assert.equal(tries, 2, "one watch, not a new one at every re-read");
+    assert.ok(performance.now() - t0 < 800, `${(performance.now() - t0).toFixed(0)} ms`);
+  } finally {
+    await a.close();
+    writer.close();
+    await etcd.stop();
+  }
+});
