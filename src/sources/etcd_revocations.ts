@@ -229,9 +229,10 @@ export class EtcdRevocationSource implements CatchingUpRevocationSource {
       this.lastContact = Math.max(this.lastContact, asked);
     } else {
       // Read whole after the watch is set up, so nothing put meanwhile is missed.
-      const watching = this.#watcher !== undefined;
+      const watcher = this.#watcher;
       await this.#readAll();
-      if (watching) this.#watchUp = true;
+      // Up only if that watch still runs (etcd may have cancelled it meanwhile).
+      if (watcher && this.#watcher === watcher) this.#watchUp = true;
     }
   }
 
@@ -280,9 +281,18 @@ export class EtcdRevocationSource implements CatchingUpRevocationSource {
     // A broken stream may have missed puts: read whole until it is back.
     watcher.on("disconnected", () => (this.#watchUp = false));
     watcher.on("connected", () => {
-      void this.#readAll().then(() => (this.#watchUp = true), () => {});
+      void this.#readAll().then(() => {
+        if (this.#watcher === watcher) this.#watchUp = true;
+      }, () => {});
     });
-    watcher.on("error", () => (this.#watchUp = false));
+    // Cancelled by etcd (resumed from a compacted revision, say): this watch is over; the
+    // next poll reads whole and sets up another.
+    watcher.on("error", () => {
+      if (this.#watcher !== watcher) return;
+      this.#watchUp = false;
+      this.#watcher = undefined;
+      this.#watching = undefined;
+    });
   }
 
   async #apply(key: string, value: string): Promise<void> {

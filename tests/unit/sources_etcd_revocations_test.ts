@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import { EtcdHttp } from "../../src/sources/etcd_http.ts";
+import { EtcdHttp, type EtcdWatch } from "../../src/sources/etcd_http.ts";
 import { generateSigningKey, importVerifyKey, publicPaserk } from "../../src/token/keys.ts";
 import { signEndorsement } from "../../src/token/endorsement.ts";
 import { type RevokedEntry, signRevocationList } from "../../src/token/revocation_set.ts";
@@ -255,3 +255,79 @@ function sourceOver(keys: EtcdKeySetSource, dir: string, boundMs: number): EtcdR
     local: new FileRevocationSource(`${dir}/revocations`, { keys: lookup, issuer: "identity@c" }),
   });
 }
+
+Deno.test("etcd revocations: a watch etcd cancels is replaced, and the next revocation comes by the new one", async () => {
+  const etcd = await startEtcd(1);
+  const writer = new EtcdHttp({ endpoints: etcd.endpoints });
+  try {
+    await withTempDir(async (dir) => {
+      const [root, b] = await Promise.all([generateSigningKey(), generateSigningKey()]);
+      await writer.put(
+        `${endorsementsPrefix(CLUSTER)}b`,
+        signEndorsement(root, {
+          cluster: CLUSTER,
+          node: "b",
+          keys: [{ kid: b.kid, public: publicPaserk(b.publicKey) }],
+          expMs: Date.now() + 3600_000,
+        }),
+      );
+      const keys = new EtcdKeySetSource({
+        cluster: CLUSTER,
+        client: new EtcdHttp({ endpoints: etcd.endpoints }),
+        root: await importVerifyKey(root.publicKey),
+        local: new FileKeySetSource(`${dir}/identity.pub`),
+      });
+      await keys.start();
+      // The revocation watches the source sets up.
+      const watches: EtcdWatch[] = [];
+      const watch = keys.client.watch.bind(keys.client);
+      keys.client.watch = async (p: string) => {
+        const w = await watch(p);
+        if (p === revocationsPrefix(CLUSTER)) watches.push(w);
+        return w;
+      };
+      const reads = countReads(keys.client);
+      // A 60 s bound: the small read comes 5 s apart, so within this test only a watch delivers.
+      const source = sourceOver(keys, dir, 60_000);
+      const got = new Set<string>();
+      source.subscribe((entries) => [...entries].forEach((e) => got.add(e.cap_id)));
+      const up = () =>
+        waitFor("the watch to be up", async () => {
+          const n = reads.n;
+          await source.poll();
+          return reads.n === n;
+        }, 5000);
+      try {
+        await source.poll();
+        await up();
+        // etcd cancels the watch (as when it resumed from a compacted revision).
+        const first = watches[0];
+        await first.cancel();
+        first.emit("error", new Error("etcd: watch of the prefix: revision compacted"));
+        // The next looks read whole and set up another watch.
+        await waitFor("a second watch", async () => {
+          await source.poll();
+          return watches.length === 2;
+        }, 5000);
+        await up();
+        const later: RevokedEntry = {
+          cap_id: newCapId(),
+          exp: Math.floor(Date.now() / 1000) + 600,
+        };
+        await publishRevocations(writer, await signRevocationList(b, "identity@b", [later]), {
+          cluster: CLUSTER,
+          node: "b",
+          entries: [later],
+        });
+        // No look meanwhile: only the new watch can bring it.
+        await waitFor("the revocation by the new watch", () => got.has(later.cap_id), 2000);
+      } finally {
+        source.close();
+        keys.close();
+      }
+    });
+  } finally {
+    writer.close();
+    await etcd.stop();
+  }
+});
