@@ -265,3 +265,24 @@ finally { c.close(); }
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("etcd over fetch: an attempt never runs past the call's deadline", async () => {
+  const etcd = await startEtcd(1);
+  // One member, the default 3 s for an attempt, and a call given 800 ms.
+  const client = new EtcdHttp({ endpoints: etcd.endpoints });
+  try {
+    await client.put("/k", "v");
+    await etcd.pause(0);
+    const t0 = performance.now();
+    await assert.rejects(
+      within(4000, client.get("/k", { deadline: new Date(Date.now() + 800) })),
+      EtcdDeadlineError,
+    );
+    const took = performance.now() - t0;
+    assert.ok(took < 1300, `${took.toFixed(0)} ms for an 800 ms deadline`);
+  } finally {
+    client.close();
+    etcd.resume(0);
+    await etcd.stop();
+  }
+});
