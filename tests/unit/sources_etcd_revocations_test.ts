@@ -170,23 +170,7 @@ Deno.test("etcd revocations: a revocation the watch never delivers is applied by
   const writer = new EtcdHttp({ endpoints: etcd.endpoints });
   try {
     await withTempDir(async (dir) => {
-      const [root, b] = await Promise.all([generateSigningKey(), generateSigningKey()]);
-      await writer.put(
-        `${endorsementsPrefix(CLUSTER)}b`,
-        signEndorsement(root, {
-          cluster: CLUSTER,
-          node: "b",
-          keys: [{ kid: b.kid, public: publicPaserk(b.publicKey) }],
-          expMs: Date.now() + 3600_000,
-        }),
-      );
-      const keys = new EtcdKeySetSource({
-        cluster: CLUSTER,
-        client: new EtcdHttp({ endpoints: etcd.endpoints }),
-        root: await importVerifyKey(root.publicKey),
-        local: new FileKeySetSource(`${dir}/identity.pub`),
-      });
-      await keys.start();
+      const { b, keys } = await endorsedB(etcd.endpoints, writer, dir);
       // given a revocation watch that is up and says nothing (as one on a member that stopped
       // answering, while the others answer): it watches a prefix nothing is put under
       const watch = keys.client.watch.bind(keys.client);
@@ -198,11 +182,7 @@ Deno.test("etcd revocations: a revocation the watch never delivers is applied by
       try {
         await source.poll();
         // (up: a look that reads nothing from etcd)
-        await waitFor("the watch to be up", async () => {
-          const n = reads.n;
-          await source.poll();
-          return reads.n === n;
-        }, 5000);
+        await watchUp(source, reads);
         // when B's identity publishes a revocation
         const later: RevokedEntry = {
           cap_id: newCapId(),
@@ -231,6 +211,40 @@ Deno.test("etcd revocations: a revocation the watch never delivers is applied by
     await etcd.stop();
   }
 });
+
+/**
+ * Node b's key endorsed in etcd by a fresh root, and a started key set of
+ * node c over it (its own client; closed by the caller).
+ */
+async function endorsedB(endpoints: string[], writer: EtcdHttp, dir: string) {
+  const [root, b] = await Promise.all([generateSigningKey(), generateSigningKey()]);
+  await writer.put(
+    `${endorsementsPrefix(CLUSTER)}b`,
+    signEndorsement(root, {
+      cluster: CLUSTER,
+      node: "b",
+      keys: [{ kid: b.kid, public: publicPaserk(b.publicKey) }],
+      expMs: Date.now() + 3600_000,
+    }),
+  );
+  const keys = new EtcdKeySetSource({
+    cluster: CLUSTER,
+    client: new EtcdHttp({ endpoints }),
+    root: await importVerifyKey(root.publicKey),
+    local: new FileKeySetSource(`${dir}/identity.pub`),
+  });
+  await keys.start();
+  return { b, keys };
+}
+
+/** Polls `source` until a look reads nothing from etcd: its watch is up. */
+function watchUp(source: EtcdRevocationSource, reads: { n: number }): Promise<void> {
+  return waitFor("the watch to be up", async () => {
+    const n = reads.n;
+    await source.poll();
+    return reads.n === n;
+  }, 5000);
+}
 
 /** Counts the client's range reads (whole reads and the partition rule's small ones). */
 function countReads(client: EtcdHttp): { n: number } {
@@ -261,23 +275,7 @@ Deno.test("etcd revocations: a watch etcd cancels is replaced, and the next revo
   const writer = new EtcdHttp({ endpoints: etcd.endpoints });
   try {
     await withTempDir(async (dir) => {
-      const [root, b] = await Promise.all([generateSigningKey(), generateSigningKey()]);
-      await writer.put(
-        `${endorsementsPrefix(CLUSTER)}b`,
-        signEndorsement(root, {
-          cluster: CLUSTER,
-          node: "b",
-          keys: [{ kid: b.kid, public: publicPaserk(b.publicKey) }],
-          expMs: Date.now() + 3600_000,
-        }),
-      );
-      const keys = new EtcdKeySetSource({
-        cluster: CLUSTER,
-        client: new EtcdHttp({ endpoints: etcd.endpoints }),
-        root: await importVerifyKey(root.publicKey),
-        local: new FileKeySetSource(`${dir}/identity.pub`),
-      });
-      await keys.start();
+      const { b, keys } = await endorsedB(etcd.endpoints, writer, dir);
       // The revocation watches the source sets up.
       const watches: EtcdWatch[] = [];
       const watch = keys.client.watch.bind(keys.client);
@@ -291,15 +289,9 @@ Deno.test("etcd revocations: a watch etcd cancels is replaced, and the next revo
       const source = sourceOver(keys, dir, 60_000);
       const got = new Set<string>();
       source.subscribe((entries) => [...entries].forEach((e) => got.add(e.cap_id)));
-      const up = () =>
-        waitFor("the watch to be up", async () => {
-          const n = reads.n;
-          await source.poll();
-          return reads.n === n;
-        }, 5000);
       try {
         await source.poll();
-        await up();
+        await watchUp(source, reads);
         // etcd cancels the watch (as when it resumed from a compacted revision).
         const first = watches[0];
         await first.cancel();
@@ -309,7 +301,7 @@ Deno.test("etcd revocations: a watch etcd cancels is replaced, and the next revo
           await source.poll();
           return watches.length === 2;
         }, 5000);
-        await up();
+        await watchUp(source, reads);
         const later: RevokedEntry = {
           cap_id: newCapId(),
           exp: Math.floor(Date.now() / 1000) + 600,
