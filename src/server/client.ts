@@ -8,7 +8,7 @@
 import { parseResponse, type Response } from "../wire/envelope.ts";
 import { type ErrorName, errorName, StrataError } from "../wire/errors.ts";
 import { encodeFrame, FrameReader, FrameWriter } from "../wire/frame.ts";
-import { dial, unreachable, unreachableDetails } from "./transport.ts";
+import { dial, type Stream, unreachable, unreachableDetails } from "./transport.ts";
 
 /** Per-call options. */
 export interface CallOptions {
@@ -63,7 +63,7 @@ export class RemoteError extends StrataError {
 export class Client {
   /** The socket path or endpoint URL it was given. */
   readonly path: string;
-  #conn: Deno.Conn;
+  #conn: Stream;
   #writer: FrameWriter;
   #pending = new Map<string, Pending>();
   #prefix = crypto.randomUUID().slice(0, 8);
@@ -81,7 +81,7 @@ export class Client {
   /** When #watch fires (performance.now()). */
   #watchAt = Infinity;
 
-  private constructor(path: string, conn: Deno.Conn, options: ClientOptions) {
+  private constructor(path: string, conn: Stream, options: ClientOptions) {
     this.path = path;
     this.#conn = conn;
     this.#writer = new FrameWriter(conn);

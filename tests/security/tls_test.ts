@@ -259,3 +259,88 @@ Deno.test("fs over TLS on loopback refuses the same attacks as fs.sock", async (
     await temp.cleanup();
   }
 });
+
+Deno.test("a client trusts its --tls-ca alone: an impostor certified by a root the process trusts gets no token", async () => {
+  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-impostor-" });
+  await Deno.mkdir(`${dir}/ours`);
+  await Deno.mkdir(`${dir}/theirs`);
+  const ours = await makeTestTls(`${dir}/ours`);
+  const theirs = await makeTestTls(`${dir}/theirs`);
+  // The impostor: a certificate for 127.0.0.1 from a CA the client's process trusts as a
+  // root (DENO_CERT, as a public CA is by default). It keeps every byte it is sent.
+  const impostor = Deno.listenTls({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: await Deno.readTextFile(theirs.cert),
+    key: await Deno.readTextFile(theirs.key),
+  });
+  const port = (impostor.addr as Deno.NetAddr).port;
+  const received: Uint8Array[] = [];
+  const accepting = (async () => {
+    for await (const conn of impostor) {
+      (async () => {
+        const buf = new Uint8Array(64 * 1024);
+        try {
+          for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
+            received.push(buf.slice(0, n));
+          }
+        } catch { /* the client gave up */ }
+        try {
+          conn.close();
+        } catch { /* closed */ }
+      })();
+    }
+  })();
+  const script = `${dir}/client.ts`;
+  await Deno.writeTextFile(
+    script,
+    `import { Client } from ${
+      JSON.stringify(new URL("../../src/server/client.ts", import.meta.url).href)
+    };
+for (const mine of [{}, { certFile: ${JSON.stringify(ours.clientCert)}, keyFile: ${
+      JSON.stringify(ours.clientKey)
+    } }]) {
+  try {
+    const c = await Client.connect("tcp://127.0.0.1:${port}", { caFile: ${
+      JSON.stringify(ours.ca)
+    }, ...mine, timeoutMs: 2000 });
+    try {
+      const r = await c.request("fs.list", { path: "/" }, {
+        token: "v4.public.SECRET-TOKEN",
+        timeoutMs: 1000,
+      });
+      console.log("answered: " + JSON.stringify(r));
+    } finally {
+      await c.close();
+    }
+  } catch (err) {
+    console.log("refused: " + (err as Error).message + " " + JSON.stringify((err as { details?: unknown }).details));
+  }
+}
+Deno.exit(0);
+`,
+  );
+  try {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--quiet", "--no-prompt", "--allow-read", "--allow-net", script],
+      env: { DENO_CERT: theirs.ca, NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const bound = setTimeout(() => child.kill("SIGKILL"), 20_000);
+    const out = await child.output().finally(() => clearTimeout(bound));
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    const lines = text.trim().split("\n");
+    assert.equal(lines.length, 2, text);
+    for (const line of lines) {
+      assert.match(line, /^refused: .*TLS handshake failed.*"reason":"tls_failed"/, text);
+    }
+    // Given time to arrive, no byte of a frame (nor the token) reached the impostor.
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(received.reduce((n, b) => n + b.length, 0), 0);
+  } finally {
+    impostor.close();
+    await accepting.catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
+});
