@@ -142,9 +142,7 @@ export async function clusterStatus(
     etcd.reachable = true;
     etcd.ms = +(performance.now() - t0).toFixed(1);
   } catch (err) {
-    // grpc-js ends some messages with an empty "Resolution note: ".
-    etcd.error = (err instanceof Error ? err.message : String(err))
-      .replace(/\s*Resolution note:\s*$/, "");
+    etcd.error = err instanceof Error ? err.message : String(err);
   }
   const { stalenessMs } = await clusterServices(session);
   const services = await allNodeServices(session);

@@ -86,7 +86,7 @@ await runMain("identity", async () => {
     : new Trust(layout, { keys: ring, revoked: revocations.set }, {
       revocationSource: revocations.trustSource(),
     });
-  // Loaded only in cluster mode: the etcd client (grpc-js) reads variables as it loads.
+  // Loaded only in cluster mode, as the etcd client is.
   const publish = layout.cluster
     ? (await import("../sources/etcd_identity.ts")).identityEtcd(layout, ring)
     : undefined;

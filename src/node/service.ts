@@ -134,7 +134,7 @@ export async function defaultTrust(
   options: { ownKeys?: KeyLookup } = {},
 ): Promise<Trust> {
   if (!layout.cluster) return new Trust(layout);
-  // Loaded only in cluster mode: the etcd client (grpc-js) reads variables as it loads.
+  // Loaded only in cluster mode, as the etcd client is.
   const { clusterKeySource, clusterRevocationSource } = await import("../sources/cluster.ts");
   const keySource = await clusterKeySource(layout);
   const revocationSource = clusterRevocationSource(layout, keySource);
