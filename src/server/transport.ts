@@ -173,29 +173,56 @@ export async function listen(endpoint: string, options: ListenOptions = {}): Pro
  */
 const UNREAD_HIGH_WATER = 64 * 1024;
 
+/** The TCP handle under a node:tls socket (Deno 2.9.6 as Node: its `_parent`'s `_handle`). */
+interface TcpHandle {
+  readStop(): unknown;
+  readStart(): unknown;
+}
+
+/**
+ * The TCP handle under `socket`, to stop and start reading from the peer.
+ * In Deno 2.9.6 a TLSSocket's own pause() neither stops reading (a peer that
+ * sent without end grew the process by its bytes: 1.2 GiB in 5 s) nor keeps an
+ * end that arrives while paused; stopping the TCP handle does both. The TLS
+ * socket must wrap a net.Socket (a server's do; the dialer passes its own).
+ * tests/unit/server_transport_test.ts holds a flood to a bound.
+ */
+function tcpHandleOf(socket: TLSSocket): TcpHandle | undefined {
+  const handle = (socket as unknown as { _parent?: { _handle?: Partial<TcpHandle> } })._parent
+    ?._handle;
+  return typeof handle?.readStop === "function" && typeof handle.readStart === "function"
+    ? handle as TcpHandle
+    : undefined;
+}
+
 /**
  * A node:tls socket as a {@link Stream}. Its chunks wait in a queue until
- * read, the socket paused while UNREAD_HIGH_WATER bytes wait, and a read
- * takes as many of them as fit. (Its async iterator joined whatever had
- * arrived into one new buffer for each read: a client reading 720 KiB answers
- * on 4 connections made 583-640 reads a second so, 626-756 so, three runs each.)
+ * read, reading from the peer stopped while UNREAD_HIGH_WATER bytes wait,
+ * and a read takes as many of them as fit. (Its async iterator joined
+ * whatever had arrived into one new buffer for each read: a client reading
+ * 720 KiB answers on 4 connections made 583-640 reads a second so, 626-756
+ * so, three runs each.)
  */
 function streamOf(socket: TLSSocket): Stream {
   const queue: Uint8Array[] = [];
   let queued = 0;
-  let ended = false;
+  // Ended already, before this stream was made (a connection waiting to be accepted).
+  let ended = socket.destroyed || socket.readableEnded;
   let failure: { err: unknown } | undefined;
   let closed = false;
-  let wake: (() => void) | undefined;
+  const tcp = tcpHandleOf(socket);
+  let stopped = false;
+  const waiting: (() => void)[] = [];
   const rouse = () => {
-    const w = wake;
-    wake = undefined;
-    w?.();
+    for (const w of waiting.splice(0)) w();
   };
   socket.on("data", (chunk: Uint8Array) => {
     queue.push(chunk);
     queued += chunk.length;
-    if (queued >= UNREAD_HIGH_WATER) socket.pause();
+    if (queued >= UNREAD_HIGH_WATER && tcp && !stopped) {
+      stopped = true;
+      tcp.readStop();
+    }
     rouse();
   });
   // Not destroyed when the reads end: a peer that half-closes still gets its answers.
@@ -218,7 +245,7 @@ function streamOf(socket: TLSSocket): Stream {
         if (closed) return null;
         if (failure) throw failure.err;
         if (ended) return null;
-        await new Promise<void>((r) => (wake = r));
+        await new Promise<void>((r) => waiting.push(r));
       }
       let n = 0;
       while (n < p.length && queue.length > 0) {
@@ -230,7 +257,10 @@ function streamOf(socket: TLSSocket): Stream {
         else queue[0] = chunk.subarray(k);
       }
       queued -= n;
-      if (queued < UNREAD_HIGH_WATER && socket.isPaused()) socket.resume();
+      if (stopped && queued < UNREAD_HIGH_WATER && !ended && !closed) {
+        stopped = false;
+        tcp!.readStart();
+      }
       return n;
     },
     write(p: Uint8Array): Promise<number> {
@@ -386,10 +416,10 @@ class DialTimeout extends Error {
 /** The TLS handshake of {@link dial} failed. */
 class TlsHandshakeError extends Error {}
 
-/** A mutual-TLS server closed the connection before any answer, without a TLS alert. */
+/** A mutual-TLS server closed the connection right after the handshake, without a TLS alert. */
 class ClosedUnanswered extends Error {
   constructor() {
-    super("the server closed the connection before any answer");
+    super("the server closed the connection right after the TLS handshake, before any answer");
   }
 }
 
@@ -521,8 +551,9 @@ async function open(
  * `caCerts` (Deno 2.9.6) only adds to the roots the process trusts (Mozilla's,
  * DENO_CERT, DENO_TLS_CA_STORE), so a server whose certificate any of those
  * signed for the host got the caller's token. The certificate must name the
- * host (an address as an IP subject alt name). Nagle's algorithm is off, as on
- * the listener's side.
+ * host (an address as an IP subject alt name). The TLS socket wraps a
+ * net.Socket of ours, whose reading {@link streamOf} can stop, with Nagle's
+ * algorithm off, as on the listener's side.
  */
 async function connectTls(
   ep: Extract<Endpoint, { kind: "tcp" }>,
@@ -530,19 +561,22 @@ async function connectTls(
   dialing: Dialing,
 ): Promise<Stream> {
   // Loaded only by a client that dials tcp://: node:tls brings Deno's Node layer.
-  const { connect } = await import("node:tls");
+  const [{ connect }, net] = await Promise.all([import("node:tls"), import("node:net")]);
   if (dialing.over) throw new Error("the dial gave up");
   return await new Promise<Stream>((resolve, reject) => {
+    const started = performance.now();
     let connected = false;
+    const raw = net.connect({ host: ep.host, port: ep.port });
     const socket = connect({
+      socket: raw,
       host: ep.host,
-      port: ep.port,
       ca: [pem.ca],
       ...(pem.cert !== undefined ? { cert: pem.cert, key: pem.key } : {}),
       minVersion: "TLSv1.2",
     });
     const fail = (err: unknown) => {
       socket.destroy();
+      raw.destroy();
       const code = (err as { code?: string }).code;
       reject(
         err instanceof Deno.errors.NotCapable
@@ -560,13 +594,17 @@ async function connectTls(
     };
     // The dial's timeout ends a connection still under way.
     dialing.cancel = () => fail(new Error("the dial gave up"));
-    socket.once("connect", () => {
+    raw.once("connect", () => {
       connected = true;
-      socket.setNoDelay(true);
+      raw.setNoDelay(true);
     });
-    socket.once("error", fail);
+    raw.on("error", fail);
+    socket.on("error", fail);
     socket.once("secureConnect", () => {
+      raw.off("error", fail);
       socket.off("error", fail);
+      // From here the TLS socket's reads and writes carry the TCP socket's errors.
+      raw.on("error", () => {});
       dialing.cancel = undefined;
       // rejectUnauthorized has refused the rest already; checked again, not assumed.
       if (!socket.authorized) {
@@ -576,14 +614,19 @@ async function connectTls(
       const stream = streamOf(socket);
       if (pem.cert === undefined) return resolve(stream);
       // Under TLS 1.3 a server refuses the client's certificate after the
-      // client's side of the handshake; Deno's node:tls server (2.9.6) then
-      // closes without an alert: an end before any answer says so.
+      // client's side of the handshake, within a round trip; Deno's node:tls
+      // server (2.9.6) then closes without an alert. An end so soon, before
+      // any answer, says so; a later one is a lost connection.
+      const secured = performance.now();
+      const soon = Math.max(REFUSAL_WINDOW_MS, 2 * (secured - started));
       let answered = false;
       resolve({
         ...stream,
         async read(p: Uint8Array): Promise<number | null> {
           const n = await stream.read(p);
-          if (n === null && !answered) throw new ClosedUnanswered();
+          if (n === null && !answered && performance.now() - secured <= soon) {
+            throw new ClosedUnanswered();
+          }
           answered = true;
           return n;
         },
@@ -591,6 +634,12 @@ async function connectTls(
     });
   });
 }
+
+/**
+ * How soon after a mutual-TLS handshake an end before any answer is taken
+ * for a refused certificate (ms; or twice the handshake's time, if longer).
+ */
+const REFUSAL_WINDOW_MS = 50;
 
 /**
  * Dials an endpoint (a bare path is a Unix socket); throws

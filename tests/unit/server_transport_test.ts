@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { Client } from "../../src/server/client.ts";
 import { type Method, Server } from "../../src/server/server.ts";
 import { dial, listen, MAX_PENDING_HANDSHAKES } from "../../src/server/transport.ts";
-import { encodeFrame } from "../../src/wire/frame.ts";
+import { encodeFrame, FrameReader, FrameWriter } from "../../src/wire/frame.ts";
 import { isIpv4Address } from "../../src/wire/endpoint.ts";
 import { freePort, makeTestTls } from "../helpers.ts";
 import { rejectsStrata, withTempDir } from "./support.ts";
@@ -387,6 +387,123 @@ Deno.test("transport: mutual TLS closes a client that does not finish its handsh
         conn.close();
       } catch { /* closed by the server */ }
       await server.drain(1000);
+    }
+  });
+});
+
+Deno.test("transport: a TLS peer that sends requests and never reads the answers is held back, not buffered", async () => {
+  await withTempDir(async (dir) => {
+    // given a server on tcp:// whose every answer is 100 KB
+    const tls = await makeTestTls(dir);
+    const port = freePort();
+    const server = await Server.listen({
+      service: "t",
+      endpoints: [`tcp://127.0.0.1:${port}`],
+      tls: { certFile: tls.cert, keyFile: tls.key },
+      methods: [BLOB],
+    });
+    const peer = await Deno.connectTls({
+      hostname: "127.0.0.1",
+      port,
+      caCerts: [await Deno.readTextFile(tls.ca)],
+    });
+    try {
+      // when a peer writes requests for 3 s and reads nothing
+      const frames = Array.from(
+        { length: 100 },
+        (_, i) =>
+          encodeFrame({ v: 1, req_id: `f${i}`, method: "t.blob", params: { size: 100_000 } }),
+      );
+      const batch = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+      frames.reduce((off, f) => (batch.set(f, off), off + f.length), 0);
+      let sent = 0;
+      let pending: Promise<number> | undefined;
+      const end = Date.now() + 3000;
+      while (Date.now() < end) {
+        pending ??= peer.write(batch);
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const r = await Promise.race([
+          pending,
+          new Promise<"waiting">((res) => (timer = setTimeout(() => res("waiting"), 200))),
+        ]);
+        clearTimeout(timer);
+        if (r === "waiting") continue;
+        pending = undefined;
+        sent += r;
+      }
+      // then the server stopped taking its bytes once its budgets were full (a few MiB of
+      // requests; without stopping the TCP handle it took over 800 MiB in 3 s)
+      assert.ok(sent < 64 * 2 ** 20, `the peer wrote ${(sent / 2 ** 20).toFixed(1)} MiB`);
+    } finally {
+      try {
+        peer.close();
+      } catch { /* closed */ }
+      await server.drain(1000);
+    }
+  });
+});
+
+Deno.test("transport: a client over TLS sees the server's close after a large answer", async () => {
+  await withTempDir(async (dir) => {
+    // given a tcp:// listener that answers the first request with 1 MB, then closes
+    const tls = await makeTestTls(dir);
+    const tcp = `tcp://127.0.0.1:${freePort()}`;
+    const l = await listen(tcp, { certFile: tls.cert, keyFile: tls.key });
+    const serving = (async () => {
+      const s = await l.listener.accept();
+      const body = await new FrameReader(s).next();
+      const req = JSON.parse(new TextDecoder().decode(body!));
+      await new FrameWriter(s).write(
+        encodeFrame({ v: 1, req_id: req.req_id, ok: true, result: { big: "z".repeat(1_000_000) } }),
+      );
+      s.close();
+    })();
+    const c = await Client.connect(tcp, { caFile: tls.ca, timeoutMs: 3000 });
+    try {
+      // when the client reads the answer
+      assert.ok((await c.request("t.big")).ok);
+      await serving;
+      // then the end that came while 1 MB waited to be read is not lost: the client is closed
+      const t0 = performance.now();
+      while (!c.closed && performance.now() - t0 < 2000) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      assert.ok(c.closed, "the client did not see the server's close");
+      const err = await rejectsStrata(c.request("t.again"), "UNAVAILABLE");
+      assert.equal(err.details?.reason, "connection_lost");
+    } finally {
+      await c.close();
+      l.close();
+    }
+  });
+});
+
+Deno.test("transport: over mutual TLS, a server that closes long after the handshake is a lost connection, not a refused certificate", async () => {
+  await withTempDir(async (dir) => {
+    // given a mutual-TLS listener that reads a request, then closes 300 ms later (a crash, a restart)
+    const tls = await makeTestTls(dir);
+    const tcp = `tcp://127.0.0.1:${freePort()}`;
+    const l = await listen(tcp, { certFile: tls.cert, keyFile: tls.key, clientCaFile: tls.ca });
+    const serving = (async () => {
+      const s = await l.listener.accept();
+      await new FrameReader(s).next();
+      await new Promise((r) => setTimeout(r, 300));
+      s.close();
+    })();
+    const c = await Client.connect(tcp, {
+      caFile: tls.ca,
+      certFile: tls.clientCert,
+      keyFile: tls.clientKey,
+    });
+    try {
+      // then the caller hears that the connection was lost, without the certificate hint
+      const err = await rejectsStrata(c.request("t.slow"), "UNAVAILABLE");
+      assert.equal(err.details?.reason, "connection_lost", err.message);
+      assert.doesNotMatch(err.message, /certificate/);
+      await serving;
+    } finally {
+      await c.close();
+      l.close();
     }
   });
 });
