@@ -20,6 +20,19 @@ const ECHO: Method = {
   handler: (p: { text: string }) => ({ text: p.text }),
 };
 
+/** A server of `methods` on a fresh tcp:// port of 127.0.0.1 with a test certificate. */
+async function tlsServer(dir: string, methods: Method[]) {
+  const tls = await makeTestTls(dir);
+  const port = freePort();
+  const server = await Server.listen({
+    service: "t",
+    endpoints: [`tcp://127.0.0.1:${port}`],
+    tls: { certFile: tls.cert, keyFile: tls.key },
+    methods,
+  });
+  return { tls, port, server };
+}
+
 Deno.test("transport: one server answers on its Unix socket and over TLS; the socket stays 0600", async () => {
   await withTempDir(async (dir) => {
     // given a server on a socket and on a tcp:// endpoint with a test certificate
@@ -154,14 +167,7 @@ Deno.test("transport: a socket whose listening queue is full is dialled again un
 
 Deno.test("transport: a plain TCP client sending frames gets no frame back", async () => {
   await withTempDir(async (dir) => {
-    const tls = await makeTestTls(dir);
-    const port = freePort();
-    const server = await Server.listen({
-      service: "t",
-      endpoints: [`tcp://127.0.0.1:${port}`],
-      tls: { certFile: tls.cert, keyFile: tls.key },
-      methods: [ECHO],
-    });
+    const { port, server } = await tlsServer(dir, [ECHO]);
     try {
       const conn = await Deno.connect({ hostname: "127.0.0.1", port });
       await conn.write(encodeFrame({ v: 1, req_id: "1", method: "t.health" })).catch(() => {});
@@ -394,14 +400,7 @@ Deno.test("transport: mutual TLS closes a client that does not finish its handsh
 Deno.test("transport: a TLS peer that sends requests and never reads the answers is held back, not buffered", async () => {
   await withTempDir(async (dir) => {
     // given a server on tcp:// whose every answer is 100 KB
-    const tls = await makeTestTls(dir);
-    const port = freePort();
-    const server = await Server.listen({
-      service: "t",
-      endpoints: [`tcp://127.0.0.1:${port}`],
-      tls: { certFile: tls.cert, keyFile: tls.key },
-      methods: [BLOB],
-    });
+    const { tls, port, server } = await tlsServer(dir, [BLOB]);
     const peer = await Deno.connectTls({
       hostname: "127.0.0.1",
       port,
