@@ -9,7 +9,12 @@
 
 import assert from "node:assert/strict";
 import { EtcdHttp, type EtcdWatch } from "../../src/sources/etcd_http.ts";
-import { generateSigningKey, importVerifyKey, publicPaserk } from "../../src/token/keys.ts";
+import {
+  generateSigningKey,
+  importVerifyKey,
+  publicPaserk,
+  type SigningKey,
+} from "../../src/token/keys.ts";
 import { signEndorsement } from "../../src/token/endorsement.ts";
 import { type RevokedEntry, signRevocationList } from "../../src/token/revocation_set.ts";
 import { endorsementsPrefix, EtcdKeySetSource } from "../../src/sources/etcd_key_set.ts";
@@ -184,15 +189,7 @@ Deno.test("etcd revocations: a revocation the watch never delivers is applied by
         // (up: a look that reads nothing from etcd)
         await watchUp(source, reads);
         // when B's identity publishes a revocation
-        const later: RevokedEntry = {
-          cap_id: newCapId(),
-          exp: Math.floor(Date.now() / 1000) + 600,
-        };
-        await publishRevocations(writer, await signRevocationList(b, "identity@b", [later]), {
-          cluster: CLUSTER,
-          node: "b",
-          entries: [later],
-        });
+        const later = await publishFromB(writer, b);
         const published = performance.now();
         // then the service's looks apply it within the small read's interval (500 ms at a 3 s bound)
         await waitFor("the revocation", async () => {
@@ -235,6 +232,17 @@ async function endorsedB(endpoints: string[], writer: EtcdHttp, dir: string) {
   });
   await keys.start();
   return { b, keys };
+}
+
+/** A revocation by node b's identity, signed with `b` and written to etcd: its entry. */
+async function publishFromB(writer: EtcdHttp, b: SigningKey): Promise<RevokedEntry> {
+  const later: RevokedEntry = { cap_id: newCapId(), exp: Math.floor(Date.now() / 1000) + 600 };
+  await publishRevocations(writer, await signRevocationList(b, "identity@b", [later]), {
+    cluster: CLUSTER,
+    node: "b",
+    entries: [later],
+  });
+  return later;
 }
 
 /** Polls `source` until a look reads nothing from etcd: its watch is up. */
@@ -302,15 +310,7 @@ Deno.test("etcd revocations: a watch etcd cancels is replaced, and the next revo
           return watches.length === 2;
         }, 5000);
         await watchUp(source, reads);
-        const later: RevokedEntry = {
-          cap_id: newCapId(),
-          exp: Math.floor(Date.now() / 1000) + 600,
-        };
-        await publishRevocations(writer, await signRevocationList(b, "identity@b", [later]), {
-          cluster: CLUSTER,
-          node: "b",
-          entries: [later],
-        });
+        const later = await publishFromB(writer, b);
         // No look meanwhile: only the new watch can bring it.
         await waitFor("the revocation by the new watch", () => got.has(later.cap_id), 2000);
       } finally {
