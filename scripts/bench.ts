@@ -33,7 +33,7 @@ import { alive, memoryMb, waitFor } from "../tests/helpers.ts";
 import { haveEtcd } from "../tests/etcd.ts";
 import { layoutArgs } from "../src/runtime/config.ts";
 import { clusterFigures } from "./bench_cluster.ts";
-import { floorCommand } from "./bench_floor_command.ts";
+import { floorCommand, writeFloorOperatorClaims } from "./bench_floor_command.ts";
 import { IDLE_TICK_MS } from "../src/node/idle_gc.ts";
 
 const { values } = parseArgs({
@@ -210,8 +210,8 @@ async function startFloor(s: Subject): Promise<RunningNode> {
   const children: Deno.ChildProcess[] = [];
   try {
     for (const d of [layout.runtimeDir, layout.stateDir]) await Deno.mkdir(d, { mode: 0o700 });
-    // The floor's identity takes any caller's token.
-    await Deno.writeTextFile(`${layout.stateDir}/operator.token`, "floor");
+    // The floor's identity signs the operator token of these claims at start.
+    await writeFloorOperatorClaims(layout.stateDir);
     // identity first: the others read the key it writes and follow the list it appends to.
     for (const program of FLOOR_PROGRAMS) {
       const c = floorCommand(program, layout, DENO);

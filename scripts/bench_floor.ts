@@ -6,6 +6,11 @@
  * (no audit, no caller check beyond a cached token, no quotas, no issued
  * record, no limits or budgets):
  *
+ * - every request but a health check: the caller's token found in a cache of
+ *   the tokens seen (its signature checked on first sight), not revoked, not
+ *   expired (identity's caller is the bench's operator token, which the
+ *   floor's identity signs at start from claims shaped as a node's: every
+ *   right, so each request carries as many bytes);
  * - identity.issue: one Ed25519 signature over a token's claims;
  * - fs.list: the 22 `lstat`s fs makes (the root, the folder and its 20
  *   entries: a size is never served from memory), after one signature check
@@ -263,10 +268,35 @@ function follow(
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 const b64url = (b: Uint8Array) => b.toBase64({ alphabet: "base64url", omitPadding: true });
 
+/**
+ * A caller's check, as every service must make one: a token seen before is
+ * found in a bounded cache (1,024 tokens, as fs keeps), one not seen has its
+ * signature checked (`verify`) and its claims read; either way it is refused
+ * (an error: the floor hangs up) once revoked or expired.
+ */
+function callerCheck(
+  verify: (message: Uint8Array, signature: Uint8Array) => boolean,
+  revoked: Revoked,
+): (token?: string) => void {
+  const known = new Map<string, { capId: string; expMs: number }>();
+  return (token = "") => {
+    let cap = known.get(token);
+    if (cap === undefined) {
+      const { message, signature } = parts(token);
+      if (!verify(message, signature)) throw new Error("bad token");
+      if (known.size >= 1024) known.delete(known.keys().next().value!);
+      const claims = JSON.parse(decoder.decode(message));
+      cap = { capId: String(claims.cap_id), expMs: Date.parse(claims.exp) };
+      known.set(token, cap);
+    }
+    if (revoked.has(cap.capId) || !(cap.expMs > Date.now())) throw new Error("refused");
+  };
+}
+
 /** identity's floor: issues and revokes. */
 async function floorIdentity(runtimeDir: string, stateDir: string): Promise<void> {
   // Loaded by the roles that need them (a stand-in that only answers loads no Node layer).
-  const { generateKeyPairSync, sign } = await import("node:crypto");
+  const { generateKeyPairSync, sign, verify } = await import("node:crypto");
   const { privateKey, publicKey } = generateKeyPairSync("ed25519");
   const PUB = `${runtimeDir}/identity.pub`;
   const LIST = `${runtimeDir}/revocations`;
@@ -323,7 +353,22 @@ async function floorIdentity(runtimeDir: string, stateDir: string): Promise<void
     flushing = false;
     kick();
   };
+  // The operator's token, signed here: of the claims the bench gives (those of a node's
+  // operator token, so a request carries as many bytes), or of a short default.
+  const now = Date.now();
+  let operator: Record<string, unknown> = {
+    cap_id: hex(crypto.getRandomValues(new Uint8Array(16))),
+    sub: "operator",
+    iat: new Date(now).toISOString(),
+    exp: new Date(now + 365 * 24 * 3600_000).toISOString(),
+  };
+  try {
+    operator = JSON.parse(Deno.readTextFileSync(`${stateDir}/operator.claims`));
+  } catch { /* the default */ }
+  Deno.writeTextFileSync(`${stateDir}/operator.token`, `${signed(operator)}\n`, { mode: 0o600 });
+  const check = callerCheck((m, sig) => verify(null, m, publicKey, sig), revoked);
   await listen(runtimeDir, "identity", (req, out) => {
+    if (req.method !== "identity.health") check(req.auth?.token);
     if (req.method === "identity.issue") {
       const now = Date.now();
       const capId = hex(crypto.getRandomValues(new Uint8Array(16)));
@@ -365,19 +410,10 @@ async function floorFs(runtimeDir: string, exportRoot: string): Promise<void> {
   const catchUp = follow(LIST, revoked, (m, sig) => verify(null, m, key, sig)) as () => void;
   const poll = setInterval(catchUp, 1000);
   Deno.unrefTimer(poll);
-  const known = new Map<string, string>();
-  const check = (token = "") => {
+  const caller = callerCheck((m, sig) => verify(null, m, key, sig), revoked);
+  const check = (token?: string) => {
     catchUp();
-    let capId = known.get(token);
-    if (capId === undefined) {
-      const { message: m, signature } = parts(token);
-      if (!verify(null, m, key, signature)) throw new Error("bad token");
-      // A bounded cache, as any service must keep (fs keeps 1,024 tokens).
-      if (known.size >= 1024) known.delete(known.keys().next().value!);
-      capId = String(JSON.parse(decoder.decode(m)).cap_id);
-      known.set(token, capId);
-    }
-    if (revoked.has(capId)) throw new Error("revoked");
+    caller(token);
   };
   const names = new Map<string, string[]>();
   const files = new Map<string, number>();

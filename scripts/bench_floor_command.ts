@@ -13,6 +13,7 @@ import {
 } from "../src/runtime/command.ts";
 import type { Layout } from "../src/runtime/config.ts";
 import { permissionFlags } from "../src/runtime/permissions.ts";
+import { allRights } from "../src/policy/rights.ts";
 
 /** The programs the floor stands in for. */
 export type FloorProgram = "supervisor" | "registry" | "identity" | "fs";
@@ -44,4 +45,28 @@ export function floorCommand(
     ],
     env: { ...SERVICE_ENV },
   };
+}
+
+/**
+ * Writes the claims of the floor's operator token into `stateDir`, shaped as
+ * a node's operator token (every right, a year's lifetime), so a request to
+ * the floor carries the caller's token in as many bytes as one to a node.
+ * The floor's identity signs it at start, into `operator.token` there.
+ */
+export async function writeFloorOperatorClaims(stateDir: string, now = Date.now()): Promise<void> {
+  const at = new Date(now).toISOString().replace(/\.\d{3}Z$/, "Z");
+  const claims = {
+    cap_id: crypto.randomUUID().replaceAll("-", ""),
+    iss: "identity@floor",
+    aud: "strata",
+    iat: at,
+    nbf: at,
+    exp: new Date(now + 365 * 24 * 3600_000).toISOString().replace(/\.\d{3}Z$/, "Z"),
+    sub: "operator",
+    service: "*",
+    actions: [],
+    rights: allRights(),
+    constraints: {},
+  };
+  await Deno.writeTextFile(`${stateDir}/operator.claims`, JSON.stringify(claims), { mode: 0o600 });
 }

@@ -1,15 +1,15 @@
 /**
  * The bench's floor (scripts/bench_floor.ts), run as identity and as fs with
  * those services' own permission flags: it must answer the bench's requests
- * for real (a token it signed opens fs's listing with the folder's real
- * sizes, a forged one does not, a revocation is in the log before its
+ * for real (identity answers only the operator token it signed, a token it
+ * signed opens fs's listing with the folder's real sizes, a forged one does not, a revocation is in the log before its
  * answer and in effect at fs for the next request), or its rates would be no
  * floor at all; and its stand-ins must follow the revocation list, or its
  * memory would be none.
  */
 
 import assert from "node:assert/strict";
-import { floorCommand } from "../../scripts/bench_floor_command.ts";
+import { floorCommand, writeFloorOperatorClaims } from "../../scripts/bench_floor_command.ts";
 import { Client } from "../../src/server/client.ts";
 import { alive, tempLayout, waitFor } from "../helpers.ts";
 
@@ -20,6 +20,7 @@ Deno.test("bench floor: issues, lists with real sizes, refuses a forged token, r
   const clients: Client[] = [];
   try {
     for (const d of [layout.runtimeDir, layout.stateDir]) await Deno.mkdir(d, { mode: 0o700 });
+    await writeFloorOperatorClaims(layout.stateDir);
     await Deno.mkdir(`${exportRoot}/list20`);
     for (let i = 0; i < 20; i++) {
       await Deno.writeTextFile(`${exportRoot}/list20/file-${i}.txt`, "x".repeat(i * 10));
@@ -40,12 +41,21 @@ Deno.test("bench floor: issues, lists with real sizes, refuses a forged token, r
         }
       });
     }
+    // identity checks its callers too: a token it did not sign gets no answer.
+    const stranger = await Client.connect(sock("identity"), { timeoutMs: 2000 });
+    clients.push(stranger);
+    await assert.rejects(
+      stranger.request("identity.issue", { service: "fs", actions: ["list"] }, { token: "floor" }),
+    );
+    // The operator token it signed at start, of the claims given (every right).
+    const operator = (await Deno.readTextFile(`${layout.stateDir}/operator.token`)).trim();
+    assert.ok(operator.length > 500, `an operator token of a node's size: ${operator.length}`);
     const id = await Client.connect(sock("identity"));
     clients.push(id);
     const issued = await id.call<{ token: string; cap_id: string }>("identity.issue", {
       service: "fs",
       actions: ["list"],
-    }, { token: "floor" });
+    }, { token: operator });
     assert.match(issued.token, /^v4\.public\./);
 
     const fs = await Client.connect(sock("fs"));
@@ -66,7 +76,7 @@ Deno.test("bench floor: issues, lists with real sizes, refuses a forged token, r
 
     const revoked = await id.call<{ revoked: boolean }>("identity.revoke", {
       cap_id: issued.cap_id,
-    }, { token: "floor" });
+    }, { token: operator });
     assert.equal(revoked.revoked, true);
     const log = await Deno.readTextFile(`${layout.stateDir}/revocations.log`);
     assert.ok(log.includes(issued.cap_id));
