@@ -23,6 +23,10 @@
  * list (for the memory after the load, which the floor's programs hold as
  * any implementation must). The floor's ratio to the baseline is, within the
  * floor's own tuning, the most a Deno service could reach on the machine.
+ *
+ * Each rate is timed over --seconds of requests (identity.revoke's over at
+ * most 80,000 revocations in all, of tokens issued before its timing), each
+ * subject's after a `sync`, and counts only answered requests.
  * @module
  */
 
@@ -279,6 +283,7 @@ async function load(
   connections: number,
   setup: (c: Client) => Promise<() => Promise<Response>>,
   bytesOf?: (r: Response) => number,
+  count?: number,
 ): Promise<Load> {
   const clients = await Promise.all(
     Array.from({ length: connections }, () => Client.connect(path, { timeoutMs: 30_000 })),
@@ -294,7 +299,8 @@ async function load(
   const start = performance.now();
   const end = start + SECONDS * 1000;
   await Promise.all(ops.map(async (op) => {
-    while (performance.now() < end) {
+    // SECONDS of requests, at most `count` on each connection.
+    for (let k = 0; performance.now() < end && (count === undefined || k < count); k++) {
       const t0 = performance.now();
       const r = await op();
       latencies.push(performance.now() - t0);
@@ -306,7 +312,8 @@ async function load(
   await Promise.all(clients.map((c) => c.close()));
   latencies.sort((a, b) => a - b);
   const out: Load = {
-    ops_per_sec: Math.round(latencies.length / elapsed),
+    // A refused request is no operation done: only answered ones count.
+    ops_per_sec: Math.round((latencies.length - errors) / elapsed),
     p50_ms: +percentile(latencies, 50).toFixed(3),
     p99_ms: +percentile(latencies, 99).toFixed(3),
     errors,
@@ -356,13 +363,14 @@ function rate(
   connections: number,
   setup: (n: RunningNode) => (c: Client) => Promise<() => Promise<Response>>,
   bytesOf?: (r: Response) => number,
+  count?: number,
 ): Figure {
   return {
     name: `${name}, ${connections} conn`,
     unit: bytesOf ? "MB/s" : "ops/s",
     higherIsBetter: true,
     async measure(n) {
-      const l = await load(sock(n, service), connections, setup(n), bytesOf);
+      const l = await load(sock(n, service), connections, setup(n), bytesOf, count);
       return { value: bytesOf ? l.mb_per_sec! : l.ops_per_sec, detail: l };
     },
   };
@@ -437,26 +445,31 @@ function readOp(file: string, size: number) {
  * cap_id). They are issued before the clock starts, so the figure is of
  * revocations alone, not of as many issues as well.
  */
+/**
+ * Revocations each connection makes at most in a round of the revoke figure
+ * (80,000 in all over the rounds): with none, the subjects that revoke
+ * fastest made over 100,000 live revocations, the most identity keeps (each
+ * refusal was counted as a revocation), and held more of them than the
+ * others in the memory measured after the load.
+ */
+const REVOKES_PER_CONN = Math.floor(80_000 / (8 * ROUNDS));
+
 function revokeOp(n: RunningNode) {
   const op = operatorToken(n);
   return async (c: Client) => {
+    // Every token the connection revokes (the warm-up's too), issued before the timing starts:
+    // a token issued when the ids ran out was timed as part of a revocation.
     const ids: string[] = [];
-    // Enough for 1,000 revocations a second on each connection: refilled if it runs out.
-    const refill = async (count: number) => {
-      for (let i = 0; i < count; i++) {
-        const r = await c.request("identity.issue", {
-          service: "fs",
-          actions: ["read"],
-          ttl_seconds: 600,
-        }, { token: op });
-        if (r.ok) ids.push((r.result as { cap_id: string }).cap_id);
-      }
-    };
-    await refill(1000 * SECONDS);
-    return async () => {
-      if (ids.length === 0) await refill(200);
-      return await c.request("identity.revoke", { cap_id: ids.pop()! }, { token: op });
-    };
+    while (ids.length < REVOKES_PER_CONN + 20) {
+      const r = await c.request("identity.issue", {
+        service: "fs",
+        actions: ["read"],
+        ttl_seconds: 600,
+      }, { token: op });
+      if (!r.ok) throw new Error(`identity.issue for the revoke figure: ${JSON.stringify(r)}`);
+      ids.push((r.result as { cap_id: string }).cap_id);
+    }
+    return () => c.request("identity.revoke", { cap_id: ids.pop()! }, { token: op });
   };
 }
 
@@ -469,7 +482,7 @@ const RATES: Figure[] = [
   rate("fs.list of 20 entries", "fs", 1, listOp),
   rate("fs.read 4 KiB", "fs", 8, readOp("4k.bin", READ_SIZES.small)),
   rate("fs.read 720 KiB", "fs", 4, readOp("64m.bin", READ_SIZES.large), bytesRead),
-  rate("identity.revoke", "identity", 8, revokeOp),
+  rate("identity.revoke", "identity", 8, revokeOp, undefined, REVOKES_PER_CONN),
 ];
 
 /** Wall time of `strata-ctl status`, run as its own program with its own flags (median of 10). */
@@ -652,6 +665,10 @@ try {
     for (let i = 0; i < ROUNDS; i++) {
       for (const s of orderOf(i)) {
         if (s.floor && !RATES.includes(f)) continue;
+        // Each subject starts on a disk with nothing left to write back from the one before:
+        // b0bb4d4's revocations left so much that the next subject's fsyncs waited on it
+        // (ours made 14,150 revocations a second first in a round, 7,984 right after b0bb4d4).
+        await new Deno.Command("sync").output();
         const { value, detail } = await f.measure(nodes.get(s)!);
         record(f, s, value, detail);
         console.error(`${s.name}: ${f.name}: ${value} ${f.unit}`);
