@@ -441,11 +441,6 @@ function readOp(file: string, size: number) {
 }
 
 /**
- * Revokes tokens issued beforehand (each op: one identity.revoke of a fresh
- * cap_id). They are issued before the clock starts, so the figure is of
- * revocations alone, not of as many issues as well.
- */
-/**
  * Revocations each connection makes at most in a round of the revoke figure
  * (80,000 in all over the rounds): with none, the subjects that revoke
  * fastest made over 100,000 live revocations, the most identity keeps (each
@@ -454,6 +449,11 @@ function readOp(file: string, size: number) {
  */
 const REVOKES_PER_CONN = Math.floor(80_000 / (8 * ROUNDS));
 
+/**
+ * Revokes tokens issued beforehand (each op: one identity.revoke of a fresh
+ * cap_id). They are issued before the clock starts, so the figure is of
+ * revocations alone, not of as many issues as well.
+ */
 function revokeOp(n: RunningNode) {
   const op = operatorToken(n);
   return async (c: Client) => {
@@ -666,8 +666,9 @@ try {
       for (const s of orderOf(i)) {
         if (s.floor && !RATES.includes(f)) continue;
         // Each subject starts on a disk with nothing left to write back from the one before:
-        // b0bb4d4's revocations left so much that the next subject's fsyncs waited on it
-        // (ours made 14,150 revocations a second first in a round, 7,984 right after b0bb4d4).
+        // b0bb4d4's revocations left so much that the next subject's fsyncs waited on it (with
+        // 20,000 revocations a round each, ours made 14,150 a second first in a round, 7,984
+        // right after b0bb4d4).
         await new Deno.Command("sync").output();
         const { value, detail } = await f.measure(nodes.get(s)!);
         record(f, s, value, detail);
