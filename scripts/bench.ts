@@ -118,6 +118,8 @@ async function checkoutRef(ref: string): Promise<Subject> {
   await archive.stdout.pipeTo(tar.stdin);
   const [a, t] = await Promise.all([archive.output(), tar.status]);
   if (!a.success || !t.success) {
+    // A ref that names nothing (or a checkout that is no repository) leaves no temp dir behind.
+    await Deno.remove(dir, { recursive: true });
     throw new Error(`git archive ${ref} failed: ${decoder.decode(a.stderr).trim()}`);
   }
   const rev = new Deno.Command("git", { args: ["-C", ROOT, "rev-parse", "--short", ref] })
