@@ -298,6 +298,11 @@ export interface ServerOptions<C = unknown> {
    * each about 21 ms of its 75 ms load and 0.4 MB).
    */
   immediate?: (fn: () => void) => void;
+  /**
+   * Runs when the pool of large frames' buffers has let them go after a
+   * burst (see FramePool): a service asks for a collection then.
+   */
+  onBuffersReleased?: () => void;
 }
 
 /** A 0 ms timer: the default {@link ServerOptions.immediate}. */
@@ -395,7 +400,7 @@ export class Server<C = unknown> {
   #sweep: ReturnType<typeof setTimeout>;
   #started = Date.now();
   #accepting: Promise<void>;
-  #pool = new FramePool();
+  #pool: FramePool;
   #requestBudget: ByteBudget;
   #responseBudget: ByteBudget;
   #quickBudget = new ByteBudget(QUICK_RESERVE);
@@ -414,6 +419,7 @@ export class Server<C = unknown> {
     this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.#immediate = options.immediate ?? zeroTimer;
     this.#turns = new Turns(this.#immediate);
+    this.#pool = new FramePool(undefined, { onRelease: options.onBuffersReleased });
     this.#chain = options.chain;
     this.#requestBudget = new ByteBudget(this.#limits.requestBudget);
     this.#responseBudget = new ByteBudget(this.#limits.responseBudget);

@@ -208,12 +208,19 @@ export class FramePool {
   #free: Uint8Array[] = [];
   #keep: number;
   #idleMs: number;
+  #onRelease?: () => void;
   #lastTake = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(keep = 4, options: { idleMs?: number } = {}) {
+  /**
+   * `onRelease` runs when the pool has let its buffers go: they are garbage
+   * from then on, and their memory returns only once a collection runs (see
+   * node/idle_gc.ts, which a quiet process would otherwise not run again).
+   */
+  constructor(keep = 4, options: { idleMs?: number; onRelease?: () => void } = {}) {
     this.#keep = keep;
     this.#idleMs = options.idleMs ?? POOL_IDLE_MS;
+    this.#onRelease = options.onRelease;
   }
 
   /** Buffers held for reuse. */
@@ -241,8 +248,10 @@ export class FramePool {
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       const idle = performance.now() - this.#lastTake;
-      if (idle >= this.#idleMs) this.#free = [];
-      else this.#scheduleRelease(this.#idleMs - idle);
+      if (idle < this.#idleMs) return this.#scheduleRelease(this.#idleMs - idle);
+      const released = this.#free.length > 0;
+      this.#free = [];
+      if (released) this.#onRelease?.();
     }, delay);
     Deno.unrefTimer(this.#timer);
   }

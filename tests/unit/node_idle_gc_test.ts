@@ -118,3 +118,39 @@ Deno.test("IdleCollector: in a process with --expose-gc (as the services run), a
   assert.equal(r.collected, true);
   assert.ok(r.after < r.grown / 2, JSON.stringify(r));
 });
+
+Deno.test("IdleCollector: the frame pool's buffers, let go after the collection that followed a burst, go back at the next quiet tick", async () => {
+  // given a process with the services' V8 flags whose frame pool holds four 1 MiB buffers after
+  // a burst of large frames, wired to the collector as node/service.ts wires the server's pool
+  const idle = new URL("../../src/node/idle_gc.ts", import.meta.url).href;
+  const frame = new URL("../../src/wire/frame.ts", import.meta.url).href;
+  const code = `
+    const { IdleCollector } = await import(${JSON.stringify(idle)});
+    const { FramePool } = await import(${JSON.stringify(frame)});
+    const c = new IdleCollector({ cpuMicros: () => 0 });
+    const pool = new FramePool(4, { idleMs: 50, onRelease: () => c.collectWhenQuiet() });
+    const burst = [pool.take(), pool.take(), pool.take(), pool.take()];
+    for (const b of burst) b.fill(1);
+    for (const b of burst) pool.give(b);
+    burst.length = 0;
+    const held = Deno.memoryUsage().external;
+    // when the collector's first quiet tick comes before the pool lets its buffers go
+    c.tick();
+    const kept = Deno.memoryUsage().external;
+    await new Promise((r) => setTimeout(r, 200));
+    // and it ticks again once the pool has let them go
+    const collected = c.tick();
+    console.log(JSON.stringify({ held, kept, collected, after: Deno.memoryUsage().external }));
+  `;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", `--v8-flags=${SERVICE_V8_FLAGS}`, "--allow-read", code],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  const r = JSON.parse(new TextDecoder().decode(out.stdout));
+  // then the first collection could not free the buffers (the pool held them), the second did
+  assert.ok(r.kept > r.held - MB, JSON.stringify(r));
+  assert.equal(r.collected, true);
+  assert.ok(r.after < r.kept - 3 * MB, JSON.stringify(r));
+});

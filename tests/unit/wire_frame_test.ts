@@ -751,3 +751,17 @@ Deno.test("FrameReader: a client's large bodies in a row are read whole in few r
   assert.ok(source.reads <= bodies.length * 2 + 1, `${source.reads} reads`);
   assert.equal(await reader.next(), null);
 });
+
+Deno.test("FramePool: letting its buffers go after being idle is told (once, and not when it held none)", async () => {
+  let told = 0;
+  const pool = new FramePool(4, { idleMs: 20, onRelease: () => told++ });
+  pool.give(pool.take());
+  assert.equal(pool.held, 1);
+  await new Promise((r) => setTimeout(r, 120));
+  assert.equal(pool.held, 0);
+  assert.equal(told, 1);
+  // a buffer taken and not given back leaves nothing to let go
+  pool.take();
+  await new Promise((r) => setTimeout(r, 120));
+  assert.equal(told, 1);
+});
