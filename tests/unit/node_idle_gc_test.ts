@@ -94,6 +94,17 @@ Deno.test("IdleCollector: without V8's gc (no --expose-gc) it does nothing", () 
   assert.equal(c.collections, 0);
 });
 
+/** Runs `code` in a Deno process with the services' V8 flags; returns the JSON it printed. */
+async function inServiceProcess(code: string) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", `--v8-flags=${SERVICE_V8_FLAGS}`, "--allow-read", code],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  return JSON.parse(new TextDecoder().decode(out.stdout));
+}
+
 Deno.test("IdleCollector: in a process with --expose-gc (as the services run), a burst's heap goes back", async () => {
   // given a Deno process with the services' V8 flags that grew its heap by a burst and let it go
   const module = new URL("../../src/node/idle_gc.ts", import.meta.url).href;
@@ -107,13 +118,7 @@ Deno.test("IdleCollector: in a process with --expose-gc (as the services run), a
     const collected = c.tick();
     console.log(JSON.stringify({ collected, grown, after: Deno.memoryUsage().heapTotal }));
   `;
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["eval", `--v8-flags=${SERVICE_V8_FLAGS}`, "--allow-read", code],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.ok(out.success, new TextDecoder().decode(out.stderr));
-  const r = JSON.parse(new TextDecoder().decode(out.stdout));
+  const r = await inServiceProcess(code);
   // then it collected, and the heap shrank by more than half of what the burst grew
   assert.equal(r.collected, true);
   assert.ok(r.after < r.grown / 2, JSON.stringify(r));
@@ -142,13 +147,7 @@ Deno.test("IdleCollector: the frame pool's buffers, let go after the collection 
     const collected = c.tick();
     console.log(JSON.stringify({ held, kept, collected, after: Deno.memoryUsage().external }));
   `;
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["eval", `--v8-flags=${SERVICE_V8_FLAGS}`, "--allow-read", code],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.ok(out.success, new TextDecoder().decode(out.stderr));
-  const r = JSON.parse(new TextDecoder().decode(out.stdout));
+  const r = await inServiceProcess(code);
   // then the first collection could not free the buffers (the pool held them), the second did
   assert.ok(r.kept > r.held - MB, JSON.stringify(r));
   assert.equal(r.collected, true);
