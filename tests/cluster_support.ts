@@ -10,6 +10,8 @@ import { programCommand } from "../src/runtime/command.ts";
 import type { Layout } from "../src/runtime/config.ts";
 import { type Node, REPO_ROOT, startNode, type TempLayout, tempLayout } from "./helpers.ts";
 import { startEtcd, type TestEtcd } from "./etcd.ts";
+import { publicPaserk, type SigningKey } from "../src/token/keys.ts";
+import { signEndorsement } from "../src/token/endorsement.ts";
 
 /** The longest one strata-ctl run of a cluster test may take before it is killed (ms). */
 const CTL_LIMIT_MS = 30_000;
@@ -104,4 +106,23 @@ export async function startCluster(
     await started.stop();
     throw err;
   }
+}
+
+/**
+ * The endorsement `root` signs for `node` of `cluster`, naming `keys` (what
+ * the operator's `cluster join` puts in etcd).
+ */
+export function endorsementOf(
+  root: SigningKey,
+  cluster: string,
+  node: string,
+  keys: SigningKey[],
+  opts: { expMs: number; seq?: number },
+): string {
+  return signEndorsement(root, {
+    cluster,
+    node,
+    keys: keys.map((k) => ({ kid: k.kid, public: publicPaserk(k.publicKey) })),
+    ...opts,
+  });
 }

@@ -401,6 +401,17 @@ export interface TestTls {
 }
 
 /**
+ * Two sets of TLS files under `dir`: `ours`, which a client is told to
+ * trust, and `theirs`, an impostor's from another CA (for the tests that a
+ * client trusts the CA it is given alone).
+ */
+export async function oursAndTheirsTls(dir: string): Promise<{ ours: TestTls; theirs: TestTls }> {
+  await Deno.mkdir(`${dir}/ours`);
+  await Deno.mkdir(`${dir}/theirs`);
+  return { ours: await makeTestTls(`${dir}/ours`), theirs: await makeTestTls(`${dir}/theirs`) };
+}
+
+/**
  * Makes TLS files in `dir` with Debian's openssl (EC P-256, valid one day);
  * the server certificate also names `dnsName` when given, and is valid for
  * client authentication too with `serverAlsoClient` (etcd's JSON gateway

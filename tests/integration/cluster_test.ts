@@ -13,7 +13,7 @@
 import assert from "node:assert/strict";
 import { EtcdHttp } from "../../src/sources/etcd_http.ts";
 import { fromB64url, generateSigningKey, publicPaserk } from "../../src/token/keys.ts";
-import { signEndorsement, signPendingKeys } from "../../src/token/endorsement.ts";
+import { signPendingKeys } from "../../src/token/endorsement.ts";
 import { signV4Public } from "../../src/token/paseto.ts";
 import { newCapId, rfc3339 } from "../../src/token/claims.ts";
 import { endorsementsPrefix, pendingKeysPrefix } from "../../src/sources/etcd_key_set.ts";
@@ -21,7 +21,7 @@ import { revocationsPrefix } from "../../src/sources/etcd_revocations.ts";
 import { signRevocationList } from "../../src/token/revocation_set.ts";
 import { issue, type Node, startNode, tempLayout, waitFor } from "../helpers.ts";
 import { startEtcd } from "../etcd.ts";
-import { ctl, ctlRaw, listOn } from "../cluster_support.ts";
+import { ctl, ctlRaw, endorsementOf, listOn } from "../cluster_support.ts";
 
 const CLUSTER = "it";
 
@@ -93,12 +93,7 @@ Deno.test("cluster: A's tokens on B only while the root endorses A; forged keys 
     const mallory = await generateSigningKey();
     await writer.put(
       `${endorsementsPrefix(CLUSTER)}mallory`,
-      signEndorsement(forger, {
-        cluster: CLUSTER,
-        node: "mallory",
-        keys: [{ kid: mallory.kid, public: publicPaserk(mallory.publicKey) }],
-        expMs: Date.now() + 3600_000,
-      }),
+      endorsementOf(forger, CLUSTER, "mallory", [mallory], { expMs: Date.now() + 3600_000 }),
     );
     const now = Date.now();
     const jti = newCapId();

@@ -17,6 +17,7 @@ import {
   freePort,
   issue,
   makeTestTls,
+  oursAndTheirsTls,
   rawExchange,
   rawFrame,
   startNode,
@@ -262,10 +263,7 @@ Deno.test("fs over TLS on loopback refuses the same attacks as fs.sock", async (
 
 Deno.test("a client trusts its --tls-ca alone: an impostor certified by a root the process trusts gets no token", async () => {
   const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-impostor-" });
-  await Deno.mkdir(`${dir}/ours`);
-  await Deno.mkdir(`${dir}/theirs`);
-  const ours = await makeTestTls(`${dir}/ours`);
-  const theirs = await makeTestTls(`${dir}/theirs`);
+  const { ours, theirs } = await oursAndTheirsTls(dir);
   // The impostor: a certificate for 127.0.0.1 from a CA the client's process trusts as a
   // root (DENO_CERT, as a public CA is by default). It keeps every byte it is sent.
   const impostor = Deno.listenTls({

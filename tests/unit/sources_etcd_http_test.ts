@@ -15,7 +15,7 @@ import {
   type EtcdKeyValue,
 } from "../../src/sources/etcd_http.ts";
 import { startEtcd } from "../etcd.ts";
-import { makeTestTls, waitFor } from "../helpers.ts";
+import { makeTestTls, oursAndTheirsTls, waitFor } from "../helpers.ts";
 
 Deno.test("etcd over fetch: range, get, put on a lease, delete", async () => {
   const etcd = await startEtcd(1);
@@ -224,10 +224,7 @@ Deno.test("etcd over https://: a stopped member is left for another by the attem
 
 Deno.test("etcd over https://: only --etcd-ca is trusted, not the roots the process trusts besides", async () => {
   const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-etcdtls-" });
-  await Deno.mkdir(`${dir}/ours`);
-  await Deno.mkdir(`${dir}/theirs`);
-  const ours = await makeTestTls(`${dir}/ours`);
-  const theirs = await makeTestTls(`${dir}/theirs`);
+  const { ours, theirs } = await oursAndTheirsTls(dir);
   // An impostor with a certificate for 127.0.0.1 from a CA the client process trusts as a root.
   const ac = new AbortController();
   const impostor = Deno.serve({

@@ -10,6 +10,7 @@
  */
 
 import assert from "node:assert/strict";
+import { endorsementOf } from "../cluster_support.ts";
 import { EtcdHttp } from "../../src/sources/etcd_http.ts";
 import { ManualClock } from "../../src/runtime/clock.ts";
 import {
@@ -18,7 +19,7 @@ import {
   publicPaserk,
   type SigningKey,
 } from "../../src/token/keys.ts";
-import { signEndorsement, signPendingKeys } from "../../src/token/endorsement.ts";
+import { signPendingKeys } from "../../src/token/endorsement.ts";
 import { StrataError } from "../../src/wire/errors.ts";
 import { TokenError } from "../../src/token/paseto.ts";
 import { TokenVerifier } from "../../src/token/verifier.ts";
@@ -36,12 +37,7 @@ import { makeClaims, mint, withTempDir } from "./support.ts";
 const CLUSTER = "c1";
 
 function endorse(root: SigningKey, node: string, keys: SigningKey[], expMs: number): string {
-  return signEndorsement(root, {
-    cluster: CLUSTER,
-    node,
-    keys: keys.map((k) => ({ kid: k.kid, public: publicPaserk(k.publicKey) })),
-    expMs,
-  });
+  return endorsementOf(root, CLUSTER, node, keys, { expMs });
 }
 
 Deno.test("etcd key set: only the root's endorsements make keys trusted, each for its issuer", async () => {

@@ -12,6 +12,7 @@
  */
 
 import assert from "node:assert/strict";
+import { endorsementOf } from "../cluster_support.ts";
 import { EtcdHttp } from "../../src/sources/etcd_http.ts";
 import {
   generateSigningKey,
@@ -20,7 +21,7 @@ import {
   secretPaserk,
   type SigningKey,
 } from "../../src/token/keys.ts";
-import { ENDORSEMENT_TYPE, signEndorsement, signPendingKeys } from "../../src/token/endorsement.ts";
+import { ENDORSEMENT_TYPE, signPendingKeys } from "../../src/token/endorsement.ts";
 import { signV4Public } from "../../src/token/paseto.ts";
 import { rfc3339 } from "../../src/token/claims.ts";
 import {
@@ -42,12 +43,7 @@ function endorse(
   keys: SigningKey[],
   opts: { expMs: number; seq?: number },
 ): string {
-  return signEndorsement(root, {
-    cluster: CLUSTER,
-    node,
-    keys: keys.map((k) => ({ kid: k.kid, public: publicPaserk(k.publicKey) })),
-    ...opts,
-  });
+  return endorsementOf(root, CLUSTER, node, keys, opts);
 }
 
 /** The operator's cluster folder in `dir`, holding `root` (what `cluster init` writes). */

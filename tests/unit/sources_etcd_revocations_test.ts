@@ -8,14 +8,9 @@
  */
 
 import assert from "node:assert/strict";
+import { endorsementOf } from "../cluster_support.ts";
 import { EtcdHttp, type EtcdWatch } from "../../src/sources/etcd_http.ts";
-import {
-  generateSigningKey,
-  importVerifyKey,
-  publicPaserk,
-  type SigningKey,
-} from "../../src/token/keys.ts";
-import { signEndorsement } from "../../src/token/endorsement.ts";
+import { generateSigningKey, importVerifyKey, type SigningKey } from "../../src/token/keys.ts";
 import { type RevokedEntry, signRevocationList } from "../../src/token/revocation_set.ts";
 import { endorsementsPrefix, EtcdKeySetSource } from "../../src/sources/etcd_key_set.ts";
 import {
@@ -45,12 +40,7 @@ Deno.test("etcd revocations: only lists signed by a key endorsed for their node 
       for (const [node, key] of [["a", a], ["b", b]] as const) {
         await writer.put(
           `${endorsementsPrefix(CLUSTER)}${node}`,
-          signEndorsement(root, {
-            cluster: CLUSTER,
-            node,
-            keys: [{ kid: key.kid, public: publicPaserk(key.publicKey) }],
-            expMs: hour,
-          }),
+          endorsementOf(root, CLUSTER, node, [key], { expMs: hour }),
         );
       }
       const entry = (): RevokedEntry => ({
@@ -217,12 +207,7 @@ async function endorsedB(endpoints: string[], writer: EtcdHttp, dir: string) {
   const [root, b] = await Promise.all([generateSigningKey(), generateSigningKey()]);
   await writer.put(
     `${endorsementsPrefix(CLUSTER)}b`,
-    signEndorsement(root, {
-      cluster: CLUSTER,
-      node: "b",
-      keys: [{ kid: b.kid, public: publicPaserk(b.publicKey) }],
-      expMs: Date.now() + 3600_000,
-    }),
+    endorsementOf(root, CLUSTER, "b", [b], { expMs: Date.now() + 3600_000 }),
   );
   const keys = new EtcdKeySetSource({
     cluster: CLUSTER,
