@@ -274,7 +274,10 @@ export class RevocationLog {
       return [];
     }
     // The lines are written field by field: the same JSON as stringifying
-    // {...entry, at, by, by_tree} without the copies that took.
+    // {...entry, at, by, by_tree} without the copies that took. A tree of the
+    // caller alone (the operator's, a root token's) is left out: it counts
+    // the same as none (see #count), and each line is then a quarter shorter
+    // (135 bytes instead of 182), which the fsync of a batch writes out.
     const at = `,"at":"${new Date().toISOString()}"`;
     let text = "";
     // A batch's revocations mostly come from one caller: its part is made once.
@@ -287,7 +290,7 @@ export class RevocationLog {
         lastTree = byTree;
         tail = !by
           ? "}\n"
-          : byTree && byTree.length > 0
+          : byTree && byTree.some((id) => id !== by)
           ? `,"by":${JSON.stringify(by)},"by_tree":${JSON.stringify(byTree)}}\n`
           : `,"by":${JSON.stringify(by)}}\n`;
       }
