@@ -529,7 +529,7 @@ export class IdentityService {
    * hold the file open and read what is appended: the replaced-line tells
    * them, in the same synchronous step, that the path names a new file.
    */
-  #replaceList(text: string): void {
+  #replaceList(text: string | Uint8Array): void {
     const rt = runtimeFiles(this.#d.layout);
     this.#markReplaced(rt.revocations);
     writeFileAtomic(rt.revocations, text, {
@@ -560,8 +560,10 @@ export class IdentityService {
     set.prune(nowMs);
     const key = this.#d.ring.active;
     const live = (e: RevokedEntry) => e.exp * 1000 >= nowMs;
-    // Kept lines, read back from the file identity holds, with their text.
-    let kept: { line: PackedLine; text: string }[] = [];
+    // Kept lines, read back from the file identity holds, as bytes: copied
+    // into the new file as they are (decoding, joining and encoding again
+    // the 2.6 MB of 70 full lines took 3.0-4.8 ms, copying them 1.0).
+    let kept: { line: PackedLine; bytes: Uint8Array }[] = [];
     let pool: RevokedEntry[] | undefined;
     if (this.#packedKid === key.kid && this.#listFile) {
       try {
@@ -570,9 +572,12 @@ export class IdentityService {
           if (line.maxExp * 1000 < nowMs) continue;
           const bytes = readAtSync(this.#listFile.file, line.offset, line.length);
           if (sha256Hex(bytes) !== line.sha256) throw new Error("a line changed in place");
-          const text = decoder.decode(bytes);
-          if (line.medianExp * 1000 >= nowMs) kept.push({ line, text });
-          else for (const e of ownListEntries(text.trimEnd())) if (live(e)) pool.push(e);
+          if (line.medianExp * 1000 >= nowMs) kept.push({ line, bytes });
+          else {
+            for (const e of ownListEntries(decoder.decode(bytes).trimEnd())) {
+              if (live(e)) pool.push(e);
+            }
+          }
         }
         // What the set or the batch being written holds, as the full pack:
         // the entries of a batch that failed leave the file again.
@@ -605,27 +610,28 @@ export class IdentityService {
       const chunk = sorted.slice(i, end);
       if (end - i < LIST_CHUNK) open = chunk instanceof PackedEntries ? chunk.toArray() : chunk;
       else {
-        const text = signRevocationListNow(key, this.#issuer, chunk, true) + "\n";
-        const line = { offset: 0, length: text.length, sha256: sha256Hex(text) };
+        const bytes = encoder.encode(signRevocationListNow(key, this.#issuer, chunk, true) + "\n");
+        const line = { offset: 0, length: bytes.length, sha256: sha256Hex(bytes) };
         lines.push({
           line: { ...line, medianExp: expAt(i + (LIST_CHUNK >> 1)), maxExp: expAt(end - 1) },
-          text,
+          bytes,
         });
       }
     }
-    // The lines are ASCII: their offsets in characters are offsets in bytes.
     // New records: #packed keeps describing the file held if the replace fails.
     let offset = 0;
     const packed = lines.map((l) => {
       const at = offset;
-      offset += l.text.length;
+      offset += l.bytes.length;
       return { ...l.line, offset: at };
     });
-    const texts = lines.map((l) => l.text);
-    if (open.length > 0 || texts.length === 0) {
-      texts.push(signRevocationListNow(key, this.#issuer, open, true) + "\n");
-    }
-    this.#replaceList(texts.join(""));
+    const last = open.length > 0 || lines.length === 0
+      ? encoder.encode(signRevocationListNow(key, this.#issuer, open, true) + "\n")
+      : new Uint8Array(0);
+    const whole = new Uint8Array(offset + last.length);
+    for (let i = 0; i < lines.length; i++) whole.set(lines[i].bytes, packed[i].offset);
+    whole.set(last, offset);
+    this.#replaceList(whole);
     this.#packed = packed;
     this.#packedKid = key.kid;
     this.#openLine = open;
