@@ -7,6 +7,7 @@
  *   deno task bench --baseline REF [--rounds=3]
  *   deno task bench --only=issue,list   (only the figures whose names contain one of these)
  *   deno task bench --baseline REF --floor   (the floor of the rates and the memory too: scripts/bench_floor.ts)
+ *   deno task bench --baseline REF --floor-records   (a floor that also keeps the protocol's records)
  *
  * With --baseline, a second copy of the project at git ref REF is extracted
  * into a temp dir and both nodes run side by side; every figure is measured
@@ -23,6 +24,11 @@
  * list (for the memory after the load, which the floor's programs hold as
  * any implementation must). The floor's ratio to the baseline is, within the
  * floor's own tuning, the most a Deno service could reach on the machine.
+ * With --floor-records the floor also keeps the records Strata's protocol
+ * requires of these operations (an audit line for each issue, revocation,
+ * open and read, and the issued record identity.list answers from), in
+ * place of the plain floor: the most an implementation of the protocol
+ * could reach.
  *
  * Each rate is timed over --seconds of requests (identity.revoke's over at
  * most 80,000 revocations in all, of tokens issued before its timing), each
@@ -49,6 +55,7 @@ const { values } = parseArgs({
     out: { type: "string", default: "bench/results.json" },
     only: { type: "string" },
     floor: { type: "boolean", default: false },
+    "floor-records": { type: "boolean", default: false },
   },
 });
 const SECONDS = Number(values.seconds);
@@ -78,6 +85,8 @@ interface Subject {
   root: string;
   /** The floor's programs instead of a node (see scripts/bench_floor.ts). */
   floor?: boolean;
+  /** The floor keeps the protocol's records too (--floor-records). */
+  records?: boolean;
 }
 
 /** A running node of one subject. */
@@ -220,7 +229,7 @@ async function startFloor(s: Subject): Promise<RunningNode> {
     await writeFloorOperatorClaims(layout.stateDir);
     // identity first: the others read the key it writes and follow the list it appends to.
     for (const program of FLOOR_PROGRAMS) {
-      const c = floorCommand(program, layout, DENO);
+      const c = floorCommand(program, layout, DENO, { records: s.records });
       children.push(
         new Deno.Command(c.cmd, { args: c.args, env: c.env, stdin: "null", stdout: "null" })
           .spawn(),
@@ -571,7 +580,9 @@ async function memoryOf(n: RunningNode) {
 // --- the run ---
 const subjects: Subject[] = [{ name: "ours", root: ROOT }];
 if (values.baseline) subjects.push(await checkoutRef(values.baseline));
-if (values.floor) subjects.push({ name: "floor", root: ROOT, floor: true });
+if (values["floor-records"]) {
+  subjects.push({ name: "floor with records", root: ROOT, floor: true, records: true });
+} else if (values.floor) subjects.push({ name: "floor", root: ROOT, floor: true });
 
 interface Row {
   figure: string;
@@ -848,7 +859,7 @@ const base = subjects.find((s) => s !== ours && !s.floor);
 const floor = subjects.find((s) => s.floor);
 const header = ["figure", "unit", ours.name];
 if (base) header.push(base.name, "ours vs baseline");
-if (floor) header.push("floor", base ? "floor vs baseline" : "ours vs floor");
+if (floor) header.push(floor.name, base ? `${floor.name} vs baseline` : `ours vs ${floor.name}`);
 console.log(`\n${ROUNDS} round(s), ${SECONDS} s per load; medians`);
 console.log(line(header));
 console.log(line(header.map((_, i) => (i < 2 ? "---" : "---:"))));

@@ -23,6 +23,14 @@
  * - supervisor and registry (for the memory figure only): a socket that
  *   answers, and a follower of the revocation list.
  *
+ * With `records` after its arguments (`deno task bench --floor-records`),
+ * it also keeps the records Strata's protocol requires of these operations
+ * (api/protocol.md): an audit line for each `cap.issued`, `cap.revoked`,
+ * `fs.open` and `fs.read`, written to the state dir's audit.log, and a line
+ * of the issued record (what `identity.list` answers from) for each issue,
+ * both gathered in memory and written at most every 100 ms or 64 KiB, as
+ * cheaply as a program can keep them.
+ *
  * For the memory after the load, each role holds what any implementation
  * must: every verifier (fs, supervisor, registry) follows the revocation
  * list, checking each new line's signature (fs with node:crypto, which it
@@ -39,7 +47,7 @@
  * floor's cannot be reached.
  *
  *   deno run <the service's flags> scripts/bench_floor.ts supervisor|registry|identity|fs \
- *     RUNTIME_DIR STATE_DIR EXPORT_ROOT
+ *     RUNTIME_DIR STATE_DIR EXPORT_ROOT [records]
  *
  * (scripts/bench_floor_command.ts gives that command.) It imports nothing of
  * Strata, so what it holds in memory is Deno's and its own.
@@ -277,7 +285,7 @@ const b64url = (b: Uint8Array) => b.toBase64({ alphabet: "base64url", omitPaddin
 function callerCheck(
   verify: (message: Uint8Array, signature: Uint8Array) => boolean,
   revoked: Revoked,
-): (token?: string) => void {
+): (token?: string) => { capId: string; expMs: number } {
   const known = new Map<string, { capId: string; expMs: number }>();
   return (token = "") => {
     let cap = known.get(token);
@@ -290,11 +298,50 @@ function callerCheck(
       known.set(token, cap);
     }
     if (revoked.has(cap.capId) || !(cap.expMs > Date.now())) throw new Error("refused");
+    return cap;
   };
 }
 
+/**
+ * Lines appended to `path`, gathered in memory and written at most every
+ * 100 ms or 64 KiB (for the records of `records` mode); `line` does nothing
+ * when the file is not kept.
+ */
+class Lines {
+  #file?: Deno.FsFile;
+  #text = "";
+  #timer?: ReturnType<typeof setTimeout>;
+  constructor(path: string | undefined) {
+    if (path) this.#file = Deno.openSync(path, { append: true, create: true, mode: 0o600 });
+  }
+  line(text: string): void {
+    if (!this.#file) return;
+    this.#text += text;
+    if (this.#text.length >= 65536) this.flush();
+    else this.#timer ??= setTimeout(() => this.flush(), 100);
+  }
+  flush(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#text === "") return;
+    this.#file!.writeSync(encoder.encode(this.#text));
+    this.#text = "";
+  }
+}
+
+/** An audit line as the services write one: time, event, program, then the fields. */
+function auditLine(event: string, program: string, fields: Record<string, unknown>): string {
+  let line = `{"ts":"${new Date().toISOString()}","event":"${event}","program":"${program}"`;
+  for (const k in fields) line += `,"${k}":${JSON.stringify(fields[k])}`;
+  return line + "}\n";
+}
+
 /** identity's floor: issues and revokes. */
-async function floorIdentity(runtimeDir: string, stateDir: string): Promise<void> {
+async function floorIdentity(
+  runtimeDir: string,
+  stateDir: string,
+  records: boolean,
+): Promise<void> {
   // Loaded by the roles that need them (a stand-in that only answers loads no Node layer).
   const { generateKeyPairSync, sign, verify } = await import("node:crypto");
   const { privateKey, publicKey } = generateKeyPairSync("ed25519");
@@ -312,8 +359,10 @@ async function floorIdentity(runtimeDir: string, stateDir: string): Promise<void
   };
   // Identity judges its callers' tokens too: it keeps the ids it revoked.
   const revoked = new Revoked();
+  const audit = new Lines(records ? `${stateDir}/audit.log` : undefined);
+  const issued = new Lines(records ? `${stateDir}/issued.log` : undefined);
   // Revocations wait for the others under way (as identity's group commit does).
-  let queue: { capId: string; reqId: string; out: Out }[] = [];
+  let queue: { capId: string; by: string; reqId: string; out: Out }[] = [];
   let writing = 0;
   let concurrency = 1;
   let flushing = false;
@@ -349,7 +398,10 @@ async function floorIdentity(runtimeDir: string, stateDir: string): Promise<void
     await synced;
     for (const q of batch) revoked.add(q.capId);
     writing -= batch.length;
-    for (const q of batch) q.out.send({ revoked: true }, q.reqId);
+    for (const q of batch) {
+      audit.line(auditLine("cap.revoked", "identity", { cap_id: q.capId, by: q.by }));
+      q.out.send({ revoked: true }, q.reqId);
+    }
     flushing = false;
     kick();
   };
@@ -368,7 +420,7 @@ async function floorIdentity(runtimeDir: string, stateDir: string): Promise<void
   Deno.writeTextFileSync(`${stateDir}/operator.token`, `${signed(operator)}\n`, { mode: 0o600 });
   const check = callerCheck((m, sig) => verify(null, m, publicKey, sig), revoked);
   await listen(runtimeDir, "identity", (req, out) => {
-    if (req.method !== "identity.health") check(req.auth?.token);
+    const by = req.method === "identity.health" ? undefined : check(req.auth?.token);
     if (req.method === "identity.issue") {
       const now = Date.now();
       const capId = hex(crypto.getRandomValues(new Uint8Array(16)));
@@ -384,9 +436,34 @@ async function floorIdentity(runtimeDir: string, stateDir: string): Promise<void
         exp,
         cap_id: capId,
       });
+      if (records) {
+        const { service, actions } = req.params;
+        audit.line(
+          auditLine("cap.issued", "identity", {
+            cap_id: capId,
+            sub: "floor",
+            service,
+            actions,
+            exp,
+          }),
+        );
+        issued.line(
+          `${
+            JSON.stringify({
+              cap_id: capId,
+              sub: "floor",
+              service,
+              actions,
+              iat: now,
+              exp,
+              chain: [],
+            })
+          }\n`,
+        );
+      }
       out.send({ token, cap_id: capId, expires_at: exp }, req.req_id);
     } else if (req.method === "identity.revoke") {
-      queue.push({ capId: String(req.params.cap_id), reqId: req.req_id, out });
+      queue.push({ capId: String(req.params.cap_id), by: by!.capId, reqId: req.req_id, out });
       concurrency = Math.max(concurrency, queue.length + writing);
       kick();
     } else out.send({}, req.req_id);
@@ -394,7 +471,12 @@ async function floorIdentity(runtimeDir: string, stateDir: string): Promise<void
 }
 
 /** fs's floor: lists, opens and reads. */
-async function floorFs(runtimeDir: string, exportRoot: string): Promise<void> {
+async function floorFs(
+  runtimeDir: string,
+  exportRoot: string,
+  stateDir: string,
+  records: boolean,
+): Promise<void> {
   const { createPublicKey, verify } = await import("node:crypto");
   const { Buffer } = await import("node:buffer");
   const { closeSync, openSync, readSync } = await import("node:fs");
@@ -413,14 +495,15 @@ async function floorFs(runtimeDir: string, exportRoot: string): Promise<void> {
   const caller = callerCheck((m, sig) => verify(null, m, key, sig), revoked);
   const check = (token?: string) => {
     catchUp();
-    caller(token);
+    return caller(token);
   };
+  const audit = new Lines(records ? `${stateDir}/audit.log` : undefined);
   const names = new Map<string, string[]>();
   const files = new Map<string, number>();
   const chunk = new Uint8Array(1024 * 1024);
   await listen(runtimeDir, "fs", (req, out) => {
     if (req.method === "fs.health") return out.send({}, req.req_id);
-    check(req.auth?.token);
+    const cap = check(req.auth?.token);
     const p = req.params;
     if (req.method === "fs.list") {
       const path = String(p.path);
@@ -436,11 +519,24 @@ async function floorFs(runtimeDir: string, exportRoot: string): Promise<void> {
     } else if (req.method === "fs.open") {
       const handle = hex(crypto.getRandomValues(new Uint8Array(16)));
       files.set(handle, openSync(String(p.path), "r"));
+      if (records) {
+        audit.line(auditLine("fs.open", "fs", { cap_id: cap.capId, path: p.path, handle }));
+      }
       out.send({ handle }, req.req_id);
     } else if (req.method === "fs.read") {
       const size = Math.min(Number(p.size), chunk.length);
       const n = readSync(files.get(String(p.handle))!, chunk, 0, size, Number(p.offset));
       const data = chunk.subarray(0, n).toBase64();
+      if (records) {
+        audit.line(
+          auditLine("fs.read", "fs", {
+            cap_id: cap.capId,
+            handle: p.handle,
+            offset: p.offset,
+            bytes: n,
+          }),
+        );
+      }
       out.sendWith('{"data":"', req.req_id, data, `","bytes_read":${n},"eof":${n < size}}`);
     } else if (req.method === "fs.close") {
       closeSync(files.get(String(p.handle))!);
@@ -469,9 +565,10 @@ async function floorVerifier(runtimeDir: string, role: string): Promise<void> {
 }
 
 if (import.meta.main) {
-  const [role, runtimeDir, stateDir, exportRoot] = Deno.args;
+  const [role, runtimeDir, stateDir, exportRoot, mode] = Deno.args;
+  const records = mode === "records";
   collectWhenQuiet();
-  if (role === "identity") await floorIdentity(runtimeDir, stateDir);
-  else if (role === "fs") await floorFs(runtimeDir, exportRoot);
+  if (role === "identity") await floorIdentity(runtimeDir, stateDir, records);
+  else if (role === "fs") await floorFs(runtimeDir, exportRoot, stateDir, records);
   else await floorVerifier(runtimeDir, role);
 }

@@ -21,12 +21,14 @@ export type FloorProgram = "supervisor" | "registry" | "identity" | "fs";
 /**
  * The command that runs the floor as `program` on `layout` (its first fs
  * root exported), as that service runs: its permission flags, V8 flags and
- * environment.
+ * environment. With `records`, it also keeps the protocol's records (audit
+ * lines, the issued record; see scripts/bench_floor.ts).
  */
 export function floorCommand(
   program: FloorProgram,
   layout: Layout,
   deno: string = Deno.execPath(),
+  options: { records?: boolean } = {},
 ): ProgramCommand {
   return {
     cmd: deno,
@@ -42,6 +44,7 @@ export function floorCommand(
       layout.runtimeDir,
       layout.stateDir,
       layout.fsRoots[0],
+      ...(options.records ? ["records"] : []),
     ],
     env: { ...SERVICE_ENV },
   };
