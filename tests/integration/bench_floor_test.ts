@@ -12,9 +12,8 @@
 import assert from "node:assert/strict";
 import { floorCommand, writeFloorOperatorClaims } from "../../scripts/bench_floor_command.ts";
 import { Client } from "../../src/server/client.ts";
+import type { Layout } from "../../src/runtime/config.ts";
 import { alive, tempLayout, waitFor } from "../helpers.ts";
-
-type Layout = Awaited<ReturnType<typeof tempLayout>>["layout"];
 
 /** Starts the floor's `programs` on `layout` (its dirs made, the operator's claims written). */
 async function startFloor(
