@@ -48,18 +48,36 @@ export function entryOf(program: Program): string {
 }
 
 /**
- * V8 settings for the long-running services: a young generation of up to
- * 8 MB a semi-space (an issue makes ~33 KB of short-lived garbage; with 1 MB
- * the scavenger ran every ~30 requests, and 8 measured 1.16x issues/s, 1.15x
- * single-connection listings at no cost in memory after the load, since the
- * idle collector shrinks it again) and an old generation capped well above what a service holds (every cache and
- * table is bounded), so garbage is collected before it piles up. (V8's
- * --optimize-for-size saved about 30 MB of PSS over the four services but
- * halved large-read throughput and cut issues/s by a third: left off.)
+ * V8 settings for identity and fs, the services on the request paths:
+ *
+ * - A young generation of up to 8 MB a semi-space (an issue makes ~33 KB of
+ *   short-lived garbage; with 1 MB the scavenger ran every ~30 requests, and
+ *   8 measured 1.16x issues/s, 1.15x single-connection listings at no cost
+ *   in memory after the load, since the idle collector shrinks it again).
+ * - An old generation capped well above what a service holds (every cache
+ *   and table is bounded), so garbage is collected before it piles up.
+ * - The optimising compiler on the main thread instead of V8's worker
+ *   threads (--no-concurrent-recompilation), so its memory is freed by the
+ *   thread that took it and reused there. With the worker threads, what the
+ *   compiler freed stayed in their own malloc arena: identity held 24.6-26.3
+ *   MB anonymous after 30,000 issues and 16 s idle against 20.1-21.5 with
+ *   the flag (six alternated runs; `malloc_info`: a second arena of 1.7-4.3
+ *   MB, mostly free); fs after the bench's listings and reads held a 2.6-4.6
+ *   MB mapping of that arena, and with the flag 4.8 and 6.1 MB less PSS
+ *   (`deno task bench --baseline` of the change, two runs). A function is
+ *   compiled while requests wait, only as the service warms up: issuing
+ *   showed no cost (three alternated pairs); in the same two runs fs.list
+ *   at 8 connections 0.98x and 0.97x, at 1 connection 0.99x and 1.01x,
+ *   fs.read 4 KiB 0.94x and 0.97x, 720 KiB 1.02x and 1.00x, first use 1.05x
+ *   and 1.02x.
+ *
+ * (V8's --optimize-for-size saved about 30 MB of PSS over the four services
+ * but halved large-read throughput and cut issues/s by a third: left off.)
  * --expose-gc lets a quiet service run one memory-reducing collection after
  * a burst (src/node/idle_gc.ts); only Strata's own code runs in a service.
  */
-export const SERVICE_V8_FLAGS = "--max-semi-space-size=8,--max-old-space-size=64,--expose-gc";
+export const SERVICE_V8_FLAGS =
+  "--no-concurrent-recompilation,--max-semi-space-size=8,--max-old-space-size=64,--expose-gc";
 
 /**
  * V8 settings for supervisor and registry, which serve no request path
@@ -68,23 +86,11 @@ export const SERVICE_V8_FLAGS = "--max-semi-space-size=8,--max-old-space-size=64
  * 0.8-0.9 MB less PSS together than with 8 MB (two runs, nodes side by
  * side). V8's --lite-mode saved 1.6-3 MB but made start → all Healthy
  * about 100 ms slower (three interleaved runs), and --optimize-for-size as
- * much: both left off. identity and fs keep SERVICE_V8_FLAGS.
+ * much: both left off. They keep V8's worker threads for the compiler:
+ * with --no-concurrent-recompilation the four held 103 MB PSS after 80,000
+ * revocations and listings against 101 (`deno task bench --baseline`).
  */
 export const QUIET_SERVICE_V8_FLAGS = "--max-semi-space-size=1,--max-old-space-size=64,--expose-gc";
-
-/**
- * V8 settings for identity: {@link SERVICE_V8_FLAGS}, with its optimising
- * compiler run on its own thread instead of V8's worker threads, so the
- * compiler's memory is freed by the thread that took it. After 30,000
- * issues and 16 s idle, identity held 20.1-21.5 MB anonymous against
- * 24.6-26.3 (six alternated runs). `malloc_info` showed 7.3-8.2 MB of malloc
- * heap, 1.6-1.9 of it free, against 10.2-11.0 with 4.5-5.4 free beside a
- * second arena (the worker threads') of 1.7-4.3 MB, mostly free. No cost to
- * issuing showed (three alternated pairs at 1 connection and at 8). fs keeps
- * the worker threads: with the same flag its listings at 1 connection were
- * 3-14% slower (three alternated pairs).
- */
-export const IDENTITY_V8_FLAGS = `--no-concurrent-recompilation,${SERVICE_V8_FLAGS}`;
 
 /**
  * V8 settings for strata-ctl run by `deno run` (the development and installed
@@ -104,8 +110,6 @@ export function serviceV8Flags(program: Program): string {
   if (program === "ctl") return CTL_V8_FLAGS;
   return program === "supervisor" || program === "registry"
     ? QUIET_SERVICE_V8_FLAGS
-    : program === "identity"
-    ? IDENTITY_V8_FLAGS
     : SERVICE_V8_FLAGS;
 }
 
