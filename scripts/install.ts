@@ -43,7 +43,8 @@ export const USAGE = `deno task install [--prefix=/opt/strata] [--runtime-dir=/r
                   [--state-dir=/var/lib/strata] [--node-id=local]
                   [--fs-roots=/srv/strata] [--group-access]
                   [--user=strata] [--group=strata] [--deno=<deno the launchers run>]
-                  [--deps=<a DENO_DIR holding the locked npm packages: no network>]
+                  [--deps=<a DENO_DIR holding the locked npm packages: no network;
+                          only those packages are copied from it>]
                   [--cluster=NAME --etcd-endpoints=URL,... --cluster-root=FILE
                    --cluster-ca=FILE --cluster-peers=HOST:PORT,... --partition-bound-ms=MS
                    --etcd-ca=FILE --etcd-cert=FILE --etcd-key=FILE --etcd-server-name=NAME
@@ -138,10 +139,59 @@ cpSync(`${REPO_ROOT}/api/protocol.md`, `${doc}/protocol.md`);
 // 2. Its npm dependencies, exactly as deno.lock pins them, fetched (or taken
 // from --deps, as the Nix build does) and type-checked.
 if (values.deps) {
-  cpSync(resolve(values.deps), denoDir, { recursive: true });
+  copyLockedPackages(resolve(values.deps), denoDir);
   makeWritable(denoDir); // a copy out of the Nix store is read-only
 }
 console.log(`${values.deps ? "type-checking" : "fetching and type-checking"} into ${denoDir}`);
+/**
+ * Copies the npm packages deno.lock pins, and nothing else, from the DENO_DIR
+ * `from` (--deps) into `to`. A DENO_DIR a developer has used also holds the
+ * transpiled code of every project it ran, V8's code cache of it, and other
+ * packages: copied whole, all of that ended up in the installed DENO_DIR,
+ * which every user of the machine can read (a workstation's ~/.cache/deno:
+ * 158 MB of transpiled code and 30 MB of code cache beside 3.5 MB of packages).
+ */
+function copyLockedPackages(from: string, to: string): void {
+  const lock = JSON.parse(Deno.readTextFileSync(`${REPO_ROOT}/deno.lock`)) as {
+    npm?: Record<string, unknown>;
+  };
+  let registries: string[] = [];
+  try {
+    registries = [...Deno.readDirSync(`${from}/npm`)].filter((e) => e.isDirectory).map((e) =>
+      e.name
+    );
+  } catch { /* reported below, package by package */ }
+  const isDir = (path: string) => {
+    try {
+      return Deno.statSync(path).isDirectory;
+    } catch {
+      return false;
+    }
+  };
+  for (const key of Object.keys(lock.npm ?? {})) {
+    // "@scope/name@1.2.3" (as nix/package.nix reads them: peer-dependency suffixes are not supported)
+    const m = /^(@?[^@]+)@([^@_]+)$/.exec(key);
+    if (!m) {
+      console.error(`install: deno.lock npm entry ${key} is not name@version`);
+      Deno.exit(1);
+    }
+    const [, name, version] = m;
+    const found = registries.filter((r) => isDir(`${from}/npm/${r}/${name}/${version}`));
+    if (found.length === 0) {
+      console.error(`install: --deps: ${from} has no ${key} (npm/<registry>/${name}/${version})`);
+      Deno.exit(1);
+    }
+    for (const r of found) {
+      const dir = `npm/${r}/${name}`;
+      cpSync(`${from}/${dir}/${version}`, `${to}/${dir}/${version}`, { recursive: true });
+      // The package's registry metadata, where the cache has it (Nix's has none: the lock suffices).
+      try {
+        cpSync(`${from}/${dir}/registry.json`, `${to}/${dir}/registry.json`);
+      } catch { /* none */ }
+    }
+  }
+}
+
 /** Runs `deno WORDS` over every program's entry with the installed DENO_DIR; exits on failure. */
 async function overPrograms(words: string[], failed: string): Promise<void> {
   const status = await new Deno.Command(deno, {

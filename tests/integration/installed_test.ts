@@ -107,6 +107,91 @@ Deno.test("deno task install: launchers with exactly each program's flags, run f
   }
 });
 
+Deno.test("deno task install --deps: only the packages deno.lock pins come from that DENO_DIR", async () => {
+  const temp = await tempLayout();
+  const prefix = `${temp.root}/opt`;
+  const deps = `${temp.root}/deps`;
+  const install = (from: string) =>
+    new Deno.Command(Deno.execPath(), {
+      args: [
+        "task",
+        "--quiet",
+        "install",
+        `--prefix=${prefix}`,
+        `--deps=${from}`,
+        ...layoutArgs(temp.layout),
+      ],
+      cwd: REPO_ROOT,
+      env: { NO_COLOR: "1" },
+    }).output();
+  try {
+    // given a developer's DENO_DIR: the locked packages in its npm cache, beside the transpiled
+    // code of another project, V8's code cache and a package the lock does not name
+    const info = JSON.parse(decoder.decode(
+      (await new Deno.Command(Deno.execPath(), { args: ["info", "--json"], cwd: REPO_ROOT })
+        .output())
+        .stdout,
+    ));
+    const lock = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}/deno.lock`));
+    const locked = Object.keys(lock.npm).map((k) => /^(@?[^@]+)@(.+)$/.exec(k)!.slice(1));
+    for (const [name, version] of locked) {
+      const dir = `npm/registry.npmjs.org/${name}/${version}`;
+      await Deno.mkdir(`${deps}/${dir}`, { recursive: true });
+      await new Deno.Command("cp", {
+        args: ["-r", `${info.npmCache}/registry.npmjs.org/${name}/${version}/.`, `${deps}/${dir}`],
+      }).output();
+    }
+    const decoys = [
+      "gen/file/home/someone/private/app.ts.js",
+      "v8_code_cache_v2",
+      "npm/registry.npmjs.org/not-locked/1.0.0/package.json",
+    ];
+    for (const d of decoys) {
+      await Deno.mkdir(`${deps}/${d.slice(0, d.lastIndexOf("/"))}`, { recursive: true }).catch(
+        () => {},
+      );
+      await Deno.writeTextFile(`${deps}/${d}`, "secret");
+    }
+
+    // when it is installed from them
+    const out = await install(deps);
+    assert(out.success, decoder.decode(out.stdout) + decoder.decode(out.stderr));
+
+    // then the installed DENO_DIR holds every locked package and none of the rest
+    const denoDir = `${prefix}/lib/strata/deno`;
+    for (const [name, version] of locked) {
+      assert(
+        Deno.statSync(`${denoDir}/npm/registry.npmjs.org/${name}/${version}/package.json`).isFile,
+        name,
+      );
+    }
+    const installed = filesBelow(denoDir);
+    assert(
+      !installed.some((f) => f.includes("/not-locked/") || f.includes("/home/someone/")),
+      installed.join("\n"),
+    );
+    assert(
+      !installed.some((f) =>
+        f.endsWith("v8_code_cache_v2") && Deno.readTextFileSync(f) === "secret"
+      ),
+    );
+    // and the programs run from it
+    const v = await new Deno.Command(`${prefix}/bin/${LAUNCHER_NAMES.fs}`, { args: ["--version"] })
+      .output();
+    assert.equal(decoder.decode(v.stdout), `fs ${VERSION}\n`, decoder.decode(v.stderr));
+
+    // and a DENO_DIR without one of the locked packages is refused by name
+    const [name, version] = locked[0];
+    await Deno.remove(`${deps}/npm/registry.npmjs.org/${name}/${version}`, { recursive: true });
+    const refused = await install(deps);
+    assert(!refused.success);
+    assert.match(decoder.decode(refused.stderr), new RegExp(`has no ${name}@${version}`));
+  } finally {
+    await new Deno.Command("chmod", { args: ["-R", "u+w", temp.root] }).output();
+    await temp.cleanup();
+  }
+});
+
 /** Every file below `dir`, by path. */
 function filesBelow(dir: string): string[] {
   const out: string[] = [];
