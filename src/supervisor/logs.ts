@@ -259,6 +259,38 @@ export class LogBook {
 }
 
 /**
+ * The bytes a child's output is read in. A read waits, holding its buffer,
+ * for as long as the child is quiet: a stream's own reads take 64 KiB each,
+ * 384 KiB held for the six pipes of three children.
+ */
+const PIPE_READ_BYTES = 4096;
+
+/**
+ * The chunks of `stream`: of a byte stream (a child's pipe) read into one
+ * buffer of {@link PIPE_READ_BYTES}, each valid until the next is asked for.
+ */
+async function* chunksOf(stream: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
+  let reader: ReadableStreamBYOBReader;
+  try {
+    reader = stream.getReader({ mode: "byob" });
+  } catch {
+    yield* stream; // not a byte stream
+    return;
+  }
+  let buf = new Uint8Array(PIPE_READ_BYTES);
+  try {
+    for (;;) {
+      const { value, done } = await reader.read(buf);
+      if (done || !value) return;
+      yield value;
+      buf = new Uint8Array(value.buffer); // the read handed the buffer back in value
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+/**
  * Reads a child's stream into the book until it ends: the complete lines of
  * each chunk are handed on together (a partial last line is kept too).
  */
@@ -269,7 +301,7 @@ export async function pumpLines(
   const decoder = new TextDecoder();
   let pending = "";
   try {
-    for await (const chunk of stream) {
+    for await (const chunk of chunksOf(stream)) {
       pending += decoder.decode(chunk, { stream: true });
       const lines: string[] = [];
       let start = 0;

@@ -89,6 +89,25 @@ Deno.test("LogBook: memory holds RING_LINES a service; a file rotates past MAX_L
   }
 });
 
+Deno.test("pumpLines: a child's pipe read in small pieces loses no line and splits none", async () => {
+  // given a child that writes 3,000 lines and one of 6,000 characters, more than one read's bytes
+  const child = new Deno.Command("sh", {
+    args: [
+      "-c",
+      `i=0; while [ $i -lt 3000 ]; do echo "line $i é"; i=$((i+1)); done; head -c 6000 /dev/zero | tr '\\0' x; echo`,
+    ],
+    stdout: "piped",
+  }).spawn();
+  // when its stdout (a byte stream) is pumped
+  const got: string[] = [];
+  await pumpLines(child.stdout, (ls) => got.push(...ls));
+  await child.status;
+  // then every line arrives whole, in order
+  assert.equal(got.length, 3001);
+  for (let i = 0; i < 3000; i++) assert.equal(got[i], `line ${i} é`);
+  assert.equal(got[3000], "x".repeat(6000));
+});
+
 Deno.test("pumpLines and normalizeLine: split, cut runaway lines, wrap what is not a log line", async () => {
   const got: string[] = [];
   const long = "y".repeat(MAX_LINE_CHARS + 5);
