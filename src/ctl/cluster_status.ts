@@ -17,6 +17,7 @@ import { verifyEndorsement, verifyPendingKeys } from "../token/endorsement.ts";
 import { endorsementsPrefix, pendingKeysPrefix } from "../sources/etcd_key_set.ts";
 import { parseEndpoint } from "../wire/endpoint.ts";
 import type { Session } from "./session.ts";
+import { compareNames } from "../api/registry.ts";
 
 /** How long a health probe of another node's service may take. */
 const PROBE_TIMEOUT_MS = 1500;
@@ -185,7 +186,7 @@ export async function clusterStatus(
     node: layout.nodeId,
     etcd,
     registry_staleness_ms: stalenessMs === null ? null : Math.round(stalenessMs),
-    nodes: [...rows.values()].sort((a, b) => a.node.localeCompare(b.node)),
+    nodes: [...rows.values()].sort((a, b) => compareNames(a.node, b.node)),
   };
 }
 

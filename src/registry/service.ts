@@ -12,7 +12,7 @@ import { formatEndpoint, parseEndpoint } from "../wire/endpoint.ts";
 import type { Method } from "../server/server.ts";
 import { bindMethods } from "../server/bind.ts";
 import { SERVICES } from "../api/mod.ts";
-import { REGISTRY_METHODS } from "../api/registry.ts";
+import { compareNames, REGISTRY_METHODS } from "../api/registry.ts";
 import type { Audit } from "../runtime/audit.ts";
 import { type Clock, systemClock } from "../runtime/clock.ts";
 import {
@@ -283,14 +283,14 @@ export class Registry {
     const others: NodeEntry[] = c.entries().filter((e) => e.node !== c.node)
       .map((e) => ({ ...e, endpoint: remoteEndpoint(e.endpoints) }));
     return [...own, ...others].sort((a, b) =>
-      a.node.localeCompare(b.node) || a.service.localeCompare(b.service)
+      compareNames(a.node, b.node) || compareNames(a.service, b.service)
     );
   }
 
   /** Every live entry, sorted by name. */
   list(): Entry[] {
     return this.#rows.snapshot().map((r) => this.#live(r.service)).filter((r): r is Row => !!r)
-      .sort((a, b) => a.service.localeCompare(b.service)).map((r) => this.#entry(r));
+      .sort((a, b) => compareNames(a.service, b.service)).map((r) => this.#entry(r));
   }
 
   /** The methods the registry serves on its socket (declared in src/api/registry.ts). */

@@ -11,6 +11,7 @@
 
 import type { EtcdHttp, EtcdKeyValue, EtcdLease, EtcdWatch } from "./etcd_http.ts";
 import type { Unsubscribe } from "./key_set.ts";
+import { compareNames } from "../api/registry.ts";
 import {
   MemoryRegistryStore,
   type RegistryChange,
@@ -199,7 +200,7 @@ export class EtcdRegistryStore implements RegistryStore {
   /** Every node's rows as last seen (this node's as it holds them), by node and service. */
   cluster(): ClusterEntry[] {
     return [...this.#mirror.values()].sort((a, b) =>
-      a.node.localeCompare(b.node) || a.service.localeCompare(b.service)
+      compareNames(a.node, b.node) || compareNames(a.service, b.service)
     );
   }
 

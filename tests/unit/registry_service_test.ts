@@ -52,6 +52,11 @@ Deno.test("Registry.list: every entry, sorted by service name", () => {
   r.register({ service: "fs", endpoint: "unix:///f.sock", api_v: 1 }, SUPERVISOR);
   r.register({ service: "my-identity", endpoint: "unix:///i.sock", api_v: 2 }, OWNER_A);
   assert.deepEqual(r.list().map((e) => e.service), ["fs", "my-identity", "registry"]);
+  // by code unit, as fs.list sorts, the same in every locale: "-" and digits before "_" and letters
+  for (const service of ["a_b", "a1", "a-b", "ab"]) {
+    r.register({ service, endpoint: `unix:///${service}.sock`, api_v: 1 }, OWNER_A);
+  }
+  assert.deepEqual(r.list().map((e) => e.service).slice(0, 4), ["a-b", "a1", "a_b", "ab"]);
 });
 
 Deno.test("Registry.register: a different owner overwriting an entry is CONFLICT, and the entry is kept", () => {
