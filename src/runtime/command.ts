@@ -65,7 +65,7 @@ export function entryOf(program: Program): string {
  *   MB, mostly free); fs after the bench's listings and reads held a 2.6-4.6
  *   MB mapping of that arena, and with the flag 4.8 and 6.1 MB less PSS
  *   (`deno task bench --baseline` of the change, two runs). A function is
- *   compiled while requests wait, only as the service warms up: issuing
+ *   compiled while requests wait, mostly as the service warms up: issuing
  *   showed no cost (three alternated pairs); in the same two runs fs.list
  *   at 8 connections 0.98x and 0.97x, at 1 connection 0.99x and 1.01x,
  *   fs.read 4 KiB 0.94x and 0.97x, 720 KiB 1.02x and 1.00x, first use 1.05x
