@@ -10,25 +10,26 @@ import { REPO_ROOT } from "../../src/runtime/command.ts";
 const baselineDirs = () =>
   [...Deno.readDirSync("/tmp")].filter((e) => e.name.startsWith("strata-base-")).map((e) => e.name);
 
+/** `deno run` of scripts/bench.ts with `deno task bench`'s grants, then `options`. */
+const benchArgs = (...options: string[]) => [
+  "run",
+  "--quiet",
+  "--no-prompt",
+  "--allow-run",
+  "--allow-read",
+  "--allow-write=/tmp,bench",
+  "--allow-net",
+  "--allow-env",
+  "--allow-sys=uid",
+  "scripts/bench.ts",
+  ...options,
+];
+
 Deno.test("bench: a baseline ref that names nothing fails and leaves no temp dir", async () => {
   const before = new Set(baselineDirs());
   const out = await new Deno.Command(Deno.execPath(), {
     cwd: REPO_ROOT,
-    args: [
-      "run",
-      "--quiet",
-      "--no-prompt",
-      "--allow-run",
-      "--allow-read",
-      "--allow-write=/tmp,bench",
-      "--allow-net",
-      "--allow-env",
-      "--allow-sys=uid",
-      "scripts/bench.ts",
-      "--baseline",
-      "no-such-ref-of-strata",
-      "--only=start",
-    ],
+    args: benchArgs("--baseline", "no-such-ref-of-strata", "--only=start"),
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -64,24 +65,14 @@ Deno.test("bench: a baseline runs with its own DENO_DIR and leaves none of its m
   // when the bench starts this checkout's HEAD as a baseline beside it and measures its memory
   const out = await new Deno.Command(Deno.execPath(), {
     cwd: REPO_ROOT,
-    args: [
-      "run",
-      "--quiet",
-      "--no-prompt",
-      "--allow-run",
-      "--allow-read",
-      "--allow-write=/tmp,bench",
-      "--allow-net",
-      "--allow-env",
-      "--allow-sys=uid",
-      "scripts/bench.ts",
+    args: benchArgs(
       "--baseline",
       "HEAD",
       "--only=PSS of all four processes just started",
       "--rounds=1",
       "--seconds=1",
       "--out=/tmp/strata-bench-test-results.json",
-    ],
+    ),
     stdout: "piped",
     stderr: "piped",
   }).output();
