@@ -25,6 +25,17 @@ export interface MethodSpec {
   servedBy?: "server";
 }
 
+/**
+ * The order of the protocol's listings (fs.list's entries, registry.list's
+ * services and nodes): names compared by UTF-16 code unit, the same on every
+ * machine and in every locale. (`localeCompare` had the registry load ICU's
+ * collation at its first listing: 1.5 MB more of the Deno executable's code,
+ * 1.1-1.4 MB of its data and 0.5 MB of malloc's heap in a one-line program.)
+ */
+export function compareNames(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 /** `<service>.health`, which the server answers for every service. */
 export function healthSpec(service: string): MethodSpec {
   return {

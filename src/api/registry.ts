@@ -12,17 +12,6 @@ const SERVICE = {
   hint: "must be a lowercase name like fs or my-service",
 } as const;
 
-/**
- * The order of the registry's listings: names compared by UTF-16 code unit,
- * as fs.list sorts its entries, the same on every machine and in every
- * locale. (`localeCompare` had the registry load ICU's collation at its first
- * listing: 1.5 MB more of the Deno executable's code, 1.1-1.4 MB of its data
- * and 0.5 MB of malloc's heap in a one-line program.)
- */
-export function compareNames(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
 /** Every method the registry answers. */
 export const REGISTRY_METHODS: readonly MethodSpec[] = [
   healthSpec("registry"),

@@ -17,7 +17,7 @@ import { verifyEndorsement, verifyPendingKeys } from "../token/endorsement.ts";
 import { endorsementsPrefix, pendingKeysPrefix } from "../sources/etcd_key_set.ts";
 import { parseEndpoint } from "../wire/endpoint.ts";
 import type { Session } from "./session.ts";
-import { compareNames } from "../api/registry.ts";
+import { compareNames } from "../api/method.ts";
 
 /** How long a health probe of another node's service may take. */
 const PROBE_TIMEOUT_MS = 1500;

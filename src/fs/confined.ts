@@ -28,6 +28,7 @@ import {
   symlinkEscapeError,
 } from "../policy/paths.ts";
 import { isWithin, posix } from "../runtime/paths.ts";
+import { compareNames } from "../api/method.ts";
 import { type Clock, systemClock } from "../runtime/clock.ts";
 
 /** Realpath with its failures mapped to the protocol's errors, naming the request path. */
@@ -303,7 +304,7 @@ async function readListing(
   } finally {
     scans.give(slot);
   }
-  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  entries.sort((a, b) => compareNames(a.name, b.name));
   const listing = { stamp, entries, truncated };
   // File times have millisecond precision here, so a change in the same
   // millisecond as the one remembered would go unseen: only directories left

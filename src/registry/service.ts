@@ -12,7 +12,8 @@ import { formatEndpoint, parseEndpoint } from "../wire/endpoint.ts";
 import type { Method } from "../server/server.ts";
 import { bindMethods } from "../server/bind.ts";
 import { SERVICES } from "../api/mod.ts";
-import { compareNames, REGISTRY_METHODS } from "../api/registry.ts";
+import { compareNames } from "../api/method.ts";
+import { REGISTRY_METHODS } from "../api/registry.ts";
 import type { Audit } from "../runtime/audit.ts";
 import { type Clock, systemClock } from "../runtime/clock.ts";
 import {

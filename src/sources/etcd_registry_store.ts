@@ -11,7 +11,7 @@
 
 import type { EtcdHttp, EtcdKeyValue, EtcdLease, EtcdWatch } from "./etcd_http.ts";
 import type { Unsubscribe } from "./key_set.ts";
-import { compareNames } from "../api/registry.ts";
+import { compareNames } from "../api/method.ts";
 import {
   MemoryRegistryStore,
   type RegistryChange,
