@@ -8,6 +8,12 @@
  *   deno task bench --only=issue,list   (only the figures whose names contain one of these)
  *   deno task bench --baseline REF --floor   (the floor of the rates and the memory too: scripts/bench_floor.ts)
  *   deno task bench --baseline REF --floor-records   (a floor that also keeps the protocol's records)
+ *   deno task bench --modules   (this checkout's services run from their modules, not bundled)
+ *
+ * This checkout's services run as the installed form runs them: each from
+ * its bundle (scripts/bundle.ts), built into a temp dir first; strata-ctl
+ * from its modules. --modules runs them from their modules instead, as
+ * `deno task start` and the tests do.
  *
  * With --baseline, a second copy of the project at git ref REF is extracted
  * into a temp dir and both nodes run side by side; every figure is measured
@@ -45,6 +51,7 @@ import { layoutArgs } from "../src/runtime/config.ts";
 import { clusterFigures } from "./bench_cluster.ts";
 import { floorCommand, writeFloorOperatorClaims } from "./bench_floor_command.ts";
 import { IDLE_TICK_MS } from "../src/node/idle_gc.ts";
+import { bundleServices } from "./bundle.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -56,6 +63,7 @@ const { values } = parseArgs({
     only: { type: "string" },
     floor: { type: "boolean", default: false },
     "floor-records": { type: "boolean", default: false },
+    modules: { type: "boolean", default: false },
   },
 });
 const SECONDS = Number(values.seconds);
@@ -89,6 +97,11 @@ interface Subject {
   records?: boolean;
   /** Variables every program of the subject runs with (a baseline's own DENO_DIR). */
   env?: Record<string, string>;
+  /**
+   * A folder holding the services' bundles (dist/<program>/main.js): the
+   * supervisor runs from its bundle and starts its children from theirs.
+   */
+  bundles?: string;
 }
 
 /** A running node of one subject. */
@@ -169,7 +182,10 @@ async function commandOf(
   layout: RunningNode["layout"],
 ): Promise<{ cmd: string; args: string[]; env?: Record<string, string> }> {
   const mod = await import(`file://${s.root}/src/runtime/command.ts`);
-  const c = mod.programCommand(program, layout, { kind: "dev", deno: DENO, root: s.root }, {
+  const mode = program === "supervisor" && s.bundles
+    ? { kind: "dev", deno: DENO, root: s.bundles, bundled: true }
+    : { kind: "dev", deno: DENO, root: s.root };
+  const c = mod.programCommand(program, layout, mode, {
     run: program === "supervisor" ? [DENO] : undefined,
   });
   return s.env ? { ...c, env: { ...c.env, ...s.env } } : c;
@@ -605,8 +621,27 @@ async function memoryOf(n: RunningNode) {
 }
 
 // --- the run ---
-const subjects: Subject[] = [{ name: "ours", root: ROOT }];
-if (values.baseline) subjects.push(await checkoutRef(values.baseline));
+/** This checkout's services bundled into a temp dir, as `deno task install` bundles them. */
+async function bundled(): Promise<string> {
+  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-bundle-" });
+  try {
+    await bundleServices(DENO, ROOT, dir);
+  } catch (err) {
+    await Deno.remove(dir, { recursive: true });
+    throw err;
+  }
+  return dir;
+}
+const baseline = values.baseline ? await checkoutRef(values.baseline) : undefined;
+let bundles: string | undefined;
+try {
+  if (!values.modules) bundles = await bundled();
+} catch (err) {
+  if (baseline) await Deno.remove(baseline.root, { recursive: true });
+  throw err;
+}
+const subjects: Subject[] = [{ name: "ours", root: ROOT, ...(bundles ? { bundles } : {}) }];
+if (baseline) subjects.push(baseline);
 if (values["floor-records"]) {
   subjects.push({ name: "floor with records", root: ROOT, floor: true, records: true });
 } else if (values.floor) subjects.push({ name: "floor", root: ROOT, floor: true });
@@ -747,6 +782,7 @@ try {
   for (const n of nodes.values()) await stopSubject(n);
   for (const s of subjects) {
     if (s.root !== ROOT) await Deno.remove(s.root, { recursive: true }).catch(() => {});
+    if (s.bundles) await Deno.remove(s.bundles, { recursive: true }).catch(() => {});
   }
 }
 
@@ -887,7 +923,10 @@ const floor = subjects.find((s) => s.floor);
 const header = ["figure", "unit", ours.name];
 if (base) header.push(base.name, "ours vs baseline");
 if (floor) header.push(floor.name, base ? `${floor.name} vs baseline` : `ours vs ${floor.name}`);
-console.log(`\n${ROUNDS} round(s), ${SECONDS} s per load; medians`);
+console.log(
+  `\n${ROUNDS} round(s), ${SECONDS} s per load; medians; ours' services run ` +
+    (ours.bundles ? "bundled, as installed" : "from their modules (--modules)"),
+);
 console.log(line(header));
 console.log(line(header.map((_, i) => (i < 2 ? "---" : "---:"))));
 const summary: Record<string, unknown>[] = [];
@@ -953,6 +992,7 @@ const results = {
     seconds_per_load: SECONDS,
     rounds: ROUNDS,
     baseline: values.baseline ?? null,
+    ours_services: ours.bundles ? "bundled" : "modules",
     date: new Date().toISOString(),
   },
   summary,

@@ -6,6 +6,7 @@
  */
 
 import {
+  BUNDLE_RUN_FLAGS,
   type ProgramCommand,
   REPO_ROOT,
   SERVICE_ENV,
@@ -20,7 +21,8 @@ export type FloorProgram = "supervisor" | "registry" | "identity" | "fs";
 
 /**
  * The command that runs the floor as `program` on `layout` (its first fs
- * root exported), as that service runs: its permission flags, V8 flags and
+ * root exported), as that service runs bundled (one file, as the bench runs
+ * this checkout's): its permission flags, V8 flags, `deno run` flags and
  * environment. With `records`, it also keeps the protocol's records (audit
  * lines, the issued record; see scripts/bench_floor.ts).
  */
@@ -36,8 +38,8 @@ export function floorCommand(
       "run",
       "--quiet",
       "--no-prompt",
-      `--config=${REPO_ROOT}/deno.json`,
-      `--v8-flags=${serviceV8Flags(program)}`,
+      ...BUNDLE_RUN_FLAGS,
+      `--v8-flags=${serviceV8Flags(program, true)}`,
       ...permissionFlags(program, layout),
       `${REPO_ROOT}/scripts/bench_floor.ts`,
       program,

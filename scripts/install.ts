@@ -1,8 +1,9 @@
 /**
  * `deno task install`: the installed form, which needs no denort. Lays down
  * the program, its npm dependencies fetched and type-checked into a DENO_DIR
- * that is read-only once installed, and one launcher per program that runs
- * `deno run` with exactly that program's flags from src/runtime/permissions.ts.
+ * that is read-only once installed, the services bundled (scripts/bundle.ts),
+ * and one launcher per program that runs `deno run` with exactly that
+ * program's flags from src/runtime/permissions.ts.
  *
  *   (usage: USAGE below; `deno task install --help` prints it)
  *
@@ -12,7 +13,9 @@
  *
  * It writes, below the prefix:
  *   bin/strata-supervisor, strata-registry, strata-identity, strata-fs, strata-ctl
- *   lib/strata/app/    deno.json, deno.lock and src/ (the program)
+ *   lib/strata/app/    deno.json, deno.lock and src/ (the program); dist/, each
+ *                      service as one file (with a source map), which its
+ *                      launcher runs
  *   lib/strata/deno/   the DENO_DIR (npm packages from deno.lock, type-checked;
  *                      every module transpiled ahead of time, in its gen/)
  *   lib/systemd/system/strata.service   the unit for this layout (installed form)
@@ -26,6 +29,7 @@ import { cpSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { operatorScript } from "./operator_script.ts";
+import { bundleServices } from "./bundle.ts";
 import { entryOf, LAUNCHER_NAMES, programCommand, REPO_ROOT } from "../src/runtime/command.ts";
 import {
   checkLayout,
@@ -206,6 +210,21 @@ await overPrograms(
   ["check", "--quiet", "--frozen", ...(values.deps ? ["--cached-only"] : [])],
   "type check or fetch",
 );
+// The services as bundles, which their launchers run: less memory and a
+// quicker start (docs/performance.md, "The services bundled"). `deno bundle` takes
+// the packages and its esbuild from the installer's DENO_DIR (or --deps), or
+// fetches them; where it cannot (no network, no esbuild cached), the
+// services run from their modules, as before.
+let bundled = true;
+try {
+  await bundleServices(deno, app, app, {
+    DENO_NO_UPDATE_CHECK: "1",
+    ...(values.deps ? { DENO_DIR: resolve(values.deps) } : {}),
+  });
+} catch (err) {
+  bundled = false;
+  console.error(`note: the services will run from their modules: ${(err as Error).message}`);
+}
 // Each module transpiled to JavaScript ahead of time (`deno install --entrypoint`,
 // which is `deno cache`, from the packages now cached), into the DENO_DIR's
 // gen/: the programs run as a user who cannot write there, and a `deno run`
@@ -215,13 +234,16 @@ await overPrograms(
   ["install", "--entrypoint", "--quiet", "--cached-only", "--frozen"],
   "transpiling the program",
 );
-// Each program run once, as its launcher runs it, to print its version: that
-// loads every module it imports and leaves V8's code cache of them in the
-// DENO_DIR, which the programs cannot write. As a user who cannot write there,
-// up to where each would start: strata-fs 57.0 ms against 70.4 without,
+// Each program run once, as its launcher runs it, to print its version: a
+// program that fails to start stops the install here. From its modules (strata-ctl,
+// and the services where they could not be bundled), that loads every
+// module it imports and leaves V8's code cache of them in the DENO_DIR,
+// which the programs cannot write. As a user who cannot write there, up to
+// where each would start: strata-fs 57.0 ms against 70.4 without,
 // strata-identity 51.2 against 62.4, strata-supervisor 43.2 against 50.0,
 // strata-ctl --help 37.1 against 41.2. The cached code of a module serves
-// every program, as they all run with --expose-gc (CTL_V8_FLAGS).
+// every program, as they all run with --expose-gc (CTL_V8_FLAGS). A bundled
+// service runs without the code cache (BUNDLE_RUN_FLAGS).
 for (const program of PROGRAMS) {
   const [cmd, ...args] = launcherWords(program);
   const out = await new Deno.Command(cmd, {
@@ -240,7 +262,7 @@ makeReadOnly(lib);
 // 3. The launchers: `deno run` with exactly each program's flags.
 /** The launcher's words for `program`; strata-ctl's `cluster` commands get the cluster folder. */
 function launcherWords(program: Program, clusterDir?: string): string[] {
-  const { cmd, args } = programCommand(program, layout, { kind: "dev", deno, root: app }, {
+  const { cmd, args } = programCommand(program, layout, { kind: "dev", deno, root: app, bundled }, {
     run: program === "supervisor"
       ? [...CHILD_SERVICES.map((s) => `${bin}/${LAUNCHER_NAMES[s]}`), ...overrides]
       : undefined,

@@ -133,6 +133,11 @@ export interface StartOptions {
   waitHealthy?: boolean;
   /** Start a copy of the project at this folder, by its own src/runtime/command.ts. */
   root?: string;
+  /**
+   * Run the services from the bundles under this folder (dist/<program>/main.js,
+   * scripts/bundle.ts), as the installed form runs them.
+   */
+  bundles?: string;
 }
 
 /**
@@ -194,7 +199,9 @@ export async function startNode(options: StartOptions = {}): Promise<Node & { te
   const command = commandOf("supervisor", temp.layout, {
     kind: "dev",
     deno: Deno.execPath(),
-    root: options.root ?? REPO_ROOT,
+    ...(options.bundles
+      ? { root: options.bundles, bundled: true }
+      : { root: options.root ?? REPO_ROOT }),
   }, { run: [Deno.execPath(), ...Object.values(overrides).filter((x): x is string => !!x)] });
   const process = new Deno.Command(command.cmd, {
     args: command.args,

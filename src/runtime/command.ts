@@ -9,9 +9,13 @@
 import { CHILD_SERVICES, type Layout, layoutArgs } from "./config.ts";
 import { permissionFlags, type PermissionOptions, type Program } from "./permissions.ts";
 
-/** How programs are started. */
+/**
+ * How programs are started. `bundled`: the services run from their bundles
+ * under `root` (dist/<program>/main.js, see {@link bundleCommand}), strata-ctl
+ * from its modules.
+ */
 export type LaunchMode =
-  | { kind: "dev"; deno: string; root: string }
+  | { kind: "dev"; deno: string; root: string; bundled?: boolean }
   | { kind: "compiled"; binDir: string }
   | { kind: "installed"; binDir: string };
 
@@ -42,9 +46,21 @@ export const LAUNCHER_NAMES: Readonly<Record<Program, string>> = {
   ctl: "strata-ctl",
 };
 
-/** The source entry of a program, relative to the repository root. */
-export function entryOf(program: Program): string {
-  return `src/${program}/main.ts`;
+/**
+ * Whether this code runs from a service's bundle rather than from its
+ * modules: bundled, this module is part of dist/<program>/main.js and its
+ * URL is that file's. The supervisor then starts its children from their
+ * bundles beside its own.
+ */
+export const BUNDLED: boolean = !import.meta.url.endsWith("/src/runtime/command.ts");
+
+/**
+ * The entry of a program, relative to the repository root (or to the
+ * folder its bundle was built under): its source module, or for a service
+ * run `bundled` the bundle {@link bundleCommand} writes.
+ */
+export function entryOf(program: Program, bundled = false): string {
+  return bundled && program !== "ctl" ? `dist/${program}/main.js` : `src/${program}/main.ts`;
 }
 
 /**
@@ -84,13 +100,29 @@ export const SERVICE_V8_FLAGS =
  * (they take ctl's status calls and registrations): a 1 MB young
  * generation. After 25,000 revocations and the bench's load, the two held
  * 0.8-0.9 MB less PSS together than with 8 MB (two runs, nodes side by
- * side). V8's --lite-mode saved 1.6-3 MB but made start → all Healthy
- * about 100 ms slower (three interleaved runs), and --optimize-for-size as
- * much: both left off. They keep V8's worker threads for the compiler:
- * with --no-concurrent-recompilation the four held 103 MB PSS after 80,000
- * revocations and listings against 101 (`deno task bench --baseline`).
+ * side). --optimize-for-size made start → all Healthy about 100 ms slower
+ * (three interleaved runs): left off. They keep V8's worker threads for the
+ * compiler: with --no-concurrent-recompilation the four held 103 MB PSS
+ * after 80,000 revocations and listings against 101 (`deno task bench
+ * --baseline`). Bundled, they also run in {@link LITE_MODE}.
  */
 export const QUIET_SERVICE_V8_FLAGS = "--max-semi-space-size=1,--max-old-space-size=64,--expose-gc";
+
+/**
+ * V8's lite mode (no optimizing compiler; feedback kept only for code that
+ * runs often), for supervisor and registry when they run bundled: their
+ * code runs rarely and briefly. With the services bundled, the four held
+ * 91.4 MB PSS after the bench's load against 97.2 without it, start → all
+ * Healthy took 139 ms against 140, and revocations, which both follow, ran
+ * at 15,077 a second against 14,978 (`deno task bench
+ * --only=start,kill,revoke,conn,PSS` against the same code without it).
+ * Not from their modules: lite mode changes V8's flag hash, so the code
+ * cache Deno keeps of each module, shared by every program, was made anew
+ * whenever a program with other flags had run last, and start → all
+ * Healthy took about 100 ms longer (2026-12-02). Bundled services run
+ * without the code cache ({@link BUNDLE_RUN_FLAGS}).
+ */
+export const LITE_MODE = "--lite-mode";
 
 /**
  * V8 settings for strata-ctl run by `deno run` (the development and installed
@@ -105,12 +137,16 @@ export const QUIET_SERVICE_V8_FLAGS = "--max-semi-space-size=1,--max-old-space-s
  */
 export const CTL_V8_FLAGS = "--expose-gc";
 
-/** The --v8-flags value a service runs with (for strata-ctl: {@link CTL_V8_FLAGS}). */
-export function serviceV8Flags(program: Program): string {
+/**
+ * The --v8-flags value a service runs with, from its modules or `bundled`
+ * (for strata-ctl: {@link CTL_V8_FLAGS}).
+ */
+export function serviceV8Flags(program: Program, bundled = false): string {
   if (program === "ctl") return CTL_V8_FLAGS;
-  return program === "supervisor" || program === "registry"
-    ? QUIET_SERVICE_V8_FLAGS
-    : SERVICE_V8_FLAGS;
+  if (program === "supervisor" || program === "registry") {
+    return bundled ? `${LITE_MODE},${QUIET_SERVICE_V8_FLAGS}` : QUIET_SERVICE_V8_FLAGS;
+  }
+  return SERVICE_V8_FLAGS;
 }
 
 /**
@@ -192,6 +228,7 @@ export function programCommand(
       ...(program === "ctl" ? {} : { env: { ...SERVICE_ENV } }),
     };
   }
+  const bundled = mode.bundled === true && program !== "ctl";
   return {
     cmd: mode.deno,
     ...(program === "ctl" ? {} : { env: { ...SERVICE_ENV } }),
@@ -199,10 +236,11 @@ export function programCommand(
       "run",
       "--quiet",
       "--no-prompt",
-      `--config=${mode.root}/deno.json`,
-      `--v8-flags=${serviceV8Flags(program)}`,
+      // A bundle imports nothing: no import map, lockfile or npm package to resolve.
+      ...(bundled ? BUNDLE_RUN_FLAGS : [`--config=${mode.root}/deno.json`]),
+      `--v8-flags=${serviceV8Flags(program, bundled)}`,
       ...permissionFlags(program, layout, options),
-      `${mode.root}/${entryOf(program)}`,
+      `${mode.root}/${entryOf(program, bundled)}`,
       ...layoutArgs(layout),
       ...extra,
     ],
@@ -263,6 +301,54 @@ export function compileCommand(
       }),
       `${REPO_ROOT}/${entryOf(program)}`,
       ...layoutArgs(layout),
+    ],
+  };
+}
+
+/**
+ * `deno run`'s flags for a bundled service, instead of --config: a bundle
+ * needs no import map, lockfile or npm resolution; and without Deno's code
+ * cache. Against the same bundles with --config and the code cache, the
+ * four held 98.6 MB PSS after the bench's load against 100 and 64.3 just
+ * started against 67.8, while start → all Healthy took 158 ms against 139
+ * and kill -9 fs → Healthy 110 against 93.8 (one `deno task bench
+ * --baseline` run; bundled with the code cache, against the modules, start
+ * took 115 ms against 138). A bundle's code is then never written to the
+ * DENO_DIR either, which the services cannot write where installed, and
+ * which a bundle in a temp dir (the bench's, a test's) would otherwise fill
+ * with an entry under a path never used again.
+ */
+export const BUNDLE_RUN_FLAGS: readonly string[] = ["--no-config", "--no-code-cache"];
+
+/**
+ * The `deno bundle` command line that writes a service of the checkout at
+ * `root` as one file under `outRoot` (the file {@link entryOf} names when
+ * bundled; `outRoot` may be `root`): its modules and
+ * its npm packages inside, minified with names kept, and a linked source
+ * map beside it, which Deno reads only to print a stack trace (in the
+ * program's own file names and lines). `--frozen-lockfile` refuses a
+ * package that differs from deno.lock.
+ */
+export function bundleCommand(
+  deno: string,
+  program: Exclude<Program, "ctl">,
+  root: string,
+  outRoot: string,
+): ProgramCommand {
+  return {
+    cmd: deno,
+    args: [
+      "bundle",
+      "--quiet",
+      "--frozen-lockfile",
+      `--config=${root}/deno.json`,
+      "--platform=deno",
+      "--packages=bundle",
+      "--minify",
+      "--keep-names",
+      "--sourcemap=linked",
+      `--output=${outRoot}/${entryOf(program, true)}`,
+      `${root}/${entryOf(program)}`,
     ],
   };
 }

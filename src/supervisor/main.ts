@@ -17,7 +17,13 @@ import {
   stateFiles,
 } from "../runtime/config.ts";
 import { parseLayoutArgs } from "../runtime/layout_args.ts";
-import { type ProgramCommand, programCommand, REPO_ROOT, SERVICE_ENV } from "../runtime/command.ts";
+import {
+  BUNDLED,
+  type ProgramCommand,
+  programCommand,
+  REPO_ROOT,
+  SERVICE_ENV,
+} from "../runtime/command.ts";
 import { ensureDir, holdLock, makeDir } from "../runtime/files.ts";
 import { emitLines, logger, setLogFormat } from "../runtime/log.ts";
 import { binOverrideVar } from "../runtime/permissions.ts";
@@ -87,7 +93,7 @@ function envOrUndefined(name: string): string | undefined {
  * The command of a child: STRATA_<NAME>_BIN if set; else, installed by
  * `deno task install` (--launchers=DIR), the child's launcher in DIR; else,
  * for a compiled supervisor, the binary next to it; else `deno run` of the
- * source.
+ * source, or of the child's bundle when this supervisor runs from its own.
  */
 function childCommand(name: ChildService, layout: Layout, launchers?: string): ProgramCommand {
   const override = envOrUndefined(binOverrideVar(name));
@@ -99,7 +105,12 @@ function childCommand(name: ChildService, layout: Layout, launchers?: string): P
       binDir: posix.dirname(Deno.execPath()),
     });
   }
-  return programCommand(name, layout, { kind: "dev", deno: Deno.execPath(), root: REPO_ROOT });
+  return programCommand(name, layout, {
+    kind: "dev",
+    deno: Deno.execPath(),
+    root: REPO_ROOT,
+    bundled: BUNDLED,
+  });
 }
 
 /** The children's lines waiting to be passed on to stderr. */

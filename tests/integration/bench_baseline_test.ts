@@ -1,14 +1,18 @@
 /**
  * `deno task bench --baseline REF` with a ref that names nothing: it fails
- * at once, says why, and leaves no extracted copy in /tmp. And a baseline
+ * at once, says why, and leaves no extracted copy (nor this checkout's
+ * bundles) in /tmp. And a baseline
  * that runs does so with a DENO_DIR of its own, removed with it.
  */
 
 import assert from "node:assert/strict";
 import { REPO_ROOT } from "../../src/runtime/command.ts";
 
+/** The bench's temp dirs in /tmp: baselines extracted, and this checkout's services bundled. */
 const baselineDirs = () =>
-  [...Deno.readDirSync("/tmp")].filter((e) => e.name.startsWith("strata-base-")).map((e) => e.name);
+  [...Deno.readDirSync("/tmp")]
+    .filter((e) => e.name.startsWith("strata-base-") || e.name.startsWith("strata-bundle-"))
+    .map((e) => e.name);
 
 /** `deno run` of scripts/bench.ts with `deno task bench`'s grants, then `options`. */
 const benchArgs = (...options: string[]) => [

@@ -117,14 +117,18 @@ Deno.test({
         const list = JSON.parse(r.stdout || "{}").services as { state: string }[] | undefined;
         return list?.length === 3 && list.every((s) => s.state === "Healthy");
       }, 30_000);
-      // Each child runs through its launcher: the installed program.
+      // Each child runs through its launcher: the installed program, bundled (cluster mode's
+      // etcd sources inside its one file).
       const ps = await new Deno.Command("ps", {
         args: ["-o", "args=", "--ppid", String(supervisor.pid)],
       }).output();
       const children = decoder.decode(ps.stdout).trim().split("\n");
       assert.equal(children.length, 3, children.join("\n"));
       for (const c of children) {
-        assert.match(c, new RegExp(`${prefix}/lib/strata/app/src/`));
+        assert.match(
+          c,
+          new RegExp(`${prefix}/lib/strata/app/dist/(registry|identity|fs)/main\\.js `),
+        );
       }
 
       b = await startNode({ temp: tempB });

@@ -2,8 +2,8 @@
  * The installed form end to end, outside systemd: `deno task install` into a
  * temp prefix for a temp layout, the launchers carrying exactly each
  * program's flags, the supervisor starting its children through their
- * launchers (its run grant is those three files, not deno), and strata-ctl
- * talking to them. (tests/deploy/systemd_boot_test.ts runs the same install
+ * launchers (its run grant is those three files, not deno), each service
+ * running from the bundle install built, and strata-ctl talking to them. (tests/deploy/systemd_boot_test.ts runs the same install
  * under a real systemd.)
  */
 
@@ -47,7 +47,7 @@ Deno.test("deno task install: launchers with exactly each program's flags, run f
         permissionFlags(program, temp.layout, { run, downloads }),
         program,
       );
-      assert(words.includes(`--v8-flags=${serviceV8Flags(program)}`), program);
+      assert(words.includes(`--v8-flags=${serviceV8Flags(program, true)}`), program);
       assert(!words.some((w) => /^(-A|--allow-all)$/.test(w)), program);
     }
     // Each program says its version (what the install runs each with, to fill V8's code cache).
@@ -93,7 +93,20 @@ Deno.test("deno task install: launchers with exactly each program's flags, run f
         .output();
       const children = decoder.decode(ps.stdout).trim().split("\n");
       assert.equal(children.length, 3, children.join("\n"));
-      for (const c of children) assert.match(c, new RegExp(`${prefix}/lib/strata/app/src/`));
+      // from its bundle, which install built beside the modules (scripts/bundle.ts)
+      for (const c of children) {
+        assert.match(
+          c,
+          new RegExp(`${prefix}/lib/strata/app/dist/(registry|identity|fs)/main\\.js `),
+        );
+        assert.match(c, / --no-config /);
+      }
+      const own = await new Deno.Command("ps", { args: ["-o", "args=", "-p", String(child.pid)] })
+        .output();
+      assert.match(
+        decoder.decode(own.stdout),
+        new RegExp(`${prefix}/lib/strata/app/dist/supervisor/main\\.js `),
+      );
     } finally {
       child.kill("SIGTERM");
       assert.equal((await child.status).code, 0);
@@ -111,7 +124,7 @@ Deno.test("deno task install --deps: only the packages deno.lock pins come from 
   const temp = await tempLayout();
   const prefix = `${temp.root}/opt`;
   const deps = `${temp.root}/deps`;
-  const install = (from: string) =>
+  const install = (from: string, env: Record<string, string> = {}) =>
     new Deno.Command(Deno.execPath(), {
       args: [
         "task",
@@ -122,7 +135,7 @@ Deno.test("deno task install --deps: only the packages deno.lock pins come from 
         ...layoutArgs(temp.layout),
       ],
       cwd: REPO_ROOT,
-      env: { NO_COLOR: "1" },
+      env: { NO_COLOR: "1", ...env },
     }).output();
   try {
     // given a developer's DENO_DIR: the locked packages in its npm cache, beside the transpiled
@@ -179,6 +192,25 @@ Deno.test("deno task install --deps: only the packages deno.lock pins come from 
     const v = await new Deno.Command(`${prefix}/bin/${LAUNCHER_NAMES.fs}`, { args: ["--version"] })
       .output();
     assert.equal(decoder.decode(v.stdout), `fs ${VERSION}\n`, decoder.decode(v.stderr));
+
+    // and offline (as in a Nix build), with no esbuild in that DENO_DIR to bundle with, the
+    // services run from their modules instead, and say so
+    await Deno.remove(`${deps}/dl`, { recursive: true }).catch(() => {});
+    const offline = await install(deps, {
+      HTTPS_PROXY: "http://127.0.0.1:9",
+      HTTP_PROXY: "http://127.0.0.1:9",
+    });
+    assert(offline.success, decoder.decode(offline.stdout) + decoder.decode(offline.stderr));
+    assert.match(decoder.decode(offline.stderr), /note: the services will run from their modules/);
+    const fsWords = execWords(await Deno.readTextFile(`${prefix}/bin/${LAUNCHER_NAMES.fs}`));
+    assert(fsWords.includes(`${prefix}/lib/strata/app/src/fs/main.ts`), fsWords.join(" "));
+    assert(fsWords.includes(`--v8-flags=${serviceV8Flags("fs")}`), fsWords.join(" "));
+    const sup = execWords(await Deno.readTextFile(`${prefix}/bin/${LAUNCHER_NAMES.supervisor}`));
+    assert(sup.includes(`--v8-flags=${serviceV8Flags("supervisor")}`), sup.join(" "));
+    const again = await new Deno.Command(`${prefix}/bin/${LAUNCHER_NAMES.fs}`, {
+      args: ["--version"],
+    }).output();
+    assert.equal(decoder.decode(again.stdout), `fs ${VERSION}\n`, decoder.decode(again.stderr));
 
     // and a DENO_DIR without one of the locked packages is refused by name
     const [name, version] = locked[0];

@@ -6,6 +6,9 @@
 import assert from "node:assert/strict";
 import {
   BINARY_NAMES,
+  BUNDLE_RUN_FLAGS,
+  bundleCommand,
+  BUNDLED,
   entryOf,
   programCommand,
   QUIET_SERVICE_V8_FLAGS,
@@ -60,11 +63,69 @@ Deno.test("programCommand (dev): no program gets a permission flag that is not i
   }
 });
 
+Deno.test("programCommand (dev, bundled): a service runs its bundle without config, strata-ctl its modules", () => {
+  // given the development mode over a folder of bundles
+  const mode = { ...DEV, bundled: true };
+  for (const program of PROGRAMS) {
+    const { args } = programCommand(program, LAYOUT, mode);
+    if (program === "ctl") {
+      // then strata-ctl, which is not bundled, runs from its modules with the config
+      assert.ok(args.includes("/repo/src/ctl/main.ts"));
+      assert.ok(args.includes("--config=/repo/deno.json"));
+      continue;
+    }
+    // then each service runs dist/<program>/main.js, with no config to read
+    const entry = args.indexOf(`/repo/dist/${program}/main.js`);
+    assert.ok(entry > 0, program);
+    assert.deepEqual(args.slice(3, 3 + BUNDLE_RUN_FLAGS.length), [...BUNDLE_RUN_FLAGS]);
+    assert.ok(!args.some((a) => a.startsWith("--config")), program);
+    // with the same permission flags as from its modules, and its bundled V8 flags
+    const modules = programCommand(program, LAYOUT, DEV).args;
+    const flagsOf = (a: string[]) => a.filter((x) => /^--(allow|deny)-/.test(x));
+    assert.deepEqual(flagsOf(args), flagsOf(modules), program);
+    assert.ok(args.includes(`--v8-flags=${serviceV8Flags(program, true)}`), program);
+    assert.deepEqual(args.slice(entry + 1), layoutArgs(LAYOUT));
+  }
+});
+
+Deno.test("bundleCommand: one minified file with its npm packages inside, from the locked packages", () => {
+  // given fs of the checkout at /repo bundled into /out
+  const { cmd, args } = bundleCommand("/usr/bin/deno", "fs", "/repo", "/out");
+  // then deno bundle writes /out/dist/fs/main.js, the file a bundled launch runs
+  assert.equal(cmd, "/usr/bin/deno");
+  assert.equal(args[0], "bundle");
+  assert.ok(args.includes(`--output=/out/${entryOf("fs", true)}`));
+  assert.equal(args.at(-1), "/repo/src/fs/main.ts");
+  for (
+    const flag of [
+      "--config=/repo/deno.json",
+      "--frozen-lockfile",
+      "--packages=bundle",
+      "--minify",
+      "--keep-names",
+      "--sourcemap=linked",
+    ]
+  ) assert.ok(args.includes(flag), flag);
+});
+
+Deno.test("BUNDLED: this module, run from its source, knows it is not bundled", () => {
+  assert.equal(BUNDLED, false);
+  assert.equal(entryOf("fs"), "src/fs/main.ts");
+  assert.equal(entryOf("fs", true), "dist/fs/main.js");
+  assert.equal(entryOf("ctl", true), "src/ctl/main.ts");
+});
+
 Deno.test("serviceV8Flags: supervisor and registry run light, identity and fs keep their young generation", () => {
   assert.equal(serviceV8Flags("supervisor"), QUIET_SERVICE_V8_FLAGS);
   assert.equal(serviceV8Flags("registry"), QUIET_SERVICE_V8_FLAGS);
   assert.equal(serviceV8Flags("fs"), SERVICE_V8_FLAGS);
   assert.equal(serviceV8Flags("identity"), SERVICE_V8_FLAGS);
+  // bundled (no code cache to share), supervisor and registry also run in V8's lite mode
+  assert.equal(serviceV8Flags("supervisor", true), `--lite-mode,${QUIET_SERVICE_V8_FLAGS}`);
+  assert.equal(serviceV8Flags("registry", true), `--lite-mode,${QUIET_SERVICE_V8_FLAGS}`);
+  assert.equal(serviceV8Flags("fs", true), SERVICE_V8_FLAGS);
+  assert.equal(serviceV8Flags("identity", true), SERVICE_V8_FLAGS);
+  assert.ok(!QUIET_SERVICE_V8_FLAGS.includes("lite"));
   // identity and fs compile on their main thread, where the compiler's memory is reused
   assert.ok(SERVICE_V8_FLAGS.split(",").includes("--no-concurrent-recompilation"));
   assert.ok(!QUIET_SERVICE_V8_FLAGS.split(",").includes("--no-concurrent-recompilation"));
