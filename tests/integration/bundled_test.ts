@@ -29,7 +29,8 @@ Deno.test("bundled services: the supervisor starts its children from their bundl
       // its npm packages inside: what it still imports is Deno's own node: modules
       const imports = [...text.matchAll(/(?:from|import)\s*\(?\s*"([^"]+)"/g)].map((m) => m[1]);
       assert.deepEqual(imports.filter((s) => !s.startsWith("node:")), [], program);
-      // and its source map beside it, for stack traces in the program's own files
+      // and its source map beside it, unnamed by the bundle (Deno would load a named one at start)
+      assert.ok(!text.includes("sourceMappingURL"), program);
       const mapFile = `${dir}/dist/${program}/main.js.map`;
       const map = JSON.parse(await Deno.readTextFile(mapFile)) as { sources: string[] };
       const sources = map.sources.map((s) => new URL(s, `file://${mapFile}`).pathname);

@@ -103,7 +103,7 @@ Deno.test("bundleCommand: one minified file with its npm packages inside, from t
       "--packages=bundle",
       "--minify",
       "--keep-names",
-      "--sourcemap=linked",
+      "--sourcemap=external",
     ]
   ) assert.ok(args.includes(flag), flag);
 });
