@@ -26,7 +26,7 @@ export async function bundleServices(
   outRoot: string,
   env?: Record<string, string>,
 ): Promise<void> {
-  await Promise.all(BUNDLED_PROGRAMS.map(async (program) => {
+  const bundle = async (program: typeof BUNDLED_PROGRAMS[number]) => {
     const { cmd, args } = bundleCommand(deno, program, root, outRoot);
     const out = await new Deno.Command(cmd, { args, env, stdout: "null", stderr: "piped" })
       .output();
@@ -35,5 +35,11 @@ export async function bundleServices(
         `deno bundle of ${program} failed: ${new TextDecoder().decode(out.stderr).trim()}`,
       );
     }
-  }));
+  };
+  // The first alone: a `deno bundle` that finds no esbuild in the DENO_DIR fetches it, and
+  // several fetching at once race to copy it into place ("failed to copy esbuild binary ...
+  // No such file or directory" in two of three tries with a fresh DENO_DIR).
+  const [first, ...rest] = BUNDLED_PROGRAMS;
+  await bundle(first);
+  await Promise.all(rest.map(bundle));
 }

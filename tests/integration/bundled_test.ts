@@ -80,3 +80,27 @@ Deno.test("bundled services: the supervisor starts its children from their bundl
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("bundleServices: a DENO_DIR without esbuild fetches it once and bundles every service", async () => {
+  // given a DENO_DIR that has the locked npm packages (the user's, linked) but no esbuild, as on
+  // a machine that never ran `deno bundle`
+  const info = JSON.parse(decoder.decode(
+    (await new Deno.Command(Deno.execPath(), { args: ["info", "--json"] }).output()).stdout,
+  )) as { npmCache: string };
+  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "strata-bundle-" });
+  try {
+    await Deno.mkdir(`${dir}/deno`);
+    await Deno.symlink(info.npmCache, `${dir}/deno/npm`);
+    // when every service is bundled with it
+    await bundleServices(Deno.execPath(), REPO_ROOT, `${dir}/out`, { DENO_DIR: `${dir}/deno` });
+    // then each bundle is there: the first `deno bundle` fetched esbuild before the others ran
+    // (four at once raced to copy it into place, and most failed)
+    for (const program of BUNDLED_PROGRAMS) {
+      assert.ok((await Deno.stat(`${dir}/out/dist/${program}/main.js`)).size > 10_000, program);
+    }
+    const dl = [...Deno.readDirSync(`${dir}/deno/dl`)].map((e) => e.name);
+    assert.equal(dl.filter((n) => n.startsWith("esbuild-")).length, 1, dl.join(" "));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
