@@ -374,6 +374,26 @@ Deno.test({
         return `node ${s.node_id}, version ${s.version}`;
       });
 
+      await check("the supervisor and each service run the bundle the install built", async () => {
+        const args = (pid: number) => box.must(`tr '\\0' ' ' < /proc/${pid}/cmdline`);
+        const main = await mainPid(box);
+        const sup = await args(main);
+        assert(sup.includes(`${PREFIX}/lib/strata/app/dist/supervisor/main.js `), sup);
+        const pids = [main];
+        for (const [name, s] of Object.entries(await servicePids(box))) {
+          const cmd = await args(s.pid);
+          assert(cmd.includes(`${PREFIX}/lib/strata/app/dist/${name}/main.js `), cmd);
+          assert(cmd.includes(" --no-config "), cmd);
+          pids.push(s.pid);
+        }
+        // What the four hold under systemd, reported with the check (no target here: the bench's)
+        let kb = 0;
+        for (const pid of pids) {
+          kb += Number(/^Pss:\s+(\d+)/m.exec(await box.must(`cat /proc/${pid}/smaps_rollup`))![1]);
+        }
+        return `PSS of the four ${(kb / 1024).toFixed(1)} MB`;
+      });
+
       await check("token issue, then strata-ctl fs cat returns the file", async () => {
         const token = (await box.must(
           `cd / && runuser -u strata -- ${CTL} token issue --service fs --actions list,open,read --path-prefix /srv/strata --ttl 5m -q`,
