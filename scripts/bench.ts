@@ -685,6 +685,18 @@ function orderOf(i: number): Subject[] {
 }
 
 const START = { name: "start → all Healthy", unit: "ms", higherIsBetter: false };
+/** The memory of a subject's node with no other node running (see the pass at the end of the run). */
+const PSS_ALONE_STARTED = {
+  name: "PSS of all four processes just started, the node alone",
+  unit: "MB",
+  higherIsBetter: false,
+};
+const PSS_ALONE = {
+  name: "PSS of all four processes after one pass of every rate, the node alone",
+  unit: "MB",
+  higherIsBetter: false,
+};
+const memoryAlone: Record<string, unknown>[] = [];
 const PSS_STARTED = {
   name: "PSS of all four processes just started",
   unit: "MB",
@@ -776,6 +788,34 @@ try {
       if (s.floor) continue;
       const { value } = await KILL_FS.measure(nodes.get(s)!);
       record(KILL_FS, s, value);
+    }
+  }
+  // Memory of each subject's node alone: every other node stopped, so that the Deno executable's
+  // pages are shared only with the bench's own process (a page n processes map counts 1/n in each
+  // one's PSS: beside the other subjects' nodes, ours held 86.2-89.3 MB after the load and alone
+  // 111, 2026-12-05). One node at a time, just started and after one pass of every rate.
+  if (wanted(PSS_ALONE_STARTED.name) || wanted(PSS_ALONE.name)) {
+    for (const n of nodes.values()) await stopSubject(n);
+    nodes.clear();
+    for (const s of subjects) {
+      const node = s.floor ? await startFloor(s) : (await startSubject(s)).node;
+      nodes.set(s, node);
+      try {
+        await fillExport(node);
+        await new Promise((r) => setTimeout(r, 2.5 * IDLE_TICK_MS));
+        const started = await memoryOf(node);
+        memoryAlone.push({ subject: s.name, when: "just started", ...started });
+        record(PSS_ALONE_STARTED, s, Object.values(started).reduce((a, x) => a + x.pss, 0));
+        for (const f of RATES) await f.measure(node);
+        await new Promise((r) => setTimeout(r, 2.5 * IDLE_TICK_MS));
+        const after = await memoryOf(node);
+        memoryAlone.push({ subject: s.name, when: "after the load", ...after });
+        record(PSS_ALONE, s, Object.values(after).reduce((a, x) => a + x.pss, 0));
+        console.error(`${s.name}: alone, PSS of the four after one pass of every rate`);
+      } finally {
+        nodes.delete(s);
+        await stopSubject(node);
+      }
     }
   }
 } finally {
@@ -985,6 +1025,17 @@ for (const [when, list] of [["just started", memoryStarted], ["after the load", 
     }
   }
 }
+if (memoryAlone.length > 0) {
+  console.log(`\nmemory of each node alone (MB): resident / proportional / private`);
+  for (const m of memoryAlone) {
+    console.log(`  ${m.subject}, ${m.when}`);
+    for (const [name, v] of Object.entries(m)) {
+      if (name === "subject" || name === "when") continue;
+      const x = v as ReturnType<typeof memoryMb>;
+      console.log(`    ${name.padEnd(10)} ${x.rss} / ${x.pss} / ${x.private}`);
+    }
+  }
+}
 const results = {
   machine: {
     deno: Deno.version.deno,
@@ -999,6 +1050,7 @@ const results = {
   rows,
   memory_mb: memory,
   memory_started_mb: memoryStarted,
+  memory_alone_mb: memoryAlone,
 };
 await Deno.mkdir("bench", { recursive: true });
 await Deno.writeTextFile(values.out, JSON.stringify(results, null, 2) + "\n");
