@@ -806,12 +806,14 @@ try {
         const started = await memoryOf(node);
         memoryAlone.push({ subject: s.name, when: "just started", ...started });
         record(PSS_ALONE_STARTED, s, Object.values(started).reduce((a, x) => a + x.pss, 0));
-        for (const f of RATES) await f.measure(node);
-        await new Promise((r) => setTimeout(r, 2.5 * IDLE_TICK_MS));
-        const after = await memoryOf(node);
-        memoryAlone.push({ subject: s.name, when: "after the load", ...after });
-        record(PSS_ALONE, s, Object.values(after).reduce((a, x) => a + x.pss, 0));
-        console.error(`${s.name}: alone, PSS of the four after one pass of every rate`);
+        if (wanted(PSS_ALONE.name)) {
+          for (const f of RATES) await f.measure(node);
+          await new Promise((r) => setTimeout(r, 2.5 * IDLE_TICK_MS));
+          const after = await memoryOf(node);
+          memoryAlone.push({ subject: s.name, when: "after the load", ...after });
+          record(PSS_ALONE, s, Object.values(after).reduce((a, x) => a + x.pss, 0));
+          console.error(`${s.name}: alone, PSS of the four after one pass of every rate`);
+        }
       } finally {
         nodes.delete(s);
         await stopSubject(node);
