@@ -685,23 +685,15 @@ function orderOf(i: number): Subject[] {
 }
 
 const START = { name: "start → all Healthy", unit: "ms", higherIsBetter: false };
+/** A memory figure: MB, lower is better. */
+const memoryFigure = (name: string) => ({ name, unit: "MB", higherIsBetter: false });
 /** The memory of a subject's node with no other node running (see the pass at the end of the run). */
-const PSS_ALONE_STARTED = {
-  name: "PSS of all four processes just started, the node alone",
-  unit: "MB",
-  higherIsBetter: false,
-};
-const PSS_ALONE = {
-  name: "PSS of all four processes after one pass of every rate, the node alone",
-  unit: "MB",
-  higherIsBetter: false,
-};
+const PSS_ALONE_STARTED = memoryFigure("PSS of all four processes just started, the node alone");
+const PSS_ALONE = memoryFigure(
+  "PSS of all four processes after one pass of every rate, the node alone",
+);
 const memoryAlone: Record<string, unknown>[] = [];
-const PSS_STARTED = {
-  name: "PSS of all four processes just started",
-  unit: "MB",
-  higherIsBetter: false,
-};
+const PSS_STARTED = memoryFigure("PSS of all four processes just started");
 const nodes = new Map<Subject, RunningNode>();
 const memory: Record<string, unknown>[] = [];
 const memoryStarted: Record<string, unknown>[] = [];
@@ -768,19 +760,11 @@ try {
     wanted("RSS of all four processes after the load");
   for (const [s, m] of memoryWanted ? await quietMemory(memory) : []) {
     const total = Object.values(m).reduce((a, x) => a + x.pss, 0);
-    const PSS = {
-      name: "PSS of all four processes after the load",
-      unit: "MB",
-      higherIsBetter: false,
-    };
+    const PSS = memoryFigure("PSS of all four processes after the load");
     // The floor's too: its programs hold what any must (see scripts/bench_floor.ts).
     record(PSS, s, total);
     if (s.floor) continue;
-    const RSS = {
-      name: "RSS of all four processes after the load",
-      unit: "MB",
-      higherIsBetter: false,
-    };
+    const RSS = memoryFigure("RSS of all four processes after the load");
     record(RSS, s, Object.values(m).reduce((a, x) => a + x.rss, 0));
   }
   for (let i = 0; i < (wanted(KILL_FS.name) ? ROUNDS : 0); i++) {
