@@ -211,7 +211,7 @@ await overPrograms(
   "type check or fetch",
 );
 // The services as bundles, which their launchers run: less memory and a
-// quicker start (docs/performance.md, "The services bundled"). `deno bundle` takes
+// quicker start (docs/performance.md, "How it gets there"). `deno bundle` takes
 // the packages and its esbuild from the installer's DENO_DIR (or --deps), or
 // fetches them; where it cannot (no network, no esbuild cached), the
 // services run from their modules, as before.
@@ -223,6 +223,8 @@ try {
   });
 } catch (err) {
   bundled = false;
+  // No half of the bundles left beside the modules the launchers then run.
+  await Deno.remove(`${app}/dist`, { recursive: true }).catch(() => {});
   console.error(`note: the services will run from their modules: ${(err as Error).message}`);
 }
 // Each module transpiled to JavaScript ahead of time (`deno install --entrypoint`,

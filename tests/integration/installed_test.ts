@@ -202,6 +202,7 @@ Deno.test("deno task install --deps: only the packages deno.lock pins come from 
     });
     assert(offline.success, decoder.decode(offline.stdout) + decoder.decode(offline.stderr));
     assert.match(decoder.decode(offline.stderr), /note: the services will run from their modules/);
+    assert.throws(() => Deno.statSync(`${prefix}/lib/strata/app/dist`), Deno.errors.NotFound);
     const fsWords = execWords(await Deno.readTextFile(`${prefix}/bin/${LAUNCHER_NAMES.fs}`));
     assert(fsWords.includes(`${prefix}/lib/strata/app/src/fs/main.ts`), fsWords.join(" "));
     assert(fsWords.includes(`--v8-flags=${serviceV8Flags("fs")}`), fsWords.join(" "));
