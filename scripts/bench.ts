@@ -999,24 +999,17 @@ for (const r of rows) {
     );
   }
 }
-for (const [when, list] of [["just started", memoryStarted], ["after the load", memory]] as const) {
+const memoryLists = [
+  ["memory just started", memoryStarted],
+  ["memory after the load", memory],
+  ["memory of each node alone", memoryAlone],
+] as const;
+for (const [title, list] of memoryLists) {
   if (list.length === 0) continue;
-  console.log(`\nmemory ${when} (MB): resident / proportional / private`);
-  for (const m of list) {
-    console.log(`  ${m.subject}`);
-    for (const [name, v] of Object.entries(m)) {
-      if (name === "subject") continue;
-      const x = v as ReturnType<typeof memoryMb>;
-      console.log(`    ${name.padEnd(10)} ${x.rss} / ${x.pss} / ${x.private}`);
-    }
-  }
-}
-if (memoryAlone.length > 0) {
-  console.log(`\nmemory of each node alone (MB): resident / proportional / private`);
-  for (const m of memoryAlone) {
-    console.log(`  ${m.subject}, ${m.when}`);
-    for (const [name, v] of Object.entries(m)) {
-      if (name === "subject" || name === "when") continue;
+  console.log(`\n${title} (MB): resident / proportional / private`);
+  for (const { subject, when, ...processes } of list) {
+    console.log(`  ${subject}${when ? `, ${when}` : ""}`);
+    for (const [name, v] of Object.entries(processes)) {
       const x = v as ReturnType<typeof memoryMb>;
       console.log(`    ${name.padEnd(10)} ${x.rss} / ${x.pss} / ${x.private}`);
     }
