@@ -45,7 +45,7 @@
 import { parseArgs } from "node:util";
 import { Client } from "../src/server/client.ts";
 import type { Response } from "../src/wire/envelope.ts";
-import { alive, memoryMb, waitFor } from "../tests/helpers.ts";
+import { alive, type MemoryMb, memoryMb, waitFor } from "../tests/helpers.ts";
 import { haveEtcd } from "../tests/etcd.ts";
 import { layoutArgs } from "../src/runtime/config.ts";
 import { clusterFigures } from "./bench_cluster.ts";
@@ -613,7 +613,7 @@ async function memoryOf(n: RunningNode) {
   if (n.children) {
     return Object.fromEntries(FLOOR_PROGRAMS.map((p, i) => [p, memoryMb(n.children![i].pid)]));
   }
-  const out: Record<string, ReturnType<typeof memoryMb>> = {
+  const out: Record<string, MemoryMb> = {
     supervisor: memoryMb(n.process.pid),
   };
   for (const s of await services(n)) out[s.name] = memoryMb(s.pid);
@@ -777,30 +777,35 @@ try {
   // Memory of each subject's node alone: every other node stopped, so that the Deno executable's
   // pages are shared only with the bench's own process (a page n processes map counts 1/n in each
   // one's PSS: beside the other subjects' nodes, ours held 86.2-89.3 MB after the load and alone
-  // 111, 2026-12-05). One node at a time, just started and after one pass of every rate.
+  // 111, 2026-12-05). One node at a time, just started and after one pass of every rate, a fresh
+  // node of each subject in every round, interleaved as the rates are: a single pass varied by
+  // 11 MB (the floor alone 87.4, 91.0 and 98.5 MB after the pass in three runs, 2026-12-05).
   if (wanted(PSS_ALONE_STARTED.name) || wanted(PSS_ALONE.name)) {
     for (const n of nodes.values()) await stopSubject(n);
     nodes.clear();
-    for (const s of subjects) {
-      const node = s.floor ? await startFloor(s) : (await startSubject(s)).node;
-      nodes.set(s, node);
-      try {
-        await fillExport(node);
-        await new Promise((r) => setTimeout(r, 2.5 * IDLE_TICK_MS));
-        const started = await memoryOf(node);
-        memoryAlone.push({ subject: s.name, when: "just started", ...started });
-        record(PSS_ALONE_STARTED, s, Object.values(started).reduce((a, x) => a + x.pss, 0));
-        if (wanted(PSS_ALONE.name)) {
-          for (const f of RATES) await f.measure(node);
+    for (let i = 0; i < ROUNDS; i++) {
+      for (const s of orderOf(i)) {
+        const node = s.floor ? await startFloor(s) : (await startSubject(s)).node;
+        nodes.set(s, node);
+        const round = i + 1;
+        try {
+          await fillExport(node);
           await new Promise((r) => setTimeout(r, 2.5 * IDLE_TICK_MS));
-          const after = await memoryOf(node);
-          memoryAlone.push({ subject: s.name, when: "after the load", ...after });
-          record(PSS_ALONE, s, Object.values(after).reduce((a, x) => a + x.pss, 0));
-          console.error(`${s.name}: alone, PSS of the four after one pass of every rate`);
+          const started = await memoryOf(node);
+          memoryAlone.push({ subject: s.name, when: "just started", round, ...started });
+          record(PSS_ALONE_STARTED, s, Object.values(started).reduce((a, x) => a + x.pss, 0));
+          if (wanted(PSS_ALONE.name)) {
+            for (const f of RATES) await f.measure(node);
+            await new Promise((r) => setTimeout(r, 2.5 * IDLE_TICK_MS));
+            const after = await memoryOf(node);
+            memoryAlone.push({ subject: s.name, when: "after the load", round, ...after });
+            record(PSS_ALONE, s, Object.values(after).reduce((a, x) => a + x.pss, 0));
+            console.error(`${s.name}: alone, PSS of the four after one pass of every rate`);
+          }
+        } finally {
+          nodes.delete(s);
+          await stopSubject(node);
         }
-      } finally {
-        nodes.delete(s);
-        await stopSubject(node);
       }
     }
   }
@@ -1004,13 +1009,32 @@ const memoryLists = [
   ["memory after the load", memory],
   ["memory of each node alone", memoryAlone],
 ] as const;
+/**
+ * Of a memory list, each subject's entry at each moment, of the round whose
+ * total PSS is the median (the lower middle of an even count); every round
+ * stays in results.json.
+ */
+function medianRounds(list: readonly Record<string, unknown>[]): Record<string, unknown>[] {
+  const total = (e: Record<string, unknown>) =>
+    Object.values(e).reduce<number>(
+      (a, x) => a + (typeof x === "object" && x !== null ? (x as MemoryMb).pss : 0),
+      0,
+    );
+  const groups = Map.groupBy(list, (e) => `${e.subject}\n${e.when ?? ""}`);
+  return [...groups.values()].map((g) =>
+    g.toSorted((a, b) => total(a) - total(b))[(g.length - 1) >> 1]
+  );
+}
 for (const [title, list] of memoryLists) {
   if (list.length === 0) continue;
   console.log(`\n${title} (MB): resident / proportional / private`);
-  for (const { subject, when, ...processes } of list) {
-    console.log(`  ${subject}${when ? `, ${when}` : ""}`);
+  for (const { subject, when, round, ...processes } of medianRounds(list)) {
+    const rounds = list.filter((e) => e.subject === subject && e.when === when).length;
+    const middle = rounds % 2 === 1 ? "the median" : "the lower of the middle two";
+    const of = round === undefined ? "" : `, round ${round} of ${rounds}, ${middle}`;
+    console.log(`  ${subject}${when ? `, ${when}` : ""}${of}`);
     for (const [name, v] of Object.entries(processes)) {
-      const x = v as ReturnType<typeof memoryMb>;
+      const x = v as MemoryMb;
       console.log(`    ${name.padEnd(10)} ${x.rss} / ${x.pss} / ${x.private}`);
     }
   }
