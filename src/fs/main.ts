@@ -13,7 +13,15 @@ import { parseLayoutArgs } from "../runtime/layout_args.ts";
 import { logger } from "../runtime/log.ts";
 import { runMain, runService, SUPERVISED_OPTIONS } from "../node/service.ts";
 import { HandleTable } from "./handles.ts";
-import { checkRoots, type FsDeps, fsMethods, overlapWarning, privateDirs } from "./service.ts";
+import {
+  checkRoots,
+  type FsDeps,
+  fsMethods,
+  overlapWarning,
+  privateDirs,
+  READ_BUFFERS,
+} from "./service.ts";
+import { FramePool } from "../wire/frame.ts";
 
 /** How often expired and idle handles are closed. */
 const SWEEP_MS = 10_000;
@@ -46,7 +54,10 @@ await runMain("fs", async () => {
     supervised: options.supervised === true,
     held: options.held === true,
     audit,
-    methods: () => fsMethods(deps),
+    methods: (_trust, _audit, released) => {
+      deps.reads = new FramePool(READ_BUFFERS, { onRelease: released });
+      return fsMethods(deps);
+    },
     onStop: () => {
       clearInterval(sweep);
       handles.closeAll();

@@ -9,7 +9,7 @@
 import { isUtf8 } from "node:buffer";
 import { readSync } from "node:fs";
 import { invalidArgument } from "../wire/errors.ts";
-import { MAX_FRAME } from "../wire/frame.ts";
+import { FramePool, MAX_FRAME } from "../wire/frame.ts";
 import { type Method, RawJson } from "../server/server.ts";
 import { bindMethods } from "../server/bind.ts";
 import { FS_METHODS, MAX_READ } from "../api/fs.ts";
@@ -33,12 +33,17 @@ const ENVELOPE_ROOM = 1024;
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
- * One buffer for every read. Reads are synchronous positional reads
- * (pread), and the bytes are encoded before the handler returns, so the
- * buffer is free again by the next request: no per-read allocation. It has
- * one byte more than the largest read: see fs.read's handler.
+ * Reads go into one buffer, taken from a pool of one ({@link FsDeps.reads}).
+ * Reads are synchronous positional reads (pread), and the bytes are encoded
+ * before the handler returns, so the buffer is free again by the next
+ * request: no per-read allocation. It is a large frame's buffer (1 MiB and a
+ * few bytes, more than the largest read and the byte past it: see fs.read's
+ * handler), which malloc maps on its own (src/runtime/command.ts,
+ * SERVICE_ENV), and the pool lets it go a second after the last read: what
+ * a burst of large reads touched goes back whole instead of staying with fs
+ * for its life.
  */
-const scratch = new Uint8Array(MAX_READ + 1);
+export const READ_BUFFERS = 1;
 
 /**
  * Encodes a read result once, as parts the server writes straight into the
@@ -74,6 +79,11 @@ export interface FsDeps {
   private?: readonly string[];
   handles: HandleTable;
   audit: Audit;
+  /**
+   * Where reads are made (see READ_BUFFERS); by default a pool of its own,
+   * whose buffer goes at the next collection after it is let go.
+   */
+  reads?: FramePool;
 }
 
 function confinement(d: FsDeps, cap: Capability): Confinement {
@@ -87,6 +97,7 @@ function confinement(d: FsDeps, cap: Capability): Confinement {
 
 /** The methods fs serves (declared in src/api/fs.ts). */
 export function fsMethods(d: FsDeps): Method<Capability>[] {
+  const reads = d.reads ?? new FramePool(READ_BUFFERS);
   return bindMethods<Capability>(FS_METHODS, {
     "fs.list": {
       // About 100 bytes of JSON per entry, and as much again while it is
@@ -121,11 +132,16 @@ export function fsMethods(d: FsDeps): Method<Capability>[] {
         const h = d.handles.get(p.handle, cap);
         // One byte past the range tells whether the file goes on, without an
         // fstat (node:fs builds a Stats object for it, which cost more than the read).
-        const got = readSync(h.fd, scratch, 0, p.size + 1, p.offset);
-        const eof = got <= p.size;
-        const n = eof ? got : p.size;
-        d.audit.event("fs.read", { cap_id: cap.capId, handle: h.id, offset: p.offset, bytes: n });
-        return readResult(scratch.subarray(0, n), eof);
+        const buffer = reads.take();
+        try {
+          const got = readSync(h.fd, buffer, 0, p.size + 1, p.offset);
+          const eof = got <= p.size;
+          const n = eof ? got : p.size;
+          d.audit.event("fs.read", { cap_id: cap.capId, handle: h.id, offset: p.offset, bytes: n });
+          return readResult(buffer.subarray(0, n), eof);
+        } finally {
+          reads.give(buffer);
+        }
       },
     },
     "fs.roots": { handler: () => ({ roots: d.roots }) },

@@ -53,8 +53,12 @@ export interface ServiceSetup {
    * socket (see {@link awaitRelease}).
    */
   held?: boolean;
-  /** The service's methods, given its trust and audit. */
-  methods(trust: Trust, audit: Audit): Method<Capability>[];
+  /**
+   * The service's methods, given its trust and audit, and `released`, to call
+   * when the service lets buffers go that only a collection frees (the
+   * next quiet tick then collects; see idle_gc.ts).
+   */
+  methods(trust: Trust, audit: Audit, released: () => void): Method<Capability>[];
   /** A ready-made audit log (identity writes events before it listens). */
   audit?: Audit;
   /** A ready-made trust (identity passes one over its own keys). */
@@ -194,7 +198,10 @@ export async function runService(setup: ServiceSetup): Promise<RunningService> {
   // Before the first key is imported: keys made from now on check with WebCrypto.
   if (setup.light) verifyWithWebCrypto();
   const trust = setup.trust ?? await defaultTrust(setup.layout);
-  const methods = setup.methods(trust, audit);
+  // Buffers let go are freed by a collection once the service is quiet (made below).
+  const gc: { collector?: IdleCollector } = {};
+  const released = () => gc.collector?.collectWhenQuiet();
+  const methods = setup.methods(trust, audit, released);
   const catchesUp = setup.catchesUp ?? setup.service !== "identity";
   // Filled in as start-up goes on; a stop before then has less to undo.
   const up: { server?: Server; timer?: ReturnType<typeof setInterval>; stopGc?: () => void } = {};
@@ -221,7 +228,7 @@ export async function runService(setup: ServiceSetup): Promise<RunningService> {
   // Once quiet after the start, what start-up left goes too: 8.3-9.1 MB less anonymous memory for
   // the four services of an idle node (three alternated pairs), the first requests after it
   // within their noise.
-  const collector = new IdleCollector({
+  const collector = gc.collector = new IdleCollector({
     settle: true,
     ...(setup.light ? { cpuMicros: () => 0 } : {}),
   });
@@ -239,7 +246,7 @@ export async function runService(setup: ServiceSetup): Promise<RunningService> {
     limits: setup.limits,
     groupAccess: setup.layout.groupAccess,
     immediate: setup.immediate,
-    onBuffersReleased: () => collector.collectWhenQuiet(),
+    onBuffersReleased: released,
   });
   up.server = server;
   up.timer = setInterval(() => trust.refresh().catch(() => {}), REFRESH_MS);

@@ -5,8 +5,14 @@
 
 import assert from "node:assert/strict";
 import { HandleTable } from "../../src/fs/handles.ts";
-import { checkRoots, fsMethods, MAX_READ, readResult } from "../../src/fs/service.ts";
-import { encodeFrame, encodeJsonFrame, FrameReader, MAX_FRAME } from "../../src/wire/frame.ts";
+import { checkRoots, fsMethods, MAX_READ, READ_BUFFERS, readResult } from "../../src/fs/service.ts";
+import {
+  encodeFrame,
+  encodeJsonFrame,
+  FramePool,
+  FrameReader,
+  MAX_FRAME,
+} from "../../src/wire/frame.ts";
 import { MAX_REQ_ID } from "../../src/wire/envelope.ts";
 import { type Method, type MethodContext, RawJson, Server } from "../../src/server/server.ts";
 import { RateLimiter } from "../../src/policy/rate_limit.ts";
@@ -214,6 +220,50 @@ Deno.test("fs methods: reads larger than 64 KiB, at any offset and in any order,
     } finally {
       fs.handles.closeAll();
       fs.audit.close();
+    }
+  });
+});
+
+Deno.test("fs methods: reads use the pool's one buffer, which goes once reads stop, and come back", async () => {
+  await withTempDir(async (dir) => {
+    // given a 300,000-byte file and fs methods reading through a pool that lets go after 50 ms
+    const bytes = new Uint8Array(300_000);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7) & 0xff;
+    Deno.writeFileSync(`${dir}/big.bin`, bytes);
+    let released = 0;
+    const reads = new FramePool(READ_BUFFERS, { idleMs: 50, onRelease: () => released++ });
+    const handles = new HandleTable();
+    const audit = new Audit({ program: "fs", stderr: false });
+    const methods = new Map(
+      fsMethods({ roots: [dir], handles, audit, reads }).map((m) => [m.name, m]),
+    );
+    const cap = makeCap();
+    const ctx: MethodContext<Capability> = { cap, reqId: "r", connId: 1 };
+    const read = async (handle: string, offset: number) =>
+      parse(
+        await methods.get("fs.read")!.handler({ handle, offset, size: 200_000 }, ctx) as RawJson,
+      );
+    try {
+      const opened = await methods.get("fs.open")!.handler({ path: `${dir}/big.bin` }, ctx);
+      const { handle } = opened as { handle: string };
+      // when two reads are made, then none for a while
+      const a = await read(handle, 0);
+      const b = await read(handle, 200_000);
+      // then they held one buffer between them, kept for the next read
+      assert.equal(reads.held, 1);
+      assert.deepEqual(Uint8Array.fromBase64(a.data_b64), bytes.subarray(0, 200_000));
+      assert.deepEqual(Uint8Array.fromBase64(b.data_b64), bytes.subarray(200_000));
+      // and once reads have stopped, it is let go and the service told, for a collection
+      const until = Date.now() + 5000;
+      while (reads.held > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual([reads.held, released], [0, 1]);
+      // and the next read makes one anew and reads the same bytes
+      const again = await read(handle, 0);
+      assert.deepEqual(Uint8Array.fromBase64(again.data_b64), bytes.subarray(0, 200_000));
+      assert.equal(reads.held, 1);
+    } finally {
+      handles.closeAll();
+      audit.close();
     }
   });
 });
