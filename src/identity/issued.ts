@@ -29,6 +29,7 @@ import {
   writeAllSync,
   writeFileAtomic,
 } from "../runtime/files.ts";
+import { CapIdList, CapIdMap } from "../token/cap_ids.ts";
 
 /**
  * Capabilities the record holds at most; past it, the oldest live ones are
@@ -83,7 +84,7 @@ const SEGMENT_NAME = /^([0-9]{1,15})\.log$/;
 interface Segment {
   seq: number;
   path: string;
-  ids: string[];
+  ids: CapIdList;
   /** Lines before this one are known to belong to records no longer held. */
   scan: number;
 }
@@ -145,7 +146,7 @@ export class IssuedBook {
   /** The last segment's file, open for appending. */
   #file?: Deno.FsFile;
   /** cap_id → expiry (unix seconds) of each record held, in the order issued. */
-  #live = new Map<string, number>();
+  #live = new CapIdMap();
   /**
    * Records added again while held (rare): the sequence number of the segment with their
    * latest line (0 while it is not written), so that their earlier lines count as dead.
@@ -196,7 +197,7 @@ export class IssuedBook {
         found.push({
           seq: Number(m[1]),
           path: `${files.issuedDir}/${entry.name}`,
-          ids: [],
+          ids: new CapIdList(),
           scan: 0,
         });
       }
@@ -260,14 +261,14 @@ export class IssuedBook {
    * file renamed).
    */
   #rewrite(lines: Map<string, string>, seq: number): void {
-    let ids: string[] = [];
+    let ids = new CapIdList();
     let text = "";
     const write = () => {
       const path = `${this.#files.issuedDir}/${seq}.log`;
       this.#writeWhole(path, text);
       this.#segments.push({ seq: seq++, path, ids, scan: 0 });
       this.#lines += ids.length;
-      ids = [];
+      ids = new CapIdList();
       text = "";
     };
     for (const id of this.#live.keys()) {
@@ -324,6 +325,11 @@ export class IssuedBook {
   #holds(seg: Segment, capId: string): boolean {
     if (!this.#live.has(capId)) return false;
     return this.#again.size === 0 || (this.#again.get(capId) ?? seg.seq) === seg.seq;
+  }
+
+  /** #holds for `seg`'s line `i`, without making the id's string when no record was added again. */
+  #holdsAt(seg: Segment, i: number): boolean {
+    return this.#again.size === 0 ? seg.ids.heldIn(this.#live, i) : this.#holds(seg, seg.ids.at(i));
   }
 
   /**
@@ -427,7 +433,12 @@ export class IssuedBook {
     if (seg === undefined || seg.ids.length >= SEGMENT_LINES) {
       this.#closeFile();
       const next = (seg?.seq ?? 0) + 1;
-      seg = { seq: next, path: `${this.#files.issuedDir}/${next}.log`, ids: [], scan: 0 };
+      seg = {
+        seq: next,
+        path: `${this.#files.issuedDir}/${next}.log`,
+        ids: new CapIdList(),
+        scan: 0,
+      };
       this.#segments.push(seg);
     }
     if (this.#file === undefined) {
@@ -491,7 +502,7 @@ export class IssuedBook {
     // Each closed segment's dead lines are skipped once: a long-lived record (a token for a
     // month among ones for a minute) holds its own segment, not every one after it.
     for (const seg of this.#segments.slice(0, -1)) {
-      while (seg.scan < seg.ids.length && !this.#holds(seg, seg.ids[seg.scan])) seg.scan++;
+      while (seg.scan < seg.ids.length && !this.#holdsAt(seg, seg.scan)) seg.scan++;
       if (seg.scan === seg.ids.length) this.#drop(seg);
     }
     if (this.#lines <= 2 * this.#live.size + 1000) return;
@@ -499,7 +510,8 @@ export class IssuedBook {
     let run: Segment[] = [];
     let live = 0;
     for (const seg of this.#segments.slice(0, -1)) {
-      const n = seg.ids.filter((id) => this.#holds(seg, id)).length;
+      let n = 0;
+      for (let i = 0; i < seg.ids.length; i++) if (this.#holdsAt(seg, i)) n++;
       if (n * 2 > seg.ids.length || live + n > SEGMENT_LINES) {
         this.#merge(run);
         run = [];
@@ -547,7 +559,7 @@ export class IssuedBook {
     // The merged segment is accounted for before the others go, so that a failed removal
     // leaves a segment known by what it now holds.
     this.#lines += lines.size - last.ids.length;
-    last.ids = [...lines.keys()];
+    last.ids = CapIdList.of(lines.keys());
     last.scan = 0;
     for (const id of last.ids) if (this.#again.has(id)) this.#again.set(id, last.seq);
     for (const seg of run.slice(0, -1)) this.#drop(seg);

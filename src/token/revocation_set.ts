@@ -128,7 +128,7 @@ const ID_BYTES = new Uint8Array(16);
 const ID_VIEW = new DataView(ID_BYTES.buffer);
 
 /** The id whose four words start at `at` in `words`: the words big-endian, hex-encoded natively. */
-function idOfWords(words: Uint32Array, at: number): string {
+export function idOfWords(words: Uint32Array, at: number): string {
   for (let w = 0; w < 4; w++) ID_VIEW.setUint32(w * 4, words[at + w]);
   return ID_BYTES.toHex();
 }
@@ -234,9 +234,12 @@ export function plainStringEnd(b: Uint8Array, at: number, end: number): number {
 /** The expiry {@link RevocationSet}'s single put goes in with. */
 const ONE_EXP = new Float64Array(1);
 
-/** The four words of `id` read as 32 lowercase hex digits, or false (ids of any other form). */
-const KEY = new Uint32Array(4);
-function readKey(id: string): boolean {
+/**
+ * Reads `id` as 32 lowercase hex digits into `words` at `at`, four
+ * big-endian words (`at` to `at + 3`); false for an id of any other form
+ * (`words` then partly written).
+ */
+export function idWords(id: string, words: Uint32Array, at: number): boolean {
   if (id.length !== 32) return false;
   for (let w = 0; w < 4; w++) {
     let v = 0;
@@ -246,9 +249,15 @@ function readKey(id: string): boolean {
       if (d === 255) return false;
       v = (v << 4) | d;
     }
-    KEY[w] = v;
+    words[at + w] = v;
   }
   return true;
+}
+
+/** The four words of `id` read as 32 lowercase hex digits, or false (ids of any other form). */
+const KEY = new Uint32Array(4);
+function readKey(id: string): boolean {
+  return idWords(id, KEY, 0);
 }
 
 /**
@@ -258,7 +267,7 @@ function readKey(id: string): boolean {
  * that order under the same hash would pile every id into one run (100,000
  * revocations took fs 5 s to load instead of 0.2).
  */
-function slotOf(k0: number, seed: number, shift: number): number {
+export function slotOf(k0: number, seed: number, shift: number): number {
   let h = k0 ^ seed;
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
