@@ -620,6 +620,11 @@ async function memoryOf(n: RunningNode) {
   return out;
 }
 
+/** The total PSS of a node's processes (MB). */
+function pssOf(processes: Record<string, MemoryMb>): number {
+  return Object.values(processes).reduce((a, x) => a + x.pss, 0);
+}
+
 // --- the run ---
 /** This checkout's services bundled into a temp dir, as `deno task install` bundles them. */
 async function bundled(): Promise<string> {
@@ -736,7 +741,7 @@ try {
   // what the load leaves (the floor's programs load next to nothing; see performance.md).
   if (wanted(PSS_STARTED.name)) {
     for (const [s, m] of await quietMemory(memoryStarted)) {
-      record(PSS_STARTED, s, Object.values(m).reduce((a, x) => a + x.pss, 0));
+      record(PSS_STARTED, s, pssOf(m));
     }
   }
   const figures = [...RATES, ctlStatus("direct"), ctlStatus("task")].filter((f) => wanted(f.name));
@@ -759,7 +764,7 @@ try {
   const memoryWanted = wanted("PSS of all four processes after the load") ||
     wanted("RSS of all four processes after the load");
   for (const [s, m] of memoryWanted ? await quietMemory(memory) : []) {
-    const total = Object.values(m).reduce((a, x) => a + x.pss, 0);
+    const total = pssOf(m);
     const PSS = memoryFigure("PSS of all four processes after the load");
     // The floor's too: its programs hold what any must (see scripts/bench_floor.ts).
     record(PSS, s, total);
@@ -793,13 +798,13 @@ try {
           await new Promise((r) => setTimeout(r, 2.5 * IDLE_TICK_MS));
           const started = await memoryOf(node);
           memoryAlone.push({ subject: s.name, when: "just started", round, ...started });
-          record(PSS_ALONE_STARTED, s, Object.values(started).reduce((a, x) => a + x.pss, 0));
+          record(PSS_ALONE_STARTED, s, pssOf(started));
           if (wanted(PSS_ALONE.name)) {
             for (const f of RATES) await f.measure(node);
             await new Promise((r) => setTimeout(r, 2.5 * IDLE_TICK_MS));
             const after = await memoryOf(node);
             memoryAlone.push({ subject: s.name, when: "after the load", round, ...after });
-            record(PSS_ALONE, s, Object.values(after).reduce((a, x) => a + x.pss, 0));
+            record(PSS_ALONE, s, pssOf(after));
             console.error(`${s.name}: alone, PSS of the four after one pass of every rate`);
           }
         } finally {
@@ -1015,11 +1020,9 @@ const memoryLists = [
  * stays in results.json.
  */
 function medianRounds(list: readonly Record<string, unknown>[]): Record<string, unknown>[] {
-  const total = (e: Record<string, unknown>) =>
-    Object.values(e).reduce<number>(
-      (a, x) => a + (typeof x === "object" && x !== null ? (x as MemoryMb).pss : 0),
-      0,
-    );
+  // An entry's processes: its fields but subject, when and round.
+  const total = ({ subject: _s, when: _w, round: _r, ...processes }: Record<string, unknown>) =>
+    pssOf(processes as Record<string, MemoryMb>);
   const groups = Map.groupBy(list, (e) => `${e.subject}\n${e.when ?? ""}`);
   return [...groups.values()].map((g) =>
     g.toSorted((a, b) => total(a) - total(b))[(g.length - 1) >> 1]

@@ -229,7 +229,7 @@ export class CapIdMap {
  */
 export class CapIdList implements Iterable<string> {
   /** Four words an id (its 16 bytes); an ODD id's are zero and its string is in #odd. */
-  words = new Uint32Array(16 * 4);
+  #words = new Uint32Array(16 * 4);
   #length = 0;
   #odd = new Map<number, string>();
 
@@ -247,13 +247,13 @@ export class CapIdList implements Iterable<string> {
 
   /** Adds `id` at the end. */
   push(id: string): void {
-    if ((this.#length + 1) * 4 > this.words.length) {
-      const more = new Uint32Array(this.words.length * 2);
-      more.set(this.words);
-      this.words = more;
+    if ((this.#length + 1) * 4 > this.#words.length) {
+      const more = new Uint32Array(this.#words.length * 2);
+      more.set(this.#words);
+      this.#words = more;
     }
-    if (!idWords(id, this.words, this.#length * 4)) {
-      this.words.fill(0, this.#length * 4, this.#length * 4 + 4);
+    if (!idWords(id, this.#words, this.#length * 4)) {
+      this.#words.fill(0, this.#length * 4, this.#length * 4 + 4);
       this.#odd.set(this.#length, id);
     }
     this.#length++;
@@ -261,18 +261,13 @@ export class CapIdList implements Iterable<string> {
 
   /** The id at `i` (0 to length - 1). */
   at(i: number): string {
-    return this.#odd.get(i) ?? idOfWords(this.words, i * 4);
+    return this.#odd.get(i) ?? idOfWords(this.#words, i * 4);
   }
 
   /** Whether `map` holds the id at `i`, without making its string (for a 32-hex id). */
   heldIn(map: CapIdMap, i: number): boolean {
     const odd = this.#odd.get(i);
-    return odd === undefined ? map.hasWords(this.words, i * 4) : map.has(odd);
-  }
-
-  /** Whether the id at `i` is written as another string than 32 lowercase hex digits. */
-  isOdd(i: number): boolean {
-    return this.#odd.has(i);
+    return odd === undefined ? map.hasWords(this.#words, i * 4) : map.has(odd);
   }
 
   *[Symbol.iterator](): IterableIterator<string> {
